@@ -1,0 +1,416 @@
+//! The schema of `agent.toml`: which factory the agent speaks for, its points, its sources
+//! (Modbus devices, MQTT brokers) and its uplink. A ready example is
+//! `config/examples/agent.toml`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::problems::{Problems, Validate};
+use crate::reading::Kind;
+use crate::site::is_valid_id;
+
+/// The whole `agent.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Who this agent is and where it keeps its files.
+    pub agent: AgentSection,
+    /// The factory's monitoring points this agent reports.
+    pub point: Vec<PointRef>,
+    /// Where readings go.
+    pub uplink: Uplink,
+    /// Modbus devices polled.
+    #[serde(default)]
+    pub modbus: Vec<ModbusDevice>,
+    /// MQTT brokers subscribed to.
+    #[serde(default)]
+    pub mqtt: Vec<MqttSource>,
+}
+
+/// `[agent]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// The factory id, as in the server's site registry.
+    pub factory: String,
+    /// Directory of the agent's own files (the outbox).
+    #[serde(default = "default_agent_data_dir")]
+    pub data_dir: String,
+}
+
+fn default_agent_data_dir() -> String {
+    "/var/lib/eitwatch-agent".to_string()
+}
+
+/// `[[point]]`: a monitoring point and what kind of measurement it makes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointRef {
+    /// Point id, as in the server's site registry.
+    pub id: String,
+    /// Effluent outfall or emission stack.
+    pub kind: Kind,
+}
+
+/// A secret (token, password) that `Debug` never prints.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// `[uplink]`: the eitwatch server (or anything that takes the InfluxDB v2 write API).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uplink {
+    /// Base URL (`http://province-server:8086`); `/api/v2/write` is appended.
+    pub url: String,
+    /// The factory's write token.
+    pub token: Secret,
+    /// InfluxDB organisation.
+    #[serde(default = "default_org")]
+    pub org: String,
+    /// InfluxDB bucket.
+    #[serde(default = "default_org")]
+    pub bucket: String,
+    /// A batch is sent once it holds this many readings…
+    #[serde(default = "default_batch_max_readings")]
+    pub batch_max_readings: usize,
+    /// …or once its oldest reading has waited this long.
+    #[serde(default = "default_batch_max_age_ms")]
+    pub batch_max_age_ms: u64,
+    /// Time allowed for one request.
+    #[serde(default = "default_uplink_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_org() -> String {
+    "eitwatch".to_string()
+}
+const fn default_batch_max_readings() -> usize {
+    5000
+}
+const fn default_batch_max_age_ms() -> u64 {
+    1000
+}
+const fn default_uplink_timeout_ms() -> u64 {
+    10_000
+}
+
+/// `[[modbus]]`: one device (or gateway), polled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusDevice {
+    /// Name used in logs.
+    pub name: String,
+    /// How to reach it.
+    pub transport: ModbusTransport,
+    /// Poll interval.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Time allowed for one request.
+    #[serde(default = "default_modbus_timeout_ms")]
+    pub timeout_ms: u64,
+    /// The registers read, each mapped to a point and parameter.
+    pub register: Vec<Register>,
+}
+
+const fn default_poll_interval_ms() -> u64 {
+    1000
+}
+const fn default_modbus_timeout_ms() -> u64 {
+    1000
+}
+
+/// How a Modbus device is reached.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModbusTransport {
+    /// Modbus TCP.
+    Tcp {
+        /// `host:port`.
+        address: String,
+    },
+}
+
+/// Which Modbus table a register is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterTable {
+    /// Holding registers (function 3).
+    Holding,
+    /// Input registers (function 4).
+    Input,
+    /// Coils (function 1).
+    Coil,
+    /// Discrete inputs (function 2).
+    Discrete,
+}
+
+/// How a value is laid out in registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterType {
+    /// Unsigned 16-bit, one register.
+    U16,
+    /// Signed 16-bit, one register.
+    I16,
+    /// Unsigned 32-bit, two registers.
+    U32,
+    /// Signed 32-bit, two registers.
+    I32,
+    /// Unsigned 64-bit, four registers.
+    U64,
+    /// Signed 64-bit, four registers.
+    I64,
+    /// IEEE 754 single, two registers.
+    F32,
+    /// IEEE 754 double, four registers.
+    F64,
+    /// One bit of a register (`bit` names it), or a coil / discrete input.
+    Bit,
+}
+
+impl RegisterType {
+    /// Registers it occupies (a coil or bit: one).
+    pub fn registers(self) -> u16 {
+        match self {
+            RegisterType::U16 | RegisterType::I16 | RegisterType::Bit => 1,
+            RegisterType::U32 | RegisterType::I32 | RegisterType::F32 => 2,
+            RegisterType::U64 | RegisterType::I64 | RegisterType::F64 => 4,
+        }
+    }
+}
+
+/// Byte order of a multi-register value: the order in which the bytes of the big-endian
+/// value A B C D (…) arrive. ABCD is big-endian, DCBA little-endian, BADC big-endian with
+/// bytes swapped in each word, CDAB little-endian word order ("word swap").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ByteOrder {
+    /// Big-endian.
+    #[default]
+    ABCD,
+    /// Little-endian.
+    DCBA,
+    /// Bytes swapped within each word.
+    BADC,
+    /// Words swapped.
+    CDAB,
+}
+
+/// `[[modbus.register]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    /// Point id (one of `[[point]]`).
+    pub point: String,
+    /// Catalog parameter code.
+    pub parameter: String,
+    /// Slave (unit) id.
+    #[serde(default = "default_slave")]
+    pub slave: u8,
+    /// Modbus table.
+    pub table: RegisterTable,
+    /// Zero-based protocol address (register 40001 is holding address 0).
+    pub address: u16,
+    /// Layout of the value.
+    #[serde(rename = "type")]
+    pub kind: RegisterType,
+    /// Byte order for values of more than one register.
+    #[serde(default)]
+    pub order: ByteOrder,
+    /// Bit number (0 = least significant) for `type = "bit"` on a register.
+    #[serde(default)]
+    pub bit: Option<u8>,
+    /// The unit the device reports in; converted to the catalog's canonical unit.
+    pub unit: String,
+    /// Raw value × scale + offset = value in `unit`.
+    #[serde(default = "default_scale")]
+    pub scale: f64,
+    /// See `scale`.
+    #[serde(default)]
+    pub offset: f64,
+}
+
+const fn default_slave() -> u8 {
+    1
+}
+const fn default_scale() -> f64 {
+    1.0
+}
+
+/// `[[mqtt]]`: one broker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSource {
+    /// Name used in logs.
+    pub name: String,
+    /// `host:port` of the broker.
+    pub broker: String,
+    /// Client id; fixed, so that a persistent session survives restarts.
+    pub client_id: String,
+    /// QoS of the subscriptions: 0 or 1.
+    #[serde(default = "default_qos")]
+    pub qos: u8,
+    /// User name, if the broker asks for one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Topics subscribed to.
+    pub subscription: Vec<Subscription>,
+}
+
+const fn default_qos() -> u8 {
+    1
+}
+
+/// How a message's payload is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payload {
+    /// A plain number, in the subscription's `unit`.
+    Number,
+    /// A JSON object `{"value": …, "unit": …, "time": …, "quality": …}`; only `value` is required.
+    Json,
+}
+
+/// `[[mqtt.subscription]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    /// Topic template: `{point}` and `{parameter}` stand for one level each and are read
+    /// from the topic; other levels must match (`+` and `#` match anything).
+    pub topic: String,
+    /// Payload format.
+    pub payload: Payload,
+    /// Point, when the topic has no `{point}`.
+    #[serde(default)]
+    pub point: Option<String>,
+    /// Parameter, when the topic has no `{parameter}`.
+    #[serde(default)]
+    pub parameter: Option<String>,
+    /// Unit of values that do not name one.
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+impl Subscription {
+    /// The MQTT filter subscribed to: template placeholders become `+`.
+    pub fn filter(&self) -> String {
+        self.topic.split('/').map(|l| if l.starts_with('{') { "+" } else { l }).collect::<Vec<_>>().join("/")
+    }
+}
+
+impl AgentConfig {
+    /// The kind of a point of this agent.
+    pub fn point_kind(&self, point: &str) -> Option<Kind> {
+        self.point.iter().find(|p| p.id == point).map(|p| p.kind)
+    }
+}
+
+impl Validate for AgentConfig {
+    fn validate(&self, problems: &mut Problems) {
+        let catalog = Catalog::builtin();
+        if !is_valid_id(&self.agent.factory) {
+            problems.push("agent.factory", format!("\"{}\" is not a valid id, expected 1 to 64 of A-Z a-z 0-9 - _ .", self.agent.factory));
+        }
+        let mut ids = BTreeSet::new();
+        for (i, p) in self.point.iter().enumerate() {
+            if !is_valid_id(&p.id) || !ids.insert(p.id.as_str()) {
+                problems.push(format!("point[{i}].id"), format!("\"{}\" is not a valid, unique id", p.id));
+            }
+        }
+        if !(self.uplink.url.starts_with("http://") || self.uplink.url.starts_with("https://")) {
+            problems.push("uplink.url", format!("\"{}\" is not an http:// or https:// URL", self.uplink.url));
+        }
+        if self.uplink.batch_max_readings == 0 {
+            problems.push("uplink.batch_max_readings", "must be at least 1");
+        }
+        let check_mapping = |problems: &mut Problems, at: &str, point: &str, parameter: &str, unit: Option<&str>| {
+            let Some(kind) = self.point_kind(point) else {
+                let known = self.point.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", ");
+                problems.push(format!("{at}.point"), format!("unknown point \"{point}\", expected one of: {known}"));
+                return;
+            };
+            match catalog.get(kind, parameter) {
+                None => problems.push(format!("{at}.parameter"), format!("unknown {kind} parameter \"{parameter}\"")),
+                Some(_) => {
+                    if let Some(unit) = unit {
+                        if let Err(e) = catalog.to_canonical(kind, parameter, 0.0, unit) {
+                            problems.push(format!("{at}.unit"), e.to_string());
+                        }
+                    }
+                }
+            }
+        };
+        for (d, device) in self.modbus.iter().enumerate() {
+            let at = format!("modbus[{d}]");
+            if device.poll_interval_ms == 0 {
+                problems.push(format!("{at}.poll_interval_ms"), "must be at least 1");
+            }
+            if device.timeout_ms == 0 {
+                problems.push(format!("{at}.timeout_ms"), "must be at least 1");
+            }
+            let ModbusTransport::Tcp { address } = &device.transport;
+            if address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                problems.push(format!("{at}.transport.address"), format!("\"{address}\" is not host:port"));
+            }
+            for (r, reg) in device.register.iter().enumerate() {
+                let at = format!("{at}.register[{r}]");
+                check_mapping(problems, &at, &reg.point, &reg.parameter, Some(&reg.unit));
+                let bit_table = matches!(reg.table, RegisterTable::Coil | RegisterTable::Discrete);
+                if bit_table && reg.kind != RegisterType::Bit {
+                    problems.push(format!("{at}.type"), "coils and discrete inputs hold bits: expected type = \"bit\"");
+                }
+                if reg.kind == RegisterType::Bit && !bit_table && reg.bit.is_none_or(|b| b > 15) {
+                    problems.push(format!("{at}.bit"), "type = \"bit\" on a register needs bit = 0 to 15");
+                }
+                if u32::from(reg.address) + u32::from(reg.kind.registers()) > 65536 {
+                    problems.push(format!("{at}.address"), "the value runs past register 65535");
+                }
+                if !reg.scale.is_finite() || !reg.offset.is_finite() {
+                    problems.push(format!("{at}.scale"), "scale and offset must be finite numbers");
+                }
+            }
+        }
+        for (m, source) in self.mqtt.iter().enumerate() {
+            let at = format!("mqtt[{m}]");
+            if source.qos > 1 {
+                problems.push(format!("{at}.qos"), format!("{} is not supported, expected 0 or 1", source.qos));
+            }
+            if source.client_id.is_empty() {
+                problems.push(format!("{at}.client_id"), "must not be empty");
+            }
+            for (s, sub) in source.subscription.iter().enumerate() {
+                let at = format!("{at}.subscription[{s}]");
+                let levels: Vec<&str> = sub.topic.split('/').collect();
+                for (name, fixed) in [("point", &sub.point), ("parameter", &sub.parameter)] {
+                    let placeholder = format!("{{{name}}}");
+                    match (levels.contains(&placeholder.as_str()), fixed) {
+                        (true, Some(_)) => problems.push(format!("{at}.{name}"), format!("set both here and as {placeholder} in the topic")),
+                        (false, None) => problems.push(format!("{at}.topic"), format!("names no {placeholder}, and {name} is not set")),
+                        _ => {}
+                    }
+                }
+                if let (Some(point), Some(parameter)) = (&sub.point, &sub.parameter) {
+                    check_mapping(problems, &at, point, parameter, sub.unit.as_deref());
+                }
+                if sub.payload == Payload::Number && sub.unit.is_none() {
+                    problems.push(format!("{at}.unit"), "a plain-number payload needs the unit it is in");
+                }
+            }
+        }
+        if self.modbus.is_empty() && self.mqtt.is_empty() {
+            problems.push("", "no source: add a [[modbus]] or [[mqtt]] table");
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The parameter catalog: what eitwatch can measure, in which unit it stores it, and how
+//! other units convert to that one.
+//!
+//! The catalog is data (`config/catalog.toml`, embedded in the binary). Each parameter has a
+//! *dimension*, which fixes the units it accepts. Conversions are exact linear maps, except
+//! gas concentrations, where ppm ↔ mg/Nm³ uses the parameter's molar mass and the molar
+//! volume at 25 °C and 1 atm (24.45 L/mol), the reference conditions of Thai standards.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::reading::Kind;
+
+/// Molar volume of an ideal gas at 25 °C and 1 atm, in L/mol.
+pub const MOLAR_VOLUME_L_PER_MOL: f64 = 24.45;
+
+const CATALOG_TOML: &str = include_str!("../catalog.toml");
+
+/// What a parameter physically is; fixes the units it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    /// Mass per volume of water (mg/L).
+    WaterConcentration,
+    /// Gas in flue gas: volume fraction (ppm) or mass per normal volume (mg/Nm³).
+    GasConcentration,
+    /// Particulate or metal in flue gas: mass per normal volume only (mg/Nm³).
+    DustConcentration,
+    /// °C.
+    Temperature,
+    /// Volume per time of water (m³/h).
+    WaterFlow,
+    /// Volume per time of flue gas (m³/h).
+    GasFlow,
+    /// Percent (O₂ by volume, opacity).
+    Percent,
+    /// pH units.
+    Ph,
+    /// ADMI colour units.
+    Colour,
+}
+
+/// One catalog entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameter {
+    /// The measurement it belongs to; `(kind, code)` is the catalog key.
+    pub kind: Kind,
+    /// Code used as the line-protocol field key (`cod`, `so2`).
+    pub code: String,
+    /// English name.
+    pub name_en: String,
+    /// Thai name, as written in the cited Thai sources; `None` where no source showed one.
+    #[serde(default)]
+    pub name_th: Option<String>,
+    /// Fixes the accepted units.
+    pub dimension: Dimension,
+    /// The unit values are stored in.
+    pub unit: String,
+    /// Molar mass in g/mol, for ppm ↔ mg/Nm³ (gas concentrations only).
+    #[serde(default)]
+    pub molar_mass_g_per_mol: Option<f64>,
+    /// Physically plausible range in the canonical unit; outside it a value is suspect.
+    pub plausible: [f64; 2],
+}
+
+/// Why a unit could not be converted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UnitError {
+    /// The parameter code is not in the catalog for this kind.
+    #[error("unknown {kind} parameter \"{code}\"")]
+    UnknownParameter {
+        /// The measurement kind.
+        kind: Kind,
+        /// The code given.
+        code: String,
+    },
+    /// The unit is not one the parameter's dimension accepts.
+    #[error("parameter \"{parameter}\" does not accept unit \"{unit}\", expected one of: {expected}")]
+    UnknownUnit {
+        /// Parameter code.
+        parameter: String,
+        /// The unit given.
+        unit: String,
+        /// The accepted units, comma separated.
+        expected: String,
+    },
+}
+
+/// The whole catalog, by code.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    by_code: BTreeMap<(Kind, String), Parameter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    parameter: Vec<Parameter>,
+}
+
+/// A linear conversion to the canonical unit of a dimension: `canonical = x * factor + offset`,
+/// or a gas conversion that needs the molar mass.
+#[derive(Debug, Clone, Copy)]
+enum ToBase {
+    Linear { factor: f64, offset: f64 },
+    /// mg/Nm³ × this factor → the dimension base unit (ppm) needs `× 24.45 / M`.
+    MassPerNormalVolume { mg_per_unit: f64 },
+}
+
+/// The units of each dimension, with their conversion to the dimension's base unit (the
+/// first one listed). Spellings are normalised by [`normalise_unit`] before lookup.
+fn dimension_units(dimension: Dimension) -> &'static [(&'static str, ToBase)] {
+    use ToBase::*;
+    const fn lin(factor: f64) -> ToBase {
+        Linear { factor, offset: 0.0 }
+    }
+    match dimension {
+        Dimension::WaterConcentration => const { &[
+            ("mg/L", lin(1.0)),
+            ("ug/L", lin(0.001)),
+            ("g/L", lin(1000.0)),
+            ("g/m3", lin(1.0)),
+            // Analysers commonly label dilute aqueous mg/L as ppm.
+            ("ppm", lin(1.0)),
+            ("ppb", lin(0.001)),
+        ] },
+        Dimension::GasConcentration => const { &[
+            ("ppm", lin(1.0)),
+            ("ppb", lin(0.001)),
+            ("mg/Nm3", MassPerNormalVolume { mg_per_unit: 1.0 }),
+            ("ug/Nm3", MassPerNormalVolume { mg_per_unit: 0.001 }),
+            ("g/Nm3", MassPerNormalVolume { mg_per_unit: 1000.0 }),
+        ] },
+        Dimension::DustConcentration => const { &[
+            ("mg/Nm3", lin(1.0)),
+            ("ug/Nm3", lin(0.001)),
+            ("g/Nm3", lin(1000.0)),
+        ] },
+        Dimension::Temperature => const { &[
+            ("degC", lin(1.0)),
+            ("degF", Linear { factor: 5.0 / 9.0, offset: -32.0 * 5.0 / 9.0 }),
+            ("K", Linear { factor: 1.0, offset: -273.15 }),
+        ] },
+        Dimension::WaterFlow => const { &[
+            ("m3/h", lin(1.0)),
+            ("m3/d", lin(1.0 / 24.0)),
+            ("m3/min", lin(60.0)),
+            ("m3/s", lin(3600.0)),
+            ("L/s", lin(3.6)),
+            ("L/min", lin(0.06)),
+        ] },
+        Dimension::GasFlow => const { &[
+            ("m3/h", lin(1.0)),
+            ("m3/min", lin(60.0)),
+            ("m3/s", lin(3600.0)),
+        ] },
+        Dimension::Percent => const { &[("%", lin(1.0))] },
+        Dimension::Ph => const { &[("pH", lin(1.0))] },
+        Dimension::Colour => const { &[("ADMI", lin(1.0))] },
+    }
+}
+
+/// Folds the usual spellings of a unit onto the catalog's: `µg/l` → `ug/L`, `°C` → `degC`,
+/// `mg/m³` → `mg/Nm3` (Thai standards write mg/m³ for normal conditions).
+pub fn normalise_unit(unit: &str) -> String {
+    let u = unit.trim().replace('³', "3").replace(['µ', 'μ'], "u");
+    let folded = match u.to_ascii_lowercase().as_str() {
+        "mg/l" => "mg/L",
+        "ug/l" => "ug/L",
+        "g/l" => "g/L",
+        "g/m3" => "g/m3",
+        "ppm" => "ppm",
+        "ppb" => "ppb",
+        "mg/nm3" | "mg/m3" => "mg/Nm3",
+        "ug/nm3" | "ug/m3" => "ug/Nm3",
+        "g/nm3" => "g/Nm3",
+        "degc" | "°c" | "c" | "celsius" => "degC",
+        "degf" | "°f" | "f" | "fahrenheit" => "degF",
+        "k" | "kelvin" => "K",
+        "m3/h" | "m3/hr" | "cmh" => "m3/h",
+        "m3/d" | "m3/day" | "cmd" => "m3/d",
+        "m3/min" => "m3/min",
+        "m3/s" => "m3/s",
+        "l/s" => "L/s",
+        "l/min" => "L/min",
+        "%" | "%vol" | "% vol" | "percent" => "%",
+        "ph" | "-" | "" => "pH",
+        "admi" => "ADMI",
+        _ => return u,
+    };
+    folded.to_string()
+}
+
+impl Catalog {
+    /// The catalog shipped with eitwatch.
+    pub fn builtin() -> &'static Catalog {
+        static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        CATALOG.get_or_init(|| {
+            #[allow(clippy::expect_used)] // shipped data, checked by this crate's tests
+            Catalog::from_toml(CATALOG_TOML).expect("the built-in catalog.toml is valid")
+        })
+    }
+
+    /// Parses a catalog file; every entry's canonical unit must belong to its dimension.
+    pub fn from_toml(text: &str) -> Result<Catalog, String> {
+        let file: CatalogFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut by_code = BTreeMap::new();
+        for p in file.parameter {
+            if !dimension_units(p.dimension).iter().any(|(u, _)| *u == p.unit) {
+                return Err(format!("parameter {}: unit {} is not of its dimension", p.code, p.unit));
+            }
+            if p.dimension == Dimension::GasConcentration && p.molar_mass_g_per_mol.is_none() {
+                return Err(format!("parameter {}: a gas needs molar_mass_g_per_mol", p.code));
+            }
+            if let Some(old) = by_code.insert((p.kind, p.code.clone()), p) {
+                return Err(format!("parameter {} {} listed twice", old.kind, old.code));
+            }
+        }
+        Ok(Catalog { by_code })
+    }
+
+    /// The parameter with this code in this kind of measurement.
+    pub fn get(&self, kind: Kind, code: &str) -> Option<&Parameter> {
+        self.by_code.get(&(kind, code.to_string()))
+    }
+
+    /// The parameter, or the error that names it.
+    pub fn require(&self, kind: Kind, code: &str) -> Result<&Parameter, UnitError> {
+        self.get(kind, code).ok_or_else(|| UnitError::UnknownParameter { kind, code: code.to_string() })
+    }
+
+    /// Every parameter, by code.
+    pub fn iter(&self) -> impl Iterator<Item = &Parameter> {
+        self.by_code.values()
+    }
+
+    /// Converts `value` in `unit` to the parameter's canonical unit.
+    pub fn to_canonical(&self, kind: Kind, code: &str, value: f64, unit: &str) -> Result<f64, UnitError> {
+        let p = self.require(kind, code)?;
+        let unit = normalise_unit(unit);
+        let base = to_base(p, &unit, value)?;
+        from_base(p, &p.unit, base)
+    }
+
+    /// Converts `value` in the parameter's canonical unit to `unit`.
+    pub fn from_canonical(&self, kind: Kind, code: &str, value: f64, unit: &str) -> Result<f64, UnitError> {
+        let p = self.require(kind, code)?;
+        let base = to_base(p, &p.unit, value)?;
+        from_base(p, &normalise_unit(unit), base)
+    }
+
+    /// Whether `value` (canonical unit) is inside the parameter's plausible range.
+    pub fn is_plausible(&self, kind: Kind, code: &str, value: f64) -> bool {
+        self.get(kind, code)
+            .is_some_and(|p| value.is_finite() && value >= p.plausible[0] && value <= p.plausible[1])
+    }
+}
+
+fn lookup(p: &Parameter, unit: &str) -> Result<ToBase, UnitError> {
+    let units = dimension_units(p.dimension);
+    units.iter().find(|(u, _)| *u == unit).map(|(_, c)| *c).ok_or_else(|| UnitError::UnknownUnit {
+        parameter: p.code.clone(),
+        unit: unit.to_string(),
+        expected: units.iter().map(|(u, _)| *u).collect::<Vec<_>>().join(", "),
+    })
+}
+
+/// ppm per mg/Nm³ for this gas.
+fn ppm_per_mg_nm3(p: &Parameter) -> f64 {
+    p.molar_mass_g_per_mol.map_or(f64::NAN, |m| MOLAR_VOLUME_L_PER_MOL / m)
+}
+
+fn to_base(p: &Parameter, unit: &str, value: f64) -> Result<f64, UnitError> {
+    Ok(match lookup(p, unit)? {
+        ToBase::Linear { factor, offset } => value * factor + offset,
+        ToBase::MassPerNormalVolume { mg_per_unit } => value * mg_per_unit * ppm_per_mg_nm3(p),
+    })
+}
+
+fn from_base(p: &Parameter, unit: &str, base: f64) -> Result<f64, UnitError> {
+    Ok(match lookup(p, unit)? {
+        ToBase::Linear { factor, offset } => (base - offset) / factor,
+        ToBase::MassPerNormalVolume { mg_per_unit } => base / ppm_per_mg_nm3(p) / mg_per_unit,
+    })
+}
+
+#[cfg(test)]
+mod tests;

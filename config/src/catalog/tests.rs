@@ -1,0 +1,69 @@
+use super::*;
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+}
+
+#[test]
+fn builtin_catalog_covers_the_effluent_standard_and_cems_list() {
+    let c = Catalog::builtin();
+    for code in [
+        "ph", "temp", "color", "tds", "tss", "bod", "cod", "sulfide", "cyanide", "oil_grease", "formaldehyde",
+        "phenols", "free_chlorine", "pesticide", "tkn", "zn", "cr6", "cr3", "as", "cu", "hg", "cd", "ba", "se",
+        "pb", "ni", "mn", "flow",
+    ] {
+        assert!(c.get(Kind::Effluent, code).is_some(), "effluent {code}");
+    }
+    for code in ["opacity", "tsp", "so2", "nox", "co", "o2", "trs", "h2s", "hg", "hcl", "flow", "temp"] {
+        assert!(c.get(Kind::Emission, code).is_some(), "emission {code}");
+    }
+    assert_eq!(c.get(Kind::Effluent, "cod").and_then(|p| p.name_th.as_deref()), Some("ซีโอดี"));
+}
+
+#[test]
+fn so2_ppm_to_mg_per_nm3_uses_molar_volume_at_25_c() {
+    // 100 ppm SO2 × 64.066 g/mol / 24.45 L/mol = 262.02 mg/Nm³ (hand-computed).
+    let c = Catalog::builtin();
+    let mg = c.from_canonical(Kind::Emission, "so2", 100.0, "mg/Nm3").unwrap();
+    assert!(close(mg, 100.0 * 64.066 / 24.45), "{mg}");
+    assert!(close(mg, 262.0286298568507), "{mg}");
+    let back = c.to_canonical(Kind::Emission, "so2", mg, "mg/m³").unwrap();
+    assert!(close(back, 100.0));
+    // HCl is canonical in mg/Nm³: 10 ppm → 10 × 36.461 / 24.45 = 14.9125 mg/Nm³.
+    assert!(close(c.to_canonical(Kind::Emission, "hcl", 10.0, "ppm").unwrap(), 10.0 * 36.461 / 24.45));
+}
+
+#[test]
+fn linear_conversions() {
+    let c = Catalog::builtin();
+    assert!(close(c.to_canonical(Kind::Effluent, "cod", 85_000.0, "µg/l").unwrap(), 85.0));
+    assert!(close(c.to_canonical(Kind::Effluent, "temp", 104.0, "°F").unwrap(), 40.0));
+    assert!(close(c.to_canonical(Kind::Effluent, "temp", 313.15, "K").unwrap(), 40.0));
+    assert!(close(c.to_canonical(Kind::Effluent, "flow", 2400.0, "m3/d").unwrap(), 100.0));
+    assert!(close(c.to_canonical(Kind::Effluent, "flow", 10.0, "L/s").unwrap(), 36.0));
+    assert!(close(c.from_canonical(Kind::Effluent, "temp", 40.0, "degF").unwrap(), 104.0));
+}
+
+#[test]
+fn a_unit_of_the_wrong_dimension_is_named() {
+    let c = Catalog::builtin();
+    let e = c.to_canonical(Kind::Effluent, "cod", 1.0, "ppm2").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "parameter \"cod\" does not accept unit \"ppm2\", expected one of: mg/L, ug/L, g/L, g/m3, ppm, ppb"
+    );
+    assert!(c.to_canonical(Kind::Emission, "tsp", 1.0, "ppm").is_err(), "dust has no molar mass");
+    assert_eq!(
+        c.to_canonical(Kind::Effluent, "so2", 1.0, "ppm").unwrap_err().to_string(),
+        "unknown effluent parameter \"so2\""
+    );
+}
+
+#[test]
+fn plausible_range() {
+    let c = Catalog::builtin();
+    assert!(c.is_plausible(Kind::Effluent, "ph", 7.0));
+    assert!(!c.is_plausible(Kind::Effluent, "ph", 15.0));
+    assert!(!c.is_plausible(Kind::Emission, "o2", 22.0));
+    assert!(!c.is_plausible(Kind::Effluent, "nope", 1.0));
+}

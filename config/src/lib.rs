@@ -1,0 +1,23 @@
+//! The vocabulary both sides of eitwatch share.
+//!
+//! In data-flow order:
+//! - [`catalog`]: every parameter eitwatch knows (code, English and Thai names, canonical
+//!   unit, accepted units and their conversions, plausible physical range);
+//! - [`reading`]: the canonical reading an agent produces and the server stores;
+//! - [`line_protocol`]: the reading's InfluxDB line-protocol form, encoder and decoder;
+//! - [`site`]: the site registry, area → factory → monitoring point → parameters;
+//! - [`standards`]: the legal limits as data (TOML files shipped in this crate);
+//! - [`agent_config`] and [`server_config`]: the schemas of `agent.toml` and `server.toml`,
+//!   loaded through [`problems`], which reports every problem with its file and key path.
+
+pub mod catalog;
+pub mod reading;
+pub mod line_protocol;
+pub mod site;
+pub mod standards;
+pub mod problems;
+pub mod agent_config;
+pub mod server_config;
+
+pub use catalog::{Catalog, Parameter};
+pub use reading::{Kind, Quality, Reading};

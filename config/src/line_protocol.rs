@@ -1,0 +1,228 @@
+//! The canonical line-protocol form of readings: what agents send, what the server stores
+//! and forwards to InfluxDB.
+//!
+//! ```text
+//! <kind>,factory=<id>,point=<id>[,source=lab] <param>=<value>[,<param>=<value>…][,quality="<q>"][,not_detected="<param>[ <param>…]"] <ts>
+//! ```
+//!
+//! - measurement: `effluent`, `emission` or `ambient` ([`Kind`]);
+//! - tags: `factory` and `point` (required), `source=lab` for a laboratory grab-sample
+//!   result (absent means an online instrument). Other tags (Telegraf's `host`) are ignored;
+//! - fields: each key is a catalog parameter code with a numeric value in the canonical
+//!   unit (float, integer or unsigned are all read as `f64`; the encoder writes floats);
+//!   `quality` (string) applies to every field of the line, default `valid`;
+//!   `not_detected` (string) lists, space separated, the parameters of the line that a lab
+//!   found below its detection limit (their value is the detection limit);
+//! - timestamp: in the write's [`Precision`]; a line without one takes the receive time.
+//!
+//! One line carries the parameters measured at one instant at one point, as Telegraf's wide
+//! lines do. The encoder groups consecutive readings that share kind, factory, point,
+//! time, quality and source into one line.
+
+use std::fmt::Write as _;
+
+use influxdb_line_protocol::{FieldValue, parse_lines};
+
+use crate::reading::{Kind, Quality, Reading, Source};
+
+/// Timestamp precision of a write, as InfluxDB's `precision` query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Nanoseconds (InfluxDB's default).
+    #[default]
+    Ns,
+    /// Microseconds.
+    Us,
+    /// Milliseconds.
+    Ms,
+    /// Seconds.
+    S,
+}
+
+impl Precision {
+    /// Parses InfluxDB's spellings (`ns`, `us`/`u`, `ms`, `s`).
+    pub fn parse(s: &str) -> Option<Precision> {
+        Some(match s {
+            "ns" | "n" => Precision::Ns,
+            "us" | "u" | "µs" => Precision::Us,
+            "ms" => Precision::Ms,
+            "s" => Precision::S,
+            _ => return None,
+        })
+    }
+
+    /// Nanoseconds per unit.
+    pub fn ns_per_unit(self) -> i64 {
+        match self {
+            Precision::Ns => 1,
+            Precision::Us => 1_000,
+            Precision::Ms => 1_000_000,
+            Precision::S => 1_000_000_000,
+        }
+    }
+}
+
+/// A line that is not a canonical reading line, with its 1-based line number.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct LineError {
+    /// 1-based line number in the body.
+    pub line: usize,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Encodes readings as canonical line protocol, timestamps in nanoseconds, one line per
+/// group of consecutive readings sharing kind, factory, point, time, quality and source.
+pub fn encode(readings: &[Reading]) -> String {
+    let mut out = String::with_capacity(readings.len() * 64);
+    encode_into(readings, &mut out);
+    out
+}
+
+/// [`encode`] appending to `out`.
+pub fn encode_into(readings: &[Reading], out: &mut String) {
+    let mut i = 0;
+    while i < readings.len() {
+        let first = &readings[i];
+        let mut j = i + 1;
+        while j < readings.len() && same_line(first, &readings[j]) && !readings[i..j].iter().any(|r| r.parameter == readings[j].parameter) {
+            j += 1;
+        }
+        let group = &readings[i..j];
+        out.push_str(first.kind.as_str());
+        out.push_str(",factory=");
+        escape_tag(&first.factory, out);
+        out.push_str(",point=");
+        escape_tag(&first.point, out);
+        if first.source == Source::Lab {
+            out.push_str(",source=lab");
+        }
+        for (n, r) in group.iter().enumerate() {
+            out.push(if n == 0 { ' ' } else { ',' });
+            escape_tag(&r.parameter, out);
+            let _ = write!(out, "={}", r.value);
+        }
+        if first.quality != Quality::Valid {
+            let _ = write!(out, ",quality=\"{}\"", first.quality.as_str());
+        }
+        let not_detected: Vec<&str> =
+            group.iter().filter(|r| r.below_detection_limit).map(|r| r.parameter.as_str()).collect();
+        if !not_detected.is_empty() {
+            let _ = write!(out, ",not_detected=\"{}\"", not_detected.join(" "));
+        }
+        let _ = writeln!(out, " {}", first.time_ns);
+        i = j;
+    }
+}
+
+fn same_line(a: &Reading, b: &Reading) -> bool {
+    a.kind == b.kind
+        && a.time_ns == b.time_ns
+        && a.quality == b.quality
+        && a.source == b.source
+        && a.factory == b.factory
+        && a.point == b.point
+}
+
+/// Escapes a tag key/value or field key: comma, equals sign and space.
+fn escape_tag(s: &str, out: &mut String) {
+    for c in s.chars() {
+        if matches!(c, ',' | '=' | ' ') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// Decodes a body of canonical line protocol. Blank lines and `#` comments are skipped.
+/// Lines without a timestamp take `default_time_ns`. The first bad line refuses the whole
+/// body, naming the line and the problem.
+pub fn decode(body: &str, precision: Precision, default_time_ns: i64) -> Result<Vec<Reading>, LineError> {
+    let mut readings = Vec::new();
+    for (index, text) in body.split('\n').enumerate() {
+        decode_line(text, precision, default_time_ns, &mut readings)
+            .map_err(|reason| LineError { line: index + 1, reason })?;
+    }
+    Ok(readings)
+}
+
+fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut Vec<Reading>) -> Result<(), String> {
+    let text = text.trim_end_matches('\r');
+    if text.trim().is_empty() || text.trim_start().starts_with('#') {
+        return Ok(());
+    }
+    let line = match parse_lines(text).next() {
+        Some(Ok(line)) => line,
+        Some(Err(e)) => return Err(format!("malformed line protocol: {e}")),
+        None => return Ok(()),
+    };
+    let kind: Kind = line.series.measurement.as_str().parse()?;
+    let (mut factory, mut point, mut source) = (None, None, Source::Instrument);
+    for (key, value) in line.series.tag_set.iter().flatten() {
+        match key.as_str() {
+            "factory" => factory = Some(value.as_str()),
+            "point" => point = Some(value.as_str()),
+            "source" => {
+                source = match value.as_str() {
+                    "lab" => Source::Lab,
+                    "instrument" => Source::Instrument,
+                    other => return Err(format!("tag source: unknown source \"{other}\", expected lab or instrument")),
+                }
+            }
+            _ => {}
+        }
+    }
+    let factory = factory.filter(|f| !f.is_empty()).ok_or("missing tag factory")?;
+    let point = point.filter(|p| !p.is_empty()).ok_or("missing tag point")?;
+    let time_ns = match line.timestamp {
+        Some(ts) => ts
+            .checked_mul(precision.ns_per_unit())
+            .ok_or_else(|| format!("timestamp {ts} overflows nanoseconds"))?,
+        None => default_time_ns,
+    };
+
+    let mut quality = Quality::Valid;
+    let mut not_detected: Vec<&str> = Vec::new();
+    let first = out.len();
+    for (key, value) in &line.field_set {
+        let key = key.as_str();
+        let number = match value {
+            FieldValue::F64(v) => *v,
+            FieldValue::I64(v) => *v as f64,
+            FieldValue::U64(v) => *v as f64,
+            FieldValue::String(s) => {
+                match key {
+                    "quality" => quality = s.as_str().parse()?,
+                    "not_detected" => not_detected = s.as_str().split_whitespace().collect(),
+                    _ => return Err(format!("field {key}: a string, expected a number in the canonical unit")),
+                }
+                continue;
+            }
+            FieldValue::Boolean(_) => return Err(format!("field {key}: a boolean, expected a number in the canonical unit")),
+        };
+        if !number.is_finite() {
+            return Err(format!("field {key}: {number} is not a finite number"));
+        }
+        let mut reading = Reading::new(kind, factory, point, key, number, time_ns);
+        reading.source = source;
+        out.push(reading);
+    }
+    if out.len() == first {
+        return Err("no numeric field: a line carries at least one parameter".to_string());
+    }
+    for r in &mut out[first..] {
+        r.quality = quality;
+    }
+    for code in not_detected {
+        let r = out[first..]
+            .iter_mut()
+            .find(|r| r.parameter == code)
+            .ok_or_else(|| format!("field not_detected names {code}, which is not a field of the line"))?;
+        r.below_detection_limit = true;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the real peers the test suite talks to, when they are missing:
+#   mosquitto (MQTT broker), socat (serial pty pairs), from Debian;
+#   pymodbus (a Modbus server none of us wrote), from PyPI, into .peers/venv.
+# Idempotent: a second run with everything present does nothing but check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
+command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-peers: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+venv=.peers/venv
+if ! "$venv/bin/python" -c 'import pymodbus, serial' >/dev/null 2>&1; then
+  echo "install-peers: pip install pymodbus into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "pymodbus[serial]==3.16.1"
+fi
+echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus: $venv)"
