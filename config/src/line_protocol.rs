@@ -140,11 +140,29 @@ fn escape_tag(s: &str, out: &mut String) {
 /// body, naming the line and the problem.
 pub fn decode(body: &str, precision: Precision, default_time_ns: i64) -> Result<Vec<Reading>, LineError> {
     let mut readings = Vec::new();
+    decode_each(body, precision, default_time_ns, |_, r| {
+        readings.extend(r.drain(..));
+        Ok(())
+    })?;
+    Ok(readings)
+}
+
+/// Decodes line by line, handing each line's readings with its 1-based number to `check`,
+/// which may refuse the line (and so the body) with a reason.
+pub fn decode_each(
+    body: &str,
+    precision: Precision,
+    default_time_ns: i64,
+    mut check: impl FnMut(usize, &mut Vec<Reading>) -> Result<(), String>,
+) -> Result<(), LineError> {
+    let mut line_readings = Vec::new();
     for (index, text) in body.split('\n').enumerate() {
-        decode_line(text, precision, default_time_ns, &mut readings)
+        line_readings.clear();
+        decode_line(text, precision, default_time_ns, &mut line_readings)
+            .and_then(|()| if line_readings.is_empty() { Ok(()) } else { check(index + 1, &mut line_readings) })
             .map_err(|reason| LineError { line: index + 1, reason })?;
     }
-    Ok(readings)
+    Ok(())
 }
 
 fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut Vec<Reading>) -> Result<(), String> {

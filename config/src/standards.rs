@@ -229,12 +229,12 @@ impl Standards {
     }
 
     /// The limits that apply to `parameter` at `point` of a factory of `category`.
-    pub fn limits_for<'a>(
-        &'a self,
-        point: &'a Point,
+    pub fn limits_for<'s, 'q>(
+        &'s self,
+        point: &'q Point,
         factory_category: u8,
-        parameter: &'a str,
-    ) -> impl Iterator<Item = (&'a Standard, &'a Limit)> + 'a {
+        parameter: &'q str,
+    ) -> impl Iterator<Item = (&'s Standard, &'s Limit)> + use<'s, 'q> {
         self.standards
             .iter()
             .filter(move |s| s.kind == point.kind && s.factory_categories.contains(&factory_category))

@@ -1,1 +1,109 @@
-//! placeholder
+//! eitwatch's provincial server.
+//!
+//! In data-flow order:
+//! - [`auth`]: tokens, stored hashed; a write token pins its factory;
+//! - [`ingest`]: `POST /api/v2/write` as InfluxDB v2 takes it, validated against the
+//!   catalog and the site registry, accepted whole or refused whole;
+//! - [`store`]: the embedded, append-only store in the data directory;
+//! - [`compliance`]: judges each reading against the limits that cover its point;
+//! - [`alerts`]: exceedance alerts, kept in the data directory;
+//! - [`api`]: the HTTP surface (health, write, read API).
+
+pub mod auth;
+pub mod ingest;
+pub mod store;
+pub mod compliance;
+pub mod alerts;
+pub mod api;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use eitwatch_config::server_config::ServerConfig;
+use eitwatch_config::site::Registry;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory or a file in it.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The store's log could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The listen address.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct App {
+    /// The loaded `server.toml`.
+    pub config: ServerConfig,
+    /// Factories and points, from the config.
+    pub registry: Registry,
+    /// Tokens.
+    pub tokens: auth::Tokens,
+    /// Readings.
+    pub store: store::Store,
+    /// Alerts.
+    pub alerts: alerts::AlertBook,
+}
+
+/// Shared state of the HTTP handlers.
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Opens the data directory (store, tokens, alerts) for this config.
+    pub fn open(config: ServerConfig) -> Result<App, StartError> {
+        let dir = PathBuf::from(&config.server.data_dir);
+        std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
+        let store = store::Store::open(&dir.join("readings.log"))?;
+        let alerts = alerts::AlertBook::open(&dir.join("alerts.json"))
+            .map_err(|source| StartError::Io { path: dir.join("alerts.json"), source })?;
+        Ok(App {
+            registry: Registry::new(config.area.clone()),
+            tokens: auth::Tokens::new(&dir),
+            store,
+            alerts,
+            config,
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        Path::new(&self.config.server.data_dir)
+    }
+}
+
+/// A server bound to its address and serving until `shutdown` resolves.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), StartError> {
+    let listen = config.server.listen.clone();
+    let app = Arc::new(App::open(config)?);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|source| StartError::Listen { address: listen.clone(), source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen { address: listen, source })?;
+    // Tests and scripts learn a port-0 address from this file, written once accepting.
+    let addr_file = app.data_dir().join("listen-address");
+    std::fs::write(&addr_file, addr.to_string()).map_err(|source| StartError::Io { path: addr_file, source })?;
+    tracing::info!(%addr, readings = app.store.len(), "Server listening");
+    let router = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(shutdown).await });
+    Ok((addr, handle))
+}
