@@ -1,0 +1,1 @@
+//! Simulated factory devices for the demo (filled next).

@@ -1,0 +1,69 @@
+//! Where readings come from: Modbus devices (polled) and MQTT brokers (subscribed).
+//! Each source runs as one task built from its config and a [`Context`].
+
+pub mod modbus;
+pub mod mqtt;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eitwatch_config::agent_config::AgentConfig;
+
+use crate::Shutdown;
+use crate::normalise::{Raw, normalise};
+use crate::outbox::Outbox;
+
+/// What every source task needs.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The agent's config (points, factory).
+    pub config: Arc<AgentConfig>,
+    /// Where readings go.
+    pub outbox: Arc<Outbox>,
+    /// Cancelled when the agent stops.
+    pub shutdown: Shutdown,
+}
+
+impl Context {
+    /// Normalises raw values and queues the readings; values that cannot be normalised are
+    /// logged with their source and dropped. Returns how many were queued.
+    pub fn deliver(&self, source: &str, raws: Vec<Raw>) -> usize {
+        let readings: Vec<_> = raws
+            .into_iter()
+            .filter_map(|raw| {
+                let (point, parameter) = (raw.point.clone(), raw.parameter.clone());
+                normalise(&self.config, raw)
+                    .map_err(|error| tracing::warn!(source, %point, %parameter, %error, "Value dropped"))
+                    .ok()
+            })
+            .collect();
+        let n = readings.len();
+        self.outbox.append(readings);
+        n
+    }
+}
+
+/// Exponential backoff with jitter, for reconnect loops.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next_ms: u64,
+    max_ms: u64,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        Backoff { next_ms: 500, max_ms: 30_000 }
+    }
+
+    /// The next delay: doubles up to 30 s, with ±25 % jitter so agents do not reconnect in step.
+    pub(crate) fn next(&mut self) -> Duration {
+        let base = self.next_ms;
+        self.next_ms = (self.next_ms * 2).min(self.max_ms);
+        let jitter = crate::now_ns().unsigned_abs() % (base / 2 + 1);
+        Duration::from_millis(base - base / 4 + jitter)
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next_ms = 500;
+    }
+}
