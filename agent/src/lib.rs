@@ -15,6 +15,7 @@ pub mod sources;
 pub mod normalise;
 pub mod outbox;
 pub mod uplink;
+pub mod broker;
 pub mod simulate;
 
 use std::sync::Arc;
