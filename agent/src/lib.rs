@@ -11,12 +11,12 @@
 //!
 //! [`Reading`]: eitwatch_config::Reading
 
-pub mod sources;
+pub mod broker;
 pub mod normalise;
 pub mod outbox;
-pub mod uplink;
-pub mod broker;
 pub mod simulate;
+pub mod sources;
+pub mod uplink;
 
 use std::sync::Arc;
 
@@ -57,4 +57,3 @@ pub fn install_tls_provider() {
 pub(crate) fn now_ns() -> i64 {
     jiff::Timestamp::now().as_nanosecond() as i64
 }
-

@@ -8,7 +8,11 @@ use eitwatch_config::agent_config::AgentConfig;
 use eitwatch_config::problems;
 
 #[derive(Parser)]
-#[command(name = "eitwatch-agent", version, about = "eitwatch factory agent: Modbus and MQTT in, readings to the server")]
+#[command(
+    name = "eitwatch-agent",
+    version,
+    about = "eitwatch factory agent: Modbus and MQTT in, readings to the server"
+)]
 struct Cli {
     /// agent.toml to run with.
     #[arg(long, default_value = "/etc/eitwatch/agent.toml")]

@@ -50,8 +50,12 @@ impl tokio_modbus::server::Service for Service {
     fn call(&self, req: Self::Request) -> Self::Future {
         let slave = req.slave;
         future::ready(match req.request {
-            Request::ReadHoldingRegisters(address, count) => self.0.read(slave, address, count).map(Response::ReadHoldingRegisters),
-            Request::ReadInputRegisters(address, count) => self.0.read(slave, address, count).map(Response::ReadInputRegisters),
+            Request::ReadHoldingRegisters(address, count) => {
+                self.0.read(slave, address, count).map(Response::ReadHoldingRegisters)
+            }
+            Request::ReadInputRegisters(address, count) => {
+                self.0.read(slave, address, count).map(Response::ReadInputRegisters)
+            }
             _ => Err(ExceptionCode::IllegalFunction),
         })
     }
@@ -67,7 +71,9 @@ pub async fn serve_modbus(listen: SocketAddr, bank: RegisterBank) -> std::io::Re
             let bank = bank.clone();
             async move { accept_tcp_connection(stream, socket_addr, move |_| Ok(Some(Service(bank.clone())))) }
         };
-        if let Err(error) = server.serve(&on_connected, |error| tracing::warn!(%error, "Simulated Modbus connection failed")).await {
+        if let Err(error) =
+            server.serve(&on_connected, |error| tracing::warn!(%error, "Simulated Modbus connection failed")).await
+        {
             tracing::error!(%error, "Simulated Modbus device stopped");
         }
     });

@@ -55,7 +55,13 @@ impl Uplink {
     }
 
     async fn send(&self, body: String) -> Outcome {
-        let response = self.client.post(&self.url).header("Authorization", format!("Token {}", self.token)).body(body).send().await;
+        let response = self
+            .client
+            .post(&self.url)
+            .header("Authorization", format!("Token {}", self.token))
+            .body(body)
+            .send()
+            .await;
         let response = match response {
             Ok(r) => r,
             Err(e) => return Outcome::Retry(e.to_string(), None),

@@ -321,7 +321,10 @@ impl Validate for AgentConfig {
     fn validate(&self, problems: &mut Problems) {
         let catalog = Catalog::builtin();
         if !is_valid_id(&self.agent.factory) {
-            problems.push("agent.factory", format!("\"{}\" is not a valid id, expected 1 to 64 of A-Z a-z 0-9 - _ .", self.agent.factory));
+            problems.push(
+                "agent.factory",
+                format!("\"{}\" is not a valid id, expected 1 to 64 of A-Z a-z 0-9 - _ .", self.agent.factory),
+            );
         }
         let mut ids = BTreeSet::new();
         for (i, p) in self.point.iter().enumerate() {
@@ -396,8 +399,10 @@ impl Validate for AgentConfig {
                 for (name, fixed) in [("point", &sub.point), ("parameter", &sub.parameter)] {
                     let placeholder = format!("{{{name}}}");
                     match (levels.contains(&placeholder.as_str()), fixed) {
-                        (true, Some(_)) => problems.push(format!("{at}.{name}"), format!("set both here and as {placeholder} in the topic")),
-                        (false, None) => problems.push(format!("{at}.topic"), format!("names no {placeholder}, and {name} is not set")),
+                        (true, Some(_)) => problems
+                            .push(format!("{at}.{name}"), format!("set both here and as {placeholder} in the topic")),
+                        (false, None) => problems
+                            .push(format!("{at}.topic"), format!("names no {placeholder}, and {name} is not set")),
                         _ => {}
                     }
                 }

@@ -104,9 +104,14 @@ struct CatalogFile {
 /// or a gas conversion that needs the molar mass.
 #[derive(Debug, Clone, Copy)]
 enum ToBase {
-    Linear { factor: f64, offset: f64 },
+    Linear {
+        factor: f64,
+        offset: f64,
+    },
     /// mg/Nm³ × this factor → the dimension base unit (ppm) needs `× 24.45 / M`.
-    MassPerNormalVolume { mg_per_unit: f64 },
+    MassPerNormalVolume {
+        mg_per_unit: f64,
+    },
 }
 
 /// The units of each dimension, with their conversion to the dimension's base unit (the
@@ -117,45 +122,55 @@ fn dimension_units(dimension: Dimension) -> &'static [(&'static str, ToBase)] {
         Linear { factor, offset: 0.0 }
     }
     match dimension {
-        Dimension::WaterConcentration => const { &[
-            ("mg/L", lin(1.0)),
-            ("ug/L", lin(0.001)),
-            ("g/L", lin(1000.0)),
-            ("g/m3", lin(1.0)),
-            // Analysers commonly label dilute aqueous mg/L as ppm.
-            ("ppm", lin(1.0)),
-            ("ppb", lin(0.001)),
-        ] },
-        Dimension::GasConcentration => const { &[
-            ("ppm", lin(1.0)),
-            ("ppb", lin(0.001)),
-            ("mg/Nm3", MassPerNormalVolume { mg_per_unit: 1.0 }),
-            ("ug/Nm3", MassPerNormalVolume { mg_per_unit: 0.001 }),
-            ("g/Nm3", MassPerNormalVolume { mg_per_unit: 1000.0 }),
-        ] },
-        Dimension::DustConcentration => const { &[
-            ("mg/Nm3", lin(1.0)),
-            ("ug/Nm3", lin(0.001)),
-            ("g/Nm3", lin(1000.0)),
-        ] },
-        Dimension::Temperature => const { &[
-            ("degC", lin(1.0)),
-            ("degF", Linear { factor: 5.0 / 9.0, offset: -32.0 * 5.0 / 9.0 }),
-            ("K", Linear { factor: 1.0, offset: -273.15 }),
-        ] },
-        Dimension::WaterFlow => const { &[
-            ("m3/h", lin(1.0)),
-            ("m3/d", lin(1.0 / 24.0)),
-            ("m3/min", lin(60.0)),
-            ("m3/s", lin(3600.0)),
-            ("L/s", lin(3.6)),
-            ("L/min", lin(0.06)),
-        ] },
-        Dimension::GasFlow => const { &[
-            ("m3/h", lin(1.0)),
-            ("m3/min", lin(60.0)),
-            ("m3/s", lin(3600.0)),
-        ] },
+        Dimension::WaterConcentration => {
+            const {
+                &[
+                    ("mg/L", lin(1.0)),
+                    ("ug/L", lin(0.001)),
+                    ("g/L", lin(1000.0)),
+                    ("g/m3", lin(1.0)),
+                    // Analysers commonly label dilute aqueous mg/L as ppm.
+                    ("ppm", lin(1.0)),
+                    ("ppb", lin(0.001)),
+                ]
+            }
+        }
+        Dimension::GasConcentration => {
+            const {
+                &[
+                    ("ppm", lin(1.0)),
+                    ("ppb", lin(0.001)),
+                    ("mg/Nm3", MassPerNormalVolume { mg_per_unit: 1.0 }),
+                    ("ug/Nm3", MassPerNormalVolume { mg_per_unit: 0.001 }),
+                    ("g/Nm3", MassPerNormalVolume { mg_per_unit: 1000.0 }),
+                ]
+            }
+        }
+        Dimension::DustConcentration => {
+            const { &[("mg/Nm3", lin(1.0)), ("ug/Nm3", lin(0.001)), ("g/Nm3", lin(1000.0))] }
+        }
+        Dimension::Temperature => {
+            const {
+                &[
+                    ("degC", lin(1.0)),
+                    ("degF", Linear { factor: 5.0 / 9.0, offset: -32.0 * 5.0 / 9.0 }),
+                    ("K", Linear { factor: 1.0, offset: -273.15 }),
+                ]
+            }
+        }
+        Dimension::WaterFlow => {
+            const {
+                &[
+                    ("m3/h", lin(1.0)),
+                    ("m3/d", lin(1.0 / 24.0)),
+                    ("m3/min", lin(60.0)),
+                    ("m3/s", lin(3600.0)),
+                    ("L/s", lin(3.6)),
+                    ("L/min", lin(0.06)),
+                ]
+            }
+        }
+        Dimension::GasFlow => const { &[("m3/h", lin(1.0)), ("m3/min", lin(60.0)), ("m3/s", lin(3600.0))] },
         Dimension::Percent => const { &[("%", lin(1.0))] },
         Dimension::Ph => const { &[("pH", lin(1.0))] },
         Dimension::Colour => const { &[("ADMI", lin(1.0))] },
@@ -253,8 +268,7 @@ impl Catalog {
 
     /// Whether `value` (canonical unit) is inside the parameter's plausible range.
     pub fn is_plausible(&self, kind: Kind, code: &str, value: f64) -> bool {
-        self.get(kind, code)
-            .is_some_and(|p| value.is_finite() && value >= p.plausible[0] && value <= p.plausible[1])
+        self.get(kind, code).is_some_and(|p| value.is_finite() && value >= p.plausible[0] && value <= p.plausible[1])
     }
 }
 

@@ -10,14 +10,14 @@
 //! - [`agent_config`] and [`server_config`]: the schemas of `agent.toml` and `server.toml`,
 //!   loaded through [`problems`], which reports every problem with its file and key path.
 
+pub mod agent_config;
 pub mod catalog;
-pub mod reading;
 pub mod line_protocol;
+pub mod problems;
+pub mod reading;
+pub mod server_config;
 pub mod site;
 pub mod standards;
-pub mod problems;
-pub mod agent_config;
-pub mod server_config;
 
 pub use catalog::{Catalog, Parameter};
 pub use reading::{Kind, Quality, Reading};

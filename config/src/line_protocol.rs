@@ -86,7 +86,10 @@ pub fn encode_into(readings: &[Reading], out: &mut String) {
     while i < readings.len() {
         let first = &readings[i];
         let mut j = i + 1;
-        while j < readings.len() && same_line(first, &readings[j]) && !readings[i..j].iter().any(|r| r.parameter == readings[j].parameter) {
+        while j < readings.len()
+            && same_line(first, &readings[j])
+            && !readings[i..j].iter().any(|r| r.parameter == readings[j].parameter)
+        {
             j += 1;
         }
         let group = &readings[i..j];
@@ -185,7 +188,9 @@ fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut
                 source = match value.as_str() {
                     "lab" => Source::Lab,
                     "instrument" => Source::Instrument,
-                    other => return Err(format!("tag source: unknown source \"{other}\", expected lab or instrument")),
+                    other => {
+                        return Err(format!("tag source: unknown source \"{other}\", expected lab or instrument"));
+                    }
                 }
             }
             _ => {}
@@ -194,9 +199,9 @@ fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut
     let factory = factory.filter(|f| !f.is_empty()).ok_or("missing tag factory")?;
     let point = point.filter(|p| !p.is_empty()).ok_or("missing tag point")?;
     let time_ns = match line.timestamp {
-        Some(ts) => ts
-            .checked_mul(precision.ns_per_unit())
-            .ok_or_else(|| format!("timestamp {ts} overflows nanoseconds"))?,
+        Some(ts) => {
+            ts.checked_mul(precision.ns_per_unit()).ok_or_else(|| format!("timestamp {ts} overflows nanoseconds"))?
+        }
         None => default_time_ns,
     };
 
@@ -213,11 +218,15 @@ fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut
                 match key {
                     "quality" => quality = s.as_str().parse()?,
                     "not_detected" => not_detected = s.as_str().split_whitespace().collect(),
-                    _ => return Err(format!("field {key}: a string, expected a number in the canonical unit")),
+                    _ => {
+                        return Err(format!("field {key}: a string, expected a number in the canonical unit"));
+                    }
                 }
                 continue;
             }
-            FieldValue::Boolean(_) => return Err(format!("field {key}: a boolean, expected a number in the canonical unit")),
+            FieldValue::Boolean(_) => {
+                return Err(format!("field {key}: a boolean, expected a number in the canonical unit"));
+            }
         };
         if !number.is_finite() {
             return Err(format!("field {key}: {number} is not a finite number"));

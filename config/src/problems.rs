@@ -89,7 +89,9 @@ pub fn load<T: DeserializeOwned + Validate>(text: &str, file: &str) -> Result<T,
                 let (original, last_seq) = to_original(&segments, &removed);
                 problems.push(original.clone(), e.inner().message().to_string());
                 // Prune the innermost array element holding the error, and go again.
-                let Some((array_path, index_original, depth)) = last_seq else { return Err(problems) };
+                let Some((array_path, index_original, depth)) = last_seq else {
+                    return Err(problems);
+                };
                 if problems.list.len() >= MAX_PROBLEMS || !prune(&mut doc, &segments[..=depth]) {
                     return Err(problems);
                 }
@@ -112,10 +114,7 @@ fn to_original(
         match segment {
             Segment::Seq { index } => {
                 let gone = removed.get(&path);
-                let original = (0..)
-                    .filter(|i| gone.is_none_or(|g| !g.contains(i)))
-                    .nth(*index)
-                    .unwrap_or(*index);
+                let original = (0..).filter(|i| gone.is_none_or(|g| !g.contains(i))).nth(*index).unwrap_or(*index);
                 last = Some((path.clone(), original, depth));
                 path.push_str(&format!("[{original}]"));
             }
@@ -139,7 +138,9 @@ fn to_original(
 
 /// Removes the array element the path ends at; false when the path does not lead there.
 fn prune(doc: &mut toml::Value, segments: &[Segment]) -> bool {
-    let Some((last, parents)) = segments.split_last() else { return false };
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
     let mut node = doc;
     for segment in parents {
         node = match (segment, node) {

@@ -127,7 +127,10 @@ pub fn validate_areas(areas: &[Area], path: &str, catalog: &Catalog, problems: &
             let at = format!("{at}.factory[{f}]");
             check_id(&factory.id, &format!("{at}.id"), &mut factory_ids, problems);
             if !(1..=3).contains(&factory.category) {
-                problems.push(format!("{at}.category"), format!("{} is not a factory category, expected 1, 2 or 3", factory.category));
+                problems.push(
+                    format!("{at}.category"),
+                    format!("{} is not a factory category, expected 1, 2 or 3", factory.category),
+                );
             }
             let mut point_ids = BTreeSet::new();
             for (p, point) in factory.point.iter().enumerate() {
@@ -135,11 +138,17 @@ pub fn validate_areas(areas: &[Area], path: &str, catalog: &Catalog, problems: &
                 check_id(&point.id, &format!("{at}.id"), &mut point_ids, problems);
                 for (i, code) in point.parameters.iter().enumerate() {
                     if catalog.get(point.kind, code).is_none() {
-                        problems.push(format!("{at}.parameters[{i}]"), format!("unknown {} parameter \"{code}\"", point.kind));
+                        problems.push(
+                            format!("{at}.parameters[{i}]"),
+                            format!("unknown {} parameter \"{code}\"", point.kind),
+                        );
                     }
                 }
                 if point.kind == Kind::Emission && point.emission.is_none() {
-                    problems.push(format!("{at}.emission"), "missing: an emission point says what it serves (source, fuel, combustion)");
+                    problems.push(
+                        format!("{at}.emission"),
+                        "missing: an emission point says what it serves (source, fuel, combustion)",
+                    );
                 }
                 if point.expected_interval_s == 0 {
                     problems.push(format!("{at}.expected_interval_s"), "must be at least 1");

@@ -211,7 +211,9 @@ impl Standards {
                 .iter()
                 .map(|(file, text)| {
                     #[allow(clippy::expect_used)] // shipped data, checked by this crate's tests
-                    Standard::from_toml(text, Catalog::builtin()).map_err(|e| format!("{file}: {e}")).expect("built-in standard")
+                    Standard::from_toml(text, Catalog::builtin())
+                        .map_err(|e| format!("{file}: {e}"))
+                        .expect("built-in standard")
                 })
                 .collect();
             Standards { standards }

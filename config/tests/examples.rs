@@ -40,12 +40,22 @@ fn every_problem_is_reported_with_file_and_key_path() {
     let problems = load::<AgentConfig>(&text, "agent.toml").unwrap_err();
     let text = problems.to_string();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "both bad types, then nothing else (semantic checks wait for a file that parses): {text}");
-    assert!(lines[0].starts_with("agent.toml: modbus[0].register[0].type: unknown variant `f33`, expected one of"), "{text}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "both bad types, then nothing else (semantic checks wait for a file that parses): {text}"
+    );
+    assert!(
+        lines[0].starts_with("agent.toml: modbus[0].register[0].type: unknown variant `f33`, expected one of"),
+        "{text}"
+    );
     assert!(lines[1].starts_with("agent.toml: modbus[0].register[1].type: unknown variant `f33`"), "{text}");
 
     // Once it parses, every semantic problem at once.
-    let text = example("agent.toml").replace("parameter = \"flow\"", "parameter = \"flw\"").replace("qos = 1", "qos = 2").replace("point = \"outfall-1\"\nparameter = \"ph\"", "point = \"outfall-9\"\nparameter = \"ph\"");
+    let text = example("agent.toml")
+        .replace("parameter = \"flow\"", "parameter = \"flw\"")
+        .replace("qos = 1", "qos = 2")
+        .replace("point = \"outfall-1\"\nparameter = \"ph\"", "point = \"outfall-9\"\nparameter = \"ph\"");
     let problems = load::<AgentConfig>(&text, "agent.toml").unwrap_err();
     let got: Vec<String> = problems.list.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
     assert_eq!(
@@ -84,7 +94,11 @@ register = []
 "#;
     let problems = load::<AgentConfig>(text, "a.toml").unwrap_err();
     let paths: Vec<&str> = problems.list.iter().map(|p| p.path.as_str()).collect();
-    assert_eq!(paths, ["modbus[0].register[0].type", "modbus[0].register[2].table", "modbus[1].transport.type"], "{problems}");
+    assert_eq!(
+        paths,
+        ["modbus[0].register[0].type", "modbus[0].register[2].table", "modbus[1].transport.type"],
+        "{problems}"
+    );
 }
 
 #[test]

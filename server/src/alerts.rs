@@ -89,7 +89,10 @@ impl AlertBook {
 
     /// Applies the judgements of a batch (readings in time order). Returns the alerts
     /// opened and saves the book when anything changed.
-    pub fn apply<'a>(&self, judged: impl IntoIterator<Item = (&'a Reading, Judgement<'a>)>) -> std::io::Result<Vec<Alert>> {
+    pub fn apply<'a>(
+        &self,
+        judged: impl IntoIterator<Item = (&'a Reading, Judgement<'a>)>,
+    ) -> std::io::Result<Vec<Alert>> {
         let mut alerts = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
         let mut opened = Vec::new();
         let mut changed = false;

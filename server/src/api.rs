@@ -98,12 +98,19 @@ async fn readings(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let scope = read_scope(&app, &headers, peer)?;
     let bound = |key: &str, default: i64| -> Result<i64, ApiError> {
-        q.get(key).map_or(Ok(default), |v| v.parse().map_err(|_| ApiError::invalid(format!("{key}: \"{v}\" is not a whole number of ns"))))
+        q.get(key).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| ApiError::invalid(format!("{key}: \"{v}\" is not a whole number of ns")))
+        })
     };
     let (from_ns, to_ns) = (bound("from_ns", i64::MIN)?, bound("to_ns", i64::MAX)?);
     let matches = |key: &str, value: &str| q.get(key).is_none_or(|v| v == value);
     let rows = app.store.query(
-        |k| allowed(&scope, &k.factory) && matches("factory", &k.factory) && matches("point", &k.point) && matches("parameter", &k.parameter),
+        |k| {
+            allowed(&scope, &k.factory)
+                && matches("factory", &k.factory)
+                && matches("point", &k.point)
+                && matches("parameter", &k.parameter)
+        },
         from_ns,
         to_ns,
     );

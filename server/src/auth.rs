@@ -63,7 +63,9 @@ fn hash(token: &str) -> String {
 
 fn read(path: &Path) -> Result<Vec<StoredToken>, TokenError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| TokenError::Format { path: path.to_path_buf(), source }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|source| TokenError::Format { path: path.to_path_buf(), source })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(source) => Err(TokenError::Io { path: path.to_path_buf(), source }),
     }
@@ -110,7 +112,8 @@ impl Tokens {
             created: jiff::Timestamp::now().to_string(),
         });
         let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(&list).map_err(|source| TokenError::Format { path: path.clone(), source })?;
+        let text =
+            serde_json::to_vec_pretty(&list).map_err(|source| TokenError::Format { path: path.clone(), source })?;
         std::fs::write(&tmp, text).map_err(|source| TokenError::Io { path: tmp.clone(), source })?;
         std::fs::rename(&tmp, &path).map_err(|source| TokenError::Io { path: path.clone(), source })?;
         Ok(token)

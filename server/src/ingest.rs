@@ -33,7 +33,8 @@ pub async fn write(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let token = bearer(&headers).ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
+    let token =
+        bearer(&headers).ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
     let Grant::Factory { factory } = app.tokens.check(token).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
     let precision = match params.get("precision") {
         None => Precision::Ns,
@@ -99,7 +100,10 @@ fn check(app: &AppState, r: &mut Reading, max_future_ns: i64) -> Result<(), Stri
     let catalog = Catalog::builtin();
     catalog.require(r.kind, &r.parameter).map_err(|e| e.to_string())?;
     if r.time_ns > max_future_ns {
-        return Err(format!("timestamp {} ns is more than {} s in the future", r.time_ns, app.config.server.max_future_s));
+        return Err(format!(
+            "timestamp {} ns is more than {} s in the future",
+            r.time_ns, app.config.server.max_future_s
+        ));
     }
     if r.quality == Quality::Valid && !catalog.is_plausible(r.kind, &r.parameter, r.value) {
         r.quality = Quality::Suspect;

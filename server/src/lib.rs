@@ -9,12 +9,12 @@
 //! - [`alerts`]: exceedance alerts, kept in the data directory;
 //! - [`api`]: the HTTP surface (health, write, read API).
 
-pub mod auth;
-pub mod ingest;
-pub mod store;
-pub mod compliance;
 pub mod alerts;
 pub mod api;
+pub mod auth;
+pub mod compliance;
+pub mod ingest;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -73,13 +73,7 @@ impl App {
         let store = store::Store::open(&dir.join("readings.log"))?;
         let alerts = alerts::AlertBook::open(&dir.join("alerts.json"))
             .map_err(|source| StartError::Io { path: dir.join("alerts.json"), source })?;
-        Ok(App {
-            registry: Registry::new(config.area.clone()),
-            tokens: auth::Tokens::new(&dir),
-            store,
-            alerts,
-            config,
-        })
+        Ok(App { registry: Registry::new(config.area.clone()), tokens: auth::Tokens::new(&dir), store, alerts, config })
     }
 
     /// The data directory.

@@ -74,7 +74,9 @@ impl Stored {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The batch would rewrite history.
-    #[error("{factory}/{point}/{parameter} at {time_ns} ns is stored as {stored}, refusing {offered}: history is append-only")]
+    #[error(
+        "{factory}/{point}/{parameter} at {time_ns} ns is stored as {stored}, refusing {offered}: history is append-only"
+    )]
     Rewrite {
         /// Factory.
         factory: String,
@@ -145,7 +147,9 @@ impl Store {
         let mut len = 0;
         let mut offset = 0usize;
         while offset < bytes.len() {
-            let Some(payload) = record_at(&bytes, offset) else { break };
+            let Some(payload) = record_at(&bytes, offset) else {
+                break;
+            };
             let text = std::str::from_utf8(payload).map_err(|e| StoreError::Corrupt {
                 path: path.to_path_buf(),
                 offset: offset as u64,
@@ -182,7 +186,11 @@ impl Store {
         for r in batch {
             let key = SeriesKey::of(r);
             let offered = Stored::of(r);
-            let existing = inner.series.get(&key).and_then(|s| s.get(&r.time_ns)).or_else(|| in_batch.get(&(key.clone(), r.time_ns)));
+            let existing = inner
+                .series
+                .get(&key)
+                .and_then(|s| s.get(&r.time_ns))
+                .or_else(|| in_batch.get(&(key.clone(), r.time_ns)));
             match existing {
                 Some(stored) if stored.same(&offered) => duplicates += 1,
                 Some(stored) => {
@@ -220,7 +228,12 @@ impl Store {
     }
 
     /// Readings of the series matching a filter, within `[from_ns, to_ns)`, by series then time.
-    pub fn query(&self, filter: impl Fn(&SeriesKey) -> bool, from_ns: i64, to_ns: i64) -> Vec<(SeriesKey, i64, Stored)> {
+    pub fn query(
+        &self,
+        filter: impl Fn(&SeriesKey) -> bool,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Vec<(SeriesKey, i64, Stored)> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut keys: Vec<&SeriesKey> = inner.series.keys().filter(|k| filter(k)).collect();
         keys.sort();

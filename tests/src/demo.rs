@@ -58,7 +58,8 @@ pub fn ceramics_cod(t_s: f64, drift_after_s: f64) -> f64 {
 /// Starts everything; returns once the server accepts writes.
 pub async fn start(options: Options) -> anyhow::Result<Demo> {
     let shutdown = Shutdown::new();
-    let mut server: ServerConfig = problems::load(SERVER_TOML, "config/examples/server.toml").map_err(|p| anyhow::anyhow!("{p}"))?;
+    let mut server: ServerConfig =
+        problems::load(SERVER_TOML, "config/examples/server.toml").map_err(|p| anyhow::anyhow!("{p}"))?;
     server.server.listen = options.listen.to_string();
     server.server.data_dir = options.data_dir.join("server").display().to_string();
     server.api.anonymous_read = AnonymousRead::Loopback;
@@ -92,8 +93,13 @@ pub async fn start(options: Options) -> anyhow::Result<Demo> {
 
     let token = |f: &str| tokens.iter().find(|(x, _)| x == f).map(|(_, t)| t.clone()).unwrap_or_default();
     let agents = [
-        agent_toml("mm-ceramics", &token("mm-ceramics"), addr, &options, &format!(
-            r#"[[point]]
+        agent_toml(
+            "mm-ceramics",
+            &token("mm-ceramics"),
+            addr,
+            &options,
+            &format!(
+                r#"[[point]]
 id = "outfall-1"
 kind = "effluent"
 [[modbus]]
@@ -105,9 +111,16 @@ register = [
   {{ point = "outfall-1", parameter = "ph", slave = 1, table = "holding", address = 2, type = "f32", order = "CDAB", unit = "pH" }},
   {{ point = "outfall-1", parameter = "tss", slave = 1, table = "holding", address = 4, type = "f32", unit = "mg/L" }},
   {{ point = "outfall-1", parameter = "flow", slave = 1, table = "holding", address = 6, type = "f32", unit = "m3/d" }},
-]"#)),
-        agent_toml("mm-foods", &token("mm-foods"), addr, &options, &format!(
-            r#"[[point]]
+]"#
+            ),
+        ),
+        agent_toml(
+            "mm-foods",
+            &token("mm-foods"),
+            addr,
+            &options,
+            &format!(
+                r#"[[point]]
 id = "outfall-1"
 kind = "effluent"
 [[mqtt]]
@@ -117,9 +130,16 @@ client_id = "eitwatch-mm-foods"
 [[mqtt.subscription]]
 topic = "mm-foods/{{point}}/{{parameter}}"
 payload = "json"
-unit = "mg/L""#)),
-        agent_toml("mm-biomass", &token("mm-biomass"), addr, &options, &format!(
-            r#"[[point]]
+unit = "mg/L""#
+            ),
+        ),
+        agent_toml(
+            "mm-biomass",
+            &token("mm-biomass"),
+            addr,
+            &options,
+            &format!(
+                r#"[[point]]
 id = "stack-1"
 kind = "emission"
 [[modbus]]
@@ -133,7 +153,9 @@ register = [
   {{ point = "stack-1", parameter = "co", slave = 2, table = "holding", address = 6, type = "f32", unit = "ppm" }},
   {{ point = "stack-1", parameter = "o2", slave = 2, table = "holding", address = 8, type = "f32", unit = "%" }},
   {{ point = "stack-1", parameter = "temp", slave = 2, table = "holding", address = 10, type = "f32", unit = "degC" }},
-]"#)),
+]"#
+            ),
+        ),
     ];
     for (name, text) in agents {
         let config: AgentConfig = problems::load(&text, &name).map_err(|p| anyhow::anyhow!("{p}"))?;
@@ -193,11 +215,16 @@ async fn publish_foods(broker: SocketAddr, shutdown: Shutdown) {
     loop {
         tokio::select! { _ = shutdown.cancelled() => return, _ = tick.tick() => {} }
         let t = started.elapsed().as_secs_f64();
-        for (parameter, value, unit) in
-            [("cod", 70.0 + 6.0 * (t / 9.0).sin(), "mg/L"), ("bod", 14.0 + 2.0 * (t / 13.0).sin(), "mg/L"), ("ph", 7.6, "pH"), ("temp", 31.5, "degC")]
-        {
+        for (parameter, value, unit) in [
+            ("cod", 70.0 + 6.0 * (t / 9.0).sin(), "mg/L"),
+            ("bod", 14.0 + 2.0 * (t / 13.0).sin(), "mg/L"),
+            ("ph", 7.6, "pH"),
+            ("temp", 31.5, "degC"),
+        ] {
             let payload = format!(r#"{{"value": {value:.2}, "unit": "{unit}"}}"#);
-            if let Err(error) = client.publish(format!("mm-foods/outfall-1/{parameter}"), QoS::AtLeastOnce, false, payload).await {
+            if let Err(error) =
+                client.publish(format!("mm-foods/outfall-1/{parameter}"), QoS::AtLeastOnce, false, payload).await
+            {
                 tracing::warn!(%error, "Demo publisher cannot publish");
             }
         }

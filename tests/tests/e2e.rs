@@ -58,7 +58,8 @@ unit = "mg/L"
     std::fs::write(&conf, agent_toml).expect("agent.toml");
     let _agent = Proc::spawn("agent", dir.path(), Command::new(bin("eitwatch-agent")).arg("--config").arg(&conf));
 
-    let (client, mut events) = AsyncClient::new(MqttOptions::new("e2e-publisher", broker.ip().to_string(), broker.port()), 64);
+    let (client, mut events) =
+        AsyncClient::new(MqttOptions::new("e2e-publisher", broker.ip().to_string(), broker.port()), 64);
     tokio::spawn(async move { while events.poll().await.is_ok() {} });
     let publish = |parameter: &str, value: f64, t_ms: i64| {
         let client = client.clone();
@@ -84,10 +85,15 @@ unit = "mg/L"
     let ms = |t: i64| t * 1_000_000;
     wait_for("all MQTT readings", Duration::from_secs(30), || {
         let url = url.clone();
-        async move { (series(&url, "f1", "cod").await.len() >= 3 && !series(&url, "f1", "bod").await.is_empty()).then_some(()) }
+        async move {
+            (series(&url, "f1", "cod").await.len() >= 3 && !series(&url, "f1", "bod").await.is_empty()).then_some(())
+        }
     })
     .await;
-    assert_eq!(series(&url, "f1", "cod").await, vec![(ms(T0_MS), 85.0), (ms(T0_MS + 60_000), 90.0), (ms(T0_MS + 120_000), 130.5)]);
+    assert_eq!(
+        series(&url, "f1", "cod").await,
+        vec![(ms(T0_MS), 85.0), (ms(T0_MS + 60_000), 90.0), (ms(T0_MS + 120_000), 130.5)]
+    );
     assert_eq!(series(&url, "f1", "bod").await, vec![(ms(T0_MS + 120_000), 12.0)]);
 
     let polls = wait_for("three Modbus polls", Duration::from_secs(30), || {
@@ -108,8 +114,14 @@ unit = "mg/L"
     let alerts = alerts["alerts"].as_array().expect("alerts");
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
-    assert_eq!((a["kind"].as_str(), a["state"].as_str(), a["parameter"].as_str()), (Some("exceedance"), Some("firing"), Some("cod")));
-    assert_eq!((a["value"].as_f64(), a["limit"].as_str(), a["clause"].as_str()), (Some(130.5), Some("≤ 120 mg/L"), Some("5.7")));
+    assert_eq!(
+        (a["kind"].as_str(), a["state"].as_str(), a["parameter"].as_str()),
+        (Some("exceedance"), Some("firing"), Some("cod"))
+    );
+    assert_eq!(
+        (a["value"].as_f64(), a["limit"].as_str(), a["clause"].as_str()),
+        (Some(130.5), Some("≤ 120 mg/L"), Some("5.7"))
+    );
     assert_eq!(a["started_ns"].as_i64(), Some(ms(T0_MS + 120_000)));
 }
 
@@ -126,7 +138,8 @@ async fn a_bad_write_is_refused_whole_with_the_reason() {
             }
             let r = req.send().await.expect("write");
             let status = r.status().as_u16();
-            let body: serde_json::Value = if status == 204 { serde_json::Value::Null } else { r.json().await.expect("json error body") };
+            let body: serde_json::Value =
+                if status == 204 { serde_json::Value::Null } else { r.json().await.expect("json error body") };
             (status, body["message"].as_str().unwrap_or_default().to_string())
         }
     };
@@ -137,9 +150,17 @@ async fn a_bad_write_is_refused_whole_with_the_reason() {
     assert!(message.starts_with("line 2: malformed line protocol"), "{message}");
     let (status, message) = write(f1(), "effluent,factory=f1,point=outfall-1 cod=50 1795300000\neffluent,factory=f1,point=outfall-1 cood=5 1795300060\n").await;
     assert_eq!((status, message.as_str()), (400, "line 2: unknown effluent parameter \"cood\""));
-    let (status, message) = write(f1(), "effluent,factory=f1,point=outfall-1 cod=50 1795300000\neffluent,factory=f1,point=outfall-9 cod=5 1795300060\n").await;
+    let (status, message) = write(
+        f1(),
+        "effluent,factory=f1,point=outfall-1 cod=50 1795300000\neffluent,factory=f1,point=outfall-9 cod=5 1795300060\n",
+    )
+    .await;
     assert_eq!((status, message.as_str()), (400, "line 2: unknown point \"outfall-9\" of factory \"f1\""));
-    let (status, message) = write(f1(), "effluent,factory=f1,point=outfall-1 cod=50 1795300000\neffluent,factory=f2,point=outfall-1 cod=5 1795300000\n").await;
+    let (status, message) = write(
+        f1(),
+        "effluent,factory=f1,point=outfall-1 cod=50 1795300000\neffluent,factory=f2,point=outfall-1 cod=5 1795300000\n",
+    )
+    .await;
     assert_eq!((status, message.as_str()), (403, "line 2: factory \"f2\" is not the token's factory"));
     assert_eq!(write(Some("ewf_nope".into()), "effluent,factory=f1,point=outfall-1 cod=50 1").await.0, 401);
     assert_eq!(write(None, "effluent,factory=f1,point=outfall-1 cod=50 1").await.0, 401);
@@ -181,7 +202,9 @@ async fn the_demo_raises_the_drifting_cod_alert() {
     let _demo = Proc::spawn(
         "demo",
         dir.path(),
-        Command::new(bin("eitwatch-demo")).args(["--listen", "127.0.0.1:0", "--drift-after-s", "2", "--data-dir"]).arg(dir.path()),
+        Command::new(bin("eitwatch-demo"))
+            .args(["--listen", "127.0.0.1:0", "--drift-after-s", "2", "--data-dir"])
+            .arg(dir.path()),
     );
     let addr_file = dir.path().join("server/listen-address");
     let addr = wait_for("the demo server", Duration::from_secs(30), || {

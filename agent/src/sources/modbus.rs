@@ -62,7 +62,9 @@ async fn read(ctx: &mut ModbusContext, reg: &Register, timeout: Duration) -> Res
         match reg.table {
             RegisterTable::Holding => ctx.read_holding_registers(reg.address, count).await,
             RegisterTable::Input => ctx.read_input_registers(reg.address, count).await,
-            RegisterTable::Coil => ctx.read_coils(reg.address, 1).await.map(|r| r.map(|b| b.iter().map(|&b| b as u16).collect())),
+            RegisterTable::Coil => {
+                ctx.read_coils(reg.address, 1).await.map(|r| r.map(|b| b.iter().map(|&b| b as u16).collect()))
+            }
             RegisterTable::Discrete => {
                 ctx.read_discrete_inputs(reg.address, 1).await.map(|r| r.map(|b| b.iter().map(|&b| b as u16).collect()))
             }

@@ -81,10 +81,17 @@ fn parse_time(v: &serde_json::Value) -> Result<i64, PayloadError> {
 
 /// Decodes one message into a raw value.
 pub fn decode(sub: &Subscription, topic: &str, payload: &[u8], arrival_ns: i64) -> Result<Raw, PayloadError> {
-    let (point, parameter) =
-        match_topic(sub, topic).ok_or_else(|| PayloadError::Malformed(format!("topic {topic} does not match {}", sub.topic)))?;
+    let (point, parameter) = match_topic(sub, topic)
+        .ok_or_else(|| PayloadError::Malformed(format!("topic {topic} does not match {}", sub.topic)))?;
     let text = std::str::from_utf8(payload).map_err(|_| PayloadError::Malformed("payload is not UTF-8".into()))?;
-    let mut raw = Raw { point, parameter, value: f64::NAN, unit: sub.unit.clone().unwrap_or_default(), time_ns: arrival_ns, quality: Quality::Valid };
+    let mut raw = Raw {
+        point,
+        parameter,
+        value: f64::NAN,
+        unit: sub.unit.clone().unwrap_or_default(),
+        time_ns: arrival_ns,
+        quality: Quality::Valid,
+    };
     match sub.payload {
         Payload::Number => {
             raw.value = text.trim().parse().map_err(|_| PayloadError::Malformed("payload is not a number".into()))?;
@@ -97,7 +104,10 @@ pub fn decode(sub: &Subscription, topic: &str, payload: &[u8], arrival_ns: i64) 
                 .and_then(|v| v.as_f64())
                 .ok_or_else(|| PayloadError::Malformed("no numeric \"value\"".into()))?;
             if let Some(unit) = json.get("unit") {
-                raw.unit = unit.as_str().ok_or_else(|| PayloadError::Malformed("\"unit\" is not a string".into()))?.to_string();
+                raw.unit = unit
+                    .as_str()
+                    .ok_or_else(|| PayloadError::Malformed("\"unit\" is not a string".into()))?
+                    .to_string();
             }
             if let Some(time) = json.get("time") {
                 raw.time_ns = parse_time(time)?;
@@ -123,7 +133,11 @@ fn excerpt(payload: &[u8]) -> String {
 
 /// Runs one broker's subscriptions until shutdown.
 pub async fn run(source: MqttSource, ctx: Context) {
-    let (host, port) = match source.broker.rsplit_once(':').and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?))) {
+    let (host, port) = match source
+        .broker
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+    {
         Some(hp) => hp,
         None => {
             tracing::error!(source = %source.name, broker = %source.broker, "Broker is not host:port; source not started");
@@ -172,7 +186,9 @@ pub async fn run(source: MqttSource, ctx: Context) {
                         malformed += 1;
                         tracing::warn!(source = %source.name, topic = %publish.topic, %error, excerpt = %excerpt(&publish.payload), malformed, "Malformed message skipped");
                     }
-                    None => tracing::warn!(source = %source.name, topic = %publish.topic, "Message on a topic no subscription maps"),
+                    None => {
+                        tracing::warn!(source = %source.name, topic = %publish.topic, "Message on a topic no subscription maps")
+                    }
                 }
                 // Acknowledged only now that its reading is queued (or judged unreadable).
                 if let Err(error) = client.try_ack(&publish) {
@@ -213,7 +229,13 @@ mod tests {
     #[test]
     fn payloads_with_exact_values() {
         let s = sub("p/{point}/{parameter}", Payload::Json);
-        let raw = decode(&s, "p/o/cod", br#"{"value": 85.25, "unit": "ug/L", "time": "2026-11-22T10:00:00Z", "quality": "maintenance"}"#, 7).unwrap();
+        let raw = decode(
+            &s,
+            "p/o/cod",
+            br#"{"value": 85.25, "unit": "ug/L", "time": "2026-11-22T10:00:00Z", "quality": "maintenance"}"#,
+            7,
+        )
+        .unwrap();
         assert_eq!((raw.value, raw.unit.as_str(), raw.quality), (85.25, "ug/L", Quality::Maintenance));
         assert_eq!(raw.time_ns, 1_795_341_600_000_000_000);
         let raw = decode(&s, "p/o/cod", br#"{"value": 1, "time": 1795341600123}"#, 7).unwrap();

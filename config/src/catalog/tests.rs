@@ -8,9 +8,34 @@ fn close(a: f64, b: f64) -> bool {
 fn builtin_catalog_covers_the_effluent_standard_and_cems_list() {
     let c = Catalog::builtin();
     for code in [
-        "ph", "temp", "color", "tds", "tss", "bod", "cod", "sulfide", "cyanide", "oil_grease", "formaldehyde",
-        "phenols", "free_chlorine", "pesticide", "tkn", "zn", "cr6", "cr3", "as", "cu", "hg", "cd", "ba", "se",
-        "pb", "ni", "mn", "flow",
+        "ph",
+        "temp",
+        "color",
+        "tds",
+        "tss",
+        "bod",
+        "cod",
+        "sulfide",
+        "cyanide",
+        "oil_grease",
+        "formaldehyde",
+        "phenols",
+        "free_chlorine",
+        "pesticide",
+        "tkn",
+        "zn",
+        "cr6",
+        "cr3",
+        "as",
+        "cu",
+        "hg",
+        "cd",
+        "ba",
+        "se",
+        "pb",
+        "ni",
+        "mn",
+        "flow",
     ] {
         assert!(c.get(Kind::Effluent, code).is_some(), "effluent {code}");
     }

@@ -7,7 +7,11 @@ fn reading(p: &str, v: f64, t: i64) -> Reading {
 
 #[test]
 fn encodes_one_wide_line_per_instant() {
-    let rs = vec![reading("cod", 85.2, 1_700_000_000_000_000_000), reading("ph", 7.0, 1_700_000_000_000_000_000), reading("cod", 90.0, 1_700_000_060_000_000_000)];
+    let rs = vec![
+        reading("cod", 85.2, 1_700_000_000_000_000_000),
+        reading("ph", 7.0, 1_700_000_000_000_000_000),
+        reading("cod", 90.0, 1_700_000_060_000_000_000),
+    ];
     assert_eq!(
         encode(&rs),
         "effluent,factory=mm-01,point=outfall-1 cod=85.2,ph=7 1700000000000000000\n\

@@ -27,7 +27,9 @@ fn a_rewrite_refuses_the_whole_batch() {
     let store = Store::open(&dir.path().join("readings.log")).unwrap();
     store.append(&[r("cod", 130.0, 10)]).unwrap();
     let e = store.append(&[r("cod", 50.0, 11), r("cod", 100.0, 10)]).unwrap_err();
-    assert!(matches!(e, StoreError::Rewrite { time_ns: 10, stored, offered, .. } if stored == 130.0 && offered == 100.0));
+    assert!(
+        matches!(e, StoreError::Rewrite { time_ns: 10, stored, offered, .. } if stored == 130.0 && offered == 100.0)
+    );
     assert_eq!(store.len(), 1, "nothing of the refused batch is stored");
     // A conflict inside one batch is a rewrite too.
     assert!(store.append(&[r("bod", 1.0, 5), r("bod", 2.0, 5)]).is_err());

@@ -7,7 +7,10 @@ use clap::Parser;
 use eitwatch_tests::demo::{self, Options};
 
 #[derive(Parser)]
-#[command(name = "eitwatch-demo", about = "A simulated Eco Industrial Town (Mae Moh, Lampang) on eitwatch's embedded default")]
+#[command(
+    name = "eitwatch-demo",
+    about = "A simulated Eco Industrial Town (Mae Moh, Lampang) on eitwatch's embedded default"
+)]
 struct Cli {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:8086")]
@@ -23,12 +26,17 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rumqttd=off".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rumqttd=off".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let data_dir = cli.data_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("eitwatch-demo-{}", std::process::id())));
-    let demo = demo::start(Options { listen: cli.listen, data_dir: data_dir.clone(), drift_after_s: cli.drift_after_s }).await?;
+    let data_dir =
+        cli.data_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("eitwatch-demo-{}", std::process::id())));
+    let demo =
+        demo::start(Options { listen: cli.listen, data_dir: data_dir.clone(), drift_after_s: cli.drift_after_s })
+            .await?;
     let url = format!("http://{}", demo.addr);
     println!("eitwatch demo: Mae Moh, Lampang — 3 factories, 2 outfalls and 1 boiler stack");
     println!("  server      {url}   (data: {})", data_dir.display());

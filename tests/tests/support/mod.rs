@@ -17,7 +17,11 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let path = dir.join(name);
-    assert!(path.exists(), "{} missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", path.display());
+    assert!(
+        path.exists(),
+        "{} missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
     path
 }
 
@@ -82,14 +86,23 @@ where
 }
 
 pub async fn wait_for_port(what: &str, addr: SocketAddr) {
-    wait_for(what, Duration::from_secs(20), || async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) }).await;
+    wait_for(
+        what,
+        Duration::from_secs(20),
+        || async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) },
+    )
+    .await;
 }
 
 pub fn mosquitto(dir: &Path) -> (Proc, SocketAddr) {
     let addr = free_port();
     let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n", addr.port())).expect("conf");
-    let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("mosquitto");
+    std::fs::write(&conf, format!("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n", addr.port()))
+        .expect("conf");
+    let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("mosquitto");
     (Proc::spawn("mosquitto", dir, Command::new(exe).arg("-c").arg(&conf)), addr)
 }
 
