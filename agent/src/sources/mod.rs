@@ -26,8 +26,9 @@ pub struct Context {
 
 impl Context {
     /// Normalises raw values and queues the readings; values that cannot be normalised are
-    /// logged with their source and dropped. Returns how many were queued.
-    pub fn deliver(&self, source: &str, raws: Vec<Raw>) -> usize {
+    /// logged with their source and dropped. Returns how many were queued, once they are
+    /// safe in the outbox: only then may a source acknowledge them (MQTT ack, end of a poll).
+    pub async fn deliver(&self, source: &str, raws: Vec<Raw>) -> usize {
         let readings: Vec<_> = raws
             .into_iter()
             .filter_map(|raw| {

@@ -137,7 +137,7 @@ pub async fn run(device: ModbusDevice, ctx: Context) {
                 }
             }
         }
-        ctx.deliver(&device.name, raws);
+        ctx.deliver(&device.name, raws).await;
         if let Some(error) = link_lost {
             tracing::warn!(device = %device.name, %address, %error, "Modbus link lost; reconnecting");
             connection = None;

@@ -180,7 +180,7 @@ pub async fn run(source: MqttSource, ctx: Context) {
                 let decoded = source.subscription.iter().find_map(|sub| match_topic(sub, &publish.topic).map(|_| sub));
                 match decoded.map(|sub| decode(sub, &publish.topic, &publish.payload, arrival)) {
                     Some(Ok(raw)) => {
-                        ctx.deliver(&source.name, vec![raw]);
+                        ctx.deliver(&source.name, vec![raw]).await;
                     }
                     Some(Err(error)) => {
                         malformed += 1;
