@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite talks to, when they are missing:
 #   mosquitto (MQTT broker), socat (serial pty pairs), from Debian;
-#   pymodbus (a Modbus server none of us wrote), from PyPI, into .peers/venv.
+#   pymodbus (a Modbus server none of us wrote) and influxdb-client (InfluxData's Python
+#   client, the writer the ingest tests prove compatibility with), from PyPI, into .peers/venv.
 # Idempotent: a second run with everything present does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +25,8 @@ if ! "$venv/bin/python" -c 'import pymodbus, serial' >/dev/null 2>&1; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "pymodbus[serial]==3.16.1"
 fi
-echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus: $venv)"
+if ! "$venv/bin/python" -c 'import influxdb_client' >/dev/null 2>&1; then
+  echo "install-peers: pip install influxdb-client into $venv"
+  "$venv/bin/python" -m pip install -q "influxdb-client==1.49.0"
+fi
+echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus and influxdb-client: $venv)"

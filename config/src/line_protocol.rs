@@ -18,10 +18,17 @@
 //! One line carries the parameters measured at one instant at one point, as Telegraf's wide
 //! lines do. The encoder groups consecutive readings that share kind, factory, point,
 //! time, quality and source into one line.
+//!
+//! The grammar (escapes, quoted strings, `i`/`u` suffixes, booleans, comments) is InfluxData's
+//! own parser's (`influxdb-line-protocol`), so what InfluxDB takes, this takes. Lines of other
+//! shapes (a Telegraf modbus input, a vendor logger) become readings through a configured
+//! [`Mapping`].
 
 use std::fmt::Write as _;
 
-use influxdb_line_protocol::{FieldValue, parse_lines};
+use influxdb_line_protocol::{FieldValue, ParsedLine, parse_lines, split_lines};
+
+pub use mapping::{FieldMapping, Mapping, OtherFields, validate_mappings};
 
 use crate::reading::{Kind, Quality, Reading, Source};
 
@@ -37,10 +44,14 @@ pub enum Precision {
     Ms,
     /// Seconds.
     S,
+    /// Minutes (InfluxDB 1.x `/write` only).
+    M,
+    /// Hours (InfluxDB 1.x `/write` only).
+    H,
 }
 
 impl Precision {
-    /// Parses InfluxDB's spellings (`ns`, `us`/`u`, `ms`, `s`).
+    /// Parses InfluxDB v2's spellings (`ns`, `us`, `ms`, `s`; `n` and `u` are taken too).
     pub fn parse(s: &str) -> Option<Precision> {
         Some(match s {
             "ns" | "n" => Precision::Ns,
@@ -51,6 +62,15 @@ impl Precision {
         })
     }
 
+    /// Parses InfluxDB 1.x `/write` spellings (`n`, `u`, `ms`, `s`, `m`, `h`, and v2's).
+    pub fn parse_v1(s: &str) -> Option<Precision> {
+        match s {
+            "m" => Some(Precision::M),
+            "h" => Some(Precision::H),
+            _ => Precision::parse(s),
+        }
+    }
+
     /// Nanoseconds per unit.
     pub fn ns_per_unit(self) -> i64 {
         match self {
@@ -58,6 +78,8 @@ impl Precision {
             Precision::Us => 1_000,
             Precision::Ms => 1_000_000,
             Precision::S => 1_000_000_000,
+            Precision::M => 60_000_000_000,
+            Precision::H => 3_600_000_000_000,
         }
     }
 }
@@ -74,6 +96,8 @@ pub struct LineError {
 
 /// Encodes readings as canonical line protocol, timestamps in nanoseconds, one line per
 /// group of consecutive readings sharing kind, factory, point, time, quality and source.
+/// Names are escaped; a name with a control character or ending in a backslash cannot be
+/// written in line protocol (the decoder never produces one; ids and codes never hold one).
 pub fn encode(readings: &[Reading]) -> String {
     let mut out = String::with_capacity(readings.len() * 64);
     encode_into(readings, &mut out);
@@ -112,7 +136,9 @@ pub fn encode_into(readings: &[Reading], out: &mut String) {
         let not_detected: Vec<&str> =
             group.iter().filter(|r| r.below_detection_limit).map(|r| r.parameter.as_str()).collect();
         if !not_detected.is_empty() {
-            let _ = write!(out, ",not_detected=\"{}\"", not_detected.join(" "));
+            out.push_str(",not_detected=\"");
+            escape_string(&not_detected.join(" "), out);
+            out.push('"');
         }
         let _ = writeln!(out, " {}", first.time_ns);
         i = j;
@@ -128,13 +154,44 @@ fn same_line(a: &Reading, b: &Reading) -> bool {
         && a.point == b.point
 }
 
-/// Escapes a tag key/value or field key: comma, equals sign and space.
+/// Escapes a tag key/value or field key: comma, equals sign, space, and the backslash itself
+/// (so a name ending in a backslash does not escape the delimiter after it).
 fn escape_tag(s: &str, out: &mut String) {
     for c in s.chars() {
-        if matches!(c, ',' | '=' | ' ') {
+        if matches!(c, ',' | '=' | ' ' | '\\') {
             out.push('\\');
         }
         out.push(c);
+    }
+}
+
+/// Escapes the content of a quoted string field: double quote and backslash.
+fn escape_string(s: &str, out: &mut String) {
+    for c in s.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+/// What a body is decoded against, besides its text.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeContext<'a> {
+    /// The write's timestamp precision.
+    pub precision: Precision,
+    /// The timestamp of a line that carries none (the receive time), in ns.
+    pub default_time_ns: i64,
+    /// Mappings for lines whose measurement is not a [`Kind`].
+    pub mappings: &'a [Mapping],
+    /// The factory of mapped lines whose mapping names no factory tag: the writer's.
+    pub factory: Option<&'a str>,
+}
+
+impl DecodeContext<'_> {
+    /// Canonical lines only.
+    pub fn canonical(precision: Precision, default_time_ns: i64) -> DecodeContext<'static> {
+        DecodeContext { precision, default_time_ns, mappings: &[], factory: None }
     }
 }
 
@@ -156,19 +213,29 @@ pub fn decode_each(
     body: &str,
     precision: Precision,
     default_time_ns: i64,
+    check: impl FnMut(usize, &mut Vec<Reading>) -> Result<(), String>,
+) -> Result<(), LineError> {
+    decode_with(body, &DecodeContext::canonical(precision, default_time_ns), check)
+}
+
+/// [`decode_each`] with mappings for non-canonical lines.
+pub fn decode_with(
+    body: &str,
+    cx: &DecodeContext<'_>,
     mut check: impl FnMut(usize, &mut Vec<Reading>) -> Result<(), String>,
 ) -> Result<(), LineError> {
     let mut line_readings = Vec::new();
-    for (index, text) in body.split('\n').enumerate() {
+    // InfluxData's splitter, not `split('\n')`: a quoted string field may hold a newline.
+    for (index, text) in split_lines(body).enumerate() {
         line_readings.clear();
-        decode_line(text, precision, default_time_ns, &mut line_readings)
+        decode_line(text, cx, &mut line_readings)
             .and_then(|()| if line_readings.is_empty() { Ok(()) } else { check(index + 1, &mut line_readings) })
             .map_err(|reason| LineError { line: index + 1, reason })?;
     }
     Ok(())
 }
 
-fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut Vec<Reading>) -> Result<(), String> {
+fn decode_line(text: &str, cx: &DecodeContext<'_>, out: &mut Vec<Reading>) -> Result<(), String> {
     let text = text.trim_end_matches('\r');
     if text.trim().is_empty() || text.trim_start().starts_with('#') {
         return Ok(());
@@ -178,7 +245,19 @@ fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut
         Some(Err(e)) => return Err(format!("malformed line protocol: {e}")),
         None => return Ok(()),
     };
-    let kind: Kind = line.series.measurement.as_str().parse()?;
+    let time_ns = match line.timestamp {
+        Some(ts) => ts
+            .checked_mul(cx.precision.ns_per_unit())
+            .ok_or_else(|| format!("timestamp {ts} overflows nanoseconds"))?,
+        None => cx.default_time_ns,
+    };
+    match line.series.measurement.as_str().parse::<Kind>() {
+        Ok(kind) => decode_canonical(&line, kind, time_ns, out),
+        Err(_) => mapping::decode_mapped(&line, cx, time_ns, out),
+    }
+}
+
+fn decode_canonical(line: &ParsedLine<'_>, kind: Kind, time_ns: i64, out: &mut Vec<Reading>) -> Result<(), String> {
     let (mut factory, mut point, mut source) = (None, None, Source::Instrument);
     for (key, value) in line.series.tag_set.iter().flatten() {
         match key.as_str() {
@@ -196,14 +275,8 @@ fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut
             _ => {}
         }
     }
-    let factory = factory.filter(|f| !f.is_empty()).ok_or("missing tag factory")?;
-    let point = point.filter(|p| !p.is_empty()).ok_or("missing tag point")?;
-    let time_ns = match line.timestamp {
-        Some(ts) => {
-            ts.checked_mul(precision.ns_per_unit()).ok_or_else(|| format!("timestamp {ts} overflows nanoseconds"))?
-        }
-        None => default_time_ns,
-    };
+    let factory = name("tag factory", factory.filter(|f| !f.is_empty()).ok_or("missing tag factory")?)?;
+    let point = name("tag point", point.filter(|p| !p.is_empty()).ok_or("missing tag point")?)?;
 
     let mut quality = Quality::Valid;
     let mut not_detected: Vec<&str> = Vec::new();
@@ -211,9 +284,6 @@ fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut
     for (key, value) in &line.field_set {
         let key = key.as_str();
         let number = match value {
-            FieldValue::F64(v) => *v,
-            FieldValue::I64(v) => *v as f64,
-            FieldValue::U64(v) => *v as f64,
             FieldValue::String(s) => {
                 match key {
                     "quality" => quality = s.as_str().parse()?,
@@ -224,13 +294,8 @@ fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut
                 }
                 continue;
             }
-            FieldValue::Boolean(_) => {
-                return Err(format!("field {key}: a boolean, expected a number in the canonical unit"));
-            }
+            other => number(name("field key", key)?, other)?,
         };
-        if !number.is_finite() {
-            return Err(format!("field {key}: {number} is not a finite number"));
-        }
         let mut reading = Reading::new(kind, factory, point, key, number, time_ns);
         reading.source = source;
         out.push(reading);
@@ -250,6 +315,30 @@ fn decode_line(text: &str, precision: Precision, default_time_ns: i64, out: &mut
     }
     Ok(())
 }
+
+/// A factory, point or parameter name: line protocol can carry control characters (an escaped
+/// newline), no registry id or catalog code has them, and the encoder could not write them back.
+fn name<'a>(what: &str, s: &'a str) -> Result<&'a str, String> {
+    match s.chars().any(char::is_control) {
+        true => Err(format!("{what} {s:?}: control characters are not allowed in names")),
+        false => Ok(s),
+    }
+}
+
+/// A field's value as a finite number: floats, integers (`i`) and unsigned (`u`) are numbers;
+/// strings, booleans, NaN and infinities are refused, naming the field.
+fn number(key: &str, value: &FieldValue<'_>) -> Result<f64, String> {
+    let v = match value {
+        FieldValue::F64(v) => *v,
+        FieldValue::I64(v) => *v as f64,
+        FieldValue::U64(v) => *v as f64,
+        FieldValue::String(_) => return Err(format!("field {key}: a string, expected a number")),
+        FieldValue::Boolean(_) => return Err(format!("field {key}: a boolean, expected a number in the canonical unit")),
+    };
+    if v.is_finite() { Ok(v) } else { Err(format!("field {key}: {v} is not a finite number")) }
+}
+
+mod mapping;
 
 #[cfg(test)]
 mod tests;

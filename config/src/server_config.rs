@@ -1,10 +1,11 @@
 //! The schema of `server.toml`: where the server listens and keeps its data, who may read
-//! without a token, and the site registry (areas, factories, points). A ready example is
-//! `config/examples/server.toml`.
+//! without a token, how ingest copes with load and with writers' own line shapes, and the
+//! site registry (areas, factories, points). A ready example is `config/examples/server.toml`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
+use crate::line_protocol::{Mapping, validate_mappings};
 use crate::problems::{Problems, Validate};
 use crate::site::{Area, validate_areas};
 
@@ -17,6 +18,9 @@ pub struct ServerConfig {
     /// `[api]`.
     #[serde(default)]
     pub api: ApiSection,
+    /// `[ingest]`.
+    #[serde(default)]
+    pub ingest: IngestSection,
     /// The site registry.
     #[serde(default)]
     pub area: Vec<Area>,
@@ -69,6 +73,67 @@ pub struct ApiSection {
     pub anonymous_read: AnonymousRead,
 }
 
+/// `[ingest]`: load limits and mappings of the write endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    /// Writes decoded and stored at once; more wait in the queue.
+    #[serde(default = "default_max_writes_in_flight")]
+    pub max_writes_in_flight: usize,
+    /// Writes that may wait for a slot; one more is answered 429 with `Retry-After`.
+    #[serde(default = "default_max_writes_queued")]
+    pub max_writes_queued: usize,
+    /// A queued write that waited this long is answered 503 with `Retry-After`.
+    #[serde(default = "default_queue_timeout_ms")]
+    pub queue_timeout_ms: u64,
+    /// The `Retry-After` of a 429 or 503.
+    #[serde(default = "default_retry_after_s")]
+    pub retry_after_s: u64,
+    /// A parameter the catalog does not know.
+    #[serde(default)]
+    pub unknown_parameters: UnknownParameters,
+    /// `[[ingest.mapping]]`: writers with their own measurement, tag and field names.
+    #[serde(default)]
+    pub mapping: Vec<Mapping>,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection {
+            max_writes_in_flight: default_max_writes_in_flight(),
+            max_writes_queued: default_max_writes_queued(),
+            queue_timeout_ms: default_queue_timeout_ms(),
+            retry_after_s: default_retry_after_s(),
+            unknown_parameters: UnknownParameters::default(),
+            mapping: Vec::new(),
+        }
+    }
+}
+
+const fn default_max_writes_in_flight() -> usize {
+    8
+}
+const fn default_max_writes_queued() -> usize {
+    256
+}
+const fn default_queue_timeout_ms() -> u64 {
+    10_000
+}
+const fn default_retry_after_s() -> u64 {
+    1
+}
+
+/// What a write of a parameter the catalog does not know gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownParameters {
+    /// 400 naming the parameter; nothing of the batch is stored.
+    #[default]
+    Refuse,
+    /// Kept, unjudged, in `<data_dir>/unmapped.log` (the raw lines); the rest is stored.
+    StoreUnmapped,
+}
+
 impl Validate for ServerConfig {
     fn validate(&self, problems: &mut Problems) {
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -77,6 +142,13 @@ impl Validate for ServerConfig {
         if self.server.data_dir.is_empty() {
             problems.push("server.data_dir", "must not be empty");
         }
+        if self.server.max_body_bytes == 0 {
+            problems.push("server.max_body_bytes", "must be at least 1");
+        }
+        if self.ingest.max_writes_in_flight == 0 {
+            problems.push("ingest.max_writes_in_flight", "must be at least 1");
+        }
+        validate_mappings(&self.ingest.mapping, "ingest.mapping", Catalog::builtin(), problems);
         validate_areas(&self.area, "area", Catalog::builtin(), problems);
     }
 }

@@ -60,7 +60,7 @@ fn decodes_precision_integers_and_ignores_foreign_tags() {
 #[test]
 fn refuses_bad_lines_naming_the_line() {
     let cases = [
-        ("effluent,factory=f,point=p cod=1 1\nwater,factory=f,point=p cod=1 1", 2, "unknown kind \"water\""),
+        ("effluent,factory=f,point=p cod=1 1\nwater,factory=f,point=p cod=1 1", 2, "unknown measurement \"water\""),
         ("effluent,point=p cod=1 1", 1, "missing tag factory"),
         ("effluent,factory=f cod=1 1", 1, "missing tag point"),
         ("effluent,factory=f,point=p cod=\"high\" 1", 1, "field cod: a string"),
@@ -85,4 +85,198 @@ fn precision_spellings() {
     assert_eq!(Precision::parse("ms"), Some(Precision::Ms));
     assert_eq!(Precision::parse("u"), Some(Precision::Us));
     assert_eq!(Precision::parse("h"), None);
+    assert_eq!(Precision::parse_v1("h"), Some(Precision::H));
+    assert_eq!(Precision::parse_v1("m"), Some(Precision::M));
+    assert_eq!(Precision::parse_v1("n"), Some(Precision::Ns));
+    assert_eq!(Precision::H.ns_per_unit(), 3_600_000_000_000);
+}
+
+#[test]
+fn takes_the_whole_grammar() {
+    // Escaped tag values and field keys, quoted strings holding escapes and a newline,
+    // integers, unsigned, exponents, tabs are not separators in values, comments anywhere.
+    let body = concat!(
+        "# a comment line\n",
+        "   \n",
+        "effluent,factory=a\\ b\\,c\\=d,point=out\\\\fall,host=\"gw\" cod=-1.5e2,bod=3i,tss=4u,quality=\"sus\\\"pect\" 5\n",
+        "effluent,point=p,factory=f ph=70e-1,not_detected=\"ph\",note=\"multi\nline\" -2\n",
+        "effluent,factory=f,point=p my\\ param\\=x=1e0 3\r\n",
+    );
+    let e = decode(body, Precision::Ns, 0).unwrap_err();
+    assert_eq!(e.line, 3);
+    assert!(e.reason.contains(r#"unknown quality "sus"pect""#), "{e}");
+    let body = body.replace("sus\\\"pect", "suspect");
+    let e = decode(&body, Precision::Ns, 0).unwrap_err();
+    assert_eq!(e.line, 4, "the newline inside a quoted string does not split the line");
+    assert!(e.reason.contains("field note: a string"), "{e}");
+    let body = body.replace(",note=\"multi\nline\"", "");
+    let rs = decode(&body, Precision::Ns, 0).unwrap();
+    let mut expected = vec![
+        Reading::new(Kind::Effluent, "a b,c=d", "out\\fall", "cod", -150.0, 5).with_quality(Quality::Suspect),
+        Reading::new(Kind::Effluent, "a b,c=d", "out\\fall", "bod", 3.0, 5).with_quality(Quality::Suspect),
+        Reading::new(Kind::Effluent, "a b,c=d", "out\\fall", "tss", 4.0, 5).with_quality(Quality::Suspect),
+        Reading::new(Kind::Effluent, "f", "p", "ph", 7.0, -2),
+        Reading::new(Kind::Effluent, "f", "p", "my param=x", 1.0, 3),
+    ];
+    expected[3].below_detection_limit = true;
+    assert_eq!(rs, expected);
+    assert_eq!(decode(&encode(&rs), Precision::Ns, 0).unwrap(), rs);
+}
+
+#[test]
+fn refuses_what_is_not_a_finite_number() {
+    for (field, reason) in [
+        ("cod=NaN", "malformed line protocol"),
+        ("cod=inf", "malformed line protocol"),
+        ("cod=1e400", "field cod: inf is not a finite number"),
+        ("cod=-1e400", "field cod: -inf is not a finite number"),
+        ("cod=t", "field cod: a boolean"),
+        ("cod=FALSE", "field cod: a boolean"),
+        ("cod=9223372036854775808i", "malformed line protocol"),
+        ("cod=-1u", "malformed line protocol"),
+    ] {
+        let body = format!("effluent,factory=f,point=p {field} 1");
+        let e = decode(&body, Precision::Ns, 0).unwrap_err();
+        assert!(e.reason.contains(reason), "{field}: {e}");
+    }
+    let e = decode("effluent,factory=f\\\n,point=p cod=1 1", Precision::Ns, 0);
+    assert!(e.is_err(), "a control character in a name: {e:?}");
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Decodes `body`; whatever it accepts must re-encode and decode to the same readings.
+    fn accepted_round_trips(body: &str, precision: Precision) -> Result<(), TestCaseError> {
+        if let Ok(readings) = decode(body, precision, 1_234) {
+            let text = encode(&readings);
+            let back = decode(&text, Precision::Ns, 0);
+            prop_assert_eq!(back.as_ref(), Ok(&readings), "body {:?} re-encoded as {:?}", body, text);
+        }
+        Ok(())
+    }
+
+    fn precision() -> impl Strategy<Value = Precision> {
+        prop_oneof![
+            Just(Precision::Ns),
+            Just(Precision::Us),
+            Just(Precision::Ms),
+            Just(Precision::S),
+            Just(Precision::H)
+        ]
+    }
+
+    /// Names drawn from the characters the grammar treats specially.
+    fn piece() -> impl Strategy<Value = String> {
+        proptest::string::string_regex(r##"[a-z0-9_\\ ,="#\n\t\rµ-]{0,8}"##).expect("regex")
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<f64>().prop_map(|v| v.to_string()),
+            any::<f64>().prop_map(|v| format!("{v:e}")),
+            any::<i64>().prop_map(|v| format!("{v}i")),
+            any::<u64>().prop_map(|v| format!("{v}u")),
+            prop_oneof![Just("t"), Just("true"), Just("F"), Just("NaN"), Just("-inf"), Just("1.")]
+                .prop_map(String::from),
+            piece().prop_map(|s| format!("\"{s}\"")),
+            Just("\"valid\"".to_string()),
+            Just("\"suspect\"".to_string()),
+            Just("\"cod bod\"".to_string()),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop_oneof![Just("cod"), Just("bod"), Just("quality"), Just("not_detected"), Just("ph")].prop_map(String::from),
+            1 => piece(),
+        ]
+    }
+
+    /// Lines close to canonical ones, so that many are accepted and many fail late.
+    fn near_valid_line() -> impl Strategy<Value = String> {
+        let measurement = prop_oneof![
+            Just("effluent".to_string()),
+            Just("emission".to_string()),
+            Just("ambient".to_string()),
+            piece()
+        ];
+        let tag = (
+            prop_oneof![Just("factory".to_string()), Just("point".to_string()), Just("source".to_string()), piece()],
+            prop_oneof![Just("lab".to_string()), piece()],
+        );
+        let field = (key(), value());
+        let timestamp = proptest::option::of(any::<i64>().prop_map(|t| t.to_string()));
+        (measurement, proptest::collection::vec(tag, 0..4), proptest::collection::vec(field, 0..4), timestamp).prop_map(
+            |(m, tags, fields, ts)| {
+                let mut line = m;
+                for (k, v) in [("factory".to_string(), "f".to_string()), ("point".to_string(), "p".to_string())]
+                    .into_iter()
+                    .chain(tags)
+                {
+                    line.push_str(&format!(",{k}={v}"));
+                }
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    line.push(if i == 0 { ' ' } else { ',' });
+                    line.push_str(&format!("{k}={v}"));
+                }
+                if let Some(ts) = ts {
+                    line.push(' ');
+                    line.push_str(&ts);
+                }
+                line
+            },
+        )
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        // The encoder's domain: InfluxData's parser refuses any name ending in a backslash.
+        proptest::string::string_regex(r##"[a-zA-Z0-9_\\ ,="#.µก-ฮ-]{0,9}[a-zA-Z0-9_ ,="#.µก-ฮ-]"##).expect("regex")
+    }
+
+    fn reading() -> impl Strategy<Value = Reading> {
+        (
+            prop_oneof![Just(Kind::Effluent), Just(Kind::Emission), Just(Kind::Ambient)],
+            name(),
+            name(),
+            name(),
+            any::<f64>().prop_filter("finite", |v| v.is_finite()),
+            any::<i64>(),
+            prop_oneof![Just(Quality::Valid), Just(Quality::Suspect), Just(Quality::Calibration)],
+            any::<bool>(),
+        )
+            .prop_map(|(kind, factory, point, parameter, value, time_ns, quality, lab)| {
+                let mut r = Reading::new(kind, &factory, &point, &parameter, value, time_ns).with_quality(quality);
+                if lab {
+                    r.source = Source::Lab;
+                }
+                r
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), p in precision()) {
+            accepted_round_trips(&String::from_utf8_lossy(&bytes), p)?;
+        }
+
+        #[test]
+        fn near_valid_lines_round_trip_when_accepted(
+            lines in proptest::collection::vec(near_valid_line(), 1..5),
+            sep in prop_oneof![Just("\n"), Just("\r\n"), Just("\n# comment\n\n")],
+            p in precision(),
+        ) {
+            accepted_round_trips(&lines.join(sep), p)?;
+        }
+
+        #[test]
+        fn encoded_readings_decode_exactly(readings in proptest::collection::vec(reading(), 0..12)) {
+            let text = encode(&readings);
+            prop_assert_eq!(decode(&text, Precision::Ns, 0), Ok(readings), "{}", text);
+        }
+    }
 }
