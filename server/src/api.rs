@@ -4,69 +4,113 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use eitwatch_config::server_config::AnonymousRead;
 use serde_json::json;
 
-use crate::auth::Grant;
-use crate::{AppState, ingest};
+use crate::{AppState, auth, ingest};
 
 /// The server's routes.
 pub fn router(app: AppState) -> Router {
     let max_body = app.config.server.max_body_bytes;
     Router::new()
         .route("/health", get(health))
-        .route("/api/v2/write", post(ingest::write))
+        .route("/api/v2/write", post(ingest::write_v2))
+        .route("/write", post(ingest::write_v1))
         .route("/api/v1/readings", get(readings))
         .route("/api/v1/alerts", get(alerts))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
 
-/// An error response, in InfluxDB's JSON shape: `{"code": "...", "message": "..."}`.
+/// An error response, in InfluxDB's JSON shape: `{"code": "...", "message": "..."}`; for
+/// InfluxDB 1.x `/write` also `"error"`, where 1.x clients look for the message.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    retry_after_s: Option<u64>,
+    v1: bool,
 }
 
 impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into(), retry_after_s: None, v1: false }
+    }
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+    /// The same error in the shape of InfluxDB 1.x's `/write`.
+    pub fn v1(mut self) -> ApiError {
+        self.v1 = true;
+        self
+    }
+    /// 413: the body (or what it decompresses to) is larger than `max_body_bytes`.
+    pub fn too_large(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+    /// 429 with `Retry-After`: too many writes waiting.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_s: u64) -> ApiError {
+        ApiError { retry_after_s: Some(retry_after_s), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message) }
+    }
+    /// 503 with `Retry-After`: a write waited too long for its turn.
+    pub fn unavailable(message: impl Into<String>, retry_after_s: u64) -> ApiError {
+        ApiError { retry_after_s: Some(retry_after_s), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message) }
+    }
     /// 400.
     pub fn invalid(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+        ApiError::new(StatusCode::BAD_REQUEST, message)
     }
     /// 401.
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::UNAUTHORIZED, message: message.into() }
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
     }
     /// 403.
     pub fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::FORBIDDEN, message: message.into() }
+        ApiError::new(StatusCode::FORBIDDEN, message)
     }
     /// 409.
     pub fn conflict(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::CONFLICT, message: message.into() }
+        ApiError::new(StatusCode::CONFLICT, message)
     }
     /// 500; the detail is logged, the client gets a generic message.
     pub fn internal(detail: impl Into<String>) -> ApiError {
         tracing::error!(error = %detail.into(), "Internal error");
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: "internal error, see the server log".into() }
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error, see the server log")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // InfluxDB's error codes (influxdb/kit/platform/errors).
         let code = match self.status {
             StatusCode::BAD_REQUEST => "invalid",
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not found",
             StatusCode::CONFLICT => "conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "request too large",
+            StatusCode::TOO_MANY_REQUESTS => "too many requests",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "internal error",
         };
-        (self.status, Json(json!({ "code": code, "message": self.message }))).into_response()
+        let body = match self.v1 {
+            false => json!({ "code": code, "message": self.message }),
+            true => json!({ "code": code, "message": self.message, "error": self.message }),
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        response
     }
 }
 
@@ -74,12 +118,13 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "pass" }))
 }
 
-/// Which factory a reader may see: `Some(id)` for a factory token, `None` for everything.
+/// Which factory a reader may see: `Some(id)` for a write token or a one-factory read token,
+/// `None` for everything (a read-all or admin token, or anonymous loopback when configured).
 fn read_scope(app: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Option<String>, ApiError> {
-    match ingest::bearer(headers) {
-        Some(token) => match app.tokens.check(token) {
-            Some(Grant::Factory { factory }) => Ok(Some(factory)),
-            None => Err(ApiError::unauthorized("unknown token")),
+    match auth::presented(headers, None) {
+        Some(token) => match app.tokens.check(&token) {
+            Some(bearer) => Ok(bearer.grant.factory().map(str::to_string)),
+            None => Err(ApiError::unauthorized("unknown or revoked token")),
         },
         None if app.config.api.anonymous_read == AnonymousRead::Loopback && peer.ip().is_loopback() => Ok(None),
         None => Err(ApiError::unauthorized("missing token: send Authorization: Token <token>")),

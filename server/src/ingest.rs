@@ -1,83 +1,177 @@
-//! `POST /api/v2/write`: line protocol in, as InfluxDB v2 takes it (`org`, `bucket`,
-//! `precision`, `Authorization: Token …` or `Bearer …`), judged as it lands.
+//! The write endpoints, as InfluxDB defines them, so Telegraf, the InfluxDB client libraries
+//! and data loggers write here unchanged:
+//! - `POST /api/v2/write?org=&bucket=&precision=ns|us|ms|s` with `Authorization: Token …` or
+//!   `Bearer …`;
+//! - `POST /write?db=&precision=n|u|ms|s|m|h` (InfluxDB 1.x) with `u`/`p` (the token as
+//!   password), `Authorization: Basic` (likewise) or `Token`.
 //!
-//! A batch is accepted whole (204, after it is on disk) or refused whole, the response naming
-//! the first bad line: 400 for what is malformed or unknown, 401 for a missing or unknown
-//! token, 403 for a line of another factory, 409 for a rewrite of stored history.
+//! Both take `Content-Encoding: gzip`. A batch is accepted whole (204, once on disk) or
+//! refused whole, the response naming the first bad line: 400 for what is malformed or
+//! unknown, 401 for a missing, unknown or revoked token, 403 for a token that may not write
+//! or a line of another factory, 409 for a rewrite of stored history (both recorded in the
+//! audit log), 413 over `max_body_bytes` (also once decompressed), 429/503 with
+//! `Retry-After` under overload. Error bodies are InfluxDB's `{"code": …, "message": …}`.
+
+mod admission;
+mod audit;
+mod body;
 
 use std::collections::HashMap;
+use std::path::Path;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use eitwatch_config::Catalog;
-use eitwatch_config::line_protocol::{Precision, decode_each};
+use eitwatch_config::line_protocol::{DecodeContext, Precision, decode_with};
 use eitwatch_config::reading::{Quality, Reading};
+use eitwatch_config::server_config::ServerConfig;
+
+pub use audit::Event;
 
 use crate::api::ApiError;
-use crate::auth::Grant;
+use crate::auth::{self, Bearer, Grant};
 use crate::store::StoreError;
-use crate::{AppState, compliance};
+use crate::{App, AppState, compliance};
 
-/// The token of a request, from `Authorization: Token …` or `Bearer …`.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    matches!(scheme, "Token" | "Bearer").then_some(token.trim())
+/// Ingest's own state: the admission gate and the audit log.
+#[derive(Debug)]
+pub struct Ingest {
+    admission: admission::Admission,
+    audit: audit::Audit,
 }
 
-/// The handler.
-pub async fn write(
+impl Ingest {
+    /// For a config and its data directory.
+    pub fn new(config: &ServerConfig, data_dir: &Path) -> Ingest {
+        Ingest { admission: admission::Admission::new(&config.ingest), audit: audit::Audit::new(data_dir) }
+    }
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// `POST /api/v2/write`.
+pub async fn write_v2(
     State(app): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(params): Params,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let token =
-        bearer(&headers).ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
-    let Grant::Factory { factory } = app.tokens.check(token).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-    let precision = match params.get("precision") {
-        None => Precision::Ns,
+    let precision = match params.get("precision").map(String::as_str) {
+        None | Some("") => Precision::Ns,
         Some(p) => Precision::parse(p)
             .ok_or_else(|| ApiError::invalid(format!("precision \"{p}\": expected one of ns, us, ms, s")))?,
     };
-    if headers.get(axum::http::header::CONTENT_ENCODING).is_some_and(|v| v != "identity") {
-        return Err(ApiError::invalid("Content-Encoding: only identity bodies are taken by this version"));
+    if params.get("bucket").is_none_or(|b| b.is_empty()) && params.get("bucketID").is_none_or(|b| b.is_empty()) {
+        return Err(ApiError::invalid("bucket: missing; an InfluxDB v2 write names its bucket (any name is taken)"));
     }
-    let text = std::str::from_utf8(&body).map_err(|e| ApiError::invalid(format!("body is not UTF-8: {e}")))?;
+    let token = auth::presented(&headers, None);
+    accept(app, token.as_deref(), precision, &headers, body).await
+}
+
+/// `POST /write` (InfluxDB 1.x).
+pub async fn write_v1(
+    State(app): State<AppState>,
+    Query(params): Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let run = async {
+        let precision = match params.get("precision").map(String::as_str) {
+            None | Some("") => Precision::Ns,
+            Some(p) => Precision::parse_v1(p)
+                .ok_or_else(|| ApiError::invalid(format!("precision \"{p}\": expected one of n, u, ms, s, m, h")))?,
+        };
+        if params.get("db").is_none_or(|d| d.is_empty()) {
+            return Err(ApiError::invalid("database is required: send db=<name> (any name is taken)"));
+        }
+        let token = auth::presented(&headers, params.get("p").map(String::as_str));
+        accept(app, token.as_deref(), precision, &headers, body).await
+    };
+    run.await.map_err(ApiError::v1)
+}
+
+/// Both endpoints, once the query is read.
+async fn accept(
+    app: AppState,
+    token: Option<&str>,
+    precision: Precision,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let token = token.ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
+    let bearer = app.tokens.check(token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+    if !matches!(bearer.grant, Grant::Write { .. }) {
+        let reason = format!("a {} token cannot write; use the factory's write token", bearer.grant.kind());
+        app.ingest.audit.record(Event::Forbidden, &bearer, None, &reason);
+        return Err(ApiError::forbidden(reason));
+    }
+    let encoding = body::encoding(headers)?;
+    let max_bytes = app.config.server.max_body_bytes;
+    body::check_declared_length(headers, max_bytes)?;
+
+    let _slot = app.ingest.admission.enter().await?;
+    let raw = body::read(body, max_bytes).await?;
     let now_ns = jiff::Timestamp::now().as_nanosecond() as i64;
+    let task_app = app.clone();
+    // Decompression, decoding and the fsync are blocking work: off the async threads.
+    tokio::task::spawn_blocking(move || {
+        let text = match encoding {
+            body::Encoding::Identity => std::borrow::Cow::Borrowed(&raw[..]),
+            body::Encoding::Gzip => std::borrow::Cow::Owned(body::gunzip(&raw, max_bytes)?),
+        };
+        store_batch(&task_app, &bearer, &text, precision, now_ns)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("write task: {e}")))??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Decodes, validates and stores one body, then judges what is new.
+fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, now_ns: i64) -> Result<(), ApiError> {
+    let Grant::Write { factory } = &bearer.grant else {
+        return Err(ApiError::forbidden("not a write token"));
+    };
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = body[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        ApiError::invalid(format!("line {line}: not UTF-8 (byte {} of the body)", e.valid_up_to()))
+    })?;
     let max_future_ns = now_ns.saturating_add(app.config.server.max_future_s as i64 * 1_000_000_000);
+    let cx = DecodeContext {
+        precision,
+        default_time_ns: now_ns,
+        mappings: &app.config.ingest.mapping,
+        factory: Some(factory),
+    };
 
     let mut batch: Vec<Reading> = Vec::new();
     let mut forbidden = None;
-    let decoded = decode_each(text, precision, now_ns, |line, readings| {
+    let decoded = decode_with(text, &cx, |line, readings| {
         for r in readings.iter_mut() {
-            if r.factory != factory {
-                forbidden = Some(format!("line {line}: factory \"{}\" is not the token's factory", r.factory));
+            if r.factory != *factory {
+                let reason = format!("line {line}: factory \"{}\" is not the token's factory", r.factory);
+                forbidden = Some((r.factory.clone(), reason));
                 return Err("another factory".into());
             }
-            check(&app, r, max_future_ns)?;
+            check(app, r, max_future_ns)?;
         }
         batch.append(readings);
         Ok(())
     });
-    if let Some(message) = forbidden {
-        tracing::warn!(%factory, %message, "Refused a write for another factory");
-        return Err(ApiError::forbidden(message));
+    if let Some((other, reason)) = forbidden {
+        app.ingest.audit.record(Event::Forbidden, bearer, Some(&other), &reason);
+        return Err(ApiError::forbidden(reason));
     }
     decoded.map_err(|e| ApiError::invalid(e.to_string()))?;
 
-    let store_app = app.clone();
-    let (mut fresh, appended) = tokio::task::spawn_blocking(move || store_app.store.append(&batch))
-        .await
-        .map_err(|e| ApiError::internal(format!("store task: {e}")))?
-        .map_err(|e| match e {
-            StoreError::Rewrite { .. } => {
-                tracing::warn!(%factory, error = %e, "Refused a rewrite of stored history");
-                ApiError::conflict(e.to_string())
-            }
-            e => ApiError::internal(e.to_string()),
-        })?;
+    let (mut fresh, appended) = app.store.append(&batch).map_err(|e| match e {
+        StoreError::Rewrite { .. } => {
+            let reason = e.to_string();
+            app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);
+            ApiError::conflict(reason)
+        }
+        e => ApiError::internal(e.to_string()),
+    })?;
     tracing::debug!(%factory, stored = appended.stored, duplicates = appended.duplicates, "Write accepted");
 
     fresh.sort_by_key(|r| r.time_ns);
@@ -86,11 +180,11 @@ pub async fn write(
         // The readings are stored; the alert file is what failed. Say so loudly.
         tracing::error!(%error, "Cannot save alerts");
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Checks one reading against the registry and catalog; marks implausible values suspect.
-fn check(app: &AppState, r: &mut Reading, max_future_ns: i64) -> Result<(), String> {
+fn check(app: &App, r: &mut Reading, max_future_ns: i64) -> Result<(), String> {
     let Some((_, point)) = app.registry.point(&r.factory, &r.point) else {
         return Err(format!("unknown point \"{}\" of factory \"{}\"", r.point, r.factory));
     };
@@ -101,7 +195,7 @@ fn check(app: &AppState, r: &mut Reading, max_future_ns: i64) -> Result<(), Stri
     catalog.require(r.kind, &r.parameter).map_err(|e| e.to_string())?;
     if r.time_ns > max_future_ns {
         return Err(format!(
-            "timestamp {} ns is more than {} s in the future",
+            "timestamp {} ns is more than {} s in the future (max_future_s)",
             r.time_ns, app.config.server.max_future_s
         ));
     }

@@ -1,9 +1,9 @@
 //! eitwatch's provincial server.
 //!
 //! In data-flow order:
-//! - [`auth`]: tokens, stored hashed; a write token pins its factory;
-//! - [`ingest`]: `POST /api/v2/write` as InfluxDB v2 takes it, validated against the
-//!   catalog and the site registry, accepted whole or refused whole;
+//! - [`auth`]: tokens (write, read, admin), stored hashed; a write token pins its factory;
+//! - [`ingest`]: `POST /api/v2/write` and `/write` as InfluxDB takes them, validated against
+//!   the catalog and the site registry, accepted whole or refused whole;
 //! - [`store`]: the embedded, append-only store in the data directory;
 //! - [`compliance`]: judges each reading against the limits that cover its point;
 //! - [`alerts`]: exceedance alerts, kept in the data directory;
@@ -60,6 +60,8 @@ pub struct App {
     pub store: store::Store,
     /// Alerts.
     pub alerts: alerts::AlertBook,
+    /// Admission under load and the audit log of the write endpoints.
+    pub ingest: ingest::Ingest,
 }
 
 /// Shared state of the HTTP handlers.
@@ -73,7 +75,8 @@ impl App {
         let store = store::Store::open(&dir.join("readings.log"))?;
         let alerts = alerts::AlertBook::open(&dir.join("alerts.json"))
             .map_err(|source| StartError::Io { path: dir.join("alerts.json"), source })?;
-        Ok(App { registry: Registry::new(config.area.clone()), tokens: auth::Tokens::new(&dir), store, alerts, config })
+        let ingest = ingest::Ingest::new(&config, &dir);
+        Ok(App { registry: Registry::new(config.area.clone()), tokens: auth::Tokens::new(&dir), store, alerts, ingest, config })
     }
 
     /// The data directory.

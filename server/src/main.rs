@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use eitwatch_config::problems;
 use eitwatch_config::server_config::ServerConfig;
+use eitwatch_server::auth::{Grant, Tokens};
 
 #[derive(Parser)]
 #[command(name = "eitwatch-server", version, about = "eitwatch provincial server: ingest, store, compliance, alerts")]
@@ -35,14 +36,38 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Create a write token for one factory; prints the token (shown only this once).
+    /// Create a token; prints it (shown only this once). One of: `--factory F` (write for F),
+    /// `--read` (read everything) or `--read --factory F` (read F), `--admin`.
     Create {
         /// The server's data directory.
         #[arg(long)]
         data_dir: PathBuf,
-        /// Factory id the token writes for.
+        /// Factory the token writes for (or, with --read, reads).
+        #[arg(long, required_unless_present_any = ["read", "admin"])]
+        factory: Option<String>,
+        /// A read-only token for the API.
+        #[arg(long, conflicts_with = "admin")]
+        read: bool,
+        /// An admin token.
+        #[arg(long, conflicts_with = "factory")]
+        admin: bool,
+    },
+    /// List tokens: id, kind, factory, created, revoked. Never the secret.
+    List {
+        /// The server's data directory.
         #[arg(long)]
-        factory: String,
+        data_dir: PathBuf,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id; a running server refuses it from its next request.
+    Revoke {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The token's id, from `token create` or `token list`.
+        id: String,
     },
 }
 
@@ -63,15 +88,55 @@ async fn main() -> anyhow::Result<()> {
             load(&file)?;
             println!("{}: ok", file.display());
         }
-        Command::Token { command: TokenCommand::Create { data_dir, factory } } => {
-            println!("{}", eitwatch_server::auth::Tokens::create(&data_dir, &factory)?);
-        }
+        Command::Token { command } => token(command)?,
         Command::Run => {
             let config = load(&cli.config)?;
             let (_, handle) = eitwatch_server::serve(config, shutdown_signal()).await?;
             handle.await??;
             tracing::info!("Server stopped");
         }
+    }
+    Ok(())
+}
+
+fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { data_dir, factory, read, admin } => {
+            let grant = match (factory, read, admin) {
+                (_, _, true) => Grant::Admin,
+                (factory, true, _) => Grant::Read { factory },
+                (Some(factory), false, false) => Grant::Write { factory },
+                (None, false, false) => anyhow::bail!("give --factory F, --read or --admin"),
+            };
+            let (id, token) = Tokens::create(&data_dir, grant)?;
+            // The token alone on stdout, for scripts; its id on stderr.
+            eprintln!("token id {id}");
+            println!("{token}");
+        }
+        TokenCommand::List { data_dir, json } => {
+            let list = Tokens::list(&data_dir)?;
+            if json {
+                for t in &list {
+                    println!("{}", serde_json::to_string(t)?);
+                }
+            } else {
+                println!("{:<14} {:<6} {:<24} {:<28} revoked", "id", "kind", "factory", "created");
+                for t in &list {
+                    println!(
+                        "{:<14} {:<6} {:<24} {:<28} {}",
+                        t.id,
+                        t.grant.kind(),
+                        t.grant.factory().unwrap_or("*"),
+                        t.created,
+                        t.revoked.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { data_dir, id } => match Tokens::revoke(&data_dir, &id)? {
+            true => println!("revoked {id}"),
+            false => println!("{id} was already revoked"),
+        },
     }
     Ok(())
 }

@@ -66,7 +66,8 @@ pub async fn start(options: Options) -> anyhow::Result<Demo> {
     let server_dir = PathBuf::from(&server.server.data_dir);
     let mut tokens = Vec::new();
     for factory in ["mm-ceramics", "mm-foods", "mm-biomass"] {
-        tokens.push((factory.to_string(), eitwatch_server::auth::Tokens::create(&server_dir, factory)?));
+        let grant = eitwatch_server::auth::Grant::Write { factory: factory.to_string() };
+        tokens.push((factory.to_string(), eitwatch_server::auth::Tokens::create(&server_dir, grant)?.1));
     }
     let stop = shutdown.clone();
     let (addr, _server) = eitwatch_server::serve(server, async move { stop.cancelled().await })
