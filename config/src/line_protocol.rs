@@ -201,7 +201,7 @@ impl DecodeContext<'_> {
 pub fn decode(body: &str, precision: Precision, default_time_ns: i64) -> Result<Vec<Reading>, LineError> {
     let mut readings = Vec::new();
     decode_each(body, precision, default_time_ns, |_, r| {
-        readings.extend(r.drain(..));
+        readings.append(r);
         Ok(())
     })?;
     Ok(readings)
@@ -246,9 +246,9 @@ fn decode_line(text: &str, cx: &DecodeContext<'_>, out: &mut Vec<Reading>) -> Re
         None => return Ok(()),
     };
     let time_ns = match line.timestamp {
-        Some(ts) => ts
-            .checked_mul(cx.precision.ns_per_unit())
-            .ok_or_else(|| format!("timestamp {ts} overflows nanoseconds"))?,
+        Some(ts) => {
+            ts.checked_mul(cx.precision.ns_per_unit()).ok_or_else(|| format!("timestamp {ts} overflows nanoseconds"))?
+        }
         None => cx.default_time_ns,
     };
     match line.series.measurement.as_str().parse::<Kind>() {
@@ -333,7 +333,9 @@ fn number(key: &str, value: &FieldValue<'_>) -> Result<f64, String> {
         FieldValue::I64(v) => *v as f64,
         FieldValue::U64(v) => *v as f64,
         FieldValue::String(_) => return Err(format!("field {key}: a string, expected a number")),
-        FieldValue::Boolean(_) => return Err(format!("field {key}: a boolean, expected a number in the canonical unit")),
+        FieldValue::Boolean(_) => {
+            return Err(format!("field {key}: a boolean, expected a number in the canonical unit"));
+        }
     };
     if v.is_finite() { Ok(v) } else { Err(format!("field {key}: {v} is not a finite number")) }
 }

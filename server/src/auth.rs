@@ -355,7 +355,10 @@ mod tests {
         let tokens = Tokens::new(dir.path());
         let (wid, write) = Tokens::create(dir.path(), Grant::Write { factory: "f1".into() }).expect("create");
         let (_, read) = Tokens::create(dir.path(), Grant::Read { factory: None }).expect("create");
-        assert_eq!(tokens.check(&write), Some(Bearer { id: wid.clone(), grant: Grant::Write { factory: "f1".into() } }));
+        assert_eq!(
+            tokens.check(&write),
+            Some(Bearer { id: wid.clone(), grant: Grant::Write { factory: "f1".into() } })
+        );
         assert_eq!(tokens.check(&read).map(|b| b.grant), Some(Grant::Read { factory: None }));
         assert_eq!(tokens.check("ewf_nope"), None);
         let text = std::fs::read_to_string(dir.path().join("tokens.json")).expect("file");

@@ -76,7 +76,14 @@ impl App {
         let alerts = alerts::AlertBook::open(&dir.join("alerts.json"))
             .map_err(|source| StartError::Io { path: dir.join("alerts.json"), source })?;
         let ingest = ingest::Ingest::new(&config, &dir);
-        Ok(App { registry: Registry::new(config.area.clone()), tokens: auth::Tokens::new(&dir), store, alerts, ingest, config })
+        Ok(App {
+            registry: Registry::new(config.area.clone()),
+            tokens: auth::Tokens::new(&dir),
+            store,
+            alerts,
+            ingest,
+            config,
+        })
     }
 
     /// The data directory.

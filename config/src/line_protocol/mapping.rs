@@ -98,9 +98,11 @@ pub(super) fn decode_mapped(
             let value = tag(line, key).ok_or_else(|| format!("missing tag {key}"))?;
             match m.point_values.is_empty() {
                 true => value,
-                false => m.point_values.get(value).map(String::as_str).ok_or_else(|| {
-                    format!("tag {key}=\"{value}\" is not one of the mapping's point_values")
-                })?,
+                false => m
+                    .point_values
+                    .get(value)
+                    .map(String::as_str)
+                    .ok_or_else(|| format!("tag {key}=\"{value}\" is not one of the mapping's point_values"))?,
             }
         }
         (None, None) => return Err(format!("measurement \"{measurement}\": the mapping names no point")),
@@ -168,7 +170,9 @@ pub fn validate_mappings(mappings: &[Mapping], path: &str, catalog: &Catalog, pr
             let fat = format!("{at}.fields.{key}");
             if let Err(e) = catalog.require(m.kind, &field.parameter) {
                 problems.push(format!("{fat}.parameter"), e.to_string());
-            } else if let Some(Err(e)) = field.unit.as_ref().map(|u| catalog.to_canonical(m.kind, &field.parameter, 1.0, u)) {
+            } else if let Some(Err(e)) =
+                field.unit.as_ref().map(|u| catalog.to_canonical(m.kind, &field.parameter, 1.0, u))
+            {
                 problems.push(format!("{fat}.unit"), e.to_string());
             }
         }

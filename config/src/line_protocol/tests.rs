@@ -38,7 +38,7 @@ fn round_trips_exactly_with_quality_lab_and_not_detected() {
         Reading::new(Kind::Emission, "f", "s", "co", f64::MIN_POSITIVE, 0),
     ];
     let text = encode(&rs);
-    let back = decode(&text, Precision::Ns, 0).unwrap();
+    let back = decode(&text, Precision::Ns, 0).expect("accepted");
     assert_eq!(back, rs, "{text}");
     assert!(text.contains(",source=lab pesticide=0.001,bod=12.5,not_detected=\"pesticide\" "), "{text}");
     assert!(text.contains("flow=123456789.125,quality=\"maintenance\""), "{text}");
@@ -48,12 +48,12 @@ fn round_trips_exactly_with_quality_lab_and_not_detected() {
 #[test]
 fn decodes_precision_integers_and_ignores_foreign_tags() {
     let body = "# comment\n\neffluent,factory=f,point=p,host=gw1 cod=85i,bod=3u 1700000000\r\n";
-    let rs = decode(body, Precision::S, 0).unwrap();
+    let rs = decode(body, Precision::S, 0).expect("accepted");
     assert_eq!(rs.len(), 2);
     assert_eq!(rs[0].value, 85.0);
     assert_eq!(rs[1].value, 3.0);
     assert_eq!(rs[0].time_ns, 1_700_000_000_000_000_000);
-    let rs = decode("effluent,factory=f,point=p cod=1", Precision::Ms, 42).unwrap();
+    let rs = decode("effluent,factory=f,point=p cod=1", Precision::Ms, 42).expect("accepted");
     assert_eq!(rs[0].time_ns, 42, "a line without timestamp takes the receive time");
 }
 
@@ -74,7 +74,7 @@ fn refuses_bad_lines_naming_the_line() {
     ];
     for (body, line, reason) in cases {
         let precision = if reason == "overflows" { Precision::S } else { Precision::Ns };
-        let e = decode(body, precision, 0).unwrap_err();
+        let e = decode(body, precision, 0).expect_err("refused");
         assert_eq!(e.line, line, "{body}: {e}");
         assert!(e.reason.contains(reason), "{body}: {e}");
     }
@@ -102,15 +102,15 @@ fn takes_the_whole_grammar() {
         "effluent,point=p,factory=f ph=70e-1,not_detected=\"ph\",note=\"multi\nline\" -2\n",
         "effluent,factory=f,point=p my\\ param\\=x=1e0 3\r\n",
     );
-    let e = decode(body, Precision::Ns, 0).unwrap_err();
+    let e = decode(body, Precision::Ns, 0).expect_err("refused");
     assert_eq!(e.line, 3);
     assert!(e.reason.contains(r#"unknown quality "sus"pect""#), "{e}");
     let body = body.replace("sus\\\"pect", "suspect");
-    let e = decode(&body, Precision::Ns, 0).unwrap_err();
+    let e = decode(&body, Precision::Ns, 0).expect_err("refused");
     assert_eq!(e.line, 4, "the newline inside a quoted string does not split the line");
     assert!(e.reason.contains("field note: a string"), "{e}");
     let body = body.replace(",note=\"multi\nline\"", "");
-    let rs = decode(&body, Precision::Ns, 0).unwrap();
+    let rs = decode(&body, Precision::Ns, 0).expect("accepted");
     let mut expected = vec![
         Reading::new(Kind::Effluent, "a b,c=d", "out\\fall", "cod", -150.0, 5).with_quality(Quality::Suspect),
         Reading::new(Kind::Effluent, "a b,c=d", "out\\fall", "bod", 3.0, 5).with_quality(Quality::Suspect),
@@ -120,7 +120,7 @@ fn takes_the_whole_grammar() {
     ];
     expected[3].below_detection_limit = true;
     assert_eq!(rs, expected);
-    assert_eq!(decode(&encode(&rs), Precision::Ns, 0).unwrap(), rs);
+    assert_eq!(decode(&encode(&rs), Precision::Ns, 0).expect("accepted"), rs);
 }
 
 #[test]
@@ -136,7 +136,7 @@ fn refuses_what_is_not_a_finite_number() {
         ("cod=-1u", "malformed line protocol"),
     ] {
         let body = format!("effluent,factory=f,point=p {field} 1");
-        let e = decode(&body, Precision::Ns, 0).unwrap_err();
+        let e = decode(&body, Precision::Ns, 0).expect_err("refused");
         assert!(e.reason.contains(reason), "{field}: {e}");
     }
     let e = decode("effluent,factory=f\\\n,point=p cod=1 1", Precision::Ns, 0);

@@ -44,7 +44,7 @@ fn decode(body: &str, mappings: &[Mapping]) -> Result<Vec<Reading>, String> {
 fn a_telegraf_modbus_line_becomes_readings_in_canonical_units() {
     let m = mappings();
     let body = "modbus,host=gw,name=analyser,slave_id=1,type=holding_register cod_mg_l=85.25,flow_l_s=12.5,ph=7i,status=3i 1795300000\n";
-    let rs = decode(body, &m).unwrap();
+    let rs = decode(body, &m).expect("accepted");
     let t = 1_795_300_000_000_000_000;
     assert_eq!(
         rs,
@@ -61,7 +61,7 @@ fn a_telegraf_modbus_line_becomes_readings_in_canonical_units() {
 #[test]
 fn a_logger_names_factory_and_point_by_tags() {
     let m = mappings();
-    let rs = decode("logger,site=mm-ceramics,station=2 tss_g_l=0.125\n", &m).unwrap();
+    let rs = decode("logger,site=mm-ceramics,station=2 tss_g_l=0.125\n", &m).expect("accepted");
     // 0.125 g/L = 125 mg/L; no timestamp: the receive time.
     assert_eq!(rs, vec![Reading::new(Kind::Effluent, "mm-ceramics", "outfall-2", "tss", 125.0, 7)]);
 }
@@ -74,13 +74,16 @@ fn mapped_lines_are_refused_naming_the_problem() {
         ("scada,name=analyser cod_mg_l=1 1", "unknown measurement \"scada\""),
         ("logger,site=f,station=3 tss_g_l=1 1", "tag station=\"3\" is not one of the mapping's point_values"),
         ("logger,station=1 tss_g_l=1 1", "missing tag site"),
-        ("logger,site=f,station=1 tds=1 1", "field tds: not a field of the mapping for \"logger\", expected one of: tss_g_l"),
+        (
+            "logger,site=f,station=1 tds=1 1",
+            "field tds: not a field of the mapping for \"logger\", expected one of: tss_g_l",
+        ),
         ("logger,site=f,station=1 tss_g_l=true 1", "field tss_g_l: a boolean"),
         ("logger,site=f,station=1 tss_g_l=\"x\" 1", "field tss_g_l: a string"),
         ("modbus,name=analyser status=1 1", "no field of the mapping in the line"),
     ];
     for (body, reason) in cases {
-        let e = decode(body, &m).unwrap_err();
+        let e = decode(body, &m).expect_err("refused");
         assert!(e.starts_with("line 1: ") && e.contains(reason), "{body}: {e}");
     }
 }
@@ -95,7 +98,7 @@ measurement = "effluent"
 kind = "effluent"
 fields = { a = { parameter = "nope" }, b = { parameter = "cod", unit = "furlongs" } }
 "#;
-    let problems = load::<ServerConfig>(text, "server.toml").unwrap_err().to_string();
+    let problems = load::<ServerConfig>(text, "server.toml").expect_err("refused").to_string();
     for expected in [
         "server.toml: ingest.mapping[0].measurement: \"effluent\" is a canonical measurement",
         "server.toml: ingest.mapping[0].point: give exactly one of point (a fixed id) or point_tag",
