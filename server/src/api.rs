@@ -18,6 +18,7 @@ pub fn router(app: AppState) -> Router {
     let max_body = app.config.server.max_body_bytes;
     Router::new()
         .route("/health", get(health))
+        .route("/ping", get(ping).head(ping))
         .route("/api/v2/write", post(ingest::write_v2))
         .route("/write", post(ingest::write_v1))
         .route("/api/v1/readings", get(readings))
@@ -112,6 +113,14 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// InfluxDB's `/ping`, which some loggers and Telegraf's v1 output call before writing.
+async fn ping() -> impl IntoResponse {
+    (
+        StatusCode::NO_CONTENT,
+        [("X-Influxdb-Build", "OSS"), ("X-Influxdb-Version", concat!("eitwatch-", env!("CARGO_PKG_VERSION")))],
+    )
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -11,10 +11,16 @@
 //! or a line of another factory, 409 for a rewrite of stored history (both recorded in the
 //! audit log), 413 over `max_body_bytes` (also once decompressed), 429/503 with
 //! `Retry-After` under overload. Error bodies are InfluxDB's `{"code": …, "message": …}`.
+//!
+//! A parameter the catalog does not know is refused, naming it, unless `[ingest]
+//! unknown_parameters = "store_unmapped"`: then its readings go, as canonical line protocol,
+//! to `<data_dir>/unmapped.log` (synced before the 204), outside the store and the judgement,
+//! to be replayed once the catalog knows them.
 
 mod admission;
 mod audit;
 mod body;
+mod synced;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,9 +29,9 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use eitwatch_config::Catalog;
-use eitwatch_config::line_protocol::{DecodeContext, Precision, decode_with};
+use eitwatch_config::line_protocol::{DecodeContext, Precision, decode_with, encode};
 use eitwatch_config::reading::{Quality, Reading};
-use eitwatch_config::server_config::ServerConfig;
+use eitwatch_config::server_config::{ServerConfig, UnknownParameters};
 
 pub use audit::Event;
 
@@ -39,12 +45,17 @@ use crate::{App, AppState, compliance};
 pub struct Ingest {
     admission: admission::Admission,
     audit: audit::Audit,
+    unmapped: synced::SyncedFile,
 }
 
 impl Ingest {
     /// For a config and its data directory.
     pub fn new(config: &ServerConfig, data_dir: &Path) -> Ingest {
-        Ingest { admission: admission::Admission::new(&config.ingest), audit: audit::Audit::new(data_dir) }
+        Ingest {
+            admission: admission::Admission::new(&config.ingest),
+            audit: audit::Audit::new(data_dir),
+            unmapped: synced::SyncedFile::new(data_dir.join("unmapped.log")),
+        }
     }
 }
 
@@ -145,17 +156,20 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     };
 
     let mut batch: Vec<Reading> = Vec::new();
+    let mut unmapped: Vec<Reading> = Vec::new();
     let mut forbidden = None;
     let decoded = decode_with(text, &cx, |line, readings| {
-        for r in readings.iter_mut() {
+        for mut r in readings.drain(..) {
             if r.factory != *factory {
                 let reason = format!("line {line}: factory \"{}\" is not the token's factory", r.factory);
                 forbidden = Some((r.factory.clone(), reason));
                 return Err("another factory".into());
             }
-            check(app, r, max_future_ns)?;
+            match check(app, &mut r, max_future_ns)? {
+                Checked::Known => batch.push(r),
+                Checked::Unmapped => unmapped.push(r),
+            }
         }
-        batch.append(readings);
         Ok(())
     });
     if let Some((other, reason)) = forbidden {
@@ -173,6 +187,17 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         e => ApiError::internal(e.to_string()),
     })?;
     tracing::debug!(%factory, stored = appended.stored, duplicates = appended.duplicates, "Write accepted");
+    if !unmapped.is_empty() {
+        // After the store took the batch, so a refused batch leaves nothing here either. A
+        // failure answers 500 and the client re-sends: the store keeps one copy, this log may
+        // hold two, which a replay stores once.
+        let header = format!("# received {} token {}\n", jiff::Timestamp::now(), bearer.id);
+        app.ingest
+            .unmapped
+            .append(&(header + &encode(&unmapped)))
+            .map_err(|e| ApiError::internal(format!("{}: {e}", app.ingest.unmapped.path().display())))?;
+        tracing::info!(%factory, readings = unmapped.len(), "Stored readings of unknown parameters as unmapped");
+    }
 
     fresh.sort_by_key(|r| r.time_ns);
     let judged = fresh.iter().flat_map(|r| compliance::judge(&app.registry, r).into_iter().map(move |j| (r, j)));
@@ -183,24 +208,37 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     Ok(())
 }
 
+/// What a reading that passed its checks is.
+enum Checked {
+    /// Of a catalog parameter: stored and judged.
+    Known,
+    /// Of a parameter the catalog does not know, kept by `store_unmapped`.
+    Unmapped,
+}
+
 /// Checks one reading against the registry and catalog; marks implausible values suspect.
-fn check(app: &App, r: &mut Reading, max_future_ns: i64) -> Result<(), String> {
+fn check(app: &App, r: &mut Reading, max_future_ns: i64) -> Result<Checked, String> {
     let Some((_, point)) = app.registry.point(&r.factory, &r.point) else {
         return Err(format!("unknown point \"{}\" of factory \"{}\"", r.point, r.factory));
     };
     if point.kind != r.kind {
         return Err(format!("point \"{}\" is an {} point, not {}", r.point, point.kind, r.kind));
     }
-    let catalog = Catalog::builtin();
-    catalog.require(r.kind, &r.parameter).map_err(|e| e.to_string())?;
     if r.time_ns > max_future_ns {
         return Err(format!(
             "timestamp {} ns is more than {} s in the future (max_future_s)",
             r.time_ns, app.config.server.max_future_s
         ));
     }
+    let catalog = Catalog::builtin();
+    if let Err(e) = catalog.require(r.kind, &r.parameter) {
+        return match app.config.ingest.unknown_parameters {
+            UnknownParameters::Refuse => Err(e.to_string()),
+            UnknownParameters::StoreUnmapped => Ok(Checked::Unmapped),
+        };
+    }
     if r.quality == Quality::Valid && !catalog.is_plausible(r.kind, &r.parameter, r.value) {
         r.quality = Quality::Suspect;
     }
-    Ok(())
+    Ok(Checked::Known)
 }

@@ -495,3 +495,29 @@ async fn the_read_api_shows_each_token_what_it_may_read() {
         assert_eq!((status, factories(rows)), (200, expected.iter().map(|s| s.to_string()).collect()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_parameters_are_kept_as_unmapped_when_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path(), "", "never", "[ingest]\nunknown_parameters = \"store_unmapped\"").await;
+    let (f1_id, f1) = create_token(&server.data, &["--factory", "f1"]);
+    let auth = token_header(&f1);
+    let url = v2(&server.url, "precision=s");
+    let body = format!("effluent,factory=f1,point=outfall-1 cod=5,xyz=1.5,colour_units=30i {T0_S}\n");
+    assert_eq!(post(&url, &[("Authorization", &auth)], body).await.status, 204);
+    assert_eq!(series_of(&server.url, &f1, "f1", "cod").await, vec![(T0_S * S, 5.0)]);
+    let (_, all) = readings(&server.url, Some(&f1), "").await;
+    assert_eq!(all.len(), 1, "unmapped readings stay out of the store: {all:?}");
+    let log = std::fs::read_to_string(server.data.join("unmapped.log")).expect("unmapped.log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines[0].starts_with("# received ") && lines[0].ends_with(&format!(" token {f1_id}")), "{log}");
+    assert_eq!(lines[1], format!("effluent,factory=f1,point=outfall-1 xyz=1.5,colour_units=30 {}", T0_S * S));
+    // Unknown points are still refused: the registry, not the catalog, says what exists.
+    let r = post(&url, &[("Authorization", &auth)], format!("effluent,factory=f1,point=outfall-9 xyz=1 {T0_S}")).await;
+    assert_eq!(r.status, 400);
+    // A ping as InfluxDB answers it.
+    let r = support::http().get(format!("{}/ping", server.url)).send().await.expect("ping");
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(r.headers().get("x-influxdb-build").and_then(|v| v.to_str().ok()), Some("OSS"));
+}

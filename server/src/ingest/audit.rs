@@ -3,13 +3,11 @@
 //! by a token that may not write), and a rewrite of stored history. Never the token itself,
 //! only its public id.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use serde_json::json;
 
+use super::synced::SyncedFile;
 use crate::auth::Bearer;
 
 /// What was attempted.
@@ -33,14 +31,13 @@ impl Event {
 /// The log.
 #[derive(Debug)]
 pub(super) struct Audit {
-    path: PathBuf,
-    file: Mutex<Option<File>>,
+    file: SyncedFile,
 }
 
 impl Audit {
     /// The audit log of a data directory (created at the first record).
     pub(super) fn new(data_dir: &Path) -> Audit {
-        Audit { path: data_dir.join("audit.log"), file: Mutex::new(None) }
+        Audit { file: SyncedFile::new(data_dir.join("audit.log")) }
     }
 
     /// Appends one record and syncs it. A failure is logged: the refusal stands either way.
@@ -55,18 +52,8 @@ impl Audit {
             "reason": reason,
         });
         tracing::warn!(event = event.as_str(), token_id = %bearer.id, factory, reason, "Audit");
-        if let Err(error) = self.append(&format!("{line}\n")) {
-            tracing::error!(path = %self.path.display(), %error, "Cannot write the audit log");
+        if let Err(error) = self.file.append(&format!("{line}\n")) {
+            tracing::error!(path = %self.file.path().display(), %error, "Cannot write the audit log");
         }
-    }
-
-    fn append(&self, line: &str) -> std::io::Result<()> {
-        let mut guard = self.file.lock().map_err(|_| std::io::Error::other("audit lock poisoned"))?;
-        if guard.is_none() {
-            *guard = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
-        }
-        let file = guard.as_mut().ok_or_else(|| std::io::Error::other("audit file"))?;
-        file.write_all(line.as_bytes())?;
-        file.sync_data()
     }
 }
