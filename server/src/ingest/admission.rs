@@ -74,3 +74,54 @@ impl Admission {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(in_flight: usize, queued: usize, timeout_ms: u64) -> Arc<Admission> {
+        Arc::new(Admission::new(&IngestSection {
+            max_writes_in_flight: in_flight,
+            max_writes_queued: queued,
+            queue_timeout_ms: timeout_ms,
+            retry_after_s: 3,
+            ..IngestSection::default()
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_429_and_a_long_wait_503() {
+        let g = gate(1, 1, 50);
+        let held = g.enter().await.expect("the slot");
+        // The queue has one place: the first waiter takes it and times out, the second is refused.
+        let waiter = tokio::spawn({
+            let g = g.clone();
+            async move { g.enter().await.map(drop).map_err(|e| (e.status(), e.message().to_string())) }
+        });
+        while g.queued.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let e = g.enter().await.expect_err("queue full");
+        assert_eq!(e.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+        let (status, _) = waiter.await.expect("task").expect_err("waited too long");
+        assert_eq!(status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(g.queued.load(Ordering::SeqCst), 0, "a waiter that gave up leaves the queue");
+        drop(held);
+        let _again = g.enter().await.expect("the slot is free again");
+    }
+
+    #[tokio::test]
+    async fn a_queued_write_gets_the_slot_when_it_frees() {
+        let g = gate(1, 1, 10_000);
+        let held = g.enter().await.expect("the slot");
+        let waiter = tokio::spawn({
+            let g = g.clone();
+            async move { g.enter().await.is_ok() }
+        });
+        while g.queued.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        assert!(waiter.await.expect("task"));
+    }
+}

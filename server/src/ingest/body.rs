@@ -77,3 +77,43 @@ pub(super) fn gunzip(data: &[u8], max_bytes: usize) -> Result<Vec<u8>, ApiError>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(bytes).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    #[test]
+    fn gunzip_takes_up_to_the_limit_and_concatenated_members() {
+        let text = b"effluent,factory=f,point=p cod=1 1\n";
+        assert_eq!(gunzip(&gzip(text), text.len()).expect("at the limit"), text);
+        let e = gunzip(&gzip(text), text.len() - 1).expect_err("one byte over");
+        assert_eq!(e.status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        let mut two = gzip(b"a\n");
+        two.extend(gzip(b"b\n"));
+        assert_eq!(gunzip(&two, 100).expect("two members"), b"a\nb\n", "as Go's gzip reader does");
+        let e = gunzip(text, 100).expect_err("not gzip");
+        assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_limit() {
+        let bomb = gzip(&vec![b'\n'; 64 * 1024 * 1024]);
+        assert!(bomb.len() < 100 * 1024, "{}", bomb.len());
+        let e = gunzip(&bomb, 1024 * 1024).expect_err("refused");
+        assert_eq!(e.message(), "decompressed request body is larger than max_body_bytes (1048576); send smaller batches");
+    }
+
+    #[tokio::test]
+    async fn read_refuses_a_body_over_the_limit_whatever_its_declared_length() {
+        let body = Body::from(vec![b'x'; 1001]);
+        assert_eq!(read(body, 1000).await.expect_err("over").status(), axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(read(Body::from(vec![b'x'; 1000]), 1000).await.expect("at the limit").len(), 1000);
+    }
+}
