@@ -32,6 +32,7 @@ use eitwatch_config::Catalog;
 use eitwatch_config::line_protocol::{DecodeContext, Precision, decode_with, encode};
 use eitwatch_config::reading::{Quality, Reading};
 use eitwatch_config::server_config::{ServerConfig, UnknownParameters};
+use eitwatch_config::site::Factory;
 
 pub use audit::Event;
 
@@ -155,6 +156,8 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         factory: Some(factory),
     };
 
+    // A token writes for one factory, so every accepted line is of this one: look it up once.
+    let registered = app.registry.factory(factory).map(|(_, f)| f);
     let mut batch: Vec<Reading> = Vec::new();
     let mut unmapped: Vec<Reading> = Vec::new();
     let mut forbidden = None;
@@ -165,7 +168,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
                 forbidden = Some((r.factory.clone(), reason));
                 return Err("another factory".into());
             }
-            match check(app, &mut r, max_future_ns)? {
+            match check(app, registered, &mut r, max_future_ns)? {
                 Checked::Known => batch.push(r),
                 Checked::Unmapped => unmapped.push(r),
             }
@@ -217,8 +220,8 @@ enum Checked {
 }
 
 /// Checks one reading against the registry and catalog; marks implausible values suspect.
-fn check(app: &App, r: &mut Reading, max_future_ns: i64) -> Result<Checked, String> {
-    let Some((_, point)) = app.registry.point(&r.factory, &r.point) else {
+fn check(app: &App, factory: Option<&Factory>, r: &mut Reading, max_future_ns: i64) -> Result<Checked, String> {
+    let Some(point) = factory.and_then(|f| f.point.iter().find(|p| p.id == r.point)) else {
         return Err(format!("unknown point \"{}\" of factory \"{}\"", r.point, r.factory));
     };
     if point.kind != r.kind {
@@ -230,14 +233,17 @@ fn check(app: &App, r: &mut Reading, max_future_ns: i64) -> Result<Checked, Stri
             r.time_ns, app.config.server.max_future_s
         ));
     }
-    let catalog = Catalog::builtin();
-    if let Err(e) = catalog.require(r.kind, &r.parameter) {
-        return match app.config.ingest.unknown_parameters {
-            UnknownParameters::Refuse => Err(e.to_string()),
-            UnknownParameters::StoreUnmapped => Ok(Checked::Unmapped),
-        };
-    }
-    if r.quality == Quality::Valid && !catalog.is_plausible(r.kind, &r.parameter, r.value) {
+    let parameter = match Catalog::builtin().require(r.kind, &r.parameter) {
+        Ok(p) => p,
+        Err(e) => {
+            return match app.config.ingest.unknown_parameters {
+                UnknownParameters::Refuse => Err(e.to_string()),
+                UnknownParameters::StoreUnmapped => Ok(Checked::Unmapped),
+            };
+        }
+    };
+    let [low, high] = parameter.plausible;
+    if r.quality == Quality::Valid && !(low..=high).contains(&r.value) {
         r.quality = Quality::Suspect;
     }
     Ok(Checked::Known)

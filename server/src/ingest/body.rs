@@ -107,7 +107,10 @@ mod tests {
         let bomb = gzip(&vec![b'\n'; 64 * 1024 * 1024]);
         assert!(bomb.len() < 100 * 1024, "{}", bomb.len());
         let e = gunzip(&bomb, 1024 * 1024).expect_err("refused");
-        assert_eq!(e.message(), "decompressed request body is larger than max_body_bytes (1048576); send smaller batches");
+        assert_eq!(
+            e.message(),
+            "decompressed request body is larger than max_body_bytes (1048576); send smaller batches"
+        );
     }
 
     #[tokio::test]
