@@ -198,16 +198,22 @@ mod fuzz {
     /// Lines close to canonical ones, so that many are accepted and many fail late.
     fn near_valid_line() -> impl Strategy<Value = String> {
         let measurement = prop_oneof![
-            Just("effluent".to_string()),
-            Just("emission".to_string()),
-            Just("ambient".to_string()),
-            piece()
+            3 => Just("effluent".to_string()),
+            1 => Just("emission".to_string()),
+            1 => Just("ambient".to_string()),
+            1 => piece()
         ];
         let tag = (
-            prop_oneof![Just("factory".to_string()), Just("point".to_string()), Just("source".to_string()), piece()],
-            prop_oneof![Just("lab".to_string()), piece()],
+            prop_oneof![
+                1 => Just("factory".to_string()),
+                1 => Just("point".to_string()),
+                1 => Just("source".to_string()),
+                3 => Just("host".to_string()),
+                1 => piece()
+            ],
+            prop_oneof![2 => Just("lab".to_string()), 1 => piece()],
         );
-        let field = (key(), value());
+        let field = (key(), prop_oneof![3 => (-1e9..1e9f64).prop_map(|v| v.to_string()), 2 => value()]);
         let timestamp = proptest::option::of(any::<i64>().prop_map(|t| t.to_string()));
         (measurement, proptest::collection::vec(tag, 0..4), proptest::collection::vec(field, 0..4), timestamp).prop_map(
             |(m, tags, fields, ts)| {
@@ -229,6 +235,48 @@ mod fuzz {
                 line
             },
         )
+    }
+
+    fn mappings() -> Vec<Mapping> {
+        let toml = r#"
+            measurement = "modbus"
+            tags = { name = "analyser" }
+            kind = "effluent"
+            point_tag = "slave_id"
+            point_values = { "1" = "outfall-1", "2" = "outfall 2" }
+            other_fields = "ignore"
+            fields = { cod = { parameter = "cod", unit = "g/L" }, q = { parameter = "flow", unit = "L/s" }, t = { parameter = "temp", unit = "degF" } }
+        "#;
+        vec![toml::from_str(toml).expect("mapping")]
+    }
+
+    /// Lines in the shape of a Telegraf modbus input, some of them off.
+    fn mapped_line() -> impl Strategy<Value = String> {
+        let tags = (
+            prop_oneof![4 => Just("analyser".to_string()), 1 => piece()],
+            prop_oneof![2 => Just("1".to_string()), 2 => Just("2".to_string()), 1 => piece()],
+        );
+        let key = prop_oneof![
+            2 => Just("cod".to_string()),
+            2 => Just("q".to_string()),
+            2 => Just("t".to_string()),
+            1 => piece()
+        ];
+        let value = prop_oneof![3 => (-1e6..1e6f64).prop_map(|v| v.to_string()), 1 => value()];
+        let field = (key, value);
+        let timestamp = proptest::option::of(any::<i64>().prop_map(|t| t.to_string()));
+        (tags, proptest::collection::vec(field, 0..4), timestamp).prop_map(|((name, slave), fields, ts)| {
+            let mut line = format!("modbus,name={name},slave_id={slave},type=holding_register");
+            for (i, (k, v)) in fields.iter().enumerate() {
+                line.push(if i == 0 { ' ' } else { ',' });
+                line.push_str(&format!("{k}={v}"));
+            }
+            if let Some(ts) = ts {
+                line.push(' ');
+                line.push_str(&ts);
+            }
+            line
+        })
     }
 
     fn name() -> impl Strategy<Value = String> {
@@ -256,6 +304,27 @@ mod fuzz {
             })
     }
 
+    /// The generators must reach the accepting paths, or the round-trip properties test nothing.
+    #[test]
+    fn the_generators_produce_accepted_lines_too() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let mappings = mappings();
+        let cx =
+            DecodeContext { precision: Precision::Ns, default_time_ns: 0, mappings: &mappings, factory: Some("f") };
+        let (mut canonical, mut mapped) = (0, 0);
+        for _ in 0..1_000 {
+            let line = near_valid_line().new_tree(&mut runner).expect("tree").current();
+            canonical += usize::from(decode(&line, Precision::Ns, 0).is_ok_and(|r| !r.is_empty()));
+            let line = mapped_line().new_tree(&mut runner).expect("tree").current();
+            mapped += usize::from(decode_with(&line, &cx, |_, _| Ok(())).is_ok());
+        }
+        eprintln!("accepted: {canonical} near-valid, {mapped} mapped lines of 1000 each");
+        assert!(canonical >= 100, "only {canonical} of 1000 near-valid lines accepted");
+        assert!(mapped >= 100, "only {mapped} of 1000 mapped lines accepted");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
 
@@ -271,6 +340,27 @@ mod fuzz {
             p in precision(),
         ) {
             accepted_round_trips(&lines.join(sep), p)?;
+            for line in &lines {
+                accepted_round_trips(line, p)?;
+            }
+        }
+
+        #[test]
+        fn mapped_lines_become_canonical_readings_that_round_trip(
+            lines in proptest::collection::vec(mapped_line(), 1..5),
+            p in precision(),
+        ) {
+            let mappings = mappings();
+            let cx = DecodeContext { precision: p, default_time_ns: 1_234, mappings: &mappings, factory: Some("f") };
+            let mut readings = Vec::new();
+            let decoded = decode_with(&lines.join("\n"), &cx, |_, r| {
+                readings.append(r);
+                Ok(())
+            });
+            if decoded.is_ok() {
+                let text = encode(&readings);
+                prop_assert_eq!(decode(&text, Precision::Ns, 0), Ok(readings), "{}", text);
+            }
         }
 
         #[test]
