@@ -186,7 +186,12 @@ fn write(path: &Path, list: &[StoredToken]) -> Result<(), TokenError> {
     };
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec_pretty(list).map_err(|source| TokenError::Format { path: path.into(), source })?;
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    // Hashes only, but nobody else's business: owner read/write.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp).map_err(io(&tmp))?;
     std::io::Write::write_all(&mut file, &text).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))?;
@@ -363,6 +368,12 @@ mod tests {
         assert_eq!(tokens.check("ewf_nope"), None);
         let text = std::fs::read_to_string(dir.path().join("tokens.json")).expect("file");
         assert!(!text.contains(&write) && text.contains(&hash(&write)), "only the hash is stored");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.path().join("tokens.json")).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
 
         assert!(Tokens::revoke(dir.path(), &wid).expect("revoke"));
         assert_eq!(tokens.check(&write), None, "a revoked token is refused by the running instance");
