@@ -115,7 +115,12 @@ async fn accept(
     let bearer = app.tokens.check(token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
     if !matches!(bearer.grant, Grant::Write { .. }) {
         let reason = format!("a {} token cannot write; use the factory's write token", bearer.grant.kind());
-        app.ingest.audit.record(Event::Forbidden, &bearer, None, &reason);
+        let (audit_app, audit_reason) = (app.clone(), reason.clone());
+        // The audit record is synced to disk: blocking work.
+        let recorded = tokio::task::spawn_blocking(move || {
+            audit_app.ingest.audit.record(Event::Forbidden, &bearer, None, &audit_reason)
+        });
+        recorded.await.map_err(|e| ApiError::internal(format!("audit task: {e}")))?;
         return Err(ApiError::forbidden(reason));
     }
     let encoding = body::encoding(headers)?;
