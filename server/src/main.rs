@@ -120,10 +120,10 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string(t)?);
                 }
             } else {
-                println!("{:<14} {:<6} {:<24} {:<28} revoked", "id", "kind", "factory", "created");
+                println!("{:<14} {:<6} {:<24} {:<32} revoked", "id", "kind", "factory", "created");
                 for t in &list {
                     println!(
-                        "{:<14} {:<6} {:<24} {:<28} {}",
+                        "{:<14} {:<6} {:<24} {:<32} {}",
                         t.id,
                         t.grant.kind(),
                         t.grant.factory().unwrap_or("*"),
