@@ -50,6 +50,7 @@ def main():
     ap.add_argument("--mode", default="synchronous", choices=["synchronous", "batching", "expect-error"])
     ap.add_argument("--gzip", action="store_true")
     ap.add_argument("--batch-size", type=int, default=50)
+    ap.add_argument("--max-retries", type=int, default=0, help="batching: retries of a 429/503 (honouring Retry-After)")
     args = ap.parse_args()
     precision = PRECISIONS[args.precision]
     records = points(json.load(sys.stdin), precision)
@@ -73,7 +74,9 @@ def main():
             return 1
         errors = []
         successes = []
-        options = WriteOptions(batch_size=args.batch_size, flush_interval=200, max_retries=0)
+        options = WriteOptions(
+            batch_size=args.batch_size, flush_interval=200, max_retries=args.max_retries, retry_interval=100
+        )
         with client.write_api(
             write_options=options,
             success_callback=lambda conf, data: successes.append(len(data)),

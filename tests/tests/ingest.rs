@@ -363,7 +363,7 @@ async fn overload_is_answered_429_or_503_with_retry_after() {
     let dir = tempfile::tempdir().expect("tempdir");
     // One slot, no queue: a second write while one is in flight gets 429.
     let server =
-        start(dir.path(), "", "never", "[ingest]\nmax_writes_in_flight = 1\nmax_writes_queued = 0\nretry_after_s = 7")
+        start(dir.path(), "", "never", "[ingest]\nmax_writes_in_flight = 1\nmax_writes_queued = 0\nretry_after_s = 2")
             .await;
     let (_, f1) = create_token(&server.data, &["--factory", "f1"]);
     let addr = server.url.trim_start_matches("http://").to_string();
@@ -382,10 +382,48 @@ async fn overload_is_answered_429_or_503_with_retry_after() {
     })
     .await;
     assert_eq!(r.status, 429);
-    assert_eq!(r.retry_after.as_deref(), Some("7"));
-    assert_eq!(r.body, json!({"code": "too many requests", "message": "too many writes waiting (0); retry after 7 s"}));
+    assert_eq!(r.retry_after.as_deref(), Some("2"));
+    assert_eq!(r.body, json!({"code": "too many requests", "message": "too many writes waiting (0); retry after 2 s"}));
     assert_eq!(held.finish().await, "HTTP/1.1 204 No Content");
     assert_eq!(series_of(&server.url, &f1, "f1", "cod").await, vec![(T0_S * S, 77.0)]);
+
+    // InfluxData's client, refused with 429 while a write holds the slot, retries after the
+    // server's Retry-After and delivers everything once the slot frees.
+    let refusals = |log: &str| log.matches("Write refused: the queue is full").count();
+    let before = refusals(&server.proc.log());
+    let held = HeldWrite::open(&addr, &f1).await;
+    let points: Vec<_> = (0..20)
+        .map(|i| {
+            json!({"measurement": "effluent", "tags": {"factory": "f1", "point": "outfall-1"},
+                   "fields": {"tss": 10.0 + i as f64}, "time": T0_S + 60 * i})
+        })
+        .collect();
+    // Until the held write has its slot, a probe of our own goes through; then the client starts.
+    wait_for("the held write's slot", Duration::from_secs(20), || {
+        let (url, auth) = (url.clone(), auth.clone());
+        async move {
+            let r =
+                post(&url, &[("Authorization", &auth)], format!("effluent,factory=f1,point=outfall-1 bod=1 {T0_S}"))
+                    .await;
+            (r.status == 429).then_some(())
+        }
+    })
+    .await;
+    let client = spawn_python_client(
+        &["--url", &server.url, "--token", &f1, "--precision", "s", "--mode", "batching", "--max-retries", "5"],
+        &serde_json::Value::from(points),
+    );
+    let log_before = before + 1; // our probe's refusal
+    wait_for("the client's write refused with 429", Duration::from_secs(30), || {
+        let log = server.proc.log();
+        async move { (refusals(&log) > log_before).then_some(()) }
+    })
+    .await;
+    assert_eq!(held.finish().await, "HTTP/1.1 204 No Content");
+    let out = tokio::task::spawn_blocking(move || client.wait_with_output()).await.expect("join").expect("client");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tss: Vec<_> = (0..20).map(|i| ((T0_S + 60 * i) * S, 10.0 + i as f64)).collect();
+    assert_eq!(series_of(&server.url, &f1, "f1", "tss").await, tss);
     drop(server);
 
     // One slot, one place in the queue, 300 ms of patience: the queued write gets 503.

@@ -105,6 +105,17 @@ pub async fn series_of(url: &str, token: &str, factory: &str, parameter: &str) -
 /// Runs `tests/peers/influx_client_write.py` (InfluxData's `influxdb-client`) with `points`
 /// (JSON) on stdin; returns its exit success and stdout.
 pub fn python_client(args: &[&str], points: &serde_json::Value) -> (bool, String) {
+    let child = spawn_python_client(args, points);
+    let out = child.wait_with_output().expect("python output");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        eprintln!("python client stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.success(), stdout)
+}
+
+/// [`python_client`] without waiting for it.
+pub fn spawn_python_client(args: &[&str], points: &serde_json::Value) -> std::process::Child {
     let root = workspace_root();
     let python = root.join(".peers/venv/bin/python");
     assert!(python.exists(), "{} missing: run scripts/install-peers.sh (scripts/test.sh does)", python.display());
@@ -121,12 +132,7 @@ pub fn python_client(args: &[&str], points: &serde_json::Value) -> (bool, String
         let mut stdin = child.stdin.take().expect("stdin");
         stdin.write_all(points.to_string().as_bytes()).expect("points to python");
     }
-    let out = child.wait_with_output().expect("python output");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    if !out.status.success() {
-        eprintln!("python client stderr:\n{}", String::from_utf8_lossy(&out.stderr));
-    }
-    (out.status.success(), stdout)
+    child
 }
 
 /// The audit log's records.
