@@ -26,7 +26,8 @@
 
 use std::fmt::Write as _;
 
-use influxdb_line_protocol::{FieldValue, ParsedLine, parse_lines, split_lines};
+use influxdb_line_protocol::{parse_lines, split_lines};
+use line::{Line, Value};
 
 pub use mapping::{FieldMapping, Mapping, OtherFields, validate_mappings};
 
@@ -240,31 +241,37 @@ fn decode_line(text: &str, cx: &DecodeContext<'_>, out: &mut Vec<Reading>) -> Re
     if text.trim().is_empty() || text.trim_start().starts_with('#') {
         return Ok(());
     }
-    let line = match parse_lines(text).next() {
-        Some(Ok(line)) => line,
-        Some(Err(e)) => return Err(format!("malformed line protocol: {e}")),
-        None => return Ok(()),
-    };
+    match Line::fast(text) {
+        Some(line) => decode_parsed(&line, cx, out),
+        None => match parse_lines(text).next() {
+            Some(Ok(parsed)) => decode_parsed(&Line::of(&parsed), cx, out),
+            Some(Err(e)) => Err(format!("malformed line protocol: {e}")),
+            None => Ok(()),
+        },
+    }
+}
+
+fn decode_parsed(line: &Line<'_>, cx: &DecodeContext<'_>, out: &mut Vec<Reading>) -> Result<(), String> {
     let time_ns = match line.timestamp {
         Some(ts) => {
             ts.checked_mul(cx.precision.ns_per_unit()).ok_or_else(|| format!("timestamp {ts} overflows nanoseconds"))?
         }
         None => cx.default_time_ns,
     };
-    match line.series.measurement.as_str().parse::<Kind>() {
-        Ok(kind) => decode_canonical(&line, kind, time_ns, out),
-        Err(_) => mapping::decode_mapped(&line, cx, time_ns, out),
+    match line.measurement.parse::<Kind>() {
+        Ok(kind) => decode_canonical(line, kind, time_ns, out),
+        Err(_) => mapping::decode_mapped(line, cx, time_ns, out),
     }
 }
 
-fn decode_canonical(line: &ParsedLine<'_>, kind: Kind, time_ns: i64, out: &mut Vec<Reading>) -> Result<(), String> {
+fn decode_canonical(line: &Line<'_>, kind: Kind, time_ns: i64, out: &mut Vec<Reading>) -> Result<(), String> {
     let (mut factory, mut point, mut source) = (None, None, Source::Instrument);
-    for (key, value) in line.series.tag_set.iter().flatten() {
-        match key.as_str() {
-            "factory" => factory = Some(value.as_str()),
-            "point" => point = Some(value.as_str()),
+    for &(key, value) in &line.tags {
+        match key {
+            "factory" => factory = Some(value),
+            "point" => point = Some(value),
             "source" => {
-                source = match value.as_str() {
+                source = match value {
                     "lab" => Source::Lab,
                     "instrument" => Source::Instrument,
                     other => {
@@ -281,13 +288,12 @@ fn decode_canonical(line: &ParsedLine<'_>, kind: Kind, time_ns: i64, out: &mut V
     let mut quality = Quality::Valid;
     let mut not_detected: Vec<&str> = Vec::new();
     let first = out.len();
-    for (key, value) in &line.field_set {
-        let key = key.as_str();
+    for &(key, ref value) in &line.fields {
         let number = match value {
-            FieldValue::String(s) => {
+            Value::Str(s) => {
                 match key {
-                    "quality" => quality = s.as_str().parse()?,
-                    "not_detected" => not_detected = s.as_str().split_whitespace().collect(),
+                    "quality" => quality = s.parse()?,
+                    "not_detected" => not_detected = s.split_whitespace().collect(),
                     _ => {
                         return Err(format!("field {key}: a string, expected a number in the canonical unit"));
                     }
@@ -327,19 +333,20 @@ fn name<'a>(what: &str, s: &'a str) -> Result<&'a str, String> {
 
 /// A field's value as a finite number: floats, integers (`i`) and unsigned (`u`) are numbers;
 /// strings, booleans, NaN and infinities are refused, naming the field.
-fn number(key: &str, value: &FieldValue<'_>) -> Result<f64, String> {
+fn number(key: &str, value: &Value<'_>) -> Result<f64, String> {
     let v = match value {
-        FieldValue::F64(v) => *v,
-        FieldValue::I64(v) => *v as f64,
-        FieldValue::U64(v) => *v as f64,
-        FieldValue::String(_) => return Err(format!("field {key}: a string, expected a number")),
-        FieldValue::Boolean(_) => {
+        Value::F64(v) => *v,
+        Value::I64(v) => *v as f64,
+        Value::U64(v) => *v as f64,
+        Value::Str(_) => return Err(format!("field {key}: a string, expected a number")),
+        Value::Bool(_) => {
             return Err(format!("field {key}: a boolean, expected a number in the canonical unit"));
         }
     };
     if v.is_finite() { Ok(v) } else { Err(format!("field {key}: {v} is not a finite number")) }
 }
 
+mod line;
 mod mapping;
 
 #[cfg(test)]

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use influxdb_line_protocol::ParsedLine;
 use serde::{Deserialize, Serialize};
 
+use super::line::Line;
 use super::{DecodeContext, name, number};
 use crate::catalog::Catalog;
 use crate::problems::Problems;
@@ -68,17 +68,17 @@ pub enum OtherFields {
     Ignore,
 }
 
-fn tag<'a>(line: &'a ParsedLine<'_>, key: &str) -> Option<&'a str> {
-    line.series.tag_set.iter().flatten().find(|(k, _)| k.as_str() == key).map(|(_, v)| v.as_str())
+fn tag<'a>(line: &Line<'a>, key: &str) -> Option<&'a str> {
+    line.tag(key)
 }
 
 pub(super) fn decode_mapped(
-    line: &ParsedLine<'_>,
+    line: &Line<'_>,
     cx: &DecodeContext<'_>,
     time_ns: i64,
     out: &mut Vec<Reading>,
 ) -> Result<(), String> {
-    let measurement = line.series.measurement.as_str();
+    let measurement = line.measurement;
     let mut candidates = cx.mappings.iter().filter(|m| m.measurement == measurement).peekable();
     if candidates.peek().is_none() {
         return Err(format!(
@@ -109,8 +109,7 @@ pub(super) fn decode_mapped(
     };
     let (factory, point) = (name("factory", factory)?, name("point", point)?);
     let first = out.len();
-    for (key, value) in &line.field_set {
-        let key = key.as_str();
+    for &(key, ref value) in &line.fields {
         let Some(field) = m.fields.get(key) else {
             match m.other_fields {
                 OtherFields::Ignore => continue,
