@@ -28,11 +28,13 @@ use std::path::Path;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use eitwatch_config::Catalog;
+use eitwatch_config::catalog::UnitError;
 use eitwatch_config::line_protocol::{DecodeContext, Precision, decode_with, encode};
+use eitwatch_config::reading::Kind;
 use eitwatch_config::reading::{Quality, Reading};
 use eitwatch_config::server_config::{ServerConfig, UnknownParameters};
 use eitwatch_config::site::Factory;
+use eitwatch_config::{Catalog, Parameter};
 
 pub use audit::Event;
 
@@ -163,6 +165,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
 
     // A token writes for one factory, so every accepted line is of this one: look it up once.
     let registered = app.registry.factory(factory).map(|(_, f)| f);
+    let mut parameters = Parameters::default();
     let mut batch: Vec<Reading> = Vec::new();
     let mut unmapped: Vec<Reading> = Vec::new();
     let mut forbidden = None;
@@ -173,7 +176,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
                 forbidden = Some((r.factory.clone(), reason));
                 return Err("another factory".into());
             }
-            match check(app, registered, &mut r, max_future_ns)? {
+            match check(app, registered, &mut parameters, &mut r, max_future_ns)? {
                 Checked::Known => batch.push(r),
                 Checked::Unmapped => unmapped.push(r),
             }
@@ -225,7 +228,34 @@ enum Checked {
 }
 
 /// Checks one reading against the registry and catalog; marks implausible values suspect.
-fn check(app: &App, factory: Option<&Factory>, r: &mut Reading, max_future_ns: i64) -> Result<Checked, String> {
+/// The catalog entries a batch has used: a batch repeats a handful of parameters thousands of
+/// times, and this spares a catalog lookup (and its key allocation) per reading.
+#[derive(Default)]
+struct Parameters {
+    seen: Vec<(Kind, String, Option<&'static Parameter>)>,
+}
+
+impl Parameters {
+    fn get(&mut self, kind: Kind, code: &str) -> Option<&'static Parameter> {
+        if let Some((_, _, p)) = self.seen.iter().find(|(k, c, _)| *k == kind && c == code) {
+            return *p;
+        }
+        let p = Catalog::builtin().get(kind, code);
+        // Bounded: a batch of ever new (unknown) names must not make every lookup slower.
+        if self.seen.len() < 64 {
+            self.seen.push((kind, code.to_string(), p));
+        }
+        p
+    }
+}
+
+fn check(
+    app: &App,
+    factory: Option<&Factory>,
+    parameters: &mut Parameters,
+    r: &mut Reading,
+    max_future_ns: i64,
+) -> Result<Checked, String> {
     let Some(point) = factory.and_then(|f| f.point.iter().find(|p| p.id == r.point)) else {
         return Err(format!("unknown point \"{}\" of factory \"{}\"", r.point, r.factory));
     };
@@ -238,9 +268,10 @@ fn check(app: &App, factory: Option<&Factory>, r: &mut Reading, max_future_ns: i
             r.time_ns, app.config.server.max_future_s
         ));
     }
-    let parameter = match Catalog::builtin().require(r.kind, &r.parameter) {
-        Ok(p) => p,
-        Err(e) => {
+    let parameter = match parameters.get(r.kind, &r.parameter) {
+        Some(p) => p,
+        None => {
+            let e = UnitError::UnknownParameter { kind: r.kind, code: r.parameter.clone() };
             return match app.config.ingest.unknown_parameters {
                 UnknownParameters::Refuse => Err(e.to_string()),
                 UnknownParameters::StoreUnmapped => Ok(Checked::Unmapped),
