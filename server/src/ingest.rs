@@ -227,7 +227,6 @@ enum Checked {
     Unmapped,
 }
 
-/// Checks one reading against the registry and catalog; marks implausible values suspect.
 /// The catalog entries a batch has used: a batch repeats a handful of parameters thousands of
 /// times, and this spares a catalog lookup (and its key allocation) per reading.
 #[derive(Default)]
@@ -249,6 +248,7 @@ impl Parameters {
     }
 }
 
+/// Checks one reading against the registry and catalog; marks implausible values suspect.
 fn check(
     app: &App,
     factory: Option<&Factory>,
