@@ -115,8 +115,20 @@ pub(crate) fn remove_tmp(dir: &Path) {
 impl SinkLedger {
     /// Readings not yet delivered among `[cursor, end)`.
     pub fn depth(&self, end: u64) -> u64 {
-        let live = self.live.map_or(0, |(s, e)| e.min(end).saturating_sub(s.max(self.cursor)));
-        end.saturating_sub(self.cursor).saturating_sub(live)
+        self.depth_in(&[(0, end)])
+    }
+
+    /// Readings not yet delivered among the id ranges `[first, end)` that exist on disk.
+    pub(crate) fn depth_in(&self, ranges: &[(u64, u64)]) -> u64 {
+        let overlap = |a: u64, b: u64, c: u64, d: u64| b.min(d).saturating_sub(a.max(c));
+        ranges
+            .iter()
+            .map(|&(first, end)| {
+                let waiting = overlap(first, end, self.cursor, u64::MAX);
+                let live = self.live.map_or(0, |(s, e)| overlap(first, end, s.max(self.cursor), e));
+                waiting - live.min(waiting)
+            })
+            .sum()
     }
 
     /// Advances past `[from, to)`, delivered or otherwise settled; returns how many of those

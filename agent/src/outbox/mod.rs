@@ -152,6 +152,8 @@ pub struct Status {
     pub segments: usize,
     /// Appends that failed (write or fsync errors) since start.
     pub append_errors: u64,
+    /// Group commits (one write + fdatasync each) since start.
+    pub commits: u64,
     /// Per sink.
     pub sinks: Vec<SinkStatus>,
 }
@@ -218,6 +220,7 @@ struct Shared {
     ledger: Mutex<ledger::Ledger>,
     durable: watch::Sender<u64>,
     append_errors: AtomicU64,
+    commits: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -365,6 +368,7 @@ impl Outbox {
             ledger: Mutex::new(ledger),
             durable: watch::Sender::new(next_id),
             append_errors: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
         });
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
@@ -564,17 +568,19 @@ impl Outbox {
 
     /// The state of the outbox and its sinks.
     pub fn status(&self) -> Status {
-        let (appended, oldest_id, bytes, segments, sinks) = {
+        let (appended, oldest_id, bytes, ranges, sinks) = {
             let log = lock(&self.shared.log);
             let ledger = lock(&self.shared.ledger);
             let end = self.durable_end();
             let oldest = log.segments.front().map_or(end, |s| s.first_id);
-            (end, oldest, log.bytes, log.segments.len(), ledger.sinks.clone())
+            let ranges: Vec<(u64, u64)> = log.segments.iter().map(|s| (s.first_id, s.end_id)).collect();
+            (end, oldest, log.bytes, ranges, ledger.sinks.clone())
         };
+        let segments = ranges.len();
         let sinks = sinks
             .into_iter()
             .map(|(name, l)| {
-                let depth = l.depth(appended);
+                let depth = l.depth_in(&ranges);
                 let oldest_undelivered_ns = if depth == 0 {
                     None
                 } else {
@@ -591,6 +597,7 @@ impl Outbox {
             max_bytes: self.shared.options.max_bytes,
             segments,
             append_errors: self.shared.append_errors.load(Ordering::Relaxed),
+            commits: self.shared.commits.load(Ordering::Relaxed),
             sinks,
         }
     }
@@ -637,6 +644,9 @@ pub fn inspect(dir: &Path, max_bytes: u64) -> Result<Status, OutboxError> {
         },
         None => ledger.sinks.values().map(|s| s.cursor).max().unwrap_or(0),
     };
+    // A closed segment's ids run up to the next one's first (less any damage, not scanned here).
+    let ranges: Vec<(u64, u64)> =
+        files.iter().enumerate().map(|(i, (first, _))| (*first, files.get(i + 1).map_or(appended, |n| n.0))).collect();
     let time_at = |id: u64| -> Option<i64> {
         let (first, path) = files.iter().rev().find(|(f, _)| *f <= id)?;
         let (mut reader, _) = Reader::open(path, Some(*first), u64::MAX).ok()?.ok()?;
@@ -652,12 +662,12 @@ pub fn inspect(dir: &Path, max_bytes: u64) -> Result<Status, OutboxError> {
         .sinks
         .into_iter()
         .map(|(name, l)| {
-            let depth = l.depth(appended);
+            let depth = l.depth_in(&ranges);
             let oldest_undelivered_ns = if depth == 0 { None } else { time_at(l.cursor) };
             SinkStatus { name, depth, oldest_undelivered_ns, ledger: l }
         })
         .collect();
-    Ok(Status { appended, oldest_id, bytes, max_bytes, segments: files.len(), append_errors: 0, sinks })
+    Ok(Status { appended, oldest_id, bytes, max_bytes, segments: files.len(), append_errors: 0, commits: 0, sinks })
 }
 
 fn new_outbox_id() -> String {
@@ -708,6 +718,7 @@ impl Shared {
             };
             match self.write_group(&mut file, &group) {
                 Ok(()) => {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
                     self.durable.send_replace(group.next_id);
                     for w in group.waiters {
                         let _ = w.send(Ok(()));
