@@ -284,7 +284,8 @@ impl Uplink {
             .header(reqwest::header::AUTHORIZATION, format!("Token {}", self.sink.token))
             .header(reqwest::header::CONTENT_TYPE, if json { "application/json" } else { "text/plain; charset=utf-8" });
         let plain = body.clone();
-        request = if self.gzip {
+        // Gap records are small JSON: never compressed, the gaps endpoint takes identity bodies.
+        request = if self.gzip && !json {
             request.header(reqwest::header::CONTENT_ENCODING, "gzip").body(gzip(&body))
         } else {
             request.body(body)
@@ -302,6 +303,7 @@ impl Uplink {
         let text = response.text().await.unwrap_or_default();
         let why = format!("{status}: {}", text.trim());
         if self.gzip
+            && !json
             && (status == StatusCode::UNSUPPORTED_MEDIA_TYPE
                 || (status == StatusCode::BAD_REQUEST && text.contains("Content-Encoding")))
         {

@@ -22,6 +22,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v2/write", post(ingest::write))
         .route("/api/v1/readings", get(readings))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/gaps", get(crate::gaps::list).post(crate::gaps::record))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }

@@ -7,12 +7,14 @@
 //! - [`store`]: the embedded, append-only store in the data directory;
 //! - [`compliance`]: judges each reading against the limits that cover its point;
 //! - [`alerts`]: exceedance alerts, kept in the data directory;
+//! - [`gaps`]: what agents had to drop (gap records), kept in the data directory;
 //! - [`api`]: the HTTP surface (health, write, read API).
 
 pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod compliance;
+pub mod gaps;
 pub mod ingest;
 pub mod store;
 
@@ -60,6 +62,8 @@ pub struct App {
     pub store: store::Store,
     /// Alerts.
     pub alerts: alerts::AlertBook,
+    /// Gap records agents sent (readings their outbox had to drop).
+    pub gaps: gaps::GapLog,
 }
 
 /// Shared state of the HTTP handlers.
@@ -73,7 +77,9 @@ impl App {
         let store = store::Store::open(&dir.join("readings.log"))?;
         let alerts = alerts::AlertBook::open(&dir.join("alerts.json"))
             .map_err(|source| StartError::Io { path: dir.join("alerts.json"), source })?;
-        Ok(App { registry: Registry::new(config.area.clone()), tokens: auth::Tokens::new(&dir), store, alerts, config })
+        let gaps = gaps::GapLog::open(&dir.join("gaps.log"))
+            .map_err(|source| StartError::Io { path: dir.join("gaps.log"), source })?;
+        Ok(App { registry: Registry::new(config.area.clone()), tokens: auth::Tokens::new(&dir), store, alerts, gaps, config })
     }
 
     /// The data directory.
