@@ -686,6 +686,9 @@ fn create_segment(dir: &Path, path: &Path, first_id: u64) -> Result<File, Outbox
     Ok(f)
 }
 
+/// One point's dropped readings: parameters, oldest and newest time, count, first id.
+type Dropped = (BTreeSet<String>, i64, i64, u64, u64);
+
 struct Group {
     buf: Vec<u8>,
     first_id: u64,
@@ -822,8 +825,7 @@ impl Shared {
             for (name, sink) in next.sinks.iter_mut() {
                 let undelivered = |id: u64| id >= sink.cursor && !sink.live.is_some_and(|(s, e)| id >= s && id < e);
                 // Per point: parameters, time range, count, first id.
-                let mut groups: BTreeMap<(String, String, String), (BTreeSet<String>, i64, i64, u64, u64)> =
-                    BTreeMap::new();
+                let mut groups: BTreeMap<(String, String, String), Dropped> = BTreeMap::new();
                 for (id, r) in records.iter().filter(|(id, _)| undelivered(*id)) {
                     let g = groups
                         .entry((r.factory.clone(), r.point.clone(), r.kind.as_str().to_string()))
