@@ -197,13 +197,14 @@ struct AgentOptions<'a> {
     token: &'a str,
     gzip: bool,
     extra_point: bool,
-    outbox: &'a str,
+    /// TOML appended to `[uplink]` (more uplink keys, or an `[outbox]` table).
+    extra: &'a str,
 }
 
 impl TestAgent {
     fn configure(dir: &Path, broker: SocketAddr, o: AgentOptions<'_>) -> TestAgent {
         let data = dir.join("agent");
-        let extra = if o.extra_point { "[[point]]\nid = \"outfall-9\"\nkind = \"effluent\"\n" } else { "" };
+        let point9 = if o.extra_point { "[[point]]\nid = \"outfall-9\"\nkind = \"effluent\"\n" } else { "" };
         let toml = format!(
             r#"
 [agent]
@@ -213,7 +214,7 @@ metrics_listen = "127.0.0.1:0"
 [[point]]
 id = "outfall-1"
 kind = "effluent"
-{extra}
+{point9}
 [uplink]
 url = "{url}"
 token = "{token}"
@@ -222,7 +223,7 @@ batch_max_age_ms = 100
 timeout_ms = 2000
 gzip = {gzip}
 auth_retry_ms = 500
-{outbox}
+{extra}
 [[mqtt]]
 name = "plant"
 broker = "{broker}"
@@ -237,7 +238,7 @@ unit = "mg/L"
             url = o.url,
             token = o.token,
             gzip = o.gzip,
-            outbox = o.outbox,
+            extra = o.extra,
         );
         let conf = dir.join("agent.toml");
         std::fs::write(&conf, toml).expect("agent.toml");
@@ -369,8 +370,8 @@ impl Setup {
         self._dir.path()
     }
 
-    fn agent(&self, url: String, gzip: bool, outbox: &str) -> TestAgent {
-        let o = AgentOptions { url, token: &self.server.token, gzip, extra_point: false, outbox };
+    fn agent(&self, url: String, gzip: bool, extra: &str) -> TestAgent {
+        let o = AgentOptions { url, token: &self.server.token, gzip, extra_point: false, extra };
         TestAgent::configure(self.dir(), self.broker, o)
     }
 }
@@ -518,7 +519,7 @@ async fn outbox_full_during_an_outage_drops_the_oldest_and_the_gap_record_arrive
 async fn a_refused_reading_is_dead_lettered_and_a_refused_token_stops_delivery_without_loss() {
     let s = setup().await;
     // A wrong token first: delivery stops, nothing is dropped.
-    let o = AgentOptions { url: s.server.url(), token: "ewf_wrong", gzip: false, extra_point: true, outbox: "" };
+    let o = AgentOptions { url: s.server.url(), token: "ewf_wrong", gzip: false, extra_point: true, extra: "" };
     let mut agent = TestAgent::configure(s.dir(), s.broker, o);
     agent.start().await;
     // The subscription cannot be probed through the store yet: wait for the agent's own log.
@@ -556,7 +557,7 @@ async fn a_refused_reading_is_dead_lettered_and_a_refused_token_stops_delivery_w
 
     // The right token: everything flows, the four refused readings go to dead-letter files.
     agent.kill();
-    let o = AgentOptions { url: s.server.url(), token: &s.server.token, gzip: false, extra_point: true, outbox: "" };
+    let o = AgentOptions { url: s.server.url(), token: &s.server.token, gzip: false, extra_point: true, extra: "" };
     let mut agent = TestAgent::configure(s.dir(), s.broker, o);
     agent.start().await;
     let good: Vec<u64> = (0..80).filter(|i| !bad.contains(i)).collect();
@@ -582,6 +583,38 @@ async fn a_refused_reading_is_dead_lettered_and_a_refused_token_stops_delivery_w
         bad.iter().map(|&i| format!("effluent,factory=f1,point=outfall-9 cod={} {}", value(i), time_ns(i))).collect();
     want.sort();
     assert_eq!(lines, want);
+    assert_counts_add_up(&agent).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_live_readings_overtake_the_rate_limited_backlog() {
+    let s = setup().await;
+    let proxy = ChaosProxy::start(s.server.addr).await;
+    // The backlog drains at 20 readings/s (bursts of one 40-reading batch).
+    let mut agent = s.agent(format!("http://{}", proxy.addr), false, "backfill_readings_per_s = 20\n");
+    agent.start().await;
+    wait_subscribed(&s.publisher, &s.server).await;
+    proxy.break_networking();
+    s.publisher.cod(&agent, 0..200).await;
+    proxy.restore_networking();
+    // Delivery resumed: the first backlog batch is in.
+    s.server.wait_cod(40, Duration::from_secs(30)).await;
+    // A present reading, an exceedance, arrives while the backlog still drains.
+    s.publisher.send("outfall-1", "cod", 500.0, time_ns(1000)).await;
+    let url = s.server.url();
+    let stored = wait_for("the live reading", Duration::from_secs(10), || {
+        let url = url.clone();
+        async move {
+            let cod = series(&url, "f1", "cod").await;
+            cod.iter().any(|&(t, _)| t == time_ns(1000)).then_some(cod.len() - 1)
+        }
+    })
+    .await;
+    assert!(stored < 200, "the live reading came before the backlog was done ({stored} of 200 then)");
+    s.server.wait_cod(201, Duration::from_secs(30)).await;
+    let mut want = expected(0..200);
+    want.push((time_ns(1000), 500.0));
+    assert_eq!(s.server.cod().await, want);
     assert_counts_add_up(&agent).await;
 }
 

@@ -55,7 +55,14 @@ const PARAMETERS: [(&str, f64); 5] = [("cod", 50.0), ("bod", 10.0), ("ph", 7.0),
 /// Reading `k`: five parameters a line, one line a millisecond, from 30 days ago.
 fn reading(t0_ns: i64, k: u64) -> Reading {
     let (parameter, base) = PARAMETERS[(k % 5) as usize];
-    Reading::new(Kind::Effluent, "f1", "outfall-1", parameter, base + (k % 97) as f64 * 0.01, t0_ns + (k / 5) as i64 * 1_000_000)
+    Reading::new(
+        Kind::Effluent,
+        "f1",
+        "outfall-1",
+        parameter,
+        base + (k % 97) as f64 * 0.01,
+        t0_ns + (k / 5) as i64 * 1_000_000,
+    )
 }
 
 fn options() -> Options {
