@@ -204,18 +204,20 @@ impl Bucket {
         self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.cap);
         self.at = now;
     }
+    /// The smallest batch worth sending: a second's worth (or all that is wanted).
+    fn min_chunk(&self, want: u64) -> f64 {
+        (want as f64).min(self.rate.max(1.0)).min(self.cap)
+    }
     /// How many may go now, given that `want` would; 0 means wait [`Bucket::wait`].
     fn allow(&mut self, want: u64) -> u64 {
         if self.rate <= 0.0 {
             return want;
         }
         self.refill();
-        let want_f = (want as f64).min(self.cap);
-        if self.tokens >= want_f { want_f as u64 } else { 0 }
+        if self.tokens >= self.min_chunk(want) { (self.tokens.floor() as u64).min(want) } else { 0 }
     }
     fn wait(&self, want: u64) -> Duration {
-        let want = (want as f64).min(self.cap);
-        Duration::from_secs_f64(((want - self.tokens) / self.rate).max(0.001))
+        Duration::from_secs_f64(((self.min_chunk(want) - self.tokens) / self.rate).max(0.001))
     }
     fn spend(&mut self, n: u64) {
         if self.rate > 0.0 {
@@ -278,17 +280,17 @@ impl Uplink {
     }
 
     async fn post(&mut self, url: reqwest::Url, body: Vec<u8>, json: bool) -> Outcome {
-        let mut request = self
+        let request = self
             .client
             .post(url.clone())
             .header(reqwest::header::AUTHORIZATION, format!("Token {}", self.sink.token))
             .header(reqwest::header::CONTENT_TYPE, if json { "application/json" } else { "text/plain; charset=utf-8" });
-        let plain = body.clone();
         // Gap records are small JSON: never compressed, the gaps endpoint takes identity bodies.
-        request = if self.gzip && !json {
-            request.header(reqwest::header::CONTENT_ENCODING, "gzip").body(gzip(&body))
+        let compress = self.gzip && !json;
+        let (plain, request) = if compress {
+            (Some(body.clone()), request.header(reqwest::header::CONTENT_ENCODING, "gzip").body(gzip(&body)))
         } else {
-            request.body(body)
+            (None, request.body(body))
         };
         let response = match request.send().await {
             Ok(r) => r,
@@ -302,11 +304,10 @@ impl Uplink {
             .map(|d| d.min(Duration::from_secs(600)));
         let text = response.text().await.unwrap_or_default();
         let why = format!("{status}: {}", text.trim());
-        if self.gzip
-            && !json
-            && (status == StatusCode::UNSUPPORTED_MEDIA_TYPE
-                || (status == StatusCode::BAD_REQUEST && text.contains("Content-Encoding")))
-        {
+        if let Some(plain) = plain.filter(|_| {
+            status == StatusCode::UNSUPPORTED_MEDIA_TYPE
+                || (status == StatusCode::BAD_REQUEST && text.contains("Content-Encoding"))
+        }) {
             tracing::warn!(sink = %self.sink.name, reason = %why, "The sink refuses gzip bodies; sending them uncompressed from now on");
             self.gzip = false;
             return Box::pin(self.post(url, plain, json)).await;
@@ -358,7 +359,8 @@ impl Uplink {
             Ok(b) => b,
             Err(e) => return (self.outbox_failed(e, backoff), 0),
         };
-        let Some(last) = batch.last().map(|(id, _)| *id) else { return (Step::Progress, 0) };
+        // Nothing readable (the ids were just dropped, or damage): look again shortly.
+        let Some(last) = batch.last().map(|(id, _)| *id) else { return (Step::Wait(Duration::from_millis(100)), 0) };
         let n = batch.len() as u64;
         let readings: Vec<_> = batch.into_iter().map(|(_, r)| r).collect();
         let body = line_protocol::encode(&readings).into_bytes();
@@ -567,5 +569,47 @@ impl Step {
             Step::Progress => Duration::ZERO,
             Step::Wait(d) => d,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gap_is_one_influx_line() {
+        let gap = Gap {
+            id: "x".into(),
+            factory: "f1".into(),
+            point: "outfall 1".into(),
+            kind: "effluent".into(),
+            parameters: vec!["bod".into(), "cod".into()],
+            from_ns: 10,
+            to_ns: 20,
+            count: 3,
+            reason: "agent \"buffer\" overflow".into(),
+        };
+        assert_eq!(
+            gap_line(&gap),
+            "gap,factory=f1,point=outfall\\ 1 parameters=\"bod cod\",from_ns=10i,to_ns=20i,count=3i,reason=\"agent \\\"buffer\\\" overflow\" 10\n"
+        );
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "in the past: now");
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn the_backlog_goes_at_the_backfill_rate() {
+        let mut b = Bucket::new(20, 40);
+        assert_eq!(b.allow(40), 40, "a first batch at once");
+        b.spend(40);
+        assert_eq!(b.allow(40), 0);
+        let wait = b.wait(40);
+        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1), "a second's worth: {wait:?}");
+        assert_eq!(Bucket::new(0, 40).allow(7), 7, "0: unlimited");
     }
 }
