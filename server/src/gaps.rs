@@ -187,8 +187,8 @@ pub async fn record(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     let token =
         bearer(&headers).ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
     let Grant::Factory { factory } = app.tokens.check(token).ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-    let body: Body =
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body is not {{\"gaps\": [...]}}: {e}")))?;
+    let body: Body = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("body is not {{\"gaps\": [...]}}: {e}")))?;
     for (i, gap) in body.gaps.iter().enumerate() {
         if gap.factory != factory {
             tracing::warn!(%factory, gap_factory = %gap.factory, "Refused a gap for another factory");

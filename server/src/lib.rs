@@ -79,7 +79,14 @@ impl App {
             .map_err(|source| StartError::Io { path: dir.join("alerts.json"), source })?;
         let gaps = gaps::GapLog::open(&dir.join("gaps.log"))
             .map_err(|source| StartError::Io { path: dir.join("gaps.log"), source })?;
-        Ok(App { registry: Registry::new(config.area.clone()), tokens: auth::Tokens::new(&dir), store, alerts, gaps, config })
+        Ok(App {
+            registry: Registry::new(config.area.clone()),
+            tokens: auth::Tokens::new(&dir),
+            store,
+            alerts,
+            gaps,
+            config,
+        })
     }
 
     /// The data directory.
