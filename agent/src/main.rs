@@ -14,8 +14,8 @@ use eitwatch_config::problems;
     about = "eitwatch factory agent: Modbus and MQTT in, readings to the server"
 )]
 struct Cli {
-    /// agent.toml to run with.
-    #[arg(long, default_value = "/etc/eitwatch/agent.toml")]
+    /// agent.toml to run with (also after a subcommand: `status --config agent.toml`).
+    #[arg(long, global = true, default_value = "/etc/eitwatch/agent.toml")]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
