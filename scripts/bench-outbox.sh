@@ -42,15 +42,20 @@ rm -f "$work/dd.bin"
 echo "raw disk: dd bs=1M conv=fdatasync: ${raw_big} MB/s; dd bs=64k oflag=dsync: ${raw_dsync} MB/s"
 
 # 2. Durable append.
-bulk=$("$BIN/bench-outbox" append --dir "$work/bulk" --readings "$APPEND_READINGS" --batch 1000 --writers 8)
-echo "$bulk"
-rm -rf "$work/bulk"
-small=$("$BIN/bench-outbox" append --dir "$work/small" --readings 200000 --batch 1 --writers 64)
-echo "$small"
-rm -rf "$work/small"
-bulk_mb=$(echo "$bulk" | field mb_per_s)
-awk -v o="$bulk_mb" -v r="$raw_big" -v d="$raw_dsync" -v rps="$(echo "$bulk" | field readings_per_s)" 'BEGIN {
-  printf "append (bulk): %.0f readings/s, %.1f MB/s = %.2f x dd fdatasync, %.2f x dd dsync\n", rps, o, o / r, o / d }'
+append() { # label, then bench-outbox append arguments
+  local label=$1
+  shift
+  local out
+  out=$("$BIN/bench-outbox" append --dir "$work/append" "$@")
+  rm -rf "$work/append"
+  echo "$out"
+  awk -v l="$label" -v o="$(echo "$out" | field mb_per_s)" -v r="$raw_big" -v d="$raw_dsync" \
+    -v rps="$(echo "$out" | field readings_per_s)" 'BEGIN {
+    printf "  => append %s: %.0f readings/s, %.1f MB/s = %.2f x dd fdatasync, %.2f x dd dsync\n", l, rps, o, o / r, o / d }'
+}
+append "bulk (8 writers x 1000)" --readings "$APPEND_READINGS" --batch 1000 --writers 8
+append "large (16 writers x 10000)" --readings "$((APPEND_READINGS * 2))" --batch 10000 --writers 16
+append "MQTT-like (64 writers x 1)" --readings 200000 --batch 1 --writers 64
 
 # 3. Recovery of a large backlog (about 57 bytes a reading on disk).
 recovery_readings=$((RECOVERY_MB * 1024 * 1024 / 57))

@@ -25,7 +25,8 @@ enum Command {
         dir: PathBuf,
         #[arg(long)]
         readings: u64,
-        /// Readings per append call (a Modbus poll is a few; an MQTT message one).
+        /// Readings per append call (a Modbus poll is a few; an MQTT message one); a
+        /// multiple of 5 keeps each (parameter, time) unique.
         #[arg(long, default_value_t = 1000)]
         batch: usize,
         /// Concurrent appenders (sources).
@@ -83,15 +84,18 @@ async fn main() -> anyhow::Result<()> {
             for w in 0..writers as u64 {
                 let outbox = outbox.clone();
                 tasks.spawn(async move {
-                    // Each writer owns a disjoint range of k, so timestamps never collide.
+                    // Each writer owns a disjoint range of k, so timestamps never collide. The
+                    // batch is built once and only its times move, so that the figure is the
+                    // outbox's cost, not the allocation of test readings.
                     let first = w * per_writer;
+                    let mut buf: Vec<Reading> = (first..first + batch as u64).map(|k| reading(t0_ns, k)).collect();
                     let mut k = first;
-                    let mut buf: Vec<Reading> = Vec::with_capacity(batch);
                     while k < first + per_writer {
-                        buf.clear();
                         let n = (batch as u64).min(first + per_writer - k);
-                        buf.extend((k..k + n).map(|k| reading(t0_ns, k)));
-                        outbox.append(&buf).await?;
+                        for (j, r) in buf.iter_mut().enumerate() {
+                            r.time_ns = t0_ns + ((k + j as u64) / 5) as i64 * 1_000_000;
+                        }
+                        outbox.append(&buf[..n as usize]).await?;
                         k += n;
                     }
                     anyhow::Ok(())
