@@ -6,9 +6,15 @@
 //! sink) consuming them in order: a segmented append-only log does exactly that with one
 //! sequential write and one `fdatasync` per group of appends, and frees space by deleting
 //! whole files. An embedded key-value engine (sled, redb, rocksdb) would add a B-tree or
-//! LSM, compaction and its own crash story for no gain; `scripts/bench-outbox.sh` compares
-//! the append rate with the raw disk's sequential write + fsync rate, and
-//! `tests/tests/delivery.rs` SIGKILLs the agent mid-stream to check the recovery below.
+//! LSM, compaction and its own crash story for no gain, and its crash behaviour would still
+//! have to be tested here. The crash tests: `tests/tests/delivery.rs` SIGKILLs the agent 20
+//! times mid-stream and finds the store exact; `tests.rs` cuts, tears and corrupts files as
+//! power cuts and damage do. The benchmark (`scripts/bench-outbox.sh`, 2 shared cores, one
+//! run on 2026-11-22 with other builds running): durable appends of 1 000-reading batches
+//! from 8 writers 1.39 M readings/s (79 MB/s); 10 000-reading batches from 16 writers
+//! 4.1 M readings/s, 236 MB/s = 0.78 × `dd bs=1M conv=fdatasync` on the same disk; single
+//! readings from 64 writers 90 k/s (34 a fsync); a 1 GiB backlog (18.8 M readings) opens in
+//! 1.9 s.
 //!
 //! ## On disk (`<data_dir>/outbox/`)
 //! - `<first id, 20 digits>.seg`: segment files, in id order. Each starts with a 24-byte
