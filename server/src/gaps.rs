@@ -236,3 +236,44 @@ pub async fn list(
     });
     Ok(Json(serde_json::json!({ "gaps": gaps })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gap(id: &str, count: u64) -> Gap {
+        Gap {
+            id: id.into(),
+            factory: "f1".into(),
+            point: "outfall-1".into(),
+            kind: "effluent".into(),
+            parameters: vec!["cod".into()],
+            from_ns: 1,
+            to_ns: 2,
+            count,
+            reason: "agent buffer overflow".into(),
+        }
+    }
+
+    #[test]
+    fn the_log_survives_a_restart_and_a_torn_last_line_is_cut() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("gaps.log");
+        {
+            let log = GapLog::open(&path).expect("open");
+            assert_eq!(log.append(vec![gap("a", 1), gap("b", 2)]).expect("append"), 2);
+            assert_eq!(log.append(vec![gap("a", 1)]).expect("append"), 0, "a re-sent gap is stored once");
+            assert!(log.append(vec![gap("b", 3)]).is_err(), "same id, other content");
+        }
+        let len = std::fs::metadata(&path).expect("meta").len();
+        let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+        f.write_all(br#"{"id":"c","fac"#).expect("write");
+        drop(f);
+        let log = GapLog::open(&path).expect("reopen");
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), len, "torn line cut");
+        assert_eq!(log.list(|_| true), vec![gap("a", 1), gap("b", 2)]);
+        assert_eq!(log.append(vec![gap("c", 4)]).expect("append"), 1);
+        drop(log);
+        assert_eq!(GapLog::open(&path).expect("reopen").list(|g| g.id == "c"), vec![gap("c", 4)]);
+    }
+}

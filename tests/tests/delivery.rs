@@ -688,6 +688,61 @@ async fn an_influxdb_sink_keeps_its_own_cursor_through_its_own_outage() {
     assert_eq!(m["eitwatch_sink_delivered_total{sink=\"historian\"}"], m["eitwatch_outbox_appended_total"], "{m:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gap_records_are_pinned_to_the_token_factory_and_append_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path()).await;
+    let out = Command::new(bin("eitwatch-server"))
+        .args(["token", "create", "--data-dir"])
+        .arg(dir.path().join("server"))
+        .args(["--factory", "f2"])
+        .output()
+        .expect("token create");
+    let f2_token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let gap = |id: &str, factory: &str, point: &str, count: u64| {
+        serde_json::json!({ "gaps": [{
+            "id": id, "factory": factory, "point": point, "kind": "effluent", "parameters": ["cod"],
+            "from_ns": time_ns(0), "to_ns": time_ns(9), "count": count, "reason": "agent buffer overflow",
+        }]})
+    };
+    let post = |token: String, body: serde_json::Value| {
+        let url = format!("{}/api/v1/gaps", server.url());
+        async move {
+            let r = http()
+                .post(url)
+                .header("Authorization", format!("Token {token}"))
+                .json(&body)
+                .send()
+                .await
+                .expect("post");
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        }
+    };
+    let t1 = server.token.clone();
+    let (status, text) = post(f2_token.clone(), gap("g1", "f1", "outfall-1", 10)).await;
+    assert_eq!(status, 403, "another factory's gap: {text}");
+    assert!(text.contains("not the token's factory"), "{text}");
+    assert_eq!(post(t1.clone(), gap("g1", "f1", "outfall-1", 10)).await.0, 204);
+    assert_eq!(post(t1.clone(), gap("g1", "f1", "outfall-1", 10)).await.0, 204, "a re-sent gap");
+    let (status, text) = post(t1.clone(), gap("g1", "f1", "outfall-1", 11)).await;
+    assert_eq!(status, 409, "{text}");
+    let (status, text) = post(t1.clone(), gap("g2", "f1", "outfall-7", 10)).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("unknown point \\\"outfall-7\\\""), "{text}");
+    let gaps = server.gaps().await;
+    assert_eq!(gaps.len(), 1, "stored once: {gaps:?}");
+    assert_eq!(gaps[0]["count"], 10);
+    let r = http()
+        .get(format!("{}/api/v1/gaps", server.url()))
+        .header("Authorization", format!("Token {f2_token}"))
+        .send()
+        .await
+        .expect("get");
+    let seen: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(seen["gaps"], serde_json::json!([]), "f2 sees only its own");
+}
+
 /// Depends on gzip decoding in the server's ingest (being added on another branch): today's
 /// server answers 400 to a gzip body and the agent falls back to identity bodies, which this
 /// test refuses.
