@@ -53,7 +53,10 @@
 //! Every segment is scanned and each record's length, checksum and id checked. In the last
 //! segment, the first bad record and everything after it is a torn tail (a write cut short
 //! by a crash or power cut): it was never fsynced, so never acknowledged, and is cut
-//! (logged with the bytes cut). Nothing before it is touched. A bad record in a closed
+//! (logged with the bytes cut). Nothing before it is touched: records are only ever
+//! appended, so a crash cannot damage what an earlier fsync made durable. (Media damage to
+//! a durable record of the last segment cannot be told from a torn write by this scan: it
+//! is cut with what follows it, and logged the same way.) A bad record in a closed
 //! segment is damage, not a torn write: logged as an error, the rest of that segment is
 //! skipped and counted as dropped for the sinks that had not delivered it; a segment with a
 //! bad header is renamed `*.corrupt` and kept for inspection. The agent never needs its
