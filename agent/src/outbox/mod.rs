@@ -230,6 +230,9 @@ struct Shared {
     durable: watch::Sender<u64>,
     append_errors: AtomicU64,
     commits: AtomicU64,
+    /// Tests: how many coming group writes fail half-way (a torn write, then an I/O error).
+    #[cfg(test)]
+    fail_writes: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -378,6 +381,8 @@ impl Outbox {
             durable: watch::Sender::new(next_id),
             append_errors: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_writes: AtomicU64::new(0),
         });
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
@@ -778,9 +783,7 @@ impl Shared {
         }
         self.make_room(group.buf.len() as u64);
         let path = lock(&self.log).segments.back().map(|s| s.path.clone()).unwrap_or_default();
-        let written =
-            file.seek(SeekFrom::Start(base)).and_then(|_| file.write_all(&group.buf)).and_then(|_| file.sync_data());
-        if let Err(source) = written {
+        if let Err(source) = self.write_and_sync(file, base, &group.buf) {
             // Cut what may have been half written, so the next group starts on a record boundary.
             let _ = file.set_len(base);
             return Err(OutboxError::Io { path, source });
@@ -793,6 +796,17 @@ impl Shared {
             a.index.extend(group.index.iter().map(|&(id, off)| (id, base + off)));
         }
         Ok(())
+    }
+
+    fn write_and_sync(&self, file: &mut File, base: u64, buf: &[u8]) -> std::io::Result<()> {
+        file.seek(SeekFrom::Start(base))?;
+        #[cfg(test)]
+        if self.fail_writes.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            file.write_all(&buf[..buf.len() / 2])?;
+            return Err(std::io::Error::other("injected write failure"));
+        }
+        file.write_all(buf)?;
+        file.sync_data()
     }
 
     /// Drops the oldest closed segments until `incoming` more bytes fit in `max_bytes`.

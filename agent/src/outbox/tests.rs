@@ -310,6 +310,28 @@ fn a_damaged_closed_segment_costs_only_its_damaged_part_counted_as_dropped() {
     assert_eq!(depth + s.dropped, 500, "counts add up");
 }
 
+#[test]
+fn a_failed_write_keeps_nothing_of_its_appends_and_hands_their_ids_out_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    {
+        let (outbox, _) = open(dir.path(), BIG, &["server"]);
+        rt.block_on(outbox.append(&readings(0..10))).expect("append");
+        outbox.shared.fail_writes.store(1, Ordering::SeqCst);
+        let err = rt.block_on(outbox.append(&readings(100..105))).expect_err("the write fails");
+        assert!(matches!(err, OutboxError::Write(_)), "{err}");
+        assert_eq!(outbox.durable_end(), 10);
+        assert_eq!(outbox.status().append_errors, 1);
+        // The source retries; the ids of the failed append are handed out again.
+        assert_eq!(rt.block_on(outbox.append(&readings(10..15))).expect("append"), 10..15);
+        assert_eq!(all(&outbox), (0..15).map(|i| (i, reading(i))).collect::<Vec<_>>());
+    }
+    // The half-written group was cut at once: nothing to cut at open, nothing of it read.
+    let (outbox, rec) = open(dir.path(), BIG, &["server"]);
+    assert_eq!((rec.readings, rec.cut_bytes), (15, 0));
+    assert_eq!(all(&outbox), (0..15).map(|i| (i, reading(i))).collect::<Vec<_>>());
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Append(u64),
