@@ -743,6 +743,59 @@ async fn gap_records_are_pinned_to_the_token_factory_and_append_only() {
     assert_eq!(seen["gaps"], serde_json::json!([]), "f2 sees only its own");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbox_drops_only_what_a_sink_lacks_and_tells_influxdb_with_gap_lines() {
+    let s = setup().await;
+    let (_vm, vm) = victoria_metrics(s.dir()).await;
+    let proxy = ChaosProxy::start(vm).await;
+    let extra = format!(
+        "[[influxdb]]\nname = \"historian\"\nurl = \"http://{}\"\ntoken = \"t\"\norg = \"factory\"\nbucket = \"effluent\"\nbatch_max_readings = 40\nbatch_max_age_ms = 100\ngzip = false\n[outbox]\nmax_bytes = 8192\nsegment_bytes = 4096\n",
+        proxy.addr
+    );
+    let mut agent = s.agent(s.server.url(), false, &extra);
+    agent.start().await;
+    wait_subscribed(&s.publisher, &s.server).await;
+    // The probe readings delivered to both, so that only COD readings can be dropped.
+    agent.wait_metric("eitwatch_sink_queue_depth{sink=\"historian\"}", "the historian caught up", |v| v == 0.0).await;
+    proxy.break_networking();
+    let total = 400u64;
+    s.publisher.cod(&agent, 0..total).await;
+    s.server.wait_cod(total as usize, Duration::from_secs(30)).await;
+    let dropped = agent.metric("eitwatch_sink_dropped_total{sink=\"historian\"}").await as u64;
+    assert!(dropped > 100, "{dropped} dropped for the historian");
+    assert_eq!(agent.metric("eitwatch_sink_dropped_total{sink=\"server\"}").await, 0.0, "the server had them all");
+    proxy.restore_networking();
+    agent.wait_metric("eitwatch_sink_gaps_pending{sink=\"historian\"}", "gap lines delivered", |v| v == 0.0).await;
+    agent.wait_metric("eitwatch_sink_queue_depth{sink=\"historian\"}", "an empty queue", |v| v == 0.0).await;
+    let want = expected(dropped..total);
+    let got = wait_for("the kept readings in VictoriaMetrics", Duration::from_secs(30), || async move {
+        let mut got = vm_cod(vm).await;
+        got.dedup();
+        (got.len() >= (total - dropped) as usize).then_some(got)
+    })
+    .await;
+    assert_eq!(got, want, "the historian has the newest, the oldest {dropped} are gone");
+    // VictoriaMetrics keeps a gap line's integer fields as gap_count, gap_from_ns, gap_to_ns.
+    let url = format!("http://{vm}/api/v1/export?match[]=gap_count");
+    let counted = wait_for("gap_count in VictoriaMetrics", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let text = http().get(&url).send().await.ok()?.text().await.ok()?;
+            let sum: f64 = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .flat_map(|v| v["values"].as_array().cloned().unwrap_or_default())
+                .filter_map(|v| v.as_f64())
+                .sum();
+            (sum > 0.0).then_some(sum)
+        }
+    })
+    .await;
+    assert_eq!(counted as u64, dropped, "the gap lines count every reading the historian lost");
+    assert_eq!(s.server.cod().await, expected(0..total));
+    assert!(s.server.gaps().await.is_empty(), "the server lost nothing, so it was told of no gap");
+}
+
 /// Depends on gzip decoding in the server's ingest (being added on another branch): today's
 /// server answers 400 to a gzip body and the agent falls back to identity bodies, which this
 /// test refuses.
