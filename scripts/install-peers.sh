@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite talks to, when they are missing:
-#   mosquitto (MQTT broker), socat (serial pty pairs), from Debian;
+#   mosquitto (MQTT broker), socat (serial pty pairs), victoria-metrics (a real store taking
+#   the InfluxDB v2 write API), from Debian;
 #   pymodbus (a Modbus server none of us wrote) and influxdb-client (InfluxData's Python
 #   client, the writer the ingest tests prove compatibility with), from PyPI, into .peers/venv.
 # Idempotent: a second run with everything present does nothing but check.
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || need_apt+=(victoria-metrics)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-peers: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -23,7 +25,7 @@ venv=.peers/venv
 if ! "$venv/bin/python" -c 'import pymodbus, serial' >/dev/null 2>&1; then
   echo "install-peers: pip install pymodbus into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "pymodbus[serial]==3.16.1"
+  "$venv/bin/python" -m pip install -q "pymodbus[serial]==3.16.1"
 fi
 if ! "$venv/bin/python" -c 'import influxdb_client' >/dev/null 2>&1; then
   echo "install-peers: pip install influxdb-client into $venv"

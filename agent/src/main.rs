@@ -14,8 +14,8 @@ use eitwatch_config::problems;
     about = "eitwatch factory agent: Modbus and MQTT in, readings to the server"
 )]
 struct Cli {
-    /// agent.toml to run with.
-    #[arg(long, default_value = "/etc/eitwatch/agent.toml")]
+    /// agent.toml to run with (also after a subcommand: `status --config agent.toml`).
+    #[arg(long, global = true, default_value = "/etc/eitwatch/agent.toml")]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
@@ -29,6 +29,13 @@ enum Command {
     CheckConfig {
         /// The file.
         file: PathBuf,
+    },
+    /// Print the outbox's state and each sink's delivery counts, from the files (works
+    /// whether or not the agent runs).
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -49,6 +56,16 @@ async fn main() -> anyhow::Result<()> {
             load(&file)?;
             println!("{}: ok", file.display());
         }
+        Command::Status { json } => {
+            let config = load(&cli.config)?;
+            let dir = eitwatch_agent::outbox_dir(&config);
+            let status = eitwatch_agent::outbox::inspect(&dir, config.outbox.max_bytes)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status_text(&dir, &status));
+            }
+        }
         Command::Run => {
             let config = load(&cli.config)?;
             let shutdown = eitwatch_agent::Shutdown::new();
@@ -61,4 +78,37 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn status_text(dir: &std::path::Path, s: &eitwatch_agent::outbox::Status) -> String {
+    use std::fmt::Write as _;
+    let now_ns = jiff::Timestamp::now().as_nanosecond() as i64;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "outbox {}: {} readings appended, ids {}..{} on disk, {} segments, {} of {} bytes",
+        dir.display(),
+        s.appended,
+        s.oldest_id,
+        s.appended,
+        s.segments,
+        s.bytes,
+        s.max_bytes
+    );
+    for k in &s.sinks {
+        let age = k.oldest_undelivered_ns.map_or("-".to_string(), |t| format!("{:.1} s", (now_ns - t) as f64 / 1e9));
+        let _ = writeln!(
+            out,
+            "sink {}: waiting {} (oldest {age}), delivered {}, retried {}, dead-lettered {}, dropped {}, gap records pending {}{}",
+            k.name,
+            k.depth,
+            k.ledger.delivered,
+            k.ledger.retried,
+            k.ledger.dead_lettered,
+            k.ledger.dropped,
+            k.ledger.gaps.len(),
+            k.ledger.stopped.as_ref().map_or(String::new(), |r| format!(", STOPPED: {r}"))
+        );
+    }
+    out
 }

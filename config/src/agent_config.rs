@@ -20,8 +20,14 @@ pub struct AgentConfig {
     pub agent: AgentSection,
     /// The factory's monitoring points this agent reports.
     pub point: Vec<PointRef>,
-    /// Where readings go.
+    /// Where readings go: the eitwatch server (the sink named `server`).
     pub uplink: Uplink,
+    /// More sinks: InfluxDB 2 instances (a factory's own historian), each with its own cursor.
+    #[serde(default)]
+    pub influxdb: Vec<InfluxSink>,
+    /// The durable on-disk buffer between sources and sinks.
+    #[serde(default)]
+    pub outbox: OutboxSection,
     /// Modbus devices polled.
     #[serde(default)]
     pub modbus: Vec<ModbusDevice>,
@@ -39,6 +45,9 @@ pub struct AgentSection {
     /// Directory of the agent's own files (the outbox).
     #[serde(default = "default_agent_data_dir")]
     pub data_dir: String,
+    /// `host:port` of the Prometheus `/metrics` listener; absent: no listener.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
 }
 
 fn default_agent_data_dir() -> String {
@@ -89,6 +98,69 @@ pub struct Uplink {
     /// Time allowed for one request.
     #[serde(default = "default_uplink_timeout_ms")]
     pub timeout_ms: u64,
+    /// gzip request bodies (`Content-Encoding: gzip`).
+    #[serde(default = "default_gzip")]
+    pub gzip: bool,
+    /// Backlog (readings older than the live stream after an outage) is sent at most this
+    /// fast, so live readings keep flowing; 0: as fast as the sink takes it.
+    #[serde(default = "default_backfill_readings_per_s")]
+    pub backfill_readings_per_s: u64,
+    /// After a 401/403 (token refused), delivery stops and is tried again this much later.
+    #[serde(default = "default_auth_retry_ms")]
+    pub auth_retry_ms: u64,
+}
+
+/// `[[influxdb]]`: an InfluxDB 2 bucket written directly (same write API as the server).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxSink {
+    /// Sink name (its cursor, logs and metrics); not `server`.
+    pub name: String,
+    /// Base URL (`http://historian:8086`); `/api/v2/write` is appended.
+    pub url: String,
+    /// An InfluxDB token with write access to the bucket.
+    pub token: Secret,
+    /// InfluxDB organisation.
+    pub org: String,
+    /// InfluxDB bucket.
+    pub bucket: String,
+    /// See `[uplink]`.
+    #[serde(default = "default_batch_max_readings")]
+    pub batch_max_readings: usize,
+    /// See `[uplink]`.
+    #[serde(default = "default_batch_max_age_ms")]
+    pub batch_max_age_ms: u64,
+    /// See `[uplink]`.
+    #[serde(default = "default_uplink_timeout_ms")]
+    pub timeout_ms: u64,
+    /// See `[uplink]`.
+    #[serde(default = "default_gzip")]
+    pub gzip: bool,
+    /// See `[uplink]`.
+    #[serde(default = "default_backfill_readings_per_s")]
+    pub backfill_readings_per_s: u64,
+    /// See `[uplink]`.
+    #[serde(default = "default_auth_retry_ms")]
+    pub auth_retry_ms: u64,
+}
+
+/// `[outbox]`: the on-disk buffer under `<data_dir>/outbox`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSection {
+    /// Bytes of readings kept at most; when full, the oldest undelivered segment is dropped
+    /// and gap records tell the sinks what is missing.
+    #[serde(default = "default_outbox_max_bytes")]
+    pub max_bytes: u64,
+    /// Size at which a segment file is closed and a new one begun (the unit of reclaim and drop).
+    #[serde(default = "default_outbox_segment_bytes")]
+    pub segment_bytes: u64,
+}
+
+impl Default for OutboxSection {
+    fn default() -> Self {
+        OutboxSection { max_bytes: default_outbox_max_bytes(), segment_bytes: default_outbox_segment_bytes() }
+    }
 }
 
 fn default_org() -> String {
@@ -102,6 +174,21 @@ const fn default_batch_max_age_ms() -> u64 {
 }
 const fn default_uplink_timeout_ms() -> u64 {
     10_000
+}
+const fn default_gzip() -> bool {
+    true
+}
+const fn default_backfill_readings_per_s() -> u64 {
+    20_000
+}
+const fn default_auth_retry_ms() -> u64 {
+    60_000
+}
+const fn default_outbox_max_bytes() -> u64 {
+    1 << 30
+}
+const fn default_outbox_segment_bytes() -> u64 {
+    16 << 20
 }
 
 /// `[[modbus]]`: one device (or gateway), polled.
@@ -337,6 +424,43 @@ impl Validate for AgentConfig {
         }
         if self.uplink.batch_max_readings == 0 {
             problems.push("uplink.batch_max_readings", "must be at least 1");
+        }
+        if let Some(listen) = &self.agent.metrics_listen {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                problems.push("agent.metrics_listen", format!("\"{listen}\" is not ip:port"));
+            }
+        }
+        let mut sink_names = BTreeSet::from(["server"]);
+        for (i, sink) in self.influxdb.iter().enumerate() {
+            let at = format!("influxdb[{i}]");
+            if !is_valid_id(&sink.name) || !sink_names.insert(sink.name.as_str()) {
+                problems.push(
+                    format!("{at}.name"),
+                    format!("\"{}\" is not a valid id unique among sinks (\"server\" is [uplink])", sink.name),
+                );
+            }
+            if !(sink.url.starts_with("http://") || sink.url.starts_with("https://")) {
+                problems.push(format!("{at}.url"), format!("\"{}\" is not an http:// or https:// URL", sink.url));
+            }
+            if sink.batch_max_readings == 0 {
+                problems.push(format!("{at}.batch_max_readings"), "must be at least 1");
+            }
+        }
+        if self.outbox.segment_bytes < 4096 {
+            problems.push(
+                "outbox.segment_bytes",
+                format!("{} is too small, expected at least 4096", self.outbox.segment_bytes),
+            );
+        }
+        if self.outbox.max_bytes < self.outbox.segment_bytes.saturating_mul(2) {
+            problems.push(
+                "outbox.max_bytes",
+                format!(
+                    "{} is less than two segments (2 × segment_bytes = {})",
+                    self.outbox.max_bytes,
+                    self.outbox.segment_bytes.saturating_mul(2)
+                ),
+            );
         }
         let check_mapping = |problems: &mut Problems, at: &str, point: &str, parameter: &str, unit: Option<&str>| {
             let Some(kind) = self.point_kind(point) else {

@@ -23,6 +23,7 @@ pub fn router(app: AppState) -> Router {
         .route("/write", post(ingest::write_v1))
         .route("/api/v1/readings", get(readings))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/gaps", get(crate::gaps::list).post(crate::gaps::record))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
@@ -129,7 +130,7 @@ async fn health() -> Json<serde_json::Value> {
 
 /// Which factory a reader may see: `Some(id)` for a write token or a one-factory read token,
 /// `None` for everything (a read-all or admin token, or anonymous loopback when configured).
-fn read_scope(app: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Option<String>, ApiError> {
+pub(crate) fn read_scope(app: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Option<String>, ApiError> {
     match auth::presented(headers, None) {
         Some(token) => match app.tokens.check(&token) {
             Some(bearer) => Ok(bearer.grant.factory().map(str::to_string)),

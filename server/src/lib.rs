@@ -7,12 +7,14 @@
 //! - [`store`]: the embedded, append-only store in the data directory;
 //! - [`compliance`]: judges each reading against the limits that cover its point;
 //! - [`alerts`]: exceedance alerts, kept in the data directory;
+//! - [`gaps`]: what agents had to drop (gap records), kept in the data directory;
 //! - [`api`]: the HTTP surface (health, write, read API).
 
 pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod compliance;
+pub mod gaps;
 pub mod ingest;
 pub mod store;
 
@@ -62,6 +64,8 @@ pub struct App {
     pub alerts: alerts::AlertBook,
     /// Admission under load and the audit log of the write endpoints.
     pub ingest: ingest::Ingest,
+    /// Gap records agents sent (readings their outbox had to drop).
+    pub gaps: gaps::GapLog,
 }
 
 /// Shared state of the HTTP handlers.
@@ -76,12 +80,15 @@ impl App {
         let alerts = alerts::AlertBook::open(&dir.join("alerts.json"))
             .map_err(|source| StartError::Io { path: dir.join("alerts.json"), source })?;
         let ingest = ingest::Ingest::new(&config, &dir);
+        let gaps = gaps::GapLog::open(&dir.join("gaps.log"))
+            .map_err(|source| StartError::Io { path: dir.join("gaps.log"), source })?;
         Ok(App {
             registry: Registry::new(config.area.clone()),
             tokens: auth::Tokens::new(&dir),
             store,
             alerts,
             ingest,
+            gaps,
             config,
         })
     }

@@ -39,8 +39,26 @@ impl Context {
             })
             .collect();
         let n = readings.len();
-        self.outbox.append(readings);
-        n
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.outbox.append(&readings).await {
+                Ok(_) => return n,
+                Err(error) => {
+                    // The source waits (nothing is acknowledged) until the disk takes them again.
+                    tracing::error!(source, %error, readings = n, retry_in_ms = delay.as_millis() as u64, "Cannot keep readings in the outbox");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => {
+                            // Returning would let the source acknowledge what is not kept: exit
+                            // instead; the broker redelivers and the device is polled again.
+                            tracing::error!(source, "Stopping with readings not kept: exiting without acknowledging them");
+                            std::process::exit(1);
+                        }
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
     }
 }
 
