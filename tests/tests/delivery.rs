@@ -796,9 +796,8 @@ async fn a_full_outbox_drops_only_what_a_sink_lacks_and_tells_influxdb_with_gap_
     assert!(s.server.gaps().await.is_empty(), "the server lost nothing, so it was told of no gap");
 }
 
-/// Depends on gzip decoding in the server's ingest (being added on another branch): today's
-/// server answers 400 to a gzip body and the agent falls back to identity bodies, which this
-/// test refuses.
+/// gzip bodies (the default) arrive exactly; the agent's fallback to identity bodies (for a
+/// server that refuses gzip) must not be what carried them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_bodies_are_delivered_exactly() {
     let s = setup().await;
