@@ -17,6 +17,12 @@ pub struct ServerConfig {
     /// `[api]`.
     #[serde(default)]
     pub api: ApiSection,
+    /// `[store]`: the embedded store.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// `[influxdb]`: an InfluxDB 2 every accepted reading is written through to (absent: none).
+    #[serde(default)]
+    pub influxdb: Option<InfluxdbSection>,
     /// The site registry.
     #[serde(default)]
     pub area: Vec<Area>,
@@ -69,6 +75,69 @@ pub struct ApiSection {
     pub anonymous_read: AnonymousRead,
 }
 
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Readings older than this many days are dropped, whole segments at a time
+    /// (absent: kept forever, as regulators keep years).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    /// A new segment file starts once the current one is this big.
+    #[serde(default = "default_segment_max_bytes")]
+    pub segment_max_bytes: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection { retention_days: None, segment_max_bytes: default_segment_max_bytes() }
+    }
+}
+
+const fn default_segment_max_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+/// `[influxdb]`: the InfluxDB 2 (or anything speaking its v2 write API) readings go to.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxdbSection {
+    /// Base URL, e.g. `http://127.0.0.1:8086`.
+    pub url: String,
+    /// Organisation.
+    pub org: String,
+    /// Bucket.
+    pub bucket: String,
+    /// API token with write access to the bucket (never logged).
+    pub token: String,
+    /// Most readings in one write request.
+    #[serde(default = "default_batch_max_points")]
+    pub batch_max_points: usize,
+    /// Longest wait between retries while InfluxDB is unreachable.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+}
+
+impl std::fmt::Debug for InfluxdbSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InfluxdbSection")
+            .field("url", &self.url)
+            .field("org", &self.org)
+            .field("bucket", &self.bucket)
+            .field("token", &"<redacted>")
+            .field("batch_max_points", &self.batch_max_points)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .finish()
+    }
+}
+
+const fn default_batch_max_points() -> usize {
+    5000
+}
+const fn default_retry_max_ms() -> u64 {
+    10_000
+}
+
 impl Validate for ServerConfig {
     fn validate(&self, problems: &mut Problems) {
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -76,6 +145,25 @@ impl Validate for ServerConfig {
         }
         if self.server.data_dir.is_empty() {
             problems.push("server.data_dir", "must not be empty");
+        }
+        if self.store.retention_days == Some(0) {
+            problems.push("store.retention_days", "must be at least 1 (leave it out to keep readings forever)");
+        }
+        if self.store.segment_max_bytes < 4096 {
+            problems.push("store.segment_max_bytes", "must be at least 4096");
+        }
+        if let Some(influx) = &self.influxdb {
+            if !(influx.url.starts_with("http://") || influx.url.starts_with("https://")) {
+                problems.push("influxdb.url", format!("\"{}\" is not an http:// or https:// URL", influx.url));
+            }
+            for (key, value) in [("org", &influx.org), ("bucket", &influx.bucket), ("token", &influx.token)] {
+                if value.is_empty() {
+                    problems.push(format!("influxdb.{key}"), "must not be empty");
+                }
+            }
+            if influx.batch_max_points == 0 {
+                problems.push("influxdb.batch_max_points", "must be at least 1");
+            }
         }
         validate_areas(&self.area, "area", Catalog::builtin(), problems);
     }

@@ -1,58 +1,278 @@
+use std::io::Write as _;
+
 use super::*;
 
 fn r(p: &str, v: f64, t: i64) -> Reading {
     Reading::new(Kind::Effluent, "f1", "outfall-1", p, v, t)
 }
 
+fn options() -> StoreSection {
+    StoreSection::default()
+}
+
+fn values(store: &Store, parameter: &str) -> Vec<(i64, f64)> {
+    store.query(|k| k.parameter == parameter, i64::MIN, i64::MAX).iter().map(|(_, t, s)| (*t, s.value)).collect()
+}
+
 #[test]
 fn appends_survive_reopen_and_resends_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("readings.log");
-    let store = Store::open(&path).unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
     let batch = vec![r("cod", 85.0, 1), r("cod", 90.0, 2), r("ph", 7.1, 1)];
     let (fresh, a) = store.append(&batch).unwrap();
     assert_eq!((fresh.len(), a), (3, Appended { stored: 3, duplicates: 0 }));
     let (fresh, a) = store.append(&batch).unwrap();
     assert_eq!((fresh.len(), a), (0, Appended { stored: 0, duplicates: 3 }));
     drop(store);
-    let store = Store::open(&path).unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
     assert_eq!(store.len(), 3);
-    let cod = store.query(|k| k.parameter == "cod", i64::MIN, i64::MAX);
-    assert_eq!(cod.iter().map(|(_, t, s)| (*t, s.value)).collect::<Vec<_>>(), vec![(1, 85.0), (2, 90.0)]);
+    assert_eq!(values(&store, "cod"), vec![(1, 85.0), (2, 90.0)]);
+    // Still idempotent after a restart, and the new segment takes new readings.
+    let (_, a) = store.append(&batch).unwrap();
+    assert_eq!(a, Appended { stored: 0, duplicates: 3 });
+    store.append(&[r("cod", 95.0, 3)]).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(values(&store, "cod"), vec![(1, 85.0), (2, 90.0), (3, 95.0)]);
+}
+
+#[test]
+fn quality_source_and_detection_limit_round_trip_through_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let mut lab = Reading::new(Kind::Effluent, "f1", "outfall-1", "hg", 0.005, 7).with_quality(Quality::Suspect);
+    lab.source = Source::Lab;
+    lab.below_detection_limit = true;
+    let maint = Reading::new(Kind::Emission, "f2", "stack-1", "so2", -0.0, 8).with_quality(Quality::Maintenance);
+    store.append(&[lab.clone(), maint.clone()]).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let all = store.query(|_| true, i64::MIN, i64::MAX);
+    let back: Vec<Reading> = all.iter().map(|(k, t, s)| k.reading(*t, s)).collect();
+    assert_eq!(back, vec![lab.clone(), maint.clone()]);
+    assert!(back[1].value.is_sign_negative(), "-0 keeps its sign");
+    // +0 for the stored -0 is a different value: a rewrite.
+    let plus = Reading { value: 0.0, ..maint };
+    assert!(matches!(store.append(&[plus]), Err(StoreError::Rewrite { .. })));
 }
 
 #[test]
 fn a_rewrite_refuses_the_whole_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("readings.log")).unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
     store.append(&[r("cod", 130.0, 10)]).unwrap();
     let e = store.append(&[r("cod", 50.0, 11), r("cod", 100.0, 10)]).unwrap_err();
     assert!(
         matches!(e, StoreError::Rewrite { time_ns: 10, stored, offered, .. } if stored == 130.0 && offered == 100.0)
     );
     assert_eq!(store.len(), 1, "nothing of the refused batch is stored");
+    assert_eq!(values(&store, "cod"), vec![(10, 130.0)]);
     // A conflict inside one batch is a rewrite too.
     assert!(store.append(&[r("bod", 1.0, 5), r("bod", 2.0, 5)]).is_err());
     assert_eq!(store.len(), 1);
+    // A different quality for the same value is a rewrite.
+    assert!(store.append(&[r("cod", 130.0, 10).with_quality(Quality::Suspect)]).is_err());
+    // The refused readings may come again, consistently.
+    store.append(&[r("cod", 50.0, 11), r("bod", 1.0, 5)]).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(values(&store, "cod"), vec![(10, 130.0), (11, 50.0)]);
+    assert_eq!(values(&store, "bod"), vec![(5, 1.0)]);
 }
 
 #[test]
 fn a_torn_tail_is_cut_and_acknowledged_batches_stay() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("readings.log");
-    let store = Store::open(&path).unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
     store.append(&[r("cod", 1.0, 1)]).unwrap();
     store.append(&[r("cod", 2.0, 2)]).unwrap();
     drop(store);
+    let segments = log::list_segments(dir.path()).unwrap();
+    assert_eq!(segments.len(), 1);
+    let path = log::segment_path(dir.path(), segments[0]);
     let full = std::fs::metadata(&path).unwrap().len();
     // A power cut in the middle of the third record: half a record on disk.
     let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-    f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, b'e', b'f']).unwrap();
+    f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 2, 0]).unwrap();
     drop(f);
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.len(), 2);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(values(&store, "cod"), vec![(1, 1.0), (2, 2.0)]);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), full, "the torn tail is cut");
     store.append(&[r("cod", 3.0, 3)]).unwrap();
     drop(store);
-    assert_eq!(Store::open(&path).unwrap().len(), 3);
+    assert_eq!(values(&Store::open(dir.path(), &options()).unwrap(), "cod"), vec![(1, 1.0), (2, 2.0), (3, 3.0)]);
+}
+
+#[test]
+fn a_truncated_last_record_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    store.append(&[r("cod", 1.0, 1)]).unwrap();
+    store.append(&[r("cod", 2.0, 2), r("cod", 3.0, 3)]).unwrap();
+    drop(store);
+    let path = log::segment_path(dir.path(), log::list_segments(dir.path()).unwrap()[0]);
+    let full = std::fs::metadata(&path).unwrap().len();
+    // The second record: header + one point entry (22 bytes); cut 5 of its bytes.
+    OpenOptions::new().write(true).open(&path).unwrap().set_len(full - 5).unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(values(&store, "cod"), vec![(1, 1.0)], "the cut record's batch is gone whole");
+    // A flipped byte inside the last record fails its checksum: cut too.
+    store.append(&[r("cod", 4.0, 4)]).unwrap();
+    drop(store);
+    let last = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
+    let mut bytes = std::fs::read(&last).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff;
+    std::fs::write(&last, &bytes).unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(values(&store, "cod"), vec![(1, 1.0)]);
+}
+
+#[test]
+fn damage_before_the_last_segment_stops_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    store.append(&[r("cod", 1.0, 1)]).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    store.append(&[r("cod", 2.0, 2)]).unwrap();
+    drop(store);
+    let first = log::segment_path(dir.path(), log::list_segments(dir.path()).unwrap()[0]);
+    let mut bytes = std::fs::read(&first).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0xff;
+    std::fs::write(&first, &bytes).unwrap();
+    let e = Store::open(dir.path(), &options()).unwrap_err();
+    assert!(matches!(&e, StoreError::Corrupt { path, offset: 0, .. } if *path == first), "{e}");
+}
+
+#[test]
+fn segments_rotate_and_every_segment_decodes_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = StoreSection { segment_max_bytes: 200, ..options() };
+    let store = Store::open(dir.path(), &small).unwrap();
+    for t in 0..40 {
+        store.append(&[r("cod", t as f64, t), r("ph", 7.0, t)]).unwrap();
+    }
+    drop(store);
+    let segments = log::list_segments(dir.path()).unwrap();
+    assert!(segments.len() >= 5, "{segments:?}");
+    // Delete the first segments (what retention does): the rest still decode.
+    std::fs::remove_file(log::segment_path(dir.path(), segments[0])).unwrap();
+    std::fs::remove_file(log::segment_path(dir.path(), segments[1])).unwrap();
+    let store = Store::open(dir.path(), &small).unwrap();
+    let cod = values(&store, "cod");
+    assert_eq!(cod.last(), Some(&(39, 39.0)));
+    assert!(cod.len() < 40 && cod.len() > 20, "{}", cod.len());
+    assert!(cod.windows(2).all(|w| w[1].0 == w[0].0 + 1), "a contiguous tail survives");
+}
+
+#[test]
+fn retention_drops_old_readings_and_whole_old_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let day_ns = 86_400_000_000_000i64;
+    let now = now_ns();
+    let keep = StoreSection { segment_max_bytes: 4096, retention_days: None };
+    let store = Store::open(dir.path(), &keep).unwrap();
+    // 10 days ago, then yesterday, then now: each in its own segment after the restart.
+    store.append(&[r("cod", 1.0, now - 10 * day_ns)]).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &keep).unwrap();
+    store.append(&[r("cod", 2.0, now - day_ns)]).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &keep).unwrap();
+    store.append(&[r("cod", 3.0, now)]).unwrap();
+    drop(store);
+    assert_eq!(log::list_segments(dir.path()).unwrap().len(), 3);
+    let store = Store::open(dir.path(), &StoreSection { retention_days: Some(5), ..keep }).unwrap();
+    assert_eq!(values(&store, "cod"), vec![(now - day_ns, 2.0), (now, 3.0)]);
+    assert_eq!(
+        log::list_segments(dir.path()).unwrap().len(),
+        3,
+        "the 10-day-old segment is deleted; two kept and one new"
+    );
+    assert_eq!(store.len(), 2);
+}
+
+#[test]
+fn concurrent_writers_share_syncs_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(dir.path(), &options()).unwrap());
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let t = (w * 1000 + i) as i64;
+                    let batch: Vec<Reading> = (0..20).map(|p| r(&format!("p{p}"), t as f64 + p as f64, t)).collect();
+                    let (_, a) = store.append(&batch).unwrap();
+                    assert_eq!(a.stored, 20);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(store.len(), 8 * 50 * 20);
+    drop(store);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(store.len(), 8 * 50 * 20);
+    assert_eq!(values(&store, "p3")[..2], [(0, 3.0), (1, 4.0)]);
+}
+
+#[test]
+fn back_filled_points_land_in_order_across_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let n = (index::CHUNK_POINTS * 3) as i64;
+    // Even times first (in order), then the odd ones back-filled in reverse.
+    let evens: Vec<Reading> = (0..n).map(|i| r("cod", i as f64, 2 * i)).collect();
+    store.append(&evens).unwrap();
+    for i in (0..n).rev() {
+        store.append(&[r("cod", -(i as f64), 2 * i + 1)]).unwrap();
+    }
+    let got = values(&store, "cod");
+    assert_eq!(got.len() as i64, 2 * n);
+    assert!(got.iter().enumerate().all(|(i, (t, _))| *t == i as i64));
+    assert_eq!(got[4097], (4097, -2048.0));
+    assert_eq!(store.query(|_| true, 100, 103).iter().map(|(_, t, _)| *t).collect::<Vec<_>>(), vec![100, 101, 102]);
+}
+
+#[test]
+fn downsampling_gives_exact_min_max_mean_count_per_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let s = 1_000_000_000i64;
+    // Buckets of 60 s: [0, 60) has 1, 2, 6; [60, 120) nothing; [120, 180) has 10; and one
+    // reading before the epoch lands in [-60, 0).
+    let batch = vec![
+        r("cod", 1.0, 0),
+        r("cod", 2.0, 30 * s),
+        r("cod", 6.0, 59 * s),
+        r("cod", 10.0, 120 * s),
+        r("cod", 4.5, -s),
+        r("ph", 7.0, 0),
+    ];
+    store.append(&batch).unwrap();
+    let got = store.downsample(|k| k.parameter == "cod", i64::MIN, i64::MAX, 60 * s);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].1,
+        vec![
+            Bucket { start_ns: -60 * s, count: 1, min: 4.5, max: 4.5, mean: 4.5 },
+            Bucket { start_ns: 0, count: 3, min: 1.0, max: 6.0, mean: 3.0 },
+            Bucket { start_ns: 120 * s, count: 1, min: 10.0, max: 10.0, mean: 10.0 },
+        ]
+    );
+    // The range bounds cut readings, not buckets: [30 s, 121 s) holds 2, 6 and 10.
+    let got = store.downsample(|k| k.parameter == "cod", 30 * s, 121 * s, 60 * s);
+    assert_eq!(
+        got[0].1,
+        vec![
+            Bucket { start_ns: 0, count: 2, min: 2.0, max: 6.0, mean: 4.0 },
+            Bucket { start_ns: 120 * s, count: 1, min: 10.0, max: 10.0, mean: 10.0 },
+        ]
+    );
+    assert_eq!(store.downsample(|_| true, i64::MIN, i64::MAX, 60 * s).len(), 2);
 }
