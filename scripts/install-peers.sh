@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite talks to, when they are missing:
-#   mosquitto (MQTT broker), socat (serial pty pairs), from Debian;
+#   mosquitto (MQTT broker), socat (serial pty pairs), victoria-metrics (a real server of
+#   InfluxDB's v2 write API, for the write-through tests), from Debian;
 #   pymodbus (a Modbus server none of us wrote), from PyPI, into .peers/venv.
 # Idempotent: a second run with everything present does nothing but check.
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-peers: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
