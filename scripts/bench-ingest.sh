@@ -148,7 +148,7 @@ for r in "${results[@]}"; do
   get() { sed -E "s/.*[ ^]$1=([^ ]+).*/\1/" <<<" $r"; }
   printf '%-16s %14s %10s %10s %16s %14s\n' "$(get target)" "$(get points_per_s)" "$(get p50_ms)" "$(get p99_ms)" "$(get per_series_bytes)" "$(get per_point_bytes)"
 done
-pps() { for r in "${results[@]}"; do [[ $r == "target=$1 "* ]] && sed -E 's/.* points_per_s=([0-9]+).*/\1/' <<<"$r"; done; }
+pps() { for r in "${results[@]}"; do if [[ $r == "target=$1 "* ]]; then sed -E 's/.* points_per_s=([0-9]+).*/\1/' <<<"$r"; fi; done; }
 e=$(pps eitwatch); v=$(pps victoriametrics); i=$(pps influxdb16)
 awk -v e="$e" -v v="$v" -v i="$i" 'BEGIN {
   printf "eitwatch / VictoriaMetrics = %.2f (goal >= 1.0)\n", e / v

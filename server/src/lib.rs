@@ -72,6 +72,9 @@ impl App {
     pub fn open(config: ServerConfig) -> Result<App, StartError> {
         let dir = PathBuf::from(&config.server.data_dir);
         std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
+        if dir.join("readings.log").exists() {
+            tracing::warn!(path = %dir.join("readings.log").display(), "A store log of the walking skeleton is not read: its readings are not in the store");
+        }
         let store = store::Store::open(&dir.join("store"), &config.store)?;
         let alerts = alerts::AlertBook::open(&dir.join("alerts.json"))
             .map_err(|source| StartError::Io { path: dir.join("alerts.json"), source })?;

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // Tests: a failure is the panic.
+
 use std::io::Write as _;
 
 use super::*;

@@ -101,7 +101,8 @@ async fn main() -> anyhow::Result<()> {
             .filter_map(|l| l.split_once(' ').map(|(f, t)| (f.to_string(), t.trim().to_string())))
             .collect(),
     };
-    let tokens: Arc<Vec<Option<String>>> = Arc::new((0..cli.factories).map(|i| tokens.get(&factory(i)).cloned()).collect());
+    let tokens: Arc<Vec<Option<String>>> =
+        Arc::new((0..cli.factories).map(|i| tokens.get(&factory(i)).cloned()).collect());
     let start_s = cli.start_s.unwrap_or_else(|| jiff::Timestamp::now().as_second() - 30 * 86_400);
     // Line fields vary with the line (values stay within the limits: no alerts).
     let lines = if cli.prime { 1 } else { (cli.points / cli.parameters).max(1) };
@@ -117,10 +118,8 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect(),
     );
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(cli.connections)
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let client =
+        reqwest::Client::builder().pool_max_idle_per_host(cli.connections).timeout(Duration::from_secs(60)).build()?;
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -138,7 +137,8 @@ async fn main() -> anyhow::Result<()> {
                 if (prime && k >= cli.factories as u64) || (!prime && Instant::now() >= deadline) {
                     break;
                 }
-                let (f, body) = if prime { body(&cli, prime_start, k, &fields) } else { body(&cli, start_s, k, &fields) };
+                let (f, body) =
+                    if prime { body(&cli, prime_start, k, &fields) } else { body(&cli, start_s, k, &fields) };
                 let mut req = client.post(&cli.url).body(body);
                 if let Some(token) = &tokens[f] {
                     req = req.header("Authorization", format!("Token {token}"));
