@@ -231,8 +231,9 @@ fn back_filled_points_land_in_order_across_chunks() {
     // Even times first (in order), then the odd ones back-filled in reverse.
     let evens: Vec<Reading> = (0..n).map(|i| r("cod", i as f64, 2 * i)).collect();
     store.append(&evens).unwrap();
-    for i in (0..n).rev() {
-        store.append(&[r("cod", -(i as f64), 2 * i + 1)]).unwrap();
+    let odds: Vec<Reading> = (0..n).rev().map(|i| r("cod", -(i as f64), 2 * i + 1)).collect();
+    for batch in odds.chunks(64) {
+        store.append(batch).unwrap();
     }
     let got = values(&store, "cod");
     assert_eq!(got.len() as i64, 2 * n);
