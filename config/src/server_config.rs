@@ -168,3 +168,45 @@ impl Validate for ServerConfig {
         validate_areas(&self.area, "area", Catalog::builtin(), problems);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::problems::load;
+
+    use super::ServerConfig;
+
+    #[test]
+    fn store_and_influxdb_problems_name_their_keys() {
+        let text = r#"
+[server]
+data_dir = "/tmp/x"
+[store]
+retention_days = 0
+segment_max_bytes = 100
+[influxdb]
+url = "127.0.0.1:8086"
+org = ""
+bucket = "b"
+token = ""
+batch_max_points = 0
+"#;
+        let problems = load::<ServerConfig>(text, "server.toml").expect_err("problems").to_string();
+        for expected in [
+            "store.retention_days: must be at least 1",
+            "store.segment_max_bytes: must be at least 4096",
+            "influxdb.url: \"127.0.0.1:8086\" is not an http:// or https:// URL",
+            "influxdb.org: must not be empty",
+            "influxdb.token: must not be empty",
+            "influxdb.batch_max_points: must be at least 1",
+        ] {
+            assert!(problems.contains(expected), "{expected} in:\n{problems}");
+        }
+        assert!(!problems.contains("influxdb.bucket"), "{problems}");
+        let config: ServerConfig = load("[server]\ndata_dir = \"/tmp/x\"\n", "server.toml").expect("defaults");
+        assert_eq!((config.store.retention_days, config.store.segment_max_bytes), (None, 64 * 1024 * 1024));
+        assert!(config.influxdb.is_none());
+        let text = "[server]\ndata_dir = \"/x\"\n[influxdb]\nurl = \"http://h\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"sekrit\"\n";
+        let config: ServerConfig = load(text, "server.toml").expect("influxdb");
+        assert!(!format!("{config:?}").contains("sekrit"), "the token is not in Debug output");
+    }
+}

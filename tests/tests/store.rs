@@ -191,9 +191,16 @@ async fn every_reading_is_written_through_to_victoria_metrics_exactly_once_acros
         assert_eq!(write(&server.url, server.token("f1"), batch("f1", b).0).await.expect("write").0, 204);
     }
     assert_eq!(stored(&server.url, "f1").await.len(), 10 * LINES as usize * PARAMETERS.len());
+    // The queue is on disk: it outlives a SIGKILL of the server too.
+    let mut server = server;
+    server.proc.kill();
+    let tokens = server.tokens.clone();
+    drop(server);
+    let server = start(dir.path(), tokens).await;
+    assert_eq!(write(&server.url, server.token("f1"), batch("f1", 10).0).await.expect("write").0, 204);
     vm.restart().await;
     let want = {
-        let mut w = expected("f1", 0..10);
+        let mut w = expected("f1", 0..11);
         w.extend(expected_cod("f2", 0..4));
         w.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
         w
