@@ -182,6 +182,9 @@ pub(crate) struct Index {
     pub(crate) series: Vec<Series>,
     len: usize,
     lookup: String,
+    /// The last reading's point and the ids of its parameters seen so far: the readings of
+    /// a line (and of a factory's batch) share kind, factory and point.
+    recent: (Option<Kind>, String, String, Vec<(Box<str>, u32)>),
 }
 
 fn lookup_key(buf: &mut String, kind: Kind, factory: &str, point: &str, parameter: &str) {
@@ -197,11 +200,26 @@ fn lookup_key(buf: &mut String, kind: Kind, factory: &str, point: &str, paramete
 impl Index {
     /// The id of a reading's series, interning it when new.
     pub(crate) fn intern(&mut self, r: &Reading) -> u32 {
-        lookup_key(&mut self.lookup, r.kind, &r.factory, &r.point, &r.parameter);
-        if let Some(id) = self.ids.get(self.lookup.as_str()) {
-            return *id;
+        let (kind, factory, point, ids) = &mut self.recent;
+        if *kind == Some(r.kind) && *factory == r.factory && *point == r.point {
+            if let Some((_, id)) = ids.iter().find(|(p, _)| **p == *r.parameter) {
+                return *id;
+            }
+        } else {
+            *kind = Some(r.kind);
+            factory.clone_from(&r.factory);
+            point.clone_from(&r.point);
+            ids.clear();
         }
-        self.intern_key(SeriesKey::of(r))
+        lookup_key(&mut self.lookup, r.kind, &r.factory, &r.point, &r.parameter);
+        let id = match self.ids.get(self.lookup.as_str()) {
+            Some(id) => *id,
+            None => self.intern_key(SeriesKey::of(r)),
+        };
+        if self.recent.3.len() < 64 {
+            self.recent.3.push((r.parameter.as_str().into(), id));
+        }
+        id
     }
 
     /// The id of a series, interning it when new.

@@ -338,19 +338,39 @@ impl Store {
     /// Stores a batch whole, durably (fdatasync) before returning; returns the readings that
     /// were new, in the batch's order. Identical re-sends are skipped; a rewrite refuses all.
     pub fn append(&self, batch: &[Reading]) -> Result<(Vec<Reading>, Appended), StoreError> {
+        let (fresh, appended) = self.append_inner(batch)?;
+        Ok((fresh.into_iter().map(|i| batch[i].clone()).collect(), appended))
+    }
+
+    /// [`Store::append`] taking the batch by value: the new readings are moved out, not
+    /// cloned (three strings a reading).
+    pub fn append_owned(&self, batch: Vec<Reading>) -> Result<(Vec<Reading>, Appended), StoreError> {
+        let (fresh, appended) = self.append_inner(&batch)?;
+        if fresh.len() == batch.len() {
+            return Ok((batch, appended));
+        }
+        let mut keep = vec![false; batch.len()];
+        for i in fresh {
+            keep[i] = true;
+        }
+        let fresh = batch.into_iter().zip(keep).filter(|(_, k)| *k).map(|(r, _)| r).collect();
+        Ok((fresh, appended))
+    }
+
+    /// Checks, indexes, encodes and syncs; returns the indices of the new readings.
+    fn append_inner(&self, batch: &[Reading]) -> Result<(Vec<usize>, Appended), StoreError> {
         self.check_failed()?;
-        let mut fresh: Vec<Reading> = Vec::with_capacity(batch.len());
         let mut duplicates = 0;
+        let mut inserted: Vec<(u32, i64, usize)> = Vec::with_capacity(batch.len());
         let my_seq = {
             let mut state = lock(&self.state);
-            let mut inserted: Vec<(u32, i64)> = Vec::with_capacity(batch.len());
-            for r in batch {
+            for (i, r) in batch.iter().enumerate() {
                 let id = state.index.intern(r);
                 let offered = Stored::of(r);
                 match state.index.get(id, r.time_ns) {
                     Some(stored) if stored.same(&offered) => duplicates += 1,
                     Some(stored) => {
-                        for (id, t) in inserted {
+                        for (id, t, _) in inserted {
                             state.index.remove(id, t);
                         }
                         return Err(StoreError::Rewrite {
@@ -364,20 +384,19 @@ impl Store {
                     }
                     None => {
                         state.index.insert(id, r.time_ns, &offered);
-                        inserted.push((id, r.time_ns));
-                        fresh.push(r.clone());
+                        inserted.push((id, r.time_ns, i));
                     }
                 }
             }
             if !inserted.is_empty() {
-                state.encode(&inserted, &fresh, self.segment_max_bytes);
+                state.encode(&inserted, batch, self.segment_max_bytes);
             }
             // Even a batch of duplicates waits: its first copy may still be on its way to disk.
             state.seq
         };
         self.wait_durable(my_seq)?;
-        let stored = fresh.len();
-        Ok((fresh, Appended { stored, duplicates }))
+        let stored = inserted.len();
+        Ok((inserted.into_iter().map(|(_, _, i)| i).collect(), Appended { stored, duplicates }))
     }
 
     fn check_failed(&self) -> Result<(), StoreError> {
@@ -553,7 +572,7 @@ impl Store {
 
 impl State {
     /// Encodes the batch's new points as one record into the pending buffer.
-    fn encode(&mut self, inserted: &[(u32, i64)], fresh: &[Reading], segment_max_bytes: u64) {
+    fn encode(&mut self, inserted: &[(u32, i64, usize)], batch: &[Reading], segment_max_bytes: u64) {
         if self.segment_bytes >= segment_max_bytes {
             self.segment += 1;
             self.segment_bytes = 0;
@@ -565,18 +584,18 @@ impl State {
         if self.defined_in.len() < self.index.series.len() {
             self.defined_in.resize(self.index.series.len(), 0);
         }
-        let (min, max) = inserted.iter().fold((i64::MAX, i64::MIN), |(a, b), (_, t)| (a.min(*t), b.max(*t)));
+        let (min, max) = inserted.iter().fold((i64::MAX, i64::MIN), |(a, b), (_, t, _)| (a.min(*t), b.max(*t)));
         let times = self.segment_times.entry(segment).or_insert((min, max));
         *times = (times.0.min(min), times.1.max(max));
         let (_, out) = self.pending.last_mut().expect("pushed above");
         let before = out.len();
         let start = log::begin_record(out);
-        for ((id, t), r) in inserted.iter().zip(fresh) {
-            if self.defined_in[*id as usize] != segment {
-                log::put_def(out, *id, &self.index.series[*id as usize].key);
-                self.defined_in[*id as usize] = segment;
+        for &(id, t, i) in inserted {
+            if self.defined_in[id as usize] != segment {
+                log::put_def(out, id, &self.index.series[id as usize].key);
+                self.defined_in[id as usize] = segment;
             }
-            log::put_point(out, *id, *t, &Stored::of(r));
+            log::put_point(out, id, t, &Stored::of(&batch[i]));
         }
         log::finish_record(out, start);
         self.segment_bytes += (out.len() - before) as u64;

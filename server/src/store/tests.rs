@@ -279,3 +279,16 @@ fn downsampling_gives_exact_min_max_mean_count_per_bucket() {
     );
     assert_eq!(store.downsample(|_| true, i64::MIN, i64::MAX, 60 * s).len(), 2);
 }
+
+#[test]
+fn append_owned_moves_out_the_new_readings_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    store.append_owned(vec![r("cod", 1.0, 1), r("ph", 7.0, 1)]).unwrap();
+    let batch = vec![r("cod", 1.0, 1), r("cod", 2.0, 2), r("ph", 7.0, 1), r("ph", 7.5, 2)];
+    let (fresh, a) = store.append_owned(batch).unwrap();
+    assert_eq!(a, Appended { stored: 2, duplicates: 2 });
+    assert_eq!(fresh, vec![r("cod", 2.0, 2), r("ph", 7.5, 2)]);
+    assert!(matches!(store.append_owned(vec![r("ph", 8.0, 2)]), Err(StoreError::Rewrite { .. })));
+    assert_eq!(store.len(), 4);
+}
