@@ -68,7 +68,7 @@ pub async fn write(
     decoded.map_err(|e| ApiError::invalid(e.to_string()))?;
 
     let store_app = app.clone();
-    let (mut fresh, appended) = tokio::task::spawn_blocking(move || store_app.store.append(&batch))
+    let (mut fresh, appended) = tokio::task::spawn_blocking(move || store_app.store.append_owned(batch))
         .await
         .map_err(|e| ApiError::internal(format!("store task: {e}")))?
         .map_err(|e| match e {
