@@ -467,7 +467,7 @@ impl Store {
         series.sort_by(|a, b| a.key.cmp(&b.key));
         let mut out = Vec::new();
         for s in series {
-            out.extend(s.range(from_ns, to_ns).map(|(t, v)| (s.key.clone(), t, v)));
+            s.scan(from_ns, to_ns, |t, v| out.push((s.key.clone(), t, v)));
         }
         out
     }
@@ -489,7 +489,7 @@ impl Store {
         for s in series {
             let mut buckets: Vec<Bucket> = Vec::new();
             let mut sum = 0.0;
-            for (t, v) in s.range(from_ns, to_ns) {
+            s.scan(from_ns, to_ns, |t, v| {
                 let start_ns = t.div_euclid(every_ns) * every_ns;
                 match buckets.last_mut() {
                     Some(b) if b.start_ns == start_ns => {
@@ -504,7 +504,7 @@ impl Store {
                         buckets.push(Bucket { start_ns, count: 1, min: v.value, max: v.value, mean: v.value });
                     }
                 }
-            }
+            });
             if !buckets.is_empty() {
                 out.push((s.key.clone(), buckets));
             }

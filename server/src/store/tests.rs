@@ -238,7 +238,9 @@ fn back_filled_points_land_in_order_across_chunks() {
     let got = values(&store, "cod");
     assert_eq!(got.len() as i64, 2 * n);
     assert!(got.iter().enumerate().all(|(i, (t, _))| *t == i as i64));
-    assert_eq!(got[4097], (4097, -2048.0));
+    let k = index::CHUNK_POINTS as i64 + 5;
+    assert_eq!(got[(2 * k + 1) as usize], (2 * k + 1, -(k as f64)));
+    assert_eq!(got[(2 * k) as usize], (2 * k, k as f64));
     assert_eq!(store.query(|_| true, 100, 103).iter().map(|(_, t, _)| *t).collect::<Vec<_>>(), vec![100, 101, 102]);
 }
 
@@ -291,4 +293,48 @@ fn append_owned_moves_out_the_new_readings_in_order() {
     assert_eq!(fresh, vec![r("cod", 2.0, 2), r("ph", 7.5, 2)]);
     assert!(matches!(store.append_owned(vec![r("ph", 8.0, 2)]), Err(StoreError::Rewrite { .. })));
     assert_eq!(store.len(), 4);
+}
+
+#[test]
+fn packed_chunks_keep_every_bit_of_time_value_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    // Irregular, negative and extreme times; values that stress the XOR packing.
+    let mut times: Vec<i64> = vec![i64::MIN + 1, -5_000_000_000, -1, 0, 1, 60_000_000_000, 60_000_000_001];
+    times.extend((0..400).map(|i| 1_795_000_000_000_000_000 + i * 60_000_000_000 + (i % 7) * 13));
+    times.push(i64::MAX - 1);
+    let special = [0.0, -0.0, f64::MIN_POSITIVE, f64::MAX, -f64::MAX, 1e-300, 7.25, 7.25, 7.250000000000001];
+    let batch: Vec<Reading> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let v = special.get(i).copied().unwrap_or((i as f64).sqrt() * 10.0);
+            let mut reading = r("cod", v, *t);
+            if i % 50 == 3 {
+                reading.quality = Quality::Calibration;
+                reading.source = Source::Lab;
+                reading.below_detection_limit = true;
+            }
+            reading
+        })
+        .collect();
+    store.append(&batch).unwrap();
+    let check = |store: &Store| {
+        let got: Vec<Reading> =
+            store.query(|_| true, i64::MIN, i64::MAX).iter().map(|(k, t, s)| k.reading(*t, s)).collect();
+        assert_eq!(got.len(), batch.len());
+        for (g, w) in got.iter().zip(&batch) {
+            assert_eq!(
+                (g.time_ns, g.value.to_bits(), g.quality, g.source),
+                (w.time_ns, w.value.to_bits(), w.quality, w.source)
+            );
+            assert_eq!(g.below_detection_limit, w.below_detection_limit);
+        }
+        // Every point is found for the duplicate check, packed or not.
+        let (_, a) = store.append(&batch).unwrap();
+        assert_eq!(a, Appended { stored: 0, duplicates: batch.len() });
+    };
+    check(&store);
+    drop(store);
+    check(&Store::open(dir.path(), &options()).unwrap());
 }
