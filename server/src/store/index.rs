@@ -358,8 +358,11 @@ pub(crate) struct Index {
     lookup: String,
     /// The last reading's point and the ids of its parameters seen so far: the readings of
     /// a line (and of a factory's batch) share kind, factory and point.
-    recent: (Option<Kind>, String, String, Vec<(Box<str>, u32)>),
+    recent: RecentPoint,
 }
+
+/// Kind, factory and point of the last reading interned, and its parameters' ids.
+type RecentPoint = (Option<Kind>, String, String, Vec<(Box<str>, u32)>);
 
 fn lookup_key(buf: &mut String, kind: Kind, factory: &str, point: &str, parameter: &str) {
     buf.clear();
