@@ -2,14 +2,31 @@
 //! memory.
 //!
 //! ## Why a log of our own
-//! Ingest must acknowledge (204) only what is on disk, at VictoriaMetrics' rate (≈ 2.5 M
-//! points/s here, which acknowledges *before* its data reaches disk). The disk does
-//! ≈ 5 700 fdatasync'd 4 KiB appends/s and ≈ 1 600 of 430 KiB (≈ 680 MB/s): the cost of
-//! durability is the number of syncs, not the bytes. So every concurrent write shares one
-//! sync (group commit), and a point costs 22 bytes of sequential append. A B-tree engine
-//! (SQLite, redb) writes each point into pages at random places plus a journal; the
-//! skeleton's SQLite-free log already beat that, and a log is also what retention (delete
-//! whole old segments) and the InfluxDB write-through (a cursor over the same log) need.
+//! Ingest must acknowledge (204) only what is on disk, at the rate of the stores people
+//! would otherwise use. On this machine kind (2 cores) the disk does ≈ 5 700 fdatasync'd
+//! 4 KiB appends/s and ≈ 1 600 of 430 KiB (≈ 680 MB/s): the cost of durability is the
+//! number of syncs, not the bytes. So concurrent writes share one sync (group commit) and
+//! a point costs 22 bytes of sequential append; a B-tree engine (SQLite, redb) would write
+//! each point into pages at random places plus a journal (not measured here: the log is
+//! not the bottleneck, see below). A log is also what retention (delete whole old
+//! segments) and the InfluxDB write-through (a cursor over the same log) need.
+//!
+//! Measured with `scripts/bench-ingest.sh` (1 000 factories × 10 parameters, 5 000-point
+//! bodies, 8 connections, 10 s, other builds running on the machine): eitwatch 0.83 M
+//! points/s acknowledged after fdatasync (p99 128 ms), VictoriaMetrics 1.24 M (p99 363 ms,
+//! acknowledges before disk), InfluxDB 1.6 0.89 M. A profile of the server under that load
+//! puts `Store::append` (index, encode, group commit) at ≈ 10–14 % of CPU; line-protocol
+//! decoding (≈ 35 %), compliance lookups (≈ 15 %) and catalog checks (≈ 10 %) are the rest.
+//! 580 batches took 369 fdatasyncs (1.6 batches a sync; more under more connections).
+//!
+//! ## In memory
+//! Interned series and their points in 128-point chunks ([`index`]): the newest chunk of a
+//! series as columns (17 bytes a point), full ones packed (≈ 4–9 bytes a point). Measured:
+//! ≈ 0.9 KiB RSS per active series (10 000 series given their first point) and ≈ 8.6 bytes
+//! per further point. Every point stays in memory: one series at one reading a second is
+//! ≈ 270 MB a year; a series a minute ≈ 4.5 MB a year. Keeping years of one-second data
+//! for thousands of series would need the packed chunks on disk (sealed segments with a
+//! per-series index), with only the newest in memory.
 //!
 //! ## On disk
 //! Segment files `NNNNNNNNNN.seg` of CRC-framed binary records, one per accepted batch (see
