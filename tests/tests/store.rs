@@ -108,6 +108,7 @@ async fn acknowledged_batches_survive_sigkill_and_batches_stay_whole() {
         whole += usize::from(present == points.len());
     }
     assert_eq!(got.len(), whole * (LINES as usize) * PARAMETERS.len(), "nothing but whole sent batches is stored");
+    eprintln!("sent {} batches, {} acknowledged, {} stored whole after SIGKILL", sent.len(), acked.len(), whole);
 
     // Re-sending an acknowledged batch after the restart is a duplicate; changing one value is a rewrite.
     let b = *acked.iter().next().expect("one");
