@@ -192,7 +192,13 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
                 }
                 continue;
             }
-            Err(error) => return Err(format!("reading the store log: {error}")),
+            Err(error) => {
+                // Damage in a segment (which the store would refuse at its next start) or an
+                // I/O error: say so, and try again rather than give up on the queue.
+                tracing::error!(%error, segment = cursor.segment, offset = cursor.offset, "Cannot read the store log for InfluxDB; retrying");
+                tokio::time::sleep(Duration::from_millis(config.retry_max_ms.max(1000))).await;
+                continue;
+            }
         };
         let mut delay = Duration::from_millis(100);
         loop {
@@ -234,10 +240,12 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
         );
         cursor = batch.next;
         let path = cursor_path.clone();
-        tokio::task::spawn_blocking(move || save_cursor(&path, cursor))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("{}: {e}", cursor_path.display()))?;
+        let saved = tokio::task::spawn_blocking(move || save_cursor(&path, cursor)).await.map_err(|e| e.to_string())?;
+        if let Err(error) = saved {
+            // Sending goes on; after a restart the batches since the last saved cursor are
+            // sent again, which InfluxDB absorbs (one point per series and time).
+            tracing::error!(path = %cursor_path.display(), %error, "Cannot save the InfluxDB cursor");
+        }
     }
 }
 
