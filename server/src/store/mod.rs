@@ -18,6 +18,9 @@
 //! puts `Store::append` (index, encode, group commit) at ≈ 10–14 % of CPU; line-protocol
 //! decoding (≈ 35 %), compliance lookups (≈ 15 %) and catalog checks (≈ 10 %) are the rest.
 //! 580 batches took 369 fdatasyncs (1.6 batches a sync; more under more connections).
+//! The store alone (`cargo run --release -p eitwatch-server --example store-append`, same
+//! batches, no HTTP or parsing) took 2.1 M points/s from one thread and 4.3–4.9 M from 8
+//! (4 955 batches in 2 412 fdatasyncs), every batch on disk before `append` returned.
 //!
 //! ## In memory
 //! Interned series and their points in 128-point chunks ([`index`]): the newest chunk of a
