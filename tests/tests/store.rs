@@ -164,8 +164,9 @@ fn expected(factory: &str, batches: std::ops::Range<i64>) -> Vec<Sample> {
 async fn every_reading_is_written_through_to_victoria_metrics_exactly_once_across_its_outage() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut vm = Vm::start(dir.path()).await;
+    // Small segments: the write-through follows the log across many of them.
     let extra = format!(
-        "[influxdb]\nurl = \"http://{}\"\norg = \"lampang\"\nbucket = \"eitwatch\"\ntoken = \"secret-token\"\n\
+        "[store]\nsegment_max_bytes = 4096\n[influxdb]\nurl = \"http://{}\"\norg = \"lampang\"\nbucket = \"eitwatch\"\ntoken = \"secret-token\"\n\
          batch_max_points = 600\nretry_max_ms = 200\n",
         vm.addr
     );
@@ -212,6 +213,8 @@ async fn every_reading_is_written_through_to_victoria_metrics_exactly_once_acros
     })
     .await;
     same(&got, &want, "everything arrived, exactly once");
+    let segments = std::fs::read_dir(dir.path().join("server/store")).expect("store dir").count();
+    assert!(segments >= 10, "the readings crossed {segments} segments");
     assert!(!server.proc.log().contains("secret-token"), "the InfluxDB token is never logged");
 }
 
