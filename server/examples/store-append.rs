@@ -1,7 +1,8 @@
 //! The embedded store alone, without HTTP or line protocol: N threads append 5 000-point
 //! batches (one factory × 10 parameters × 500 seconds each, as `eitwatch-load` sends) for
 //! a fixed time, every batch fdatasync'd before `append` returns. Prints points/s and the
-//! number of syncs, to tell the store's share of ingest from the rest.
+//! number of syncs, to tell the store's share of ingest from the rest; then reopens the
+//! store and prints how long the replay took (a restart).
 //!
 //! `cargo run --release -p eitwatch-server --example store-append -- [threads] [seconds] [dir]`
 
@@ -60,6 +61,16 @@ fn main() -> anyhow::Result<()> {
     println!(
         "store-append threads={threads} points={points} seconds={elapsed:.2} points_per_s={:.0} batches={batches}",
         points as f64 / elapsed
+    );
+    drop(store);
+    // What a restart costs: every segment replayed into the index.
+    let reopen = Instant::now();
+    let store = Store::open(&dir, &StoreSection::default())?;
+    println!(
+        "store-append reopened readings={} series={} seconds={:.2}",
+        store.len(),
+        store.series_count(),
+        reopen.elapsed().as_secs_f64()
     );
     drop(store);
     std::fs::remove_dir_all(&dir)?;
