@@ -201,7 +201,9 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
             }
         };
         let mut delay = Duration::from_millis(100);
-        loop {
+        // Only group records (no readings) in this stretch of the log: nothing to post.
+        let mut posted = batch.readings == 0;
+        while !posted {
             let sent = client
                 .post(url.clone())
                 .header("Authorization", format!("Token {}", config.token))
@@ -218,7 +220,7 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
                 Err(e) => Some(e.to_string()),
             };
             match problem {
-                None => break,
+                None => posted = true,
                 Some(problem) => {
                     if down_since.is_none() {
                         tracing::warn!(url = %config.url, %problem, "InfluxDB write failed; readings stay queued in the store log, retrying");

@@ -3,7 +3,13 @@
 //! A record is `[len: u32 LE][crc32 of payload: u32 LE][payload]`; the payload is a stream
 //! of tagged entries:
 //! - `1` series definition: `[id: u32][kind: u8][factory, point, parameter: u16 len + UTF-8]`;
-//! - `2` point: `[id: u32][time_ns: i64][value: f64 bits][flags: u8]`, all little-endian.
+//! - `2` point: `[id: u32][time_ns: i64][value: f64 bits][flags: u8]`, all little-endian;
+//! - `3` group: a record of its own, `[bytes: u64]`, written before the records of one
+//!   group commit (those that one fdatasync made durable), saying how many bytes follow.
+//!
+//! A power cut tears only the last group: its pages may reach the disk in any order, so a
+//! good record may follow a bad one there, but no later group exists. A good group record
+//! after a bad record therefore means damage to synced, acknowledged data.
 //!
 //! Series ids are the writing process's; each segment defines a series before its first
 //! point in that segment, so a segment decodes on its own (retention may delete the ones
@@ -23,6 +29,8 @@ pub(crate) const POINT_BYTES: usize = 1 + 4 + 8 + 8 + 1;
 
 const TAG_DEF: u8 = 1;
 const TAG_POINT: u8 = 2;
+const TAG_GROUP: u8 = 3;
+const GROUP_PAYLOAD_BYTES: usize = 9;
 
 /// A position in the log: a segment and a byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -101,6 +109,27 @@ pub(crate) fn record_at(bytes: &[u8], offset: usize) -> Option<&[u8]> {
     (crc32fast::hash(payload) == crc).then_some(payload)
 }
 
+/// The group record that starts a group commit of `group_bytes` bytes of records.
+pub(crate) fn group_record(group_bytes: u64) -> [u8; HEADER_BYTES + GROUP_PAYLOAD_BYTES] {
+    let mut out = [0u8; HEADER_BYTES + GROUP_PAYLOAD_BYTES];
+    out[HEADER_BYTES] = TAG_GROUP;
+    out[HEADER_BYTES + 1..].copy_from_slice(&group_bytes.to_le_bytes());
+    let crc = crc32fast::hash(&out[HEADER_BYTES..]);
+    out[..4].copy_from_slice(&(GROUP_PAYLOAD_BYTES as u32).to_le_bytes());
+    out[4..8].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The offset of a whole group record somewhere after `from`, if any (see the module doc).
+pub(crate) fn group_after(bytes: &[u8], from: usize) -> Option<usize> {
+    let last = bytes.len().checked_sub(HEADER_BYTES + GROUP_PAYLOAD_BYTES)?;
+    (from + 1..=last).find(|&at| {
+        bytes[at..at + 4] == (GROUP_PAYLOAD_BYTES as u32).to_le_bytes()
+            && bytes[at + HEADER_BYTES] == TAG_GROUP
+            && record_at(bytes, at).is_some()
+    })
+}
+
 /// One decoded entry.
 #[derive(Debug)]
 pub(crate) enum Entry<'a> {
@@ -164,6 +193,7 @@ pub(crate) fn decode_record(
                 each(Entry::Def(id, key));
                 at = p;
             }
+            TAG_GROUP if at == 0 && payload.len() == GROUP_PAYLOAD_BYTES => at = payload.len(),
             tag => return Err(format!("unknown entry tag {tag} at payload byte {at}")),
         }
     }

@@ -37,8 +37,9 @@
 //! [`log`]). A new segment starts when the current one passes `[store] segment_max_bytes`
 //! and at every start of the server. At open, segments are replayed in order; a torn tail
 //! of the last one (short record or checksum mismatch: what a power cut mid-write leaves)
-//! is cut and logged, since it was never acknowledged. Damage anywhere else stops the
-//! start, naming the file and byte.
+//! is cut and logged, since it was never acknowledged. Damage anywhere else (in an older
+//! segment, or a bad record followed by a good one) stops the start, naming the file and
+//! byte: cutting there would drop acknowledged batches.
 //!
 //! ## Group commit
 //! [`Store::append`] checks and indexes its batch and encodes its record into a shared
@@ -309,6 +310,15 @@ impl Store {
                         reason: "damaged record before the last segment's tail".into(),
                     });
                 }
+                if let Some(next) = log::group_after(&bytes, offset) {
+                    return Err(StoreError::Corrupt {
+                        path,
+                        offset: offset as u64,
+                        reason: format!(
+                            "damaged record followed by a later group commit at byte {next}: not a torn tail"
+                        ),
+                    });
+                }
                 tracing::warn!(path = %path.display(), cut_bytes = bytes.len() - offset, "Cut a torn tail off the store log (an unacknowledged write)");
                 let file = OpenOptions::new().write(true).open(&path).map_err(io(&path))?;
                 file.set_len(offset as u64).map_err(io(&path))?;
@@ -469,8 +479,11 @@ impl Store {
                 self.written_segment.store(segment, Ordering::Release);
             }
             let path = log::segment_path(&self.dir, segment);
-            commit.file.write_all(&bytes).map_err(|source| StoreError::Io { path: path.clone(), source })?;
-            commit.offset += bytes.len() as u64;
+            let io = |source| StoreError::Io { path: path.clone(), source };
+            let group = log::group_record(bytes.len() as u64);
+            commit.file.write_all(&group).map_err(io)?;
+            commit.file.write_all(&bytes).map_err(io)?;
+            commit.offset += (group.len() + bytes.len()) as u64;
         }
         let path = log::segment_path(&self.dir, commit.segment);
         commit.file.sync_data().map_err(|source| StoreError::Io { path, source })
