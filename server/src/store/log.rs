@@ -109,9 +109,12 @@ pub(crate) fn record_at(bytes: &[u8], offset: usize) -> Option<&[u8]> {
     (crc32fast::hash(payload) == crc).then_some(payload)
 }
 
+/// Bytes of a group record.
+pub(crate) const GROUP_RECORD_BYTES: usize = HEADER_BYTES + GROUP_PAYLOAD_BYTES;
+
 /// The group record that starts a group commit of `group_bytes` bytes of records.
-pub(crate) fn group_record(group_bytes: u64) -> [u8; HEADER_BYTES + GROUP_PAYLOAD_BYTES] {
-    let mut out = [0u8; HEADER_BYTES + GROUP_PAYLOAD_BYTES];
+pub(crate) fn group_record(group_bytes: u64) -> [u8; GROUP_RECORD_BYTES] {
+    let mut out = [0u8; GROUP_RECORD_BYTES];
     out[HEADER_BYTES] = TAG_GROUP;
     out[HEADER_BYTES + 1..].copy_from_slice(&group_bytes.to_le_bytes());
     let crc = crc32fast::hash(&out[HEADER_BYTES..]);

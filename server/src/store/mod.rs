@@ -465,7 +465,7 @@ impl Store {
     }
 
     fn write_pending(&self, commit: &mut Commit, pending: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
-        for (segment, bytes) in pending {
+        for (segment, mut bytes) in pending {
             if segment != commit.segment {
                 let old = log::segment_path(&self.dir, commit.segment);
                 commit.file.sync_data().map_err(|source| StoreError::Io { path: old, source })?;
@@ -480,10 +480,11 @@ impl Store {
             }
             let path = log::segment_path(&self.dir, segment);
             let io = |source| StoreError::Io { path: path.clone(), source };
-            let group = log::group_record(bytes.len() as u64);
-            commit.file.write_all(&group).map_err(io)?;
+            // The encoders left room for the group record at the start: one write, one sync.
+            let group_bytes = (bytes.len() - log::GROUP_RECORD_BYTES) as u64;
+            bytes[..log::GROUP_RECORD_BYTES].copy_from_slice(&log::group_record(group_bytes));
             commit.file.write_all(&bytes).map_err(io)?;
-            commit.offset += (group.len() + bytes.len()) as u64;
+            commit.offset += bytes.len() as u64;
         }
         let path = log::segment_path(&self.dir, commit.segment);
         commit.file.sync_data().map_err(|source| StoreError::Io { path, source })
@@ -613,7 +614,10 @@ impl State {
         }
         let segment = self.segment;
         if self.pending.last().is_none_or(|(s, _)| *s != segment) {
-            self.pending.push((segment, Vec::with_capacity(inserted.len() * log::POINT_BYTES + 64)));
+            let mut group = Vec::with_capacity(log::GROUP_RECORD_BYTES + inserted.len() * log::POINT_BYTES + 64);
+            group.extend_from_slice(&[0; log::GROUP_RECORD_BYTES]);
+            self.segment_bytes += log::GROUP_RECORD_BYTES as u64;
+            self.pending.push((segment, group));
         }
         if self.defined_in.len() < self.index.series.len() {
             self.defined_in.resize(self.index.series.len(), 0);
