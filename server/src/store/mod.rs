@@ -12,11 +12,12 @@
 //! segments) and the InfluxDB write-through (a cursor over the same log) need.
 //!
 //! Measured with `scripts/bench-ingest.sh` (1 000 factories × 10 parameters, 5 000-point
-//! bodies, 8 connections, 10 s, other builds running on the machine): eitwatch 0.83 M
-//! points/s acknowledged after fdatasync (p99 128 ms), VictoriaMetrics 1.24 M (p99 363 ms,
-//! acknowledges before disk), InfluxDB 1.6 0.89 M. A profile of the server under that load
-//! puts `Store::append` (index, encode, group commit) at ≈ 10–14 % of CPU; line-protocol
-//! decoding (≈ 35 %), compliance lookups (≈ 15 %) and catalog checks (≈ 10 %) are the rest.
+//! bodies, 8 connections, 10 s per target, other engineers' builds on the same 2 cores, so
+//! ±40 % between runs): eitwatch 1.48–1.89 M points/s acknowledged after fdatasync (p99
+//! 36–65 ms), VictoriaMetrics 2.39–3.06 M (acknowledges before disk), InfluxDB 1.6
+//! 2.34–2.82 M. A profile of the server under that load puts the store (index, encode,
+//! group commit) at ≈ 7 % of CPU; line-protocol decoding (≈ 44 %), compliance (≈ 23 %) and
+//! catalog checks (≈ 13 %) are the rest.
 //! 580 batches took 369 fdatasyncs (1.6 batches a sync; more under more connections).
 //! The store alone (`cargo run --release -p eitwatch-server --example store-append`, same
 //! batches, no HTTP or parsing) took 2.1 M points/s from one thread and 4.3–4.9 M from 8
