@@ -21,6 +21,12 @@ pub struct ServerConfig {
     /// `[ingest]`.
     #[serde(default)]
     pub ingest: IngestSection,
+    /// `[store]`: the embedded store.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// `[influxdb]`: an InfluxDB 2 every accepted reading is written through to (absent: none).
+    #[serde(default)]
+    pub influxdb: Option<InfluxdbSection>,
     /// The site registry.
     #[serde(default)]
     pub area: Vec<Area>,
@@ -133,6 +139,68 @@ pub enum UnknownParameters {
     /// Kept, unjudged, in `<data_dir>/unmapped.log` (the raw lines); the rest is stored.
     StoreUnmapped,
 }
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Readings older than this many days are dropped, whole segments at a time
+    /// (absent: kept forever, as regulators keep years).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    /// A new segment file starts once the current one is this big.
+    #[serde(default = "default_segment_max_bytes")]
+    pub segment_max_bytes: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection { retention_days: None, segment_max_bytes: default_segment_max_bytes() }
+    }
+}
+
+const fn default_segment_max_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+/// `[influxdb]`: the InfluxDB 2 (or anything speaking its v2 write API) readings go to.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxdbSection {
+    /// Base URL, e.g. `http://127.0.0.1:8086`.
+    pub url: String,
+    /// Organisation.
+    pub org: String,
+    /// Bucket.
+    pub bucket: String,
+    /// API token with write access to the bucket (never logged).
+    pub token: String,
+    /// Most readings in one write request.
+    #[serde(default = "default_batch_max_points")]
+    pub batch_max_points: usize,
+    /// Longest wait between retries while InfluxDB is unreachable.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+}
+
+impl std::fmt::Debug for InfluxdbSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InfluxdbSection")
+            .field("url", &self.url)
+            .field("org", &self.org)
+            .field("bucket", &self.bucket)
+            .field("token", &"<redacted>")
+            .field("batch_max_points", &self.batch_max_points)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .finish()
+    }
+}
+
+const fn default_batch_max_points() -> usize {
+    5000
+}
+const fn default_retry_max_ms() -> u64 {
+    10_000
+}
 
 impl Validate for ServerConfig {
     fn validate(&self, problems: &mut Problems) {
@@ -149,6 +217,67 @@ impl Validate for ServerConfig {
             problems.push("ingest.max_writes_in_flight", "must be at least 1");
         }
         validate_mappings(&self.ingest.mapping, "ingest.mapping", Catalog::builtin(), problems);
+        if self.store.retention_days == Some(0) {
+            problems.push("store.retention_days", "must be at least 1 (leave it out to keep readings forever)");
+        }
+        if self.store.segment_max_bytes < 4096 {
+            problems.push("store.segment_max_bytes", "must be at least 4096");
+        }
+        if let Some(influx) = &self.influxdb {
+            if !(influx.url.starts_with("http://") || influx.url.starts_with("https://")) {
+                problems.push("influxdb.url", format!("\"{}\" is not an http:// or https:// URL", influx.url));
+            }
+            for (key, value) in [("org", &influx.org), ("bucket", &influx.bucket), ("token", &influx.token)] {
+                if value.is_empty() {
+                    problems.push(format!("influxdb.{key}"), "must not be empty");
+                }
+            }
+            if influx.batch_max_points == 0 {
+                problems.push("influxdb.batch_max_points", "must be at least 1");
+            }
+        }
         validate_areas(&self.area, "area", Catalog::builtin(), problems);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::problems::load;
+
+    use super::ServerConfig;
+
+    #[test]
+    fn store_and_influxdb_problems_name_their_keys() {
+        let text = r#"
+[server]
+data_dir = "/tmp/x"
+[store]
+retention_days = 0
+segment_max_bytes = 100
+[influxdb]
+url = "127.0.0.1:8086"
+org = ""
+bucket = "b"
+token = ""
+batch_max_points = 0
+"#;
+        let problems = load::<ServerConfig>(text, "server.toml").expect_err("problems").to_string();
+        for expected in [
+            "store.retention_days: must be at least 1",
+            "store.segment_max_bytes: must be at least 4096",
+            "influxdb.url: \"127.0.0.1:8086\" is not an http:// or https:// URL",
+            "influxdb.org: must not be empty",
+            "influxdb.token: must not be empty",
+            "influxdb.batch_max_points: must be at least 1",
+        ] {
+            assert!(problems.contains(expected), "{expected} in:\n{problems}");
+        }
+        assert!(!problems.contains("influxdb.bucket"), "{problems}");
+        let config: ServerConfig = load("[server]\ndata_dir = \"/tmp/x\"\n", "server.toml").expect("defaults");
+        assert_eq!((config.store.retention_days, config.store.segment_max_bytes), (None, 64 * 1024 * 1024));
+        assert!(config.influxdb.is_none());
+        let text = "[server]\ndata_dir = \"/x\"\n[influxdb]\nurl = \"http://h\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"sekrit\"\n";
+        let config: ServerConfig = load(text, "server.toml").expect("influxdb");
+        assert!(!format!("{config:?}").contains("sekrit"), "the token is not in Debug output");
     }
 }

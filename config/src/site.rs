@@ -170,12 +170,21 @@ fn check_id(id: &str, path: &str, seen: &mut BTreeSet<String>, problems: &mut Pr
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     areas: Vec<Area>,
+    /// Factory id → (area index, factory index): ingest looks up every reading's factory,
+    /// and a scan of a province's thousand factories per reading was most of ingest's CPU.
+    factories: std::collections::HashMap<String, (usize, usize)>,
 }
 
 impl Registry {
     /// A registry over these areas (validated by the caller).
     pub fn new(areas: Vec<Area>) -> Registry {
-        Registry { areas }
+        let mut factories = std::collections::HashMap::new();
+        for (a, area) in areas.iter().enumerate() {
+            for (f, factory) in area.factory.iter().enumerate() {
+                factories.entry(factory.id.clone()).or_insert((a, f));
+            }
+        }
+        Registry { areas, factories }
     }
 
     /// Every area.
@@ -185,7 +194,9 @@ impl Registry {
 
     /// The factory with this id, with its area.
     pub fn factory(&self, id: &str) -> Option<(&Area, &Factory)> {
-        self.areas.iter().find_map(|a| a.factory.iter().find(|f| f.id == id).map(|f| (a, f)))
+        let &(a, f) = self.factories.get(id)?;
+        let area = self.areas.get(a)?;
+        Some((area, area.factory.get(f)?))
     }
 
     /// The point of a factory.

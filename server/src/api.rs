@@ -159,16 +159,32 @@ async fn readings(
     };
     let (from_ns, to_ns) = (bound("from_ns", i64::MIN)?, bound("to_ns", i64::MAX)?);
     let matches = |key: &str, value: &str| q.get(key).is_none_or(|v| v == value);
-    let rows = app.store.query(
-        |k| {
-            allowed(&scope, &k.factory)
-                && matches("factory", &k.factory)
-                && matches("point", &k.point)
-                && matches("parameter", &k.parameter)
-        },
-        from_ns,
-        to_ns,
-    );
+    let filter = |k: &crate::store::SeriesKey| {
+        allowed(&scope, &k.factory)
+            && matches("factory", &k.factory)
+            && matches("point", &k.point)
+            && matches("parameter", &k.parameter)
+    };
+    if let Some(every) = q.get("every_s") {
+        // For charts: min/max/mean/count per bucket of `every_s` seconds, aligned to the epoch.
+        let every_s: i64 = every.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+            ApiError::invalid(format!("every_s: \"{every}\" is not a positive whole number of seconds"))
+        })?;
+        let series: Vec<_> = app
+            .store
+            .downsample(filter, from_ns, to_ns, every_s.saturating_mul(1_000_000_000))
+            .into_iter()
+            .map(|(k, buckets)| {
+                let buckets: Vec<_> = buckets
+                    .iter()
+                    .map(|b| json!({"start_ns": b.start_ns, "count": b.count, "min": b.min, "max": b.max, "mean": b.mean}))
+                    .collect();
+                json!({"factory": k.factory, "point": k.point, "kind": k.kind, "parameter": k.parameter, "buckets": buckets})
+            })
+            .collect();
+        return Ok(Json(json!({ "every_s": every_s, "series": series })));
+    }
+    let rows = app.store.query(filter, from_ns, to_ns);
     let readings: Vec<_> = rows
         .into_iter()
         .map(|(k, t, s)| {

@@ -189,7 +189,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     }
     decoded.map_err(|e| ApiError::invalid(e.to_string()))?;
 
-    let (mut fresh, appended) = app.store.append(&batch).map_err(|e| match e {
+    let (mut fresh, appended) = app.store.append_owned(batch).map_err(|e| match e {
         StoreError::Rewrite { .. } => {
             let reason = e.to_string();
             app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);

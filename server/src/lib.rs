@@ -5,6 +5,7 @@
 //! - [`ingest`]: `POST /api/v2/write` and `/write` as InfluxDB takes them, validated against
 //!   the catalog and the site registry, accepted whole or refused whole;
 //! - [`store`]: the embedded, append-only store in the data directory;
+//! - [`influxdb`]: writes every stored reading through to InfluxDB 2, from the store's log;
 //! - [`compliance`]: judges each reading against the limits that cover its point;
 //! - [`alerts`]: exceedance alerts, kept in the data directory;
 //! - [`gaps`]: what agents had to drop (gap records), kept in the data directory;
@@ -15,6 +16,7 @@ pub mod api;
 pub mod auth;
 pub mod compliance;
 pub mod gaps;
+pub mod influxdb;
 pub mod ingest;
 pub mod store;
 
@@ -76,7 +78,10 @@ impl App {
     pub fn open(config: ServerConfig) -> Result<App, StartError> {
         let dir = PathBuf::from(&config.server.data_dir);
         std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
-        let store = store::Store::open(&dir.join("readings.log"))?;
+        if dir.join("readings.log").exists() {
+            tracing::warn!(path = %dir.join("readings.log").display(), "A store log of the walking skeleton is not read: its readings are not in the store");
+        }
+        let store = store::Store::open(&dir.join("store"), &config.store)?;
         let alerts = alerts::AlertBook::open(&dir.join("alerts.json"))
             .map_err(|source| StartError::Io { path: dir.join("alerts.json"), source })?;
         let ingest = ingest::Ingest::new(&config, &dir);
@@ -114,7 +119,27 @@ pub async fn serve(
     let addr_file = app.data_dir().join("listen-address");
     std::fs::write(&addr_file, addr.to_string()).map_err(|source| StartError::Io { path: addr_file, source })?;
     tracing::info!(%addr, readings = app.store.len(), "Server listening");
+    spawn_retention(app.clone());
+    if let Some(influx) = app.config.influxdb.clone() {
+        influxdb::spawn(app.clone(), influx, app.data_dir().join("influxdb.cursor"));
+    }
     let router = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
     let handle = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(shutdown).await });
     Ok((addr, handle))
+}
+
+/// Applies the store's retention hourly, off the async threads (it may delete files).
+fn spawn_retention(app: AppState) {
+    if app.config.store.retention_days.is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let app = app.clone();
+            let _ = tokio::task::spawn_blocking(move || app.store.apply_retention()).await;
+        }
+    });
 }

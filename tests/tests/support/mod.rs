@@ -206,3 +206,4 @@ pub async fn series(url: &str, factory: &str, parameter: &str) -> Vec<(i64, f64)
         .collect()
 }
 pub mod proxy;
+pub mod store_peers;

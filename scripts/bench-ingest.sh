@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Ingest benchmark, side by side in one run: the same line-protocol load (eitwatch-load:
+# FACTORIES factories × 10 effluent parameters, 5 000-point bodies, CONNECTIONS connections,
+# DURATION_S seconds) against
+#   1. eitwatch-server (release build, embedded store, compliance on, a registry of the
+#      factories, a token per factory): it answers 204 only once the batch is fdatasync'd;
+#   2. VictoriaMetrics (Debian's), /api/v2/write: it answers before its data reaches disk;
+#   3. InfluxDB 1.6 (Debian's), /write: WAL written (and fsync'd) before it answers.
+# Prints points/s, p50/p99 latency and memory per active series (RSS growth when every
+# series gets its first point, divided by the series) for each, and eitwatch's ratios.
+# Each target runs alone (the previous one is stopped first), on loopback only.
+#
+#   scripts/bench-ingest.sh                 # 10 s per target
+#   DURATION_S=30 CONNECTIONS=16 scripts/bench-ingest.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION_S=${DURATION_S:-10}
+CONNECTIONS=${CONNECTIONS:-8}
+FACTORIES=${FACTORIES:-1000}
+PARAMETERS=10
+POINTS=5000
+SERIES=$((FACTORIES * PARAMETERS))
+
+need_apt=()
+command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
+command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "bench: apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+echo "bench: cargo build --release (eitwatch-server, eitwatch-load)"
+cargo build --release -q -p eitwatch-server -p eitwatch-tests --bin eitwatch-server --bin eitwatch-load
+SERVER=target/release/eitwatch-server
+LOAD=target/release/eitwatch-load
+
+work=$(mktemp -d /tmp/eitwatch-bench.XXXXXX)
+pid=""
+stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }
+trap 'stop; rm -rf "$work"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
+wait_http() { # url what
+  for _ in $(seq 300); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "bench: $2 did not come up ($1)" >&2; return 1
+}
+START_S=$(( $(date +%s) - 30 * 86400 ))
+results=()
+
+# One target: prime every series with one point (memory per series), then the timed load.
+run() { # label url [tokens]
+  local label=$1 url=$2 tokens=${3:-}
+  local args=(--url "$url" --label "$label" --factories "$FACTORIES" --parameters "$PARAMETERS"
+              --points "$POINTS" --connections "$CONNECTIONS" --start-s "$START_S")
+  [ -n "$tokens" ] && args+=(--tokens "$tokens")
+  local rss0 rss1 rss2 line
+  rss0=$(rss_kib "$pid")
+  "$LOAD" "${args[@]}" --prime >/dev/null
+  sleep 1 # let a store that flushes in the background (VictoriaMetrics) settle before RSS
+  rss1=$(rss_kib "$pid")
+  line=$("$LOAD" "${args[@]}" --duration-s "$DURATION_S")
+  rss2=$(rss_kib "$pid")
+  echo "  $line"
+  local points; points=$(sed -E 's/.* points=([0-9]+).*/\1/' <<<"$line")
+  local per_series=$(( (rss1 - rss0) * 1024 / SERIES ))
+  local per_point; per_point=$(awk -v a="$rss2" -v b="$rss1" -v p="$points" 'BEGIN { printf "%.1f", (a - b) * 1024 / (p > 0 ? p : 1) }')
+  echo "  rss_kib: start=$rss0 primed=$rss1 after_load=$rss2; bytes/active series=$per_series; bytes/point stored=$per_point"
+  results+=("$line per_series_bytes=$per_series per_point_bytes=$per_point")
+}
+
+echo "bench: $FACTORIES factories × $PARAMETERS parameters = $SERIES series; $POINTS points/body; $CONNECTIONS connections; ${DURATION_S}s per target; work dir $work"
+
+# 1. eitwatch-server.
+data="$work/eitwatch"
+conf="$work/server.toml"
+{
+  printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n\n' "$data"
+  printf '[[area]]\nid = "bench"\nname_en = "Bench"\nname_th = "ทดสอบ"\nprovince = "Lampang"\n'
+  for i in $(seq 1 "$FACTORIES"); do
+    f=$(printf 'f%04d' "$i")
+    printf '\n[[area.factory]]\nid = "%s"\nname = "Factory %s"\ncategory = 3\n' "$f" "$f"
+    printf '[[area.factory.point]]\nid = "outfall-1"\nkind = "effluent"\n'
+    printf 'parameters = ["cod", "bod", "ph", "tss", "tds", "temp", "flow", "oil_grease", "tkn", "zn"]\n'
+  done
+} >"$conf"
+"$SERVER" check-config "$conf" >/dev/null
+echo "bench: creating $FACTORIES tokens"
+tokens="$work/tokens.txt"
+for i in $(seq 1 "$FACTORIES"); do
+  f=$(printf 'f%04d' "$i")
+  echo "$f $("$SERVER" token create --data-dir "$data" --factory "$f")"
+done >"$tokens"
+RUST_LOG=warn setsid "$SERVER" --config "$conf" >"$work/eitwatch.log" 2>&1 &
+pid=$!
+for _ in $(seq 300); do [ -s "$data/listen-address" ] && break; sleep 0.1; done
+addr=$(cat "$data/listen-address")
+echo "eitwatch-server (embedded store, fdatasync before 204) at $addr"
+run eitwatch "http://$addr/api/v2/write?org=bench&bucket=bench&precision=ns" "$tokens"
+echo "  store on disk: $(du -sh "$data/store" | cut -f1) in $(ls "$data/store" | wc -l) segment(s)"
+stop
+
+# 2. VictoriaMetrics.
+port=$(free_port)
+setsid victoria-metrics -httpListenAddr="127.0.0.1:$port" -storageDataPath="$work/vm" \
+  -retentionPeriod=100y -search.latencyOffset=1s -loggerLevel=ERROR >"$work/vm.log" 2>&1 &
+pid=$!
+wait_http "http://127.0.0.1:$port/health" VictoriaMetrics
+echo "VictoriaMetrics $(victoria-metrics -version 2>&1 | head -1) at 127.0.0.1:$port"
+run victoriametrics "http://127.0.0.1:$port/api/v2/write?org=bench&bucket=bench&precision=ns"
+stop
+
+# 3. InfluxDB 1.6 (a config file, so that it binds loopback only).
+port=$(free_port); rpc=$(free_port)
+cat >"$work/influxdb.conf" <<CONF
+reporting-disabled = true
+bind-address = "127.0.0.1:$rpc"
+[meta]
+  dir = "$work/influx/meta"
+[data]
+  dir = "$work/influx/data"
+  wal-dir = "$work/influx/wal"
+  query-log-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:$port"
+  auth-enabled = false
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+CONF
+setsid influxd run -config "$work/influxdb.conf" >"$work/influxdb.log" 2>&1 &
+pid=$!
+wait_http "http://127.0.0.1:$port/ping" "InfluxDB 1.6"
+curl -sf -XPOST "http://127.0.0.1:$port/query" --data-urlencode "q=CREATE DATABASE bench" >/dev/null
+echo "InfluxDB $(influxd version 2>/dev/null | head -1) at 127.0.0.1:$port"
+run influxdb16 "http://127.0.0.1:$port/write?db=bench&precision=ns"
+stop
+
+echo
+echo "bench: summary ($(nproc) cores; other processes on the machine run meanwhile)"
+printf '%-16s %14s %10s %10s %16s %14s\n' target points/s p50_ms p99_ms bytes/series bytes/point
+for r in "${results[@]}"; do
+  get() { sed -E "s/.*[ ^]$1=([^ ]+).*/\1/" <<<" $r"; }
+  printf '%-16s %14s %10s %10s %16s %14s\n' "$(get target)" "$(get points_per_s)" "$(get p50_ms)" "$(get p99_ms)" "$(get per_series_bytes)" "$(get per_point_bytes)"
+done
+pps() { for r in "${results[@]}"; do if [[ $r == "target=$1 "* ]]; then sed -E 's/.* points_per_s=([0-9]+).*/\1/' <<<"$r"; fi; done; }
+e=$(pps eitwatch); v=$(pps victoriametrics); i=$(pps influxdb16)
+awk -v e="$e" -v v="$v" -v i="$i" 'BEGIN {
+  printf "eitwatch / VictoriaMetrics = %.2f (goal >= 1.0)\n", e / v
+  printf "eitwatch / InfluxDB 1.6    = %.2f (goal >= 3.0)\n", e / i
+}'

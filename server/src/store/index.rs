@@ -1,0 +1,444 @@
+//! The in-memory half of the store: interned series and their points in sorted chunks.
+//!
+//! Per series: its key once (plus one lookup string), and chunks of [`CHUNK_POINTS`]
+//! points. The newest chunk is open: three parallel columns (`i64` time, `f64` value, `u8`
+//! flags, 17 bytes a point) that a new point is pushed onto. A full chunk is packed:
+//! timestamps as zig-zag varint delta-of-deltas (one byte for a regular interval), values
+//! XOR'd with the previous one keeping only the non-zero bytes (one byte for a repeated
+//! value), flags as runs — a few bytes a point instead of 17. A back-filled point unpacks
+//! the chunk covering its time, goes in, and the chunk is packed again (split in two when
+//! it grows past twice the size).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use eitwatch_config::reading::{Kind, Reading};
+
+use super::log::{flags_of, stored_of};
+use super::{SeriesKey, Stored};
+
+/// Points per chunk. Small enough that the open chunk of each series stays near 2 KiB.
+pub(crate) const CHUNK_POINTS: usize = 128;
+
+/// A chunk's points as columns.
+#[derive(Debug, Default, Clone)]
+struct Columns {
+    times: Vec<i64>,
+    values: Vec<f64>,
+    flags: Vec<u8>,
+}
+
+impl Columns {
+    fn get(&self, i: usize) -> Stored {
+        stored_of(self.values[i], self.flags[i]).unwrap_or_else(|| Stored::of_value(self.values[i]))
+    }
+    fn insert(&mut self, i: usize, time_ns: i64, s: &Stored) {
+        self.times.insert(i, time_ns);
+        self.values.insert(i, s.value);
+        self.flags.insert(i, flags_of(s));
+    }
+    fn push(&mut self, time_ns: i64, s: &Stored) {
+        self.times.push(time_ns);
+        self.values.push(s.value);
+        self.flags.push(flags_of(s));
+    }
+    fn remove(&mut self, i: usize) {
+        self.times.remove(i);
+        self.values.remove(i);
+        self.flags.remove(i);
+    }
+    fn drain_front(&mut self, n: usize) {
+        self.times.drain(..n);
+        self.values.drain(..n);
+        self.flags.drain(..n);
+    }
+    fn split_off(&mut self, at: usize) -> Columns {
+        Columns { times: self.times.split_off(at), values: self.values.split_off(at), flags: self.flags.split_off(at) }
+    }
+}
+
+#[derive(Debug)]
+enum Chunk {
+    Open(Columns),
+    Packed { first: i64, last: i64, len: u32, bytes: Box<[u8]> },
+}
+
+impl Chunk {
+    fn first(&self) -> i64 {
+        match self {
+            Chunk::Open(c) => c.times[0],
+            Chunk::Packed { first, .. } => *first,
+        }
+    }
+    fn last(&self) -> i64 {
+        match self {
+            Chunk::Open(c) => c.times[c.times.len() - 1],
+            Chunk::Packed { last, .. } => *last,
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Open(c) => c.times.len(),
+            Chunk::Packed { len, .. } => *len as usize,
+        }
+    }
+    fn columns(&self) -> std::borrow::Cow<'_, Columns> {
+        match self {
+            Chunk::Open(c) => std::borrow::Cow::Borrowed(c),
+            Chunk::Packed { first, len, bytes, .. } => std::borrow::Cow::Owned(unpack(*first, *len as usize, bytes)),
+        }
+    }
+    fn into_columns(self) -> Columns {
+        match self {
+            Chunk::Open(c) => c,
+            Chunk::Packed { first, len, bytes, .. } => unpack(first, len as usize, &bytes),
+        }
+    }
+    fn packed(c: &Columns) -> Chunk {
+        Chunk::Packed {
+            first: c.times[0],
+            last: c.times[c.times.len() - 1],
+            len: c.times.len() as u32,
+            bytes: pack(c).into_boxed_slice(),
+        }
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    while let Some(&b) = bytes.get(*at) {
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 || shift >= 63 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+/// Packs columns (see the module doc); `first` is kept outside.
+fn pack(c: &Columns) -> Vec<u8> {
+    let mut out = Vec::with_capacity(c.times.len() * 3);
+    let (mut prev_t, mut prev_delta) = (c.times[0], 0i64);
+    for &t in &c.times[1..] {
+        let delta = t.wrapping_sub(prev_t);
+        let dod = delta.wrapping_sub(prev_delta);
+        put_varint(&mut out, ((dod << 1) ^ (dod >> 63)) as u64);
+        (prev_t, prev_delta) = (t, delta);
+    }
+    let mut prev = 0u64;
+    for v in &c.values {
+        let x = v.to_bits() ^ prev;
+        prev = v.to_bits();
+        if x == 0 {
+            out.push(0);
+            continue;
+        }
+        let lz = (x.leading_zeros() / 8) as usize;
+        let tz = (x.trailing_zeros() / 8) as usize;
+        let n = 8 - lz - tz;
+        out.push(((lz as u8) << 4) | n as u8);
+        out.extend_from_slice(&(x >> (tz * 8)).to_le_bytes()[..n]);
+    }
+    let mut i = 0;
+    while i < c.flags.len() {
+        let run = c.flags[i..].iter().take_while(|f| **f == c.flags[i]).count();
+        out.push(c.flags[i]);
+        put_varint(&mut out, run as u64);
+        i += run;
+    }
+    out
+}
+
+fn unpack(first: i64, len: usize, bytes: &[u8]) -> Columns {
+    let mut c =
+        Columns { times: Vec::with_capacity(len), values: Vec::with_capacity(len), flags: Vec::with_capacity(len) };
+    let mut at = 0;
+    let (mut t, mut delta) = (first, 0i64);
+    c.times.push(t);
+    for _ in 1..len {
+        let z = get_varint(bytes, &mut at);
+        let dod = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        delta = delta.wrapping_add(dod);
+        t = t.wrapping_add(delta);
+        c.times.push(t);
+    }
+    let mut prev = 0u64;
+    for _ in 0..len {
+        let header = bytes.get(at).copied().unwrap_or(0);
+        at += 1;
+        if header != 0 {
+            let (lz, n) = ((header >> 4) as usize, (header & 0x0f) as usize);
+            let tz = 8usize.saturating_sub(lz + n);
+            let mut word = [0u8; 8];
+            let part = bytes.get(at..at + n).unwrap_or(&[]);
+            word[..part.len()].copy_from_slice(part);
+            at += n;
+            prev ^= u64::from_le_bytes(word) << (tz * 8);
+        }
+        c.values.push(f64::from_bits(prev));
+    }
+    while c.flags.len() < len {
+        let flag = bytes.get(at).copied().unwrap_or(0);
+        at += 1;
+        let run = (get_varint(bytes, &mut at) as usize).clamp(1, len - c.flags.len());
+        c.flags.extend(std::iter::repeat_n(flag, run));
+    }
+    c
+}
+
+/// One series' points, by time.
+#[derive(Debug)]
+pub(crate) struct Series {
+    pub(crate) key: SeriesKey,
+    chunks: Vec<Chunk>,
+}
+
+impl Series {
+    fn chunk_for(&self, time_ns: i64) -> Option<usize> {
+        if self.chunks.is_empty() {
+            return None;
+        }
+        Some(self.chunks.partition_point(|c| c.first() <= time_ns).saturating_sub(1))
+    }
+
+    /// The point stored at `time_ns`.
+    pub(crate) fn get(&self, time_ns: i64) -> Option<Stored> {
+        let chunk = &self.chunks[self.chunk_for(time_ns)?];
+        if time_ns < chunk.first() || time_ns > chunk.last() {
+            return None;
+        }
+        let c = chunk.columns();
+        c.times.binary_search(&time_ns).ok().map(|i| c.get(i))
+    }
+
+    /// Stores a point not yet stored.
+    fn insert(&mut self, time_ns: i64, s: &Stored) {
+        let Some(ci) = self.chunk_for(time_ns) else {
+            let mut c = Columns::default();
+            c.push(time_ns, s);
+            self.chunks.push(Chunk::Open(c));
+            return;
+        };
+        let last = self.chunks.len() - 1;
+        if ci == last && time_ns > self.chunks[last].last() {
+            if self.chunks[last].len() >= CHUNK_POINTS {
+                if let Chunk::Open(full) = &self.chunks[last] {
+                    self.chunks[last] = Chunk::packed(full);
+                }
+                let mut c = Columns::default();
+                c.push(time_ns, s);
+                self.chunks.push(Chunk::Open(c));
+            } else {
+                let chunk = std::mem::replace(&mut self.chunks[last], Chunk::Open(Columns::default()));
+                let mut c = chunk.into_columns();
+                c.push(time_ns, s);
+                self.chunks[last] = Chunk::Open(c);
+            }
+            return;
+        }
+        // A back-filled point: into the chunk covering its time.
+        let chunk = std::mem::replace(&mut self.chunks[ci], Chunk::Open(Columns::default()));
+        let mut c = chunk.into_columns();
+        let i = c.times.partition_point(|t| *t < time_ns);
+        c.insert(i, time_ns, s);
+        let tail = (c.times.len() > 2 * CHUNK_POINTS).then(|| c.split_off(CHUNK_POINTS));
+        self.chunks[ci] = self.settle(ci, c);
+        if let Some(tail) = tail {
+            let at = ci + 1;
+            self.chunks.insert(at, Chunk::Open(Columns::default()));
+            self.chunks[at] = self.settle(at, tail);
+        }
+    }
+
+    /// The last chunk stays open for appends; any other is packed.
+    fn settle(&self, ci: usize, c: Columns) -> Chunk {
+        if ci + 1 == self.chunks.len() { Chunk::Open(c) } else { Chunk::packed(&c) }
+    }
+
+    /// Removes the point at `time_ns` (undoing an insert of a refused batch).
+    fn remove(&mut self, time_ns: i64) {
+        let Some(ci) = self.chunk_for(time_ns) else { return };
+        let chunk = std::mem::replace(&mut self.chunks[ci], Chunk::Open(Columns::default()));
+        let mut c = chunk.into_columns();
+        if let Ok(i) = c.times.binary_search(&time_ns) {
+            c.remove(i);
+        }
+        if c.times.is_empty() {
+            self.chunks.remove(ci);
+        } else {
+            self.chunks[ci] = self.settle(ci, c);
+        }
+    }
+
+    /// Calls `each` with the points in `[from_ns, to_ns)`, by time.
+    pub(crate) fn scan(&self, from_ns: i64, to_ns: i64, mut each: impl FnMut(i64, Stored)) {
+        let start = self.chunk_for(from_ns).unwrap_or(0);
+        for chunk in self.chunks[start.min(self.chunks.len())..].iter().take_while(|c| c.first() < to_ns) {
+            if chunk.last() < from_ns {
+                continue;
+            }
+            let c = chunk.columns();
+            let a = c.times.partition_point(|t| *t < from_ns);
+            let b = c.times.partition_point(|t| *t < to_ns);
+            for i in a..b {
+                each(c.times[i], c.get(i));
+            }
+        }
+    }
+
+    /// Drops points before `cutoff_ns`; returns how many.
+    fn prune(&mut self, cutoff_ns: i64) -> usize {
+        let whole = self.chunks.partition_point(|c| c.last() < cutoff_ns);
+        let mut dropped: usize = self.chunks.drain(..whole).map(|c| c.len()).sum();
+        if self.chunks.first().is_some_and(|c| c.first() < cutoff_ns) {
+            let chunk = std::mem::replace(&mut self.chunks[0], Chunk::Open(Columns::default()));
+            let mut c = chunk.into_columns();
+            let n = c.times.partition_point(|t| *t < cutoff_ns);
+            c.drain_front(n);
+            dropped += n;
+            self.chunks[0] = self.settle(0, c);
+        }
+        dropped
+    }
+
+    fn len(&self) -> usize {
+        self.chunks.iter().map(Chunk::len).sum()
+    }
+}
+
+/// FxHash (as in rustc): the series map is looked up for every reading, and its keys are
+/// ids from our own registry, not attacker-chosen, so SipHash's flood resistance buys nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        }
+        for b in chunks.remainder() {
+            self.add(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// Every series, by id.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    ids: HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>,
+    pub(crate) series: Vec<Series>,
+    len: usize,
+    lookup: String,
+    /// The last reading's point and the ids of its parameters seen so far: the readings of
+    /// a line (and of a factory's batch) share kind, factory and point.
+    recent: RecentPoint,
+}
+
+/// Kind, factory and point of the last reading interned, and its parameters' ids.
+type RecentPoint = (Option<Kind>, String, String, Vec<(Box<str>, u32)>);
+
+fn lookup_key(buf: &mut String, kind: Kind, factory: &str, point: &str, parameter: &str) {
+    buf.clear();
+    buf.push_str(kind.as_str());
+    for s in [factory, point, parameter] {
+        // A separator no id may contain (ids are checked against the registry and catalog).
+        buf.push('\u{1f}');
+        buf.push_str(s);
+    }
+}
+
+impl Index {
+    /// The id of a reading's series, interning it when new.
+    pub(crate) fn intern(&mut self, r: &Reading) -> u32 {
+        let (kind, factory, point, ids) = &mut self.recent;
+        if *kind == Some(r.kind) && *factory == r.factory && *point == r.point {
+            if let Some((_, id)) = ids.iter().find(|(p, _)| **p == *r.parameter) {
+                return *id;
+            }
+        } else {
+            *kind = Some(r.kind);
+            factory.clone_from(&r.factory);
+            point.clone_from(&r.point);
+            ids.clear();
+        }
+        lookup_key(&mut self.lookup, r.kind, &r.factory, &r.point, &r.parameter);
+        let id = match self.ids.get(self.lookup.as_str()) {
+            Some(id) => *id,
+            None => self.intern_key(SeriesKey::of(r)),
+        };
+        if self.recent.3.len() < 64 {
+            self.recent.3.push((r.parameter.as_str().into(), id));
+        }
+        id
+    }
+
+    /// The id of a series, interning it when new.
+    pub(crate) fn intern_key(&mut self, key: SeriesKey) -> u32 {
+        lookup_key(&mut self.lookup, key.kind, &key.factory, &key.point, &key.parameter);
+        if let Some(id) = self.ids.get(self.lookup.as_str()) {
+            return *id;
+        }
+        let id = self.series.len() as u32;
+        self.ids.insert(self.lookup.as_str().into(), id);
+        self.series.push(Series { key, chunks: Vec::new() });
+        id
+    }
+
+    /// The point of series `id` at `time_ns`.
+    pub(crate) fn get(&self, id: u32, time_ns: i64) -> Option<Stored> {
+        self.series[id as usize].get(time_ns)
+    }
+
+    /// Stores a point the caller checked is absent.
+    pub(crate) fn insert(&mut self, id: u32, time_ns: i64, s: &Stored) {
+        self.series[id as usize].insert(time_ns, s);
+        self.len += 1;
+    }
+
+    /// Removes a point.
+    pub(crate) fn remove(&mut self, id: u32, time_ns: i64) {
+        let series = &mut self.series[id as usize];
+        let before = series.len();
+        series.remove(time_ns);
+        self.len -= before - series.len();
+    }
+
+    /// Drops every point before `cutoff_ns`; returns how many.
+    pub(crate) fn prune(&mut self, cutoff_ns: i64) -> usize {
+        let dropped: usize = self.series.iter_mut().map(|s| s.prune(cutoff_ns)).sum();
+        self.len -= dropped;
+        dropped
+    }
+
+    /// Points stored.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}

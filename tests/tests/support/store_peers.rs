@@ -1,0 +1,163 @@
+//! Harness for the store tests: a server with extra config that can be killed and
+//! restarted on its data directory, and a real VictoriaMetrics (the InfluxDB v2 write API).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{Proc, SERVER_TOML, Server, bin, free_port, http, wait_for};
+
+/// Starts the server with `SERVER_TOML` plus `extra` TOML, a token per factory.
+pub async fn server_with(dir: &Path, extra: &str, factories: &[&str]) -> Server {
+    let data = dir.join("server");
+    let conf = dir.join("server.toml");
+    std::fs::write(&conf, format!("{}\n{extra}\n", SERVER_TOML.replace("DATA", &data.display().to_string())))
+        .expect("conf");
+    let mut tokens = Vec::new();
+    for factory in factories {
+        let out = Command::new(bin("eitwatch-server"))
+            .args(["token", "create", "--data-dir"])
+            .arg(&data)
+            .args(["--factory", factory])
+            .output()
+            .expect("token create");
+        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+        tokens.push((factory.to_string(), String::from_utf8_lossy(&out.stdout).trim().to_string()));
+    }
+    start(dir, tokens).await
+}
+
+/// Starts the server again on the config and data directory of `server_with`.
+pub async fn start(dir: &Path, tokens: Vec<(String, String)>) -> Server {
+    let data = dir.join("server");
+    let addr_file = data.join("listen-address");
+    let _ = std::fs::remove_file(&addr_file);
+    let conf = dir.join("server.toml");
+    let proc = Proc::spawn("server", dir, Command::new(bin("eitwatch-server")).arg("--config").arg(&conf));
+    let addr = wait_for("the server's listen-address", Duration::from_secs(30), || {
+        let f = addr_file.clone();
+        async move { std::fs::read_to_string(f).ok().filter(|s| !s.is_empty()) }
+    })
+    .await;
+    Server { proc, url: format!("http://{addr}"), tokens }
+}
+
+/// POSTs line protocol (ns precision) with a token; returns the status and body.
+pub async fn write(url: &str, token: &str, body: String) -> Result<(u16, String), reqwest::Error> {
+    let r = http()
+        .post(format!("{url}/api/v2/write?org=eitwatch&bucket=eitwatch&precision=ns"))
+        .header("Authorization", format!("Token {token}"))
+        .body(body)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    Ok((status, r.text().await.unwrap_or_default()))
+}
+
+/// A VictoriaMetrics on loopback with its own data directory; killed on drop.
+pub struct Vm {
+    pub addr: SocketAddr,
+    data: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Vm {
+    pub async fn start(dir: &Path) -> Vm {
+        let mut vm = Vm { addr: free_port(), data: dir.join("vm-data"), log: dir.join("vm.log"), child: None };
+        vm.restart().await;
+        vm
+    }
+
+    /// Starts it (again) on the same port and data directory, and waits for /health.
+    pub async fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("vm log");
+        let child = Command::new("victoria-metrics")
+            .arg(format!("-httpListenAddr={}", self.addr))
+            .arg(format!("-storageDataPath={}", self.data.display()))
+            .arg("-retentionPeriod=100y")
+            .arg("-search.latencyOffset=1s")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("vm log"))
+            .stderr(log)
+            .spawn()
+            .expect("victoria-metrics (scripts/install-peers.sh installs it)");
+        self.child = Some(child);
+        let url = format!("http://{}/health", self.addr);
+        wait_for("VictoriaMetrics /health", Duration::from_secs(30), || {
+            let url = url.clone();
+            async move { http().get(url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+    }
+
+    /// Stops it gracefully (SIGTERM: it flushes what it took) and waits for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every sample of the metrics named `<prefix>…`: `(metric, factory, timestamp ms, value)`, sorted.
+    pub async fn export(&self, prefix: &str) -> Vec<(String, String, i64, f64)> {
+        let url = format!("http://{}/api/v1/export", self.addr);
+        let text = http()
+            .post(url)
+            .form_compat(&[("match[]", format!("{{__name__=~\"{prefix}.*\"}}"))])
+            .send()
+            .await
+            .expect("export")
+            .text()
+            .await
+            .expect("export body");
+        let mut out = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).expect("export line");
+            let name = v["metric"]["__name__"].as_str().unwrap_or_default().to_string();
+            // VictoriaMetrics keeps a string field (quality, not_detected) as a metric of zeros.
+            if name.ends_with("_quality") || name.ends_with("_not_detected") {
+                continue;
+            }
+            let factory = v["metric"]["factory"].as_str().unwrap_or_default().to_string();
+            let times = v["timestamps"].as_array().expect("timestamps");
+            let values = v["values"].as_array().expect("values");
+            for (t, x) in times.iter().zip(values) {
+                out.push((name.clone(), factory.clone(), t.as_i64().expect("ms"), x.as_f64().expect("value")));
+            }
+        }
+        out.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+        out
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Form bodies without reqwest's `form` feature.
+trait FormCompat {
+    fn form_compat(self, pairs: &[(&str, String)]) -> Self;
+}
+
+impl FormCompat for reqwest::RequestBuilder {
+    fn form_compat(self, pairs: &[(&str, String)]) -> Self {
+        let mut url = reqwest::Url::parse("http://x/").expect("url");
+        url.query_pairs_mut().extend_pairs(pairs);
+        let body = url.query().unwrap_or_default().to_string();
+        self.header("Content-Type", "application/x-www-form-urlencoded").body(body)
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() || std::env::var_os("TEST_LOG").is_some() {
+            eprintln!("----- victoria-metrics log -----\n{}", self.log());
+        }
+    }
+}
