@@ -30,6 +30,16 @@ enum Command {
         /// The file.
         file: PathBuf,
     },
+    /// Commissioning: read a device once and show what its registers hold.
+    #[command(subcommand)]
+    Probe(Probe),
+}
+
+#[derive(Subcommand)]
+enum Probe {
+    /// Read registers once; print them raw and in every type and byte order, and name the
+    /// likely decoding for a parameter.
+    Modbus(eitwatch_agent::sources::modbus::probe::ProbeArgs),
 }
 
 fn load(file: &PathBuf) -> anyhow::Result<AgentConfig> {
@@ -48,6 +58,10 @@ async fn main() -> anyhow::Result<()> {
         Command::CheckConfig { file } => {
             load(&file)?;
             println!("{}: ok", file.display());
+        }
+        Command::Probe(Probe::Modbus(args)) => {
+            let report = eitwatch_agent::sources::modbus::probe::run(&args).await.map_err(anyhow::Error::msg)?;
+            print!("{report}");
         }
         Command::Run => {
             let config = load(&cli.config)?;

@@ -104,7 +104,9 @@ const fn default_uplink_timeout_ms() -> u64 {
     10_000
 }
 
-/// `[[modbus]]`: one device (or gateway), polled.
+/// `[[modbus]]`: one connection (a device, a gateway, or a serial bus with its slaves), polled.
+/// Every slave reached through one connection belongs in one `[[modbus]]`: requests on it
+/// go one at a time, which a shared RS-485 bus needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModbusDevice {
@@ -115,11 +117,36 @@ pub struct ModbusDevice {
     /// Poll interval.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
-    /// Time allowed for one request.
+    /// Time allowed for one request (and for opening the connection).
     #[serde(default = "default_modbus_timeout_ms")]
     pub timeout_ms: u64,
+    /// How `address` counts: 0 = protocol addresses (holding register 40001 is 0), 1 = register
+    /// numbers as many manuals print them (40001 is 1).
+    #[serde(default)]
+    pub address_base: u16,
+    /// Registers of one slave and table this close together are read in one request, the gap
+    /// read and thrown away. 0 reads only adjacent registers together (for devices that refuse
+    /// a read that spans unmapped registers).
+    #[serde(default = "default_max_gap_registers")]
+    pub max_gap_registers: u16,
+    /// The same for coils and discrete inputs, in bits.
+    #[serde(default = "default_max_gap_bits")]
+    pub max_gap_bits: u16,
+    /// Largest read of registers in one request (protocol limit 125; some devices take fewer).
+    #[serde(default = "default_max_registers_per_request")]
+    pub max_registers_per_request: u16,
+    /// Largest read of coils or discrete inputs in one request (protocol limit 2000).
+    #[serde(default = "default_max_bits_per_request")]
+    pub max_bits_per_request: u16,
     /// The registers read, each mapped to a point and parameter.
     pub register: Vec<Register>,
+}
+
+impl ModbusDevice {
+    /// The protocol address (zero-based, as sent on the wire) of a register of this device.
+    pub fn protocol_address(&self, reg: &Register) -> u16 {
+        reg.address.saturating_sub(self.address_base)
+    }
 }
 
 const fn default_poll_interval_ms() -> u64 {
@@ -128,9 +155,21 @@ const fn default_poll_interval_ms() -> u64 {
 const fn default_modbus_timeout_ms() -> u64 {
     1000
 }
+const fn default_max_gap_registers() -> u16 {
+    10
+}
+const fn default_max_gap_bits() -> u16 {
+    100
+}
+const fn default_max_registers_per_request() -> u16 {
+    125
+}
+const fn default_max_bits_per_request() -> u16 {
+    2000
+}
 
 /// How a Modbus device is reached.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ModbusTransport {
     /// Modbus TCP.
@@ -138,10 +177,65 @@ pub enum ModbusTransport {
         /// `host:port`.
         address: String,
     },
+    /// RTU frames over a TCP connection: a serial-to-Ethernet gateway in transparent mode.
+    RtuOverTcp {
+        /// `host:port`.
+        address: String,
+    },
+    /// RTU over a serial line (RS-485 or RS-232).
+    Rtu {
+        /// The serial device (`/dev/ttyUSB0`).
+        port: String,
+        /// Bits per second.
+        #[serde(default = "default_baud")]
+        baud: u32,
+        /// 7 or 8.
+        #[serde(default = "default_data_bits")]
+        data_bits: u8,
+        /// none, even or odd.
+        #[serde(default)]
+        parity: Parity,
+        /// 1 or 2.
+        #[serde(default = "default_stop_bits")]
+        stop_bits: u8,
+    },
+}
+
+impl ModbusTransport {
+    /// Where it connects, for logs: `host:port` or the serial device.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            ModbusTransport::Tcp { address } | ModbusTransport::RtuOverTcp { address } => address,
+            ModbusTransport::Rtu { port, .. } => port,
+        }
+    }
+}
+
+const fn default_baud() -> u32 {
+    9600
+}
+const fn default_data_bits() -> u8 {
+    8
+}
+const fn default_stop_bits() -> u8 {
+    1
+}
+
+/// Serial parity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parity {
+    /// No parity bit (the Modbus spec asks for 2 stop bits then; most devices use 1).
+    #[default]
+    None,
+    /// Even parity (the Modbus RTU default).
+    Even,
+    /// Odd parity.
+    Odd,
 }
 
 /// Which Modbus table a register is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegisterTable {
     /// Holding registers (function 3).
@@ -179,6 +273,36 @@ pub enum RegisterType {
 }
 
 impl RegisterType {
+    /// Every type, for the commissioning probe.
+    pub const ALL: [RegisterType; 9] = [
+        RegisterType::U16,
+        RegisterType::I16,
+        RegisterType::U32,
+        RegisterType::I32,
+        RegisterType::U64,
+        RegisterType::I64,
+        RegisterType::F32,
+        RegisterType::F64,
+        RegisterType::Bit,
+    ];
+
+    /// The name used in `agent.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegisterType::U16 => "u16",
+            RegisterType::I16 => "i16",
+            RegisterType::U32 => "u32",
+            RegisterType::I32 => "i32",
+            RegisterType::U64 => "u64",
+            RegisterType::I64 => "i64",
+            RegisterType::F32 => "f32",
+            RegisterType::F64 => "f64",
+            RegisterType::Bit => "bit",
+        }
+    }
+}
+
+impl RegisterType {
     /// Registers it occupies (a coil or bit: one).
     pub fn registers(self) -> u16 {
         match self {
@@ -205,6 +329,38 @@ pub enum ByteOrder {
     CDAB,
 }
 
+impl ByteOrder {
+    /// Every order.
+    pub const ALL: [ByteOrder; 4] = [ByteOrder::ABCD, ByteOrder::DCBA, ByteOrder::BADC, ByteOrder::CDAB];
+
+    /// The name used in `agent.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ByteOrder::ABCD => "ABCD",
+            ByteOrder::DCBA => "DCBA",
+            ByteOrder::BADC => "BADC",
+            ByteOrder::CDAB => "CDAB",
+        }
+    }
+}
+
+impl RegisterTable {
+    /// The name used in `agent.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegisterTable::Holding => "holding",
+            RegisterTable::Input => "input",
+            RegisterTable::Coil => "coil",
+            RegisterTable::Discrete => "discrete",
+        }
+    }
+
+    /// Whether it holds single bits (coils, discrete inputs) rather than 16-bit registers.
+    pub fn is_bits(self) -> bool {
+        matches!(self, RegisterTable::Coil | RegisterTable::Discrete)
+    }
+}
+
 /// `[[modbus.register]]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -218,7 +374,7 @@ pub struct Register {
     pub slave: u8,
     /// Modbus table.
     pub table: RegisterTable,
-    /// Zero-based protocol address (register 40001 is holding address 0).
+    /// Address, counted as the device's `address_base` says.
     pub address: u16,
     /// Layout of the value.
     #[serde(rename = "type")]
@@ -363,22 +519,74 @@ impl Validate for AgentConfig {
             if device.timeout_ms == 0 {
                 problems.push(format!("{at}.timeout_ms"), "must be at least 1");
             }
-            let ModbusTransport::Tcp { address } = &device.transport;
-            if address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-                problems.push(format!("{at}.transport.address"), format!("\"{address}\" is not host:port"));
+            match &device.transport {
+                ModbusTransport::Tcp { address } | ModbusTransport::RtuOverTcp { address } => {
+                    if address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                        problems.push(format!("{at}.transport.address"), format!("\"{address}\" is not host:port"));
+                    }
+                }
+                ModbusTransport::Rtu { port, baud, data_bits, stop_bits, .. } => {
+                    if port.is_empty() {
+                        problems.push(format!("{at}.transport.port"), "must name the serial device, e.g. /dev/ttyUSB0");
+                    }
+                    if *baud == 0 {
+                        problems.push(format!("{at}.transport.baud"), "must be at least 1");
+                    }
+                    if !matches!(data_bits, 7 | 8) {
+                        problems.push(format!("{at}.transport.data_bits"), format!("{data_bits}: expected 7 or 8"));
+                    }
+                    if !matches!(stop_bits, 1 | 2) {
+                        problems.push(format!("{at}.transport.stop_bits"), format!("{stop_bits}: expected 1 or 2"));
+                    }
+                    // Two tasks on one bus would interleave requests and read each other's answers.
+                    if let Some(first) = self.modbus[..d].iter().position(|o| o.transport.endpoint() == port.as_str()) {
+                        problems.push(
+                            format!("{at}.transport.port"),
+                            format!("{port} is already used by modbus[{first}]: put every slave of one bus in one [[modbus]]"),
+                        );
+                    }
+                }
+            }
+            if device.address_base > 1 {
+                problems.push(format!("{at}.address_base"), format!("{}: expected 0 or 1", device.address_base));
+            }
+            if !(1..=125).contains(&device.max_registers_per_request) {
+                problems.push(format!("{at}.max_registers_per_request"), "expected 1 to 125 (the protocol's limit)");
+            }
+            if !(1..=2000).contains(&device.max_bits_per_request) {
+                problems.push(format!("{at}.max_bits_per_request"), "expected 1 to 2000 (the protocol's limit)");
             }
             for (r, reg) in device.register.iter().enumerate() {
                 let at = format!("{at}.register[{r}]");
                 check_mapping(problems, &at, &reg.point, &reg.parameter, Some(&reg.unit));
-                let bit_table = matches!(reg.table, RegisterTable::Coil | RegisterTable::Discrete);
+                let bit_table = reg.table.is_bits();
                 if bit_table && reg.kind != RegisterType::Bit {
                     problems.push(format!("{at}.type"), "coils and discrete inputs hold bits: expected type = \"bit\"");
                 }
                 if reg.kind == RegisterType::Bit && !bit_table && reg.bit.is_none_or(|b| b > 15) {
                     problems.push(format!("{at}.bit"), "type = \"bit\" on a register needs bit = 0 to 15");
                 }
-                if u32::from(reg.address) + u32::from(reg.kind.registers()) > 65536 {
+                if reg.address < device.address_base {
+                    problems.push(
+                        format!("{at}.address"),
+                        format!("{} is below address_base = {}", reg.address, device.address_base),
+                    );
+                } else if u32::from(reg.address - device.address_base) + u32::from(reg.kind.registers()) > 65536 {
                     problems.push(format!("{at}.address"), "the value runs past register 65535");
+                }
+                if !bit_table && reg.kind.registers() > device.max_registers_per_request {
+                    problems.push(
+                        format!("{at}.type"),
+                        format!(
+                            "{} needs {} registers, more than max_registers_per_request = {}",
+                            reg.kind.as_str(),
+                            reg.kind.registers(),
+                            device.max_registers_per_request
+                        ),
+                    );
+                }
+                if bit_table && reg.bit.is_some() {
+                    problems.push(format!("{at}.bit"), "coils and discrete inputs are single bits: remove bit");
                 }
                 if !reg.scale.is_finite() || !reg.offset.is_finite() {
                     problems.push(format!("{at}.scale"), "scale and offset must be finite numbers");
