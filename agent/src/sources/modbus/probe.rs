@@ -168,11 +168,11 @@ fn order_rank(order: ByteOrder) -> u8 {
     }
 }
 
-/// A value with at most 3 decimals, as instruments report; a wrong byte order of a float
-/// gives digits all the way down.
+/// A value with at most 3 decimals (within f32 precision), as instruments report; a wrong
+/// byte order of a float gives digits all the way down, or a tiny denormal-like number.
 fn is_tidy(v: f64) -> bool {
     let r = (v * 1000.0).round() / 1000.0;
-    (v - r).abs() <= 1e-6 * v.abs().max(1e-9)
+    v == 0.0 || (r != 0.0 && (v - r).abs() <= 1e-6 * v.abs())
 }
 
 /// The likely decoding among the plausible ones: at the address asked for, not zero,
@@ -286,6 +286,8 @@ mod tests {
     #[test]
     fn zeros_and_implausible_values_say_so() {
         let cod = find_parameter("cod", None).expect("cod");
+        assert!(is_tidy(85.3f32 as f64) && is_tidy(1234.5625) && is_tidy(0.0));
+        assert!(!is_tidy(5.442166420183872e-18) && !is_tidy(1.0 / 3.0));
         let text = report(&[0, 0], RegisterTable::Holding, 0, 0, Some(cod), None);
         assert!(text.contains("every register reads 0"), "{text}");
         let ph = find_parameter("ph", Some("effluent")).expect("ph");
