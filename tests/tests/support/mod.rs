@@ -203,3 +203,4 @@ pub async fn series(url: &str, factory: &str, parameter: &str) -> Vec<(i64, f64)
         .map(|r| (r["time_ns"].as_i64().expect("time_ns"), r["value"].as_f64().expect("value")))
         .collect()
 }
+pub mod sources;

@@ -157,9 +157,9 @@ impl Poller {
                     self.answered(slave);
                     if self.refused.remove(&b) {
                         tracing::info!(
-                            device,
+                            device = %device,
                             slave,
-                            table = table.as_str(),
+                            table = %table.as_str(),
                             first,
                             last,
                             "Modbus request accepted again"
@@ -187,7 +187,7 @@ impl Poller {
                             }
                             _ => "the device reports a fault or is busy",
                         };
-                        tracing::error!(device, slave, table = table.as_str(), first, last, exception = ?code, code = number, ?parameters, hint, "Modbus exception; values marked invalid");
+                        tracing::error!(device = %device, slave, table = %table.as_str(), first, last, exception = ?code, code = number, ?parameters, hint, "Modbus exception; values marked invalid");
                     }
                     for &i in &self.blocks[b].members {
                         raws.push(raw(&self.device.register[i], 0.0, time_ns, Quality::Invalid));
@@ -201,7 +201,7 @@ impl Poller {
                     if let Some(s) = self.slaves.get_mut(&slave) {
                         let delay = s.backoff.next();
                         if s.retry_at.replace(Instant::now() + delay).is_none() {
-                            tracing::warn!(device = %self.device.name, slave, table = table.as_str(), first, last, timeout_ms, retry_in_ms = delay.as_millis() as u64, "Modbus slave does not answer; its values are not delivered until it does");
+                            tracing::warn!(device = %self.device.name, slave, table = %table.as_str(), first, last, timeout_ms, retry_in_ms = delay.as_millis() as u64, "Modbus slave does not answer; its values are not delivered until it does");
                         } else {
                             tracing::debug!(device = %self.device.name, slave, retry_in_ms = delay.as_millis() as u64, "Modbus slave still silent");
                         }

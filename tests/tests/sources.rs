@@ -1,0 +1,270 @@
+//! Sources against real peers: Modbus read from pymodbus (a Modbus implementation none of us
+//! wrote) over TCP, RTU over TCP and RTU on a pseudo-terminal pair; readings checked where
+//! they end up, in the real server's store.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use support::sources::*;
+use support::*;
+
+/// The type matrix of tests/peers/modbus_server.py: from holding 100, each type in each
+/// order (ABCD, DCBA, BADC, CDAB), back to back. Values chosen so every byte differs.
+const TYPES: [(&str, u16, f64); 8] = [
+    ("u16", 1, 51234.0),
+    ("i16", 1, -12345.0),
+    ("u32", 2, 3_000_000_123.0),
+    ("i32", 2, -1_234_567_890.0),
+    ("u64", 4, 5_124_095_576_030_430.0), // 0x00123456789ABCDE, exact in an f64
+    ("i64", 4, -5_124_095_576_030_430.0),
+    ("f32", 2, 1234.5625),
+    ("f64", 4, -98765.4321),
+];
+const ORDERS: [&str; 4] = ["ABCD", "DCBA", "BADC", "CDAB"];
+
+/// `(point, register line, expected value)` of every type × order; slave given.
+fn matrix(slave: u8) -> Vec<(String, String, f64)> {
+    let mut address = 100;
+    let mut out = Vec::new();
+    for (kind, width, value) in TYPES {
+        for order in ORDERS {
+            let point = format!("s{slave}-{kind}-{order}");
+            let line = format!(
+                "  {{ point = \"{point}\", parameter = \"cod\", slave = {slave}, table = \"holding\", address = {address}, type = \"{kind}\", order = \"{order}\", unit = \"mg/L\" }},\n"
+            );
+            out.push((point, line, value));
+            address += width;
+        }
+    }
+    out
+}
+
+async fn wait_for_readings(url: &str, what: &str, enough: impl Fn(&[Stored]) -> bool) -> Vec<Stored> {
+    wait_for(what, Duration::from_secs(60), || async {
+        let all = stored(url).await;
+        enough(&all).then_some(all)
+    })
+    .await
+}
+
+fn assert_matrix(all: &[Stored], slave: u8) {
+    let mut times: Option<BTreeSet<i64>> = None;
+    for (point, _, expected) in matrix(slave) {
+        let got = of(all, &point, "cod");
+        assert!(got.len() >= 2, "{point}: {got:?}");
+        assert!(got.iter().all(|r| r.value == expected), "{point}: expected {expected}, got {got:?}");
+        // All 80 registers are one request: every value of it carries the same instant.
+        let t: BTreeSet<i64> = got.iter().map(|r| r.time_ns).collect();
+        let common = times.get_or_insert_with(|| t.clone());
+        assert!(t.is_superset(common) || common.is_superset(&t), "{point}: its times differ from the others'");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modbus_tcp_every_type_and_order_bits_scaling_units_and_exceptions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().port();
+    let _pymodbus = pymodbus_with(dir.path(), "pymodbus", &["--port".into(), port.to_string()]).await;
+    let matrix = matrix(1);
+    let mut points: Vec<String> = matrix.iter().map(|(p, _, _)| p.clone()).collect();
+    points.extend(["o1", "o2", "o3", "o4"].map(String::from));
+    let server = server_with_points(dir.path(), &points).await;
+
+    let mut toml = agent_head(dir.path(), &server, &points);
+    toml.push_str(&format!(
+        "[[modbus]]\nname = \"pymodbus-tcp\"\ntransport = {{ type = \"tcp\", address = \"127.0.0.1:{port}\" }}\npoll_interval_ms = 300\nregister = [\n"
+    ));
+    for (_, line, _) in &matrix {
+        toml.push_str(line);
+    }
+    toml.push_str(concat!(
+        // Registers 0..11: near each other, one request.
+        "  { point = \"o1\", parameter = \"ph\", table = \"holding\", address = 0, type = \"f32\", order = \"ABCD\", unit = \"pH\" },\n",
+        "  { point = \"o1\", parameter = \"tss\", table = \"holding\", address = 2, type = \"f32\", order = \"CDAB\", unit = \"mg/L\" },\n",
+        "  { point = \"o1\", parameter = \"temp\", table = \"holding\", address = 4, type = \"u16\", unit = \"degC\", scale = 0.1, offset = -5.0 },\n",
+        "  { point = \"o1\", parameter = \"color\", table = \"holding\", address = 7, type = \"u16\", unit = \"ADMI\" },\n",
+        "  { point = \"o1\", parameter = \"cod\", table = \"holding\", address = 10, type = \"u32\", unit = \"ug/L\" },\n",
+        "  { point = \"o1\", parameter = \"bod\", table = \"input\", address = 0, type = \"f32\", unit = \"mg/L\" },\n",
+        // Bits: of holding 8 (0xA005), coils (1,0,1,1,…) and discrete inputs (0,1,1,0,…).
+        "  { point = \"o2\", parameter = \"zn\", table = \"holding\", address = 8, type = \"bit\", bit = 13, unit = \"mg/L\" },\n",
+        "  { point = \"o2\", parameter = \"cu\", table = \"holding\", address = 8, type = \"bit\", bit = 1, unit = \"mg/L\" },\n",
+        "  { point = \"o2\", parameter = \"cd\", table = \"coil\", address = 2, type = \"bit\", unit = \"mg/L\" },\n",
+        "  { point = \"o2\", parameter = \"ni\", table = \"coil\", address = 4, type = \"bit\", unit = \"mg/L\" },\n",
+        "  { point = \"o2\", parameter = \"pb\", table = \"discrete\", address = 1, type = \"bit\", unit = \"mg/L\" },\n",
+        "  { point = \"o2\", parameter = \"mn\", table = \"discrete\", address = 0, type = \"bit\", unit = \"mg/L\" },\n",
+        // Past the end of the device's holding registers: exception 0x02 every poll.
+        "  { point = \"o3\", parameter = \"tds\", table = \"holding\", address = 500, type = \"u16\", unit = \"mg/L\" },\n",
+        "]\n",
+        // The same device counted from 1, as many manuals print addresses.
+        "[[modbus]]\nname = \"pymodbus-one-based\"\n",
+    ));
+    toml.push_str(&format!(
+        "transport = {{ type = \"tcp\", address = \"127.0.0.1:{port}\" }}\npoll_interval_ms = 300\naddress_base = 1\nregister = [\n  {{ point = \"o4\", parameter = \"ph\", table = \"holding\", address = 1, type = \"f32\", unit = \"pH\" }},\n]\n"
+    ));
+    let agent = agent(dir.path(), "agent", &toml);
+
+    let all = wait_for_readings(&server.url, "two polls of everything", |all| {
+        points.iter().all(|p| all.iter().filter(|r| &r.point == p).count() >= 2 * if p == "o1" { 6 } else { 1 })
+    })
+    .await;
+    assert_matrix(&all, 1);
+
+    let one = |point: &str, parameter: &str| -> (f64, String) {
+        let got = of(&all, point, parameter);
+        assert!(!got.is_empty(), "{point} {parameter}: nothing");
+        let first = (got[0].value, got[0].quality.clone());
+        assert!(
+            got.iter().all(|r| (r.value, r.quality.as_str()) == (first.0, first.1.as_str())),
+            "{point} {parameter}: {got:?}"
+        );
+        first
+    };
+    let valid = |v: f64| (v, "valid".to_string());
+    assert_eq!(one("o1", "ph"), valid(7.25));
+    assert_eq!(one("o1", "tss"), valid(31.5));
+    assert_eq!(one("o1", "temp"), valid(20.3), "253 × 0.1 − 5");
+    assert_eq!(one("o1", "color"), valid(1001.0), "slave 1 answered");
+    assert_eq!(one("o1", "cod"), valid(85.25), "85250 µg/L in mg/L");
+    assert_eq!(one("o1", "bod"), valid(42.5), "input register");
+    assert_eq!(one("o2", "zn"), valid(1.0));
+    assert_eq!(one("o2", "cu"), valid(0.0));
+    assert_eq!(one("o2", "cd"), valid(1.0));
+    assert_eq!(one("o2", "ni"), valid(0.0));
+    assert_eq!(one("o2", "pb"), valid(1.0));
+    assert_eq!(one("o2", "mn"), valid(0.0));
+    assert_eq!(one("o3", "tds"), (0.0, "invalid".to_string()), "a refused request is recorded invalid");
+    assert_eq!(one("o4", "ph"), valid(7.25), "address_base = 1: address 1 is protocol address 0");
+    // One request for holding 0..11: its values share their instants.
+    let ph: Vec<i64> = of(&all, "o1", "ph").iter().map(|r| r.time_ns).collect();
+    assert_eq!(of(&all, "o1", "color").iter().map(|r| r.time_ns).collect::<Vec<_>>(), ph);
+    // The exception is logged once, naming device, slave, table and address, not per poll.
+    let log = agent.log();
+    let refusals: Vec<&str> = log.lines().filter(|l| l.contains("Modbus exception")).collect();
+    assert_eq!(refusals.len(), 1, "{log}");
+    for part in ["device=pymodbus-tcp", "slave=1", "table=holding", "first=500", "IllegalDataAddress"] {
+        assert!(refusals[0].contains(part), "{part} missing: {}", refusals[0]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modbus_rtu_on_a_serial_bus_keeps_polling_live_slaves_when_one_is_dead() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_socat, agent_end, device_end) = pty_pair(dir.path()).await;
+    let _pymodbus = pymodbus_with(
+        dir.path(),
+        "pymodbus-rtu",
+        &[
+            "--serial".into(),
+            device_end.display().to_string(),
+            "--devices".into(),
+            "1,2".into(),
+            "--ignore-missing".into(),
+        ],
+    )
+    .await;
+    let matrix = matrix(1);
+    let mut points: Vec<String> = matrix.iter().map(|(p, _, _)| p.clone()).collect();
+    points.extend(["s1", "s2", "s3"].map(String::from));
+    let server = server_with_points(dir.path(), &points).await;
+    let mut toml = agent_head(dir.path(), &server, &points);
+    toml.push_str(&format!(
+        "[[modbus]]\nname = \"rs485\"\ntransport = {{ type = \"rtu\", port = \"{}\", baud = 115200, parity = \"none\" }}\npoll_interval_ms = 250\ntimeout_ms = 150\nregister = [\n",
+        agent_end.display()
+    ));
+    for (_, line, _) in &matrix {
+        toml.push_str(line);
+    }
+    for slave in 1..=3 {
+        toml.push_str(&format!(
+            "  {{ point = \"s{slave}\", parameter = \"ph\", slave = {slave}, table = \"holding\", address = 0, type = \"f32\", unit = \"pH\" }},\n  {{ point = \"s{slave}\", parameter = \"color\", slave = {slave}, table = \"holding\", address = 7, type = \"u16\", unit = \"ADMI\" }},\n"
+        ));
+    }
+    toml.push_str("]\n");
+    let agent = agent(dir.path(), "agent", &toml);
+
+    // Slave 3 is configured but absent: pymodbus never answers it.
+    let all = wait_for_readings(&server.url, "25 polls of slave 1", |all| of(all, "s1", "ph").len() >= 25).await;
+    assert_matrix(&all, 1);
+    assert!(of(&all, "s1", "color").iter().all(|r| r.value == 1001.0));
+    assert!(of(&all, "s2", "color").iter().all(|r| r.value == 1002.0), "slave 2 answered for itself");
+    assert!(of(&all, "s2", "ph").iter().all(|r| r.value == 7.25));
+    assert!(of(&all, "s3", "ph").is_empty(), "a silent slave delivers nothing (stale, not repeated)");
+    // Over the window the live slaves were read, they were read at every poll: count the
+    // readings of each within the span of slave 1's, against the polls that span allows.
+    let s1 = of(&all, "s1", "ph");
+    let (from, to) = (s1[0].time_ns, s1[s1.len() - 1].time_ns);
+    let in_window = |p: &str| of(&all, p, "ph").iter().filter(|r| (from..=to).contains(&r.time_ns)).count();
+    let polls_possible = ((to - from) / 250_000_000 + 1) as usize;
+    let (n1, n2) = (in_window("s1"), in_window("s2"));
+    assert!(n2 + 1 >= n1 && n1 + 1 >= n2, "slave 1: {n1}, slave 2: {n2}");
+    // A dead slave that blocked the bus (a timeout per poll plus a reconnect backoff) would
+    // leave well under half the polls; a generous margin for a loaded machine.
+    assert!(n1 * 2 >= polls_possible, "{n1} readings where {polls_possible} polls fit: the dead slave held the bus");
+    let log = agent.log();
+    let silent: Vec<&str> = log.lines().filter(|l| l.contains("does not answer")).collect();
+    assert!(!silent.is_empty() && silent.iter().all(|l| l.contains("slave=3") && l.contains("device=rs485")), "{log}");
+    assert!(silent.len() <= 2, "a silent slave is reported when it falls silent, not every poll: {silent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modbus_rtu_over_tcp_through_a_serial_gateway() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().port();
+    let _pymodbus = pymodbus_with(
+        dir.path(),
+        "pymodbus-gateway",
+        &["--port".into(), port.to_string(), "--framer".into(), "rtu".into(), "--devices".into(), "1,7".into()],
+    )
+    .await;
+    let matrix = matrix(7);
+    let mut points: Vec<String> = matrix.iter().map(|(p, _, _)| p.clone()).collect();
+    points.push("g9".into());
+    let server = server_with_points(dir.path(), &points).await;
+    let mut toml = agent_head(dir.path(), &server, &points);
+    toml.push_str(&format!(
+        "[[modbus]]\nname = \"gateway\"\ntransport = {{ type = \"rtu_over_tcp\", address = \"127.0.0.1:{port}\" }}\npoll_interval_ms = 300\nregister = [\n"
+    ));
+    for (_, line, _) in &matrix {
+        toml.push_str(line);
+    }
+    // Slave 9 is not behind the gateway: pymodbus answers exception 0x0B for it.
+    toml.push_str("  { point = \"g9\", parameter = \"ph\", slave = 9, table = \"holding\", address = 0, type = \"f32\", unit = \"pH\" },\n]\n");
+    let _agent = agent(dir.path(), "agent", &toml);
+    let all = wait_for_readings(&server.url, "two polls over the gateway", |all| {
+        points.iter().all(|p| all.iter().filter(|r| &r.point == p).count() >= 2)
+    })
+    .await;
+    assert_matrix(&all, 7);
+    assert!(of(&all, "g9", "ph").iter().all(|r| r.quality == "invalid"));
+}
+
+#[test]
+fn probe_names_the_type_and_order_of_a_word_swapped_float() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().port();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _pymodbus = rt.block_on(pymodbus_with(dir.path(), "pymodbus", &["--port".into(), port.to_string()]));
+    // f32 CDAB of the matrix: holding 100 + 4 + 4 + 8 + 8 + 16 + 16 (u16…i64) + 6 = 162.
+    let out = Command::new(bin("eitwatch-agent"))
+        .args(["probe", "modbus", "--address", &format!("127.0.0.1:{port}"), "--holding", "162", "--count", "2"])
+        .args(["--parameter", "cod"])
+        .output()
+        .expect("probe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("type = \"f32\", order = \"CDAB\", address = 162 → 1234.5625 mg/L"), "{stdout}");
+    // Raw registers: 1234.5625 = 0x449A5200, word-swapped.
+    assert!(stdout.contains("     162      162    40163 0x5200  20992"), "{stdout}");
+    // An address nobody maps: the exception, named.
+    let out = Command::new(bin("eitwatch-agent"))
+        .args(["probe", "modbus", "--address", &format!("127.0.0.1:{port}"), "--holding", "900", "--count", "2"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("probe");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("slave 1 holding 900: exception IllegalDataAddress (0x02)"), "{stderr}");
+}
