@@ -408,25 +408,68 @@ const fn default_scale() -> f64 {
 pub struct MqttSource {
     /// Name used in logs.
     pub name: String,
-    /// `host:port` of the broker.
+    /// `host:port` of the broker (with `embedded_broker`, where the agent's own broker listens).
     pub broker: String,
     /// Client id; fixed, so that a persistent session survives restarts.
     pub client_id: String,
-    /// QoS of the subscriptions: 0 or 1.
+    /// Protocol version: "3.1.1" or "5".
+    #[serde(default)]
+    pub version: MqttVersion,
+    /// QoS of the subscriptions: 0 or 1. With 1 the session is persistent and a message is
+    /// acknowledged only once its readings are in the outbox.
     #[serde(default = "default_qos")]
     pub qos: u8,
+    /// Keep-alive interval.
+    #[serde(default = "default_keep_alive_s")]
+    pub keep_alive_s: u64,
     /// User name, if the broker asks for one.
     #[serde(default)]
     pub username: Option<String>,
     /// Password.
     #[serde(default)]
     pub password: Option<Secret>,
+    /// TLS to the broker; absent: plain TCP.
+    #[serde(default)]
+    pub tls: Option<MqttTls>,
+    /// Start an MQTT broker (3.1.1) inside the agent on `broker`, for a factory with none:
+    /// the sensors publish to the agent's machine.
+    #[serde(default)]
+    pub embedded_broker: bool,
     /// Topics subscribed to.
     pub subscription: Vec<Subscription>,
 }
 
 const fn default_qos() -> u8 {
     1
+}
+const fn default_keep_alive_s() -> u64 {
+    30
+}
+
+/// MQTT protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum MqttVersion {
+    /// MQTT 3.1.1.
+    #[default]
+    #[serde(rename = "3.1.1")]
+    V311,
+    /// MQTT 5.
+    #[serde(rename = "5")]
+    V5,
+}
+
+/// `[mqtt.tls]`: TLS (rustls) to the broker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTls {
+    /// PEM file of the CA certificate(s) the broker's certificate must chain to.
+    pub ca_file: String,
+    /// PEM file of the agent's client certificate, when the broker asks for one.
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// PEM file of its private key.
+    #[serde(default)]
+    pub client_key_file: Option<String>,
 }
 
 /// How a message's payload is read.
@@ -435,8 +478,34 @@ const fn default_qos() -> u8 {
 pub enum Payload {
     /// A plain number, in the subscription's `unit`.
     Number,
-    /// A JSON object `{"value": …, "unit": …, "time": …, "quality": …}`; only `value` is required.
+    /// A JSON object: one value at `value_path` (with its unit, time and quality at their
+    /// paths, each optional), or several parameters listed as `[[mqtt.subscription.field]]`.
     Json,
+    /// InfluxDB line protocol: each field a parameter code, its value in the catalog's unit;
+    /// the point from a `point` tag (or the topic); a string field `quality` applies to the line.
+    Influx,
+}
+
+/// How a timestamp in a payload is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFormat {
+    /// RFC 3339 strings; numbers as epoch seconds, ms, µs or ns told apart by magnitude
+    /// (good for any time between 1973 and 5138).
+    #[default]
+    Auto,
+    /// RFC 3339 (`2026-11-22T10:00:00+07:00`).
+    Rfc3339,
+    /// Seconds since the epoch (fractions allowed).
+    EpochS,
+    /// Milliseconds since the epoch.
+    EpochMs,
+    /// Microseconds since the epoch.
+    EpochUs,
+    /// Nanoseconds since the epoch.
+    EpochNs,
+    /// Ignore any time in the payload: the agent's clock when the message arrives.
+    Arrival,
 }
 
 /// `[[mqtt.subscription]]`.
@@ -451,10 +520,54 @@ pub struct Subscription {
     /// Point, when the topic has no `{point}`.
     #[serde(default)]
     pub point: Option<String>,
-    /// Parameter, when the topic has no `{parameter}`.
+    /// Parameter, when the topic has no `{parameter}` (single-value payloads).
     #[serde(default)]
     pub parameter: Option<String>,
     /// Unit of values that do not name one.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// JSON: dotted path of the value (`data.value`, `readings.0.v`).
+    #[serde(default = "default_value_path")]
+    pub value_path: String,
+    /// JSON: path of the timestamp; absent in a message: the arrival time.
+    #[serde(default = "default_time_path")]
+    pub time_path: String,
+    /// JSON: path of the unit; absent in a message: `unit`.
+    #[serde(default = "default_unit_path")]
+    pub unit_path: String,
+    /// JSON: path of the quality (valid, suspect, invalid, maintenance, calibration).
+    #[serde(default = "default_quality_path")]
+    pub quality_path: String,
+    /// How timestamps are written (JSON and line protocol).
+    #[serde(default)]
+    pub time_format: TimeFormat,
+    /// JSON carrying several parameters: where each one is.
+    #[serde(default)]
+    pub field: Vec<JsonField>,
+}
+
+fn default_value_path() -> String {
+    "value".into()
+}
+fn default_time_path() -> String {
+    "time".into()
+}
+fn default_unit_path() -> String {
+    "unit".into()
+}
+fn default_quality_path() -> String {
+    "quality".into()
+}
+
+/// `[[mqtt.subscription.field]]`: one parameter of a JSON object carrying several.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonField {
+    /// Dotted path of the value.
+    pub path: String,
+    /// Catalog parameter code.
+    pub parameter: String,
+    /// Its unit (default: the subscription's `unit`).
     #[serde(default)]
     pub unit: Option<String>,
 }
@@ -601,24 +714,112 @@ impl Validate for AgentConfig {
             if source.client_id.is_empty() {
                 problems.push(format!("{at}.client_id"), "must not be empty");
             }
+            if source.broker.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                problems.push(format!("{at}.broker"), format!("\"{}\" is not host:port", source.broker));
+            }
+            if source.keep_alive_s < 5 {
+                problems.push(format!("{at}.keep_alive_s"), "expected at least 5");
+            }
+            if source.password.is_some() && source.username.is_none() {
+                problems.push(format!("{at}.password"), "a password needs a username");
+            }
+            if let Some(tls) = &source.tls {
+                if tls.ca_file.is_empty() {
+                    problems.push(format!("{at}.tls.ca_file"), "must name a PEM file");
+                }
+                if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
+                    problems.push(format!("{at}.tls"), "client_cert_file and client_key_file go together");
+                }
+            }
+            if source.embedded_broker {
+                if source.version != MqttVersion::V311 {
+                    problems.push(format!("{at}.version"), "the embedded broker speaks MQTT 3.1.1: expected \"3.1.1\"");
+                }
+                if source.tls.is_some() {
+                    problems.push(format!("{at}.tls"), "the embedded broker listens without TLS");
+                }
+                if source.broker.parse::<std::net::SocketAddr>().is_err() {
+                    problems.push(format!("{at}.broker"), "with embedded_broker: the ip:port to listen on");
+                }
+            }
+            if source.subscription.is_empty() {
+                problems.push(format!("{at}.subscription"), "subscribes to nothing: add a [[mqtt.subscription]]");
+            }
             for (s, sub) in source.subscription.iter().enumerate() {
                 let at = format!("{at}.subscription[{s}]");
                 let levels: Vec<&str> = sub.topic.split('/').collect();
-                for (name, fixed) in [("point", &sub.point), ("parameter", &sub.parameter)] {
-                    let placeholder = format!("{{{name}}}");
-                    match (levels.contains(&placeholder.as_str()), fixed) {
+                if let Some(i) = levels.iter().position(|l| *l == "#") {
+                    if i + 1 != levels.len() {
+                        problems.push(format!("{at}.topic"), "# must be the last level");
+                    }
+                }
+                for (i, l) in levels.iter().enumerate() {
+                    let placeholder = l.starts_with('{') && l.ends_with('}');
+                    if placeholder && !matches!(*l, "{point}" | "{parameter}") {
+                        problems.push(
+                            format!("{at}.topic"),
+                            format!("level {}: unknown {l}, expected {{point}} or {{parameter}}", i + 1),
+                        );
+                    } else if !placeholder
+                        && (l.contains('{') || l.contains('}') || (l.len() > 1 && (l.contains('+') || l.contains('#'))))
+                    {
+                        problems.push(
+                            format!("{at}.topic"),
+                            format!("level {}: \"{l}\" mixes a wildcard or placeholder with text", i + 1),
+                        );
+                    }
+                }
+                let in_topic = |name: &str| levels.contains(&format!("{{{name}}}").as_str());
+                // Where the parameter comes from depends on the payload.
+                let parameter_from_payload = sub.payload == Payload::Influx || !sub.field.is_empty();
+                let point_from_payload = sub.payload == Payload::Influx;
+                for (name, fixed, from_payload) in
+                    [("point", &sub.point, point_from_payload), ("parameter", &sub.parameter, parameter_from_payload)]
+                {
+                    match (in_topic(name), fixed) {
                         (true, Some(_)) => problems
-                            .push(format!("{at}.{name}"), format!("set both here and as {placeholder} in the topic")),
-                        (false, None) => problems
-                            .push(format!("{at}.topic"), format!("names no {placeholder}, and {name} is not set")),
+                            .push(format!("{at}.{name}"), format!("set both here and as {{{name}}} in the topic")),
+                        (false, None) if !from_payload => {
+                            problems.push(format!("{at}.topic"), format!("names no {{{name}}}, and {name} is not set"))
+                        }
                         _ => {}
                     }
+                }
+                if parameter_from_payload && (sub.parameter.is_some() || in_topic("parameter")) {
+                    problems.push(
+                        format!("{at}.parameter"),
+                        "the parameters come from the payload (fields): remove parameter and {parameter}",
+                    );
                 }
                 if let (Some(point), Some(parameter)) = (&sub.point, &sub.parameter) {
                     check_mapping(problems, &at, point, parameter, sub.unit.as_deref());
                 }
                 if sub.payload == Payload::Number && sub.unit.is_none() {
                     problems.push(format!("{at}.unit"), "a plain-number payload needs the unit it is in");
+                }
+                if sub.payload != Payload::Json && !sub.field.is_empty() {
+                    problems.push(format!("{at}.field"), "fields are for payload = \"json\"");
+                }
+                for (f, field) in sub.field.iter().enumerate() {
+                    let at = format!("{at}.field[{f}]");
+                    let unit = field.unit.as_deref().or(sub.unit.as_deref());
+                    if unit.is_none() {
+                        problems.push(format!("{at}.unit"), "needs a unit (here or on the subscription)");
+                    }
+                    if field.path.is_empty() {
+                        problems.push(format!("{at}.path"), "must not be empty");
+                    }
+                    match &sub.point {
+                        Some(point) => check_mapping(problems, &at, point, &field.parameter, unit),
+                        None => {
+                            if !self.point.iter().any(|p| catalog.get(p.kind, &field.parameter).is_some()) {
+                                problems.push(
+                                    format!("{at}.parameter"),
+                                    format!("unknown parameter \"{}\"", field.parameter),
+                                );
+                            }
+                        }
+                    }
                 }
             }
         }
