@@ -268,3 +268,169 @@ fn probe_names_the_type_and_order_of_a_word_swapped_float() {
     assert!(!out.status.success());
     assert!(stderr.contains("slave 1 holding 900: exception IllegalDataAddress (0x02)"), "{stderr}");
 }
+
+/// 2026-11-22T08:26:40Z, in ms.
+const T0_MS: i64 = 1_795_300_000_000;
+
+/// Message `i`: COD `i + 0.25` mg/L at `T0 + i` minutes.
+fn message(i: i64) -> String {
+    format!(r#"{{"value": {}, "time": {}}}"#, i as f64 + 0.25, T0_MS + i * 60_000)
+}
+
+fn expected(range: std::ops::RangeInclusive<i64>) -> Vec<(i64, f64)> {
+    range.map(|i| ((T0_MS + i * 60_000) * 1_000_000, i as f64 + 0.25)).collect()
+}
+
+async fn cod_series(url: &str) -> Vec<(i64, f64)> {
+    of(&stored(url).await, "o1", "cod").iter().map(|r| (r.time_ns, r.value)).collect()
+}
+
+/// Waits until the store holds exactly messages `range` (and nothing else), or fails.
+async fn wait_for_messages(url: &str, range: std::ops::RangeInclusive<i64>) {
+    let want = expected(range.clone());
+    let got = wait_for(&format!("messages {range:?} in the store"), Duration::from_secs(60), || async {
+        let got = cod_series(url).await;
+        (got.len() >= want.len()).then_some(got)
+    })
+    .await;
+    assert_eq!(got, want, "every message exactly once, with its value and time");
+}
+
+/// Publishes message `i` until the store has it: proves the agent is subscribed. Repeats
+/// carry the same timestamp, so the store keeps one.
+async fn publish_until_stored(url: &str, publisher: &Publisher, i: i64) {
+    let want = expected(i..=i)[0];
+    wait_for(&format!("message {i} to get through"), Duration::from_secs(60), || async {
+        publisher.publish("f1/o1/cod", message(i)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cod_series(url).await.contains(&want).then_some(())
+    })
+    .await;
+}
+
+fn mqtt_agent_toml(dir: &std::path::Path, server: &Server, port: u16, version: &str) -> String {
+    let points = vec!["o1".to_string()];
+    let mut toml = agent_head(dir, server, &points);
+    toml.push_str(&format!(
+        "[[mqtt]]\nname = \"plant\"\nbroker = \"127.0.0.1:{port}\"\nclient_id = \"agent-f1\"\nversion = \"{version}\"\nqos = 1\n\
+         [[mqtt.subscription]]\ntopic = \"f1/{{point}}/{{parameter}}\"\npayload = \"json\"\nunit = \"mg/L\"\ntime_format = \"epoch_ms\"\n"
+    ));
+    toml
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_qos1_through_broker_restarts_arrives_exactly_once_and_resubscribes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().port();
+    // Run as root, mosquitto drops to its own user: its persistence directory must be writable.
+    let store = dir.path().join("mosquitto-db");
+    std::fs::create_dir(&store).expect("dir");
+    std::fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    let persist = format!("persistence true\npersistence_location {}/\n", store.display());
+    let mut broker = mosquitto_on(dir.path(), "mosquitto", port, &persist).await;
+    let server = server_with_points(dir.path(), &["o1".to_string()]).await;
+    let agent = agent(dir.path(), "agent", &mqtt_agent_toml(dir.path(), &server, port, "3.1.1"));
+    let publisher = Publisher::connect(port, "plant-publisher");
+    publish_until_stored(&server.url, &publisher, 0).await;
+
+    // A malformed message in the stream is skipped, and the stream goes on.
+    publisher.publish("f1/o1/cod", "{\"value\": oops}".into()).await;
+    for i in 1..=20 {
+        publisher.publish("f1/o1/cod", message(i)).await;
+    }
+    // Restart 1: a graceful stop; the broker saves the session and its queued messages.
+    terminate(&mut broker);
+    let mut broker = mosquitto_on(dir.path(), "mosquitto-restarted", port, &persist).await;
+    for i in 21..=40 {
+        publisher.publish("f1/o1/cod", message(i)).await;
+    }
+    wait_for_messages(&server.url, 0..=40).await;
+
+    // Restart 2: killed, and back without persistence: the broker has forgotten the
+    // agent's session and subscriptions. The agent must subscribe again on its own.
+    broker.kill();
+    let _broker = mosquitto_on(dir.path(), "mosquitto-forgetful", port, "persistence false").await;
+    publish_until_stored(&server.url, &publisher, 41).await;
+    for i in 42..=60 {
+        publisher.publish("f1/o1/cod", message(i)).await;
+    }
+    wait_for_messages(&server.url, 0..=60).await;
+
+    let log = agent.log();
+    assert!(log.contains("MQTT reconnected; the broker kept the session"), "{log}");
+    assert!(log.contains("MQTT reconnected; the broker lost the session"), "{log}");
+    let malformed: Vec<&str> = log.lines().filter(|l| l.contains("Malformed MQTT message skipped")).collect();
+    assert_eq!(malformed.len(), 1, "{log}");
+    assert!(malformed[0].contains("topic=f1/o1/cod") && malformed[0].contains("oops"), "{}", malformed[0]);
+    assert!(malformed[0].contains("malformed=1"), "the count: {}", malformed[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_agent_killed_and_restarted_gets_what_was_published_meanwhile_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().port();
+    let _broker = mosquitto_on(dir.path(), "mosquitto", port, "persistence false").await;
+    let server = server_with_points(dir.path(), &["o1".to_string()]).await;
+    let toml = mqtt_agent_toml(dir.path(), &server, port, "5");
+    let mut first = agent(dir.path(), "agent-1", &toml);
+    let publisher = Publisher::connect(port, "plant-publisher");
+    publish_until_stored(&server.url, &publisher, 0).await;
+    for i in 1..=20 {
+        publisher.publish("f1/o1/cod", message(i)).await;
+    }
+    // SIGKILL once the first twenty are stored: today's outbox lives in memory, so a kill
+    // in the middle of a batch could lose readings already acknowledged to the broker (the
+    // durable outbox closes that window). What this test holds the agent to: a persistent
+    // MQTT 5 session keeps what is published while the agent is down.
+    wait_for_messages(&server.url, 0..=20).await;
+    first.kill();
+    for i in 21..=40 {
+        publisher.publish("f1/o1/cod", message(i)).await;
+    }
+    let second = agent(dir.path(), "agent-2", &toml);
+    for i in 41..=60 {
+        publisher.publish("f1/o1/cod", message(i)).await;
+    }
+    wait_for_messages(&server.url, 0..=60).await;
+    assert!(second.log().contains("session_present=true"), "{}", second.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_embedded_broker_takes_line_protocol_and_multi_parameter_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().port();
+    let points = vec!["o1".to_string(), "o2".to_string()];
+    let server = server_with_points(dir.path(), &points).await;
+    let mut toml = agent_head(dir.path(), &server, &points);
+    toml.push_str(&format!(
+        "[[mqtt]]\nname = \"embedded\"\nbroker = \"127.0.0.1:{port}\"\nclient_id = \"agent-f1\"\nembedded_broker = true\nqos = 1\n\
+         [[mqtt.subscription]]\ntopic = \"lp/{{point}}\"\npayload = \"influx\"\ntime_format = \"epoch_s\"\n\
+         [[mqtt.subscription]]\ntopic = \"json/{{point}}\"\npayload = \"json\"\ntime_path = \"ts\"\n\
+         [[mqtt.subscription.field]]\npath = \"a.cod\"\nparameter = \"cod\"\nunit = \"ug/L\"\n\
+         [[mqtt.subscription.field]]\npath = \"a.ph\"\nparameter = \"ph\"\nunit = \"pH\"\n"
+    ));
+    let _agent = agent(dir.path(), "agent", &toml);
+    wait_for_port("the embedded broker", std::net::SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let publisher = Publisher::connect(port, "sensor");
+    let t = T0_MS / 1000;
+    let want = |all: &[Stored]| all.len() >= 4;
+    let all = wait_for(&"four readings".to_string(), Duration::from_secs(60), || async {
+        publisher.publish("lp/o1", format!("effluent,point=o2 cod=12.5,bod=3i {t}\neffluent tss=40 {t}")).await;
+        publisher
+            .publish("json/o1", format!(r#"{{"ts": "2026-11-21T22:26:40Z", "a": {{"cod": 85250, "ph": 7.25}}}}"#))
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let all = stored(&server.url).await;
+        want(&all).then_some(all)
+    })
+    .await;
+    let ns = T0_MS * 1_000_000;
+    let got: BTreeSet<(String, String, i64, String)> =
+        all.iter().map(|r| (r.point.clone(), r.parameter.clone(), r.time_ns, r.value.to_string())).collect();
+    let want: BTreeSet<(String, String, i64, String)> =
+        [("o2", "cod", "12.5"), ("o2", "bod", "3"), ("o1", "tss", "40"), ("o1", "cod", "85.25"), ("o1", "ph", "7.25")]
+            .into_iter()
+            .map(|(p, q, v)| (p.to_string(), q.to_string(), ns, v.to_string()))
+            .collect();
+    assert_eq!(got, want);
+}

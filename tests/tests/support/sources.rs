@@ -138,3 +138,49 @@ pub fn agent(dir: &Path, name: &str, toml: &str) -> Proc {
         Command::new(bin("eitwatch-agent")).arg("--config").arg(&conf).env("RUST_LOG", "info").env("NO_COLOR", "1"),
     )
 }
+
+/// mosquitto on `port` with `extra` lines of configuration; waited for until it listens.
+pub async fn mosquitto_on(dir: &Path, name: &str, port: u16, extra: &str) -> Proc {
+    let conf = dir.join(format!("{name}.conf"));
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n")).expect("conf");
+    let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("mosquitto");
+    let proc = Proc::spawn(name, dir, Command::new(exe).arg("-c").arg(&conf));
+    super::wait_for_port(name, std::net::SocketAddr::from(([127, 0, 0, 1], port))).await;
+    proc
+}
+
+/// Stops a child with SIGTERM (a graceful stop: mosquitto saves its persistence file) and
+/// waits for it.
+pub fn terminate(proc: &mut Proc) {
+    let pid = proc.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = proc.child.wait();
+}
+
+/// A QoS 1 publisher that keeps reconnecting (briefly) while the broker is away.
+pub struct Publisher {
+    pub client: rumqttc::AsyncClient,
+}
+
+impl Publisher {
+    pub fn connect(port: u16, client_id: &str) -> Publisher {
+        let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+        options.set_clean_session(false);
+        let (client, mut events) = rumqttc::AsyncClient::new(options, 1000);
+        tokio::spawn(async move {
+            loop {
+                if events.poll().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        Publisher { client }
+    }
+
+    pub async fn publish(&self, topic: &str, payload: String) {
+        self.client.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload).await.expect("publish");
+    }
+}
