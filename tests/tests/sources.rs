@@ -434,3 +434,72 @@ async fn mqtt_embedded_broker_takes_line_protocol_and_multi_parameter_json() {
             .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn check_config_names_every_source_problem_with_its_key_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = r#"
+[agent]
+factory = "f1"
+[[point]]
+id = "o1"
+kind = "effluent"
+[uplink]
+url = "http://127.0.0.1:1"
+token = "t"
+[[modbus]]
+name = "bus"
+transport = { type = "rtu", port = "/dev/ttyUSB0", data_bits = 9, stop_bits = 3 }
+address_base = 1
+max_registers_per_request = 2
+register = [
+  { point = "o1", parameter = "cod", table = "holding", address = 0, type = "f32", unit = "mg/L" },
+  { point = "o1", parameter = "cod", table = "holding", address = 5, type = "f64", unit = "mg/L" },
+  { point = "o1", parameter = "cod", table = "coil", address = 5, type = "bit", bit = 2, unit = "mg/L" },
+]
+[[modbus]]
+name = "same-bus"
+transport = { type = "rtu", port = "/dev/ttyUSB0" }
+register = []
+[[mqtt]]
+name = "m"
+broker = "nowhere"
+client_id = "c"
+version = "5"
+embedded_broker = true
+password = "p"
+[[mqtt.subscription]]
+topic = "a/{point}/{parameter}/x#"
+payload = "json"
+[[mqtt.subscription.field]]
+path = "cod"
+parameter = "cod"
+"#;
+    let conf = dir.path().join("broken.toml");
+    std::fs::write(&conf, toml).expect("write");
+    let out = Command::new(bin("eitwatch-agent"))
+        .arg("check-config")
+        .arg(&conf)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = conf.display().to_string();
+    for line in [
+        "modbus[0].transport.data_bits: 9: expected 7 or 8",
+        "modbus[0].transport.stop_bits: 3: expected 1 or 2",
+        "modbus[0].register[0].address: 0 is below address_base = 1",
+        "modbus[0].register[1].type: f64 needs 4 registers, more than max_registers_per_request = 2",
+        "modbus[0].register[2].bit: coils and discrete inputs are single bits: remove bit",
+        "modbus[1].transport.port: /dev/ttyUSB0 is already used by modbus[0]: put every slave of one bus in one [[modbus]]",
+        "mqtt[0].broker: \"nowhere\" is not host:port",
+        "mqtt[0].password: a password needs a username",
+        "mqtt[0].version: the embedded broker speaks MQTT 3.1.1: expected \"3.1.1\"",
+        "mqtt[0].subscription[0].topic: level 4: \"x#\" mixes a wildcard or placeholder with text",
+        "mqtt[0].subscription[0].parameter: the parameters come from the payload (fields): remove parameter and {parameter}",
+        "mqtt[0].subscription[0].field[0].unit: needs a unit (here or on the subscription)",
+    ] {
+        assert!(stderr.contains(&format!("{file}: {line}")), "missing {line}:\n{stderr}");
+    }
+}
