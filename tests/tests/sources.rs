@@ -503,3 +503,62 @@ parameter = "cod"
         assert!(stderr.contains(&format!("{file}: {line}")), "missing {line}:\n{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_over_tls_with_client_certificate_and_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = certificates(dir.path());
+    let passwords = dir.path().join("passwords");
+    let out = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&passwords)
+        .args(["agent", "s3cret"])
+        .output()
+        .expect("mosquitto_passwd");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::set_permissions(&passwords, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let (plain, tls) = (free_port().port(), free_port().port());
+    let c = |f: &str| certs.join(f).display().to_string();
+    // The TLS listener wants a client certificate signed by the CA, and every client a password.
+    let conf = format!(
+        "allow_anonymous false\npassword_file {}\npersistence false\n\
+         listener {tls} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+        passwords.display(),
+        c("ca.pem"),
+        c("server.pem"),
+        c("server.key"),
+    );
+    let exe = if std::path::Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
+    let conf_file = dir.path().join("mosquitto.conf");
+    std::fs::write(&conf_file, format!("listener {plain} 127.0.0.1\n{conf}")).expect("conf");
+    let _broker = Proc::spawn("mosquitto", dir.path(), Command::new(exe).arg("-c").arg(&conf_file));
+    wait_for_port("mosquitto (plain)", std::net::SocketAddr::from(([127, 0, 0, 1], plain))).await;
+    wait_for_port("mosquitto (TLS)", std::net::SocketAddr::from(([127, 0, 0, 1], tls))).await;
+
+    let server = server_with_points(dir.path(), &["o1".to_string()]).await;
+    let mut toml = agent_head(dir.path(), &server, &["o1".to_string()]);
+    toml.push_str(&format!(
+        "[[mqtt]]\nname = \"secure\"\nbroker = \"127.0.0.1:{tls}\"\nclient_id = \"agent-f1\"\nversion = \"5\"\nqos = 1\n\
+         username = \"agent\"\npassword = \"s3cret\"\n\
+         [mqtt.tls]\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\n\
+         [[mqtt.subscription]]\ntopic = \"f1/{{point}}/{{parameter}}\"\npayload = \"number\"\nunit = \"mg/L\"\n",
+        c("ca.pem"),
+        c("client.pem"),
+        c("client.key"),
+    ));
+    let agent = agent(dir.path(), "agent", &toml);
+
+    let mut options = rumqttc::MqttOptions::new("publisher", "127.0.0.1", plain);
+    options.set_credentials("agent", "s3cret");
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 100);
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let got = wait_for("a reading over TLS", Duration::from_secs(60), || async {
+        client.publish("f1/o1/cod", rumqttc::QoS::AtLeastOnce, false, "42.5").await.expect("publish");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Some(of(&stored(&server.url).await, "o1", "cod").iter().map(|r| r.value).collect::<Vec<_>>())
+            .filter(|v| !v.is_empty())
+    })
+    .await;
+    assert!(got.iter().all(|v| *v == 42.5), "{got:?}");
+    assert!(agent.log().contains("MQTT connected"), "{}", agent.log());
+}

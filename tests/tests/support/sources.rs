@@ -184,3 +184,70 @@ impl Publisher {
         self.client.publish(topic, rumqttc::QoS::AtLeastOnce, false, payload).await.expect("publish");
     }
 }
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl;
+/// returns the directory holding ca.pem, server.pem/.key, client.pem/.key.
+pub fn certificates(dir: &Path) -> PathBuf {
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).expect("dir");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(&certs).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=eitwatch test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    for (name, ext) in [("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")] {
+        run(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        std::fs::write(certs.join(format!("{name}.ext")), format!("{ext}\n")).expect("ext");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    }
+    // mosquitto drops to its own user before reading some of these.
+    for entry in std::fs::read_dir(&certs).expect("dir").flatten() {
+        let _ = std::fs::set_permissions(entry.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    }
+    certs
+}
