@@ -3,7 +3,8 @@
 # paho-mqtt and influxdb-client, tests/peers/python_agent.py), both subscribed at once to the
 # same QoS 1 stream from mosquitto and both writing batches to the same minimal InfluxDB v2
 # write endpoint (tests/peers/http_sink.py, which counts what each delivered). Two phases:
-# 1 000 and 10 000 readings/s, SECONDS each (default 20). Per agent and phase: CPU (% of one
+# 1 000 and 10 000 readings/s, SECONDS each (default 20), published with QoS 1 by
+# agent/examples/mqtt_load.rs. Per agent and phase: CPU (% of one
 # core, from /proc/<pid>/stat over the phase, drain included) and peak RSS (VmHWM), then
 # the ratios Python / eitwatch. Everything on 127.0.0.1; peers started here, killed at exit.
 #
@@ -19,8 +20,9 @@ if ! "$py" -c 'import paho.mqtt, influxdb_client' >/dev/null 2>&1; then
   echo "bench-agent: pip install paho-mqtt influxdb-client into $venv"
   "$py" -m pip install -q paho-mqtt influxdb-client
 fi
-cargo build --release -q -p eitwatch-agent
+cargo build --release -q -p eitwatch-agent --bin eitwatch-agent --example mqtt_load
 agent_bin=target/release/eitwatch-agent
+load_bin=target/release/examples/mqtt_load
 
 work=$(mktemp -d)
 pids=()
@@ -68,7 +70,7 @@ start_ms=1795300000000
 results=()
 for rate in 1000 10000; do
   r0=$(ticks $rust_pid); p0=$(ticks $python_pid); t0=$(date +%s.%N)
-  sent=$("$py" tests/peers/bench_publisher.py --port "$mq" --rate "$rate" --seconds "$SECONDS_PER_PHASE" --start-ms "$start_ms")
+  sent=$("$load_bin" "$mq" "$rate" "$SECONDS_PER_PHASE" "$start_ms" 2>>"$work/load.log")
   published=$((published + sent)); start_ms=$((start_ms + 3600000))
   # Drain: both agents must have delivered everything published so far.
   for _ in $(seq 1 600); do
@@ -77,6 +79,8 @@ for rate in 1000 10000; do
     sleep 0.1
   done
   t1=$(date +%s.%N); r1=$(ticks $rust_pid); p1=$(ticks $python_pid)
+  [ "$rc" -ge "$published" ] || echo "bench-agent: eitwatch-agent delivered $rc of $published readings" >&2
+  [ "$pc" -ge "$published" ] || echo "bench-agent: the Python agent delivered $pc of $published readings" >&2
   wall=$(echo "$t1 - $t0" | bc -l)
   rust_cpu=$(echo "($r1 - $r0) / $hz / $wall * 100" | bc -l)
   python_cpu=$(echo "($p1 - $p0) / $hz / $wall * 100" | bc -l)
@@ -95,3 +99,4 @@ for line in "${results[@]}"; do
     "$(echo "$pcpu / ($rcpu + 0.0001)" | bc -l)" "$(echo "$prss / $rrss" | bc -l)"
 done
 echo "(totals: readings each agent delivered to the sink, cumulative; RSS: peak so far)"
+cat "$work/load.log"

@@ -87,7 +87,7 @@ struct Poller {
     /// Set while the link is down: no connect attempt before this instant.
     link_retry_at: Option<Instant>,
     slaves: BTreeMap<u8, SlaveState>,
-    /// Requests whose exception has been logged (by slave, table, start), until they succeed.
+    /// Requests (indices into `blocks`) whose exception has been logged, until they succeed.
     refused: HashSet<usize>,
 }
 
