@@ -562,3 +562,64 @@ async fn mqtt5_over_tls_with_client_certificate_and_password() {
     assert!(got.iter().all(|v| *v == 42.5), "{got:?}");
     assert!(agent.log().contains("MQTT connected"), "{}", agent.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_without_a_broker_backs_off_instead_of_spinning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nobody = free_port().port(); // bound and released: nothing listens there
+    let server = server_with_points(dir.path(), &["o1".to_string()]).await;
+    let mut toml = agent_head(dir.path(), &server, &["o1".to_string()]);
+    toml.push_str(&format!(
+        "[[mqtt]]\nname = \"absent\"\nbroker = \"127.0.0.1:{nobody}\"\nclient_id = \"agent-f1\"\n\
+         [[mqtt.subscription]]\ntopic = \"f1/{{point}}/{{parameter}}\"\npayload = \"number\"\nunit = \"mg/L\"\n"
+    ));
+    let agent = agent(dir.path(), "agent", &toml);
+    let log = wait_for("the fourth failed attempt", Duration::from_secs(60), || {
+        let log = agent.log();
+        async move { log.contains("failures=4 ").then_some(log) }
+    })
+    .await;
+    // Each attempt waits at least the delay the previous one announced (0.5 s doubling,
+    // ±25 %): four attempts, not thousands, and spaced as announced.
+    let attempts: Vec<(i64, u64)> = log
+        .lines()
+        .filter(|l| l.contains("MQTT connection lost or refused"))
+        .map(|l| {
+            let time = l.split_whitespace().next().and_then(rfc3339_ms).expect("timestamp");
+            let delay =
+                l.split("retry_in_ms=").nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok()).expect("delay");
+            (time, delay)
+        })
+        .collect();
+    assert_eq!(attempts.len(), 4, "{log}");
+    for pair in attempts.windows(2) {
+        let waited = (pair[1].0 - pair[0].0) as u64;
+        assert!(waited >= pair[0].1, "waited {waited} ms after announcing {} ms: {log}", pair[0].1);
+    }
+    assert!(attempts[1].1 > attempts[0].1 && attempts[3].1 > attempts[1].1, "the delay grows: {attempts:?}");
+}
+
+/// Milliseconds since the epoch of a log timestamp (`2026-11-22T23:22:32.976121Z`).
+fn rfc3339_ms(t: &str) -> Option<i64> {
+    let (date, time) = t.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut h = hms.split(':').map(|x| x.parse::<i64>());
+    let (hh, mm, ss) = (h.next()?.ok()?, h.next()?.ok()?, h.next()?.ok()?);
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().ok()?;
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms)
+}
+
+#[test]
+fn log_timestamps_read_as_epoch_ms() {
+    assert_eq!(rfc3339_ms("2026-11-22T10:00:00.25Z"), Some(1_795_341_600_250));
+    assert_eq!(rfc3339_ms("2000-03-01T00:00:00Z"), Some(951_868_800_000));
+}
