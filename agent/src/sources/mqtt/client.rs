@@ -41,8 +41,8 @@ pub(crate) enum Client {
 
 /// The event loop half, polled by its own task.
 pub(crate) enum EventLoop {
-    V4(rumqttc::EventLoop),
-    V5(rumqttc::v5::EventLoop),
+    V4(Box<rumqttc::EventLoop>),
+    V5(Box<rumqttc::v5::EventLoop>),
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -59,6 +59,8 @@ pub(crate) enum Ack {
 }
 
 /// The events the source acts on.
+// One event lives at a time; boxing the message would allocate for each one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Event {
     /// CONNACK: connected; whether the broker still had our session.
@@ -107,7 +109,7 @@ pub(crate) fn build(source: &MqttSource) -> Result<(Client, EventLoop), SetupErr
                 o.set_credentials(user, source.password.as_ref().map(|p| p.0.as_str()).unwrap_or_default());
             }
             let (c, e) = rumqttc::AsyncClient::new(o, REQUEST_CAPACITY);
-            (Client::V4(c), EventLoop::V4(e))
+            (Client::V4(c), EventLoop::V4(Box::new(e)))
         }
         MqttVersion::V5 => {
             let mut o = rumqttc::v5::MqttOptions::new(&source.client_id, host, port);
@@ -119,7 +121,7 @@ pub(crate) fn build(source: &MqttSource) -> Result<(Client, EventLoop), SetupErr
                 o.set_credentials(user, source.password.as_ref().map(|p| p.0.as_str()).unwrap_or_default());
             }
             let (c, e) = rumqttc::v5::AsyncClient::new(o, REQUEST_CAPACITY);
-            (Client::V5(c), EventLoop::V5(e))
+            (Client::V5(c), EventLoop::V5(Box::new(e)))
         }
     })
 }
