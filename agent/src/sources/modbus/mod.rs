@@ -264,3 +264,46 @@ pub async fn run(device: ModbusDevice, ctx: Context) {
         c.close().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eitwatch_config::agent_config::RegisterTable;
+
+    fn device(toml: &str) -> ModbusDevice {
+        toml::from_str(toml).expect("device")
+    }
+
+    #[test]
+    fn one_based_addresses_bits_and_coils_plan_and_decode() {
+        let d = device(
+            r#"
+name = "d"
+transport = { type = "rtu", port = "/dev/ttyUSB0" }
+address_base = 1
+register = [
+  { point = "o", parameter = "cod", table = "holding", address = 1, type = "f32", order = "CDAB", unit = "mg/L", scale = 2.0, offset = 1.0 },
+  { point = "o", parameter = "zn", table = "holding", address = 3, type = "bit", bit = 15, unit = "mg/L" },
+  { point = "o", parameter = "cd", table = "coil", address = 10, type = "bit", unit = "mg/L" },
+  { point = "o", parameter = "cu", table = "coil", address = 12, type = "bit", unit = "mg/L" },
+]
+"#,
+        );
+        let blocks = plan_device(&d);
+        assert_eq!(
+            blocks,
+            vec![
+                Block { slave: 1, table: RegisterTable::Holding, start: 0, count: 3, members: vec![0, 1] },
+                Block { slave: 1, table: RegisterTable::Coil, start: 9, count: 3, members: vec![2, 3] },
+            ]
+        );
+        // 85.25 = 0x42AA8000, words swapped; then 0x8000 (bit 15 set).
+        let words = [0x8000, 0x42AA, 0x8000];
+        assert_eq!(value_of(&d, &d.register[0], &blocks[0], &words), Some(85.25 * 2.0 + 1.0));
+        assert_eq!(value_of(&d, &d.register[1], &blocks[0], &words), Some(1.0));
+        let bits = [1, 0, 0];
+        assert_eq!(value_of(&d, &d.register[2], &blocks[1], &bits), Some(1.0));
+        assert_eq!(value_of(&d, &d.register[3], &blocks[1], &bits), Some(0.0));
+        assert_eq!(value_of(&d, &d.register[3], &blocks[1], &bits[..2]), None, "a short answer yields nothing");
+    }
+}
