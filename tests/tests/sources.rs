@@ -505,7 +505,7 @@ parameter = "cod"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mqtt5_over_tls_with_client_certificate_and_password() {
+async fn mqtt5_qos0_over_tls_with_client_certificate_and_password() {
     let dir = tempfile::tempdir().expect("tempdir");
     let certs = certificates(dir.path());
     let passwords = dir.path().join("passwords");
@@ -538,7 +538,7 @@ async fn mqtt5_over_tls_with_client_certificate_and_password() {
     let server = server_with_points(dir.path(), &["o1".to_string()]).await;
     let mut toml = agent_head(dir.path(), &server, &["o1".to_string()]);
     toml.push_str(&format!(
-        "[[mqtt]]\nname = \"secure\"\nbroker = \"127.0.0.1:{tls}\"\nclient_id = \"agent-f1\"\nversion = \"5\"\nqos = 1\n\
+        "[[mqtt]]\nname = \"secure\"\nbroker = \"127.0.0.1:{tls}\"\nclient_id = \"agent-f1\"\nversion = \"5\"\nqos = 0\n\
          username = \"agent\"\npassword = \"s3cret\"\n\
          [mqtt.tls]\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\n\
          [[mqtt.subscription]]\ntopic = \"f1/{{point}}/{{parameter}}\"\npayload = \"number\"\nunit = \"mg/L\"\n",

@@ -168,19 +168,31 @@ fn order_rank(order: ByteOrder) -> u8 {
     }
 }
 
-/// A value with at most 3 decimals (within f32 precision), as instruments report; a wrong
-/// byte order of a float gives digits all the way down, or a tiny denormal-like number.
-fn is_tidy(v: f64) -> bool {
+/// A value as instruments report it: at most 3 decimals (within f32 precision), and for a
+/// float a magnitude between 0.001 and 10⁶. A wrong byte order of a float gives digits all the
+/// way down, a tiny denormal-like number, or a huge whole one (an integer read as a float).
+fn is_tidy(v: f64, kind: RegisterType) -> bool {
     let r = (v * 1000.0).round() / 1000.0;
-    v == 0.0 || (r != 0.0 && (v - r).abs() <= 1e-6 * v.abs())
+    let float = matches!(kind, RegisterType::F32 | RegisterType::F64);
+    v == 0.0 || (r != 0.0 && (v - r).abs() <= 1e-6 * v.abs() && (!float || (1e-3..1e6).contains(&v.abs())))
 }
 
-/// The likely decoding among the plausible ones: at the address asked for, not zero,
-/// tidy, then the commonest type and order.
-fn likely<'a>(plausible: &[&'a Decoding]) -> Option<&'a Decoding> {
+/// The likely decoding among the plausible ones: at the address asked for, not zero, tidy,
+/// using exactly the registers read (when 1, 2 or 4 were), then the commonest type and order.
+fn likely<'a>(plausible: &[&'a Decoding], count: usize) -> Option<&'a Decoding> {
+    let exact = matches!(count, 1 | 2 | 4);
     plausible
         .iter()
-        .min_by_key(|d| (d.offset != 0, d.value == 0.0, !is_tidy(d.value), type_rank(d.kind), order_rank(d.order)))
+        .min_by_key(|d| {
+            (
+                d.offset != 0,
+                d.value == 0.0,
+                !is_tidy(d.value, d.kind),
+                exact && usize::from(d.kind.registers()) != count,
+                type_rank(d.kind),
+                order_rank(d.order),
+            )
+        })
         .copied()
 }
 
@@ -228,7 +240,7 @@ pub fn report(
     if let Some(p) = parameter {
         let plausible: Vec<&Decoding> = decodings.iter().filter(|d| in_range(d)).collect();
         let unit = unit.unwrap_or(&p.unit);
-        match likely(&plausible) {
+        match likely(&plausible, words.len()) {
             Some(d) => {
                 let _ = writeln!(
                     out,
@@ -275,6 +287,15 @@ mod tests {
     }
 
     #[test]
+    fn an_integer_is_not_mistaken_for_a_float() {
+        // 85250 µg/L as u32 ABCD: f32 CDAB of the same words is 136314896, also "plausible".
+        let words = encode(85250.0, RegisterType::U32, ByteOrder::ABCD);
+        let cod = find_parameter("cod", None).expect("cod");
+        let text = report(&words, RegisterTable::Holding, 10, 0, Some(cod), Some("ug/L"));
+        assert!(text.contains("type = \"u32\", order = \"ABCD\", address = 10 → 85250 ug/L"), "{text}");
+    }
+
+    #[test]
     fn one_based_addresses_are_shown_as_configured() {
         let words = encode(7.25, RegisterType::F32, ByteOrder::ABCD);
         let ph = find_parameter("ph", Some("effluent")).expect("ph");
@@ -286,8 +307,10 @@ mod tests {
     #[test]
     fn zeros_and_implausible_values_say_so() {
         let cod = find_parameter("cod", None).expect("cod");
-        assert!(is_tidy(85.3f32 as f64) && is_tidy(1234.5625) && is_tidy(0.0));
-        assert!(!is_tidy(5.442166420183872e-18) && !is_tidy(1.0 / 3.0));
+        let f32 = RegisterType::F32;
+        assert!(is_tidy(85.3f32 as f64, f32) && is_tidy(1234.5625, f32) && is_tidy(0.0, f32));
+        assert!(!is_tidy(5.442166420183872e-18, f32) && !is_tidy(1.0 / 3.0, f32));
+        assert!(!is_tidy(136_314_896.0, f32) && is_tidy(136_314_896.0, RegisterType::U32));
         let text = report(&[0, 0], RegisterTable::Holding, 0, 0, Some(cod), None);
         assert!(text.contains("every register reads 0"), "{text}");
         let ph = find_parameter("ph", Some("effluent")).expect("ph");
