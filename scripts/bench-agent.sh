@@ -62,7 +62,7 @@ sleep 1 # the SUBSCRIBE follows the CONNECT; a probe cannot tell it apart withou
 hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-counts() { curl -s "http://127.0.0.1:$sink/counts" 2>/dev/null || "$py" -c "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:$sink/counts').read().decode())"; }
+counts() { "$py" -c "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:$sink/counts').read().decode())"; }
 count_of() { counts | "$py" -c "import json,sys; print(json.load(sys.stdin).get('$1', 0))"; }
 
 published=0
@@ -81,9 +81,9 @@ for rate in 1000 10000; do
   t1=$(date +%s.%N); r1=$(ticks $rust_pid); p1=$(ticks $python_pid)
   [ "$rc" -ge "$published" ] || echo "bench-agent: eitwatch-agent delivered $rc of $published readings" >&2
   [ "$pc" -ge "$published" ] || echo "bench-agent: the Python agent delivered $pc of $published readings" >&2
-  wall=$(echo "$t1 - $t0" | bc -l)
-  rust_cpu=$(echo "($r1 - $r0) / $hz / $wall * 100" | bc -l)
-  python_cpu=$(echo "($p1 - $p0) / $hz / $wall * 100" | bc -l)
+  wall=$(awk "BEGIN {print $t1 - $t0}")
+  rust_cpu=$(awk "BEGIN {print ($r1 - $r0) / $hz / $wall * 100}")
+  python_cpu=$(awk "BEGIN {print ($p1 - $p0) / $hz / $wall * 100}")
   results+=("$rate $sent $wall $rust_cpu $(hwm_kb $rust_pid) $rc $python_cpu $(hwm_kb $python_pid) $pc")
 done
 
@@ -95,8 +95,8 @@ printf '%-8s %-8s %-7s | %-9s %-10s %-10s | %-9s %-10s %-10s | %-9s %-9s\n' \
 for line in "${results[@]}"; do
   read -r rate sent wall rcpu rrss rc pcpu prss pc <<<"$line"
   printf '%-8s %-8s %-7.1f | %-9.2f %-10.1f %-10s | %-9.2f %-10.1f %-10s | %-9.1f %-9.1f\n' \
-    "$rate" "$sent" "$wall" "$rcpu" "$(echo "$rrss / 1024" | bc -l)" "$rc" "$pcpu" "$(echo "$prss / 1024" | bc -l)" "$pc" \
-    "$(echo "$pcpu / ($rcpu + 0.0001)" | bc -l)" "$(echo "$prss / $rrss" | bc -l)"
+    "$rate" "$sent" "$wall" "$rcpu" "$(awk "BEGIN {print $rrss / 1024}")" "$rc" "$pcpu" "$(awk "BEGIN {print $prss / 1024}")" "$pc" \
+    "$(awk "BEGIN {print $pcpu / ($rcpu + 0.0001)}")" "$(awk "BEGIN {print $prss / $rrss}")"
 done
 echo "(totals: readings each agent delivered to the sink, cumulative; RSS: peak so far)"
 cat "$work/load.log"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite talks to, when they are missing:
-#   mosquitto (MQTT broker), socat (serial pty pairs), from Debian;
+#   mosquitto (MQTT broker), socat (serial pty pairs), openssl (test certificates), from Debian;
 #   pymodbus (a Modbus server none of us wrote), from PyPI, into .peers/venv.
 # Idempotent: a second run with everything present does nothing but check.
 set -euo pipefail
@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+# The MQTT TLS test makes its CA and certificates with the openssl command.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-peers: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
