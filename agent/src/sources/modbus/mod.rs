@@ -32,7 +32,7 @@ pub mod probe;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use eitwatch_config::agent_config::{ModbusDevice, Register};
+use eitwatch_config::agent_config::{ModbusDevice, ModbusTransport, Register};
 use eitwatch_config::reading::Quality;
 use tokio::time::Instant;
 
@@ -89,6 +89,19 @@ struct Poller {
     slaves: BTreeMap<u8, SlaveState>,
     /// Requests (indices into `blocks`) whose exception has been logged, until they succeed.
     refused: HashSet<usize>,
+    /// Silence kept on a serial bus between an answer and the next request (3.5 characters).
+    inter_frame: Duration,
+}
+
+/// The silent interval RTU puts between frames: 3.5 characters of 11 bits, and 1.75 ms above
+/// 19 200 baud (Modbus over Serial Line, 2.5.1.1). Without it a slow device may take the next
+/// request for the tail of the last frame.
+pub fn inter_frame_gap(transport: &ModbusTransport) -> Duration {
+    match transport {
+        ModbusTransport::Rtu { baud, .. } if *baud > 19_200 => Duration::from_micros(1750),
+        ModbusTransport::Rtu { baud, .. } => Duration::from_secs_f64(3.5 * 11.0 / f64::from((*baud).max(1))),
+        _ => Duration::ZERO,
+    }
 }
 
 impl Poller {
@@ -96,6 +109,7 @@ impl Poller {
         let blocks = plan_device(&device);
         let slaves = blocks.iter().map(|b| (b.slave, SlaveState { backoff: Backoff::new(), retry_at: None })).collect();
         Poller {
+            inter_frame: inter_frame_gap(&device.transport),
             timeout: Duration::from_millis(device.timeout_ms),
             device,
             blocks,
@@ -147,6 +161,9 @@ impl Poller {
             };
             let result = connection.read(slave, table, start, count, timeout).await;
             let time_ns = crate::now_ns();
+            if !self.inter_frame.is_zero() {
+                tokio::time::sleep(self.inter_frame).await;
+            }
             let device = self.device.name.clone();
             let device = device.as_str();
             // Addresses in logs count as the config does, so they can be found in it.
@@ -272,6 +289,20 @@ mod tests {
 
     fn device(toml: &str) -> ModbusDevice {
         toml::from_str(toml).expect("device")
+    }
+
+    #[test]
+    fn serial_buses_keep_the_rtu_silent_interval() {
+        let rtu = |baud| ModbusTransport::Rtu {
+            port: "/dev/ttyS0".into(),
+            baud,
+            data_bits: 8,
+            parity: eitwatch_config::agent_config::Parity::Even,
+            stop_bits: 1,
+        };
+        assert_eq!(inter_frame_gap(&rtu(9600)), Duration::from_secs_f64(38.5 / 9600.0)); // ≈ 4.01 ms
+        assert_eq!(inter_frame_gap(&rtu(115_200)), Duration::from_micros(1750));
+        assert_eq!(inter_frame_gap(&ModbusTransport::Tcp { address: "h:502".into() }), Duration::ZERO);
     }
 
     #[test]
