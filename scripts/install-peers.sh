@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite talks to, when they are missing:
-#   mosquitto (MQTT broker), socat (serial pty pairs), victoria-metrics (a real store taking
-#   the InfluxDB v2 write API), from Debian;
+#   mosquitto (MQTT broker), socat (serial pty pairs), openssl (test certificates),
+#   victoria-metrics (a real store taking the InfluxDB v2 write API), from Debian;
 #   pymodbus (a Modbus server none of us wrote) and influxdb-client (InfluxData's Python
 #   client, the writer the ingest tests prove compatibility with), from PyPI, into .peers/venv.
 # Idempotent: a second run with everything present does nothing but check.
@@ -12,6 +12,8 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || need_apt+=(victoria-metrics)
+# The MQTT TLS test makes its CA and certificates with the openssl command.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-peers: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -14,7 +14,8 @@ pub struct Raw {
     pub parameter: String,
     /// Value in `unit`.
     pub value: f64,
-    /// The unit the source reported.
+    /// The unit the source reported; empty: already the catalog's canonical unit (line
+    /// protocol carries canonical units).
     pub unit: String,
     /// When it was measured, ns since the epoch.
     pub time_ns: i64,
@@ -48,7 +49,10 @@ pub fn normalise(config: &AgentConfig, raw: Raw) -> Result<Reading, NormaliseErr
         return Err(NormaliseError::NotFinite { parameter: raw.parameter, value: raw.value });
     }
     let catalog = Catalog::builtin();
-    let value = catalog.to_canonical(kind, &raw.parameter, raw.value, &raw.unit)?;
+    let value = match raw.unit.is_empty() {
+        true => catalog.require(kind, &raw.parameter).map(|_| raw.value)?,
+        false => catalog.to_canonical(kind, &raw.parameter, raw.value, &raw.unit)?,
+    };
     let mut quality = raw.quality;
     if quality == Quality::Valid && !catalog.is_plausible(kind, &raw.parameter, value) {
         quality = Quality::Suspect;

@@ -191,7 +191,9 @@ const fn default_outbox_segment_bytes() -> u64 {
     16 << 20
 }
 
-/// `[[modbus]]`: one device (or gateway), polled.
+/// `[[modbus]]`: one connection (a device, a gateway, or a serial bus with its slaves), polled.
+/// Every slave reached through one connection belongs in one `[[modbus]]`: requests on it
+/// go one at a time, which a shared RS-485 bus needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModbusDevice {
@@ -202,11 +204,36 @@ pub struct ModbusDevice {
     /// Poll interval.
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
-    /// Time allowed for one request.
+    /// Time allowed for one request (and for opening the connection).
     #[serde(default = "default_modbus_timeout_ms")]
     pub timeout_ms: u64,
+    /// How `address` counts: 0 = protocol addresses (holding register 40001 is 0), 1 = register
+    /// numbers as many manuals print them (40001 is 1).
+    #[serde(default)]
+    pub address_base: u16,
+    /// Registers of one slave and table this close together are read in one request, the gap
+    /// read and thrown away. 0 reads only adjacent registers together (for devices that refuse
+    /// a read that spans unmapped registers).
+    #[serde(default = "default_max_gap_registers")]
+    pub max_gap_registers: u16,
+    /// The same for coils and discrete inputs, in bits.
+    #[serde(default = "default_max_gap_bits")]
+    pub max_gap_bits: u16,
+    /// Largest read of registers in one request (protocol limit 125; some devices take fewer).
+    #[serde(default = "default_max_registers_per_request")]
+    pub max_registers_per_request: u16,
+    /// Largest read of coils or discrete inputs in one request (protocol limit 2000).
+    #[serde(default = "default_max_bits_per_request")]
+    pub max_bits_per_request: u16,
     /// The registers read, each mapped to a point and parameter.
     pub register: Vec<Register>,
+}
+
+impl ModbusDevice {
+    /// The protocol address (zero-based, as sent on the wire) of a register of this device.
+    pub fn protocol_address(&self, reg: &Register) -> u16 {
+        reg.address.saturating_sub(self.address_base)
+    }
 }
 
 const fn default_poll_interval_ms() -> u64 {
@@ -215,9 +242,21 @@ const fn default_poll_interval_ms() -> u64 {
 const fn default_modbus_timeout_ms() -> u64 {
     1000
 }
+const fn default_max_gap_registers() -> u16 {
+    10
+}
+const fn default_max_gap_bits() -> u16 {
+    100
+}
+const fn default_max_registers_per_request() -> u16 {
+    125
+}
+const fn default_max_bits_per_request() -> u16 {
+    2000
+}
 
 /// How a Modbus device is reached.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ModbusTransport {
     /// Modbus TCP.
@@ -225,10 +264,65 @@ pub enum ModbusTransport {
         /// `host:port`.
         address: String,
     },
+    /// RTU frames over a TCP connection: a serial-to-Ethernet gateway in transparent mode.
+    RtuOverTcp {
+        /// `host:port`.
+        address: String,
+    },
+    /// RTU over a serial line (RS-485 or RS-232).
+    Rtu {
+        /// The serial device (`/dev/ttyUSB0`).
+        port: String,
+        /// Bits per second.
+        #[serde(default = "default_baud")]
+        baud: u32,
+        /// 7 or 8.
+        #[serde(default = "default_data_bits")]
+        data_bits: u8,
+        /// none, even or odd.
+        #[serde(default)]
+        parity: Parity,
+        /// 1 or 2.
+        #[serde(default = "default_stop_bits")]
+        stop_bits: u8,
+    },
+}
+
+impl ModbusTransport {
+    /// Where it connects, for logs: `host:port` or the serial device.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            ModbusTransport::Tcp { address } | ModbusTransport::RtuOverTcp { address } => address,
+            ModbusTransport::Rtu { port, .. } => port,
+        }
+    }
+}
+
+const fn default_baud() -> u32 {
+    9600
+}
+const fn default_data_bits() -> u8 {
+    8
+}
+const fn default_stop_bits() -> u8 {
+    1
+}
+
+/// Serial parity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parity {
+    /// No parity bit (the Modbus spec asks for 2 stop bits then; most devices use 1).
+    #[default]
+    None,
+    /// Even parity (the Modbus RTU default).
+    Even,
+    /// Odd parity.
+    Odd,
 }
 
 /// Which Modbus table a register is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegisterTable {
     /// Holding registers (function 3).
@@ -266,6 +360,36 @@ pub enum RegisterType {
 }
 
 impl RegisterType {
+    /// Every type, for the commissioning probe.
+    pub const ALL: [RegisterType; 9] = [
+        RegisterType::U16,
+        RegisterType::I16,
+        RegisterType::U32,
+        RegisterType::I32,
+        RegisterType::U64,
+        RegisterType::I64,
+        RegisterType::F32,
+        RegisterType::F64,
+        RegisterType::Bit,
+    ];
+
+    /// The name used in `agent.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegisterType::U16 => "u16",
+            RegisterType::I16 => "i16",
+            RegisterType::U32 => "u32",
+            RegisterType::I32 => "i32",
+            RegisterType::U64 => "u64",
+            RegisterType::I64 => "i64",
+            RegisterType::F32 => "f32",
+            RegisterType::F64 => "f64",
+            RegisterType::Bit => "bit",
+        }
+    }
+}
+
+impl RegisterType {
     /// Registers it occupies (a coil or bit: one).
     pub fn registers(self) -> u16 {
         match self {
@@ -292,6 +416,38 @@ pub enum ByteOrder {
     CDAB,
 }
 
+impl ByteOrder {
+    /// Every order.
+    pub const ALL: [ByteOrder; 4] = [ByteOrder::ABCD, ByteOrder::DCBA, ByteOrder::BADC, ByteOrder::CDAB];
+
+    /// The name used in `agent.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ByteOrder::ABCD => "ABCD",
+            ByteOrder::DCBA => "DCBA",
+            ByteOrder::BADC => "BADC",
+            ByteOrder::CDAB => "CDAB",
+        }
+    }
+}
+
+impl RegisterTable {
+    /// The name used in `agent.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegisterTable::Holding => "holding",
+            RegisterTable::Input => "input",
+            RegisterTable::Coil => "coil",
+            RegisterTable::Discrete => "discrete",
+        }
+    }
+
+    /// Whether it holds single bits (coils, discrete inputs) rather than 16-bit registers.
+    pub fn is_bits(self) -> bool {
+        matches!(self, RegisterTable::Coil | RegisterTable::Discrete)
+    }
+}
+
 /// `[[modbus.register]]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -305,7 +461,7 @@ pub struct Register {
     pub slave: u8,
     /// Modbus table.
     pub table: RegisterTable,
-    /// Zero-based protocol address (register 40001 is holding address 0).
+    /// Address, counted as the device's `address_base` says.
     pub address: u16,
     /// Layout of the value.
     #[serde(rename = "type")]
@@ -339,25 +495,68 @@ const fn default_scale() -> f64 {
 pub struct MqttSource {
     /// Name used in logs.
     pub name: String,
-    /// `host:port` of the broker.
+    /// `host:port` of the broker (with `embedded_broker`, where the agent's own broker listens).
     pub broker: String,
     /// Client id; fixed, so that a persistent session survives restarts.
     pub client_id: String,
-    /// QoS of the subscriptions: 0 or 1.
+    /// Protocol version: "3.1.1" or "5".
+    #[serde(default)]
+    pub version: MqttVersion,
+    /// QoS of the subscriptions: 0 or 1. With 1 the session is persistent and a message is
+    /// acknowledged only once its readings are in the outbox.
     #[serde(default = "default_qos")]
     pub qos: u8,
+    /// Keep-alive interval.
+    #[serde(default = "default_keep_alive_s")]
+    pub keep_alive_s: u64,
     /// User name, if the broker asks for one.
     #[serde(default)]
     pub username: Option<String>,
     /// Password.
     #[serde(default)]
     pub password: Option<Secret>,
+    /// TLS to the broker; absent: plain TCP.
+    #[serde(default)]
+    pub tls: Option<MqttTls>,
+    /// Start an MQTT broker (3.1.1) inside the agent on `broker`, for a factory with none:
+    /// the sensors publish to the agent's machine.
+    #[serde(default)]
+    pub embedded_broker: bool,
     /// Topics subscribed to.
     pub subscription: Vec<Subscription>,
 }
 
 const fn default_qos() -> u8 {
     1
+}
+const fn default_keep_alive_s() -> u64 {
+    30
+}
+
+/// MQTT protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum MqttVersion {
+    /// MQTT 3.1.1.
+    #[default]
+    #[serde(rename = "3.1.1")]
+    V311,
+    /// MQTT 5.
+    #[serde(rename = "5")]
+    V5,
+}
+
+/// `[mqtt.tls]`: TLS (rustls) to the broker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTls {
+    /// PEM file of the CA certificate(s) the broker's certificate must chain to.
+    pub ca_file: String,
+    /// PEM file of the agent's client certificate, when the broker asks for one.
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// PEM file of its private key.
+    #[serde(default)]
+    pub client_key_file: Option<String>,
 }
 
 /// How a message's payload is read.
@@ -366,8 +565,34 @@ const fn default_qos() -> u8 {
 pub enum Payload {
     /// A plain number, in the subscription's `unit`.
     Number,
-    /// A JSON object `{"value": …, "unit": …, "time": …, "quality": …}`; only `value` is required.
+    /// A JSON object: one value at `value_path` (with its unit, time and quality at their
+    /// paths, each optional), or several parameters listed as `[[mqtt.subscription.field]]`.
     Json,
+    /// InfluxDB line protocol: each field a parameter code, its value in the catalog's unit;
+    /// the point from a `point` tag (or the topic); a string field `quality` applies to the line.
+    Influx,
+}
+
+/// How a timestamp in a payload is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFormat {
+    /// RFC 3339 strings; numbers as epoch seconds, ms, µs or ns told apart by magnitude
+    /// (good for any time between 1973 and 5138).
+    #[default]
+    Auto,
+    /// RFC 3339 (`2026-11-22T10:00:00+07:00`).
+    Rfc3339,
+    /// Seconds since the epoch (fractions allowed).
+    EpochS,
+    /// Milliseconds since the epoch.
+    EpochMs,
+    /// Microseconds since the epoch.
+    EpochUs,
+    /// Nanoseconds since the epoch.
+    EpochNs,
+    /// Ignore any time in the payload: the agent's clock when the message arrives.
+    Arrival,
 }
 
 /// `[[mqtt.subscription]]`.
@@ -382,10 +607,54 @@ pub struct Subscription {
     /// Point, when the topic has no `{point}`.
     #[serde(default)]
     pub point: Option<String>,
-    /// Parameter, when the topic has no `{parameter}`.
+    /// Parameter, when the topic has no `{parameter}` (single-value payloads).
     #[serde(default)]
     pub parameter: Option<String>,
     /// Unit of values that do not name one.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// JSON: dotted path of the value (`data.value`, `readings.0.v`).
+    #[serde(default = "default_value_path")]
+    pub value_path: String,
+    /// JSON: path of the timestamp; absent in a message: the arrival time.
+    #[serde(default = "default_time_path")]
+    pub time_path: String,
+    /// JSON: path of the unit; absent in a message: `unit`.
+    #[serde(default = "default_unit_path")]
+    pub unit_path: String,
+    /// JSON: path of the quality (valid, suspect, invalid, maintenance, calibration).
+    #[serde(default = "default_quality_path")]
+    pub quality_path: String,
+    /// How timestamps are written (JSON and line protocol).
+    #[serde(default)]
+    pub time_format: TimeFormat,
+    /// JSON carrying several parameters: where each one is.
+    #[serde(default)]
+    pub field: Vec<JsonField>,
+}
+
+fn default_value_path() -> String {
+    "value".into()
+}
+fn default_time_path() -> String {
+    "time".into()
+}
+fn default_unit_path() -> String {
+    "unit".into()
+}
+fn default_quality_path() -> String {
+    "quality".into()
+}
+
+/// `[[mqtt.subscription.field]]`: one parameter of a JSON object carrying several.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonField {
+    /// Dotted path of the value.
+    pub path: String,
+    /// Catalog parameter code.
+    pub parameter: String,
+    /// Its unit (default: the subscription's `unit`).
     #[serde(default)]
     pub unit: Option<String>,
 }
@@ -487,22 +756,74 @@ impl Validate for AgentConfig {
             if device.timeout_ms == 0 {
                 problems.push(format!("{at}.timeout_ms"), "must be at least 1");
             }
-            let ModbusTransport::Tcp { address } = &device.transport;
-            if address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-                problems.push(format!("{at}.transport.address"), format!("\"{address}\" is not host:port"));
+            match &device.transport {
+                ModbusTransport::Tcp { address } | ModbusTransport::RtuOverTcp { address } => {
+                    if address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                        problems.push(format!("{at}.transport.address"), format!("\"{address}\" is not host:port"));
+                    }
+                }
+                ModbusTransport::Rtu { port, baud, data_bits, stop_bits, .. } => {
+                    if port.is_empty() {
+                        problems.push(format!("{at}.transport.port"), "must name the serial device, e.g. /dev/ttyUSB0");
+                    }
+                    if *baud == 0 {
+                        problems.push(format!("{at}.transport.baud"), "must be at least 1");
+                    }
+                    if !matches!(data_bits, 7 | 8) {
+                        problems.push(format!("{at}.transport.data_bits"), format!("{data_bits}: expected 7 or 8"));
+                    }
+                    if !matches!(stop_bits, 1 | 2) {
+                        problems.push(format!("{at}.transport.stop_bits"), format!("{stop_bits}: expected 1 or 2"));
+                    }
+                    // Two tasks on one bus would interleave requests and read each other's answers.
+                    if let Some(first) = self.modbus[..d].iter().position(|o| o.transport.endpoint() == port.as_str()) {
+                        problems.push(
+                            format!("{at}.transport.port"),
+                            format!("{port} is already used by modbus[{first}]: put every slave of one bus in one [[modbus]]"),
+                        );
+                    }
+                }
+            }
+            if device.address_base > 1 {
+                problems.push(format!("{at}.address_base"), format!("{}: expected 0 or 1", device.address_base));
+            }
+            if !(1..=125).contains(&device.max_registers_per_request) {
+                problems.push(format!("{at}.max_registers_per_request"), "expected 1 to 125 (the protocol's limit)");
+            }
+            if !(1..=2000).contains(&device.max_bits_per_request) {
+                problems.push(format!("{at}.max_bits_per_request"), "expected 1 to 2000 (the protocol's limit)");
             }
             for (r, reg) in device.register.iter().enumerate() {
                 let at = format!("{at}.register[{r}]");
                 check_mapping(problems, &at, &reg.point, &reg.parameter, Some(&reg.unit));
-                let bit_table = matches!(reg.table, RegisterTable::Coil | RegisterTable::Discrete);
+                let bit_table = reg.table.is_bits();
                 if bit_table && reg.kind != RegisterType::Bit {
                     problems.push(format!("{at}.type"), "coils and discrete inputs hold bits: expected type = \"bit\"");
                 }
                 if reg.kind == RegisterType::Bit && !bit_table && reg.bit.is_none_or(|b| b > 15) {
                     problems.push(format!("{at}.bit"), "type = \"bit\" on a register needs bit = 0 to 15");
                 }
-                if u32::from(reg.address) + u32::from(reg.kind.registers()) > 65536 {
+                if reg.address < device.address_base {
+                    problems.push(
+                        format!("{at}.address"),
+                        format!("{} is below address_base = {}", reg.address, device.address_base),
+                    );
+                } else if u32::from(reg.address - device.address_base) + u32::from(reg.kind.registers()) > 65536 {
                     problems.push(format!("{at}.address"), "the value runs past register 65535");
+                }
+                if !bit_table && reg.kind.registers() > device.max_registers_per_request {
+                    problems.push(
+                        format!("{at}.type"),
+                        format!(
+                            "{} needs {} registers, more than max_registers_per_request = {}",
+                            reg.kind.as_str(),
+                            reg.kind.registers(),
+                            device.max_registers_per_request
+                        ),
+                    );
+                }
+                if bit_table && reg.bit.is_some() {
+                    problems.push(format!("{at}.bit"), "coils and discrete inputs are single bits: remove bit");
                 }
                 if !reg.scale.is_finite() || !reg.offset.is_finite() {
                     problems.push(format!("{at}.scale"), "scale and offset must be finite numbers");
@@ -517,24 +838,112 @@ impl Validate for AgentConfig {
             if source.client_id.is_empty() {
                 problems.push(format!("{at}.client_id"), "must not be empty");
             }
+            if source.broker.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                problems.push(format!("{at}.broker"), format!("\"{}\" is not host:port", source.broker));
+            }
+            if source.keep_alive_s < 5 {
+                problems.push(format!("{at}.keep_alive_s"), "expected at least 5");
+            }
+            if source.password.is_some() && source.username.is_none() {
+                problems.push(format!("{at}.password"), "a password needs a username");
+            }
+            if let Some(tls) = &source.tls {
+                if tls.ca_file.is_empty() {
+                    problems.push(format!("{at}.tls.ca_file"), "must name a PEM file");
+                }
+                if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
+                    problems.push(format!("{at}.tls"), "client_cert_file and client_key_file go together");
+                }
+            }
+            if source.embedded_broker {
+                if source.version != MqttVersion::V311 {
+                    problems.push(format!("{at}.version"), "the embedded broker speaks MQTT 3.1.1: expected \"3.1.1\"");
+                }
+                if source.tls.is_some() {
+                    problems.push(format!("{at}.tls"), "the embedded broker listens without TLS");
+                }
+                if source.broker.parse::<std::net::SocketAddr>().is_err() {
+                    problems.push(format!("{at}.broker"), "with embedded_broker: the ip:port to listen on");
+                }
+            }
+            if source.subscription.is_empty() {
+                problems.push(format!("{at}.subscription"), "subscribes to nothing: add a [[mqtt.subscription]]");
+            }
             for (s, sub) in source.subscription.iter().enumerate() {
                 let at = format!("{at}.subscription[{s}]");
                 let levels: Vec<&str> = sub.topic.split('/').collect();
-                for (name, fixed) in [("point", &sub.point), ("parameter", &sub.parameter)] {
-                    let placeholder = format!("{{{name}}}");
-                    match (levels.contains(&placeholder.as_str()), fixed) {
+                if let Some(i) = levels.iter().position(|l| *l == "#") {
+                    if i + 1 != levels.len() {
+                        problems.push(format!("{at}.topic"), "# must be the last level");
+                    }
+                }
+                for (i, l) in levels.iter().enumerate() {
+                    let placeholder = l.starts_with('{') && l.ends_with('}');
+                    if placeholder && !matches!(*l, "{point}" | "{parameter}") {
+                        problems.push(
+                            format!("{at}.topic"),
+                            format!("level {}: unknown {l}, expected {{point}} or {{parameter}}", i + 1),
+                        );
+                    } else if !placeholder
+                        && (l.contains('{') || l.contains('}') || (l.len() > 1 && (l.contains('+') || l.contains('#'))))
+                    {
+                        problems.push(
+                            format!("{at}.topic"),
+                            format!("level {}: \"{l}\" mixes a wildcard or placeholder with text", i + 1),
+                        );
+                    }
+                }
+                let in_topic = |name: &str| levels.contains(&format!("{{{name}}}").as_str());
+                // Where the parameter comes from depends on the payload.
+                let parameter_from_payload = sub.payload == Payload::Influx || !sub.field.is_empty();
+                let point_from_payload = sub.payload == Payload::Influx;
+                for (name, fixed, from_payload) in
+                    [("point", &sub.point, point_from_payload), ("parameter", &sub.parameter, parameter_from_payload)]
+                {
+                    match (in_topic(name), fixed) {
                         (true, Some(_)) => problems
-                            .push(format!("{at}.{name}"), format!("set both here and as {placeholder} in the topic")),
-                        (false, None) => problems
-                            .push(format!("{at}.topic"), format!("names no {placeholder}, and {name} is not set")),
+                            .push(format!("{at}.{name}"), format!("set both here and as {{{name}}} in the topic")),
+                        (false, None) if !from_payload => {
+                            problems.push(format!("{at}.topic"), format!("names no {{{name}}}, and {name} is not set"))
+                        }
                         _ => {}
                     }
+                }
+                if parameter_from_payload && (sub.parameter.is_some() || in_topic("parameter")) {
+                    problems.push(
+                        format!("{at}.parameter"),
+                        "the parameters come from the payload (fields): remove parameter and {parameter}",
+                    );
                 }
                 if let (Some(point), Some(parameter)) = (&sub.point, &sub.parameter) {
                     check_mapping(problems, &at, point, parameter, sub.unit.as_deref());
                 }
                 if sub.payload == Payload::Number && sub.unit.is_none() {
                     problems.push(format!("{at}.unit"), "a plain-number payload needs the unit it is in");
+                }
+                if sub.payload != Payload::Json && !sub.field.is_empty() {
+                    problems.push(format!("{at}.field"), "fields are for payload = \"json\"");
+                }
+                for (f, field) in sub.field.iter().enumerate() {
+                    let at = format!("{at}.field[{f}]");
+                    let unit = field.unit.as_deref().or(sub.unit.as_deref());
+                    if unit.is_none() {
+                        problems.push(format!("{at}.unit"), "needs a unit (here or on the subscription)");
+                    }
+                    if field.path.is_empty() {
+                        problems.push(format!("{at}.path"), "must not be empty");
+                    }
+                    match &sub.point {
+                        Some(point) => check_mapping(problems, &at, point, &field.parameter, unit),
+                        None => {
+                            if !self.point.iter().any(|p| catalog.get(p.kind, &field.parameter).is_some()) {
+                                problems.push(
+                                    format!("{at}.parameter"),
+                                    format!("unknown parameter \"{}\"", field.parameter),
+                                );
+                            }
+                        }
+                    }
                 }
             }
         }

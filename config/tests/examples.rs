@@ -89,7 +89,7 @@ register = [
 ]
 [[modbus]]
 name = "b"
-transport = { type = "rtu" }
+transport = { type = "udp" }
 register = []
 "#;
     let problems = load::<AgentConfig>(text, "a.toml").unwrap_err();

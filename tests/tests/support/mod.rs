@@ -206,4 +206,5 @@ pub async fn series(url: &str, factory: &str, parameter: &str) -> Vec<(i64, f64)
         .collect()
 }
 pub mod proxy;
+pub mod sources;
 pub mod store_peers;

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Agent benchmark: eitwatch-agent beside the usual integrator's agent (a Python script with
+# paho-mqtt and influxdb-client, tests/peers/python_agent.py), both subscribed at once to the
+# same QoS 1 stream from mosquitto and both writing batches to the same minimal InfluxDB v2
+# write endpoint (tests/peers/http_sink.py, which counts what each delivered). Two phases:
+# 1 000 and 10 000 readings/s, SECONDS each (default 20), published with QoS 1 by
+# agent/examples/mqtt_load.rs. Per agent and phase: CPU (% of one
+# core, from /proc/<pid>/stat over the phase, drain included) and peak RSS (VmHWM), then
+# the ratios Python / eitwatch. Everything on 127.0.0.1; peers started here, killed at exit.
+#
+#   bash scripts/bench-agent.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_PHASE=${1:-20}
+
+bash scripts/install-peers.sh >/dev/null
+venv=.peers/venv
+py="$venv/bin/python"
+if ! "$py" -c 'import paho.mqtt, influxdb_client' >/dev/null 2>&1; then
+  echo "bench-agent: pip install paho-mqtt influxdb-client into $venv"
+  "$py" -m pip install -q paho-mqtt influxdb-client
+fi
+cargo build --release -q -p eitwatch-agent --bin eitwatch-agent --example mqtt_load
+agent_bin=target/release/eitwatch-agent
+load_bin=target/release/examples/mqtt_load
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # what, command…
+  local what=$1; shift
+  for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "bench-agent: timed out waiting for $what" >&2; exit 1
+}
+
+mq=$(free_port); sink=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 100\nmax_queued_messages 1000000\n' "$mq" >"$work/mosquitto.conf"
+setsid /usr/sbin/mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 & pids+=($!)
+setsid "$py" tests/peers/http_sink.py --port "$sink" >"$work/sink.log" 2>&1 & pids+=($!)
+wait_for mosquitto bash -c "echo >/dev/tcp/127.0.0.1/$mq"
+wait_for "the sink" bash -c "echo >/dev/tcp/127.0.0.1/$sink"
+
+{
+  printf '[agent]\nfactory = "f1"\ndata_dir = "%s/agent"\n' "$work"
+  for i in $(seq 0 99); do printf '[[point]]\nid = "p%s"\nkind = "effluent"\n' "$i"; done
+  printf '[uplink]\nurl = "http://127.0.0.1:%s"\ntoken = "eitwatch"\nbatch_max_readings = 5000\nbatch_max_age_ms = 1000\n' "$sink"
+  printf '[[mqtt]]\nname = "bench"\nbroker = "127.0.0.1:%s"\nclient_id = "eitwatch-agent"\nqos = 1\n' "$mq"
+  printf '[[mqtt.subscription]]\ntopic = "bench/{point}/{parameter}"\npayload = "json"\nunit = "mg/L"\ntime_format = "epoch_ms"\n'
+} >"$work/agent.toml"
+RUST_LOG=warn setsid "$agent_bin" --config "$work/agent.toml" >"$work/agent.log" 2>&1 & rust_pid=$!; pids+=($rust_pid)
+setsid "$py" tests/peers/python_agent.py --broker-port "$mq" --url "http://127.0.0.1:$sink" --token python \
+  >"$work/python.log" 2>&1 & python_pid=$!; pids+=($python_pid)
+wait_for "both agents' subscriptions" bash -c "grep -q 'python-agent' '$work/mosquitto.log' && grep -q 'eitwatch-agent' '$work/mosquitto.log'"
+sleep 1 # the SUBSCRIBE follows the CONNECT; a probe cannot tell it apart without a reading
+
+hz=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+counts() { "$py" -c "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:$sink/counts').read().decode())"; }
+count_of() { counts | "$py" -c "import json,sys; print(json.load(sys.stdin).get('$1', 0))"; }
+
+published=0
+start_ms=1795300000000
+results=()
+for rate in 1000 10000; do
+  r0=$(ticks $rust_pid); p0=$(ticks $python_pid); t0=$(date +%s.%N)
+  sent=$("$load_bin" "$mq" "$rate" "$SECONDS_PER_PHASE" "$start_ms" 2>>"$work/load.log")
+  published=$((published + sent)); start_ms=$((start_ms + 3600000))
+  # Drain: both agents must have delivered everything published so far.
+  for _ in $(seq 1 600); do
+    rc=$(count_of eitwatch); pc=$(count_of python)
+    [ "$rc" -ge "$published" ] && [ "$pc" -ge "$published" ] && break
+    sleep 0.1
+  done
+  t1=$(date +%s.%N); r1=$(ticks $rust_pid); p1=$(ticks $python_pid)
+  [ "$rc" -ge "$published" ] || echo "bench-agent: eitwatch-agent delivered $rc of $published readings" >&2
+  [ "$pc" -ge "$published" ] || echo "bench-agent: the Python agent delivered $pc of $published readings" >&2
+  wall=$(awk "BEGIN {print $t1 - $t0}")
+  rust_cpu=$(awk "BEGIN {print ($r1 - $r0) / $hz / $wall * 100}")
+  python_cpu=$(awk "BEGIN {print ($p1 - $p0) / $hz / $wall * 100}")
+  results+=("$rate $sent $wall $rust_cpu $(hwm_kb $rust_pid) $rc $python_cpu $(hwm_kb $python_pid) $pc")
+done
+
+echo
+echo "eitwatch-agent vs Python (paho-mqtt + influxdb-client), MQTT QoS 1 in, InfluxDB v2 write out"
+echo "machine: $(nproc) cores; other builds may have run meanwhile"
+printf '%-8s %-8s %-7s | %-9s %-10s %-10s | %-9s %-10s %-10s | %-9s %-9s\n' \
+  rate/s sent wall_s "rust_cpu%" rust_rss_MB rust_total "py_cpu%" py_rss_MB py_total "cpu_ratio" "rss_ratio"
+for line in "${results[@]}"; do
+  read -r rate sent wall rcpu rrss rc pcpu prss pc <<<"$line"
+  printf '%-8s %-8s %-7.1f | %-9.2f %-10.1f %-10s | %-9.2f %-10.1f %-10s | %-9.1f %-9.1f\n' \
+    "$rate" "$sent" "$wall" "$rcpu" "$(awk "BEGIN {print $rrss / 1024}")" "$rc" "$pcpu" "$(awk "BEGIN {print $prss / 1024}")" "$pc" \
+    "$(awk "BEGIN {print $pcpu / ($rcpu + 0.0001)}")" "$(awk "BEGIN {print $prss / $rrss}")"
+done
+echo "(totals: readings each agent delivered to the sink, cumulative; RSS: peak so far)"
+cat "$work/load.log"
