@@ -4,6 +4,7 @@
 //! - [`catalog`]: every parameter eitwatch knows (code, English and Thai names, canonical
 //!   unit, accepted units and their conversions, plausible physical range);
 //! - [`reading`]: the canonical reading an agent produces and the server stores;
+//! - [`gap`]: the record of readings an agent had to drop, sent instead of them;
 //! - [`line_protocol`]: the reading's InfluxDB line-protocol form, encoder and decoder;
 //! - [`site`]: the site registry, area → factory → monitoring point → parameters;
 //! - [`standards`]: the legal limits as data (TOML files shipped in this crate);
@@ -12,6 +13,7 @@
 
 pub mod agent_config;
 pub mod catalog;
+pub mod gap;
 pub mod line_protocol;
 pub mod problems;
 pub mod reading;

@@ -31,29 +31,7 @@ use crate::AppState;
 use crate::api::ApiError;
 use crate::auth::Grant;
 
-/// One gap, as agents send it and the API lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Gap {
-    /// Unique per agent outbox.
-    pub id: String,
-    /// Factory.
-    pub factory: String,
-    /// Point.
-    pub point: String,
-    /// Effluent, emission or ambient.
-    pub kind: String,
-    /// Parameters that lost readings.
-    pub parameters: Vec<String>,
-    /// Oldest dropped reading, ns since the epoch.
-    pub from_ns: i64,
-    /// Newest dropped reading, ns since the epoch.
-    pub to_ns: i64,
-    /// Readings dropped.
-    pub count: u64,
-    /// Why.
-    pub reason: String,
-}
+pub use eitwatch_config::gap::Gap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stored {

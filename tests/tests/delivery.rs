@@ -132,14 +132,7 @@ impl TestServer {
         let conf = dir.join("server.toml");
         let toml = SERVER_TOML.replace("DATA", &data.display().to_string()).replace("127.0.0.1:0", &addr.to_string());
         std::fs::write(&conf, toml).expect("conf");
-        let out = Command::new(bin("eitwatch-server"))
-            .args(["token", "create", "--data-dir"])
-            .arg(&data)
-            .args(["--factory", "f1"])
-            .output()
-            .expect("token create");
-        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
-        let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let token = create_token(&data, "f1");
         let mut s = TestServer { dir: dir.to_path_buf(), conf, addr, token, proc: None, starts: 0 };
         s.restart().await;
         s
@@ -692,13 +685,7 @@ async fn an_influxdb_sink_keeps_its_own_cursor_through_its_own_outage() {
 async fn gap_records_are_pinned_to_the_token_factory_and_append_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start(dir.path()).await;
-    let out = Command::new(bin("eitwatch-server"))
-        .args(["token", "create", "--data-dir"])
-        .arg(dir.path().join("server"))
-        .args(["--factory", "f2"])
-        .output()
-        .expect("token create");
-    let f2_token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let f2_token = create_token(&dir.path().join("server"), "f2");
     let gap = |id: &str, factory: &str, point: &str, count: u64| {
         serde_json::json!({ "gaps": [{
             "id": id, "factory": factory, "point": point, "kind": "effluent", "parameters": ["cod"],

@@ -44,29 +44,7 @@ pub struct SinkLedger {
     pub stopped: Option<String>,
 }
 
-/// What the outbox had to drop: one point's readings over a time range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Gap {
-    /// Unique: outbox id, first dropped id, point.
-    pub id: String,
-    /// Factory.
-    pub factory: String,
-    /// Point.
-    pub point: String,
-    /// Effluent, emission or ambient.
-    pub kind: String,
-    /// Parameters that had readings dropped, sorted.
-    pub parameters: Vec<String>,
-    /// Time of the oldest dropped reading, ns.
-    pub from_ns: i64,
-    /// Time of the newest dropped reading, ns.
-    pub to_ns: i64,
-    /// Readings dropped.
-    pub count: u64,
-    /// Why.
-    pub reason: String,
-}
+pub use eitwatch_config::gap::Gap;
 
 impl Ledger {
     pub(crate) fn new(outbox_id: String) -> Ledger {

@@ -163,25 +163,35 @@ pub async fn server(dir: &Path, factories: &[&str]) -> Server {
     let data = dir.join("server");
     let conf = dir.join("server.toml");
     std::fs::write(&conf, SERVER_TOML.replace("DATA", &data.display().to_string())).expect("conf");
-    let mut tokens = Vec::new();
-    for factory in factories {
-        let out = Command::new(bin("eitwatch-server"))
-            .args(["token", "create", "--data-dir"])
-            .arg(&data)
-            .args(["--factory", factory])
-            .output()
-            .expect("token create");
-        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
-        tokens.push((factory.to_string(), String::from_utf8_lossy(&out.stdout).trim().to_string()));
-    }
-    let proc = Proc::spawn("server", dir, Command::new(bin("eitwatch-server")).arg("--config").arg(&conf));
-    let addr_file = data.join("listen-address");
-    let addr = wait_for("the server's listen-address", Duration::from_secs(20), || {
+    let tokens = factories.iter().map(|f| (f.to_string(), create_token(&data, f))).collect();
+    let (proc, url) = start_server(dir, &conf, &data, Duration::from_secs(20)).await;
+    Server { proc, url, tokens }
+}
+
+/// `eitwatch-server token create --factory <factory>` on a data directory: the new write token.
+pub fn create_token(data_dir: &Path, factory: &str) -> String {
+    let out = Command::new(bin("eitwatch-server"))
+        .args(["token", "create", "--data-dir"])
+        .arg(data_dir)
+        .args(["--factory", factory])
+        .output()
+        .expect("token create");
+    assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Starts the server binary on `conf` (whose data directory is `data_dir`) and waits for the
+/// address it writes once listening; returns the process and its base URL.
+pub async fn start_server(dir: &Path, conf: &Path, data_dir: &Path, limit: Duration) -> (Proc, String) {
+    let addr_file = data_dir.join("listen-address");
+    let _ = std::fs::remove_file(&addr_file);
+    let proc = Proc::spawn("server", dir, Command::new(bin("eitwatch-server")).arg("--config").arg(conf));
+    let addr = wait_for("the server's listen-address", limit, || {
         let f = addr_file.clone();
         async move { std::fs::read_to_string(f).ok().filter(|s| !s.is_empty()) }
     })
     .await;
-    Server { proc, url: format!("http://{addr}"), tokens }
+    (proc, format!("http://{addr}"))
 }
 
 pub fn http() -> reqwest::Client {

@@ -24,22 +24,9 @@ pub async fn server_with_points(dir: &Path, points: &[String]) -> super::Server 
         ));
     }
     std::fs::write(&conf, toml).expect("server.toml");
-    let out = Command::new(bin("eitwatch-server"))
-        .args(["token", "create", "--data-dir"])
-        .arg(&data)
-        .args(["--factory", "f1"])
-        .output()
-        .expect("token create");
-    assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let proc = Proc::spawn("server", dir, Command::new(bin("eitwatch-server")).arg("--config").arg(&conf));
-    let addr_file = data.join("listen-address");
-    let addr = wait_for("the server's listen-address", Duration::from_secs(20), || {
-        let f = addr_file.clone();
-        async move { std::fs::read_to_string(f).ok().filter(|s| !s.is_empty()) }
-    })
-    .await;
-    super::Server { proc, url: format!("http://{addr}"), tokens: vec![("f1".into(), token)] }
+    let token = super::create_token(&data, "f1");
+    let (proc, url) = super::start_server(dir, &conf, &data, Duration::from_secs(20)).await;
+    super::Server { proc, url, tokens: vec![("f1".into(), token)] }
 }
 
 /// pymodbus (tests/peers/modbus_server.py) with `args`, waited for until it says "ready".

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{Proc, SERVER_TOML, Server, bin, free_port, http, wait_for};
+use super::{SERVER_TOML, Server, free_port, http, wait_for};
 
 /// Starts the server with `SERVER_TOML` plus `extra` TOML, a token per factory.
 pub async fn server_with(dir: &Path, extra: &str, factories: &[&str]) -> Server {
@@ -14,33 +14,15 @@ pub async fn server_with(dir: &Path, extra: &str, factories: &[&str]) -> Server 
     let conf = dir.join("server.toml");
     std::fs::write(&conf, format!("{}\n{extra}\n", SERVER_TOML.replace("DATA", &data.display().to_string())))
         .expect("conf");
-    let mut tokens = Vec::new();
-    for factory in factories {
-        let out = Command::new(bin("eitwatch-server"))
-            .args(["token", "create", "--data-dir"])
-            .arg(&data)
-            .args(["--factory", factory])
-            .output()
-            .expect("token create");
-        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
-        tokens.push((factory.to_string(), String::from_utf8_lossy(&out.stdout).trim().to_string()));
-    }
+    let tokens = factories.iter().map(|f| (f.to_string(), super::create_token(&data, f))).collect();
     start(dir, tokens).await
 }
 
 /// Starts the server again on the config and data directory of `server_with`.
 pub async fn start(dir: &Path, tokens: Vec<(String, String)>) -> Server {
-    let data = dir.join("server");
-    let addr_file = data.join("listen-address");
-    let _ = std::fs::remove_file(&addr_file);
-    let conf = dir.join("server.toml");
-    let proc = Proc::spawn("server", dir, Command::new(bin("eitwatch-server")).arg("--config").arg(&conf));
-    let addr = wait_for("the server's listen-address", Duration::from_secs(30), || {
-        let f = addr_file.clone();
-        async move { std::fs::read_to_string(f).ok().filter(|s| !s.is_empty()) }
-    })
-    .await;
-    Server { proc, url: format!("http://{addr}"), tokens }
+    let (proc, url) =
+        super::start_server(dir, &dir.join("server.toml"), &dir.join("server"), Duration::from_secs(30)).await;
+    Server { proc, url, tokens }
 }
 
 /// POSTs line protocol (ns precision) with a token; returns the status and body.
