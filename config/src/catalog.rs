@@ -91,7 +91,17 @@ pub enum UnitError {
 /// The whole catalog, by code.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    by_code: BTreeMap<(Kind, String), Parameter>,
+    // One map per kind (in `Kind::ALL` order) rather than one keyed by `(Kind, String)`: a
+    // lookup by `&str` then allocates no key (ingest and judgement look up every reading).
+    by_code: [BTreeMap<String, Parameter>; 3],
+}
+
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Effluent => 0,
+        Kind::Emission => 1,
+        Kind::Ambient => 2,
+    }
 }
 
 #[derive(Deserialize)]
@@ -221,7 +231,7 @@ impl Catalog {
     /// Parses a catalog file; every entry's canonical unit must belong to its dimension.
     pub fn from_toml(text: &str) -> Result<Catalog, String> {
         let file: CatalogFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        let mut by_code = BTreeMap::new();
+        let mut by_code: [BTreeMap<String, Parameter>; 3] = Default::default();
         for p in file.parameter {
             if !dimension_units(p.dimension).iter().any(|(u, _)| *u == p.unit) {
                 return Err(format!("parameter {}: unit {} is not of its dimension", p.code, p.unit));
@@ -229,7 +239,7 @@ impl Catalog {
             if p.dimension == Dimension::GasConcentration && p.molar_mass_g_per_mol.is_none() {
                 return Err(format!("parameter {}: a gas needs molar_mass_g_per_mol", p.code));
             }
-            if let Some(old) = by_code.insert((p.kind, p.code.clone()), p) {
+            if let Some(old) = by_code[slot(p.kind)].insert(p.code.clone(), p) {
                 return Err(format!("parameter {} {} listed twice", old.kind, old.code));
             }
         }
@@ -238,7 +248,7 @@ impl Catalog {
 
     /// The parameter with this code in this kind of measurement.
     pub fn get(&self, kind: Kind, code: &str) -> Option<&Parameter> {
-        self.by_code.get(&(kind, code.to_string()))
+        self.by_code[slot(kind)].get(code)
     }
 
     /// The parameter, or the error that names it.
@@ -246,9 +256,9 @@ impl Catalog {
         self.get(kind, code).ok_or_else(|| UnitError::UnknownParameter { kind, code: code.to_string() })
     }
 
-    /// Every parameter, by code.
+    /// Every parameter, by kind then code.
     pub fn iter(&self) -> impl Iterator<Item = &Parameter> {
-        self.by_code.values()
+        self.by_code.iter().flat_map(BTreeMap::values)
     }
 
     /// Converts `value` in `unit` to the parameter's canonical unit.

@@ -226,24 +226,30 @@ pub fn decode_with(
     mut check: impl FnMut(usize, &mut Vec<Reading>) -> Result<(), String>,
 ) -> Result<(), LineError> {
     let mut line_readings = Vec::new();
+    let mut line = Line::empty();
     // InfluxData's splitter, not `split('\n')`: a quoted string field may hold a newline.
     for (index, text) in split_lines(body).enumerate() {
         line_readings.clear();
-        decode_line(text, cx, &mut line_readings)
+        decode_line(text, cx, &mut line, &mut line_readings)
             .and_then(|()| if line_readings.is_empty() { Ok(()) } else { check(index + 1, &mut line_readings) })
             .map_err(|reason| LineError { line: index + 1, reason })?;
     }
     Ok(())
 }
 
-fn decode_line(text: &str, cx: &DecodeContext<'_>, out: &mut Vec<Reading>) -> Result<(), String> {
+fn decode_line<'a>(
+    text: &'a str,
+    cx: &DecodeContext<'_>,
+    line: &mut Line<'a>,
+    out: &mut Vec<Reading>,
+) -> Result<(), String> {
     let text = text.trim_end_matches('\r');
     if text.trim().is_empty() || text.trim_start().starts_with('#') {
         return Ok(());
     }
-    match Line::fast(text) {
-        Some(line) => decode_parsed(&line, cx, out),
-        None => match parse_lines(text).next() {
+    match line.fast_into(text) {
+        true => decode_parsed(line, cx, out),
+        false => match parse_lines(text).next() {
             Some(Ok(parsed)) => decode_parsed(&Line::of(&parsed), cx, out),
             Some(Err(e)) => Err(format!("malformed line protocol: {e}")),
             None => Ok(()),
