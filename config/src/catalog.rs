@@ -218,6 +218,21 @@ pub fn normalise_unit(unit: &str) -> String {
     folded.to_string()
 }
 
+/// Every unit spelling the catalog itself uses: [`normalise_unit`] maps each to itself.
+const CATALOG_SPELLINGS: &[&str] = &[
+    "mg/L", "ug/L", "g/L", "g/m3", "ppm", "ppb", "mg/Nm3", "ug/Nm3", "g/Nm3", "degC", "degF", "K", "m3/h", "m3/d",
+    "m3/min", "m3/s", "L/s", "L/min", "%", "pH", "ADMI",
+];
+
+/// [`normalise_unit`] without an allocation for a unit already spelled as the catalog spells
+/// it (what standards and agents send: every judged reading converts its limit's unit).
+fn normalised(unit: &str) -> std::borrow::Cow<'_, str> {
+    match CATALOG_SPELLINGS.contains(&unit) {
+        true => std::borrow::Cow::Borrowed(unit),
+        false => std::borrow::Cow::Owned(normalise_unit(unit)),
+    }
+}
+
 impl Catalog {
     /// The catalog shipped with eitwatch.
     pub fn builtin() -> &'static Catalog {
@@ -264,8 +279,7 @@ impl Catalog {
     /// Converts `value` in `unit` to the parameter's canonical unit.
     pub fn to_canonical(&self, kind: Kind, code: &str, value: f64, unit: &str) -> Result<f64, UnitError> {
         let p = self.require(kind, code)?;
-        let unit = normalise_unit(unit);
-        let base = to_base(p, &unit, value)?;
+        let base = to_base(p, &normalised(unit), value)?;
         from_base(p, &p.unit, base)
     }
 
@@ -273,7 +287,7 @@ impl Catalog {
     pub fn from_canonical(&self, kind: Kind, code: &str, value: f64, unit: &str) -> Result<f64, UnitError> {
         let p = self.require(kind, code)?;
         let base = to_base(p, &p.unit, value)?;
-        from_base(p, &normalise_unit(unit), base)
+        from_base(p, &normalised(unit), base)
     }
 
     /// Whether `value` (canonical unit) is inside the parameter's plausible range.
