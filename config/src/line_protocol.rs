@@ -294,14 +294,24 @@ pub fn decode_recycling(
 ) -> Result<(), LineError> {
     let mut line_readings = Vec::new();
     let mut line = Line::empty();
-    // InfluxData's splitter, not `split('\n')`: a quoted string field may hold a newline.
-    for (index, text) in split_lines(body).enumerate() {
+    for (index, text) in lines(body).enumerate() {
         line_readings.clear();
         decode_line(text, cx, &mut line, spare, &mut line_readings)
             .and_then(|()| if line_readings.is_empty() { Ok(()) } else { check(index + 1, &mut line_readings) })
             .map_err(|reason| LineError { line: index + 1, reason })?;
     }
     Ok(())
+}
+
+/// The body's lines: InfluxData's splitter, not `split('\n')`, since a quoted string field
+/// may hold a newline (and a backslash escapes the byte after it); but a body with neither a
+/// quote nor a backslash, as agents and Telegraf send, splits exactly at every newline, and
+/// `split('\n')` finds those many times faster than the splitter's state machine.
+fn lines(body: &str) -> Box<dyn Iterator<Item = &str> + '_> {
+    match body.bytes().any(|b| b == b'"' || b == b'\\') {
+        true => Box::new(split_lines(body)),
+        false => Box::new(body.split('\n')),
+    }
 }
 
 fn decode_line<'a>(

@@ -413,3 +413,19 @@ fn readings_refilled_from_spare_ones_equal_fresh_ones() {
     spare.put(std::iter::repeat_n(reading("cod", 1.0, 1), Spare::MAX_READINGS + 10));
     assert_eq!(spare.len(), Spare::MAX_READINGS);
 }
+
+proptest::proptest! {
+    /// The quick splitter agrees with InfluxData's on every body it is used for (no quote, no
+    /// backslash), and InfluxData's is used for every other.
+    #[test]
+    fn the_quick_line_splitter_agrees_with_influxdatas(
+        plain in "[a-z =,\n\r#0-9]{0,80}",
+        any in "[a-z =,\"\\\\\n\r#0-9]{0,80}",
+    ) {
+        for body in [plain, any] {
+            let ours: Vec<&str> = lines(&body).collect();
+            let theirs: Vec<&str> = influxdb_line_protocol::split_lines(&body).collect();
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+    }
+}
