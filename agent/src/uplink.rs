@@ -14,9 +14,9 @@
 //!   overwrites it with itself).
 //! - **Errors**: link errors and 5xx are retried with exponential backoff and jitter; 429
 //!   and 503 wait for `Retry-After` when given. A batch refused for its content (400, 409,
-//!   422) is halved until the refused reading is alone, which then goes to
-//!   `<data_dir>/dead-letter/<time>-<sink>-<id>.lp` with the sink's reason beside it
-//!   (`.reason.txt`); the queue goes on. 401/403/404 (token refused, no such bucket) stop
+//!   422) or too large (413, as Telegraf does) is halved until the refused reading is alone,
+//!   which then goes to `<data_dir>/dead-letter/<time>-<sink>-<id>.lp` with the sink's
+//!   reason beside it (`.reason.txt`); the queue goes on. 401/403/404 (token refused, no such bucket) stop
 //!   delivery loudly without dropping anything, retried every `auth_retry_ms`.
 //! - **Backfill**: once the sink is more than a batch behind (after an outage), the queue is
 //!   split: readings from then on are "live" and go first, each cycle; the backlog follows,
@@ -374,7 +374,14 @@ impl Uplink {
                 tracing::debug!(sink = %self.sink.name, from, readings = n, "Batch delivered");
                 outbox.delivered(&self.sink.name, from, last + 1, n)
             }
-            Outcome::Refused(reason) | Outcome::TooLarge(reason) if n > 1 => {
+            Outcome::TooLarge(reason) if n > 1 => {
+                // As Telegraf does: halve until the body fits; the size is learnt again per
+                // batch (the next starts full), so a raised server limit is used at once.
+                *limit = (n as usize / 2).max(1);
+                tracing::info!(sink = %self.sink.name, readings = n, %reason, "Batch too large for the sink (413); splitting it");
+                return (Step::Progress, 0);
+            }
+            Outcome::Refused(reason) if n > 1 => {
                 // Halve until the refused reading is alone; the good ones around it get through.
                 *limit = (n as usize / 2).max(1);
                 tracing::debug!(sink = %self.sink.name, readings = n, %reason, "Batch refused; splitting it");

@@ -91,7 +91,17 @@ pub enum UnitError {
 /// The whole catalog, by code.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    by_code: BTreeMap<(Kind, String), Parameter>,
+    // One map per kind (in `Kind::ALL` order) rather than one keyed by `(Kind, String)`: a
+    // lookup by `&str` then allocates no key (ingest and judgement look up every reading).
+    by_code: [BTreeMap<String, Parameter>; 3],
+}
+
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Effluent => 0,
+        Kind::Emission => 1,
+        Kind::Ambient => 2,
+    }
 }
 
 #[derive(Deserialize)]
@@ -208,6 +218,21 @@ pub fn normalise_unit(unit: &str) -> String {
     folded.to_string()
 }
 
+/// Every unit spelling the catalog itself uses: [`normalise_unit`] maps each to itself.
+const CATALOG_SPELLINGS: &[&str] = &[
+    "mg/L", "ug/L", "g/L", "g/m3", "ppm", "ppb", "mg/Nm3", "ug/Nm3", "g/Nm3", "degC", "degF", "K", "m3/h", "m3/d",
+    "m3/min", "m3/s", "L/s", "L/min", "%", "pH", "ADMI",
+];
+
+/// [`normalise_unit`] without an allocation for a unit already spelled as the catalog spells
+/// it (what standards and agents send: every judged reading converts its limit's unit).
+fn normalised(unit: &str) -> std::borrow::Cow<'_, str> {
+    match CATALOG_SPELLINGS.contains(&unit) {
+        true => std::borrow::Cow::Borrowed(unit),
+        false => std::borrow::Cow::Owned(normalise_unit(unit)),
+    }
+}
+
 impl Catalog {
     /// The catalog shipped with eitwatch.
     pub fn builtin() -> &'static Catalog {
@@ -221,7 +246,7 @@ impl Catalog {
     /// Parses a catalog file; every entry's canonical unit must belong to its dimension.
     pub fn from_toml(text: &str) -> Result<Catalog, String> {
         let file: CatalogFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        let mut by_code = BTreeMap::new();
+        let mut by_code: [BTreeMap<String, Parameter>; 3] = Default::default();
         for p in file.parameter {
             if !dimension_units(p.dimension).iter().any(|(u, _)| *u == p.unit) {
                 return Err(format!("parameter {}: unit {} is not of its dimension", p.code, p.unit));
@@ -229,7 +254,7 @@ impl Catalog {
             if p.dimension == Dimension::GasConcentration && p.molar_mass_g_per_mol.is_none() {
                 return Err(format!("parameter {}: a gas needs molar_mass_g_per_mol", p.code));
             }
-            if let Some(old) = by_code.insert((p.kind, p.code.clone()), p) {
+            if let Some(old) = by_code[slot(p.kind)].insert(p.code.clone(), p) {
                 return Err(format!("parameter {} {} listed twice", old.kind, old.code));
             }
         }
@@ -238,7 +263,7 @@ impl Catalog {
 
     /// The parameter with this code in this kind of measurement.
     pub fn get(&self, kind: Kind, code: &str) -> Option<&Parameter> {
-        self.by_code.get(&(kind, code.to_string()))
+        self.by_code[slot(kind)].get(code)
     }
 
     /// The parameter, or the error that names it.
@@ -246,16 +271,15 @@ impl Catalog {
         self.get(kind, code).ok_or_else(|| UnitError::UnknownParameter { kind, code: code.to_string() })
     }
 
-    /// Every parameter, by code.
+    /// Every parameter, by kind then code.
     pub fn iter(&self) -> impl Iterator<Item = &Parameter> {
-        self.by_code.values()
+        self.by_code.iter().flat_map(BTreeMap::values)
     }
 
     /// Converts `value` in `unit` to the parameter's canonical unit.
     pub fn to_canonical(&self, kind: Kind, code: &str, value: f64, unit: &str) -> Result<f64, UnitError> {
         let p = self.require(kind, code)?;
-        let unit = normalise_unit(unit);
-        let base = to_base(p, &unit, value)?;
+        let base = to_base(p, &normalised(unit), value)?;
         from_base(p, &p.unit, base)
     }
 
@@ -263,7 +287,7 @@ impl Catalog {
     pub fn from_canonical(&self, kind: Kind, code: &str, value: f64, unit: &str) -> Result<f64, UnitError> {
         let p = self.require(kind, code)?;
         let base = to_base(p, &p.unit, value)?;
-        from_base(p, &normalise_unit(unit), base)
+        from_base(p, &normalised(unit), base)
     }
 
     /// Whether `value` (canonical unit) is inside the parameter's plausible range.

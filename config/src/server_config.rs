@@ -47,6 +47,10 @@ pub struct ServerSection {
     /// Largest request body accepted, after decompression.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// How long a write may take to upload its body once it holds a write slot; past it the
+    /// write is answered 408 and the slot freed for others.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
 }
 
 fn default_listen() -> String {
@@ -57,6 +61,9 @@ const fn default_max_future_s() -> u64 {
 }
 const fn default_max_body_bytes() -> usize {
     32 * 1024 * 1024
+}
+const fn default_body_read_timeout_ms() -> u64 {
+    30_000
 }
 
 /// Who may use the read API without a token.
@@ -212,6 +219,9 @@ impl Validate for ServerConfig {
         }
         if self.server.max_body_bytes == 0 {
             problems.push("server.max_body_bytes", "must be at least 1");
+        }
+        if self.server.body_read_timeout_ms == 0 {
+            problems.push("server.body_read_timeout_ms", "must be at least 1");
         }
         if self.ingest.max_writes_in_flight == 0 {
             problems.push("ingest.max_writes_in_flight", "must be at least 1");

@@ -24,12 +24,13 @@ mod synced;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use eitwatch_config::catalog::UnitError;
-use eitwatch_config::line_protocol::{DecodeContext, Precision, decode_with, encode};
+use eitwatch_config::line_protocol::{DecodeContext, Precision, Spare, decode_recycling, encode};
 use eitwatch_config::reading::Kind;
 use eitwatch_config::reading::{Quality, Reading};
 use eitwatch_config::server_config::{ServerConfig, UnknownParameters};
@@ -70,14 +71,16 @@ pub async fn write_v2(
     Query(params): Params,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, WriteError> {
     let precision = match params.get("precision").map(String::as_str) {
         None | Some("") => Precision::Ns,
         Some(p) => Precision::parse(p)
             .ok_or_else(|| ApiError::invalid(format!("precision \"{p}\": expected one of ns, us, ms, s")))?,
     };
     if params.get("bucket").is_none_or(|b| b.is_empty()) && params.get("bucketID").is_none_or(|b| b.is_empty()) {
-        return Err(ApiError::invalid("bucket: missing; an InfluxDB v2 write names its bucket (any name is taken)"));
+        return Err(
+            ApiError::invalid("bucket: missing; an InfluxDB v2 write names its bucket (any name is taken)").into()
+        );
     }
     let token = auth::presented(&headers, None);
     accept(app, token.as_deref(), precision, &headers, body).await
@@ -89,7 +92,7 @@ pub async fn write_v1(
     Query(params): Params,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, WriteError> {
     let run = async {
         let precision = match params.get("precision").map(String::as_str) {
             None | Some("") => Precision::Ns,
@@ -97,12 +100,62 @@ pub async fn write_v1(
                 .ok_or_else(|| ApiError::invalid(format!("precision \"{p}\": expected one of n, u, ms, s, m, h")))?,
         };
         if params.get("db").is_none_or(|d| d.is_empty()) {
-            return Err(ApiError::invalid("database is required: send db=<name> (any name is taken)"));
+            return Err(ApiError::invalid("database is required: send db=<name> (any name is taken)").into());
         }
         let token = auth::presented(&headers, params.get("p").map(String::as_str));
         accept(app, token.as_deref(), precision, &headers, body).await
     };
-    run.await.map_err(ApiError::v1)
+    run.await.map_err(WriteError::v1)
+}
+
+/// A write's error: the API's, or a body that did not arrive in time (408, which the API's
+/// error type does not speak; the same InfluxDB-shaped body).
+#[derive(Debug)]
+pub enum WriteError {
+    /// Any of the API's errors.
+    Api(ApiError),
+    /// The body did not arrive within `body_read_timeout_ms`.
+    BodyTimeout {
+        /// What happened, for the client.
+        message: String,
+        /// In the shape of InfluxDB 1.x's `/write` (with `"error"`).
+        v1: bool,
+    },
+}
+
+impl WriteError {
+    fn v1(self) -> WriteError {
+        match self {
+            WriteError::Api(e) => WriteError::Api(e.v1()),
+            WriteError::BodyTimeout { message, .. } => WriteError::BodyTimeout { message, v1: true },
+        }
+    }
+}
+
+impl From<ApiError> for WriteError {
+    fn from(e: ApiError) -> WriteError {
+        WriteError::Api(e)
+    }
+}
+
+impl axum::response::IntoResponse for WriteError {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            WriteError::Api(e) => e.into_response(),
+            WriteError::BodyTimeout { message, v1 } => {
+                let body = match v1 {
+                    false => serde_json::json!({ "code": "request timeout", "message": message }),
+                    true => serde_json::json!({ "code": "request timeout", "message": message, "error": message }),
+                };
+                // The rest of the body is not read: the connection closes after the answer.
+                let mut response = (StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response();
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+                response
+            }
+        }
+    }
 }
 
 /// Both endpoints, once the query is read.
@@ -112,7 +165,7 @@ async fn accept(
     precision: Precision,
     headers: &HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, WriteError> {
     let token = token.ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
     let bearer = app.tokens.check(token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
     if !matches!(bearer.grant, Grant::Write { .. }) {
@@ -123,14 +176,31 @@ async fn accept(
             audit_app.ingest.audit.record(Event::Forbidden, &bearer, None, &audit_reason)
         });
         recorded.await.map_err(|e| ApiError::internal(format!("audit task: {e}")))?;
-        return Err(ApiError::forbidden(reason));
+        return Err(ApiError::forbidden(reason).into());
     }
     let encoding = body::encoding(headers)?;
     let max_bytes = app.config.server.max_body_bytes;
     body::check_declared_length(headers, max_bytes)?;
 
     let _slot = app.ingest.admission.enter().await?;
-    let raw = body::read(body, max_bytes).await?;
+    let timeout_ms = app.config.server.body_read_timeout_ms;
+    // The slot is held while the body arrives: a client that stalls mid-upload must let go.
+    let raw = match tokio::time::timeout(Duration::from_millis(timeout_ms), body::read(body, max_bytes)).await {
+        Ok(read) => read?,
+        Err(_) => {
+            tracing::warn!(
+                factory = bearer.grant.factory().unwrap_or_default(),
+                timeout_ms,
+                "Write refused: body too slow"
+            );
+            return Err(WriteError::BodyTimeout {
+                message: format!(
+                    "the request body did not arrive within body_read_timeout_ms ({timeout_ms} ms); send it faster or in smaller batches"
+                ),
+                v1: false,
+            });
+        }
+    };
     let now_ns = jiff::Timestamp::now().as_nanosecond() as i64;
     let task_app = app.clone();
     // Decompression, decoding and the fsync are blocking work: off the async threads.
@@ -166,17 +236,30 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     // A token writes for one factory, so every accepted line is of this one: look it up once.
     let registered = app.registry.factory(factory).map(|(_, f)| f);
     let mut parameters = Parameters::default();
-    let mut batch: Vec<Reading> = Vec::new();
+    // Every reading is a `key=value` of the body: one allocation for the batch, not a doubling
+    // series of them (each a large request, which makes the allocator sweep its small frees).
+    // Capped: a body of nothing but `=` must not reserve gigabytes.
+    let estimate = text.bytes().filter(|&b| b == b'=').count().min(MAX_BATCH_RESERVE);
+    let mut batch: Vec<Reading> = Vec::with_capacity(estimate);
     let mut unmapped: Vec<Reading> = Vec::new();
+    let mut spare = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let mut forbidden = None;
-    let decoded = decode_with(text, &cx, |line, readings| {
+    let decoded = decode_recycling(text, &cx, &mut spare, |line, readings| {
+        // A line's readings share kind, factory, point and time (the decoder makes one line of
+        // one instant at one point): those are checked once per line, the parameter per reading.
+        let Some(first) = readings.first() else { return Ok(()) };
+        debug_assert!(readings.iter().all(|r| r.kind == first.kind
+            && r.factory == first.factory
+            && r.point == first.point
+            && r.time_ns == first.time_ns));
+        if first.factory != *factory {
+            let reason = format!("line {line}: factory \"{}\" is not the token's factory", first.factory);
+            forbidden = Some((first.factory.clone(), reason));
+            return Err("another factory".into());
+        }
+        check_line(app, registered, first, max_future_ns)?;
         for mut r in readings.drain(..) {
-            if r.factory != *factory {
-                let reason = format!("line {line}: factory \"{}\" is not the token's factory", r.factory);
-                forbidden = Some((r.factory.clone(), reason));
-                return Err("another factory".into());
-            }
-            match check(app, registered, &mut parameters, &mut r, max_future_ns)? {
+            match check(app, &mut parameters, &mut r)? {
                 Checked::Known => batch.push(r),
                 Checked::Unmapped => unmapped.push(r),
             }
@@ -216,7 +299,18 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         // The readings are stored; the alert file is what failed. Say so loudly.
         tracing::error!(%error, "Cannot save alerts");
     }
+    // The next batch on this thread refills these readings' strings instead of allocating.
+    spare.put(fresh.into_iter().chain(unmapped));
+    SPARE.with(|s| *s.borrow_mut() = spare);
     Ok(())
+}
+
+/// At most this many readings are reserved ahead for a batch (≈ 7 MB); more grow as needed.
+const MAX_BATCH_RESERVE: usize = 65_536;
+
+thread_local! {
+    /// Spent readings of the last batch decoded on this (blocking) thread, for the next one.
+    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
 }
 
 /// What a reading that passed its checks is.
@@ -248,14 +342,8 @@ impl Parameters {
     }
 }
 
-/// Checks one reading against the registry and catalog; marks implausible values suspect.
-fn check(
-    app: &App,
-    factory: Option<&Factory>,
-    parameters: &mut Parameters,
-    r: &mut Reading,
-    max_future_ns: i64,
-) -> Result<Checked, String> {
+/// Checks what a line's readings share against the registry: the point, its kind, the time.
+fn check_line(app: &App, factory: Option<&Factory>, r: &Reading, max_future_ns: i64) -> Result<(), String> {
     let Some(point) = factory.and_then(|f| f.point.iter().find(|p| p.id == r.point)) else {
         return Err(format!("unknown point \"{}\" of factory \"{}\"", r.point, r.factory));
     };
@@ -268,6 +356,11 @@ fn check(
             r.time_ns, app.config.server.max_future_s
         ));
     }
+    Ok(())
+}
+
+/// Checks one reading's parameter against the catalog; marks implausible values suspect.
+fn check(app: &App, parameters: &mut Parameters, r: &mut Reading) -> Result<Checked, String> {
     let parameter = match parameters.get(r.kind, &r.parameter) {
         Some(p) => p,
         None => {

@@ -797,3 +797,74 @@ async fn gzip_bodies_are_delivered_exactly() {
     assert!(!agent.log().contains("refuses gzip"), "the server took gzip bodies");
     assert_counts_add_up(&agent).await;
 }
+
+impl TestServer {
+    /// Restarts the server with `[server] max_body_bytes = n`.
+    async fn restart_with_max_body_bytes(&mut self, n: usize) {
+        self.stop();
+        let toml = std::fs::read_to_string(&self.conf).expect("conf");
+        let toml = match toml.find("max_body_bytes = ") {
+            Some(at) => {
+                let end = at + toml[at..].find('\n').expect("line end");
+                format!("{}max_body_bytes = {n}{}", &toml[..at], &toml[end..])
+            }
+            None => toml.replacen("[server]\n", &format!("[server]\nmax_body_bytes = {n}\n"), 1),
+        };
+        std::fs::write(&self.conf, toml).expect("conf");
+        self.restart().await;
+    }
+}
+
+/// A server that takes small bodies only (413 above `max_body_bytes`): the agent halves its
+/// batches until they fit and delivers every reading once; a reading too large alone is
+/// dead-lettered with the server's reason, and nothing else is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_refused_413_are_halved_until_they_fit_and_only_a_lone_reading_too_large_is_dead_lettered() {
+    let mut s = setup().await;
+    // One line is 66 bytes (`effluent,factory=f1,point=outfall-1 cod=10.5 1795300000000000000\n`):
+    // 700 bytes take 10 lines, so the agent's batches of 40 go as 40 → 20 → 10.
+    s.server.restart_with_max_body_bytes(700).await;
+    let mut agent = s.agent(s.server.url(), false, "");
+    agent.start().await;
+    wait_subscribed(&s.publisher, &s.server).await;
+    s.publisher.cod(&agent, 0..200).await;
+    s.server.wait_cod(200, Duration::from_secs(60)).await;
+    assert_eq!(s.server.cod().await, expected(0..200), "every reading once, none lost or doubled");
+    agent.wait_metric("eitwatch_sink_queue_depth{sink=\"server\"}", "an empty queue", |v| v == 0.0).await;
+    assert_eq!(agent.metric("eitwatch_sink_dead_lettered_total{sink=\"server\"}").await, 0.0);
+    assert!(
+        agent.log().contains("Batch too large for the sink (413); splitting it"),
+        "the server did refuse whole batches"
+    );
+    assert_counts_add_up(&agent).await;
+
+    // 40 bytes take no line: each reading is refused alone, and dead-lettered with the reason.
+    s.server.restart_with_max_body_bytes(40).await;
+    let before = agent.metric("eitwatch_outbox_appended_total").await;
+    s.publisher.cod(&agent, 200..205).await;
+    agent.wait_metric("eitwatch_sink_dead_lettered_total{sink=\"server\"}", "5 dead letters", |v| v >= 5.0).await;
+    assert_eq!(agent.metric("eitwatch_outbox_appended_total").await, before + 5.0);
+    assert_eq!(agent.metric("eitwatch_sink_dead_lettered_total{sink=\"server\"}").await, 5.0);
+    assert_eq!(s.server.cod().await, expected(0..200), "nothing of the refused readings stored");
+    let dead = agent.data.join("dead-letter");
+    let (mut lines, mut reasons) = (Vec::new(), 0);
+    for e in std::fs::read_dir(&dead).expect("dead-letter dir").filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".lp") {
+            let text = std::fs::read_to_string(e.path()).expect("read");
+            assert_eq!(text.lines().count(), 1, "one reading per dead letter: {text}");
+            lines.extend(text.lines().map(str::to_string));
+            let reason = std::fs::read_to_string(dead.join(format!("{stem}.reason.txt"))).expect("reason beside it");
+            assert!(reason.starts_with("413 Payload Too Large"), "{reason}");
+            assert!(reason.contains("larger than max_body_bytes (40)"), "{reason}");
+            reasons += 1;
+        }
+    }
+    lines.sort();
+    let mut want: Vec<String> =
+        (200..205).map(|i| format!("effluent,factory=f1,point=outfall-1 cod={} {}", value(i), time_ns(i))).collect();
+    want.sort();
+    assert_eq!(lines, want);
+    assert_eq!(reasons, 5);
+    assert_counts_add_up(&agent).await;
+}

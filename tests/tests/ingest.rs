@@ -358,6 +358,64 @@ impl HeldWrite {
     }
 }
 
+impl HeldWrite {
+    /// The server's whole reply to a write whose body never finishes: status line and body.
+    async fn reply_without_finishing(mut self) -> (String, serde_json::Value) {
+        let mut reply = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(60), self.stream.read_to_end(&mut reply)).await;
+        read.expect("the server answered and closed within 60 s").expect("reply");
+        let reply = String::from_utf8(reply).expect("UTF-8 reply");
+        let (head, body) = reply.split_once("\r\n\r\n").expect("head and body");
+        let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON body {body:?}: {e}"));
+        (head.lines().next().unwrap_or_default().to_string(), body)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_slower_than_body_read_timeout_ms_is_answered_408_and_frees_its_slot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One slot, no queue: while the stalled write holds the slot, any other write gets 429.
+    let server = start(
+        dir.path(),
+        "body_read_timeout_ms = 700",
+        "never",
+        "[ingest]\nmax_writes_in_flight = 1\nmax_writes_queued = 0",
+    )
+    .await;
+    let (_, f1) = create_token(&server.data, &["--factory", "f1"]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    // 10 bytes of a 200-byte body, then nothing more.
+    let held = HeldWrite::open(&addr, &f1).await;
+    let (status, body) = held.reply_without_finishing().await;
+    assert_eq!(status, "HTTP/1.1 408 Request Timeout");
+    assert_eq!(
+        body,
+        json!({"code": "request timeout", "message": "the request body did not arrive within body_read_timeout_ms (700 ms); send it faster or in smaller batches"})
+    );
+    // The slot is free again: the next write is taken at once, and the stalled one left nothing.
+    let r = post(
+        &v2(&server.url, "precision=s"),
+        &[("Authorization", &token_header(&f1))],
+        format!("effluent,factory=f1,point=outfall-1 bod=12 {T0_S}"),
+    )
+    .await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(series_of(&server.url, &f1, "f1", "bod").await, vec![(T0_S * S, 12.0)]);
+    assert_eq!(series_of(&server.url, &f1, "f1", "cod").await, vec![], "the stalled write stored nothing");
+    assert!(server.proc.log().contains("Write refused: body too slow"), "{}", server.proc.log());
+
+    // InfluxDB 1.x `/write` gets the same, with 1.x's "error".
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let head = format!(
+        "POST /write?db=d&precision=s&p={f1} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100\r\nConnection: close\r\n\r\neffluent"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let (status, body) = HeldWrite { stream, rest: Vec::new() }.reply_without_finishing().await;
+    assert_eq!(status, "HTTP/1.1 408 Request Timeout");
+    assert_eq!(body["code"], "request timeout");
+    assert_eq!(body["error"], body["message"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_answered_429_or_503_with_retry_after() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -92,3 +92,25 @@ fn plausible_range() {
     assert!(!c.is_plausible(Kind::Emission, "o2", 22.0));
     assert!(!c.is_plausible(Kind::Effluent, "nope", 1.0));
 }
+
+/// The allocation-free path of the conversions must agree with `normalise_unit`: each
+/// spelling it takes as is is one the catalog uses and one `normalise_unit` keeps.
+#[test]
+fn catalog_spellings_are_every_unit_and_normalise_to_themselves() {
+    use Dimension::*;
+    let mut units: Vec<&str> =
+        [WaterConcentration, GasConcentration, DustConcentration, Temperature, WaterFlow, GasFlow, Percent, Ph, Colour]
+            .into_iter()
+            .flat_map(|d| dimension_units(d).iter().map(|(u, _)| *u))
+            .collect();
+    units.sort();
+    units.dedup();
+    let mut spellings = CATALOG_SPELLINGS.to_vec();
+    spellings.sort();
+    assert_eq!(spellings, units);
+    for u in CATALOG_SPELLINGS {
+        assert_eq!(normalise_unit(u), *u);
+        assert!(matches!(normalised(u), std::borrow::Cow::Borrowed(_)), "{u}");
+    }
+    assert_eq!(normalised("mg/m³"), "mg/Nm3", "other spellings still fold");
+}

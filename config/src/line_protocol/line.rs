@@ -63,8 +63,28 @@ impl<'a> Line<'a> {
         }
     }
 
+    /// An empty line, to be filled by [`Line::fast_into`].
+    pub(super) fn empty() -> Line<'a> {
+        Line { measurement: "", tags: Vec::new(), fields: Vec::new(), timestamp: None }
+    }
+
     /// The fast path: `Some` only for a line InfluxData's parser would read identically.
+    #[cfg(test)]
     pub(super) fn fast(text: &'a str) -> Option<Line<'a>> {
+        let mut line = Line::empty();
+        line.fast_into(text).then_some(line)
+    }
+
+    /// [`Line::fast`] into this line, reusing its buffers (a body's lines all borrow the
+    /// body, so one `Line` serves them all without an allocation per line). `false` (the
+    /// line's content then unspecified) where the fast path does not take the text.
+    pub(super) fn fast_into(&mut self, text: &'a str) -> bool {
+        self.tags.clear();
+        self.fields.clear();
+        self.fill(text).is_some()
+    }
+
+    fn fill(&mut self, text: &'a str) -> Option<()> {
         let bytes = text.as_bytes();
         if bytes.first().is_none_or(|&b| b == b' ' || b == b'#')
             || bytes.iter().any(|&b| matches!(b, b'\\' | b'"' | b'\t' | b'\n' | b'\0'))
@@ -100,23 +120,23 @@ impl<'a> Line<'a> {
         if measurement.is_empty() {
             return None;
         }
-        let mut tags = Vec::new();
         for pair in tag_set.into_iter().flat_map(|t| t.split(',')) {
             let (k, v) = pair.split_once('=')?;
             if k.is_empty() || v.is_empty() {
                 return None;
             }
-            tags.push((k, v));
+            self.tags.push((k, v));
         }
-        let mut fields = Vec::new();
         for pair in field_set.split(',') {
             let (k, v) = pair.split_once('=')?;
             if k.is_empty() {
                 return None;
             }
-            fields.push((k, value(v)?));
+            self.fields.push((k, value(v)?));
         }
-        Some(Line { measurement, tags, fields, timestamp })
+        self.measurement = measurement;
+        self.timestamp = timestamp;
+        Some(())
     }
 }
 

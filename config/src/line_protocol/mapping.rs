@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::line::Line;
-use super::{DecodeContext, name, number};
+use super::{DecodeContext, Spare, name, number};
 use crate::catalog::Catalog;
 use crate::problems::Problems;
 use crate::reading::{Kind, Reading};
@@ -76,6 +76,7 @@ pub(super) fn decode_mapped(
     line: &Line<'_>,
     cx: &DecodeContext<'_>,
     time_ns: i64,
+    spare: &mut Spare,
     out: &mut Vec<Reading>,
 ) -> Result<(), String> {
     let measurement = line.measurement;
@@ -129,7 +130,7 @@ pub(super) fn decode_mapped(
                 .map_err(|e| format!("field {key}: {e}"))?,
             None => raw,
         };
-        out.push(Reading::new(m.kind, factory, point, &field.parameter, canonical, time_ns));
+        out.push(spare.reading(m.kind, factory, point, &field.parameter, canonical, time_ns));
     }
     if out.len() == first {
         return Err(format!("measurement \"{measurement}\": no field of the mapping in the line"));

@@ -370,3 +370,62 @@ mod fuzz {
         }
     }
 }
+
+/// Readings refilled from spent ones equal fresh ones field by field, whatever the spent
+/// ones held (longer names, another kind, quality, source, detection flag), and the pool
+/// stays bounded.
+#[test]
+fn readings_refilled_from_spare_ones_equal_fresh_ones() {
+    let body = "effluent,factory=f1,point=outfall-1 cod=85.25,bod=3i 1795300000000000000\n\
+                emission,factory=f1,point=stack-1,source=lab so2=4u,quality=\"suspect\",not_detected=\"so2\" 1795300000000000001\n\
+                modbus,name=analyser cod_reg=12.5 1795300000000000002\n";
+    let mapping: Mapping = toml::from_str(
+        "measurement = \"modbus\"\nkind = \"effluent\"\npoint = \"outfall-2\"\n[fields]\ncod_reg = { parameter = \"cod\", unit = \"ug/L\" }",
+    )
+    .expect("mapping");
+    let mappings = [mapping];
+    let cx = DecodeContext { precision: Precision::Ns, default_time_ns: 0, mappings: &mappings, factory: Some("f1") };
+    let collect = |spare: &mut Spare| {
+        let mut out = Vec::new();
+        decode_recycling(body, &cx, spare, |_, r| {
+            out.append(r);
+            Ok(())
+        })
+        .expect("decodes");
+        out
+    };
+    let fresh = collect(&mut Spare::default());
+    assert_eq!(fresh.len(), 4);
+    assert_eq!(fresh[3].value, 0.0125, "12.5 ug/L in mg/L");
+
+    let mut junk = Reading::new(Kind::Ambient, "a-much-longer-factory-id", "a-much-longer-point", "oil_grease", 1.0, 9);
+    junk.quality = Quality::Calibration;
+    junk.source = Source::Lab;
+    junk.below_detection_limit = true;
+    let mut spare = Spare::default();
+    spare.put(vec![junk.clone(), Reading::new(Kind::Emission, "", "", "", -1.0, -1), junk.clone(), junk]);
+    assert_eq!(spare.len(), 4);
+    assert_eq!(collect(&mut spare), fresh);
+    assert!(spare.is_empty(), "all four taken");
+
+    spare.put([reading(&"x".repeat(200), 1.0, 1)]);
+    assert!(spare.is_empty(), "a reading with a long name is not kept");
+    spare.put(std::iter::repeat_n(reading("cod", 1.0, 1), Spare::MAX_READINGS + 10));
+    assert_eq!(spare.len(), Spare::MAX_READINGS);
+}
+
+proptest::proptest! {
+    /// The quick splitter agrees with InfluxData's on every body it is used for (no quote, no
+    /// backslash), and InfluxData's is used for every other.
+    #[test]
+    fn the_quick_line_splitter_agrees_with_influxdatas(
+        plain in "[a-z =,\n\r#0-9]{0,80}",
+        any in "[a-z =,\"\\\\\n\r#0-9]{0,80}",
+    ) {
+        for body in [plain, any] {
+            let ours: Vec<&str> = lines(&body).collect();
+            let theirs: Vec<&str> = influxdb_line_protocol::split_lines(&body).collect();
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+    }
+}
