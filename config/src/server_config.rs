@@ -68,18 +68,12 @@ const fn default_no_data_after_intervals() -> u32 {
 }
 
 /// `[alerts]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsSection {
     /// How long a condition must hold (pending) before its alert fires (0: at once).
     #[serde(default)]
     pub for_s: u64,
-}
-
-impl Default for AlertsSection {
-    fn default() -> Self {
-        AlertsSection { for_s: 0 }
-    }
 }
 
 /// `[[webhook]]`: every alert change of the listed kinds is POSTed as JSON, retried with

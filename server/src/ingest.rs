@@ -41,7 +41,7 @@ pub use audit::Event;
 use crate::api::ApiError;
 use crate::auth::{self, Bearer, Grant};
 use crate::store::StoreError;
-use crate::{App, AppState, compliance};
+use crate::{App, AppState};
 
 /// Ingest's own state: the admission gate and the audit log.
 #[derive(Debug)]
@@ -189,7 +189,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     }
     decoded.map_err(|e| ApiError::invalid(e.to_string()))?;
 
-    let (mut fresh, appended) = app.store.append_owned(batch).map_err(|e| match e {
+    let (fresh, appended) = app.store.append_owned(batch).map_err(|e| match e {
         StoreError::Rewrite { .. } => {
             let reason = e.to_string();
             app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);
@@ -210,12 +210,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         tracing::info!(%factory, readings = unmapped.len(), "Stored readings of unknown parameters as unmapped");
     }
 
-    fresh.sort_by_key(|r| r.time_ns);
-    let judged = fresh.iter().flat_map(|r| compliance::judge(&app.registry, r).into_iter().map(move |j| (r, j)));
-    if let Err(error) = app.alerts.apply(judged) {
-        // The readings are stored; the alert file is what failed. Say so loudly.
-        tracing::error!(%error, "Cannot save alerts");
-    }
+    app.compliance.accepted(&fresh);
     Ok(())
 }
 
