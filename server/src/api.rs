@@ -256,8 +256,8 @@ fn filter(
 }
 
 fn max_rows(q: &HashMap<String, String>) -> Result<usize, ApiError> {
-    q.get("limit").map_or(Ok(10_000), |v| {
-        v.parse().map_err(|_| ApiError::invalid(format!("limit: \"{v}\" is not a whole number")))
+    q.get("max_rows").map_or(Ok(10_000), |v| {
+        v.parse().map_err(|_| ApiError::invalid(format!("max_rows: \"{v}\" is not a whole number")))
     })
 }
 

@@ -210,7 +210,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         tracing::info!(%factory, readings = unmapped.len(), "Stored readings of unknown parameters as unmapped");
     }
 
-    app.compliance.accepted(&fresh);
+    app.compliance.accepted(fresh);
     Ok(())
 }
 

@@ -162,10 +162,10 @@ impl Compliance {
         Ok(Compliance { engine, alerts, tx, worker: Mutex::new(Some(worker)) })
     }
 
-    /// Hands accepted readings to the engine; returns at once.
-    pub fn accepted(&self, readings: &[Reading]) {
+    /// Hands accepted readings to the engine (moved, not copied); returns at once.
+    pub fn accepted(&self, readings: Vec<Reading>) {
         if !readings.is_empty() {
-            let _ = self.tx.send(Msg::Readings(readings.to_vec()));
+            let _ = self.tx.send(Msg::Readings(readings));
         }
     }
 
