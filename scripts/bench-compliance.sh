@@ -5,7 +5,7 @@
 #      simulated 10 s), FACTORIES factories × 7 series (4 effluent instantaneous limits,
 #      3 emission series with hourly O₂-corrected limits) × SECONDS one-second readings;
 #   2. write → SSE alert latency over HTTP against the release server: READINGS_PER_S
-#      readings/s in 100 bodies/s for DURATION_S, one exceeding "probe" reading a second;
+#      readings/s in 100 bodies/s for DURATION_S, five exceeding "probe" readings a second;
 #      each probe's alert is awaited on GET /api/v1/events. Printed beside the same writes'
 #      own 204 latency (the ratio says what judging and alerting add).
 #

@@ -5,8 +5,8 @@
 //!   the compliance thread's per-batch work added (conditions for the alert book) and a
 //!   tick every simulated 10 s.
 //! - `bench-compliance latency URL TOKEN [SECONDS] [READINGS_PER_S]`: a running server gets
-//!   `READINGS_PER_S` readings/s over HTTP (100 bodies/s) while one exceeding COD reading per
-//!   second ("probe") is written; each probe's alert is awaited on `GET /api/v1/events`.
+//!   `READINGS_PER_S` readings/s over HTTP (100 bodies/s) while five exceeding COD readings
+//!   a second ("probes") are written; each probe's alert is awaited on `GET /api/v1/events`.
 //!   Prints write→SSE alert latency p50/p99 beside the write's own 204 latency.
 
 use std::collections::HashMap;
@@ -19,7 +19,9 @@ use eitwatch_config::site::Registry;
 use eitwatch_server::compliance::{Engine, ManualClock, Settings};
 
 fn site(factories: usize) -> String {
-    let mut s = String::from("[server]\ndata_dir = \"/x\"\n[[area]]\nid = \"a\"\nname_en = \"A\"\nname_th = \"A\"\nprovince = \"P\"\n");
+    let mut s = String::from(
+        "[server]\ndata_dir = \"/x\"\n[[area]]\nid = \"a\"\nname_en = \"A\"\nname_th = \"A\"\nprovince = \"P\"\n",
+    );
     for f in 0..factories {
         s.push_str(&format!(
             "[[area.factory]]\nid = \"f{f}\"\nname = \"F{f}\"\ncategory = 3\n\
@@ -44,7 +46,9 @@ fn engine_bench(factories: usize, seconds: i64) {
             for f in 0..factories {
                 let id = format!("f{f}");
                 let wave = ((s + f as i64) % 17) as f64;
-                for (p, v) in [("cod", 60.0 + wave), ("bod", 10.0 + wave / 4.0), ("ph", 7.0 + wave / 20.0), ("tss", 20.0 + wave)] {
+                for (p, v) in
+                    [("cod", 60.0 + wave), ("bod", 10.0 + wave / 4.0), ("ph", 7.0 + wave / 20.0), ("tss", 20.0 + wave)]
+                {
                     batch.push(Reading::new(Kind::Effluent, &id, "outfall-1", p, v, t));
                 }
                 for (p, v) in [("so2", 300.0 + wave), ("o2", 8.0 + wave / 10.0), ("nox", 120.0 + wave)] {
@@ -56,7 +60,9 @@ fn engine_bench(factories: usize, seconds: i64) {
         .collect();
     let total: usize = batches.iter().map(Vec::len).sum();
     let mut rates = Vec::new();
-    for (name, with_conditions) in [("ingest (judge + mark periods)", false), ("thread's work (+ conditions, tick/10 s)", true)] {
+    for (name, with_conditions) in
+        [("ingest (judge + mark periods)", false), ("thread's work (+ conditions, tick/10 s)", true)]
+    {
         let clock = Arc::new(ManualClock::new(t0));
         let mut engine = Engine::new(Registry::new(config.area.clone()), clock.clone(), Settings::default());
         let start = Instant::now();
@@ -73,10 +79,16 @@ fn engine_bench(factories: usize, seconds: i64) {
         engine.tick();
         let elapsed = start.elapsed().as_secs_f64();
         let rate = total as f64 / elapsed;
-        println!("engine {name:<42} {total} readings ({factories} factories × 7 series × {seconds} s) in {elapsed:.2} s: {rate:.0} readings/s");
+        println!(
+            "engine {name:<42} {total} readings ({factories} factories × 7 series × {seconds} s) in {elapsed:.2} s: {rate:.0} readings/s"
+        );
         rates.push(rate);
     }
-    println!("ratio thread's work / ingest alone: {:.2}; thread's work / 10 000 readings/s target: {:.1}×", rates[1] / rates[0], rates[1] / 10_000.0);
+    println!(
+        "ratio thread's work / ingest alone: {:.2}; thread's work / 10 000 readings/s target: {:.1}×",
+        rates[1] / rates[0],
+        rates[1] / 10_000.0
+    );
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -92,7 +104,12 @@ async fn latency_bench(url: String, token: String, seconds: u64, rate: usize) {
     let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let got: Arc<Mutex<Vec<f64>>> = Arc::default();
 
-    let mut sse = client.get(format!("{url}/api/v1/events")).header("Authorization", format!("Token {token}")).send().await.expect("events");
+    let mut sse = client
+        .get(format!("{url}/api/v1/events"))
+        .header("Authorization", format!("Token {token}"))
+        .send()
+        .await
+        .expect("events");
     assert!(sse.status().is_success(), "events: {}", sse.status());
     let (sent_r, got_r) = (sent.clone(), got.clone());
     tokio::spawn(async move {
@@ -107,7 +124,10 @@ async fn latency_bench(url: String, token: String, seconds: u64, rate: usize) {
                 }
                 let data: String = block.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
                 let Ok(a) = serde_json::from_str::<serde_json::Value>(&data) else { continue };
-                if a["kind"] != "exceedance" || a["state"] != "firing" || !a["point"].as_str().is_some_and(|p| p.starts_with("probe-")) {
+                if a["kind"] != "exceedance"
+                    || a["state"] != "firing"
+                    || !a["point"].as_str().is_some_and(|p| p.starts_with("probe-"))
+                {
                     continue;
                 }
                 let k = ((a["value"].as_f64().unwrap_or(0.0) - 200.0) * 1000.0).round() as u64;
@@ -134,18 +154,28 @@ async fn latency_bench(url: String, token: String, seconds: u64, rate: usize) {
         let mut body = String::with_capacity(lines_per_body * 80);
         for p in 0..lines_per_body {
             let w = ((i as usize + p) % 13) as f64;
-            body.push_str(&format!("effluent,factory=bench,point=o{p} cod={},bod={},ph={},tss={} {t}\n", 50.0 + w, 8.0 + w / 4.0, 7.0 + w / 20.0, 15.0 + w));
+            body.push_str(&format!(
+                "effluent,factory=bench,point=o{p} cod={},bod={},ph={},tss={} {t}\n",
+                50.0 + w,
+                8.0 + w / 4.0,
+                7.0 + w / 20.0,
+                15.0 + w
+            ));
             readings += 4;
         }
         let mut probe = None;
-        if i % 100 == 0 {
-            // One probe a second, on one of ten probe points; resolved 50 ms later.
+        if i % 20 == 0 {
+            // Five probes a second, each on one of ten probe points in turn; resolved 50 ms later.
             let k = probes;
             probes += 1;
-            body.push_str(&format!("effluent,factory=bench,point=probe-{} cod={} {t}\n", k % 10, 200.0 + k as f64 / 1000.0));
+            body.push_str(&format!(
+                "effluent,factory=bench,point=probe-{} cod={} {t}\n",
+                k % 10,
+                200.0 + k as f64 / 1000.0
+            ));
             readings += 1;
             probe = Some(k);
-        } else if i % 100 == 5 {
+        } else if i % 20 == 5 {
             body.push_str(&format!("effluent,factory=bench,point=probe-{} cod=50 {t}\n", (probes - 1) % 10));
             readings += 1;
         }
@@ -186,7 +216,12 @@ async fn latency_bench(url: String, token: String, seconds: u64, rate: usize) {
         seconds * 100,
         failures.load(std::sync::atomic::Ordering::Relaxed)
     );
-    println!("write → 204            p50 {:7.2} ms  p99 {:7.2} ms  ({} writes)", percentile(&writes, 0.5), percentile(&writes, 0.99), writes.len());
+    println!(
+        "write → 204            p50 {:7.2} ms  p99 {:7.2} ms  ({} writes)",
+        percentile(&writes, 0.5),
+        percentile(&writes, 0.99),
+        writes.len()
+    );
     println!(
         "write → SSE alert      p50 {:7.2} ms  p99 {:7.2} ms  ({} of {probes} probe alerts seen)",
         percentile(&alerts, 0.5),
@@ -217,6 +252,8 @@ fn main() {
                 args.get(5).and_then(|a| a.parse().ok()).unwrap_or(10_000),
             ));
         }
-        _ => eprintln!("usage: bench-compliance engine [FACTORIES] [SECONDS] | latency URL TOKEN [SECONDS] [READINGS_PER_S]"),
+        _ => eprintln!(
+            "usage: bench-compliance engine [FACTORIES] [SECONDS] | latency URL TOKEN [SECONDS] [READINGS_PER_S]"
+        ),
     }
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::compliance::{ComplianceServer, EventStream, minutes};
+use support::compliance::{ComplianceServer, EventStream, WebhookReceiver, minutes};
 use support::wait_for;
 
 fn ts(s: &str) -> i64 {
@@ -121,4 +121,30 @@ async fn ack_rights_ack_survives_a_restart_and_no_alert_is_raised_twice() {
     let periods = server.get("/api/v1/periods?factory=f1&parameter=cod").await;
     let values: Vec<_> = periods["periods"].as_array().expect("periods").iter().map(|p| p["value"].as_f64()).collect();
     assert_eq!(values, [Some(150.0), Some(160.0)]);
+}
+
+#[tokio::test]
+async fn a_webhook_gets_the_alert_after_a_refused_attempt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = WebhookReceiver::start(1).await;
+    let extra = format!(
+        "[[webhook]]\nurl = \"{}\"\nkinds = [\"exceedance\"]\nmax_attempts = 3\nretry_initial_ms = 50\n",
+        hook.url
+    );
+    let (server, tokens) = ComplianceServer::start_with(dir.path(), &extra).await;
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    assert_eq!(server.write(&tokens.f2, format!("effluent,factory=f2,point=outfall-1 cod=140 {now}\n")).await, 204);
+    let bodies = hook.bodies.clone();
+    let got = wait_for("two webhook requests", Duration::from_secs(30), || {
+        let bodies = bodies.clone();
+        async move { Some(bodies.lock().expect("lock").clone()).filter(|b| b.len() >= 2) }
+    })
+    .await;
+    assert_eq!((got[0].0, got[1].0), (500, 204), "refused once, then delivered");
+    assert_eq!(got[0].1, got[1].1, "the same delivery, retried");
+    assert_eq!(got[1].1["event"], "alert");
+    assert_eq!(
+        (got[1].1["alert"]["kind"].as_str(), got[1].1["alert"]["value"].as_f64()),
+        (Some("exceedance"), Some(140.0))
+    );
 }

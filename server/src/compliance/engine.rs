@@ -619,11 +619,14 @@ impl Engine {
             let current = bounds(averaging, now).0;
             let mut start = self.tracks[t].filled_to.unwrap_or(fill_from);
             while start <= current {
-                let known_closed = self.tracks[t].periods.get(&start).is_some_and(|p| p.closed);
-                if !known_closed {
+                let end = bounds(averaging, start).1;
+                // Judged already and unchanged (the marked ones were judged above): an open
+                // period is re-read only when it gets data or closes.
+                let settled = self.tracks[t].periods.get(&start).is_some_and(|p| p.closed || end > now);
+                if !settled {
                     self.rejudge(t, start, Cause::Reading);
                 }
-                start = bounds(averaging, start).1;
+                start = end;
             }
             self.tracks[t].filled_to = Some(current);
         }
@@ -932,7 +935,7 @@ impl Engine {
                     point: s.id.point.clone(),
                     parameter: s.id.parameter.clone(),
                     day_start_ns: day,
-                    day: period::local(day)[..10].to_string(),
+                    day: period::local_date(day),
                     valid: c.valid,
                     excluded: c.excluded,
                     expected,
@@ -1049,7 +1052,7 @@ impl Engine {
                         summary: format!(
                             "{} on {}: {} valid of {} expected readings ({:.1} % < {threshold} %)",
                             s.id.parameter,
-                            &period::local(yesterday)[..10],
+                            period::local_date(yesterday),
                             c.valid,
                             expected,
                             availability_pct(c.valid, expected)

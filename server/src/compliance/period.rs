@@ -59,3 +59,9 @@ pub fn local(t_ns: i64) -> String {
         Err(_) => t_ns.to_string(),
     }
 }
+
+/// The Bangkok date of `t_ns`, `2026-11-23`.
+pub fn local_date(t_ns: i64) -> String {
+    let full = local(t_ns);
+    full.get(..10).unwrap_or(&full).to_string()
+}
