@@ -1,10 +1,15 @@
-//! The engine's state: every series' samples, the judged periods of every (series, limit)
-//! "track", revisions, and what they add up to (conditions for alerts, episodes,
-//! availability, status).
+//! The engine's state: per series, hourly aggregates of its readings and its newest
+//! readings; the judged periods of every (series, limit) "track"; revisions; and what they
+//! add up to (conditions for alerts, episodes, availability, status).
 //!
 //! Judgements are functions of the readings and gap records alone, never of their arrival
-//! order: a period is recomputed from all its samples whenever one of them (or a gap
-//! touching it) arrives, and a period closes when the clock passes its end. A closed
+//! order: each reading goes into the aggregate of its hour (counts, and a sum kept exactly
+//! in integer nano-units, so the order of additions cannot change a mean); a period (an
+//! hour, or a Bangkok day of 24 hours) is recomputed from its hours whenever a reading (or
+//! a gap touching it) arrives, and closes when the clock passes its end. The engine keeps
+//! no copy of the readings beyond the newest few per series (for fault detection): memory
+//! grows by one aggregate per series and hour. It relies on the store handing each reading
+//! over once (ingest passes only readings the store did not have). A closed
 //! period whose result changes is a **revision**, kept with what it was, what it became,
 //! when and why. On a restart the engine is rebuilt from the store (`replaying`: nothing
 //! recomputed then counts as a revision) and the revisions are read back from their log.
@@ -56,6 +61,42 @@ struct Sample {
     not_detected: bool,
 }
 
+/// Readings of one hour of one series.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acc {
+    valid: u32,
+    excluded: u32,
+    /// Sum of the valid values in units of 1e-9, exact whatever the order of additions.
+    sum_nano: i128,
+    /// A valid reading not flagged "not detected".
+    detected: bool,
+}
+
+impl Acc {
+    fn add(&mut self, s: Sample) {
+        if s.quality.is_judged() {
+            self.valid += 1;
+            self.sum_nano += (s.value * 1e9).round() as i128;
+            self.detected |= !s.not_detected;
+        } else {
+            self.excluded += 1;
+        }
+    }
+    fn merge(mut self, o: &Acc) -> Acc {
+        self.valid += o.valid;
+        self.excluded += o.excluded;
+        self.sum_nano += o.sum_nano;
+        self.detected |= o.detected;
+        self
+    }
+    fn mean(&self) -> Option<f64> {
+        (self.valid > 0).then(|| self.sum_nano as f64 / 1e9 / self.valid as f64)
+    }
+}
+
+/// How far back the newest readings of a series are kept at least (spike detection).
+const TAIL_MIN_NS: i64 = 600 * SECOND_NS;
+
 #[derive(Debug, Clone, Copy, Default)]
 struct DayCount {
     valid: u32,
@@ -68,7 +109,10 @@ struct Series {
     area: String,
     kind: Kind,
     point: Arc<Point>,
-    samples: BTreeMap<i64, Sample>,
+    /// Hour start → its readings' aggregate.
+    hours: BTreeMap<i64, Acc>,
+    /// The newest readings: back to the flatline duration (at least 10 min) from the newest.
+    tail: BTreeMap<i64, Sample>,
     days: BTreeMap<i64, DayCount>,
     tracks: Vec<usize>,
 }
@@ -492,7 +536,8 @@ impl Engine {
             area: area.id.clone(),
             kind: point.kind,
             point: Arc::new(point.clone()),
-            samples: BTreeMap::new(),
+            hours: BTreeMap::new(),
+            tail: BTreeMap::new(),
             days: BTreeMap::new(),
             tracks,
         };
@@ -510,11 +555,16 @@ impl Engine {
             }
             let Some(series) = self.series.get_mut(&id) else { continue };
             let sample = Sample { value: r.value, quality: r.quality, not_detected: r.below_detection_limit };
-            if series.samples.contains_key(&r.time_ns) {
-                // The store keeps the first copy of a (series, time); so does the engine.
-                continue;
+            series.hours.entry(bounds(Averaging::Hourly, r.time_ns).0).or_default().add(sample);
+            let newest = series.tail.last_key_value().map_or(r.time_ns, |(t, _)| (*t).max(r.time_ns));
+            let keep_ns = (series.point.faults.flatline_after_s as i64 * SECOND_NS).max(TAIL_MIN_NS);
+            if r.time_ns >= newest - keep_ns {
+                series.tail.insert(r.time_ns, sample);
+                while series.tail.len() > 2 && series.tail.first_key_value().is_some_and(|(t, _)| *t < newest - keep_ns)
+                {
+                    series.tail.pop_first();
+                }
             }
-            series.samples.insert(r.time_ns, sample);
             let day = series.days.entry(period::day(r.time_ns).0).or_default();
             if r.quality.is_judged() {
                 day.valid += 1;
@@ -679,12 +729,8 @@ impl Engine {
             point: id.point.clone(),
             parameter: O2.to_string(),
         })?;
-        let (sum, n) = o2
-            .samples
-            .range(start..end.max(start + 1))
-            .filter(|(_, s)| s.quality.is_judged())
-            .fold((0.0, 0u32), |(sum, n), (_, s)| (sum + s.value, n + 1));
-        (n > 0).then(|| sum / n as f64)
+        let (start, end) = if start == end { bounds(Averaging::Hourly, start) } else { (start, end) };
+        o2.hours.range(start..end).fold(Acc::default(), |a, (_, h)| a.merge(h)).mean()
     }
 
     /// Brings a value to the limit's basis and compares it.
@@ -752,16 +798,9 @@ impl Engine {
         let series = &self.series[&*track.series];
         let limit = &track.limit;
         let (start, end) = bounds(limit.averaging, start);
-        let (mut valid, mut excluded, mut sum, mut detected) = (0u32, 0u32, 0.0, false);
-        for s in series.samples.range(start..end).map(|(_, s)| s) {
-            if s.quality.is_judged() {
-                valid += 1;
-                sum += s.value;
-                detected |= !s.not_detected;
-            } else {
-                excluded += 1;
-            }
-        }
+        let acc = series.hours.range(start..end).fold(Acc::default(), |a, (_, h)| a.merge(h));
+        let (valid, excluded, detected) = (acc.valid, acc.excluded, acc.detected);
+        let mean = acc.mean();
         let expected = expected(start, end, series.point.expected_interval_s);
         let availability = availability_pct(valid, expected);
         let mut p = Period {
@@ -801,12 +840,10 @@ impl Engine {
                     }
                 ),
             });
-            if valid > 0 {
-                p.measured = self.unit_value(series, limit, sum / valid as f64).ok();
-            }
+            p.measured = mean.and_then(|m| self.unit_value(series, limit, m).ok());
             return p;
         }
-        self.finish(series, limit, p, sum / valid as f64, !detected)
+        self.finish(series, limit, p, mean.unwrap_or(f64::NAN), !detected)
     }
 
     fn track_periods<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = (&'a Series, &'a Track)> + 'a {
@@ -1093,7 +1130,7 @@ impl Engine {
             .into_iter()
             .map(|s| {
                 let latest = s
-                    .samples
+                    .tail
                     .last_key_value()
                     .map(|(t, v)| serde_json::json!({"time_ns": t, "value": v.value, "quality": v.quality.as_str()}));
                 let judgements: Vec<_> = s
@@ -1133,6 +1170,6 @@ impl SamplesView<'_> {
 
 impl Series {
     fn samples_view(&self) -> SamplesView<'_> {
-        SamplesView { samples: &self.samples }
+        SamplesView { samples: &self.tail }
     }
 }
