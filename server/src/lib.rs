@@ -123,6 +123,7 @@ impl App {
         }
         engine.tick();
         engine.set_replaying(false);
+        engine.take_flashes();
         // Before the first request: what holds after the restart is reconciled with the book
         // (the same conditions find their alerts; nothing is raised twice).
         alerts.reconcile(&engine.conditions(), clock.now_ns()).map_err(io("alerts.log"))?;

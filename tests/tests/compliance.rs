@@ -55,6 +55,25 @@ async fn an_hourly_emission_limit_is_judged_with_o2_correction() {
     let episodes = episodes["episodes"].as_array().expect("episodes").clone();
     assert_eq!(episodes.len(), 1, "{episodes:?}");
     assert_eq!((episodes[0]["start_ns"].as_i64(), episodes[0]["periods"].as_u64()), (Some(hour), Some(1)));
+    // Status: the hours since are judged "insufficient data" (nothing came), yet the
+    // exceedance stays open: only a compliant period ends it, not an outage.
+    let status = server.get("/api/v1/status?factory=f1&parameter=so2").await;
+    let series = &status["series"][0];
+    assert_eq!(series["judgements"][0]["current"]["outcome"], "insufficient_data", "{status}");
+    let open: Vec<_> =
+        series["open_alerts"].as_array().expect("open alerts").iter().map(|a| a["kind"].clone()).collect();
+    assert!(open.contains(&"exceedance".into()) && open.contains(&"no_data".into()), "{open:?}");
+    assert_eq!(series["latest"]["value"].as_f64(), Some(800.0));
+    assert_eq!(status["incidents"][0]["point"], "stack-1", "the silent stack is an incident with its deadlines");
+    // Availability of that Bangkok day: 60 valid of 86 400 / 60 = 1 440 expected, below 80 %.
+    let days = server.get("/api/v1/availability?factory=f1&parameter=so2&from=2026-11-22T00:00:00%2B07:00").await;
+    let day = &days["days"][0];
+    assert_eq!(
+        (day["day"].as_str(), day["valid"].as_u64(), day["expected"].as_u64()),
+        (Some("2026-11-22"), Some(60), Some(1440))
+    );
+    assert!((day["availability_pct"].as_f64().expect("pct") - 6000.0 / 1440.0).abs() < 1e-9);
+    assert_eq!(day["meets"].as_bool(), Some(false));
     // The OpenAPI document is served and names the routes.
     let openapi = server.get("/api/v1/openapi.json").await;
     for route in ["/api/v1/periods", "/api/v1/alerts/{id}/ack", "/api/v1/events", "/api/v1/availability"] {

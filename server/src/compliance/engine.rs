@@ -443,6 +443,9 @@ pub struct Engine {
     gaps: Vec<GapInfo>,
     revisions: HashMap<(String, i64), Vec<Revision>>,
     new_revisions: Vec<Revision>,
+    /// Exceedances judged since the last call of `take_flashes`, even those a later
+    /// period already ended: each must reach the alert book once.
+    flashes: Vec<Condition>,
     replaying: bool,
 }
 
@@ -460,6 +463,7 @@ impl Engine {
             gaps: Vec::new(),
             revisions: HashMap::new(),
             new_revisions: Vec::new(),
+            flashes: Vec::new(),
             replaying: false,
         };
         let ids: Vec<SeriesId> = engine
@@ -498,6 +502,13 @@ impl Engine {
         for r in revisions {
             self.revisions.entry((r.track.clone(), r.start_ns)).or_default().push(r);
         }
+    }
+
+    /// Exceedances judged since the last call (see [`Engine::conditions`]): passed to the
+    /// alert book with the conditions, so an exceedance another reading ended within the
+    /// same batch still raises its alert (which then resolves).
+    pub fn take_flashes(&mut self) -> Vec<Condition> {
+        std::mem::take(&mut self.flashes)
     }
 
     /// Revisions made since the last call, to persist.
@@ -579,6 +590,10 @@ impl Engine {
                 if averaging == Averaging::Instantaneous {
                     if r.quality.is_judged() {
                         let p = self.judge_instant(t, r.time_ns, sample);
+                        if p.outcome == Outcome::Exceeds && !self.replaying {
+                            let (s, tr) = (&self.series[&id], &self.tracks[t]);
+                            self.flashes.push(exceedance(s, tr, &p, p.start_ns));
+                        }
                         self.tracks[t].periods.insert(r.time_ns, p);
                     }
                 } else {
@@ -713,6 +728,13 @@ impl Engine {
             tracing::info!(factory = %revision.factory, point = %revision.point, parameter = %revision.parameter, start = %period::local(start), was = ?revision.was.outcome, became = ?revision.became.outcome, "Period revised");
             self.revisions.entry((track.key.clone(), start)).or_default().push(revision.clone());
             self.new_revisions.push(revision);
+        }
+        let newly_exceeding = new.closed
+            && new.outcome == Outcome::Exceeds
+            && track.periods.get(&start).is_none_or(|old| !old.closed || old.outcome != Outcome::Exceeds);
+        if newly_exceeding && !self.replaying {
+            let flash = exceedance(&self.series[&*track.series], track, &new, start);
+            self.flashes.push(flash);
         }
         track.periods.insert(start, new);
     }
@@ -1027,46 +1049,22 @@ impl Engine {
         let mut out = Vec::new();
         for t in &self.tracks {
             let s = &self.series[&*t.series];
-            let Some(p) = t.periods.values().rev().find(|p| p.closed) else { continue };
+            // The latest period that could be judged decides: an exceedance followed by an
+            // outage (insufficient data) stays open until a compliant period ends it, rather
+            // than "resolving" because the data stopped.
+            let judged = || {
+                t.periods
+                    .values()
+                    .rev()
+                    .filter(|p| p.closed && matches!(p.outcome, Outcome::Compliant | Outcome::Exceeds))
+            };
+            let Some(p) = judged().next() else { continue };
             if p.outcome != Outcome::Exceeds {
                 continue;
             }
-            let since = t
-                .periods
-                .values()
-                .rev()
-                .filter(|p| p.closed)
-                .take_while(|p| p.outcome == Outcome::Exceeds)
-                .last()
-                .map_or(p.start_ns, |p| p.start_ns);
-            let value = p.value.unwrap_or(f64::NAN);
-            let basis = t.limit.reference_o2_pct.map(|o| format!(" at {o} % O₂")).unwrap_or_default();
-            let by = match (&t.limit.permit, &t.limit.standard, &t.limit.clause) {
-                (Some(permit), _, _) => format!("permit {permit}"),
-                (None, Some(std), Some(clause)) => format!("{std} clause {clause}"),
-                _ => String::new(),
-            };
-            out.push(Condition {
-                key: format!("exceedance/{}", t.key),
-                kind: AlertKind::Exceedance,
-                severity: Severity::Critical,
-                factory: s.id.factory.clone(),
-                point: s.id.point.clone(),
-                parameter: Some(s.id.parameter.clone()),
-                summary: format!(
-                    "{} {} {}{basis} exceeds {} ({by}), {:?} period from {}",
-                    s.id.parameter,
-                    (value * 1000.0).round() / 1000.0,
-                    t.limit.unit,
-                    t.limit.describe,
-                    t.limit.averaging,
-                    period::local(p.start_ns)
-                ),
-                value: p.value,
-                limit: Some((*t.limit).clone()),
-                since_ns: since,
-                deadline_ns: None,
-            });
+            let since =
+                judged().take_while(|p| p.outcome == Outcome::Exceeds).last().map_or(p.start_ns, |p| p.start_ns);
+            out.push(exceedance(s, t, p, since));
         }
         let yesterday = period::day(now).0 - DAY_NS;
         let mut series: Vec<&Series> = self.series.values().collect();
@@ -1149,6 +1147,38 @@ impl Engine {
                 })
             })
             .collect()
+    }
+}
+
+/// The exceedance condition of a track, from its period `p` (the episode started at `since`).
+fn exceedance(s: &Series, t: &Track, p: &Period, since: i64) -> Condition {
+    let value = p.value.unwrap_or(f64::NAN);
+    let basis = t.limit.reference_o2_pct.map(|o| format!(" at {o} % O₂")).unwrap_or_default();
+    let by = match (&t.limit.permit, &t.limit.standard, &t.limit.clause) {
+        (Some(permit), _, _) => format!("permit {permit}"),
+        (None, Some(std), Some(clause)) => format!("{std} clause {clause}"),
+        _ => String::new(),
+    };
+    Condition {
+        key: format!("exceedance/{}", t.key),
+        kind: AlertKind::Exceedance,
+        severity: Severity::Critical,
+        factory: s.id.factory.clone(),
+        point: s.id.point.clone(),
+        parameter: Some(s.id.parameter.clone()),
+        summary: format!(
+            "{} {} {}{basis} exceeds {} ({by}), {:?} period from {}",
+            s.id.parameter,
+            (value * 1000.0).round() / 1000.0,
+            t.limit.unit,
+            t.limit.describe,
+            t.limit.averaging,
+            period::local(p.start_ns)
+        ),
+        value: p.value,
+        limit: Some((*t.limit).clone()),
+        since_ns: since,
+        deadline_ns: None,
     }
 }
 

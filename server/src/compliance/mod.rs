@@ -126,7 +126,8 @@ impl Compliance {
                     next_tick = Instant::now() + tick;
                 }
                 let revisions = engine.take_revisions();
-                let conditions = engine.conditions();
+                let mut conditions = engine.conditions();
+                conditions.extend(engine.take_flashes());
                 let now = engine.now_ns();
                 drop(engine);
                 if !revisions.is_empty() {

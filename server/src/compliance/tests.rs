@@ -444,3 +444,41 @@ fn alert_lifecycle_pending_firing_acknowledged_resolved() {
         ("write token abc", "sampling again", t0() + 2 * HOUR_NS)
     );
 }
+
+#[test]
+fn an_exceedance_stays_open_through_an_outage_until_a_compliant_period() {
+    let (mut e, clock) = engine(t0() + 3 * HOUR_NS);
+    e.ingest(&minutes("f1", "so2", 1000.0, t0(), 60));
+    e.ingest(&minutes("f1", "o2", 7.0, t0(), 60));
+    e.tick();
+    let exceeding = |e: &Engine| e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).count();
+    let outcomes: Vec<_> = periods(&e, "f1", "so2").into_iter().map(|p| p.period.outcome).collect();
+    // Hour 0 exceeds; hours 1 and 2 had no data; hour 3 is open.
+    assert_eq!(
+        outcomes,
+        [Outcome::Exceeds, Outcome::InsufficientData, Outcome::InsufficientData, Outcome::InsufficientData]
+    );
+    assert_eq!(exceeding(&e), 1, "no data is not compliance");
+    clock.set(t0() + 4 * HOUR_NS);
+    e.ingest(&minutes("f1", "so2", 100.0, t0() + 3 * HOUR_NS, 60));
+    e.ingest(&minutes("f1", "o2", 7.0, t0() + 3 * HOUR_NS, 60));
+    e.tick();
+    assert_eq!(exceeding(&e), 0, "a compliant hour ends it");
+}
+
+#[test]
+fn an_exceedance_ended_within_the_same_batch_still_alerts_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut e, _) = engine(t0() + SECOND_NS);
+    e.ingest(&[effluent("cod", 130.0, t0()), effluent("cod", 100.0, t0() + 1)]);
+    let ongoing = e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).count();
+    assert_eq!(ongoing, 0, "the newest grab sample is compliant");
+    let flashes = e.take_flashes();
+    assert_eq!((flashes.len(), flashes[0].value), (1, Some(130.0)));
+    assert!(e.take_flashes().is_empty(), "taken once");
+    let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
+    let opened = book.reconcile(&flashes, t0() + SECOND_NS).expect("reconcile");
+    assert_eq!((opened.len(), opened[0].state, opened[0].value), (1, State::Firing, Some(130.0)));
+    let resolved = book.reconcile(&[], t0() + 2 * SECOND_NS).expect("reconcile");
+    assert_eq!(resolved[0].state, State::Resolved);
+}
