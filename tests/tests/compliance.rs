@@ -167,3 +167,79 @@ async fn a_webhook_gets_the_alert_after_a_refused_attempt() {
         (Some("exceedance"), Some(140.0))
     );
 }
+
+#[tokio::test]
+async fn late_data_revises_a_closed_hour_and_a_gap_names_its_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, tokens) = ComplianceServer::start(dir.path()).await;
+    let mut events = EventStream::open(&server.url).await;
+    // Hour A (02:00–03:00 UTC, 2026-11-22): 30 of 60 readings first: insufficient data.
+    let a = ts("2026-11-22T02:00:00Z");
+    let mut first = minutes("emission", "f1", "stack-1", "so2", 100.0, a, 30);
+    first.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, a, 30));
+    assert_eq!(server.write(&tokens.f1, first).await, 204);
+    let url = server.url.clone();
+    let query = "/api/v1/periods?factory=f1&parameter=so2&from=2026-11-22T02:00:00Z&to=2026-11-22T03:00:00Z";
+    let judged = |valid: u64| {
+        let url = url.clone();
+        async move {
+            wait_for(&format!("hour A with {valid} valid"), Duration::from_secs(30), || {
+                let url = url.clone();
+                async move {
+                    let v = support::get_json(&format!("{url}{query}")).await;
+                    v["periods"].as_array().and_then(|p| p.first().cloned()).filter(|p| p["valid"] == valid)
+                }
+            })
+            .await
+        }
+    };
+    assert_eq!(judged(30).await["outcome"], "insufficient_data");
+    // The back-fill: the other 30 minutes at 1000 ppm. (30 × 100 + 30 × 1000) / 60 = 550 ppm.
+    let mut rest = minutes("emission", "f1", "stack-1", "so2", 1000.0, a + 30 * 60_000_000_000, 30);
+    rest.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, a + 30 * 60_000_000_000, 30));
+    assert_eq!(server.write(&tokens.f1, rest).await, 204);
+    let period = judged(60).await;
+    assert_eq!((period["outcome"].as_str(), period["value"].as_f64()), (Some("compliant"), Some(550.0)));
+    let revision = &period["revisions"][0];
+    assert_eq!(
+        (revision["was"]["outcome"].as_str(), revision["became"]["outcome"].as_str()),
+        (Some("insufficient_data"), Some("compliant"))
+    );
+    assert!(revision["reason"].as_str().is_some_and(|r| r.starts_with("late data")), "{revision}");
+    let listed = server.get("/api/v1/revisions?factory=f1").await;
+    assert_eq!(listed["revisions"].as_array().map(Vec::len), Some(1));
+    // Published live too.
+    events.until("event: revision", Duration::from_secs(10)).await;
+
+    // Hour B: 20 readings, and the agent reports it dropped the other 40.
+    let b = ts("2026-11-22T04:00:00Z");
+    let mut some = minutes("emission", "f1", "stack-1", "so2", 100.0, b, 20);
+    some.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, b, 20));
+    assert_eq!(server.write(&tokens.f1, some).await, 204);
+    let gap = serde_json::json!({"gaps": [{
+        "id": "g1", "factory": "f1", "point": "stack-1", "kind": "emission", "parameters": ["so2", "o2"],
+        "from_ns": b + 20 * 60_000_000_000_i64, "to_ns": b + 59 * 60_000_000_000_i64, "count": 80,
+        "reason": "agent buffer overflow"
+    }]});
+    let r = support::http()
+        .post(format!("{}/api/v1/gaps", server.url))
+        .header("Authorization", format!("Token {}", tokens.f1))
+        .body(gap.to_string())
+        .send()
+        .await
+        .expect("gaps");
+    assert_eq!(r.status().as_u16(), 204);
+    let url = server.url.clone();
+    let reason = wait_for("hour B's reason", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let v = support::get_json(&format!(
+                "{url}/api/v1/periods?factory=f1&parameter=so2&from=2026-11-22T04:00:00Z&to=2026-11-22T05:00:00Z"
+            ))
+            .await;
+            v["periods"][0]["reason"].as_str().filter(|r| r.contains("agent buffer overflow")).map(str::to_string)
+        }
+    })
+    .await;
+    assert!(reason.starts_with("insufficient data — agent buffer overflow"), "{reason}");
+}

@@ -172,6 +172,21 @@ impl EventStream {
         EventStream { response, text: String::new() }
     }
 
+    /// Reads until the stream's text contains `needle`.
+    pub async fn until(&mut self, needle: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.text.contains(needle) {
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no {needle} on the stream; got:\n{}", self.text))
+                .expect("stream");
+            match chunk {
+                Some(bytes) => self.text.push_str(&String::from_utf8_lossy(&bytes)),
+                None => panic!("stream ended; got:\n{}", self.text),
+            }
+        }
+    }
+
     /// Reads until an `event: alert` whose data contains `needle` arrives; returns its data.
     pub async fn alert_containing(&mut self, needle: &str, limit: Duration) -> serde_json::Value {
         let deadline = tokio::time::Instant::now() + limit;
