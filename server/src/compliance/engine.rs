@@ -202,12 +202,68 @@ enum Cause {
     Gap,
 }
 
+/// A judged grab sample, kept compact: there is one per reading of an instantaneous limit.
+#[derive(Debug, Clone, Copy)]
+struct Instant {
+    /// Judged value (NaN: none).
+    value: f64,
+    /// Value before correction (NaN: none).
+    measured: f64,
+    /// O₂ used (NaN: none).
+    o2_pct: f32,
+    outcome: Outcome,
+}
+
+impl Instant {
+    fn of(p: &Period) -> Instant {
+        Instant {
+            value: p.value.unwrap_or(f64::NAN),
+            measured: p.measured.unwrap_or(f64::NAN),
+            o2_pct: p.o2_pct.map_or(f32::NAN, |o| o as f32),
+            outcome: p.outcome,
+        }
+    }
+
+    fn period(&self, t: i64, limit: &LimitUsed) -> Period {
+        let some = |v: f64| (!v.is_nan()).then_some(v);
+        let o2 = (!self.o2_pct.is_nan()).then_some(self.o2_pct as f64);
+        let reason = (self.outcome == Outcome::CannotCorrect).then(|| match (some(self.measured), o2) {
+            (None, _) => format!("cannot convert to {}", limit.unit),
+            (Some(_), None) => format!(
+                "cannot be corrected to {} % O₂: no valid O₂ reading in the period",
+                limit.reference_o2_pct.unwrap_or(f64::NAN)
+            ),
+            (Some(_), Some(o2)) => format!(
+                "cannot be corrected to {} % O₂: measured O₂ {o2} % ≥ 21 %",
+                limit.reference_o2_pct.unwrap_or(f64::NAN)
+            ),
+        });
+        Period {
+            start_ns: t,
+            end_ns: t,
+            closed: true,
+            outcome: self.outcome,
+            value: some(self.value),
+            measured: some(self.measured),
+            o2_pct: o2,
+            valid: 1,
+            expected: 1,
+            excluded: 0,
+            availability_pct: 100.0,
+            reason,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Track {
     series: Arc<SeriesId>,
     key: String,
     limit: Arc<LimitUsed>,
+    /// Judged periods of a fixed-period limit.
     periods: BTreeMap<i64, Period>,
+    /// Judged grab samples of an instantaneous limit.
+    instants: BTreeMap<i64, Instant>,
     dirty: BTreeMap<i64, Cause>,
     /// Start of the earliest period to fill (the first sample's), for fixed periods.
     fill_from: Option<i64>,
@@ -536,6 +592,7 @@ impl Engine {
                 key: format!("{}/{}/{}/{}", id.factory, id.point, id.parameter, limit.id),
                 limit: Arc::new(limit),
                 periods: BTreeMap::new(),
+                instants: BTreeMap::new(),
                 dirty: BTreeMap::new(),
                 fill_from: None,
                 filled_to: None,
@@ -594,7 +651,7 @@ impl Engine {
                             let (s, tr) = (&self.series[&id], &self.tracks[t]);
                             self.flashes.push(exceedance(s, tr, &p, p.start_ns));
                         }
-                        self.tracks[t].periods.insert(r.time_ns, p);
+                        self.tracks[t].instants.insert(r.time_ns, Instant::of(&p));
                     }
                 } else {
                     let start = bounds(averaging, r.time_ns).0;
@@ -880,19 +937,20 @@ impl Engine {
         let (from, to) = filter.range();
         let mut out = Vec::new();
         for (s, t) in self.track_periods(filter) {
-            for p in t.periods.range(from..to).map(|(_, p)| p) {
+            for p in t.range(from, to) {
                 if out.len() >= limit {
                     return out;
                 }
+                let start = p.start_ns;
                 out.push(PeriodView {
                     area: s.area.clone(),
                     factory: s.id.factory.clone(),
                     point: s.id.point.clone(),
                     parameter: s.id.parameter.clone(),
                     limit: (*t.limit).clone(),
-                    period: p.clone(),
-                    start_local: period::local(p.start_ns),
-                    revisions: self.revisions.get(&(t.key.clone(), p.start_ns)).cloned().unwrap_or_default(),
+                    period: p,
+                    start_local: period::local(start),
+                    revisions: self.revisions.get(&(t.key.clone(), start)).cloned().unwrap_or_default(),
                 });
             }
         }
@@ -923,7 +981,7 @@ impl Engine {
         let (from, to) = filter.range();
         let mut out = Vec::new();
         for (s, t) in self.track_periods(filter) {
-            let judged: Vec<&Period> = t.periods.values().filter(|p| p.closed).collect();
+            let judged: Vec<Period> = t.range(i64::MIN, i64::MAX).filter(|p| p.closed).collect();
             let mut run: Vec<&Period> = Vec::new();
             let flush = |run: &mut Vec<&Period>, ongoing: bool, out: &mut Vec<Episode>| {
                 let (Some(first), Some(last)) = (run.first(), run.last()) else { return };
@@ -1053,8 +1111,7 @@ impl Engine {
             // outage (insufficient data) stays open until a compliant period ends it, rather
             // than "resolving" because the data stopped.
             let judged = || {
-                t.periods
-                    .values()
+                t.range(i64::MIN, i64::MAX)
                     .rev()
                     .filter(|p| p.closed && matches!(p.outcome, Outcome::Compliant | Outcome::Exceeds))
             };
@@ -1064,7 +1121,7 @@ impl Engine {
             }
             let since =
                 judged().take_while(|p| p.outcome == Outcome::Exceeds).last().map_or(p.start_ns, |p| p.start_ns);
-            out.push(exceedance(s, t, p, since));
+            out.push(exceedance(s, t, &p, since));
         }
         let yesterday = period::day(now).0 - DAY_NS;
         let mut series: Vec<&Series> = self.series.values().collect();
@@ -1136,8 +1193,8 @@ impl Engine {
                     .iter()
                     .map(|&t| {
                         let t = &self.tracks[t];
-                        let current = t.periods.values().rev().find(|p| p.closed);
-                        let open = t.periods.values().next_back().filter(|p| !p.closed);
+                        let current = t.range(i64::MIN, i64::MAX).rev().find(|p| p.closed);
+                        let open = t.range(i64::MIN, i64::MAX).next_back().filter(|p| !p.closed);
                         serde_json::json!({"limit": &*t.limit, "current": current, "open": open})
                     })
                     .collect();
@@ -1147,6 +1204,19 @@ impl Engine {
                 })
             })
             .collect()
+    }
+}
+
+impl Track {
+    /// Judged periods (grab samples) starting in `[from, to)`, oldest first.
+    fn range(&self, from: i64, to: i64) -> Box<dyn DoubleEndedIterator<Item = Period> + '_> {
+        if from >= to {
+            return Box::new(std::iter::empty());
+        }
+        match self.limit.averaging {
+            Averaging::Instantaneous => Box::new(self.instants.range(from..to).map(|(t, i)| i.period(*t, &self.limit))),
+            _ => Box::new(self.periods.range(from..to).map(|(_, p)| p.clone())),
+        }
     }
 }
 

@@ -482,3 +482,15 @@ fn an_exceedance_ended_within_the_same_batch_still_alerts_once() {
     let resolved = book.reconcile(&[], t0() + 2 * SECOND_NS).expect("reconcile");
     assert_eq!(resolved[0].state, State::Resolved);
 }
+
+#[test]
+fn an_empty_or_reversed_range_yields_nothing() {
+    let (mut e, _) = engine(t0() + HOUR_NS);
+    e.ingest(&[effluent("cod", 130.0, t0())]);
+    let reversed = Filter { from_ns: Some(t0() + 1), to_ns: Some(t0()), ..Filter::default() };
+    assert!(e.periods(&reversed, usize::MAX).is_empty());
+    assert!(e.episodes(&reversed).is_empty());
+    let all = Filter::default();
+    let p = &e.periods(&all, usize::MAX)[0];
+    assert_eq!((p.period.value, p.period.outcome, p.period.closed), (Some(130.0), Outcome::Exceeds, true));
+}
