@@ -27,10 +27,88 @@ pub struct ServerConfig {
     /// `[influxdb]`: an InfluxDB 2 every accepted reading is written through to (absent: none).
     #[serde(default)]
     pub influxdb: Option<InfluxdbSection>,
+    /// `[compliance]`: the judgement engine.
+    #[serde(default)]
+    pub compliance: ComplianceSection,
+    /// `[alerts]`: the alert lifecycle.
+    #[serde(default)]
+    pub alerts: AlertsSection,
+    /// `[[webhook]]`: where alert changes are POSTed.
+    #[serde(default)]
+    pub webhook: Vec<WebhookSection>,
     /// The site registry.
     #[serde(default)]
     pub area: Vec<Area>,
 }
+
+/// `[compliance]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceSection {
+    /// How often periods are closed and no-data, faults and deadlines re-checked.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    /// A point is "no data" after this many expected intervals without a reading (a point's
+    /// `faults.no_data_after_s` overrides it).
+    #[serde(default = "default_no_data_after_intervals")]
+    pub no_data_after_intervals: u32,
+}
+
+impl Default for ComplianceSection {
+    fn default() -> Self {
+        ComplianceSection { tick_ms: default_tick_ms(), no_data_after_intervals: default_no_data_after_intervals() }
+    }
+}
+
+const fn default_tick_ms() -> u64 {
+    1000
+}
+const fn default_no_data_after_intervals() -> u32 {
+    3
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    /// How long a condition must hold (pending) before its alert fires (0: at once).
+    #[serde(default)]
+    pub for_s: u64,
+}
+
+/// `[[webhook]]`: every alert change of the listed kinds is POSTed as JSON, retried with
+/// doubling waits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Alert kinds to send (empty: all): exceedance, no_data, sensor_fault, availability, deadline.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Attempts per delivery before it is given up (and logged).
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubles each time.
+    #[serde(default = "default_webhook_retry_ms")]
+    pub retry_initial_ms: u64,
+    /// Per-attempt timeout.
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+const fn default_webhook_attempts() -> u32 {
+    5
+}
+const fn default_webhook_retry_ms() -> u64 {
+    500
+}
+const fn default_webhook_timeout_ms() -> u64 {
+    5000
+}
+
+/// Alert kinds a webhook may name.
+pub const ALERT_KINDS: [&str; 5] = ["exceedance", "no_data", "sensor_fault", "availability", "deadline"];
 
 /// `[server]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,6 +322,29 @@ impl Validate for ServerConfig {
             }
             if influx.batch_max_points == 0 {
                 problems.push("influxdb.batch_max_points", "must be at least 1");
+            }
+        }
+        if self.compliance.tick_ms == 0 {
+            problems.push("compliance.tick_ms", "must be at least 1");
+        }
+        if self.compliance.no_data_after_intervals == 0 {
+            problems.push("compliance.no_data_after_intervals", "must be at least 1");
+        }
+        for (i, hook) in self.webhook.iter().enumerate() {
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                problems
+                    .push(format!("webhook[{i}].url"), format!("\"{}\" is not an http:// or https:// URL", hook.url));
+            }
+            for (k, kind) in hook.kinds.iter().enumerate() {
+                if !ALERT_KINDS.contains(&kind.as_str()) {
+                    problems.push(
+                        format!("webhook[{i}].kinds[{k}]"),
+                        format!("unknown alert kind \"{kind}\", expected one of: {}", ALERT_KINDS.join(", ")),
+                    );
+                }
+            }
+            if hook.max_attempts == 0 {
+                problems.push(format!("webhook[{i}].max_attempts"), "must be at least 1");
             }
         }
         validate_areas(&self.area, "area", Catalog::builtin(), problems);

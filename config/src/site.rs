@@ -44,6 +44,39 @@ pub struct Factory {
     /// Its monitoring points.
     #[serde(default)]
     pub point: Vec<Point>,
+    /// Limits set for this factory by permit (DIW clause 9/10 values, an EIA condition),
+    /// replacing the standard's limit of the same parameter.
+    #[serde(default)]
+    pub permit: Vec<Permit>,
+}
+
+/// A limit set for one factory (optionally one of its points) by permit: it replaces every
+/// standard limit of its parameter there (loosening or tightening), and the judgement names
+/// its reference.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permit {
+    /// The permit's reference (number, document), shown with every judgement made under it.
+    pub reference: String,
+    /// The point it covers (absent: every point of the factory monitoring the parameter).
+    #[serde(default)]
+    pub point: Option<String>,
+    /// Catalog parameter code.
+    pub parameter: String,
+    /// Upper bound, in `unit`.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Lower bound, in `unit`.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Unit of the bounds.
+    pub unit: String,
+    /// Over what it is judged (absent: as the standard's limit it replaces, else instantaneous).
+    #[serde(default)]
+    pub averaging: Option<crate::standards::Averaging>,
+    /// Reference O₂ (%) the value is corrected to (absent: as the replaced limit).
+    #[serde(default)]
+    pub reference_o2_pct: Option<f64>,
 }
 
 /// An outfall or a stack.
@@ -65,6 +98,40 @@ pub struct Point {
     /// What the stack serves (emission points only).
     #[serde(default)]
     pub emission: Option<EmissionPoint>,
+    /// Sensor-fault detection for this point.
+    #[serde(default)]
+    pub faults: Faults,
+}
+
+/// Sensor-fault and no-data detection settings of a point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// The point is "no data" once its newest reading is older than this (absent: three
+    /// expected intervals).
+    #[serde(default)]
+    pub no_data_after_s: Option<u64>,
+    /// A parameter repeating the same valid value for this long is a flatline (0: off).
+    #[serde(default = "default_flatline_after_s")]
+    pub flatline_after_s: u64,
+    /// Largest believable change per minute, per parameter (canonical unit); a faster change
+    /// between consecutive valid readings is a spike.
+    #[serde(default)]
+    pub max_change_per_min: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for Faults {
+    fn default() -> Faults {
+        Faults {
+            no_data_after_s: None,
+            flatline_after_s: default_flatline_after_s(),
+            max_change_per_min: Default::default(),
+        }
+    }
+}
+
+const fn default_flatline_after_s() -> u64 {
+    3600
 }
 
 const fn default_expected_interval_s() -> u64 {
@@ -132,6 +199,7 @@ pub fn validate_areas(areas: &[Area], path: &str, catalog: &Catalog, problems: &
                     format!("{} is not a factory category, expected 1, 2 or 3", factory.category),
                 );
             }
+            validate_permits(factory, &at, catalog, problems);
             let mut point_ids = BTreeSet::new();
             for (p, point) in factory.point.iter().enumerate() {
                 let at = format!("{at}.point[{p}]");
@@ -153,6 +221,52 @@ pub fn validate_areas(areas: &[Area], path: &str, catalog: &Catalog, problems: &
                 if point.expected_interval_s == 0 {
                     problems.push(format!("{at}.expected_interval_s"), "must be at least 1");
                 }
+                if point.faults.no_data_after_s == Some(0) {
+                    problems.push(format!("{at}.faults.no_data_after_s"), "must be at least 1");
+                }
+                for (code, bound) in &point.faults.max_change_per_min {
+                    if !point.parameters.contains(code) {
+                        problems.push(
+                            format!("{at}.faults.max_change_per_min.{code}"),
+                            format!("\"{code}\" is not a parameter of this point"),
+                        );
+                    }
+                    if !(bound.is_finite() && *bound > 0.0) {
+                        problems.push(format!("{at}.faults.max_change_per_min.{code}"), "must be a positive number");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn validate_permits(factory: &Factory, at: &str, catalog: &Catalog, problems: &mut Problems) {
+    for (i, permit) in factory.permit.iter().enumerate() {
+        let at = format!("{at}.permit[{i}]");
+        if permit.reference.trim().is_empty() {
+            problems.push(format!("{at}.reference"), "must name the permit (number or document)");
+        }
+        let points: Vec<&Point> = match &permit.point {
+            Some(id) => match factory.point.iter().find(|p| &p.id == id) {
+                Some(p) => vec![p],
+                None => {
+                    problems.push(format!("{at}.point"), format!("\"{id}\" is not a point of this factory"));
+                    continue;
+                }
+            },
+            None => factory.point.iter().filter(|p| p.parameters.contains(&permit.parameter)).collect(),
+        };
+        if points.is_empty() {
+            problems
+                .push(format!("{at}.parameter"), format!("no point of this factory monitors \"{}\"", permit.parameter));
+        }
+        if permit.max.is_none() && permit.min.is_none() {
+            problems.push(format!("{at}.max"), "a permit sets max, min or both");
+        }
+        for point in points {
+            if let Err(e) = catalog.from_canonical(point.kind, &permit.parameter, 1.0, &permit.unit) {
+                problems.push(format!("{at}.unit"), e.to_string());
+                break;
             }
         }
     }

@@ -99,6 +99,10 @@ pub struct Limit {
     /// Anything a reader of the judgement should know.
     #[serde(default)]
     pub note: Option<String>,
+    /// Share of a period's expected readings that must be valid for the period to be judged
+    /// (overrides the standard's `availability_min_pct`).
+    #[serde(default)]
+    pub availability_min_pct: Option<f64>,
 }
 
 /// One standard (a notification), with its limits.
@@ -121,11 +125,19 @@ pub struct Standard {
     pub confidence: Confidence,
     /// Factory categories (จำพวก) it covers.
     pub factory_categories: Vec<u8>,
+    /// Share of a period's expected readings (percent) that must be valid for an averaged
+    /// period to be judged; below it the period is "insufficient data". DIW: 80 % of a day.
+    #[serde(default = "default_availability_min_pct")]
+    pub availability_min_pct: f64,
     /// Anything a reader should know.
     #[serde(default)]
     pub note: Option<String>,
     /// Its limits.
     pub limit: Vec<Limit>,
+}
+
+const fn default_availability_min_pct() -> f64 {
+    80.0
 }
 
 /// The outcome of comparing one value with one limit.
@@ -256,6 +268,12 @@ impl Standard {
                 return Err(format!("{at}: no bound"));
             }
             catalog.from_canonical(standard.kind, &p.code, 1.0, &l.unit).map_err(|e| format!("{at}: {e}"))?;
+            if l.availability_min_pct.is_some_and(|a| !(0.0..=100.0).contains(&a)) {
+                return Err(format!("{at}: availability_min_pct must be within 0–100"));
+            }
+        }
+        if !(0.0..=100.0).contains(&standard.availability_min_pct) {
+            return Err("availability_min_pct must be within 0–100".to_string());
         }
         Ok(standard)
     }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use eitwatch_config::server_config::AnonymousRead;
 use serde_json::json;
 
+use crate::compliance::Filter;
 use crate::{AppState, auth, ingest};
 
 /// The server's routes.
@@ -23,6 +24,14 @@ pub fn router(app: AppState) -> Router {
         .route("/write", post(ingest::write_v1))
         .route("/api/v1/readings", get(readings))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/alerts/{id}/ack", post(ack))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/periods", get(periods))
+        .route("/api/v1/revisions", get(revisions))
+        .route("/api/v1/episodes", get(episodes))
+        .route("/api/v1/availability", get(availability))
+        .route("/api/v1/events", get(crate::events::stream))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/gaps", get(crate::gaps::list).post(crate::gaps::record))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
@@ -78,6 +87,10 @@ impl ApiError {
     /// 403.
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
     }
     /// 409.
     pub fn conflict(message: impl Into<String>) -> ApiError {
@@ -198,12 +211,218 @@ async fn readings(
     Ok(Json(json!({ "readings": readings })))
 }
 
+/// The OpenAPI document of the read and alert API.
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+type Q = Query<HashMap<String, String>>;
+
+/// A time bound: `<key>_ns` (ns since the epoch) or `<key>` (RFC 3339, `2026-11-23T07:00:00+07:00`).
+fn time_bound(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+    if let Some(v) = q.get(&format!("{key}_ns")) {
+        return v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(format!("{key}_ns: \"{v}\" is not a whole number of ns")));
+    }
+    match q.get(key) {
+        None => Ok(None),
+        Some(v) => v.parse::<jiff::Timestamp>().map(|t| Some(t.as_nanosecond() as i64)).map_err(|e| {
+            ApiError::invalid(format!("{key}: \"{v}\" is not an RFC 3339 time (2026-11-23T07:00:00+07:00): {e}"))
+        }),
+    }
+}
+
+/// The filter of the compliance queries: area, factory, point, parameter, from/to, within
+/// the token's scope.
+fn filter(
+    app: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    q: &HashMap<String, String>,
+) -> Result<Filter, ApiError> {
+    Ok(Filter {
+        scope: read_scope(app, headers, peer)?,
+        area: q.get("area").cloned(),
+        factory: q.get("factory").cloned(),
+        point: q.get("point").cloned(),
+        parameter: q.get("parameter").cloned(),
+        from_ns: time_bound(q, "from")?,
+        to_ns: time_bound(q, "to")?,
+    })
+}
+
+fn max_rows(q: &HashMap<String, String>) -> Result<usize, ApiError> {
+    q.get("max_rows").map_or(Ok(10_000), |v| {
+        v.parse().map_err(|_| ApiError::invalid(format!("max_rows: \"{v}\" is not a whole number")))
+    })
+}
+
 async fn alerts(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    Query(q): Q,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let scope = read_scope(&app, &headers, peer)?;
-    let list: Vec<_> = app.alerts.list().into_iter().filter(|a| allowed(&scope, &a.factory)).collect();
+    let f = filter(&app, &headers, peer, &q)?;
+    let (from, to) = (f.from_ns.unwrap_or(i64::MIN), f.to_ns.unwrap_or(i64::MAX));
+    let area_of = |factory: &str| app.registry.factory(factory).map(|(a, _)| a.id.clone());
+    let eq = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| Some(w) == have);
+    let list: Vec<_> = app
+        .alerts
+        .list()
+        .into_iter()
+        .filter(|a| {
+            allowed(&f.scope, &a.factory)
+                && eq(&f.factory, Some(&a.factory))
+                && eq(&f.point, Some(&a.point))
+                && eq(&f.parameter, a.parameter.as_deref())
+                && eq(&f.area, area_of(&a.factory).as_deref())
+                && q.get("kind").is_none_or(|k| k == a.kind.as_str())
+                && q.get("state").is_none_or(|s| serde_json::to_value(a.state).is_ok_and(|v| v == s.as_str()))
+                && a.since_ns >= from
+                && a.since_ns < to
+        })
+        .collect();
     Ok(Json(json!({ "alerts": list })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /api/v1/alerts/{id}/ack` with `{"comment": "…"}`: a write token for its own
+/// factory's alerts, an admin token for any; a read token may not.
+async fn ack(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let token = auth::presented(&headers, None)
+        .ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
+    let bearer = app.tokens.check(&token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+    let id: u64 = id.parse().map_err(|_| ApiError::invalid(format!("alert id \"{id}\" is not a whole number")))?;
+    let body: AckBody = if body.is_empty() {
+        AckBody { comment: String::new() }
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("body: expected {{\"comment\": \"…\"}}: {e}")))?
+    };
+    let alert = app.alerts.get(id).ok_or_else(|| ApiError::not_found(format!("alert {id} does not exist")))?;
+    match &bearer.grant {
+        auth::Grant::Admin => {}
+        auth::Grant::Write { factory } if *factory == alert.factory => {}
+        auth::Grant::Write { factory } => {
+            return Err(ApiError::forbidden(format!(
+                "alert {id} is of factory \"{}\", not \"{factory}\"",
+                alert.factory
+            )));
+        }
+        auth::Grant::Read { .. } => return Err(ApiError::forbidden("a read token cannot acknowledge alerts")),
+    }
+    let by = format!("{} token {}", bearer.grant.kind(), bearer.id);
+    let app2 = app.clone();
+    let comment = body.comment;
+    let acked = tokio::task::spawn_blocking(move || app2.alerts.ack(id, &by, &comment, app2.clock.now_ns()))
+        .await
+        .map_err(|e| ApiError::internal(format!("ack task: {e}")))?;
+    match acked {
+        Ok(alert) => {
+            tracing::info!(alert = id, factory = %alert.factory, by = %bearer.id, "Alert acknowledged");
+            app.events.publish("alert", &alert.factory, serde_json::to_value(&alert).unwrap_or_default());
+            Ok(Json(json!({ "alert": alert })))
+        }
+        Err(e @ crate::alerts::AckError::Already { .. }) => Err(ApiError::conflict(e.to_string())),
+        Err(e @ crate::alerts::AckError::NotFound(_)) => Err(ApiError::not_found(e.to_string())),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+async fn status(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Q,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let f = filter(&app, &headers, peer, &q)?;
+    let (series, incidents) = {
+        let engine = app.compliance.engine();
+        (engine.status(&f), engine.incidents())
+    };
+    let open: Vec<_> = app.alerts.list().into_iter().filter(|a| a.state != crate::alerts::State::Resolved).collect();
+    let series: Vec<_> = series
+        .into_iter()
+        .map(|mut s| {
+            let mine: Vec<_> = open
+                .iter()
+                .filter(|a| {
+                    a.factory == s["factory"]
+                        && a.point == s["point"]
+                        && a.parameter.as_deref().is_none_or(|p| p == s["parameter"])
+                })
+                .collect();
+            s["open_alerts"] = json!(mine);
+            s
+        })
+        .collect();
+    let incidents: Vec<_> = incidents
+        .into_iter()
+        .filter(|i| allowed(&f.scope, &i.factory) && f.factory.as_deref().is_none_or(|x| x == i.factory))
+        .collect();
+    Ok(Json(json!({ "now_ns": app.clock.now_ns(), "series": series, "incidents": incidents })))
+}
+
+async fn periods(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Q,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let f = filter(&app, &headers, peer, &q)?;
+    let max = max_rows(&q)?;
+    let mut list = app.compliance.engine().periods(&f, max);
+    if let Some(a) = q.get("averaging") {
+        list.retain(|p| serde_json::to_value(p.limit.averaging).is_ok_and(|v| v == a.as_str()));
+    }
+    if let Some(o) = q.get("outcome") {
+        list.retain(|p| serde_json::to_value(p.period.outcome).is_ok_and(|v| v == o.as_str()));
+    }
+    Ok(Json(json!({ "periods": list })))
+}
+
+async fn revisions(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Q,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let f = filter(&app, &headers, peer, &q)?;
+    Ok(Json(json!({ "revisions": app.compliance.engine().revisions(&f) })))
+}
+
+async fn episodes(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Q,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let f = filter(&app, &headers, peer, &q)?;
+    Ok(Json(json!({ "episodes": app.compliance.engine().episodes(&f) })))
+}
+
+async fn availability(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Q,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let f = filter(&app, &headers, peer, &q)?;
+    Ok(Json(json!({ "days": app.compliance.engine().availability(&f) })))
 }

@@ -46,6 +46,19 @@ struct Body {
     gaps: Vec<Gap>,
 }
 
+/// A gap as the compliance engine takes it: the periods it overlaps lack data for its reason.
+pub fn gap_info(g: &Gap) -> crate::compliance::GapInfo {
+    crate::compliance::GapInfo {
+        factory: g.factory.clone(),
+        point: g.point.clone(),
+        parameters: g.parameters.clone(),
+        from_ns: g.from_ns,
+        to_ns: g.to_ns,
+        count: g.count,
+        reason: g.reason.clone(),
+    }
+}
+
 /// The gap log.
 #[derive(Debug)]
 pub struct GapLog {
@@ -181,10 +194,14 @@ pub async fn record(State(app): State<AppState>, headers: HeaderMap, body: Bytes
         check(&app, i + 1, gap).map_err(ApiError::invalid)?;
     }
     let summary: Vec<_> = body.gaps.iter().map(|g| (g.point.clone(), g.count)).collect();
+    let infos: Vec<_> = body.gaps.iter().map(gap_info).collect();
     let store = app.clone();
     let fresh = tokio::task::spawn_blocking(move || store.gaps.append(body.gaps))
         .await
         .map_err(|e| ApiError::internal(format!("gap task: {e}")))??;
+    for info in infos {
+        app.compliance.gap(info);
+    }
     for (point, count) in summary {
         tracing::warn!(%factory, %point, count, "Agent reports readings it had to drop (gap record)");
     }

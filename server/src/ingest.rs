@@ -42,7 +42,7 @@ pub use audit::Event;
 use crate::api::ApiError;
 use crate::auth::{self, Bearer, Grant};
 use crate::store::StoreError;
-use crate::{App, AppState, compliance};
+use crate::{App, AppState};
 
 /// Ingest's own state: the admission gate and the audit log.
 #[derive(Debug)]
@@ -216,7 +216,7 @@ async fn accept(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Decodes, validates and stores one body, then judges what is new.
+/// Decodes, validates and stores one body, then hands what is new to the compliance thread.
 fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, now_ns: i64) -> Result<(), ApiError> {
     let Grant::Write { factory } = &bearer.grant else {
         return Err(ApiError::forbidden("not a write token"));
@@ -272,7 +272,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     }
     decoded.map_err(|e| ApiError::invalid(e.to_string()))?;
 
-    let (mut fresh, appended) = app.store.append_owned(batch).map_err(|e| match e {
+    let (fresh, appended) = app.store.append_owned(batch).map_err(|e| match e {
         StoreError::Rewrite { .. } => {
             let reason = e.to_string();
             app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);
@@ -293,14 +293,10 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         tracing::info!(%factory, readings = unmapped.len(), "Stored readings of unknown parameters as unmapped");
     }
 
-    fresh.sort_by_key(|r| r.time_ns);
-    let judged = fresh.iter().flat_map(|r| compliance::judge(&app.registry, r).into_iter().map(move |j| (r, j)));
-    if let Err(error) = app.alerts.apply(judged) {
-        // The readings are stored; the alert file is what failed. Say so loudly.
-        tracing::error!(%error, "Cannot save alerts");
-    }
+    app.compliance.accepted(fresh);
     // The next batch on this thread refills these readings' strings instead of allocating.
-    spare.put(fresh.into_iter().chain(unmapped));
+    // Fresh readings move to the compliance thread, so only unmapped ones come back here.
+    spare.put(unmapped);
     SPARE.with(|s| *s.borrow_mut() = spare);
     Ok(())
 }

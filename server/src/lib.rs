@@ -6,8 +6,10 @@
 //!   the catalog and the site registry, accepted whole or refused whole;
 //! - [`store`]: the embedded, append-only store in the data directory;
 //! - [`influxdb`]: writes every stored reading through to InfluxDB 2, from the store's log;
-//! - [`compliance`]: judges each reading against the limits that cover its point;
-//! - [`alerts`]: exceedance alerts, kept in the data directory;
+//! - [`compliance`]: judges every limit continuously (periods, availability, O₂ correction,
+//!   late-data revisions, episodes, faults, deadlines) on its own thread;
+//! - [`alerts`]: the alert book (pending → firing → acknowledged → resolved), append-only;
+//! - [`events`] and [`webhooks`]: alert changes live over SSE and to configured webhooks;
 //! - [`gaps`]: what agents had to drop (gap records), kept in the data directory;
 //! - [`api`]: the HTTP surface (health, write, read API).
 
@@ -15,10 +17,12 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod compliance;
+pub mod events;
 pub mod gaps;
 pub mod influxdb;
 pub mod ingest;
 pub mod store;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,8 +66,14 @@ pub struct App {
     pub tokens: auth::Tokens,
     /// Readings.
     pub store: store::Store,
-    /// Alerts.
-    pub alerts: alerts::AlertBook,
+    /// Alerts (also held by the compliance thread).
+    pub alerts: Arc<alerts::AlertBook>,
+    /// The compliance engine and its thread.
+    pub compliance: compliance::Compliance,
+    /// Live events (SSE, webhooks).
+    pub events: events::Events,
+    /// The clock judgements and alerts are stamped with.
+    pub clock: Arc<dyn compliance::Clock>,
     /// Admission under load and the audit log of the write endpoints.
     pub ingest: ingest::Ingest,
     /// Gap records agents sent (readings their outbox had to drop).
@@ -76,22 +86,76 @@ pub type AppState = Arc<App>;
 impl App {
     /// Opens the data directory (store, tokens, alerts) for this config.
     pub fn open(config: ServerConfig) -> Result<App, StartError> {
+        App::open_with_clock(config, Arc::new(compliance::SystemClock))
+    }
+
+    /// The same with another clock (tests).
+    pub fn open_with_clock(config: ServerConfig, clock: Arc<dyn compliance::Clock>) -> Result<App, StartError> {
         let dir = PathBuf::from(&config.server.data_dir);
         std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { path: dir.clone(), source })?;
         if dir.join("readings.log").exists() {
             tracing::warn!(path = %dir.join("readings.log").display(), "A store log of the walking skeleton is not read: its readings are not in the store");
         }
         let store = store::Store::open(&dir.join("store"), &config.store)?;
-        let alerts = alerts::AlertBook::open(&dir.join("alerts.json"))
-            .map_err(|source| StartError::Io { path: dir.join("alerts.json"), source })?;
+        let io = |name: &str| {
+            let path = dir.join(name);
+            move |source| StartError::Io { path, source }
+        };
+        let alerts =
+            Arc::new(alerts::AlertBook::open(&dir.join("alerts.log"), config.alerts.for_s).map_err(io("alerts.log"))?);
         let ingest = ingest::Ingest::new(&config, &dir);
-        let gaps = gaps::GapLog::open(&dir.join("gaps.log"))
-            .map_err(|source| StartError::Io { path: dir.join("gaps.log"), source })?;
+        let gaps = gaps::GapLog::open(&dir.join("gaps.log")).map_err(io("gaps.log"))?;
+        let registry = Registry::new(config.area.clone());
+        let events = events::Events::new();
+
+        // Rebuilt from the store: the same readings give the same periods, so nothing judged
+        // is lost, and the alert book (deduplicating by condition) raises nothing twice.
+        let started = std::time::Instant::now();
+        let settings = compliance::Settings { no_data_after_intervals: config.compliance.no_data_after_intervals };
+        let mut engine = compliance::Engine::new(registry.clone(), clock.clone(), settings);
+        engine.set_replaying(true);
+        engine.load_revisions(compliance::load_revisions(&dir.join("revisions.log")).map_err(io("revisions.log"))?);
+        // A factory at a time: the whole store is never copied at once.
+        let mut replayed = 0usize;
+        for factory in registry.areas().iter().flat_map(|a| a.factory.iter()) {
+            let readings: Vec<_> = store
+                .query(|k| k.factory == factory.id, i64::MIN, i64::MAX)
+                .into_iter()
+                .map(|(k, t, s)| k.reading(t, &s))
+                .collect();
+            replayed += readings.len();
+            engine.ingest(&readings);
+        }
+        for g in gaps.list(|_| true) {
+            engine.gap(gaps::gap_info(&g));
+        }
+        engine.tick();
+        engine.set_replaying(false);
+        engine.take_flashes();
+        // Before the first request: what holds after the restart is reconciled with the book
+        // (the same conditions find their alerts; nothing is raised twice).
+        alerts.reconcile(&engine.conditions(), clock.now_ns()).map_err(io("alerts.log"))?;
+        tracing::info!(
+            readings = replayed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Compliance rebuilt from the store"
+        );
+        let compliance = compliance::Compliance::start(
+            engine,
+            alerts.clone(),
+            events.clone(),
+            dir.join("revisions.log"),
+            std::time::Duration::from_millis(config.compliance.tick_ms),
+        )
+        .map_err(io("revisions.log"))?;
         Ok(App {
-            registry: Registry::new(config.area.clone()),
+            registry,
             tokens: auth::Tokens::new(&dir),
             store,
             alerts,
+            compliance,
+            events,
+            clock,
             ingest,
             gaps,
             config,
@@ -120,11 +184,17 @@ pub async fn serve(
     std::fs::write(&addr_file, addr.to_string()).map_err(|source| StartError::Io { path: addr_file, source })?;
     tracing::info!(%addr, readings = app.store.len(), "Server listening");
     spawn_retention(app.clone());
+    webhooks::spawn(&app.config.webhook, &app.events);
     if let Some(influx) = app.config.influxdb.clone() {
         influxdb::spawn(app.clone(), influx, app.data_dir().join("influxdb.cursor"));
     }
-    let router = api::router(app).into_make_service_with_connect_info::<SocketAddr>();
-    let handle = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(shutdown).await });
+    let router = api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = tokio::spawn(async move {
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        // Ordered: no request is in flight any more; judge what was handed over, save alerts.
+        let _ = tokio::task::spawn_blocking(move || app.compliance.stop()).await;
+        served
+    });
     Ok((addr, handle))
 }
 

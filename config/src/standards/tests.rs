@@ -9,6 +9,7 @@ fn outfall(tds_background: Option<f64>) -> Point {
         expected_interval_s: 60,
         receiving_water_tds_mg_per_l: tds_background,
         emission: None,
+        faults: Default::default(),
     }
 }
 
@@ -20,6 +21,7 @@ fn stack(source: EmissionSource, fuel: Option<Fuel>, combustion: bool) -> Point 
         expected_interval_s: 60,
         receiving_water_tds_mg_per_l: None,
         emission: Some(EmissionPoint { source, fuel, combustion }),
+        faults: Default::default(),
     }
 }
 

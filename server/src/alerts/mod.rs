@@ -1,0 +1,316 @@
+//! Alerts: one per ongoing condition, through pending → firing → acknowledged → resolved,
+//! kept forever.
+//!
+//! The book is an append-only log, `<data_dir>/alerts.log`, one JSON operation a line
+//! (`open`, `fire`, `ack`, `resolve`), synced before the change is published; the state is
+//! the log replayed. A condition (from the engine) that has an unresolved alert with its key
+//! gets no second alert, so a restart, which rebuilds the same conditions from the store,
+//! raises nothing twice. A condition must hold `for_s` (pending) before its alert fires.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compliance::{AlertKind, Condition, LimitUsed, Severity};
+
+/// Where an alert is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// The condition holds, not yet for `for_s`.
+    Pending,
+    /// The condition holds.
+    Firing,
+    /// Someone took note; the condition still holds.
+    Acknowledged,
+    /// It no longer holds.
+    Resolved,
+}
+
+/// Who acknowledged, when, and what they said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Token id (and kind) that acknowledged.
+    pub by: String,
+    /// When, ns since the epoch.
+    pub at_ns: i64,
+    /// Their comment.
+    pub comment: String,
+}
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Unique, increasing.
+    pub id: u64,
+    /// The condition's key.
+    pub key: String,
+    /// Kind.
+    pub kind: AlertKind,
+    /// Severity.
+    pub severity: Severity,
+    /// Where it is.
+    pub state: State,
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// Parameter, where it is about one.
+    pub parameter: Option<String>,
+    /// In words.
+    pub summary: String,
+    /// The value that raised it.
+    pub value: Option<f64>,
+    /// The limit, for exceedances.
+    pub limit: Option<LimitUsed>,
+    /// Measurement time the condition started at.
+    pub since_ns: i64,
+    /// The deadline, for deadline alerts.
+    pub deadline_ns: Option<i64>,
+    /// When the condition was first seen (server clock).
+    pub pending_ns: i64,
+    /// When it fired.
+    pub firing_ns: Option<i64>,
+    /// The acknowledgement.
+    pub ack: Option<Ack>,
+    /// When it resolved.
+    pub resolved_ns: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Op {
+    Open { alert: Box<Alert> },
+    Fire { id: u64, at_ns: i64 },
+    Ack { id: u64, ack: Ack },
+    Resolve { id: u64, at_ns: i64 },
+}
+
+/// Why an acknowledgement was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AckError {
+    /// No such alert.
+    #[error("alert {0} does not exist")]
+    NotFound(u64),
+    /// Already acknowledged.
+    #[error("alert {id} was already acknowledged by {by}")]
+    Already {
+        /// The alert.
+        id: u64,
+        /// Who.
+        by: String,
+    },
+    /// The log could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The log.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug)]
+struct Book {
+    alerts: Vec<Alert>,
+    open: HashMap<String, usize>,
+    file: std::fs::File,
+}
+
+/// Every alert, kept forever.
+#[derive(Debug)]
+pub struct AlertBook {
+    path: PathBuf,
+    for_ns: i64,
+    book: Mutex<Book>,
+}
+
+impl AlertBook {
+    /// Reads the log back (none yet: empty). A torn last line (a crash mid-write) is skipped.
+    pub fn open(path: &Path, for_s: u64) -> std::io::Result<AlertBook> {
+        let mut alerts: Vec<Alert> = Vec::new();
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let lines: Vec<&str> = text.lines().collect();
+                for (i, line) in lines.iter().enumerate() {
+                    let op: Op = match serde_json::from_str(line) {
+                        Ok(op) => op,
+                        Err(e) if i + 1 == lines.len() => {
+                            tracing::warn!(path = %path.display(), error = %e, "Skipping a torn last line of the alert log");
+                            break;
+                        }
+                        Err(e) => {
+                            return Err(std::io::Error::other(format!("{}: line {}: {e}", path.display(), i + 1)));
+                        }
+                    };
+                    apply(&mut alerts, op);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let open = alerts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.state != State::Resolved)
+            .map(|(i, a)| (a.key.clone(), i))
+            .collect();
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(AlertBook {
+            path: path.to_path_buf(),
+            for_ns: (for_s as i64).saturating_mul(1_000_000_000),
+            book: Mutex::new(Book { alerts, open, file }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self, book: &mut Book, ops: &[Op]) -> std::io::Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for op in ops {
+            text.push_str(&serde_json::to_string(op).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        book.file.write_all(text.as_bytes())?;
+        book.file.sync_data()
+    }
+
+    /// Brings the book in line with the conditions that hold at `now_ns`: opens an alert
+    /// per new condition, fires those pending for `for_s`, resolves those whose condition
+    /// is gone. Returns the alerts that changed.
+    pub fn reconcile(&self, conditions: &[Condition], now_ns: i64) -> std::io::Result<Vec<Alert>> {
+        let mut book = self.lock();
+        let mut ops = Vec::new();
+        let keys: HashSet<&str> = conditions.iter().map(|c| c.key.as_str()).collect();
+        let mut next_id = book.alerts.last().map_or(1, |a| a.id + 1);
+        let mut seen = HashSet::new();
+        for c in conditions {
+            if !seen.insert(c.key.as_str()) {
+                continue;
+            }
+            match book.open.get(&c.key).map(|&i| &book.alerts[i]) {
+                Some(a) if a.state == State::Pending && now_ns - a.pending_ns >= self.for_ns => {
+                    ops.push(Op::Fire { id: a.id, at_ns: now_ns });
+                }
+                Some(_) => {}
+                None => {
+                    let fire = self.for_ns == 0;
+                    let alert = Alert {
+                        id: next_id,
+                        key: c.key.clone(),
+                        kind: c.kind,
+                        severity: c.severity,
+                        state: if fire { State::Firing } else { State::Pending },
+                        factory: c.factory.clone(),
+                        point: c.point.clone(),
+                        parameter: c.parameter.clone(),
+                        summary: c.summary.clone(),
+                        value: c.value,
+                        limit: c.limit.clone(),
+                        since_ns: c.since_ns,
+                        deadline_ns: c.deadline_ns,
+                        pending_ns: now_ns,
+                        firing_ns: fire.then_some(now_ns),
+                        ack: None,
+                        resolved_ns: None,
+                    };
+                    next_id += 1;
+                    tracing::warn!(factory = %alert.factory, point = %alert.point, parameter = alert.parameter.as_deref().unwrap_or(""), kind = alert.kind.as_str(), summary = %alert.summary, "Alert");
+                    ops.push(Op::Open { alert: Box::new(alert) });
+                }
+            }
+        }
+        for (key, &i) in &book.open {
+            if !keys.contains(key.as_str()) {
+                ops.push(Op::Resolve { id: book.alerts[i].id, at_ns: now_ns });
+            }
+        }
+        self.write(&mut book, &ops)?;
+        let mut changed = Vec::new();
+        for op in ops {
+            let id = apply_book(&mut book, op);
+            changed.push(id);
+        }
+        Ok(changed.into_iter().filter_map(|id| book.alerts.iter().find(|a| a.id == id).cloned()).collect())
+    }
+
+    /// Records an acknowledgement.
+    pub fn ack(&self, id: u64, by: &str, comment: &str, now_ns: i64) -> Result<Alert, AckError> {
+        let mut book = self.lock();
+        let alert = book.alerts.iter().find(|a| a.id == id).ok_or(AckError::NotFound(id))?;
+        if let Some(ack) = &alert.ack {
+            return Err(AckError::Already { id, by: ack.by.clone() });
+        }
+        let op = Op::Ack { id, ack: Ack { by: by.to_string(), at_ns: now_ns, comment: comment.to_string() } };
+        self.write(&mut book, std::slice::from_ref(&op))
+            .map_err(|source| AckError::Io { path: self.path.clone(), source })?;
+        apply_book(&mut book, op);
+        book.alerts.iter().find(|a| a.id == id).cloned().ok_or(AckError::NotFound(id))
+    }
+
+    /// One alert.
+    pub fn get(&self, id: u64) -> Option<Alert> {
+        self.lock().alerts.iter().find(|a| a.id == id).cloned()
+    }
+
+    /// Every alert, newest first.
+    pub fn list(&self) -> Vec<Alert> {
+        let mut list = self.lock().alerts.clone();
+        list.reverse();
+        list
+    }
+}
+
+fn apply_book(book: &mut Book, op: Op) -> u64 {
+    let id = apply(&mut book.alerts, op);
+    if let Some(i) = book.alerts.iter().rposition(|a| a.id == id) {
+        let a = &book.alerts[i];
+        if a.state == State::Resolved {
+            book.open.remove(&a.key);
+        } else {
+            book.open.insert(a.key.clone(), i);
+        }
+    }
+    id
+}
+
+fn apply(alerts: &mut Vec<Alert>, op: Op) -> u64 {
+    match op {
+        Op::Open { alert } => {
+            let id = alert.id;
+            alerts.push(*alert);
+            id
+        }
+        Op::Fire { id, at_ns } => {
+            if let Some(a) = alerts.iter_mut().rev().find(|a| a.id == id) {
+                a.state = State::Firing;
+                a.firing_ns = Some(at_ns);
+            }
+            id
+        }
+        Op::Ack { id, ack } => {
+            if let Some(a) = alerts.iter_mut().rev().find(|a| a.id == id) {
+                if a.state != State::Resolved {
+                    a.state = State::Acknowledged;
+                }
+                a.ack = Some(ack);
+            }
+            id
+        }
+        Op::Resolve { id, at_ns } => {
+            if let Some(a) = alerts.iter_mut().rev().find(|a| a.id == id) {
+                a.state = State::Resolved;
+                a.resolved_ns = Some(at_ns);
+            }
+            id
+        }
+    }
+}

@@ -1,0 +1,1275 @@
+//! The engine's state: per series, hourly aggregates of its readings and its newest
+//! readings; the judged periods of every (series, limit) "track"; revisions; and what they
+//! add up to (conditions for alerts, episodes, availability, status).
+//!
+//! Judgements are functions of the readings and gap records alone, never of their arrival
+//! order: each reading goes into the aggregate of its hour (counts, and a sum kept exactly
+//! in integer nano-units, so the order of additions cannot change a mean); a period (an
+//! hour, or a Bangkok day of 24 hours) is recomputed from its hours whenever a reading (or
+//! a gap touching it) arrives, and closes when the clock passes its end. The engine keeps
+//! no copy of the readings beyond the newest few per series (for fault detection): memory
+//! grows by one aggregate per series and hour. It relies on the store handing each reading
+//! over once (ingest passes only readings the store did not have). A closed
+//! period whose result changes is a **revision**, kept with what it was, what it became,
+//! when and why. On a restart the engine is rebuilt from the store (`replaying`: nothing
+//! recomputed then counts as a revision) and the revisions are read back from their log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use eitwatch_config::Catalog;
+use eitwatch_config::reading::{Kind, Quality, Reading};
+use eitwatch_config::site::{Point, Registry};
+use eitwatch_config::standards::{Averaging, Standards, Verdict};
+use serde::{Deserialize, Serialize};
+
+use super::clock::Clock;
+use super::judge::{LimitUsed, limits_for, o2_corrected};
+use super::period::{self, DAY_NS, SECOND_NS, availability_pct, bounds, expected, sufficient};
+
+/// The O₂ parameter used for corrections.
+const O2: &str = "o2";
+
+/// Engine settings (from `[compliance]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// A point is "no data" after this many expected intervals without a reading.
+    pub no_data_after_intervals: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { no_data_after_intervals: 3 }
+    }
+}
+
+/// One series: a parameter at a point.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SeriesId {
+    /// Factory id.
+    pub factory: String,
+    /// Point id.
+    pub point: String,
+    /// Parameter code.
+    pub parameter: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    value: f64,
+    quality: Quality,
+    not_detected: bool,
+}
+
+/// Readings of one hour of one series.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acc {
+    valid: u32,
+    excluded: u32,
+    /// Sum of the valid values in units of 1e-9, exact whatever the order of additions.
+    sum_nano: i128,
+    /// A valid reading not flagged "not detected".
+    detected: bool,
+}
+
+impl Acc {
+    fn add(&mut self, s: Sample) {
+        if s.quality.is_judged() {
+            self.valid += 1;
+            self.sum_nano += (s.value * 1e9).round() as i128;
+            self.detected |= !s.not_detected;
+        } else {
+            self.excluded += 1;
+        }
+    }
+    fn merge(mut self, o: &Acc) -> Acc {
+        self.valid += o.valid;
+        self.excluded += o.excluded;
+        self.sum_nano += o.sum_nano;
+        self.detected |= o.detected;
+        self
+    }
+    fn mean(&self) -> Option<f64> {
+        (self.valid > 0).then(|| self.sum_nano as f64 / 1e9 / self.valid as f64)
+    }
+}
+
+/// How far back the newest readings of a series are kept at least (spike detection).
+const TAIL_MIN_NS: i64 = 600 * SECOND_NS;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct DayCount {
+    valid: u32,
+    excluded: u32,
+}
+
+#[derive(Debug)]
+struct Series {
+    id: Arc<SeriesId>,
+    area: String,
+    kind: Kind,
+    point: Arc<Point>,
+    /// Hour start → its readings' aggregate.
+    hours: BTreeMap<i64, Acc>,
+    /// The newest readings: back to the flatline duration (at least 10 min) from the newest.
+    tail: BTreeMap<i64, Sample>,
+    days: BTreeMap<i64, DayCount>,
+    tracks: Vec<usize>,
+}
+
+/// The result of a judged period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Within the limit.
+    Compliant,
+    /// Beyond it.
+    Exceeds,
+    /// Too few valid readings to judge: never compliant.
+    InsufficientData,
+    /// The value could not be brought to the limit's basis (no valid O₂ in the period).
+    CannotCorrect,
+}
+
+/// One judged period (an instant for instantaneous limits).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Period {
+    /// Start, ns since the epoch.
+    pub start_ns: i64,
+    /// End (exclusive); equal to start for an instant.
+    pub end_ns: i64,
+    /// Whether the clock has passed its end: a closed period is final unless late data revise it.
+    pub closed: bool,
+    /// The result.
+    pub outcome: Outcome,
+    /// The judged value in the limit's unit (O₂-corrected where the limit asks).
+    pub value: Option<f64>,
+    /// Mean of the valid readings in the limit's unit, before any correction.
+    pub measured: Option<f64>,
+    /// Mean measured O₂ (%) of the period, where a correction used it.
+    pub o2_pct: Option<f64>,
+    /// Valid readings.
+    pub valid: u32,
+    /// Expected readings (from the point's interval).
+    pub expected: u32,
+    /// Readings kept but excluded (maintenance, calibration, suspect, invalid).
+    pub excluded: u32,
+    /// valid / expected, percent.
+    pub availability_pct: f64,
+    /// Why it is not judged, or what a reader should know.
+    pub reason: Option<String>,
+}
+
+/// What a period said, for revisions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The result.
+    pub outcome: Outcome,
+    /// The judged value.
+    pub value: Option<f64>,
+    /// Valid readings.
+    pub valid: u32,
+}
+
+/// A closed period's result changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    /// `factory/point/parameter/limit id`.
+    pub track: String,
+    /// Factory id.
+    pub factory: String,
+    /// Point id.
+    pub point: String,
+    /// Parameter.
+    pub parameter: String,
+    /// The limit's id.
+    pub limit: String,
+    /// The period's start.
+    pub start_ns: i64,
+    /// What it was.
+    pub was: Summary,
+    /// What it became.
+    pub became: Summary,
+    /// When (engine clock).
+    pub at_ns: i64,
+    /// Why.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    Reading,
+    Gap,
+}
+
+/// A judged grab sample, kept compact: there is one per reading of an instantaneous limit.
+#[derive(Debug, Clone, Copy)]
+struct Instant {
+    /// Judged value (NaN: none).
+    value: f64,
+    /// Value before correction (NaN: none).
+    measured: f64,
+    /// O₂ used (NaN: none).
+    o2_pct: f32,
+    outcome: Outcome,
+}
+
+impl Instant {
+    fn of(p: &Period) -> Instant {
+        Instant {
+            value: p.value.unwrap_or(f64::NAN),
+            measured: p.measured.unwrap_or(f64::NAN),
+            o2_pct: p.o2_pct.map_or(f32::NAN, |o| o as f32),
+            outcome: p.outcome,
+        }
+    }
+
+    fn period(&self, t: i64, limit: &LimitUsed) -> Period {
+        let some = |v: f64| (!v.is_nan()).then_some(v);
+        let o2 = (!self.o2_pct.is_nan()).then_some(self.o2_pct as f64);
+        let reason = (self.outcome == Outcome::CannotCorrect).then(|| match (some(self.measured), o2) {
+            (None, _) => format!("cannot convert to {}", limit.unit),
+            (Some(_), None) => format!(
+                "cannot be corrected to {} % O₂: no valid O₂ reading in the period",
+                limit.reference_o2_pct.unwrap_or(f64::NAN)
+            ),
+            (Some(_), Some(o2)) => format!(
+                "cannot be corrected to {} % O₂: measured O₂ {o2} % ≥ 21 %",
+                limit.reference_o2_pct.unwrap_or(f64::NAN)
+            ),
+        });
+        Period {
+            start_ns: t,
+            end_ns: t,
+            closed: true,
+            outcome: self.outcome,
+            value: some(self.value),
+            measured: some(self.measured),
+            o2_pct: o2,
+            valid: 1,
+            expected: 1,
+            excluded: 0,
+            availability_pct: 100.0,
+            reason,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Track {
+    series: Arc<SeriesId>,
+    key: String,
+    limit: Arc<LimitUsed>,
+    /// Judged periods of a fixed-period limit.
+    periods: BTreeMap<i64, Period>,
+    /// Judged grab samples of an instantaneous limit.
+    instants: BTreeMap<i64, Instant>,
+    dirty: BTreeMap<i64, Cause>,
+    /// Start of the earliest period to fill (the first sample's), for fixed periods.
+    fill_from: Option<i64>,
+    /// Start of the next period the tick has not filled yet.
+    filled_to: Option<i64>,
+}
+
+/// A gap record, as the engine needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GapInfo {
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// Parameters that lost readings (empty: all).
+    pub parameters: Vec<String>,
+    /// Oldest dropped reading.
+    pub from_ns: i64,
+    /// Newest dropped reading.
+    pub to_ns: i64,
+    /// Readings dropped.
+    pub count: u64,
+    /// The agent's reason.
+    pub reason: String,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A judged period (or grab sample) beyond its limit.
+    Exceedance,
+    /// A point silent for longer than allowed.
+    NoData,
+    /// Flatline, spike or implausible value.
+    SensorFault,
+    /// A day below the availability threshold.
+    Availability,
+    /// A fault-notification deadline due or overdue.
+    Deadline,
+}
+
+impl AlertKind {
+    /// The name used in config and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Exceedance => "exceedance",
+            AlertKind::NoData => "no_data",
+            AlertKind::SensorFault => "sensor_fault",
+            AlertKind::Availability => "availability",
+            AlertKind::Deadline => "deadline",
+        }
+    }
+}
+
+/// How urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For information (a deadline running).
+    Info,
+    /// Needs attention (faults, no data, availability).
+    Warning,
+    /// A breach (exceedance, overdue deadline).
+    Critical,
+}
+
+/// A condition that holds now; the alert book turns it into one alert while it lasts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Condition {
+    /// Identifies the ongoing condition: one alert per key at a time.
+    pub key: String,
+    /// Kind.
+    pub kind: AlertKind,
+    /// Severity.
+    pub severity: Severity,
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// Parameter, where the condition is about one.
+    pub parameter: Option<String>,
+    /// In words.
+    pub summary: String,
+    /// The value that made it, in the limit's unit where there is one.
+    pub value: Option<f64>,
+    /// The limit, for exceedances.
+    pub limit: Option<LimitUsed>,
+    /// Measurement time it started at.
+    pub since_ns: i64,
+    /// The deadline, for deadline conditions.
+    pub deadline_ns: Option<i64>,
+}
+
+/// A run of consecutive exceeding periods.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Episode {
+    /// Area.
+    pub area: String,
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// Parameter.
+    pub parameter: String,
+    /// The limit exceeded.
+    pub limit: LimitUsed,
+    /// Start of the first period.
+    pub start_ns: i64,
+    /// End of the last period (its instant, for grab samples).
+    pub end_ns: i64,
+    /// Periods (or grab samples) in it.
+    pub periods: u32,
+    /// The value furthest beyond the limit.
+    pub peak: f64,
+    /// Mean of the periods' values.
+    pub mean: f64,
+    /// Whether its last period is the latest judged one (it may go on).
+    pub ongoing: bool,
+}
+
+/// A day's availability of one series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayAvailability {
+    /// Area.
+    pub area: String,
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// Parameter.
+    pub parameter: String,
+    /// Start of the Bangkok day.
+    pub day_start_ns: i64,
+    /// The day, Bangkok time (`2026-11-23`).
+    pub day: String,
+    /// Valid readings.
+    pub valid: u32,
+    /// Readings excluded (maintenance, calibration, suspect, invalid).
+    pub excluded: u32,
+    /// Expected readings.
+    pub expected: u32,
+    /// valid / expected, percent.
+    pub availability_pct: f64,
+    /// The threshold (percent).
+    pub threshold_pct: f64,
+    /// Whether it meets the threshold; `None` for a day not over yet.
+    pub meets: Option<bool>,
+}
+
+/// A no-data incident and its fault-notification clock.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// Measurement time of the last reading before the silence.
+    pub since_ns: i64,
+    /// The factory must notify DIW by then: end of the next Bangkok day.
+    pub notify_by_ns: i64,
+    /// And restore transmission by then: 7 days.
+    pub restore_by_ns: i64,
+}
+
+/// A judged period with what it belongs to, for the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeriodView {
+    /// Area.
+    pub area: String,
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// Parameter.
+    pub parameter: String,
+    /// The limit used.
+    pub limit: LimitUsed,
+    /// The period.
+    #[serde(flatten)]
+    pub period: Period,
+    /// Start in Bangkok time.
+    pub start_local: String,
+    /// Its revisions, oldest first.
+    pub revisions: Vec<Revision>,
+}
+
+/// Which series a query covers.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this factory (a token's scope).
+    pub scope: Option<String>,
+    /// Area id.
+    pub area: Option<String>,
+    /// Factory id.
+    pub factory: Option<String>,
+    /// Point id.
+    pub point: Option<String>,
+    /// Parameter code.
+    pub parameter: Option<String>,
+    /// From (inclusive), ns.
+    pub from_ns: Option<i64>,
+    /// To (exclusive), ns.
+    pub to_ns: Option<i64>,
+}
+
+impl Filter {
+    fn covers(&self, area: &str, id: &SeriesId) -> bool {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        eq(&self.scope, &id.factory)
+            && eq(&self.area, area)
+            && eq(&self.factory, &id.factory)
+            && eq(&self.point, &id.point)
+            && eq(&self.parameter, &id.parameter)
+    }
+    fn range(&self) -> (i64, i64) {
+        (self.from_ns.unwrap_or(i64::MIN), self.to_ns.unwrap_or(i64::MAX))
+    }
+}
+
+/// The compliance engine. Pure: no I/O, time from its clock.
+#[derive(Debug)]
+pub struct Engine {
+    registry: Registry,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    series: HashMap<SeriesId, Series>,
+    tracks: Vec<Track>,
+    /// (factory, point) → tracks corrected with that point's O₂.
+    o2_dependents: HashMap<(String, String), Vec<usize>>,
+    /// (factory, point) → newest measurement time.
+    point_latest: HashMap<(String, String), i64>,
+    gaps: Vec<GapInfo>,
+    revisions: HashMap<(String, i64), Vec<Revision>>,
+    new_revisions: Vec<Revision>,
+    /// Exceedances judged since the last call of `take_flashes`, even those a later
+    /// period already ended: each must reach the alert book once.
+    flashes: Vec<Condition>,
+    replaying: bool,
+}
+
+impl Engine {
+    /// An engine over a registry; every registered series starts empty.
+    pub fn new(registry: Registry, clock: Arc<dyn Clock>, settings: Settings) -> Engine {
+        let mut engine = Engine {
+            registry,
+            settings,
+            clock,
+            series: HashMap::new(),
+            tracks: Vec::new(),
+            o2_dependents: HashMap::new(),
+            point_latest: HashMap::new(),
+            gaps: Vec::new(),
+            revisions: HashMap::new(),
+            new_revisions: Vec::new(),
+            flashes: Vec::new(),
+            replaying: false,
+        };
+        let ids: Vec<SeriesId> = engine
+            .registry
+            .areas()
+            .iter()
+            .flat_map(|a| a.factory.iter())
+            .flat_map(|f| {
+                f.point.iter().flat_map(move |p| {
+                    p.parameters.iter().map(move |code| SeriesId {
+                        factory: f.id.clone(),
+                        point: p.id.clone(),
+                        parameter: code.clone(),
+                    })
+                })
+            })
+            .collect();
+        for id in ids {
+            engine.series_index(&id);
+        }
+        engine
+    }
+
+    /// The clock's time.
+    pub fn now_ns(&self) -> i64 {
+        self.clock.now_ns()
+    }
+
+    /// While replaying the store at start, recomputed periods are not revisions.
+    pub fn set_replaying(&mut self, replaying: bool) {
+        self.replaying = replaying;
+    }
+
+    /// Revisions read back from their log.
+    pub fn load_revisions(&mut self, revisions: Vec<Revision>) {
+        for r in revisions {
+            self.revisions.entry((r.track.clone(), r.start_ns)).or_default().push(r);
+        }
+    }
+
+    /// Exceedances judged since the last call (see [`Engine::conditions`]): passed to the
+    /// alert book with the conditions, so an exceedance another reading ended within the
+    /// same batch still raises its alert (which then resolves).
+    pub fn take_flashes(&mut self) -> Vec<Condition> {
+        std::mem::take(&mut self.flashes)
+    }
+
+    /// Revisions made since the last call, to persist.
+    pub fn take_revisions(&mut self) -> Vec<Revision> {
+        std::mem::take(&mut self.new_revisions)
+    }
+
+    /// Creates the series (and its tracks) on first sight; `None` for a point not registered.
+    fn series_index(&mut self, id: &SeriesId) -> Option<()> {
+        if self.series.contains_key(id) {
+            return Some(());
+        }
+        let (area, factory) = self.registry.factory(&id.factory)?;
+        let point = factory.point.iter().find(|p| p.id == id.point)?;
+        let limits = limits_for(Standards::builtin(), factory, point, &id.parameter);
+        let arc_id = Arc::new(id.clone());
+        let mut tracks = Vec::new();
+        for limit in limits {
+            let index = self.tracks.len();
+            if limit.reference_o2_pct.is_some() {
+                self.o2_dependents.entry((id.factory.clone(), id.point.clone())).or_default().push(index);
+            }
+            self.tracks.push(Track {
+                series: arc_id.clone(),
+                key: format!("{}/{}/{}/{}", id.factory, id.point, id.parameter, limit.id),
+                limit: Arc::new(limit),
+                periods: BTreeMap::new(),
+                instants: BTreeMap::new(),
+                dirty: BTreeMap::new(),
+                fill_from: None,
+                filled_to: None,
+            });
+            tracks.push(index);
+        }
+        let series = Series {
+            id: arc_id,
+            area: area.id.clone(),
+            kind: point.kind,
+            point: Arc::new(point.clone()),
+            hours: BTreeMap::new(),
+            tail: BTreeMap::new(),
+            days: BTreeMap::new(),
+            tracks,
+        };
+        self.series.insert(id.clone(), series);
+        Some(())
+    }
+
+    /// Takes accepted readings, in any order. Instantaneous limits are judged at once; the
+    /// periods the readings fall in are marked for recomputation (see [`Engine::settle`]).
+    pub fn ingest(&mut self, readings: &[Reading]) {
+        for r in readings {
+            let id = SeriesId { factory: r.factory.clone(), point: r.point.clone(), parameter: r.parameter.clone() };
+            if self.series_index(&id).is_none() {
+                continue;
+            }
+            let Some(series) = self.series.get_mut(&id) else { continue };
+            let sample = Sample { value: r.value, quality: r.quality, not_detected: r.below_detection_limit };
+            series.hours.entry(bounds(Averaging::Hourly, r.time_ns).0).or_default().add(sample);
+            let newest = series.tail.last_key_value().map_or(r.time_ns, |(t, _)| (*t).max(r.time_ns));
+            let keep_ns = (series.point.faults.flatline_after_s as i64 * SECOND_NS).max(TAIL_MIN_NS);
+            if r.time_ns >= newest - keep_ns {
+                series.tail.insert(r.time_ns, sample);
+                while series.tail.len() > 2 && series.tail.first_key_value().is_some_and(|(t, _)| *t < newest - keep_ns)
+                {
+                    series.tail.pop_first();
+                }
+            }
+            let day = series.days.entry(period::day(r.time_ns).0).or_default();
+            if r.quality.is_judged() {
+                day.valid += 1;
+            } else {
+                day.excluded += 1;
+            }
+            let latest = self.point_latest.entry((r.factory.clone(), r.point.clone())).or_insert(r.time_ns);
+            *latest = (*latest).max(r.time_ns);
+            let track_ids = series.tracks.clone();
+            for t in track_ids {
+                let averaging = self.tracks[t].limit.averaging;
+                if averaging == Averaging::Instantaneous {
+                    if r.quality.is_judged() {
+                        let p = self.judge_instant(t, r.time_ns, sample);
+                        if p.outcome == Outcome::Exceeds && !self.replaying {
+                            let (s, tr) = (&self.series[&id], &self.tracks[t]);
+                            self.flashes.push(exceedance(s, tr, &p, p.start_ns));
+                        }
+                        self.tracks[t].instants.insert(r.time_ns, Instant::of(&p));
+                    }
+                } else {
+                    let start = bounds(averaging, r.time_ns).0;
+                    let track = &mut self.tracks[t];
+                    track.dirty.insert(start, Cause::Reading);
+                    if track.fill_from.is_none_or(|f| start < f) {
+                        // Older than anything seen: the tick fills from here again.
+                        track.fill_from = Some(start);
+                        track.filled_to = None;
+                    }
+                }
+            }
+            if r.parameter == O2 {
+                let dependents =
+                    self.o2_dependents.get(&(r.factory.clone(), r.point.clone())).cloned().unwrap_or_default();
+                for t in dependents {
+                    let track = &mut self.tracks[t];
+                    if track.limit.averaging != Averaging::Instantaneous {
+                        track.dirty.insert(bounds(track.limit.averaging, r.time_ns).0, Cause::Reading);
+                    }
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// Takes a gap record: the periods it overlaps are recomputed, the gap's reason named
+    /// in those that lack data.
+    pub fn gap(&mut self, gap: GapInfo) {
+        for track in &mut self.tracks {
+            let s = &track.series;
+            if s.factory != gap.factory
+                || s.point != gap.point
+                || !(gap.parameters.is_empty() || gap.parameters.contains(&s.parameter))
+                || track.limit.averaging == Averaging::Instantaneous
+            {
+                continue;
+            }
+            let mut start = bounds(track.limit.averaging, gap.from_ns).0;
+            let mut guard = 0;
+            while start <= gap.to_ns && guard < 10_000 {
+                track.dirty.insert(start, Cause::Gap);
+                start = bounds(track.limit.averaging, start).1;
+                guard += 1;
+            }
+        }
+        self.gaps.push(gap);
+        self.settle();
+    }
+
+    /// Recomputes the marked periods that are closed (a late reading's, a gap's); open ones
+    /// wait for the tick, so a busy stream costs one recomputation per period per tick.
+    pub fn settle(&mut self) {
+        let now = self.now_ns();
+        for t in 0..self.tracks.len() {
+            if self.tracks[t].dirty.is_empty() {
+                continue;
+            }
+            let averaging = self.tracks[t].limit.averaging;
+            let closed: Vec<(i64, Cause)> = self.tracks[t]
+                .dirty
+                .iter()
+                .filter(|(s, _)| bounds(averaging, **s).1 <= now)
+                .map(|(s, c)| (*s, *c))
+                .collect();
+            for (start, cause) in closed {
+                self.tracks[t].dirty.remove(&start);
+                self.rejudge(t, start, cause);
+            }
+        }
+    }
+
+    /// Closes periods the clock has passed (judging the hours and days without any reading
+    /// as insufficient data) and recomputes open ones.
+    pub fn tick(&mut self) {
+        let now = self.now_ns();
+        for t in 0..self.tracks.len() {
+            let averaging = self.tracks[t].limit.averaging;
+            if averaging == Averaging::Instantaneous {
+                continue;
+            }
+            let dirty = std::mem::take(&mut self.tracks[t].dirty);
+            for (start, cause) in dirty {
+                self.rejudge(t, start, cause);
+            }
+            let Some(fill_from) = self.tracks[t].fill_from else { continue };
+            let current = bounds(averaging, now).0;
+            let mut start = self.tracks[t].filled_to.unwrap_or(fill_from);
+            while start <= current {
+                let end = bounds(averaging, start).1;
+                // Judged already and unchanged (the marked ones were judged above): an open
+                // period is re-read only when it gets data or closes.
+                let settled = self.tracks[t].periods.get(&start).is_some_and(|p| p.closed || end > now);
+                if !settled {
+                    self.rejudge(t, start, Cause::Reading);
+                }
+                start = end;
+            }
+            self.tracks[t].filled_to = Some(current);
+        }
+    }
+
+    fn rejudge(&mut self, t: usize, start: i64, cause: Cause) {
+        let new = self.judge_fixed(t, start);
+        let now = self.now_ns();
+        let track = &mut self.tracks[t];
+        if let Some(old) = track.periods.get(&start)
+            && old.closed
+            && !self.replaying
+            && (old.outcome != new.outcome || old.value != new.value || old.valid != new.valid)
+        {
+            let reason = match cause {
+                Cause::Reading => format!(
+                    "late data: readings measured in the period arrived after it closed ({} → {} valid)",
+                    old.valid, new.valid
+                ),
+                Cause::Gap => "a gap record for the period arrived after it closed".to_string(),
+            };
+            let revision = Revision {
+                track: track.key.clone(),
+                factory: track.series.factory.clone(),
+                point: track.series.point.clone(),
+                parameter: track.series.parameter.clone(),
+                limit: track.limit.id.clone(),
+                start_ns: start,
+                was: Summary { outcome: old.outcome, value: old.value, valid: old.valid },
+                became: Summary { outcome: new.outcome, value: new.value, valid: new.valid },
+                at_ns: now,
+                reason,
+            };
+            tracing::info!(factory = %revision.factory, point = %revision.point, parameter = %revision.parameter, start = %period::local(start), was = ?revision.was.outcome, became = ?revision.became.outcome, "Period revised");
+            self.revisions.entry((track.key.clone(), start)).or_default().push(revision.clone());
+            self.new_revisions.push(revision);
+        }
+        let newly_exceeding = new.closed
+            && new.outcome == Outcome::Exceeds
+            && track.periods.get(&start).is_none_or(|old| !old.closed || old.outcome != Outcome::Exceeds);
+        if newly_exceeding && !self.replaying {
+            let flash = exceedance(&self.series[&*track.series], track, &new, start);
+            self.flashes.push(flash);
+        }
+        track.periods.insert(start, new);
+    }
+
+    fn unit_value(&self, series: &Series, limit: &LimitUsed, canonical: f64) -> Result<f64, String> {
+        Catalog::builtin()
+            .from_canonical(series.kind, &series.id.parameter, canonical, &limit.unit)
+            .map_err(|e| e.to_string())
+    }
+
+    fn o2_mean(&self, id: &SeriesId, start: i64, end: i64) -> Option<f64> {
+        let o2 = self.series.get(&SeriesId {
+            factory: id.factory.clone(),
+            point: id.point.clone(),
+            parameter: O2.to_string(),
+        })?;
+        let (start, end) = if start == end { bounds(Averaging::Hourly, start) } else { (start, end) };
+        o2.hours.range(start..end).fold(Acc::default(), |a, (_, h)| a.merge(h)).mean()
+    }
+
+    /// Brings a value to the limit's basis and compares it.
+    fn finish(&self, series: &Series, limit: &LimitUsed, mut p: Period, canonical: f64, not_detected: bool) -> Period {
+        let measured = match self.unit_value(series, limit, canonical) {
+            Ok(v) => v,
+            Err(e) => {
+                p.outcome = Outcome::CannotCorrect;
+                p.reason = Some(format!("cannot convert to {}: {e}", limit.unit));
+                return p;
+            }
+        };
+        p.measured = Some(measured);
+        let value = match limit.reference_o2_pct {
+            None => measured,
+            Some(reference) => {
+                let end = if p.end_ns == p.start_ns { p.start_ns + 1 } else { p.end_ns };
+                let o2 = self.o2_mean(&series.id, p.start_ns, end);
+                p.o2_pct = o2;
+                match o2.and_then(|o2| o2_corrected(measured, o2, reference)) {
+                    Some(v) => v,
+                    None => {
+                        p.outcome = Outcome::CannotCorrect;
+                        p.reason = Some(match o2 {
+                            None => {
+                                format!("cannot be corrected to {reference} % O₂: no valid O₂ reading in the period")
+                            }
+                            Some(o2) => format!("cannot be corrected to {reference} % O₂: measured O₂ {o2} % ≥ 21 %"),
+                        });
+                        return p;
+                    }
+                }
+            }
+        };
+        p.value = Some(value);
+        p.outcome = match limit.compare(&series.point, value, not_detected) {
+            Verdict::Compliant => Outcome::Compliant,
+            Verdict::Exceeds => Outcome::Exceeds,
+        };
+        p
+    }
+
+    fn judge_instant(&self, t: usize, time_ns: i64, sample: Sample) -> Period {
+        let track = &self.tracks[t];
+        let series = &self.series[&*track.series];
+        let p = Period {
+            start_ns: time_ns,
+            end_ns: time_ns,
+            closed: true,
+            outcome: Outcome::Compliant,
+            value: None,
+            measured: None,
+            o2_pct: None,
+            valid: 1,
+            expected: 1,
+            excluded: 0,
+            availability_pct: 100.0,
+            reason: None,
+        };
+        self.finish(series, &track.limit, p, sample.value, sample.not_detected)
+    }
+
+    fn judge_fixed(&self, t: usize, start: i64) -> Period {
+        let track = &self.tracks[t];
+        let series = &self.series[&*track.series];
+        let limit = &track.limit;
+        let (start, end) = bounds(limit.averaging, start);
+        let acc = series.hours.range(start..end).fold(Acc::default(), |a, (_, h)| a.merge(h));
+        let (valid, excluded, detected) = (acc.valid, acc.excluded, acc.detected);
+        let mean = acc.mean();
+        let expected = expected(start, end, series.point.expected_interval_s);
+        let availability = availability_pct(valid, expected);
+        let mut p = Period {
+            start_ns: start,
+            end_ns: end,
+            closed: self.now_ns() >= end,
+            outcome: Outcome::InsufficientData,
+            value: None,
+            measured: None,
+            o2_pct: None,
+            valid,
+            expected,
+            excluded,
+            availability_pct: availability,
+            reason: None,
+        };
+        if !sufficient(valid, expected, limit.availability_min_pct) {
+            let gap = self.gaps.iter().find(|g| {
+                g.factory == series.id.factory
+                    && g.point == series.id.point
+                    && (g.parameters.is_empty() || g.parameters.contains(&series.id.parameter))
+                    && g.from_ns < end
+                    && g.to_ns >= start
+            });
+            p.reason = Some(match gap {
+                Some(g) => format!(
+                    "insufficient data — agent buffer overflow ({}, {} readings dropped); {valid} valid of {expected} expected",
+                    g.reason, g.count
+                ),
+                None => format!(
+                    "insufficient data: {valid} valid of {expected} expected readings ({availability:.1} % < {} %){}",
+                    limit.availability_min_pct,
+                    if excluded > 0 {
+                        format!(", {excluded} excluded (maintenance, calibration or not valid)")
+                    } else {
+                        String::new()
+                    }
+                ),
+            });
+            p.measured = mean.and_then(|m| self.unit_value(series, limit, m).ok());
+            return p;
+        }
+        self.finish(series, limit, p, mean.unwrap_or(f64::NAN), !detected)
+    }
+
+    fn track_periods<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = (&'a Series, &'a Track)> + 'a {
+        self.tracks.iter().filter_map(move |t| {
+            let s = &self.series[&*t.series];
+            filter.covers(&s.area, &s.id).then_some((s, t))
+        })
+    }
+
+    /// Judged periods matching a filter, oldest first per track.
+    pub fn periods(&self, filter: &Filter, limit: usize) -> Vec<PeriodView> {
+        let (from, to) = filter.range();
+        let mut out = Vec::new();
+        for (s, t) in self.track_periods(filter) {
+            for p in t.range(from, to) {
+                if out.len() >= limit {
+                    return out;
+                }
+                let start = p.start_ns;
+                out.push(PeriodView {
+                    area: s.area.clone(),
+                    factory: s.id.factory.clone(),
+                    point: s.id.point.clone(),
+                    parameter: s.id.parameter.clone(),
+                    limit: (*t.limit).clone(),
+                    period: p,
+                    start_local: period::local(start),
+                    revisions: self.revisions.get(&(t.key.clone(), start)).cloned().unwrap_or_default(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Every revision matching a filter.
+    pub fn revisions(&self, filter: &Filter) -> Vec<Revision> {
+        let (from, to) = filter.range();
+        let mut list: Vec<Revision> = self
+            .revisions
+            .values()
+            .flatten()
+            .filter(|r| {
+                let id =
+                    SeriesId { factory: r.factory.clone(), point: r.point.clone(), parameter: r.parameter.clone() };
+                let area = self.series.get(&id).map_or("", |s| s.area.as_str());
+                filter.covers(area, &id) && r.start_ns >= from && r.start_ns < to
+            })
+            .cloned()
+            .collect();
+        list.sort_by_key(|r| (r.at_ns, r.start_ns));
+        list
+    }
+
+    /// Exceedance episodes matching a filter.
+    pub fn episodes(&self, filter: &Filter) -> Vec<Episode> {
+        let (from, to) = filter.range();
+        let mut out = Vec::new();
+        for (s, t) in self.track_periods(filter) {
+            let judged: Vec<Period> = t.range(i64::MIN, i64::MAX).filter(|p| p.closed).collect();
+            let mut run: Vec<&Period> = Vec::new();
+            let flush = |run: &mut Vec<&Period>, ongoing: bool, out: &mut Vec<Episode>| {
+                let (Some(first), Some(last)) = (run.first(), run.last()) else { return };
+                let values: Vec<f64> = run.iter().filter_map(|p| p.value).collect();
+                let beyond = |v: f64| {
+                    let over = t.limit.max_at(&s.point).map_or(0.0, |m| v - m);
+                    let under = t.limit.min.map_or(0.0, |m| m - v);
+                    over.max(under)
+                };
+                let peak = values
+                    .iter()
+                    .copied()
+                    .fold(f64::NAN, |a, v| if a.is_nan() || beyond(v) > beyond(a) { v } else { a });
+                let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+                if last.end_ns >= from && first.start_ns < to {
+                    out.push(Episode {
+                        area: s.area.clone(),
+                        factory: s.id.factory.clone(),
+                        point: s.id.point.clone(),
+                        parameter: s.id.parameter.clone(),
+                        limit: (*t.limit).clone(),
+                        start_ns: first.start_ns,
+                        end_ns: last.end_ns,
+                        periods: run.len() as u32,
+                        peak,
+                        mean,
+                        ongoing,
+                    });
+                }
+                run.clear();
+            };
+            for p in &judged {
+                let adjacent = run.last().is_none_or(|prev| prev.end_ns == prev.start_ns || prev.end_ns == p.start_ns);
+                if p.outcome == Outcome::Exceeds && adjacent {
+                    run.push(p);
+                } else {
+                    flush(&mut run, false, &mut out);
+                    if p.outcome == Outcome::Exceeds {
+                        run.push(p);
+                    }
+                }
+            }
+            flush(&mut run, true, &mut out);
+        }
+        out
+    }
+
+    /// Daily availability per series matching a filter, from each series' first day (days
+    /// not over yet have `meets: None`).
+    pub fn availability(&self, filter: &Filter) -> Vec<DayAvailability> {
+        let now = self.now_ns();
+        let (from, to) = filter.range();
+        let mut out = Vec::new();
+        let mut series: Vec<&Series> = self.series.values().filter(|s| filter.covers(&s.area, &s.id)).collect();
+        series.sort_by(|a, b| a.id.cmp(&b.id));
+        for s in series {
+            let Some((&first, _)) = s.days.first_key_value() else { continue };
+            let threshold = self.threshold(s);
+            let mut day = first.max(period::day(from.max(first)).0);
+            let last = period::day(now.min(to.saturating_sub(1))).0;
+            let mut guard = 0;
+            while day <= last && guard < 3660 {
+                let c = s.days.get(&day).copied().unwrap_or_default();
+                let expected = expected(day, day + DAY_NS, s.point.expected_interval_s);
+                out.push(DayAvailability {
+                    area: s.area.clone(),
+                    factory: s.id.factory.clone(),
+                    point: s.id.point.clone(),
+                    parameter: s.id.parameter.clone(),
+                    day_start_ns: day,
+                    day: period::local_date(day),
+                    valid: c.valid,
+                    excluded: c.excluded,
+                    expected,
+                    availability_pct: availability_pct(c.valid, expected),
+                    threshold_pct: threshold,
+                    meets: (now >= day + DAY_NS).then(|| sufficient(c.valid, expected, threshold)),
+                });
+                day += DAY_NS;
+                guard += 1;
+            }
+        }
+        out
+    }
+
+    fn threshold(&self, s: &Series) -> f64 {
+        s.tracks
+            .iter()
+            .map(|&t| self.tracks[t].limit.availability_min_pct)
+            .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))))
+            .unwrap_or(80.0)
+    }
+
+    /// Open no-data incidents with their deadlines.
+    pub fn incidents(&self) -> Vec<Incident> {
+        let now = self.now_ns();
+        let mut out: Vec<Incident> =
+            self.point_latest
+                .iter()
+                .filter_map(|((factory, point), &latest)| {
+                    let (_, p) = self.registry.point(factory, point)?;
+                    let silent_ns =
+                        p.faults.no_data_after_s.unwrap_or(
+                            p.expected_interval_s.saturating_mul(self.settings.no_data_after_intervals as u64),
+                        ) as i64
+                            * SECOND_NS;
+                    (now - latest > silent_ns).then(|| Incident {
+                        factory: factory.clone(),
+                        point: point.clone(),
+                        since_ns: latest,
+                        notify_by_ns: period::day(latest).1 + DAY_NS,
+                        restore_by_ns: latest + 7 * DAY_NS,
+                    })
+                })
+                .collect();
+        out.sort_by(|a, b| (&a.factory, &a.point).cmp(&(&b.factory, &b.point)));
+        out
+    }
+
+    /// Every condition that holds now.
+    pub fn conditions(&self) -> Vec<Condition> {
+        let now = self.now_ns();
+        let mut out = Vec::new();
+        for t in &self.tracks {
+            let s = &self.series[&*t.series];
+            // The latest period that could be judged decides: an exceedance followed by an
+            // outage (insufficient data) stays open until a compliant period ends it, rather
+            // than "resolving" because the data stopped.
+            let judged = || {
+                t.range(i64::MIN, i64::MAX)
+                    .rev()
+                    .filter(|p| p.closed && matches!(p.outcome, Outcome::Compliant | Outcome::Exceeds))
+            };
+            let Some(p) = judged().next() else { continue };
+            if p.outcome != Outcome::Exceeds {
+                continue;
+            }
+            let since =
+                judged().take_while(|p| p.outcome == Outcome::Exceeds).last().map_or(p.start_ns, |p| p.start_ns);
+            out.push(exceedance(s, t, &p, since));
+        }
+        let yesterday = period::day(now).0 - DAY_NS;
+        let mut series: Vec<&Series> = self.series.values().collect();
+        series.sort_by(|a, b| a.id.cmp(&b.id));
+        for s in &series {
+            if let Some((&first, _)) = s.days.first_key_value()
+                && first <= yesterday
+            {
+                let c = s.days.get(&yesterday).copied().unwrap_or_default();
+                let expected = expected(yesterday, yesterday + DAY_NS, s.point.expected_interval_s);
+                let threshold = self.threshold(s);
+                if !sufficient(c.valid, expected, threshold) {
+                    out.push(Condition {
+                        key: format!("availability/{}/{}/{}/{}", s.id.factory, s.id.point, s.id.parameter, yesterday),
+                        kind: AlertKind::Availability,
+                        severity: Severity::Warning,
+                        factory: s.id.factory.clone(),
+                        point: s.id.point.clone(),
+                        parameter: Some(s.id.parameter.clone()),
+                        summary: format!(
+                            "{} on {}: {} valid of {} expected readings ({:.1} % < {threshold} %)",
+                            s.id.parameter,
+                            period::local_date(yesterday),
+                            c.valid,
+                            expected,
+                            availability_pct(c.valid, expected)
+                        ),
+                        value: Some(availability_pct(c.valid, expected)),
+                        limit: None,
+                        since_ns: yesterday,
+                        deadline_ns: None,
+                    });
+                }
+            }
+            out.extend(super::faults::detect(s.id.as_ref(), s.kind, &s.point, &s.samples_view()));
+        }
+        for incident in self.incidents() {
+            out.push(Condition {
+                key: format!("no_data/{}/{}", incident.factory, incident.point),
+                kind: AlertKind::NoData,
+                severity: Severity::Warning,
+                factory: incident.factory.clone(),
+                point: incident.point.clone(),
+                parameter: None,
+                summary: format!("no reading since {}", period::local(incident.since_ns)),
+                value: None,
+                limit: None,
+                since_ns: incident.since_ns,
+                deadline_ns: None,
+            });
+            out.extend(super::deadlines::conditions(&incident, now));
+        }
+        out
+    }
+
+    /// Latest reading and current judgement per series matching a filter.
+    pub fn status(&self, filter: &Filter) -> Vec<serde_json::Value> {
+        let mut series: Vec<&Series> = self.series.values().filter(|s| filter.covers(&s.area, &s.id)).collect();
+        series.sort_by(|a, b| a.id.cmp(&b.id));
+        series
+            .into_iter()
+            .map(|s| {
+                let latest = s
+                    .tail
+                    .last_key_value()
+                    .map(|(t, v)| serde_json::json!({"time_ns": t, "value": v.value, "quality": v.quality.as_str()}));
+                let judgements: Vec<_> = s
+                    .tracks
+                    .iter()
+                    .map(|&t| {
+                        let t = &self.tracks[t];
+                        let current = t.range(i64::MIN, i64::MAX).rev().find(|p| p.closed);
+                        let open = t.range(i64::MIN, i64::MAX).next_back().filter(|p| !p.closed);
+                        serde_json::json!({"limit": &*t.limit, "current": current, "open": open})
+                    })
+                    .collect();
+                serde_json::json!({
+                    "area": s.area, "factory": s.id.factory, "point": s.id.point, "parameter": s.id.parameter,
+                    "kind": s.kind, "latest": latest, "judgements": judgements,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Track {
+    /// Judged periods (grab samples) starting in `[from, to)`, oldest first.
+    fn range(&self, from: i64, to: i64) -> Box<dyn DoubleEndedIterator<Item = Period> + '_> {
+        if from >= to {
+            return Box::new(std::iter::empty());
+        }
+        match self.limit.averaging {
+            Averaging::Instantaneous => Box::new(self.instants.range(from..to).map(|(t, i)| i.period(*t, &self.limit))),
+            _ => Box::new(self.periods.range(from..to).map(|(_, p)| p.clone())),
+        }
+    }
+}
+
+/// The exceedance condition of a track, from its period `p` (the episode started at `since`).
+fn exceedance(s: &Series, t: &Track, p: &Period, since: i64) -> Condition {
+    let value = p.value.unwrap_or(f64::NAN);
+    let basis = t.limit.reference_o2_pct.map(|o| format!(" at {o} % O₂")).unwrap_or_default();
+    let by = match (&t.limit.permit, &t.limit.standard, &t.limit.clause) {
+        (Some(permit), _, _) => format!("permit {permit}"),
+        (None, Some(std), Some(clause)) => format!("{std} clause {clause}"),
+        _ => String::new(),
+    };
+    Condition {
+        key: format!("exceedance/{}", t.key),
+        kind: AlertKind::Exceedance,
+        severity: Severity::Critical,
+        factory: s.id.factory.clone(),
+        point: s.id.point.clone(),
+        parameter: Some(s.id.parameter.clone()),
+        summary: format!(
+            "{} {} {}{basis} exceeds {} ({by}), {:?} period from {}",
+            s.id.parameter,
+            (value * 1000.0).round() / 1000.0,
+            t.limit.unit,
+            t.limit.describe,
+            t.limit.averaging,
+            period::local(p.start_ns)
+        ),
+        value: p.value,
+        limit: Some((*t.limit).clone()),
+        since_ns: since,
+        deadline_ns: None,
+    }
+}
+
+/// A read-only view of a series' samples for fault detection.
+pub(super) struct SamplesView<'a> {
+    samples: &'a BTreeMap<i64, Sample>,
+}
+
+impl SamplesView<'_> {
+    /// Valid samples, newest first.
+    pub(super) fn valid_rev(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.samples.iter().rev().filter(|(_, s)| s.quality.is_judged()).map(|(t, s)| (*t, s.value))
+    }
+    /// The newest sample, any quality.
+    pub(super) fn latest(&self) -> Option<(i64, f64)> {
+        self.samples.last_key_value().map(|(t, s)| (*t, s.value))
+    }
+}
+
+impl Series {
+    fn samples_view(&self) -> SamplesView<'_> {
+        SamplesView { samples: &self.tail }
+    }
+}

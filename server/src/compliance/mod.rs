@@ -1,0 +1,203 @@
+//! Continuous compliance: every limit judged as a regulator would, from the readings ingest
+//! accepted and the gap records agents sent.
+//!
+//! - [`period`]: Bangkok calendar periods, expected readings, availability;
+//! - [`judge`]: limits per series (standards, permits), units, O₂ correction, bounds;
+//! - [`engine`]: judged periods, late-data revisions, episodes, availability, conditions;
+//! - faults (flatline, spike, implausible) and deadlines (the fault-notification clock);
+//! - [`Compliance`]: the engine on its own thread. Ingest hands accepted readings over with
+//!   [`Compliance::accepted`] (a channel send) and returns; the thread judges, ticks every
+//!   `tick_ms`, persists revisions (`<data_dir>/revisions.log`, append-only), reconciles the
+//!   alert book and publishes changes as events (SSE, webhooks).
+//!
+//! On start the engine is rebuilt from the store and the gap log (deterministic: the same
+//! readings give the same periods), so a restart loses no judgement; the alert book dedups
+//! by condition, so it raises nothing twice.
+
+pub mod clock;
+mod deadlines;
+pub mod engine;
+mod faults;
+pub mod judge;
+pub mod period;
+#[cfg(test)]
+mod tests;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use eitwatch_config::reading::Reading;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{
+    AlertKind, Condition, DayAvailability, Engine, Episode, Filter, GapInfo, Incident, Outcome, Period, PeriodView,
+    Revision, Settings, Severity,
+};
+pub use judge::LimitUsed;
+
+use crate::alerts::AlertBook;
+use crate::events::Events;
+
+enum Msg {
+    Readings(Vec<Reading>),
+    Gap(GapInfo),
+    Flush(mpsc::Sender<()>),
+    Stop,
+}
+
+/// The engine, its thread and what it feeds.
+#[derive(Debug)]
+pub struct Compliance {
+    engine: Arc<Mutex<Engine>>,
+    alerts: Arc<AlertBook>,
+    tx: mpsc::Sender<Msg>,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+/// Reads the revision log back; a torn last line is skipped.
+pub fn load_revisions(path: &Path) -> std::io::Result<Vec<Revision>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(r) => out.push(r),
+            Err(_) if i + 1 == lines.len() => break,
+            Err(e) => return Err(std::io::Error::other(format!("{}: line {}: {e}", path.display(), i + 1))),
+        }
+    }
+    Ok(out)
+}
+
+impl Compliance {
+    /// Starts the engine's thread. `engine` is already rebuilt from the store.
+    pub fn start(
+        engine: Engine,
+        alerts: Arc<AlertBook>,
+        events: Events,
+        revisions_path: PathBuf,
+        tick: Duration,
+    ) -> std::io::Result<Compliance> {
+        let engine = Arc::new(Mutex::new(engine));
+        let (tx, rx) = mpsc::channel();
+        let mut revisions_log = std::fs::OpenOptions::new().create(true).append(true).open(&revisions_path)?;
+        let (worker_engine, worker_alerts) = (engine.clone(), alerts.clone());
+        let worker = std::thread::Builder::new().name("compliance".into()).spawn(move || {
+            let mut next_tick = Instant::now();
+            loop {
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                let mut msgs = Vec::new();
+                match rx.recv_timeout(wait) {
+                    Ok(m) => msgs.push(m),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+                while msgs.len() < 4096 {
+                    match rx.try_recv() {
+                        Ok(m) => msgs.push(m),
+                        Err(_) => break,
+                    }
+                }
+                let (mut flushes, mut stop) = (Vec::new(), false);
+                let mut engine = worker_engine.lock().unwrap_or_else(|p| p.into_inner());
+                for m in msgs {
+                    match m {
+                        Msg::Readings(r) => engine.ingest(&r),
+                        Msg::Gap(g) => engine.gap(g),
+                        Msg::Flush(done) => flushes.push(done),
+                        Msg::Stop => stop = true,
+                    }
+                }
+                if Instant::now() >= next_tick || !flushes.is_empty() {
+                    engine.tick();
+                    next_tick = Instant::now() + tick;
+                }
+                let revisions = engine.take_revisions();
+                let mut conditions = engine.conditions();
+                conditions.extend(engine.take_flashes());
+                let now = engine.now_ns();
+                drop(engine);
+                if !revisions.is_empty() {
+                    let mut text = String::new();
+                    for r in &revisions {
+                        text.push_str(&serde_json::to_string(r).unwrap_or_default());
+                        text.push('\n');
+                    }
+                    if let Err(error) = revisions_log.write_all(text.as_bytes()).and_then(|_| revisions_log.sync_data())
+                    {
+                        tracing::error!(path = %revisions_path.display(), %error, "Cannot save period revisions");
+                    }
+                    for r in &revisions {
+                        events.publish("revision", &r.factory, serde_json::to_value(r).unwrap_or_default());
+                    }
+                }
+                match worker_alerts.reconcile(&conditions, now) {
+                    Ok(changed) => {
+                        for a in changed {
+                            events.publish("alert", &a.factory.clone(), serde_json::to_value(a).unwrap_or_default());
+                        }
+                    }
+                    Err(error) => tracing::error!(%error, "Cannot save alerts"),
+                }
+                for done in flushes {
+                    let _ = done.send(());
+                }
+                if stop {
+                    break;
+                }
+            }
+        })?;
+        Ok(Compliance { engine, alerts, tx, worker: Mutex::new(Some(worker)) })
+    }
+
+    /// Hands accepted readings to the engine (moved, not copied); returns at once.
+    pub fn accepted(&self, readings: Vec<Reading>) {
+        if !readings.is_empty() {
+            let _ = self.tx.send(Msg::Readings(readings));
+        }
+    }
+
+    /// Hands a gap record to the engine.
+    pub fn gap(&self, gap: GapInfo) {
+        let _ = self.tx.send(Msg::Gap(gap));
+    }
+
+    /// Waits until everything handed over so far is judged and its alerts are saved.
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::channel();
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Finishes what was handed over, then stops the thread (ordered shutdown).
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(worker) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = worker.join();
+        }
+    }
+
+    /// The engine, for queries.
+    pub fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The alert book.
+    pub fn alerts(&self) -> &AlertBook {
+        &self.alerts
+    }
+}

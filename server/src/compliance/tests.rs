@@ -1,0 +1,496 @@
+//! Golden scenarios: expected values computed by hand and written here; a manual clock, no
+//! sleeps.
+
+use std::sync::Arc;
+
+use eitwatch_config::reading::{Kind, Quality, Reading};
+use eitwatch_config::server_config::ServerConfig;
+use eitwatch_config::site::Registry;
+
+use super::clock::ManualClock;
+use super::engine::{AlertKind, Engine, Filter, GapInfo, Outcome, PeriodView, Settings};
+use super::period::{self, DAY_NS, HOUR_NS, SECOND_NS};
+use crate::alerts::{AlertBook, State};
+
+const SITE: &str = r#"
+[server]
+data_dir = "/nonexistent"
+
+[[area]]
+id = "a1"
+name_en = "Area one"
+name_th = "พื้นที่หนึ่ง"
+province = "Rayong"
+
+[[area.factory]]
+id = "f1"
+name = "Factory one"
+category = 3
+
+[[area.factory.point]]
+id = "outfall-1"
+kind = "effluent"
+parameters = ["cod", "ph", "tds", "pesticide"]
+expected_interval_s = 60
+receiving_water_tds_mg_per_l = 4000.0
+[area.factory.point.faults]
+flatline_after_s = 600
+
+[[area.factory.point]]
+id = "stack-1"
+kind = "emission"
+parameters = ["so2", "o2"]
+expected_interval_s = 60
+emission = { source = "boiler", fuel = "heavy_oil", combustion = true }
+
+[[area.factory]]
+id = "f2"
+name = "Factory two"
+category = 3
+
+[[area.factory.point]]
+id = "stack-1"
+kind = "emission"
+parameters = ["so2", "o2"]
+expected_interval_s = 60
+emission = { source = "boiler", fuel = "heavy_oil", combustion = true }
+
+[[area.factory.permit]]
+reference = "P-42"
+point = "stack-1"
+parameter = "so2"
+max = 500.0
+unit = "mg/Nm3"
+averaging = "daily"
+"#;
+
+fn ts(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().expect("timestamp").as_nanosecond() as i64
+}
+
+/// 2026-11-23 00:00 UTC = 07:00 Bangkok.
+fn t0() -> i64 {
+    ts("2026-11-23T00:00:00Z")
+}
+
+fn registry() -> Registry {
+    let config: ServerConfig = eitwatch_config::problems::load(SITE, "test.toml").expect("site");
+    Registry::new(config.area)
+}
+
+fn engine(now_ns: i64) -> (Engine, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(now_ns));
+    (Engine::new(registry(), clock.clone(), Settings::default()), clock)
+}
+
+fn effluent(parameter: &str, value: f64, t: i64) -> Reading {
+    Reading::new(Kind::Effluent, "f1", "outfall-1", parameter, value, t)
+}
+
+fn stack(factory: &str, parameter: &str, value: f64, t: i64) -> Reading {
+    Reading::new(Kind::Emission, factory, "stack-1", parameter, value, t)
+}
+
+/// `n` readings a minute apart from `start`.
+fn minutes(factory: &str, parameter: &str, value: f64, start: i64, n: i64) -> Vec<Reading> {
+    (0..n).map(|i| stack(factory, parameter, value, start + i * 60 * SECOND_NS)).collect()
+}
+
+fn periods(e: &Engine, factory: &str, parameter: &str) -> Vec<PeriodView> {
+    let f = Filter { factory: Some(factory.into()), parameter: Some(parameter.into()), ..Filter::default() };
+    e.periods(&f, usize::MAX)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[test]
+fn instantaneous_max_range_not_detected_and_tds_rule() {
+    let (mut e, _) = engine(t0() + DAY_NS);
+    let t = t0();
+    let mut bdl = effluent("pesticide", 0.001, t);
+    bdl.below_detection_limit = true;
+    e.ingest(&[
+        effluent("cod", 120.0, t),
+        effluent("cod", 120.5, t + SECOND_NS),
+        effluent("ph", 5.4, t),
+        effluent("ph", 5.5, t + SECOND_NS),
+        effluent("ph", 9.0, t + 2 * SECOND_NS),
+        effluent("ph", 9.1, t + 3 * SECOND_NS),
+        bdl,
+        effluent("pesticide", 0.001, t + SECOND_NS),
+        // Receiving water at 4000 mg/L > 3000: the bound becomes max(3000, 4000 + 5000) = 9000.
+        effluent("tds", 9000.0, t),
+        effluent("tds", 9000.5, t + SECOND_NS),
+    ]);
+    let outcomes = |p: &str| periods(&e, "f1", p).iter().map(|v| v.period.outcome).collect::<Vec<_>>();
+    assert_eq!(outcomes("cod"), [Outcome::Compliant, Outcome::Exceeds]);
+    assert_eq!(outcomes("ph"), [Outcome::Exceeds, Outcome::Compliant, Outcome::Compliant, Outcome::Exceeds]);
+    assert_eq!(outcomes("pesticide"), [Outcome::Compliant, Outcome::Exceeds]);
+    assert_eq!(outcomes("tds"), [Outcome::Compliant, Outcome::Exceeds]);
+    let cod = &periods(&e, "f1", "cod")[1];
+    assert_eq!(cod.limit.standard.as_deref(), Some("moi-effluent-2560"));
+    assert_eq!(cod.limit.clause.as_deref(), Some("5.7"));
+    assert_eq!(cod.limit.describe, "≤ 120 mg/L");
+    assert_eq!(cod.period.value, Some(120.5));
+}
+
+#[test]
+fn hourly_availability_boundary_80_percent() {
+    let (mut e, _) = engine(t0() + DAY_NS);
+    // Hour 1: 48 of 60 expected (exactly 80 %): judged. Hour 2: 47 (78.3 %): insufficient.
+    e.ingest(&minutes("f1", "so2", 100.0, t0(), 48));
+    e.ingest(&minutes("f1", "o2", 7.0, t0(), 48));
+    e.ingest(&minutes("f1", "so2", 100.0, t0() + HOUR_NS, 47));
+    e.ingest(&minutes("f1", "o2", 7.0, t0() + HOUR_NS, 47));
+    let p = periods(&e, "f1", "so2");
+    assert_eq!(p.len(), 2);
+    assert_eq!((p[0].period.valid, p[0].period.expected, p[0].period.outcome), (48, 60, Outcome::Compliant));
+    assert!(close(p[0].period.availability_pct, 80.0));
+    assert_eq!(p[0].period.value, Some(100.0), "at 7 % O₂ the correction factor is 1");
+    assert_eq!((p[1].period.valid, p[1].period.outcome), (47, Outcome::InsufficientData));
+    assert!(
+        p[1].period.reason.as_deref().unwrap_or("").contains("47 valid of 60 expected"),
+        "{:?}",
+        p[1].period.reason
+    );
+}
+
+#[test]
+fn o2_correction_and_missing_o2() {
+    let (mut e, _) = engine(t0() + DAY_NS);
+    e.ingest(&minutes("f1", "so2", 800.0, t0(), 60));
+    e.ingest(&minutes("f1", "o2", 12.0, t0(), 60));
+    // Next hour: SO₂ but no O₂ at all.
+    e.ingest(&minutes("f1", "so2", 800.0, t0() + HOUR_NS, 60));
+    let p = periods(&e, "f1", "so2");
+    // 800 × (21 − 7) / (21 − 12) = 11200 / 9 = 1244.44… ppm > 950 ppm.
+    assert!(close(p[0].period.value.expect("value"), 11200.0 / 9.0), "{:?}", p[0].period.value);
+    assert_eq!(p[0].period.measured, Some(800.0));
+    assert_eq!(p[0].period.o2_pct, Some(12.0));
+    assert_eq!(p[0].period.outcome, Outcome::Exceeds);
+    assert_eq!(p[0].limit.reference_o2_pct, Some(7.0));
+    assert_eq!(p[1].period.outcome, Outcome::CannotCorrect);
+    assert!(p[1].period.reason.as_deref().unwrap_or("").contains("no valid O₂"), "{:?}", p[1].period.reason);
+}
+
+#[test]
+fn permit_in_mg_per_nm3_over_a_bangkok_day_across_midnight() {
+    // The Bangkok day of 2026-11-23 runs from 2026-11-22T17:00Z to 2026-11-23T17:00Z.
+    let day_start = ts("2026-11-22T17:00:00Z");
+    assert_eq!(period::day(day_start), (day_start, day_start + DAY_NS));
+    assert_eq!(period::day(day_start - 1).0, day_start - DAY_NS);
+    assert_eq!(period::day(ts("2026-11-23T16:59:59Z")).0, day_start);
+    let (mut e, _) = engine(day_start + 2 * DAY_NS);
+    // 1440 minutes from 00:00 to 23:59 Bangkok: 100 ppm on the first day, 200 on the next.
+    e.ingest(&minutes("f2", "so2", 100.0, day_start, 1440));
+    e.ingest(&minutes("f2", "o2", 7.0, day_start, 1440));
+    e.ingest(&minutes("f2", "so2", 200.0, day_start + DAY_NS, 1440));
+    e.ingest(&minutes("f2", "o2", 7.0, day_start + DAY_NS, 1440));
+    let p = periods(&e, "f2", "so2");
+    assert_eq!(p.len(), 2, "one period per Bangkok day");
+    assert_eq!(p[0].start_local, "2026-11-23T00:00:00+07:00");
+    assert_eq!((p[0].period.valid, p[0].period.expected), (1440, 1440));
+    // 100 ppm × 64.066 g/mol / 24.45 L/mol = 262.0286… mg/Nm³ ≤ 500: compliant.
+    assert!(close(p[0].period.value.expect("value"), 100.0 * 64.066 / 24.45));
+    assert_eq!(p[0].period.outcome, Outcome::Compliant);
+    // 200 ppm → 524.057… mg/Nm³ > 500.
+    assert!(close(p[1].period.value.expect("value"), 200.0 * 64.066 / 24.45));
+    assert_eq!(p[1].period.outcome, Outcome::Exceeds);
+    assert_eq!(p[1].limit.permit.as_deref(), Some("P-42"));
+    assert_eq!(p[1].limit.standard.as_deref(), Some("moi-air-2549"), "names the standard limit it replaced");
+}
+
+#[test]
+fn maintenance_readings_are_excluded_but_counted() {
+    let (mut e, _) = engine(t0() + DAY_NS);
+    let mut so2 = minutes("f1", "so2", 100.0, t0(), 60);
+    for r in so2.iter_mut().take(12) {
+        r.value = 5000.0;
+        r.quality = Quality::Maintenance;
+    }
+    let mut next = minutes("f1", "so2", 100.0, t0() + HOUR_NS, 60);
+    for r in next.iter_mut().take(13) {
+        r.quality = Quality::Calibration;
+    }
+    e.ingest(&so2);
+    e.ingest(&next);
+    e.ingest(&minutes("f1", "o2", 7.0, t0(), 120));
+    let p = periods(&e, "f1", "so2");
+    // 48 valid (mean 100, the 5000s excluded), 12 excluded: compliant.
+    assert_eq!((p[0].period.valid, p[0].period.excluded, p[0].period.value), (48, 12, Some(100.0)));
+    assert_eq!(p[0].period.outcome, Outcome::Compliant);
+    // 47 valid: insufficient, the exclusions named.
+    assert_eq!((p[1].period.valid, p[1].period.excluded, p[1].period.outcome), (47, 13, Outcome::InsufficientData));
+    assert!(p[1].period.reason.as_deref().unwrap_or("").contains("13 excluded"));
+}
+
+#[test]
+fn late_data_revises_a_closed_period_and_keeps_the_revision() {
+    let (mut e, clock) = engine(t0() + 90 * 60 * SECOND_NS);
+    e.ingest(&minutes("f1", "so2", 100.0, t0(), 30));
+    e.ingest(&minutes("f1", "o2", 7.0, t0(), 30));
+    e.tick();
+    let p = periods(&e, "f1", "so2");
+    assert_eq!((p[0].period.closed, p[0].period.outcome), (true, Outcome::InsufficientData));
+    assert!(e.take_revisions().is_empty());
+    clock.advance(HOUR_NS);
+    // The agent back-fills the rest of the hour after the outage.
+    e.ingest(&minutes("f1", "o2", 7.0, t0() + 30 * 60 * SECOND_NS, 30));
+    e.ingest(&minutes("f1", "so2", 1000.0, t0() + 30 * 60 * SECOND_NS, 30));
+    let p = periods(&e, "f1", "so2");
+    // (30 × 100 + 30 × 1000) / 60 = 550 ppm ≤ 950.
+    assert_eq!((p[0].period.valid, p[0].period.value, p[0].period.outcome), (60, Some(550.0), Outcome::Compliant));
+    let revisions = e.take_revisions();
+    let last = revisions.last().expect("a revision");
+    assert_eq!(last.was.outcome, Outcome::InsufficientData);
+    assert_eq!(last.became.outcome, Outcome::Compliant);
+    assert_eq!(last.became.value, Some(550.0));
+    assert_eq!(last.at_ns, t0() + 150 * 60 * SECOND_NS);
+    assert!(last.reason.starts_with("late data"), "{}", last.reason);
+    assert_eq!(p[0].revisions.len(), revisions.len(), "the period shows its revisions");
+}
+
+#[test]
+fn judgements_do_not_depend_on_arrival_order() {
+    let mut readings = minutes("f1", "so2", 0.0, t0(), 180);
+    for (i, r) in readings.iter_mut().enumerate() {
+        r.value = (i * 13 % 1100) as f64;
+    }
+    readings.extend(minutes("f1", "o2", 9.5, t0(), 170));
+    let (mut a, _) = engine(t0() + 4 * HOUR_NS);
+    let (mut b, _) = engine(t0() + 4 * HOUR_NS);
+    a.ingest(&readings);
+    a.tick();
+    let mut reversed = readings.clone();
+    reversed.reverse();
+    for chunk in reversed.chunks(7) {
+        b.ingest(chunk);
+    }
+    b.tick();
+    let strip = |v: Vec<PeriodView>| v.into_iter().map(|p| p.period).collect::<Vec<_>>();
+    let (pa, pb) = (strip(periods(&a, "f1", "so2")), strip(periods(&b, "f1", "so2")));
+    assert_eq!(pa.len(), 5, "three hours with data, the empty fourth (closed), the open fifth");
+    assert_eq!(pa[3].outcome, Outcome::InsufficientData);
+    assert!(!pa[4].closed);
+    assert_eq!(pa, pb);
+}
+
+#[test]
+fn an_episode_spans_consecutive_exceeding_hours() {
+    let (mut e, _) = engine(t0() + 5 * HOUR_NS);
+    for (h, v) in [1000.0, 1200.0, 1100.0, 100.0].into_iter().enumerate() {
+        e.ingest(&minutes("f1", "so2", v, t0() + h as i64 * HOUR_NS, 60));
+    }
+    e.ingest(&minutes("f1", "o2", 7.0, t0(), 240));
+    e.tick();
+    let episodes = e.episodes(&Filter { factory: Some("f1".into()), ..Filter::default() });
+    assert_eq!(episodes.len(), 1);
+    let ep = &episodes[0];
+    assert_eq!((ep.start_ns, ep.end_ns, ep.periods), (t0(), t0() + 3 * HOUR_NS, 3));
+    assert_eq!((ep.peak, ep.mean, ep.ongoing), (1200.0, 1100.0, false));
+    assert_eq!(ep.limit.describe, "≤ 950 ppm");
+}
+
+#[test]
+fn no_data_after_three_intervals_with_its_deadlines() {
+    let last = t0() + 10 * 60 * SECOND_NS;
+    let (mut e, clock) = engine(last);
+    e.ingest(&[effluent("cod", 50.0, last)]);
+    clock.set(last + 180 * SECOND_NS);
+    assert!(!e.conditions().iter().any(|c| c.kind == AlertKind::NoData), "silent for exactly 3 intervals: not yet");
+    clock.set(last + 181 * SECOND_NS);
+    let conditions = e.conditions();
+    let no_data: Vec<_> = conditions.iter().filter(|c| c.kind == AlertKind::NoData).collect();
+    assert_eq!(no_data.len(), 1);
+    assert_eq!((no_data[0].point.as_str(), no_data[0].since_ns), ("outfall-1", last));
+    // Last reading 2026-11-23 07:10 Bangkok: notify by the end of the next day (2026-11-25
+    // 00:00 Bangkok = 2026-11-24T17:00Z), restore within 7 days.
+    let incident = &e.incidents()[0];
+    assert_eq!(incident.notify_by_ns, ts("2026-11-24T17:00:00Z"));
+    assert_eq!(incident.restore_by_ns, last + 7 * DAY_NS);
+    let deadline = conditions.iter().find(|c| c.kind == AlertKind::Deadline).expect("deadline");
+    assert!(deadline.key.starts_with("deadline/notify_due/"), "{}", deadline.key);
+    clock.set(ts("2026-11-24T17:00:00Z"));
+    let keys: Vec<_> = e.conditions().into_iter().filter(|c| c.kind == AlertKind::Deadline).map(|c| c.key).collect();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].starts_with("deadline/notify_overdue/"), "{keys:?}");
+    clock.set(last + 7 * DAY_NS);
+    let overdue = e.conditions().into_iter().filter(|c| c.key.starts_with("deadline/restore_overdue/")).count();
+    assert_eq!(overdue, 1);
+}
+
+#[test]
+fn flatline_after_its_duration() {
+    let (mut e, _) = engine(t0() + HOUR_NS);
+    // 12.5 every minute from 0 to 9 min: 540 s < 600 s.
+    e.ingest(&(0..10).map(|i| effluent("cod", 12.5, t0() + i * 60 * SECOND_NS)).collect::<Vec<_>>());
+    let flat = |e: &Engine| e.conditions().into_iter().filter(|c| c.key.starts_with("sensor_fault/flatline/")).count();
+    assert_eq!(flat(&e), 0);
+    e.ingest(&[effluent("cod", 12.5, t0() + 600 * SECOND_NS)]);
+    assert_eq!(flat(&e), 1);
+    e.ingest(&[effluent("cod", 13.0, t0() + 660 * SECOND_NS)]);
+    assert_eq!(flat(&e), 0, "a new value ends it");
+}
+
+#[test]
+fn gap_record_names_its_reason_in_insufficient_periods() {
+    let (mut e, _) = engine(t0() + DAY_NS);
+    e.ingest(&minutes("f1", "so2", 100.0, t0(), 20));
+    e.gap(GapInfo {
+        factory: "f1".into(),
+        point: "stack-1".into(),
+        parameters: vec!["so2".into()],
+        from_ns: t0() + 20 * 60 * SECOND_NS,
+        to_ns: t0() + 59 * 60 * SECOND_NS,
+        count: 40,
+        reason: "outbox full".into(),
+    });
+    let p = periods(&e, "f1", "so2");
+    assert_eq!(p[0].period.outcome, Outcome::InsufficientData);
+    assert!(
+        p[0].period
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("insufficient data — agent buffer overflow (outbox full"),
+        "{:?}",
+        p[0].period.reason
+    );
+}
+
+#[test]
+fn restart_in_the_middle_of_a_period_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let first_half = {
+        let mut r = minutes("f1", "so2", 1000.0, t0(), 30);
+        r.extend(minutes("f1", "o2", 7.0, t0(), 30));
+        r
+    };
+    let second_half = {
+        let mut r = minutes("f1", "so2", 1000.0, t0() + 30 * 60 * SECOND_NS, 30);
+        r.extend(minutes("f1", "o2", 7.0, t0() + 30 * 60 * SECOND_NS, 30));
+        r
+    };
+    let mid = t0() + 30 * 60 * SECOND_NS;
+    // Uninterrupted.
+    let (mut a, clock_a) = engine(mid);
+    a.ingest(&first_half);
+    a.tick();
+    // "Before the restart": the same, with an alert book.
+    let (mut b, _) = engine(mid);
+    b.ingest(&first_half);
+    b.tick();
+    let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
+    assert!(book.reconcile(&b.conditions(), mid).expect("reconcile").is_empty(), "an open hour alerts nothing");
+    drop((b, book));
+    // "After": rebuilt from the stored readings, then the rest of the hour arrives.
+    let (mut c, clock_c) = engine(mid);
+    c.set_replaying(true);
+    c.ingest(&first_half);
+    c.tick();
+    c.set_replaying(false);
+    for (e, clock) in [(&mut a, &clock_a), (&mut c, &clock_c)] {
+        clock.set(t0() + HOUR_NS + SECOND_NS);
+        e.ingest(&second_half);
+        e.tick();
+    }
+    let strip = |v: Vec<PeriodView>| v.into_iter().map(|p| p.period).collect::<Vec<_>>();
+    let (pa, pc) = (strip(periods(&a, "f1", "so2")), strip(periods(&c, "f1", "so2")));
+    assert_eq!(pa, pc);
+    assert_eq!((pc[0].valid, pc[0].value, pc[0].outcome), (60, Some(1000.0), Outcome::Exceeds));
+    assert!(c.take_revisions().is_empty(), "closing an open period is not a revision");
+    let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
+    let now = t0() + HOUR_NS + SECOND_NS;
+    let opened = book.reconcile(&c.conditions(), now).expect("reconcile");
+    assert_eq!(opened.len(), 1);
+    assert_eq!((opened[0].kind, opened[0].state), (AlertKind::Exceedance, State::Firing));
+    drop(book);
+    // A second restart: the same conditions raise nothing again.
+    let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
+    assert!(book.reconcile(&c.conditions(), now + SECOND_NS).expect("reconcile").is_empty());
+    assert_eq!(book.list().len(), 1);
+}
+
+#[test]
+fn alert_lifecycle_pending_firing_acknowledged_resolved() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("alerts.log");
+    let (mut e, _) = engine(t0() + HOUR_NS);
+    e.ingest(&[effluent("cod", 130.0, t0())]);
+    let exceedances =
+        |e: &Engine| e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).collect::<Vec<_>>();
+    let conditions = exceedances(&e);
+    let book = AlertBook::open(&path, 60).expect("book");
+    let opened = book.reconcile(&conditions, t0() + HOUR_NS).expect("reconcile");
+    assert_eq!((opened.len(), opened[0].state), (1, State::Pending));
+    assert!(book.reconcile(&conditions, t0() + HOUR_NS + 59 * SECOND_NS).expect("reconcile").is_empty());
+    let fired = book.reconcile(&conditions, t0() + HOUR_NS + 60 * SECOND_NS).expect("reconcile");
+    assert_eq!((fired[0].state, fired[0].firing_ns), (State::Firing, Some(t0() + HOUR_NS + 60 * SECOND_NS)));
+    let acked = book.ack(fired[0].id, "write token abc", "sampling again", t0() + 2 * HOUR_NS).expect("ack");
+    assert_eq!(acked.state, State::Acknowledged);
+    assert!(book.ack(fired[0].id, "someone", "", t0() + 2 * HOUR_NS).is_err(), "once");
+    e.ingest(&[effluent("cod", 100.0, t0() + SECOND_NS)]);
+    let resolved = book.reconcile(&exceedances(&e), t0() + 3 * HOUR_NS).expect("reconcile");
+    assert_eq!((resolved[0].state, resolved[0].resolved_ns), (State::Resolved, Some(t0() + 3 * HOUR_NS)));
+    drop(book);
+    let book = AlertBook::open(&path, 60).expect("reopen");
+    let kept = &book.list()[0];
+    assert_eq!(kept.state, State::Resolved);
+    let ack = kept.ack.as_ref().expect("ack kept");
+    assert_eq!(
+        (ack.by.as_str(), ack.comment.as_str(), ack.at_ns),
+        ("write token abc", "sampling again", t0() + 2 * HOUR_NS)
+    );
+}
+
+#[test]
+fn an_exceedance_stays_open_through_an_outage_until_a_compliant_period() {
+    let (mut e, clock) = engine(t0() + 3 * HOUR_NS);
+    e.ingest(&minutes("f1", "so2", 1000.0, t0(), 60));
+    e.ingest(&minutes("f1", "o2", 7.0, t0(), 60));
+    e.tick();
+    let exceeding = |e: &Engine| e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).count();
+    let outcomes: Vec<_> = periods(&e, "f1", "so2").into_iter().map(|p| p.period.outcome).collect();
+    // Hour 0 exceeds; hours 1 and 2 had no data; hour 3 is open.
+    assert_eq!(
+        outcomes,
+        [Outcome::Exceeds, Outcome::InsufficientData, Outcome::InsufficientData, Outcome::InsufficientData]
+    );
+    assert_eq!(exceeding(&e), 1, "no data is not compliance");
+    clock.set(t0() + 4 * HOUR_NS);
+    e.ingest(&minutes("f1", "so2", 100.0, t0() + 3 * HOUR_NS, 60));
+    e.ingest(&minutes("f1", "o2", 7.0, t0() + 3 * HOUR_NS, 60));
+    e.tick();
+    assert_eq!(exceeding(&e), 0, "a compliant hour ends it");
+}
+
+#[test]
+fn an_exceedance_ended_within_the_same_batch_still_alerts_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut e, _) = engine(t0() + SECOND_NS);
+    e.ingest(&[effluent("cod", 130.0, t0()), effluent("cod", 100.0, t0() + 1)]);
+    let ongoing = e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).count();
+    assert_eq!(ongoing, 0, "the newest grab sample is compliant");
+    let flashes = e.take_flashes();
+    assert_eq!((flashes.len(), flashes[0].value), (1, Some(130.0)));
+    assert!(e.take_flashes().is_empty(), "taken once");
+    let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
+    let opened = book.reconcile(&flashes, t0() + SECOND_NS).expect("reconcile");
+    assert_eq!((opened.len(), opened[0].state, opened[0].value), (1, State::Firing, Some(130.0)));
+    let resolved = book.reconcile(&[], t0() + 2 * SECOND_NS).expect("reconcile");
+    assert_eq!(resolved[0].state, State::Resolved);
+}
+
+#[test]
+fn an_empty_or_reversed_range_yields_nothing() {
+    let (mut e, _) = engine(t0() + HOUR_NS);
+    e.ingest(&[effluent("cod", 130.0, t0())]);
+    let reversed = Filter { from_ns: Some(t0() + 1), to_ns: Some(t0()), ..Filter::default() };
+    assert!(e.periods(&reversed, usize::MAX).is_empty());
+    assert!(e.episodes(&reversed).is_empty());
+    let all = Filter::default();
+    let p = &e.periods(&all, usize::MAX)[0];
+    assert_eq!((p.period.value, p.period.outcome, p.period.closed), (Some(130.0), Outcome::Exceeds, true));
+}

@@ -1,0 +1,68 @@
+//! `[[webhook]]`: every alert change of the configured kinds is POSTed as JSON
+//! (`{"event": "alert", "alert": {…}}`), in order per webhook, retried with doubling waits
+//! up to `max_attempts`; a delivery given up is logged with the alert id.
+
+use std::time::Duration;
+
+use eitwatch_config::server_config::WebhookSection;
+use tokio::sync::broadcast;
+
+use crate::events::Events;
+
+/// Starts one delivery task per webhook.
+pub fn spawn(hooks: &[WebhookSection], events: &Events) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for hook in hooks.iter().cloned() {
+        let mut rx = events.subscribe();
+        tokio::spawn(async move {
+            let client = match reqwest::Client::builder().timeout(Duration::from_millis(hook.timeout_ms)).build() {
+                Ok(c) => c,
+                Err(error) => {
+                    tracing::error!(url = %hook.url, %error, "Webhook client cannot be built");
+                    return;
+                }
+            };
+            loop {
+                let event = match rx.recv().await {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::error!(url = %hook.url, missed = n, "Webhook fell behind; alerts missed (see /api/v1/alerts)");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if event.kind != "alert" {
+                    continue;
+                }
+                let alert: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+                let kind = alert.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+                if !hook.kinds.is_empty() && !hook.kinds.iter().any(|k| k == kind) {
+                    continue;
+                }
+                let body = serde_json::json!({"event": "alert", "alert": alert});
+                deliver(&client, &hook, &body).await;
+            }
+        });
+    }
+}
+
+async fn deliver(client: &reqwest::Client, hook: &WebhookSection, body: &serde_json::Value) {
+    let id = body["alert"]["id"].as_u64().unwrap_or(0);
+    let mut wait = Duration::from_millis(hook.retry_initial_ms);
+    for attempt in 1..=hook.max_attempts {
+        let result =
+            client.post(&hook.url).header("content-type", "application/json").body(body.to_string()).send().await;
+        match result {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => {
+                tracing::warn!(url = %hook.url, alert = id, attempt, status = %r.status(), "Webhook refused the alert")
+            }
+            Err(error) => tracing::warn!(url = %hook.url, alert = id, attempt, %error, "Webhook unreachable"),
+        }
+        if attempt < hook.max_attempts {
+            tokio::time::sleep(wait).await;
+            wait = wait.saturating_mul(2);
+        }
+    }
+    tracing::error!(url = %hook.url, alert = id, attempts = hook.max_attempts, "Webhook delivery given up");
+}

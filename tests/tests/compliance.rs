@@ -1,0 +1,245 @@
+//! The compliance engine end to end, against the real server binary: judged periods with
+//! exact values from written readings, alerts on the SSE stream, acknowledgement rights,
+//! restarts that lose nothing and raise nothing twice.
+
+mod support;
+
+use std::time::Duration;
+
+use support::compliance::{ComplianceServer, EventStream, WebhookReceiver, minutes};
+use support::wait_for;
+
+fn ts(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().expect("timestamp").as_nanosecond() as i64
+}
+
+#[tokio::test]
+async fn an_hourly_emission_limit_is_judged_with_o2_correction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, tokens) = ComplianceServer::start(dir.path()).await;
+    // A closed hour in the past: 2026-11-22 08:00–09:00 Bangkok. SO₂ 800 ppm at 12 % O₂.
+    let hour = ts("2026-11-22T01:00:00Z");
+    let mut body = minutes("emission", "f1", "stack-1", "so2", 800.0, hour, 60);
+    body.push_str(&minutes("emission", "f1", "stack-1", "o2", 12.0, hour, 60));
+    assert_eq!(server.write(&tokens.f1, body).await, 204);
+
+    let url = server.url.clone();
+    let period = wait_for("the judged hour", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let v = support::get_json(&format!(
+                "{url}/api/v1/periods?factory=f1&parameter=so2&averaging=hourly&from=2026-11-22T01:00:00Z&to=2026-11-22T02:00:00Z"
+            ))
+            .await;
+            v["periods"].as_array().and_then(|p| p.first().cloned()).filter(|p| p["valid"] == 60)
+        }
+    })
+    .await;
+    // 800 × (21 − 7) / (21 − 12) = 11200 / 9 ppm, over the 950 ppm heavy-oil boiler limit.
+    let value = period["value"].as_f64().expect("value");
+    assert!((value - 11200.0 / 9.0).abs() < 1e-9, "{period}");
+    assert_eq!(period["measured"].as_f64(), Some(800.0));
+    assert_eq!(period["o2_pct"].as_f64(), Some(12.0));
+    assert_eq!(period["outcome"], "exceeds");
+    assert_eq!((period["valid"].as_u64(), period["expected"].as_u64()), (Some(60), Some(60)));
+    assert_eq!(period["start_local"], "2026-11-22T08:00:00+07:00");
+    assert_eq!(period["limit"]["standard"], "moi-air-2549");
+    assert_eq!(period["limit"]["describe"], "≤ 950 ppm");
+    assert_eq!(period["limit"]["reference_o2_pct"].as_f64(), Some(7.0));
+
+    let alerts = server.alerts("exceedance", 1).await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!((alerts[0]["parameter"].as_str(), alerts[0]["severity"].as_str()), (Some("so2"), Some("critical")));
+    assert!((alerts[0]["value"].as_f64().expect("value") - 11200.0 / 9.0).abs() < 1e-9);
+    let episodes = server.get("/api/v1/episodes?factory=f1&parameter=so2").await;
+    let episodes = episodes["episodes"].as_array().expect("episodes").clone();
+    assert_eq!(episodes.len(), 1, "{episodes:?}");
+    assert_eq!((episodes[0]["start_ns"].as_i64(), episodes[0]["periods"].as_u64()), (Some(hour), Some(1)));
+    // Status: the hours since are judged "insufficient data" (nothing came), yet the
+    // exceedance stays open: only a compliant period ends it, not an outage.
+    let status = server.get("/api/v1/status?factory=f1&parameter=so2").await;
+    let series = &status["series"][0];
+    assert_eq!(series["judgements"][0]["current"]["outcome"], "insufficient_data", "{status}");
+    let open: Vec<_> =
+        series["open_alerts"].as_array().expect("open alerts").iter().map(|a| a["kind"].clone()).collect();
+    assert!(open.contains(&"exceedance".into()) && open.contains(&"no_data".into()), "{open:?}");
+    assert_eq!(series["latest"]["value"].as_f64(), Some(800.0));
+    assert_eq!(status["incidents"][0]["point"], "stack-1", "the silent stack is an incident with its deadlines");
+    // Availability of that Bangkok day: 60 valid of 86 400 / 60 = 1 440 expected, below 80 %.
+    let days = server.get("/api/v1/availability?factory=f1&parameter=so2&from=2026-11-22T00:00:00%2B07:00").await;
+    let day = &days["days"][0];
+    assert_eq!(
+        (day["day"].as_str(), day["valid"].as_u64(), day["expected"].as_u64()),
+        (Some("2026-11-22"), Some(60), Some(1440))
+    );
+    assert!((day["availability_pct"].as_f64().expect("pct") - 6000.0 / 1440.0).abs() < 1e-9);
+    assert_eq!(day["meets"].as_bool(), Some(false));
+    // The OpenAPI document is served and names the routes.
+    let openapi = server.get("/api/v1/openapi.json").await;
+    for route in ["/api/v1/periods", "/api/v1/alerts/{id}/ack", "/api/v1/events", "/api/v1/availability"] {
+        assert!(openapi["paths"].get(route).is_some(), "{route} in the OpenAPI document");
+    }
+}
+
+#[tokio::test]
+async fn sse_delivers_an_alert_after_a_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, tokens) = ComplianceServer::start(dir.path()).await;
+    let mut events = EventStream::open(&server.url).await;
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    let status = server.write(&tokens.f2, format!("effluent,factory=f2,point=outfall-1 cod=135.5 {now}\n")).await;
+    assert_eq!(status, 204);
+    let alert = events.alert_containing("\"kind\":\"exceedance\"", Duration::from_secs(20)).await;
+    assert_eq!((alert["factory"].as_str(), alert["parameter"].as_str()), (Some("f2"), Some("cod")));
+    assert_eq!((alert["state"].as_str(), alert["value"].as_f64()), (Some("firing"), Some(135.5)));
+    assert_eq!(alert["limit"]["clause"], "5.7");
+}
+
+#[tokio::test]
+async fn ack_rights_ack_survives_a_restart_and_no_alert_is_raised_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut server, tokens) = ComplianceServer::start(dir.path()).await;
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    assert_eq!(server.write(&tokens.f1, format!("effluent,factory=f1,point=outfall-1 cod=150 {now}\n")).await, 204);
+    let alerts = server.alerts("exceedance", 1).await;
+    let id = alerts[0]["id"].as_u64().expect("id");
+
+    assert_eq!(server.ack(&tokens.read, id, "x").await.0, 403, "a read token may not");
+    assert_eq!(server.ack(&tokens.f2, id, "x").await.0, 403, "another factory's write token may not");
+    assert_eq!(server.ack("nonsense", id, "x").await.0, 401);
+    assert_eq!(server.ack(&tokens.admin, 9999, "x").await.0, 404);
+    let (status, body) = server.ack(&tokens.f1, id, "sampling again at 10:00").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["alert"]["state"], "acknowledged");
+    assert_eq!(server.ack(&tokens.admin, id, "again").await.0, 409, "acknowledged once");
+
+    server.restart().await;
+    let alerts = server.get("/api/v1/alerts?kind=exceedance").await;
+    let alerts = alerts["alerts"].as_array().expect("alerts").clone();
+    assert_eq!(alerts.len(), 1, "the same condition after a restart is the same alert: {alerts:?}");
+    assert_eq!((alerts[0]["id"].as_u64(), alerts[0]["state"].as_str()), (Some(id), Some("acknowledged")));
+    assert_eq!(alerts[0]["ack"]["comment"], "sampling again at 10:00");
+    assert!(alerts[0]["ack"]["by"].as_str().is_some_and(|b| b.starts_with("write token ")), "{}", alerts[0]);
+
+    // A later exceeding reading of the same ongoing condition raises nothing new either.
+    let later = now + 60_000_000_000;
+    assert_eq!(server.write(&tokens.f1, format!("effluent,factory=f1,point=outfall-1 cod=160 {later}\n")).await, 204);
+    let url = server.url.clone();
+    wait_for("the later reading judged", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let v = support::get_json(&format!("{url}/api/v1/periods?factory=f1&parameter=cod")).await;
+            v["periods"].as_array().filter(|p| p.len() == 2).map(|_| ())
+        }
+    })
+    .await;
+    server.restart().await;
+    let alerts = server.get("/api/v1/alerts?kind=exceedance").await;
+    assert_eq!(alerts["alerts"].as_array().map(Vec::len), Some(1));
+    // The judgements came back from the store.
+    let periods = server.get("/api/v1/periods?factory=f1&parameter=cod").await;
+    let values: Vec<_> = periods["periods"].as_array().expect("periods").iter().map(|p| p["value"].as_f64()).collect();
+    assert_eq!(values, [Some(150.0), Some(160.0)]);
+}
+
+#[tokio::test]
+async fn a_webhook_gets_the_alert_after_a_refused_attempt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = WebhookReceiver::start(1).await;
+    let extra = format!(
+        "[[webhook]]\nurl = \"{}\"\nkinds = [\"exceedance\"]\nmax_attempts = 3\nretry_initial_ms = 50\n",
+        hook.url
+    );
+    let (server, tokens) = ComplianceServer::start_with(dir.path(), &extra).await;
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    assert_eq!(server.write(&tokens.f2, format!("effluent,factory=f2,point=outfall-1 cod=140 {now}\n")).await, 204);
+    let bodies = hook.bodies.clone();
+    let got = wait_for("two webhook requests", Duration::from_secs(30), || {
+        let bodies = bodies.clone();
+        async move { Some(bodies.lock().expect("lock").clone()).filter(|b| b.len() >= 2) }
+    })
+    .await;
+    assert_eq!((got[0].0, got[1].0), (500, 204), "refused once, then delivered");
+    assert_eq!(got[0].1, got[1].1, "the same delivery, retried");
+    assert_eq!(got[1].1["event"], "alert");
+    assert_eq!(
+        (got[1].1["alert"]["kind"].as_str(), got[1].1["alert"]["value"].as_f64()),
+        (Some("exceedance"), Some(140.0))
+    );
+}
+
+#[tokio::test]
+async fn late_data_revises_a_closed_hour_and_a_gap_names_its_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, tokens) = ComplianceServer::start(dir.path()).await;
+    let mut events = EventStream::open(&server.url).await;
+    // Hour A (02:00–03:00 UTC, 2026-11-22): 30 of 60 readings first: insufficient data.
+    let a = ts("2026-11-22T02:00:00Z");
+    let mut first = minutes("emission", "f1", "stack-1", "so2", 100.0, a, 30);
+    first.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, a, 30));
+    assert_eq!(server.write(&tokens.f1, first).await, 204);
+    let url = server.url.clone();
+    let query = "/api/v1/periods?factory=f1&parameter=so2&from=2026-11-22T02:00:00Z&to=2026-11-22T03:00:00Z";
+    let judged = |valid: u64| {
+        let url = url.clone();
+        async move {
+            wait_for(&format!("hour A with {valid} valid"), Duration::from_secs(30), || {
+                let url = url.clone();
+                async move {
+                    let v = support::get_json(&format!("{url}{query}")).await;
+                    v["periods"].as_array().and_then(|p| p.first().cloned()).filter(|p| p["valid"] == valid)
+                }
+            })
+            .await
+        }
+    };
+    assert_eq!(judged(30).await["outcome"], "insufficient_data");
+    // The back-fill: the other 30 minutes at 1000 ppm. (30 × 100 + 30 × 1000) / 60 = 550 ppm.
+    let mut rest = minutes("emission", "f1", "stack-1", "so2", 1000.0, a + 30 * 60_000_000_000, 30);
+    rest.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, a + 30 * 60_000_000_000, 30));
+    assert_eq!(server.write(&tokens.f1, rest).await, 204);
+    let period = judged(60).await;
+    assert_eq!((period["outcome"].as_str(), period["value"].as_f64()), (Some("compliant"), Some(550.0)));
+    let revision = &period["revisions"][0];
+    assert_eq!(
+        (revision["was"]["outcome"].as_str(), revision["became"]["outcome"].as_str()),
+        (Some("insufficient_data"), Some("compliant"))
+    );
+    assert!(revision["reason"].as_str().is_some_and(|r| r.starts_with("late data")), "{revision}");
+    let listed = server.get("/api/v1/revisions?factory=f1").await;
+    assert_eq!(listed["revisions"].as_array().map(Vec::len), Some(1));
+    // Published live too.
+    events.until("event: revision", Duration::from_secs(10)).await;
+
+    // Hour B: 20 readings, and the agent reports it dropped the other 40.
+    let b = ts("2026-11-22T04:00:00Z");
+    let mut some = minutes("emission", "f1", "stack-1", "so2", 100.0, b, 20);
+    some.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, b, 20));
+    assert_eq!(server.write(&tokens.f1, some).await, 204);
+    let gap = serde_json::json!({"gaps": [{
+        "id": "g1", "factory": "f1", "point": "stack-1", "kind": "emission", "parameters": ["so2", "o2"],
+        "from_ns": b + 20 * 60_000_000_000_i64, "to_ns": b + 59 * 60_000_000_000_i64, "count": 80,
+        "reason": "agent buffer overflow"
+    }]});
+    let r = support::http()
+        .post(format!("{}/api/v1/gaps", server.url))
+        .header("Authorization", format!("Token {}", tokens.f1))
+        .body(gap.to_string())
+        .send()
+        .await
+        .expect("gaps");
+    assert_eq!(r.status().as_u16(), 204);
+    let url = server.url.clone();
+    let reason = wait_for("hour B's reason", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let v = support::get_json(&format!(
+                "{url}/api/v1/periods?factory=f1&parameter=so2&from=2026-11-22T04:00:00Z&to=2026-11-22T05:00:00Z"
+            ))
+            .await;
+            v["periods"][0]["reason"].as_str().filter(|r| r.contains("agent buffer overflow")).map(str::to_string)
+        }
+    })
+    .await;
+    assert!(reason.starts_with("insufficient data — agent buffer overflow"), "{reason}");
+}
