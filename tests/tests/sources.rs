@@ -359,8 +359,10 @@ async fn mqtt_qos1_through_broker_restarts_arrives_exactly_once_and_resubscribes
     let log = agent.log();
     assert!(log.contains("MQTT reconnected; the broker kept the session"), "{log}");
     assert!(log.contains("MQTT reconnected; the broker lost the session"), "{log}");
+    // Once, or twice when the broker stopped before the agent's ack of it arrived: QoS 1 is
+    // at least once, and a redelivered malformed message is skipped again.
     let malformed: Vec<&str> = log.lines().filter(|l| l.contains("Malformed MQTT message skipped")).collect();
-    assert_eq!(malformed.len(), 1, "{log}");
+    assert!((1..=2).contains(&malformed.len()), "{log}");
     assert!(malformed[0].contains("topic=f1/o1/cod") && malformed[0].contains("oops"), "{}", malformed[0]);
     assert!(malformed[0].contains("malformed=1"), "the count: {}", malformed[0]);
 }
