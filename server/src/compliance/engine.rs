@@ -496,6 +496,9 @@ pub struct Engine {
     o2_dependents: HashMap<(String, String), Vec<usize>>,
     /// (factory, point) → newest measurement time.
     point_latest: HashMap<(String, String), i64>,
+    /// When this engine began to watch: a registered point that has never reported counts
+    /// as silent since then (no earlier time is known).
+    watched_since_ns: i64,
     gaps: Vec<GapInfo>,
     revisions: HashMap<(String, i64), Vec<Revision>>,
     new_revisions: Vec<Revision>,
@@ -508,6 +511,7 @@ pub struct Engine {
 impl Engine {
     /// An engine over a registry; every registered series starts empty.
     pub fn new(registry: Registry, clock: Arc<dyn Clock>, settings: Settings) -> Engine {
+        let watched_since_ns = clock.now_ns();
         let mut engine = Engine {
             registry,
             settings,
@@ -516,6 +520,7 @@ impl Engine {
             tracks: Vec::new(),
             o2_dependents: HashMap::new(),
             point_latest: HashMap::new(),
+            watched_since_ns,
             gaps: Vec::new(),
             revisions: HashMap::new(),
             new_revisions: Vec::new(),
@@ -1078,25 +1083,28 @@ impl Engine {
     /// Open no-data incidents with their deadlines.
     pub fn incidents(&self) -> Vec<Incident> {
         let now = self.now_ns();
-        let mut out: Vec<Incident> =
-            self.point_latest
-                .iter()
-                .filter_map(|((factory, point), &latest)| {
-                    let (_, p) = self.registry.point(factory, point)?;
-                    let silent_ns =
-                        p.faults.no_data_after_s.unwrap_or(
-                            p.expected_interval_s.saturating_mul(self.settings.no_data_after_intervals as u64),
-                        ) as i64
-                            * SECOND_NS;
-                    (now - latest > silent_ns).then(|| Incident {
-                        factory: factory.clone(),
-                        point: point.clone(),
+        let mut out = Vec::new();
+        for factory in self.registry.areas().iter().flat_map(|a| a.factory.iter()) {
+            for p in &factory.point {
+                let key = (factory.id.clone(), p.id.clone());
+                let latest = self.point_latest.get(&key).copied().unwrap_or(self.watched_since_ns);
+                let silent_ns = p
+                    .faults
+                    .no_data_after_s
+                    .unwrap_or(p.expected_interval_s.saturating_mul(self.settings.no_data_after_intervals as u64))
+                    as i64
+                    * SECOND_NS;
+                if now - latest > silent_ns {
+                    out.push(Incident {
+                        factory: key.0,
+                        point: key.1,
                         since_ns: latest,
                         notify_by_ns: period::day(latest).1 + DAY_NS,
                         restore_by_ns: latest + 7 * DAY_NS,
-                    })
-                })
-                .collect();
+                    });
+                }
+            }
+        }
         out.sort_by(|a, b| (&a.factory, &a.point).cmp(&(&b.factory, &b.point)));
         out
     }

@@ -8,7 +8,7 @@ use eitwatch_config::server_config::ServerConfig;
 use eitwatch_config::site::Registry;
 
 use super::clock::ManualClock;
-use super::engine::{AlertKind, Engine, Filter, GapInfo, Outcome, PeriodView, Settings};
+use super::engine::{AlertKind, Condition, Engine, Filter, GapInfo, Outcome, PeriodView, Settings};
 use super::period::{self, DAY_NS, HOUR_NS, SECOND_NS};
 use crate::alerts::{AlertBook, State};
 
@@ -298,27 +298,49 @@ fn no_data_after_three_intervals_with_its_deadlines() {
     let last = t0() + 10 * 60 * SECOND_NS;
     let (mut e, clock) = engine(last);
     e.ingest(&[effluent("cod", 50.0, last)]);
+    // Only outfall-1 here: the registry's other points have never reported (see
+    // `a_point_that_never_reported_is_silent_since_the_engine_started`).
+    let outfall = |c: &Condition| c.key.contains("/f1/outfall-1");
     clock.set(last + 180 * SECOND_NS);
-    assert!(!e.conditions().iter().any(|c| c.kind == AlertKind::NoData), "silent for exactly 3 intervals: not yet");
+    assert!(
+        !e.conditions().iter().any(|c| c.kind == AlertKind::NoData && outfall(c)),
+        "silent for exactly 3 intervals: not yet"
+    );
     clock.set(last + 181 * SECOND_NS);
-    let conditions = e.conditions();
+    let conditions: Vec<Condition> = e.conditions().into_iter().filter(|c| outfall(c)).collect();
     let no_data: Vec<_> = conditions.iter().filter(|c| c.kind == AlertKind::NoData).collect();
     assert_eq!(no_data.len(), 1);
     assert_eq!((no_data[0].point.as_str(), no_data[0].since_ns), ("outfall-1", last));
     // Last reading 2026-11-23 07:10 Bangkok: notify by the end of the next day (2026-11-25
     // 00:00 Bangkok = 2026-11-24T17:00Z), restore within 7 days.
-    let incident = &e.incidents()[0];
+    let incident = e.incidents().into_iter().find(|i| i.point == "outfall-1" && i.factory == "f1").expect("incident");
     assert_eq!(incident.notify_by_ns, ts("2026-11-24T17:00:00Z"));
     assert_eq!(incident.restore_by_ns, last + 7 * DAY_NS);
     let deadline = conditions.iter().find(|c| c.kind == AlertKind::Deadline).expect("deadline");
     assert!(deadline.key.starts_with("deadline/notify_due/"), "{}", deadline.key);
     clock.set(ts("2026-11-24T17:00:00Z"));
-    let keys: Vec<_> = e.conditions().into_iter().filter(|c| c.kind == AlertKind::Deadline).map(|c| c.key).collect();
+    let keys: Vec<_> =
+        e.conditions().into_iter().filter(|c| c.kind == AlertKind::Deadline && outfall(c)).map(|c| c.key).collect();
     assert_eq!(keys.len(), 1);
     assert!(keys[0].starts_with("deadline/notify_overdue/"), "{keys:?}");
     clock.set(last + 7 * DAY_NS);
-    let overdue = e.conditions().into_iter().filter(|c| c.key.starts_with("deadline/restore_overdue/")).count();
+    let overdue =
+        e.conditions().into_iter().filter(|c| c.key.starts_with("deadline/restore_overdue/") && outfall(c)).count();
     assert_eq!(overdue, 1);
+}
+
+#[test]
+fn a_point_that_never_reported_is_silent_since_the_engine_started() {
+    let start = t0();
+    let (e, clock) = engine(start);
+    let registered: usize = registry().areas().iter().flat_map(|a| a.factory.iter()).map(|f| f.point.len()).sum();
+    assert!(registered > 1);
+    clock.set(start + 180 * SECOND_NS);
+    assert!(e.incidents().is_empty(), "3 intervals of 60 s since the start: not yet");
+    clock.set(start + 181 * SECOND_NS);
+    let incidents = e.incidents();
+    assert_eq!(incidents.len(), registered, "every registered point, none has reported");
+    assert!(incidents.iter().all(|i| i.since_ns == start), "{incidents:?}");
 }
 
 #[test]
@@ -403,13 +425,17 @@ fn restart_in_the_middle_of_a_period_changes_nothing() {
     assert!(c.take_revisions().is_empty(), "closing an open period is not a revision");
     let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
     let now = t0() + HOUR_NS + SECOND_NS;
-    let opened = book.reconcile(&c.conditions(), now).expect("reconcile");
+    // Exceedances only: the registry's other points never report and go silent meanwhile.
+    let exceedances = |e: &Engine| -> Vec<Condition> {
+        e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).collect()
+    };
+    let opened = book.reconcile(&exceedances(&c), now).expect("reconcile");
     assert_eq!(opened.len(), 1);
     assert_eq!((opened[0].kind, opened[0].state), (AlertKind::Exceedance, State::Firing));
     drop(book);
     // A second restart: the same conditions raise nothing again.
     let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
-    assert!(book.reconcile(&c.conditions(), now + SECOND_NS).expect("reconcile").is_empty());
+    assert!(book.reconcile(&exceedances(&c), now + SECOND_NS).expect("reconcile").is_empty());
     assert_eq!(book.list().len(), 1);
 }
 
