@@ -71,7 +71,7 @@ unit = "mg/L"
     // first message. Repeats carry the same timestamp, so the store keeps one.
     let url = server.url.clone();
     wait_for("the first MQTT reading", Duration::from_secs(30), || {
-        let (url, publish) = (url.clone(), publish.clone());
+        let url = url.clone();
         async move {
             publish("cod", 85.0, T0_MS).await;
             (!series(&url, "f1", "cod").await.is_empty()).then_some(())
