@@ -5,10 +5,13 @@
 # write endpoint (tests/peers/http_sink.py, which counts what each delivered). Two phases:
 # 1 000 and 10 000 readings/s, SECONDS each (default 20), published with QoS 1 by
 # agent/examples/mqtt_load.rs. Per agent and phase: CPU (% of one
-# core, from /proc/<pid>/stat over the phase, drain included) and peak RSS (VmHWM), then
-# the ratios Python / eitwatch. Everything on 127.0.0.1; peers started here, killed at exit.
+# core, from /proc/<pid>/stat over the phase, drain included), peak RSS (VmHWM) and the
+# anonymous part of the RSS at the end of the phase (RssAnon: heap and stacks, without the
+# pages of the program's own files), then the ratios Python / eitwatch. Everything on
+# 127.0.0.1; peers started here, killed at exit.
 #
 #   bash scripts/bench-agent.sh [SECONDS]
+#   AGENT_BIN=/tmp/old-eitwatch-agent bash scripts/bench-agent.sh   # an older build instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_PHASE=${1:-20}
@@ -21,7 +24,7 @@ if ! "$py" -c 'import paho.mqtt, influxdb_client' >/dev/null 2>&1; then
   "$py" -m pip install -q paho-mqtt influxdb-client
 fi
 cargo build --release -q -p eitwatch-agent --bin eitwatch-agent --example mqtt_load
-agent_bin=target/release/eitwatch-agent
+agent_bin=${AGENT_BIN:-target/release/eitwatch-agent}
 load_bin=target/release/examples/mqtt_load
 
 work=$(mktemp -d)
@@ -62,6 +65,7 @@ sleep 1 # the SUBSCRIBE follows the CONNECT; a probe cannot tell it apart withou
 hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+anon_kb() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }
 counts() { "$py" -c "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:$sink/counts').read().decode())"; }
 count_of() { counts | "$py" -c "import json,sys; print(json.load(sys.stdin).get('$1', 0))"; }
 
@@ -84,19 +88,20 @@ for rate in 1000 10000; do
   wall=$(awk "BEGIN {print $t1 - $t0}")
   rust_cpu=$(awk "BEGIN {print ($r1 - $r0) / $hz / $wall * 100}")
   python_cpu=$(awk "BEGIN {print ($p1 - $p0) / $hz / $wall * 100}")
-  results+=("$rate $sent $wall $rust_cpu $(hwm_kb $rust_pid) $rc $python_cpu $(hwm_kb $python_pid) $pc")
+  results+=("$rate $sent $wall $rust_cpu $(hwm_kb $rust_pid) $(anon_kb $rust_pid) $rc $python_cpu $(hwm_kb $python_pid) $(anon_kb $python_pid) $pc")
 done
 
 echo
 echo "eitwatch-agent vs Python (paho-mqtt + influxdb-client), MQTT QoS 1 in, InfluxDB v2 write out"
 echo "machine: $(nproc) cores; other builds may have run meanwhile"
-printf '%-8s %-8s %-7s | %-9s %-10s %-10s | %-9s %-10s %-10s | %-9s %-9s\n' \
-  rate/s sent wall_s "rust_cpu%" rust_rss_MB rust_total "py_cpu%" py_rss_MB py_total "cpu_ratio" "rss_ratio"
+printf '%-8s %-8s %-7s | %-9s %-7s %-8s %-10s | %-9s %-7s %-8s %-10s | %-9s %-9s %-9s\n' \
+  rate/s sent wall_s "rust_cpu%" rust_MB rust_anon rust_total "py_cpu%" py_MB py_anon py_total cpu_ratio rss_ratio anon_ratio
+mb() { awk "BEGIN {print $1 / 1024}"; }
 for line in "${results[@]}"; do
-  read -r rate sent wall rcpu rrss rc pcpu prss pc <<<"$line"
-  printf '%-8s %-8s %-7.1f | %-9.2f %-10.1f %-10s | %-9.2f %-10.1f %-10s | %-9.1f %-9.1f\n' \
-    "$rate" "$sent" "$wall" "$rcpu" "$(awk "BEGIN {print $rrss / 1024}")" "$rc" "$pcpu" "$(awk "BEGIN {print $prss / 1024}")" "$pc" \
-    "$(awk "BEGIN {print $pcpu / ($rcpu + 0.0001)}")" "$(awk "BEGIN {print $prss / $rrss}")"
+  read -r rate sent wall rcpu rrss ranon rc pcpu prss panon pc <<<"$line"
+  printf '%-8s %-8s %-7.1f | %-9.2f %-7.1f %-8.1f %-10s | %-9.2f %-7.1f %-8.1f %-10s | %-9.1f %-9.1f %-9.1f\n' \
+    "$rate" "$sent" "$wall" "$rcpu" "$(mb "$rrss")" "$(mb "$ranon")" "$rc" "$pcpu" "$(mb "$prss")" "$(mb "$panon")" "$pc" \
+    "$(awk "BEGIN {print $pcpu / ($rcpu + 0.0001)}")" "$(awk "BEGIN {print $prss / $rrss}")" "$(awk "BEGIN {print $panon / $ranon}")"
 done
-echo "(totals: readings each agent delivered to the sink, cumulative; RSS: peak so far)"
+echo "(totals: readings each agent delivered to the sink, cumulative; *_MB: peak RSS so far; *_anon: RssAnon, MB, at the end of the phase)"
 cat "$work/load.log"

@@ -43,10 +43,12 @@ pub enum NormaliseError {
 }
 
 /// Normalises one raw value for the agent's factory.
-pub fn normalise(config: &AgentConfig, raw: Raw) -> Result<Reading, NormaliseError> {
+/// Borrows the raw value: the caller keeps it to name point and parameter in its log line
+/// when it cannot be normalised, without a copy of every value that can.
+pub fn normalise(config: &AgentConfig, raw: &Raw) -> Result<Reading, NormaliseError> {
     let kind = config.point_kind(&raw.point).ok_or_else(|| NormaliseError::UnknownPoint(raw.point.clone()))?;
     if !raw.value.is_finite() {
-        return Err(NormaliseError::NotFinite { parameter: raw.parameter, value: raw.value });
+        return Err(NormaliseError::NotFinite { parameter: raw.parameter.clone(), value: raw.value });
     }
     let catalog = Catalog::builtin();
     let value = match raw.unit.is_empty() {

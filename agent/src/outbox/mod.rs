@@ -420,7 +420,12 @@ impl Outbox {
         };
         self.shared.wake.notify_one();
         match done.await {
-            Ok(Ok(())) => Ok(range),
+            Ok(Ok(())) => {
+                // The writer thread left the wake-up of readers to us: from this thread it
+                // costs no system call (see `write_loop`).
+                self.shared.durable.send_modify(|_| {});
+                Ok(range)
+            }
             Ok(Err(e)) => Err(OutboxError::Write(e)),
             Err(_) => Err(OutboxError::Closed),
         }
@@ -693,6 +698,19 @@ fn new_outbox_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Writes `buf` at `offset`: one `pwrite` on Unix, no seek first.
+fn write_at(file: &mut File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(buf)
+    }
+}
+
 fn create_segment(dir: &Path, path: &Path, first_id: u64) -> Result<File, OutboxError> {
     let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(path).map_err(io_err(path))?;
     f.write_all(&segment::header(first_id)).and_then(|_| f.sync_all()).map_err(io_err(path))?;
@@ -736,7 +754,17 @@ impl Shared {
             match self.write_group(&mut file, &group) {
                 Ok(()) => {
                     self.commits.fetch_add(1, Ordering::Relaxed);
-                    self.durable.send_replace(group.next_id);
+                    // Waking a reader (the uplink) from this thread costs the runtime a
+                    // wake-up of its own besides the appender's: when an appender is still
+                    // waiting it wakes the readers instead (`append`).
+                    if group.waiters.iter().any(|w| !w.is_closed()) {
+                        self.durable.send_if_modified(|end| {
+                            *end = group.next_id;
+                            false
+                        });
+                    } else {
+                        self.durable.send_replace(group.next_id);
+                    }
                     for w in group.waiters {
                         let _ = w.send(Ok(()));
                     }
@@ -799,13 +827,12 @@ impl Shared {
     }
 
     fn write_and_sync(&self, file: &mut File, base: u64, buf: &[u8]) -> std::io::Result<()> {
-        file.seek(SeekFrom::Start(base))?;
         #[cfg(test)]
         if self.fail_writes.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-            file.write_all(&buf[..buf.len() / 2])?;
+            write_at(file, &buf[..buf.len() / 2], base)?;
             return Err(std::io::Error::other("injected write failure"));
         }
-        file.write_all(buf)?;
+        write_at(file, buf, base)?;
         file.sync_data()
     }
 

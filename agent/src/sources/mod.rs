@@ -30,11 +30,10 @@ impl Context {
     /// safe in the outbox: only then may a source acknowledge them (MQTT ack, end of a poll).
     pub async fn deliver(&self, source: &str, raws: Vec<Raw>) -> usize {
         let readings: Vec<_> = raws
-            .into_iter()
+            .iter()
             .filter_map(|raw| {
-                let (point, parameter) = (raw.point.clone(), raw.parameter.clone());
                 normalise(&self.config, raw)
-                    .map_err(|error| tracing::warn!(source, %point, %parameter, %error, "Value dropped"))
+                    .map_err(|error| tracing::warn!(source, point = %raw.point, parameter = %raw.parameter, %error, "Value dropped"))
                     .ok()
             })
             .collect();

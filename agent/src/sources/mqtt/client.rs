@@ -175,7 +175,49 @@ impl EventLoop {
     }
 }
 
+impl EventLoop {
+    /// Acknowledges a batch of messages. MQTT 3.1.1: the PUBACKs go into the connection's
+    /// buffer and leave in one write (through the client's request queue each would be a
+    /// poll of the event loop and a write of its own). When not connected they go through
+    /// the client's queue, as [`Client::ack`] would. MQTT 5's event loop keeps its
+    /// connection private: the worker acknowledges through the client there.
+    pub(crate) async fn ack_all(&mut self, client: &Client, acks: &[Ack]) -> Result<(), String> {
+        if let (EventLoop::V4(e), Client::V4(c)) = (&mut *self, client) {
+            let Some(network) = e.network.as_mut() else {
+                return acks.iter().try_for_each(|a| match a {
+                    Ack::V4(p) => c.try_ack(p).map_err(|e| e.to_string()),
+                    Ack::V5(_) => Err("an ack of the other protocol version".into()),
+                });
+            };
+            for ack in acks {
+                match ack {
+                    Ack::V4(p) if p.qos == rumqttc::QoS::AtLeastOnce => {
+                        let puback = rumqttc::Packet::PubAck(rumqttc::PubAck::new(p.pkid));
+                        network.write(puback).await.map_err(|e| e.to_string())?;
+                    }
+                    // QoS 0 needs none; QoS 2 (never subscribed to) its own handshake.
+                    Ack::V4(p) => c.try_ack(p).map_err(|e| e.to_string())?,
+                    Ack::V5(_) => return Err("an ack of the other protocol version".into()),
+                }
+            }
+            return network.flush().await.map_err(|e| e.to_string());
+        }
+        for ack in acks {
+            match (client, ack) {
+                (Client::V5(c), Ack::V5(p)) => c.try_ack(p).map_err(|e| e.to_string())?,
+                _ => return Err("an ack of the other protocol version".into()),
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Client {
+    /// Whether the worker hands acks to the event loop in batches ([`EventLoop::ack_all`]).
+    pub(crate) fn acks_in_batches(&self) -> bool {
+        matches!(self, Client::V4(_))
+    }
+
     /// Queues a SUBSCRIBE without waiting (safe from the event loop's own task).
     pub(crate) fn try_subscribe(&self, filter: &str, qos: u8) -> Result<(), String> {
         match self {
