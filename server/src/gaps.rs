@@ -196,12 +196,15 @@ pub async fn record(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     let summary: Vec<_> = body.gaps.iter().map(|g| (g.point.clone(), g.count)).collect();
     let infos: Vec<_> = body.gaps.iter().map(gap_info).collect();
     let store = app.clone();
-    let fresh = tokio::task::spawn_blocking(move || store.gaps.append(body.gaps))
-        .await
-        .map_err(|e| ApiError::internal(format!("gap task: {e}")))??;
-    for info in infos {
-        app.compliance.gap(info);
-    }
+    let fresh = tokio::task::spawn_blocking(move || {
+        let fresh = store.gaps.append(body.gaps)?;
+        for info in infos {
+            store.compliance.gap(info);
+        }
+        Ok::<_, ApiError>(fresh)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("gap task: {e}")))??;
     for (point, count) in summary {
         tracing::warn!(%factory, %point, count, "Agent reports readings it had to drop (gap record)");
     }

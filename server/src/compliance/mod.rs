@@ -53,7 +53,7 @@ enum Msg {
 pub struct Compliance {
     engine: Arc<Mutex<Engine>>,
     alerts: Arc<AlertBook>,
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::SyncSender<Msg>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -82,6 +82,9 @@ pub fn load_revisions(path: &Path) -> std::io::Result<Vec<Revision>> {
     Ok(out)
 }
 
+/// Batches that may wait for the engine before ingest waits too.
+pub const QUEUE_BATCHES: usize = 64;
+
 impl Compliance {
     /// Starts the engine's thread. `engine` is already rebuilt from the store.
     pub fn start(
@@ -92,7 +95,10 @@ impl Compliance {
         tick: Duration,
     ) -> std::io::Result<Compliance> {
         let engine = Arc::new(Mutex::new(engine));
-        let (tx, rx) = mpsc::channel();
+        // Bounded: when the engine falls behind, ingest waits here (on its blocking thread,
+        // holding its write slot, so admission answers 429/503) instead of queueing readings
+        // without limit in memory.
+        let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
         let mut revisions_log = std::fs::OpenOptions::new().create(true).append(true).open(&revisions_path)?;
         let (worker_engine, worker_alerts) = (engine.clone(), alerts.clone());
         let worker = std::thread::Builder::new().name("compliance".into()).spawn(move || {
@@ -163,14 +169,16 @@ impl Compliance {
         Ok(Compliance { engine, alerts, tx, worker: Mutex::new(Some(worker)) })
     }
 
-    /// Hands accepted readings to the engine (moved, not copied); returns at once.
+    /// Hands accepted readings to the engine (moved, not copied); returns at once unless
+    /// [`QUEUE_BATCHES`] batches already wait, then blocks until the engine takes one: call
+    /// it from a blocking thread.
     pub fn accepted(&self, readings: Vec<Reading>) {
         if !readings.is_empty() {
             let _ = self.tx.send(Msg::Readings(readings));
         }
     }
 
-    /// Hands a gap record to the engine.
+    /// Hands a gap record to the engine; may block like [`Compliance::accepted`].
     pub fn gap(&self, gap: GapInfo) {
         let _ = self.tx.send(Msg::Gap(gap));
     }
