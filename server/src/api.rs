@@ -238,21 +238,36 @@ fn time_bound(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, Api
 
 /// The filter of the compliance queries: area, factory, point, parameter, from/to, within
 /// the token's scope.
-fn filter(
-    app: &AppState,
-    headers: &HeaderMap,
-    peer: SocketAddr,
-    q: &HashMap<String, String>,
-) -> Result<Filter, ApiError> {
-    Ok(Filter {
-        scope: read_scope(app, headers, peer)?,
-        area: q.get("area").cloned(),
-        factory: q.get("factory").cloned(),
-        point: q.get("point").cloned(),
-        parameter: q.get("parameter").cloned(),
-        from_ns: time_bound(q, "from")?,
-        to_ns: time_bound(q, "to")?,
-    })
+/// What a compliance query may see and asks for: the caller's read scope (token, or
+/// anonymous loopback) and the common filters (`area`, `factory`, `point`, `parameter`,
+/// `from`/`to`), with the whole query for handler-specific keys.
+struct Scoped {
+    app: AppState,
+    filter: Filter,
+    q: HashMap<String, String>,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Scoped {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, app: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0)
+            .ok_or_else(|| ApiError::internal("no peer address on the connection"))?;
+        let Query(q) = Q::try_from_uri(&parts.uri).map_err(|e| ApiError::invalid(format!("query: {e}")))?;
+        let filter = Filter {
+            scope: read_scope(app, &parts.headers, peer)?,
+            area: q.get("area").cloned(),
+            factory: q.get("factory").cloned(),
+            point: q.get("point").cloned(),
+            parameter: q.get("parameter").cloned(),
+            from_ns: time_bound(&q, "from")?,
+            to_ns: time_bound(&q, "to")?,
+        };
+        Ok(Scoped { app: app.clone(), filter, q })
+    }
 }
 
 fn max_rows(q: &HashMap<String, String>) -> Result<usize, ApiError> {
@@ -261,13 +276,7 @@ fn max_rows(q: &HashMap<String, String>) -> Result<usize, ApiError> {
     })
 }
 
-async fn alerts(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Q,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let f = filter(&app, &headers, peer, &q)?;
+async fn alerts(Scoped { app, filter: f, q }: Scoped) -> Result<Json<serde_json::Value>, ApiError> {
     let (from, to) = (f.from_ns.unwrap_or(i64::MIN), f.to_ns.unwrap_or(i64::MAX));
     let area_of = |factory: &str| app.registry.factory(factory).map(|(a, _)| a.id.clone());
     let eq = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| Some(w) == have);
@@ -345,13 +354,7 @@ async fn ack(
     }
 }
 
-async fn status(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Q,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let f = filter(&app, &headers, peer, &q)?;
+async fn status(Scoped { app, filter: f, .. }: Scoped) -> Result<Json<serde_json::Value>, ApiError> {
     let (series, incidents) = {
         let engine = app.compliance.engine();
         (engine.status(&f), engine.incidents())
@@ -379,13 +382,7 @@ async fn status(
     Ok(Json(json!({ "now_ns": app.clock.now_ns(), "series": series, "incidents": incidents })))
 }
 
-async fn periods(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Q,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let f = filter(&app, &headers, peer, &q)?;
+async fn periods(Scoped { app, filter: f, q }: Scoped) -> Result<Json<serde_json::Value>, ApiError> {
     let max = max_rows(&q)?;
     let mut list = app.compliance.engine().periods(&f, max);
     if let Some(a) = q.get("averaging") {
@@ -397,32 +394,14 @@ async fn periods(
     Ok(Json(json!({ "periods": list })))
 }
 
-async fn revisions(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Q,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let f = filter(&app, &headers, peer, &q)?;
+async fn revisions(Scoped { app, filter: f, .. }: Scoped) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(json!({ "revisions": app.compliance.engine().revisions(&f) })))
 }
 
-async fn episodes(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Q,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let f = filter(&app, &headers, peer, &q)?;
+async fn episodes(Scoped { app, filter: f, .. }: Scoped) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(json!({ "episodes": app.compliance.engine().episodes(&f) })))
 }
 
-async fn availability(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Q,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let f = filter(&app, &headers, peer, &q)?;
+async fn availability(Scoped { app, filter: f, .. }: Scoped) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(json!({ "days": app.compliance.engine().availability(&f) })))
 }
