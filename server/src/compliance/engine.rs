@@ -24,6 +24,7 @@ use eitwatch_config::standards::{Averaging, Standards, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
+use super::grab::{self, Grabs};
 use super::judge::{LimitUsed, limits_for, o2_corrected};
 use super::period::{self, DAY_NS, SECOND_NS, availability_pct, bounds, expected, sufficient};
 
@@ -158,6 +159,9 @@ pub struct Period {
     pub availability_pct: f64,
     /// Why it is not judged, or what a reader should know.
     pub reason: Option<String>,
+    /// Judgements it stands for: 1 for a fixed period or a grab sample; for an hour's
+    /// compliant (or not correctable) grab samples summarised in one entry, how many.
+    pub samples: u32,
 }
 
 /// What a period said, for revisions.
@@ -202,59 +206,6 @@ enum Cause {
     Gap,
 }
 
-/// A judged grab sample, kept compact: there is one per reading of an instantaneous limit.
-#[derive(Debug, Clone, Copy)]
-struct Instant {
-    /// Judged value (NaN: none).
-    value: f64,
-    /// Value before correction (NaN: none).
-    measured: f64,
-    /// O₂ used (NaN: none).
-    o2_pct: f32,
-    outcome: Outcome,
-}
-
-impl Instant {
-    fn of(p: &Period) -> Instant {
-        Instant {
-            value: p.value.unwrap_or(f64::NAN),
-            measured: p.measured.unwrap_or(f64::NAN),
-            o2_pct: p.o2_pct.map_or(f32::NAN, |o| o as f32),
-            outcome: p.outcome,
-        }
-    }
-
-    fn period(&self, t: i64, limit: &LimitUsed) -> Period {
-        let some = |v: f64| (!v.is_nan()).then_some(v);
-        let o2 = (!self.o2_pct.is_nan()).then_some(self.o2_pct as f64);
-        let reason = (self.outcome == Outcome::CannotCorrect).then(|| match (some(self.measured), o2) {
-            (None, _) => format!("cannot convert to {}", limit.unit),
-            (Some(_), None) => format!(
-                "cannot be corrected to {} % O₂: no valid O₂ reading in the period",
-                limit.reference_o2_pct.unwrap_or(f64::NAN)
-            ),
-            (Some(_), Some(o2)) => format!(
-                "cannot be corrected to {} % O₂: measured O₂ {o2} % ≥ 21 %",
-                limit.reference_o2_pct.unwrap_or(f64::NAN)
-            ),
-        });
-        Period {
-            start_ns: t,
-            end_ns: t,
-            closed: true,
-            outcome: self.outcome,
-            value: some(self.value),
-            measured: some(self.measured),
-            o2_pct: o2,
-            valid: 1,
-            expected: 1,
-            excluded: 0,
-            availability_pct: 100.0,
-            reason,
-        }
-    }
-}
-
 #[derive(Debug)]
 struct Track {
     series: Arc<SeriesId>,
@@ -263,7 +214,7 @@ struct Track {
     /// Judged periods of a fixed-period limit.
     periods: BTreeMap<i64, Period>,
     /// Judged grab samples of an instantaneous limit.
-    instants: BTreeMap<i64, Instant>,
+    grabs: Grabs,
     dirty: BTreeMap<i64, Cause>,
     /// Start of the earliest period to fill (the first sample's), for fixed periods.
     fill_from: Option<i64>,
@@ -597,7 +548,7 @@ impl Engine {
                 key: format!("{}/{}/{}/{}", id.factory, id.point, id.parameter, limit.id),
                 limit: Arc::new(limit),
                 periods: BTreeMap::new(),
-                instants: BTreeMap::new(),
+                grabs: Grabs::default(),
                 dirty: BTreeMap::new(),
                 fill_from: None,
                 filled_to: None,
@@ -656,7 +607,9 @@ impl Engine {
                             let (s, tr) = (&self.series[&id], &self.tracks[t]);
                             self.flashes.push(exceedance(s, tr, &p, p.start_ns));
                         }
-                        self.tracks[t].instants.insert(r.time_ns, Instant::of(&p));
+                        let track = &mut self.tracks[t];
+                        let beyond = beyond(&track.limit, &self.series[&id].point, p.value.unwrap_or(f64::NAN));
+                        track.grabs.add(r.time_ns, grab::Sample::of(&p), beyond);
                     }
                 } else {
                     let start = bounds(averaging, r.time_ns).0;
@@ -873,6 +826,7 @@ impl Engine {
             excluded: 0,
             availability_pct: 100.0,
             reason: None,
+            samples: 1,
         };
         self.finish(series, &track.limit, p, sample.value, sample.not_detected)
     }
@@ -900,6 +854,7 @@ impl Engine {
             excluded,
             availability_pct: availability,
             reason: None,
+            samples: 1,
         };
         if !sufficient(valid, expected, limit.availability_min_pct) {
             let gap = self.gaps.iter().find(|g| {
@@ -937,12 +892,18 @@ impl Engine {
         })
     }
 
+    /// Entries the grab samples of every instantaneous limit keep (exceedances, compliant
+    /// stretches, hours): it grows with exceedances and hours, not with readings.
+    pub fn grab_entries(&self) -> usize {
+        self.tracks.iter().map(|t| t.grabs.entries()).sum()
+    }
+
     /// Judged periods matching a filter, oldest first per track.
     pub fn periods(&self, filter: &Filter, limit: usize) -> Vec<PeriodView> {
         let (from, to) = filter.range();
         let mut out = Vec::new();
         for (s, t) in self.track_periods(filter) {
-            for p in t.range(from, to) {
+            for p in t.list(from, to) {
                 if out.len() >= limit {
                     return out;
                 }
@@ -986,50 +947,53 @@ impl Engine {
         let (from, to) = filter.range();
         let mut out = Vec::new();
         for (s, t) in self.track_periods(filter) {
-            let judged: Vec<Period> = t.range(i64::MIN, i64::MAX).filter(|p| p.closed).collect();
+            let episode = |start_ns: i64, end_ns: i64, values: &[f64], ongoing: bool| {
+                let peak = values.iter().copied().fold(f64::NAN, |a, v| {
+                    if a.is_nan() || beyond(&t.limit, &s.point, v) > beyond(&t.limit, &s.point, a) { v } else { a }
+                });
+                Episode {
+                    area: s.area.clone(),
+                    factory: s.id.factory.clone(),
+                    point: s.id.point.clone(),
+                    parameter: s.id.parameter.clone(),
+                    limit: (*t.limit).clone(),
+                    start_ns,
+                    end_ns,
+                    periods: values.len() as u32,
+                    peak,
+                    mean: values.iter().sum::<f64>() / values.len().max(1) as f64,
+                    ongoing,
+                }
+            };
+            let overlaps = |start: i64, end: i64| end >= from && start < to;
+            if t.limit.averaging == Averaging::Instantaneous {
+                for (run, ongoing) in t.grabs.runs() {
+                    if overlaps(run.start_ns, run.end_ns) {
+                        let values: Vec<f64> = run.samples.iter().filter_map(|s| s.value()).collect();
+                        out.push(episode(run.start_ns, run.end_ns, &values, ongoing));
+                    }
+                }
+                continue;
+            }
             let mut run: Vec<&Period> = Vec::new();
-            let flush = |run: &mut Vec<&Period>, ongoing: bool, out: &mut Vec<Episode>| {
-                let (Some(first), Some(last)) = (run.first(), run.last()) else { return };
-                let values: Vec<f64> = run.iter().filter_map(|p| p.value).collect();
-                let beyond = |v: f64| {
-                    let over = t.limit.max_at(&s.point).map_or(0.0, |m| v - m);
-                    let under = t.limit.min.map_or(0.0, |m| m - v);
-                    over.max(under)
-                };
-                let peak = values
-                    .iter()
-                    .copied()
-                    .fold(f64::NAN, |a, v| if a.is_nan() || beyond(v) > beyond(a) { v } else { a });
-                let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
-                if last.end_ns >= from && first.start_ns < to {
-                    out.push(Episode {
-                        area: s.area.clone(),
-                        factory: s.id.factory.clone(),
-                        point: s.id.point.clone(),
-                        parameter: s.id.parameter.clone(),
-                        limit: (*t.limit).clone(),
-                        start_ns: first.start_ns,
-                        end_ns: last.end_ns,
-                        periods: run.len() as u32,
-                        peak,
-                        mean,
-                        ongoing,
-                    });
+            let mut flush = |run: &mut Vec<&Period>, ongoing: bool| {
+                if let (Some(first), Some(last)) = (run.first(), run.last())
+                    && overlaps(first.start_ns, last.end_ns)
+                {
+                    let values: Vec<f64> = run.iter().filter_map(|p| p.value).collect();
+                    out.push(episode(first.start_ns, last.end_ns, &values, ongoing));
                 }
                 run.clear();
             };
-            for p in &judged {
-                let adjacent = run.last().is_none_or(|prev| prev.end_ns == prev.start_ns || prev.end_ns == p.start_ns);
-                if p.outcome == Outcome::Exceeds && adjacent {
+            for p in t.periods.values().filter(|p| p.closed) {
+                if p.outcome != Outcome::Exceeds || run.last().is_some_and(|prev| prev.end_ns != p.start_ns) {
+                    flush(&mut run, false);
+                }
+                if p.outcome == Outcome::Exceeds {
                     run.push(p);
-                } else {
-                    flush(&mut run, false, &mut out);
-                    if p.outcome == Outcome::Exceeds {
-                        run.push(p);
-                    }
                 }
             }
-            flush(&mut run, true, &mut out);
+            flush(&mut run, true);
         }
         out
     }
@@ -1115,11 +1079,20 @@ impl Engine {
         let mut out = Vec::new();
         for t in &self.tracks {
             let s = &self.series[&*t.series];
+            if t.limit.averaging == Averaging::Instantaneous {
+                if let Some((run, true)) = t.grabs.runs().pop()
+                    && let Some(p) = t.grabs.latest(&t.limit)
+                {
+                    out.push(exceedance(s, t, &p, run.start_ns));
+                }
+                continue;
+            }
             // The latest period that could be judged decides: an exceedance followed by an
             // outage (insufficient data) stays open until a compliant period ends it, rather
             // than "resolving" because the data stopped.
             let judged = || {
-                t.range(i64::MIN, i64::MAX)
+                t.periods
+                    .values()
                     .rev()
                     .filter(|p| p.closed && matches!(p.outcome, Outcome::Compliant | Outcome::Exceeds))
             };
@@ -1129,7 +1102,7 @@ impl Engine {
             }
             let since =
                 judged().take_while(|p| p.outcome == Outcome::Exceeds).last().map_or(p.start_ns, |p| p.start_ns);
-            out.push(exceedance(s, t, &p, since));
+            out.push(exceedance(s, t, p, since));
         }
         let yesterday = period::day(now).0 - DAY_NS;
         let mut series: Vec<&Series> = self.series.values().collect();
@@ -1201,8 +1174,13 @@ impl Engine {
                     .iter()
                     .map(|&t| {
                         let t = &self.tracks[t];
-                        let current = t.range(i64::MIN, i64::MAX).rev().find(|p| p.closed);
-                        let open = t.range(i64::MIN, i64::MAX).next_back().filter(|p| !p.closed);
+                        let (current, open) = match t.limit.averaging {
+                            Averaging::Instantaneous => (t.grabs.latest(&t.limit), None),
+                            _ => (
+                                t.periods.values().rev().find(|p| p.closed).cloned(),
+                                t.periods.values().next_back().filter(|p| !p.closed).cloned(),
+                            ),
+                        };
                         serde_json::json!({"limit": &*t.limit, "current": current, "open": open})
                     })
                     .collect();
@@ -1216,16 +1194,22 @@ impl Engine {
 }
 
 impl Track {
-    /// Judged periods (grab samples) starting in `[from, to)`, oldest first.
-    fn range(&self, from: i64, to: i64) -> Box<dyn DoubleEndedIterator<Item = Period> + '_> {
-        if from >= to {
-            return Box::new(std::iter::empty());
-        }
+    /// Judged periods starting in `[from, to)` (for grab samples: exceedances, and hourly
+    /// summaries of the others), oldest first.
+    fn list(&self, from: i64, to: i64) -> Vec<Period> {
         match self.limit.averaging {
-            Averaging::Instantaneous => Box::new(self.instants.range(from..to).map(|(t, i)| i.period(*t, &self.limit))),
-            _ => Box::new(self.periods.range(from..to).map(|(_, p)| p.clone())),
+            Averaging::Instantaneous => self.grabs.periods(from, to, &self.limit),
+            _ if from >= to => Vec::new(),
+            _ => self.periods.range(from..to).map(|(_, p)| p.clone()).collect(),
         }
     }
+}
+
+/// How far `v` lies beyond the limit (negative: inside it), in the limit's unit.
+fn beyond(limit: &LimitUsed, point: &Point, v: f64) -> f64 {
+    let over = limit.max_at(point).map_or(f64::NEG_INFINITY, |m| v - m);
+    let under = limit.min.map_or(f64::NEG_INFINITY, |m| m - v);
+    over.max(under)
 }
 
 /// The exceedance condition of a track, from its period `p` (the episode started at `since`).

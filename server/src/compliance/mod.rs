@@ -18,6 +18,7 @@ pub mod clock;
 mod deadlines;
 pub mod engine;
 mod faults;
+mod grab;
 pub mod judge;
 pub mod period;
 #[cfg(test)]

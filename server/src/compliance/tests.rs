@@ -124,11 +124,23 @@ fn instantaneous_max_range_not_detected_and_tds_rule() {
         effluent("tds", 9000.0, t),
         effluent("tds", 9000.5, t + SECOND_NS),
     ]);
-    let outcomes = |p: &str| periods(&e, "f1", p).iter().map(|v| v.period.outcome).collect::<Vec<_>>();
-    assert_eq!(outcomes("cod"), [Outcome::Compliant, Outcome::Exceeds]);
-    assert_eq!(outcomes("ph"), [Outcome::Exceeds, Outcome::Compliant, Outcome::Compliant, Outcome::Exceeds]);
-    assert_eq!(outcomes("pesticide"), [Outcome::Compliant, Outcome::Exceeds]);
-    assert_eq!(outcomes("tds"), [Outcome::Compliant, Outcome::Exceeds]);
+    // Exceeding grab samples one by one; the compliant ones of the hour in one summary
+    // (starting at the hour, t0) with how many it stands for.
+    let outcomes = |p: &str| {
+        periods(&e, "f1", p)
+            .iter()
+            .map(|v| (v.period.start_ns - t, v.period.outcome, v.period.samples))
+            .collect::<Vec<_>>()
+    };
+    let s = SECOND_NS;
+    assert_eq!(outcomes("cod"), [(0, Outcome::Compliant, 1), (s, Outcome::Exceeds, 1)]);
+    assert_eq!(outcomes("ph"), [(0, Outcome::Exceeds, 1), (0, Outcome::Compliant, 2), (3 * s, Outcome::Exceeds, 1)]);
+    assert_eq!(outcomes("pesticide"), [(0, Outcome::Compliant, 1), (s, Outcome::Exceeds, 1)]);
+    assert_eq!(outcomes("tds"), [(0, Outcome::Compliant, 1), (s, Outcome::Exceeds, 1)]);
+    // pH 5.5 and 9.0 are both inside 5.5–9.0; 5.5 lies 0 from the lower bound, 9.0 0 from the upper:
+    // the first of equals is kept as the nearest.
+    let ph = &periods(&e, "f1", "ph")[1];
+    assert_eq!((ph.period.end_ns - ph.period.start_ns, ph.period.value), (HOUR_NS, Some(5.5)));
     let cod = &periods(&e, "f1", "cod")[1];
     assert_eq!(cod.limit.standard.as_deref(), Some("moi-effluent-2560"));
     assert_eq!(cod.limit.clause.as_deref(), Some("5.7"));
@@ -519,4 +531,64 @@ fn an_empty_or_reversed_range_yields_nothing() {
     let all = Filter::default();
     let p = &e.periods(&all, usize::MAX)[0];
     assert_eq!((p.period.value, p.period.outcome, p.period.closed), (Some(130.0), Outcome::Exceeds, true));
+}
+
+#[test]
+fn grab_samples_keep_exceedances_not_readings() {
+    let (mut e, _) = engine(t0() + DAY_NS);
+    // Three hours of compliant COD a minute apart, one exceedance in the second hour.
+    let mut readings: Vec<Reading> =
+        (0..180).map(|i| effluent("cod", 100.0 + (i % 7) as f64, t0() + i * 60 * SECOND_NS)).collect();
+    readings[90].value = 130.0;
+    e.ingest(&readings);
+    let cod = periods(&e, "f1", "cod");
+    let summary: Vec<_> = cod.iter().map(|p| (p.period.outcome, p.period.samples, p.period.value)).collect();
+    // Hour 1: minutes 60..119 without minute 90 → 59 compliant; the highest is 106 (i % 7 == 6).
+    assert_eq!(
+        summary,
+        [
+            (Outcome::Compliant, 60, Some(106.0)),
+            (Outcome::Compliant, 59, Some(106.0)),
+            (Outcome::Exceeds, 1, Some(130.0)),
+            (Outcome::Compliant, 60, Some(106.0)),
+        ]
+    );
+    // Kept: COD's exceedance, 2 compliant stretches around it and 3 hours — not 180 samples.
+    assert_eq!(e.grab_entries(), 6);
+    let more: Vec<Reading> = (180..1620).map(|i| effluent("cod", 100.0, t0() + i * 60 * SECOND_NS)).collect();
+    e.ingest(&more);
+    assert_eq!(e.grab_entries(), 6 + 24, "one entry per further hour");
+}
+
+#[test]
+fn grab_sample_episodes_split_on_a_compliant_sample_whatever_the_order() {
+    let (mut e, _) = engine(t0() + DAY_NS);
+    let m = 60 * SECOND_NS;
+    let cod = |v: f64, minute: i64| effluent("cod", v, t0() + minute * m);
+    // In order: 130, 140 | 100 | 125, then compliant.
+    e.ingest(&[cod(130.0, 0), cod(140.0, 1), cod(100.0, 2), cod(125.0, 3), cod(100.0, 4), cod(100.0, 5)]);
+    let cod_only = Filter { parameter: Some("cod".into()), ..Filter::default() };
+    let runs = |e: &Engine| {
+        e.episodes(&cod_only)
+            .iter()
+            .map(|x| ((x.start_ns - t0()) / m, (x.end_ns - t0()) / m, x.periods, x.peak, x.ongoing))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(runs(&e), [(0, 1, 2, 140.0, false), (3, 3, 1, 125.0, false)]);
+    let first = &e.episodes(&cod_only)[0];
+    assert!(close(first.mean, 135.0));
+    // Late: an exceedance at minute 10 after compliant minutes 5 and 20 arrived, then a
+    // compliant minute 12, then exceedances 11 and 13 (13 joins nothing: 12 lies between).
+    e.ingest(&[cod(100.0, 20)]);
+    e.ingest(&[cod(150.0, 10)]);
+    e.ingest(&[cod(100.0, 12), cod(121.0, 11), cod(122.0, 13)]);
+    assert_eq!(
+        runs(&e),
+        [(0, 1, 2, 140.0, false), (3, 3, 1, 125.0, false), (10, 11, 2, 150.0, false), (13, 13, 1, 122.0, false)]
+    );
+    // A newest exceedance is ongoing and an alert condition since its episode's start.
+    e.ingest(&[cod(131.0, 30), cod(132.0, 31)]);
+    assert_eq!(runs(&e).last(), Some(&(30, 31, 2, 132.0, true)));
+    let open: Vec<_> = e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).collect();
+    assert_eq!((open.len(), open[0].since_ns, open[0].value), (1, t0() + 30 * m, Some(132.0)));
 }
