@@ -24,6 +24,7 @@ use eitwatch_config::standards::{Averaging, Standards, Verdict};
 use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
+use super::faults::Recent;
 use super::grab::{self, Grabs};
 use super::judge::{LimitUsed, limits_for, o2_corrected};
 use super::period::{self, DAY_NS, SECOND_NS, availability_pct, bounds, expected, sufficient};
@@ -95,9 +96,6 @@ impl Acc {
     }
 }
 
-/// How far back the newest readings of a series are kept at least (spike detection).
-const TAIL_MIN_NS: i64 = 600 * SECOND_NS;
-
 #[derive(Debug, Clone, Copy, Default)]
 struct DayCount {
     valid: u32,
@@ -112,8 +110,8 @@ struct Series {
     point: Arc<Point>,
     /// Hour start → its readings' aggregate.
     hours: BTreeMap<i64, Acc>,
-    /// The newest readings: back to the flatline duration (at least 10 min) from the newest.
-    tail: BTreeMap<i64, Sample>,
+    /// The newest readings, for fault detection.
+    recent: Recent,
     days: BTreeMap<i64, DayCount>,
     tracks: Vec<usize>,
 }
@@ -561,7 +559,7 @@ impl Engine {
             kind: point.kind,
             point: Arc::new(point.clone()),
             hours: BTreeMap::new(),
-            tail: BTreeMap::new(),
+            recent: Recent::default(),
             days: BTreeMap::new(),
             tracks,
         };
@@ -580,15 +578,7 @@ impl Engine {
             let Some(series) = self.series.get_mut(&id) else { continue };
             let sample = Sample { value: r.value, quality: r.quality, not_detected: r.below_detection_limit };
             series.hours.entry(bounds(Averaging::Hourly, r.time_ns).0).or_default().add(sample);
-            let newest = series.tail.last_key_value().map_or(r.time_ns, |(t, _)| (*t).max(r.time_ns));
-            let keep_ns = (series.point.faults.flatline_after_s as i64 * SECOND_NS).max(TAIL_MIN_NS);
-            if r.time_ns >= newest - keep_ns {
-                series.tail.insert(r.time_ns, sample);
-                while series.tail.len() > 2 && series.tail.first_key_value().is_some_and(|(t, _)| *t < newest - keep_ns)
-                {
-                    series.tail.pop_first();
-                }
-            }
+            series.recent.add(r.time_ns, r.value, r.quality);
             let day = series.days.entry(period::day(r.time_ns).0).or_default();
             if r.quality.is_judged() {
                 day.valid += 1;
@@ -1137,7 +1127,7 @@ impl Engine {
                     });
                 }
             }
-            out.extend(super::faults::detect(s.id.as_ref(), s.kind, &s.point, &s.samples_view()));
+            out.extend(super::faults::detect(s.id.as_ref(), s.kind, &s.point, &s.recent));
         }
         for incident in self.incidents() {
             out.push(Condition {
@@ -1166,9 +1156,9 @@ impl Engine {
             .into_iter()
             .map(|s| {
                 let latest = s
-                    .tail
-                    .last_key_value()
-                    .map(|(t, v)| serde_json::json!({"time_ns": t, "value": v.value, "quality": v.quality.as_str()}));
+                    .recent
+                    .latest()
+                    .map(|(t, v, q)| serde_json::json!({"time_ns": t, "value": v, "quality": q.as_str()}));
                 let judgements: Vec<_> = s
                     .tracks
                     .iter()
@@ -1241,27 +1231,5 @@ fn exceedance(s: &Series, t: &Track, p: &Period, since: i64) -> Condition {
         limit: Some((*t.limit).clone()),
         since_ns: since,
         deadline_ns: None,
-    }
-}
-
-/// A read-only view of a series' samples for fault detection.
-pub(super) struct SamplesView<'a> {
-    samples: &'a BTreeMap<i64, Sample>,
-}
-
-impl SamplesView<'_> {
-    /// Valid samples, newest first.
-    pub(super) fn valid_rev(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
-        self.samples.iter().rev().filter(|(_, s)| s.quality.is_judged()).map(|(t, s)| (*t, s.value))
-    }
-    /// The newest sample, any quality.
-    pub(super) fn latest(&self) -> Option<(i64, f64)> {
-        self.samples.last_key_value().map(|(t, s)| (*t, s.value))
-    }
-}
-
-impl Series {
-    fn samples_view(&self) -> SamplesView<'_> {
-        SamplesView { samples: &self.tail }
     }
 }

@@ -35,6 +35,7 @@ expected_interval_s = 60
 receiving_water_tds_mg_per_l = 4000.0
 [area.factory.point.faults]
 flatline_after_s = 600
+max_change_per_min = { tds = 100.0 }
 
 [[area.factory.point]]
 id = "stack-1"
@@ -591,4 +592,33 @@ fn grab_sample_episodes_split_on_a_compliant_sample_whatever_the_order() {
     assert_eq!(runs(&e).last(), Some(&(30, 31, 2, 132.0, true)));
     let open: Vec<_> = e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).collect();
     assert_eq!((open.len(), open[0].since_ns, open[0].value), (1, t0() + 30 * m, Some(132.0)));
+}
+
+#[test]
+fn faults_from_runs_of_a_one_hertz_sensor() {
+    let (mut e, _) = engine(t0() + DAY_NS);
+    let faults = |e: &Engine, what: &str| {
+        e.conditions().into_iter().filter(|c| c.key.starts_with(&format!("sensor_fault/{what}/"))).collect::<Vec<_>>()
+    };
+    // TDS 500 every second for 15 min, a maintenance reading (not judged) every minute.
+    let mut readings: Vec<Reading> = (0..900).map(|i| effluent("tds", 500.0, t0() + i * SECOND_NS)).collect();
+    for r in readings.iter_mut().step_by(60) {
+        r.quality = Quality::Maintenance;
+        r.value = 0.0;
+    }
+    e.ingest(&readings);
+    let flat = faults(&e, "flatline");
+    assert_eq!(flat.len(), 1);
+    assert_eq!(flat[0].since_ns, t0() + SECOND_NS, "the first valid 500 (second 0 was maintenance)");
+    // A late different value in the middle: only the run's ends are known, so the flat run
+    // restarts at its end (second 899): no flatline until 600 s more.
+    e.ingest(&[effluent("tds", 501.0, t0() + 450 * SECOND_NS)]);
+    assert!(faults(&e, "flatline").is_empty());
+    // Spike bound 100/min: +50 in 20 s is 150/min.
+    e.ingest(&[effluent("tds", 550.0, t0() + 920 * SECOND_NS)]);
+    let spike = faults(&e, "spike");
+    assert_eq!((spike.len(), spike[0].value), (1, Some(550.0)));
+    // +10 in one minute is not.
+    e.ingest(&[effluent("tds", 560.0, t0() + 980 * SECOND_NS)]);
+    assert!(faults(&e, "spike").is_empty());
 }
