@@ -46,7 +46,7 @@ impl Default for Settings {
 }
 
 /// One series: a parameter at a point.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct SeriesId {
     /// Factory id.
     pub factory: String,
@@ -113,7 +113,8 @@ struct Series {
     /// The newest readings, for fault detection.
     recent: Recent,
     days: BTreeMap<i64, DayCount>,
-    tracks: Vec<usize>,
+    /// Its tracks' indices (created together, so contiguous).
+    tracks: std::ops::Range<usize>,
 }
 
 /// The result of a judged period.
@@ -441,10 +442,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     series: HashMap<SeriesId, Series>,
     tracks: Vec<Track>,
-    /// (factory, point) → tracks corrected with that point's O₂.
-    o2_dependents: HashMap<(String, String), Vec<usize>>,
-    /// (factory, point) → newest measurement time.
-    point_latest: HashMap<(String, String), i64>,
+    /// A point's O₂ series → the tracks corrected with it.
+    o2_dependents: HashMap<SeriesId, Vec<usize>>,
     /// When this engine began to watch: a registered point that has never reported counts
     /// as silent since then (no earlier time is known).
     watched_since_ns: i64,
@@ -468,7 +467,6 @@ impl Engine {
             series: HashMap::new(),
             tracks: Vec::new(),
             o2_dependents: HashMap::new(),
-            point_latest: HashMap::new(),
             watched_since_ns,
             gaps: Vec::new(),
             revisions: HashMap::new(),
@@ -535,11 +533,12 @@ impl Engine {
         let point = factory.point.iter().find(|p| p.id == id.point)?;
         let limits = limits_for(Standards::builtin(), factory, point, &id.parameter);
         let arc_id = Arc::new(id.clone());
-        let mut tracks = Vec::new();
+        let first_track = self.tracks.len();
         for limit in limits {
             let index = self.tracks.len();
             if limit.reference_o2_pct.is_some() {
-                self.o2_dependents.entry((id.factory.clone(), id.point.clone())).or_default().push(index);
+                let o2 = SeriesId { parameter: O2.to_string(), ..id.clone() };
+                self.o2_dependents.entry(o2).or_default().push(index);
             }
             self.tracks.push(Track {
                 series: arc_id.clone(),
@@ -551,8 +550,8 @@ impl Engine {
                 fill_from: None,
                 filled_to: None,
             });
-            tracks.push(index);
         }
+        let tracks = first_track..self.tracks.len();
         let series = Series {
             id: arc_id,
             area: area.id.clone(),
@@ -570,8 +569,15 @@ impl Engine {
     /// Takes accepted readings, in any order. Instantaneous limits are judged at once; the
     /// periods the readings fall in are marked for recomputation (see [`Engine::settle`]).
     pub fn ingest(&mut self, readings: &[Reading]) {
+        // Reused for every lookup: a reading costs no key allocation.
+        let mut id = SeriesId::default();
         for r in readings {
-            let id = SeriesId { factory: r.factory.clone(), point: r.point.clone(), parameter: r.parameter.clone() };
+            for (field, value) in
+                [(&mut id.factory, &r.factory), (&mut id.point, &r.point), (&mut id.parameter, &r.parameter)]
+            {
+                field.clear();
+                field.push_str(value);
+            }
             if self.series_index(&id).is_none() {
                 continue;
             }
@@ -585,21 +591,17 @@ impl Engine {
             } else {
                 day.excluded += 1;
             }
-            let latest = self.point_latest.entry((r.factory.clone(), r.point.clone())).or_insert(r.time_ns);
-            *latest = (*latest).max(r.time_ns);
-            let track_ids = series.tracks.clone();
-            for t in track_ids {
+            for t in series.tracks.clone() {
                 let averaging = self.tracks[t].limit.averaging;
                 if averaging == Averaging::Instantaneous {
                     if r.quality.is_judged() {
-                        let p = self.judge_instant(t, r.time_ns, sample);
+                        let (series, track) = (&self.series[&id], &self.tracks[t]);
+                        let p = self.judge_instant(series, track, r.time_ns, sample);
                         if p.outcome == Outcome::Exceeds && !self.replaying {
-                            let (s, tr) = (&self.series[&id], &self.tracks[t]);
-                            self.flashes.push(exceedance(s, tr, &p, p.start_ns));
+                            self.flashes.push(exceedance(series, track, &p, p.start_ns));
                         }
-                        let track = &mut self.tracks[t];
-                        let beyond = beyond(&track.limit, &self.series[&id].point, p.value.unwrap_or(f64::NAN));
-                        track.grabs.add(r.time_ns, grab::Sample::of(&p), beyond);
+                        let beyond = beyond(&track.limit, &series.point, p.value.unwrap_or(f64::NAN));
+                        self.tracks[t].grabs.add(r.time_ns, grab::Sample::of(&p), beyond);
                     }
                 } else {
                     let start = bounds(averaging, r.time_ns).0;
@@ -612,10 +614,10 @@ impl Engine {
                     }
                 }
             }
-            if r.parameter == O2 {
-                let dependents =
-                    self.o2_dependents.get(&(r.factory.clone(), r.point.clone())).cloned().unwrap_or_default();
-                for t in dependents {
+            if r.parameter == O2
+                && let Some(dependents) = self.o2_dependents.get(&id)
+            {
+                for &t in dependents {
                     let track = &mut self.tracks[t];
                     if track.limit.averaging != Averaging::Instantaneous {
                         track.dirty.insert(bounds(track.limit.averaging, r.time_ns).0, Cause::Reading);
@@ -800,9 +802,7 @@ impl Engine {
         p
     }
 
-    fn judge_instant(&self, t: usize, time_ns: i64, sample: Sample) -> Period {
-        let track = &self.tracks[t];
-        let series = &self.series[&*track.series];
+    fn judge_instant(&self, series: &Series, track: &Track, time_ns: i64, sample: Sample) -> Period {
         let p = Period {
             start_ns: time_ns,
             end_ns: time_ns,
@@ -1027,9 +1027,9 @@ impl Engine {
     }
 
     fn threshold(&self, s: &Series) -> f64 {
-        s.tracks
+        self.tracks[s.tracks.clone()]
             .iter()
-            .map(|&t| self.tracks[t].limit.availability_min_pct)
+            .map(|t| t.limit.availability_min_pct)
             .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))))
             .unwrap_or(80.0)
     }
@@ -1037,11 +1037,18 @@ impl Engine {
     /// Open no-data incidents with their deadlines.
     pub fn incidents(&self) -> Vec<Incident> {
         let now = self.now_ns();
+        let mut point_latest: HashMap<(&str, &str), i64> = HashMap::new();
+        for s in self.series.values() {
+            if let Some((t, _, _)) = s.recent.latest() {
+                let latest = point_latest.entry((&s.id.factory, &s.id.point)).or_insert(t);
+                *latest = (*latest).max(t);
+            }
+        }
         let mut out = Vec::new();
         for factory in self.registry.areas().iter().flat_map(|a| a.factory.iter()) {
             for p in &factory.point {
+                let latest = point_latest.get(&(&factory.id, &p.id)).copied().unwrap_or(self.watched_since_ns);
                 let key = (factory.id.clone(), p.id.clone());
-                let latest = self.point_latest.get(&key).copied().unwrap_or(self.watched_since_ns);
                 let silent_ns = p
                     .faults
                     .no_data_after_s
@@ -1159,11 +1166,9 @@ impl Engine {
                     .recent
                     .latest()
                     .map(|(t, v, q)| serde_json::json!({"time_ns": t, "value": v, "quality": q.as_str()}));
-                let judgements: Vec<_> = s
-                    .tracks
+                let judgements: Vec<_> = self.tracks[s.tracks.clone()]
                     .iter()
-                    .map(|&t| {
-                        let t = &self.tracks[t];
+                    .map(|t| {
                         let (current, open) = match t.limit.averaging {
                             Averaging::Instantaneous => (t.grabs.latest(&t.limit), None),
                             _ => (
