@@ -74,6 +74,75 @@ pub struct AlertsSection {
     /// How long a condition must hold (pending) before its alert fires (0: at once).
     #[serde(default)]
     pub for_s: u64,
+    /// Per kind, `[alerts.kind.no_data]`: its own `for_s` and `severity`.
+    #[serde(default)]
+    pub kind: std::collections::BTreeMap<AlertKind, KindSettings>,
+}
+
+impl AlertsSection {
+    /// How long a condition of `kind` must hold before its alert fires.
+    pub fn for_s(&self, kind: AlertKind) -> u64 {
+        self.kind.get(&kind).and_then(|k| k.for_s).unwrap_or(self.for_s)
+    }
+
+    /// The severity configured for `kind`, replacing the built-in one.
+    pub fn severity(&self, kind: AlertKind) -> Option<Severity> {
+        self.kind.get(&kind).and_then(|k| k.severity)
+    }
+}
+
+/// `[alerts.kind.<kind>]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSettings {
+    /// Overrides `[alerts] for_s` for this kind.
+    #[serde(default)]
+    pub for_s: Option<u64>,
+    /// Replaces the built-in severity (exceedance and overdue deadlines critical, due
+    /// deadlines info, the others warning).
+    #[serde(default)]
+    pub severity: Option<Severity>,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A judged period (or grab sample) beyond its limit.
+    Exceedance,
+    /// A point silent for longer than allowed.
+    NoData,
+    /// Flatline, spike or implausible value.
+    SensorFault,
+    /// A day below the availability threshold.
+    Availability,
+    /// A fault-notification deadline due or overdue.
+    Deadline,
+}
+
+impl AlertKind {
+    /// The name used in config and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Exceedance => "exceedance",
+            AlertKind::NoData => "no_data",
+            AlertKind::SensorFault => "sensor_fault",
+            AlertKind::Availability => "availability",
+            AlertKind::Deadline => "deadline",
+        }
+    }
+}
+
+/// How urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For information (a deadline running).
+    Info,
+    /// Needs attention (faults, no data, availability).
+    Warning,
+    /// A breach (exceedance, overdue deadline).
+    Critical,
 }
 
 /// `[[webhook]]`: every alert change of the listed kinds is POSTed as JSON, retried with

@@ -101,8 +101,9 @@ impl App {
             let path = dir.join(name);
             move |source| StartError::Io { path, source }
         };
-        let alerts =
-            Arc::new(alerts::AlertBook::open(&dir.join("alerts.log"), config.alerts.for_s).map_err(io("alerts.log"))?);
+        let alerts = Arc::new(
+            alerts::AlertBook::open(&dir.join("alerts.log"), config.alerts.clone()).map_err(io("alerts.log"))?,
+        );
         let ingest = ingest::Ingest::new(&config, &dir);
         let gaps = gaps::GapLog::open(&dir.join("gaps.log")).map_err(io("gaps.log"))?;
         let registry = Registry::new(config.area.clone());

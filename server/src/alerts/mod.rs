@@ -5,7 +5,8 @@
 //! (`open`, `fire`, `ack`, `resolve`), synced before the change is published; the state is
 //! the log replayed. A condition (from the engine) that has an unresolved alert with its key
 //! gets no second alert, so a restart, which rebuilds the same conditions from the store,
-//! raises nothing twice. A condition must hold `for_s` (pending) before its alert fires.
+//! raises nothing twice. A condition must hold `for_s` (pending) before its alert fires;
+//! `[alerts.kind.<kind>]` gives a kind its own `for_s` and severity.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+
+use eitwatch_config::server_config::AlertsSection;
 
 use crate::compliance::{AlertKind, Condition, LimitUsed, Severity};
 
@@ -124,13 +127,13 @@ struct Book {
 #[derive(Debug)]
 pub struct AlertBook {
     path: PathBuf,
-    for_ns: i64,
+    policy: AlertsSection,
     book: Mutex<Book>,
 }
 
 impl AlertBook {
     /// Reads the log back (none yet: empty). A torn last line (a crash mid-write) is skipped.
-    pub fn open(path: &Path, for_s: u64) -> std::io::Result<AlertBook> {
+    pub fn open(path: &Path, policy: AlertsSection) -> std::io::Result<AlertBook> {
         let mut alerts: Vec<Alert> = Vec::new();
         match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -159,11 +162,7 @@ impl AlertBook {
             .map(|(i, a)| (a.key.clone(), i))
             .collect();
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(AlertBook {
-            path: path.to_path_buf(),
-            for_ns: (for_s as i64).saturating_mul(1_000_000_000),
-            book: Mutex::new(Book { alerts, open, file }),
-        })
+        Ok(AlertBook { path: path.to_path_buf(), policy, book: Mutex::new(Book { alerts, open, file }) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
@@ -196,18 +195,19 @@ impl AlertBook {
             if !seen.insert(c.key.as_str()) {
                 continue;
             }
+            let for_ns = (self.policy.for_s(c.kind) as i64).saturating_mul(1_000_000_000);
             match book.open.get(&c.key).map(|&i| &book.alerts[i]) {
-                Some(a) if a.state == State::Pending && now_ns - a.pending_ns >= self.for_ns => {
+                Some(a) if a.state == State::Pending && now_ns - a.pending_ns >= for_ns => {
                     ops.push(Op::Fire { id: a.id, at_ns: now_ns });
                 }
                 Some(_) => {}
                 None => {
-                    let fire = self.for_ns == 0;
+                    let fire = for_ns == 0;
                     let alert = Alert {
                         id: next_id,
                         key: c.key.clone(),
                         kind: c.kind,
-                        severity: c.severity,
+                        severity: self.policy.severity(c.kind).unwrap_or(c.severity),
                         state: if fire { State::Firing } else { State::Pending },
                         factory: c.factory.clone(),
                         point: c.point.clone(),

@@ -23,6 +23,8 @@ use eitwatch_config::site::{Point, Registry};
 use eitwatch_config::standards::{Averaging, Standards, Verdict};
 use serde::{Deserialize, Serialize};
 
+pub use eitwatch_config::server_config::{AlertKind, Severity};
+
 use super::clock::Clock;
 use super::faults::Recent;
 use super::grab::{self, Grabs};
@@ -238,47 +240,6 @@ pub struct GapInfo {
     pub count: u64,
     /// The agent's reason.
     pub reason: String,
-}
-
-/// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    /// A judged period (or grab sample) beyond its limit.
-    Exceedance,
-    /// A point silent for longer than allowed.
-    NoData,
-    /// Flatline, spike or implausible value.
-    SensorFault,
-    /// A day below the availability threshold.
-    Availability,
-    /// A fault-notification deadline due or overdue.
-    Deadline,
-}
-
-impl AlertKind {
-    /// The name used in config and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Exceedance => "exceedance",
-            AlertKind::NoData => "no_data",
-            AlertKind::SensorFault => "sensor_fault",
-            AlertKind::Availability => "availability",
-            AlertKind::Deadline => "deadline",
-        }
-    }
-}
-
-/// How urgent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// For information (a deadline running).
-    Info,
-    /// Needs attention (faults, no data, availability).
-    Warning,
-    /// A breach (exceedance, overdue deadline).
-    Critical,
 }
 
 /// A condition that holds now; the alert book turns it into one alert while it lasts.

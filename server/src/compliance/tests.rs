@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use eitwatch_config::reading::{Kind, Quality, Reading};
-use eitwatch_config::server_config::ServerConfig;
+use eitwatch_config::server_config::{AlertsSection, ServerConfig};
 use eitwatch_config::site::Registry;
 
 use super::clock::ManualClock;
-use super::engine::{AlertKind, Condition, Engine, Filter, GapInfo, Outcome, PeriodView, Settings};
+use super::engine::{AlertKind, Condition, Engine, Filter, GapInfo, Outcome, PeriodView, Settings, Severity};
 use super::period::{self, DAY_NS, HOUR_NS, SECOND_NS};
 use crate::alerts::{AlertBook, State};
 
@@ -417,7 +417,7 @@ fn restart_in_the_middle_of_a_period_changes_nothing() {
     let (mut b, _) = engine(mid);
     b.ingest(&first_half);
     b.tick();
-    let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
+    let book = AlertBook::open(&dir.path().join("alerts.log"), AlertsSection::default()).expect("book");
     assert!(book.reconcile(&b.conditions(), mid).expect("reconcile").is_empty(), "an open hour alerts nothing");
     drop((b, book));
     // "After": rebuilt from the stored readings, then the rest of the hour arrives.
@@ -436,7 +436,7 @@ fn restart_in_the_middle_of_a_period_changes_nothing() {
     assert_eq!(pa, pc);
     assert_eq!((pc[0].valid, pc[0].value, pc[0].outcome), (60, Some(1000.0), Outcome::Exceeds));
     assert!(c.take_revisions().is_empty(), "closing an open period is not a revision");
-    let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
+    let book = AlertBook::open(&dir.path().join("alerts.log"), AlertsSection::default()).expect("book");
     let now = t0() + HOUR_NS + SECOND_NS;
     // Exceedances only: the registry's other points never report and go silent meanwhile.
     let exceedances = |e: &Engine| -> Vec<Condition> {
@@ -447,7 +447,7 @@ fn restart_in_the_middle_of_a_period_changes_nothing() {
     assert_eq!((opened[0].kind, opened[0].state), (AlertKind::Exceedance, State::Firing));
     drop(book);
     // A second restart: the same conditions raise nothing again.
-    let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
+    let book = AlertBook::open(&dir.path().join("alerts.log"), AlertsSection::default()).expect("book");
     assert!(book.reconcile(&exceedances(&c), now + SECOND_NS).expect("reconcile").is_empty());
     assert_eq!(book.list().len(), 1);
 }
@@ -461,7 +461,7 @@ fn alert_lifecycle_pending_firing_acknowledged_resolved() {
     let exceedances =
         |e: &Engine| e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).collect::<Vec<_>>();
     let conditions = exceedances(&e);
-    let book = AlertBook::open(&path, 60).expect("book");
+    let book = AlertBook::open(&path, AlertsSection { for_s: 60, ..AlertsSection::default() }).expect("book");
     let opened = book.reconcile(&conditions, t0() + HOUR_NS).expect("reconcile");
     assert_eq!((opened.len(), opened[0].state), (1, State::Pending));
     assert!(book.reconcile(&conditions, t0() + HOUR_NS + 59 * SECOND_NS).expect("reconcile").is_empty());
@@ -474,7 +474,7 @@ fn alert_lifecycle_pending_firing_acknowledged_resolved() {
     let resolved = book.reconcile(&exceedances(&e), t0() + 3 * HOUR_NS).expect("reconcile");
     assert_eq!((resolved[0].state, resolved[0].resolved_ns), (State::Resolved, Some(t0() + 3 * HOUR_NS)));
     drop(book);
-    let book = AlertBook::open(&path, 60).expect("reopen");
+    let book = AlertBook::open(&path, AlertsSection { for_s: 60, ..AlertsSection::default() }).expect("reopen");
     let kept = &book.list()[0];
     assert_eq!(kept.state, State::Resolved);
     let ack = kept.ack.as_ref().expect("ack kept");
@@ -515,7 +515,7 @@ fn an_exceedance_ended_within_the_same_batch_still_alerts_once() {
     let flashes = e.take_flashes();
     assert_eq!((flashes.len(), flashes[0].value), (1, Some(130.0)));
     assert!(e.take_flashes().is_empty(), "taken once");
-    let book = AlertBook::open(&dir.path().join("alerts.log"), 0).expect("book");
+    let book = AlertBook::open(&dir.path().join("alerts.log"), AlertsSection::default()).expect("book");
     let opened = book.reconcile(&flashes, t0() + SECOND_NS).expect("reconcile");
     assert_eq!((opened.len(), opened[0].state, opened[0].value), (1, State::Firing, Some(130.0)));
     let resolved = book.reconcile(&[], t0() + 2 * SECOND_NS).expect("reconcile");
@@ -621,4 +621,29 @@ fn faults_from_runs_of_a_one_hertz_sensor() {
     // +10 in one minute is not.
     e.ingest(&[effluent("tds", 560.0, t0() + 980 * SECOND_NS)]);
     assert!(faults(&e, "spike").is_empty());
+}
+
+#[test]
+fn alert_kinds_have_their_own_for_and_severity() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let policy: ServerConfig = eitwatch_config::problems::load(
+        "[server]\ndata_dir = \"/x\"\n[alerts]\nfor_s = 0\n[alerts.kind.no_data]\nfor_s = 600\nseverity = \"critical\"\n",
+        "test.toml",
+    )
+    .expect("config");
+    let book = AlertBook::open(&dir.path().join("alerts.log"), policy.alerts).expect("book");
+    // f1 reported nothing for an hour: no-data conditions for its points, and a COD exceedance.
+    let (mut e, _) = engine(t0() + HOUR_NS);
+    e.ingest(&[effluent("cod", 130.0, t0())]);
+    let conditions = e.conditions();
+    let changed = book.reconcile(&conditions, t0() + HOUR_NS).expect("reconcile");
+    let of = |alerts: &[crate::alerts::Alert], kind| {
+        alerts.iter().filter(|a| a.kind == kind).map(|a| (a.state, a.severity)).collect::<Vec<_>>()
+    };
+    assert_eq!(of(&changed, AlertKind::Exceedance), [(State::Firing, Severity::Critical)]);
+    let no_data = of(&changed, AlertKind::NoData);
+    assert!(!no_data.is_empty() && no_data.iter().all(|a| *a == (State::Pending, Severity::Critical)), "{no_data:?}");
+    let later = book.reconcile(&conditions, t0() + HOUR_NS + 600 * SECOND_NS).expect("reconcile");
+    assert_eq!(of(&later, AlertKind::NoData).len(), no_data.len());
+    assert!(later.iter().all(|a| a.kind == AlertKind::NoData && a.state == State::Firing));
 }
