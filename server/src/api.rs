@@ -33,6 +33,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/events", get(crate::events::stream))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/gaps", get(crate::gaps::list).post(crate::gaps::record))
+        .route("/api/v1/corrections", get(crate::corrections::list).post(crate::corrections::record))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
@@ -198,14 +199,24 @@ async fn readings(
         return Ok(Json(json!({ "every_s": every_s, "series": series })));
     }
     let rows = app.store.query(filter, from_ns, to_ns);
+    let any_corrections = !app.corrections.is_empty();
     let readings: Vec<_> = rows
         .into_iter()
         .map(|(k, t, s)| {
-            json!({
+            let mut row = json!({
                 "factory": k.factory, "point": k.point, "kind": k.kind, "parameter": k.parameter,
                 "time_ns": t, "value": s.value, "quality": s.quality, "source": s.source,
                 "below_detection_limit": s.below_detection_limit,
-            })
+            });
+            // A corrected reading shows the value in force, what was stored, and every correction.
+            let corrections =
+                if any_corrections { app.corrections.of(&k.factory, &k.point, &k.parameter, t) } else { Vec::new() };
+            if let Some(last) = corrections.last() {
+                row["value"] = json!(last.value);
+                row["stored_value"] = json!(s.value);
+                row["corrections"] = json!(corrections);
+            }
+            row
         })
         .collect();
     Ok(Json(json!({ "readings": readings })))

@@ -53,6 +53,11 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// Records a refused write in `audit.log` (other write endpoints use it too).
+    pub fn audit(&self, event: Event, bearer: &Bearer, factory: Option<&str>, reason: &str) {
+        self.audit.record(event, bearer, factory, reason);
+    }
+
     /// For a config and its data directory.
     pub fn new(config: &ServerConfig, data_dir: &Path) -> Ingest {
         Ingest {

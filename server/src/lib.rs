@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod compliance;
+pub mod corrections;
 pub mod events;
 pub mod gaps;
 pub mod influxdb;
@@ -78,6 +79,8 @@ pub struct App {
     pub ingest: ingest::Ingest,
     /// Gap records agents sent (readings their outbox had to drop).
     pub gaps: gaps::GapLog,
+    /// Corrections of stored readings.
+    pub corrections: corrections::CorrectionLog,
 }
 
 /// Shared state of the HTTP handlers.
@@ -106,6 +109,8 @@ impl App {
         );
         let ingest = ingest::Ingest::new(&config, &dir);
         let gaps = gaps::GapLog::open(&dir.join("gaps.log")).map_err(io("gaps.log"))?;
+        let corrections =
+            corrections::CorrectionLog::open(&dir.join("corrections.log")).map_err(io("corrections.log"))?;
         let registry = Registry::new(config.area.clone());
         let events = events::Events::new();
 
@@ -129,6 +134,9 @@ impl App {
         }
         for g in gaps.list(|_| true) {
             engine.gap(gaps::gap_info(&g));
+        }
+        for c in corrections.list(|_| true) {
+            engine.correct(&corrections::correction_info(&c));
         }
         engine.tick();
         engine.set_replaying(false);
@@ -159,6 +167,7 @@ impl App {
             clock,
             ingest,
             gaps,
+            corrections,
             config,
         })
     }

@@ -243,3 +243,87 @@ async fn late_data_revises_a_closed_hour_and_a_gap_names_its_reason() {
     .await;
     assert!(reason.starts_with("insufficient data — agent buffer overflow"), "{reason}");
 }
+
+/// POSTs corrections with a token; returns the status and body text.
+async fn correct(server: &ComplianceServer, token: &str, corrections: serde_json::Value) -> (u16, String) {
+    let r = support::http()
+        .post(format!("{}/api/v1/corrections", server.url))
+        .header("Authorization", format!("Token {token}"))
+        .body(serde_json::json!({ "corrections": corrections }).to_string())
+        .send()
+        .await
+        .expect("corrections");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_correction_references_its_reading_and_is_judged_instead_of_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut server, tokens) = ComplianceServer::start(dir.path()).await;
+    let t = jiff::Timestamp::now().as_nanosecond() as i64 - 60_000_000_000;
+    assert_eq!(server.write(&tokens.f1, format!("effluent,factory=f1,point=outfall-1 cod=130 {t}\n")).await, 204);
+    let alerts = server.alerts("exceedance", 1).await;
+    assert_eq!(alerts[0]["value"].as_f64(), Some(130.0));
+
+    let fix = |value: f64, time_ns: i64| {
+        serde_json::json!([{"factory": "f1", "point": "outfall-1", "parameter": "cod", "time_ns": time_ns,
+            "value": value, "reason": "lab re-analysis: dilution factor entered twice"}])
+    };
+    // Refused whole, naming the correction and the problem.
+    let (status, body) = correct(&server, &tokens.f1, fix(98.0, t + 1)).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("correction 1 (f1/outfall-1/cod at") && body.contains("no stored reading"), "{body}");
+    assert_eq!(correct(&server, &tokens.read, fix(98.0, t)).await.0, 403, "a read token may not");
+    assert_eq!(correct(&server, &tokens.f2, fix(98.0, t)).await.0, 403, "another factory's token may not");
+    let no_reason = serde_json::json!([{"factory": "f1", "point": "outfall-1", "parameter": "cod", "time_ns": t,
+        "value": 98.0, "reason": " "}]);
+    assert_eq!(correct(&server, &tokens.f1, no_reason).await.0, 400);
+    // Accepted, and a re-send is stored once.
+    assert_eq!(correct(&server, &tokens.f1, fix(98.0, t)).await.0, 204);
+    assert_eq!(correct(&server, &tokens.f1, fix(98.0, t)).await.0, 204);
+    // A rewrite through the write API is still refused: history stays append-only.
+    assert_eq!(server.write(&tokens.f1, format!("effluent,factory=f1,point=outfall-1 cod=98 {t}\n")).await, 409);
+
+    let check = |server: &ComplianceServer| {
+        let url = server.url.clone();
+        async move {
+            let readings = support::get_json(&format!("{url}/api/v1/readings?factory=f1&parameter=cod")).await;
+            let r = &readings["readings"][0];
+            assert_eq!((r["value"].as_f64(), r["stored_value"].as_f64()), (Some(98.0), Some(130.0)), "{r}");
+            let c = r["corrections"].as_array().expect("corrections");
+            assert_eq!(c.len(), 1, "stored once: {c:?}");
+            assert_eq!((c[0]["was"].as_f64(), c[0]["time_ns"].as_i64()), (Some(130.0), Some(t)));
+            assert!(c[0]["by"].as_str().is_some_and(|b| b.starts_with("write token ")), "{}", c[0]);
+            // The grab sample is judged at 98 now; its revision names the correction.
+            let periods = support::get_json(&format!("{url}/api/v1/periods?factory=f1&parameter=cod")).await;
+            let p = &periods["periods"][0];
+            assert_eq!(
+                (p["outcome"].as_str(), p["value"].as_f64(), p["samples"].as_u64()),
+                (Some("compliant"), Some(98.0), Some(1)),
+                "{periods}"
+            );
+            let revisions = support::get_json(&format!("{url}/api/v1/revisions?factory=f1&parameter=cod")).await;
+            let r = &revisions["revisions"][0];
+            assert_eq!(
+                (r["was"]["outcome"].as_str(), r["became"]["outcome"].as_str()),
+                (Some("exceeds"), Some("compliant"))
+            );
+            assert!(r["reason"].as_str().is_some_and(|s| s.contains("dilution factor entered twice")), "{r}");
+            assert_eq!(revisions["revisions"].as_array().map(Vec::len), Some(1));
+        }
+    };
+    let url = server.url.clone();
+    wait_for("the exceedance resolved by the correction", Duration::from_secs(30), || {
+        let url = url.clone();
+        async move {
+            let v = support::get_json(&format!("{url}/api/v1/alerts?kind=exceedance")).await;
+            v["alerts"].as_array().filter(|a| a.first().is_some_and(|a| a["state"] == "resolved")).map(|_| ())
+        }
+    })
+    .await;
+    check(&server).await;
+    server.restart().await;
+    check(&server).await;
+    let alerts = server.get("/api/v1/alerts?kind=exceedance").await;
+    assert_eq!(alerts["alerts"].as_array().map(Vec::len), Some(1), "nothing raised again after the restart");
+}

@@ -242,6 +242,29 @@ pub struct GapInfo {
     pub reason: String,
 }
 
+/// A correction of one stored reading, as the engine needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorrectionInfo {
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// Parameter.
+    pub parameter: String,
+    /// Measurement time of the reading.
+    pub time_ns: i64,
+    /// The value judged so far.
+    pub was: f64,
+    /// The value to judge from now on.
+    pub value: f64,
+    /// The reading's quality.
+    pub quality: Quality,
+    /// The reading's "not detected" flag.
+    pub not_detected: bool,
+    /// Why (kept in the revisions it causes).
+    pub reason: String,
+}
+
 /// A condition that holds now; the alert book turns it into one alert while it lasts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Condition {
@@ -411,6 +434,8 @@ pub struct Engine {
     gaps: Vec<GapInfo>,
     revisions: HashMap<(String, i64), Vec<Revision>>,
     new_revisions: Vec<Revision>,
+    /// (track, period start) → the correction that marked it, for its revision's reason.
+    corrections: HashMap<(usize, i64), String>,
     /// Exceedances judged since the last call of `take_flashes`, even those a later
     /// period already ended: each must reach the alert book once.
     flashes: Vec<Condition>,
@@ -433,6 +458,7 @@ impl Engine {
             revisions: HashMap::new(),
             new_revisions: Vec::new(),
             flashes: Vec::new(),
+            corrections: HashMap::new(),
             replaying: false,
         };
         let ids: Vec<SeriesId> = engine
@@ -589,6 +615,69 @@ impl Engine {
         self.settle();
     }
 
+    /// Takes a correction: the reading at `time_ns` is judged with its new value from now on.
+    /// Fixed periods holding it are recomputed (a revision if closed); a grab sample is
+    /// judged again, and a changed result is a revision naming the correction.
+    pub fn correct(&mut self, c: &CorrectionInfo) {
+        let id = SeriesId { factory: c.factory.clone(), point: c.point.clone(), parameter: c.parameter.clone() };
+        if !c.quality.is_judged() || self.series_index(&id).is_none() {
+            return;
+        }
+        let Some(series) = self.series.get_mut(&id) else { return };
+        let hour = bounds(Averaging::Hourly, c.time_ns).0;
+        if let Some(acc) = series.hours.get_mut(&hour) {
+            acc.sum_nano += (c.value * 1e9).round() as i128 - (c.was * 1e9).round() as i128;
+        }
+        let mut dependents: Vec<usize> = series.tracks.clone().collect();
+        if c.parameter == O2 {
+            dependents.extend(self.o2_dependents.get(&id).into_iter().flatten().copied());
+        }
+        let now = self.now_ns();
+        for t in dependents {
+            let averaging = self.tracks[t].limit.averaging;
+            if averaging != Averaging::Instantaneous {
+                let start = bounds(averaging, c.time_ns).0;
+                self.tracks[t].dirty.insert(start, Cause::Reading);
+                if !self.replaying {
+                    self.corrections.insert((t, start), c.reason.clone());
+                }
+                continue;
+            }
+            if *self.tracks[t].series != id {
+                continue;
+            }
+            let (series, track) = (&self.series[&id], &self.tracks[t]);
+            let sample = |value| Sample { value, quality: c.quality, not_detected: c.not_detected };
+            let old = self.judge_instant(series, track, c.time_ns, sample(c.was));
+            let new = self.judge_instant(series, track, c.time_ns, sample(c.value));
+            let new_beyond = beyond(&track.limit, &series.point, new.value.unwrap_or(f64::NAN));
+            if new.outcome == Outcome::Exceeds && old.outcome != Outcome::Exceeds && !self.replaying {
+                self.flashes.push(exceedance(series, track, &new, new.start_ns));
+            }
+            let changed = old.outcome != new.outcome || old.value != new.value;
+            let revision = (changed && !self.replaying).then(|| Revision {
+                track: track.key.clone(),
+                factory: id.factory.clone(),
+                point: id.point.clone(),
+                parameter: id.parameter.clone(),
+                limit: track.limit.id.clone(),
+                start_ns: c.time_ns,
+                was: Summary { outcome: old.outcome, value: old.value, valid: 1 },
+                became: Summary { outcome: new.outcome, value: new.value, valid: 1 },
+                at_ns: now,
+                reason: format!("the grab sample was {}", c.reason),
+            });
+            let grabs = &mut self.tracks[t].grabs;
+            grabs.remove(c.time_ns, &grab::Sample::of(&old));
+            grabs.add(c.time_ns, grab::Sample::of(&new), new_beyond);
+            if let Some(r) = revision {
+                self.revisions.entry((r.track.clone(), r.start_ns)).or_default().push(r.clone());
+                self.new_revisions.push(r);
+            }
+        }
+        self.settle();
+    }
+
     /// Takes a gap record: the periods it overlaps are recomputed, the gap's reason named
     /// in those that lack data.
     pub fn gap(&mut self, gap: GapInfo) {
@@ -674,12 +763,13 @@ impl Engine {
             && !self.replaying
             && (old.outcome != new.outcome || old.value != new.value || old.valid != new.valid)
         {
-            let reason = match cause {
-                Cause::Reading => format!(
+            let reason = match (self.corrections.remove(&(t, start)), cause) {
+                (Some(correction), _) => format!("a reading in the period was {correction}"),
+                (None, Cause::Reading) => format!(
                     "late data: readings measured in the period arrived after it closed ({} → {} valid)",
                     old.valid, new.valid
                 ),
-                Cause::Gap => "a gap record for the period arrived after it closed".to_string(),
+                (None, Cause::Gap) => "a gap record for the period arrived after it closed".to_string(),
             };
             let revision = Revision {
                 track: track.key.clone(),

@@ -124,12 +124,17 @@ impl Grabs {
         let hour_start = t.div_euclid(HOUR_NS) * HOUR_NS;
         match s.outcome {
             Outcome::Exceeds => {
-                if let Some((&first, &Item::Compliant { last_ns })) = self.items.range(..t).next_back()
-                    && last_ns > t
+                if let Some((&first, &Item::Compliant { last_ns })) = self.items.range(..=t).next_back()
+                    && last_ns >= t
                 {
-                    // Only the stretch's ends are known to be compliant samples.
-                    self.items.insert(first, Item::Compliant { last_ns: first });
-                    self.items.insert(last_ns, Item::Compliant { last_ns });
+                    // Only the stretch's ends are known to be compliant samples (one of them
+                    // may be `t` itself, when a correction makes it exceed).
+                    if first < t {
+                        self.items.insert(first, Item::Compliant { last_ns: first });
+                    }
+                    if last_ns > t {
+                        self.items.insert(last_ns, Item::Compliant { last_ns });
+                    }
                 }
                 self.items.insert(t, Item::Exceeds(s));
             }
@@ -146,6 +151,44 @@ impl Grabs {
                 hour.cannot_correct += 1;
                 if hour.cannot.is_none_or(|(c, _)| t >= c) {
                     hour.cannot = Some((t, s));
+                }
+            }
+        }
+    }
+
+    /// Takes back a sample recorded with [`Grabs::add`] (a correction replaces it). An hour's
+    /// nearest-to-limit sample is not recomputed: it may name the value corrected.
+    pub(super) fn remove(&mut self, t: i64, s: &Sample) {
+        let hour_start = t.div_euclid(HOUR_NS) * HOUR_NS;
+        match s.outcome {
+            Outcome::Exceeds => {
+                if matches!(self.items.get(&t), Some(Item::Exceeds(_))) {
+                    self.items.remove(&t);
+                    // The stretches on both sides now touch: one stretch.
+                    let before = self.items.range(..t).next_back().map(|(k, i)| (*k, *i));
+                    let after = self.items.range((Excluded(t), Unbounded)).next().map(|(k, i)| (*k, *i));
+                    if let (Some((first, Item::Compliant { .. })), Some((next, Item::Compliant { last_ns }))) =
+                        (before, after)
+                    {
+                        self.items.remove(&next);
+                        self.items.insert(first, Item::Compliant { last_ns });
+                    }
+                }
+            }
+            Outcome::Compliant => {
+                if let Some(h) = self.hours.get_mut(&hour_start) {
+                    h.compliant = h.compliant.saturating_sub(1);
+                    if h.compliant == 0 {
+                        h.nearest = None;
+                    }
+                }
+            }
+            Outcome::CannotCorrect | Outcome::InsufficientData => {
+                if let Some(h) = self.hours.get_mut(&hour_start) {
+                    h.cannot_correct = h.cannot_correct.saturating_sub(1);
+                    if h.cannot_correct == 0 {
+                        h.cannot = None;
+                    }
                 }
             }
         }

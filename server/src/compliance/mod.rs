@@ -34,8 +34,8 @@ use eitwatch_config::reading::Reading;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    AlertKind, Condition, DayAvailability, Engine, Episode, Filter, GapInfo, Incident, Outcome, Period, PeriodView,
-    Revision, Settings, Severity,
+    AlertKind, Condition, CorrectionInfo, DayAvailability, Engine, Episode, Filter, GapInfo, Incident, Outcome, Period,
+    PeriodView, Revision, Settings, Severity,
 };
 pub use judge::LimitUsed;
 
@@ -45,6 +45,7 @@ use crate::events::Events;
 enum Msg {
     Readings(Vec<Reading>),
     Gap(GapInfo),
+    Correction(CorrectionInfo),
     Flush(mpsc::Sender<()>),
     Stop,
 }
@@ -124,6 +125,7 @@ impl Compliance {
                     match m {
                         Msg::Readings(r) => engine.ingest(&r),
                         Msg::Gap(g) => engine.gap(g),
+                        Msg::Correction(c) => engine.correct(&c),
                         Msg::Flush(done) => flushes.push(done),
                         Msg::Stop => stop = true,
                     }
@@ -182,6 +184,11 @@ impl Compliance {
     /// Hands a gap record to the engine; may block like [`Compliance::accepted`].
     pub fn gap(&self, gap: GapInfo) {
         let _ = self.tx.send(Msg::Gap(gap));
+    }
+
+    /// Hands a correction to the engine; may block like [`Compliance::accepted`].
+    pub fn correct(&self, correction: CorrectionInfo) {
+        let _ = self.tx.send(Msg::Correction(correction));
     }
 
     /// Waits until everything handed over so far is judged and its alerts are saved.

@@ -647,3 +647,57 @@ fn alert_kinds_have_their_own_for_and_severity() {
     assert_eq!(of(&later, AlertKind::NoData).len(), no_data.len());
     assert!(later.iter().all(|a| a.kind == AlertKind::NoData && a.state == State::Firing));
 }
+
+#[test]
+fn a_correction_revises_a_closed_hour_and_a_grab_sample() {
+    let (mut e, _) = engine(t0() + DAY_NS);
+    // SO₂ 900 ppm at 7 % O₂ for an hour (the limit is 950): compliant. One reading was 900
+    // but should have read 3900: the mean becomes 900 + 3000 / 60 = 950, still within ≤ 950;
+    // corrected again to 3960 → 951: exceeds.
+    let mut hour = minutes("f1", "o2", 7.0, t0(), 60);
+    hour.extend(minutes("f1", "so2", 900.0, t0(), 60));
+    e.ingest(&hour);
+    let fix = |was: f64, value: f64, parameter: &str, point: &str, t: i64| super::engine::CorrectionInfo {
+        factory: "f1".into(),
+        point: point.into(),
+        parameter: parameter.into(),
+        time_ns: t,
+        was,
+        value,
+        quality: Quality::Valid,
+        not_detected: false,
+        reason: "corrected by admin token x: transcription".into(),
+    };
+    e.correct(&fix(900.0, 3900.0, "so2", "stack-1", t0() + 600 * SECOND_NS));
+    let p = &periods(&e, "f1", "so2")[0];
+    assert_eq!((p.period.outcome, p.period.value), (Outcome::Compliant, Some(950.0)));
+    e.correct(&fix(3900.0, 3960.0, "so2", "stack-1", t0() + 600 * SECOND_NS));
+    let p = &periods(&e, "f1", "so2")[0];
+    assert_eq!((p.period.outcome, p.period.value), (Outcome::Exceeds, Some(951.0)));
+    let revisions = e.take_revisions();
+    assert_eq!(revisions.len(), 2, "{revisions:#?}");
+    assert!(revisions[1].reason.contains("transcription"), "{:?}", revisions[1]);
+    assert_eq!((revisions[1].was.outcome, revisions[1].became.outcome), (Outcome::Compliant, Outcome::Exceeds));
+
+    // Grab samples 130, 140, 100, 125 (two episodes); correcting 100 → 135 joins them.
+    let m = 60 * SECOND_NS;
+    e.ingest(&[
+        effluent("cod", 130.0, t0()),
+        effluent("cod", 140.0, t0() + m),
+        effluent("cod", 100.0, t0() + 2 * m),
+        effluent("cod", 125.0, t0() + 3 * m),
+        effluent("cod", 90.0, t0() + 4 * m),
+    ]);
+    let cod_only = Filter { parameter: Some("cod".into()), ..Filter::default() };
+    assert_eq!(e.episodes(&cod_only).len(), 2);
+    e.correct(&fix(100.0, 135.0, "cod", "outfall-1", t0() + 2 * m));
+    let episodes = e.episodes(&cod_only);
+    assert_eq!(episodes.iter().map(|x| (x.periods, x.peak)).collect::<Vec<_>>(), [(4, 140.0)]);
+    assert!(close(episodes[0].mean, (130.0 + 140.0 + 135.0 + 125.0) / 4.0));
+    // And back: 135 → 100 splits them again.
+    e.correct(&fix(135.0, 100.0, "cod", "outfall-1", t0() + 2 * m));
+    assert_eq!(e.episodes(&cod_only).len(), 2);
+    let summary = periods(&e, "f1", "cod").iter().map(|p| (p.period.outcome, p.period.samples)).collect::<Vec<_>>();
+    // 130 at the hour's start sorts before the hour's summary; 100 and 90 are its compliant samples.
+    assert_eq!(summary, [(Outcome::Exceeds, 1), (Outcome::Compliant, 2), (Outcome::Exceeds, 1), (Outcome::Exceeds, 1)]);
+}
