@@ -208,7 +208,8 @@ pub async fn serve(
     Ok((addr, handle))
 }
 
-/// Applies the store's retention hourly, off the async threads (it may delete files).
+/// Applies the store's retention hourly, off the async threads (it may delete files), and
+/// has the compliance engine forget the judgements of the readings dropped.
 fn spawn_retention(app: AppState) {
     if app.config.store.retention_days.is_none() {
         return;
@@ -219,7 +220,14 @@ fn spawn_retention(app: AppState) {
         loop {
             every.tick().await;
             let app = app.clone();
-            let _ = tokio::task::spawn_blocking(move || app.store.apply_retention()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                app.store.apply_retention();
+                if let Some(days) = app.config.store.retention_days {
+                    let cutoff_ns = app.clock.now_ns().saturating_sub(i64::from(days) * 86_400_000_000_000);
+                    app.compliance.forget_before(cutoff_ns);
+                }
+            })
+            .await;
         }
     });
 }

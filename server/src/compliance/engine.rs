@@ -426,6 +426,10 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     series: HashMap<SeriesId, Series>,
     tracks: Vec<Track>,
+    /// Shared by the series of one point, and by every track applying the same limit: a
+    /// series costs its own state, not a copy of its point and limits.
+    points: HashMap<(String, String), Arc<Point>>,
+    limits: HashMap<String, Arc<LimitUsed>>,
     /// A point's O₂ series → the tracks corrected with it.
     o2_dependents: HashMap<SeriesId, Vec<usize>>,
     /// When this engine began to watch: a registered point that has never reported counts
@@ -453,6 +457,8 @@ impl Engine {
             series: HashMap::new(),
             tracks: Vec::new(),
             o2_dependents: HashMap::new(),
+            points: HashMap::new(),
+            limits: HashMap::new(),
             watched_since_ns,
             gaps: Vec::new(),
             revisions: HashMap::new(),
@@ -530,7 +536,7 @@ impl Engine {
             self.tracks.push(Track {
                 series: arc_id.clone(),
                 key: format!("{}/{}/{}/{}", id.factory, id.point, id.parameter, limit.id),
-                limit: Arc::new(limit),
+                limit: self.limits.entry(format!("{limit:?}")).or_insert_with(|| Arc::new(limit)).clone(),
                 periods: BTreeMap::new(),
                 grabs: Grabs::default(),
                 dirty: BTreeMap::new(),
@@ -543,7 +549,11 @@ impl Engine {
             id: arc_id,
             area: area.id.clone(),
             kind: point.kind,
-            point: Arc::new(point.clone()),
+            point: self
+                .points
+                .entry((id.factory.clone(), id.point.clone()))
+                .or_insert_with(|| Arc::new(point.clone()))
+                .clone(),
             hours: BTreeMap::new(),
             recent: Recent::default(),
             days: BTreeMap::new(),
@@ -676,6 +686,24 @@ impl Engine {
             }
         }
         self.settle();
+    }
+
+    /// Forgets what was measured before the Bangkok day holding `cutoff_ns`: the store's
+    /// retention drops those readings, and the engine keeps their judgements no longer.
+    pub fn forget_before(&mut self, cutoff_ns: i64) {
+        let cutoff = period::day(cutoff_ns).0;
+        for s in self.series.values_mut() {
+            s.hours = s.hours.split_off(&cutoff);
+            s.days = s.days.split_off(&cutoff);
+        }
+        for t in &mut self.tracks {
+            t.periods = t.periods.split_off(&cutoff);
+            t.dirty = t.dirty.split_off(&cutoff);
+            t.grabs.forget_before(cutoff);
+            t.fill_from = t.fill_from.map(|f| f.max(cutoff));
+        }
+        self.revisions.retain(|(_, start), _| *start >= cutoff);
+        self.gaps.retain(|g| g.to_ns >= cutoff);
     }
 
     /// Takes a gap record: the periods it overlaps are recomputed, the gap's reason named

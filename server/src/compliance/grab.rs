@@ -228,6 +228,15 @@ impl Grabs {
         }
     }
 
+    /// Forgets samples measured before `cutoff_ns` (retention).
+    pub(super) fn forget_before(&mut self, cutoff_ns: i64) {
+        self.items.retain(|&t, item| match item {
+            Item::Exceeds(_) => t >= cutoff_ns,
+            Item::Compliant { last_ns } => *last_ns >= cutoff_ns,
+        });
+        self.hours = self.hours.split_off(&cutoff_ns);
+    }
+
     /// Entries kept: exceedances, compliant stretches and hours.
     pub(super) fn entries(&self) -> usize {
         self.items.len() + self.hours.len()

@@ -46,6 +46,7 @@ enum Msg {
     Readings(Vec<Reading>),
     Gap(GapInfo),
     Correction(CorrectionInfo),
+    Forget(i64),
     Flush(mpsc::Sender<()>),
     Stop,
 }
@@ -126,6 +127,7 @@ impl Compliance {
                         Msg::Readings(r) => engine.ingest(&r),
                         Msg::Gap(g) => engine.gap(g),
                         Msg::Correction(c) => engine.correct(&c),
+                        Msg::Forget(cutoff_ns) => engine.forget_before(cutoff_ns),
                         Msg::Flush(done) => flushes.push(done),
                         Msg::Stop => stop = true,
                     }
@@ -189,6 +191,11 @@ impl Compliance {
     /// Hands a correction to the engine; may block like [`Compliance::accepted`].
     pub fn correct(&self, correction: CorrectionInfo) {
         let _ = self.tx.send(Msg::Correction(correction));
+    }
+
+    /// Forgets judgements of readings measured before `cutoff_ns` (the store's retention).
+    pub fn forget_before(&self, cutoff_ns: i64) {
+        let _ = self.tx.send(Msg::Forget(cutoff_ns));
     }
 
     /// Waits until everything handed over so far is judged and its alerts are saved.

@@ -701,3 +701,30 @@ fn a_correction_revises_a_closed_hour_and_a_grab_sample() {
     // 130 at the hour's start sorts before the hour's summary; 100 and 90 are its compliant samples.
     assert_eq!(summary, [(Outcome::Exceeds, 1), (Outcome::Compliant, 2), (Outcome::Exceeds, 1), (Outcome::Exceeds, 1)]);
 }
+
+#[test]
+fn retention_forgets_judgements_before_the_cutoff_day() {
+    let (mut e, _) = engine(t0() + 3 * DAY_NS);
+    // Bangkok days start at 17:00 UTC; t0 is 00:00 UTC, inside the day that began at t0 − 7 h.
+    let mut readings = minutes("f1", "so2", 100.0, t0(), 60);
+    readings.extend(minutes("f1", "o2", 7.0, t0(), 60));
+    readings.extend(minutes("f1", "so2", 100.0, t0() + DAY_NS, 60));
+    readings.extend(minutes("f1", "o2", 7.0, t0() + DAY_NS, 60));
+    readings.push(effluent("cod", 130.0, t0()));
+    readings.push(effluent("cod", 100.0, t0() + DAY_NS));
+    e.ingest(&readings);
+    e.tick();
+    let valid = |e: &Engine| {
+        periods(e, "f1", "so2").iter().filter(|p| p.period.valid > 0).map(|p| p.period.start_ns).collect::<Vec<_>>()
+    };
+    assert_eq!(valid(&e), [t0(), t0() + DAY_NS]);
+    let before = e.grab_entries();
+    // A cutoff in the next Bangkok day (it starts at t0 + 17 h) keeps that whole day.
+    e.forget_before(t0() + 20 * HOUR_NS);
+    assert_eq!(valid(&e), [t0() + DAY_NS]);
+    assert!(periods(&e, "f1", "so2").iter().all(|p| p.period.start_ns >= t0() + 17 * HOUR_NS));
+    let cod = Filter { parameter: Some("cod".into()), ..Filter::default() };
+    assert!(e.episodes(&cod).is_empty(), "the old exceedance is forgotten");
+    assert!(e.grab_entries() < before);
+    assert_eq!(periods(&e, "f1", "cod").iter().map(|p| p.period.samples).sum::<u32>(), 1);
+}
