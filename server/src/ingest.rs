@@ -248,6 +248,11 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     let mut batch: Vec<Reading> = Vec::with_capacity(estimate);
     let mut unmapped: Vec<Reading> = Vec::new();
     let mut spare = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    if spare.len() < estimate
+        && let Some(judged) = app.compliance.take_spent()
+    {
+        spare.put(judged);
+    }
     let mut forbidden = None;
     let decoded = decode_recycling(text, &cx, &mut spare, |line, readings| {
         // A line's readings share kind, factory, point and time (the decoder makes one line of
@@ -299,8 +304,8 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     }
 
     app.compliance.accepted(fresh);
-    // The next batch on this thread refills these readings' strings instead of allocating.
-    // Fresh readings move to the compliance thread, so only unmapped ones come back here.
+    // The next batch on this thread refills these readings' strings instead of allocating;
+    // fresh readings come back from the compliance thread once judged (`take_spent`).
     spare.put(unmapped);
     SPARE.with(|s| *s.borrow_mut() = spare);
     Ok(())

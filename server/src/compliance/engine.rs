@@ -15,6 +15,8 @@
 //! recomputed then counts as a revision) and the revisions are read back from their log.
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use eitwatch_config::Catalog;
@@ -424,14 +426,14 @@ pub struct Engine {
     registry: Registry,
     settings: Settings,
     clock: Arc<dyn Clock>,
-    series: HashMap<SeriesId, Series>,
+    series: FxHashMap<SeriesId, Series>,
     tracks: Vec<Track>,
     /// Shared by the series of one point, and by every track applying the same limit: a
     /// series costs its own state, not a copy of its point and limits.
     points: HashMap<(String, String), Arc<Point>>,
     limits: HashMap<String, Arc<LimitUsed>>,
     /// A point's O₂ series → the tracks corrected with it.
-    o2_dependents: HashMap<SeriesId, Vec<usize>>,
+    o2_dependents: FxHashMap<SeriesId, Vec<usize>>,
     /// When this engine began to watch: a registered point that has never reported counts
     /// as silent since then (no earlier time is known).
     watched_since_ns: i64,
@@ -454,9 +456,9 @@ impl Engine {
             registry,
             settings,
             clock,
-            series: HashMap::new(),
+            series: FxHashMap::default(),
             tracks: Vec::new(),
-            o2_dependents: HashMap::new(),
+            o2_dependents: FxHashMap::default(),
             points: HashMap::new(),
             limits: HashMap::new(),
             watched_since_ns,
@@ -826,6 +828,9 @@ impl Engine {
     }
 
     fn unit_value(&self, series: &Series, limit: &LimitUsed, canonical: f64) -> Result<f64, String> {
+        if limit.catalog_unit {
+            return Ok(canonical);
+        }
         Catalog::builtin()
             .from_canonical(series.kind, &series.id.parameter, canonical, &limit.unit)
             .map_err(|e| e.to_string())

@@ -5,8 +5,7 @@
 //! [`Recent`] keeps what that needs as runs of equal valid values, so a 1 Hz sensor costs a
 //! few runs, not an hour of samples.
 
-use std::collections::BTreeMap;
-use std::ops::Bound::{Excluded, Unbounded};
+use std::collections::VecDeque;
 
 use eitwatch_config::Catalog;
 use eitwatch_config::reading::{Kind, Quality};
@@ -29,7 +28,8 @@ const RUNS_KEPT: usize = 8;
 /// The newest readings of a series, as fault detection needs them.
 #[derive(Debug, Default)]
 pub(super) struct Recent {
-    runs: BTreeMap<i64, Run>,
+    /// (first reading's time, run), oldest first; at most [`RUNS_KEPT`].
+    runs: VecDeque<(i64, Run)>,
     /// The newest reading, any quality.
     latest: Option<(i64, f64, Quality)>,
 }
@@ -43,43 +43,46 @@ impl Recent {
         if !quality.is_judged() {
             return;
         }
-        let next = self.runs.range((Excluded(t), Unbounded)).next().map(|(s, r)| (*s, *r));
-        match self.runs.range(..=t).next_back().map(|(s, r)| (*s, *r)) {
-            Some((first, run)) if run.last_ns >= t => {
+        // Where `t` goes: after every run starting at or before it.
+        let at = self.runs.partition_point(|(first, _)| *first <= t);
+        match at.checked_sub(1).map(|i| (i, self.runs[i])) {
+            Some((i, (first, run))) if run.last_ns >= t => {
                 if run.value != value {
                     // A late, different value inside a run: only the run's ends are known.
-                    self.runs.insert(first, Run { last_ns: first, value: run.value });
-                    self.runs.insert(run.last_ns, run);
-                    self.runs.insert(t, Run { last_ns: t, value });
+                    let mut j = i;
+                    if t > first {
+                        self.runs[i] = (first, Run { last_ns: first, value: run.value });
+                        j += 1;
+                        self.runs.insert(j, (t, Run { last_ns: t, value }));
+                    } else {
+                        self.runs[i] = (t, Run { last_ns: t, value });
+                    }
+                    if run.last_ns > t {
+                        self.runs.insert(j + 1, (run.last_ns, run));
+                    }
                 }
-                return self.trim();
             }
-            Some((first, run)) if run.value == value => {
-                self.runs.insert(first, Run { last_ns: t, value });
-                self.merge_next(first, next);
+            Some((i, (first, run))) if run.value == value => {
+                self.runs[i] = (first, Run { last_ns: t, value });
+                self.merge_next(i);
             }
             _ => {
-                self.runs.insert(t, Run { last_ns: t, value });
-                self.merge_next(t, next);
+                self.runs.insert(at, (t, Run { last_ns: t, value }));
+                self.merge_next(at);
             }
         }
-        self.trim();
-    }
-
-    /// Joins the run after `first` into it when it holds the same value.
-    fn merge_next(&mut self, first: i64, next: Option<(i64, Run)>) {
-        if let Some((next_first, next)) = next
-            && let Some(run) = self.runs.get_mut(&first)
-            && run.value == next.value
-        {
-            run.last_ns = next.last_ns;
-            self.runs.remove(&next_first);
+        while self.runs.len() > RUNS_KEPT {
+            self.runs.pop_front();
         }
     }
 
-    fn trim(&mut self) {
-        while self.runs.len() > RUNS_KEPT {
-            self.runs.pop_first();
+    /// Joins the run after `i` into it when it holds the same value.
+    fn merge_next(&mut self, i: usize) {
+        if let (Some(&(first, run)), Some(&(_, next))) = (self.runs.get(i), self.runs.get(i + 1))
+            && run.value == next.value
+        {
+            self.runs[i] = (first, Run { last_ns: next.last_ns, value: run.value });
+            self.runs.remove(i + 1);
         }
     }
 
@@ -106,11 +109,11 @@ pub(super) fn detect(id: &SeriesId, kind: Kind, point: &Point, recent: &Recent) 
     };
     let flatline_ns = (point.faults.flatline_after_s as i64).saturating_mul(SECOND_NS);
     let mut runs = recent.runs.iter().rev();
-    if let Some((&newest_first, newest)) = runs.next() {
+    if let Some((newest_first, newest)) = runs.next().map(|(f, r)| (*f, r)) {
         let newest_v = newest.value;
         let mut oldest_same = newest_first;
         let mut previous = (newest.last_ns > newest_first).then_some((newest.last_ns, newest_v));
-        for (&first, run) in runs {
+        for &(first, ref run) in runs {
             if previous.is_none() {
                 previous = Some((run.last_ns, run.value));
             }

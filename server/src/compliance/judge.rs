@@ -2,6 +2,7 @@
 //! (ppm ↔ mg/Nm³ at 25 °C, 1 atm through the catalog), O₂ correction, ranges, "must not be
 //! detected", the TDS rule of the receiving water, and permits replacing a standard's limit.
 
+use eitwatch_config::Catalog;
 use eitwatch_config::site::{Factory, Point};
 use eitwatch_config::standards::{Averaging, Confidence, ReceivingWaterRule, Standards, Verdict};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,9 @@ pub struct LimitUsed {
     /// The TDS rule, where it applies.
     #[serde(skip)]
     pub receiving_water: Option<ReceivingWaterRule>,
+    /// Whether `unit` is the catalog's unit of the parameter (no conversion to judge).
+    #[serde(skip)]
+    pub catalog_unit: bool,
 }
 
 impl LimitUsed {
@@ -81,6 +85,16 @@ fn describe(not_detected: bool, min: Option<f64>, max: Option<f64>, unit: &str) 
 /// Every limit that covers `parameter` at `point` of `factory`: the standards' limits, each
 /// replaced by the factory's permits for that parameter (and point) where there are any.
 pub fn limits_for(standards: &Standards, factory: &Factory, point: &Point, parameter: &str) -> Vec<LimitUsed> {
+    let mut limits = limits_from(standards, factory, point, parameter);
+    let catalog = Catalog::builtin();
+    for l in &mut limits {
+        let same = |v: f64| catalog.from_canonical(point.kind, parameter, v, &l.unit).ok() == Some(v);
+        l.catalog_unit = same(1.0) && same(1234.5);
+    }
+    limits
+}
+
+fn limits_from(standards: &Standards, factory: &Factory, point: &Point, parameter: &str) -> Vec<LimitUsed> {
     let from_standards: Vec<LimitUsed> = standards
         .limits_for(point, factory.category, parameter)
         .map(|(s, l)| LimitUsed {
@@ -101,6 +115,7 @@ pub fn limits_for(standards: &Standards, factory: &Factory, point: &Point, param
             reference_o2_pct: l.reference_o2_pct,
             availability_min_pct: l.availability_min_pct.unwrap_or(s.availability_min_pct),
             receiving_water: l.receiving_water,
+            catalog_unit: false,
         })
         .collect();
     let permits: Vec<_> = factory
@@ -132,6 +147,7 @@ pub fn limits_for(standards: &Standards, factory: &Factory, point: &Point, param
             reference_o2_pct: p.reference_o2_pct.or(replaced.and_then(|r| r.reference_o2_pct)),
             availability_min_pct: replaced.map_or(80.0, |r| r.availability_min_pct),
             receiving_water: None,
+            catalog_unit: false,
         })
         .collect()
 }

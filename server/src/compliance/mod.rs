@@ -58,7 +58,13 @@ pub struct Compliance {
     alerts: Arc<AlertBook>,
     tx: mpsc::SyncSender<Msg>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Judged batches, handed back to ingest to decode the next ones into (their strings
+    /// reused), so that neither side allocates or frees per reading.
+    spent: Arc<Mutex<Vec<Vec<Reading>>>>,
 }
+
+/// Judged batches kept for ingest at most.
+const SPENT_BATCHES: usize = 8;
 
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +110,8 @@ impl Compliance {
         let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
         let mut revisions_log = std::fs::OpenOptions::new().create(true).append(true).open(&revisions_path)?;
         let (worker_engine, worker_alerts) = (engine.clone(), alerts.clone());
+        let spent = Arc::new(Mutex::new(Vec::new()));
+        let worker_spent = spent.clone();
         let worker = std::thread::Builder::new().name("compliance".into()).spawn(move || {
             let mut next_tick = Instant::now();
             loop {
@@ -124,7 +132,13 @@ impl Compliance {
                 let mut engine = worker_engine.lock().unwrap_or_else(|p| p.into_inner());
                 for m in msgs {
                     match m {
-                        Msg::Readings(r) => engine.ingest(&r),
+                        Msg::Readings(r) => {
+                            engine.ingest(&r);
+                            let mut spent = worker_spent.lock().unwrap_or_else(|p| p.into_inner());
+                            if spent.len() < SPENT_BATCHES {
+                                spent.push(r);
+                            }
+                        }
                         Msg::Gap(g) => engine.gap(g),
                         Msg::Correction(c) => engine.correct(&c),
                         Msg::Forget(cutoff_ns) => engine.forget_before(cutoff_ns),
@@ -171,7 +185,7 @@ impl Compliance {
                 }
             }
         })?;
-        Ok(Compliance { engine, alerts, tx, worker: Mutex::new(Some(worker)) })
+        Ok(Compliance { engine, alerts, tx, worker: Mutex::new(Some(worker)), spent })
     }
 
     /// Hands accepted readings to the engine (moved, not copied); returns at once unless
@@ -181,6 +195,11 @@ impl Compliance {
         if !readings.is_empty() {
             let _ = self.tx.send(Msg::Readings(readings));
         }
+    }
+
+    /// A judged batch to decode into, if one waits.
+    pub fn take_spent(&self) -> Option<Vec<Reading>> {
+        self.spent.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
     /// Hands a gap record to the engine; may block like [`Compliance::accepted`].
