@@ -33,6 +33,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/events", get(crate::events::stream))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/gaps", get(crate::gaps::list).post(crate::gaps::record))
+        .merge(crate::board::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
