@@ -39,7 +39,9 @@ fn file(name: &str) -> Response {
     match FILES.iter().find(|(n, _, _)| *n == name) {
         // no-cache: a browser revalidates, so an upgraded server's board is not mixed with
         // a stale script.
-        Some((_, ty, body)) => ([(header::CONTENT_TYPE, *ty), (header::CACHE_CONTROL, "no-cache")], *body).into_response(),
+        Some((_, ty, body)) => {
+            ([(header::CONTENT_TYPE, *ty), (header::CACHE_CONTROL, "no-cache")], *body).into_response()
+        }
         None => (StatusCode::NOT_FOUND, format!("no board file \"{name}\"")).into_response(),
     }
 }

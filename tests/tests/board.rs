@@ -156,7 +156,9 @@ async fn feed(board: &Board) {
     let now = now_ns();
     let cod = |f: &str, v: f64, t: i64| format!("effluent,factory={f},point=outfall-1 cod={v} {t}\n");
     // COD ≤ 120 mg/L (grab sample): compliant throughout.
-    board.write("f-ok", cod("f-ok", 40.0, now - 600 * S) + &cod("f-ok", 55.0, now - 300 * S) + &cod("f-ok", 60.0, now)).await;
+    board
+        .write("f-ok", cod("f-ok", 40.0, now - 600 * S) + &cod("f-ok", 55.0, now - 300 * S) + &cod("f-ok", 60.0, now))
+        .await;
     // The latest grab sample over the limit.
     board.write("f-exceed", cod("f-exceed", 80.0, now - 600 * S) + &cod("f-exceed", 150.0, now)).await;
     // pH 20 is outside the catalog's plausible 0–14: a sensor fault.
@@ -237,7 +239,15 @@ async fn the_board_in_a_real_browser() {
     assert_eq!(alert["state"], "acknowledged");
     assert_eq!(alert["ack"]["comment"], "Operator called, aerator restarted (ทดสอบ)");
     assert!(alert["ack"]["by"].as_str().is_some_and(|b| b.starts_with("admin token ")), "{alert}");
-    for name in ["overview-en", "overview-live-alert", "overview-th-be", "factory-th", "factory-stack", "indicators", "overview-phone"] {
+    for name in [
+        "overview-en",
+        "overview-live-alert",
+        "overview-th-be",
+        "factory-th",
+        "factory-stack",
+        "indicators",
+        "overview-phone",
+    ] {
         let path = shots.join(format!("{name}.png"));
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(len > 1000, "{} missing or empty", path.display());

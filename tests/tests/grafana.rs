@@ -195,9 +195,11 @@ fn every_dashboard_uses_the_provisioned_datasource_and_the_canonical_schema() {
 fn effluent_thresholds_are_the_standards_limits() {
     let standards = Standards::builtin();
     let in_standard = |code: &str, v: f64| {
-        standards.iter().filter(|s| s.kind == Kind::Effluent).flat_map(|s| s.limit.iter()).any(|l| {
-            l.parameter == code && (l.max == Some(v) || l.min == Some(v))
-        })
+        standards
+            .iter()
+            .filter(|s| s.kind == Kind::Effluent)
+            .flat_map(|s| s.limit.iter())
+            .any(|l| l.parameter == code && (l.max == Some(v) || l.min == Some(v)))
     };
     let expected: [(&str, &[f64]); 7] = [
         ("cod", &[120.0]),
@@ -225,7 +227,12 @@ fn effluent_thresholds_are_the_standards_limits() {
                 .filter_map(|s| s["value"].as_f64())
                 .collect();
             for v in &steps {
-                assert!(in_standard(code, *v), "{}: \"{}\": threshold {v} is no limit of {code}", path.display(), p["title"]);
+                assert!(
+                    in_standard(code, *v),
+                    "{}: \"{}\": threshold {v} is no limit of {code}",
+                    path.display(),
+                    p["title"]
+                );
             }
             if d["uid"] == "eitwatch-factory-detail" && !steps.is_empty() {
                 let want = expected.iter().find(|(c, _)| *c == code).map(|(_, v)| *v);
@@ -254,7 +261,11 @@ fn the_flux_check_refuses_what_the_line_protocol_does_not_write() {
         (good.replace("\"point\"]", "\"device\"]"), "column \"device\""),
         (good.replace("r._measurement == \"effluent\" and ", ""), "without naming a measurement"),
         (good.replace("v.defaultBucket", "\"telegraf\""), "another bucket"),
-        ("import \"influxdata/influxdb/schema\"\nschema.tagValues(bucket: v.defaultBucket, tag: \"host\")".to_string(), "tag \"host\""),
+        (
+            "import \"influxdata/influxdb/schema\"\nschema.tagValues(bucket: v.defaultBucket, tag: \"host\")"
+                .to_string(),
+            "tag \"host\"",
+        ),
     ];
     for (query, want) in cases {
         let problems = flux_problems(&query);
