@@ -12,7 +12,7 @@ const TEXT = {
     be: 'B.E. dates', token_change: 'Token', live_on: 'live', live_off: 'offline',
     token_title: 'Access token', token_help: 'Paste the token the provincial office gave you. It is kept in this browser only.',
     token_save: 'Save', token_none: 'No token (loopback)',
-    overview: 'Area overview', open_n: 'open alerts', open_alerts: 'Open alerts', no_open_alerts: 'No open alerts.', factories: 'Factories',
+    overview: 'Area overview', samples: 'grab samples', open_n: 'open alerts', open_alerts: 'Open alerts', no_open_alerts: 'No open alerts.', factories: 'Factories',
     area: 'Area', type: 'Type', state: 'State', all: 'All', effluent: 'Effluent', emission: 'Stack emission', ambient: 'Ambient',
     compliant: 'Compliant', exceeding: 'Exceeding', no_data: 'No data', sensor_fault: 'Sensor fault', insufficient_data: 'Insufficient data',
     exceedance: 'Exceedance', availability: 'Availability', deadline: 'Deadline',
@@ -33,7 +33,7 @@ const TEXT = {
     be: 'วันที่แบบ พ.ศ.', token_change: 'โทเคน', live_on: 'เชื่อมต่อสด', live_off: 'ไม่ได้เชื่อมต่อ',
     token_title: 'โทเคนสำหรับเข้าใช้งาน', token_help: 'วางโทเคนที่ได้รับจากสำนักงานอุตสาหกรรมจังหวัด โทเคนจะเก็บไว้ในเบราว์เซอร์นี้เท่านั้น',
     token_save: 'บันทึก', token_none: 'ไม่ใช้โทเคน (เครื่องเดียวกัน)',
-    overview: 'ภาพรวมพื้นที่', open_n: 'แจ้งเตือนที่เปิดอยู่', open_alerts: 'การแจ้งเตือนที่ยังเปิดอยู่', no_open_alerts: 'ไม่มีการแจ้งเตือนที่เปิดอยู่', factories: 'โรงงาน',
+    overview: 'ภาพรวมพื้นที่', samples: 'ตัวอย่างแบบจ้วง', open_n: 'แจ้งเตือนที่เปิดอยู่', open_alerts: 'การแจ้งเตือนที่ยังเปิดอยู่', no_open_alerts: 'ไม่มีการแจ้งเตือนที่เปิดอยู่', factories: 'โรงงาน',
     area: 'พื้นที่', type: 'ประเภท', state: 'สถานะ', all: 'ทั้งหมด', effluent: 'น้ำทิ้ง', emission: 'อากาศจากปล่อง', ambient: 'บรรยากาศ',
     compliant: 'เป็นไปตามมาตรฐาน', exceeding: 'เกินมาตรฐาน', no_data: 'ไม่มีข้อมูล', sensor_fault: 'เครื่องมือวัดขัดข้อง', insufficient_data: 'ข้อมูลไม่เพียงพอ',
     exceedance: 'ค่าเกินมาตรฐาน', availability: 'ความครบถ้วนของข้อมูล', deadline: 'กำหนดเวลาแจ้ง',
@@ -163,7 +163,7 @@ function alertHtml(a, withFactory) {
   <div class="summary muted">${esc(a.summary)}</div>
   ${a.ack ? `<div class="ackinfo">${t('acked_by')} ${esc(a.ack.by)} ${t('at')} ${fmtTime(a.ack.at_ns)}: “<span class="ack-comment">${esc(a.ack.comment)}</span>”</div>` : ''}
   <div class="history">${t('history')}: ${hist}</div>
-  ${canAck ? `<form class="ack" data-id="${a.id}"><textarea name="comment" placeholder="${esc(t('comment'))}"></textarea><button type="submit">${esc(t('acknowledge'))}</button></form>` : ''}
+  ${canAck ? `<details class="ackbox"><summary>${esc(t('acknowledge'))}…</summary><form class="ack" data-id="${a.id}"><textarea name="comment" placeholder="${esc(t('comment'))}"></textarea><button type="submit">${esc(t('send'))}</button></form></details>` : ''}
 </li>`;
 }
 
@@ -237,12 +237,13 @@ function route() {
 
 // Re-rendering must not lose a comment being typed into an acknowledgement form.
 function keepForms(fn) {
-  const kept = [...document.querySelectorAll('form.ack')].map((f) => ({ id: f.dataset.id, v: f.elements.comment.value, focus: document.activeElement === f.elements.comment }));
+  const kept = [...document.querySelectorAll('form.ack')].map((f) => ({ id: f.dataset.id, v: f.elements.comment.value, open: f.parentElement.open, focus: document.activeElement === f.elements.comment }));
   fn();
   for (const k of kept) {
     const f = document.querySelector(`form.ack[data-id="${k.id}"]`);
     if (!f) continue;
     f.elements.comment.value = k.v;
+    f.parentElement.open = k.open;
     if (k.focus) f.elements.comment.focus();
   }
 }
@@ -416,7 +417,7 @@ function chartHtml(c) {
     if (p.end_ns > p.start_ns) {
       if (p.end_ns < c.from || p.start_ns > c.to) continue;
       const x0 = clampX(p.start_ns), x1 = clampX(p.end_ns);
-      parts.push(`<rect class="period" data-outcome="${esc(p.outcome)}" x="${x0.toFixed(1)}" y="${T}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${H - T - B}" fill="${colour}" fill-opacity="0.13"><title>${esc(t(p.outcome === 'exceeds' ? 'p_exceeds' : p.outcome === 'compliant' ? 'p_compliant' : p.outcome === 'cannot_correct' ? 'p_cannot' : 'p_insufficient'))} ${fmtTime(p.start_ns)}–${fmtTime(p.end_ns, 'time')}: ${esc(num(p.value))} ${esc(p.limit.unit)}${p.reason ? ' — ' + esc(p.reason) : ''}</title></rect>`);
+      parts.push(`<rect class="period" data-outcome="${esc(p.outcome)}" x="${x0.toFixed(1)}" y="${T}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${H - T - B}" fill="${colour}" fill-opacity="0.13"><title>${esc(t(p.outcome === 'exceeds' ? 'p_exceeds' : p.outcome === 'compliant' ? 'p_compliant' : p.outcome === 'cannot_correct' ? 'p_cannot' : 'p_insufficient'))} ${fmtTime(p.start_ns)}–${fmtTime(p.end_ns, 'time')}: ${esc(num(p.value))} ${esc(p.limit.unit)}${p.samples > 1 ? ` (${p.samples} ${esc(t('samples'))})` : ''}${p.reason ? ' — ' + esc(p.reason) : ''}</title></rect>`);
     } else if (p.value != null && p.start_ns >= c.from && p.start_ns <= c.to) {
       parts.push(`<circle class="period" data-outcome="${esc(p.outcome)}" cx="${x(p.start_ns).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="4" fill="none" stroke="${colour}" stroke-width="2"><title>${fmtTime(p.start_ns)}: ${esc(num(p.value))} ${esc(p.limit.unit)} (${esc(p.outcome)})</title></circle>`);
     }
@@ -495,7 +496,8 @@ function renderIndicatorsOnce() {
     const from = `${$('#ind-from').value}T00:00:00+07:00`;
     const toDay = new Date(Date.parse(`${$('#ind-to').value}T00:00:00Z`) + 86400e3).toISOString().slice(0, 10);
     const q = `/api/v1/indicators?area=${encodeURIComponent($('#ind-area').value)}&from=${encodeURIComponent(from)}&to=${encodeURIComponent(`${toDay}T00:00:00+07:00`)}`;
-    return format ? `${q}&format=${format}` : q;
+    // B.E. dates in the files when the board shows them.
+    return format ? `${q}&format=${format}${S.be ? '&be=true' : ''}` : q;
   };
   const show = async () => {
     $('#ind-url').textContent = `GET ${query()}`;

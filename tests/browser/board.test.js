@@ -107,6 +107,7 @@ async function main() {
 
     // Acknowledge with a comment; it survives a reload.
     const comment = 'Operator called, aerator restarted (ทดสอบ)';
+    await page.click(`[data-alert-id="${liveId}"] details.ackbox summary`);
     await page.fill(`[data-alert-id="${liveId}"] textarea`, comment);
     await page.click(`[data-alert-id="${liveId}"] form.ack button`);
     await page.waitForSelector(`[data-alert-id="${liveId}"][data-state="acknowledged"]`, { timeout: 5000 });
