@@ -146,7 +146,9 @@ function alertHtml(a, withFactory) {
   const hit = findFactory(a.factory);
   const fname = hit ? hit.f.name : a.factory;
   const pname = a.parameter ? paramName(findParam(a.factory, a.point, a.parameter)) : '';
-  const canAck = a.state === 'pending' || a.state === 'firing';
+  // Only write (own factory, the only one it sees) and admin tokens may acknowledge.
+  const kind = S.site && S.site.scope ? S.site.scope.kind : 'anonymous';
+  const canAck = (a.state === 'pending' || a.state === 'firing') && (kind === 'admin' || kind === 'write');
   const hist = [
     `${t('opened')} ${fmtTime(a.pending_ns)}`,
     a.firing_ns ? `${t('fired')} ${fmtTime(a.firing_ns)}` : '',
@@ -564,7 +566,14 @@ function init() {
   $('#be').addEventListener('change', (ev) => { S.be = ev.target.checked; localStorage.setItem('eitwatch.be', S.be ? '1' : '0'); render(); });
   window.addEventListener('hashchange', render);
   // The status is polled as well: silence and closing periods change states without events.
-  setInterval(() => { if (S.site) loadStatus().then(render).catch(() => {}); }, 30000);
+  setInterval(() => {
+    if (!S.site) return;
+    loadStatus().then(render).catch(() => {});
+    // A factory page on a moving range ("last 24 hours") follows the clock.
+    const r = route();
+    const hit = r.view === 'factory' && S.range.preset !== 'custom' && findFactory(r.arg);
+    if (hit) { const [from, to] = rangeNs(); loadCharts(hit.f, from, to); }
+  }, 30000);
   render();
   if (S.token == null) askToken();
   else start();

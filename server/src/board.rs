@@ -102,9 +102,10 @@ async fn site(
             })
         })
         .collect();
-    let granted = match &scope {
-        Some(f) => json!({ "factory": f }),
-        None => json!({ "factory": null }),
-    };
+    // The token's kind lets the board offer acknowledgement only where the server allows it.
+    let kind = crate::auth::presented(&headers, None)
+        .and_then(|t| app.tokens.check(&t))
+        .map_or("anonymous", |b| b.grant.kind());
+    let granted = json!({ "factory": scope, "kind": kind });
     Ok(Json(json!({ "areas": areas, "scope": granted })))
 }

@@ -2,6 +2,7 @@
 // Started by tests/tests/board.rs, which starts the server, writes the scenario and passes:
 //   BOARD_URL         http://127.0.0.1:<port>
 //   ADMIN_TOKEN       a token that may acknowledge any alert
+//   READ_TOKEN        a read token (sees everything, acknowledges nothing)
 //   EXPECT_STATES     JSON {factory id: state} the overview must show
 //   LIVE_FACTORY      the factory whose write token (LIVE_TOKEN) writes a reading over the limit
 //   LIVE_LINE         that line-protocol line
@@ -26,6 +27,7 @@ const LIVE_FACTORY = env('LIVE_FACTORY');
 const LIVE_TOKEN = env('LIVE_TOKEN');
 const LIVE_LINE = env('LIVE_LINE');
 const SHOTS = env('SCREENSHOT_DIR');
+const READ = env('READ_TOKEN');
 
 function check(cond, msg) {
   if (!cond) throw new Error(`check failed: ${msg}`);
@@ -171,6 +173,12 @@ async function main() {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 0, `on a 390 px phone nothing scrolls sideways (overflow ${overflow} px)`);
     await page.screenshot({ path: path.join(SHOTS, 'overview-phone.png'), fullPage: true });
+
+    // A read token looks but may not acknowledge: the board offers no acknowledgement.
+    await page.evaluate((t) => localStorage.setItem('eitwatch.token', t), READ);
+    await page.reload();
+    await page.waitForSelector('#open-alerts [data-alert-id][data-state="firing"]', { timeout: 10000 });
+    check(!(await page.$('details.ackbox')), 'with a read token no alert offers an acknowledgement');
 
     check(errors.length === 0, `no script errors on the page (${errors.join('; ')})`);
   } finally {

@@ -97,6 +97,7 @@ struct Board {
     _proc: support::Proc,
     url: String,
     admin: String,
+    read: String,
     writers: Vec<(String, String)>,
 }
 
@@ -111,8 +112,9 @@ impl Board {
             .map(|f| (f.to_string(), create_token(&data, &["--factory", f]).1))
             .collect();
         let admin = create_token(&data, &["--admin"]).1;
+        let read = create_token(&data, &["--read"]).1;
         let (proc, url) = start_server(dir, &conf, &data, Duration::from_secs(30)).await;
-        Board { _proc: proc, url, admin, writers }
+        Board { _proc: proc, url, admin, read, writers }
     }
 
     fn token(&self, factory: &str) -> &str {
@@ -218,6 +220,7 @@ async fn the_board_in_a_real_browser() {
     let env = vec![
         ("BOARD_URL", board.url.clone()),
         ("ADMIN_TOKEN", board.admin.clone()),
+        ("READ_TOKEN", board.read.clone()),
         ("EXPECT_STATES", expect.to_string()),
         ("LIVE_FACTORY", "f-ok".to_string()),
         ("LIVE_TOKEN", board.token("f-ok").to_string()),
@@ -285,6 +288,7 @@ async fn board_assets_site_listing_and_event_stream_token() {
     // The admin sees both areas and every factory, with catalog names in both languages.
     let (status, site) = board.get(&board.admin, "/api/v1/site").await;
     assert_eq!(status, 200);
+    assert_eq!(site["scope"], serde_json::json!({"factory": null, "kind": "admin"}));
     let ids: Vec<_> = site["areas"].as_array().expect("areas").iter().map(|a| a["id"].as_str().unwrap_or("")).collect();
     assert_eq!(ids, ["map-ta-phut", "mae-moh"]);
     assert_eq!(site["areas"][0]["factories"].as_array().map(Vec::len), Some(4));
@@ -296,7 +300,7 @@ async fn board_assets_site_listing_and_event_stream_token() {
     assert_eq!(cod["unit"], "mg/L");
     // A factory's token sees only its factory (and its area).
     let (_, mine) = board.get(board.token("f-insufficient"), "/api/v1/site").await;
-    assert_eq!(mine["scope"]["factory"], "f-insufficient");
+    assert_eq!(mine["scope"], serde_json::json!({"factory": "f-insufficient", "kind": "write"}));
     assert_eq!(mine["areas"].as_array().map(Vec::len), Some(1));
     assert_eq!(mine["areas"][0]["factories"][0]["id"], "f-insufficient");
     assert_eq!(mine["areas"][0]["factories"].as_array().map(Vec::len), Some(1));
