@@ -304,6 +304,9 @@ async fn board_assets_site_listing_and_event_stream_token() {
     assert_eq!(mine["areas"].as_array().map(Vec::len), Some(1));
     assert_eq!(mine["areas"][0]["factories"][0]["id"], "f-insufficient");
     assert_eq!(mine["areas"][0]["factories"].as_array().map(Vec::len), Some(1));
+    let (_, openapi) = board.get(&board.admin, "/api/v1/openapi.json").await;
+    assert!(openapi["paths"]["/api/v1/site"]["get"].is_object(), "/api/v1/site in the OpenAPI document");
+    assert_eq!(openapi["paths"]["/api/v1/events"]["get"]["parameters"][0]["name"], "token");
     // Without a token (and anonymous reads off): 401.
     let r = client.get(format!("{}/api/v1/site", board.url)).send().await.expect("GET");
     assert_eq!(r.status().as_u16(), 401);
