@@ -12,7 +12,7 @@ const TEXT = {
     be: 'B.E. dates', token_change: 'Token', live_on: 'live', live_off: 'offline',
     token_title: 'Access token', token_help: 'Paste the token the provincial office gave you. It is kept in this browser only.',
     token_save: 'Save', token_none: 'No token (loopback)',
-    overview: 'Area overview', samples: 'grab samples', open_n: 'open alerts', open_alerts: 'Open alerts', no_open_alerts: 'No open alerts.', factories: 'Factories',
+    overview: 'Area overview', at_o2: 'at', instantaneous: 'grab sample', hourly: 'hourly mean', daily: 'daily mean', samples: 'grab samples', open_n: 'open alerts', open_alerts: 'Open alerts', no_open_alerts: 'No open alerts.', factories: 'Factories',
     area: 'Area', type: 'Type', state: 'State', all: 'All', effluent: 'Effluent', emission: 'Stack emission', ambient: 'Ambient',
     compliant: 'Compliant', exceeding: 'Exceeding', no_data: 'No data', sensor_fault: 'Sensor fault', insufficient_data: 'Insufficient data',
     exceedance: 'Exceedance', availability: 'Availability', deadline: 'Deadline',
@@ -33,7 +33,7 @@ const TEXT = {
     be: 'วันที่แบบ พ.ศ.', token_change: 'โทเคน', live_on: 'เชื่อมต่อสด', live_off: 'ไม่ได้เชื่อมต่อ',
     token_title: 'โทเคนสำหรับเข้าใช้งาน', token_help: 'วางโทเคนที่ได้รับจากสำนักงานอุตสาหกรรมจังหวัด โทเคนจะเก็บไว้ในเบราว์เซอร์นี้เท่านั้น',
     token_save: 'บันทึก', token_none: 'ไม่ใช้โทเคน (เครื่องเดียวกัน)',
-    overview: 'ภาพรวมพื้นที่', samples: 'ตัวอย่างแบบจ้วง', open_n: 'แจ้งเตือนที่เปิดอยู่', open_alerts: 'การแจ้งเตือนที่ยังเปิดอยู่', no_open_alerts: 'ไม่มีการแจ้งเตือนที่เปิดอยู่', factories: 'โรงงาน',
+    overview: 'ภาพรวมพื้นที่', at_o2: 'ที่', instantaneous: 'ตัวอย่างแบบจ้วง', hourly: 'ค่าเฉลี่ยรายชั่วโมง', daily: 'ค่าเฉลี่ยรายวัน', samples: 'ตัวอย่างแบบจ้วง', open_n: 'แจ้งเตือนที่เปิดอยู่', open_alerts: 'การแจ้งเตือนที่ยังเปิดอยู่', no_open_alerts: 'ไม่มีการแจ้งเตือนที่เปิดอยู่', factories: 'โรงงาน',
     area: 'พื้นที่', type: 'ประเภท', state: 'สถานะ', all: 'ทั้งหมด', effluent: 'น้ำทิ้ง', emission: 'อากาศจากปล่อง', ambient: 'บรรยากาศ',
     compliant: 'เป็นไปตามมาตรฐาน', exceeding: 'เกินมาตรฐาน', no_data: 'ไม่มีข้อมูล', sensor_fault: 'เครื่องมือวัดขัดข้อง', insufficient_data: 'ข้อมูลไม่เพียงพอ',
     exceedance: 'ค่าเกินมาตรฐาน', availability: 'ความครบถ้วนของข้อมูล', deadline: 'กำหนดเวลาแจ้ง',
@@ -440,11 +440,14 @@ function chartHtml(c) {
   if (line) parts.push(`<path d="${line}" fill="none" stroke="#1565c0" stroke-width="1.6"/>`);
   parts.push(dots);
   // Limits.
+  // An emission limit applies to the value corrected to its reference O₂: the label says so,
+  // since the line is drawn over the readings as measured.
   for (const l of c.limits) {
-    for (const v of [l.max, l.min]) {
-      if (v == null) continue;
-      parts.push(`<line class="limit" x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#c62828" stroke-dasharray="6 4" stroke-width="1.4"/><text x="${W - R - 4}" y="${(y(v) - 4).toFixed(1)}" text-anchor="end" font-size="11" fill="#c62828">${esc(t('limit'))} ${esc(l.describe)} (${esc(l.averaging)})</text>`);
-    }
+    const basis = l.reference_o2_pct != null ? ` ${t('at_o2')} ${l.reference_o2_pct} % O₂` : '';
+    [l.max, l.min].filter((v) => v != null).forEach((v, i) => {
+      const label = i === 0 ? `<text x="${W - R - 4}" y="${(y(v) - 4).toFixed(1)}" text-anchor="end" font-size="11" fill="#c62828">${esc(t('limit'))} ${esc(l.describe)}${esc(basis)} (${esc(t(l.averaging))})</text>` : '';
+      parts.push(`<line class="limit" x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#c62828" stroke-dasharray="6 4" stroke-width="1.4"/>${label}`);
+    });
   }
   // Episodes: a bar along the top.
   for (const e of c.episodes) {
