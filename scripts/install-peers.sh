@@ -5,7 +5,8 @@
 #   pymodbus (a Modbus server none of us wrote) and influxdb-client (InfluxData's Python
 #   client, the writer the ingest tests prove compatibility with), from PyPI, into .peers/venv.
 #   chromium (headless, for the board's browser tests) and Node.js from Debian;
-#   playwright-core (drives that chromium) from npm, `npm ci` from tests/browser/package-lock.json.
+#   playwright-core (drives that chromium) and @influxdata/flux-lsp-browser (checks the Grafana
+#   dashboards' Flux) from npm, `npm ci` from tests/browser/package-lock.json.
 # Idempotent: a second run with everything present does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,8 +42,9 @@ if ! "$venv/bin/python" -c 'import influxdb_client' >/dev/null 2>&1; then
   echo "install-peers: pip install influxdb-client into $venv"
   "$venv/bin/python" -m pip install -q "influxdb-client==1.49.0"
 fi
-if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
-  echo "install-peers: npm ci in tests/browser (playwright-core)"
+if [ ! -f tests/browser/node_modules/playwright-core/package.json ] \
+  || [ ! -f tests/browser/node_modules/@influxdata/flux-lsp-browser/package.json ]; then
+  echo "install-peers: npm ci in tests/browser (playwright-core, @influxdata/flux-lsp-browser)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus and influxdb-client: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"

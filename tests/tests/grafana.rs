@@ -272,3 +272,26 @@ fn the_flux_check_refuses_what_the_line_protocol_does_not_write() {
         assert!(problems.iter().any(|p| p.contains(want)), "{want}: {problems:?}\n{query}");
     }
 }
+
+/// InfluxData's Flux analyser (the language server's WebAssembly build, from npm) finds
+/// every query valid: syntax, builtin functions and their parameters, with Grafana's macros
+/// filled in. `--self-test` first proves it refuses broken queries.
+#[test]
+fn every_flux_query_passes_influxdatas_flux_analyser() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let script = root.join("tests/browser/flux-check.mjs");
+    let package = root.join("tests/browser/node_modules/@influxdata/flux-lsp-browser");
+    assert!(package.exists(), "{} missing: run scripts/install-peers.sh (scripts/test.sh does)", package.display());
+    for args in [vec!["--self-test".to_string()], vec![grafana_dir().join("dashboards").display().to_string()]] {
+        let out = std::process::Command::new("node")
+            .arg(&script)
+            .args(&args)
+            .output()
+            .expect("node (install Node.js: scripts/install-peers.sh)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "flux-check {args:?}:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        if args[0] != "--self-test" {
+            assert!(stdout.contains(" 0 invalid"), "{stdout}");
+        }
+    }
+}
