@@ -480,12 +480,16 @@ ${c.buckets.length ? '' : `<p class="muted">${esc(t('no_readings'))}</p>`}
 // ---- indicators ----
 
 function renderIndicatorsOnce() {
+  // Live events re-render the page: the indicators view is redrawn only when the language
+  // or the era changes, not at every alert.
+  const page = $('#ind-page');
+  if (page && page.dataset.key === `${S.lang}/${S.be}`) return;
   const areas = S.site.areas;
   const today = new Date(Date.now() + BKK_OFFSET_MS).toISOString().slice(0, 10);
   const monthAgo = new Date(Date.now() + BKK_OFFSET_MS - 30 * 86400e3).toISOString().slice(0, 10);
   const prev = $('#ind-area');
   const state = prev ? { area: prev.value, from: $('#ind-from').value, to: $('#ind-to').value } : { area: areas[0] ? areas[0].id : '', from: monthAgo, to: today };
-  $('#main').innerHTML = `<h1 data-view="indicators">${esc(t('indicators'))}</h1>
+  $('#main').innerHTML = `<div id="ind-page" data-key="${S.lang}/${S.be}"><h1 data-view="indicators">${esc(t('indicators'))}</h1>
 <div class="filters">
   <label>${esc(t('area'))} <select id="ind-area">${options(areas.map((a) => [a.id, `${areaName(a)} (${a.province})`]), state.area)}</select></label>
   <label>${esc(t('from'))} <input type="date" id="ind-from" value="${esc(state.from)}"></label>
@@ -495,7 +499,7 @@ function renderIndicatorsOnce() {
   <button id="ind-xlsx" type="button">${esc(t('export_xlsx'))}</button>
 </div>
 <p class="muted" id="ind-url"></p>
-<div id="ind-out"></div>`;
+<div id="ind-out"></div></div>`;
   const query = (format) => {
     // Bangkok days: from 00:00 of the first to 00:00 after the last.
     const from = `${$('#ind-from').value}T00:00:00+07:00`;

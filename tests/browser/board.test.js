@@ -6,6 +6,8 @@
 //   EXPECT_STATES     JSON {factory id: state} the overview must show
 //   LIVE_FACTORY      the factory whose write token (LIVE_TOKEN) writes a reading over the limit
 //   LIVE_LINE         that line-protocol line
+//   SILENT_FACTORY    the silent factory, and its write token (SILENT_TOKEN): it reports
+//                     late in the test, which resolves its no-data alert
 //   SCREENSHOT_DIR    where the screenshots go
 // Exits 0 when every check holds; otherwise prints what failed and exits 1.
 'use strict';
@@ -28,6 +30,8 @@ const LIVE_TOKEN = env('LIVE_TOKEN');
 const LIVE_LINE = env('LIVE_LINE');
 const SHOTS = env('SCREENSHOT_DIR');
 const READ = env('READ_TOKEN');
+const SILENT_FACTORY = env('SILENT_FACTORY');
+const SILENT_TOKEN = env('SILENT_TOKEN');
 
 function check(cond, msg) {
   if (!cond) throw new Error(`check failed: ${msg}`);
@@ -122,6 +126,21 @@ async function main() {
       `after a reload alert ${liveId} is still acknowledged with the comment (${JSON.stringify(after)})`);
     check(!(await page.$(`[data-alert-id="${liveId}"] form.ack`)), 'an acknowledged alert offers no second acknowledgement');
 
+    // A comment being typed survives a live update of the list.
+    const other = await page.$eval('#open-alerts [data-state="firing"][data-kind="exceedance"]', (e) => e.dataset.alertId);
+    await page.click(`[data-alert-id="${other}"] details.ackbox summary`);
+    await page.fill(`[data-alert-id="${other}"] textarea`, 'half-typed');
+    const silentSel = `#open-alerts [data-kind="no_data"][data-factory="${SILENT_FACTORY}"]`;
+    check(await page.$(silentSel), `${SILENT_FACTORY} has an open no-data alert`);
+    const w = await fetch(`${URL_}/api/v2/write?org=o&bucket=b&precision=ns`, {
+      method: 'POST', headers: { Authorization: `Token ${SILENT_TOKEN}` }, body: `effluent,factory=${SILENT_FACTORY},point=outfall-1 cod=50`,
+    });
+    check(w.status === 204, `${SILENT_FACTORY} reports (${w.status})`);
+    await page.waitForSelector(silentSel, { state: 'detached', timeout: 5000 });
+    check(true, `its no-data alert left the open alerts live`);
+    const kept = await page.$eval(`[data-alert-id="${other}"]`, (e) => ({ open: e.querySelector('details').open, text: e.querySelector('textarea').value }));
+    check(kept.open && kept.text === 'half-typed', `the comment being typed survived the update (${JSON.stringify(kept)})`);
+
     // Thai / English.
     check((await page.textContent('h1')) === 'Area overview', 'English heading');
     await page.click('#lang');
@@ -164,6 +183,9 @@ async function main() {
     await page.goto(`${URL_}/board/#/indicators`);
     await page.waitForSelector('#ind-csv', { timeout: 5000 });
     await page.waitForFunction(() => !document.querySelector('#ind-out').textContent.includes('…'), null, { timeout: 5000 });
+    const asked = await page.textContent('#ind-url');
+    check(/^GET \/api\/v1\/indicators\?area=[\w-]+&from=\d{4}-\d\d-\d\dT00%3A00%3A00%2B07%3A00&to=/.test(asked), `the indicators page asks ${asked}`);
+    check(await page.$('#ind-out pre, #ind-out .error'), 'and shows the answer (JSON) or why there is none');
     await page.screenshot({ path: path.join(SHOTS, 'indicators.png'), fullPage: true });
 
     // A phone: one column, nothing wider than the screen.

@@ -107,7 +107,7 @@ impl Board {
         std::fs::create_dir_all(&data).expect("data dir");
         let conf = dir.join("server.toml");
         std::fs::write(&conf, SITE.replace("DATA", &data.display().to_string())).expect("conf");
-        let writers = ["f-ok", "f-exceed", "f-fault", "f-insufficient"]
+        let writers = ["f-ok", "f-exceed", "f-fault", "f-insufficient", "f-silent"]
             .iter()
             .map(|f| (f.to_string(), create_token(&data, &["--factory", f]).1))
             .collect();
@@ -181,7 +181,7 @@ async fn feed(board: &Board) {
             ),
         )
         .await;
-    // f-silent never reports: no data after 2 s.
+    // f-silent does not report (until the browser test makes it): no data after 2 s.
     board.wait_alert("f-exceed", "exceedance").await;
     board.wait_alert("f-fault", "sensor_fault").await;
     board.wait_alert("f-silent", "no_data").await;
@@ -226,6 +226,8 @@ async fn the_board_in_a_real_browser() {
         ("LIVE_TOKEN", board.token("f-ok").to_string()),
         // No timestamp: the server stamps it on arrival, so it is the newest grab sample.
         ("LIVE_LINE", "effluent,factory=f-ok,point=outfall-1 cod=200".to_string()),
+        ("SILENT_FACTORY", "f-silent".to_string()),
+        ("SILENT_TOKEN", board.token("f-silent").to_string()),
         ("SCREENSHOT_DIR", shots.display().to_string()),
     ];
     let out = tokio::task::spawn_blocking(move || node_script(&env)).await.expect("node task");
