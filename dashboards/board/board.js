@@ -271,9 +271,11 @@ function options(list, selected) {
 function renderOverview() {
   const F = S.filters;
   const areas = S.site.areas;
-  const rows = factories()
+  const inScope = factories()
     .filter(({ area, f }) => (!F.area || area.id === F.area) && (!F.kind || f.points.some((p) => p.kind === F.kind)))
-    .map(({ area, f }) => ({ area, f, state: factoryState(f.id), open: openAlerts(f.id).length }))
+    .map(({ area, f }) => ({ area, f, state: factoryState(f.id), open: openAlerts(f.id).length }));
+  const counts = Object.fromEntries(STATES.map((st) => [st, inScope.filter((r) => r.state === st).length]));
+  const rows = inScope
     .filter((r) => !F.state || r.state === F.state)
     .sort((a, b) => (b.open > 0) - (a.open > 0) || STATES.indexOf(a.state) - STATES.indexOf(b.state) || a.f.name.localeCompare(b.f.name));
   const visible = new Set(rows.map((r) => r.f.id));
@@ -285,6 +287,7 @@ function renderOverview() {
   <label>${esc(t('type'))} <select id="f-kind">${options([['', t('all')], ['effluent', t('effluent')], ['emission', t('emission')]], F.kind)}</select></label>
   <label>${esc(t('state'))} <select id="f-state">${options([['', t('all')], ...STATES.map((s) => [s, t(s)])], F.state)}</select></label>
 </div>
+<div class="filters" id="state-counts">${STATES.map((st) => `<button type="button" class="state s-${st}" data-count-state="${st}" data-count="${counts[st]}">${esc(t(st))}: ${counts[st]}</button>`).join('')}</div>
 <h2>${esc(t('open_alerts'))} (<span id="open-count">${open.length}</span>)</h2>
 <ul class="alerts" id="open-alerts">${open.length ? open.map((a) => alertHtml(a, true)).join('') : `<li class="muted">${esc(t('no_open_alerts'))}</li>`}</ul>
 <h2>${esc(t('factories'))} (${rows.length})</h2>
@@ -297,6 +300,9 @@ function renderOverview() {
   <div class="meta">${esc(t('latest'))}: ${latest.length ? fmtTime(Math.max(...latest)) : '–'}</div>
 </a>`;
   }).join('')}</div>`;
+  for (const b of document.querySelectorAll('#state-counts button')) {
+    b.addEventListener('click', () => { S.filters.state = S.filters.state === b.dataset.countState ? '' : b.dataset.countState; render(); });
+  }
   for (const [id, key] of [['#f-area', 'area'], ['#f-kind', 'kind'], ['#f-state', 'state']]) {
     $(id).addEventListener('change', (ev) => { S.filters[key] = ev.target.value; render(); });
   }

@@ -72,6 +72,18 @@ async function main() {
       const got = shown.find(([f]) => f === id);
       check(got && got[1] === want, `overview: ${id} is ${want} (shown: ${got ? got[1] : 'missing'})`);
     }
+    // The count per state above the list, and a click on one filters by it.
+    for (const st of new Set(Object.values(EXPECT))) {
+      const want = Object.values(EXPECT).filter((v) => v === st).length;
+      const got = await page.$eval(`#state-counts [data-count-state="${st}"]`, (e) => Number(e.dataset.count));
+      check(got === want, `the summary counts ${want} ${st} (shows ${got})`);
+    }
+    await page.click('#state-counts [data-count-state="exceeding"]');
+    const onlyExceeding = (await states(page)).map(([, st]) => st);
+    check(onlyExceeding.length > 0 && onlyExceeding.every((st) => st === 'exceeding'), `clicking "exceeding" shows only exceeding factories (${onlyExceeding.join(', ')})`);
+    await page.click('#state-counts [data-count-state="exceeding"]');
+    check((await states(page)).length === Object.keys(EXPECT).length, 'a second click shows every factory again');
+
     // Open alerts first: every factory with an open alert comes before every one without.
     const withAlerts = new Set(await page.$$eval('#open-alerts [data-alert-id]', (els) => els.map((e) => e.dataset.factory)));
     const order = shown.map(([f]) => withAlerts.has(f));
