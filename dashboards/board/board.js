@@ -162,11 +162,23 @@ function alertHtml(a, withFactory) {
     <span>${esc(a.point)}${pname ? ' · ' + esc(pname) : ''}</span>
     ${a.value != null ? `<span>${esc(num(a.value))}${a.limit ? ' ' + esc(a.limit.unit) + ' (' + esc(a.limit.describe) + ')' : ''}</span>` : ''}
     <span class="muted">${t('since')} ${fmtTime(a.since_ns)}</span></div>
-  <div class="summary muted">${esc(a.summary)}</div>
+  <div class="summary muted" title="${esc(a.summary)}">${esc(summaryText(a, pname))}</div>
   ${a.ack ? `<div class="ackinfo">${t('acked_by')} ${esc(a.ack.by)} ${t('at')} ${fmtTime(a.ack.at_ns)}: “<span class="ack-comment">${esc(a.ack.comment)}</span>”</div>` : ''}
   <div class="history">${t('history')}: ${hist}</div>
   ${canAck ? `<details class="ackbox"><summary>${esc(t('acknowledge'))}…</summary><form class="ack" data-id="${a.id}"><textarea name="comment" placeholder="${esc(t('comment'))}"></textarea><button type="submit">${esc(t('send'))}</button></form></details>` : ''}
 </li>`;
+}
+
+// The server words its summaries in English; in Thai the board words the common kinds from
+// the alert's fields (the English one stays as the tooltip).
+function summaryText(a, pname) {
+  if (S.lang !== 'th') return a.summary;
+  if (a.kind === 'exceedance' && a.limit && a.value != null) {
+    const by = a.limit.permit ? `ใบอนุญาต ${a.limit.permit}` : `${a.limit.standard || ''} ข้อ ${a.limit.clause || ''}`;
+    return `${pname} ${num(a.value)} ${a.limit.unit} เกินค่ามาตรฐาน ${a.limit.describe} (${by}) ตั้งแต่ ${fmtTime(a.since_ns)}`;
+  }
+  if (a.kind === 'no_data') return `ไม่ได้รับข้อมูลจาก ${a.point} ตั้งแต่ ${fmtTime(a.since_ns)}`;
+  return a.summary;
 }
 
 function sortAlerts(list) {

@@ -160,6 +160,8 @@ async function main() {
     const thaiState = await page.$eval(`#factories [data-factory="${LIVE_FACTORY}"] .state`, (e) => e.textContent);
     check(thaiState === 'เกินมาตรฐาน', `the state label is Thai (${thaiState})`);
     check((await page.textContent('header nav a')) === 'ภาพรวม', 'the navigation is Thai');
+    const thaiSummary = await page.textContent(`[data-alert-id="${liveId}"] .summary`);
+    check(thaiSummary.startsWith('ซีโอดี 200.0 mg/L เกินค่ามาตรฐาน ≤ 120 mg/L (moi-effluent-2560 ข้อ 5.7)'), `the exceedance is worded in Thai (${thaiSummary})`);
     // Buddhist era: the year is A.D. + 543.
     await page.check('#be');
     const year = new Date(Date.now() + 7 * 3600e3).getUTCFullYear();
