@@ -18,6 +18,7 @@ use crate::{AppState, auth, ingest};
 pub fn router(app: AppState) -> Router {
     let max_body = app.config.server.max_body_bytes;
     Router::new()
+        .merge(crate::board::routes())
         .route("/health", get(health))
         .route("/ping", get(ping).head(ping))
         .route("/api/v2/write", post(ingest::write_v2))
@@ -33,7 +34,6 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/events", get(crate::events::stream))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/gaps", get(crate::gaps::list).post(crate::gaps::record))
-        .merge(crate::board::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
 }
