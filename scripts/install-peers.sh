@@ -4,6 +4,9 @@
 #   victoria-metrics (a real store taking the InfluxDB v2 write API), from Debian;
 #   pymodbus (a Modbus server none of us wrote) and influxdb-client (InfluxData's Python
 #   client, the writer the ingest tests prove compatibility with), from PyPI, into .peers/venv.
+#   chromium (headless, for the board's browser tests) and Node.js from Debian;
+#   playwright-core (drives that chromium) and @influxdata/flux-lsp-browser (checks the Grafana
+#   dashboards' Flux) from npm, `npm ci` from tests/browser/package-lock.json.
 # Idempotent: a second run with everything present does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +17,12 @@ command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || need_apt+=(victoria-metrics)
 # The MQTT TLS test makes its CA and certificates with the openssl command.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The board's browser tests: Debian's chromium (launched at /usr/bin/chromium), Thai fonts so
+# the Thai labels render in screenshots, Node.js and npm for playwright-core.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+fc-list 2>/dev/null | grep -qi garuda || need_apt+=(fonts-thai-tlwg)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-peers: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -33,4 +42,9 @@ if ! "$venv/bin/python" -c 'import influxdb_client' >/dev/null 2>&1; then
   echo "install-peers: pip install influxdb-client into $venv"
   "$venv/bin/python" -m pip install -q "influxdb-client==1.49.0"
 fi
-echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus and influxdb-client: $venv)"
+if [ ! -f tests/browser/node_modules/playwright-core/package.json ] \
+  || [ ! -f tests/browser/node_modules/@influxdata/flux-lsp-browser/package.json ]; then
+  echo "install-peers: npm ci in tests/browser (playwright-core, @influxdata/flux-lsp-browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus and influxdb-client: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"

@@ -18,6 +18,7 @@ use crate::{AppState, auth, ingest};
 pub fn router(app: AppState) -> Router {
     let max_body = app.config.server.max_body_bytes;
     Router::new()
+        .merge(crate::board::routes())
         .route("/health", get(health))
         .route("/ping", get(ping).head(ping))
         .route("/api/v2/write", post(ingest::write_v2))

@@ -7,8 +7,10 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
+use std::collections::HashMap;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::broadcast;
@@ -56,12 +58,22 @@ impl Events {
     }
 }
 
-/// `GET /api/v1/events`: the live stream, scoped like the read API.
+/// `GET /api/v1/events`: the live stream, scoped like the read API. Browsers' EventSource
+/// cannot send an `Authorization` header, so the token may also come as `?token=` (the
+/// header wins when both are there).
 pub async fn stream(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    if let Some(token) = q.get("token").filter(|t| !t.is_empty())
+        && !headers.contains_key(header::AUTHORIZATION)
+    {
+        let value = HeaderValue::from_str(&format!("Token {token}"))
+            .map_err(|_| ApiError::unauthorized("token: not a token (control characters)"))?;
+        headers.insert(header::AUTHORIZATION, value);
+    }
     let scope = read_scope(&app, &headers, peer)?;
     let rx = app.events.subscribe();
     let stream = futures_util::stream::unfold((rx, scope), |(mut rx, scope)| async move {

@@ -11,11 +11,13 @@
 //! - [`alerts`]: the alert book (pending → firing → acknowledged → resolved), append-only;
 //! - [`events`] and [`webhooks`]: alert changes live over SSE and to configured webhooks;
 //! - [`gaps`]: what agents had to drop (gap records), kept in the data directory;
-//! - [`api`]: the HTTP surface (health, write, read API).
+//! - [`api`]: the HTTP surface (health, write, read API);
+//! - [`board`]: the built-in compliance board (static files embedded) and its site listing.
 
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod board;
 pub mod compliance;
 pub mod corrections;
 pub mod events;
