@@ -19,6 +19,7 @@ pub mod auth;
 pub mod compliance;
 pub mod events;
 pub mod gaps;
+pub mod indicators;
 pub mod influxdb;
 pub mod ingest;
 pub mod store;

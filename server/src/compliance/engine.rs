@@ -158,6 +158,8 @@ pub struct Period {
     pub availability_pct: f64,
     /// Why it is not judged, or what a reader should know.
     pub reason: Option<String>,
+    /// Grab samples it stands for (1 for a fixed period or a single grab sample).
+    pub samples: u32,
 }
 
 /// What a period said, for revisions.
@@ -251,6 +253,7 @@ impl Instant {
             excluded: 0,
             availability_pct: 100.0,
             reason,
+            samples: 1,
         }
     }
 }
@@ -873,6 +876,7 @@ impl Engine {
             excluded: 0,
             availability_pct: 100.0,
             reason: None,
+            samples: 1,
         };
         self.finish(series, &track.limit, p, sample.value, sample.not_detected)
     }
@@ -900,6 +904,7 @@ impl Engine {
             excluded,
             availability_pct: availability,
             reason: None,
+            samples: 1,
         };
         if !sufficient(valid, expected, limit.availability_min_pct) {
             let gap = self.gaps.iter().find(|g| {
