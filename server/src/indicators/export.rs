@@ -165,11 +165,14 @@ pub fn csv(r: &Report, buddhist_era: bool) -> String {
     out
 }
 
+/// A sheet's name, headers and rows.
+type Sheet<'a> = (&'a str, &'a [&'a str], Vec<Vec<Cell>>);
+
 /// The workbook: sheets `indicators`, `evidence`, `episodes`.
 pub fn xlsx(r: &Report, buddhist_era: bool) -> Result<Vec<u8>, XlsxError> {
     let mut book = Workbook::new();
     let bold = Format::new().set_bold();
-    let sheets: [(&str, &[&str], Vec<Vec<Cell>>); 3] = [
+    let sheets: [Sheet<'_>; 3] = [
         ("indicators", &INDICATOR_HEADERS, indicator_rows(r, buddhist_era)),
         ("evidence", &EVIDENCE_HEADERS, evidence_rows(r)),
         ("episodes", &EPISODE_HEADERS, episode_rows(r, buddhist_era)),
