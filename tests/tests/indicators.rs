@@ -1,0 +1,152 @@
+//! EIT indicators end to end, against the real server binary: readings written over the
+//! InfluxDB API, judged by the engine, and the indicators read back as JSON, CSV and XLSX
+//! through `GET /api/v1/indicators`, with values computed by hand here.
+
+mod support;
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use calamine::{Data, Reader as _, Xlsx};
+use support::compliance::{ComplianceServer, minutes};
+use support::wait_for;
+
+fn ts(s: &str) -> i64 {
+    s.parse::<jiff::Timestamp>().expect("timestamp").as_nanosecond() as i64
+}
+
+const RANGE: &str = "from=2026-10-01&to=2026-10-03";
+
+fn value<'a>(report: &'a serde_json::Value, id: &str, key: &str) -> &'a serde_json::Value {
+    let indicator = report["report"]["indicators"]
+        .as_array()
+        .expect("indicators")
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no indicator {id} in {report}"));
+    indicator["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .find(|v| v["key"] == key)
+        .unwrap_or_else(|| panic!("no {key} in {indicator}"))
+}
+
+async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
+    let mut r = support::http().get(url);
+    if let Some(t) = token {
+        r = r.header("Authorization", format!("Token {t}"));
+    }
+    r.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+#[tokio::test]
+async fn indicators_over_http_as_json_csv_and_xlsx() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, tokens) = ComplianceServer::start(dir.path()).await;
+    // 1 and 2 October 2026, Bangkok (the range asked for). f1's outfall reports COD once a
+    // minute on 1 October only: 100 mg/L, but 150 at 10:00 and 10:01. f2's reports 80 on both
+    // days. f1's stack never reports.
+    let day1 = ts("2026-09-30T17:00:00Z");
+    let mut f1 = minutes("effluent", "f1", "outfall-1", "cod", 100.0, day1, 1440);
+    for minute in [600, 601] {
+        let t = day1 + minute * 60_000_000_000;
+        f1 = f1.replace(&format!("cod=100 {t}\n"), &format!("cod=150 {t}\n"));
+    }
+    assert_eq!(f1.matches("cod=150").count(), 2);
+    assert_eq!(server.write(&tokens.f1, f1).await, 204);
+    let f2 = minutes("effluent", "f2", "outfall-1", "cod", 80.0, day1, 2880);
+    assert_eq!(server.write(&tokens.f2, f2).await, 204);
+
+    let url = format!("{}/api/v1/indicators?area=a1&{RANGE}", server.url);
+    let report = wait_for("every grab sample judged", Duration::from_secs(60), || {
+        let url = url.clone();
+        async move {
+            let r = support::get_json(&url).await;
+            (value(&r, "effluent-compliance", "judged_compliant_pct")["denominator"] == 4320.0).then_some(r)
+        }
+    })
+    .await;
+
+    // 1440 + 2880 grab samples judged, 2 exceeding; f1 exceeded, f2 did not.
+    let rate = value(&report, "effluent-compliance", "judged_compliant_pct");
+    assert_eq!((rate["numerator"].as_f64(), rate["denominator"].as_f64()), (Some(4318.0), Some(4320.0)));
+    assert!((rate["value"].as_f64().expect("value") - 431800.0 / 4320.0).abs() < 1e-9, "{rate}");
+    assert_eq!(rate["previous"], serde_json::Value::Null, "nothing before 1 October");
+    let factories = value(&report, "effluent-compliance", "factories_compliant_pct");
+    assert_eq!((factories["numerator"].as_f64(), factories["denominator"].as_f64()), (Some(1.0), Some(2.0)));
+    // The stack never reported: no value, and why.
+    let emission = value(&report, "emission-compliance", "judged_compliant_pct");
+    assert_eq!(emission["value"], serde_json::Value::Null);
+    assert!(
+        emission["not_computed"].as_str().expect("why").starts_with("no grab sample or period judged"),
+        "{emission}"
+    );
+    // Point-days meeting 80 %: f1 outfall 1 of 2 (silent on 2 October), f1 stack 0 of 2, f2 2 of 2.
+    let days = value(&report, "data-availability", "point_days_meeting_pct");
+    assert_eq!((days["numerator"].as_f64(), days["denominator"].as_f64()), (Some(3.0), Some(6.0)));
+    assert_eq!(value(&report, "data-availability", "point:f1/outfall-1")["value"].as_f64(), Some(50.0));
+    // One episode (10:00 and 10:01), in one clock hour.
+    assert_eq!(value(&report, "exceedances", "episodes")["value"].as_f64(), Some(1.0));
+    assert_eq!(value(&report, "exceedances", "hours:cod")["value"].as_f64(), Some(1.0));
+    let episode = &report["report"]["episodes"][0];
+    assert_eq!((episode["periods"].as_u64(), episode["peak"].as_f64()), (Some(2), Some(150.0)), "{episode}");
+    // No flow meter anywhere: the COD load says so instead of 0.
+    let cod = value(&report, "pollutant-load", "load:cod");
+    assert_eq!(cod["value"], serde_json::Value::Null);
+    assert_eq!(cod["not_computed"], "f1/outfall-1: flow not measured; f2/outfall-1: flow not measured");
+
+    // A factory's own token sees its factory only.
+    let r = get(&format!("{}/api/v1/indicators?{RANGE}", server.url), Some(&tokens.f2)).await;
+    assert_eq!(r.status(), 200);
+    let own: serde_json::Value = r.json().await.expect("json");
+    let rate = value(&own, "effluent-compliance", "judged_compliant_pct");
+    assert_eq!((rate["numerator"].as_f64(), rate["denominator"].as_f64()), (Some(2880.0), Some(2880.0)));
+    let r = get(&format!("{}/api/v1/indicators?factory=f1&{RANGE}", server.url), Some(&tokens.f2)).await;
+    assert_eq!(r.status(), 403);
+    // Bad input names the key and what was expected.
+    let r = get(&format!("{}/api/v1/indicators?period=2026-13", server.url), None).await;
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(body["message"].as_str().expect("message").starts_with("period: \"2026-13\" is not a period"), "{body}");
+    let r = get(&format!("{}/api/v1/indicators?area=nowhere&{RANGE}", server.url), None).await;
+    assert_eq!(r.status(), 400);
+
+    // CSV, Buddhist era.
+    let r = get(&format!("{url}&format=csv&be=true"), None).await;
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = r.text().await.expect("csv");
+    let header = csv.trim_start_matches('\u{feff}').lines().next().expect("header");
+    assert!(header.starts_with("ตัวชี้วัด / indicator,รหัส EIT / EIT code,"), "{header}");
+    let row = csv.lines().find(|l| l.contains(",factories_compliant_pct,") && l.starts_with("effluent-")).expect("row");
+    assert!(row.ends_with(",50,%,1,2,,,,2569-10-01,2569-10-02"), "{row}");
+
+    // XLSX, opened again and its cells checked.
+    let r = get(&format!("{url}&format=xlsx"), None).await;
+    assert_eq!(r.headers()["content-type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+    let bytes = r.bytes().await.expect("xlsx").to_vec();
+    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).expect("open xlsx");
+    assert_eq!(book.sheet_names(), ["indicators", "evidence", "episodes"]);
+    let sheet = book.worksheet_range("indicators").expect("indicators");
+    assert_eq!(sheet.get_value((0, 7)), Some(&Data::String("ค่า / value".into())));
+    let row = (1..sheet.height() as u32)
+        .find(|&i| sheet.get_value((i, 4)) == Some(&Data::String("judged_compliant_pct".into())))
+        .expect("row");
+    assert_eq!(sheet.get_value((row, 9)), Some(&Data::Float(4318.0)));
+    assert_eq!(sheet.get_value((row, 10)), Some(&Data::Float(4320.0)));
+    let episodes = book.worksheet_range("episodes").expect("episodes");
+    assert_eq!(episodes.get_value((1, 6)), Some(&Data::String("2026-10-01 10:00".into())));
+
+    // Definitions from the data directory, read at the next request.
+    std::fs::write(
+        server.data.join("indicators.toml"),
+        "[[indicator]]\nid = \"eff-cat3\"\nname_th = \"น้ำทิ้ง\"\nname_en = \"Effluent\"\nkind = \"effluent_compliance\"\n\
+         eit_code = \"ENV-2.1\"\nfilter = { factory_categories = [3], parameters = [\"cod\"] }\n",
+    )
+    .expect("indicators.toml");
+    let custom = support::get_json(&url).await;
+    let list = custom["report"]["indicators"].as_array().expect("indicators");
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0]["id"].as_str(), list[0]["eit_code"].as_str()), (Some("eff-cat3"), Some("ENV-2.1")));
+    assert_eq!(value(&custom, "eff-cat3", "judged_compliant_pct")["denominator"].as_f64(), Some(4320.0));
+}
