@@ -137,6 +137,34 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
     let episodes = book.worksheet_range("episodes").expect("episodes");
     assert_eq!(episodes.get_value((1, 6)), Some(&Data::String("2026-10-01 10:00".into())));
 
+    // The command-line export for scheduled reports: the same workbook, from the running server.
+    let out = dir.path().join("a1-2026-10.xlsx");
+    let run = std::process::Command::new(support::bin("eitwatch-server"))
+        .arg("--config")
+        .arg(dir.path().join("server.toml"))
+        .args(["export", "indicators", "--area", "a1", "--from", "2026-10-01", "--to", "2026-10-03"])
+        .args(["--format", "xlsx", "--be", "--token", &tokens.read, "--out"])
+        .arg(&out)
+        .output()
+        .expect("export");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("wrote "), "progress and result on stderr: {stderr}");
+    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(std::fs::read(&out).expect("exported file"))).expect("open");
+    let sheet = book.worksheet_range("indicators").expect("indicators");
+    assert_eq!(sheet.get_value((row, 9)), Some(&Data::Float(4318.0)));
+    assert_eq!(sheet.get_value((row, 14)), Some(&Data::String("2569-10-01".into())));
+    let refused = std::process::Command::new(support::bin("eitwatch-server"))
+        .arg("--config")
+        .arg(dir.path().join("server.toml"))
+        .args(["export", "indicators", "--period", "FY20x7", "--out"])
+        .arg(dir.path().join("never.xlsx"))
+        .output()
+        .expect("export");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("period: \"FY20x7\" is not a period"));
+    assert!(!dir.path().join("never.xlsx").exists());
+
     // Definitions from the data directory, read at the next request.
     std::fs::write(
         server.data.join("indicators.toml"),
