@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod compliance;
+pub mod deviations;
 pub mod events;
 pub mod gaps;
 pub mod indicators;

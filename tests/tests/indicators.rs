@@ -178,3 +178,74 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
     assert_eq!((list[0]["id"].as_str(), list[0]["eit_code"].as_str()), (Some("eff-cat3"), Some("ENV-2.1")));
     assert_eq!(value(&custom, "eff-cat3", "judged_compliant_pct")["denominator"].as_f64(), Some(4320.0));
 }
+
+async fn post(url: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = support::http()
+        .post(url)
+        .header("Authorization", format!("Token {token}"))
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn analyser_deviation_records_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, tokens) = ComplianceServer::start(dir.path()).await;
+    let url = format!("{}/api/v1/deviations", server.url);
+    // Today in Bangkok, the first day of its half-year, and a day in the half before.
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(7))).date();
+    let half_start = jiff::civil::date(today.year(), if today.month() <= 6 { 1 } else { 7 }, 1);
+    let before = half_start.yesterday().expect("date");
+    let record = |sampled: jiff::civil::Date, m: f64, t: f64| {
+        serde_json::json!({
+            "factory": "f1", "point": "outfall-1", "parameter": "cod", "sampled_on": sampled.to_string(),
+            "reported_on": sampled.to_string(), "analyser_mg_per_l": m, "lab_mg_per_l": t,
+            "laboratory": "Lab 7",
+        })
+    };
+    let (status, body) = post(&url, &tokens.f1, record(before, 130.6, 118.2)).await;
+    assert_eq!(status, 201, "{body}");
+    // E = 131 − 118 (COD as integers).
+    assert_eq!(body["record"]["deviation_mg_per_l"].as_f64(), Some(13.0), "{body}");
+    assert_eq!((body["record"]["id"].as_u64(), body["record"]["late"].as_bool()), (Some(1), Some(false)));
+    assert!(body["record"]["recorded_by"].as_str().expect("by").starts_with("write token "), "{body}");
+
+    // Who may record: the factory itself or an admin; not another factory, not a reader.
+    assert_eq!(post(&url, &tokens.f2, record(today, 100.0, 100.0)).await.0, 403);
+    assert_eq!(post(&url, &tokens.read, record(today, 100.0, 100.0)).await.0, 403);
+    let mut bad = record(today, -5.0, 100.0);
+    bad["parameter"] = "bod".into();
+    let (status, body) = post(&url, &tokens.admin, bad).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["message"],
+        "parameter: \"bod\" is not monitored at f1/outfall-1; analyser_mg_per_l: -5 is not a concentration, expected a number ≥ 0"
+    );
+    let (status, body) = post(&url, &tokens.admin, record(today, 99.5, 100.4)).await;
+    assert_eq!((status, body["record"]["deviation_mg_per_l"].as_f64()), (201, Some(0.0)), "{body}");
+
+    // f1 sampled in both half-years: ok; f2 never: overdue.
+    let v = support::get_json(&url).await;
+    let analysers = v["analysers"].as_array().expect("analysers");
+    let got: Vec<(&str, &str, u64)> = analysers
+        .iter()
+        .map(|a| {
+            (a["factory"].as_str().expect("f"), a["status"].as_str().expect("s"), a["records"].as_u64().expect("n"))
+        })
+        .collect();
+    assert_eq!(got, [("f1", "ok", 2), ("f2", "overdue", 0)]);
+    assert_eq!(v["factories"][1], serde_json::json!({"factory": "f2", "status": "overdue"}));
+    assert_eq!(v["records"].as_array().expect("records").len(), 2);
+    // A factory's token sees its own analysers only.
+    let r = get(&url, Some(&tokens.f2)).await;
+    let own: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(own["analysers"].as_array().expect("analysers").len(), 1);
+    assert_eq!(own["records"].as_array().expect("records").len(), 0);
+    // On disk, append-only: one line per record.
+    let log = std::fs::read_to_string(server.data.join("deviations.log")).expect("log");
+    assert_eq!(log.lines().count(), 2);
+}
