@@ -5,14 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use eitwatch_config::indicators::{Definition, IndicatorKind};
-use eitwatch_config::reading::{Kind, Reading};
+use eitwatch_config::reading::Kind;
 use eitwatch_config::site::{Area, Factory, Point, Registry};
 use serde::Serialize;
 
 use super::loads;
 use super::periods::Range;
 use crate::compliance::period::{DAY_NS, HOUR_NS, day, expected};
-use crate::compliance::{DayAvailability, Engine, Episode, Filter, Outcome, PeriodView};
+use crate::compliance::{DayAvailability, Engine, Episode, Filter, Outcome};
 
 /// What an indicator report covers: an area and/or a factory, within a token's scope.
 #[derive(Debug, Clone, Default)]
@@ -25,25 +25,57 @@ pub struct Selection {
     pub scope: Option<String>,
 }
 
-/// What the engine judged over one range, copied out so the engine's lock is held briefly.
+/// (factory, point, parameter).
+pub type SeriesKey = (String, String, String);
+
+/// What the engine judged of one series over one range, summed up while reading it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeriesTally {
+    /// Grab samples (or fixed periods) judged compliant.
+    pub compliant: u64,
+    /// Judged exceeding.
+    pub exceeds: u64,
+    /// Periods of insufficient data.
+    pub insufficient: u64,
+    /// Periods that could not be brought to the limit's basis.
+    pub cannot_correct: u64,
+    /// Periods not closed yet.
+    pub open: u64,
+    /// The first reason a period was not judged.
+    pub first_reason: Option<String>,
+    /// Clock hours (start, ns) with an exceeding period, within the range.
+    pub exceedance_hours: BTreeSet<i64>,
+    /// Exceeding grab samples.
+    pub exceeding_grab_samples: u64,
+}
+
+/// What a report needs of one range, gathered a series at a time so that a fiscal year of a
+/// province never sits in memory as judged periods: per series its tally, plus episodes,
+/// daily availability and the loads' hourly sums.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
-    /// Judged periods starting in the range.
-    pub periods: Vec<PeriodView>,
+    /// Per registered series of the selection.
+    pub series: BTreeMap<SeriesKey, SeriesTally>,
     /// Episodes overlapping the range.
     pub episodes: Vec<Episode>,
     /// Daily availability of the days overlapping the range.
     pub availability: Vec<DayAvailability>,
     /// The engine's clock.
     pub now_ns: i64,
-    /// Valid and excluded readings in the range, for loads (concentration and flow series).
-    pub readings: Vec<Reading>,
+    /// Per (factory, point, load parameter): the load's hourly computation.
+    pub loads: BTreeMap<SeriesKey, loads::LoadPart>,
 }
 
 impl Inputs {
-    /// Copies what a report needs out of the engine (readings are added by the caller).
-    pub fn gather(engine: &Engine, selection: &Selection, range: &Range) -> Inputs {
-        let filter = Filter {
+    /// Reads the engine a series at a time (`engine` is called, and its guard dropped, per
+    /// series: ingest's judging waits for one series, never for a whole report).
+    pub fn gather<G: std::ops::Deref<Target = Engine>>(
+        engine: impl Fn() -> G,
+        registry: &Registry,
+        selection: &Selection,
+        range: &Range,
+    ) -> Inputs {
+        let base = Filter {
             scope: selection.scope.clone(),
             area: selection.area.clone(),
             factory: selection.factory.clone(),
@@ -51,12 +83,97 @@ impl Inputs {
             to_ns: Some(range.to_ns),
             ..Filter::default()
         };
+        let mut series = BTreeMap::new();
+        for (f, p, code) in selected_series(registry, selection) {
+            let filter = Filter {
+                factory: Some(f.clone()),
+                point: Some(p.clone()),
+                parameter: Some(code.clone()),
+                ..base.clone()
+            };
+            let views = engine().periods(&filter, usize::MAX);
+            let mut t = SeriesTally::default();
+            for v in &views {
+                t.add(&v.period, range);
+            }
+            series.insert((f, p, code), t);
+        }
+        let guard = engine();
         Inputs {
-            periods: engine.periods(&filter, usize::MAX),
-            episodes: engine.episodes(&filter),
-            availability: engine.availability(&filter),
-            now_ns: engine.now_ns(),
-            readings: Vec::new(),
+            series,
+            episodes: guard.episodes(&base),
+            availability: guard.availability(&base),
+            now_ns: guard.now_ns(),
+            loads: BTreeMap::new(),
+        }
+    }
+}
+
+impl Inputs {
+    /// Adds the loads of the selection's points, from valid readings `fetch` returns.
+    pub fn gather_loads(
+        &mut self,
+        registry: &Registry,
+        selection: &Selection,
+        range: &Range,
+        fetch: &mut loads::Fetch<'_>,
+    ) {
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        let points: Vec<(&Factory, &Point)> = registry
+            .areas()
+            .iter()
+            .filter(|a| eq(&selection.area, &a.id))
+            .flat_map(|a| a.factory.iter())
+            .filter(|f| eq(&selection.factory, &f.id) && eq(&selection.scope, &f.id))
+            .flat_map(|f| f.point.iter().map(move |p| (f, p)))
+            .collect();
+        self.loads = loads::gather(&points, range, fetch);
+    }
+}
+
+/// Every registered series of a selection.
+fn selected_series(registry: &Registry, selection: &Selection) -> Vec<(String, String, String)> {
+    let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+    let mut out = Vec::new();
+    for a in registry.areas().iter().filter(|a| eq(&selection.area, &a.id)) {
+        for f in a.factory.iter().filter(|f| eq(&selection.factory, &f.id) && eq(&selection.scope, &f.id)) {
+            for p in &f.point {
+                for code in &p.parameters {
+                    out.push((f.id.clone(), p.id.clone(), code.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+impl SeriesTally {
+    fn add(&mut self, p: &crate::compliance::Period, range: &Range) {
+        if !p.closed {
+            self.open += 1;
+            return;
+        }
+        match p.outcome {
+            Outcome::Compliant => self.compliant += p.samples as u64,
+            Outcome::Exceeds => {
+                self.exceeds += p.samples as u64;
+                if p.start_ns == p.end_ns {
+                    // A grab sample: the clock hour it was taken in counts as an exceedance hour.
+                    self.exceedance_hours.insert(p.start_ns.div_euclid(HOUR_NS) * HOUR_NS);
+                    self.exceeding_grab_samples += p.samples as u64;
+                } else {
+                    let mut h = p.start_ns.max(range.from_ns).div_euclid(HOUR_NS) * HOUR_NS;
+                    while h < p.end_ns.min(range.to_ns) {
+                        self.exceedance_hours.insert(h);
+                        h += HOUR_NS;
+                    }
+                }
+            }
+            Outcome::InsufficientData => self.insufficient += 1,
+            Outcome::CannotCorrect => self.cannot_correct += 1,
+        }
+        if matches!(p.outcome, Outcome::InsufficientData | Outcome::CannotCorrect) && self.first_reason.is_none() {
+            self.first_reason = p.reason.clone();
         }
     }
 }
@@ -189,10 +306,6 @@ impl Scope<'_> {
         }
         out
     }
-    fn view(&self, registry: &Registry, v: &PeriodView) -> bool {
-        registry.factory(&v.factory).is_some_and(|(a, f)| self.area(a) && self.factory(f))
-            && self.parameter(&v.parameter)
-    }
 }
 
 /// Computes one definition over inputs of one range.
@@ -208,12 +321,11 @@ pub fn indicator(
         IndicatorKind::EffluentCompliance => compliance(&scope, registry, inputs, Kind::Effluent),
         IndicatorKind::EmissionCompliance => compliance(&scope, registry, inputs, Kind::Emission),
         IndicatorKind::DataAvailability => availability(&scope, registry, range, inputs),
-        IndicatorKind::Exceedances => exceedances(&scope, registry, range, inputs),
+        IndicatorKind::Exceedances => exceedances(&scope, registry, inputs),
         IndicatorKind::PollutantLoad => loads::pollutant_loads(
             &scope.points(registry, None).into_iter().map(|(_, f, p)| (f, p)).collect::<Vec<_>>(),
             &|code| scope.parameter(code),
-            range,
-            &inputs.readings,
+            &inputs.loads,
         ),
     };
     Indicator {
@@ -237,43 +349,19 @@ fn excluded_readings(inputs: &Inputs) -> BTreeMap<(String, String, String), u64>
     out
 }
 
-#[derive(Default)]
-struct Tally {
-    compliant: u64,
-    exceeds: u64,
-    insufficient: u64,
-    cannot_correct: u64,
-    open: u64,
-    first_reason: Option<String>,
-}
-
 fn compliance(scope: &Scope<'_>, registry: &Registry, inputs: &Inputs, kind: Kind) -> (Vec<Value>, Vec<Evidence>) {
     let (what_th, what_en) = match kind {
         Kind::Effluent => ("น้ำทิ้ง", "effluent"),
         _ => ("อากาศเสียจากปล่อง", "stack emission"),
     };
     let points = scope.points(registry, Some(kind));
-    let mut tally: BTreeMap<(String, String, String), Tally> = BTreeMap::new();
+    let empty = SeriesTally::default();
+    let mut tally: BTreeMap<SeriesKey, &SeriesTally> = BTreeMap::new();
     for (_, f, p) in &points {
         for code in p.parameters.iter().filter(|c| scope.parameter(c)) {
-            tally.entry((f.id.clone(), p.id.clone(), code.clone())).or_default();
-        }
-    }
-    for v in inputs.periods.iter().filter(|v| scope.view(registry, v)) {
-        let Some(t) = tally.get_mut(&(v.factory.clone(), v.point.clone(), v.parameter.clone())) else { continue };
-        let p = &v.period;
-        if !p.closed {
-            t.open += 1;
-            continue;
-        }
-        match p.outcome {
-            Outcome::Compliant => t.compliant += p.samples as u64,
-            Outcome::Exceeds => t.exceeds += p.samples as u64,
-            Outcome::InsufficientData => t.insufficient += 1,
-            Outcome::CannotCorrect => t.cannot_correct += 1,
-        }
-        if matches!(p.outcome, Outcome::InsufficientData | Outcome::CannotCorrect) && t.first_reason.is_none() {
-            t.first_reason = p.reason.clone();
+            let key = (f.id.clone(), p.id.clone(), code.clone());
+            let t = inputs.series.get(&key).unwrap_or(&empty);
+            tally.insert(key, t);
         }
     }
     let excluded = excluded_readings(inputs);
@@ -479,30 +567,16 @@ fn availability(scope: &Scope<'_>, registry: &Registry, range: &Range, inputs: &
     (values, evidence)
 }
 
-fn exceedances(scope: &Scope<'_>, registry: &Registry, range: &Range, inputs: &Inputs) -> (Vec<Value>, Vec<Evidence>) {
+fn exceedances(scope: &Scope<'_>, registry: &Registry, inputs: &Inputs) -> (Vec<Value>, Vec<Evidence>) {
     let covered = |factory: &str, parameter: &str| {
         registry.factory(factory).is_some_and(|(a, f)| scope.area(a) && scope.factory(f)) && scope.parameter(parameter)
     };
-    // (factory, point, parameter) → distinct exceeding clock hours
-    let mut hours: BTreeMap<(String, String, String), BTreeSet<i64>> = BTreeMap::new();
-    let mut grab: BTreeMap<(String, String, String), u64> = BTreeMap::new();
-    for v in inputs.periods.iter().filter(|v| v.period.closed && v.period.outcome == Outcome::Exceeds) {
-        if !covered(&v.factory, &v.parameter) {
-            continue;
-        }
-        let key = (v.factory.clone(), v.point.clone(), v.parameter.clone());
-        let set = hours.entry(key.clone()).or_default();
-        let p = &v.period;
-        if p.start_ns == p.end_ns {
-            // A grab sample: the clock hour it was taken in counts as an exceedance hour.
-            set.insert(p.start_ns.div_euclid(HOUR_NS) * HOUR_NS);
-            *grab.entry(key).or_default() += p.samples as u64;
-        } else {
-            let mut h = p.start_ns.max(range.from_ns).div_euclid(HOUR_NS) * HOUR_NS;
-            while h < p.end_ns.min(range.to_ns) {
-                set.insert(h);
-                h += HOUR_NS;
-            }
+    let mut hours: BTreeMap<SeriesKey, u64> = BTreeMap::new();
+    let mut grab: BTreeMap<SeriesKey, u64> = BTreeMap::new();
+    for (key, t) in &inputs.series {
+        if covered(&key.0, &key.2) && !t.exceedance_hours.is_empty() {
+            hours.insert(key.clone(), t.exceedance_hours.len() as u64);
+            grab.insert(key.clone(), t.exceeding_grab_samples);
         }
     }
     let mut episodes: BTreeMap<(String, String, String), u64> = BTreeMap::new();
@@ -513,7 +587,7 @@ fn exceedances(scope: &Scope<'_>, registry: &Registry, range: &Range, inputs: &I
     let mut evidence = Vec::new();
     let keys: BTreeSet<_> = hours.keys().chain(episodes.keys()).cloned().collect();
     for key in keys {
-        let h = hours.get(&key).map_or(0, |s| s.len() as u64);
+        let h = hours.get(&key).copied().unwrap_or(0);
         let e = episodes.get(&key).copied().unwrap_or(0);
         let entry = by_parameter.entry(key.2.clone()).or_default();
         entry.0 += e;

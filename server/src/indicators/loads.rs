@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use eitwatch_config::Catalog;
 use eitwatch_config::indicators::LOAD_PARAMETERS;
-use eitwatch_config::reading::{Kind, Reading};
+use eitwatch_config::reading::Kind;
 use eitwatch_config::site::{Factory, Point};
 
 use super::compute::{Evidence, Value};
@@ -25,10 +25,57 @@ const FLOW: &str = "flow";
 /// Hour start → valid (time, value) readings of one series.
 type Hours = BTreeMap<i64, Vec<(i64, f64)>>;
 
-fn hours_of<'a>(readings: impl Iterator<Item = &'a Reading>, range: &Range) -> Hours {
+fn hours_of(readings: Vec<(i64, f64)>) -> Hours {
     let mut out = Hours::new();
-    for r in readings.filter(|r| r.quality.is_judged() && r.time_ns >= range.from_ns && r.time_ns < range.to_ns) {
-        out.entry(r.time_ns.div_euclid(HOUR_NS) * HOUR_NS).or_default().push((r.time_ns, r.value));
+    for (t, v) in readings {
+        out.entry(t.div_euclid(HOUR_NS) * HOUR_NS).or_default().push((t, v));
+    }
+    out
+}
+
+/// One point's load of one parameter over a range.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadPart {
+    /// kg (effluent) or t (stacks), over the hours used.
+    pub mass: f64,
+    /// Hours with both a valid concentration and a valid flow.
+    pub used: u64,
+    /// Hours with a valid concentration but no valid flow.
+    pub no_flow: u64,
+    /// Hours with a valid concentration.
+    pub conc_hours: u64,
+    /// Whether the point has a flow meter at all.
+    pub flow_measured: bool,
+    /// Why the mass could not be computed.
+    pub error: Option<String>,
+}
+
+/// Valid readings `(time, value)` of a series in `[from, to)`.
+pub type Fetch<'a> = dyn FnMut(&str, &str, &str, i64, i64) -> Vec<(i64, f64)> + 'a;
+
+/// The load parts of every load parameter measured at these points.
+pub fn gather(
+    points: &[(&Factory, &Point)],
+    range: &Range,
+    fetch: &mut Fetch<'_>,
+) -> BTreeMap<(String, String, String), LoadPart> {
+    let mut out = BTreeMap::new();
+    for (f, p) in points {
+        let flow_measured = p.parameters.iter().any(|c| c == FLOW);
+        let mut flow: Option<Hours> = None;
+        for (kind, code) in LOAD_PARAMETERS.iter().filter(|(k, c)| *k == p.kind && p.parameters.iter().any(|x| x == c))
+        {
+            let conc = hours_of(fetch(&f.id, &p.id, code, range.from_ns, range.to_ns));
+            let mut part = LoadPart { conc_hours: conc.len() as u64, flow_measured, ..LoadPart::default() };
+            if flow_measured {
+                let flow = flow.get_or_insert_with(|| hours_of(fetch(&f.id, &p.id, FLOW, range.from_ns, range.to_ns)));
+                match mass(&conc, flow, *kind, code) {
+                    Ok((m, used, no_flow)) => (part.mass, part.used, part.no_flow) = (m, used, no_flow),
+                    Err(e) => part.error = Some(e),
+                }
+            }
+            out.insert((f.id.clone(), p.id.clone(), code.to_string()), part);
+        }
     }
     out
 }
@@ -70,8 +117,7 @@ fn mass(conc: &Hours, flow: &Hours, kind: Kind, code: &str) -> Result<(f64, u64,
 pub(super) fn pollutant_loads(
     points: &[(&Factory, &Point)],
     covers: &dyn Fn(&str) -> bool,
-    range: &Range,
-    readings: &[Reading],
+    parts: &BTreeMap<(String, String, String), LoadPart>,
 ) -> (Vec<Value>, Vec<Evidence>) {
     let mut values = Vec::new();
     let mut evidence = Vec::new();
@@ -80,11 +126,7 @@ pub(super) fn pollutant_loads(
         let (mut total, mut any_hour, mut measured, mut reasons) = (0.0, false, false, Vec::new());
         for (f, p) in points.iter().filter(|(_, p)| p.kind == *kind && p.parameters.iter().any(|c| c == code)) {
             measured = true;
-            let series = |c: &str| {
-                let of = readings.iter().filter(|r| r.factory == f.id && r.point == p.id && r.parameter == c);
-                hours_of(of, range)
-            };
-            let conc = series(code);
+            let part = parts.get(&(f.id.clone(), p.id.clone(), code.to_string())).cloned().unwrap_or_default();
             let row = |used: u64, excluded: u64, note: String| Evidence {
                 factory: f.id.clone(),
                 point: Some(p.id.clone()),
@@ -94,33 +136,31 @@ pub(super) fn pollutant_loads(
                 excluded,
                 note,
             };
-            if !p.parameters.iter().any(|c| c == FLOW) {
-                let note = format!("flow is not measured at this point: no load ({} hours with {code})", conc.len());
+            if !part.flow_measured {
+                let note =
+                    format!("flow is not measured at this point: no load ({} hours with {code})", part.conc_hours);
                 reasons.push(format!("{}/{}: flow not measured", f.id, p.id));
-                evidence.push(row(0, conc.len() as u64, note));
+                evidence.push(row(0, part.conc_hours, note));
                 continue;
             }
-            match mass(&conc, &series(FLOW), *kind, code) {
-                Ok((m, used, no_flow)) => {
-                    total += m;
-                    any_hour |= used > 0;
-                    let mut note = format!("{m:.6} {unit} from {used} hours with both {code} and flow");
-                    if no_flow > 0 {
-                        note.push_str(&format!("; {no_flow} hours with {code} but no valid flow reading: not counted"));
-                    }
-                    if used == 0 && conc.is_empty() {
-                        note = format!("no valid {code} reading in the range");
-                    }
-                    if used == 0 {
-                        reasons.push(format!("{}/{}: no hour with both {code} and flow", f.id, p.id));
-                    }
-                    evidence.push(row(used, no_flow, note));
-                }
-                Err(e) => {
-                    reasons.push(format!("{}/{}: {e}", f.id, p.id));
-                    evidence.push(row(0, conc.len() as u64, format!("cannot convert {code} to mg/Nm3: {e}")));
-                }
+            if let Some(e) = &part.error {
+                reasons.push(format!("{}/{}: {e}", f.id, p.id));
+                evidence.push(row(0, part.conc_hours, format!("cannot convert {code} to mg/Nm3: {e}")));
+                continue;
             }
+            total += part.mass;
+            any_hour |= part.used > 0;
+            let mut note = format!("{:.6} {unit} from {} hours with both {code} and flow", part.mass, part.used);
+            if part.no_flow > 0 {
+                note.push_str(&format!("; {} hours with {code} but no valid flow reading: not counted", part.no_flow));
+            }
+            if part.conc_hours == 0 {
+                note = format!("no valid {code} reading in the range");
+            }
+            if part.used == 0 {
+                reasons.push(format!("{}/{}: no hour with both {code} and flow", f.id, p.id));
+            }
+            evidence.push(row(part.used, part.no_flow, note));
         }
         let why = if !measured {
             format!("{code} is not measured at any point in the selection")

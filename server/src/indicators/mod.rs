@@ -5,7 +5,7 @@
 //! - [`periods`]: month, quarter, Thai fiscal year (October–September), any range; B.E. dates;
 //! - [`compute`]: the built-in kinds (compliance rates, availability, exceedances) and the
 //!   change against the previous period of the same length;
-//! - `loads`: pollutant loads from the store's readings, where flow is measured;
+//! - [`loads`]: pollutant loads from the store's readings, where flow is measured;
 //! - [`export`]: CSV and XLSX with Thai and English headers;
 //! - `http`: `GET /api/v1/indicators`.
 //!
@@ -15,14 +15,14 @@
 pub mod compute;
 pub mod export;
 pub(crate) mod http;
-mod loads;
+pub mod loads;
 pub mod periods;
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
 
-use eitwatch_config::indicators::{IndicatorsFile, LOAD_PARAMETERS};
+use eitwatch_config::indicators::IndicatorsFile;
 use eitwatch_config::problems::Problems;
 use eitwatch_config::site::Registry;
 use serde::Serialize;
@@ -31,6 +31,9 @@ pub use compute::{Evidence, Indicator, Inputs, Selection, Value};
 pub use periods::Range;
 
 use crate::compliance::Episode;
+
+/// The store is read this much at a time for loads.
+const MONTH_NS: i64 = 31 * crate::compliance::period::DAY_NS;
 
 /// The definitions file in a data directory.
 pub fn definitions_path(data_dir: &Path) -> PathBuf {
@@ -140,24 +143,28 @@ pub fn report_of(
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> Report {
     let gather = |r: &Range| {
-        let mut inputs = {
-            let engine = app.compliance.engine();
-            Inputs::gather(&engine, selection, r)
+        let mut inputs = Inputs::gather(|| app.compliance.engine(), &app.registry, selection, r);
+        // A series at a time, a month at a time: a fiscal year of minute readings never sits
+        // in memory whole.
+        let mut fetch = |factory: &str, point: &str, parameter: &str, from: i64, to: i64| {
+            let mut out = Vec::new();
+            let mut start = from;
+            while start < to {
+                let end = start.saturating_add(MONTH_NS).min(to);
+                let wanted =
+                    |k: &crate::store::SeriesKey| k.factory == factory && k.point == point && k.parameter == parameter;
+                out.extend(
+                    app.store
+                        .query(wanted, start, end)
+                        .into_iter()
+                        .filter(|(_, _, s)| s.quality.is_judged())
+                        .map(|(_, t, s)| (t, s.value)),
+                );
+                start = end;
+            }
+            out
         };
-        let wanted = |k: &crate::store::SeriesKey| {
-            let area_ok = selection
-                .area
-                .as_ref()
-                .is_none_or(|a| app.registry.factory(&k.factory).is_some_and(|(x, _)| &x.id == a));
-            let eq = |want: &Option<String>| want.as_deref().is_none_or(|w| w == k.factory);
-            area_ok
-                && eq(&selection.factory)
-                && eq(&selection.scope)
-                && (k.parameter == "flow"
-                    || LOAD_PARAMETERS.iter().any(|(kind, c)| *kind == k.kind && *c == k.parameter))
-        };
-        inputs.readings =
-            app.store.query(wanted, r.from_ns, r.to_ns).into_iter().map(|(k, t, s)| k.reading(t, &s)).collect();
+        inputs.gather_loads(&app.registry, selection, r, &mut fetch);
         inputs
     };
     let (current, previous) = (gather(range), gather(&range.previous()));

@@ -164,14 +164,18 @@ fn engine() -> Engine {
 }
 
 fn inputs(e: &Engine, sel: &Selection, range: &Range) -> Inputs {
-    let mut i = Inputs::gather(e, sel, range);
     let registry = registry();
-    i.readings = month_readings()
-        .into_iter()
-        .filter(|r| r.time_ns >= range.from_ns && r.time_ns < range.to_ns)
-        .filter(|r| registry.factory(&r.factory).is_some_and(|(a, _)| sel.area.as_ref().is_none_or(|x| &a.id == x)))
-        .filter(|r| sel.factory.as_ref().is_none_or(|f| &r.factory == f))
-        .collect();
+    let mut i = Inputs::gather(|| e, &registry, sel, range);
+    let readings = month_readings();
+    let mut fetch = |f: &str, p: &str, c: &str, from: i64, to: i64| {
+        readings
+            .iter()
+            .filter(|r| r.factory == f && r.point == p && r.parameter == c && r.quality.is_judged())
+            .filter(|r| r.time_ns >= from && r.time_ns < to)
+            .map(|r| (r.time_ns, r.value))
+            .collect()
+    };
+    i.gather_loads(&registry, sel, range, &mut fetch);
     i
 }
 
