@@ -32,6 +32,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/availability", get(availability))
         .route("/api/v1/indicators", get(crate::indicators::http::get))
         .merge(crate::deviations::routes())
+        .merge(crate::registry::routes())
         .route("/api/v1/events", get(crate::events::stream))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/gaps", get(crate::gaps::list).post(crate::gaps::record))

@@ -23,6 +23,7 @@ pub mod gaps;
 pub mod indicators;
 pub mod influxdb;
 pub mod ingest;
+pub mod registry;
 pub mod store;
 pub mod webhooks;
 

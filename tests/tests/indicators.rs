@@ -249,3 +249,76 @@ async fn analyser_deviation_records_over_http() {
     let log = std::fs::read_to_string(server.data.join("deviations.log")).expect("log");
     assert_eq!(log.lines().count(), 2);
 }
+
+#[tokio::test]
+async fn the_site_registry_through_the_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, tokens) = ComplianceServer::start(dir.path()).await;
+    let url = format!("{}/api/v1/registry/changes", server.url);
+    let change = serde_json::json!({
+        "op": "point", "factory": "f1",
+        "point": {"id": "outfall-2", "kind": "effluent", "parameters": ["cod", "flow"], "expected_interval_s": 300},
+    });
+    // Only an admin changes the registry.
+    assert_eq!(post(&url, &tokens.f1, change.clone()).await.0, 403);
+    assert_eq!(post(&url, &tokens.read, change.clone()).await.0, 403);
+    let (status, body) = post(&url, &tokens.admin, change).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["changes"], 1);
+
+    // The engine watches the new point at once: it is in the status.
+    let status = server.get("/api/v1/status?factory=f1&point=outfall-2").await;
+    let params: Vec<&str> =
+        status["series"].as_array().expect("series").iter().map(|s| s["parameter"].as_str().expect("p")).collect();
+    assert_eq!(params, ["cod", "flow"], "{status}");
+
+    // A batch with a bad change is refused whole, every problem named.
+    let (status, body) = post(
+        &url,
+        &tokens.admin,
+        serde_json::json!([
+            {"op": "factory", "area": "a1", "id": "f3", "name": "Factory three", "category": 2, "diw_registration": "3-105-1/60รย"},
+            {"op": "factory", "area": "a9", "id": "f4", "name": "Factory four", "category": 4},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "change 1: area: \"a9\" is not registered");
+    // A registry file, imported: recorded change by change.
+    let toml = "[[area]]\nid = \"a1\"\nname_en = \"Area one\"\nname_th = \"พื้นที่หนึ่ง\"\nprovince = \"Rayong\"\nphase = 1\n\
+                [[area.factory]]\nid = \"f3\"\nname = \"Factory three\"\ncategory = 2\ndiw_registration = \"3-105-1/60รย\"\n";
+    let r = support::http()
+        .post(format!("{}/api/v1/registry/import", server.url))
+        .header("Authorization", format!("Token {}", tokens.admin))
+        .body(toml)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(r.status(), 201);
+
+    let registry = server.get("/api/v1/registry").await;
+    let a1 = &registry["area"][0];
+    assert_eq!(a1["phase"], 1);
+    let ids: Vec<&str> =
+        a1["factory"].as_array().expect("factories").iter().map(|f| f["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["f1", "f2", "f3"]);
+    assert_eq!(a1["factory"][2]["diw_registration"], "3-105-1/60รย");
+    assert_eq!(a1["factory"][0]["point"][2]["id"], "outfall-2");
+    // Every change with who and when.
+    let r = get(&format!("{}/api/v1/registry/log", server.url), Some(&tokens.admin)).await;
+    let log: serde_json::Value = r.json().await.expect("json");
+    let changes = log["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 3, "the point, then the imported area and factory");
+    assert!(
+        changes
+            .iter()
+            .all(|c| c["by"].as_str().is_some_and(|b| b.starts_with("admin token ")) && c["at_ns"].as_i64().is_some())
+    );
+    assert_eq!(changes[0]["change"]["op"], "point");
+    assert_eq!(get(&format!("{}/api/v1/registry/log", server.url), Some(&tokens.read)).await.status(), 403);
+    // A factory's token sees its own factory only.
+    let own: serde_json::Value =
+        get(&format!("{}/api/v1/registry", server.url), Some(&tokens.f2)).await.json().await.expect("json");
+    assert_eq!(own["area"][0]["factory"].as_array().map(|f| f.len()), Some(1));
+    assert_eq!(own["area"][0]["factory"][0]["id"], "f2");
+}

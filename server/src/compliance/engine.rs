@@ -1286,3 +1286,29 @@ impl Series {
         SamplesView { samples: &self.tail }
     }
 }
+
+impl Engine {
+    /// Takes a changed site registry (the registry API): the series of points it adds are
+    /// watched from now on; series already watched keep the limits they were created with.
+    pub fn update_registry(&mut self, registry: Registry) {
+        self.registry = registry;
+        let ids: Vec<SeriesId> = self
+            .registry
+            .areas()
+            .iter()
+            .flat_map(|a| a.factory.iter())
+            .flat_map(|f| {
+                f.point.iter().flat_map(move |p| {
+                    p.parameters.iter().map(move |code| SeriesId {
+                        factory: f.id.clone(),
+                        point: p.id.clone(),
+                        parameter: code.clone(),
+                    })
+                })
+            })
+            .collect();
+        for id in ids {
+            self.series_index(&id);
+        }
+    }
+}
