@@ -149,6 +149,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Export { command } => export(&cli.config, command).await?,
         Command::Run => {
             let config = load(&cli.config)?;
+            // A bad indicators.toml is refused at start, as a bad server.toml is, not at the
+            // first report.
+            eitwatch_server::indicators::definitions(std::path::Path::new(&config.server.data_dir))
+                .map_err(|p| anyhow::anyhow!("{p}"))?;
             let (_, handle) = eitwatch_server::serve(config, shutdown_signal()).await?;
             handle.await??;
             tracing::info!("Server stopped");

@@ -269,9 +269,7 @@ impl RegistryLog {
     ) -> std::io::Result<Result<Vec<Area>, Vec<String>>> {
         let _guard = WRITE.lock().unwrap_or_else(|p| p.into_inner());
         let entries = self.entries()?;
-        let logged: Vec<Change> = entries.iter().map(|e| e.change.clone()).collect();
-        let current = apply_all(base.to_vec(), &logged).unwrap_or_else(|_| base.to_vec());
-        let areas = match apply_all(current, &changes) {
+        let areas = match apply_all(replay(base, &entries), &changes) {
             Ok(a) => a,
             Err(problems) => return Ok(Err(problems)),
         };
@@ -297,15 +295,19 @@ impl RegistryLog {
 /// The current registry: `base` (server.toml's areas) with the log of `data_dir` replayed.
 /// A logged change that no longer applies (server.toml changed under it) is skipped, logged.
 pub fn current(base: &[Area], data_dir: &Path) -> std::io::Result<Vec<Area>> {
+    Ok(replay(base, &RegistryLog::new(data_dir).entries()?))
+}
+
+fn replay(base: &[Area], entries: &[Entry]) -> Vec<Area> {
     let mut areas = base.to_vec();
-    for e in RegistryLog::new(data_dir).entries()? {
+    for e in entries {
         let mut next = areas.clone();
         match apply(&mut next, &e.change) {
             Ok(()) => areas = next,
             Err(error) => tracing::warn!(seq = e.seq, %error, "A registry change no longer applies; skipped"),
         }
     }
-    Ok(areas)
+    areas
 }
 
 fn admin(app: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {

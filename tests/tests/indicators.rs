@@ -177,6 +177,34 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
     assert_eq!(list.len(), 1);
     assert_eq!((list[0]["id"].as_str(), list[0]["eit_code"].as_str()), (Some("eff-cat3"), Some("ENV-2.1")));
     assert_eq!(value(&custom, "eff-cat3", "judged_compliant_pct")["denominator"].as_f64(), Some(4320.0));
+
+    // A bad definitions file is refused at start with the file and the key path.
+    let data = server.data.clone();
+    drop(server);
+    std::fs::write(
+        data.join("indicators.toml"),
+        "[[indicator]]\nid = \"x\"\nname_th = \"x\"\nname_en = \"x\"\nkind = \"exceedances\"\n\
+         filter = { factory_categories = [9] }\n",
+    )
+    .expect("indicators.toml");
+    let mut child = std::process::Command::new(support::bin("eitwatch-server"))
+        .arg("--config")
+        .arg(dir.path().join("server.toml"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("server");
+    let exited = wait_for("the server to refuse to start", Duration::from_secs(20), || {
+        let status = child.try_wait().expect("wait");
+        async move { status }
+    })
+    .await;
+    assert!(!exited.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    assert!(
+        stderr.contains("indicators.toml: indicator[0].filter.factory_categories[0]: 9 is not a factory category"),
+        "{stderr}"
+    );
 }
 
 async fn post(url: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
