@@ -332,7 +332,8 @@ async fn record(
         Grant::Read { .. } => return Err(ApiError::forbidden("a read token cannot record deviations")),
     }
     let now = app.clock.now_ns();
-    let (_, reported) = validate(&s, &app.registry, now).map_err(|p| ApiError::invalid(p.join("; ")))?;
+    let registry = crate::registry::current_of(&app);
+    let (_, reported) = validate(&s, &registry, now).map_err(|p| ApiError::invalid(p.join("; ")))?;
     let by = format!("{} token {}", bearer.grant.kind(), bearer.id);
     let log = DeviationLog::new(app.data_dir());
     let stored = tokio::task::spawn_blocking(move || log.append(s, reported, by, now))
@@ -356,7 +357,7 @@ async fn list(
     };
     let records =
         DeviationLog::new(app.data_dir()).list().map_err(|e| ApiError::internal(format!("deviations.log: {e}")))?;
-    let statuses = statuses(&app.registry, &records, app.clock.now_ns(), covers);
+    let statuses = statuses(&crate::registry::current_of(&app), &records, app.clock.now_ns(), covers);
     let history: Vec<&Record> =
         records.iter().filter(|r| covers(&r.submitted.factory, &r.submitted.point, &r.submitted.parameter)).collect();
     let mut factories: BTreeMap<&str, Status> = BTreeMap::new();

@@ -17,10 +17,11 @@
 //!
 //! On disk: `<data_dir>/registry.log`, append-only JSON lines, synced before the answer. The
 //! current registry is `server.toml`'s areas with the log replayed over them. The compliance
-//! engine picks up new points at once ([`crate::compliance::Engine::update_registry`]).
-//! Ingest, gaps and indicators still read the registry the server started with: a reading
-//! of a point added here is accepted once `App::open` starts from [`current`] and the app
-//! holds the registry behind a lock (the lead's wiring; see the README).
+//! engine picks up new points at once ([`crate::compliance::Engine::update_registry`]);
+//! indicators and deviation records read [`current_of`]. Ingest and gaps still read the
+//! registry the server started with: a reading of a point added here is accepted once
+//! `App::open` starts from [`current`] and the app holds the registry behind a lock (the
+//! lead's wiring; see the README).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -308,6 +309,18 @@ fn replay(base: &[Area], entries: &[Entry]) -> Vec<Area> {
         }
     }
     areas
+}
+
+/// The current registry of a running server, for the API handlers that read it (indicators,
+/// deviations); falls back to the start-up registry if the log cannot be read (logged).
+pub fn current_of(app: &crate::App) -> Registry {
+    match current(&app.config.area, app.data_dir()) {
+        Ok(areas) => Registry::new(areas),
+        Err(error) => {
+            tracing::error!(%error, "Cannot read registry.log; using the registry the server started with");
+            app.registry.clone()
+        }
+    }
 }
 
 fn admin(app: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {

@@ -300,6 +300,13 @@ async fn the_site_registry_through_the_api() {
         status["series"].as_array().expect("series").iter().map(|s| s["parameter"].as_str().expect("p")).collect();
     assert_eq!(params, ["cod", "flow"], "{status}");
 
+    // Indicators and deviation records count it too (nothing measured there in October).
+    let report = server.get("/api/v1/indicators?area=a1&period=2026-10").await;
+    let days = value(&report, "data-availability", "point:f1/outfall-2");
+    assert_eq!((days["numerator"].as_f64(), days["denominator"].as_f64()), (Some(0.0), Some(31.0)), "{days}");
+    let deviations = server.get("/api/v1/deviations?point=outfall-2").await;
+    assert_eq!(deviations["analysers"][0]["status"], "overdue", "{deviations}");
+
     // A batch with a bad change is refused whole, every problem named.
     let (status, body) = post(
         &url,

@@ -41,7 +41,7 @@ pub(crate) async fn get(
     {
         return Err(ApiError::forbidden(format!("this token reads factory \"{s}\" only, not \"{f}\"")));
     }
-    super::check_selection(&app.registry, &selection).map_err(ApiError::invalid)?;
+    super::check_selection(&crate::registry::current_of(&app), &selection).map_err(ApiError::invalid)?;
     let range = range_of(&q)?;
     let format = q.get("format").map_or("json", |f| f.as_str()).to_string();
     if !matches!(format.as_str(), "json" | "csv" | "xlsx") {

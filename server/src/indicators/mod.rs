@@ -142,8 +142,10 @@ pub fn report_of(
     range: &Range,
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> Report {
+    // Points added through the registry API count from the moment they were added.
+    let registry = crate::registry::current_of(app);
     let gather = |r: &Range| {
-        let mut inputs = Inputs::gather(|| app.compliance.engine(), &app.registry, selection, r);
+        let mut inputs = Inputs::gather(|| app.compliance.engine(), &registry, selection, r);
         // A series at a time, a month at a time: a fiscal year of minute readings never sits
         // in memory whole.
         let mut fetch = |factory: &str, point: &str, parameter: &str, from: i64, to: i64| {
@@ -164,9 +166,9 @@ pub fn report_of(
             }
             out
         };
-        inputs.gather_loads(&app.registry, selection, r, &mut fetch);
+        inputs.gather_loads(&registry, selection, r, &mut fetch);
         inputs
     };
     let (current, previous) = (gather(range), gather(&range.previous()));
-    report(definitions, &app.registry, selection, range, &current, &previous, progress)
+    report(definitions, &registry, selection, range, &current, &previous, progress)
 }
