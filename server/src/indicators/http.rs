@@ -67,11 +67,10 @@ pub(crate) async fn get(
         (Some(r), _) => r,
         (None, p) => return Err(ApiError::internal(p.map(|p| p.to_string()).unwrap_or_default())),
     };
-    let file = format!(
-        "indicators-{}-{}",
-        report.area.as_deref().or(report.factory.as_deref()).unwrap_or("all"),
-        report.period.label.replace([' ', '–', ':', '+'], "")
-    );
+    let who = report.area.as_deref().or(report.factory.as_deref()).unwrap_or("all");
+    let label: String =
+        report.period.label.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let file = format!("indicators-{who}-{label}");
     let disposition = |ext: &str| {
         HeaderValue::from_str(&format!("attachment; filename=\"{file}.{ext}\""))
             .unwrap_or(HeaderValue::from_static("attachment"))
