@@ -58,7 +58,18 @@ pub(crate) async fn get(
             Ok(d) => d,
             Err(p) => return (None, Some(p)),
         };
-        let report = super::report_of(&app2, (&defs, &source), &selection, &range, &mut |_, _, _| {});
+        let started = std::time::Instant::now();
+        let report = super::report_of(&app2, (&defs, &source), &selection, &range, &mut |done, of, id| {
+            tracing::debug!(indicator = id, done, of, "Computing indicators");
+        });
+        tracing::info!(
+            area = report.area.as_deref().unwrap_or("*"),
+            factory = report.factory.as_deref().unwrap_or("*"),
+            period = %report.period.label,
+            indicators = report.indicators.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Indicators computed"
+        );
         (Some(report), None)
     })
     .await
