@@ -1290,7 +1290,7 @@ impl Series {
 impl Engine {
     /// Takes a changed site registry (the registry API): the series of points it adds are
     /// watched from now on; series already watched keep the limits and point settings
-    /// (expected interval, faults) they were created with, until a restart.
+    /// (expected interval, faults) they were created with.
     pub fn update_registry(&mut self, registry: Registry) {
         self.registry = registry;
         let ids: Vec<SeriesId> = self
