@@ -9,11 +9,13 @@
 //! - [`site`]: the site registry, area → factory → monitoring point → parameters;
 //! - [`standards`]: the legal limits as data (TOML files shipped in this crate);
 //! - [`agent_config`] and [`server_config`]: the schemas of `agent.toml` and `server.toml`,
-//!   loaded through [`problems`], which reports every problem with its file and key path.
+//!   loaded through [`problems`], which reports every problem with its file and key path;
+//! - [`indicators`]: the EIT indicator definitions (`indicators.toml`).
 
 pub mod agent_config;
 pub mod catalog;
 pub mod gap;
+pub mod indicators;
 pub mod line_protocol;
 pub mod problems;
 pub mod reading;

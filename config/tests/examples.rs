@@ -21,8 +21,10 @@ fn every_example_loads() {
             load::<ServerConfig>(&text, &name).unwrap_or_else(|p| panic!("{p}"));
         } else if name.starts_with("agent") {
             load::<AgentConfig>(&text, &name).unwrap_or_else(|p| panic!("{p}"));
+        } else if name.starts_with("indicators") {
+            load::<eitwatch_config::indicators::IndicatorsFile>(&text, &name).unwrap_or_else(|p| panic!("{p}"));
         } else {
-            panic!("{name}: an example is named server*.toml or agent*.toml");
+            panic!("{name}: an example is named server*.toml, agent*.toml or indicators*.toml");
         }
         seen += 1;
     }

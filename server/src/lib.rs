@@ -20,10 +20,13 @@ pub mod auth;
 pub mod board;
 pub mod compliance;
 pub mod corrections;
+pub mod deviations;
 pub mod events;
 pub mod gaps;
+pub mod indicators;
 pub mod influxdb;
 pub mod ingest;
+pub mod registry;
 pub mod store;
 pub mod webhooks;
 

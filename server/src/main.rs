@@ -32,6 +32,57 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Export from a running server (scheduled reports).
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+    /// Load and validate an indicators.toml, print every problem.
+    CheckIndicators {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// EIT indicators of an area (or factory) over a period, from the running server's
+    /// `GET /api/v1/indicators`: the server's data directory is never opened by a second
+    /// process. The server is found through `--config` (its listen-address file, else
+    /// `server.listen`) unless `--url` is given.
+    Indicators {
+        /// Area id.
+        #[arg(long)]
+        area: Option<String>,
+        /// Factory id.
+        #[arg(long)]
+        factory: Option<String>,
+        /// `2026-10` (month), `2026-Q4` (quarter), `FY2027` (Thai fiscal year, Oct–Sep).
+        #[arg(long, required_unless_present_all = ["from", "to"], conflicts_with_all = ["from", "to"])]
+        period: Option<String>,
+        /// Start (a Bangkok date `2026-10-01` or RFC 3339), with --to.
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// End, exclusive, with --from.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// json, csv or xlsx.
+        #[arg(long, default_value = "xlsx")]
+        format: String,
+        /// Dates in the Buddhist era (B.E. = A.D. + 543).
+        #[arg(long)]
+        be: bool,
+        /// The file to write (written whole: to a temporary name, then renamed).
+        #[arg(long)]
+        out: PathBuf,
+        /// The server's base URL (default: from --config).
+        #[arg(long)]
+        url: Option<String>,
+        /// A read or admin token (default: the EITWATCH_TOKEN environment variable; none for
+        /// anonymous loopback reads).
+        #[arg(long)]
+        token: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -89,8 +140,19 @@ async fn main() -> anyhow::Result<()> {
             println!("{}: ok", file.display());
         }
         Command::Token { command } => token(command)?,
+        Command::CheckIndicators { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let defs: eitwatch_config::indicators::IndicatorsFile =
+                problems::load(&text, &file.display().to_string()).map_err(|p| anyhow::anyhow!("{p}"))?;
+            println!("{}: ok, {} indicators", file.display(), defs.indicator.len());
+        }
+        Command::Export { command } => export(&cli.config, command).await?,
         Command::Run => {
             let config = load(&cli.config)?;
+            // A bad indicators.toml is refused at start, as a bad server.toml is, not at the
+            // first report.
+            eitwatch_server::indicators::definitions(std::path::Path::new(&config.server.data_dir))
+                .map_err(|p| anyhow::anyhow!("{p}"))?;
             let (_, handle) = eitwatch_server::serve(config, shutdown_signal()).await?;
             handle.await??;
             tracing::info!("Server stopped");
@@ -138,6 +200,77 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
             false => println!("{id} was already revoked"),
         },
     }
+    Ok(())
+}
+
+/// A query value, percent-encoded (RFC 3986 unreserved characters kept).
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The base URL of the server a config runs: the address it wrote once listening, else
+/// its configured listen address.
+fn server_url(config: &PathBuf) -> anyhow::Result<String> {
+    let config = load(config)?;
+    let written = std::fs::read_to_string(PathBuf::from(&config.server.data_dir).join("listen-address")).ok();
+    let addr = written.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or(config.server.listen);
+    Ok(format!("http://{addr}"))
+}
+
+async fn export(config: &PathBuf, command: ExportCommand) -> anyhow::Result<()> {
+    let ExportCommand::Indicators { area, factory, period, from, to, format, be, out, url, token } = command;
+    if !matches!(format.as_str(), "json" | "csv" | "xlsx") {
+        anyhow::bail!("--format: \"{format}\" is not one of json, csv, xlsx");
+    }
+    let base = match url {
+        Some(u) => u,
+        None => server_url(config)?,
+    };
+    let mut query: Vec<(&str, String)> = vec![("format", format.clone())];
+    for (key, value) in [("area", area), ("factory", factory), ("period", period), ("from", from), ("to", to)] {
+        if let Some(v) = value {
+            query.push((key, v));
+        }
+    }
+    if be {
+        query.push(("be", "true".into()));
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().build().context("HTTP client")?;
+    let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", percent_encode(v))).collect();
+    let mut request = client.get(format!("{}/api/v1/indicators?{}", base.trim_end_matches('/'), query.join("&")));
+    if let Some(t) = token.or_else(|| std::env::var("EITWATCH_TOKEN").ok().filter(|t| !t.is_empty())) {
+        request = request.header("Authorization", format!("Token {t}"));
+    }
+    eprintln!("requesting indicators from {base} …");
+    let started = std::time::Instant::now();
+    let mut response = request.send().await.with_context(|| format!("cannot reach the server at {base}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or(body);
+        anyhow::bail!("{base}: {status}: {message}");
+    }
+    eprintln!("computed in {:.1} s, receiving …", started.elapsed().as_secs_f64());
+    let tmp = out.with_extension("partial");
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.context("receiving the export")? {
+        bytes.extend_from_slice(&chunk);
+        eprint!("\rreceived {} KiB", bytes.len() / 1024);
+    }
+    eprintln!();
+    std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &out).with_context(|| format!("cannot move {} to {}", tmp.display(), out.display()))?;
+    eprintln!("wrote {} ({} bytes) in {:.1} s", out.display(), bytes.len(), started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -469,24 +469,7 @@ impl Engine {
             corrections: HashMap::new(),
             replaying: false,
         };
-        let ids: Vec<SeriesId> = engine
-            .registry
-            .areas()
-            .iter()
-            .flat_map(|a| a.factory.iter())
-            .flat_map(|f| {
-                f.point.iter().flat_map(move |p| {
-                    p.parameters.iter().map(move |code| SeriesId {
-                        factory: f.id.clone(),
-                        point: p.id.clone(),
-                        parameter: code.clone(),
-                    })
-                })
-            })
-            .collect();
-        for id in ids {
-            engine.series_index(&id);
-        }
+        engine.watch_registered();
         engine
     }
 
@@ -1320,5 +1303,38 @@ fn exceedance(s: &Series, t: &Track, p: &Period, since: i64) -> Condition {
         limit: Some((*t.limit).clone()),
         since_ns: since,
         deadline_ns: None,
+    }
+}
+
+impl Engine {
+    /// Takes a changed site registry (the registry API): the series of points it adds are
+    /// watched from now on; series already watched keep the limits and point settings
+    /// (expected interval, faults) they were created with.
+    pub fn update_registry(&mut self, registry: Registry) {
+        self.registry = registry;
+        self.watch_registered();
+    }
+
+    /// Creates the series of every registered point's parameters (a point that never
+    /// reports is then seen as silent).
+    fn watch_registered(&mut self) {
+        let ids: Vec<SeriesId> = self
+            .registry
+            .areas()
+            .iter()
+            .flat_map(|a| a.factory.iter())
+            .flat_map(|f| {
+                f.point.iter().flat_map(move |p| {
+                    p.parameters.iter().map(move |code| SeriesId {
+                        factory: f.id.clone(),
+                        point: p.id.clone(),
+                        parameter: code.clone(),
+                    })
+                })
+            })
+            .collect();
+        for id in ids {
+            self.series_index(&id);
+        }
     }
 }

@@ -1,0 +1,374 @@
+//! Analyser deviation records (DIW, online BOD/COD analysers): at least twice a year a grab
+//! sample analysed by a registered laboratory beside the analyser's reading at sampling,
+//! E = M − T (M the analyser, T the laboratory, mg/L), BOD to one decimal and COD as an
+//! integer, reported within 30 days of sampling (the first report within June, the second
+//! within December). Both M and T are taken at that precision before subtracting, so E is
+//! exact in that unit: M 22.45 and T 20.1 give 22.5 − 20.1 = 2.4 (see [`deviation`]).
+//!
+//! - `POST /api/v1/deviations` (the factory's write token for its own analysers, or an admin
+//!   token) with `{"factory", "point", "parameter": "bod"|"cod", "sampled_on": "2026-06-10",
+//!   "analyser_mg_per_l", "lab_mg_per_l", "laboratory", "reported_on"?, "note"?}`: stored
+//!   with E, whether it was reported late, who recorded it and when.
+//! - `GET /api/v1/deviations?factory=&point=&parameter=`: the history per analyser (oldest
+//!   first) and each analyser's status: `ok`, `due` (nothing sampled yet in the current
+//!   half-year; due by 30 June or 31 December) or `overdue` (nothing sampled in the last
+//!   half-year that ended), and per factory the worst of its analysers. Scoped like the read
+//!   API.
+//!
+//! On disk: `<data_dir>/deviations.log`, append-only JSON lines, `fdatasync`ed before the
+//! answer, never rewritten (DIW keeps them at least a year; we keep them all).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use eitwatch_config::reading::Kind;
+use eitwatch_config::site::Registry;
+use jiff::civil::{Date, date};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::{ApiError, read_scope};
+use crate::auth::Grant;
+
+/// Days from sampling within which a report is due.
+pub const REPORT_WITHIN_DAYS: i32 = 30;
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/deviations", get(list).post(record))
+}
+
+/// A deviation record as submitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submitted {
+    /// Factory id.
+    pub factory: String,
+    /// The outfall the analyser measures.
+    pub point: String,
+    /// `bod` or `cod`.
+    pub parameter: String,
+    /// Sampling date, Bangkok (`2026-06-10`).
+    pub sampled_on: String,
+    /// M: the analyser's reading at sampling, mg/L.
+    pub analyser_mg_per_l: f64,
+    /// T: the registered laboratory's result, mg/L.
+    pub lab_mg_per_l: f64,
+    /// The laboratory (name, registration number).
+    pub laboratory: String,
+    /// Date of the report (absent: today, Bangkok).
+    #[serde(default)]
+    pub reported_on: Option<String>,
+    /// Anything else.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Sequence number, from 1.
+    pub id: u64,
+    /// As submitted (with `reported_on` filled in).
+    #[serde(flatten)]
+    pub submitted: Submitted,
+    /// E = M − T at the parameter's precision, mg/L.
+    pub deviation_mg_per_l: f64,
+    /// Reported more than 30 days after sampling.
+    pub late: bool,
+    /// Who recorded it (`admin token …`, `write token …`).
+    pub recorded_by: String,
+    /// When (server clock), ns.
+    pub recorded_ns: i64,
+}
+
+/// E = M − T with M and T first taken at the parameter's reporting precision (BOD 0.1 mg/L,
+/// COD 1 mg/L, half away from zero), so the difference is exact in that unit.
+pub fn deviation(parameter: &str, analyser: f64, lab: f64) -> Option<f64> {
+    let scale = match parameter {
+        "bod" => 10.0,
+        "cod" => 1.0,
+        _ => return None,
+    };
+    // The tiny nudge keeps 22.45 (stored as 22.4499…) at 22.5, as written on the report.
+    let at = |v: f64| (v * scale + v.signum() * 1e-9).round() as i64;
+    Some((at(analyser) - at(lab)) as f64 / scale)
+}
+
+fn parse_date(key: &str, value: &str) -> Result<Date, String> {
+    value.parse::<Date>().map_err(|_| format!("{key}: \"{value}\" is not a date, expected YYYY-MM-DD (Bangkok)"))
+}
+
+fn today(now_ns: i64) -> Date {
+    crate::compliance::period::local_date(now_ns).parse().unwrap_or(date(1970, 1, 1))
+}
+
+/// Checks a submission against the registry; every problem at once.
+pub fn validate(s: &Submitted, registry: &Registry, now_ns: i64) -> Result<(Date, Date), Vec<String>> {
+    let mut problems = Vec::new();
+    match registry.point(&s.factory, &s.point) {
+        None => problems.push(format!("factory/point: \"{}/{}\" is not a registered point", s.factory, s.point)),
+        Some((_, p)) if p.kind != Kind::Effluent => {
+            problems.push(format!("point: \"{}\" is not an effluent outfall", s.point))
+        }
+        Some((_, p)) if !p.parameters.contains(&s.parameter) => {
+            problems.push(format!("parameter: \"{}\" is not monitored at {}/{}", s.parameter, s.factory, s.point))
+        }
+        Some(_) => {}
+    }
+    if !matches!(s.parameter.as_str(), "bod" | "cod") {
+        problems.push(format!("parameter: \"{}\" has no deviation rule, expected bod or cod", s.parameter));
+    }
+    for (key, v) in [("analyser_mg_per_l", s.analyser_mg_per_l), ("lab_mg_per_l", s.lab_mg_per_l)] {
+        if !(v.is_finite() && v >= 0.0) {
+            problems.push(format!("{key}: {v} is not a concentration, expected a number ≥ 0"));
+        }
+    }
+    if s.laboratory.trim().is_empty() {
+        problems.push("laboratory: must name the registered laboratory".into());
+    }
+    let today = today(now_ns);
+    let sampled = parse_date("sampled_on", &s.sampled_on).map_err(|e| problems.push(e)).ok();
+    let reported = match &s.reported_on {
+        Some(r) => parse_date("reported_on", r).map_err(|e| problems.push(e)).ok(),
+        None => Some(today),
+    };
+    if let Some(d) = sampled
+        && d > today
+    {
+        problems.push(format!("sampled_on: {d} is in the future (today is {today})"));
+    }
+    if let (Some(sd), Some(rd)) = (sampled, reported)
+        && rd < sd
+    {
+        problems.push(format!("reported_on: {rd} is before sampled_on {sd}"));
+    }
+    match (sampled, reported) {
+        (Some(sd), Some(rd)) if problems.is_empty() => Ok((sd, rd)),
+        _ => Err(problems),
+    }
+}
+
+/// The append-only log.
+#[derive(Debug)]
+pub struct DeviationLog {
+    path: PathBuf,
+}
+
+/// One writer at a time per process: ids are the line count.
+static WRITE: Mutex<()> = Mutex::new(());
+
+impl DeviationLog {
+    /// The log of a data directory.
+    pub fn new(data_dir: &Path) -> DeviationLog {
+        DeviationLog { path: data_dir.join("deviations.log") }
+    }
+
+    /// Every record, oldest first; a torn last line (a crash mid-write, never answered) is skipped.
+    pub fn list(&self) -> std::io::Result<Vec<Record>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            match serde_json::from_str(line) {
+                Ok(r) => out.push(r),
+                Err(_) if i + 1 == lines.len() => break,
+                Err(e) => {
+                    return Err(std::io::Error::other(format!("{}: line {}: {e}", self.path.display(), i + 1)));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a validated submission, durably; returns the record.
+    pub fn append(&self, mut s: Submitted, reported: Date, by: String, now_ns: i64) -> std::io::Result<Record> {
+        let _guard = WRITE.lock().unwrap_or_else(|p| p.into_inner());
+        let id = self.list()?.len() as u64 + 1;
+        let sampled: Date = s.sampled_on.parse().map_err(std::io::Error::other)?;
+        s.reported_on = Some(reported.to_string());
+        let late = (reported - sampled).get_days() > REPORT_WITHIN_DAYS;
+        let record = Record {
+            id,
+            deviation_mg_per_l: deviation(&s.parameter, s.analyser_mg_per_l, s.lab_mg_per_l).unwrap_or(f64::NAN),
+            submitted: s,
+            late,
+            recorded_by: by,
+            recorded_ns: now_ns,
+        };
+        let mut line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
+        line.push('\n');
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+        file.write_all(line.as_bytes())?;
+        file.sync_data()?;
+        Ok(record)
+    }
+}
+
+/// Where an analyser stands with its reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Sampled in the current half-year and the last one.
+    Ok,
+    /// Nothing sampled yet in the current half-year.
+    Due,
+    /// Nothing sampled in the last half-year that ended.
+    Overdue,
+}
+
+/// One analyser's status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnalyserStatus {
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// `bod` or `cod`.
+    pub parameter: String,
+    /// The status.
+    pub status: Status,
+    /// The current half-year's report is due by this date.
+    pub due_by: String,
+    /// The latest sampling date recorded.
+    pub last_sampled_on: Option<String>,
+    /// Its E.
+    pub last_deviation_mg_per_l: Option<f64>,
+    /// Records in the history.
+    pub records: usize,
+    /// Records reported more than 30 days after sampling.
+    pub late_records: usize,
+}
+
+/// First day of the half-year holding `d`, and of the next one.
+fn half(d: Date) -> (Date, Date) {
+    if d.month() <= 6 {
+        (date(d.year(), 1, 1), date(d.year(), 7, 1))
+    } else {
+        (date(d.year(), 7, 1), date(d.year() + 1, 1, 1))
+    }
+}
+
+/// The status of every BOD/COD analyser at a registered outfall matching `covers`.
+pub fn statuses(
+    registry: &Registry,
+    records: &[Record],
+    now_ns: i64,
+    covers: impl Fn(&str, &str, &str) -> bool,
+) -> Vec<AnalyserStatus> {
+    let today = today(now_ns);
+    let (current, next) = half(today);
+    let (previous, _) = half(current.yesterday().unwrap_or(current));
+    let mut out = Vec::new();
+    for f in registry.areas().iter().flat_map(|a| a.factory.iter()) {
+        for p in f.point.iter().filter(|p| p.kind == Kind::Effluent) {
+            for code in p.parameters.iter().filter(|c| matches!(c.as_str(), "bod" | "cod")) {
+                if !covers(&f.id, &p.id, code) {
+                    continue;
+                }
+                let mine: Vec<&Record> = records
+                    .iter()
+                    .filter(|r| {
+                        r.submitted.factory == f.id && r.submitted.point == p.id && &r.submitted.parameter == code
+                    })
+                    .collect();
+                let sampled: Vec<Date> = mine.iter().filter_map(|r| r.submitted.sampled_on.parse().ok()).collect();
+                let within = |from: Date, to: Date| sampled.iter().any(|d| *d >= from && *d < to);
+                let status = if !within(previous, current) {
+                    Status::Overdue
+                } else if !within(current, next) {
+                    Status::Due
+                } else {
+                    Status::Ok
+                };
+                let last = mine.iter().max_by_key(|r| (r.submitted.sampled_on.clone(), r.id));
+                out.push(AnalyserStatus {
+                    factory: f.id.clone(),
+                    point: p.id.clone(),
+                    parameter: code.clone(),
+                    status,
+                    due_by: next.yesterday().unwrap_or(next).to_string(),
+                    last_sampled_on: last.map(|r| r.submitted.sampled_on.clone()),
+                    last_deviation_mg_per_l: last.map(|r| r.deviation_mg_per_l),
+                    records: mine.len(),
+                    late_records: mine.iter().filter(|r| r.late).count(),
+                });
+            }
+        }
+    }
+    out
+}
+
+async fn record(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let token = crate::auth::presented(&headers, None)
+        .ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
+    let bearer = app.tokens.check(&token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+    let s: Submitted = serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?;
+    match &bearer.grant {
+        Grant::Admin => {}
+        Grant::Write { factory } if *factory == s.factory => {}
+        Grant::Write { factory } => {
+            return Err(ApiError::forbidden(format!(
+                "this token records for factory \"{factory}\", not \"{}\"",
+                s.factory
+            )));
+        }
+        Grant::Read { .. } => return Err(ApiError::forbidden("a read token cannot record deviations")),
+    }
+    let now = app.clock.now_ns();
+    let registry = crate::registry::current_of(&app);
+    let (_, reported) = validate(&s, &registry, now).map_err(|p| ApiError::invalid(p.join("; ")))?;
+    let by = format!("{} token {}", bearer.grant.kind(), bearer.id);
+    let log = DeviationLog::new(app.data_dir());
+    let stored = tokio::task::spawn_blocking(move || log.append(s, reported, by, now))
+        .await
+        .map_err(|e| ApiError::internal(format!("deviation task: {e}")))?
+        .map_err(|e| ApiError::internal(format!("deviations.log: {e}")))?;
+    tracing::info!(factory = %stored.submitted.factory, point = %stored.submitted.point, parameter = %stored.submitted.parameter, deviation = stored.deviation_mg_per_l, late = stored.late, "Analyser deviation recorded");
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "record": stored }))))
+}
+
+async fn list(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let scope = read_scope(&app, &headers, peer)?;
+    let eq = |key: &str, have: &str| q.get(key).is_none_or(|w| w == have);
+    let covers = |f: &str, p: &str, c: &str| {
+        scope.as_deref().is_none_or(|s| s == f) && eq("factory", f) && eq("point", p) && eq("parameter", c)
+    };
+    let records =
+        DeviationLog::new(app.data_dir()).list().map_err(|e| ApiError::internal(format!("deviations.log: {e}")))?;
+    let statuses = statuses(&crate::registry::current_of(&app), &records, app.clock.now_ns(), covers);
+    let history: Vec<&Record> =
+        records.iter().filter(|r| covers(&r.submitted.factory, &r.submitted.point, &r.submitted.parameter)).collect();
+    let mut factories: BTreeMap<&str, Status> = BTreeMap::new();
+    for a in &statuses {
+        let s = factories.entry(a.factory.as_str()).or_insert(Status::Ok);
+        *s = (*s).max(a.status);
+    }
+    let factories: Vec<_> =
+        factories.into_iter().map(|(f, s)| serde_json::json!({"factory": f, "status": s})).collect();
+    Ok(Json(serde_json::json!({ "analysers": statuses, "factories": factories, "records": history })))
+}
+
+#[cfg(test)]
+mod tests;
