@@ -293,7 +293,8 @@ fn max_rows(q: &HashMap<String, String>) -> Result<usize, ApiError> {
 
 async fn alerts(Scoped { app, filter: f, q }: Scoped) -> Result<Json<serde_json::Value>, ApiError> {
     let (from, to) = (f.from_ns.unwrap_or(i64::MIN), f.to_ns.unwrap_or(i64::MAX));
-    let area_of = |factory: &str| app.registry.factory(factory).map(|(a, _)| a.id.clone());
+    let registry = app.registry();
+    let area_of = |factory: &str| registry.factory(factory).map(|(a, _)| a.id.clone());
     let eq = |want: &Option<String>, have: Option<&str>| want.as_deref().is_none_or(|w| Some(w) == have);
     let list: Vec<_> = app
         .alerts

@@ -55,8 +55,8 @@ async fn site(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let scope = read_scope(&app, &headers, peer)?;
     let catalog = Catalog::builtin();
-    let areas: Vec<_> = app
-        .registry
+    let registry = app.registry();
+    let areas: Vec<_> = registry
         .areas()
         .iter()
         .filter_map(|a| {

@@ -156,7 +156,8 @@ impl GapLog {
 
 fn check(app: &AppState, n: usize, gap: &Gap) -> Result<(), String> {
     let at = format!("gap {n} (\"{}\")", gap.id);
-    let Some((_, point)) = app.registry.point(&gap.factory, &gap.point) else {
+    let registry = app.registry();
+    let Some((_, point)) = registry.point(&gap.factory, &gap.point) else {
         return Err(format!("{at}: unknown point \"{}\" of factory \"{}\"", gap.point, gap.factory));
     };
     if point.kind.as_str() != gap.kind {

@@ -239,7 +239,8 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     };
 
     // A token writes for one factory, so every accepted line is of this one: look it up once.
-    let registered = app.registry.factory(factory).map(|(_, f)| f);
+    let registry = app.registry();
+    let registered = registry.factory(factory).map(|(_, f)| f);
     let mut parameters = Parameters::default();
     // Every reading is a `key=value` of the body: one allocation for the batch, not a doubling
     // series of them (each a large request, which makes the allocator sweep its small frees).

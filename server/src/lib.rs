@@ -66,8 +66,9 @@ pub enum StartError {
 pub struct App {
     /// The loaded `server.toml`.
     pub config: ServerConfig,
-    /// Factories and points, from the config.
-    pub registry: Registry,
+    /// Factories and points: the config's, with the registry log's changes; replaced whole
+    /// when an admin changes it (read it with [`App::registry`]).
+    registry: std::sync::RwLock<Arc<Registry>>,
     /// Tokens.
     pub tokens: auth::Tokens,
     /// Readings.
@@ -116,7 +117,7 @@ impl App {
         let gaps = gaps::GapLog::open(&dir.join("gaps.log")).map_err(io("gaps.log"))?;
         let corrections =
             corrections::CorrectionLog::open(&dir.join("corrections.log")).map_err(io("corrections.log"))?;
-        let registry = Registry::new(config.area.clone());
+        let registry = Registry::new(registry::current(&config.area, &dir).map_err(io("registry.log"))?);
         let events = events::Events::new();
 
         // Rebuilt from the store: the same readings give the same periods, so nothing judged
@@ -163,7 +164,7 @@ impl App {
         )
         .map_err(io("revisions.log"))?;
         Ok(App {
-            registry,
+            registry: std::sync::RwLock::new(Arc::new(registry)),
             tokens: auth::Tokens::new(&dir),
             store,
             alerts,
@@ -175,6 +176,18 @@ impl App {
             corrections,
             config,
         })
+    }
+
+    /// The site registry as it is now.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the registry (the registry API, after logging the change): ingest, gap
+    /// records, the API and the compliance engine use the new one from now on.
+    pub fn set_registry(&self, registry: Registry) {
+        self.compliance.engine().update_registry(registry.clone());
+        *self.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
     }
 
     /// The data directory.

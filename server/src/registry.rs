@@ -17,11 +17,9 @@
 //!
 //! On disk: `<data_dir>/registry.log`, append-only JSON lines, synced before the answer. The
 //! current registry is `server.toml`'s areas with the log replayed over them. The compliance
-//! engine picks up new points at once ([`crate::compliance::Engine::update_registry`]);
-//! indicators and deviation records read [`current_of`]. Ingest and gaps still read the
-//! registry the server started with: a reading of a point added here is accepted once
-//! `App::open` starts from [`current`] and the app holds the registry behind a lock (the
-//! lead's wiring; see the README).
+//! registry is replaced whole once the change is on disk ([`crate::App::set_registry`]):
+//! ingest, gap records, the board, indicators, deviations and the compliance engine use it
+//! at once, and a restart starts from it.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -311,16 +309,9 @@ fn replay(base: &[Area], entries: &[Entry]) -> Vec<Area> {
     areas
 }
 
-/// The current registry of a running server, for the API handlers that read it (indicators,
-/// deviations); falls back to the start-up registry if the log cannot be read (logged).
-pub fn current_of(app: &crate::App) -> Registry {
-    match current(&app.config.area, app.data_dir()) {
-        Ok(areas) => Registry::new(areas),
-        Err(error) => {
-            tracing::error!(%error, "Cannot read registry.log; using the registry the server started with");
-            app.registry.clone()
-        }
-    }
+/// The current registry of a running server, for the API handlers that read it.
+pub fn current_of(app: &crate::App) -> std::sync::Arc<Registry> {
+    app.registry()
 }
 
 fn admin(app: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
@@ -348,7 +339,7 @@ async fn submit(
     .map_err(|e| ApiError::internal(format!("registry task: {e}")))?
     .map_err(|e| ApiError::internal(format!("registry.log: {e}")))?;
     let areas = recorded.map_err(|p| ApiError::invalid(p.join("; ")))?;
-    app.compliance.engine().update_registry(Registry::new(areas.clone()));
+    app.set_registry(Registry::new(areas.clone()));
     tracing::info!(changes = n, "Site registry changed");
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "changes": n, "area": areas }))))
 }
@@ -391,8 +382,7 @@ async fn show(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let scope = read_scope(&app, &headers, peer)?;
-    let mut areas =
-        current(&app.config.area, app.data_dir()).map_err(|e| ApiError::internal(format!("registry.log: {e}")))?;
+    let mut areas = app.registry().areas().to_vec();
     if let Some(own) = scope {
         for a in &mut areas {
             a.factory.retain(|f| f.id == own);

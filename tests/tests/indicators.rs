@@ -281,8 +281,11 @@ async fn analyser_deviation_records_over_http() {
 #[tokio::test]
 async fn the_site_registry_through_the_api() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (server, tokens) = ComplianceServer::start(dir.path()).await;
+    let (mut server, tokens) = ComplianceServer::start(dir.path()).await;
     let url = format!("{}/api/v1/registry/changes", server.url);
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    let new_point = |t: i64| format!("effluent,factory=f1,point=outfall-2 cod=130 {t}\n");
+    assert_eq!(server.write(&tokens.f1, new_point(now)).await, 400, "not registered yet");
     let change = serde_json::json!({
         "op": "point", "factory": "f1",
         "point": {"id": "outfall-2", "kind": "effluent", "parameters": ["cod", "flow"], "expected_interval_s": 300},
@@ -299,6 +302,10 @@ async fn the_site_registry_through_the_api() {
     let params: Vec<&str> =
         status["series"].as_array().expect("series").iter().map(|s| s["parameter"].as_str().expect("p")).collect();
     assert_eq!(params, ["cod", "flow"], "{status}");
+    // Ingest takes its readings at once, and they are judged.
+    assert_eq!(server.write(&tokens.f1, new_point(now)).await, 204);
+    let alerts = server.alerts("exceedance", 1).await;
+    assert_eq!((alerts[0]["point"].as_str(), alerts[0]["value"].as_f64()), (Some("outfall-2"), Some(130.0)));
 
     // Indicators and deviation records count it too (nothing measured there in October).
     let report = server.get("/api/v1/indicators?area=a1&period=2026-10").await;
@@ -356,4 +363,9 @@ async fn the_site_registry_through_the_api() {
         get(&format!("{}/api/v1/registry", server.url), Some(&tokens.f2)).await.json().await.expect("json");
     assert_eq!(own["area"][0]["factory"].as_array().map(|f| f.len()), Some(1));
     assert_eq!(own["area"][0]["factory"][0]["id"], "f2");
+    // After a restart the server starts from the changed registry.
+    server.restart().await;
+    assert_eq!(server.write(&tokens.f1, new_point(now + 60_000_000_000)).await, 204);
+    let registry = server.get("/api/v1/registry").await;
+    assert_eq!(registry["area"][0]["factory"][0]["point"][2]["id"], "outfall-2");
 }
