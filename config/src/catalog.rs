@@ -86,6 +86,18 @@ pub enum UnitError {
         /// The accepted units, comma separated.
         expected: String,
     },
+    /// The converted value is beyond what a float holds (a huge value times a factor).
+    #[error("{value} {unit} of \"{parameter}\" is not a finite number in {canonical}")]
+    NotFinite {
+        /// Parameter code.
+        parameter: String,
+        /// The value given.
+        value: f64,
+        /// Its unit.
+        unit: String,
+        /// The unit it was converted to.
+        canonical: String,
+    },
 }
 
 /// The whole catalog, by code.
@@ -280,7 +292,16 @@ impl Catalog {
     pub fn to_canonical(&self, kind: Kind, code: &str, value: f64, unit: &str) -> Result<f64, UnitError> {
         let p = self.require(kind, code)?;
         let base = to_base(p, &normalised(unit), value)?;
-        from_base(p, &p.unit, base)
+        let canonical = from_base(p, &p.unit, base)?;
+        if value.is_finite() && !canonical.is_finite() {
+            return Err(UnitError::NotFinite {
+                parameter: p.code.clone(),
+                value,
+                unit: unit.to_string(),
+                canonical: p.unit.clone(),
+            });
+        }
+        Ok(canonical)
     }
 
     /// Converts `value` in the parameter's canonical unit to `unit`.

@@ -76,7 +76,16 @@ async fn an_hourly_emission_limit_is_judged_with_o2_correction() {
     assert_eq!(day["meets"].as_bool(), Some(false));
     // The OpenAPI document is served and names the routes.
     let openapi = server.get("/api/v1/openapi.json").await;
-    for route in ["/api/v1/periods", "/api/v1/alerts/{id}/ack", "/api/v1/events", "/api/v1/availability"] {
+    for route in [
+        "/api/v1/periods",
+        "/api/v1/alerts/{id}/ack",
+        "/api/v1/events",
+        "/api/v1/availability",
+        "/api/v1/corrections",
+        "/api/v1/indicators",
+        "/api/v1/deviations",
+        "/api/v1/registry/changes",
+    ] {
         assert!(openapi["paths"].get(route).is_some(), "{route} in the OpenAPI document");
     }
 }

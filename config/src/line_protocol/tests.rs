@@ -325,6 +325,22 @@ mod fuzz {
         assert!(mapped >= 100, "only {mapped} of 1000 mapped lines accepted");
     }
 
+    /// Found by the fuzz test: a huge value times the mapping's unit factor is infinite,
+    /// which no line can carry; it is refused, naming the field.
+    #[test]
+    fn a_mapped_value_that_overflows_its_conversion_is_refused() {
+        let mappings = mappings();
+        let cx =
+            DecodeContext { precision: Precision::Ns, default_time_ns: 1, mappings: &mappings, factory: Some("f") };
+        let line = "modbus,name=analyser,slave_id=1,type=holding_register cod=-3.0841039608694093e305";
+        let error = decode_with(line, &cx, |_, _| Ok(())).expect_err("refused");
+        assert_eq!(error.line, 1);
+        assert!(
+            error.reason.contains("field cod") && error.reason.contains("not a finite number in mg/L"),
+            "{error:?}"
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
 
