@@ -52,6 +52,7 @@ pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> 
     })
     .await?
     .context("cannot open the outbox")?;
+    outbox.set_commit_interval(std::time::Duration::from_millis(config.outbox.commit_interval_ms));
     let outbox = Arc::new(outbox);
     let mut tasks = JoinSet::new();
     if let Some(listen) = &config.agent.metrics_listen {

@@ -207,6 +207,11 @@ impl Reader {
             n if n < FRAME_LEN => return Ok(Next::Bad(format!("short frame ({n} of {FRAME_LEN} bytes)"))),
             _ => {}
         }
+        if frame == [0u8; FRAME_LEN] {
+            // Preallocated space (never a record: a record's length is never 0). Whether
+            // anything torn lies beyond it is for `scan` to tell.
+            return Ok(Next::End);
+        }
         let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
         let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let id = u64::from_le_bytes(frame[8..16].try_into().unwrap_or_default());
@@ -257,8 +262,12 @@ pub(crate) struct Scan {
     pub(crate) file_len: u64,
     /// Sparse `(id, offset)` index.
     pub(crate) index: Vec<(u64, u64)>,
-    /// Why the scan stopped before the end of the file, if it did.
+    /// Why the scan stopped before the end of the data, if it did (a bad record, or bytes
+    /// other than zeros after the last record).
     pub(crate) stopped: Option<String>,
+    /// One past the last byte that is not zero, from `valid_len` on: the end of what a torn
+    /// write left (the zeros beyond are preallocated space).
+    pub(crate) dirty_end: u64,
     /// Good records.
     pub(crate) records: u64,
 }
@@ -270,7 +279,15 @@ pub(crate) fn scan(path: &Path, first_id: u64) -> std::io::Result<Result<Scan, S
         Ok(r) => r,
         Err(reason) => return Ok(Err(reason)),
     };
-    let mut s = Scan { end_id: first, valid_len: HEADER_LEN, file_len, index: Vec::new(), stopped: None, records: 0 };
+    let mut s = Scan {
+        end_id: first,
+        valid_len: HEADER_LEN,
+        file_len,
+        index: Vec::new(),
+        stopped: None,
+        dirty_end: HEADER_LEN,
+        records: 0,
+    };
     loop {
         let offset = reader.offset;
         match reader.next()? {
@@ -293,7 +310,64 @@ pub(crate) fn scan(path: &Path, first_id: u64) -> std::io::Result<Result<Scan, S
             }
         }
     }
+    s.dirty_end = s.valid_len;
+    if s.valid_len < file_len {
+        s.dirty_end = last_nonzero_end(path, s.valid_len)?;
+        if s.stopped.is_none() && s.dirty_end > s.valid_len {
+            s.stopped = Some(format!("{} bytes other than zeros after the last record", s.dirty_end - s.valid_len));
+        }
+    }
     Ok(Ok(s))
+}
+
+/// One past the last byte after `from` that is not zero (`from` if there is none).
+/// Reads the whole rest of the file: a torn write may have reached the disk in any order,
+/// so zeros right after the last record do not prove that all after them is zero.
+fn last_nonzero_end(path: &Path, from: u64) -> std::io::Result<u64> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut at, mut end) = (from, from);
+    loop {
+        let n = read_full(&mut file, &mut buf)?;
+        if n == 0 {
+            return Ok(end);
+        }
+        if let Some(i) = buf[..n].iter().rposition(|&b| b != 0) {
+            end = at + i as u64 + 1;
+        }
+        at += n as u64;
+    }
+}
+
+/// Reserves the segment's space up to `len` bytes (the file's length becomes `len`; the new
+/// bytes read as zeros), so that a later `fdatasync` of appended records writes their data
+/// only and not the inode's size with them. Best effort: where the filesystem cannot
+/// reserve, the file stays as it was and appends grow it, as without preallocation.
+pub(crate) fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
+    let current = file.metadata()?.len();
+    if current >= len {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        let (Ok(offset), Ok(add)) = (libc::off_t::try_from(current), libc::off_t::try_from(len - current)) else {
+            return Ok(());
+        };
+        // SAFETY: the descriptor is open and owned by `file` for the duration of the call.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, add) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        // A filesystem without fallocate: a sparse length does the rest of the job (zeros
+        // read back; only the size update in fdatasync remains).
+        if error.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(error);
+        }
+    }
+    file.set_len(len)
 }
 
 /// Lists the segment files of `dir`, by first id.
