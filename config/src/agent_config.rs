@@ -872,7 +872,10 @@ impl Validate for AgentConfig {
                 problems.push(format!("{at}.keep_alive_s"), "expected at least 5");
             }
             if source.ack_linger_ms > 1000 {
-                problems.push(format!("{at}.ack_linger_ms"), format!("{} is too long, expected at most 1000", source.ack_linger_ms));
+                problems.push(
+                    format!("{at}.ack_linger_ms"),
+                    format!("{} is too long, expected at most 1000", source.ack_linger_ms),
+                );
             }
             if source.password.is_some() && source.username.is_none() {
                 problems.push(format!("{at}.password"), "a password needs a username");
