@@ -492,14 +492,13 @@ impl Outbox {
             if out.len() >= max {
                 break;
             }
-            let (mut reader, _) = match Reader::open(&seg.path, Some(seg.first_id), seg.len) {
+            let (mut reader, _) = match Reader::open_at(&seg.path, Some(seg.first_id), seg.len, offset) {
                 Ok(Ok(r)) => r,
                 Ok(Err(reason)) => return Err(OutboxError::Corrupt { path: seg.path, reason }),
                 // Dropped (outbox full) between the plan and now: its ids are settled.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(OutboxError::Io { path: seg.path, source: e }),
             };
-            reader.seek(offset).map_err(io_err(&seg.path))?;
             loop {
                 match reader.next().map_err(io_err(&seg.path))? {
                     Next::End => break,

@@ -164,6 +164,16 @@ impl Reader {
         first_id: Option<u64>,
         limit: u64,
     ) -> std::io::Result<Result<(Reader, u64), String>> {
+        Reader::open_at(path, first_id, limit, HEADER_LEN)
+    }
+
+    /// [`Reader::open`], reading from `offset` (a record start taken from the index).
+    pub(crate) fn open_at(
+        path: &Path,
+        first_id: Option<u64>,
+        limit: u64,
+        offset: u64,
+    ) -> std::io::Result<Result<(Reader, u64), String>> {
         let mut file = File::open(path)?;
         let mut h = [0u8; HEADER_LEN as usize];
         if let Err(e) = file.read_exact(&mut h) {
@@ -184,16 +194,14 @@ impl Reader {
         if first_id.is_some_and(|f| f != id) {
             return Ok(Err(format!("header says first id {id}, the file name another")));
         }
-        let reader =
-            Reader { file: BufReader::with_capacity(1 << 20, file), payload: Vec::new(), offset: HEADER_LEN, limit };
+        if offset != HEADER_LEN {
+            file.seek(SeekFrom::Start(offset))?;
+        }
+        // No larger than what is to be read: after the records of a preallocated segment come
+        // megabytes of zeros, which a larger buffer would copy in (and keep resident) for nothing.
+        let capacity = limit.saturating_sub(offset).clamp(8 << 10, 256 << 10) as usize;
+        let reader = Reader { file: BufReader::with_capacity(capacity, file), payload: Vec::new(), offset, limit };
         Ok(Ok((reader, id)))
-    }
-
-    /// Moves to `offset` (a record start taken from the index).
-    pub(crate) fn seek(&mut self, offset: u64) -> std::io::Result<()> {
-        self.file.seek(SeekFrom::Start(offset))?;
-        self.offset = offset;
-        Ok(())
     }
 
     /// The next record.
@@ -326,7 +334,7 @@ pub(crate) fn scan(path: &Path, first_id: u64) -> std::io::Result<Result<Scan, S
 fn last_nonzero_end(path: &Path, from: u64) -> std::io::Result<u64> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(from))?;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; 64 << 10];
     let (mut at, mut end) = (from, from);
     loop {
         let n = read_full(&mut file, &mut buf)?;
