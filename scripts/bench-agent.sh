@@ -8,7 +8,9 @@
 # core, from /proc/<pid>/stat over the phase, drain included), peak RSS (VmHWM) and the
 # anonymous part of the RSS at the end of the phase (RssAnon: heap and stacks, without the
 # pages of the program's own files), then the ratios Python / eitwatch. Everything on
-# 127.0.0.1; peers started here, killed at exit.
+# 127.0.0.1; peers started here, killed at exit. The agent runs with its defaults
+# (ack_linger_ms, commit_interval_ms); AGENT_TOML adds lines to its [[mqtt]] table, e.g.
+# AGENT_TOML='ack_linger_ms = 10' to compare another linger.
 #
 #   bash scripts/bench-agent.sh [SECONDS]
 #   AGENT_BIN=/tmp/old-eitwatch-agent bash scripts/bench-agent.sh   # an older build instead
@@ -23,9 +25,10 @@ if ! "$py" -c 'import paho.mqtt, influxdb_client' >/dev/null 2>&1; then
   echo "bench-agent: pip install paho-mqtt influxdb-client into $venv"
   "$py" -m pip install -q paho-mqtt influxdb-client
 fi
-cargo build --release -q -p eitwatch-agent --bin eitwatch-agent --example mqtt_load
-agent_bin=${AGENT_BIN:-target/release/eitwatch-agent}
-load_bin=target/release/examples/mqtt_load
+# The agent as shipped (Cargo.toml: profile agent-release).
+cargo build --profile agent-release -q -p eitwatch-agent --bin eitwatch-agent --example mqtt_load
+agent_bin=${AGENT_BIN:-target/agent-release/eitwatch-agent}
+load_bin=target/agent-release/examples/mqtt_load
 
 work=$(mktemp -d)
 pids=()
@@ -53,7 +56,7 @@ wait_for "the sink" bash -c "echo >/dev/tcp/127.0.0.1/$sink"
   printf '[agent]\nfactory = "f1"\ndata_dir = "%s/agent"\n' "$work"
   for i in $(seq 0 99); do printf '[[point]]\nid = "p%s"\nkind = "effluent"\n' "$i"; done
   printf '[uplink]\nurl = "http://127.0.0.1:%s"\ntoken = "eitwatch"\nbatch_max_readings = 5000\nbatch_max_age_ms = 1000\n' "$sink"
-  printf '[[mqtt]]\nname = "bench"\nbroker = "127.0.0.1:%s"\nclient_id = "eitwatch-agent"\nqos = 1\n' "$mq"
+  printf '[[mqtt]]\nname = "bench"\nbroker = "127.0.0.1:%s"\nclient_id = "eitwatch-agent"\nqos = 1\n%s\n' "$mq" "${AGENT_TOML:-}"
   printf '[[mqtt.subscription]]\ntopic = "bench/{point}/{parameter}"\npayload = "json"\nunit = "mg/L"\ntime_format = "epoch_ms"\n'
 } >"$work/agent.toml"
 RUST_LOG=warn setsid "$agent_bin" --config "$work/agent.toml" >"$work/agent.log" 2>&1 & rust_pid=$!; pids+=($rust_pid)
@@ -93,7 +96,7 @@ done
 
 echo
 echo "eitwatch-agent vs Python (paho-mqtt + influxdb-client), MQTT QoS 1 in, InfluxDB v2 write out"
-echo "machine: $(nproc) cores; other builds may have run meanwhile"
+echo "agent: $agent_bin ${AGENT_TOML:-(defaults)}; machine: $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); other builds may have run meanwhile"
 printf '%-8s %-8s %-7s | %-9s %-7s %-8s %-10s | %-9s %-7s %-8s %-10s | %-9s %-9s %-9s\n' \
   rate/s sent wall_s "rust_cpu%" rust_MB rust_anon rust_total "py_cpu%" py_MB py_anon py_total cpu_ratio rss_ratio anon_ratio
 mb() { awk "BEGIN {print $1 / 1024}"; }
