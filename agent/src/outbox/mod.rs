@@ -499,6 +499,7 @@ impl Outbox {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(OutboxError::Io { path: seg.path, source: e }),
             };
+            reader.skip_below(from);
             loop {
                 match reader.next().map_err(io_err(&seg.path))? {
                     Next::End => break,

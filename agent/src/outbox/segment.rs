@@ -155,6 +155,8 @@ pub(crate) struct Reader {
     pub(crate) offset: u64,
     /// Read no record starting at or beyond this offset (the durable length).
     limit: u64,
+    /// See [`Reader::skip_below`].
+    skip_below: u64,
 }
 
 impl Reader {
@@ -200,49 +202,74 @@ impl Reader {
         // No larger than what is to be read: after the records of a preallocated segment come
         // megabytes of zeros, which a larger buffer would copy in (and keep resident) for nothing.
         let capacity = limit.saturating_sub(offset).clamp(8 << 10, 256 << 10) as usize;
-        let reader = Reader { file: BufReader::with_capacity(capacity, file), payload: Vec::new(), offset, limit };
+        let reader = Reader {
+            file: BufReader::with_capacity(capacity, file),
+            payload: Vec::new(),
+            offset,
+            limit,
+            skip_below: 0,
+        };
         Ok(Ok((reader, id)))
+    }
+
+    /// From now on, records with a lower id are checked but not decoded nor returned: a
+    /// read starts at an index point up to [`INDEX_EVERY`] records before the id it wants.
+    pub(crate) fn skip_below(&mut self, id: u64) {
+        self.skip_below = id;
     }
 
     /// The next record.
     pub(crate) fn next(&mut self) -> std::io::Result<Next> {
+        loop {
+            if let Some(next) = self.next_or_skipped()? {
+                return Ok(next);
+            }
+        }
+    }
+
+    /// The next record, or `None` for one skipped (below `skip_below`).
+    fn next_or_skipped(&mut self) -> std::io::Result<Option<Next>> {
         if self.offset >= self.limit {
-            return Ok(Next::End);
+            return Ok(Some(Next::End));
         }
         let mut frame = [0u8; FRAME_LEN];
         match read_full(&mut self.file, &mut frame)? {
-            0 => return Ok(Next::End),
-            n if n < FRAME_LEN => return Ok(Next::Bad(format!("short frame ({n} of {FRAME_LEN} bytes)"))),
+            0 => return Ok(Some(Next::End)),
+            n if n < FRAME_LEN => return Ok(Some(Next::Bad(format!("short frame ({n} of {FRAME_LEN} bytes)")))),
             _ => {}
         }
         if frame == [0u8; FRAME_LEN] {
             // Preallocated space (never a record: a record's length is never 0). Whether
             // anything torn lies beyond it is for `scan` to tell.
-            return Ok(Next::End);
+            return Ok(Some(Next::End));
         }
         let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
         let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let id = u64::from_le_bytes(frame[8..16].try_into().unwrap_or_default());
         if len == 0 || len > MAX_PAYLOAD {
-            return Ok(Next::Bad(format!("record length {len} out of range")));
+            return Ok(Some(Next::Bad(format!("record length {len} out of range"))));
         }
         self.payload.resize(len as usize, 0);
         let got = read_full(&mut self.file, &mut self.payload)?;
         if got < len as usize {
-            return Ok(Next::Bad(format!("short record ({got} of {len} bytes)")));
+            return Ok(Some(Next::Bad(format!("short record ({got} of {len} bytes)"))));
         }
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&frame[8..16]);
         hasher.update(&self.payload);
         if hasher.finalize() != crc {
-            return Ok(Next::Bad("checksum mismatch".into()));
+            return Ok(Some(Next::Bad("checksum mismatch".into())));
+        }
+        let rec_len = FRAME_LEN as u64 + len as u64;
+        if id < self.skip_below {
+            self.offset += rec_len;
+            return Ok(None);
         }
         let Some(reading) = decode(&self.payload) else {
-            return Ok(Next::Bad("checksum matches but the payload does not decode".into()));
+            return Ok(Some(Next::Bad("checksum matches but the payload does not decode".into())));
         };
-        let rec_len = FRAME_LEN as u64 + len as u64;
         self.offset += rec_len;
-        Ok(Next::Record { id, reading, len: rec_len })
+        Ok(Some(Next::Record { id, reading, len: rec_len }))
     }
 }
 
