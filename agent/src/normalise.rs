@@ -63,13 +63,13 @@ impl Normaliser {
 
     /// Normalises one raw value; on error the raw value comes back, so that the caller can
     /// name its point and parameter in its log line.
-    pub fn normalise(&self, raw: Raw) -> Result<Reading, (NormaliseError, Raw)> {
+    pub fn normalise(&self, raw: Raw) -> Result<Reading, Box<(NormaliseError, Raw)>> {
         let Some(&kind) = self.kinds.get(&raw.point) else {
-            return Err((NormaliseError::UnknownPoint(raw.point.clone()), raw));
+            return Err(Box::new((NormaliseError::UnknownPoint(raw.point.clone()), raw)));
         };
         let (value, quality) = match canonical(kind, &raw) {
             Ok(c) => c,
-            Err(e) => return Err((e, raw)),
+            Err(e) => return Err(Box::new((e, raw))),
         };
         Ok(Reading {
             kind,

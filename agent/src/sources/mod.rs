@@ -36,7 +36,10 @@ impl Context {
             .filter_map(|raw| {
                 self.normaliser
                     .normalise(raw)
-                    .map_err(|(error, raw)| tracing::warn!(source, point = %raw.point, parameter = %raw.parameter, %error, "Value dropped"))
+                    .map_err(|e| {
+                        let (error, raw) = *e;
+                        tracing::warn!(source, point = %raw.point, parameter = %raw.parameter, %error, "Value dropped")
+                    })
                     .ok()
             })
             .collect();
