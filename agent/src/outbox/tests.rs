@@ -495,3 +495,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn appends_within_the_commit_interval_share_one_write_and_fsync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let (outbox, _) = open(dir.path(), BIG, &["server"]);
+    // Long enough that the second append is always queued before the first is written.
+    outbox.set_commit_interval(std::time::Duration::from_millis(500));
+    let started = Instant::now();
+    let (first, second) = (readings(0..3), readings(3..5));
+    let (a, b) = rt.block_on(async { tokio::join!(outbox.append(&first), outbox.append(&second)) });
+    assert_eq!((a.expect("a"), b.expect("b")), (0..3, 3..5));
+    assert_eq!(outbox.status().commits, 1, "one group commit for both");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500), "the writer waited for more");
+    // Back to at once: each append its own commit.
+    outbox.set_commit_interval(std::time::Duration::ZERO);
+    rt.block_on(outbox.append(&readings(5..6))).expect("append");
+    assert_eq!(outbox.status().commits, 2);
+    drop(outbox);
+    let (outbox, _) = open(dir.path(), BIG, &["server"]);
+    assert_eq!(all(&outbox), (0..6).map(|i| (i, reading(i))).collect::<Vec<_>>());
+}
