@@ -200,6 +200,9 @@ const fn default_outbox_segment_bytes() -> u64 {
     16 << 20
 }
 const fn default_outbox_commit_interval_ms() -> u64 {
+    // Measured at 1 000 MQTT messages/s (agent alone): linger 10 ms 3.3 % of a core, linger
+    // 10 ms + commit interval 40 ms 1.8 %, linger 50 ms alone 1.55 %. The sources batch
+    // better themselves; an interval would only delay every ack.
     0
 }
 
