@@ -5,9 +5,10 @@
 # write endpoint (tests/peers/http_sink.py, which counts what each delivered). Two phases:
 # 1 000 and 10 000 readings/s, SECONDS each (default 20), published with QoS 1 by
 # agent/examples/mqtt_load.rs. Per agent and phase: CPU (% of one
-# core, from /proc/<pid>/stat over the phase, drain included), peak RSS (VmHWM) and the
-# anonymous part of the RSS at the end of the phase (RssAnon: heap and stacks, without the
-# pages of the program's own files), then the ratios Python / eitwatch. Everything on
+# core, from /proc/<pid>/stat over the phase, drain included), peak RSS (VmHWM), and the
+# anonymous and file-backed parts of the RSS at the end of the phase (RssAnon: heap and
+# stacks; RssFile: pages of the program's and its libraries' files), then the ratios
+# Python / eitwatch. Everything on
 # 127.0.0.1; peers started here, killed at exit. The agent runs with its defaults
 # (ack_linger_ms, commit_interval_ms); AGENT_TOML adds lines to its [[mqtt]] table, e.g.
 # AGENT_TOML='ack_linger_ms = 10' to compare another linger.
@@ -69,6 +70,7 @@ hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 anon_kb() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }
+file_kb() { awk '/RssFile/ {print $2}' "/proc/$1/status"; }
 counts() { "$py" -c "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:$sink/counts').read().decode())"; }
 count_of() { counts | "$py" -c "import json,sys; print(json.load(sys.stdin).get('$1', 0))"; }
 
@@ -91,20 +93,20 @@ for rate in 1000 10000; do
   wall=$(awk "BEGIN {print $t1 - $t0}")
   rust_cpu=$(awk "BEGIN {print ($r1 - $r0) / $hz / $wall * 100}")
   python_cpu=$(awk "BEGIN {print ($p1 - $p0) / $hz / $wall * 100}")
-  results+=("$rate $sent $wall $rust_cpu $(hwm_kb $rust_pid) $(anon_kb $rust_pid) $rc $python_cpu $(hwm_kb $python_pid) $(anon_kb $python_pid) $pc")
+  results+=("$rate $sent $wall $rust_cpu $(hwm_kb $rust_pid) $(anon_kb $rust_pid) $(file_kb $rust_pid) $rc $python_cpu $(hwm_kb $python_pid) $(anon_kb $python_pid) $(file_kb $python_pid) $pc")
 done
 
 echo
 echo "eitwatch-agent vs Python (paho-mqtt + influxdb-client), MQTT QoS 1 in, InfluxDB v2 write out"
 echo "agent: $agent_bin ${AGENT_TOML:-(defaults)}; machine: $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); other builds may have run meanwhile"
-printf '%-8s %-8s %-7s | %-9s %-7s %-8s %-10s | %-9s %-7s %-8s %-10s | %-9s %-9s %-9s\n' \
-  rate/s sent wall_s "rust_cpu%" rust_MB rust_anon rust_total "py_cpu%" py_MB py_anon py_total cpu_ratio rss_ratio anon_ratio
+printf '%-8s %-8s %-7s | %-9s %-7s %-9s %-9s %-10s | %-9s %-7s %-8s %-8s %-10s | %-9s %-9s %-9s\n' \
+  rate/s sent wall_s "rust_cpu%" rust_MB rust_anon rust_file rust_total "py_cpu%" py_MB py_anon py_file py_total cpu_ratio rss_ratio anon_ratio
 mb() { awk "BEGIN {print $1 / 1024}"; }
 for line in "${results[@]}"; do
-  read -r rate sent wall rcpu rrss ranon rc pcpu prss panon pc <<<"$line"
-  printf '%-8s %-8s %-7.1f | %-9.2f %-7.1f %-8.1f %-10s | %-9.2f %-7.1f %-8.1f %-10s | %-9.1f %-9.1f %-9.1f\n' \
-    "$rate" "$sent" "$wall" "$rcpu" "$(mb "$rrss")" "$(mb "$ranon")" "$rc" "$pcpu" "$(mb "$prss")" "$(mb "$panon")" "$pc" \
+  read -r rate sent wall rcpu rrss ranon rfile rc pcpu prss panon pfile pc <<<"$line"
+  printf '%-8s %-8s %-7.1f | %-9.2f %-7.1f %-9.1f %-9.1f %-10s | %-9.2f %-7.1f %-8.1f %-8.1f %-10s | %-9.1f %-9.1f %-9.1f\n' \
+    "$rate" "$sent" "$wall" "$rcpu" "$(mb "$rrss")" "$(mb "$ranon")" "$(mb "$rfile")" "$rc" "$pcpu" "$(mb "$prss")" "$(mb "$panon")" "$(mb "$pfile")" "$pc" \
     "$(awk "BEGIN {print $pcpu / ($rcpu + 0.0001)}")" "$(awk "BEGIN {print $prss / $rrss}")" "$(awk "BEGIN {print $panon / $ranon}")"
 done
-echo "(totals: readings each agent delivered to the sink, cumulative; *_MB: peak RSS so far; *_anon: RssAnon, MB, at the end of the phase)"
+echo "(totals: readings each agent delivered to the sink, cumulative; *_MB: peak RSS so far; *_anon and *_file: RssAnon (heap, stacks) and RssFile (pages of the program's and libraries' files, shared and evictable), MB, at the end of the phase)"
 cat "$work/load.log"
