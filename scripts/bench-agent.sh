@@ -5,10 +5,13 @@
 # write endpoint (tests/peers/http_sink.py, which counts what each delivered). Two phases:
 # 1 000 and 10 000 readings/s, SECONDS each (default 20), published with QoS 1 by
 # agent/examples/mqtt_load.rs. Per agent and phase: CPU (% of one
-# core, from /proc/<pid>/stat over the phase, drain included), peak RSS (VmHWM) and the
-# anonymous part of the RSS at the end of the phase (RssAnon: heap and stacks, without the
-# pages of the program's own files), then the ratios Python / eitwatch. Everything on
-# 127.0.0.1; peers started here, killed at exit.
+# core, from /proc/<pid>/stat over the phase, drain included), peak RSS (VmHWM), and the
+# anonymous and file-backed parts of the RSS at the end of the phase (RssAnon: heap and
+# stacks; RssFile: pages of the program's and its libraries' files), then the ratios
+# Python / eitwatch. Everything on
+# 127.0.0.1; peers started here, killed at exit. The agent runs with its defaults
+# (ack_linger_ms, commit_interval_ms); AGENT_TOML adds lines to its [[mqtt]] table, e.g.
+# AGENT_TOML='ack_linger_ms = 10' to compare another linger.
 #
 #   bash scripts/bench-agent.sh [SECONDS]
 #   AGENT_BIN=/tmp/old-eitwatch-agent bash scripts/bench-agent.sh   # an older build instead
@@ -23,9 +26,10 @@ if ! "$py" -c 'import paho.mqtt, influxdb_client' >/dev/null 2>&1; then
   echo "bench-agent: pip install paho-mqtt influxdb-client into $venv"
   "$py" -m pip install -q paho-mqtt influxdb-client
 fi
-cargo build --release -q -p eitwatch-agent --bin eitwatch-agent --example mqtt_load
-agent_bin=${AGENT_BIN:-target/release/eitwatch-agent}
-load_bin=target/release/examples/mqtt_load
+# The agent as shipped (Cargo.toml: profile agent-release).
+cargo build --profile agent-release -q -p eitwatch-agent --bin eitwatch-agent --example mqtt_load
+agent_bin=${AGENT_BIN:-target/agent-release/eitwatch-agent}
+load_bin=target/agent-release/examples/mqtt_load
 
 work=$(mktemp -d)
 pids=()
@@ -53,7 +57,7 @@ wait_for "the sink" bash -c "echo >/dev/tcp/127.0.0.1/$sink"
   printf '[agent]\nfactory = "f1"\ndata_dir = "%s/agent"\n' "$work"
   for i in $(seq 0 99); do printf '[[point]]\nid = "p%s"\nkind = "effluent"\n' "$i"; done
   printf '[uplink]\nurl = "http://127.0.0.1:%s"\ntoken = "eitwatch"\nbatch_max_readings = 5000\nbatch_max_age_ms = 1000\n' "$sink"
-  printf '[[mqtt]]\nname = "bench"\nbroker = "127.0.0.1:%s"\nclient_id = "eitwatch-agent"\nqos = 1\n' "$mq"
+  printf '[[mqtt]]\nname = "bench"\nbroker = "127.0.0.1:%s"\nclient_id = "eitwatch-agent"\nqos = 1\n%s\n' "$mq" "${AGENT_TOML:-}"
   printf '[[mqtt.subscription]]\ntopic = "bench/{point}/{parameter}"\npayload = "json"\nunit = "mg/L"\ntime_format = "epoch_ms"\n'
 } >"$work/agent.toml"
 RUST_LOG=warn setsid "$agent_bin" --config "$work/agent.toml" >"$work/agent.log" 2>&1 & rust_pid=$!; pids+=($rust_pid)
@@ -66,6 +70,7 @@ hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 anon_kb() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }
+file_kb() { awk '/RssFile/ {print $2}' "/proc/$1/status"; }
 counts() { "$py" -c "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:$sink/counts').read().decode())"; }
 count_of() { counts | "$py" -c "import json,sys; print(json.load(sys.stdin).get('$1', 0))"; }
 
@@ -88,20 +93,20 @@ for rate in 1000 10000; do
   wall=$(awk "BEGIN {print $t1 - $t0}")
   rust_cpu=$(awk "BEGIN {print ($r1 - $r0) / $hz / $wall * 100}")
   python_cpu=$(awk "BEGIN {print ($p1 - $p0) / $hz / $wall * 100}")
-  results+=("$rate $sent $wall $rust_cpu $(hwm_kb $rust_pid) $(anon_kb $rust_pid) $rc $python_cpu $(hwm_kb $python_pid) $(anon_kb $python_pid) $pc")
+  results+=("$rate $sent $wall $rust_cpu $(hwm_kb $rust_pid) $(anon_kb $rust_pid) $(file_kb $rust_pid) $rc $python_cpu $(hwm_kb $python_pid) $(anon_kb $python_pid) $(file_kb $python_pid) $pc")
 done
 
 echo
 echo "eitwatch-agent vs Python (paho-mqtt + influxdb-client), MQTT QoS 1 in, InfluxDB v2 write out"
-echo "machine: $(nproc) cores; other builds may have run meanwhile"
-printf '%-8s %-8s %-7s | %-9s %-7s %-8s %-10s | %-9s %-7s %-8s %-10s | %-9s %-9s %-9s\n' \
-  rate/s sent wall_s "rust_cpu%" rust_MB rust_anon rust_total "py_cpu%" py_MB py_anon py_total cpu_ratio rss_ratio anon_ratio
+echo "agent: $agent_bin ${AGENT_TOML:-(defaults)}; machine: $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); other builds may have run meanwhile"
+printf '%-8s %-8s %-7s | %-9s %-7s %-9s %-9s %-10s | %-9s %-7s %-8s %-8s %-10s | %-9s %-9s %-9s\n' \
+  rate/s sent wall_s "rust_cpu%" rust_MB rust_anon rust_file rust_total "py_cpu%" py_MB py_anon py_file py_total cpu_ratio rss_ratio anon_ratio
 mb() { awk "BEGIN {print $1 / 1024}"; }
 for line in "${results[@]}"; do
-  read -r rate sent wall rcpu rrss ranon rc pcpu prss panon pc <<<"$line"
-  printf '%-8s %-8s %-7.1f | %-9.2f %-7.1f %-8.1f %-10s | %-9.2f %-7.1f %-8.1f %-10s | %-9.1f %-9.1f %-9.1f\n' \
-    "$rate" "$sent" "$wall" "$rcpu" "$(mb "$rrss")" "$(mb "$ranon")" "$rc" "$pcpu" "$(mb "$prss")" "$(mb "$panon")" "$pc" \
+  read -r rate sent wall rcpu rrss ranon rfile rc pcpu prss panon pfile pc <<<"$line"
+  printf '%-8s %-8s %-7.1f | %-9.2f %-7.1f %-9.1f %-9.1f %-10s | %-9.2f %-7.1f %-8.1f %-8.1f %-10s | %-9.1f %-9.1f %-9.1f\n' \
+    "$rate" "$sent" "$wall" "$rcpu" "$(mb "$rrss")" "$(mb "$ranon")" "$(mb "$rfile")" "$rc" "$pcpu" "$(mb "$prss")" "$(mb "$panon")" "$(mb "$pfile")" "$pc" \
     "$(awk "BEGIN {print $pcpu / ($rcpu + 0.0001)}")" "$(awk "BEGIN {print $prss / $rrss}")" "$(awk "BEGIN {print $panon / $ranon}")"
 done
-echo "(totals: readings each agent delivered to the sink, cumulative; *_MB: peak RSS so far; *_anon: RssAnon, MB, at the end of the phase)"
+echo "(totals: readings each agent delivered to the sink, cumulative; *_MB: peak RSS so far; *_anon and *_file: RssAnon (heap, stacks) and RssFile (pages of the program's and libraries' files, shared and evictable), MB, at the end of the phase)"
 cat "$work/load.log"

@@ -52,7 +52,9 @@ pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> 
     })
     .await?
     .context("cannot open the outbox")?;
+    outbox.set_commit_interval(std::time::Duration::from_millis(config.outbox.commit_interval_ms));
     let outbox = Arc::new(outbox);
+    let normaliser = Arc::new(normalise::Normaliser::new(&config));
     let mut tasks = JoinSet::new();
     if let Some(listen) = &config.agent.metrics_listen {
         let server =
@@ -60,11 +62,21 @@ pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> 
         tasks.spawn(server);
     }
     for device in config.modbus.clone() {
-        let ctx = sources::Context { config: config.clone(), outbox: outbox.clone(), shutdown: shutdown.clone() };
+        let ctx = sources::Context {
+            config: config.clone(),
+            normaliser: normaliser.clone(),
+            outbox: outbox.clone(),
+            shutdown: shutdown.clone(),
+        };
         tasks.spawn(sources::modbus::run(device, ctx));
     }
     for source in config.mqtt.clone() {
-        let ctx = sources::Context { config: config.clone(), outbox: outbox.clone(), shutdown: shutdown.clone() };
+        let ctx = sources::Context {
+            config: config.clone(),
+            normaliser: normaliser.clone(),
+            outbox: outbox.clone(),
+            shutdown: shutdown.clone(),
+        };
         tasks.spawn(sources::mqtt::run(source, ctx));
     }
     for sink in sinks {

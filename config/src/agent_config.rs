@@ -155,11 +155,20 @@ pub struct OutboxSection {
     /// Size at which a segment file is closed and a new one begun (the unit of reclaim and drop).
     #[serde(default = "default_outbox_segment_bytes")]
     pub segment_bytes: u64,
+    /// How long the outbox's writer gathers appends after the first one before it writes and
+    /// fsyncs them together (0: at once). Every append waits this long more before its
+    /// source may acknowledge; worth it with many sources appending on their own.
+    #[serde(default = "default_outbox_commit_interval_ms")]
+    pub commit_interval_ms: u64,
 }
 
 impl Default for OutboxSection {
     fn default() -> Self {
-        OutboxSection { max_bytes: default_outbox_max_bytes(), segment_bytes: default_outbox_segment_bytes() }
+        OutboxSection {
+            max_bytes: default_outbox_max_bytes(),
+            segment_bytes: default_outbox_segment_bytes(),
+            commit_interval_ms: default_outbox_commit_interval_ms(),
+        }
     }
 }
 
@@ -189,6 +198,12 @@ const fn default_outbox_max_bytes() -> u64 {
 }
 const fn default_outbox_segment_bytes() -> u64 {
     16 << 20
+}
+const fn default_outbox_commit_interval_ms() -> u64 {
+    // Measured at 1 000 MQTT messages/s (agent alone): linger 10 ms 3.3 % of a core, linger
+    // 10 ms + commit interval 40 ms 1.8 %, linger 50 ms alone 1.55 %. The sources batch
+    // better themselves; an interval would only delay every ack.
+    0
 }
 
 /// `[[modbus]]`: one connection (a device, a gateway, or a serial bus with its slaves), polled.
@@ -509,6 +524,12 @@ pub struct MqttSource {
     /// Keep-alive interval.
     #[serde(default = "default_keep_alive_s")]
     pub keep_alive_s: u64,
+    /// After handing a small batch of messages over (fewer than 16), leave the socket alone
+    /// this long, so that the next batch is stored with one fsync and acknowledged with one
+    /// write. Bounds the extra delay before an ack; with a broker whose in-flight window is
+    /// below 16 messages it also caps the rate at window / linger.
+    #[serde(default = "default_ack_linger_ms")]
+    pub ack_linger_ms: u64,
     /// User name, if the broker asks for one.
     #[serde(default)]
     pub username: Option<String>,
@@ -531,6 +552,11 @@ const fn default_qos() -> u8 {
 }
 const fn default_keep_alive_s() -> u64 {
     30
+}
+const fn default_ack_linger_ms() -> u64 {
+    // scripts/bench-agent.sh at 1 000 messages/s: 10 ms ≈ 3 % of a core, 25 ms ≈ 2.3 %,
+    // 50 ms ≈ 1.5–1.8 % (fewer fsyncs and wake-ups); an ack 50 ms later costs nothing here.
+    50
 }
 
 /// MQTT protocol version.
@@ -721,6 +747,12 @@ impl Validate for AgentConfig {
                 format!("{} is too small, expected at least 4096", self.outbox.segment_bytes),
             );
         }
+        if self.outbox.commit_interval_ms > 1000 {
+            problems.push(
+                "outbox.commit_interval_ms",
+                format!("{} is too long, expected at most 1000", self.outbox.commit_interval_ms),
+            );
+        }
         if self.outbox.max_bytes < self.outbox.segment_bytes.saturating_mul(2) {
             problems.push(
                 "outbox.max_bytes",
@@ -843,6 +875,12 @@ impl Validate for AgentConfig {
             }
             if source.keep_alive_s < 5 {
                 problems.push(format!("{at}.keep_alive_s"), "expected at least 5");
+            }
+            if source.ack_linger_ms > 1000 {
+                problems.push(
+                    format!("{at}.ack_linger_ms"),
+                    format!("{} is too long, expected at most 1000", source.ack_linger_ms),
+                );
             }
             if source.password.is_some() && source.username.is_none() {
                 problems.push(format!("{at}.password"), "a password needs a username");

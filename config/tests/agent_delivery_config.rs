@@ -62,3 +62,19 @@ batch_max_readings = 0
     );
     assert!(problems.to_string().contains("less than two segments"), "{problems}");
 }
+
+#[test]
+fn group_commit_keys_have_defaults_and_bounds() {
+    let c: AgentConfig = load(BASE, "agent.toml").unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!((c.outbox.commit_interval_ms, c.mqtt[0].ack_linger_ms), (0, 50));
+    let with = |linger: u64, interval: u64| {
+        BASE.replace("client_id = \"c\"", &format!("client_id = \"c\"\nack_linger_ms = {linger}"))
+            + &format!("[outbox]\ncommit_interval_ms = {interval}\n")
+    };
+    let c: AgentConfig = load(&with(1000, 1000), "agent.toml").unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!((c.outbox.commit_interval_ms, c.mqtt[0].ack_linger_ms), (1000, 1000));
+    let problems = load::<AgentConfig>(&with(1001, 5000), "agent.toml").expect_err("problems");
+    let got: Vec<String> = problems.list.iter().map(|p| p.path.clone()).collect();
+    assert_eq!(got, ["outbox.commit_interval_ms", "mqtt[0].ack_linger_ms"], "{problems}");
+    assert!(problems.to_string().contains("5000 is too long, expected at most 1000"), "{problems}");
+}

@@ -24,6 +24,13 @@
 //!   The payload of a reading: tag 1, kind, quality, source, below-detection-limit flag
 //!   (one byte each), time in ns (i64 LE), value (f64 bits LE), then factory, point and
 //!   parameter (each u16 LE length + UTF-8).
+//! - The active segment is preallocated to `segment_bytes` (`fallocate`; its length is then
+//!   `segment_bytes` and the unused part reads as zeros), so that the `fdatasync` of an
+//!   append need not also log the file's new size (fdatasync was ≈ 40 % of the agent's CPU
+//!   at 1 000 readings/s; a small append's fdatasync on ext4 measured about a third less CPU
+//!   in the calling thread; writing zeros instead of `fallocate` measured no better). An
+//!   all-zero frame therefore ends the records. A segment gives its unused space back when
+//!   it is closed and when the agent stops.
 //! - `ledger.json`: per sink, its cursor (every id below is settled), the live range
 //!   delivered ahead of the backlog after an outage, its counters (delivered, retried,
 //!   dead-lettered, dropped) and the gap records still to deliver to it. Replaced whole:
@@ -50,17 +57,21 @@
 //!   batch was in flight is counted once, as dropped).
 //!
 //! ## Recovery at open
-//! Every segment is scanned and each record's length, checksum and id checked. In the last
-//! segment, the first bad record and everything after it is a torn tail (a write cut short
-//! by a crash or power cut): it was never fsynced, so never acknowledged, and is cut
-//! (logged with the bytes cut). Nothing before it is touched: records are only ever
-//! appended, so a crash cannot damage what an earlier fsync made durable. (Media damage to
-//! a durable record of the last segment cannot be told from a torn write by this scan: it
-//! is cut with what follows it, and logged the same way.) A bad record in a closed
-//! segment is damage, not a torn write: logged as an error, the rest of that segment is
-//! skipped and counted as dropped for the sinks that had not delivered it; a segment with a
-//! bad header is renamed `*.corrupt` and kept for inspection. The agent never needs its
-//! buffer deleted to start.
+//! Every segment is scanned and each record's length, checksum and id checked, and the
+//! bytes after the last record must all be zeros (preallocated space; a write reaches the
+//! disk in any order, so zeros right after the last record prove nothing about the rest).
+//! In the last segment, the first bad record and everything after it, or bytes other than
+//! zeros after the last record, are a torn tail (a write cut short by a crash or power cut):
+//! it was never fsynced, so never acknowledged, and is cut (logged with the bytes cut: up
+//! to the last byte that is not zero) and the space preallocated again, so that only zeros
+//! follow the last record before the next append. Nothing before it is touched: records
+//! are only ever appended, so a crash cannot damage what an earlier fsync made durable.
+//! (Media damage to a durable record of the last segment cannot be told from a torn write
+//! by this scan: it is cut with what follows it, and logged the same way.) A bad record in
+//! a closed segment is damage, not a torn write: logged as an error, the rest of that
+//! segment is skipped and counted as dropped for the sinks that had not delivered it; a
+//! segment with a bad header is renamed `*.corrupt` and kept for inspection. The agent never
+//! needs its buffer deleted to start.
 
 mod ledger;
 mod segment;
@@ -230,6 +241,8 @@ struct Shared {
     durable: watch::Sender<u64>,
     append_errors: AtomicU64,
     commits: AtomicU64,
+    /// See [`Outbox::set_commit_interval`].
+    commit_interval_us: AtomicU64,
     /// Tests: how many coming group writes fail half-way (a torn write, then an I/O error).
     #[cfg(test)]
     fail_writes: AtomicU64,
@@ -281,13 +294,22 @@ impl Outbox {
             };
             if let Some(reason) = &scan.stopped {
                 if last {
-                    let cut = scan.file_len - scan.valid_len;
+                    // Zeros past the torn bytes are preallocated space, not counted as cut;
+                    // the cut removes both, the active segment is preallocated again below.
+                    let cut = scan.dirty_end - scan.valid_len;
                     tracing::warn!(file = %path.display(), %reason, cut_bytes = cut, kept_readings = scan.records, "Outbox: torn tail cut (never acknowledged)");
                     let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
                     f.set_len(scan.valid_len).and_then(|_| f.sync_all()).map_err(io_err(&path))?;
                     recovery.cut_bytes += cut;
                 } else {
                     tracing::error!(file = %path.display(), %reason, offset = scan.valid_len, "Outbox: damaged record in a closed segment; the rest of it is skipped");
+                }
+            } else if !last && scan.file_len > scan.valid_len {
+                // A closed segment still preallocated (a crash before it was trimmed at its
+                // close): only zeros follow its records; give their space back.
+                let trimmed = OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(scan.valid_len));
+                if let Err(error) = trimmed {
+                    tracing::warn!(file = %path.display(), %error, "Outbox: cannot trim a closed segment's preallocated space");
                 }
             }
             recovery.readings += scan.records;
@@ -353,7 +375,7 @@ impl Outbox {
             Some(s) if s.end_id == next_id => s.path.clone(),
             _ => {
                 let path = dir.join(segment::file_name(next_id));
-                create_segment(dir, &path, next_id)?;
+                create_segment(dir, &path, next_id, options.segment_bytes)?;
                 segments.push_back(SegMeta {
                     first_id: next_id,
                     end_id: next_id,
@@ -366,6 +388,9 @@ impl Outbox {
         };
         let mut file = OpenOptions::new().write(true).open(&active_path).map_err(io_err(&active_path))?;
         let active_len = segments.back().map_or(HEADER_LEN, |s| s.len);
+        if let Err(error) = segment::preallocate(&file, options.segment_bytes).and_then(|_| file.sync_all()) {
+            tracing::warn!(file = %active_path.display(), %error, "Outbox: cannot preallocate the segment; appends will grow it");
+        }
         file.seek(SeekFrom::Start(active_len)).map_err(io_err(&active_path))?;
         let bytes = segments.iter().map(|s| s.len).sum();
         recovery.segments = segments.len();
@@ -381,6 +406,7 @@ impl Outbox {
             durable: watch::Sender::new(next_id),
             append_errors: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            commit_interval_us: AtomicU64::new(0),
             #[cfg(test)]
             fail_writes: AtomicU64::new(0),
         });
@@ -431,6 +457,13 @@ impl Outbox {
         }
     }
 
+    /// How long the writer gathers appends after the first before it writes and fsyncs them
+    /// together (`[outbox] commit_interval_ms`; zero, the default: at once). Appends made
+    /// meanwhile share the write and the fsync; each waits up to this long more.
+    pub fn set_commit_interval(&self, interval: std::time::Duration) {
+        self.shared.commit_interval_us.store(interval.as_micros() as u64, Ordering::Relaxed);
+    }
+
     /// One past the newest durable id; changes after every group commit.
     pub fn durable_end(&self) -> u64 {
         *self.shared.durable.borrow()
@@ -461,14 +494,14 @@ impl Outbox {
             if out.len() >= max {
                 break;
             }
-            let (mut reader, _) = match Reader::open(&seg.path, Some(seg.first_id), seg.len) {
+            let (mut reader, _) = match Reader::open_at(&seg.path, Some(seg.first_id), seg.len, offset) {
                 Ok(Ok(r)) => r,
                 Ok(Err(reason)) => return Err(OutboxError::Corrupt { path: seg.path, reason }),
                 // Dropped (outbox full) between the plan and now: its ids are settled.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(OutboxError::Io { path: seg.path, source: e }),
             };
-            reader.seek(offset).map_err(io_err(&seg.path))?;
+            reader.skip_below(from);
             loop {
                 match reader.next().map_err(io_err(&seg.path))? {
                     Next::End => break,
@@ -652,13 +685,17 @@ pub fn inspect(dir: &Path, max_bytes: u64) -> Result<Status, OutboxError> {
     };
     let files = segment::list(dir).map_err(io_err(dir))?;
     let mut bytes = 0;
-    for (_, path) in &files {
+    for (_, path) in files.iter().take(files.len().saturating_sub(1)) {
         bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     }
     let oldest_id = files.first().map_or(0, |f| f.0);
+    // The active segment's records, without its preallocated space.
     let appended = match files.last() {
         Some((first, path)) => match segment::scan(path, *first).map_err(io_err(path))? {
-            Ok(s) => s.end_id,
+            Ok(s) => {
+                bytes += s.valid_len;
+                s.end_id
+            }
             Err(reason) => return Err(OutboxError::Corrupt { path: path.clone(), reason }),
         },
         None => ledger.sinks.values().map(|s| s.cursor).max().unwrap_or(0),
@@ -711,9 +748,15 @@ fn write_at(file: &mut File, buf: &[u8], offset: u64) -> std::io::Result<()> {
     }
 }
 
-fn create_segment(dir: &Path, path: &Path, first_id: u64) -> Result<File, OutboxError> {
+/// Creates a segment preallocated to `segment_bytes` (see [`segment::preallocate`]), header
+/// and directory entry synced.
+fn create_segment(dir: &Path, path: &Path, first_id: u64, segment_bytes: u64) -> Result<File, OutboxError> {
     let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(path).map_err(io_err(path))?;
-    f.write_all(&segment::header(first_id)).and_then(|_| f.sync_all()).map_err(io_err(path))?;
+    f.write_all(&segment::header(first_id)).map_err(io_err(path))?;
+    if let Err(error) = segment::preallocate(&f, segment_bytes) {
+        tracing::warn!(file = %path.display(), %error, "Outbox: cannot preallocate the segment; appends will grow it");
+    }
+    f.sync_all().map_err(io_err(path))?;
     ledger::sync_dir(dir).map_err(io_err(dir))?;
     Ok(f)
 }
@@ -738,7 +781,19 @@ impl Shared {
                     p = self.wake.wait(p).unwrap_or_else(|e| e.into_inner());
                 }
                 if p.buf.is_empty() {
+                    drop(p);
+                    self.trim_active(&file);
                     return;
+                }
+                let interval = self.commit_interval_us.load(Ordering::Relaxed);
+                if interval > 0 {
+                    let until = Instant::now() + std::time::Duration::from_micros(interval);
+                    while !p.closed {
+                        let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                            break;
+                        };
+                        p = self.wake.wait_timeout(p, left).unwrap_or_else(|e| e.into_inner()).0;
+                    }
                 }
                 let next_id = p.next_id;
                 let group = Group {
@@ -788,6 +843,15 @@ impl Shared {
         }
     }
 
+    /// At close: the active segment gives back its unused preallocated space (it is
+    /// reserved again at the next open).
+    fn trim_active(&self, file: &File) {
+        let Some(len) = lock(&self.log).segments.back().map(|s| s.len) else { return };
+        if let Err(error) = file.set_len(len).and_then(|_| file.sync_all()) {
+            tracing::warn!(%error, "Outbox: cannot trim the active segment at close");
+        }
+    }
+
     fn write_group(&self, file: &mut File, group: &Group) -> Result<(), OutboxError> {
         let (active_len, active_records) = {
             let log = lock(&self.log);
@@ -797,7 +861,13 @@ impl Shared {
         let mut base = active_len;
         if active_len + group.buf.len() as u64 > self.options.segment_bytes && active_records > 0 {
             let path = self.dir.join(segment::file_name(group.first_id));
-            *file = create_segment(&self.dir, &path, group.first_id)?;
+            let next = create_segment(&self.dir, &path, group.first_id, self.options.segment_bytes)?;
+            // The closed segment gives back its unused preallocated space. Not synced: if a
+            // crash undoes it, the open finds zeros after its records and trims again.
+            if let Err(error) = file.set_len(active_len) {
+                tracing::warn!(%error, "Outbox: cannot trim a closed segment's preallocated space");
+            }
+            *file = next;
             base = HEADER_LEN;
             let mut log = lock(&self.log);
             log.segments.push_back(SegMeta {
@@ -812,8 +882,9 @@ impl Shared {
         self.make_room(group.buf.len() as u64);
         let path = lock(&self.log).segments.back().map(|s| s.path.clone()).unwrap_or_default();
         if let Err(source) = self.write_and_sync(file, base, &group.buf) {
-            // Cut what may have been half written, so the next group starts on a record boundary.
-            let _ = file.set_len(base);
+            // Cut what may have been half written, so the next group starts on a record
+            // boundary and only zeros follow the last record; then reserve the space again.
+            let _ = file.set_len(base).and_then(|_| segment::preallocate(file, self.options.segment_bytes));
             return Err(OutboxError::Io { path, source });
         }
         let mut log = lock(&self.log);

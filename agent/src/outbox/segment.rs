@@ -155,6 +155,8 @@ pub(crate) struct Reader {
     pub(crate) offset: u64,
     /// Read no record starting at or beyond this offset (the durable length).
     limit: u64,
+    /// See [`Reader::skip_below`].
+    skip_below: u64,
 }
 
 impl Reader {
@@ -163,6 +165,16 @@ impl Reader {
         path: &Path,
         first_id: Option<u64>,
         limit: u64,
+    ) -> std::io::Result<Result<(Reader, u64), String>> {
+        Reader::open_at(path, first_id, limit, HEADER_LEN)
+    }
+
+    /// [`Reader::open`], reading from `offset` (a record start taken from the index).
+    pub(crate) fn open_at(
+        path: &Path,
+        first_id: Option<u64>,
+        limit: u64,
+        offset: u64,
     ) -> std::io::Result<Result<(Reader, u64), String>> {
         let mut file = File::open(path)?;
         let mut h = [0u8; HEADER_LEN as usize];
@@ -184,52 +196,80 @@ impl Reader {
         if first_id.is_some_and(|f| f != id) {
             return Ok(Err(format!("header says first id {id}, the file name another")));
         }
-        let reader =
-            Reader { file: BufReader::with_capacity(1 << 20, file), payload: Vec::new(), offset: HEADER_LEN, limit };
+        if offset != HEADER_LEN {
+            file.seek(SeekFrom::Start(offset))?;
+        }
+        // No larger than what is to be read: after the records of a preallocated segment come
+        // megabytes of zeros, which a larger buffer would copy in (and keep resident) for nothing.
+        let capacity = limit.saturating_sub(offset).clamp(8 << 10, 256 << 10) as usize;
+        let reader = Reader {
+            file: BufReader::with_capacity(capacity, file),
+            payload: Vec::new(),
+            offset,
+            limit,
+            skip_below: 0,
+        };
         Ok(Ok((reader, id)))
     }
 
-    /// Moves to `offset` (a record start taken from the index).
-    pub(crate) fn seek(&mut self, offset: u64) -> std::io::Result<()> {
-        self.file.seek(SeekFrom::Start(offset))?;
-        self.offset = offset;
-        Ok(())
+    /// From now on, records with a lower id are checked but not decoded nor returned: a
+    /// read starts at an index point up to [`INDEX_EVERY`] records before the id it wants.
+    pub(crate) fn skip_below(&mut self, id: u64) {
+        self.skip_below = id;
     }
 
     /// The next record.
     pub(crate) fn next(&mut self) -> std::io::Result<Next> {
+        loop {
+            if let Some(next) = self.next_or_skipped()? {
+                return Ok(next);
+            }
+        }
+    }
+
+    /// The next record, or `None` for one skipped (below `skip_below`).
+    fn next_or_skipped(&mut self) -> std::io::Result<Option<Next>> {
         if self.offset >= self.limit {
-            return Ok(Next::End);
+            return Ok(Some(Next::End));
         }
         let mut frame = [0u8; FRAME_LEN];
         match read_full(&mut self.file, &mut frame)? {
-            0 => return Ok(Next::End),
-            n if n < FRAME_LEN => return Ok(Next::Bad(format!("short frame ({n} of {FRAME_LEN} bytes)"))),
+            0 => return Ok(Some(Next::End)),
+            n if n < FRAME_LEN => return Ok(Some(Next::Bad(format!("short frame ({n} of {FRAME_LEN} bytes)")))),
             _ => {}
+        }
+        if frame == [0u8; FRAME_LEN] {
+            // Preallocated space (never a record: a record's length is never 0). Whether
+            // anything torn lies beyond it is for `scan` to tell.
+            return Ok(Some(Next::End));
         }
         let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
         let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let id = u64::from_le_bytes(frame[8..16].try_into().unwrap_or_default());
         if len == 0 || len > MAX_PAYLOAD {
-            return Ok(Next::Bad(format!("record length {len} out of range")));
+            return Ok(Some(Next::Bad(format!("record length {len} out of range"))));
         }
         self.payload.resize(len as usize, 0);
         let got = read_full(&mut self.file, &mut self.payload)?;
         if got < len as usize {
-            return Ok(Next::Bad(format!("short record ({got} of {len} bytes)")));
+            return Ok(Some(Next::Bad(format!("short record ({got} of {len} bytes)"))));
         }
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&frame[8..16]);
         hasher.update(&self.payload);
         if hasher.finalize() != crc {
-            return Ok(Next::Bad("checksum mismatch".into()));
+            return Ok(Some(Next::Bad("checksum mismatch".into())));
+        }
+        let rec_len = FRAME_LEN as u64 + len as u64;
+        if id < self.skip_below {
+            self.offset += rec_len;
+            return Ok(None);
         }
         let Some(reading) = decode(&self.payload) else {
-            return Ok(Next::Bad("checksum matches but the payload does not decode".into()));
+            return Ok(Some(Next::Bad("checksum matches but the payload does not decode".into())));
         };
-        let rec_len = FRAME_LEN as u64 + len as u64;
         self.offset += rec_len;
-        Ok(Next::Record { id, reading, len: rec_len })
+        Ok(Some(Next::Record { id, reading, len: rec_len }))
     }
 }
 
@@ -257,8 +297,12 @@ pub(crate) struct Scan {
     pub(crate) file_len: u64,
     /// Sparse `(id, offset)` index.
     pub(crate) index: Vec<(u64, u64)>,
-    /// Why the scan stopped before the end of the file, if it did.
+    /// Why the scan stopped before the end of the data, if it did (a bad record, or bytes
+    /// other than zeros after the last record).
     pub(crate) stopped: Option<String>,
+    /// One past the last byte that is not zero, from `valid_len` on: the end of what a torn
+    /// write left (the zeros beyond are preallocated space).
+    pub(crate) dirty_end: u64,
     /// Good records.
     pub(crate) records: u64,
 }
@@ -270,7 +314,15 @@ pub(crate) fn scan(path: &Path, first_id: u64) -> std::io::Result<Result<Scan, S
         Ok(r) => r,
         Err(reason) => return Ok(Err(reason)),
     };
-    let mut s = Scan { end_id: first, valid_len: HEADER_LEN, file_len, index: Vec::new(), stopped: None, records: 0 };
+    let mut s = Scan {
+        end_id: first,
+        valid_len: HEADER_LEN,
+        file_len,
+        index: Vec::new(),
+        stopped: None,
+        dirty_end: HEADER_LEN,
+        records: 0,
+    };
     loop {
         let offset = reader.offset;
         match reader.next()? {
@@ -293,7 +345,64 @@ pub(crate) fn scan(path: &Path, first_id: u64) -> std::io::Result<Result<Scan, S
             }
         }
     }
+    s.dirty_end = s.valid_len;
+    if s.valid_len < file_len {
+        s.dirty_end = last_nonzero_end(path, s.valid_len)?;
+        if s.stopped.is_none() && s.dirty_end > s.valid_len {
+            s.stopped = Some(format!("{} bytes other than zeros after the last record", s.dirty_end - s.valid_len));
+        }
+    }
     Ok(Ok(s))
+}
+
+/// One past the last byte after `from` that is not zero (`from` if there is none).
+/// Reads the whole rest of the file: a torn write may have reached the disk in any order,
+/// so zeros right after the last record do not prove that all after them is zero.
+fn last_nonzero_end(path: &Path, from: u64) -> std::io::Result<u64> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; 64 << 10];
+    let (mut at, mut end) = (from, from);
+    loop {
+        let n = read_full(&mut file, &mut buf)?;
+        if n == 0 {
+            return Ok(end);
+        }
+        if let Some(i) = buf[..n].iter().rposition(|&b| b != 0) {
+            end = at + i as u64 + 1;
+        }
+        at += n as u64;
+    }
+}
+
+/// Reserves the segment's space up to `len` bytes (the file's length becomes `len`; the new
+/// bytes read as zeros), so that a later `fdatasync` of appended records writes their data
+/// only and not the inode's size with them. Best effort: where the filesystem cannot
+/// reserve, the file stays as it was and appends grow it, as without preallocation.
+pub(crate) fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
+    let current = file.metadata()?.len();
+    if current >= len {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        let (Ok(offset), Ok(add)) = (libc::off_t::try_from(current), libc::off_t::try_from(len - current)) else {
+            return Ok(());
+        };
+        // SAFETY: the descriptor is open and owned by `file` for the duration of the call.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, add) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        // A filesystem without fallocate: a sparse length does the rest of the job (zeros
+        // read back; only the size update in fdatasync remains).
+        if error.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(error);
+        }
+    }
+    file.set_len(len)
 }
 
 /// Lists the segment files of `dir`, by first id.

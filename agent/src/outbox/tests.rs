@@ -73,12 +73,12 @@ fn appends_read_back_exactly_and_survive_a_restart() {
 fn a_corrupted_checksum_in_the_tail_is_cut_and_nothing_before_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = rt();
-    let record_len;
     {
         let (outbox, _) = open(dir.path(), BIG, &["server"]);
         rt.block_on(outbox.append(&readings(0..10))).expect("append");
-        record_len = std::fs::metadata(last_segment(dir.path())).expect("meta").len() - HEADER_LEN;
     }
+    // Closed: the segment is as long as its records (no preallocated space).
+    let record_len = std::fs::metadata(last_segment(dir.path())).expect("meta").len() - HEADER_LEN;
     // Each reading of 0..10 encodes to the same length except the point/param strings: find
     // the 8th record's offset by scanning, then flip one payload byte in it.
     let path = last_segment(dir.path());
@@ -132,12 +132,103 @@ fn a_truncated_tail_is_cut_at_the_last_whole_record() {
         assert!(rec.cut_bytes > 0);
         assert_eq!(all(&outbox), (0..kept).map(|i| (i, reading(i))).collect::<Vec<_>>());
     }
-    // Garbage after the last record (a torn write of zeros) is cut too.
+    // Garbage after the last record is cut too.
     let mut f = OpenOptions::new().append(true).open(&path).expect("open");
-    f.write_all(&[0u8; 100]).expect("write");
+    f.write_all(&[0x5Au8; 100]).expect("write");
     drop(f);
     let (_, rec) = open(dir.path(), BIG, &["server"]);
     assert_eq!((rec.readings, rec.cut_bytes), (18, 100));
+    // Zeros after the last record are what preallocation leaves (a torn write of zeros
+    // looks the same): nothing to cut, the next record goes right after the last whole one.
+    let mut f = OpenOptions::new().append(true).open(&path).expect("open");
+    f.write_all(&[0u8; 100]).expect("write");
+    drop(f);
+    let (outbox, rec) = open(dir.path(), BIG, &["server"]);
+    assert_eq!((rec.readings, rec.cut_bytes), (18, 0));
+    assert_eq!(rt.block_on(outbox.append(&readings(18..19))).expect("append"), 18..19);
+    assert_eq!(all(&outbox), (0..19).map(|i| (i, reading(i))).collect::<Vec<_>>());
+}
+
+/// The segment files and ledger of `dir` as they are on disk now (an agent still running):
+/// what a power cut right after the last fsync would leave.
+fn crash_image(dir: &Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            (e.file_name(), std::fs::read(e.path()).expect("read"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn restore(image: &[(std::ffi::OsString, Vec<u8>)], dir: &Path) {
+    for (name, bytes) in image {
+        std::fs::write(dir.join(name), bytes).expect("write");
+    }
+}
+
+#[test]
+fn a_preallocated_segment_cut_at_any_byte_of_its_last_write_recovers_its_durable_records() {
+    const SEG: u64 = 64 * 1024;
+    // Records of the second write, the one cut.
+    const N: u64 = 13;
+    let options = Options { max_bytes: 1 << 30, segment_bytes: SEG };
+    let rt = rt();
+    let live = tempfile::tempdir().expect("tempdir");
+    let (outbox, _) = open(live.path(), options, &["server"]);
+    rt.block_on(outbox.append(&readings(0..10))).expect("append");
+    let path = last_segment(live.path());
+    let preallocated = std::fs::metadata(&path).expect("meta").len();
+    assert_eq!(preallocated, SEG, "the active segment is preallocated to segment_bytes");
+    rt.block_on(outbox.append(&readings(10..N))).expect("append");
+    let name = path.file_name().expect("name").to_owned();
+    let image = crash_image(live.path());
+    drop(outbox);
+    let offsets = record_offsets(&path);
+    assert_eq!(offsets.len() as u64, N);
+    let used = std::fs::metadata(&path).expect("meta").len();
+    assert!(used < SEG, "a clean close gives the unused space back ({used} bytes)");
+    let seg = &image.iter().find(|(n, _)| *n == name).expect("segment in the image").1;
+    assert_eq!(seg.len() as u64, SEG);
+    assert!(seg[used as usize..].iter().all(|&b| b == 0), "only zeros after the records");
+    // The second write (records 10..N, bytes offsets[10]..used) cut at every byte k: the
+    // bytes before k reached the disk and those after did not; or, written out of order, the
+    // bytes from k on reached it and those before did not.
+    let (start, end) = (offsets[10], used);
+    for k in start..=end {
+        for out_of_order in [false, true] {
+            let mut torn = image.clone();
+            let bytes = &mut torn.iter_mut().find(|(n, _)| *n == name).expect("segment").1;
+            let lost = if out_of_order { start..k } else { k..end };
+            bytes[lost.start as usize..lost.end as usize].fill(0);
+            let kept = match (out_of_order, k == start) {
+                (true, true) => N,
+                (true, false) => 10,
+                // Records whose last byte is before k.
+                (false, _) => offsets.iter().skip(1).chain([&used]).filter(|&&o| o <= k).count() as u64,
+            };
+            let kept_end = offsets.get(kept as usize).copied().unwrap_or(used);
+            // Bytes a torn write left: from the last whole record to the last byte not zero.
+            let dirty = bytes[kept_end as usize..].iter().rposition(|&b| b != 0).map_or(0, |i| i as u64 + 1);
+            let dir = tempfile::tempdir().expect("tempdir");
+            restore(&torn, dir.path());
+            let (outbox, rec) = open(dir.path(), options, &["server"]);
+            assert_eq!((rec.readings, rec.cut_bytes), (kept, dirty), "cut at byte {k}, out of order: {out_of_order}");
+            assert_eq!(all(&outbox), (0..kept).map(|i| (i, reading(i))).collect::<Vec<_>>(), "cut at {k}");
+            // Only zeros after the last whole record now, still preallocated: nothing torn
+            // can come back behind the next records.
+            let on_disk = std::fs::read(dir.path().join(&name)).expect("read");
+            assert_eq!(on_disk.len() as u64, SEG, "cut at {k}");
+            assert!(on_disk[kept_end as usize..].iter().all(|&b| b == 0), "cut at {k}, out of order: {out_of_order}");
+            assert_eq!(rt.block_on(outbox.append(&readings(kept..N))).expect("append"), kept..N);
+            drop(outbox);
+            let (outbox, rec) = open(dir.path(), options, &["server"]);
+            assert_eq!((rec.readings, rec.cut_bytes), (N, 0));
+            assert_eq!(all(&outbox), (0..N).map(|i| (i, reading(i))).collect::<Vec<_>>());
+        }
+    }
 }
 
 #[test]
@@ -403,4 +494,26 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn appends_within_the_commit_interval_share_one_write_and_fsync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = rt();
+    let (outbox, _) = open(dir.path(), BIG, &["server"]);
+    // Long enough that the second append is always queued before the first is written.
+    outbox.set_commit_interval(std::time::Duration::from_millis(500));
+    let started = Instant::now();
+    let (first, second) = (readings(0..3), readings(3..5));
+    let (a, b) = rt.block_on(async { tokio::join!(outbox.append(&first), outbox.append(&second)) });
+    assert_eq!((a.expect("a"), b.expect("b")), (0..3, 3..5));
+    assert_eq!(outbox.status().commits, 1, "one group commit for both");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500), "the writer waited for more");
+    // Back to at once: each append its own commit.
+    outbox.set_commit_interval(std::time::Duration::ZERO);
+    rt.block_on(outbox.append(&readings(5..6))).expect("append");
+    assert_eq!(outbox.status().commits, 2);
+    drop(outbox);
+    let (outbox, _) = open(dir.path(), BIG, &["server"]);
+    assert_eq!(all(&outbox), (0..6).map(|i| (i, reading(i))).collect::<Vec<_>>());
 }

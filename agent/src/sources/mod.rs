@@ -10,7 +10,7 @@ use std::time::Duration;
 use eitwatch_config::agent_config::AgentConfig;
 
 use crate::Shutdown;
-use crate::normalise::{Raw, normalise};
+use crate::normalise::{Normaliser, Raw};
 use crate::outbox::Outbox;
 
 /// What every source task needs.
@@ -18,6 +18,8 @@ use crate::outbox::Outbox;
 pub struct Context {
     /// The agent's config (points, factory).
     pub config: Arc<AgentConfig>,
+    /// The points of `config`, indexed.
+    pub normaliser: Arc<Normaliser>,
     /// Where readings go.
     pub outbox: Arc<Outbox>,
     /// Cancelled when the agent stops.
@@ -30,10 +32,14 @@ impl Context {
     /// safe in the outbox: only then may a source acknowledge them (MQTT ack, end of a poll).
     pub async fn deliver(&self, source: &str, raws: Vec<Raw>) -> usize {
         let readings: Vec<_> = raws
-            .iter()
+            .into_iter()
             .filter_map(|raw| {
-                normalise(&self.config, raw)
-                    .map_err(|error| tracing::warn!(source, point = %raw.point, parameter = %raw.parameter, %error, "Value dropped"))
+                self.normaliser
+                    .normalise(raw)
+                    .map_err(|e| {
+                        let (error, raw) = *e;
+                        tracing::warn!(source, point = %raw.point, parameter = %raw.parameter, %error, "Value dropped")
+                    })
                     .ok()
             })
             .collect();

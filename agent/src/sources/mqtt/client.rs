@@ -135,8 +135,10 @@ impl EventLoop {
                 rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(a)) => {
                     Event::Connected { session_present: a.session_present }
                 }
-                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => {
-                    Event::Message { topic: p.topic.clone(), payload: p.payload.clone(), ack: Ack::V4(p) }
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(mut p)) => {
+                    // Moved out: an ack needs only the packet id and QoS.
+                    let (topic, payload) = (std::mem::take(&mut p.topic), std::mem::take(&mut p.payload));
+                    Event::Message { topic, payload, ack: Ack::V4(p) }
                 }
                 rumqttc::Event::Incoming(rumqttc::Packet::SubAck(s)) => Event::SubAck {
                     pkid: s.pkid,
@@ -154,9 +156,9 @@ impl EventLoop {
                 rumqttc::v5::Event::Incoming(p5::Packet::ConnAck(a)) => {
                     Event::Connected { session_present: a.session_present }
                 }
-                rumqttc::v5::Event::Incoming(p5::Packet::Publish(p)) => Event::Message {
+                rumqttc::v5::Event::Incoming(p5::Packet::Publish(mut p)) => Event::Message {
                     topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                    payload: p.payload.clone(),
+                    payload: std::mem::take(&mut p.payload),
                     ack: Ack::V5(p),
                 },
                 rumqttc::v5::Event::Incoming(p5::Packet::SubAck(s)) => Event::SubAck {

@@ -233,17 +233,27 @@ pub fn parse_time(v: &Value, format: TimeFormat) -> Result<i64, PayloadError> {
             Err(_) => {} // a number in a string: epoch time below
         }
     }
-    let text = match (v, format) {
-        (_, TimeFormat::Rfc3339) => return Err(fail("expected an RFC 3339 string")),
-        (_, TimeFormat::Arrival) => return Err(fail("time_format = arrival reads no time")),
-        (Value::String(s), _) => s.trim().to_string(),
-        (Value::Number(n), _) => n.to_string(),
+    match format {
+        TimeFormat::Rfc3339 => return Err(fail("expected an RFC 3339 string")),
+        TimeFormat::Arrival => return Err(fail("time_format = arrival reads no time")),
+        _ => {}
+    }
+    // Integers stay integers: an f64 cannot hold epoch nanoseconds exactly. A JSON integer
+    // (the usual case) is read as such, without going through text.
+    let integer = |x: i64| {
+        let per = ns_per_unit(format).unwrap_or_else(|| guess_ns_per_unit(x.unsigned_abs() as f64));
+        x.checked_mul(per).ok_or_else(|| fail("overflows nanoseconds"))
+    };
+    if let Some(x) = v.as_i64() {
+        return integer(x);
+    }
+    let text = match v {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
         _ => return Err(fail("expected RFC 3339 or epoch time")),
     };
-    // Integers stay integers: an f64 cannot hold epoch nanoseconds exactly.
     if let Ok(x) = text.parse::<i64>() {
-        let per = ns_per_unit(format).unwrap_or_else(|| guess_ns_per_unit(x.unsigned_abs() as f64));
-        return x.checked_mul(per).ok_or_else(|| fail("overflows nanoseconds"));
+        return integer(x);
     }
     let x = text.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| fail("not a number"))?;
     let per = ns_per_unit(format).unwrap_or_else(|| guess_ns_per_unit(x.abs()));
