@@ -17,8 +17,7 @@
 //! answer; a torn last line (never acknowledged) is cut at open.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
+use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -105,32 +104,8 @@ struct Inner {
 impl CorrectionLog {
     /// Opens (or creates) the log, cutting a torn last line.
     pub fn open(path: &Path) -> std::io::Result<CorrectionLog> {
-        let text = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        let mut all: Vec<Correction> = Vec::new();
-        let mut good_len = 0usize;
-        for line in text.split_inclusive(|&b| b == b'\n') {
-            if line.last() != Some(&b'\n') {
-                break;
-            }
-            let c = serde_json::from_slice(line).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: line {}: not a correction: {e}", path.display(), all.len() + 1),
-                )
-            })?;
-            all.push(c);
-            good_len += line.len();
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        if good_len < text.len() {
-            tracing::warn!(file = %path.display(), cut_bytes = text.len() - good_len, "Correction log: torn last line cut (never acknowledged)");
-            file.set_len(good_len as u64)?;
-            file.sync_all()?;
-        }
+        let all: Vec<Correction> = crate::jsonl::read(path)?;
+        let file = crate::jsonl::open(path)?;
         let mut by_reading: HashMap<Key, Vec<usize>> = HashMap::new();
         for (i, c) in all.iter().enumerate() {
             by_reading.entry(key(c)).or_default().push(i);
@@ -217,12 +192,7 @@ impl CorrectionLog {
         if fresh.is_empty() {
             return Ok(0);
         }
-        let mut bytes = Vec::new();
-        for c in &fresh {
-            serde_json::to_writer(&mut bytes, c).map_err(|e| ApiError::internal(e.to_string()))?;
-            bytes.push(b'\n');
-        }
-        if let Err(e) = inner.file.write_all(&bytes).and_then(|_| inner.file.sync_data()) {
+        if let Err(e) = crate::jsonl::append(&mut inner.file, &fresh) {
             return Err(ApiError::internal(format!("{}: {e}", self.path.display())));
         }
         let n = fresh.len();
@@ -348,6 +318,6 @@ mod tests {
         assert!(log.of("f1", "outfall-1", "cod", 8).is_empty());
         std::fs::write(&path, "not json\n").expect("write");
         let error = CorrectionLog::open(&path).expect_err("a broken complete line is an error");
-        assert!(error.to_string().contains("line 1: not a correction"), "{error}");
+        assert!(error.to_string().contains("corrections.log: line 1: "), "{error}");
     }
 }

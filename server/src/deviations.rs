@@ -19,7 +19,6 @@
 //! answer, never rewritten (DIW keeps them at least a year; we keep them all).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -174,23 +173,7 @@ impl DeviationLog {
 
     /// Every record, oldest first; a torn last line (a crash mid-write, never answered) is skipped.
     pub fn list(&self) -> std::io::Result<Vec<Record>> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let lines: Vec<&str> = text.lines().collect();
-        let mut out = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            match serde_json::from_str(line) {
-                Ok(r) => out.push(r),
-                Err(_) if i + 1 == lines.len() => break,
-                Err(e) => {
-                    return Err(std::io::Error::other(format!("{}: line {}: {e}", self.path.display(), i + 1)));
-                }
-            }
-        }
-        Ok(out)
+        crate::jsonl::read(&self.path)
     }
 
     /// Stores a validated submission, durably; returns the record.
@@ -208,11 +191,7 @@ impl DeviationLog {
             recorded_by: by,
             recorded_ns: now_ns,
         };
-        let mut line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
-        line.push('\n');
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-        file.write_all(line.as_bytes())?;
-        file.sync_data()?;
+        crate::jsonl::append(&mut crate::jsonl::open(&self.path)?, std::slice::from_ref(&record))?;
         Ok(record)
     }
 }

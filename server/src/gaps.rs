@@ -15,8 +15,7 @@
 //! same id with other content is refused (409): history is append-only.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
+use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -76,35 +75,8 @@ struct Inner {
 impl GapLog {
     /// Opens (or creates) the log, cutting a torn last line.
     pub fn open(path: &Path) -> std::io::Result<GapLog> {
-        let text = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        let mut gaps = Vec::new();
-        let mut good_len = 0usize;
-        let mut at = 0usize;
-        while at < text.len() {
-            let Some(nl) = text[at..].iter().position(|&b| b == b'\n') else { break };
-            let line = &text[at..at + nl];
-            match serde_json::from_slice::<Stored>(line) {
-                Ok(g) => gaps.push(g),
-                Err(e) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("line {}: not a gap record: {e}", gaps.len() + 1),
-                    ));
-                }
-            }
-            at += nl + 1;
-            good_len = at;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        if good_len < text.len() {
-            tracing::warn!(file = %path.display(), cut_bytes = text.len() - good_len, "Gap log: torn last line cut (never acknowledged)");
-            file.set_len(good_len as u64)?;
-            file.sync_all()?;
-        }
+        let gaps: Vec<Stored> = crate::jsonl::read(path)?;
+        let file = crate::jsonl::open(path)?;
         let by_id = gaps.iter().enumerate().map(|(i, g)| ((g.gap.factory.clone(), g.gap.id.clone()), i)).collect();
         Ok(GapLog { path: path.to_path_buf(), inner: Mutex::new(Inner { file, gaps, by_id }) })
     }
@@ -129,13 +101,7 @@ impl GapLog {
         if fresh.is_empty() {
             return Ok(0);
         }
-        let mut bytes = Vec::new();
-        for s in &fresh {
-            serde_json::to_writer(&mut bytes, s).map_err(|e| ApiError::internal(e.to_string()))?;
-            bytes.push(b'\n');
-        }
-        let written = inner.file.write_all(&bytes).and_then(|_| inner.file.sync_data());
-        if let Err(e) = written {
+        if let Err(e) = crate::jsonl::append(&mut inner.file, &fresh) {
             return Err(ApiError::internal(format!("{}: {e}", self.path.display())));
         }
         let n = fresh.len();
@@ -230,6 +196,9 @@ pub async fn list(
 
 #[cfg(test)]
 mod tests {
+    use std::fs::OpenOptions;
+    use std::io::Write as _;
+
     use super::*;
 
     fn gap(id: &str, count: u64) -> Gap {

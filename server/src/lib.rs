@@ -26,6 +26,7 @@ pub mod gaps;
 pub mod indicators;
 pub mod influxdb;
 pub mod ingest;
+pub mod jsonl;
 pub mod registry;
 pub mod store;
 pub mod webhooks;

@@ -21,7 +21,6 @@
 //! ingest, gap records, the board, indicators, deviations and the compliance engine use it
 //! at once, and a restart starts from it.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -238,23 +237,7 @@ impl RegistryLog {
 
     /// Every entry, oldest first; a torn last line (never answered) is skipped.
     pub fn entries(&self) -> std::io::Result<Vec<Entry>> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let lines: Vec<&str> = text.lines().collect();
-        let mut out = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            match serde_json::from_str(line) {
-                Ok(e) => out.push(e),
-                Err(_) if i + 1 == lines.len() => break,
-                Err(e) => {
-                    return Err(std::io::Error::other(format!("{}: line {}: {e}", self.path.display(), i + 1)));
-                }
-            }
-        }
-        Ok(out)
+        crate::jsonl::read(&self.path)
     }
 
     /// Applies changes over the current registry (`base` with the log replayed) and, when the
@@ -272,21 +255,18 @@ impl RegistryLog {
             Ok(a) => a,
             Err(problems) => return Ok(Err(problems)),
         };
-        let mut text = String::new();
-        for (i, change) in changes.into_iter().enumerate() {
-            let entry = Entry {
+        let recorded: Vec<Entry> = changes
+            .into_iter()
+            .enumerate()
+            .map(|(i, change)| Entry {
                 seq: entries.len() as u64 + i as u64 + 1,
                 at_ns: now_ns,
                 at_local: crate::compliance::period::local(now_ns),
                 by: by.to_string(),
                 change,
-            };
-            text.push_str(&serde_json::to_string(&entry).map_err(std::io::Error::other)?);
-            text.push('\n');
-        }
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_data()?;
+            })
+            .collect();
+        crate::jsonl::append(&mut crate::jsonl::open(&self.path)?, &recorded)?;
         Ok(Ok(areas))
     }
 }

@@ -9,7 +9,6 @@
 //! `[alerts.kind.<kind>]` gives a kind its own `for_s` and severity.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -132,28 +131,11 @@ pub struct AlertBook {
 }
 
 impl AlertBook {
-    /// Reads the log back (none yet: empty). A torn last line (a crash mid-write) is skipped.
+    /// Reads the log back (none yet: empty). A torn last line (a crash mid-write) is cut.
     pub fn open(path: &Path, policy: AlertsSection) -> std::io::Result<AlertBook> {
         let mut alerts: Vec<Alert> = Vec::new();
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let lines: Vec<&str> = text.lines().collect();
-                for (i, line) in lines.iter().enumerate() {
-                    let op: Op = match serde_json::from_str(line) {
-                        Ok(op) => op,
-                        Err(e) if i + 1 == lines.len() => {
-                            tracing::warn!(path = %path.display(), error = %e, "Skipping a torn last line of the alert log");
-                            break;
-                        }
-                        Err(e) => {
-                            return Err(std::io::Error::other(format!("{}: line {}: {e}", path.display(), i + 1)));
-                        }
-                    };
-                    apply(&mut alerts, op);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        for op in crate::jsonl::read::<Op>(path)? {
+            apply(&mut alerts, op);
         }
         let open = alerts
             .iter()
@@ -161,7 +143,7 @@ impl AlertBook {
             .filter(|(_, a)| a.state != State::Resolved)
             .map(|(i, a)| (a.key.clone(), i))
             .collect();
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = crate::jsonl::open(path)?;
         Ok(AlertBook { path: path.to_path_buf(), policy, book: Mutex::new(Book { alerts, open, file }) })
     }
 
@@ -170,16 +152,7 @@ impl AlertBook {
     }
 
     fn write(&self, book: &mut Book, ops: &[Op]) -> std::io::Result<()> {
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let mut text = String::new();
-        for op in ops {
-            text.push_str(&serde_json::to_string(op).map_err(std::io::Error::other)?);
-            text.push('\n');
-        }
-        book.file.write_all(text.as_bytes())?;
-        book.file.sync_data()
+        crate::jsonl::append(&mut book.file, ops)
     }
 
     /// Brings the book in line with the conditions that hold at `now_ns`: opens an alert

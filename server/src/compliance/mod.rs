@@ -24,7 +24,6 @@ pub mod period;
 #[cfg(test)]
 mod tests;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,23 +71,9 @@ impl std::fmt::Debug for Msg {
     }
 }
 
-/// Reads the revision log back; a torn last line is skipped.
+/// Reads the revision log back; a torn last line is skipped (and cut when the log is opened).
 pub fn load_revisions(path: &Path) -> std::io::Result<Vec<Revision>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        match serde_json::from_str(line) {
-            Ok(r) => out.push(r),
-            Err(_) if i + 1 == lines.len() => break,
-            Err(e) => return Err(std::io::Error::other(format!("{}: line {}: {e}", path.display(), i + 1))),
-        }
-    }
-    Ok(out)
+    crate::jsonl::read(path)
 }
 
 /// Batches that may wait for the engine before ingest waits too.
@@ -108,7 +93,7 @@ impl Compliance {
         // holding its write slot, so admission answers 429/503) instead of queueing readings
         // without limit in memory.
         let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
-        let mut revisions_log = std::fs::OpenOptions::new().create(true).append(true).open(&revisions_path)?;
+        let mut revisions_log = crate::jsonl::open(&revisions_path)?;
         let (worker_engine, worker_alerts) = (engine.clone(), alerts.clone());
         let spent = Arc::new(Mutex::new(Vec::new()));
         let worker_spent = spent.clone();
@@ -156,13 +141,7 @@ impl Compliance {
                 let now = engine.now_ns();
                 drop(engine);
                 if !revisions.is_empty() {
-                    let mut text = String::new();
-                    for r in &revisions {
-                        text.push_str(&serde_json::to_string(r).unwrap_or_default());
-                        text.push('\n');
-                    }
-                    if let Err(error) = revisions_log.write_all(text.as_bytes()).and_then(|_| revisions_log.sync_data())
-                    {
+                    if let Err(error) = crate::jsonl::append(&mut revisions_log, &revisions) {
                         tracing::error!(path = %revisions_path.display(), %error, "Cannot save period revisions");
                     }
                     for r in &revisions {

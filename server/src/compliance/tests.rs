@@ -728,3 +728,25 @@ fn retention_forgets_judgements_before_the_cutoff_day() {
     assert!(e.grab_entries() < before);
     assert_eq!(periods(&e, "f1", "cod").iter().map(|p| p.period.samples).sum::<u32>(), 1);
 }
+
+#[test]
+fn an_alert_log_torn_by_a_crash_still_takes_the_next_alert() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("alerts.log");
+    let (mut e, _) = engine(t0() + HOUR_NS);
+    e.ingest(&[effluent("cod", 130.0, t0())]);
+    let exceedances: Vec<Condition> = e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).collect();
+    let book = AlertBook::open(&path, AlertsSection::default()).expect("book");
+    assert_eq!(book.reconcile(&exceedances, t0() + HOUR_NS).expect("reconcile").len(), 1);
+    drop(book);
+    // A crash in the middle of the next line.
+    std::fs::OpenOptions::new().append(true).open(&path).expect("open").write_all(b"{\"op\":\"fi").expect("torn");
+    let book = AlertBook::open(&path, AlertsSection::default()).expect("reopen cuts the torn line");
+    e.ingest(&[effluent("ph", 12.0, t0())]);
+    let more: Vec<Condition> = e.conditions().into_iter().filter(|c| c.kind == AlertKind::Exceedance).collect();
+    assert_eq!(book.reconcile(&more, t0() + HOUR_NS).expect("reconcile").len(), 1, "the pH alert");
+    drop(book);
+    let book = AlertBook::open(&path, AlertsSection::default()).expect("reads back whole");
+    assert_eq!(book.list().len(), 2);
+}

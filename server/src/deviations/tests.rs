@@ -3,6 +3,8 @@
 use eitwatch_config::server_config::ServerConfig;
 use eitwatch_config::site::Registry;
 
+use std::io::Write as _;
+
 use super::*;
 
 const SITE: &str = r#"
