@@ -32,6 +32,7 @@ use super::faults::Recent;
 use super::grab::{self, Grabs};
 use super::judge::{LimitUsed, limits_for, o2_corrected};
 use super::period::{self, DAY_NS, SECOND_NS, availability_pct, bounds, expected, sufficient};
+use super::timeline::Timeline;
 
 /// The O₂ parameter used for corrections.
 const O2: &str = "o2";
@@ -113,10 +114,10 @@ struct Series {
     kind: Kind,
     point: Arc<Point>,
     /// Hour start → its readings' aggregate.
-    hours: BTreeMap<i64, Acc>,
+    hours: Timeline<Acc>,
     /// The newest readings, for fault detection.
     recent: Recent,
-    days: BTreeMap<i64, DayCount>,
+    days: Timeline<DayCount>,
     /// Its tracks' indices (created together, so contiguous).
     tracks: std::ops::Range<usize>,
 }
@@ -539,9 +540,9 @@ impl Engine {
                 .entry((id.factory.clone(), id.point.clone()))
                 .or_insert_with(|| Arc::new(point.clone()))
                 .clone(),
-            hours: BTreeMap::new(),
+            hours: Timeline::default(),
             recent: Recent::default(),
-            days: BTreeMap::new(),
+            days: Timeline::default(),
             tracks,
         };
         self.series.insert(id.clone(), series);
@@ -565,9 +566,9 @@ impl Engine {
             }
             let Some(series) = self.series.get_mut(&id) else { continue };
             let sample = Sample { value: r.value, quality: r.quality, not_detected: r.below_detection_limit };
-            series.hours.entry(bounds(Averaging::Hourly, r.time_ns).0).or_default().add(sample);
+            series.hours.entry(bounds(Averaging::Hourly, r.time_ns).0, Acc::default).add(sample);
             series.recent.add(r.time_ns, r.value, r.quality);
-            let day = series.days.entry(period::day(r.time_ns).0).or_default();
+            let day = series.days.entry(period::day(r.time_ns).0, DayCount::default);
             if r.quality.is_judged() {
                 day.valid += 1;
             } else {
@@ -620,7 +621,7 @@ impl Engine {
         }
         let Some(series) = self.series.get_mut(&id) else { return };
         let hour = bounds(Averaging::Hourly, c.time_ns).0;
-        if let Some(acc) = series.hours.get_mut(&hour) {
+        if let Some(acc) = series.hours.get_mut(hour) {
             acc.sum_nano += (c.value * 1e9).round() as i128 - (c.was * 1e9).round() as i128;
         }
         let mut dependents: Vec<usize> = series.tracks.clone().collect();
@@ -678,8 +679,8 @@ impl Engine {
     pub fn forget_before(&mut self, cutoff_ns: i64) {
         let cutoff = period::day(cutoff_ns).0;
         for s in self.series.values_mut() {
-            s.hours = s.hours.split_off(&cutoff);
-            s.days = s.days.split_off(&cutoff);
+            s.hours.forget_before(cutoff);
+            s.days.forget_before(cutoff);
         }
         for t in &mut self.tracks {
             t.periods = t.periods.split_off(&cutoff);
@@ -826,7 +827,7 @@ impl Engine {
             parameter: O2.to_string(),
         })?;
         let (start, end) = if start == end { bounds(Averaging::Hourly, start) } else { (start, end) };
-        o2.hours.range(start..end).fold(Acc::default(), |a, (_, h)| a.merge(h)).mean()
+        o2.hours.range(start, end).iter().fold(Acc::default(), |a, (_, h)| a.merge(h)).mean()
     }
 
     /// Brings a value to the limit's basis and compares it.
@@ -893,7 +894,7 @@ impl Engine {
         let series = &self.series[&*track.series];
         let limit = &track.limit;
         let (start, end) = bounds(limit.averaging, start);
-        let acc = series.hours.range(start..end).fold(Acc::default(), |a, (_, h)| a.merge(h));
+        let acc = series.hours.range(start, end).iter().fold(Acc::default(), |a, (_, h)| a.merge(h));
         let (valid, excluded, detected) = (acc.valid, acc.excluded, acc.detected);
         let mean = acc.mean();
         let expected = expected(start, end, series.point.expected_interval_s);
@@ -1064,13 +1065,13 @@ impl Engine {
         let mut series: Vec<&Series> = self.series.values().filter(|s| filter.covers(&s.area, &s.id)).collect();
         series.sort_by(|a, b| a.id.cmp(&b.id));
         for s in series {
-            let Some((&first, _)) = s.days.first_key_value() else { continue };
+            let Some(first) = s.days.first_start() else { continue };
             let threshold = self.threshold(s);
             let mut day = first.max(period::day(from.max(first)).0);
             let last = period::day(now.min(to.saturating_sub(1))).0;
             let mut guard = 0;
             while day <= last && guard < 3660 {
-                let c = s.days.get(&day).copied().unwrap_or_default();
+                let c = s.days.get(day).copied().unwrap_or_default();
                 let expected = expected(day, day + DAY_NS, s.point.expected_interval_s);
                 out.push(DayAvailability {
                     area: s.area.clone(),
@@ -1172,10 +1173,10 @@ impl Engine {
         let mut series: Vec<&Series> = self.series.values().collect();
         series.sort_by(|a, b| a.id.cmp(&b.id));
         for s in &series {
-            if let Some((&first, _)) = s.days.first_key_value()
+            if let Some(first) = s.days.first_start()
                 && first <= yesterday
             {
-                let c = s.days.get(&yesterday).copied().unwrap_or_default();
+                let c = s.days.get(yesterday).copied().unwrap_or_default();
                 let expected = expected(yesterday, yesterday + DAY_NS, s.point.expected_interval_s);
                 let threshold = self.threshold(s);
                 if !sufficient(c.valid, expected, threshold) {

@@ -20,6 +20,7 @@ use std::ops::Bound::{Excluded, Unbounded};
 use super::engine::{Outcome, Period};
 use super::judge::LimitUsed;
 use super::period::HOUR_NS;
+use super::timeline::Timeline;
 
 /// One judged grab sample.
 #[derive(Debug, Clone, Copy)]
@@ -93,11 +94,11 @@ enum Item {
 #[derive(Debug, Clone, Copy)]
 struct Hour {
     compliant: u32,
-    /// The compliant sample nearest the limit, and how far beyond it (≤ 0).
-    nearest: Option<(Sample, f64)>,
     cannot_correct: u32,
-    /// The newest sample that could not be corrected, for its reason.
-    cannot: Option<(i64, Sample)>,
+    /// The compliant sample nearest the limit, and how far beyond it (≤ 0).
+    nearest: Option<(Sample, f32)>,
+    /// A sample that could not be corrected, for its reason.
+    cannot: Option<Sample>,
 }
 
 /// An episode's exceeding samples.
@@ -111,7 +112,7 @@ pub(super) struct Run<'a> {
 #[derive(Debug, Default)]
 pub(super) struct Grabs {
     items: BTreeMap<i64, Item>,
-    hours: BTreeMap<i64, Hour>,
+    hours: Timeline<Hour>,
     latest: Option<(i64, Sample)>,
 }
 
@@ -141,6 +142,7 @@ impl Grabs {
             Outcome::Compliant => {
                 let hour = self.hour(hour_start);
                 hour.compliant += 1;
+                let beyond = beyond as f32;
                 if hour.nearest.is_none_or(|(_, b)| beyond > b) {
                     hour.nearest = Some((s, beyond));
                 }
@@ -149,9 +151,7 @@ impl Grabs {
             Outcome::CannotCorrect | Outcome::InsufficientData => {
                 let hour = self.hour(hour_start);
                 hour.cannot_correct += 1;
-                if hour.cannot.is_none_or(|(c, _)| t >= c) {
-                    hour.cannot = Some((t, s));
-                }
+                hour.cannot = Some(s);
             }
         }
     }
@@ -176,7 +176,7 @@ impl Grabs {
                 }
             }
             Outcome::Compliant => {
-                if let Some(h) = self.hours.get_mut(&hour_start) {
+                if let Some(h) = self.hours.get_mut(hour_start) {
                     h.compliant = h.compliant.saturating_sub(1);
                     if h.compliant == 0 {
                         h.nearest = None;
@@ -184,7 +184,7 @@ impl Grabs {
                 }
             }
             Outcome::CannotCorrect | Outcome::InsufficientData => {
-                if let Some(h) = self.hours.get_mut(&hour_start) {
+                if let Some(h) = self.hours.get_mut(hour_start) {
                     h.cannot_correct = h.cannot_correct.saturating_sub(1);
                     if h.cannot_correct == 0 {
                         h.cannot = None;
@@ -195,7 +195,7 @@ impl Grabs {
     }
 
     fn hour(&mut self, start: i64) -> &mut Hour {
-        self.hours.entry(start).or_insert(Hour { compliant: 0, nearest: None, cannot_correct: 0, cannot: None })
+        self.hours.entry(start, || Hour { compliant: 0, cannot_correct: 0, nearest: None, cannot: None })
     }
 
     fn add_compliant(&mut self, t: i64) {
@@ -234,7 +234,7 @@ impl Grabs {
             Item::Exceeds(_) => t >= cutoff_ns,
             Item::Compliant { last_ns } => *last_ns >= cutoff_ns,
         });
-        self.hours = self.hours.split_off(&cutoff_ns);
+        self.hours.forget_before(cutoff_ns);
     }
 
     /// Entries kept: exceedances, compliant stretches and hours.
@@ -261,13 +261,14 @@ impl Grabs {
                 Item::Compliant { .. } => None,
             })
             .collect();
-        // Keys are hour starts: those after `from - 1 h` overlap the range.
-        for (&start, h) in self.hours.range(from.saturating_sub(HOUR_NS - 1)..to) {
+        // Hours starting after `from - 1 h` overlap the range.
+        for (start, h) in self.hours.range(from.saturating_sub(HOUR_NS - 1), to) {
+            let (start, end) = (*start, start + HOUR_NS);
             if let Some((s, _)) = h.nearest {
-                out.push(s.period(start, start + HOUR_NS, h.compliant, limit));
+                out.push(s.period(start, end, h.compliant, limit));
             }
-            if let Some((_, s)) = h.cannot {
-                out.push(s.period(start, start + HOUR_NS, h.cannot_correct, limit));
+            if let Some(s) = h.cannot {
+                out.push(s.period(start, end, h.cannot_correct, limit));
             }
         }
         out.sort_by_key(|p| (p.start_ns, p.end_ns));

@@ -23,6 +23,7 @@ pub mod judge;
 pub mod period;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

@@ -1,0 +1,84 @@
+//! Values by period start (hours, days), in a sorted vector: readings arrive in time order,
+//! so entries are appended, and a series' first entries cost a few dozen bytes instead of a
+//! map node of several hundred. A late period is inserted in place.
+
+/// Values keyed by period start, oldest first.
+#[derive(Debug, Clone)]
+pub(super) struct Timeline<V> {
+    entries: Vec<(i64, V)>,
+}
+
+impl<V> Default for Timeline<V> {
+    fn default() -> Self {
+        Timeline { entries: Vec::new() }
+    }
+}
+
+impl<V> Timeline<V> {
+    fn at(&self, start: i64) -> usize {
+        self.entries.partition_point(|(s, _)| *s < start)
+    }
+
+    /// The value of the period starting at `start`, created with `new` if absent.
+    pub(super) fn entry(&mut self, start: i64, new: impl FnOnce() -> V) -> &mut V {
+        let at = self.at(start);
+        if self.entries.get(at).is_none_or(|(s, _)| *s != start) {
+            self.entries.insert(at, (start, new()));
+        }
+        &mut self.entries[at].1
+    }
+
+    /// The value of the period starting at `start`.
+    pub(super) fn get(&self, start: i64) -> Option<&V> {
+        self.entries.get(self.at(start)).filter(|(s, _)| *s == start).map(|(_, v)| v)
+    }
+
+    /// The same, to change.
+    pub(super) fn get_mut(&mut self, start: i64) -> Option<&mut V> {
+        let at = self.at(start);
+        self.entries.get_mut(at).filter(|(s, _)| *s == start).map(|(_, v)| v)
+    }
+
+    /// Entries starting in `[from, to)`.
+    pub(super) fn range(&self, from: i64, to: i64) -> &[(i64, V)] {
+        let (a, b) = (self.at(from), self.at(to));
+        &self.entries[a..b.max(a)]
+    }
+
+    /// The first period's start.
+    pub(super) fn first_start(&self) -> Option<i64> {
+        self.entries.first().map(|(s, _)| *s)
+    }
+
+    /// Forgets periods starting before `cutoff`.
+    pub(super) fn forget_before(&mut self, cutoff: i64) {
+        let at = self.at(cutoff);
+        self.entries.drain(..at);
+    }
+
+    /// Entries kept.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_stay_sorted_whatever_the_order() {
+        let mut t: Timeline<u32> = Timeline::default();
+        for s in [30, 10, 20, 10, 40] {
+            *t.entry(s, || 0) += 1;
+        }
+        assert_eq!(t.range(i64::MIN, i64::MAX), &[(10, 2), (20, 1), (30, 1), (40, 1)]);
+        assert_eq!(t.range(15, 40), &[(20, 1), (30, 1)]);
+        assert!(t.range(40, 15).is_empty());
+        assert_eq!((t.get(20), t.get(25), t.first_start()), (Some(&1), None, Some(10)));
+        *t.get_mut(30).expect("30") = 7;
+        t.forget_before(21);
+        assert_eq!(t.range(i64::MIN, i64::MAX), &[(30, 7), (40, 1)]);
+        assert_eq!(t.len(), 2);
+    }
+}
