@@ -11,6 +11,11 @@
 //! - [`alerts`]: the alert book (pending → firing → acknowledged → resolved), append-only;
 //! - [`events`] and [`webhooks`]: alert changes live over SSE and to configured webhooks;
 //! - [`gaps`]: what agents had to drop (gap records), kept in the data directory;
+//! - [`corrections`]: new records that correct stored readings, judged instead of them;
+//! - [`registry`]: the site registry changed through the API, logged, shared live;
+//! - [`indicators`] and [`deviations`]: the EIT assessment's environmental indicators with
+//!   their evidence, and the analysers' laboratory comparisons;
+//! - [`jsonl`]: the append-only JSON-lines logs the modules above keep;
 //! - [`api`]: the HTTP surface (health, write, read API);
 //! - [`board`]: the built-in compliance board (static files embedded) and its site listing.
 
