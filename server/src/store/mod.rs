@@ -25,7 +25,7 @@
 //! Reopening replays ≈ 7.7 M points/s (12.8 M points in 1.7 s): the cost of a restart.
 //!
 //! ## In memory
-//! Interned series and their points in 128-point chunks ([`index`]): the newest chunk of a
+//! Interned series and their points in 128-point chunks (`index`): the newest chunk of a
 //! series as columns (17 bytes a point), full ones packed (≈ 4–9 bytes a point). Measured:
 //! ≈ 0.9 KiB RSS per active series (10 000 series given their first point) and ≈ 8.6 bytes
 //! per further point. Every point stays in memory: one series at one reading a second is
