@@ -170,12 +170,8 @@ async fn readings(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let scope = read_scope(&app, &headers, peer)?;
-    let bound = |key: &str, default: i64| -> Result<i64, ApiError> {
-        q.get(key).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| ApiError::invalid(format!("{key}: \"{v}\" is not a whole number of ns")))
-        })
-    };
-    let (from_ns, to_ns) = (bound("from_ns", i64::MIN)?, bound("to_ns", i64::MAX)?);
+    let from_ns = time_bound(&q, "from")?.unwrap_or(i64::MIN);
+    let to_ns = time_bound(&q, "to")?.unwrap_or(i64::MAX);
     let matches = |key: &str, value: &str| q.get(key).is_none_or(|v| v == value);
     let filter = |k: &crate::store::SeriesKey| {
         allowed(&scope, &k.factory)
@@ -236,7 +232,7 @@ async fn openapi() -> impl IntoResponse {
 type Q = Query<HashMap<String, String>>;
 
 /// A time bound: `<key>_ns` (ns since the epoch) or `<key>` (RFC 3339, `2026-11-23T07:00:00+07:00`).
-fn time_bound(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn time_bound(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
     if let Some(v) = q.get(&format!("{key}_ns")) {
         return v
             .parse()

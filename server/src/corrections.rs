@@ -262,12 +262,8 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let scope = crate::api::read_scope(&app, &headers, peer)?;
-    let bound = |key: &str, default: i64| -> Result<i64, ApiError> {
-        q.get(key).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| ApiError::invalid(format!("{key}: \"{v}\" is not a whole number of ns")))
-        })
-    };
-    let (from_ns, to_ns) = (bound("from_ns", i64::MIN)?, bound("to_ns", i64::MAX)?);
+    let from_ns = crate::api::time_bound(&q, "from")?.unwrap_or(i64::MIN);
+    let to_ns = crate::api::time_bound(&q, "to")?.unwrap_or(i64::MAX);
     let matches = |key: &str, value: &str| q.get(key).is_none_or(|v| v == value);
     let list = app.corrections.list(|c| {
         scope.as_deref().is_none_or(|f| f == c.factory)
