@@ -8,7 +8,7 @@
 //! raises nothing twice. A condition must hold `for_s` (pending) before its alert fires;
 //! `[alerts.kind.<kind>]` gives a kind its own `for_s` and severity.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -118,7 +118,7 @@ pub enum AckError {
 #[derive(Debug)]
 struct Book {
     alerts: Vec<Alert>,
-    open: HashMap<String, usize>,
+    open: FxHashMap<String, usize>,
     file: std::fs::File,
 }
 
@@ -159,11 +159,21 @@ impl AlertBook {
     /// per new condition, fires those pending for `for_s`, resolves those whose condition
     /// is gone. Returns the alerts that changed.
     pub fn reconcile(&self, conditions: &[Condition], now_ns: i64) -> std::io::Result<Vec<Alert>> {
+        self.update(conditions, now_ns, true)
+    }
+
+    /// Opens an alert per new condition and fires those pending for `for_s`, resolving
+    /// nothing: for conditions just judged (an exceeding grab sample), raised at once,
+    /// between the passes that see every condition.
+    pub fn raise(&self, conditions: &[Condition], now_ns: i64) -> std::io::Result<Vec<Alert>> {
+        self.update(conditions, now_ns, false)
+    }
+
+    fn update(&self, conditions: &[Condition], now_ns: i64, resolve: bool) -> std::io::Result<Vec<Alert>> {
         let mut book = self.lock();
         let mut ops = Vec::new();
-        let keys: HashSet<&str> = conditions.iter().map(|c| c.key.as_str()).collect();
         let mut next_id = book.alerts.last().map_or(1, |a| a.id + 1);
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         for c in conditions {
             if !seen.insert(c.key.as_str()) {
                 continue;
@@ -201,37 +211,44 @@ impl AlertBook {
                 }
             }
         }
-        for (key, &i) in &book.open {
-            if !keys.contains(key.as_str()) {
-                ops.push(Op::Resolve { id: book.alerts[i].id, at_ns: now_ns });
+        if resolve {
+            for (key, &i) in &book.open {
+                if !seen.contains(key.as_str()) {
+                    ops.push(Op::Resolve { id: book.alerts[i].id, at_ns: now_ns });
+                }
             }
+        }
+        if ops.is_empty() {
+            return Ok(Vec::new());
         }
         self.write(&mut book, &ops)?;
         let mut changed = Vec::new();
         for op in ops {
-            let id = apply_book(&mut book, op);
-            changed.push(id);
+            if let Some(i) = apply_book(&mut book, op) {
+                changed.push(i);
+            }
         }
-        Ok(changed.into_iter().filter_map(|id| book.alerts.iter().find(|a| a.id == id).cloned()).collect())
+        Ok(changed.into_iter().map(|i| book.alerts[i].clone()).collect())
     }
 
     /// Records an acknowledgement.
     pub fn ack(&self, id: u64, by: &str, comment: &str, now_ns: i64) -> Result<Alert, AckError> {
         let mut book = self.lock();
-        let alert = book.alerts.iter().find(|a| a.id == id).ok_or(AckError::NotFound(id))?;
+        let alert = find(&book.alerts, id).map(|i| &book.alerts[i]).ok_or(AckError::NotFound(id))?;
         if let Some(ack) = &alert.ack {
             return Err(AckError::Already { id, by: ack.by.clone() });
         }
         let op = Op::Ack { id, ack: Ack { by: by.to_string(), at_ns: now_ns, comment: comment.to_string() } };
         self.write(&mut book, std::slice::from_ref(&op))
             .map_err(|source| AckError::Io { path: self.path.clone(), source })?;
-        apply_book(&mut book, op);
-        book.alerts.iter().find(|a| a.id == id).cloned().ok_or(AckError::NotFound(id))
+        let i = apply_book(&mut book, op).ok_or(AckError::NotFound(id))?;
+        Ok(book.alerts[i].clone())
     }
 
     /// One alert.
     pub fn get(&self, id: u64) -> Option<Alert> {
-        self.lock().alerts.iter().find(|a| a.id == id).cloned()
+        let book = self.lock();
+        find(&book.alerts, id).map(|i| book.alerts[i].clone())
     }
 
     /// Every alert, newest first.
@@ -242,48 +259,55 @@ impl AlertBook {
     }
 }
 
-fn apply_book(book: &mut Book, op: Op) -> u64 {
-    let id = apply(&mut book.alerts, op);
-    if let Some(i) = book.alerts.iter().rposition(|a| a.id == id) {
-        let a = &book.alerts[i];
-        if a.state == State::Resolved {
-            book.open.remove(&a.key);
-        } else {
-            book.open.insert(a.key.clone(), i);
-        }
+/// Applies an operation to the book; the index of the alert it changed.
+fn apply_book(book: &mut Book, op: Op) -> Option<usize> {
+    let i = apply(&mut book.alerts, op)?;
+    let a = &book.alerts[i];
+    if a.state == State::Resolved {
+        book.open.remove(&a.key);
+    } else {
+        book.open.insert(a.key.clone(), i);
     }
-    id
+    Some(i)
 }
 
-fn apply(alerts: &mut Vec<Alert>, op: Op) -> u64 {
+/// Where alert `id` is: ids are given in order from 1, so at `id - 1` unless the log says
+/// otherwise (then searched).
+fn find(alerts: &[Alert], id: u64) -> Option<usize> {
+    let at = usize::try_from(id).ok()?.checked_sub(1)?;
+    if alerts.get(at).is_some_and(|a| a.id == id) {
+        return Some(at);
+    }
+    alerts.iter().rposition(|a| a.id == id)
+}
+
+/// Applies an operation; the index of the alert it changed (`None` for an unknown id).
+fn apply(alerts: &mut Vec<Alert>, op: Op) -> Option<usize> {
     match op {
         Op::Open { alert } => {
-            let id = alert.id;
             alerts.push(*alert);
-            id
+            Some(alerts.len() - 1)
         }
         Op::Fire { id, at_ns } => {
-            if let Some(a) = alerts.iter_mut().rev().find(|a| a.id == id) {
-                a.state = State::Firing;
-                a.firing_ns = Some(at_ns);
-            }
-            id
+            let i = find(alerts, id)?;
+            alerts[i].state = State::Firing;
+            alerts[i].firing_ns = Some(at_ns);
+            Some(i)
         }
         Op::Ack { id, ack } => {
-            if let Some(a) = alerts.iter_mut().rev().find(|a| a.id == id) {
-                if a.state != State::Resolved {
-                    a.state = State::Acknowledged;
-                }
-                a.ack = Some(ack);
+            let i = find(alerts, id)?;
+            let a = &mut alerts[i];
+            if a.state != State::Resolved {
+                a.state = State::Acknowledged;
             }
-            id
+            a.ack = Some(ack);
+            Some(i)
         }
         Op::Resolve { id, at_ns } => {
-            if let Some(a) = alerts.iter_mut().rev().find(|a| a.id == id) {
-                a.state = State::Resolved;
-                a.resolved_ns = Some(at_ns);
-            }
-            id
+            let i = find(alerts, id)?;
+            alerts[i].state = State::Resolved;
+            alerts[i].resolved_ns = Some(at_ns);
+            Some(i)
         }
     }
 }

@@ -6,9 +6,11 @@
 //! - [`engine`]: judged periods, late-data revisions, episodes, availability, conditions;
 //! - faults (flatline, spike, implausible) and deadlines (the fault-notification clock);
 //! - [`Compliance`]: the engine on its own thread. Ingest hands accepted readings over with
-//!   [`Compliance::accepted`] (a channel send) and returns; the thread judges, ticks every
-//!   `tick_ms`, persists revisions (`<data_dir>/revisions.log`, append-only), reconciles the
-//!   alert book and publishes changes as events (SSE, webhooks).
+//!   [`Compliance::accepted`] (a channel send) and returns; the thread judges each batch and
+//!   raises what it found exceeding at once; every `tick_ms` (and on a flush) it ticks,
+//!   persists revisions (`<data_dir>/revisions.log`, append-only), reconciles the alert book
+//!   with every condition that holds (raising, firing, resolving), and publishes changes as
+//!   events (SSE, webhooks).
 //!
 //! On start the engine is rebuilt from the store and the gap log (deterministic: the same
 //! readings give the same periods), so a restart loses no judgement; the alert book dedups
@@ -132,24 +134,35 @@ impl Compliance {
                         Msg::Stop => stop = true,
                     }
                 }
-                if Instant::now() >= next_tick || !flushes.is_empty() {
+                // Every condition is found once a tick (a pass over every series and track, with
+                // thousands standing during a province-wide outage), not once a batch; what a
+                // batch judged exceeding is raised at once.
+                let full = Instant::now() >= next_tick || !flushes.is_empty() || stop;
+                if full {
                     engine.tick();
                     next_tick = Instant::now() + tick;
                 }
-                let revisions = engine.take_revisions();
-                let mut conditions = engine.conditions();
-                conditions.extend(engine.take_flashes());
+                let flashes = engine.take_flashes();
                 let now = engine.now_ns();
-                drop(engine);
-                if !revisions.is_empty() {
-                    if let Err(error) = crate::jsonl::append(&mut revisions_log, &revisions) {
-                        tracing::error!(path = %revisions_path.display(), %error, "Cannot save period revisions");
+                let changed = if full {
+                    let revisions = engine.take_revisions();
+                    let mut conditions = engine.conditions();
+                    drop(engine);
+                    conditions.extend(flashes);
+                    if !revisions.is_empty() {
+                        if let Err(error) = crate::jsonl::append(&mut revisions_log, &revisions) {
+                            tracing::error!(path = %revisions_path.display(), %error, "Cannot save period revisions");
+                        }
+                        for r in &revisions {
+                            events.publish("revision", &r.factory, serde_json::to_value(r).unwrap_or_default());
+                        }
                     }
-                    for r in &revisions {
-                        events.publish("revision", &r.factory, serde_json::to_value(r).unwrap_or_default());
-                    }
-                }
-                match worker_alerts.reconcile(&conditions, now) {
+                    worker_alerts.reconcile(&conditions, now)
+                } else {
+                    drop(engine);
+                    if flashes.is_empty() { Ok(Vec::new()) } else { worker_alerts.raise(&flashes, now) }
+                };
+                match changed {
                     Ok(changed) => {
                         for a in changed {
                             events.publish("alert", &a.factory.clone(), serde_json::to_value(a).unwrap_or_default());

@@ -523,6 +523,34 @@ fn an_exceedance_ended_within_the_same_batch_still_alerts_once() {
 }
 
 #[test]
+fn raising_between_passes_opens_new_alerts_and_resolves_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (mut e, _) = engine(t0() + SECOND_NS);
+    e.ingest(&[effluent("cod", 130.0, t0())]);
+    let first = e.take_flashes();
+    e.ingest(&[effluent("cod", 100.0, t0() + SECOND_NS), effluent("bod", 30.0, t0() + SECOND_NS)]);
+    let second = e.take_flashes();
+    assert_eq!((first.len(), second.len()), (1, 1), "one exceeding COD, one exceeding BOD");
+    let book = AlertBook::open(&dir.path().join("alerts.log"), AlertsSection::default()).expect("book");
+    let opened = book.raise(&first, t0() + SECOND_NS).expect("raise");
+    assert_eq!((opened.len(), opened[0].id, opened[0].value), (1, 1, Some(130.0)));
+    // The COD alert is not among these conditions, yet stays: only a full pass resolves.
+    let opened = book.raise(&second, t0() + 2 * SECOND_NS).expect("raise");
+    assert_eq!((opened.len(), opened[0].id, opened[0].parameter.as_deref()), (1, 2, Some("bod")));
+    assert!(book.raise(&second, t0() + 3 * SECOND_NS).expect("raise").is_empty(), "raised once");
+    let open = |b: &AlertBook| b.list().iter().filter(|a| a.state != State::Resolved).count();
+    assert_eq!(open(&book), 2);
+    let resolved = book.reconcile(&second, t0() + 4 * SECOND_NS).expect("reconcile");
+    assert_eq!((resolved.len(), resolved[0].id, resolved[0].state), (1, 1, State::Resolved));
+    assert_eq!(book.get(2).map(|a| a.state), Some(State::Firing));
+    // The log replays to the same book, ids found where they were given.
+    let again = AlertBook::open(&dir.path().join("alerts.log"), AlertsSection::default()).expect("reopen");
+    let states = |b: &AlertBook| b.list().into_iter().map(|a| (a.id, a.key, a.state)).collect::<Vec<_>>();
+    assert_eq!(states(&again), states(&book));
+    assert_eq!(again.get(1).map(|a| a.state), Some(State::Resolved));
+}
+
+#[test]
 fn an_empty_or_reversed_range_yields_nothing() {
     let (mut e, _) = engine(t0() + HOUR_NS);
     e.ingest(&[effluent("cod", 130.0, t0())]);
