@@ -283,7 +283,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     }
     decoded.map_err(|e| ApiError::invalid(e.to_string()))?;
 
-    let (fresh, appended) = app.store.append_owned(batch).map_err(|e| match e {
+    let (fresh, series_ids, appended) = app.store.append_owned(batch).map_err(|e| match e {
         StoreError::Rewrite { .. } => {
             let reason = e.to_string();
             app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);
@@ -304,7 +304,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         tracing::info!(%factory, readings = unmapped.len(), "Stored readings of unknown parameters as unmapped");
     }
 
-    app.compliance.accepted(fresh);
+    app.compliance.accepted(fresh, series_ids);
     // The next batch on this thread refills these readings' strings instead of allocating;
     // fresh readings come back from the compliance thread once judged (`take_spent`).
     spare.put(unmapped);
@@ -333,12 +333,20 @@ enum Checked {
 #[derive(Default)]
 struct Parameters {
     seen: Vec<(Kind, String, Option<&'static Parameter>)>,
+    /// Where the next reading's parameter likely is: lines repeat their fields' order.
+    next: usize,
 }
 
 impl Parameters {
     fn get(&mut self, kind: Kind, code: &str) -> Option<&'static Parameter> {
-        if let Some((_, _, p)) = self.seen.iter().find(|(k, c, _)| *k == kind && c == code) {
-            return *p;
+        let is = |(k, c, _): &(Kind, String, Option<&'static Parameter>)| *k == kind && c == code;
+        let found = match self.seen.get(self.next) {
+            Some(e) if is(e) => Some(self.next),
+            _ => self.seen.iter().position(is),
+        };
+        if let Some(i) = found {
+            self.next = (i + 1) % self.seen.len();
+            return self.seen[i].2;
         }
         let p = Catalog::builtin().get(kind, code);
         // Bounded: a batch of ever new (unknown) names must not make every lookup slower.

@@ -213,6 +213,8 @@ enum Cause {
 #[derive(Debug)]
 struct Track {
     series: Arc<SeriesId>,
+    /// Its series' index in `Engine::series`.
+    at: usize,
     key: String,
     limit: Arc<LimitUsed>,
     /// Judged periods of a fixed-period limit.
@@ -421,13 +423,22 @@ impl Filter {
     }
 }
 
+/// `Engine::by_store_id` for a store series not seen yet.
+const NOT_SEEN: usize = usize::MAX;
+
 /// The compliance engine. Pure: no I/O, time from its clock.
 #[derive(Debug)]
 pub struct Engine {
     registry: Registry,
     settings: Settings,
     clock: Arc<dyn Clock>,
-    series: FxHashMap<SeriesId, Series>,
+    /// Every series, in the order first seen (an index never changes: series are kept).
+    series: Vec<Series>,
+    /// Series id → index in `series`.
+    series_at: FxHashMap<Arc<SeriesId>, usize>,
+    /// The store's series id → index in `series`, as far as seen (`NOT_SEEN` otherwise):
+    /// readings that come with their store ids are found without hashing their strings.
+    by_store_id: Vec<usize>,
     tracks: Vec<Track>,
     /// Shared by the series of one point, and by every track applying the same limit: a
     /// series costs its own state, not a copy of its point and limits.
@@ -457,7 +468,9 @@ impl Engine {
             registry,
             settings,
             clock,
-            series: FxHashMap::default(),
+            series: Vec::new(),
+            series_at: FxHashMap::default(),
+            by_store_id: Vec::new(),
             tracks: Vec::new(),
             o2_dependents: FxHashMap::default(),
             points: HashMap::new(),
@@ -504,10 +517,11 @@ impl Engine {
     }
 
     /// Creates the series (and its tracks) on first sight; `None` for a point not registered.
-    fn series_index(&mut self, id: &SeriesId) -> Option<()> {
-        if self.series.contains_key(id) {
-            return Some(());
+    fn series_index(&mut self, id: &SeriesId) -> Option<usize> {
+        if let Some(&at) = self.series_at.get(id) {
+            return Some(at);
         }
+        let at = self.series.len();
         let (area, factory) = self.registry.factory(&id.factory)?;
         let point = factory.point.iter().find(|p| p.id == id.point)?;
         let limits = limits_for(Standards::builtin(), factory, point, &id.parameter);
@@ -521,6 +535,7 @@ impl Engine {
             }
             self.tracks.push(Track {
                 series: arc_id.clone(),
+                at,
                 key: format!("{}/{}/{}/{}", id.factory, id.point, id.parameter, limit.id),
                 limit: self.limits.entry(format!("{limit:?}")).or_insert_with(|| Arc::new(limit)).clone(),
                 periods: BTreeMap::new(),
@@ -532,7 +547,7 @@ impl Engine {
         }
         let tracks = first_track..self.tracks.len();
         let series = Series {
-            id: arc_id,
+            id: arc_id.clone(),
             area: area.id.clone(),
             kind: point.kind,
             point: self
@@ -545,8 +560,9 @@ impl Engine {
             days: Timeline::default(),
             tracks,
         };
-        self.series.insert(id.clone(), series);
-        Some(())
+        self.series.push(series);
+        self.series_at.insert(arc_id, at);
+        Some(at)
     }
 
     /// Takes accepted readings, in any order. Instantaneous limits are judged at once; the
@@ -555,60 +571,91 @@ impl Engine {
         // Reused for every lookup: a reading costs no key allocation.
         let mut id = SeriesId::default();
         for r in readings {
-            for (field, value) in
-                [(&mut id.factory, &r.factory), (&mut id.point, &r.point), (&mut id.parameter, &r.parameter)]
-            {
-                field.clear();
-                field.push_str(value);
-            }
-            if self.series_index(&id).is_none() {
-                continue;
-            }
-            let Some(series) = self.series.get_mut(&id) else { continue };
-            let sample = Sample { value: r.value, quality: r.quality, not_detected: r.below_detection_limit };
-            series.hours.entry(bounds(Averaging::Hourly, r.time_ns).0, Acc::default).add(sample);
-            series.recent.add(r.time_ns, r.value, r.quality);
-            let day = series.days.entry(period::day(r.time_ns).0, DayCount::default);
-            if r.quality.is_judged() {
-                day.valid += 1;
-            } else {
-                day.excluded += 1;
-            }
-            for t in series.tracks.clone() {
-                let averaging = self.tracks[t].limit.averaging;
-                if averaging == Averaging::Instantaneous {
-                    if r.quality.is_judged() {
-                        let (series, track) = (&self.series[&id], &self.tracks[t]);
-                        let p = self.judge_instant(series, track, r.time_ns, sample);
-                        if p.outcome == Outcome::Exceeds && !self.replaying {
-                            self.flashes.push(exceedance(series, track, &p, p.start_ns));
-                        }
-                        let beyond = beyond(&track.limit, &series.point, p.value.unwrap_or(f64::NAN));
-                        self.tracks[t].grabs.add(r.time_ns, grab::Sample::of(&p), beyond);
-                    }
-                } else {
-                    let start = bounds(averaging, r.time_ns).0;
-                    let track = &mut self.tracks[t];
-                    track.dirty.insert(start, Cause::Reading);
-                    if track.fill_from.is_none_or(|f| start < f) {
-                        // Older than anything seen: the tick fills from here again.
-                        track.fill_from = Some(start);
-                        track.filled_to = None;
-                    }
-                }
-            }
-            if r.parameter == O2
-                && let Some(dependents) = self.o2_dependents.get(&id)
-            {
-                for &t in dependents {
-                    let track = &mut self.tracks[t];
-                    if track.limit.averaging != Averaging::Instantaneous {
-                        track.dirty.insert(bounds(track.limit.averaging, r.time_ns).0, Cause::Reading);
-                    }
-                }
+            if let Some(at) = self.find_series(&mut id, r) {
+                self.ingest_one(at, r);
             }
         }
         self.settle();
+    }
+
+    /// [`Engine::ingest`] for readings the store took, with the store's id of each one's
+    /// series (`Store::append_owned`): a series seen once is found by that id, its strings
+    /// neither copied nor hashed again.
+    pub fn ingest_stored(&mut self, readings: &[Reading], store_ids: &[u32]) {
+        debug_assert_eq!(readings.len(), store_ids.len());
+        let mut id = SeriesId::default();
+        for (r, &store_id) in readings.iter().zip(store_ids) {
+            let store_id = store_id as usize;
+            let at = match self.by_store_id.get(store_id) {
+                Some(&at) if at != NOT_SEEN => at,
+                _ => {
+                    let Some(at) = self.find_series(&mut id, r) else { continue };
+                    if self.by_store_id.len() <= store_id {
+                        self.by_store_id.resize(store_id + 1, NOT_SEEN);
+                    }
+                    self.by_store_id[store_id] = at;
+                    at
+                }
+            };
+            self.ingest_one(at, r);
+        }
+        self.settle();
+    }
+
+    /// The reading's series (created on first sight), looked up with `id` as the key buffer.
+    fn find_series(&mut self, id: &mut SeriesId, r: &Reading) -> Option<usize> {
+        for (field, value) in [(&mut id.factory, &r.factory), (&mut id.point, &r.point), (&mut id.parameter, &r.parameter)]
+        {
+            field.clear();
+            field.push_str(value);
+        }
+        self.series_index(id)
+    }
+
+    fn ingest_one(&mut self, at: usize, r: &Reading) {
+        let series = &mut self.series[at];
+        let sample = Sample { value: r.value, quality: r.quality, not_detected: r.below_detection_limit };
+        series.hours.entry(bounds(Averaging::Hourly, r.time_ns).0, Acc::default).add(sample);
+        series.recent.add(r.time_ns, r.value, r.quality);
+        let day = series.days.entry(period::day(r.time_ns).0, DayCount::default);
+        if r.quality.is_judged() {
+            day.valid += 1;
+        } else {
+            day.excluded += 1;
+        }
+        for t in series.tracks.clone() {
+            let averaging = self.tracks[t].limit.averaging;
+            if averaging == Averaging::Instantaneous {
+                if r.quality.is_judged() {
+                    let (series, track) = (&self.series[at], &self.tracks[t]);
+                    let p = self.judge_instant(series, track, r.time_ns, sample);
+                    if p.outcome == Outcome::Exceeds && !self.replaying {
+                        self.flashes.push(exceedance(series, track, &p, p.start_ns));
+                    }
+                    let beyond = beyond(&track.limit, &series.point, p.value.unwrap_or(f64::NAN));
+                    self.tracks[t].grabs.add(r.time_ns, grab::Sample::of(&p), beyond);
+                }
+            } else {
+                let start = bounds(averaging, r.time_ns).0;
+                let track = &mut self.tracks[t];
+                track.dirty.insert(start, Cause::Reading);
+                if track.fill_from.is_none_or(|f| start < f) {
+                    // Older than anything seen: the tick fills from here again.
+                    track.fill_from = Some(start);
+                    track.filled_to = None;
+                }
+            }
+        }
+        if r.parameter == O2
+            && let Some(dependents) = self.o2_dependents.get(&*self.series[at].id)
+        {
+            for &t in dependents {
+                let track = &mut self.tracks[t];
+                if track.limit.averaging != Averaging::Instantaneous {
+                    track.dirty.insert(bounds(track.limit.averaging, r.time_ns).0, Cause::Reading);
+                }
+            }
+        }
     }
 
     /// Takes a correction: the reading at `time_ns` is judged with its new value from now on.
@@ -616,10 +663,11 @@ impl Engine {
     /// judged again, and a changed result is a revision naming the correction.
     pub fn correct(&mut self, c: &CorrectionInfo) {
         let id = SeriesId { factory: c.factory.clone(), point: c.point.clone(), parameter: c.parameter.clone() };
-        if !c.quality.is_judged() || self.series_index(&id).is_none() {
+        if !c.quality.is_judged() {
             return;
         }
-        let Some(series) = self.series.get_mut(&id) else { return };
+        let Some(at) = self.series_index(&id) else { return };
+        let series = &mut self.series[at];
         let hour = bounds(Averaging::Hourly, c.time_ns).0;
         if let Some(acc) = series.hours.get_mut(hour) {
             acc.sum_nano += (c.value * 1e9).round() as i128 - (c.was * 1e9).round() as i128;
@@ -642,7 +690,7 @@ impl Engine {
             if *self.tracks[t].series != id {
                 continue;
             }
-            let (series, track) = (&self.series[&id], &self.tracks[t]);
+            let (series, track) = (&self.series[at], &self.tracks[t]);
             let sample = |value| Sample { value, quality: c.quality, not_detected: c.not_detected };
             let old = self.judge_instant(series, track, c.time_ns, sample(c.was));
             let new = self.judge_instant(series, track, c.time_ns, sample(c.value));
@@ -678,7 +726,7 @@ impl Engine {
     /// retention drops those readings, and the engine keeps their judgements no longer.
     pub fn forget_before(&mut self, cutoff_ns: i64) {
         let cutoff = period::day(cutoff_ns).0;
-        for s in self.series.values_mut() {
+        for s in &mut self.series {
             s.hours.forget_before(cutoff);
             s.days.forget_before(cutoff);
         }
@@ -805,7 +853,7 @@ impl Engine {
             && new.outcome == Outcome::Exceeds
             && track.periods.get(&start).is_none_or(|old| !old.closed || old.outcome != Outcome::Exceeds);
         if newly_exceeding && !self.replaying {
-            let flash = exceedance(&self.series[&*track.series], track, &new, start);
+            let flash = exceedance(&self.series[track.at], track, &new, start);
             self.flashes.push(flash);
         }
         track.periods.insert(start, new);
@@ -821,11 +869,11 @@ impl Engine {
     }
 
     fn o2_mean(&self, id: &SeriesId, start: i64, end: i64) -> Option<f64> {
-        let o2 = self.series.get(&SeriesId {
+        let o2 = &self.series[*self.series_at.get(&SeriesId {
             factory: id.factory.clone(),
             point: id.point.clone(),
             parameter: O2.to_string(),
-        })?;
+        })?];
         let (start, end) = if start == end { bounds(Averaging::Hourly, start) } else { (start, end) };
         o2.hours.range(start, end).iter().fold(Acc::default(), |a, (_, h)| a.merge(h)).mean()
     }
@@ -891,7 +939,7 @@ impl Engine {
 
     fn judge_fixed(&self, t: usize, start: i64) -> Period {
         let track = &self.tracks[t];
-        let series = &self.series[&*track.series];
+        let series = &self.series[track.at];
         let limit = &track.limit;
         let (start, end) = bounds(limit.averaging, start);
         let acc = series.hours.range(start, end).iter().fold(Acc::default(), |a, (_, h)| a.merge(h));
@@ -945,7 +993,7 @@ impl Engine {
 
     fn track_periods<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = (&'a Series, &'a Track)> + 'a {
         self.tracks.iter().filter_map(move |t| {
-            let s = &self.series[&*t.series];
+            let s = &self.series[t.at];
             filter.covers(&s.area, &s.id).then_some((s, t))
         })
     }
@@ -991,7 +1039,7 @@ impl Engine {
             .filter(|r| {
                 let id =
                     SeriesId { factory: r.factory.clone(), point: r.point.clone(), parameter: r.parameter.clone() };
-                let area = self.series.get(&id).map_or("", |s| s.area.as_str());
+                let area = self.series_at.get(&id).map_or("", |&at| self.series[at].area.as_str());
                 filter.covers(area, &id) && r.start_ns >= from && r.start_ns < to
             })
             .cloned()
@@ -1062,7 +1110,7 @@ impl Engine {
         let now = self.now_ns();
         let (from, to) = filter.range();
         let mut out = Vec::new();
-        let mut series: Vec<&Series> = self.series.values().filter(|s| filter.covers(&s.area, &s.id)).collect();
+        let mut series: Vec<&Series> = self.series.iter().filter(|s| filter.covers(&s.area, &s.id)).collect();
         series.sort_by(|a, b| a.id.cmp(&b.id));
         for s in series {
             let Some(first) = s.days.first_start() else { continue };
@@ -1106,7 +1154,7 @@ impl Engine {
     pub fn incidents(&self) -> Vec<Incident> {
         let now = self.now_ns();
         let mut point_latest: HashMap<(&str, &str), i64> = HashMap::new();
-        for s in self.series.values() {
+        for s in self.series.iter() {
             if let Some((t, _, _)) = s.recent.latest() {
                 let latest = point_latest.entry((&s.id.factory, &s.id.point)).or_insert(t);
                 *latest = (*latest).max(t);
@@ -1143,7 +1191,7 @@ impl Engine {
         let now = self.now_ns();
         let mut out = Vec::new();
         for t in &self.tracks {
-            let s = &self.series[&*t.series];
+            let s = &self.series[t.at];
             if t.limit.averaging == Averaging::Instantaneous {
                 if let Some((run, true)) = t.grabs.runs().pop()
                     && let Some(p) = t.grabs.latest(&t.limit)
@@ -1170,7 +1218,7 @@ impl Engine {
             out.push(exceedance(s, t, p, since));
         }
         let yesterday = period::day(now).0 - DAY_NS;
-        let mut series: Vec<&Series> = self.series.values().collect();
+        let mut series: Vec<&Series> = self.series.iter().collect();
         series.sort_by(|a, b| a.id.cmp(&b.id));
         for s in &series {
             if let Some(first) = s.days.first_start()
@@ -1225,7 +1273,7 @@ impl Engine {
 
     /// Latest reading and current judgement per series matching a filter.
     pub fn status(&self, filter: &Filter) -> Vec<serde_json::Value> {
-        let mut series: Vec<&Series> = self.series.values().filter(|s| filter.covers(&s.area, &s.id)).collect();
+        let mut series: Vec<&Series> = self.series.iter().filter(|s| filter.covers(&s.area, &s.id)).collect();
         series.sort_by(|a, b| a.id.cmp(&b.id));
         series
             .into_iter()

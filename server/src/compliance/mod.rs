@@ -45,7 +45,8 @@ use crate::alerts::AlertBook;
 use crate::events::Events;
 
 enum Msg {
-    Readings(Vec<Reading>),
+    /// Readings the store took, and each one's store series id.
+    Readings(Vec<Reading>, Vec<u32>),
     Gap(GapInfo),
     Correction(CorrectionInfo),
     Forget(i64),
@@ -120,8 +121,8 @@ impl Compliance {
                 let mut engine = worker_engine.lock().unwrap_or_else(|p| p.into_inner());
                 for m in msgs {
                     match m {
-                        Msg::Readings(r) => {
-                            engine.ingest(&r);
+                        Msg::Readings(r, ids) => {
+                            engine.ingest_stored(&r, &ids);
                             let mut spent = worker_spent.lock().unwrap_or_else(|p| p.into_inner());
                             if spent.len() < SPENT_BATCHES {
                                 spent.push(r);
@@ -181,12 +182,13 @@ impl Compliance {
         Ok(Compliance { engine, alerts, tx, worker: Mutex::new(Some(worker)), spent })
     }
 
-    /// Hands accepted readings to the engine (moved, not copied); returns at once unless
-    /// [`QUEUE_BATCHES`] batches already wait, then blocks until the engine takes one: call
-    /// it from a blocking thread.
-    pub fn accepted(&self, readings: Vec<Reading>) {
+    /// Hands readings the store accepted to the engine (moved, not copied), with each one's
+    /// store series id (`Store::append_owned`); returns at once unless [`QUEUE_BATCHES`]
+    /// batches already wait, then blocks until the engine takes one: call it from a
+    /// blocking thread.
+    pub fn accepted(&self, readings: Vec<Reading>, store_ids: Vec<u32>) {
         if !readings.is_empty() {
-            let _ = self.tx.send(Msg::Readings(readings));
+            let _ = self.tx.send(Msg::Readings(readings, store_ids));
         }
     }
 

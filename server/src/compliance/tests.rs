@@ -778,3 +778,30 @@ fn an_alert_log_torn_by_a_crash_still_takes_the_next_alert() {
     let book = AlertBook::open(&path, AlertsSection::default()).expect("reads back whole");
     assert_eq!(book.list().len(), 2);
 }
+
+#[test]
+fn readings_with_store_ids_are_judged_as_readings_without() {
+    // The store gives each series an id when first seen; a registered point's series and an
+    // unregistered one (skipped) alike.
+    let batch1 = vec![
+        effluent("cod", 130.0, t0()),
+        effluent("ph", 7.0, t0()),
+        Reading::new(Kind::Effluent, "f9", "outfall-1", "cod", 500.0, t0()),
+    ];
+    let batch2 = vec![effluent("ph", 10.0, t0() + SECOND_NS), effluent("cod", 100.0, t0() + SECOND_NS)];
+    let (mut by_strings, _) = engine(t0() + 2 * SECOND_NS);
+    let (mut by_ids, _) = engine(t0() + 2 * SECOND_NS);
+    by_strings.ingest(&batch1);
+    by_strings.ingest(&batch2);
+    by_ids.ingest_stored(&batch1, &[0, 1, 2]);
+    by_ids.ingest_stored(&batch2, &[1, 0]);
+    let all = Filter::default();
+    let periods = by_ids.periods(&all, 100);
+    assert_eq!(periods, by_strings.periods(&all, 100));
+    let judged: Vec<_> = periods.iter().map(|p| (p.parameter.as_str(), p.period.value, p.period.outcome)).collect();
+    assert!(judged.contains(&("cod", Some(130.0), Outcome::Exceeds)), "{judged:?}");
+    assert!(judged.contains(&("cod", Some(100.0), Outcome::Compliant)), "{judged:?}");
+    assert!(judged.contains(&("ph", Some(10.0), Outcome::Exceeds)), "{judged:?}");
+    assert!(judged.iter().all(|(p, _, _)| *p == "cod" || *p == "ph"));
+    assert_eq!(by_ids.take_flashes(), by_strings.take_flashes());
+}

@@ -214,6 +214,9 @@ impl Series {
 
     /// The point stored at `time_ns`.
     pub(crate) fn get(&self, time_ns: i64) -> Option<Stored> {
+        if self.chunks.last().is_none_or(|c| time_ns > c.last()) {
+            return None; // the common case: a point after every stored one
+        }
         let chunk = &self.chunks[self.chunk_for(time_ns)?];
         if time_ns < chunk.first() || time_ns > chunk.last() {
             return None;
@@ -224,6 +227,13 @@ impl Series {
 
     /// Stores a point not yet stored.
     fn insert(&mut self, time_ns: i64, s: &Stored) {
+        if let Some(Chunk::Open(c)) = self.chunks.last_mut()
+            && c.times.len() < CHUNK_POINTS
+            && c.times.last().is_some_and(|&last| time_ns > last)
+        {
+            c.push(time_ns, s); // the common case: appended to the open chunk, in place
+            return;
+        }
         let Some(ci) = self.chunk_for(time_ns) else {
             let mut c = Columns::default();
             c.push(time_ns, s);
@@ -361,8 +371,9 @@ pub(crate) struct Index {
     recent: RecentPoint,
 }
 
-/// Kind, factory and point of the last reading interned, and its parameters' ids.
-type RecentPoint = (Option<Kind>, String, String, Vec<(Box<str>, u32)>);
+/// Kind, factory and point of the last reading interned, its parameters' ids, and where
+/// in them the next parameter is looked for first.
+type RecentPoint = (Option<Kind>, String, String, Vec<(Box<str>, u32)>, usize);
 
 fn lookup_key(buf: &mut String, kind: Kind, factory: &str, point: &str, parameter: &str) {
     buf.clear();
@@ -377,10 +388,16 @@ fn lookup_key(buf: &mut String, kind: Kind, factory: &str, point: &str, paramete
 impl Index {
     /// The id of a reading's series, interning it when new.
     pub(crate) fn intern(&mut self, r: &Reading) -> u32 {
-        let (kind, factory, point, ids) = &mut self.recent;
+        let (kind, factory, point, ids, next) = &mut self.recent;
         if *kind == Some(r.kind) && *factory == r.factory && *point == r.point {
-            if let Some((_, id)) = ids.iter().find(|(p, _)| **p == *r.parameter) {
-                return *id;
+            // Lines repeat their fields' order: the parameter after the last one found first.
+            let found = match ids.get(*next) {
+                Some((p, _)) if **p == *r.parameter => Some(*next),
+                _ => ids.iter().position(|(p, _)| **p == *r.parameter),
+            };
+            if let Some(i) = found {
+                *next = (i + 1) % ids.len();
+                return ids[i].1;
             }
         } else {
             *kind = Some(r.kind);

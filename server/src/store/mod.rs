@@ -371,26 +371,29 @@ impl Store {
     /// were new, in the batch's order. Identical re-sends are skipped; a rewrite refuses all.
     pub fn append(&self, batch: &[Reading]) -> Result<(Vec<Reading>, Appended), StoreError> {
         let (fresh, appended) = self.append_inner(batch)?;
-        Ok((fresh.into_iter().map(|i| batch[i].clone()).collect(), appended))
+        Ok((fresh.into_iter().map(|(_, i)| batch[i].clone()).collect(), appended))
     }
 
     /// [`Store::append`] taking the batch by value: the new readings are moved out, not
-    /// cloned (three strings a reading).
-    pub fn append_owned(&self, batch: Vec<Reading>) -> Result<(Vec<Reading>, Appended), StoreError> {
+    /// cloned (three strings a reading), each with its series' id in this store (stable while
+    /// the store is open), so the compliance engine finds its series without its strings.
+    pub fn append_owned(&self, batch: Vec<Reading>) -> Result<(Vec<Reading>, Vec<u32>, Appended), StoreError> {
         let (fresh, appended) = self.append_inner(&batch)?;
+        let ids = fresh.iter().map(|&(id, _)| id).collect();
         if fresh.len() == batch.len() {
-            return Ok((batch, appended));
+            return Ok((batch, ids, appended));
         }
         let mut keep = vec![false; batch.len()];
-        for i in fresh {
+        for (_, i) in fresh {
             keep[i] = true;
         }
         let fresh = batch.into_iter().zip(keep).filter(|(_, k)| *k).map(|(r, _)| r).collect();
-        Ok((fresh, appended))
+        Ok((fresh, ids, appended))
     }
 
-    /// Checks, indexes, encodes and syncs; returns the indices of the new readings.
-    fn append_inner(&self, batch: &[Reading]) -> Result<(Vec<usize>, Appended), StoreError> {
+    /// Checks, indexes, encodes and syncs; returns the series id and batch index of each new
+    /// reading, in the batch's order.
+    fn append_inner(&self, batch: &[Reading]) -> Result<(Vec<(u32, usize)>, Appended), StoreError> {
         self.check_failed()?;
         let mut duplicates = 0;
         let mut inserted: Vec<(u32, i64, usize)> = Vec::with_capacity(batch.len());
@@ -428,7 +431,7 @@ impl Store {
         };
         self.wait_durable(my_seq)?;
         let stored = inserted.len();
-        Ok((inserted.into_iter().map(|(_, _, i)| i).collect(), Appended { stored, duplicates }))
+        Ok((inserted.into_iter().map(|(id, _, i)| (id, i)).collect(), Appended { stored, duplicates }))
     }
 
     fn check_failed(&self) -> Result<(), StoreError> {

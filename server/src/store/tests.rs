@@ -288,13 +288,15 @@ fn downsampling_gives_exact_min_max_mean_count_per_bucket() {
 fn append_owned_moves_out_the_new_readings_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &options()).unwrap();
-    store.append_owned(vec![r("cod", 1.0, 1), r("ph", 7.0, 1)]).unwrap();
-    let batch = vec![r("cod", 1.0, 1), r("cod", 2.0, 2), r("ph", 7.0, 1), r("ph", 7.5, 2)];
-    let (fresh, a) = store.append_owned(batch).unwrap();
-    assert_eq!(a, Appended { stored: 2, duplicates: 2 });
-    assert_eq!(fresh, vec![r("cod", 2.0, 2), r("ph", 7.5, 2)]);
+    let (_, ids, _) = store.append_owned(vec![r("cod", 1.0, 1), r("ph", 7.0, 1)]).unwrap();
+    assert_eq!(ids, [0, 1], "a series' id is given when first seen, from 0");
+    let batch = vec![r("cod", 1.0, 1), r("cod", 2.0, 2), r("tss", 9.0, 2), r("ph", 7.0, 1), r("ph", 7.5, 2)];
+    let (fresh, ids, a) = store.append_owned(batch).unwrap();
+    assert_eq!(a, Appended { stored: 3, duplicates: 2 });
+    assert_eq!(fresh, vec![r("cod", 2.0, 2), r("tss", 9.0, 2), r("ph", 7.5, 2)]);
+    assert_eq!(ids, [0, 2, 1], "each new reading's series id, in its order");
     assert!(matches!(store.append_owned(vec![r("ph", 8.0, 2)]), Err(StoreError::Rewrite { .. })));
-    assert_eq!(store.len(), 4);
+    assert_eq!(store.len(), 5);
 }
 
 #[test]
