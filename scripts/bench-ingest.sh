@@ -6,8 +6,10 @@
 #      factories, a token per factory): it answers 204 only once the batch is fdatasync'd;
 #   2. VictoriaMetrics (Debian's), /api/v2/write: it answers before its data reaches disk;
 #   3. InfluxDB 1.6 (Debian's), /write: WAL written (and fsync'd) before it answers.
-# Prints points/s, p50/p99 latency and memory per active series (RSS growth when every
-# series gets its first point, divided by the series) for each, and eitwatch's ratios.
+# Prints points/s, p50/p99 latency, memory per active series (RSS growth when every
+# series gets its first point, divided by the series) and the target's CPU time per point
+# (all its threads, user + system: other load on the machine barely moves it, unlike
+# points/s) for each, and eitwatch's ratios.
 # Each target runs alone (the previous one is stopped first), on loopback only.
 #
 #   scripts/bench-ingest.sh                 # 10 s per target
@@ -52,6 +54,9 @@ trap 'stop; rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
+# CPU time of a process (all its threads) in clock ticks: user + system.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
 wait_http() { # url what
   for _ in $(seq 300); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
   echo "bench: $2 did not come up ($1)" >&2; return 1
@@ -65,19 +70,23 @@ run() { # label url [tokens]
   local args=(--url "$url" --label "$label" --factories "$FACTORIES" --parameters "$PARAMETERS"
               --points "$POINTS" --connections "$CONNECTIONS" --start-s "$START_S")
   [ -n "$tokens" ] && args+=(--tokens "$tokens")
-  local rss0 rss1 rss2 line
+  local rss0 rss1 rss2 line cpu0 cpu1
   rss0=$(rss_kib "$pid")
   "$LOAD" "${args[@]}" --prime >/dev/null
   sleep 1 # let a store that flushes in the background (VictoriaMetrics) settle before RSS
   rss1=$(rss_kib "$pid")
+  cpu0=$(cpu_ticks "$pid")
   line=$("$LOAD" "${args[@]}" --duration-s "$DURATION_S")
+  cpu1=$(cpu_ticks "$pid")
   rss2=$(rss_kib "$pid")
   echo "  $line"
   local points; points=$(sed -E 's/.* points=([0-9]+).*/\1/' <<<"$line")
   local per_series=$(( (rss1 - rss0) * 1024 / SERIES ))
   local per_point; per_point=$(awk -v a="$rss2" -v b="$rss1" -v p="$points" 'BEGIN { printf "%.1f", (a - b) * 1024 / (p > 0 ? p : 1) }')
-  echo "  rss_kib: start=$rss0 primed=$rss1 after_load=$rss2; bytes/active series=$per_series; bytes/point stored=$per_point"
-  results+=("$line per_series_bytes=$per_series per_point_bytes=$per_point")
+  # CPU the target spent per point: unlike points/s, barely moved by other load on the machine.
+  local cpu_ns; cpu_ns=$(awk -v c=$((cpu1 - cpu0)) -v t="$CLK_TCK" -v p="$points" 'BEGIN { printf "%.0f", c / t * 1e9 / (p > 0 ? p : 1) }')
+  echo "  rss_kib: start=$rss0 primed=$rss1 after_load=$rss2; bytes/active series=$per_series; bytes/point stored=$per_point; cpu ns/point=$cpu_ns"
+  results+=("$line per_series_bytes=$per_series per_point_bytes=$per_point cpu_ns_per_point=$cpu_ns")
 }
 
 echo "bench: $FACTORIES factories × $PARAMETERS parameters = $SERIES series; $POINTS points/body; $CONNECTIONS connections; ${DURATION_S}s per target; work dir $work"
@@ -158,16 +167,19 @@ fi
 
 echo
 echo "bench: summary ($(nproc) cores; other processes on the machine run meanwhile)"
-printf '%-16s %14s %10s %10s %16s %14s\n' target points/s p50_ms p99_ms bytes/series bytes/point
+printf '%-16s %14s %10s %10s %16s %14s %14s\n' target points/s p50_ms p99_ms bytes/series bytes/point cpu_ns/point
 for r in "${results[@]}"; do
   get() { sed -E "s/.*[ ^]$1=([^ ]+).*/\1/" <<<" $r"; }
-  printf '%-16s %14s %10s %10s %16s %14s\n' "$(get target)" "$(get points_per_s)" "$(get p50_ms)" "$(get p99_ms)" "$(get per_series_bytes)" "$(get per_point_bytes)"
+  printf '%-16s %14s %10s %10s %16s %14s %14s\n' "$(get target)" "$(get points_per_s)" "$(get p50_ms)" "$(get p99_ms)" "$(get per_series_bytes)" "$(get per_point_bytes)" "$(get cpu_ns_per_point)"
 done
-pps() { for r in "${results[@]}"; do if [[ $r == "target=$1 "* ]]; then sed -E 's/.* points_per_s=([0-9]+).*/\1/' <<<"$r"; fi; done; }
-e=$(pps eitwatch); v=$(pps victoriametrics); i=$(pps influxdb16)
-if [ -n "$e" ] && [ -n "$v" ] && [ -n "$i" ]; then
-  awk -v e="$e" -v v="$v" -v i="$i" 'BEGIN {
-    printf "eitwatch / VictoriaMetrics = %.2f (goal >= 1.0)\n", e / v
-    printf "eitwatch / InfluxDB 1.6    = %.2f (goal >= 3.0)\n", e / i
-  }'
-fi
+field() { for r in "${results[@]}"; do if [[ $r == "target=$1 "* ]]; then sed -E "s/.* $2=([0-9]+).*/\\1/" <<<"$r"; fi; done; }
+e=$(field eitwatch points_per_s); ec=$(field eitwatch cpu_ns_per_point)
+for peer in "victoriametrics VictoriaMetrics 1.0" "influxdb16 InfluxDB_1.6 3.0"; do
+  read -r id name goal <<<"$peer"
+  p=$(field "$id" points_per_s); pc=$(field "$id" cpu_ns_per_point)
+  if [ -n "$e" ] && [ -n "$p" ]; then
+    awk -v e="$e" -v p="$p" -v ec="$ec" -v pc="$pc" -v n="${name/_/ }" -v g="$goal" 'BEGIN {
+      printf "eitwatch / %-15s points/s %.2f (goal >= %s); CPU per point %.2f of theirs\n", n, e / p, g, ec / pc
+    }'
+  fi
+done

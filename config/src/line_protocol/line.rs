@@ -93,9 +93,9 @@ impl<'a> Line<'a> {
         }
         // series, 1+ spaces, fields, then optionally 1+ spaces, timestamp and trailing spaces;
         // spaces after the fields without a timestamp are an error to InfluxData's parser.
-        let (series, rest) = text.split_once(' ')?;
+        let (series, rest) = split_once_byte(text, b' ')?;
         let rest = rest.trim_start_matches(' ');
-        let (field_set, rest) = match rest.split_once(' ') {
+        let (field_set, rest) = match split_once_byte(rest, b' ') {
             Some((fields, rest)) => (fields, Some(rest)),
             None => (rest, None),
         };
@@ -103,7 +103,7 @@ impl<'a> Line<'a> {
             None => None,
             Some(rest) => {
                 let rest = rest.trim_start_matches(' ');
-                let (t, trailing) = rest.split_once(' ').unwrap_or((rest, ""));
+                let (t, trailing) = split_once_byte(rest, b' ').unwrap_or((rest, ""));
                 if t.is_empty() || trailing.bytes().any(|b| b != b' ') {
                     return None;
                 }
@@ -113,22 +113,22 @@ impl<'a> Line<'a> {
         if field_set.is_empty() {
             return None;
         }
-        let (measurement, tag_set) = match series.split_once(',') {
+        let (measurement, tag_set) = match split_once_byte(series, b',') {
             Some((m, tags)) => (m, Some(tags)),
             None => (series, None),
         };
         if measurement.is_empty() {
             return None;
         }
-        for pair in tag_set.into_iter().flat_map(|t| t.split(',')) {
-            let (k, v) = pair.split_once('=')?;
+        for pair in tag_set.into_iter().flat_map(|t| split_byte(t, b',')) {
+            let (k, v) = split_once_byte(pair, b'=')?;
             if k.is_empty() || v.is_empty() {
                 return None;
             }
             self.tags.push((k, v));
         }
-        for pair in field_set.split(',') {
-            let (k, v) = pair.split_once('=')?;
+        for pair in split_byte(field_set, b',') {
+            let (k, v) = split_once_byte(pair, b'=')?;
             if k.is_empty() {
                 return None;
             }
@@ -138,6 +138,31 @@ impl<'a> Line<'a> {
         self.timestamp = timestamp;
         Some(())
     }
+}
+
+/// `str::split_once` for an ASCII separator, found with `memchr` alone, where the `char`
+/// pattern's searcher adds a call to `memcmp` per match (a body has tens of them a line).
+fn split_once_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let at = memchr::memchr(sep, s.as_bytes())?;
+    Some((&s[..at], &s[at + 1..]))
+}
+
+/// `str::split` for an ASCII separator (see [`split_once_byte`]).
+pub(super) fn split_byte(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match split_once_byte(r, sep) {
+            Some((part, after)) => {
+                rest = Some(after);
+                Some(part)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// `-?[0-9]+`, as the text it is.
@@ -165,11 +190,11 @@ fn value(s: &str) -> Option<Value<'static>> {
         _ => {}
     }
     let unsigned = s.strip_prefix('-').unwrap_or(s);
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+    let (mantissa, exponent) = match unsigned.bytes().position(|b| b == b'e' || b == b'E') {
         Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
         None => (unsigned, None),
     };
-    let well_formed = match mantissa.split_once('.') {
+    let well_formed = match split_once_byte(mantissa, b'.') {
         Some((whole, fraction)) => digits(whole) && digits(fraction),
         None => digits(mantissa),
     } && exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
