@@ -243,10 +243,16 @@ impl Series {
         let last = self.chunks.len() - 1;
         if ci == last && time_ns > self.chunks[last].last() {
             if self.chunks[last].len() >= CHUNK_POINTS {
-                if let Chunk::Open(full) = &self.chunks[last] {
-                    self.chunks[last] = Chunk::packed(full);
-                }
                 let mut c = Columns::default();
+                if let Chunk::Open(full) = &mut self.chunks[last] {
+                    let packed = Chunk::packed(full);
+                    // The full chunk's columns, emptied, are the new open one's: no regrowth.
+                    c = std::mem::take(full);
+                    c.times.clear();
+                    c.values.clear();
+                    c.flags.clear();
+                    self.chunks[last] = packed;
+                }
                 c.push(time_ns, s);
                 self.chunks.push(Chunk::Open(c));
             } else {
