@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use eitwatch_config::line_protocol::{DecodeContext, Precision, Spare, decode_each, decode_recycling};
+use eitwatch_config::line_protocol::{DecodeContext, Precision, decode_each, decode_rows};
 use influxdb_line_protocol::split_lines;
 
 const FACTORIES: usize = 1000;
@@ -57,37 +57,19 @@ fn main() {
         })
         .map_or(0, |()| n)
     });
-    // As the server does: every reading of the body kept in one batch, then dropped (fresh
-    // names each time) or handed back to a `Spare` for the next body's names.
+    // As the server does: every row of the body kept in one batch, names borrowed from it.
     let cx = DecodeContext::canonical(Precision::Ns, 0);
-    let collect = |b: &str, spare: &mut Spare| {
+    let rows = rate(&body, time, |b| {
         let mut batch = Vec::with_capacity(FACTORIES * PARAMETERS.len());
-        let decoded = decode_recycling(b, &cx, spare, |_, r| {
+        let decoded = decode_rows(b, &cx, |_, r| {
             batch.append(r);
             Ok(())
         });
         decoded.map_or(0, |()| batch.len())
-    };
-    let batch_fresh = rate(&body, time, |b| collect(b, &mut Spare::default()));
-    let mut spare = Spare::default();
-    let batch_spare = rate(&body, time, |b| {
-        let mut batch = Vec::with_capacity(FACTORIES * PARAMETERS.len());
-        let decoded = decode_recycling(b, &cx, &mut spare, |_, r| {
-            batch.append(r);
-            Ok(())
-        });
-        let n = decoded.map_or(0, |()| batch.len());
-        spare.put(batch);
-        n
     });
     println!("body: {FACTORIES} lines x {} fields = {} points, {} bytes", PARAMETERS.len(), FACTORIES * 10, body.len());
     println!("influxdb-line-protocol parse only : {:>12.0} points/s", parser);
     println!("eitwatch decode (parse + readings): {:>12.0} points/s", decode);
     println!("ratio decode / parse only         : {:>12.2}", decode / parser);
-    println!("decode into a batch, fresh names  : {:>12.0} points/s", batch_fresh);
-    println!(
-        "decode into a batch, Spare names  : {:>12.0} points/s (at most {} kept)",
-        batch_spare,
-        Spare::MAX_READINGS
-    );
+    println!("decode into a batch of rows       : {:>12.0} points/s", rows);
 }

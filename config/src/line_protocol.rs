@@ -31,6 +31,8 @@ use line::{Line, Value};
 
 pub use mapping::{FieldMapping, Mapping, OtherFields, validate_mappings};
 
+use std::borrow::Cow;
+
 use crate::reading::{Kind, Quality, Reading, Source};
 
 /// Timestamp precision of a write, as InfluxDB's `precision` query parameter.
@@ -223,81 +225,100 @@ pub fn decode_each(
 pub fn decode_with(
     body: &str,
     cx: &DecodeContext<'_>,
-    check: impl FnMut(usize, &mut Vec<Reading>) -> Result<(), String>,
-) -> Result<(), LineError> {
-    decode_recycling(body, cx, &mut Spare::default(), check)
-}
-
-/// Spent readings whose name strings a decode refills instead of allocating three new ones
-/// per reading (the largest cost of decoding a batch, with the matching frees). Readings
-/// taken from here are indistinguishable from [`Reading::new`]'s.
-#[derive(Debug, Default)]
-pub struct Spare {
-    readings: Vec<Reading>,
-}
-
-impl Spare {
-    /// How many spent readings are kept at most: one large batch's worth, a bounded memory.
-    pub const MAX_READINGS: usize = 8192;
-
-    /// Keeps spent readings (up to [`Spare::MAX_READINGS`]) for the next decode; not those
-    /// with names longer than any id or code, so what is kept stays small.
-    pub fn put(&mut self, readings: impl IntoIterator<Item = Reading>) {
-        let room = Spare::MAX_READINGS.saturating_sub(self.readings.len());
-        let small = |r: &Reading| r.factory.capacity() + r.point.capacity() + r.parameter.capacity() <= 192;
-        self.readings.extend(readings.into_iter().filter(small).take(room));
-    }
-
-    /// How many are kept.
-    pub fn len(&self) -> usize {
-        self.readings.len()
-    }
-
-    /// Whether none is kept.
-    pub fn is_empty(&self) -> bool {
-        self.readings.is_empty()
-    }
-
-    /// [`Reading::new`], refilling a spent reading when there is one.
-    fn reading(
-        &mut self,
-        kind: Kind,
-        factory: &str,
-        point: &str,
-        parameter: &str,
-        value: f64,
-        time_ns: i64,
-    ) -> Reading {
-        let Some(mut r) = self.readings.pop() else {
-            return Reading::new(kind, factory, point, parameter, value, time_ns);
-        };
-        for (to, from) in [(&mut r.factory, factory), (&mut r.point, point), (&mut r.parameter, parameter)] {
-            to.clear();
-            to.push_str(from);
-        }
-        r.kind = kind;
-        r.value = value;
-        r.time_ns = time_ns;
-        r.quality = Quality::Valid;
-        r.source = Source::Instrument;
-        r.below_detection_limit = false;
-        r
-    }
-}
-
-/// [`decode_with`], taking readings' strings from `spare` first.
-pub fn decode_recycling(
-    body: &str,
-    cx: &DecodeContext<'_>,
-    spare: &mut Spare,
     mut check: impl FnMut(usize, &mut Vec<Reading>) -> Result<(), String>,
 ) -> Result<(), LineError> {
-    let mut line_readings = Vec::new();
+    let mut readings = Vec::new();
+    decode_rows(body, cx, |line, rows| {
+        readings.clear();
+        readings.extend(rows.iter().map(Row::to_reading));
+        check(line, &mut readings)
+    })
+}
+
+/// A reading as decoded, its names borrowed from the body (or the mappings) wherever they
+/// need no unescaping: what ingest checks and stores without allocating three strings per
+/// reading. [`Row::to_reading`] makes the owned [`Reading`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row<'a> {
+    /// Effluent, emission or ambient.
+    pub kind: Kind,
+    /// Factory id.
+    pub factory: Cow<'a, str>,
+    /// Point id.
+    pub point: Cow<'a, str>,
+    /// Catalog parameter code.
+    pub parameter: Cow<'a, str>,
+    /// Value in the catalog's canonical unit.
+    pub value: f64,
+    /// Measurement time, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// Quality flag.
+    pub quality: Quality,
+    /// Instrument or laboratory.
+    pub source: Source,
+    /// The value is a detection limit the result was below.
+    pub below_detection_limit: bool,
+}
+
+impl<'a> Row<'a> {
+    fn new(kind: Kind, factory: &'a str, point: &'a str, parameter: &'a str, value: f64, time_ns: i64) -> Row<'a> {
+        Row {
+            kind,
+            factory: Cow::Borrowed(factory),
+            point: Cow::Borrowed(point),
+            parameter: Cow::Borrowed(parameter),
+            value,
+            time_ns,
+            quality: Quality::Valid,
+            source: Source::Instrument,
+            below_detection_limit: false,
+        }
+    }
+
+    /// The owned reading.
+    pub fn to_reading(&self) -> Reading {
+        Reading {
+            kind: self.kind,
+            factory: self.factory.to_string(),
+            point: self.point.to_string(),
+            parameter: self.parameter.to_string(),
+            value: self.value,
+            time_ns: self.time_ns,
+            quality: self.quality,
+            source: self.source,
+            below_detection_limit: self.below_detection_limit,
+        }
+    }
+
+    fn into_owned(self) -> Row<'static> {
+        Row {
+            kind: self.kind,
+            factory: Cow::Owned(self.factory.into_owned()),
+            point: Cow::Owned(self.point.into_owned()),
+            parameter: Cow::Owned(self.parameter.into_owned()),
+            value: self.value,
+            time_ns: self.time_ns,
+            quality: self.quality,
+            source: self.source,
+            below_detection_limit: self.below_detection_limit,
+        }
+    }
+}
+
+/// Decodes line by line into [`Row`]s, handing each line's rows with its 1-based number to
+/// `check`, which may refuse the line (and so the body) with a reason, and may keep the rows
+/// (they live as long as the body): the first bad line refuses the body.
+pub fn decode_rows<'a>(
+    body: &'a str,
+    cx: &DecodeContext<'a>,
+    mut check: impl FnMut(usize, &mut Vec<Row<'a>>) -> Result<(), String>,
+) -> Result<(), LineError> {
+    let mut rows = Vec::new();
     let mut line = Line::empty();
     for (index, text) in lines(body).enumerate() {
-        line_readings.clear();
-        decode_line(text, cx, &mut line, spare, &mut line_readings)
-            .and_then(|()| if line_readings.is_empty() { Ok(()) } else { check(index + 1, &mut line_readings) })
+        rows.clear();
+        decode_line(text, cx, &mut line, &mut rows)
+            .and_then(|()| if rows.is_empty() { Ok(()) } else { check(index + 1, &mut rows) })
             .map_err(|reason| LineError { line: index + 1, reason })?;
     }
     Ok(())
@@ -316,31 +337,33 @@ fn lines(body: &str) -> Box<dyn Iterator<Item = &str> + '_> {
 
 fn decode_line<'a>(
     text: &'a str,
-    cx: &DecodeContext<'_>,
+    cx: &DecodeContext<'a>,
     line: &mut Line<'a>,
-    spare: &mut Spare,
-    out: &mut Vec<Reading>,
+    out: &mut Vec<Row<'a>>,
 ) -> Result<(), String> {
     let text = text.trim_end_matches('\r');
     if text.trim().is_empty() || text.trim_start().starts_with('#') {
         return Ok(());
     }
     match line.fast_into(text) {
-        true => decode_parsed(line, cx, spare, out),
+        true => decode_parsed(line, cx, out),
         false => match parse_lines(text).next() {
-            Some(Ok(parsed)) => decode_parsed(&Line::of(&parsed), cx, spare, out),
+            Some(Ok(parsed)) => {
+                // Names unescaped by InfluxData's parser live in `parsed`: the rows own them.
+                let mut owned = Vec::new();
+                decode_parsed(&Line::of(&parsed), cx, &mut owned)?;
+                for row in owned {
+                    out.push(row.into_owned());
+                }
+                Ok(())
+            }
             Some(Err(e)) => Err(format!("malformed line protocol: {e}")),
             None => Ok(()),
         },
     }
 }
 
-fn decode_parsed(
-    line: &Line<'_>,
-    cx: &DecodeContext<'_>,
-    spare: &mut Spare,
-    out: &mut Vec<Reading>,
-) -> Result<(), String> {
+fn decode_parsed<'l>(line: &Line<'l>, cx: &DecodeContext<'l>, out: &mut Vec<Row<'l>>) -> Result<(), String> {
     let time_ns = match line.timestamp {
         Some(ts) => {
             ts.checked_mul(cx.precision.ns_per_unit()).ok_or_else(|| format!("timestamp {ts} overflows nanoseconds"))?
@@ -348,18 +371,12 @@ fn decode_parsed(
         None => cx.default_time_ns,
     };
     match line.measurement.parse::<Kind>() {
-        Ok(kind) => decode_canonical(line, kind, time_ns, spare, out),
-        Err(_) => mapping::decode_mapped(line, cx, time_ns, spare, out),
+        Ok(kind) => decode_canonical(line, kind, time_ns, out),
+        Err(_) => mapping::decode_mapped(line, cx, time_ns, out),
     }
 }
 
-fn decode_canonical(
-    line: &Line<'_>,
-    kind: Kind,
-    time_ns: i64,
-    spare: &mut Spare,
-    out: &mut Vec<Reading>,
-) -> Result<(), String> {
+fn decode_canonical<'l>(line: &Line<'l>, kind: Kind, time_ns: i64, out: &mut Vec<Row<'l>>) -> Result<(), String> {
     let (mut factory, mut point, mut source) = (None, None, Source::Instrument);
     for &(key, value) in &line.tags {
         match key {
@@ -397,9 +414,9 @@ fn decode_canonical(
             }
             other => number(name("field key", key)?, other)?,
         };
-        let mut reading = spare.reading(kind, factory, point, key, number, time_ns);
-        reading.source = source;
-        out.push(reading);
+        let mut row = Row::new(kind, factory, point, key, number, time_ns);
+        row.source = source;
+        out.push(row);
     }
     if out.len() == first {
         return Err("no numeric field: a line carries at least one parameter".to_string());

@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
                             batch.push(Reading::new(Kind::Effluent, &factory, "outfall-1", name, v, t));
                         }
                     }
-                    let (fresh, _, _) = store.append_owned(batch)?;
+                    let (fresh, _) = store.append(&batch)?;
                     points += fresh.len() as u64;
                 }
                 Ok(points)

@@ -30,7 +30,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use eitwatch_config::catalog::UnitError;
-use eitwatch_config::line_protocol::{DecodeContext, Precision, Spare, decode_recycling, encode};
+use eitwatch_config::line_protocol::{DecodeContext, Precision, Row, decode_rows, encode};
 use eitwatch_config::reading::Kind;
 use eitwatch_config::reading::{Quality, Reading};
 use eitwatch_config::server_config::{ServerConfig, UnknownParameters};
@@ -41,6 +41,7 @@ pub use audit::Event;
 
 use crate::api::ApiError;
 use crate::auth::{self, Bearer, Grant};
+use crate::compliance::Measured;
 use crate::store::StoreError;
 use crate::{App, AppState};
 
@@ -243,36 +244,29 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     let registered = registry.factory(factory).map(|(_, f)| f);
     let mut parameters = Parameters::default();
     // Every reading is a `key=value` of the body: one allocation for the batch, not a doubling
-    // series of them (each a large request, which makes the allocator sweep its small frees).
-    // Capped: a body of nothing but `=` must not reserve gigabytes.
+    // series of them. Capped: a body of nothing but `=` must not reserve gigabytes.
     let estimate = text.bytes().filter(|&b| b == b'=').count().min(MAX_BATCH_RESERVE);
-    let mut batch: Vec<Reading> = Vec::with_capacity(estimate);
+    let mut batch: Vec<Row<'_>> = Vec::with_capacity(estimate);
     let mut unmapped: Vec<Reading> = Vec::new();
-    let mut spare = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    if spare.len() < estimate
-        && let Some(judged) = app.compliance.take_spent()
-    {
-        spare.put(judged);
-    }
     let mut forbidden = None;
-    let decoded = decode_recycling(text, &cx, &mut spare, |line, readings| {
-        // A line's readings share kind, factory, point and time (the decoder makes one line of
-        // one instant at one point): those are checked once per line, the parameter per reading.
-        let Some(first) = readings.first() else { return Ok(()) };
-        debug_assert!(readings.iter().all(|r| r.kind == first.kind
+    let decoded = decode_rows(text, &cx, |line, rows| {
+        // A line's rows share kind, factory, point and time (the decoder makes one line of
+        // one instant at one point): those are checked once per line, the parameter per row.
+        let Some(first) = rows.first() else { return Ok(()) };
+        debug_assert!(rows.iter().all(|r| r.kind == first.kind
             && r.factory == first.factory
             && r.point == first.point
             && r.time_ns == first.time_ns));
-        if first.factory != *factory {
+        if first.factory != factory.as_str() {
             let reason = format!("line {line}: factory \"{}\" is not the token's factory", first.factory);
-            forbidden = Some((first.factory.clone(), reason));
+            forbidden = Some((first.factory.to_string(), reason));
             return Err("another factory".into());
         }
         check_line(app, registered, first, max_future_ns)?;
-        for mut r in readings.drain(..) {
+        for mut r in rows.drain(..) {
             match check(app, &mut parameters, &mut r)? {
                 Checked::Known => batch.push(r),
-                Checked::Unmapped => unmapped.push(r),
+                Checked::Unmapped => unmapped.push(r.to_reading()),
             }
         }
         Ok(())
@@ -283,7 +277,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     }
     decoded.map_err(|e| ApiError::invalid(e.to_string()))?;
 
-    let (fresh, series_ids, appended) = app.store.append_owned(batch).map_err(|e| match e {
+    let (fresh, appended) = app.store.append_rows(&batch).map_err(|e| match e {
         StoreError::Rewrite { .. } => {
             let reason = e.to_string();
             app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);
@@ -304,21 +298,25 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         tracing::info!(%factory, readings = unmapped.len(), "Stored readings of unknown parameters as unmapped");
     }
 
-    app.compliance.accepted(fresh, series_ids);
-    // The next batch on this thread refills these readings' strings instead of allocating;
-    // fresh readings come back from the compliance thread once judged (`take_spent`).
-    spare.put(unmapped);
-    SPARE.with(|s| *s.borrow_mut() = spare);
+    let measured = fresh
+        .into_iter()
+        .map(|(series, i)| {
+            let r = &batch[i];
+            Measured {
+                series,
+                time_ns: r.time_ns,
+                value: r.value,
+                quality: r.quality,
+                below_detection_limit: r.below_detection_limit,
+            }
+        })
+        .collect();
+    app.compliance.accepted(measured);
     Ok(())
 }
 
-/// At most this many readings are reserved ahead for a batch (≈ 7 MB); more grow as needed.
+/// At most this many rows are reserved ahead for a batch (≈ 6 MB); more grow as needed.
 const MAX_BATCH_RESERVE: usize = 65_536;
-
-thread_local! {
-    /// Spent readings of the last batch decoded on this (blocking) thread, for the next one.
-    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
-}
 
 /// What a reading that passed its checks is.
 enum Checked {
@@ -358,7 +356,7 @@ impl Parameters {
 }
 
 /// Checks what a line's readings share against the registry: the point, its kind, the time.
-fn check_line(app: &App, factory: Option<&Factory>, r: &Reading, max_future_ns: i64) -> Result<(), String> {
+fn check_line(app: &App, factory: Option<&Factory>, r: &Row<'_>, max_future_ns: i64) -> Result<(), String> {
     let Some(point) = factory.and_then(|f| f.point.iter().find(|p| p.id == r.point)) else {
         return Err(format!("unknown point \"{}\" of factory \"{}\"", r.point, r.factory));
     };
@@ -375,11 +373,11 @@ fn check_line(app: &App, factory: Option<&Factory>, r: &Reading, max_future_ns: 
 }
 
 /// Checks one reading's parameter against the catalog; marks implausible values suspect.
-fn check(app: &App, parameters: &mut Parameters, r: &mut Reading) -> Result<Checked, String> {
+fn check(app: &App, parameters: &mut Parameters, r: &mut Row<'_>) -> Result<Checked, String> {
     let parameter = match parameters.get(r.kind, &r.parameter) {
         Some(p) => p,
         None => {
-            let e = UnitError::UnknownParameter { kind: r.kind, code: r.parameter.clone() };
+            let e = UnitError::UnknownParameter { kind: r.kind, code: r.parameter.to_string() };
             return match app.config.ingest.unknown_parameters {
                 UnknownParameters::Refuse => Err(e.to_string()),
                 UnknownParameters::StoreUnmapped => Ok(Checked::Unmapped),

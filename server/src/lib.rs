@@ -78,7 +78,7 @@ pub struct App {
     /// Tokens.
     pub tokens: auth::Tokens,
     /// Readings.
-    pub store: store::Store,
+    pub store: Arc<store::Store>,
     /// Alerts (also held by the compliance thread).
     pub alerts: Arc<alerts::AlertBook>,
     /// The compliance engine and its thread.
@@ -111,7 +111,7 @@ impl App {
         if dir.join("readings.log").exists() {
             tracing::warn!(path = %dir.join("readings.log").display(), "A store log of the walking skeleton is not read: its readings are not in the store");
         }
-        let store = store::Store::open(&dir.join("store"), &config.store)?;
+        let store = Arc::new(store::Store::open(&dir.join("store"), &config.store)?);
         let io = |name: &str| {
             let path = dir.join(name);
             move |source| StartError::Io { path, source }
@@ -161,8 +161,16 @@ impl App {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Compliance rebuilt from the store"
         );
+        let keys = store.clone();
         let compliance = compliance::Compliance::start(
             engine,
+            move |id| {
+                keys.series_key(id).map(|k| compliance::SeriesId {
+                    factory: k.factory,
+                    point: k.point,
+                    parameter: k.parameter,
+                })
+            },
             alerts.clone(),
             events.clone(),
             dir.join("revisions.log"),

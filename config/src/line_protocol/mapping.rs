@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::line::Line;
-use super::{DecodeContext, Spare, name, number};
+use super::{DecodeContext, Row, name, number};
 use crate::catalog::Catalog;
 use crate::problems::Problems;
-use crate::reading::{Kind, Reading};
+use crate::reading::Kind;
 use crate::site::is_valid_id;
 
 /// `[[ingest.mapping]]`: lines with one measurement (and, optionally, some tag values).
@@ -72,12 +72,11 @@ fn tag<'a>(line: &Line<'a>, key: &str) -> Option<&'a str> {
     line.tag(key)
 }
 
-pub(super) fn decode_mapped(
-    line: &Line<'_>,
-    cx: &DecodeContext<'_>,
+pub(super) fn decode_mapped<'l>(
+    line: &Line<'l>,
+    cx: &DecodeContext<'l>,
     time_ns: i64,
-    spare: &mut Spare,
-    out: &mut Vec<Reading>,
+    out: &mut Vec<Row<'l>>,
 ) -> Result<(), String> {
     let measurement = line.measurement;
     let mut candidates = cx.mappings.iter().filter(|m| m.measurement == measurement).peekable();
@@ -130,7 +129,7 @@ pub(super) fn decode_mapped(
                 .map_err(|e| format!("field {key}: {e}"))?,
             None => raw,
         };
-        out.push(spare.reading(m.kind, factory, point, &field.parameter, canonical, time_ns));
+        out.push(Row::new(m.kind, factory, point, &field.parameter, canonical, time_ns));
     }
     if out.len() == first {
         return Err(format!("measurement \"{measurement}\": no field of the mapping in the line"));

@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use super::*;
 use crate::reading::{Kind, Quality, Reading, Source};
 
@@ -387,47 +389,40 @@ mod fuzz {
     }
 }
 
-/// Readings refilled from spent ones equal fresh ones field by field, whatever the spent
-/// ones held (longer names, another kind, quality, source, detection flag), and the pool
-/// stays bounded.
+/// Rows borrow their names from the body where no unescaping is needed, own them where
+/// InfluxData's parser unescaped them, and are the readings `decode` gives, field by field.
 #[test]
-fn readings_refilled_from_spare_ones_equal_fresh_ones() {
+fn rows_borrow_plain_names_and_equal_the_decoded_readings() {
     let body = "effluent,factory=f1,point=outfall-1 cod=85.25,bod=3i 1795300000000000000\n\
                 emission,factory=f1,point=stack-1,source=lab so2=4u,quality=\"suspect\",not_detected=\"so2\" 1795300000000000001\n\
-                modbus,name=analyser cod_reg=12.5 1795300000000000002\n";
+                effluent,factory=f\\ 2,point=outfall-1 ph=7 1795300000000000002\n\
+                modbus,name=analyser cod_reg=12.5 1795300000000000003\n";
     let mapping: Mapping = toml::from_str(
         "measurement = \"modbus\"\nkind = \"effluent\"\npoint = \"outfall-2\"\n[fields]\ncod_reg = { parameter = \"cod\", unit = \"ug/L\" }",
     )
     .expect("mapping");
     let mappings = [mapping];
     let cx = DecodeContext { precision: Precision::Ns, default_time_ns: 0, mappings: &mappings, factory: Some("f1") };
-    let collect = |spare: &mut Spare| {
-        let mut out = Vec::new();
-        decode_recycling(body, &cx, spare, |_, r| {
-            out.append(r);
-            Ok(())
-        })
-        .expect("decodes");
-        out
-    };
-    let fresh = collect(&mut Spare::default());
-    assert_eq!(fresh.len(), 4);
-    assert_eq!(fresh[3].value, 0.0125, "12.5 ug/L in mg/L");
-
-    let mut junk = Reading::new(Kind::Ambient, "a-much-longer-factory-id", "a-much-longer-point", "oil_grease", 1.0, 9);
-    junk.quality = Quality::Calibration;
-    junk.source = Source::Lab;
-    junk.below_detection_limit = true;
-    let mut spare = Spare::default();
-    spare.put(vec![junk.clone(), Reading::new(Kind::Emission, "", "", "", -1.0, -1), junk.clone(), junk]);
-    assert_eq!(spare.len(), 4);
-    assert_eq!(collect(&mut spare), fresh);
-    assert!(spare.is_empty(), "all four taken");
-
-    spare.put([reading(&"x".repeat(200), 1.0, 1)]);
-    assert!(spare.is_empty(), "a reading with a long name is not kept");
-    spare.put(std::iter::repeat_n(reading("cod", 1.0, 1), Spare::MAX_READINGS + 10));
-    assert_eq!(spare.len(), Spare::MAX_READINGS);
+    let mut rows = Vec::new();
+    decode_rows(body, &cx, |_, r| {
+        rows.append(r);
+        Ok(())
+    })
+    .expect("decodes");
+    let mut readings = Vec::new();
+    decode_with(body, &cx, |_, r| {
+        readings.append(r);
+        Ok(())
+    })
+    .expect("decodes");
+    assert_eq!(rows.iter().map(Row::to_reading).collect::<Vec<_>>(), readings);
+    assert_eq!(rows.len(), 5);
+    let borrowed = |c: &Cow<'_, str>| matches!(c, Cow::Borrowed(_));
+    assert!(borrowed(&rows[0].factory) && borrowed(&rows[0].parameter), "a plain line's names are the body's");
+    assert_eq!((rows[2].quality, rows[2].source, rows[2].below_detection_limit), (Quality::Suspect, Source::Lab, true));
+    assert_eq!(rows[3].factory, "f 2", "unescaped");
+    assert!(!borrowed(&rows[3].factory), "an unescaped name is owned");
+    assert_eq!((rows[4].parameter.as_ref(), rows[4].value, rows[4].point.as_ref()), ("cod", 0.0125, "outfall-2"));
 }
 
 proptest::proptest! {

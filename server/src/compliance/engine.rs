@@ -423,6 +423,22 @@ impl Filter {
     }
 }
 
+/// A reading the store took, as the engine judges it, naming its series by the store's id
+/// (`Store::append_rows`): no names to copy or hash per reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    /// The store's id of its series.
+    pub series: u32,
+    /// Measurement time.
+    pub time_ns: i64,
+    /// Canonical-unit value.
+    pub value: f64,
+    /// Quality flag.
+    pub quality: Quality,
+    /// The value is a detection limit the result was below.
+    pub below_detection_limit: bool,
+}
+
 /// `Engine::by_store_id` for a store series not seen yet.
 const NOT_SEEN: usize = usize::MAX;
 
@@ -571,25 +587,29 @@ impl Engine {
         // Reused for every lookup: a reading costs no key allocation.
         let mut id = SeriesId::default();
         for r in readings {
-            if let Some(at) = self.find_series(&mut id, r) {
-                self.ingest_one(at, r);
+            for (field, value) in
+                [(&mut id.factory, &r.factory), (&mut id.point, &r.point), (&mut id.parameter, &r.parameter)]
+            {
+                field.clear();
+                field.push_str(value);
+            }
+            if let Some(at) = self.series_index(&id) {
+                let sample = Sample { value: r.value, quality: r.quality, not_detected: r.below_detection_limit };
+                self.ingest_one(at, r.time_ns, sample);
             }
         }
         self.settle();
     }
 
-    /// [`Engine::ingest`] for readings the store took, with the store's id of each one's
-    /// series (`Store::append_owned`): a series seen once is found by that id, its strings
-    /// neither copied nor hashed again.
-    pub fn ingest_stored(&mut self, readings: &[Reading], store_ids: &[u32]) {
-        debug_assert_eq!(readings.len(), store_ids.len());
-        let mut id = SeriesId::default();
-        for (r, &store_id) in readings.iter().zip(store_ids) {
-            let store_id = store_id as usize;
+    /// [`Engine::ingest`] for readings the store took, each naming its series by the store's
+    /// id: a series is looked up by its names (`key_of`) once, then found by that id.
+    pub fn ingest_stored(&mut self, measured: &[Measured], key_of: impl Fn(u32) -> Option<SeriesId>) {
+        for m in measured {
+            let store_id = m.series as usize;
             let at = match self.by_store_id.get(store_id) {
                 Some(&at) if at != NOT_SEEN => at,
                 _ => {
-                    let Some(at) = self.find_series(&mut id, r) else { continue };
+                    let Some(at) = key_of(m.series).and_then(|id| self.series_index(&id)) else { continue };
                     if self.by_store_id.len() <= store_id {
                         self.by_store_id.resize(store_id + 1, NOT_SEEN);
                     }
@@ -597,28 +617,19 @@ impl Engine {
                     at
                 }
             };
-            self.ingest_one(at, r);
+            let sample = Sample { value: m.value, quality: m.quality, not_detected: m.below_detection_limit };
+            self.ingest_one(at, m.time_ns, sample);
         }
         self.settle();
     }
 
-    /// The reading's series (created on first sight), looked up with `id` as the key buffer.
-    fn find_series(&mut self, id: &mut SeriesId, r: &Reading) -> Option<usize> {
-        for (field, value) in [(&mut id.factory, &r.factory), (&mut id.point, &r.point), (&mut id.parameter, &r.parameter)]
-        {
-            field.clear();
-            field.push_str(value);
-        }
-        self.series_index(id)
-    }
-
-    fn ingest_one(&mut self, at: usize, r: &Reading) {
+    fn ingest_one(&mut self, at: usize, time_ns: i64, sample: Sample) {
         let series = &mut self.series[at];
-        let sample = Sample { value: r.value, quality: r.quality, not_detected: r.below_detection_limit };
-        series.hours.entry(bounds(Averaging::Hourly, r.time_ns).0, Acc::default).add(sample);
-        series.recent.add(r.time_ns, r.value, r.quality);
-        let day = series.days.entry(period::day(r.time_ns).0, DayCount::default);
-        if r.quality.is_judged() {
+        series.hours.entry(bounds(Averaging::Hourly, time_ns).0, Acc::default).add(sample);
+        series.recent.add(time_ns, sample.value, sample.quality);
+        let day = series.days.entry(period::day(time_ns).0, DayCount::default);
+        let judged = sample.quality.is_judged();
+        if judged {
             day.valid += 1;
         } else {
             day.excluded += 1;
@@ -626,17 +637,17 @@ impl Engine {
         for t in series.tracks.clone() {
             let averaging = self.tracks[t].limit.averaging;
             if averaging == Averaging::Instantaneous {
-                if r.quality.is_judged() {
+                if judged {
                     let (series, track) = (&self.series[at], &self.tracks[t]);
-                    let p = self.judge_instant(series, track, r.time_ns, sample);
+                    let p = self.judge_instant(series, track, time_ns, sample);
                     if p.outcome == Outcome::Exceeds && !self.replaying {
                         self.flashes.push(exceedance(series, track, &p, p.start_ns));
                     }
                     let beyond = beyond(&track.limit, &series.point, p.value.unwrap_or(f64::NAN));
-                    self.tracks[t].grabs.add(r.time_ns, grab::Sample::of(&p), beyond);
+                    self.tracks[t].grabs.add(time_ns, grab::Sample::of(&p), beyond);
                 }
             } else {
-                let start = bounds(averaging, r.time_ns).0;
+                let start = bounds(averaging, time_ns).0;
                 let track = &mut self.tracks[t];
                 track.dirty.insert(start, Cause::Reading);
                 if track.fill_from.is_none_or(|f| start < f) {
@@ -646,13 +657,14 @@ impl Engine {
                 }
             }
         }
-        if r.parameter == O2
-            && let Some(dependents) = self.o2_dependents.get(&*self.series[at].id)
+        let id = &self.series[at].id;
+        if id.parameter == O2
+            && let Some(dependents) = self.o2_dependents.get(&**id)
         {
             for &t in dependents {
                 let track = &mut self.tracks[t];
                 if track.limit.averaging != Averaging::Instantaneous {
-                    track.dirty.insert(bounds(track.limit.averaging, r.time_ns).0, Cause::Reading);
+                    track.dirty.insert(bounds(track.limit.averaging, time_ns).0, Cause::Reading);
                 }
             }
         }

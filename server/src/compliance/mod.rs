@@ -32,12 +32,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use eitwatch_config::reading::Reading;
-
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    AlertKind, Condition, CorrectionInfo, DayAvailability, Engine, Episode, Filter, GapInfo, Incident, Outcome, Period,
-    PeriodView, Revision, Settings, Severity,
+    AlertKind, Condition, CorrectionInfo, DayAvailability, Engine, Episode, Filter, GapInfo, Incident, Measured,
+    Outcome, Period, PeriodView, Revision, SeriesId, Settings, Severity,
 };
 pub use judge::LimitUsed;
 
@@ -45,8 +43,8 @@ use crate::alerts::AlertBook;
 use crate::events::Events;
 
 enum Msg {
-    /// Readings the store took, and each one's store series id.
-    Readings(Vec<Reading>, Vec<u32>),
+    /// Readings the store took.
+    Readings(Vec<Measured>),
     Gap(GapInfo),
     Correction(CorrectionInfo),
     Forget(i64),
@@ -61,13 +59,7 @@ pub struct Compliance {
     alerts: Arc<AlertBook>,
     tx: mpsc::SyncSender<Msg>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Judged batches, handed back to ingest to decode the next ones into (their strings
-    /// reused), so that neither side allocates or frees per reading.
-    spent: Arc<Mutex<Vec<Vec<Reading>>>>,
 }
-
-/// Judged batches kept for ingest at most.
-const SPENT_BATCHES: usize = 8;
 
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,9 +76,11 @@ pub fn load_revisions(path: &Path) -> std::io::Result<Vec<Revision>> {
 pub const QUEUE_BATCHES: usize = 64;
 
 impl Compliance {
-    /// Starts the engine's thread. `engine` is already rebuilt from the store.
+    /// Starts the engine's thread. `engine` is already rebuilt from the store; `key_of` names
+    /// the series of a store id (`Store::series_key`).
     pub fn start(
         engine: Engine,
+        key_of: impl Fn(u32) -> Option<SeriesId> + Send + 'static,
         alerts: Arc<AlertBook>,
         events: Events,
         revisions_path: PathBuf,
@@ -99,8 +93,6 @@ impl Compliance {
         let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
         let mut revisions_log = crate::jsonl::open(&revisions_path)?;
         let (worker_engine, worker_alerts) = (engine.clone(), alerts.clone());
-        let spent = Arc::new(Mutex::new(Vec::new()));
-        let worker_spent = spent.clone();
         let worker = std::thread::Builder::new().name("compliance".into()).spawn(move || {
             let mut next_tick = Instant::now();
             loop {
@@ -121,13 +113,7 @@ impl Compliance {
                 let mut engine = worker_engine.lock().unwrap_or_else(|p| p.into_inner());
                 for m in msgs {
                     match m {
-                        Msg::Readings(r, ids) => {
-                            engine.ingest_stored(&r, &ids);
-                            let mut spent = worker_spent.lock().unwrap_or_else(|p| p.into_inner());
-                            if spent.len() < SPENT_BATCHES {
-                                spent.push(r);
-                            }
-                        }
+                        Msg::Readings(measured) => engine.ingest_stored(&measured, &key_of),
                         Msg::Gap(g) => engine.gap(g),
                         Msg::Correction(c) => engine.correct(&c),
                         Msg::Forget(cutoff_ns) => engine.forget_before(cutoff_ns),
@@ -179,22 +165,16 @@ impl Compliance {
                 }
             }
         })?;
-        Ok(Compliance { engine, alerts, tx, worker: Mutex::new(Some(worker)), spent })
+        Ok(Compliance { engine, alerts, tx, worker: Mutex::new(Some(worker)) })
     }
 
-    /// Hands readings the store accepted to the engine (moved, not copied), with each one's
-    /// store series id (`Store::append_owned`); returns at once unless [`QUEUE_BATCHES`]
-    /// batches already wait, then blocks until the engine takes one: call it from a
-    /// blocking thread.
-    pub fn accepted(&self, readings: Vec<Reading>, store_ids: Vec<u32>) {
-        if !readings.is_empty() {
-            let _ = self.tx.send(Msg::Readings(readings, store_ids));
+    /// Hands readings the store accepted to the engine; returns at once unless
+    /// [`QUEUE_BATCHES`] batches already wait, then blocks until the engine takes one: call
+    /// it from a blocking thread.
+    pub fn accepted(&self, measured: Vec<Measured>) {
+        if !measured.is_empty() {
+            let _ = self.tx.send(Msg::Readings(measured));
         }
-    }
-
-    /// A judged batch to decode into, if one waits.
-    pub fn take_spent(&self) -> Option<Vec<Reading>> {
-        self.spent.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
     /// Hands a gap record to the engine; may block like [`Compliance::accepted`].

@@ -8,7 +8,9 @@ use eitwatch_config::server_config::{AlertsSection, ServerConfig};
 use eitwatch_config::site::Registry;
 
 use super::clock::ManualClock;
-use super::engine::{AlertKind, Condition, Engine, Filter, GapInfo, Outcome, PeriodView, Settings, Severity};
+use super::engine::{
+    AlertKind, Condition, Engine, Filter, GapInfo, Measured, Outcome, PeriodView, SeriesId, Settings, Severity,
+};
 use super::period::{self, DAY_NS, HOUR_NS, SECOND_NS};
 use crate::alerts::{AlertBook, State};
 
@@ -780,7 +782,7 @@ fn an_alert_log_torn_by_a_crash_still_takes_the_next_alert() {
 }
 
 #[test]
-fn readings_with_store_ids_are_judged_as_readings_without() {
+fn readings_measured_by_store_id_are_judged_as_readings_by_name() {
     // The store gives each series an id when first seen; a registered point's series and an
     // unregistered one (skipped) alike.
     let batch1 = vec![
@@ -793,8 +795,25 @@ fn readings_with_store_ids_are_judged_as_readings_without() {
     let (mut by_ids, _) = engine(t0() + 2 * SECOND_NS);
     by_strings.ingest(&batch1);
     by_strings.ingest(&batch2);
-    by_ids.ingest_stored(&batch1, &[0, 1, 2]);
-    by_ids.ingest_stored(&batch2, &[1, 0]);
+    // Ids as a store gives them, and the names it keeps for each.
+    let keys = ["f1/outfall-1/cod", "f1/outfall-1/ph", "f9/outfall-1/cod"];
+    let key_of = |id: u32| {
+        let mut names = keys.get(id as usize)?.split('/').map(str::to_string);
+        Some(SeriesId { factory: names.next()?, point: names.next()?, parameter: names.next()? })
+    };
+    let measured = |batch: &[Reading], ids: &[u32]| -> Vec<Measured> {
+        let each = batch.iter().zip(ids);
+        each.map(|(r, &series)| Measured {
+            series,
+            time_ns: r.time_ns,
+            value: r.value,
+            quality: r.quality,
+            below_detection_limit: r.below_detection_limit,
+        })
+        .collect()
+    };
+    by_ids.ingest_stored(&measured(&batch1, &[0, 1, 2]), key_of);
+    by_ids.ingest_stored(&measured(&batch2, &[1, 0]), key_of);
     let all = Filter::default();
     let periods = by_ids.periods(&all, 100);
     assert_eq!(periods, by_strings.periods(&all, 100));

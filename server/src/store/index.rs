@@ -12,10 +12,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use eitwatch_config::reading::{Kind, Reading};
+use eitwatch_config::reading::Kind;
 
 use super::log::{flags_of, stored_of};
-use super::{SeriesKey, Stored};
+use super::{Offered, SeriesKey, Stored};
 
 /// Points per chunk. Small enough that the open chunk of each series stays near 2 KiB.
 pub(crate) const CHUNK_POINTS: usize = 128;
@@ -392,34 +392,47 @@ fn lookup_key(buf: &mut String, kind: Kind, factory: &str, point: &str, paramete
 }
 
 impl Index {
-    /// The id of a reading's series, interning it when new.
-    pub(crate) fn intern(&mut self, r: &Reading) -> u32 {
-        let (kind, factory, point, ids, next) = &mut self.recent;
-        if *kind == Some(r.kind) && *factory == r.factory && *point == r.point {
+    /// The id of an offered point's series, interning it when new. `same_point`: the caller
+    /// knows it is of the previous call's kind, factory and point (a row of the same line).
+    pub(crate) fn intern(&mut self, r: &impl Offered, same_point: bool) -> u32 {
+        let (kind, factory, point, parameter) = r.names();
+        let recent = &mut self.recent;
+        if same_point || (recent.0 == Some(kind) && recent.1 == factory && recent.2 == point) {
             // Lines repeat their fields' order: the parameter after the last one found first.
-            let found = match ids.get(*next) {
-                Some((p, _)) if **p == *r.parameter => Some(*next),
-                _ => ids.iter().position(|(p, _)| **p == *r.parameter),
+            let (ids, next) = (&recent.3, recent.4);
+            let found = match ids.get(next) {
+                Some((p, _)) if **p == *parameter => Some(next),
+                _ => ids.iter().position(|(p, _)| **p == *parameter),
             };
             if let Some(i) = found {
-                *next = (i + 1) % ids.len();
+                recent.4 = (i + 1) % ids.len();
                 return ids[i].1;
             }
         } else {
-            *kind = Some(r.kind);
-            factory.clone_from(&r.factory);
-            point.clone_from(&r.point);
-            ids.clear();
+            recent.0 = Some(kind);
+            recent.1.replace_range(.., factory);
+            recent.2.replace_range(.., point);
+            recent.3.clear();
         }
-        lookup_key(&mut self.lookup, r.kind, &r.factory, &r.point, &r.parameter);
+        lookup_key(&mut self.lookup, kind, factory, point, parameter);
         let id = match self.ids.get(self.lookup.as_str()) {
             Some(id) => *id,
-            None => self.intern_key(SeriesKey::of(r)),
+            None => self.intern_key(SeriesKey {
+                factory: factory.to_string(),
+                point: point.to_string(),
+                kind,
+                parameter: parameter.to_string(),
+            }),
         };
         if self.recent.3.len() < 64 {
-            self.recent.3.push((r.parameter.as_str().into(), id));
+            self.recent.3.push((parameter.into(), id));
         }
         id
+    }
+
+    /// The key of series `id`.
+    pub(crate) fn key(&self, id: u32) -> Option<&SeriesKey> {
+        self.series.get(id as usize).map(|s| &s.key)
     }
 
     /// The id of a series, interning it when new.

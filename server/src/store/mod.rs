@@ -72,6 +72,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use eitwatch_config::line_protocol::Row;
 use eitwatch_config::reading::{Kind, Quality, Reading, Source};
 use eitwatch_config::server_config::StoreSection;
 pub use log::LogPosition;
@@ -90,12 +91,61 @@ pub struct SeriesKey {
     pub parameter: String,
 }
 
-impl SeriesKey {
-    /// The series of a reading.
-    pub fn of(r: &Reading) -> SeriesKey {
-        SeriesKey { factory: r.factory.clone(), point: r.point.clone(), kind: r.kind, parameter: r.parameter.clone() }
+/// What the store takes: an owned [`Reading`], or a [`Row`] decoded from a body (its names
+/// borrowed from the body: ingest allocates nothing per reading).
+pub trait Offered {
+    /// Kind, factory, point and parameter.
+    fn names(&self) -> (Kind, &str, &str, &str);
+    /// Measurement time.
+    fn time_ns(&self) -> i64;
+    /// Value and flags.
+    fn stored(&self) -> Stored;
+    /// Known to be of `previous`'s kind, factory and point without comparing their text.
+    fn same_point(&self, _previous: &Self) -> bool {
+        false
     }
+}
 
+impl Offered for Reading {
+    fn names(&self) -> (Kind, &str, &str, &str) {
+        (self.kind, &self.factory, &self.point, &self.parameter)
+    }
+    fn time_ns(&self) -> i64 {
+        self.time_ns
+    }
+    fn stored(&self) -> Stored {
+        Stored {
+            value: self.value,
+            quality: self.quality,
+            source: self.source,
+            below_detection_limit: self.below_detection_limit,
+        }
+    }
+}
+
+impl Offered for Row<'_> {
+    fn names(&self) -> (Kind, &str, &str, &str) {
+        (self.kind, &self.factory, &self.point, &self.parameter)
+    }
+    fn time_ns(&self) -> i64 {
+        self.time_ns
+    }
+    fn stored(&self) -> Stored {
+        Stored {
+            value: self.value,
+            quality: self.quality,
+            source: self.source,
+            below_detection_limit: self.below_detection_limit,
+        }
+    }
+    /// The rows of one line borrow the same factory and point text from the body.
+    fn same_point(&self, previous: &Self) -> bool {
+        let same = |a: &str, b: &str| std::ptr::eq(a, b);
+        self.kind == previous.kind && same(&self.factory, &previous.factory) && same(&self.point, &previous.point)
+    }
+}
+
+impl SeriesKey {
     /// A reading of this series.
     pub fn reading(&self, time_ns: i64, s: &Stored) -> Reading {
         Reading {
@@ -126,10 +176,6 @@ pub struct Stored {
 }
 
 impl Stored {
-    fn of(r: &Reading) -> Stored {
-        Stored { value: r.value, quality: r.quality, source: r.source, below_detection_limit: r.below_detection_limit }
-    }
-
     fn of_value(value: f64) -> Stored {
         Stored { value, quality: Quality::Valid, source: Source::Instrument, below_detection_limit: false }
     }
@@ -370,56 +416,54 @@ impl Store {
     /// Stores a batch whole, durably (fdatasync) before returning; returns the readings that
     /// were new, in the batch's order. Identical re-sends are skipped; a rewrite refuses all.
     pub fn append(&self, batch: &[Reading]) -> Result<(Vec<Reading>, Appended), StoreError> {
-        let (fresh, appended) = self.append_inner(batch)?;
+        let (fresh, appended) = self.append_offered(batch)?;
         Ok((fresh.into_iter().map(|(_, i)| batch[i].clone()).collect(), appended))
     }
 
-    /// [`Store::append`] taking the batch by value: the new readings are moved out, not
-    /// cloned (three strings a reading), each with its series' id in this store (stable while
-    /// the store is open), so the compliance engine finds its series without its strings.
-    pub fn append_owned(&self, batch: Vec<Reading>) -> Result<(Vec<Reading>, Vec<u32>, Appended), StoreError> {
-        let (fresh, appended) = self.append_inner(&batch)?;
-        let ids = fresh.iter().map(|&(id, _)| id).collect();
-        if fresh.len() == batch.len() {
-            return Ok((batch, ids, appended));
-        }
-        let mut keep = vec![false; batch.len()];
-        for (_, i) in fresh {
-            keep[i] = true;
-        }
-        let fresh = batch.into_iter().zip(keep).filter(|(_, k)| *k).map(|(r, _)| r).collect();
-        Ok((fresh, ids, appended))
+    /// [`Store::append`] for rows decoded from a body; returns each new one's series id in
+    /// this store (stable while the store is open: the compliance engine finds its series by
+    /// it, see [`Store::series_key`]) and index in `rows`, in the batch's order.
+    pub fn append_rows(&self, rows: &[Row<'_>]) -> Result<(Vec<(u32, usize)>, Appended), StoreError> {
+        self.append_offered(rows)
+    }
+
+    /// The key of the series this store calls `id` (an id `append_rows` gave).
+    pub fn series_key(&self, id: u32) -> Option<SeriesKey> {
+        lock(&self.state).index.key(id).cloned()
     }
 
     /// Checks, indexes, encodes and syncs; returns the series id and batch index of each new
     /// reading, in the batch's order.
-    fn append_inner(&self, batch: &[Reading]) -> Result<(Vec<(u32, usize)>, Appended), StoreError> {
+    fn append_offered<R: Offered>(&self, batch: &[R]) -> Result<(Vec<(u32, usize)>, Appended), StoreError> {
         self.check_failed()?;
         let mut duplicates = 0;
         let mut inserted: Vec<(u32, i64, usize)> = Vec::with_capacity(batch.len());
         let my_seq = {
             let mut state = lock(&self.state);
             for (i, r) in batch.iter().enumerate() {
-                let id = state.index.intern(r);
-                let offered = Stored::of(r);
-                match state.index.get(id, r.time_ns) {
+                let same_point = i > 0 && r.same_point(&batch[i - 1]);
+                let id = state.index.intern(r, same_point);
+                let offered = r.stored();
+                let time_ns = r.time_ns();
+                match state.index.get(id, time_ns) {
                     Some(stored) if stored.same(&offered) => duplicates += 1,
                     Some(stored) => {
                         for (id, t, _) in inserted {
                             state.index.remove(id, t);
                         }
+                        let (_, factory, point, parameter) = r.names();
                         return Err(StoreError::Rewrite {
-                            factory: r.factory.clone(),
-                            point: r.point.clone(),
-                            parameter: r.parameter.clone(),
-                            time_ns: r.time_ns,
+                            factory: factory.to_string(),
+                            point: point.to_string(),
+                            parameter: parameter.to_string(),
+                            time_ns,
                             stored: stored.value,
-                            offered: r.value,
+                            offered: offered.value,
                         });
                     }
                     None => {
-                        state.index.insert(id, r.time_ns, &offered);
-                        inserted.push((id, r.time_ns, i));
+                        state.index.insert(id, time_ns, &offered);
+                        inserted.push((id, time_ns, i));
                     }
                 }
             }
@@ -611,7 +655,7 @@ impl Store {
 
 impl State {
     /// Encodes the batch's new points as one record into the pending buffer.
-    fn encode(&mut self, inserted: &[(u32, i64, usize)], batch: &[Reading], segment_max_bytes: u64) {
+    fn encode(&mut self, inserted: &[(u32, i64, usize)], batch: &[impl Offered], segment_max_bytes: u64) {
         if self.segment_bytes >= segment_max_bytes {
             self.segment += 1;
             self.segment_bytes = 0;
@@ -637,7 +681,7 @@ impl State {
                 log::put_def(out, id, &self.index.series[id as usize].key);
                 self.defined_in[id as usize] = segment;
             }
-            log::put_point(out, id, t, &Stored::of(&batch[i]));
+            log::put_point(out, id, t, &batch[i].stored());
         }
         log::finish_record(out, start);
         self.segment_bytes += (out.len() - before) as u64;

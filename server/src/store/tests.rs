@@ -3,6 +3,7 @@
 use std::io::Write as _;
 
 use super::*;
+use eitwatch_config::line_protocol::{DecodeContext, Precision, decode_rows};
 
 fn r(p: &str, v: f64, t: i64) -> Reading {
     Reading::new(Kind::Effluent, "f1", "outfall-1", p, v, t)
@@ -285,18 +286,53 @@ fn downsampling_gives_exact_min_max_mean_count_per_bucket() {
 }
 
 #[test]
-fn append_owned_moves_out_the_new_readings_in_order() {
+fn append_rows_gives_each_new_rows_series_id_and_index_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &options()).unwrap();
-    let (_, ids, _) = store.append_owned(vec![r("cod", 1.0, 1), r("ph", 7.0, 1)]).unwrap();
-    assert_eq!(ids, [0, 1], "a series' id is given when first seen, from 0");
-    let batch = vec![r("cod", 1.0, 1), r("cod", 2.0, 2), r("tss", 9.0, 2), r("ph", 7.0, 1), r("ph", 7.5, 2)];
-    let (fresh, ids, a) = store.append_owned(batch).unwrap();
-    assert_eq!(a, Appended { stored: 3, duplicates: 2 });
-    assert_eq!(fresh, vec![r("cod", 2.0, 2), r("tss", 9.0, 2), r("ph", 7.5, 2)]);
-    assert_eq!(ids, [0, 2, 1], "each new reading's series id, in its order");
-    assert!(matches!(store.append_owned(vec![r("ph", 8.0, 2)]), Err(StoreError::Rewrite { .. })));
-    assert_eq!(store.len(), 5);
+    let rows = |body: &str| {
+        let mut out = Vec::new();
+        let cx = DecodeContext::canonical(Precision::Ns, 0);
+        decode_rows(body, &cx, |_, r| {
+            out.extend(r.drain(..).map(|r| r.to_reading()));
+            Ok(())
+        })
+        .unwrap();
+        out
+    };
+    let decode = |body: &'static str| {
+        let mut out = Vec::new();
+        let cx = DecodeContext::canonical(Precision::Ns, 0);
+        decode_rows(body, &cx, |_, r| {
+            out.append(r);
+            Ok(())
+        })
+        .unwrap();
+        out
+    };
+    let first = decode("effluent,factory=f1,point=outfall-1 cod=1,ph=7 1\n");
+    let (fresh, a) = store.append_rows(&first).unwrap();
+    assert_eq!((fresh, a), (vec![(0, 0), (1, 1)], Appended { stored: 2, duplicates: 0 }));
+    // Two points' lines interleaved: a row is interned under its own point, never the last one's.
+    let body = "effluent,factory=f1,point=outfall-1 cod=1,ph=7 1\n\
+                effluent,factory=f1,point=outfall-2 cod=3,ph=6 2\n\
+                effluent,factory=f1,point=outfall-1 cod=2,tss=9 2\n\
+                effluent,factory=f1,point=outfall-2 ph=6.5 3\n";
+    let (fresh, a) = store.append_rows(&decode(body)).unwrap();
+    assert_eq!(a, Appended { stored: 5, duplicates: 2 });
+    assert_eq!(fresh, vec![(2, 2), (3, 3), (0, 4), (4, 5), (3, 6)], "(series id, row index)");
+    let key = |id| store.series_key(id).map(|k| format!("{}/{}", k.point, k.parameter));
+    let keys: Vec<_> = (0..6).map(key).collect();
+    let want = ["outfall-1/cod", "outfall-1/ph", "outfall-2/cod", "outfall-2/ph", "outfall-1/tss"];
+    assert_eq!(keys, want.iter().map(|k| Some(k.to_string())).chain([None]).collect::<Vec<_>>());
+    let stored = store.query(|_| true, i64::MIN, i64::MAX);
+    let mut expected = rows(body);
+    expected.sort_by(|a, b| (&a.point, &a.parameter, a.time_ns).cmp(&(&b.point, &b.parameter, b.time_ns)));
+    let mut got: Vec<_> = stored.iter().map(|(k, t, s)| k.reading(*t, s)).collect();
+    got.sort_by(|a, b| (&a.point, &a.parameter, a.time_ns).cmp(&(&b.point, &b.parameter, b.time_ns)));
+    assert_eq!(got, expected, "every row stored under its own series, exactly");
+    let rewrite = decode("effluent,factory=f1,point=outfall-2 ph=8 3\n");
+    assert!(matches!(store.append_rows(&rewrite), Err(StoreError::Rewrite { .. })));
+    assert_eq!(store.len(), 7);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 use super::*;
 use crate::line_protocol::{DecodeContext, Precision, decode_with};
 use crate::problems::load;
-use crate::reading::{Quality, Source};
+use crate::reading::{Quality, Reading, Source};
 use crate::server_config::ServerConfig;
 
 /// A Telegraf `inputs.modbus` device (`name = "analyser"`, slave 1) mapped to mm-foods'
