@@ -69,6 +69,19 @@ pub fn open(path: &Path) -> std::io::Result<File> {
 
 /// Appends `records`, one line each, in one write, and syncs them.
 pub fn append<T: Serialize>(file: &mut File, records: &[T]) -> std::io::Result<()> {
+    append_with(file, records, usize::MAX)
+}
+
+/// [`append`] for records that each stand alone (alert operations, revisions), written
+/// every `CHUNK_BYTES`: thousands of them (an outage's alerts) need no buffer of their size.
+/// A crash in between leaves whole lines (a torn last one is cut at open), synced or not.
+pub fn append_each<T: Serialize>(file: &mut File, records: &[T]) -> std::io::Result<()> {
+    append_with(file, records, CHUNK_BYTES)
+}
+
+const CHUNK_BYTES: usize = 256 * 1024;
+
+fn append_with<T: Serialize>(file: &mut File, records: &[T], chunk_bytes: usize) -> std::io::Result<()> {
     if records.is_empty() {
         return Ok(());
     }
@@ -76,6 +89,10 @@ pub fn append<T: Serialize>(file: &mut File, records: &[T]) -> std::io::Result<(
     for r in records {
         serde_json::to_writer(&mut bytes, r).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
+        if bytes.len() >= chunk_bytes {
+            file.write_all(&bytes)?;
+            bytes.clear();
+        }
     }
     file.write_all(&bytes)?;
     file.sync_data()

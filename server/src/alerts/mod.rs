@@ -66,8 +66,9 @@ pub struct Alert {
     pub summary: String,
     /// The value that raised it.
     pub value: Option<f64>,
-    /// The limit, for exceedances.
-    pub limit: Option<LimitUsed>,
+    /// The limit, for exceedances (boxed: most conditions have none, and inline it would
+    /// double the size of every one).
+    pub limit: Option<Box<LimitUsed>>,
     /// Measurement time the condition started at.
     pub since_ns: i64,
     /// The deadline, for deadline alerts.
@@ -152,7 +153,7 @@ impl AlertBook {
     }
 
     fn write(&self, book: &mut Book, ops: &[Op]) -> std::io::Result<()> {
-        crate::jsonl::append(&mut book.file, ops)
+        crate::jsonl::append_each(&mut book.file, ops)
     }
 
     /// Brings the book in line with the conditions that hold at `now_ns`: opens an alert

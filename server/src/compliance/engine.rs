@@ -289,8 +289,9 @@ pub struct Condition {
     pub summary: String,
     /// The value that made it, in the limit's unit where there is one.
     pub value: Option<f64>,
-    /// The limit, for exceedances.
-    pub limit: Option<LimitUsed>,
+    /// The limit, for exceedances (boxed: most conditions have none, and inline it would
+    /// double the size of every one).
+    pub limit: Option<Box<LimitUsed>>,
     /// Measurement time it started at.
     pub since_ns: i64,
     /// The deadline, for deadline conditions.
@@ -1361,7 +1362,7 @@ fn exceedance(s: &Series, t: &Track, p: &Period, since: i64) -> Condition {
             period::local(p.start_ns)
         ),
         value: p.value,
-        limit: Some((*t.limit).clone()),
+        limit: Some(Box::new((*t.limit).clone())),
         since_ns: since,
         deadline_ns: None,
     }

@@ -137,7 +137,7 @@ impl Compliance {
                     drop(engine);
                     conditions.extend(flashes);
                     if !revisions.is_empty() {
-                        if let Err(error) = crate::jsonl::append(&mut revisions_log, &revisions) {
+                        if let Err(error) = crate::jsonl::append_each(&mut revisions_log, &revisions) {
                             tracing::error!(path = %revisions_path.display(), %error, "Cannot save period revisions");
                         }
                         for r in &revisions {
