@@ -215,7 +215,6 @@ struct Track {
     series: Arc<SeriesId>,
     /// Its series' index in `Engine::series`.
     at: usize,
-    key: String,
     limit: Arc<LimitUsed>,
     /// Judged periods of a fixed-period limit.
     periods: BTreeMap<i64, Period>,
@@ -553,7 +552,6 @@ impl Engine {
             self.tracks.push(Track {
                 series: arc_id.clone(),
                 at,
-                key: format!("{}/{}/{}/{}", id.factory, id.point, id.parameter, limit.id),
                 limit: self.limits.entry(format!("{limit:?}")).or_insert_with(|| Arc::new(limit)).clone(),
                 periods: BTreeMap::new(),
                 grabs: Grabs::default(),
@@ -713,7 +711,7 @@ impl Engine {
             }
             let changed = old.outcome != new.outcome || old.value != new.value;
             let revision = (changed && !self.replaying).then(|| Revision {
-                track: track.key.clone(),
+                track: track.key(),
                 factory: id.factory.clone(),
                 point: id.point.clone(),
                 parameter: id.parameter.clone(),
@@ -847,7 +845,7 @@ impl Engine {
                 (None, Cause::Gap) => "a gap record for the period arrived after it closed".to_string(),
             };
             let revision = Revision {
-                track: track.key.clone(),
+                track: track.key(),
                 factory: track.series.factory.clone(),
                 point: track.series.point.clone(),
                 parameter: track.series.parameter.clone(),
@@ -859,7 +857,7 @@ impl Engine {
                 reason,
             };
             tracing::info!(factory = %revision.factory, point = %revision.point, parameter = %revision.parameter, start = %period::local(start), was = ?revision.was.outcome, became = ?revision.became.outcome, "Period revised");
-            self.revisions.entry((track.key.clone(), start)).or_default().push(revision.clone());
+            self.revisions.entry((track.key(), start)).or_default().push(revision.clone());
             self.new_revisions.push(revision);
         }
         let newly_exceeding = new.closed
@@ -1035,7 +1033,7 @@ impl Engine {
                     limit: (*t.limit).clone(),
                     period: p,
                     start_local: period::local(start),
-                    revisions: self.revisions.get(&(t.key.clone(), start)).cloned().unwrap_or_default(),
+                    revisions: self.revisions.get(&(t.key(), start)).cloned().unwrap_or_default(),
                 });
             }
         }
@@ -1318,6 +1316,13 @@ impl Engine {
 }
 
 impl Track {
+    /// Its key, `factory/point/parameter/limit` (made when asked: a track is judged far more
+    /// often than it is named).
+    fn key(&self) -> String {
+        let s = &self.series;
+        format!("{}/{}/{}/{}", s.factory, s.point, s.parameter, self.limit.id)
+    }
+
     /// Judged periods starting in `[from, to)` (for grab samples: exceedances, and hourly
     /// summaries of the others), oldest first.
     fn list(&self, from: i64, to: i64) -> Vec<Period> {
@@ -1346,7 +1351,7 @@ fn exceedance(s: &Series, t: &Track, p: &Period, since: i64) -> Condition {
         _ => String::new(),
     };
     Condition {
-        key: format!("exceedance/{}", t.key),
+        key: format!("exceedance/{}", t.key()),
         kind: AlertKind::Exceedance,
         severity: Severity::Critical,
         factory: s.id.factory.clone(),
@@ -1394,7 +1399,12 @@ impl Engine {
                     })
                 })
             })
+            .filter(|id| !self.series_at.contains_key(id))
             .collect();
+        // Room for the new ones at once (at start, all), not a doubling's slack.
+        self.series.reserve(ids.len());
+        self.series_at.reserve(ids.len());
+        self.tracks.reserve(ids.len());
         for id in ids {
             self.series_index(&id);
         }

@@ -14,9 +14,6 @@
 //! exceedance landing inside a compliant stretch splits it knowing only the stretch's ends, so
 //! a *second* late exceedance into the same stretch may join its neighbour's episode.
 
-use std::collections::BTreeMap;
-use std::ops::Bound::{Excluded, Unbounded};
-
 use super::engine::{Outcome, Period};
 use super::judge::LimitUsed;
 use super::period::HOUR_NS;
@@ -111,7 +108,7 @@ pub(super) struct Run<'a> {
 /// The judged grab samples of one track.
 #[derive(Debug, Default)]
 pub(super) struct Grabs {
-    items: BTreeMap<i64, Item>,
+    items: Timeline<Item>,
     hours: Timeline<Hour>,
     latest: Option<(i64, Sample)>,
 }
@@ -125,7 +122,7 @@ impl Grabs {
         let hour_start = t.div_euclid(HOUR_NS) * HOUR_NS;
         match s.outcome {
             Outcome::Exceeds => {
-                if let Some((&first, &Item::Compliant { last_ns })) = self.items.range(..=t).next_back()
+                if let Some((first, &Item::Compliant { last_ns })) = self.items.at_or_before(t)
                     && last_ns >= t
                 {
                     // Only the stretch's ends are known to be compliant samples (one of them
@@ -162,15 +159,15 @@ impl Grabs {
         let hour_start = t.div_euclid(HOUR_NS) * HOUR_NS;
         match s.outcome {
             Outcome::Exceeds => {
-                if matches!(self.items.get(&t), Some(Item::Exceeds(_))) {
-                    self.items.remove(&t);
+                if matches!(self.items.get(t), Some(Item::Exceeds(_))) {
+                    self.items.remove(t);
                     // The stretches on both sides now touch: one stretch.
-                    let before = self.items.range(..t).next_back().map(|(k, i)| (*k, *i));
-                    let after = self.items.range((Excluded(t), Unbounded)).next().map(|(k, i)| (*k, *i));
+                    let before = self.items.before(t).map(|(k, i)| (k, *i));
+                    let after = self.items.after(t).map(|(k, i)| (k, *i));
                     if let (Some((first, Item::Compliant { .. })), Some((next, Item::Compliant { last_ns }))) =
                         (before, after)
                     {
-                        self.items.remove(&next);
+                        self.items.remove(next);
                         self.items.insert(first, Item::Compliant { last_ns });
                     }
                 }
@@ -199,16 +196,16 @@ impl Grabs {
     }
 
     fn add_compliant(&mut self, t: i64) {
-        let next = match self.items.range((Excluded(t), Unbounded)).next() {
-            Some((&s, &Item::Compliant { last_ns })) => Some((s, last_ns)),
+        let next = match self.items.after(t) {
+            Some((s, &Item::Compliant { last_ns })) => Some((s, last_ns)),
             _ => None,
         };
-        match self.items.range(..=t).next_back() {
+        match self.items.at_or_before(t) {
             Some((_, &Item::Compliant { last_ns })) if last_ns >= t => {}
-            Some((&first, &Item::Compliant { .. })) => {
+            Some((first, &Item::Compliant { .. })) => {
                 let last_ns = match next {
                     Some((s, last)) => {
-                        self.items.remove(&s);
+                        self.items.remove(s);
                         last
                     }
                     None => t,
@@ -218,7 +215,7 @@ impl Grabs {
             _ => {
                 let last_ns = match next {
                     Some((s, last)) => {
-                        self.items.remove(&s);
+                        self.items.remove(s);
                         last
                     }
                     None => t,
@@ -230,7 +227,7 @@ impl Grabs {
 
     /// Forgets samples measured before `cutoff_ns` (retention).
     pub(super) fn forget_before(&mut self, cutoff_ns: i64) {
-        self.items.retain(|&t, item| match item {
+        self.items.retain(|t, item| match item {
             Item::Exceeds(_) => t >= cutoff_ns,
             Item::Compliant { last_ns } => *last_ns >= cutoff_ns,
         });
@@ -255,7 +252,8 @@ impl Grabs {
         }
         let mut out: Vec<Period> = self
             .items
-            .range(from..to)
+            .range(from, to)
+            .iter()
             .filter_map(|(t, i)| match i {
                 Item::Exceeds(s) => Some(s.period(*t, *t, 1, limit)),
                 Item::Compliant { .. } => None,
@@ -280,7 +278,7 @@ impl Grabs {
     pub(super) fn runs(&self) -> Vec<(Run<'_>, bool)> {
         let mut out = Vec::new();
         let mut run: Option<Run<'_>> = None;
-        for (&t, item) in &self.items {
+        for &(t, ref item) in self.items.all() {
             match item {
                 Item::Exceeds(s) => {
                     let r = run.get_or_insert(Run { start_ns: t, end_ns: t, samples: Vec::new() });

@@ -1,6 +1,6 @@
-//! Values by period start (hours, days), in a sorted vector: readings arrive in time order,
-//! so entries are appended, and a series' first entries cost a few dozen bytes instead of a
-//! map node of several hundred. A late period is inserted in place.
+//! Values by period start (hours, days, grab samples), in a sorted vector: readings arrive in
+//! time order, so entries are appended, and a series' first entry costs a few dozen bytes
+//! instead of a map node of several hundred. A late period is inserted in place.
 
 /// Values keyed by period start, oldest first.
 #[derive(Debug, Clone)]
@@ -23,9 +23,61 @@ impl<V> Timeline<V> {
     pub(super) fn entry(&mut self, start: i64, new: impl FnOnce() -> V) -> &mut V {
         let at = self.at(start);
         if self.entries.get(at).is_none_or(|(s, _)| *s != start) {
-            self.entries.insert(at, (start, new()));
+            self.insert_at(at, start, new());
         }
         &mut self.entries[at].1
+    }
+
+    fn insert_at(&mut self, at: usize, start: i64, v: V) {
+        if self.entries.capacity() == 0 {
+            // Room for one: many series never get a second entry here (one grab stretch).
+            self.entries.reserve_exact(1);
+        }
+        self.entries.insert(at, (start, v));
+    }
+
+    /// Sets the value at `start`.
+    pub(super) fn insert(&mut self, start: i64, v: V) {
+        let at = self.at(start);
+        match self.entries.get_mut(at) {
+            Some((s, old)) if *s == start => *old = v,
+            _ => self.insert_at(at, start, v),
+        }
+    }
+
+    /// Removes the value at `start`.
+    pub(super) fn remove(&mut self, start: i64) {
+        let at = self.at(start);
+        if self.entries.get(at).is_some_and(|(s, _)| *s == start) {
+            self.entries.remove(at);
+        }
+    }
+
+    /// The last entry starting at or before `t`.
+    pub(super) fn at_or_before(&self, t: i64) -> Option<(i64, &V)> {
+        let at = self.entries.partition_point(|(s, _)| *s <= t);
+        at.checked_sub(1).map(|i| (self.entries[i].0, &self.entries[i].1))
+    }
+
+    /// The last entry starting before `t`.
+    pub(super) fn before(&self, t: i64) -> Option<(i64, &V)> {
+        self.at(t).checked_sub(1).map(|i| (self.entries[i].0, &self.entries[i].1))
+    }
+
+    /// The first entry starting after `t`.
+    pub(super) fn after(&self, t: i64) -> Option<(i64, &V)> {
+        let at = self.entries.partition_point(|(s, _)| *s <= t);
+        self.entries.get(at).map(|(s, v)| (*s, v))
+    }
+
+    /// Keeps the entries `keep` says to.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(i64, &V) -> bool) {
+        self.entries.retain(|(s, v)| keep(*s, v));
+    }
+
+    /// Every entry, oldest first.
+    pub(super) fn all(&self) -> &[(i64, V)] {
+        &self.entries
     }
 
     /// The value of the period starting at `start`.

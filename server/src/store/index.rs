@@ -235,8 +235,12 @@ impl Series {
             return;
         }
         let Some(ci) = self.chunk_for(time_ns) else {
-            let mut c = Columns::default();
+            // A series' first point: room for one, not the four a first push reserves (a new
+            // series costs its key and a few dozen bytes until it is busy).
+            let mut c =
+                Columns { times: Vec::with_capacity(1), values: Vec::with_capacity(1), flags: Vec::with_capacity(1) };
             c.push(time_ns, s);
+            self.chunks.reserve_exact(1);
             self.chunks.push(Chunk::Open(c));
             return;
         };

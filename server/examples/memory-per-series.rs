@@ -1,0 +1,72 @@
+//! Memory per series, by part: the store, the compliance engine (series and tracks of the
+//! registry, then every series' first reading), and the alert book for the conditions one
+//! reading 30 days old leaves standing (availability of yesterday, no data, its deadlines).
+//! The same shape as `scripts/bench-ingest.sh` (1 000 factories × 10 effluent parameters).
+//! RSS growth per series, so allocator slack counts, as it does for the server.
+//!
+//!   cargo run --release -p eitwatch-server --example memory-per-series
+use std::sync::Arc;
+
+use eitwatch_config::reading::{Kind, Reading};
+use eitwatch_config::server_config::{AlertsSection, ServerConfig, StoreSection};
+use eitwatch_config::site::Registry;
+use eitwatch_server::alerts::AlertBook;
+use eitwatch_server::compliance::{Engine, ManualClock, Settings};
+use eitwatch_server::store::Store;
+
+fn rss_kib() -> i64 {
+    let s = std::fs::read_to_string("/proc/self/status").expect("memory-per-series");
+    s.lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .expect("memory-per-series")
+        .split_whitespace()
+        .nth(1)
+        .expect("memory-per-series")
+        .parse()
+        .expect("memory-per-series")
+}
+
+fn main() {
+    let factories = 1000;
+    let params = ["cod", "bod", "ph", "tss", "tds", "temp", "flow", "oil_grease", "tkn", "zn"];
+    let mut s = String::from(
+        "[server]\ndata_dir = \"/x\"\n[[area]]\nid = \"a\"\nname_en = \"A\"\nname_th = \"A\"\nprovince = \"P\"\n",
+    );
+    for f in 0..factories {
+        s.push_str(&format!("[[area.factory]]\nid = \"f{f:04}\"\nname = \"F\"\ncategory = 3\n[[area.factory.point]]\nid = \"outfall-1\"\nkind = \"effluent\"\nparameters = {params:?}\n"));
+    }
+    let config: ServerConfig = eitwatch_config::problems::load(&s, "x.toml").expect("memory-per-series");
+    let t0: i64 = 1_795_300_000 * 1_000_000_000;
+    let readings: Vec<Reading> = (0..factories)
+        .flat_map(|f| {
+            params.iter().enumerate().map(move |(i, p)| {
+                Reading::new(Kind::Effluent, &format!("f{f:04}"), "outfall-1", p, 1.0 + i as f64, t0)
+            })
+        })
+        .collect();
+    let n = readings.len() as i64;
+    let dir = tempfile::tempdir().expect("memory-per-series");
+    let r0 = rss_kib();
+    let store = Store::open(dir.path(), &StoreSection::default()).expect("memory-per-series");
+    store.append(&readings).expect("memory-per-series");
+    let r1 = rss_kib();
+    let clock = Arc::new(ManualClock::new(t0 + 30 * 86_400_000_000_000));
+    let mut engine = Engine::new(Registry::new(config.area.clone()), clock.clone(), Settings::default());
+    let r2 = rss_kib();
+    engine.ingest(&readings);
+    engine.tick();
+    let r3 = rss_kib();
+    let conditions = engine.conditions();
+    let book = AlertBook::open(&dir.path().join("alerts.log"), AlertsSection::default()).expect("memory-per-series");
+    let r4 = rss_kib();
+    book.reconcile(&conditions, t0 + 30 * 86_400_000_000_000).expect("memory-per-series");
+    drop(conditions);
+    let r5 = rss_kib();
+    let per = |a: i64, b: i64| (b - a) * 1024 / n;
+    println!("{n} series, bytes per series:");
+    println!("  store (key, index, first point)          {:>6}", per(r0, r1));
+    println!("  engine: series and tracks registered     {:>6}", per(r1, r2));
+    println!("  engine: each series' first reading       {:>6}", per(r2, r3));
+    println!("  alert book: {:>6} alerts standing        {:>6}", book.list().len(), per(r4, r5));
+    println!("  total                                    {:>6}", per(r0, r3) + per(r4, r5));
+}
