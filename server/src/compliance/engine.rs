@@ -474,6 +474,9 @@ pub struct Engine {
     /// period already ended: each must reach the alert book once.
     flashes: Vec<Condition>,
     replaying: bool,
+    /// A period was marked for recomputation since the last `settle` (else it has nothing
+    /// to do: a batch of grab samples alone marks none).
+    marked: bool,
 }
 
 impl Engine {
@@ -498,6 +501,7 @@ impl Engine {
             flashes: Vec::new(),
             corrections: HashMap::new(),
             replaying: false,
+            marked: false,
         };
         engine.watch_registered();
         engine
@@ -649,6 +653,7 @@ impl Engine {
                 let start = bounds(averaging, time_ns).0;
                 let track = &mut self.tracks[t];
                 track.dirty.insert(start, Cause::Reading);
+                self.marked = true;
                 if track.fill_from.is_none_or(|f| start < f) {
                     // Older than anything seen: the tick fills from here again.
                     track.fill_from = Some(start);
@@ -664,6 +669,7 @@ impl Engine {
                 let track = &mut self.tracks[t];
                 if track.limit.averaging != Averaging::Instantaneous {
                     track.dirty.insert(bounds(track.limit.averaging, time_ns).0, Cause::Reading);
+                    self.marked = true;
                 }
             }
         }
@@ -693,6 +699,7 @@ impl Engine {
             if averaging != Averaging::Instantaneous {
                 let start = bounds(averaging, c.time_ns).0;
                 self.tracks[t].dirty.insert(start, Cause::Reading);
+                self.marked = true;
                 if !self.replaying {
                     self.corrections.insert((t, start), c.reason.clone());
                 }
@@ -767,6 +774,7 @@ impl Engine {
             let mut guard = 0;
             while start <= gap.to_ns && guard < 10_000 {
                 track.dirty.insert(start, Cause::Gap);
+                self.marked = true;
                 start = bounds(track.limit.averaging, start).1;
                 guard += 1;
             }
@@ -775,9 +783,13 @@ impl Engine {
         self.settle();
     }
 
-    /// Recomputes the marked periods that are closed (a late reading's, a gap's); open ones
-    /// wait for the tick, so a busy stream costs one recomputation per period per tick.
+    /// Recomputes the marked periods that are closed (a late reading's, a gap's); open ones,
+    /// and those marked before the last settle that closed since, wait for the tick, so a busy
+    /// stream costs one recomputation per period per tick.
     pub fn settle(&mut self) {
+        if !std::mem::take(&mut self.marked) {
+            return;
+        }
         let now = self.now_ns();
         for t in 0..self.tracks.len() {
             if self.tracks[t].dirty.is_empty() {
