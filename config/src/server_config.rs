@@ -45,7 +45,8 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComplianceSection {
-    /// How often periods are closed and no-data, faults and deadlines re-checked.
+    /// How often periods are closed and every condition re-checked against the alert book
+    /// (exceeding grab samples are raised as soon as judged).
     #[serde(default = "default_tick_ms")]
     pub tick_ms: u64,
     /// A point is "no data" after this many expected intervals without a reading (a point's

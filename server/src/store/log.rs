@@ -3,7 +3,11 @@
 //! A record is `[len: u32 LE][crc32 of payload: u32 LE][payload]`; the payload is a stream
 //! of tagged entries:
 //! - `1` series definition: `[id: u32][kind: u8][factory, point, parameter: u16 len + UTF-8]`;
-//! - `2` point: `[id: u32][time_ns: i64][value: f64 bits][flags: u8]`, all little-endian;
+//! - `2` point: `[id: u32][time_ns: i64][value: f64 bits][flags: u8]`, all little-endian
+//!   (written by earlier builds; still read);
+//! - `4` points: `[n: varint]`, then n × `[id: varint][time: zig-zag varint, the difference
+//!   from the previous point's (the first's from 0)][flags: u8][value: f64 bits LE]`: a
+//!   batch's points in ≈ 12 bytes each instead of 22 (a line's parameters share a time);
 //! - `3` group: a record of its own, `[bytes: u64]`, written before the records of one
 //!   group commit (those that one fdatasync made durable), saying how many bytes follow.
 //!
@@ -30,6 +34,7 @@ pub(crate) const POINT_BYTES: usize = 1 + 4 + 8 + 8 + 1;
 const TAG_DEF: u8 = 1;
 const TAG_POINT: u8 = 2;
 const TAG_GROUP: u8 = 3;
+const TAG_POINTS: u8 = 4;
 const GROUP_PAYLOAD_BYTES: usize = 9;
 
 /// A position in the log: a segment and a byte offset in it.
@@ -89,7 +94,45 @@ pub(crate) fn put_def(out: &mut Vec<u8>, id: u32, key: &SeriesKey) {
     }
 }
 
-/// Appends a point entry.
+/// Appends a points entry: `points` yields (id, time, value and flags).
+pub(crate) fn put_points(out: &mut Vec<u8>, n: usize, points: impl Iterator<Item = (u32, i64, Stored)>) {
+    out.push(TAG_POINTS);
+    put_varint(out, n as u64);
+    let mut previous = 0i64;
+    for (id, time_ns, stored) in points.take(n) {
+        put_varint(out, u64::from(id));
+        let delta = time_ns.wrapping_sub(previous);
+        put_varint(out, ((delta << 1) ^ (delta >> 63)) as u64);
+        previous = time_ns;
+        out.push(flags_of(&stored));
+        out.extend_from_slice(&stored.value.to_bits().to_le_bytes());
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A varint at `*at`, which it moves past; `None` where it is cut short or over 64 bits.
+fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Appends a point entry (the earlier format, for tests of reading it).
+#[cfg(test)]
 pub(crate) fn put_point(out: &mut Vec<u8>, id: u32, time_ns: i64, stored: &Stored) {
     let mut entry = [0u8; POINT_BYTES];
     entry[0] = TAG_POINT;
@@ -195,6 +238,26 @@ pub(crate) fn decode_record(
                 defs.insert(id, key.clone());
                 each(Entry::Def(id, key));
                 at = p;
+            }
+            TAG_POINTS => {
+                at += 1;
+                let n = get_varint(payload, &mut at).ok_or("points entry: count cut short")?;
+                let mut time_ns = 0i64;
+                for _ in 0..n {
+                    let id = get_varint(payload, &mut at).ok_or("points entry: id cut short")?;
+                    let id = u32::try_from(id).map_err(|_| format!("points entry: series id {id} over 32 bits"))?;
+                    let z = get_varint(payload, &mut at).ok_or("points entry: time cut short")?;
+                    time_ns = time_ns.wrapping_add(((z >> 1) as i64) ^ -((z & 1) as i64));
+                    let e = payload.get(at..at + 9).ok_or("points entry: value cut short")?;
+                    let value = f64::from_bits(u64::from_le_bytes(e[1..9].try_into().map_err(|_| "value")?));
+                    let stored = stored_of(value, e[0]).ok_or_else(|| format!("bad flags {:#x}", e[0]))?;
+                    at += 9;
+                    let key = defs.get(&id);
+                    if key.is_none() {
+                        return Err(format!("point of series {id} before its definition"));
+                    }
+                    each(Entry::Point { id, time_ns, stored, key });
+                }
             }
             TAG_GROUP if at == 0 && payload.len() == GROUP_PAYLOAD_BYTES => at = payload.len(),
             tag => return Err(format!("unknown entry tag {tag} at payload byte {at}")),

@@ -676,13 +676,14 @@ impl State {
         let (_, out) = self.pending.last_mut().expect("pushed above");
         let before = out.len();
         let start = log::begin_record(out);
-        for &(id, t, i) in inserted {
+        // Definitions first, so that the points follow as one entry.
+        for &(id, _, _) in inserted {
             if self.defined_in[id as usize] != segment {
                 log::put_def(out, id, &self.index.series[id as usize].key);
                 self.defined_in[id as usize] = segment;
             }
-            log::put_point(out, id, t, &batch[i].stored());
         }
+        log::put_points(out, inserted.len(), inserted.iter().map(|&(id, t, i)| (id, t, batch[i].stored())));
         log::finish_record(out, start);
         self.segment_bytes += (out.len() - before) as u64;
         self.seq += 1;

@@ -433,3 +433,23 @@ fn a_torn_last_commit_is_cut_even_with_good_records_after_the_damage() {
     assert_eq!(values(&store, "cod"), vec![(1, 1.0)]);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), second as u64, "cut at the damage");
 }
+
+#[test]
+fn segments_of_the_earlier_point_format_still_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key =
+        SeriesKey { factory: "f1".into(), point: "outfall-1".into(), kind: Kind::Effluent, parameter: "cod".into() };
+    let stored = |value| Stored { value, quality: Quality::Suspect, source: Source::Lab, below_detection_limit: true };
+    let mut bytes = vec![0; log::GROUP_RECORD_BYTES];
+    let start = log::begin_record(&mut bytes);
+    log::put_def(&mut bytes, 7, &key);
+    log::put_point(&mut bytes, 7, 60_000_000_000, &stored(95.5));
+    log::put_point(&mut bytes, 7, -1, &stored(-0.0));
+    log::finish_record(&mut bytes, start);
+    let group = log::group_record((bytes.len() - log::GROUP_RECORD_BYTES) as u64);
+    bytes[..log::GROUP_RECORD_BYTES].copy_from_slice(&group);
+    std::fs::write(log::segment_path(dir.path(), 0), &bytes).unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let got: Vec<_> = store.query(|_| true, i64::MIN, i64::MAX);
+    assert_eq!(got, vec![(key.clone(), -1, stored(-0.0)), (key, 60_000_000_000, stored(95.5))]);
+}
