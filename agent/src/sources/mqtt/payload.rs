@@ -88,23 +88,62 @@ pub fn decode(
             let unit = sub.unit.clone().ok_or(PayloadError::NoUnit)?;
             Ok(vec![raw(topic, None, value, unit, arrival_ns, Quality::Valid)?])
         }
-        Payload::Json if sub.field.is_empty() => {
-            let json = parse_json(text)?;
-            let value = number_at(&json, &sub.value_path)?.ok_or_else(|| missing(&sub.value_path))?;
-            let unit = match lookup(&json, &sub.unit_path) {
+        Payload::Json => {
+            // Most messages: only the configured paths read, in one pass; anything unusual
+            // (or an error, to be worded) reads the document whole, with the same result.
+            if let Some(found) = Doc::picked(sub, text)
+                && let Ok(raws) = json(sub, topic, &found, arrival_ns)
+            {
+                return Ok(raws);
+            }
+            json(sub, topic, &Doc::Whole(parse_json(text)?), arrival_ns)
+        }
+        Payload::Influx => influx(sub, topic, text, arrival_ns),
+    }
+}
+
+/// A JSON payload as the paths of its subscription see it.
+enum Doc<'s> {
+    /// Parsed whole.
+    Whole(Value),
+    /// Only the subscription's paths (`paths[i]` found `values[i]`).
+    Picked { paths: Vec<&'s str>, values: Vec<Option<Value>> },
+}
+
+impl<'s> Doc<'s> {
+    fn picked(sub: &'s Subscription, text: &str) -> Option<Doc<'s>> {
+        let mut paths = vec![sub.value_path.as_str(), &sub.unit_path, &sub.time_path, &sub.quality_path];
+        paths.extend(sub.field.iter().map(|f| f.path.as_str()));
+        let values = pick::pick(text, &paths)?;
+        Some(Doc::Picked { paths, values })
+    }
+
+    /// The value at a dotted path, as [`lookup`] finds it in the whole document.
+    fn get(&self, path: &str) -> Option<&Value> {
+        match self {
+            Doc::Whole(json) => lookup(json, path),
+            Doc::Picked { paths, values } => values[paths.iter().position(|p| *p == path)?].as_ref(),
+        }
+    }
+}
+
+fn json(sub: &Subscription, topic: &TopicMatch, json: &Doc<'_>, arrival_ns: i64) -> Result<Vec<Raw>, PayloadError> {
+    match sub.field.is_empty() {
+        true => {
+            let value = number_at(json, &sub.value_path)?.ok_or_else(|| missing(&sub.value_path))?;
+            let unit = match json.get(&sub.unit_path) {
                 Some(v) => string(v, &sub.unit_path)?,
                 None => sub.unit.clone().ok_or(PayloadError::NoUnit)?,
             };
-            let (time_ns, quality) = time_and_quality(sub, &json, arrival_ns)?;
+            let (time_ns, quality) = time_and_quality(sub, json, arrival_ns)?;
             Ok(vec![raw(topic, None, value, unit, time_ns, quality)?])
         }
-        Payload::Json => {
-            let json = parse_json(text)?;
-            let (time_ns, quality) = time_and_quality(sub, &json, arrival_ns)?;
+        false => {
+            let (time_ns, quality) = time_and_quality(sub, json, arrival_ns)?;
             let mut raws = Vec::with_capacity(sub.field.len());
             for field in &sub.field {
                 // A parameter the object does not carry this time is simply not measured now.
-                let Some(value) = number_at(&json, &field.path)? else { continue };
+                let Some(value) = number_at(json, &field.path)? else { continue };
                 let unit = field.unit.clone().or_else(|| sub.unit.clone()).ok_or(PayloadError::NoUnit)?;
                 raws.push(raw(topic, Some(&field.parameter), value, unit, time_ns, quality)?);
             }
@@ -113,7 +152,6 @@ pub fn decode(
             }
             Ok(raws)
         }
-        Payload::Influx => influx(sub, topic, text, arrival_ns),
     }
 }
 
@@ -170,8 +208,8 @@ fn lookup<'a>(json: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// A number at `path`: a JSON number, a numeric string ("12.5", as some gateways send), or
 /// a boolean (a status bit: 1 or 0).
-fn number_at(json: &Value, path: &str) -> Result<Option<f64>, PayloadError> {
-    let Some(v) = lookup(json, path) else { return Ok(None) };
+fn number_at(json: &Doc<'_>, path: &str) -> Result<Option<f64>, PayloadError> {
+    let Some(v) = json.get(path) else { return Ok(None) };
     let n = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -187,12 +225,12 @@ fn string(v: &Value, path: &str) -> Result<String, PayloadError> {
     v.as_str().map(str::to_string).ok_or_else(|| PayloadError::NotString { path: path.to_string(), found: short(v) })
 }
 
-fn time_and_quality(sub: &Subscription, json: &Value, arrival_ns: i64) -> Result<(i64, Quality), PayloadError> {
-    let time_ns = match (sub.time_format, lookup(json, &sub.time_path)) {
+fn time_and_quality(sub: &Subscription, json: &Doc<'_>, arrival_ns: i64) -> Result<(i64, Quality), PayloadError> {
+    let time_ns = match (sub.time_format, json.get(&sub.time_path)) {
         (TimeFormat::Arrival, _) | (_, None) => arrival_ns,
         (format, Some(v)) => parse_time(v, format)?,
     };
-    let quality = match lookup(json, &sub.quality_path) {
+    let quality = match json.get(&sub.quality_path) {
         Some(v) => string(v, &sub.quality_path)?.parse().map_err(PayloadError::Quality)?,
         None => Quality::Valid,
     };
@@ -342,5 +380,6 @@ fn influx(sub: &Subscription, topic: &TopicMatch, text: &str, arrival_ns: i64) -
     Ok(raws)
 }
 
+mod pick;
 #[cfg(test)]
 mod tests;
