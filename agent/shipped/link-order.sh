@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates agent/link-order/symbols.txt: the functions of eitwatch-agent that run, in the
+# Regenerates agent/shipped/link-order.txt: the functions of eitwatch-agent that run, in the
 # order of their names, for agent/build.rs to place together in .text (see there why).
 #
-# Runs the agent as shipped (profile agent-release) under valgrind's callgrind on the
+# Runs the agent as shipped (agent/shipped/build.sh) under valgrind's callgrind on the
 # benchmark's workload (scripts/bench-agent.sh: 100 points, MQTT QoS 1 JSON in through
 # mosquitto, batches out to tests/peers/http_sink.py) at RATE readings/s for SECONDS, and
 # keeps every function of the binary that ran: start-up, the steady state, shutdown. Run it
@@ -10,17 +10,17 @@
 # memory (names no longer in the binary are skipped). Names carry hashes and LTO's local
 # suffixes, so the list is per build of the toolchain and lock file, like a PGO profile.
 #
-#   bash agent/link-order/generate.sh [RATE] [SECONDS]     (defaults 1000 10)
+#   bash agent/shipped/link-order.sh [RATE] [SECONDS]     (defaults 1000 10)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RATE=${1:-1000}
 SECS=${2:-10}
-command -v valgrind >/dev/null || { echo "generate.sh: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+command -v valgrind >/dev/null || { echo "link-order.sh: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 bash scripts/install-peers.sh >/dev/null
 py=.peers/venv/bin/python
 # The order a list gives changes no name: any build of the same sources names the same functions.
-cargo build --profile agent-release -q -p eitwatch-agent --bin eitwatch-agent --example mqtt_load
-agent_bin=target/agent-release/eitwatch-agent
+agent_bin=$(bash agent/shipped/build.sh -q)
+cargo build --profile agent-release -q -p eitwatch-agent --example mqtt_load
 load_bin=target/agent-release/examples/mqtt_load
 
 work=$(mktemp -d)
@@ -35,7 +35,7 @@ free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 wait_for() { # what, command…
   local what=$1; shift
   for _ in $(seq 1 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "generate.sh: timed out waiting for $what" >&2; exit 1
+  echo "link-order.sh: timed out waiting for $what" >&2; exit 1
 }
 count() { "$py" -c "import json,urllib.request;print(json.loads(urllib.request.urlopen('http://127.0.0.1:$sink/counts').read()).get('eitwatch',0))"; }
 
@@ -61,11 +61,11 @@ sent=$("$load_bin" "$mq" "$RATE" "$SECS" 1795300000000 2>>"$work/load.log")
 for _ in $(seq 1 1200); do [ "$(count)" -ge "$sent" ] && break; sleep 0.1; done
 kill -TERM "$agent_pid"
 wait "$agent_pid" || true
-[ "$(count)" -ge "$sent" ] || { echo "generate.sh: the agent delivered $(count) of $sent" >&2; exit 1; }
+[ "$(count)" -ge "$sent" ] || { echo "link-order.sh: the agent delivered $(count) of $sent" >&2; exit 1; }
 
 # Functions of the agent's own object that ran (callgrind names files and functions once,
 # "(id) name", then by id; a trailing 'N marks a recursion level).
-"$py" - "$work/callgrind.out" "$agent_bin" >agent/link-order/symbols.txt <<'EOF'
+"$py" - "$work/callgrind.out" "$agent_bin" >agent/shipped/link-order.txt <<'EOF'
 import re, subprocess, sys
 out, binary = sys.argv[1], sys.argv[2]
 defined = set(subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True, check=True).stdout.split())
@@ -84,4 +84,4 @@ for line in open(out):
         ran.add(re.sub(r"'\d+$", "", functions[ident]))
 print("\n".join(sorted(n for n in ran if n in defined)))
 EOF
-echo "generate.sh: $(wc -l <agent/link-order/symbols.txt) functions ran ($sent readings at $RATE/s); rebuild to link them together"
+echo "link-order.sh: $(wc -l <agent/shipped/link-order.txt) functions ran ($sent readings at $RATE/s); rebuild to link them together"
