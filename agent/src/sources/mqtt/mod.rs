@@ -30,7 +30,7 @@ pub mod topic;
 
 use std::collections::HashMap;
 
-use eitwatch_config::agent_config::{MqttSource, Subscription};
+use eitwatch_config::agent_config::MqttSource;
 use tokio::sync::mpsc;
 
 use self::client::{Ack, Client, Event, EventLoop};
@@ -71,8 +71,11 @@ pub fn excerpt(payload: &[u8]) -> String {
 }
 
 /// The first subscription whose template matches, with what the topic says.
-fn route<'a>(subs: &'a [Subscription], topic: &str) -> Option<(&'a Subscription, topic::TopicMatch)> {
-    subs.iter().find_map(|s| topic::match_topic(s, topic).map(|m| (s, m)))
+fn route<'a, 's>(
+    subs: &'a [payload::Decoder<'s>],
+    topic: &str,
+) -> Option<(&'a payload::Decoder<'s>, topic::TopicMatch)> {
+    subs.iter().find_map(|d| topic::match_topic(d.sub, topic).map(|m| (d, m)))
 }
 
 /// Runs one broker's subscriptions until shutdown.
@@ -232,6 +235,7 @@ async fn work(
 ) {
     let mut malformed: u64 = 0;
     let mut unrouted: u64 = 0;
+    let decoders: Vec<payload::Decoder<'_>> = source.subscription.iter().map(payload::Decoder::new).collect();
     loop {
         let mut batch = tokio::select! {
             _ = ctx.shutdown.cancelled() => return,
@@ -246,8 +250,8 @@ async fn work(
         let arrival_ns = crate::now_ns();
         let mut raws = Vec::with_capacity(batch.len());
         for message in &batch {
-            match route(&source.subscription, &message.topic) {
-                Some((sub, matched)) => match payload::decode(sub, &matched, &message.payload, arrival_ns) {
+            match route(&decoders, &message.topic) {
+                Some((decoder, matched)) => match decoder.decode(matched, &message.payload, arrival_ns) {
                     Ok(decoded) => raws.extend(decoded),
                     Err(error) => {
                         malformed += 1;

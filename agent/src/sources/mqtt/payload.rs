@@ -74,60 +74,84 @@ pub enum PayloadError {
     Empty,
 }
 
-/// Decodes one message of a subscription into raw values.
+/// Decodes one message of a subscription into raw values (see [`Decoder`] for many).
 pub fn decode(
     sub: &Subscription,
     topic: &TopicMatch,
     payload: &[u8],
     arrival_ns: i64,
 ) -> Result<Vec<Raw>, PayloadError> {
-    let text = std::str::from_utf8(payload).map_err(|_| PayloadError::NotUtf8)?;
-    match sub.payload {
-        Payload::Number => {
-            let value = text.trim().parse::<f64>().map_err(|_| PayloadError::NotANumber)?;
-            let unit = sub.unit.clone().ok_or(PayloadError::NoUnit)?;
-            Ok(vec![raw(topic, None, value, unit, arrival_ns, Quality::Valid)?])
-        }
-        Payload::Json => {
-            // Most messages: only the configured paths read, in one pass; anything unusual
-            // (or an error, to be worded) reads the document whole, with the same result.
-            if let Some(found) = Doc::picked(sub, text)
-                && let Ok(raws) = json(sub, topic, &found, arrival_ns)
-            {
-                return Ok(raws);
+    Decoder::new(sub).decode(topic.clone(), payload, arrival_ns)
+}
+
+/// A subscription's decoder, for all its messages: what can be prepared once is.
+#[derive(Debug)]
+pub struct Decoder<'s> {
+    /// The subscription.
+    pub sub: &'s Subscription,
+    /// Its JSON paths: value, unit, time, quality, then the fields'.
+    paths: Option<pick::Paths>,
+}
+
+impl<'s> Decoder<'s> {
+    /// Prepares the decoding of `sub`'s messages.
+    pub fn new(sub: &'s Subscription) -> Decoder<'s> {
+        let paths = (sub.payload == Payload::Json)
+            .then(|| {
+                let mut paths = vec![sub.value_path.as_str(), &sub.unit_path, &sub.time_path, &sub.quality_path];
+                paths.extend(sub.field.iter().map(|f| f.path.as_str()));
+                pick::Paths::new(&paths)
+            })
+            .flatten();
+        Decoder { sub, paths }
+    }
+
+    /// Decodes one message into raw values.
+    pub fn decode(&self, mut topic: TopicMatch, payload: &[u8], arrival_ns: i64) -> Result<Vec<Raw>, PayloadError> {
+        let sub = self.sub;
+        let text = std::str::from_utf8(payload).map_err(|_| PayloadError::NotUtf8)?;
+        match sub.payload {
+            Payload::Number => {
+                let value = text.trim().parse::<f64>().map_err(|_| PayloadError::NotANumber)?;
+                let unit = sub.unit.clone().ok_or(PayloadError::NoUnit)?;
+                Ok(vec![raw(&mut topic, None, value, unit, arrival_ns, Quality::Valid)?])
             }
-            json(sub, topic, &Doc::Whole(parse_json(text)?), arrival_ns)
+            Payload::Json => {
+                // Most messages: only the configured paths read, in one pass; anything
+                // unusual (or an error, to be worded) reads the document whole, with the same
+                // result (`raw` leaves the topic as it was when it fails).
+                if let Some(paths) = &self.paths
+                    && let Some(values) = paths.pick(text)
+                    && let Ok(raws) = json(sub, &mut topic, &Doc::Picked { paths, values }, arrival_ns)
+                {
+                    return Ok(raws);
+                }
+                json(sub, &mut topic, &Doc::Whole(parse_json(text)?), arrival_ns)
+            }
+            Payload::Influx => influx(sub, &topic, text, arrival_ns),
         }
-        Payload::Influx => influx(sub, topic, text, arrival_ns),
     }
 }
 
 /// A JSON payload as the paths of its subscription see it.
-enum Doc<'s> {
+enum Doc<'p> {
     /// Parsed whole.
     Whole(Value),
-    /// Only the subscription's paths (`paths[i]` found `values[i]`).
-    Picked { paths: Vec<&'s str>, values: Vec<Option<Value>> },
+    /// Only the subscription's paths (path `i` found `values[i]`).
+    Picked { paths: &'p pick::Paths, values: Vec<Option<Value>> },
 }
 
-impl<'s> Doc<'s> {
-    fn picked(sub: &'s Subscription, text: &str) -> Option<Doc<'s>> {
-        let mut paths = vec![sub.value_path.as_str(), &sub.unit_path, &sub.time_path, &sub.quality_path];
-        paths.extend(sub.field.iter().map(|f| f.path.as_str()));
-        let values = pick::pick(text, &paths)?;
-        Some(Doc::Picked { paths, values })
-    }
-
+impl Doc<'_> {
     /// The value at a dotted path, as [`lookup`] finds it in the whole document.
     fn get(&self, path: &str) -> Option<&Value> {
         match self {
             Doc::Whole(json) => lookup(json, path),
-            Doc::Picked { paths, values } => values[paths.iter().position(|p| *p == path)?].as_ref(),
+            Doc::Picked { paths, values } => values[paths.index(path)?].as_ref(),
         }
     }
 }
 
-fn json(sub: &Subscription, topic: &TopicMatch, json: &Doc<'_>, arrival_ns: i64) -> Result<Vec<Raw>, PayloadError> {
+fn json(sub: &Subscription, topic: &mut TopicMatch, json: &Doc<'_>, arrival_ns: i64) -> Result<Vec<Raw>, PayloadError> {
     match sub.field.is_empty() {
         true => {
             let value = number_at(json, &sub.value_path)?.ok_or_else(|| missing(&sub.value_path))?;
@@ -155,20 +179,29 @@ fn json(sub: &Subscription, topic: &TopicMatch, json: &Doc<'_>, arrival_ns: i64)
     }
 }
 
+/// A raw value of the topic's point; with `parameter` (one of several of a JSON object) the
+/// topic's strings are copied, else moved out of it. On error the topic is left as it was.
 fn raw(
-    topic: &TopicMatch,
+    topic: &mut TopicMatch,
     parameter: Option<&str>,
     value: f64,
     unit: String,
     time_ns: i64,
     quality: Quality,
 ) -> Result<Raw, PayloadError> {
+    if topic.point.is_none() {
+        return Err(PayloadError::Unmapped("point"));
+    }
+    if parameter.is_none() && topic.parameter.is_none() {
+        return Err(PayloadError::Unmapped("parameter"));
+    }
+    let (point, parameter) = match parameter {
+        Some(p) => (topic.point.clone(), Some(p.to_string())),
+        None => (topic.point.take(), topic.parameter.take()),
+    };
     Ok(Raw {
-        point: topic.point.clone().ok_or(PayloadError::Unmapped("point"))?,
-        parameter: parameter
-            .map(str::to_string)
-            .or_else(|| topic.parameter.clone())
-            .ok_or(PayloadError::Unmapped("parameter"))?,
+        point: point.unwrap_or_default(),
+        parameter: parameter.unwrap_or_default(),
         value,
         unit,
         time_ns,

@@ -14,21 +14,46 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::{Number, Value};
 
 /// At most this many paths (a bit each).
-pub(super) const MAX_PATHS: usize = 64;
+const MAX_PATHS: usize = 64;
 
-/// Per path: the scalar there (`null` counts as absent), or `None` if the document must be
-/// read whole instead.
-pub(super) fn pick(text: &str, paths: &[&str]) -> Option<Vec<Option<Value>>> {
-    if paths.len() > MAX_PATHS {
-        return None;
+/// Dotted paths, split once (per subscription, not per message).
+#[derive(Debug, Clone)]
+pub(super) struct Paths {
+    dotted: Vec<String>,
+    steps: Vec<Vec<String>>,
+}
+
+impl Paths {
+    /// `None` for more than 64 paths (the document is then always read whole).
+    pub(super) fn new(paths: &[&str]) -> Option<Paths> {
+        (paths.len() <= MAX_PATHS).then(|| Paths {
+            dotted: paths.iter().map(|p| p.to_string()).collect(),
+            steps: paths.iter().map(|p| p.split('.').map(str::to_string).collect()).collect(),
+        })
     }
-    let steps: Vec<Vec<&str>> = paths.iter().map(|p| p.split('.').collect()).collect();
-    let mut found = Found { values: vec![None; paths.len()], whole: false };
-    let all = if paths.len() == MAX_PATHS { u64::MAX } else { (1u64 << paths.len()) - 1 };
-    let mut de = serde_json::Deserializer::from_str(text);
-    Node { steps: &steps, depth: 0, active: all, found: &mut found }.deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    (!found.whole).then_some(found.values)
+
+    /// The index of `path` among these (the first, if given twice).
+    pub(super) fn index(&self, path: &str) -> Option<usize> {
+        self.dotted.iter().position(|p| p == path)
+    }
+
+    /// Per path: the scalar there (`null` counts as absent), or `None` if the document must
+    /// be read whole instead.
+    pub(super) fn pick(&self, text: &str) -> Option<Vec<Option<Value>>> {
+        let n = self.steps.len();
+        let mut found = Found { values: vec![None; n], whole: false };
+        let all = if n == MAX_PATHS { u64::MAX } else { (1u64 << n) - 1 };
+        let mut de = serde_json::Deserializer::from_str(text);
+        Node { steps: &self.steps, depth: 0, active: all, found: &mut found }.deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        (!found.whole).then_some(found.values)
+    }
+}
+
+/// [`Paths::pick`] for paths given once.
+#[cfg(test)]
+pub(super) fn pick(text: &str, paths: &[&str]) -> Option<Vec<Option<Value>>> {
+    Paths::new(paths)?.pick(text)
 }
 
 struct Found {
@@ -39,7 +64,7 @@ struct Found {
 
 /// A node at `depth` that the paths in `active` (a bit per path) go through or end at.
 struct Node<'s, 'f> {
-    steps: &'s [Vec<&'s str>],
+    steps: &'s [Vec<String>],
     depth: usize,
     active: u64,
     found: &'f mut Found,
@@ -69,7 +94,7 @@ impl Node<'_, '_> {
         for i in self.paths() {
             let Some(step) = self.steps[i].get(self.depth) else { continue };
             let hit = match (key, index) {
-                (Some(k), _) => *step == k,
+                (Some(k), _) => step == k,
                 (None, Some(n)) => step.parse::<usize>().ok() == Some(n),
                 (None, None) => false,
             };

@@ -266,7 +266,7 @@ fn decoding_is_the_same_whether_the_paths_are_picked_or_the_document_read_whole(
     ] {
         let whole = super::json(
             &s,
-            &at("o", Some("cod")),
+            &mut at("o", Some("cod")),
             &super::Doc::Whole(serde_json::from_str(payload).unwrap_or_default()),
             ARRIVAL,
         );
