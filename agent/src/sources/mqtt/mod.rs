@@ -131,6 +131,7 @@ async fn poll_events(
     // While set, the socket is left alone (see LINGER_BELOW); acks still go out at once.
     let mut linger_until: Option<tokio::time::Instant> = None;
     let linger = std::time::Duration::from_millis(source.ack_linger_ms);
+    let mut handed_over: Option<tokio::time::Instant> = None;
     loop {
         let event = tokio::select! {
             biased;
@@ -147,13 +148,24 @@ async fn poll_events(
             }
             event = events.poll(), if linger_until.is_none() && batch.len() < BATCH_MAX => event,
             // Nothing more ready now: hand over what was read together.
-            _ = std::future::ready(()), if !batch.is_empty() => {
+            _ = std::future::ready(()), if !batch.is_empty() && linger_until.is_none() => {
                 let small = batch.len() < LINGER_BELOW;
+                let now = tokio::time::Instant::now();
+                // A few messages right after a handover (those that came while a large batch
+                // was read) wait for the rest of the linger with what comes meanwhile: at
+                // 1 000 messages/s that is one fsync per linger instead of two (a large batch,
+                // then one or two messages). The rate a small in-flight window allows stays
+                // window / linger, as with a linger after each small batch.
+                if small && let Some(last) = handed_over.filter(|&t| now < t + linger) {
+                    linger_until = Some(last + linger);
+                    continue;
+                }
                 if tx.send(std::mem::replace(&mut batch, Vec::with_capacity(16))).await.is_err() {
                     return;
                 }
+                handed_over = Some(now);
                 if small && !linger.is_zero() {
-                    linger_until = Some(tokio::time::Instant::now() + linger);
+                    linger_until = Some(now + linger);
                 }
                 continue;
             }
