@@ -17,6 +17,7 @@ agent_bin=${1:-target/x86_64-unknown-linux-gnu/agent-release/eitwatch-agent}
 readings=200
 if [ "${CHECK_NAMES_INSIDE:-}" != 1 ]; then
   [ -x "$agent_bin" ] || { echo "check-names: no $agent_bin (bash agent/shipped/build.sh)" >&2; exit 1; }
+  command -v ip >/dev/null || { echo "check-names: needs ip (apt-get install iproute2)" >&2; exit 1; }
   bash scripts/install-peers.sh >/dev/null
   cargo build --profile agent-release -q -p eitwatch-agent --example mqtt_load
   exec env CHECK_NAMES_INSIDE=1 unshare --mount --net bash "$0" "$agent_bin"
