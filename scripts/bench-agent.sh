@@ -109,6 +109,10 @@ done
 echo
 echo "eitwatch-agent vs Python (paho-mqtt + influxdb-client), MQTT QoS 1 in, InfluxDB v2 write out"
 echo "agent: $agent_bin ${AGENT_TOML:-(defaults)}; machine: $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg); other builds may have run meanwhile"
+# A link order gone stale (names change with dependencies and toolchain) costs resident code.
+listed=$(wc -l <agent/shipped/link-order.txt)
+found=$(nm --defined-only "$agent_bin" 2>/dev/null | awk '{print $NF}' | sort -u | comm -12 - <(sort -u agent/shipped/link-order.txt) | wc -l)
+echo "link order: $found of $listed listed functions are in the binary (bash agent/shipped/link-order.sh renews the list)"
 printf '%-8s %-8s %-7s | %-9s %-7s %-9s %-9s %-8s %-10s | %-9s %-7s %-8s %-8s %-8s %-10s | %-9s %-9s %-9s %-9s\n' \
   rate/s sent wall_s "rust_cpu%" rust_MB rust_anon rust_file rust_pss rust_total "py_cpu%" py_MB py_anon py_file py_pss py_total cpu_ratio rss_ratio anon_ratio pss_ratio
 mb() { awk "BEGIN {print $1 / 1024}"; }
