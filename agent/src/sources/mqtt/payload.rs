@@ -74,37 +74,100 @@ pub enum PayloadError {
     Empty,
 }
 
-/// Decodes one message of a subscription into raw values.
+/// Decodes one message of a subscription into raw values (see [`Decoder`] for many).
 pub fn decode(
     sub: &Subscription,
     topic: &TopicMatch,
     payload: &[u8],
     arrival_ns: i64,
 ) -> Result<Vec<Raw>, PayloadError> {
-    let text = std::str::from_utf8(payload).map_err(|_| PayloadError::NotUtf8)?;
-    match sub.payload {
-        Payload::Number => {
-            let value = text.trim().parse::<f64>().map_err(|_| PayloadError::NotANumber)?;
-            let unit = sub.unit.clone().ok_or(PayloadError::NoUnit)?;
-            Ok(vec![raw(topic, None, value, unit, arrival_ns, Quality::Valid)?])
+    Decoder::new(sub).decode(topic.clone(), payload, arrival_ns)
+}
+
+/// A subscription's decoder, for all its messages: what can be prepared once is.
+#[derive(Debug)]
+pub struct Decoder<'s> {
+    /// The subscription.
+    pub sub: &'s Subscription,
+    /// Its JSON paths: value, unit, time, quality, then the fields'.
+    paths: Option<pick::Paths>,
+}
+
+impl<'s> Decoder<'s> {
+    /// Prepares the decoding of `sub`'s messages.
+    pub fn new(sub: &'s Subscription) -> Decoder<'s> {
+        let paths = (sub.payload == Payload::Json)
+            .then(|| {
+                let mut paths = vec![sub.value_path.as_str(), &sub.unit_path, &sub.time_path, &sub.quality_path];
+                paths.extend(sub.field.iter().map(|f| f.path.as_str()));
+                pick::Paths::new(&paths)
+            })
+            .flatten();
+        Decoder { sub, paths }
+    }
+
+    /// Decodes one message into raw values.
+    pub fn decode(&self, mut topic: TopicMatch, payload: &[u8], arrival_ns: i64) -> Result<Vec<Raw>, PayloadError> {
+        let sub = self.sub;
+        let text = std::str::from_utf8(payload).map_err(|_| PayloadError::NotUtf8)?;
+        match sub.payload {
+            Payload::Number => {
+                let value = text.trim().parse::<f64>().map_err(|_| PayloadError::NotANumber)?;
+                let unit = sub.unit.clone().ok_or(PayloadError::NoUnit)?;
+                Ok(vec![raw(&mut topic, None, value, unit, arrival_ns, Quality::Valid)?])
+            }
+            Payload::Json => {
+                // Most messages: only the configured paths read, in one pass; anything
+                // unusual (or an error, to be worded) reads the document whole, with the same
+                // result (`raw` leaves the topic as it was when it fails).
+                if let Some(paths) = &self.paths
+                    && let Some(values) = paths.pick(text)
+                    && let Ok(raws) = json(sub, &mut topic, &Doc::Picked { paths, values }, arrival_ns)
+                {
+                    return Ok(raws);
+                }
+                json(sub, &mut topic, &Doc::Whole(parse_json(text)?), arrival_ns)
+            }
+            Payload::Influx => influx(sub, &topic, text, arrival_ns),
         }
-        Payload::Json if sub.field.is_empty() => {
-            let json = parse_json(text)?;
-            let value = number_at(&json, &sub.value_path)?.ok_or_else(|| missing(&sub.value_path))?;
-            let unit = match lookup(&json, &sub.unit_path) {
+    }
+}
+
+/// A JSON payload as the paths of its subscription see it.
+enum Doc<'p> {
+    /// Parsed whole.
+    Whole(Value),
+    /// Only the subscription's paths (path `i` found `values[i]`).
+    Picked { paths: &'p pick::Paths, values: Vec<Option<Value>> },
+}
+
+impl Doc<'_> {
+    /// The value at a dotted path, as [`lookup`] finds it in the whole document.
+    fn get(&self, path: &str) -> Option<&Value> {
+        match self {
+            Doc::Whole(json) => lookup(json, path),
+            Doc::Picked { paths, values } => values[paths.index(path)?].as_ref(),
+        }
+    }
+}
+
+fn json(sub: &Subscription, topic: &mut TopicMatch, json: &Doc<'_>, arrival_ns: i64) -> Result<Vec<Raw>, PayloadError> {
+    match sub.field.is_empty() {
+        true => {
+            let value = number_at(json, &sub.value_path)?.ok_or_else(|| missing(&sub.value_path))?;
+            let unit = match json.get(&sub.unit_path) {
                 Some(v) => string(v, &sub.unit_path)?,
                 None => sub.unit.clone().ok_or(PayloadError::NoUnit)?,
             };
-            let (time_ns, quality) = time_and_quality(sub, &json, arrival_ns)?;
+            let (time_ns, quality) = time_and_quality(sub, json, arrival_ns)?;
             Ok(vec![raw(topic, None, value, unit, time_ns, quality)?])
         }
-        Payload::Json => {
-            let json = parse_json(text)?;
-            let (time_ns, quality) = time_and_quality(sub, &json, arrival_ns)?;
+        false => {
+            let (time_ns, quality) = time_and_quality(sub, json, arrival_ns)?;
             let mut raws = Vec::with_capacity(sub.field.len());
             for field in &sub.field {
                 // A parameter the object does not carry this time is simply not measured now.
-                let Some(value) = number_at(&json, &field.path)? else { continue };
+                let Some(value) = number_at(json, &field.path)? else { continue };
                 let unit = field.unit.clone().or_else(|| sub.unit.clone()).ok_or(PayloadError::NoUnit)?;
                 raws.push(raw(topic, Some(&field.parameter), value, unit, time_ns, quality)?);
             }
@@ -113,24 +176,32 @@ pub fn decode(
             }
             Ok(raws)
         }
-        Payload::Influx => influx(sub, topic, text, arrival_ns),
     }
 }
 
+/// A raw value of the topic's point; with `parameter` (one of several of a JSON object) the
+/// topic's strings are copied, else moved out of it. On error the topic is left as it was.
 fn raw(
-    topic: &TopicMatch,
+    topic: &mut TopicMatch,
     parameter: Option<&str>,
     value: f64,
     unit: String,
     time_ns: i64,
     quality: Quality,
 ) -> Result<Raw, PayloadError> {
+    if topic.point.is_none() {
+        return Err(PayloadError::Unmapped("point"));
+    }
+    if parameter.is_none() && topic.parameter.is_none() {
+        return Err(PayloadError::Unmapped("parameter"));
+    }
+    let (point, parameter) = match parameter {
+        Some(p) => (topic.point.clone(), Some(p.to_string())),
+        None => (topic.point.take(), topic.parameter.take()),
+    };
     Ok(Raw {
-        point: topic.point.clone().ok_or(PayloadError::Unmapped("point"))?,
-        parameter: parameter
-            .map(str::to_string)
-            .or_else(|| topic.parameter.clone())
-            .ok_or(PayloadError::Unmapped("parameter"))?,
+        point: point.unwrap_or_default(),
+        parameter: parameter.unwrap_or_default(),
         value,
         unit,
         time_ns,
@@ -170,8 +241,8 @@ fn lookup<'a>(json: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// A number at `path`: a JSON number, a numeric string ("12.5", as some gateways send), or
 /// a boolean (a status bit: 1 or 0).
-fn number_at(json: &Value, path: &str) -> Result<Option<f64>, PayloadError> {
-    let Some(v) = lookup(json, path) else { return Ok(None) };
+fn number_at(json: &Doc<'_>, path: &str) -> Result<Option<f64>, PayloadError> {
+    let Some(v) = json.get(path) else { return Ok(None) };
     let n = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -187,12 +258,12 @@ fn string(v: &Value, path: &str) -> Result<String, PayloadError> {
     v.as_str().map(str::to_string).ok_or_else(|| PayloadError::NotString { path: path.to_string(), found: short(v) })
 }
 
-fn time_and_quality(sub: &Subscription, json: &Value, arrival_ns: i64) -> Result<(i64, Quality), PayloadError> {
-    let time_ns = match (sub.time_format, lookup(json, &sub.time_path)) {
+fn time_and_quality(sub: &Subscription, json: &Doc<'_>, arrival_ns: i64) -> Result<(i64, Quality), PayloadError> {
+    let time_ns = match (sub.time_format, json.get(&sub.time_path)) {
         (TimeFormat::Arrival, _) | (_, None) => arrival_ns,
         (format, Some(v)) => parse_time(v, format)?,
     };
-    let quality = match lookup(json, &sub.quality_path) {
+    let quality = match json.get(&sub.quality_path) {
         Some(v) => string(v, &sub.quality_path)?.parse().map_err(PayloadError::Quality)?,
         None => Quality::Valid,
     };
@@ -342,5 +413,6 @@ fn influx(sub: &Subscription, topic: &TopicMatch, text: &str, arrival_ns: i64) -
     Ok(raws)
 }
 
+mod pick;
 #[cfg(test)]
 mod tests;

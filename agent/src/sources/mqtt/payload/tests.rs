@@ -190,3 +190,125 @@ fn malformed_json_is_named() {
     assert!(e.to_string().len() < 120, "excerpts stay short: {e}");
     assert_eq!(s.payload, Payload::Json);
 }
+
+/// `pick` finds what `lookup` finds in the whole document, or declines.
+fn picked_as_whole(text: &str, paths: &[&str]) -> Option<Vec<Option<serde_json::Value>>> {
+    let found = super::pick::pick(text, paths)?;
+    let whole: serde_json::Value = serde_json::from_str(text).expect("valid JSON");
+    for (path, value) in paths.iter().zip(&found) {
+        assert_eq!(value.as_ref(), super::lookup(&whole, path), "path {path} in {text}");
+    }
+    Some(found)
+}
+
+#[test]
+fn picking_paths_reads_only_scalars_and_declines_the_rest() {
+    let text = r#"{"value": 12.5, "time": 1795341600000, "unit": "mg/L", "q": null,
+        "data": {"readings": [{"v": 1}, {"v": -2, "x": [1, 2]}], "0": true},
+        "big": 18446744073709551615, "esc\"aped": "a\u00e9"}"#;
+    let got = picked_as_whole(
+        text,
+        &[
+            "value",
+            "time",
+            "unit",
+            "q",
+            "data.readings.1.v",
+            "data.0",
+            "big",
+            "esc\"aped",
+            "nope",
+            "value.x",
+            "data.readings.7",
+        ],
+    )
+    .expect("all scalars");
+    assert_eq!(
+        got,
+        vec![
+            Some(json!(12.5)),
+            Some(json!(1_795_341_600_000u64)),
+            Some(json!("mg/L")),
+            None, // null is absent, as lookup says
+            Some(json!(-2)),
+            Some(json!(true)),
+            Some(json!(u64::MAX)),
+            Some(json!("aé")),
+            None,
+            None,
+            None,
+        ]
+    );
+    // A key seen twice: the last one counts, also when it no longer holds the path.
+    assert_eq!(picked_as_whole(r#"{"a": 1, "a": 2}"#, &["a"]), Some(vec![Some(json!(2))]));
+    assert_eq!(picked_as_whole(r#"{"a": {"b": 1}, "a": 2}"#, &["a.b"]), Some(vec![None]));
+    // An object or array at a path, or no JSON at all: the caller reads the whole document.
+    assert_eq!(super::pick::pick(r#"{"value": {"v": 1}}"#, &["value"]), None);
+    assert_eq!(super::pick::pick(r#"{"value": [1]}"#, &["value"]), None);
+    assert_eq!(super::pick::pick(r#"{"value": 1"#, &["value"]), None);
+    assert_eq!(super::pick::pick(r#"{"value": 1} x"#, &["value"]), None);
+}
+
+#[test]
+fn decoding_is_the_same_whether_the_paths_are_picked_or_the_document_read_whole() {
+    // Each payload through `decode` (picked when it can be) and the whole-document path.
+    let s = sub("payload = \"json\"\nunit = \"mg/L\"\ntime_format = \"epoch_ms\"");
+    for payload in [
+        r#"{"value": 12.5, "time": 1795341600000}"#,
+        r#"{"value": "12.5", "time": 1795341600000, "unit": "g/m3", "quality": "suspect"}"#,
+        r#"{"value": {"x": 1}, "time": 1}"#,
+        r#"{"value": 1, "time": "soon"}"#,
+        r#"{"value": 1, "unit": 5}"#,
+        r#"{"time": 1}"#,
+        r#"{"value": 1, "value": null}"#,
+        r#"[1, 2]"#,
+        r#"{"value": 1,}"#,
+    ] {
+        let whole = super::json(
+            &s,
+            &mut at("o", Some("cod")),
+            &super::Doc::Whole(serde_json::from_str(payload).unwrap_or_default()),
+            ARRIVAL,
+        );
+        let decoded = one(&s, payload);
+        match serde_json::from_str::<serde_json::Value>(payload) {
+            Ok(_) => assert_eq!(decoded, whole, "{payload}"),
+            Err(_) => assert!(matches!(decoded, Err(PayloadError::NotJson(_))), "{payload}: {decoded:?}"),
+        }
+    }
+}
+
+/// Documents over a few keys (some of them digits, so that array indexes and object keys
+/// meet), written with duplicate keys at times.
+fn document() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just("null".to_string()),
+        any::<bool>().prop_map(|b| b.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        (-1e6f64..1e6).prop_map(|x| format!("{x:?}")),
+        "[a-z0-9.]{0,4}".prop_map(|s| format!("\"{s}\"")),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+            proptest::collection::vec((proptest::sample::select(vec!["a", "b", "0", "1"]), inner), 0..5).prop_map(
+                |m| format!("{{{}}}", m.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(","))
+            ),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #[test]
+    fn picking_finds_what_the_whole_document_holds(
+        text in document(),
+        paths in proptest::collection::vec(proptest::collection::vec(proptest::sample::select(vec!["a", "b", "0", "1"]), 1..4), 1..5),
+    ) {
+        let paths: Vec<String> = paths.iter().map(|p| p.join(".")).collect();
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        // Declining is always allowed; an answer must be lookup's (checked inside).
+        let _ = picked_as_whole(&text, &paths);
+    }
+}
