@@ -143,7 +143,11 @@ impl<'a> Line<'a> {
 /// `str::split_once` for an ASCII separator, found with `memchr` alone, where the `char`
 /// pattern's searcher adds a call to `memcmp` per match (a body has tens of them a line).
 fn split_once_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let at = memchr::memchr(sep, s.as_bytes())?;
+    // A field (`cod=61.5`) is found faster by a plain scan than through memchr's dispatch.
+    let at = match s.len() < 32 {
+        true => s.bytes().position(|b| b == sep),
+        false => memchr::memchr(sep, s.as_bytes()),
+    }?;
     Some((&s[..at], &s[at + 1..]))
 }
 

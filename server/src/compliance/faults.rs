@@ -43,6 +43,20 @@ impl Recent {
         if !quality.is_judged() {
             return;
         }
+        // In time order: the newest run goes on, or a new one starts after it.
+        if let Some((_, run)) = self.runs.back_mut()
+            && run.last_ns < t
+        {
+            if run.value == value {
+                run.last_ns = t;
+            } else {
+                self.runs.push_back((t, Run { last_ns: t, value }));
+                if self.runs.len() > RUNS_KEPT {
+                    self.runs.pop_front();
+                }
+            }
+            return;
+        }
         // Where `t` goes: after every run starting at or before it.
         let at = self.runs.partition_point(|(first, _)| *first <= t);
         match at.checked_sub(1).map(|i| (i, self.runs[i])) {

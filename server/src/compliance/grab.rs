@@ -196,6 +196,13 @@ impl Grabs {
     }
 
     fn add_compliant(&mut self, t: i64) {
+        // In time order, the newest item is the stretch `t` extends: nothing after it.
+        if let Some((first, Item::Compliant { last_ns })) = self.items.last_mut()
+            && first <= t
+        {
+            *last_ns = (*last_ns).max(t);
+            return;
+        }
         let next = match self.items.after(t) {
             Some((s, &Item::Compliant { last_ns })) => Some((s, last_ns)),
             _ => None,

@@ -75,6 +75,11 @@ impl<V> Timeline<V> {
         self.entries.retain(|(s, v)| keep(*s, v));
     }
 
+    /// The newest entry, to change.
+    pub(super) fn last_mut(&mut self) -> Option<(i64, &mut V)> {
+        self.entries.last_mut().map(|(s, v)| (*s, v))
+    }
+
     /// Every entry, oldest first.
     pub(super) fn all(&self) -> &[(i64, V)] {
         &self.entries
