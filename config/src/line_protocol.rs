@@ -329,7 +329,7 @@ pub fn decode_rows<'a>(
 /// quote nor a backslash, as agents and Telegraf send, splits exactly at every newline, and
 /// a split at `\n` finds those many times faster than the splitter's state machine.
 fn lines(body: &str) -> Box<dyn Iterator<Item = &str> + '_> {
-    match body.bytes().any(|b| b == b'"' || b == b'\\') {
+    match memchr::memchr2(b'"', b'\\', body.as_bytes()).is_some() {
         true => Box::new(split_lines(body)),
         false => Box::new(line::split_byte(body, b'\n')),
     }
@@ -437,7 +437,12 @@ fn decode_canonical<'l>(line: &Line<'l>, kind: Kind, time_ns: i64, out: &mut Vec
 /// A factory, point or parameter name: line protocol can carry control characters (an escaped
 /// newline), no registry id or catalog code has them, and the encoder could not write them back.
 fn name<'a>(what: &str, s: &'a str) -> Result<&'a str, String> {
-    match s.chars().any(char::is_control) {
+    // ASCII names (all ids and codes) by their bytes; others by their chars (C1 controls).
+    let control = match s.is_ascii() {
+        true => s.bytes().any(|b| b.is_ascii_control()),
+        false => s.chars().any(char::is_control),
+    };
+    match control {
         true => Err(format!("{what} {s:?}: control characters are not allowed in names")),
         false => Ok(s),
     }

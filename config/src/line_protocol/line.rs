@@ -86,9 +86,9 @@ impl<'a> Line<'a> {
 
     fn fill(&mut self, text: &'a str) -> Option<()> {
         let bytes = text.as_bytes();
-        if bytes.first().is_none_or(|&b| b == b' ' || b == b'#')
-            || bytes.iter().any(|&b| matches!(b, b'\\' | b'"' | b'\t' | b'\n' | b'\0'))
-        {
+        // No early exit: the whole scan is vectorised, several times faster on a line's bytes.
+        let special = bytes.iter().fold(false, |any, &b| any | matches!(b, b'\\' | b'"' | b'\t' | b'\n' | b'\0'));
+        if bytes.first().is_none_or(|&b| b == b' ' || b == b'#') || special {
             return None;
         }
         // series, 1+ spaces, fields, then optionally 1+ spaces, timestamp and trailing spaces;
