@@ -21,7 +21,12 @@ impl<V> Timeline<V> {
 
     /// The value of the period starting at `start`, created with `new` if absent.
     pub(super) fn entry(&mut self, start: i64, new: impl FnOnce() -> V) -> &mut V {
-        let at = self.at(start);
+        // In time order, the newest period or the next one: no search.
+        let at = match self.entries.last() {
+            Some((last, _)) if *last == start => self.entries.len() - 1,
+            Some((last, _)) if *last < start => self.entries.len(),
+            _ => self.at(start),
+        };
         if self.entries.get(at).is_none_or(|(s, _)| *s != start) {
             self.insert_at(at, start, new());
         }
