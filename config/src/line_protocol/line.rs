@@ -169,6 +169,34 @@ pub(super) fn split_byte(s: &str, sep: u8) -> impl Iterator<Item = &str> {
     })
 }
 
+/// `D+` or `D+.D+` of at most 15 digits (what sensors send: `61.5`, `7.02`, `1200`), read
+/// as the integer of its digits divided by a power of ten: both exact in an `f64`, and IEEE
+/// division rounds correctly, so the result is `str::parse`'s to the bit (Clinger's fast
+/// path) without its general machinery. `None` for anything else (then `str::parse`).
+fn short_decimal(s: &str) -> Option<f64> {
+    const POWERS: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let bytes = s.as_bytes();
+    if bytes.is_empty() || bytes.len() > 16 {
+        return None;
+    }
+    let (mut digits, mut point, mut value) = (0usize, None, 0u64);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                value = value * 10 + u64::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if point.is_none() && i > 0 && i + 1 < bytes.len() => point = Some(i),
+            _ => return None,
+        }
+    }
+    if digits > 15 {
+        return None;
+    }
+    let decimals = point.map_or(0, |p| bytes.len() - p - 1);
+    Some(value as f64 / POWERS[decimals])
+}
+
 /// `-?[0-9]+`, as the text it is.
 fn integer(s: &str) -> Option<&str> {
     let digits = s.strip_prefix('-').unwrap_or(s);
@@ -194,6 +222,9 @@ fn value(s: &str) -> Option<Value<'static>> {
         _ => {}
     }
     let unsigned = s.strip_prefix('-').unwrap_or(s);
+    if let Some(v) = short_decimal(unsigned) {
+        return Some(Value::F64(if unsigned.len() < s.len() { -v } else { v }));
+    }
     let (mantissa, exponent) = match unsigned.bytes().position(|b| b == b'e' || b == b'E') {
         Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
         None => (unsigned, None),

@@ -440,3 +440,21 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    /// Short decimals read by the quick path are `str::parse`'s, bit for bit.
+    #[test]
+    fn short_decimals_are_read_as_str_parse_reads_them(
+        whole in "-?[0-9]{1,12}",
+        fraction in proptest::option::of("[0-9]{1,8}"),
+    ) {
+        let text = match &fraction {
+            Some(f) => format!("{whole}.{f}"),
+            None => whole.clone(),
+        };
+        let line = format!("effluent,factory=f1,point=p1 cod={text} 1");
+        let want: f64 = text.parse().expect("a number");
+        let got = decode(&line, Precision::Ns, 0).expect("decodes");
+        proptest::prop_assert_eq!(got[0].value.to_bits(), want.to_bits(), "{}", text);
+    }
+}
