@@ -6,19 +6,18 @@
 //! would otherwise use. On this machine kind (2 cores) the disk does ≈ 5 700 fdatasync'd
 //! 4 KiB appends/s and ≈ 1 600 of 430 KiB (≈ 680 MB/s): the cost of durability is the
 //! number of syncs, not the bytes. So concurrent writes share one sync (group commit) and
-//! a point costs 22 bytes of sequential append; a B-tree engine (SQLite, redb) would write
+//! a point costs ≈ 12 bytes of sequential append; a B-tree engine (SQLite, redb) would write
 //! each point into pages at random places plus a journal (not measured here: the log is
 //! not the bottleneck, see below). A log is also what retention (delete whole old
 //! segments) and the InfluxDB write-through (a cursor over the same log) need.
 //!
 //! Measured with `scripts/bench-ingest.sh` (1 000 factories × 10 parameters, 5 000-point
-//! bodies, 8 connections, 10 s per target, other engineers' builds on the same 2 cores, so
-//! ±40 % between runs): eitwatch 1.48–1.89 M points/s acknowledged after fdatasync (p99
-//! 36–65 ms), VictoriaMetrics 2.39–3.06 M (acknowledges before disk), InfluxDB 1.6
-//! 2.34–2.82 M. A profile of the server under that load puts the store (index, encode,
-//! group commit) at ≈ 7 % of CPU; line-protocol decoding (≈ 44 %), compliance (≈ 23 %) and
-//! catalog checks (≈ 13 %) are the rest.
-//! 580 batches took 369 fdatasyncs (1.6 batches a sync; more under more connections).
+//! bodies, 8 connections, 10 s per target, nothing else running; README *Testing*): eitwatch
+//! 7.7–8.0 M points/s acknowledged after fdatasync (p99 13 ms, ≈ 200 ns of CPU a point, the
+//! compliance engine included), VictoriaMetrics 4.0–4.3 M (acknowledges before disk),
+//! InfluxDB 1.6 2.4–2.8 M. While other builds write to the same disk, a group's fdatasync
+//! waits for their journal commits (5–9 ms a batch measured): points/s then says more about
+//! the disk than the code.
 //! The store alone (`cargo run --release -p eitwatch-server --example store-append`, same
 //! batches, no HTTP or parsing) took 2.1 M points/s from one thread and 4.3–4.9 M from 8
 //! (4 955 batches in 2 412 fdatasyncs), every batch on disk before `append` returned.
@@ -27,8 +26,9 @@
 //! ## In memory
 //! Interned series and their points in 128-point chunks (`index`): the newest chunk of a
 //! series as columns (17 bytes a point), full ones packed (≈ 4–9 bytes a point). Measured:
-//! ≈ 0.9 KiB RSS per active series (10 000 series given their first point) and ≈ 8.6 bytes
-//! per further point. Every point stays in memory: one series at one reading a second is
+//! ≈ 0.5 KiB RSS per active series (`examples/memory-per-series`: 10 000 series given their
+//! first point) and ≈ 5 bytes per further point (the whole server, in the ingest
+//! benchmark). Every point stays in memory: one series at one reading a second is
 //! ≈ 270 MB a year; a series a minute ≈ 4.5 MB a year. Keeping years of one-second data
 //! for thousands of series would need the packed chunks on disk (sealed segments with a
 //! per-series index), with only the newest in memory.
