@@ -19,9 +19,10 @@
 //! waits for their journal commits (5–9 ms a batch measured): points/s then says more about
 //! the disk than the code.
 //! The store alone (`cargo run --release -p eitwatch-server --example store-append`, same
-//! batches, no HTTP or parsing) took 2.1 M points/s from one thread and 4.3–4.9 M from 8
-//! (4 955 batches in 2 412 fdatasyncs), every batch on disk before `append` returned.
-//! Reopening replays ≈ 7.7 M points/s (12.8 M points in 1.7 s): the cost of a restart.
+//! batches, no HTTP or parsing, the example building each batch's readings itself) took
+//! 1.8 M points/s from one thread and 3.8 M from 8, every batch on disk before `append`
+//! returned. Reopening replays ≈ 16 M points/s (19.1 M points in 1.2 s): the cost of a
+//! restart.
 //!
 //! ## In memory
 //! Interned series and their points in 128-point chunks (`index`): the newest chunk of a
