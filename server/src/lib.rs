@@ -161,6 +161,9 @@ impl App {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Compliance rebuilt from the store"
         );
+        // Called on the compliance thread, under the engine's lock, for a series it has not
+        // seen by store id: takes the store's index lock briefly. The store never calls out
+        // while holding that lock, so the two cannot deadlock.
         let keys = store.clone();
         let compliance = compliance::Compliance::start(
             engine,
