@@ -1,6 +1,7 @@
 //! Memory per series, by part: the store, the compliance engine (series and tracks of the
 //! registry, then every series' first reading), and the alert book for the conditions one
-//! reading 30 days old leaves standing (availability of yesterday, no data, its deadlines).
+//! reading 30 days old leaves standing (availability of yesterday, no data, its deadlines),
+//! before and after the heap is trimmed as the compliance thread does after such a burst.
 //! The same shape as `scripts/bench-ingest.sh` (1 000 factories × 10 effluent parameters).
 //! RSS growth per series, so allocator slack counts, as it does for the server.
 //!
@@ -62,11 +63,15 @@ fn main() {
     book.reconcile(&conditions, t0 + 30 * 86_400_000_000_000).expect("memory-per-series");
     drop(conditions);
     let r5 = rss_kib();
+    // As the compliance thread does after a burst of alerts.
+    eitwatch_server::compliance::trim_heap();
+    let r6 = rss_kib();
     let per = |a: i64, b: i64| (b - a) * 1024 / n;
     println!("{n} series, bytes per series:");
     println!("  store (key, index, first point)          {:>6}", per(r0, r1));
     println!("  engine: series and tracks registered     {:>6}", per(r1, r2));
     println!("  engine: each series' first reading       {:>6}", per(r2, r3));
     println!("  alert book: {:>6} alerts standing        {:>6}", book.list().len(), per(r4, r5));
-    println!("  total                                    {:>6}", per(r0, r3) + per(r4, r5));
+    println!("  alert book, heap trimmed after the burst {:>6}", per(r4, r6));
+    println!("  total (trimmed)                          {:>6}", per(r0, r3) + per(r4, r6));
 }

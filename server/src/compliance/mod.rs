@@ -61,6 +61,22 @@ pub struct Compliance {
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+/// Alerts changed at once (an outage's no-data alerts, their resolution) after which the
+/// heap is trimmed.
+const TRIM_AFTER_ALERTS: usize = 1000;
+
+/// Gives the allocator's free pages back to the system after a burst: the alerts' copies
+/// and events are freed by then, but glibc keeps freed memory for reuse (measured with
+/// `examples/memory-per-series`: 16 000 alerts opened at once left ≈ 660 B per alert
+/// resident beyond what the book holds).
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer; it only releases free memory of glibc's heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Msg")
@@ -151,8 +167,12 @@ impl Compliance {
                 };
                 match changed {
                     Ok(changed) => {
+                        let burst = changed.len() >= TRIM_AFTER_ALERTS;
                         for a in changed {
                             events.publish("alert", &a.factory.clone(), serde_json::to_value(a).unwrap_or_default());
+                        }
+                        if burst {
+                            trim_heap();
                         }
                     }
                     Err(error) => tracing::error!(%error, "Cannot save alerts"),
