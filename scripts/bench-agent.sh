@@ -35,35 +35,12 @@ cargo build --profile agent-release -q -p eitwatch-agent --example mqtt_load
 agent_bin=${AGENT_BIN:-$shipped}
 load_bin=target/agent-release/examples/mqtt_load
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # what, command…
-  local what=$1; shift
-  for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "bench-agent: timed out waiting for $what" >&2; exit 1
-}
-
+rig_name=bench-agent
+. agent/shipped/rig.sh
 mq=$(free_port); sink=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 100\nmax_queued_messages 1000000\n' "$mq" >"$work/mosquitto.conf"
-setsid /usr/sbin/mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 & pids+=($!)
-setsid "$py" tests/peers/http_sink.py --port "$sink" >"$work/sink.log" 2>&1 & pids+=($!)
-wait_for mosquitto bash -c "echo >/dev/tcp/127.0.0.1/$mq"
-wait_for "the sink" bash -c "echo >/dev/tcp/127.0.0.1/$sink"
-
-{
-  printf '[agent]\nfactory = "f1"\ndata_dir = "%s/agent"\n' "$work"
-  for i in $(seq 0 99); do printf '[[point]]\nid = "p%s"\nkind = "effluent"\n' "$i"; done
-  printf '[uplink]\nurl = "http://127.0.0.1:%s"\ntoken = "eitwatch"\nbatch_max_readings = 5000\nbatch_max_age_ms = 1000\n' "$sink"
-  printf '[[mqtt]]\nname = "bench"\nbroker = "127.0.0.1:%s"\nclient_id = "eitwatch-agent"\nqos = 1\n%s\n' "$mq" "${AGENT_TOML:-}"
-  printf '[[mqtt.subscription]]\ntopic = "bench/{point}/{parameter}"\npayload = "json"\nunit = "mg/L"\ntime_format = "epoch_ms"\n'
-} >"$work/agent.toml"
+rig_peers "$mq" "$sink"
+rig_agent_config "http://127.0.0.1:$sink" "127.0.0.1:$mq" \
+  "$(printf 'batch_max_readings = 5000\nbatch_max_age_ms = 1000')" "${AGENT_TOML:-}"
 RUST_LOG=warn setsid "$agent_bin" --config "$work/agent.toml" >"$work/agent.log" 2>&1 & rust_pid=$!; pids+=($rust_pid)
 setsid "$py" tests/peers/python_agent.py --broker-port "$mq" --url "http://127.0.0.1:$sink" --token python \
   >"$work/python.log" 2>&1 & python_pid=$!; pids+=($python_pid)
@@ -76,8 +53,6 @@ hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 anon_kb() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }
 file_kb() { awk '/RssFile/ {print $2}' "/proc/$1/status"; }
 pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
-counts() { "$py" -c "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:$sink/counts').read().decode())"; }
-count_of() { counts | "$py" -c "import json,sys; print(json.load(sys.stdin).get('$1', 0))"; }
 
 published=0
 start_ms=1795300000000
@@ -88,7 +63,7 @@ for rate in 1000 10000; do
   published=$((published + sent)); start_ms=$((start_ms + 3600000))
   # Drain: both agents must have delivered everything published so far.
   for _ in $(seq 1 600); do
-    rc=$(count_of eitwatch); pc=$(count_of python)
+    rc=$(sink_count "$sink" eitwatch); pc=$(sink_count "$sink" python)
     [ "$rc" -ge "$published" ] && [ "$pc" -ge "$published" ] && break
     sleep 0.1
   done

@@ -24,41 +24,20 @@ if [ "${CHECK_NAMES_INSIDE:-}" != 1 ]; then
 fi
 
 py=.peers/venv/bin/python
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-wait_for() { # what, command…
-  local what=$1; shift
-  for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "check-names: timed out waiting for $what" >&2; exit 1
-}
+rig_name=check-names
+. agent/shipped/rig.sh
 ip link set lo up
 printf 'nameserver 127.0.0.1\noptions timeout:2 attempts:2\n' >"$work/resolv.conf"
 mount --bind "$work/resolv.conf" /etc/resolv.conf
 setsid "$py" agent/shipped/dns_peer.py --port 53 --log "$work/dns.log" >"$work/dns.out" 2>&1 & pids+=($!)
 mq=18830; sink=18086 # a namespace of our own: no other process has ports here
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mq" >"$work/mosquitto.conf"
-setsid /usr/sbin/mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 & pids+=($!)
-setsid "$py" tests/peers/http_sink.py --port "$sink" >"$work/sink.log" 2>&1 & pids+=($!)
-wait_for mosquitto bash -c "echo >/dev/tcp/127.0.0.1/$mq"
-wait_for "the sink" bash -c "echo >/dev/tcp/127.0.0.1/$sink"
-{
-  printf '[agent]\nfactory = "f1"\ndata_dir = "%s/agent"\n' "$work"
-  for i in $(seq 0 99); do printf '[[point]]\nid = "p%s"\nkind = "effluent"\n' "$i"; done
-  printf '[uplink]\nurl = "http://localhost:%s"\ntoken = "eitwatch"\nbatch_max_age_ms = 200\n' "$sink"
-  printf '[[mqtt]]\nname = "names"\nbroker = "broker.eitwatch.test:%s"\nclient_id = "eitwatch-agent"\nqos = 1\n' "$mq"
-  printf '[[mqtt.subscription]]\ntopic = "bench/{point}/{parameter}"\npayload = "json"\nunit = "mg/L"\ntime_format = "epoch_ms"\n'
-} >"$work/agent.toml"
+rig_peers "$mq" "$sink"
+rig_agent_config "http://localhost:$sink" "broker.eitwatch.test:$mq" 'batch_max_age_ms = 200'
 RUST_LOG=info setsid "$agent_bin" --config "$work/agent.toml" >"$work/agent.log" 2>&1 & pids+=($!)
 wait_for "the agent's subscription (via DNS)" grep -q 'as eitwatch-agent' "$work/mosquitto.log"
 sleep 1 # the SUBSCRIBE follows the CONNECT
 target/agent-release/examples/mqtt_load "$mq" "$readings" 1 1795300000000 >/dev/null 2>>"$work/load.log"
-count() { "$py" -c "import json,urllib.request;print(json.loads(urllib.request.urlopen('http://127.0.0.1:$sink/counts').read()).get('eitwatch',0))"; }
+count() { sink_count "$sink" eitwatch; }
 for _ in $(seq 1 300); do [ "$(count)" -ge "$readings" ] && break; sleep 0.1; done
 got=$(count)
 asked=$(grep -c '^broker.eitwatch.test type 1$' "$work/dns.log" || true)

@@ -23,35 +23,12 @@ agent_bin=$(bash agent/shipped/build.sh -q)
 cargo build --profile agent-release -q -p eitwatch-agent --example mqtt_load
 load_bin=target/agent-release/examples/mqtt_load
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # what, command…
-  local what=$1; shift
-  for _ in $(seq 1 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "link-order.sh: timed out waiting for $what" >&2; exit 1
-}
-count() { "$py" -c "import json,urllib.request;print(json.loads(urllib.request.urlopen('http://127.0.0.1:$sink/counts').read()).get('eitwatch',0))"; }
-
+rig_name=link-order.sh
+. agent/shipped/rig.sh
+count() { sink_count "$sink" eitwatch; }
 mq=$(free_port); sink=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 100\nmax_queued_messages 1000000\n' "$mq" >"$work/mosquitto.conf"
-setsid /usr/sbin/mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 & pids+=($!)
-setsid "$py" tests/peers/http_sink.py --port "$sink" >"$work/sink.log" 2>&1 & pids+=($!)
-wait_for mosquitto bash -c "echo >/dev/tcp/127.0.0.1/$mq"
-wait_for "the sink" bash -c "echo >/dev/tcp/127.0.0.1/$sink"
-{
-  printf '[agent]\nfactory = "f1"\ndata_dir = "%s/agent"\n' "$work"
-  for i in $(seq 0 99); do printf '[[point]]\nid = "p%s"\nkind = "effluent"\n' "$i"; done
-  printf '[uplink]\nurl = "http://127.0.0.1:%s"\ntoken = "eitwatch"\nbatch_max_readings = 5000\nbatch_max_age_ms = 1000\n' "$sink"
-  printf '[[mqtt]]\nname = "bench"\nbroker = "127.0.0.1:%s"\nclient_id = "eitwatch-agent"\nqos = 1\n' "$mq"
-  printf '[[mqtt.subscription]]\ntopic = "bench/{point}/{parameter}"\npayload = "json"\nunit = "mg/L"\ntime_format = "epoch_ms"\n'
-} >"$work/agent.toml"
+rig_peers "$mq" "$sink"
+rig_agent_config "http://127.0.0.1:$sink" "127.0.0.1:$mq" "$(printf 'batch_max_readings = 5000\nbatch_max_age_ms = 1000')"
 # Names as in the symbol table (--demangle=no), one file at the agent's exit.
 RUST_LOG=warn valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/callgrind.out" \
   "$agent_bin" --config "$work/agent.toml" >"$work/agent.log" 2>&1 & agent_pid=$!; pids+=($agent_pid)
