@@ -207,29 +207,21 @@ impl Grabs {
             Some((s, &Item::Compliant { last_ns })) => Some((s, last_ns)),
             _ => None,
         };
-        match self.items.at_or_before(t) {
-            Some((_, &Item::Compliant { last_ns })) if last_ns >= t => {}
-            Some((first, &Item::Compliant { .. })) => {
-                let last_ns = match next {
-                    Some((s, last)) => {
-                        self.items.remove(s);
-                        last
-                    }
-                    None => t,
-                };
-                self.items.insert(first, Item::Compliant { last_ns });
+        // The stretch `t` joins (the one before it) or starts, and the one after it, if any,
+        // merges into it.
+        let start = match self.items.at_or_before(t) {
+            Some((_, &Item::Compliant { last_ns })) if last_ns >= t => return,
+            Some((first, &Item::Compliant { .. })) => first,
+            _ => t,
+        };
+        let last_ns = match next {
+            Some((s, last)) => {
+                self.items.remove(s);
+                last
             }
-            _ => {
-                let last_ns = match next {
-                    Some((s, last)) => {
-                        self.items.remove(s);
-                        last
-                    }
-                    None => t,
-                };
-                self.items.insert(t, Item::Compliant { last_ns });
-            }
-        }
+            None => t,
+        };
+        self.items.insert(start, Item::Compliant { last_ns });
     }
 
     /// Forgets samples measured before `cutoff_ns` (retention).

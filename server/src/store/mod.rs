@@ -107,38 +107,32 @@ pub trait Offered {
     }
 }
 
-impl Offered for Reading {
-    fn names(&self) -> (Kind, &str, &str, &str) {
-        (self.kind, &self.factory, &self.point, &self.parameter)
-    }
-    fn time_ns(&self) -> i64 {
-        self.time_ns
-    }
-    fn stored(&self) -> Stored {
-        Stored {
-            value: self.value,
-            quality: self.quality,
-            source: self.source,
-            below_detection_limit: self.below_detection_limit,
+/// `Reading` and `Row` hold the same fields (names owned or borrowed).
+macro_rules! offered_fields {
+    () => {
+        fn names(&self) -> (Kind, &str, &str, &str) {
+            (self.kind, &self.factory, &self.point, &self.parameter)
         }
-    }
+        fn time_ns(&self) -> i64 {
+            self.time_ns
+        }
+        fn stored(&self) -> Stored {
+            Stored {
+                value: self.value,
+                quality: self.quality,
+                source: self.source,
+                below_detection_limit: self.below_detection_limit,
+            }
+        }
+    };
+}
+
+impl Offered for Reading {
+    offered_fields!();
 }
 
 impl Offered for Row<'_> {
-    fn names(&self) -> (Kind, &str, &str, &str) {
-        (self.kind, &self.factory, &self.point, &self.parameter)
-    }
-    fn time_ns(&self) -> i64 {
-        self.time_ns
-    }
-    fn stored(&self) -> Stored {
-        Stored {
-            value: self.value,
-            quality: self.quality,
-            source: self.source,
-            below_detection_limit: self.below_detection_limit,
-        }
-    }
+    offered_fields!();
     /// The rows of one line borrow the same factory and point text from the body.
     fn same_point(&self, previous: &Self) -> bool {
         let same = |a: &str, b: &str| std::ptr::eq(a, b);
