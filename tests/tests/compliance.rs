@@ -56,8 +56,19 @@ async fn an_hourly_emission_limit_is_judged_with_o2_correction() {
     assert_eq!(episodes.len(), 1, "{episodes:?}");
     assert_eq!((episodes[0]["start_ns"].as_i64(), episodes[0]["periods"].as_u64()), (Some(hour), Some(1)));
     // Status: the hours since are judged "insufficient data" (nothing came), yet the
-    // exceedance stays open: only a compliant period ends it, not an outage.
-    let status = server.get("/api/v1/status?factory=f1&parameter=so2").await;
+    // exceedance stays open: only a compliant period ends it, not an outage. The hours without
+    // data are judged, and no data found, at the engine's next tick (`tick_ms`), not at once.
+    let status = wait_for("the silent hours judged", Duration::from_secs(10), || {
+        let server = &server;
+        async move {
+            let status = server.get("/api/v1/status?factory=f1&parameter=so2").await;
+            let silent = status["series"][0]["open_alerts"]
+                .as_array()
+                .is_some_and(|open| open.iter().any(|a| a["kind"] == "no_data"));
+            silent.then_some(status)
+        }
+    })
+    .await;
     let series = &status["series"][0];
     assert_eq!(series["judgements"][0]["current"]["outcome"], "insufficient_data", "{status}");
     let open: Vec<_> =
