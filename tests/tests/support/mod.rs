@@ -22,7 +22,7 @@ pub fn bin(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        "{} missing: run `cargo build --workspace --bins --tests --examples` first (scripts/test.sh does)",
         path.display()
     );
     path
