@@ -169,9 +169,9 @@ impl App {
             engine,
             move |id| {
                 keys.series_key(id).map(|k| compliance::SeriesId {
-                    factory: k.factory,
-                    point: k.point,
-                    parameter: k.parameter,
+                    factory: k.factory.into(),
+                    point: k.point.into(),
+                    parameter: k.parameter.into(),
                 })
             },
             alerts.clone(),

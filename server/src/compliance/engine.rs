@@ -16,7 +16,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rustc_hash::FxHashMap;
+use std::hash::{Hash, Hasher};
+
+use hashbrown::HashTable;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
 use eitwatch_config::Catalog;
@@ -50,15 +53,45 @@ impl Default for Settings {
     }
 }
 
-/// One series: a parameter at a point.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// One series: a parameter at a point. The names are shared (the engine keeps one
+/// allocation per distinct name): a series holds three pointers, not three strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesId {
     /// Factory id.
-    pub factory: String,
+    pub factory: Arc<str>,
     /// Point id.
-    pub point: String,
+    pub point: Arc<str>,
     /// Parameter code.
-    pub parameter: String,
+    pub parameter: Arc<str>,
+}
+
+impl SeriesId {
+    /// A series id from its names.
+    pub fn new(factory: &str, point: &str, parameter: &str) -> SeriesId {
+        SeriesId { factory: factory.into(), point: point.into(), parameter: parameter.into() }
+    }
+}
+
+/// The hash of a series' names, as the engine's series table keeps it.
+fn hash_names(factory: &str, point: &str, parameter: &str) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    (factory, point, parameter).hash(&mut h);
+    h.finish()
+}
+
+/// One allocation per distinct name (factory, point, parameter, area).
+#[derive(Debug, Default)]
+struct Names(FxHashSet<Arc<str>>);
+
+impl Names {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.0.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = name.into();
+        self.0.insert(n.clone());
+        n
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -109,8 +142,8 @@ struct DayCount {
 
 #[derive(Debug)]
 struct Series {
-    id: Arc<SeriesId>,
-    area: String,
+    id: SeriesId,
+    area: Arc<str>,
     kind: Kind,
     point: Arc<Point>,
     /// Hour start → its readings' aggregate.
@@ -119,7 +152,13 @@ struct Series {
     recent: Recent,
     days: Timeline<DayCount>,
     /// Its tracks' indices (created together, so contiguous).
-    tracks: std::ops::Range<usize>,
+    tracks: (u32, u32),
+}
+
+impl Series {
+    fn tracks(&self) -> std::ops::Range<usize> {
+        self.tracks.0 as usize..self.tracks.1 as usize
+    }
 }
 
 /// The result of a judged period.
@@ -212,9 +251,8 @@ enum Cause {
 
 #[derive(Debug)]
 struct Track {
-    series: Arc<SeriesId>,
     /// Its series' index in `Engine::series`.
-    at: usize,
+    at: u32,
     limit: Arc<LimitUsed>,
     /// Judged periods of a fixed-period limit.
     periods: BTreeMap<i64, Period>,
@@ -410,13 +448,16 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn covers(&self, area: &str, id: &SeriesId) -> bool {
+    fn covers(&self, area: &str, factory: &str, point: &str, parameter: &str) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        eq(&self.scope, &id.factory)
+        eq(&self.scope, factory)
             && eq(&self.area, area)
-            && eq(&self.factory, &id.factory)
-            && eq(&self.point, &id.point)
-            && eq(&self.parameter, &id.parameter)
+            && eq(&self.factory, factory)
+            && eq(&self.point, point)
+            && eq(&self.parameter, parameter)
+    }
+    fn covers_series(&self, s: &Series) -> bool {
+        self.covers(&s.area, &s.id.factory, &s.id.point, &s.id.parameter)
     }
     fn range(&self) -> (i64, i64) {
         (self.from_ns.unwrap_or(i64::MIN), self.to_ns.unwrap_or(i64::MAX))
@@ -440,7 +481,7 @@ pub struct Measured {
 }
 
 /// `Engine::by_store_id` for a store series not seen yet.
-const NOT_SEEN: usize = usize::MAX;
+const NOT_SEEN: u32 = u32::MAX;
 
 /// The compliance engine. Pure: no I/O, time from its clock.
 #[derive(Debug)]
@@ -450,11 +491,13 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     /// Every series, in the order first seen (an index never changes: series are kept).
     series: Vec<Series>,
-    /// Series id → index in `series`.
-    series_at: FxHashMap<Arc<SeriesId>, usize>,
+    /// Indices in `series`, found by their names' hash (`hash_names`): a slot is 4 bytes,
+    /// where a map keyed by the id would hold a copy of it.
+    series_at: HashTable<u32>,
+    names: Names,
     /// The store's series id → index in `series`, as far as seen (`NOT_SEEN` otherwise):
     /// readings that come with their store ids are found without hashing their strings.
-    by_store_id: Vec<usize>,
+    by_store_id: Vec<u32>,
     tracks: Vec<Track>,
     /// Shared by the series of one point, and by every track applying the same limit: a
     /// series costs its own state, not a copy of its point and limits.
@@ -488,7 +531,8 @@ impl Engine {
             settings,
             clock,
             series: Vec::new(),
-            series_at: FxHashMap::default(),
+            series_at: HashTable::new(),
+            names: Names::default(),
             by_store_id: Vec::new(),
             tracks: Vec::new(),
             o2_dependents: FxHashMap::default(),
@@ -536,26 +580,37 @@ impl Engine {
         std::mem::take(&mut self.new_revisions)
     }
 
+    /// The index of a series, if it exists.
+    fn find(&self, factory: &str, point: &str, parameter: &str) -> Option<usize> {
+        let series = &self.series;
+        self.series_at
+            .find(hash_names(factory, point, parameter), |&i| {
+                let id = &series[i as usize].id;
+                *id.parameter == *parameter && *id.point == *point && *id.factory == *factory
+            })
+            .map(|&i| i as usize)
+    }
+
     /// Creates the series (and its tracks) on first sight; `None` for a point not registered.
-    fn series_index(&mut self, id: &SeriesId) -> Option<usize> {
-        if let Some(&at) = self.series_at.get(id) {
+    fn series_index(&mut self, factory_id: &str, point_id: &str, parameter: &str) -> Option<usize> {
+        if let Some(at) = self.find(factory_id, point_id, parameter) {
             return Some(at);
         }
         let at = self.series.len();
-        let (area, factory) = self.registry.factory(&id.factory)?;
-        let point = factory.point.iter().find(|p| p.id == id.point)?;
-        let limits = limits_for(Standards::builtin(), factory, point, &id.parameter);
-        let arc_id = Arc::new(id.clone());
+        let (area, factory) = self.registry.factory(factory_id)?;
+        let point = factory.point.iter().find(|p| p.id == point_id)?;
+        let limits = limits_for(Standards::builtin(), factory, point, parameter);
+        let names = &mut self.names;
+        let id = SeriesId { factory: names.get(factory_id), point: names.get(point_id), parameter: names.get(parameter) };
         let first_track = self.tracks.len();
         for limit in limits {
             let index = self.tracks.len();
             if limit.reference_o2_pct.is_some() {
-                let o2 = SeriesId { parameter: O2.to_string(), ..id.clone() };
+                let o2 = SeriesId { parameter: self.names.get(O2), ..id.clone() };
                 self.o2_dependents.entry(o2).or_default().push(index);
             }
             self.tracks.push(Track {
-                series: arc_id.clone(),
-                at,
+                at: at as u32,
                 limit: self.limits.entry(format!("{limit:?}")).or_insert_with(|| Arc::new(limit)).clone(),
                 periods: BTreeMap::new(),
                 grabs: Grabs::default(),
@@ -564,39 +619,34 @@ impl Engine {
                 filled_to: None,
             });
         }
-        let tracks = first_track..self.tracks.len();
         let series = Series {
-            id: arc_id.clone(),
-            area: area.id.clone(),
+            area: self.names.get(&area.id),
             kind: point.kind,
             point: self
                 .points
-                .entry((id.factory.clone(), id.point.clone()))
+                .entry((factory_id.to_string(), point_id.to_string()))
                 .or_insert_with(|| Arc::new(point.clone()))
                 .clone(),
             hours: Timeline::default(),
             recent: Recent::default(),
             days: Timeline::default(),
-            tracks,
+            tracks: (first_track as u32, self.tracks.len() as u32),
+            id,
         };
         self.series.push(series);
-        self.series_at.insert(arc_id, at);
+        let all = &self.series;
+        self.series_at.insert_unique(hash_names(factory_id, point_id, parameter), at as u32, |&i| {
+            let id = &all[i as usize].id;
+            hash_names(&id.factory, &id.point, &id.parameter)
+        });
         Some(at)
     }
 
     /// Takes accepted readings, in any order. Instantaneous limits are judged at once; the
     /// periods the readings fall in are marked for recomputation (see [`Engine::settle`]).
     pub fn ingest(&mut self, readings: &[Reading]) {
-        // Reused for every lookup: a reading costs no key allocation.
-        let mut id = SeriesId::default();
         for r in readings {
-            for (field, value) in
-                [(&mut id.factory, &r.factory), (&mut id.point, &r.point), (&mut id.parameter, &r.parameter)]
-            {
-                field.clear();
-                field.push_str(value);
-            }
-            if let Some(at) = self.series_index(&id) {
+            if let Some(at) = self.series_index(&r.factory, &r.point, &r.parameter) {
                 let sample = Sample { value: r.value, quality: r.quality, not_detected: r.below_detection_limit };
                 self.ingest_one(at, r.time_ns, sample);
             }
@@ -610,13 +660,16 @@ impl Engine {
         for m in measured {
             let store_id = m.series as usize;
             let at = match self.by_store_id.get(store_id) {
-                Some(&at) if at != NOT_SEEN => at,
+                Some(&at) if at != NOT_SEEN => at as usize,
                 _ => {
-                    let Some(at) = key_of(m.series).and_then(|id| self.series_index(&id)) else { continue };
+                    let Some(at) = key_of(m.series).and_then(|id| self.series_index(&id.factory, &id.point, &id.parameter))
+                    else {
+                        continue;
+                    };
                     if self.by_store_id.len() <= store_id {
                         self.by_store_id.resize(store_id + 1, NOT_SEEN);
                     }
-                    self.by_store_id[store_id] = at;
+                    self.by_store_id[store_id] = at as u32;
                     at
                 }
             };
@@ -637,7 +690,7 @@ impl Engine {
         } else {
             day.excluded += 1;
         }
-        for t in series.tracks.clone() {
+        for t in series.tracks() {
             let averaging = self.tracks[t].limit.averaging;
             if averaging == Averaging::Instantaneous {
                 if judged {
@@ -662,8 +715,8 @@ impl Engine {
             }
         }
         let id = &self.series[at].id;
-        if id.parameter == O2
-            && let Some(dependents) = self.o2_dependents.get(&**id)
+        if *id.parameter == *O2
+            && let Some(dependents) = self.o2_dependents.get(id)
         {
             for &t in dependents {
                 let track = &mut self.tracks[t];
@@ -679,17 +732,17 @@ impl Engine {
     /// Fixed periods holding it are recomputed (a revision if closed); a grab sample is
     /// judged again, and a changed result is a revision naming the correction.
     pub fn correct(&mut self, c: &CorrectionInfo) {
-        let id = SeriesId { factory: c.factory.clone(), point: c.point.clone(), parameter: c.parameter.clone() };
         if !c.quality.is_judged() {
             return;
         }
-        let Some(at) = self.series_index(&id) else { return };
+        let Some(at) = self.series_index(&c.factory, &c.point, &c.parameter) else { return };
+        let id = self.series[at].id.clone();
         let series = &mut self.series[at];
         let hour = bounds(Averaging::Hourly, c.time_ns).0;
         if let Some(acc) = series.hours.get_mut(hour) {
             acc.sum_nano += (c.value * 1e9).round() as i128 - (c.was * 1e9).round() as i128;
         }
-        let mut dependents: Vec<usize> = series.tracks.clone().collect();
+        let mut dependents: Vec<usize> = series.tracks().collect();
         if c.parameter == O2 {
             dependents.extend(self.o2_dependents.get(&id).into_iter().flatten().copied());
         }
@@ -705,7 +758,7 @@ impl Engine {
                 }
                 continue;
             }
-            if *self.tracks[t].series != id {
+            if self.tracks[t].at as usize != at {
                 continue;
             }
             let (series, track) = (&self.series[at], &self.tracks[t]);
@@ -718,10 +771,10 @@ impl Engine {
             }
             let changed = old.outcome != new.outcome || old.value != new.value;
             let revision = (changed && !self.replaying).then(|| Revision {
-                track: track.key(),
-                factory: id.factory.clone(),
-                point: id.point.clone(),
-                parameter: id.parameter.clone(),
+                track: track.key(series),
+                factory: id.factory.to_string(),
+                point: id.point.to_string(),
+                parameter: id.parameter.to_string(),
                 limit: track.limit.id.clone(),
                 start_ns: c.time_ns,
                 was: Summary { outcome: old.outcome, value: old.value, valid: 1 },
@@ -762,10 +815,10 @@ impl Engine {
     /// in those that lack data.
     pub fn gap(&mut self, gap: GapInfo) {
         for track in &mut self.tracks {
-            let s = &track.series;
-            if s.factory != gap.factory
-                || s.point != gap.point
-                || !(gap.parameters.is_empty() || gap.parameters.contains(&s.parameter))
+            let s = &self.series[track.at as usize].id;
+            if *s.factory != *gap.factory
+                || *s.point != *gap.point
+                || !(gap.parameters.is_empty() || gap.parameters.iter().any(|p| **p == *s.parameter))
                 || track.limit.averaging == Averaging::Instantaneous
             {
                 continue;
@@ -843,6 +896,7 @@ impl Engine {
         let new = self.judge_fixed(t, start);
         let now = self.now_ns();
         let track = &mut self.tracks[t];
+        let series = &self.series[track.at as usize];
         if let Some(old) = track.periods.get(&start)
             && old.closed
             && !self.replaying
@@ -857,10 +911,10 @@ impl Engine {
                 (None, Cause::Gap) => "a gap record for the period arrived after it closed".to_string(),
             };
             let revision = Revision {
-                track: track.key(),
-                factory: track.series.factory.clone(),
-                point: track.series.point.clone(),
-                parameter: track.series.parameter.clone(),
+                track: track.key(series),
+                factory: series.id.factory.to_string(),
+                point: series.id.point.to_string(),
+                parameter: series.id.parameter.to_string(),
                 limit: track.limit.id.clone(),
                 start_ns: start,
                 was: Summary { outcome: old.outcome, value: old.value, valid: old.valid },
@@ -869,14 +923,14 @@ impl Engine {
                 reason,
             };
             tracing::info!(factory = %revision.factory, point = %revision.point, parameter = %revision.parameter, start = %period::local(start), was = ?revision.was.outcome, became = ?revision.became.outcome, "Period revised");
-            self.revisions.entry((track.key(), start)).or_default().push(revision.clone());
+            self.revisions.entry((track.key(series), start)).or_default().push(revision.clone());
             self.new_revisions.push(revision);
         }
         let newly_exceeding = new.closed
             && new.outcome == Outcome::Exceeds
             && track.periods.get(&start).is_none_or(|old| !old.closed || old.outcome != Outcome::Exceeds);
         if newly_exceeding && !self.replaying {
-            let flash = exceedance(&self.series[track.at], track, &new, start);
+            let flash = exceedance(series, track, &new, start);
             self.flashes.push(flash);
         }
         track.periods.insert(start, new);
@@ -892,11 +946,7 @@ impl Engine {
     }
 
     fn o2_mean(&self, id: &SeriesId, start: i64, end: i64) -> Option<f64> {
-        let o2 = &self.series[*self.series_at.get(&SeriesId {
-            factory: id.factory.clone(),
-            point: id.point.clone(),
-            parameter: O2.to_string(),
-        })?];
+        let o2 = &self.series[self.find(&id.factory, &id.point, O2)?];
         let (start, end) = if start == end { bounds(Averaging::Hourly, start) } else { (start, end) };
         o2.hours.range(start, end).iter().fold(Acc::default(), |a, (_, h)| a.merge(h)).mean()
     }
@@ -962,7 +1012,7 @@ impl Engine {
 
     fn judge_fixed(&self, t: usize, start: i64) -> Period {
         let track = &self.tracks[t];
-        let series = &self.series[track.at];
+        let series = &self.series[track.at as usize];
         let limit = &track.limit;
         let (start, end) = bounds(limit.averaging, start);
         let acc = series.hours.range(start, end).iter().fold(Acc::default(), |a, (_, h)| a.merge(h));
@@ -987,9 +1037,9 @@ impl Engine {
         };
         if !sufficient(valid, expected, limit.availability_min_pct) {
             let gap = self.gaps.iter().find(|g| {
-                g.factory == series.id.factory
-                    && g.point == series.id.point
-                    && (g.parameters.is_empty() || g.parameters.contains(&series.id.parameter))
+                *g.factory == *series.id.factory
+                    && *g.point == *series.id.point
+                    && (g.parameters.is_empty() || g.parameters.iter().any(|p| **p == *series.id.parameter))
                     && g.from_ns < end
                     && g.to_ns >= start
             });
@@ -1016,8 +1066,8 @@ impl Engine {
 
     fn track_periods<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = (&'a Series, &'a Track)> + 'a {
         self.tracks.iter().filter_map(move |t| {
-            let s = &self.series[t.at];
-            filter.covers(&s.area, &s.id).then_some((s, t))
+            let s = &self.series[t.at as usize];
+            filter.covers_series(s).then_some((s, t))
         })
     }
 
@@ -1038,14 +1088,14 @@ impl Engine {
                 }
                 let start = p.start_ns;
                 out.push(PeriodView {
-                    area: s.area.clone(),
-                    factory: s.id.factory.clone(),
-                    point: s.id.point.clone(),
-                    parameter: s.id.parameter.clone(),
+                    area: s.area.to_string(),
+                    factory: s.id.factory.to_string(),
+                    point: s.id.point.to_string(),
+                    parameter: s.id.parameter.to_string(),
                     limit: (*t.limit).clone(),
                     period: p,
                     start_local: period::local(start),
-                    revisions: self.revisions.get(&(t.key(), start)).cloned().unwrap_or_default(),
+                    revisions: self.revisions.get(&(t.key(s), start)).cloned().unwrap_or_default(),
                 });
             }
         }
@@ -1060,10 +1110,8 @@ impl Engine {
             .values()
             .flatten()
             .filter(|r| {
-                let id =
-                    SeriesId { factory: r.factory.clone(), point: r.point.clone(), parameter: r.parameter.clone() };
-                let area = self.series_at.get(&id).map_or("", |&at| self.series[at].area.as_str());
-                filter.covers(area, &id) && r.start_ns >= from && r.start_ns < to
+                let area = self.find(&r.factory, &r.point, &r.parameter).map_or("", |at| &*self.series[at].area);
+                filter.covers(area, &r.factory, &r.point, &r.parameter) && r.start_ns >= from && r.start_ns < to
             })
             .cloned()
             .collect();
@@ -1081,10 +1129,10 @@ impl Engine {
                     if a.is_nan() || beyond(&t.limit, &s.point, v) > beyond(&t.limit, &s.point, a) { v } else { a }
                 });
                 Episode {
-                    area: s.area.clone(),
-                    factory: s.id.factory.clone(),
-                    point: s.id.point.clone(),
-                    parameter: s.id.parameter.clone(),
+                    area: s.area.to_string(),
+                    factory: s.id.factory.to_string(),
+                    point: s.id.point.to_string(),
+                    parameter: s.id.parameter.to_string(),
                     limit: (*t.limit).clone(),
                     start_ns,
                     end_ns,
@@ -1133,7 +1181,7 @@ impl Engine {
         let now = self.now_ns();
         let (from, to) = filter.range();
         let mut out = Vec::new();
-        let mut series: Vec<&Series> = self.series.iter().filter(|s| filter.covers(&s.area, &s.id)).collect();
+        let mut series: Vec<&Series> = self.series.iter().filter(|s| filter.covers_series(s)).collect();
         series.sort_by(|a, b| a.id.cmp(&b.id));
         for s in series {
             let Some(first) = s.days.first_start() else { continue };
@@ -1145,10 +1193,10 @@ impl Engine {
                 let c = s.days.get(day).copied().unwrap_or_default();
                 let expected = expected(day, day + DAY_NS, s.point.expected_interval_s);
                 out.push(DayAvailability {
-                    area: s.area.clone(),
-                    factory: s.id.factory.clone(),
-                    point: s.id.point.clone(),
-                    parameter: s.id.parameter.clone(),
+                    area: s.area.to_string(),
+                    factory: s.id.factory.to_string(),
+                    point: s.id.point.to_string(),
+                    parameter: s.id.parameter.to_string(),
                     day_start_ns: day,
                     day: period::local_date(day),
                     valid: c.valid,
@@ -1166,7 +1214,7 @@ impl Engine {
     }
 
     fn threshold(&self, s: &Series) -> f64 {
-        self.tracks[s.tracks.clone()]
+        self.tracks[s.tracks()]
             .iter()
             .map(|t| t.limit.availability_min_pct)
             .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))))
@@ -1214,7 +1262,7 @@ impl Engine {
         let now = self.now_ns();
         let mut out = Vec::new();
         for t in &self.tracks {
-            let s = &self.series[t.at];
+            let s = &self.series[t.at as usize];
             if t.limit.averaging == Averaging::Instantaneous {
                 if let Some((run, true)) = t.grabs.runs().pop()
                     && let Some(p) = t.grabs.latest(&t.limit)
@@ -1255,9 +1303,9 @@ impl Engine {
                         key: format!("availability/{}/{}/{}/{}", s.id.factory, s.id.point, s.id.parameter, yesterday),
                         kind: AlertKind::Availability,
                         severity: Severity::Warning,
-                        factory: s.id.factory.clone(),
-                        point: s.id.point.clone(),
-                        parameter: Some(s.id.parameter.clone()),
+                        factory: s.id.factory.to_string(),
+                        point: s.id.point.to_string(),
+                        parameter: Some(s.id.parameter.to_string()),
                         summary: format!(
                             "{} on {}: {} valid of {} expected readings ({:.1} % < {threshold} %)",
                             s.id.parameter,
@@ -1273,7 +1321,7 @@ impl Engine {
                     });
                 }
             }
-            out.extend(super::faults::detect(s.id.as_ref(), s.kind, &s.point, &s.recent));
+            out.extend(super::faults::detect(&s.id, s.kind, &s.point, &s.recent));
         }
         for incident in self.incidents() {
             out.push(Condition {
@@ -1296,7 +1344,7 @@ impl Engine {
 
     /// Latest reading and current judgement per series matching a filter.
     pub fn status(&self, filter: &Filter) -> Vec<serde_json::Value> {
-        let mut series: Vec<&Series> = self.series.iter().filter(|s| filter.covers(&s.area, &s.id)).collect();
+        let mut series: Vec<&Series> = self.series.iter().filter(|s| filter.covers_series(s)).collect();
         series.sort_by(|a, b| a.id.cmp(&b.id));
         series
             .into_iter()
@@ -1305,7 +1353,7 @@ impl Engine {
                     .recent
                     .latest()
                     .map(|(t, v, q)| serde_json::json!({"time_ns": t, "value": v, "quality": q.as_str()}));
-                let judgements: Vec<_> = self.tracks[s.tracks.clone()]
+                let judgements: Vec<_> = self.tracks[s.tracks()]
                     .iter()
                     .map(|t| {
                         let (current, open) = match t.limit.averaging {
@@ -1319,7 +1367,7 @@ impl Engine {
                     })
                     .collect();
                 serde_json::json!({
-                    "area": s.area, "factory": s.id.factory, "point": s.id.point, "parameter": s.id.parameter,
+                    "area": &*s.area, "factory": &*s.id.factory, "point": &*s.id.point, "parameter": &*s.id.parameter,
                     "kind": s.kind, "latest": latest, "judgements": judgements,
                 })
             })
@@ -1330,8 +1378,8 @@ impl Engine {
 impl Track {
     /// Its key, `factory/point/parameter/limit` (made when asked: a track is judged far more
     /// often than it is named).
-    fn key(&self) -> String {
-        let s = &self.series;
+    fn key(&self, series: &Series) -> String {
+        let s = &series.id;
         format!("{}/{}/{}/{}", s.factory, s.point, s.parameter, self.limit.id)
     }
 
@@ -1363,12 +1411,12 @@ fn exceedance(s: &Series, t: &Track, p: &Period, since: i64) -> Condition {
         _ => String::new(),
     };
     Condition {
-        key: format!("exceedance/{}", t.key()),
+        key: format!("exceedance/{}", t.key(s)),
         kind: AlertKind::Exceedance,
         severity: Severity::Critical,
-        factory: s.id.factory.clone(),
-        point: s.id.point.clone(),
-        parameter: Some(s.id.parameter.clone()),
+        factory: s.id.factory.to_string(),
+        point: s.id.point.to_string(),
+        parameter: Some(s.id.parameter.to_string()),
         summary: format!(
             "{} {} {}{basis} exceeds {} ({by}), {:?} period from {}",
             s.id.parameter,
@@ -1397,28 +1445,28 @@ impl Engine {
     /// Creates the series of every registered point's parameters (a point that never
     /// reports is then seen as silent).
     fn watch_registered(&mut self) {
-        let ids: Vec<SeriesId> = self
+        let ids: Vec<(String, String, String)> = self
             .registry
             .areas()
             .iter()
             .flat_map(|a| a.factory.iter())
             .flat_map(|f| {
                 f.point.iter().flat_map(move |p| {
-                    p.parameters.iter().map(move |code| SeriesId {
-                        factory: f.id.clone(),
-                        point: p.id.clone(),
-                        parameter: code.clone(),
-                    })
+                    p.parameters.iter().map(move |code| (f.id.clone(), p.id.clone(), code.clone()))
                 })
             })
-            .filter(|id| !self.series_at.contains_key(id))
+            .filter(|(f, p, q)| self.find(f, p, q).is_none())
             .collect();
         // Room for the new ones at once (at start, all), not a doubling's slack.
-        self.series.reserve(ids.len());
-        self.series_at.reserve(ids.len());
-        self.tracks.reserve(ids.len());
-        for id in ids {
-            self.series_index(&id);
+        self.series.reserve_exact(ids.len());
+        let all = &self.series;
+        self.series_at.reserve(ids.len(), |&i| {
+            let id = &all[i as usize].id;
+            hash_names(&id.factory, &id.point, &id.parameter)
+        });
+        self.tracks.reserve_exact(ids.len());
+        for (f, p, q) in ids {
+            self.series_index(&f, &p, &q);
         }
     }
 }

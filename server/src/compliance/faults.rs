@@ -81,6 +81,10 @@ impl Recent {
                 self.merge_next(i);
             }
             _ => {
+                if self.runs.capacity() == 0 {
+                    // A series' first run: room for one, not the four a first insert reserves.
+                    self.runs.reserve_exact(1);
+                }
                 self.runs.insert(at, (t, Run { last_ns: t, value }));
                 self.merge_next(at);
             }
@@ -112,9 +116,9 @@ pub(super) fn detect(id: &SeriesId, kind: Kind, point: &Point, recent: &Recent) 
         key: format!("sensor_fault/{what}/{}/{}/{}", id.factory, id.point, id.parameter),
         kind: AlertKind::SensorFault,
         severity: Severity::Warning,
-        factory: id.factory.clone(),
-        point: id.point.clone(),
-        parameter: Some(id.parameter.clone()),
+        factory: id.factory.to_string(),
+        point: id.point.to_string(),
+        parameter: Some(id.parameter.to_string()),
         summary,
         value: Some(value),
         limit: None,
@@ -150,7 +154,7 @@ pub(super) fn detect(id: &SeriesId, kind: Kind, point: &Point, recent: &Recent) 
                 oldest_same,
             ));
         }
-        if let (Some(bound), Some((prev_t, prev_v))) = (point.faults.max_change_per_min.get(&id.parameter), previous) {
+        if let (Some(bound), Some((prev_t, prev_v))) = (point.faults.max_change_per_min.get(&*id.parameter), previous) {
             let minutes = (newest_t - prev_t) as f64 / (60.0 * SECOND_NS as f64);
             let rate = (newest_v - prev_v).abs() / minutes.max(1.0 / 60.0);
             if rate > *bound {

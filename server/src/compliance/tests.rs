@@ -799,7 +799,7 @@ fn readings_measured_by_store_id_are_judged_as_readings_by_name() {
     let keys = ["f1/outfall-1/cod", "f1/outfall-1/ph", "f9/outfall-1/cod"];
     let key_of = |id: u32| {
         let mut names = keys.get(id as usize)?.split('/').map(str::to_string);
-        Some(SeriesId { factory: names.next()?, point: names.next()?, parameter: names.next()? })
+        Some(SeriesId { factory: names.next()?.into(), point: names.next()?.into(), parameter: names.next()?.into() })
     };
     let measured = |batch: &[Reading], ids: &[u32]| -> Vec<Measured> {
         let each = batch.iter().zip(ids);
