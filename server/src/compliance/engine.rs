@@ -254,16 +254,33 @@ struct Track {
     /// Its series' index in `Engine::series`.
     at: u32,
     limit: Arc<LimitUsed>,
-    /// Judged periods of a fixed-period limit.
+    judged: Judged,
+}
+
+/// What a track judged: one or the other, so a track carries the state of its kind only.
+#[derive(Debug)]
+enum Judged {
+    /// Periods of a fixed-period limit.
+    Fixed(Fixed),
+    /// Grab samples of an instantaneous limit.
+    Grab(Grabs),
+}
+
+#[derive(Debug, Default)]
+struct Fixed {
     periods: BTreeMap<i64, Period>,
-    /// Judged grab samples of an instantaneous limit.
-    grabs: Grabs,
+    /// Periods to judge again (a reading, a gap or a correction arrived).
     dirty: BTreeMap<i64, Cause>,
-    /// Start of the earliest period to fill (the first sample's), for fixed periods.
+    /// Start of the earliest period to fill (the first sample's).
     fill_from: Option<i64>,
     /// Start of the next period the tick has not filled yet.
     filled_to: Option<i64>,
 }
+
+/// The periods of a track that has none (an instantaneous limit's).
+static NO_PERIODS: BTreeMap<i64, Period> = BTreeMap::new();
+/// The grab samples of a track that has none (a fixed-period limit's).
+static NO_GRABS: Grabs = Grabs::new();
 
 /// A gap record, as the engine needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -601,7 +618,8 @@ impl Engine {
         let point = factory.point.iter().find(|p| p.id == point_id)?;
         let limits = limits_for(Standards::builtin(), factory, point, parameter);
         let names = &mut self.names;
-        let id = SeriesId { factory: names.get(factory_id), point: names.get(point_id), parameter: names.get(parameter) };
+        let id =
+            SeriesId { factory: names.get(factory_id), point: names.get(point_id), parameter: names.get(parameter) };
         let first_track = self.tracks.len();
         for limit in limits {
             let index = self.tracks.len();
@@ -611,12 +629,11 @@ impl Engine {
             }
             self.tracks.push(Track {
                 at: at as u32,
+                judged: match limit.averaging {
+                    Averaging::Instantaneous => Judged::Grab(Grabs::default()),
+                    _ => Judged::Fixed(Fixed::default()),
+                },
                 limit: self.limits.entry(format!("{limit:?}")).or_insert_with(|| Arc::new(limit)).clone(),
-                periods: BTreeMap::new(),
-                grabs: Grabs::default(),
-                dirty: BTreeMap::new(),
-                fill_from: None,
-                filled_to: None,
             });
         }
         let series = Series {
@@ -662,7 +679,8 @@ impl Engine {
             let at = match self.by_store_id.get(store_id) {
                 Some(&at) if at != NOT_SEEN => at as usize,
                 _ => {
-                    let Some(at) = key_of(m.series).and_then(|id| self.series_index(&id.factory, &id.point, &id.parameter))
+                    let Some(at) =
+                        key_of(m.series).and_then(|id| self.series_index(&id.factory, &id.point, &id.parameter))
                     else {
                         continue;
                     };
@@ -700,17 +718,20 @@ impl Engine {
                         self.flashes.push(exceedance(series, track, &p, p.start_ns));
                     }
                     let beyond = beyond(&track.limit, &series.point, p.value.unwrap_or(f64::NAN));
-                    self.tracks[t].grabs.add(time_ns, grab::Sample::of(&p), beyond);
+                    if let Some(grabs) = self.tracks[t].grabs_mut() {
+                        grabs.add(time_ns, grab::Sample::of(&p), beyond);
+                    }
                 }
             } else {
                 let start = bounds(averaging, time_ns).0;
-                let track = &mut self.tracks[t];
-                track.dirty.insert(start, Cause::Reading);
-                self.marked = true;
-                if track.fill_from.is_none_or(|f| start < f) {
-                    // Older than anything seen: the tick fills from here again.
-                    track.fill_from = Some(start);
-                    track.filled_to = None;
+                if let Some(f) = self.tracks[t].fixed_mut() {
+                    f.dirty.insert(start, Cause::Reading);
+                    self.marked = true;
+                    if f.fill_from.is_none_or(|from| start < from) {
+                        // Older than anything seen: the tick fills from here again.
+                        f.fill_from = Some(start);
+                        f.filled_to = None;
+                    }
                 }
             }
         }
@@ -720,8 +741,9 @@ impl Engine {
         {
             for &t in dependents {
                 let track = &mut self.tracks[t];
-                if track.limit.averaging != Averaging::Instantaneous {
-                    track.dirty.insert(bounds(track.limit.averaging, time_ns).0, Cause::Reading);
+                let start = bounds(track.limit.averaging, time_ns).0;
+                if let Some(f) = track.fixed_mut() {
+                    f.dirty.insert(start, Cause::Reading);
                     self.marked = true;
                 }
             }
@@ -749,9 +771,9 @@ impl Engine {
         let now = self.now_ns();
         for t in dependents {
             let averaging = self.tracks[t].limit.averaging;
-            if averaging != Averaging::Instantaneous {
+            if let Some(f) = self.tracks[t].fixed_mut() {
                 let start = bounds(averaging, c.time_ns).0;
-                self.tracks[t].dirty.insert(start, Cause::Reading);
+                f.dirty.insert(start, Cause::Reading);
                 self.marked = true;
                 if !self.replaying {
                     self.corrections.insert((t, start), c.reason.clone());
@@ -782,9 +804,10 @@ impl Engine {
                 at_ns: now,
                 reason: format!("the grab sample was {}", c.reason),
             });
-            let grabs = &mut self.tracks[t].grabs;
-            grabs.remove(c.time_ns, &grab::Sample::of(&old));
-            grabs.add(c.time_ns, grab::Sample::of(&new), new_beyond);
+            if let Some(grabs) = self.tracks[t].grabs_mut() {
+                grabs.remove(c.time_ns, &grab::Sample::of(&old));
+                grabs.add(c.time_ns, grab::Sample::of(&new), new_beyond);
+            }
             if let Some(r) = revision {
                 self.revisions.entry((r.track.clone(), r.start_ns)).or_default().push(r.clone());
                 self.new_revisions.push(r);
@@ -802,10 +825,14 @@ impl Engine {
             s.days.forget_before(cutoff);
         }
         for t in &mut self.tracks {
-            t.periods = t.periods.split_off(&cutoff);
-            t.dirty = t.dirty.split_off(&cutoff);
-            t.grabs.forget_before(cutoff);
-            t.fill_from = t.fill_from.map(|f| f.max(cutoff));
+            match &mut t.judged {
+                Judged::Fixed(f) => {
+                    f.periods = f.periods.split_off(&cutoff);
+                    f.dirty = f.dirty.split_off(&cutoff);
+                    f.fill_from = f.fill_from.map(|from| from.max(cutoff));
+                }
+                Judged::Grab(grabs) => grabs.forget_before(cutoff),
+            }
         }
         self.revisions.retain(|(_, start), _| *start >= cutoff);
         self.gaps.retain(|g| g.to_ns >= cutoff);
@@ -819,16 +846,17 @@ impl Engine {
             if *s.factory != *gap.factory
                 || *s.point != *gap.point
                 || !(gap.parameters.is_empty() || gap.parameters.iter().any(|p| **p == *s.parameter))
-                || track.limit.averaging == Averaging::Instantaneous
             {
                 continue;
             }
-            let mut start = bounds(track.limit.averaging, gap.from_ns).0;
+            let averaging = track.limit.averaging;
+            let Some(f) = track.fixed_mut() else { continue };
+            let mut start = bounds(averaging, gap.from_ns).0;
             let mut guard = 0;
             while start <= gap.to_ns && guard < 10_000 {
-                track.dirty.insert(start, Cause::Gap);
+                f.dirty.insert(start, Cause::Gap);
                 self.marked = true;
-                start = bounds(track.limit.averaging, start).1;
+                start = bounds(averaging, start).1;
                 guard += 1;
             }
         }
@@ -845,18 +873,17 @@ impl Engine {
         }
         let now = self.now_ns();
         for t in 0..self.tracks.len() {
-            if self.tracks[t].dirty.is_empty() {
+            let averaging = self.tracks[t].limit.averaging;
+            let Some(f) = self.tracks[t].fixed_mut() else { continue };
+            if f.dirty.is_empty() {
                 continue;
             }
-            let averaging = self.tracks[t].limit.averaging;
-            let closed: Vec<(i64, Cause)> = self.tracks[t]
-                .dirty
-                .iter()
-                .filter(|(s, _)| bounds(averaging, **s).1 <= now)
-                .map(|(s, c)| (*s, *c))
-                .collect();
+            let closed: Vec<(i64, Cause)> =
+                f.dirty.iter().filter(|(s, _)| bounds(averaging, **s).1 <= now).map(|(s, c)| (*s, *c)).collect();
+            for (start, _) in &closed {
+                f.dirty.remove(start);
+            }
             for (start, cause) in closed {
-                self.tracks[t].dirty.remove(&start);
                 self.rejudge(t, start, cause);
             }
         }
@@ -868,27 +895,28 @@ impl Engine {
         let now = self.now_ns();
         for t in 0..self.tracks.len() {
             let averaging = self.tracks[t].limit.averaging;
-            if averaging == Averaging::Instantaneous {
-                continue;
-            }
-            let dirty = std::mem::take(&mut self.tracks[t].dirty);
+            let Some(f) = self.tracks[t].fixed_mut() else { continue };
+            let dirty = std::mem::take(&mut f.dirty);
             for (start, cause) in dirty {
                 self.rejudge(t, start, cause);
             }
-            let Some(fill_from) = self.tracks[t].fill_from else { continue };
+            let Some(f) = self.tracks[t].fixed_mut() else { continue };
+            let Some(fill_from) = f.fill_from else { continue };
             let current = bounds(averaging, now).0;
-            let mut start = self.tracks[t].filled_to.unwrap_or(fill_from);
+            let mut start = f.filled_to.unwrap_or(fill_from);
             while start <= current {
                 let end = bounds(averaging, start).1;
                 // Judged already and unchanged (the marked ones were judged above): an open
                 // period is re-read only when it gets data or closes.
-                let settled = self.tracks[t].periods.get(&start).is_some_and(|p| p.closed || end > now);
+                let settled = self.tracks[t].periods().get(&start).is_some_and(|p| p.closed || end > now);
                 if !settled {
                     self.rejudge(t, start, Cause::Reading);
                 }
                 start = end;
             }
-            self.tracks[t].filled_to = Some(current);
+            if let Some(f) = self.tracks[t].fixed_mut() {
+                f.filled_to = Some(current);
+            }
         }
     }
 
@@ -897,7 +925,7 @@ impl Engine {
         let now = self.now_ns();
         let track = &mut self.tracks[t];
         let series = &self.series[track.at as usize];
-        if let Some(old) = track.periods.get(&start)
+        if let Some(old) = track.periods().get(&start)
             && old.closed
             && !self.replaying
             && (old.outcome != new.outcome || old.value != new.value || old.valid != new.valid)
@@ -928,12 +956,14 @@ impl Engine {
         }
         let newly_exceeding = new.closed
             && new.outcome == Outcome::Exceeds
-            && track.periods.get(&start).is_none_or(|old| !old.closed || old.outcome != Outcome::Exceeds);
+            && track.periods().get(&start).is_none_or(|old| !old.closed || old.outcome != Outcome::Exceeds);
         if newly_exceeding && !self.replaying {
             let flash = exceedance(series, track, &new, start);
             self.flashes.push(flash);
         }
-        track.periods.insert(start, new);
+        if let Some(f) = track.fixed_mut() {
+            f.periods.insert(start, new);
+        }
     }
 
     fn unit_value(&self, series: &Series, limit: &LimitUsed, canonical: f64) -> Result<f64, String> {
@@ -1074,7 +1104,7 @@ impl Engine {
     /// Entries the grab samples of every instantaneous limit keep (exceedances, compliant
     /// stretches, hours): it grows with exceedances and hours, not with readings.
     pub fn grab_entries(&self) -> usize {
-        self.tracks.iter().map(|t| t.grabs.entries()).sum()
+        self.tracks.iter().map(|t| t.grabs().entries()).sum()
     }
 
     /// Judged periods matching a filter, oldest first per track.
@@ -1144,7 +1174,7 @@ impl Engine {
             };
             let overlaps = |start: i64, end: i64| end >= from && start < to;
             if t.limit.averaging == Averaging::Instantaneous {
-                for (run, ongoing) in t.grabs.runs() {
+                for (run, ongoing) in t.grabs().runs() {
                     if overlaps(run.start_ns, run.end_ns) {
                         let values: Vec<f64> = run.samples.iter().filter_map(|s| s.value()).collect();
                         out.push(episode(run.start_ns, run.end_ns, &values, ongoing));
@@ -1162,7 +1192,7 @@ impl Engine {
                 }
                 run.clear();
             };
-            for p in t.periods.values().filter(|p| p.closed) {
+            for p in t.periods().values().filter(|p| p.closed) {
                 if p.outcome != Outcome::Exceeds || run.last().is_some_and(|prev| prev.end_ns != p.start_ns) {
                     flush(&mut run, false);
                 }
@@ -1264,8 +1294,8 @@ impl Engine {
         for t in &self.tracks {
             let s = &self.series[t.at as usize];
             if t.limit.averaging == Averaging::Instantaneous {
-                if let Some((run, true)) = t.grabs.runs().pop()
-                    && let Some(p) = t.grabs.latest(&t.limit)
+                if let Some((run, true)) = t.grabs().runs().pop()
+                    && let Some(p) = t.grabs().latest(&t.limit)
                 {
                     out.push(exceedance(s, t, &p, run.start_ns));
                 }
@@ -1275,7 +1305,7 @@ impl Engine {
             // outage (insufficient data) stays open until a compliant period ends it, rather
             // than "resolving" because the data stopped.
             let judged = || {
-                t.periods
+                t.periods()
                     .values()
                     .rev()
                     .filter(|p| p.closed && matches!(p.outcome, Outcome::Compliant | Outcome::Exceeds))
@@ -1357,10 +1387,10 @@ impl Engine {
                     .iter()
                     .map(|t| {
                         let (current, open) = match t.limit.averaging {
-                            Averaging::Instantaneous => (t.grabs.latest(&t.limit), None),
+                            Averaging::Instantaneous => (t.grabs().latest(&t.limit), None),
                             _ => (
-                                t.periods.values().rev().find(|p| p.closed).cloned(),
-                                t.periods.values().next_back().filter(|p| !p.closed).cloned(),
+                                t.periods().values().rev().find(|p| p.closed).cloned(),
+                                t.periods().values().next_back().filter(|p| !p.closed).cloned(),
                             ),
                         };
                         serde_json::json!({"limit": &*t.limit, "current": current, "open": open})
@@ -1376,6 +1406,34 @@ impl Engine {
 }
 
 impl Track {
+    fn periods(&self) -> &BTreeMap<i64, Period> {
+        match &self.judged {
+            Judged::Fixed(f) => &f.periods,
+            Judged::Grab(_) => &NO_PERIODS,
+        }
+    }
+
+    fn grabs(&self) -> &Grabs {
+        match &self.judged {
+            Judged::Grab(g) => g,
+            Judged::Fixed(_) => &NO_GRABS,
+        }
+    }
+
+    fn fixed_mut(&mut self) -> Option<&mut Fixed> {
+        match &mut self.judged {
+            Judged::Fixed(f) => Some(f),
+            Judged::Grab(_) => None,
+        }
+    }
+
+    fn grabs_mut(&mut self) -> Option<&mut Grabs> {
+        match &mut self.judged {
+            Judged::Grab(g) => Some(g),
+            Judged::Fixed(_) => None,
+        }
+    }
+
     /// Its key, `factory/point/parameter/limit` (made when asked: a track is judged far more
     /// often than it is named).
     fn key(&self, series: &Series) -> String {
@@ -1387,9 +1445,9 @@ impl Track {
     /// summaries of the others), oldest first.
     fn list(&self, from: i64, to: i64) -> Vec<Period> {
         match self.limit.averaging {
-            Averaging::Instantaneous => self.grabs.periods(from, to, &self.limit),
+            Averaging::Instantaneous => self.grabs().periods(from, to, &self.limit),
             _ if from >= to => Vec::new(),
-            _ => self.periods.range(from..to).map(|(_, p)| p.clone()).collect(),
+            _ => self.periods().range(from..to).map(|(_, p)| p.clone()).collect(),
         }
     }
 }
@@ -1451,9 +1509,9 @@ impl Engine {
             .iter()
             .flat_map(|a| a.factory.iter())
             .flat_map(|f| {
-                f.point.iter().flat_map(move |p| {
-                    p.parameters.iter().map(move |code| (f.id.clone(), p.id.clone(), code.clone()))
-                })
+                f.point
+                    .iter()
+                    .flat_map(move |p| p.parameters.iter().map(move |code| (f.id.clone(), p.id.clone(), code.clone())))
             })
             .filter(|(f, p, q)| self.find(f, p, q).is_none())
             .collect();

@@ -114,6 +114,10 @@ pub(super) struct Grabs {
 }
 
 impl Grabs {
+    pub(super) const fn new() -> Grabs {
+        Grabs { items: Timeline::new(), hours: Timeline::new(), latest: None }
+    }
+
     /// Records a judged sample; `beyond` is how far beyond the limit its value lies.
     pub(super) fn add(&mut self, t: i64, s: Sample, beyond: f64) {
         if self.latest.is_none_or(|(l, _)| t >= l) {

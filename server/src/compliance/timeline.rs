@@ -10,11 +10,15 @@ pub(super) struct Timeline<V> {
 
 impl<V> Default for Timeline<V> {
     fn default() -> Self {
-        Timeline { entries: Vec::new() }
+        Timeline::new()
     }
 }
 
 impl<V> Timeline<V> {
+    pub(super) const fn new() -> Self {
+        Timeline { entries: Vec::new() }
+    }
+
     fn at(&self, start: i64) -> usize {
         self.entries.partition_point(|(s, _)| *s < start)
     }
