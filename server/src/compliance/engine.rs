@@ -518,7 +518,7 @@ pub struct Engine {
     tracks: Vec<Track>,
     /// Shared by the series of one point, and by every track applying the same limit: a
     /// series costs its own state, not a copy of its point and limits.
-    points: HashMap<(String, String), Arc<Point>>,
+    points: FxHashMap<(Arc<str>, Arc<str>), Arc<Point>>,
     limits: HashMap<String, Arc<LimitUsed>>,
     /// A point's O₂ series → the tracks corrected with it.
     o2_dependents: FxHashMap<SeriesId, Vec<usize>>,
@@ -553,7 +553,7 @@ impl Engine {
             by_store_id: Vec::new(),
             tracks: Vec::new(),
             o2_dependents: FxHashMap::default(),
-            points: HashMap::new(),
+            points: FxHashMap::default(),
             limits: HashMap::new(),
             watched_since_ns,
             gaps: Vec::new(),
@@ -641,8 +641,9 @@ impl Engine {
             kind: point.kind,
             point: self
                 .points
-                .entry((factory_id.to_string(), point_id.to_string()))
-                .or_insert_with(|| Arc::new(point.clone()))
+                .entry((id.factory.clone(), id.point.clone()))
+                // Without its parameter list: the series are the engine's own.
+                .or_insert_with(|| Arc::new(Point { parameters: Vec::new(), ..point.clone() }))
                 .clone(),
             hours: Timeline::default(),
             recent: Recent::default(),
