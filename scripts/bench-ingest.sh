@@ -6,8 +6,9 @@
 #      factories, a token per factory): it answers 204 only once the batch is fdatasync'd;
 #   2. VictoriaMetrics (Debian's), /api/v2/write: it answers before its data reaches disk;
 #   3. InfluxDB 1.6 (Debian's), /write: WAL written (and fsync'd) before it answers.
-# Prints points/s, p50/p99 latency, memory per active series (RSS growth when every
-# series gets its first point, divided by the series) and the target's CPU time per point
+# Prints points/s, p50/p99 latency, memory per active series (RSS growth of a fresh target
+# when every series gets its first point, a current one, divided by the series) and the
+# target's CPU time per point
 # (all its threads, user + system: other load on the machine barely moves it, unlike
 # points/s) for each, and eitwatch's ratios.
 # Each target runs alone (the previous one is stopped first), on loopback only.
@@ -61,31 +62,46 @@ wait_http() { # url what
   for _ in $(seq 300); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
   echo "bench: $2 did not come up ($1)" >&2; return 1
 }
+# The timed load's readings start 30 days back, so that however long the run they are never
+# in the future; each series is primed with one point just before them.
 START_S=$(( $(date +%s) - 30 * 86400 ))
 results=()
 
-# One target: prime every series with one point (memory per series), then the timed load.
-run() { # label url [tokens]
-  local label=$1 url=$2 tokens=${3:-}
-  local args=(--url "$url" --label "$label" --factories "$FACTORIES" --parameters "$PARAMETERS"
-              --points "$POINTS" --connections "$CONNECTIONS" --start-s "$START_S")
+# One target, started twice from empty by `$start` (which sets pid and url):
+#   1. memory per active series: every series gets one current point. (A point 30 days old
+#      would leave eitwatch's no-data and availability alerts standing, 1.3 a series:
+#      `cargo run --release -p eitwatch-server --example memory-per-series -- stale`.)
+#   2. every series primed just before the load's readings, then the timed load: points/s,
+#      latency, CPU and memory per point stored. (Current priming points would turn the
+#      load into a back-fill behind them.)
+run() { # label start [tokens]
+  local label=$1 start=$2 tokens=${3:-}
+  local args=(--label "$label" --factories "$FACTORIES" --parameters "$PARAMETERS"
+              --points "$POINTS" --connections "$CONNECTIONS")
   [ -n "$tokens" ] && args+=(--tokens "$tokens")
-  local rss0 rss1 rss2 line cpu0 cpu1
-  rss0=$(rss_kib "$pid")
-  "$LOAD" "${args[@]}" --prime >/dev/null
+  local rss0 rss1 rss2 line cpu0 cpu1 active0 active1
+  $start
+  active0=$(rss_kib "$pid")
+  "$LOAD" "${args[@]}" --url "$url" --start-s "$(date +%s)" --prime >/dev/null
   sleep 1 # let a store that flushes in the background (VictoriaMetrics) settle before RSS
+  active1=$(rss_kib "$pid")
+  stop
+  $start
+  rss0=$(rss_kib "$pid")
+  "$LOAD" "${args[@]}" --url "$url" --start-s "$START_S" --prime >/dev/null
+  sleep 1
   rss1=$(rss_kib "$pid")
   cpu0=$(cpu_ticks "$pid")
-  line=$("$LOAD" "${args[@]}" --duration-s "$DURATION_S")
+  line=$("$LOAD" "${args[@]}" --url "$url" --start-s "$START_S" --duration-s "$DURATION_S")
   cpu1=$(cpu_ticks "$pid")
   rss2=$(rss_kib "$pid")
   echo "  $line"
   local points; points=$(sed -E 's/.* points=([0-9]+).*/\1/' <<<"$line")
-  local per_series=$(( (rss1 - rss0) * 1024 / SERIES ))
+  local per_series=$(( (active1 - active0) * 1024 / SERIES ))
   local per_point; per_point=$(awk -v a="$rss2" -v b="$rss1" -v p="$points" 'BEGIN { printf "%.1f", (a - b) * 1024 / (p > 0 ? p : 1) }')
   # CPU the target spent per point: unlike points/s, barely moved by other load on the machine.
   local cpu_ns; cpu_ns=$(awk -v c=$((cpu1 - cpu0)) -v t="$CLK_TCK" -v p="$points" 'BEGIN { printf "%.0f", c / t * 1e9 / (p > 0 ? p : 1) }')
-  echo "  rss_kib: start=$rss0 primed=$rss1 after_load=$rss2; bytes/active series=$per_series; bytes/point stored=$per_point; cpu ns/point=$cpu_ns"
+  echo "  rss_kib: fresh=$active0 active=$active1 (current points); start=$rss0 primed=$rss1 (points 30 days old) after_load=$rss2; bytes/active series=$per_series, primed 30 days back=$(( (rss1 - rss0) * 1024 / SERIES )); bytes/point stored=$per_point; cpu ns/point=$cpu_ns"
   results+=("$line per_series_bytes=$per_series per_point_bytes=$per_point cpu_ns_per_point=$cpu_ns")
 }
 
@@ -110,27 +126,35 @@ echo "bench: creating $FACTORIES tokens"
 tokens="$work/tokens.txt"
 for i in $(seq 1 "$FACTORIES"); do
   f=$(printf 'f%04d' "$i")
-  echo "$f $("$SERVER" token create --data-dir "$data" --factory "$f")"
+  echo "$f $("$SERVER" token create --data-dir "$work/eitwatch-tokens" --factory "$f")"
 done >"$tokens"
-RUST_LOG=warn setsid "$SERVER" --config "$conf" >"$work/eitwatch.log" 2>&1 &
-pid=$!
-for _ in $(seq 300); do [ -s "$data/listen-address" ] && break; sleep 0.1; done
-addr=$(cat "$data/listen-address")
-echo "eitwatch-server (embedded store, fdatasync before 204) at $addr"
-run eitwatch "http://$addr/api/v2/write?org=bench&bucket=bench&precision=ns" "$tokens"
+start_eitwatch() { # an empty data directory but for the tokens
+  rm -rf "$data"; cp -a "$work/eitwatch-tokens" "$data"
+  RUST_LOG=warn setsid "$SERVER" --config "$conf" >>"$work/eitwatch.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do [ -s "$data/listen-address" ] && break; sleep 0.1; done
+  local addr; addr=$(cat "$data/listen-address")
+  url="http://$addr/api/v2/write?org=bench&bucket=bench&precision=ns"
+  echo "eitwatch-server (embedded store, fdatasync before 204) at $addr"
+}
+run eitwatch start_eitwatch "$tokens"
 echo "  store on disk: $(du -sh "$data/store" | cut -f1) in $(ls "$data/store" | wc -l) segment(s)"
 stop
 fi
 
 if want victoriametrics; then
 # 2. VictoriaMetrics.
-port=$(free_port)
-setsid victoria-metrics -httpListenAddr="127.0.0.1:$port" -storageDataPath="$work/vm" \
-  -retentionPeriod=100y -search.latencyOffset=1s -loggerLevel=ERROR >"$work/vm.log" 2>&1 &
-pid=$!
-wait_http "http://127.0.0.1:$port/health" VictoriaMetrics
-echo "VictoriaMetrics $(victoria-metrics -version 2>&1 | head -1) at 127.0.0.1:$port"
-run victoriametrics "http://127.0.0.1:$port/api/v2/write?org=bench&bucket=bench&precision=ns"
+start_vm() {
+  rm -rf "$work/vm"
+  local port; port=$(free_port)
+  setsid victoria-metrics -httpListenAddr="127.0.0.1:$port" -storageDataPath="$work/vm" \
+    -retentionPeriod=100y -search.latencyOffset=1s -loggerLevel=ERROR >>"$work/vm.log" 2>&1 &
+  pid=$!
+  wait_http "http://127.0.0.1:$port/health" VictoriaMetrics
+  url="http://127.0.0.1:$port/api/v2/write?org=bench&bucket=bench&precision=ns"
+  echo "VictoriaMetrics $(victoria-metrics -version 2>&1 | head -1) at 127.0.0.1:$port"
+}
+run victoriametrics start_vm
 stop
 fi
 
@@ -156,12 +180,16 @@ bind-address = "127.0.0.1:$rpc"
 [continuous_queries]
   enabled = false
 CONF
-setsid influxd run -config "$work/influxdb.conf" >"$work/influxdb.log" 2>&1 &
-pid=$!
-wait_http "http://127.0.0.1:$port/ping" "InfluxDB 1.6"
-curl -sf -XPOST "http://127.0.0.1:$port/query" --data-urlencode "q=CREATE DATABASE bench" >/dev/null
-echo "InfluxDB $(influxd version 2>/dev/null | head -1) at 127.0.0.1:$port"
-run influxdb16 "http://127.0.0.1:$port/write?db=bench&precision=ns"
+start_influxdb() {
+  rm -rf "$work/influx"
+  setsid influxd run -config "$work/influxdb.conf" >>"$work/influxdb.log" 2>&1 &
+  pid=$!
+  wait_http "http://127.0.0.1:$port/ping" "InfluxDB 1.6"
+  curl -sf -XPOST "http://127.0.0.1:$port/query" --data-urlencode "q=CREATE DATABASE bench" >/dev/null
+  url="http://127.0.0.1:$port/write?db=bench&precision=ns"
+  echo "InfluxDB $(influxd version 2>/dev/null | head -1) at 127.0.0.1:$port"
+}
+run influxdb16 start_influxdb
 stop
 fi
 

@@ -8,7 +8,10 @@
 //! raises nothing twice. A condition must hold `for_s` (pending) before its alert fires;
 //! `[alerts.kind.<kind>]` gives a kind its own `for_s` and severity.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -119,8 +122,43 @@ pub enum AckError {
 #[derive(Debug)]
 struct Book {
     alerts: Vec<Alert>,
-    open: FxHashMap<String, usize>,
+    open: Open,
     file: std::fs::File,
+}
+
+/// The unresolved alerts' indices in `Book::alerts`, found by their key's hash: a slot is
+/// 4 bytes, where a map keyed by the key would hold a second copy of it.
+#[derive(Debug, Default)]
+struct Open(HashTable<u32>);
+
+fn key_hash(key: &str) -> u64 {
+    FxBuildHasher.hash_one(key)
+}
+
+impl Open {
+    fn get(&self, alerts: &[Alert], key: &str) -> Option<usize> {
+        self.0.find(key_hash(key), |&i| alerts[i as usize].key == key).map(|&i| i as usize)
+    }
+
+    fn insert(&mut self, alerts: &[Alert], i: usize) {
+        let key = &alerts[i].key;
+        match self.0.find_mut(key_hash(key), |&j| alerts[j as usize].key == *key) {
+            Some(slot) => *slot = i as u32,
+            None => {
+                self.0.insert_unique(key_hash(key), i as u32, |&j| key_hash(&alerts[j as usize].key));
+            }
+        }
+    }
+
+    fn remove(&mut self, alerts: &[Alert], key: &str) {
+        if let Ok(entry) = self.0.find_entry(key_hash(key), |&i| alerts[i as usize].key == key) {
+            entry.remove();
+        }
+    }
+
+    fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().map(|&i| i as usize)
+    }
 }
 
 /// Every alert, kept forever.
@@ -138,12 +176,12 @@ impl AlertBook {
         for op in crate::jsonl::read::<Op>(path)? {
             apply(&mut alerts, op);
         }
-        let open = alerts
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.state != State::Resolved)
-            .map(|(i, a)| (a.key.clone(), i))
-            .collect();
+        let mut open = Open::default();
+        for (i, a) in alerts.iter().enumerate() {
+            if a.state != State::Resolved {
+                open.insert(&alerts, i);
+            }
+        }
         let file = crate::jsonl::open(path)?;
         Ok(AlertBook { path: path.to_path_buf(), policy, book: Mutex::new(Book { alerts, open, file }) })
     }
@@ -180,7 +218,7 @@ impl AlertBook {
                 continue;
             }
             let for_ns = (self.policy.for_s(c.kind) as i64).saturating_mul(1_000_000_000);
-            match book.open.get(&c.key).map(|&i| &book.alerts[i]) {
+            match book.open.get(&book.alerts, &c.key).map(|i| &book.alerts[i]) {
                 Some(a) if a.state == State::Pending && now_ns - a.pending_ns >= for_ns => {
                     ops.push(Op::Fire { id: a.id, at_ns: now_ns });
                 }
@@ -213,8 +251,8 @@ impl AlertBook {
             }
         }
         if resolve {
-            for (key, &i) in &book.open {
-                if !seen.contains(key.as_str()) {
+            for i in book.open.indices() {
+                if !seen.contains(book.alerts[i].key.as_str()) {
                     ops.push(Op::Resolve { id: book.alerts[i].id, at_ns: now_ns });
                 }
             }
@@ -263,11 +301,10 @@ impl AlertBook {
 /// Applies an operation to the book; the index of the alert it changed.
 fn apply_book(book: &mut Book, op: Op) -> Option<usize> {
     let i = apply(&mut book.alerts, op)?;
-    let a = &book.alerts[i];
-    if a.state == State::Resolved {
-        book.open.remove(&a.key);
+    if book.alerts[i].state == State::Resolved {
+        book.open.remove(&book.alerts, &book.alerts[i].key);
     } else {
-        book.open.insert(a.key.clone(), i);
+        book.open.insert(&book.alerts, i);
     }
     Some(i)
 }
