@@ -16,6 +16,8 @@
 #   scripts/bench-ingest.sh                 # 10 s per target
 #   DURATION_S=30 CONNECTIONS=16 scripts/bench-ingest.sh
 #   TARGETS=eitwatch EITWATCH_SERVER=/tmp/old-server scripts/bench-ingest.sh   # before/after
+#   PERF_OUT=/tmp/ingest TARGETS=eitwatch scripts/bench-ingest.sh   # perf record of the target
+#       during the timed load, every thread of it (/tmp/ingest.eitwatch; `perf report -i …`)
 #
 # Load shape: each body holds one factory's readings, because a write token pins one factory
 # (a body naming another is refused 403), as each factory's agent sends them. InfluxDB 1.6
@@ -91,9 +93,15 @@ run() { # label start [tokens]
   "$LOAD" "${args[@]}" --url "$url" --start-s "$START_S" --prime >/dev/null
   sleep 1
   rss1=$(rss_kib "$pid")
+  local perf_pid=""
+  if [ -n "${PERF_OUT:-}" ]; then
+    perf record -q -F 999 -g -p "$pid" -o "$PERF_OUT.$label" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   cpu0=$(cpu_ticks "$pid")
   line=$("$LOAD" "${args[@]}" --url "$url" --start-s "$START_S" --duration-s "$DURATION_S")
   cpu1=$(cpu_ticks "$pid")
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   rss2=$(rss_kib "$pid")
   echo "  $line"
   local points; points=$(sed -E 's/.* points=([0-9]+).*/\1/' <<<"$line")
