@@ -583,8 +583,11 @@ async fn a_refused_reading_is_dead_lettered_and_a_refused_token_stops_delivery_w
 async fn after_an_outage_live_readings_overtake_the_rate_limited_backlog() {
     let s = setup().await;
     let proxy = ChaosProxy::start(s.server.addr).await;
-    // The backlog drains at 20 readings/s (bursts of one 40-reading batch).
-    let mut agent = s.agent(format!("http://{}", proxy.addr), false, "backfill_readings_per_s = 20\n");
+    // The backlog drains at 2 readings/s after a first 40-reading batch. The agent turns to
+    // "live first" once it is a batch behind, early in the outage, so the backlog is the
+    // readings from before that (about 50) and the rest go as live ones: at 2/s its last ones
+    // take seconds, room for the live reading to overtake them on a loaded machine.
+    let mut agent = s.agent(format!("http://{}", proxy.addr), false, "backfill_readings_per_s = 2\n");
     agent.start().await;
     wait_subscribed(&s.publisher, &s.server).await;
     proxy.break_networking();
@@ -604,7 +607,7 @@ async fn after_an_outage_live_readings_overtake_the_rate_limited_backlog() {
     })
     .await;
     assert!(stored < 200, "the live reading came before the backlog was done ({stored} of 200 then)");
-    s.server.wait_cod(201, Duration::from_secs(30)).await;
+    s.server.wait_cod(201, Duration::from_secs(60)).await;
     let mut want = expected(0..200);
     want.push((time_ns(1000), 500.0));
     assert_eq!(s.server.cod().await, want);
