@@ -88,14 +88,15 @@ enum Item {
 }
 
 /// The samples of one hour that are not kept individually.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Hour {
     compliant: u32,
     cannot_correct: u32,
     /// The compliant sample nearest the limit, and how far beyond it (≤ 0).
     nearest: Option<(Sample, f32)>,
-    /// A sample that could not be corrected, for its reason.
-    cannot: Option<Sample>,
+    /// A sample that could not be corrected, for its reason (boxed: rare, and inline it would
+    /// cost every hour of every grab limit 16 bytes more).
+    cannot: Option<Box<Sample>>,
 }
 
 /// An episode's exceeding samples.
@@ -152,7 +153,7 @@ impl Grabs {
             Outcome::CannotCorrect | Outcome::InsufficientData => {
                 let hour = self.hour(hour_start);
                 hour.cannot_correct += 1;
-                hour.cannot = Some(s);
+                hour.cannot = Some(Box::new(s));
             }
         }
     }
@@ -268,7 +269,7 @@ impl Grabs {
             if let Some((s, _)) = h.nearest {
                 out.push(s.period(start, end, h.compliant, limit));
             }
-            if let Some(s) = h.cannot {
+            if let Some(s) = &h.cannot {
                 out.push(s.period(start, end, h.cannot_correct, limit));
             }
         }
@@ -293,5 +294,14 @@ impl Grabs {
         }
         out.extend(run.map(|r| (r, true)));
         out
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    /// Every hour of every grab limit holds one (issue 5's memory).
+    #[test]
+    fn an_hours_summary_is_56_bytes() {
+        assert_eq!(size_of::<(i64, super::Hour)>(), 56);
     }
 }
