@@ -723,13 +723,30 @@ impl Engine {
             if averaging == Averaging::Instantaneous {
                 if judged {
                     let (series, track) = (&self.series[at], &self.tracks[t]);
-                    let p = self.judge_instant(series, track, time_ns, sample);
-                    if p.outcome == Outcome::Exceeds && !self.replaying {
-                        self.flashes.push(exceedance(series, track, &p, p.start_ns));
-                    }
-                    let beyond = beyond(&track.limit, &series.point, p.value.unwrap_or(f64::NAN));
+                    let limit = &track.limit;
+                    let (judged, beyond) = if limit.catalog_unit && limit.reference_o2_pct.is_none() {
+                        // The common case, judged as `judge_instant` would without building
+                        // its period: the value as measured, in the limit's unit already.
+                        let outcome = match limit.compare(&series.point, sample.value, sample.not_detected) {
+                            Verdict::Compliant => Outcome::Compliant,
+                            Verdict::Exceeds => Outcome::Exceeds,
+                        };
+                        if outcome == Outcome::Exceeds && !self.replaying {
+                            let p = self.judge_instant(series, track, time_ns, sample);
+                            self.flashes.push(exceedance(series, track, &p, p.start_ns));
+                        }
+                        let beyond = beyond(limit, &series.point, sample.value);
+                        (grab::Sample::measured(sample.value, outcome), beyond)
+                    } else {
+                        let p = self.judge_instant(series, track, time_ns, sample);
+                        if p.outcome == Outcome::Exceeds && !self.replaying {
+                            self.flashes.push(exceedance(series, track, &p, p.start_ns));
+                        }
+                        let beyond = beyond(limit, &series.point, p.value.unwrap_or(f64::NAN));
+                        (grab::Sample::of(&p), beyond)
+                    };
                     if let Some(grabs) = self.tracks[t].grabs_mut() {
-                        grabs.add(time_ns, grab::Sample::of(&p), beyond);
+                        grabs.add(time_ns, judged, beyond);
                     }
                 }
             } else {

@@ -41,6 +41,11 @@ impl Sample {
         }
     }
 
+    /// A sample judged as measured (no unit conversion, no O₂ correction).
+    pub(super) fn measured(value: f64, outcome: Outcome) -> Sample {
+        Sample { value, measured: value, o2_pct: f32::NAN, outcome }
+    }
+
     pub(super) fn value(&self) -> Option<f64> {
         (!self.value.is_nan()).then_some(self.value)
     }
