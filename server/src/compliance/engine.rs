@@ -724,27 +724,23 @@ impl Engine {
                 if judged {
                     let (series, track) = (&self.series[at], &self.tracks[t]);
                     let limit = &track.limit;
-                    let (judged, beyond) = if limit.catalog_unit && limit.reference_o2_pct.is_none() {
+                    let (judged, value) = if limit.catalog_unit && limit.reference_o2_pct.is_none() {
                         // The common case, judged as `judge_instant` would without building
                         // its period: the value as measured, in the limit's unit already.
                         let outcome = match limit.compare(&series.point, sample.value, sample.not_detected) {
                             Verdict::Compliant => Outcome::Compliant,
                             Verdict::Exceeds => Outcome::Exceeds,
                         };
-                        if outcome == Outcome::Exceeds && !self.replaying {
-                            let p = self.judge_instant(series, track, time_ns, sample);
-                            self.flashes.push(exceedance(series, track, &p, p.start_ns));
-                        }
-                        let beyond = beyond(limit, &series.point, sample.value);
-                        (grab::Sample::measured(sample.value, outcome), beyond)
+                        (grab::Sample::measured(sample.value, outcome), sample.value)
                     } else {
                         let p = self.judge_instant(series, track, time_ns, sample);
-                        if p.outcome == Outcome::Exceeds && !self.replaying {
-                            self.flashes.push(exceedance(series, track, &p, p.start_ns));
-                        }
-                        let beyond = beyond(limit, &series.point, p.value.unwrap_or(f64::NAN));
-                        (grab::Sample::of(&p), beyond)
+                        (grab::Sample::of(&p), p.value.unwrap_or(f64::NAN))
                     };
+                    if judged.outcome() == Outcome::Exceeds && !self.replaying {
+                        let p = self.judge_instant(series, track, time_ns, sample);
+                        self.flashes.push(exceedance(series, track, &p, p.start_ns));
+                    }
+                    let beyond = beyond(limit, &series.point, value);
                     if let Some(grabs) = self.tracks[t].grabs_mut() {
                         grabs.add(time_ns, judged, beyond);
                     }

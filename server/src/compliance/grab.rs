@@ -46,6 +46,10 @@ impl Sample {
         Sample { value, measured: value, o2_pct: f32::NAN, outcome }
     }
 
+    pub(super) fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
     pub(super) fn value(&self) -> Option<f64> {
         (!self.value.is_nan()).then_some(self.value)
     }
