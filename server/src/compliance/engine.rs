@@ -111,7 +111,7 @@ fn nano(value: f64) -> i128 {
 /// Readings of one hour of one series. Packed to 8-byte alignment: an hour's entry in a
 /// series' timeline is then 40 bytes, not 48 (an `i128` would align it to 16).
 #[derive(Debug, Clone, Copy, Default)]
-#[repr(packed(8))]
+#[repr(C, packed(8))]
 struct Acc {
     valid: u32,
     excluded: u32,
