@@ -1,6 +1,7 @@
 //! The in-memory half of the store: interned series and their points in sorted chunks.
 //!
-//! Per series: its key once (plus one lookup string), and chunks of [`CHUNK_POINTS`]
+//! Per series: its key (names shared with the other series, see [`SeriesKey`]) plus one
+//! lookup string, and chunks of [`CHUNK_POINTS`]
 //! points. The newest chunk is open: three parallel columns (`i64` time, `f64` value, `u8`
 //! flags, 17 bytes a point) that a new point is pushed onto. A full chunk is packed:
 //! timestamps as zig-zag varint delta-of-deltas (one byte for a regular interval), values
@@ -9,8 +10,9 @@
 //! the chunk covering its time, goes in, and the chunk is packed again (split in two when
 //! it grows past twice the size).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use eitwatch_config::reading::Kind;
 
@@ -373,6 +375,8 @@ impl FxHasher {
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     ids: HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>,
+    /// Every distinct name (factory, point, parameter) of the keys, held once.
+    names: HashSet<Arc<str>, BuildHasherDefault<FxHasher>>,
     pub(crate) series: Vec<Series>,
     len: usize,
     lookup: String,
@@ -383,7 +387,7 @@ pub(crate) struct Index {
 
 /// Kind, factory and point of the last reading interned, its parameters' ids, and where
 /// in them the next parameter is looked for first.
-type RecentPoint = (Option<Kind>, String, String, Vec<(Box<str>, u32)>, usize);
+type RecentPoint = (Option<Kind>, String, String, Vec<(Arc<str>, u32)>, usize);
 
 fn lookup_key(buf: &mut String, kind: Kind, factory: &str, point: &str, parameter: &str) {
     buf.clear();
@@ -421,17 +425,30 @@ impl Index {
         lookup_key(&mut self.lookup, kind, factory, point, parameter);
         let id = match self.ids.get(self.lookup.as_str()) {
             Some(id) => *id,
-            None => self.intern_key(SeriesKey {
-                factory: factory.to_string(),
-                point: point.to_string(),
-                kind,
-                parameter: parameter.to_string(),
-            }),
+            None => {
+                let key = SeriesKey {
+                    factory: self.name(factory),
+                    point: self.name(point),
+                    kind,
+                    parameter: self.name(parameter),
+                };
+                self.push(key)
+            }
         };
         if self.recent.3.len() < 64 {
-            self.recent.3.push((parameter.into(), id));
+            self.recent.3.push((self.series[id as usize].key.parameter.clone(), id));
         }
         id
+    }
+
+    /// The index's copy of a name, added when new.
+    fn name(&mut self, s: &str) -> Arc<str> {
+        if let Some(name) = self.names.get(s) {
+            return name.clone();
+        }
+        let name: Arc<str> = s.into();
+        self.names.insert(name.clone());
+        name
     }
 
     /// The key of series `id`.
@@ -445,6 +462,18 @@ impl Index {
         if let Some(id) = self.ids.get(self.lookup.as_str()) {
             return *id;
         }
+        // A key decoded from the log has names of its own: share the index's instead.
+        let key = SeriesKey {
+            factory: self.name(&key.factory),
+            point: self.name(&key.point),
+            kind: key.kind,
+            parameter: self.name(&key.parameter),
+        };
+        self.push(key)
+    }
+
+    /// Adds a series not yet interned (`self.lookup` holds its lookup key).
+    fn push(&mut self, key: SeriesKey) -> u32 {
         let id = self.series.len() as u32;
         self.ids.insert(self.lookup.as_str().into(), id);
         self.series.push(Series { key, chunks: Vec::new() });

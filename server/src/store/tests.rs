@@ -14,7 +14,7 @@ fn options() -> StoreSection {
 }
 
 fn values(store: &Store, parameter: &str) -> Vec<(i64, f64)> {
-    store.query(|k| k.parameter == parameter, i64::MIN, i64::MAX).iter().map(|(_, t, s)| (*t, s.value)).collect()
+    store.query(|k| &*k.parameter == parameter, i64::MIN, i64::MAX).iter().map(|(_, t, s)| (*t, s.value)).collect()
 }
 
 #[test]
@@ -263,7 +263,7 @@ fn downsampling_gives_exact_min_max_mean_count_per_bucket() {
         r("ph", 7.0, 0),
     ];
     store.append(&batch).unwrap();
-    let got = store.downsample(|k| k.parameter == "cod", i64::MIN, i64::MAX, 60 * s);
+    let got = store.downsample(|k| &*k.parameter == "cod", i64::MIN, i64::MAX, 60 * s);
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].1,
@@ -274,7 +274,7 @@ fn downsampling_gives_exact_min_max_mean_count_per_bucket() {
         ]
     );
     // The range bounds cut readings, not buckets: [30 s, 121 s) holds 2, 6 and 10.
-    let got = store.downsample(|k| k.parameter == "cod", 30 * s, 121 * s, 60 * s);
+    let got = store.downsample(|k| &*k.parameter == "cod", 30 * s, 121 * s, 60 * s);
     assert_eq!(
         got[0].1,
         vec![
@@ -452,4 +452,25 @@ fn segments_of_the_earlier_point_format_still_open() {
     let store = Store::open(dir.path(), &options()).unwrap();
     let got: Vec<_> = store.query(|_| true, i64::MIN, i64::MAX);
     assert_eq!(got, vec![(key.clone(), -1, stored(-0.0)), (key, 60_000_000_000, stored(95.5))]);
+}
+
+#[test]
+fn series_share_their_names_live_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let other = Reading::new(Kind::Effluent, "f2", "outfall-1", "cod", 3.0, 1);
+    store.append(&[r("cod", 1.0, 1), r("ph", 7.0, 1), other]).unwrap();
+    let check = |store: &Store| {
+        let keys: Vec<SeriesKey> = (0..3).map(|id| store.series_key(id).unwrap()).collect();
+        let names: Vec<_> = keys.iter().map(|k| (&*k.factory, &*k.point, &*k.parameter)).collect();
+        assert_eq!(names, [("f1", "outfall-1", "cod"), ("f1", "outfall-1", "ph"), ("f2", "outfall-1", "cod")]);
+        assert!(Arc::ptr_eq(&keys[0].factory, &keys[1].factory), "one factory's series share its id");
+        assert!(Arc::ptr_eq(&keys[0].point, &keys[2].point), "two factories' outfall-1 is one string");
+        assert!(Arc::ptr_eq(&keys[0].parameter, &keys[2].parameter));
+        assert!(!Arc::ptr_eq(&keys[0].factory, &keys[2].factory));
+    };
+    check(&store);
+    drop(store);
+    // Replayed from the log, whose every definition decodes names of its own.
+    check(&Store::open(dir.path(), &options()).unwrap());
 }
