@@ -1,7 +1,7 @@
 //! The in-memory half of the store: interned series and their points in sorted chunks.
 //!
-//! Per series: its key (names shared with the other series, see [`SeriesKey`]) plus one
-//! lookup string, and chunks of [`CHUNK_POINTS`]
+//! Per series: its key (names shared with the other series, see [`SeriesKey`]), an id in
+//! the lookup table, and chunks of [`CHUNK_POINTS`]
 //! points. The newest chunk is open: three parallel columns (`i64` time, `f64` value, `u8`
 //! flags, 17 bytes a point) that a new point is pushed onto. A full chunk is packed:
 //! timestamps as zig-zag varint delta-of-deltas (one byte for a regular interval), values
@@ -10,7 +10,7 @@
 //! the chunk covering its time, goes in, and the chunk is packed again (split in two when
 //! it grows past twice the size).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -374,12 +374,13 @@ impl FxHasher {
 /// Every series, by id.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    ids: HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>,
+    /// Series ids by key: the table hashes a key's fields and compares against the series'
+    /// own key, so no key is held twice.
+    ids: hashbrown::HashTable<u32>,
     /// Every distinct name (factory, point, parameter) of the keys, held once.
     names: HashSet<Arc<str>, BuildHasherDefault<FxHasher>>,
     pub(crate) series: Vec<Series>,
     len: usize,
-    lookup: String,
     /// The last reading's point and the ids of its parameters seen so far: the readings of
     /// a line (and of a factory's batch) share kind, factory and point.
     recent: RecentPoint,
@@ -389,14 +390,26 @@ pub(crate) struct Index {
 /// in them the next parameter is looked for first.
 type RecentPoint = (Option<Kind>, String, String, Vec<(Arc<str>, u32)>, usize);
 
-fn lookup_key(buf: &mut String, kind: Kind, factory: &str, point: &str, parameter: &str) {
-    buf.clear();
-    buf.push_str(kind.as_str());
+/// The hash of a key's fields for the id table.
+fn hash_names(kind: Kind, factory: &str, point: &str, parameter: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_u8(kind as u8);
     for s in [factory, point, parameter] {
-        // A separator no id may contain (ids are checked against the registry and catalog).
-        buf.push('\u{1f}');
-        buf.push_str(s);
+        h.write(s.as_bytes());
+        // As `str`'s `Hash` does: 0xff is in no UTF-8 text, so ("ab", "c") and ("a", "bc")
+        // hash apart.
+        h.write_u8(0xff);
     }
+    h.finish()
+}
+
+fn hash_key(k: &SeriesKey) -> u64 {
+    hash_names(k.kind, &k.factory, &k.point, &k.parameter)
+}
+
+fn is_key(k: &SeriesKey, kind: Kind, factory: &str, point: &str, parameter: &str) -> bool {
+    // The parameter first: it tells a point's series apart.
+    *k.parameter == *parameter && k.kind == kind && *k.point == *point && *k.factory == *factory
 }
 
 impl Index {
@@ -422,8 +435,9 @@ impl Index {
             recent.2.replace_range(.., point);
             recent.3.clear();
         }
-        lookup_key(&mut self.lookup, kind, factory, point, parameter);
-        let id = match self.ids.get(self.lookup.as_str()) {
+        let hash = hash_names(kind, factory, point, parameter);
+        let series = &self.series;
+        let id = match self.ids.find(hash, |&id| is_key(&series[id as usize].key, kind, factory, point, parameter)) {
             Some(id) => *id,
             None => {
                 let key = SeriesKey {
@@ -432,12 +446,44 @@ impl Index {
                     kind,
                     parameter: self.name(parameter),
                 };
-                self.push(key)
+                self.push(hash, key)
             }
         };
         if self.recent.3.len() < 64 {
             self.recent.3.push((self.series[id as usize].key.parameter.clone(), id));
         }
+        id
+    }
+
+    /// The key of series `id`.
+    pub(crate) fn key(&self, id: u32) -> Option<&SeriesKey> {
+        self.series.get(id as usize).map(|s| &s.key)
+    }
+
+    /// The id of a series, interning it when new.
+    pub(crate) fn intern_key(&mut self, key: SeriesKey) -> u32 {
+        let hash = hash_key(&key);
+        let series = &self.series;
+        let same = |&id: &u32| is_key(&series[id as usize].key, key.kind, &key.factory, &key.point, &key.parameter);
+        if let Some(id) = self.ids.find(hash, same) {
+            return *id;
+        }
+        // A key decoded from the log has names of its own: share the index's instead.
+        let key = SeriesKey {
+            factory: self.name(&key.factory),
+            point: self.name(&key.point),
+            kind: key.kind,
+            parameter: self.name(&key.parameter),
+        };
+        self.push(hash, key)
+    }
+
+    /// Adds a series not yet interned, whose key hashes to `hash`.
+    fn push(&mut self, hash: u64, key: SeriesKey) -> u32 {
+        let id = self.series.len() as u32;
+        self.series.push(Series { key, chunks: Vec::new() });
+        let series = &self.series;
+        self.ids.insert_unique(hash, id, |&id| hash_key(&series[id as usize].key));
         id
     }
 
@@ -449,35 +495,6 @@ impl Index {
         let name: Arc<str> = s.into();
         self.names.insert(name.clone());
         name
-    }
-
-    /// The key of series `id`.
-    pub(crate) fn key(&self, id: u32) -> Option<&SeriesKey> {
-        self.series.get(id as usize).map(|s| &s.key)
-    }
-
-    /// The id of a series, interning it when new.
-    pub(crate) fn intern_key(&mut self, key: SeriesKey) -> u32 {
-        lookup_key(&mut self.lookup, key.kind, &key.factory, &key.point, &key.parameter);
-        if let Some(id) = self.ids.get(self.lookup.as_str()) {
-            return *id;
-        }
-        // A key decoded from the log has names of its own: share the index's instead.
-        let key = SeriesKey {
-            factory: self.name(&key.factory),
-            point: self.name(&key.point),
-            kind: key.kind,
-            parameter: self.name(&key.parameter),
-        };
-        self.push(key)
-    }
-
-    /// Adds a series not yet interned (`self.lookup` holds its lookup key).
-    fn push(&mut self, key: SeriesKey) -> u32 {
-        let id = self.series.len() as u32;
-        self.ids.insert(self.lookup.as_str().into(), id);
-        self.series.push(Series { key, chunks: Vec::new() });
-        id
     }
 
     /// The point of series `id` at `time_ns`.

@@ -474,3 +474,38 @@ fn series_share_their_names_live_and_after_a_restart() {
     // Replayed from the log, whose every definition decodes names of its own.
     check(&Store::open(dir.path(), &options()).unwrap());
 }
+
+#[test]
+fn the_id_table_finds_every_key_after_growth_and_tells_look_alike_keys_apart() {
+    let key =
+        |kind, f: &str, p: &str, q: &str| SeriesKey { factory: f.into(), point: p.into(), kind, parameter: q.into() };
+    // Keys that one string with separators (the earlier lookup key) would have merged, and
+    // names in Thai, empty or sharing bytes across fields.
+    let mut keys = vec![
+        key(Kind::Effluent, "a\u{1f}b", "c", "cod"),
+        key(Kind::Effluent, "a", "b\u{1f}c", "cod"),
+        key(Kind::Effluent, "ab", "c", "cod"),
+        key(Kind::Effluent, "a", "bc", "cod"),
+        key(Kind::Effluent, "a", "b", "ccod"),
+        key(Kind::Effluent, "โรงงาน-1", "บ่อ-1", "cod"),
+        key(Kind::Effluent, "โรงงาน-1", "บ่อ-1", "ค่า"),
+        key(Kind::Effluent, "", "", ""),
+        key(Kind::Emission, "", "", ""),
+        key(Kind::Ambient, "", "", ""),
+    ];
+    // Enough to grow the table many times over.
+    keys.extend(
+        (0..5000).map(|i| key(Kind::ALL[i % 3], &format!("f{}", i / 30), &format!("p{}", i % 7), &format!("{i}"))),
+    );
+    let mut index = index::Index::default();
+    let ids: Vec<u32> = keys.iter().map(|k| index.intern_key(k.clone())).collect();
+    assert_eq!(ids, (0..keys.len() as u32).collect::<Vec<_>>(), "every key a series of its own");
+    for (k, id) in keys.iter().zip(&ids) {
+        assert_eq!(index.intern_key(k.clone()), *id, "{k:?} found again");
+        assert_eq!(index.key(*id), Some(k));
+        // And through an offered reading, as ingest finds them.
+        let reading = Reading::new(k.kind, &k.factory, &k.point, &k.parameter, 1.0, 0);
+        assert_eq!(index.intern(&reading, false), *id, "{k:?} offered");
+    }
+    assert_eq!(index.series.len(), keys.len());
+}
