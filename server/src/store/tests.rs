@@ -509,3 +509,70 @@ fn the_id_table_finds_every_key_after_growth_and_tells_look_alike_keys_apart() {
     }
     assert_eq!(index.series.len(), keys.len());
 }
+
+#[test]
+fn a_series_keeps_its_points_as_a_sorted_map_does_through_appends_back_fills_removals_and_pruning() {
+    let mut index = index::Index::default();
+    let key =
+        SeriesKey { factory: "f1".into(), point: "outfall-1".into(), kind: Kind::Effluent, parameter: "cod".into() };
+    let id = index.intern_key(key);
+    let mut model: BTreeMap<i64, Stored> = BTreeMap::new();
+    // A fixed pseudo-random walk (64-bit LCG): mostly appends, some back-fills into open
+    // and packed chunks, removals (a refused batch's undo) and pruning (retention).
+    let mut x = 7u64;
+    let mut next = move |n: u64| {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) % n
+    };
+    let mut end = 0i64;
+    let scan = |index: &index::Index, from: i64, to: i64| {
+        let mut out = Vec::new();
+        index.series[id as usize].scan(from, to, |t, s| out.push((t, s)));
+        out
+    };
+    for step in 0..6000u64 {
+        let stored = Stored {
+            value: step as f64 * 0.5 - 100.0,
+            quality: Quality::ALL[(step / 7) as usize % Quality::ALL.len()],
+            source: if step % 5 == 0 { Source::Lab } else { Source::Instrument },
+            below_detection_limit: step % 11 == 0,
+        };
+        match next(20) {
+            0..=11 => {
+                end += 1 + next(3) as i64;
+                assert_eq!(index.get(id, end), None);
+                index.insert(id, end, &stored);
+                model.insert(end, stored);
+            }
+            12..=16 => {
+                let t = next(end as u64 + 1) as i64;
+                assert_eq!(index.get(id, t), model.get(&t).copied(), "at {t}");
+                if let std::collections::btree_map::Entry::Vacant(e) = model.entry(t) {
+                    index.insert(id, t, &stored);
+                    e.insert(stored);
+                }
+            }
+            17..=18 if !model.is_empty() => {
+                let t = *model.keys().nth(next(model.len() as u64) as usize).unwrap();
+                index.remove(id, t);
+                model.remove(&t);
+            }
+            _ if step % 10 == 0 => {
+                let cutoff = next(end as u64 + 1) as i64 / 4;
+                let before = model.len();
+                model.retain(|t, _| *t >= cutoff);
+                assert_eq!(index.prune(cutoff), before - model.len());
+            }
+            _ => {}
+        }
+        if step % 500 == 0 || step == 5999 {
+            assert_eq!(index.len(), model.len());
+            let all: Vec<(i64, Stored)> = model.iter().map(|(t, s)| (*t, *s)).collect();
+            assert_eq!(scan(&index, i64::MIN, i64::MAX), all, "after step {step}");
+            let (from, to) = (end / 3, end / 2);
+            let part: Vec<(i64, Stored)> = model.range(from..to).map(|(t, s)| (*t, *s)).collect();
+            assert_eq!(scan(&index, from, to), part);
+        }
+    }
+    assert!(model.len() > 3 * index::CHUNK_POINTS, "several chunks, packed and open: {}", model.len());
+}
