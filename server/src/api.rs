@@ -193,7 +193,7 @@ async fn readings(
                     .iter()
                     .map(|b| json!({"start_ns": b.start_ns, "count": b.count, "min": b.min, "max": b.max, "mean": b.mean}))
                     .collect();
-                json!({"factory": k.factory, "point": k.point, "kind": k.kind, "parameter": k.parameter, "buckets": buckets})
+                json!({"factory": &*k.factory, "point": &*k.point, "kind": k.kind, "parameter": &*k.parameter, "buckets": buckets})
             })
             .collect();
         return Ok(Json(json!({ "every_s": every_s, "series": series })));
@@ -204,7 +204,7 @@ async fn readings(
         .into_iter()
         .map(|(k, t, s)| {
             let mut row = json!({
-                "factory": k.factory, "point": k.point, "kind": k.kind, "parameter": k.parameter,
+                "factory": &*k.factory, "point": &*k.point, "kind": k.kind, "parameter": &*k.parameter,
                 "time_ns": t, "value": s.value, "quality": s.quality, "source": s.source,
                 "below_detection_limit": s.below_detection_limit,
             });

@@ -158,7 +158,7 @@ impl CorrectionLog {
                 return Err(ApiError::invalid(format!("{at}: value must be a finite number")));
             }
             let stored = app.store.query(
-                |k| k.factory == r.factory && k.point == r.point && k.parameter == r.parameter,
+                |k| *k.factory == *r.factory && *k.point == *r.point && *k.parameter == *r.parameter,
                 r.time_ns,
                 r.time_ns.saturating_add(1),
             );

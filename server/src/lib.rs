@@ -137,7 +137,7 @@ impl App {
         let mut replayed = 0usize;
         for factory in registry.areas().iter().flat_map(|a| a.factory.iter()) {
             let readings: Vec<_> = store
-                .query(|k| k.factory == factory.id, i64::MIN, i64::MAX)
+                .query(|k| *k.factory == *factory.id, i64::MIN, i64::MAX)
                 .into_iter()
                 .map(|(k, t, s)| k.reading(t, &s))
                 .collect();
@@ -169,9 +169,9 @@ impl App {
             engine,
             move |id| {
                 keys.series_key(id).map(|k| compliance::SeriesId {
-                    factory: k.factory.into(),
-                    point: k.point.into(),
-                    parameter: k.parameter.into(),
+                    factory: k.factory,
+                    point: k.point,
+                    parameter: k.parameter,
                 })
             },
             alerts.clone(),

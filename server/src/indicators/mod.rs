@@ -153,8 +153,9 @@ pub fn report_of(
             let mut start = from;
             while start < to {
                 let end = start.saturating_add(MONTH_NS).min(to);
-                let wanted =
-                    |k: &crate::store::SeriesKey| k.factory == factory && k.point == point && k.parameter == parameter;
+                let wanted = |k: &crate::store::SeriesKey| {
+                    *k.factory == *factory && *k.point == *point && *k.parameter == *parameter
+                };
                 out.extend(
                     app.store
                         .query(wanted, start, end)

@@ -1,16 +1,18 @@
 //! The in-memory half of the store: interned series and their points in sorted chunks.
 //!
-//! Per series: its key once (plus one lookup string), and chunks of [`CHUNK_POINTS`]
-//! points. The newest chunk is open: three parallel columns (`i64` time, `f64` value, `u8`
-//! flags, 17 bytes a point) that a new point is pushed onto. A full chunk is packed:
+//! Per series: its key (names shared with the other series, see [`SeriesKey`]), an id in
+//! the lookup table, and chunks of [`CHUNK_POINTS`] points. The newest chunk is open:
+//! three columns (`i64` time, `f64` value, `u8` flags, 17 bytes a point) in one allocation
+//! that a new point is pushed onto. A full chunk is packed:
 //! timestamps as zig-zag varint delta-of-deltas (one byte for a regular interval), values
 //! XOR'd with the previous one keeping only the non-zero bytes (one byte for a repeated
 //! value), flags as runs — a few bytes a point instead of 17. A back-filled point unpacks
 //! the chunk covering its time, goes in, and the chunk is packed again (split in two when
 //! it grows past twice the size).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use eitwatch_config::reading::Kind;
 
@@ -20,40 +22,137 @@ use super::{Offered, SeriesKey, Stored};
 /// Points per chunk. Small enough that the open chunk of each series stays near 2 KiB.
 pub(crate) const CHUNK_POINTS: usize = 128;
 
-/// A chunk's points as columns.
+/// Bytes of a point in an open chunk: time, value and flags.
+const OPEN_POINT_BYTES: usize = 8 + 8 + 1;
+
+/// A chunk's points as columns in one allocation of `capacity` × 17 bytes: the times
+/// (`i64`), then the values (`f64` bits), then the flags, each column `capacity` long, all
+/// little-endian. One block rather than three: a series' first point costs one small
+/// allocation (32 bytes with malloc's header), not three.
 #[derive(Debug, Default, Clone)]
 struct Columns {
-    times: Vec<i64>,
-    values: Vec<f64>,
-    flags: Vec<u8>,
+    buf: Box<[u8]>,
+    len: usize,
+}
+
+fn word(buf: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    u64::from_le_bytes(b)
 }
 
 impl Columns {
+    fn with_capacity(capacity: usize) -> Columns {
+        Columns { buf: vec![0; capacity * OPEN_POINT_BYTES].into_boxed_slice(), len: 0 }
+    }
+    fn capacity(&self) -> usize {
+        self.buf.len() / OPEN_POINT_BYTES
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn time(&self, i: usize) -> i64 {
+        word(&self.buf, 8 * i) as i64
+    }
+    fn last_time(&self) -> Option<i64> {
+        self.len.checked_sub(1).map(|i| self.time(i))
+    }
+    fn value(&self, i: usize) -> f64 {
+        f64::from_bits(word(&self.buf, 8 * (self.capacity() + i)))
+    }
+    fn flags(&self, i: usize) -> u8 {
+        self.buf[16 * self.capacity() + i]
+    }
     fn get(&self, i: usize) -> Stored {
-        stored_of(self.values[i], self.flags[i]).unwrap_or_else(|| Stored::of_value(self.values[i]))
+        let value = self.value(i);
+        stored_of(value, self.flags(i)).unwrap_or_else(|| Stored::of_value(value))
+    }
+    fn set_time(&mut self, i: usize, time_ns: i64) {
+        self.buf[8 * i..8 * i + 8].copy_from_slice(&time_ns.to_le_bytes());
+    }
+    fn set_value(&mut self, i: usize, value: f64) {
+        let at = 8 * (self.capacity() + i);
+        self.buf[at..at + 8].copy_from_slice(&value.to_bits().to_le_bytes());
+    }
+    fn set_flags(&mut self, i: usize, flags: u8) {
+        let at = 16 * self.capacity() + i;
+        self.buf[at] = flags;
+    }
+    fn set(&mut self, i: usize, time_ns: i64, s: &Stored) {
+        self.set_time(i, time_ns);
+        self.set_value(i, s.value);
+        self.set_flags(i, flags_of(s));
+    }
+    /// The index of the first point not before `time_ns` (`len` if none).
+    fn position(&self, time_ns: i64) -> usize {
+        let (mut lo, mut hi) = (0, self.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.time(mid) < time_ns { lo = mid + 1 } else { hi = mid }
+        }
+        lo
+    }
+    /// The index of the point at `time_ns`.
+    fn find(&self, time_ns: i64) -> Option<usize> {
+        let i = self.position(time_ns);
+        (i < self.len && self.time(i) == time_ns).then_some(i)
+    }
+    /// Copies `src`'s points `from..from + n` to `to..to + n` (the columns' capacities may
+    /// differ; [`Columns::shift`] moves points within one chunk).
+    fn copy_from(&mut self, src: &Columns, from: usize, n: usize, to: usize) {
+        let (d, s) = (self.capacity(), src.capacity());
+        self.buf[8 * to..8 * (to + n)].copy_from_slice(&src.buf[8 * from..8 * (from + n)]);
+        self.buf[8 * (d + to)..8 * (d + to + n)].copy_from_slice(&src.buf[8 * (s + from)..8 * (s + from + n)]);
+        self.buf[16 * d + to..16 * d + to + n].copy_from_slice(&src.buf[16 * s + from..16 * s + from + n]);
+    }
+    /// Moves the points from `from` on to start at `to`, within the capacity.
+    fn shift(&mut self, from: usize, to: usize) {
+        let (c, n) = (self.capacity(), self.len - from);
+        self.buf.copy_within(8 * from..8 * (from + n), 8 * to);
+        self.buf.copy_within(8 * (c + from)..8 * (c + from + n), 8 * (c + to));
+        self.buf.copy_within(16 * c + from..16 * c + from + n, 16 * c + to);
+    }
+    /// Room for one more point: doubling (at least 4) as a `Vec` does, but no further than
+    /// [`CHUNK_POINTS`] while the chunk is within it (a full chunk is packed).
+    fn reserve_one(&mut self) {
+        if self.len < self.capacity() {
+            return;
+        }
+        let mut capacity = (2 * self.len).max(4);
+        if self.len < CHUNK_POINTS {
+            capacity = capacity.min(CHUNK_POINTS);
+        }
+        let mut grown = Columns::with_capacity(capacity);
+        grown.copy_from(self, 0, self.len, 0);
+        grown.len = self.len;
+        *self = grown;
     }
     fn insert(&mut self, i: usize, time_ns: i64, s: &Stored) {
-        self.times.insert(i, time_ns);
-        self.values.insert(i, s.value);
-        self.flags.insert(i, flags_of(s));
+        self.reserve_one();
+        self.shift(i, i + 1);
+        self.set(i, time_ns, s);
+        self.len += 1;
     }
     fn push(&mut self, time_ns: i64, s: &Stored) {
-        self.times.push(time_ns);
-        self.values.push(s.value);
-        self.flags.push(flags_of(s));
+        self.reserve_one();
+        self.set(self.len, time_ns, s);
+        self.len += 1;
     }
     fn remove(&mut self, i: usize) {
-        self.times.remove(i);
-        self.values.remove(i);
-        self.flags.remove(i);
+        self.shift(i + 1, i);
+        self.len -= 1;
     }
     fn drain_front(&mut self, n: usize) {
-        self.times.drain(..n);
-        self.values.drain(..n);
-        self.flags.drain(..n);
+        self.shift(n, 0);
+        self.len -= n;
     }
     fn split_off(&mut self, at: usize) -> Columns {
-        Columns { times: self.times.split_off(at), values: self.values.split_off(at), flags: self.flags.split_off(at) }
+        let n = self.len - at;
+        let mut tail = Columns::with_capacity(n);
+        tail.copy_from(self, at, n, 0);
+        tail.len = n;
+        self.len = at;
+        tail
     }
 }
 
@@ -66,19 +165,19 @@ enum Chunk {
 impl Chunk {
     fn first(&self) -> i64 {
         match self {
-            Chunk::Open(c) => c.times[0],
+            Chunk::Open(c) => c.time(0),
             Chunk::Packed { first, .. } => *first,
         }
     }
     fn last(&self) -> i64 {
         match self {
-            Chunk::Open(c) => c.times[c.times.len() - 1],
+            Chunk::Open(c) => c.time(c.len() - 1),
             Chunk::Packed { last, .. } => *last,
         }
     }
     fn len(&self) -> usize {
         match self {
-            Chunk::Open(c) => c.times.len(),
+            Chunk::Open(c) => c.len(),
             Chunk::Packed { len, .. } => *len as usize,
         }
     }
@@ -96,9 +195,9 @@ impl Chunk {
     }
     fn packed(c: &Columns) -> Chunk {
         Chunk::Packed {
-            first: c.times[0],
-            last: c.times[c.times.len() - 1],
-            len: c.times.len() as u32,
+            first: c.time(0),
+            last: c.time(c.len() - 1),
+            len: c.len() as u32,
             bytes: pack(c).into_boxed_slice(),
         }
     }
@@ -128,16 +227,16 @@ fn get_varint(bytes: &[u8], at: &mut usize) -> u64 {
 
 /// Packs columns (see the module doc); `first` is kept outside.
 fn pack(c: &Columns) -> Vec<u8> {
-    let mut out = Vec::with_capacity(c.times.len() * 3);
-    let (mut prev_t, mut prev_delta) = (c.times[0], 0i64);
-    for &t in &c.times[1..] {
+    let mut out = Vec::with_capacity(c.len() * 3);
+    let (mut prev_t, mut prev_delta) = (c.time(0), 0i64);
+    for t in (1..c.len()).map(|i| c.time(i)) {
         let delta = t.wrapping_sub(prev_t);
         let dod = delta.wrapping_sub(prev_delta);
         put_varint(&mut out, ((dod << 1) ^ (dod >> 63)) as u64);
         (prev_t, prev_delta) = (t, delta);
     }
     let mut prev = 0u64;
-    for v in &c.values {
+    for v in (0..c.len()).map(|i| c.value(i)) {
         let x = v.to_bits() ^ prev;
         prev = v.to_bits();
         if x == 0 {
@@ -151,9 +250,10 @@ fn pack(c: &Columns) -> Vec<u8> {
         out.extend_from_slice(&(x >> (tz * 8)).to_le_bytes()[..n]);
     }
     let mut i = 0;
-    while i < c.flags.len() {
-        let run = c.flags[i..].iter().take_while(|f| **f == c.flags[i]).count();
-        out.push(c.flags[i]);
+    while i < c.len() {
+        let flags = c.flags(i);
+        let run = (i..c.len()).take_while(|&j| c.flags(j) == flags).count();
+        out.push(flags);
         put_varint(&mut out, run as u64);
         i += run;
     }
@@ -161,20 +261,19 @@ fn pack(c: &Columns) -> Vec<u8> {
 }
 
 fn unpack(first: i64, len: usize, bytes: &[u8]) -> Columns {
-    let mut c =
-        Columns { times: Vec::with_capacity(len), values: Vec::with_capacity(len), flags: Vec::with_capacity(len) };
+    let mut c = Columns::with_capacity(len);
     let mut at = 0;
     let (mut t, mut delta) = (first, 0i64);
-    c.times.push(t);
-    for _ in 1..len {
+    c.set_time(0, t);
+    for i in 1..len {
         let z = get_varint(bytes, &mut at);
         let dod = ((z >> 1) as i64) ^ -((z & 1) as i64);
         delta = delta.wrapping_add(dod);
         t = t.wrapping_add(delta);
-        c.times.push(t);
+        c.set_time(i, t);
     }
     let mut prev = 0u64;
-    for _ in 0..len {
+    for i in 0..len {
         let header = bytes.get(at).copied().unwrap_or(0);
         at += 1;
         if header != 0 {
@@ -186,14 +285,19 @@ fn unpack(first: i64, len: usize, bytes: &[u8]) -> Columns {
             at += n;
             prev ^= u64::from_le_bytes(word) << (tz * 8);
         }
-        c.values.push(f64::from_bits(prev));
+        c.set_value(i, f64::from_bits(prev));
     }
-    while c.flags.len() < len {
-        let flag = bytes.get(at).copied().unwrap_or(0);
+    let mut i = 0;
+    while i < len {
+        let flags = bytes.get(at).copied().unwrap_or(0);
         at += 1;
-        let run = (get_varint(bytes, &mut at) as usize).clamp(1, len - c.flags.len());
-        c.flags.extend(std::iter::repeat_n(flag, run));
+        let run = (get_varint(bytes, &mut at) as usize).clamp(1, len - i);
+        for j in i..i + run {
+            c.set_flags(j, flags);
+        }
+        i += run;
     }
+    c.len = len;
     c
 }
 
@@ -222,14 +326,14 @@ impl Series {
             return None;
         }
         let c = chunk.columns();
-        c.times.binary_search(&time_ns).ok().map(|i| c.get(i))
+        c.find(time_ns).map(|i| c.get(i))
     }
 
     /// Stores a point not yet stored.
     fn insert(&mut self, time_ns: i64, s: &Stored) {
         if let Some(Chunk::Open(c)) = self.chunks.last_mut()
-            && c.times.len() < CHUNK_POINTS
-            && c.times.last().is_some_and(|&last| time_ns > last)
+            && c.len() < CHUNK_POINTS
+            && c.last_time().is_some_and(|last| time_ns > last)
         {
             c.push(time_ns, s); // the common case: appended to the open chunk, in place
             return;
@@ -237,8 +341,7 @@ impl Series {
         let Some(ci) = self.chunk_for(time_ns) else {
             // A series' first point: room for one, not the four a first push reserves (a new
             // series costs its key and a few dozen bytes until it is busy).
-            let mut c =
-                Columns { times: Vec::with_capacity(1), values: Vec::with_capacity(1), flags: Vec::with_capacity(1) };
+            let mut c = Columns::with_capacity(1);
             c.push(time_ns, s);
             self.chunks.reserve_exact(1);
             self.chunks.push(Chunk::Open(c));
@@ -252,9 +355,7 @@ impl Series {
                     let packed = Chunk::packed(full);
                     // The full chunk's columns, emptied, are the new open one's: no regrowth.
                     c = std::mem::take(full);
-                    c.times.clear();
-                    c.values.clear();
-                    c.flags.clear();
+                    c.len = 0;
                     self.chunks[last] = packed;
                 }
                 c.push(time_ns, s);
@@ -270,9 +371,9 @@ impl Series {
         // A back-filled point: into the chunk covering its time.
         let chunk = std::mem::replace(&mut self.chunks[ci], Chunk::Open(Columns::default()));
         let mut c = chunk.into_columns();
-        let i = c.times.partition_point(|t| *t < time_ns);
+        let i = c.position(time_ns);
         c.insert(i, time_ns, s);
-        let tail = (c.times.len() > 2 * CHUNK_POINTS).then(|| c.split_off(CHUNK_POINTS));
+        let tail = (c.len() > 2 * CHUNK_POINTS).then(|| c.split_off(CHUNK_POINTS));
         self.chunks[ci] = self.settle(ci, c);
         if let Some(tail) = tail {
             let at = ci + 1;
@@ -291,10 +392,10 @@ impl Series {
         let Some(ci) = self.chunk_for(time_ns) else { return };
         let chunk = std::mem::replace(&mut self.chunks[ci], Chunk::Open(Columns::default()));
         let mut c = chunk.into_columns();
-        if let Ok(i) = c.times.binary_search(&time_ns) {
+        if let Some(i) = c.find(time_ns) {
             c.remove(i);
         }
-        if c.times.is_empty() {
+        if c.len() == 0 {
             self.chunks.remove(ci);
         } else {
             self.chunks[ci] = self.settle(ci, c);
@@ -309,10 +410,8 @@ impl Series {
                 continue;
             }
             let c = chunk.columns();
-            let a = c.times.partition_point(|t| *t < from_ns);
-            let b = c.times.partition_point(|t| *t < to_ns);
-            for i in a..b {
-                each(c.times[i], c.get(i));
+            for i in c.position(from_ns)..c.position(to_ns) {
+                each(c.time(i), c.get(i));
             }
         }
     }
@@ -324,7 +423,7 @@ impl Series {
         if self.chunks.first().is_some_and(|c| c.first() < cutoff_ns) {
             let chunk = std::mem::replace(&mut self.chunks[0], Chunk::Open(Columns::default()));
             let mut c = chunk.into_columns();
-            let n = c.times.partition_point(|t| *t < cutoff_ns);
+            let n = c.position(cutoff_ns);
             c.drain_front(n);
             dropped += n;
             self.chunks[0] = self.settle(0, c);
@@ -372,10 +471,13 @@ impl FxHasher {
 /// Every series, by id.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    ids: HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>,
+    /// Series ids by key: the table hashes a key's fields and compares against the series'
+    /// own key, so no key is held twice.
+    ids: hashbrown::HashTable<u32>,
+    /// Every distinct name (factory, point, parameter) of the keys, held once.
+    names: HashSet<Arc<str>, BuildHasherDefault<FxHasher>>,
     pub(crate) series: Vec<Series>,
     len: usize,
-    lookup: String,
     /// The last reading's point and the ids of its parameters seen so far: the readings of
     /// a line (and of a factory's batch) share kind, factory and point.
     recent: RecentPoint,
@@ -383,16 +485,28 @@ pub(crate) struct Index {
 
 /// Kind, factory and point of the last reading interned, its parameters' ids, and where
 /// in them the next parameter is looked for first.
-type RecentPoint = (Option<Kind>, String, String, Vec<(Box<str>, u32)>, usize);
+type RecentPoint = (Option<Kind>, String, String, Vec<(Arc<str>, u32)>, usize);
 
-fn lookup_key(buf: &mut String, kind: Kind, factory: &str, point: &str, parameter: &str) {
-    buf.clear();
-    buf.push_str(kind.as_str());
+/// The hash of a key's fields for the id table.
+fn hash_names(kind: Kind, factory: &str, point: &str, parameter: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_u8(kind as u8);
     for s in [factory, point, parameter] {
-        // A separator no id may contain (ids are checked against the registry and catalog).
-        buf.push('\u{1f}');
-        buf.push_str(s);
+        h.write(s.as_bytes());
+        // As `str`'s `Hash` does: 0xff is in no UTF-8 text, so ("ab", "c") and ("a", "bc")
+        // hash apart.
+        h.write_u8(0xff);
     }
+    h.finish()
+}
+
+fn hash_key(k: &SeriesKey) -> u64 {
+    hash_names(k.kind, &k.factory, &k.point, &k.parameter)
+}
+
+fn is_key(k: &SeriesKey, kind: Kind, factory: &str, point: &str, parameter: &str) -> bool {
+    // The parameter first: it tells a point's series apart.
+    *k.parameter == *parameter && k.kind == kind && *k.point == *point && *k.factory == *factory
 }
 
 impl Index {
@@ -418,18 +532,22 @@ impl Index {
             recent.2.replace_range(.., point);
             recent.3.clear();
         }
-        lookup_key(&mut self.lookup, kind, factory, point, parameter);
-        let id = match self.ids.get(self.lookup.as_str()) {
+        let hash = hash_names(kind, factory, point, parameter);
+        let series = &self.series;
+        let id = match self.ids.find(hash, |&id| is_key(&series[id as usize].key, kind, factory, point, parameter)) {
             Some(id) => *id,
-            None => self.intern_key(SeriesKey {
-                factory: factory.to_string(),
-                point: point.to_string(),
-                kind,
-                parameter: parameter.to_string(),
-            }),
+            None => {
+                let key = SeriesKey {
+                    factory: self.name(factory),
+                    point: self.name(point),
+                    kind,
+                    parameter: self.name(parameter),
+                };
+                self.push(hash, key)
+            }
         };
         if self.recent.3.len() < 64 {
-            self.recent.3.push((parameter.into(), id));
+            self.recent.3.push((self.series[id as usize].key.parameter.clone(), id));
         }
         id
     }
@@ -441,14 +559,39 @@ impl Index {
 
     /// The id of a series, interning it when new.
     pub(crate) fn intern_key(&mut self, key: SeriesKey) -> u32 {
-        lookup_key(&mut self.lookup, key.kind, &key.factory, &key.point, &key.parameter);
-        if let Some(id) = self.ids.get(self.lookup.as_str()) {
+        let hash = hash_key(&key);
+        let series = &self.series;
+        let same = |&id: &u32| is_key(&series[id as usize].key, key.kind, &key.factory, &key.point, &key.parameter);
+        if let Some(id) = self.ids.find(hash, same) {
             return *id;
         }
+        // A key decoded from the log has names of its own: share the index's instead.
+        let key = SeriesKey {
+            factory: self.name(&key.factory),
+            point: self.name(&key.point),
+            kind: key.kind,
+            parameter: self.name(&key.parameter),
+        };
+        self.push(hash, key)
+    }
+
+    /// Adds a series not yet interned, whose key hashes to `hash`.
+    fn push(&mut self, hash: u64, key: SeriesKey) -> u32 {
         let id = self.series.len() as u32;
-        self.ids.insert(self.lookup.as_str().into(), id);
         self.series.push(Series { key, chunks: Vec::new() });
+        let series = &self.series;
+        self.ids.insert_unique(hash, id, |&id| hash_key(&series[id as usize].key));
         id
+    }
+
+    /// The index's copy of a name, added when new.
+    fn name(&mut self, s: &str) -> Arc<str> {
+        if let Some(name) = self.names.get(s) {
+            return name.clone();
+        }
+        let name: Arc<str> = s.into();
+        self.names.insert(name.clone());
+        name
     }
 
     /// The point of series `id` at `time_ns`.

@@ -223,14 +223,14 @@ pub(crate) fn decode_record(
                 p += 4;
                 let kind = kind_of(*payload.get(p).ok_or("def cut short")?).ok_or("bad kind")?;
                 p += 1;
-                let mut strings = [String::new(), String::new(), String::new()];
+                let mut strings: [std::sync::Arc<str>; 3] = Default::default();
                 for s in &mut strings {
                     let len = u16::from_le_bytes(
                         payload.get(p..p + 2).ok_or("def cut short")?.try_into().map_err(|_| "len")?,
                     ) as usize;
                     p += 2;
                     let bytes = payload.get(p..p + len).ok_or("def cut short")?;
-                    *s = std::str::from_utf8(bytes).map_err(|e| e.to_string())?.to_string();
+                    *s = std::str::from_utf8(bytes).map_err(|e| e.to_string())?.into();
                     p += len;
                 }
                 let [factory, point, parameter] = strings;

@@ -71,7 +71,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use eitwatch_config::line_protocol::Row;
 use eitwatch_config::reading::{Kind, Quality, Reading, Source};
@@ -80,16 +80,19 @@ pub use log::LogPosition;
 use tokio::sync::watch;
 
 /// Identifies a series: one parameter at one point.
+///
+/// The names are shared: the index holds each distinct name once (a factory's series share
+/// its id, every factory's `outfall-1` is one string), and a clone costs no allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
     /// Factory id.
-    pub factory: String,
+    pub factory: Arc<str>,
     /// Point id.
-    pub point: String,
+    pub point: Arc<str>,
     /// Measurement kind.
     pub kind: Kind,
     /// Parameter code.
-    pub parameter: String,
+    pub parameter: Arc<str>,
 }
 
 /// What the store takes: an owned [`Reading`], or a [`Row`] decoded from a body (its names
@@ -145,9 +148,9 @@ impl SeriesKey {
     pub fn reading(&self, time_ns: i64, s: &Stored) -> Reading {
         Reading {
             kind: self.kind,
-            factory: self.factory.clone(),
-            point: self.point.clone(),
-            parameter: self.parameter.clone(),
+            factory: self.factory.to_string(),
+            point: self.point.to_string(),
+            parameter: self.parameter.to_string(),
             value: s.value,
             time_ns,
             quality: s.quality,

@@ -14,7 +14,7 @@ fn options() -> StoreSection {
 }
 
 fn values(store: &Store, parameter: &str) -> Vec<(i64, f64)> {
-    store.query(|k| k.parameter == parameter, i64::MIN, i64::MAX).iter().map(|(_, t, s)| (*t, s.value)).collect()
+    store.query(|k| &*k.parameter == parameter, i64::MIN, i64::MAX).iter().map(|(_, t, s)| (*t, s.value)).collect()
 }
 
 #[test]
@@ -263,7 +263,7 @@ fn downsampling_gives_exact_min_max_mean_count_per_bucket() {
         r("ph", 7.0, 0),
     ];
     store.append(&batch).unwrap();
-    let got = store.downsample(|k| k.parameter == "cod", i64::MIN, i64::MAX, 60 * s);
+    let got = store.downsample(|k| &*k.parameter == "cod", i64::MIN, i64::MAX, 60 * s);
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].1,
@@ -274,7 +274,7 @@ fn downsampling_gives_exact_min_max_mean_count_per_bucket() {
         ]
     );
     // The range bounds cut readings, not buckets: [30 s, 121 s) holds 2, 6 and 10.
-    let got = store.downsample(|k| k.parameter == "cod", 30 * s, 121 * s, 60 * s);
+    let got = store.downsample(|k| &*k.parameter == "cod", 30 * s, 121 * s, 60 * s);
     assert_eq!(
         got[0].1,
         vec![
@@ -452,4 +452,127 @@ fn segments_of_the_earlier_point_format_still_open() {
     let store = Store::open(dir.path(), &options()).unwrap();
     let got: Vec<_> = store.query(|_| true, i64::MIN, i64::MAX);
     assert_eq!(got, vec![(key.clone(), -1, stored(-0.0)), (key, 60_000_000_000, stored(95.5))]);
+}
+
+#[test]
+fn series_share_their_names_live_and_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let other = Reading::new(Kind::Effluent, "f2", "outfall-1", "cod", 3.0, 1);
+    store.append(&[r("cod", 1.0, 1), r("ph", 7.0, 1), other]).unwrap();
+    let check = |store: &Store| {
+        let keys: Vec<SeriesKey> = (0..3).map(|id| store.series_key(id).unwrap()).collect();
+        let names: Vec<_> = keys.iter().map(|k| (&*k.factory, &*k.point, &*k.parameter)).collect();
+        assert_eq!(names, [("f1", "outfall-1", "cod"), ("f1", "outfall-1", "ph"), ("f2", "outfall-1", "cod")]);
+        assert!(Arc::ptr_eq(&keys[0].factory, &keys[1].factory), "one factory's series share its id");
+        assert!(Arc::ptr_eq(&keys[0].point, &keys[2].point), "two factories' outfall-1 is one string");
+        assert!(Arc::ptr_eq(&keys[0].parameter, &keys[2].parameter));
+        assert!(!Arc::ptr_eq(&keys[0].factory, &keys[2].factory));
+    };
+    check(&store);
+    drop(store);
+    // Replayed from the log, whose every definition decodes names of its own.
+    check(&Store::open(dir.path(), &options()).unwrap());
+}
+
+#[test]
+fn the_id_table_finds_every_key_after_growth_and_tells_look_alike_keys_apart() {
+    let key =
+        |kind, f: &str, p: &str, q: &str| SeriesKey { factory: f.into(), point: p.into(), kind, parameter: q.into() };
+    // Keys that one string with separators (the earlier lookup key) would have merged, and
+    // names in Thai, empty or sharing bytes across fields.
+    let mut keys = vec![
+        key(Kind::Effluent, "a\u{1f}b", "c", "cod"),
+        key(Kind::Effluent, "a", "b\u{1f}c", "cod"),
+        key(Kind::Effluent, "ab", "c", "cod"),
+        key(Kind::Effluent, "a", "bc", "cod"),
+        key(Kind::Effluent, "a", "b", "ccod"),
+        key(Kind::Effluent, "โรงงาน-1", "บ่อ-1", "cod"),
+        key(Kind::Effluent, "โรงงาน-1", "บ่อ-1", "ค่า"),
+        key(Kind::Effluent, "", "", ""),
+        key(Kind::Emission, "", "", ""),
+        key(Kind::Ambient, "", "", ""),
+    ];
+    // Enough to grow the table many times over.
+    keys.extend(
+        (0..5000).map(|i| key(Kind::ALL[i % 3], &format!("f{}", i / 30), &format!("p{}", i % 7), &format!("{i}"))),
+    );
+    let mut index = index::Index::default();
+    let ids: Vec<u32> = keys.iter().map(|k| index.intern_key(k.clone())).collect();
+    assert_eq!(ids, (0..keys.len() as u32).collect::<Vec<_>>(), "every key a series of its own");
+    for (k, id) in keys.iter().zip(&ids) {
+        assert_eq!(index.intern_key(k.clone()), *id, "{k:?} found again");
+        assert_eq!(index.key(*id), Some(k));
+        // And through an offered reading, as ingest finds them.
+        let reading = Reading::new(k.kind, &k.factory, &k.point, &k.parameter, 1.0, 0);
+        assert_eq!(index.intern(&reading, false), *id, "{k:?} offered");
+    }
+    assert_eq!(index.series.len(), keys.len());
+}
+
+#[test]
+fn a_series_keeps_its_points_as_a_sorted_map_does_through_appends_back_fills_removals_and_pruning() {
+    let mut index = index::Index::default();
+    let key =
+        SeriesKey { factory: "f1".into(), point: "outfall-1".into(), kind: Kind::Effluent, parameter: "cod".into() };
+    let id = index.intern_key(key);
+    let mut model: BTreeMap<i64, Stored> = BTreeMap::new();
+    // A fixed pseudo-random walk (64-bit LCG): mostly appends, some back-fills into open
+    // and packed chunks, removals (a refused batch's undo) and pruning (retention).
+    let mut x = 7u64;
+    let mut next = move |n: u64| {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) % n
+    };
+    let mut end = 0i64;
+    let scan = |index: &index::Index, from: i64, to: i64| {
+        let mut out = Vec::new();
+        index.series[id as usize].scan(from, to, |t, s| out.push((t, s)));
+        out
+    };
+    for step in 0..6000u64 {
+        let stored = Stored {
+            value: step as f64 * 0.5 - 100.0,
+            quality: Quality::ALL[(step / 7) as usize % Quality::ALL.len()],
+            source: if step % 5 == 0 { Source::Lab } else { Source::Instrument },
+            below_detection_limit: step % 11 == 0,
+        };
+        match next(20) {
+            0..=11 => {
+                end += 1 + next(3) as i64;
+                assert_eq!(index.get(id, end), None);
+                index.insert(id, end, &stored);
+                model.insert(end, stored);
+            }
+            12..=16 => {
+                let t = next(end as u64 + 1) as i64;
+                assert_eq!(index.get(id, t), model.get(&t).copied(), "at {t}");
+                if let std::collections::btree_map::Entry::Vacant(e) = model.entry(t) {
+                    index.insert(id, t, &stored);
+                    e.insert(stored);
+                }
+            }
+            17..=18 if !model.is_empty() => {
+                let t = *model.keys().nth(next(model.len() as u64) as usize).unwrap();
+                index.remove(id, t);
+                model.remove(&t);
+            }
+            _ if step % 10 == 0 => {
+                let cutoff = next(end as u64 + 1) as i64 / 4;
+                let before = model.len();
+                model.retain(|t, _| *t >= cutoff);
+                assert_eq!(index.prune(cutoff), before - model.len());
+            }
+            _ => {}
+        }
+        if step % 500 == 0 || step == 5999 {
+            assert_eq!(index.len(), model.len());
+            let all: Vec<(i64, Stored)> = model.iter().map(|(t, s)| (*t, *s)).collect();
+            assert_eq!(scan(&index, i64::MIN, i64::MAX), all, "after step {step}");
+            let (from, to) = (end / 3, end / 2);
+            let part: Vec<(i64, Stored)> = model.range(from..to).map(|(t, s)| (*t, *s)).collect();
+            assert_eq!(scan(&index, from, to), part);
+        }
+    }
+    assert!(model.len() > 3 * index::CHUNK_POINTS, "several chunks, packed and open: {}", model.len());
 }
