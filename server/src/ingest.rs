@@ -277,7 +277,14 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     }
     decoded.map_err(|e| ApiError::invalid(e.to_string()))?;
 
-    let (fresh, appended) = app.store.append_rows(&batch).map_err(|e| match e {
+    let measured = |series, _, r: &Row<'_>| Measured {
+        series,
+        time_ns: r.time_ns,
+        value: r.value,
+        quality: r.quality,
+        below_detection_limit: r.below_detection_limit,
+    };
+    let (measured, appended) = app.store.append_rows(&batch, measured).map_err(|e| match e {
         StoreError::Rewrite { .. } => {
             let reason = e.to_string();
             app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);
@@ -298,19 +305,6 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         tracing::info!(%factory, readings = unmapped.len(), "Stored readings of unknown parameters as unmapped");
     }
 
-    let measured = fresh
-        .into_iter()
-        .map(|(series, i)| {
-            let r = &batch[i];
-            Measured {
-                series,
-                time_ns: r.time_ns,
-                value: r.value,
-                quality: r.quality,
-                below_detection_limit: r.below_detection_limit,
-            }
-        })
-        .collect();
     app.compliance.accepted(measured);
     Ok(())
 }

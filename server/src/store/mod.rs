@@ -414,15 +414,21 @@ impl Store {
     /// Stores a batch whole, durably (fdatasync) before returning; returns the readings that
     /// were new, in the batch's order. Identical re-sends are skipped; a rewrite refuses all.
     pub fn append(&self, batch: &[Reading]) -> Result<(Vec<Reading>, Appended), StoreError> {
-        let (fresh, appended) = self.append_offered(batch)?;
-        Ok((fresh.into_iter().map(|(_, i)| batch[i].clone()).collect(), appended))
+        let (fresh, appended) = self.append_offered(batch, |_, i, _| i)?;
+        Ok((fresh.into_iter().map(|i| batch[i].clone()).collect(), appended))
     }
 
-    /// [`Store::append`] for rows decoded from a body; returns each new one's series id in
-    /// this store (stable while the store is open: the compliance engine finds its series by
-    /// it, see [`Store::series_key`]) and index in `rows`, in the batch's order.
-    pub fn append_rows(&self, rows: &[Row<'_>]) -> Result<(Vec<(u32, usize)>, Appended), StoreError> {
-        self.append_offered(rows)
+    /// [`Store::append`] for rows decoded from a body; returns `fresh(series id, index in
+    /// rows, row)` of each new one, in the batch's order. The series id is this store's,
+    /// stable while it is open (the compliance engine finds its series by it, see
+    /// [`Store::series_key`]). `fresh` runs as each row is indexed, under the store's lock:
+    /// keep it cheap (it spares a second pass over the rows).
+    pub fn append_rows<T>(
+        &self,
+        rows: &[Row<'_>],
+        fresh: impl FnMut(u32, usize, &Row<'_>) -> T,
+    ) -> Result<(Vec<T>, Appended), StoreError> {
+        self.append_offered(rows, fresh)
     }
 
     /// The key of the series this store calls `id` (an id `append_rows` gave).
@@ -430,12 +436,17 @@ impl Store {
         lock(&self.state).index.key(id).cloned()
     }
 
-    /// Checks, indexes, encodes and syncs; returns the series id and batch index of each new
-    /// reading, in the batch's order.
-    fn append_offered<R: Offered>(&self, batch: &[R]) -> Result<(Vec<(u32, usize)>, Appended), StoreError> {
+    /// Checks, indexes, encodes and syncs; returns `fresh(series id, batch index, reading)`
+    /// of each new reading, in the batch's order.
+    fn append_offered<R: Offered, T>(
+        &self,
+        batch: &[R],
+        mut fresh: impl FnMut(u32, usize, &R) -> T,
+    ) -> Result<(Vec<T>, Appended), StoreError> {
         self.check_failed()?;
         let mut duplicates = 0;
         let mut inserted: Vec<(u32, i64, usize)> = Vec::with_capacity(batch.len());
+        let mut out = Vec::with_capacity(batch.len());
         let my_seq = {
             let mut state = lock(&self.state);
             for (i, r) in batch.iter().enumerate() {
@@ -462,6 +473,7 @@ impl Store {
                     None => {
                         state.index.insert(id, time_ns, &offered);
                         inserted.push((id, time_ns, i));
+                        out.push(fresh(id, i, r));
                     }
                 }
             }
@@ -472,8 +484,7 @@ impl Store {
             state.seq
         };
         self.wait_durable(my_seq)?;
-        let stored = inserted.len();
-        Ok((inserted.into_iter().map(|(id, _, i)| (id, i)).collect(), Appended { stored, duplicates }))
+        Ok((out, Appended { stored: inserted.len(), duplicates }))
     }
 
     fn check_failed(&self) -> Result<(), StoreError> {

@@ -310,14 +310,14 @@ fn append_rows_gives_each_new_rows_series_id_and_index_in_order() {
         out
     };
     let first = decode("effluent,factory=f1,point=outfall-1 cod=1,ph=7 1\n");
-    let (fresh, a) = store.append_rows(&first).unwrap();
+    let (fresh, a) = store.append_rows(&first, |id, i, _| (id, i)).unwrap();
     assert_eq!((fresh, a), (vec![(0, 0), (1, 1)], Appended { stored: 2, duplicates: 0 }));
     // Two points' lines interleaved: a row is interned under its own point, never the last one's.
     let body = "effluent,factory=f1,point=outfall-1 cod=1,ph=7 1\n\
                 effluent,factory=f1,point=outfall-2 cod=3,ph=6 2\n\
                 effluent,factory=f1,point=outfall-1 cod=2,tss=9 2\n\
                 effluent,factory=f1,point=outfall-2 ph=6.5 3\n";
-    let (fresh, a) = store.append_rows(&decode(body)).unwrap();
+    let (fresh, a) = store.append_rows(&decode(body), |id, i, _| (id, i)).unwrap();
     assert_eq!(a, Appended { stored: 5, duplicates: 2 });
     assert_eq!(fresh, vec![(2, 2), (3, 3), (0, 4), (4, 5), (3, 6)], "(series id, row index)");
     let key = |id| store.series_key(id).map(|k| format!("{}/{}", k.point, k.parameter));
@@ -331,7 +331,7 @@ fn append_rows_gives_each_new_rows_series_id_and_index_in_order() {
     got.sort_by(|a, b| (&a.point, &a.parameter, a.time_ns).cmp(&(&b.point, &b.parameter, b.time_ns)));
     assert_eq!(got, expected, "every row stored under its own series, exactly");
     let rewrite = decode("effluent,factory=f1,point=outfall-2 ph=8 3\n");
-    assert!(matches!(store.append_rows(&rewrite), Err(StoreError::Rewrite { .. })));
+    assert!(matches!(store.append_rows(&rewrite, |id, i, _| (id, i)), Err(StoreError::Rewrite { .. })));
     assert_eq!(store.len(), 7);
 }
 
