@@ -13,7 +13,11 @@
 //! dozen bytes with it, as the index's large blocks land in the heap or in their own mmap
 //! (whose pages not yet written count for nothing in RSS).
 //!
-//!   cargo run --release -p eitwatch-server --example memory-per-series [-- stale]
+//! With `day`, every series then gets a day of readings a minute apart, a minute of every
+//! series a batch as they would arrive, into the store and then the engine (ticking each
+//! hour): what a day costs a series in each, the history the server keeps in memory.
+//!
+//!   cargo run --release -p eitwatch-server --example memory-per-series [-- stale|day]
 use std::sync::Arc;
 
 use eitwatch_config::reading::{Kind, Reading};
@@ -58,7 +62,8 @@ fn main() {
         s.push_str(&format!("[[area.factory]]\nid = \"f{f:04}\"\nname = \"F\"\ncategory = 3\n[[area.factory.point]]\nid = \"outfall-1\"\nkind = \"effluent\"\nparameters = {names:?}\n"));
     }
     let config: ServerConfig = eitwatch_config::problems::load(&s, "x.toml").expect("memory-per-series");
-    let stale = std::env::args().nth(1).as_deref() == Some("stale");
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let stale = mode == "stale";
     let t0: i64 = 1_795_300_000 * 1_000_000_000;
     let now = t0 + if stale { 30 * 86_400_000_000_000 } else { 60_000_000_000 };
     let readings: Vec<Reading> = (0..factories)
@@ -95,6 +100,39 @@ fn main() {
     println!("  alert book: {:>6} alerts standing        {:>6}", book.list().len(), per(r4, r5));
     println!("  alert book, heap trimmed after the burst {:>6}", per(r4, r6));
     println!("  total (trimmed)                          {:>6}", per(r0, r3) + per(r4, r6));
+    if mode == "day" {
+        const MINUTE_NS: i64 = 60_000_000_000;
+        let minutes = 1440;
+        let batch = |m: i64| -> Vec<Reading> {
+            let t = t0 + m * MINUTE_NS;
+            (0..factories)
+                .flat_map(|f| {
+                    params.iter().map(move |(p, v)| {
+                        let v = v + (m % 10) as f64 * 0.125;
+                        Reading::new(Kind::Effluent, &format!("f{f:04}"), "outfall-1", p, v, t)
+                    })
+                })
+                .collect()
+        };
+        let d0 = rss_kib();
+        for m in 1..=minutes {
+            store.append(&batch(m)).expect("memory-per-series");
+        }
+        let d1 = rss_kib();
+        for m in 1..=minutes {
+            clock.set(t0 + (m + 1) * MINUTE_NS);
+            engine.ingest(&batch(m));
+            if m % 60 == 0 {
+                engine.tick();
+            }
+        }
+        let d2 = rss_kib();
+        println!("a day at one reading a minute, bytes per series per day (per reading):");
+        let day = |a: i64, b: i64| ((b - a) * 1024 / n, (b - a) as f64 * 1024.0 / (n * minutes) as f64);
+        let ((store_day, store_reading), (engine_day, engine_reading)) = (day(d0, d1), day(d1, d2));
+        println!("  store                                    {store_day:>6} ({store_reading:.1})");
+        println!("  engine                                   {engine_day:>6} ({engine_reading:.1})");
+    }
     // Exits without freeing: a heap profiler (valgrind --tool=dhat) sees the whole state live.
     std::process::exit(0);
 }
