@@ -33,8 +33,8 @@
 //! headers, each distinct name once). Measured: ≈ 0.2 KiB RSS per active series
 //! (`examples/memory-per-series`: 10 000 series given their first point; 0.5 KiB before the
 //! names were shared and the columns put in one block) and ≈ 5 bytes per further point (the
-//! whole server, in the ingest benchmark). Every point stays in memory: one series at one reading a second is
-//! ≈ 270 MB a year; a series a minute ≈ 4.5 MB a year. Keeping years of one-second data
+//! whole server, in the ingest benchmark). Every point stays in memory: one series at one
+//! reading a second is ≈ 270 MB a year; a series a minute ≈ 4.5 MB a year. Keeping years of one-second data
 //! for thousands of series would need the packed chunks on disk (sealed segments with a
 //! per-series index), with only the newest in memory.
 //!
