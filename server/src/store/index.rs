@@ -32,7 +32,10 @@ const OPEN_POINT_BYTES: usize = 8 + 8 + 1;
 #[derive(Debug, Default, Clone)]
 struct Columns {
     buf: Box<[u8]>,
-    len: usize,
+    /// Points held, and room for them (`buf.len() / 17`, kept to spare a division on every
+    /// access); `u32` so that a chunk stays 40 bytes.
+    len: u32,
+    capacity: u32,
 }
 
 fn word(buf: &[u8], at: usize) -> u64 {
@@ -43,19 +46,22 @@ fn word(buf: &[u8], at: usize) -> u64 {
 
 impl Columns {
     fn with_capacity(capacity: usize) -> Columns {
-        Columns { buf: vec![0; capacity * OPEN_POINT_BYTES].into_boxed_slice(), len: 0 }
+        Columns { buf: vec![0; capacity * OPEN_POINT_BYTES].into_boxed_slice(), len: 0, capacity: capacity as u32 }
     }
     fn capacity(&self) -> usize {
-        self.buf.len() / OPEN_POINT_BYTES
+        self.capacity as usize
     }
     fn len(&self) -> usize {
-        self.len
+        self.len as usize
+    }
+    fn set_len(&mut self, len: usize) {
+        self.len = len as u32;
     }
     fn time(&self, i: usize) -> i64 {
         word(&self.buf, 8 * i) as i64
     }
     fn last_time(&self) -> Option<i64> {
-        self.len.checked_sub(1).map(|i| self.time(i))
+        self.len().checked_sub(1).map(|i| self.time(i))
     }
     fn value(&self, i: usize) -> f64 {
         f64::from_bits(word(&self.buf, 8 * (self.capacity() + i)))
@@ -83,9 +89,14 @@ impl Columns {
         self.set_value(i, s.value);
         self.set_flags(i, flags_of(s));
     }
+    /// The bytes of the times, values and flags held.
+    fn parts(&self) -> (&[u8], &[u8], &[u8]) {
+        let (c, n) = (self.capacity(), self.len());
+        (&self.buf[..8 * n], &self.buf[8 * c..8 * (c + n)], &self.buf[16 * c..16 * c + n])
+    }
     /// The index of the first point not before `time_ns` (`len` if none).
     fn position(&self, time_ns: i64) -> usize {
-        let (mut lo, mut hi) = (0, self.len);
+        let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             if self.time(mid) < time_ns { lo = mid + 1 } else { hi = mid }
@@ -95,7 +106,7 @@ impl Columns {
     /// The index of the point at `time_ns`.
     fn find(&self, time_ns: i64) -> Option<usize> {
         let i = self.position(time_ns);
-        (i < self.len && self.time(i) == time_ns).then_some(i)
+        (i < self.len() && self.time(i) == time_ns).then_some(i)
     }
     /// Copies `src`'s points `from..from + n` to `to..to + n` (the columns' capacities may
     /// differ; [`Columns::shift`] moves points within one chunk).
@@ -107,24 +118,31 @@ impl Columns {
     }
     /// Moves the points from `from` on to start at `to`, within the capacity.
     fn shift(&mut self, from: usize, to: usize) {
-        let (c, n) = (self.capacity(), self.len - from);
+        let (c, n) = (self.capacity(), self.len() - from);
         self.buf.copy_within(8 * from..8 * (from + n), 8 * to);
         self.buf.copy_within(8 * (c + from)..8 * (c + from + n), 8 * (c + to));
         self.buf.copy_within(16 * c + from..16 * c + from + n, 16 * c + to);
     }
-    /// Room for one more point: doubling (at least 4) as a `Vec` does, but no further than
-    /// [`CHUNK_POINTS`] while the chunk is within it (a full chunk is packed).
+    /// Room for one more point.
+    #[inline]
     fn reserve_one(&mut self) {
-        if self.len < self.capacity() {
-            return;
+        if self.len == self.capacity {
+            self.grow();
         }
-        let mut capacity = (2 * self.len).max(4);
-        if self.len < CHUNK_POINTS {
+    }
+    /// Doubles the room (at least 4) as a `Vec` does, but no further than [`CHUNK_POINTS`]
+    /// while the chunk is within it (a full chunk is packed).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let len = self.len();
+        let mut capacity = (2 * len).max(4);
+        if len < CHUNK_POINTS {
             capacity = capacity.min(CHUNK_POINTS);
         }
         let mut grown = Columns::with_capacity(capacity);
-        grown.copy_from(self, 0, self.len, 0);
-        grown.len = self.len;
+        grown.copy_from(self, 0, len, 0);
+        grown.set_len(len);
         *self = grown;
     }
     fn insert(&mut self, i: usize, time_ns: i64, s: &Stored) {
@@ -133,9 +151,10 @@ impl Columns {
         self.set(i, time_ns, s);
         self.len += 1;
     }
+    #[inline]
     fn push(&mut self, time_ns: i64, s: &Stored) {
         self.reserve_one();
-        self.set(self.len, time_ns, s);
+        self.set(self.len(), time_ns, s);
         self.len += 1;
     }
     fn remove(&mut self, i: usize) {
@@ -144,17 +163,20 @@ impl Columns {
     }
     fn drain_front(&mut self, n: usize) {
         self.shift(n, 0);
-        self.len -= n;
+        self.set_len(self.len() - n);
     }
     fn split_off(&mut self, at: usize) -> Columns {
-        let n = self.len - at;
+        let n = self.len() - at;
         let mut tail = Columns::with_capacity(n);
         tail.copy_from(self, at, n, 0);
-        tail.len = n;
-        self.len = at;
+        tail.set_len(n);
+        self.set_len(at);
         tail
     }
 }
+
+// A series' first chunk is allocated alone: 40 bytes are a 48-byte block with malloc's header.
+const _: () = assert!(std::mem::size_of::<Chunk>() == 40);
 
 #[derive(Debug)]
 enum Chunk {
@@ -228,17 +250,18 @@ fn get_varint(bytes: &[u8], at: &mut usize) -> u64 {
 /// Packs columns (see the module doc); `first` is kept outside.
 fn pack(c: &Columns) -> Vec<u8> {
     let mut out = Vec::with_capacity(c.len() * 3);
+    let (times, values, flags) = c.parts();
     let (mut prev_t, mut prev_delta) = (c.time(0), 0i64);
-    for t in (1..c.len()).map(|i| c.time(i)) {
+    for t in times.chunks_exact(8).skip(1).map(|b| word(b, 0) as i64) {
         let delta = t.wrapping_sub(prev_t);
         let dod = delta.wrapping_sub(prev_delta);
         put_varint(&mut out, ((dod << 1) ^ (dod >> 63)) as u64);
         (prev_t, prev_delta) = (t, delta);
     }
     let mut prev = 0u64;
-    for v in (0..c.len()).map(|i| c.value(i)) {
-        let x = v.to_bits() ^ prev;
-        prev = v.to_bits();
+    for v in values.chunks_exact(8).map(|b| word(b, 0)) {
+        let x = v ^ prev;
+        prev = v;
         if x == 0 {
             out.push(0);
             continue;
@@ -250,10 +273,9 @@ fn pack(c: &Columns) -> Vec<u8> {
         out.extend_from_slice(&(x >> (tz * 8)).to_le_bytes()[..n]);
     }
     let mut i = 0;
-    while i < c.len() {
-        let flags = c.flags(i);
-        let run = (i..c.len()).take_while(|&j| c.flags(j) == flags).count();
-        out.push(flags);
+    while i < flags.len() {
+        let run = flags[i..].iter().take_while(|f| **f == flags[i]).count();
+        out.push(flags[i]);
         put_varint(&mut out, run as u64);
         i += run;
     }
@@ -297,7 +319,7 @@ fn unpack(first: i64, len: usize, bytes: &[u8]) -> Columns {
         }
         i += run;
     }
-    c.len = len;
+    c.set_len(len);
     c
 }
 

@@ -576,3 +576,33 @@ fn a_series_keeps_its_points_as_a_sorted_map_does_through_appends_back_fills_rem
     }
     assert!(model.len() > 3 * index::CHUNK_POINTS, "several chunks, packed and open: {}", model.len());
 }
+
+#[test]
+fn a_series_emptied_by_an_undo_or_by_retention_takes_points_again() {
+    let mut index = index::Index::default();
+    let key =
+        SeriesKey { factory: "f1".into(), point: "outfall-1".into(), kind: Kind::Effluent, parameter: "cod".into() };
+    let id = index.intern_key(key);
+    let points = |index: &index::Index| {
+        let mut out = Vec::new();
+        index.series[id as usize].scan(i64::MIN, i64::MAX, |t, s| out.push((t, s.value)));
+        out
+    };
+    // A new series' first point undone (a refused batch), then stored for good.
+    index.insert(id, 5, &Stored::of_value(1.0));
+    index.remove(id, 5);
+    assert_eq!((index.len(), index.get(id, 5)), (0, None));
+    index.insert(id, 7, &Stored::of_value(2.0));
+    assert_eq!(points(&index), [(7, 2.0)]);
+    // Past one chunk, then every chunk dropped by retention.
+    let n = 2 * index::CHUNK_POINTS as i64 + 3;
+    for t in 10..10 + n {
+        index.insert(id, t, &Stored::of_value(t as f64));
+    }
+    assert_eq!(index.len(), n as usize + 1);
+    assert_eq!(index.prune(1_000), n as usize + 1);
+    assert_eq!((index.len(), points(&index)), (0, vec![]));
+    index.insert(id, 2_000, &Stored::of_value(3.0));
+    index.insert(id, 1_500, &Stored::of_value(4.0));
+    assert_eq!(points(&index), [(1_500, 4.0), (2_000, 3.0)]);
+}
