@@ -32,6 +32,7 @@ pub mod indicators;
 pub mod influxdb;
 pub mod ingest;
 pub mod jsonl;
+mod names;
 pub mod registry;
 pub mod store;
 pub mod webhooks;

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
 use hashbrown::HashTable;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use eitwatch_config::Catalog;
@@ -36,6 +36,7 @@ use super::grab::{self, Grabs};
 use super::judge::{LimitUsed, limits_for, o2_corrected};
 use super::period::{self, DAY_NS, SECOND_NS, availability_pct, bounds, expected, sufficient};
 use super::timeline::Timeline;
+use crate::names::Names;
 
 /// The O₂ parameter used for corrections.
 const O2: &str = "o2";
@@ -65,13 +66,6 @@ pub struct SeriesId {
     pub parameter: Arc<str>,
 }
 
-impl SeriesId {
-    /// A series id from its names.
-    pub fn new(factory: &str, point: &str, parameter: &str) -> SeriesId {
-        SeriesId { factory: factory.into(), point: point.into(), parameter: parameter.into() }
-    }
-}
-
 /// The hash of a series' names, as the engine's series table keeps it.
 fn hash_names(factory: &str, point: &str, parameter: &str) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
@@ -79,19 +73,8 @@ fn hash_names(factory: &str, point: &str, parameter: &str) -> u64 {
     h.finish()
 }
 
-/// One allocation per distinct name (factory, point, parameter, area).
-#[derive(Debug, Default)]
-struct Names(FxHashSet<Arc<str>>);
-
-impl Names {
-    fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(n) = self.0.get(name) {
-            return n.clone();
-        }
-        let n: Arc<str> = name.into();
-        self.0.insert(n.clone());
-        n
-    }
+fn hash_id(id: &SeriesId) -> u64 {
+    hash_names(&id.factory, &id.point, &id.parameter)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -662,10 +645,8 @@ impl Engine {
         };
         self.series.push(series);
         let all = &self.series;
-        self.series_at.insert_unique(hash_names(factory_id, point_id, parameter), at as u32, |&i| {
-            let id = &all[i as usize].id;
-            hash_names(&id.factory, &id.point, &id.parameter)
-        });
+        self.series_at
+            .insert_unique(hash_names(factory_id, point_id, parameter), at as u32, |&i| hash_id(&all[i as usize].id));
         Some(at)
     }
 
@@ -1541,10 +1522,7 @@ impl Engine {
         // Room for the new ones at once (at start, all), not a doubling's slack.
         self.series.reserve_exact(ids.len());
         let all = &self.series;
-        self.series_at.reserve(ids.len(), |&i| {
-            let id = &all[i as usize].id;
-            hash_names(&id.factory, &id.point, &id.parameter)
-        });
+        self.series_at.reserve(ids.len(), |&i| hash_id(&all[i as usize].id));
         self.tracks.reserve_exact(ids.len());
         for (f, p, q) in ids {
             self.series_index(&f, &p, &q);

@@ -10,14 +10,16 @@
 //! the chunk covering its time, goes in, and the chunk is packed again (split in two when
 //! it grows past twice the size).
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
+
+use rustc_hash::FxHasher;
 use std::sync::Arc;
 
 use eitwatch_config::reading::Kind;
 
 use super::log::{flags_of, stored_of};
 use super::{Offered, SeriesKey, Stored};
+use crate::names::Names;
 
 /// Points per chunk. Small enough that the open chunk of each series stays near 2 KiB.
 pub(crate) const CHUNK_POINTS: usize = 128;
@@ -458,38 +460,6 @@ impl Series {
     }
 }
 
-/// FxHash (as in rustc): the series map is looked up for every reading, and its keys are
-/// ids from our own registry, not attacker-chosen, so SipHash's flood resistance buys nothing.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
-        }
-        for b in chunks.remainder() {
-            self.add(u64::from(*b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
 /// Every series, by id.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
@@ -497,7 +467,7 @@ pub(crate) struct Index {
     /// own key, so no key is held twice.
     ids: hashbrown::HashTable<u32>,
     /// Every distinct name (factory, point, parameter) of the keys, held once.
-    names: HashSet<Arc<str>, BuildHasherDefault<FxHasher>>,
+    names: Names,
     pub(crate) series: Vec<Series>,
     len: usize,
     /// The last reading's point and the ids of its parameters seen so far: the readings of
@@ -560,10 +530,10 @@ impl Index {
             Some(id) => *id,
             None => {
                 let key = SeriesKey {
-                    factory: self.name(factory),
-                    point: self.name(point),
+                    factory: self.names.get(factory),
+                    point: self.names.get(point),
                     kind,
-                    parameter: self.name(parameter),
+                    parameter: self.names.get(parameter),
                 };
                 self.push(hash, key)
             }
@@ -589,10 +559,10 @@ impl Index {
         }
         // A key decoded from the log has names of its own: share the index's instead.
         let key = SeriesKey {
-            factory: self.name(&key.factory),
-            point: self.name(&key.point),
+            factory: self.names.get(&key.factory),
+            point: self.names.get(&key.point),
             kind: key.kind,
-            parameter: self.name(&key.parameter),
+            parameter: self.names.get(&key.parameter),
         };
         self.push(hash, key)
     }
@@ -604,16 +574,6 @@ impl Index {
         let series = &self.series;
         self.ids.insert_unique(hash, id, |&id| hash_key(&series[id as usize].key));
         id
-    }
-
-    /// The index's copy of a name, added when new.
-    fn name(&mut self, s: &str) -> Arc<str> {
-        if let Some(name) = self.names.get(s) {
-            return name.clone();
-        }
-        let name: Arc<str> = s.into();
-        self.names.insert(name.clone());
-        name
     }
 
     /// The point of series `id` at `time_ns`.
