@@ -13,11 +13,11 @@ const T0_MS: i64 = 1_795_300_000_000; // 2026-11-22T08:26:40Z
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_flow_from_modbus_and_mqtt_to_the_server_and_one_alert_fires() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_mosquitto, broker) = mosquitto(dir.path());
-    let (_pymodbus, modbus) = pymodbus(dir.path());
-    wait_for_port("mosquitto", broker).await;
-    wait_for_port("pymodbus", modbus).await;
-    let server = server(dir.path(), &["f1"]).await;
+    let broker = free_port();
+    let _mosquitto = mosquitto(dir.path(), "mosquitto", broker.port(), "persistence false").await;
+    let modbus = free_port();
+    let _pymodbus = pymodbus(dir.path(), "pymodbus", &["--port".into(), modbus.port().to_string()]).await;
+    let server = TestServer::builder(dir.path()).factory_tokens(&["f1"]).start().await;
 
     let agent_toml = format!(
         r#"
@@ -51,7 +51,7 @@ payload = "json"
 unit = "mg/L"
 "#,
         data = dir.path().join("agent").display(),
-        url = server.url,
+        url = server.url(),
         token = server.token("f1"),
     );
     let conf = dir.path().join("agent.toml");
@@ -69,7 +69,7 @@ unit = "mg/L"
     };
     // The agent subscribes once connected; until its first reading is stored, repeat the
     // first message. Repeats carry the same timestamp, so the store keeps one.
-    let url = server.url.clone();
+    let url = server.url().to_string();
     wait_for("the first MQTT reading", Duration::from_secs(30), || {
         let url = url.clone();
         async move {
@@ -136,9 +136,9 @@ unit = "mg/L"
 #[tokio::test]
 async fn a_bad_write_is_refused_whole_with_the_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = server(dir.path(), &["f1", "f2"]).await;
+    let server = TestServer::builder(dir.path()).factory_tokens(&["f1", "f2"]).start().await;
     let write = |token: Option<String>, body: &'static str| {
-        let url = format!("{}/api/v2/write?org=eitwatch&bucket=eitwatch&precision=s", server.url);
+        let url = format!("{}/api/v2/write?org=eitwatch&bucket=eitwatch&precision=s", server.url());
         async move {
             let mut req = http().post(url).body(body);
             if let Some(t) = token {
@@ -172,8 +172,8 @@ async fn a_bad_write_is_refused_whole_with_the_reason() {
     assert_eq!((status, message.as_str()), (403, "line 2: factory \"f2\" is not the token's factory"));
     assert_eq!(write(Some("ewf_nope".into()), "effluent,factory=f1,point=outfall-1 cod=50 1").await.0, 401);
     assert_eq!(write(None, "effluent,factory=f1,point=outfall-1 cod=50 1").await.0, 401);
-    assert_eq!(series(&server.url, "f1", "cod").await, vec![], "nothing of a refused batch is stored");
-    assert_eq!(series(&server.url, "f2", "cod").await, vec![]);
+    assert_eq!(server.series("f1", "cod").await, vec![], "nothing of a refused batch is stored");
+    assert_eq!(server.series("f2", "cod").await, vec![]);
 
     // Accepted, re-sent identically (stored once), then rewritten (refused, history kept).
     assert_eq!(write(f1(), "effluent,factory=f1,point=outfall-1 cod=50 1795300000").await.0, 204);
@@ -181,8 +181,8 @@ async fn a_bad_write_is_refused_whole_with_the_reason() {
     let (status, message) = write(f1(), "effluent,factory=f1,point=outfall-1 cod=60,bod=1 1795300000").await;
     assert_eq!(status, 409, "{message}");
     assert!(message.contains("history is append-only"), "{message}");
-    assert_eq!(series(&server.url, "f1", "cod").await, vec![(1_795_300_000_000_000_000, 50.0)]);
-    assert_eq!(series(&server.url, "f1", "bod").await, vec![]);
+    assert_eq!(server.series("f1", "cod").await, vec![(1_795_300_000_000_000_000, 50.0)]);
+    assert_eq!(server.series("f1", "bod").await, vec![]);
 }
 
 #[test]
