@@ -1532,12 +1532,13 @@ impl Engine {
 
 #[cfg(test)]
 mod unit_tests {
-    /// Memory per series and per hour (issue 5): a regression here costs every series.
+    /// Memory per series and per hour (issue 5: under 1 KiB a series): upper bounds, so a
+    /// new field may fit in padding but growth costs every series and shows here.
     #[test]
     fn sizes_of_what_every_series_and_hour_holds() {
-        assert_eq!(size_of::<(i64, super::Acc)>(), 40, "an hour's aggregate");
-        assert_eq!(size_of::<super::Track>(), 104, "a track");
-        assert_eq!(size_of::<super::Series>(), 192, "a series");
+        assert!(size_of::<(i64, super::Acc)>() <= 40, "an hour's aggregate: one per series an hour");
+        assert!(size_of::<super::Track>() <= 104, "a track: one per series and limit");
+        assert!(size_of::<super::Series>() <= 192, "a series: one per point and parameter");
     }
 
     #[test]

@@ -308,9 +308,10 @@ impl Grabs {
 
 #[cfg(test)]
 mod unit_tests {
-    /// Every hour of every grab limit holds one (issue 5's memory).
+    /// Every hour of every grab limit holds one (issue 5's memory): an upper bound, growth
+    /// costs every series an hour.
     #[test]
-    fn an_hours_summary_is_56_bytes() {
-        assert_eq!(size_of::<(i64, super::Hour)>(), 56);
+    fn an_hours_summary_is_at_most_56_bytes() {
+        assert!(size_of::<(i64, super::Hour)>() <= 56);
     }
 }
