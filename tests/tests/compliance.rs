@@ -24,16 +24,12 @@ async fn an_hourly_emission_limit_is_judged_with_o2_correction() {
     body.push_str(&minutes("emission", "f1", "stack-1", "o2", 12.0, hour, 60));
     assert_eq!(server.write_as("f1", body).await, 204);
 
-    let url = server.url().to_string();
-    let period = wait_for("the judged hour", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move {
-            let v = support::get_json(&format!(
-                "{url}/api/v1/periods?factory=f1&parameter=so2&averaging=hourly&from=2026-11-22T01:00:00Z&to=2026-11-22T02:00:00Z"
-            ))
-            .await;
-            v["periods"].as_array().and_then(|p| p.first().cloned()).filter(|p| p["valid"] == 60)
-        }
+    let period = wait_for("the judged hour", Duration::from_secs(30), || async {
+        let v = server.get_json(
+            "/api/v1/periods?factory=f1&parameter=so2&averaging=hourly&from=2026-11-22T01:00:00Z&to=2026-11-22T02:00:00Z"
+        )
+        .await;
+        v["periods"].as_array().and_then(|p| p.first().cloned()).filter(|p| p["valid"] == 60)
     })
     .await;
     // 800 × (21 − 7) / (21 − 12) = 11200 / 9 ppm, over the 950 ppm heavy-oil boiler limit.
@@ -147,13 +143,9 @@ async fn ack_rights_ack_survives_a_restart_and_no_alert_is_raised_twice() {
     // A later exceeding reading of the same ongoing condition raises nothing new either.
     let later = now + 60_000_000_000;
     assert_eq!(server.write_as("f1", format!("effluent,factory=f1,point=outfall-1 cod=160 {later}\n")).await, 204);
-    let url = server.url().to_string();
-    wait_for("the later reading judged", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move {
-            let v = support::get_json(&format!("{url}/api/v1/periods?factory=f1&parameter=cod")).await;
-            v["periods"].as_array().filter(|p| p.len() == 2).map(|_| ())
-        }
+    wait_for("the later reading judged", Duration::from_secs(30), || async {
+        let v = server.get_json("/api/v1/periods?factory=f1&parameter=cod").await;
+        v["periods"].as_array().filter(|p| p.len() == 2).map(|_| ())
     })
     .await;
     server.restart().await;
@@ -201,17 +193,13 @@ async fn late_data_revises_a_closed_hour_and_a_gap_names_its_reason() {
     let mut first = minutes("emission", "f1", "stack-1", "so2", 100.0, a, 30);
     first.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, a, 30));
     assert_eq!(server.write_as("f1", first).await, 204);
-    let url = server.url().to_string();
     let query = "/api/v1/periods?factory=f1&parameter=so2&from=2026-11-22T02:00:00Z&to=2026-11-22T03:00:00Z";
     let judged = |valid: u64| {
-        let url = url.clone();
+        let server = &server;
         async move {
-            wait_for(&format!("hour A with {valid} valid"), Duration::from_secs(30), || {
-                let url = url.clone();
-                async move {
-                    let v = support::get_json(&format!("{url}{query}")).await;
-                    v["periods"].as_array().and_then(|p| p.first().cloned()).filter(|p| p["valid"] == valid)
-                }
+            wait_for(&format!("hour A with {valid} valid"), Duration::from_secs(30), || async {
+                let v = server.get_json(query).await;
+                v["periods"].as_array().and_then(|p| p.first().cloned()).filter(|p| p["valid"] == valid)
             })
             .await
         }
@@ -246,16 +234,11 @@ async fn late_data_revises_a_closed_hour_and_a_gap_names_its_reason() {
     }]});
     let (status, body) = server.post(server.token("f1"), "/api/v1/gaps", gap.to_string()).await;
     assert_eq!(status, 204, "{body}");
-    let url = server.url().to_string();
-    let reason = wait_for("hour B's reason", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move {
-            let v = support::get_json(&format!(
-                "{url}/api/v1/periods?factory=f1&parameter=so2&from=2026-11-22T04:00:00Z&to=2026-11-22T05:00:00Z"
-            ))
+    let reason = wait_for("hour B's reason", Duration::from_secs(30), || async {
+        let v = server
+            .get_json("/api/v1/periods?factory=f1&parameter=so2&from=2026-11-22T04:00:00Z&to=2026-11-22T05:00:00Z")
             .await;
-            v["periods"][0]["reason"].as_str().filter(|r| r.contains("agent buffer overflow")).map(str::to_string)
-        }
+        v["periods"][0]["reason"].as_str().filter(|r| r.contains("agent buffer overflow")).map(str::to_string)
     })
     .await;
     assert!(reason.starts_with("insufficient data — agent buffer overflow"), "{reason}");
@@ -299,46 +282,41 @@ async fn a_correction_references_its_reading_and_is_judged_instead_of_it() {
     // A rewrite through the write API is still refused: history stays append-only.
     assert_eq!(server.write_as("f1", format!("effluent,factory=f1,point=outfall-1 cod=98 {t}\n")).await, 409);
 
-    let check = |server: &TestServer| {
-        let url = server.url().to_string();
-        async move {
-            let readings = support::get_json(&format!("{url}/api/v1/readings?factory=f1&parameter=cod")).await;
-            let r = &readings["readings"][0];
-            assert_eq!((r["value"].as_f64(), r["stored_value"].as_f64()), (Some(98.0), Some(130.0)), "{r}");
-            let c = r["corrections"].as_array().expect("corrections");
-            assert_eq!(c.len(), 1, "stored once: {c:?}");
-            assert_eq!((c[0]["was"].as_f64(), c[0]["time_ns"].as_i64()), (Some(130.0), Some(t)));
-            assert!(c[0]["by"].as_str().is_some_and(|b| b.starts_with("write token ")), "{}", c[0]);
-            // The grab sample is judged at 98 now; its revision names the correction.
-            let periods = support::get_json(&format!("{url}/api/v1/periods?factory=f1&parameter=cod")).await;
-            let p = &periods["periods"][0];
-            assert_eq!(
-                (p["outcome"].as_str(), p["value"].as_f64(), p["samples"].as_u64()),
-                (Some("compliant"), Some(98.0), Some(1)),
-                "{periods}"
-            );
-            let revisions = support::get_json(&format!("{url}/api/v1/revisions?factory=f1&parameter=cod")).await;
-            let r = &revisions["revisions"][0];
-            assert_eq!(
-                (r["was"]["outcome"].as_str(), r["became"]["outcome"].as_str()),
-                (Some("exceeds"), Some("compliant"))
-            );
-            assert!(r["reason"].as_str().is_some_and(|s| s.contains("dilution factor entered twice")), "{r}");
-            assert_eq!(revisions["revisions"].as_array().map(Vec::len), Some(1));
-        }
-    };
-    let url = server.url().to_string();
-    wait_for("the exceedance resolved by the correction", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move {
-            let v = support::get_json(&format!("{url}/api/v1/alerts?kind=exceedance")).await;
-            v["alerts"].as_array().filter(|a| a.first().is_some_and(|a| a["state"] == "resolved")).map(|_| ())
-        }
+    /// What the correction changed, the same before and after a restart.
+    async fn check(server: &TestServer, t: i64) {
+        let readings = server.get_json("/api/v1/readings?factory=f1&parameter=cod").await;
+        let r = &readings["readings"][0];
+        assert_eq!((r["value"].as_f64(), r["stored_value"].as_f64()), (Some(98.0), Some(130.0)), "{r}");
+        let c = r["corrections"].as_array().expect("corrections");
+        assert_eq!(c.len(), 1, "stored once: {c:?}");
+        assert_eq!((c[0]["was"].as_f64(), c[0]["time_ns"].as_i64()), (Some(130.0), Some(t)));
+        assert!(c[0]["by"].as_str().is_some_and(|b| b.starts_with("write token ")), "{}", c[0]);
+        // The grab sample is judged at 98 now; its revision names the correction.
+        let periods = server.get_json("/api/v1/periods?factory=f1&parameter=cod").await;
+        let p = &periods["periods"][0];
+        assert_eq!(
+            (p["outcome"].as_str(), p["value"].as_f64(), p["samples"].as_u64()),
+            (Some("compliant"), Some(98.0), Some(1)),
+            "{periods}"
+        );
+        let revisions = server.get_json("/api/v1/revisions?factory=f1&parameter=cod").await;
+        let r = &revisions["revisions"][0];
+        assert_eq!(
+            (r["was"]["outcome"].as_str(), r["became"]["outcome"].as_str()),
+            (Some("exceeds"), Some("compliant"))
+        );
+        assert!(r["reason"].as_str().is_some_and(|s| s.contains("dilution factor entered twice")), "{r}");
+        assert_eq!(revisions["revisions"].as_array().map(Vec::len), Some(1));
+    }
+
+    wait_for("the exceedance resolved by the correction", Duration::from_secs(30), || async {
+        let v = server.get_json("/api/v1/alerts?kind=exceedance").await;
+        v["alerts"].as_array().filter(|a| a.first().is_some_and(|a| a["state"] == "resolved")).map(|_| ())
     })
     .await;
-    check(&server).await;
+    check(&server, t).await;
     server.restart().await;
-    check(&server).await;
+    check(&server, t).await;
     let alerts = server.get_json("/api/v1/alerts?kind=exceedance").await;
     assert_eq!(alerts["alerts"].as_array().map(Vec::len), Some(1), "nothing raised again after the restart");
 }

@@ -69,13 +69,9 @@ unit = "mg/L"
     };
     // The agent subscribes once connected; until its first reading is stored, repeat the
     // first message. Repeats carry the same timestamp, so the store keeps one.
-    let url = server.url().to_string();
-    wait_for("the first MQTT reading", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move {
-            publish("cod", 85.0, T0_MS).await;
-            (!series(&url, "f1", "cod").await.is_empty()).then_some(())
-        }
+    wait_for("the first MQTT reading", Duration::from_secs(30), || async {
+        publish("cod", 85.0, T0_MS).await;
+        (!server.series("f1", "cod").await.is_empty()).then_some(())
     })
     .await;
     publish("cod", 90.0, T0_MS + 60_000).await;
@@ -83,27 +79,23 @@ unit = "mg/L"
     publish("bod", 12.0, T0_MS + 120_000).await;
 
     let ms = |t: i64| t * 1_000_000;
-    wait_for("all MQTT readings", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move {
-            (series(&url, "f1", "cod").await.len() >= 3 && !series(&url, "f1", "bod").await.is_empty()).then_some(())
-        }
+    wait_for("all MQTT readings", Duration::from_secs(30), || async {
+        (server.series("f1", "cod").await.len() >= 3 && !server.series("f1", "bod").await.is_empty()).then_some(())
     })
     .await;
     assert_eq!(
-        series(&url, "f1", "cod").await,
+        server.series("f1", "cod").await,
         vec![(ms(T0_MS), 85.0), (ms(T0_MS + 60_000), 90.0), (ms(T0_MS + 120_000), 130.5)]
     );
-    assert_eq!(series(&url, "f1", "bod").await, vec![(ms(T0_MS + 120_000), 12.0)]);
+    assert_eq!(server.series("f1", "bod").await, vec![(ms(T0_MS + 120_000), 12.0)]);
 
-    let polls = wait_for("three Modbus polls", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move { Some(series(&url, "f1", "ph").await).filter(|s| s.len() >= 3) }
+    let polls = wait_for("three Modbus polls", Duration::from_secs(30), || async {
+        Some(server.series("f1", "ph").await).filter(|s| s.len() >= 3)
     })
     .await;
     assert!(polls.iter().all(|(_, v)| *v == 7.25), "pH f32 ABCD: {polls:?}");
-    let tss = series(&url, "f1", "tss").await;
-    let temp = series(&url, "f1", "temp").await;
+    let tss = server.series("f1", "tss").await;
+    let temp = server.series("f1", "temp").await;
     assert!(tss.len() >= 3 && tss.iter().all(|(_, v)| *v == 31.5), "TSS f32 CDAB: {tss:?}");
     assert!(temp.len() >= 3 && temp.iter().all(|(_, v)| *v == 253.0 * 0.1), "temp u16 × 0.1: {temp:?}");
     // One poll, one timestamp for every register of it.
@@ -112,14 +104,7 @@ unit = "mg/L"
 
     // Judged on the compliance thread: wait for it. (These readings are old, so no-data and
     // availability alerts come too; only the exceedance is asserted here.)
-    let alerts = wait_for("the exceedance alert", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move {
-            let v = get_json(&format!("{url}/api/v1/alerts?kind=exceedance")).await;
-            v["alerts"].as_array().filter(|a| !a.is_empty()).cloned()
-        }
-    })
-    .await;
+    let alerts = server.alerts("exceedance", 1).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
     assert_eq!(
@@ -214,19 +199,11 @@ async fn the_demo_raises_the_drifting_cod_alert() {
             .args(["--listen", "127.0.0.1:0", "--drift-after-s", "2", "--data-dir"])
             .arg(dir.path()),
     );
-    let addr_file = dir.path().join("server/listen-address");
-    let addr = wait_for("the demo server", Duration::from_secs(30), || {
-        let f = addr_file.clone();
-        async move { std::fs::read_to_string(f).ok().filter(|s| !s.is_empty()) }
-    })
-    .await;
-    let url = format!("http://{addr}");
-    let alert = wait_for("the COD alert", Duration::from_secs(60), || {
-        let url = url.clone();
-        async move {
-            let v = get_json(&format!("{url}/api/v1/alerts?kind=exceedance")).await;
-            v["alerts"].as_array().and_then(|a| a.first().cloned())
-        }
+    // The demo runs its own server (the area's registry, simulated factories feeding it).
+    let url = support::server::listening(&dir.path().join("server"), "the demo server").await;
+    let alert = wait_for("the COD alert", Duration::from_secs(60), || async {
+        let v = get_json(&format!("{url}/api/v1/alerts?kind=exceedance")).await;
+        v["alerts"].as_array().and_then(|a| a.first().cloned())
     })
     .await;
     assert_eq!((alert["factory"].as_str(), alert["parameter"].as_str()), (Some("mm-ceramics"), Some("cod")));

@@ -224,15 +224,9 @@ impl TestServer {
     /// directory; each start logs to its own file (`server.log`, `server-2.log`, …).
     pub async fn restart(&mut self) {
         self.kill();
-        let addr_file = self.data.join("listen-address");
-        let _ = std::fs::remove_file(&addr_file);
+        let _ = std::fs::remove_file(self.data.join("listen-address"));
         let proc = self.spawn();
-        let addr = wait_for("the server's listen-address", START_LIMIT, || {
-            let f = addr_file.clone();
-            async move { std::fs::read_to_string(f).ok().filter(|s| !s.is_empty()) }
-        })
-        .await;
-        self.url = format!("http://{addr}");
+        self.url = listening(&self.data, "the server").await;
         self.proc = Some(proc);
     }
 
@@ -372,6 +366,18 @@ impl Config {
         toml.push_str(&self.site.to_toml());
         toml
     }
+}
+
+/// Waits for the listen-address file a server writes in its data directory once it accepts
+/// connections (`what` names the server); returns its base URL.
+pub async fn listening(data_dir: &Path, what: &str) -> String {
+    let addr_file = data_dir.join("listen-address");
+    let addr = wait_for(&format!("{what} to listen ({})", addr_file.display()), START_LIMIT, || {
+        let f = addr_file.clone();
+        async move { std::fs::read_to_string(f).ok().filter(|s| !s.is_empty()) }
+    })
+    .await;
+    format!("http://{addr}")
 }
 
 /// `eitwatch-server token <args[0]> --data-dir <data> <args[1..]>`: stdout and stderr.
