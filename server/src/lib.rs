@@ -37,6 +37,8 @@ pub mod monitor;
 mod names;
 pub mod registry;
 pub mod store;
+#[cfg(test)]
+mod testkit;
 pub mod webhooks;
 
 use std::net::SocketAddr;

@@ -4,23 +4,14 @@
 use std::sync::Arc;
 
 use eitwatch_config::reading::{Kind, Quality, Reading};
-use eitwatch_config::server_config::ServerConfig;
 use eitwatch_config::site::Registry;
 
 use super::clock::ManualClock;
 use super::engine::{AlertKind, Condition, Engine, Filter, GapInfo, Measured, Outcome, PeriodView, SeriesId, Settings};
 use super::period::{self, DAY_NS, HOUR_NS, SECOND_NS};
 
-const SITE: &str = r#"
-[server]
-data_dir = "/nonexistent"
-
-[[area]]
-id = "a1"
-name_en = "Area one"
-name_th = "พื้นที่หนึ่ง"
-province = "Rayong"
-
+/// The factories of area a1 (see [`crate::testkit::config`]).
+const FACTORIES: &str = r#"
 [[area.factory]]
 id = "f1"
 name = "Factory one"
@@ -74,8 +65,7 @@ pub(crate) fn t0() -> i64 {
 }
 
 pub(crate) fn registry() -> Registry {
-    let config: ServerConfig = eitwatch_config::problems::load(SITE, "test.toml").expect("site");
-    Registry::new(config.area)
+    crate::testkit::registry(FACTORIES)
 }
 
 pub(crate) fn engine(now_ns: i64) -> (Engine, Arc<ManualClock>) {

@@ -1,19 +1,11 @@
 //! Changes applied, validated whole, logged with who and when, replayed.
 
 use eitwatch_config::reading::Kind;
-use eitwatch_config::server_config::ServerConfig;
 
 use super::*;
 
-const SITE: &str = r#"
-[server]
-data_dir = "/nonexistent"
-[[area]]
-id = "a1"
-name_en = "Area one"
-name_th = "พื้นที่หนึ่ง"
-province = "Rayong"
-[[area.factory]]
+/// The factories of area a1 (see [`crate::testkit::config`]).
+const FACTORIES: &str = r#"[[area.factory]]
 id = "f1"
 name = "Factory one"
 category = 3
@@ -24,7 +16,7 @@ parameters = ["cod"]
 "#;
 
 fn base() -> Vec<Area> {
-    let config: ServerConfig = eitwatch_config::problems::load(SITE, "test.toml").expect("site");
+    let config = crate::testkit::config(FACTORIES);
     config.area
 }
 
