@@ -630,3 +630,17 @@ fn readings_measured_by_store_id_are_judged_as_readings_by_name() {
     assert!(judged.iter().all(|(p, _, _)| *p == "cod" || *p == "ph"));
     assert_eq!(by_ids.take_flashes(), by_strings.take_flashes());
 }
+
+#[test]
+fn periods_at_the_ends_of_time_hold_their_instant_without_overflow() {
+    use eitwatch_config::standards::Averaging;
+    for t in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
+        for averaging in [Averaging::Hourly, Averaging::Daily] {
+            let (start, end) = period::bounds(averaging, t);
+            assert!(start <= t && (t < end || end == i64::MAX), "{averaging:?} of {t}: [{start}, {end})");
+        }
+    }
+    // Away from the ends: exact Bangkok days and hours.
+    assert_eq!(period::day(t0()), (t0() - 7 * HOUR_NS, t0() + 17 * HOUR_NS));
+    assert_eq!(period::bounds(Averaging::Hourly, t0() + 1), (t0(), t0() + HOUR_NS));
+}
