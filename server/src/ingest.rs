@@ -290,6 +290,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
             app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);
             ApiError::conflict(reason)
         }
+        StoreError::Contradiction { .. } => ApiError::invalid(e.to_string()),
         e => ApiError::internal(e.to_string()),
     })?;
     tracing::debug!(%factory, stored = appended.stored, duplicates = appended.duplicates, "Write accepted");

@@ -197,6 +197,23 @@ pub enum StoreError {
         /// Value offered.
         offered: f64,
     },
+    /// The batch itself gives one series and time two different values: nothing is stored
+    /// and nothing stored is contradicted.
+    #[error("{factory}/{point}/{parameter} at {time_ns} ns is given twice in the batch, as {first} and {second}")]
+    Contradiction {
+        /// Factory.
+        factory: String,
+        /// Point.
+        point: String,
+        /// Parameter.
+        parameter: String,
+        /// Timestamp.
+        time_ns: i64,
+        /// The batch's first value.
+        first: f64,
+        /// Its second.
+        second: f64,
+    },
     /// A store file or directory.
     #[error("{path}: {source}")]
     Io {
@@ -446,17 +463,30 @@ impl Store {
                 match state.index.get(id, time_ns) {
                     Some(stored) if stored.same(&offered) => duplicates += 1,
                     Some(stored) => {
+                        let own = inserted.iter().any(|&(i, t, _)| i == id && t == time_ns);
                         for (id, t, _) in inserted {
                             state.index.remove(id, t);
                         }
                         let (_, factory, point, parameter) = r.names();
-                        return Err(StoreError::Rewrite {
-                            factory: factory.to_string(),
-                            point: point.to_string(),
-                            parameter: parameter.to_string(),
-                            time_ns,
-                            stored: stored.value,
-                            offered: offered.value,
+                        let (factory, point, parameter) =
+                            (factory.to_string(), point.to_string(), parameter.to_string());
+                        return Err(match own {
+                            true => StoreError::Contradiction {
+                                factory,
+                                point,
+                                parameter,
+                                time_ns,
+                                first: stored.value,
+                                second: offered.value,
+                            },
+                            false => StoreError::Rewrite {
+                                factory,
+                                point,
+                                parameter,
+                                time_ns,
+                                stored: stored.value,
+                                offered: offered.value,
+                            },
                         });
                     }
                     None => {
