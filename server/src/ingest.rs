@@ -290,6 +290,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
             app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);
             ApiError::conflict(reason)
         }
+        StoreError::Contradiction { .. } => ApiError::invalid(e.to_string()),
         e => ApiError::internal(e.to_string()),
     })?;
     tracing::debug!(%factory, stored = appended.stored, duplicates = appended.duplicates, "Write accepted");
@@ -356,6 +357,13 @@ fn check_line(app: &App, factory: Option<&Factory>, r: &Row<'_>, max_future_ns: 
     };
     if point.kind != r.kind {
         return Err(format!("point \"{}\" is an {} point, not {}", r.point, point.kind, r.kind));
+    }
+    if r.time_ns < app.config.server.earliest_reading.0 {
+        return Err(format!(
+            "timestamp {} ns is before {} (earliest_reading)",
+            r.time_ns,
+            crate::compliance::period::local(app.config.server.earliest_reading.0)
+        ));
     }
     if r.time_ns > max_future_ns {
         return Err(format!(

@@ -352,6 +352,9 @@ fn apply(alerts: &mut Vec<Alert>, op: Op) -> Option<usize> {
 }
 
 #[cfg(test)]
+mod tests;
+
+#[cfg(test)]
 mod unit_tests {
     /// Every alert ever raised is kept: its size is memory that only grows. An upper bound:
     /// a larger alert costs every alert in the book.
