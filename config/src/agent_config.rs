@@ -540,7 +540,8 @@ pub struct MqttSource {
     #[serde(default)]
     pub tls: Option<MqttTls>,
     /// Start an MQTT broker (3.1.1) inside the agent on `broker`, for a factory with none:
-    /// the sensors publish to the agent's machine.
+    /// the sensors publish to the agent's machine. Only an agent built with the cargo
+    /// feature `embedded-broker` has one; any other refuses the config at start.
     #[serde(default)]
     pub embedded_broker: bool,
     /// Topics subscribed to.

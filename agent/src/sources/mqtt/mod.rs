@@ -78,22 +78,15 @@ fn route<'a, 's>(
     subs.iter().find_map(|d| topic::match_topic(d.sub, topic).map(|m| (d, m)))
 }
 
-/// Runs one broker's subscriptions until shutdown.
-pub async fn run(source: MqttSource, ctx: Context) {
+/// Runs one broker's subscriptions until shutdown; an error if it stops with a batch's
+/// readings not kept (those messages are not acknowledged: the broker sends them again).
+pub async fn run(source: MqttSource, ctx: Context) -> Result<(), super::NotKept> {
     if source.embedded_broker {
-        let listen = source.broker.parse();
-        let started = match listen {
-            Ok(addr) => tokio::task::spawn_blocking(move || crate::broker::start(addr))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string())),
-            Err(_) => Err(format!("\"{}\" is not ip:port", source.broker)),
-        };
-        match started {
+        match start_embedded_broker(&source).await {
             Ok(()) => tracing::info!(source = %source.name, listen = %source.broker, "Embedded MQTT broker listening"),
             Err(error) => {
                 tracing::error!(source = %source.name, %error, "Embedded MQTT broker not started; source not started");
-                return;
+                return Ok(());
             }
         }
     }
@@ -101,15 +94,30 @@ pub async fn run(source: MqttSource, ctx: Context) {
         Ok(pair) => pair,
         Err(error) => {
             tracing::error!(source = %source.name, %error, "MQTT source not started");
-            return;
+            return Ok(());
         }
     };
     let (tx, rx) = mpsc::channel(QUEUE);
     let (acks_tx, acks_rx) = mpsc::channel(QUEUE);
     let poller = tokio::spawn(poll_events(source.clone(), client.clone(), events, tx, acks_rx, ctx.shutdown.clone()));
-    work(&source, &client, rx, acks_tx, &ctx).await;
+    let result = work(&source, &client, rx, acks_tx, &ctx).await;
     client.try_disconnect();
     let _ = poller.await;
+    result
+}
+
+#[cfg(feature = "embedded-broker")]
+async fn start_embedded_broker(source: &MqttSource) -> Result<(), String> {
+    let addr = source.broker.parse().map_err(|_| format!("\"{}\" is not ip:port", source.broker))?;
+    tokio::task::spawn_blocking(move || crate::broker::start(addr))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+async fn start_embedded_broker(_source: &MqttSource) -> Result<(), String> {
+    Err("this agent is built without the embedded broker (cargo feature \"embedded-broker\")".into())
 }
 
 /// The event loop task: polls, subscribes, hands messages on in batches, writes the
@@ -244,14 +252,14 @@ async fn work(
     mut rx: mpsc::Receiver<Vec<Message>>,
     acks: mpsc::Sender<Vec<Ack>>,
     ctx: &Context,
-) {
+) -> Result<(), super::NotKept> {
     let mut malformed: u64 = 0;
     let mut unrouted: u64 = 0;
     let decoders: Vec<payload::Decoder<'_>> = source.subscription.iter().map(payload::Decoder::new).collect();
     loop {
         let mut batch = tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            m = rx.recv() => match m { Some(m) => m, None => return },
+            _ = ctx.shutdown.cancelled() => return Ok(()),
+            m = rx.recv() => match m { Some(m) => m, None => return Ok(()) },
         };
         while batch.len() < BATCH_MAX {
             match rx.try_recv() {
@@ -278,12 +286,12 @@ async fn work(
         }
         if !raws.is_empty() {
             // Acknowledged below, only once this has returned: the readings are stored.
-            ctx.deliver(&source.name, raws).await;
+            ctx.deliver(&source.name, raws).await?;
         }
         if client.acks_in_batches() {
             // The event loop writes them all at once.
             if acks.send(batch.into_iter().map(|m| m.ack).collect()).await.is_err() {
-                return;
+                return Ok(());
             }
         } else {
             for message in batch {
