@@ -15,6 +15,7 @@
 //!
 //! [`Reading`]: eitwatch_config::Reading
 
+mod backoff;
 #[cfg(feature = "embedded-broker")]
 pub mod broker;
 pub mod metrics;
@@ -80,30 +81,26 @@ pub async fn run(config: AgentConfig, shutdown: Shutdown) -> anyhow::Result<()> 
     outbox.set_commit_interval(std::time::Duration::from_millis(config.outbox.commit_interval_ms));
     let outbox = Arc::new(outbox);
     let normaliser = Arc::new(normalise::Normaliser::new(&config));
+    let data_dir = Path::new(&config.agent.data_dir);
+    let dead_letters =
+        Arc::new(sources::mqtt::dead_letter::DeadLetters::new(data_dir, config.mqtt.iter().map(|s| s.name.as_str())));
     let mut tasks = JoinSet::new();
     if let Some(listen) = &config.agent.metrics_listen {
-        let server =
-            metrics::serve(listen, Path::new(&config.agent.data_dir), outbox.clone(), shutdown.clone()).await?;
-        tasks.spawn(server);
+        let state = metrics::Watched { outbox: outbox.clone(), mqtt_dead_letters: dead_letters.clone() };
+        tasks.spawn(metrics::serve(listen, data_dir, state, shutdown.clone()).await?);
     }
+    let context = || sources::Context {
+        config: config.clone(),
+        normaliser: normaliser.clone(),
+        outbox: outbox.clone(),
+        shutdown: shutdown.clone(),
+    };
     let mut sources = JoinSet::new();
     for device in config.modbus.clone() {
-        let ctx = sources::Context {
-            config: config.clone(),
-            normaliser: normaliser.clone(),
-            outbox: outbox.clone(),
-            shutdown: shutdown.clone(),
-        };
-        sources.spawn(sources::modbus::run(device, ctx));
+        sources.spawn(sources::modbus::run(device, context()));
     }
     for source in config.mqtt.clone() {
-        let ctx = sources::Context {
-            config: config.clone(),
-            normaliser: normaliser.clone(),
-            outbox: outbox.clone(),
-            shutdown: shutdown.clone(),
-        };
-        sources.spawn(sources::mqtt::run(source, ctx));
+        sources.spawn(sources::mqtt::run(source, context(), dead_letters.clone()));
     }
     for sink in sinks {
         tasks.spawn(uplink::Uplink::new(sink)?.run(outbox.clone(), shutdown.clone()));

@@ -75,28 +75,3 @@ impl Context {
         }
     }
 }
-
-/// Exponential backoff with jitter, for reconnect loops.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    next_ms: u64,
-    max_ms: u64,
-}
-
-impl Backoff {
-    pub(crate) fn new() -> Backoff {
-        Backoff { next_ms: 500, max_ms: 30_000 }
-    }
-
-    /// The next delay: doubles up to 30 s, with ±25 % jitter so agents do not reconnect in step.
-    pub(crate) fn next(&mut self) -> Duration {
-        let base = self.next_ms;
-        self.next_ms = (self.next_ms * 2).min(self.max_ms);
-        let jitter = crate::now_ns().unsigned_abs() % (base / 2 + 1);
-        Duration::from_millis(base - base / 4 + jitter)
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next_ms = 500;
-    }
-}

@@ -38,7 +38,8 @@ use tokio::time::Instant;
 
 use self::client::{Connection, ReadError};
 use self::plan::{Block, Limits, Span};
-use super::{Backoff, Context};
+use super::Context;
+use crate::backoff::Backoff;
 use crate::normalise::Raw;
 
 /// The requests a device's register map needs, in the order one poll sends them.
