@@ -25,7 +25,8 @@ struct Cli {
 enum Command {
     /// Run the agent (the default).
     Run,
-    /// Load and validate an agent.toml, print every problem, start nothing.
+    /// Load and validate an agent.toml, print every problem, start nothing. A config this build
+    /// cannot run (a part it leaves out, such as the embedded broker) is refused too.
     CheckConfig {
         /// The file.
         file: PathBuf,
@@ -66,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig { file } => {
-            load(&file)?;
+            let config = load(&file)?;
+            eitwatch_agent::check_build(&config).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!("{}: ok", file.display());
         }
         Command::Status { json } => {

@@ -1,6 +1,7 @@
 //! The agent's `/metrics` (Prometheus text format 0.0.4): outbox size and, per sink, queue
 //! depth, oldest undelivered age, delivered / retried / dead-lettered / dropped counts,
-//! pending gap records and whether delivery is stopped. Served on `[agent] metrics_listen`;
+//! pending gap records and whether delivery is stopped; per MQTT source, the messages it
+//! could not take, by reason. Served on `[agent] metrics_listen`;
 //! the bound address is written to `<data_dir>/metrics-address` (useful with port 0).
 //! `eitwatch-agent status` prints the same figures from the files.
 
@@ -16,16 +17,48 @@ use axum::routing::get;
 
 use crate::Shutdown;
 use crate::outbox::{Outbox, Status};
+use crate::sources::mqtt::dead_letter::DeadLetters;
+
+/// What `/metrics` reports on.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    /// The outbox and its sinks.
+    pub outbox: Arc<Outbox>,
+    /// The MQTT sources' dead letters.
+    pub mqtt_dead_letters: Arc<DeadLetters>,
+}
+
+/// Appends one metric family: its help, its type and its rows (labels, value).
+fn family(out: &mut String, name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in rows {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
+/// Renders the MQTT sources' dead-letter counts as Prometheus text.
+pub fn render_mqtt(dead_letters: &DeadLetters) -> String {
+    let mut out = String::new();
+    let rows = dead_letters
+        .counts()
+        .into_iter()
+        .map(|(source, reason, n)| (format!("{{source=\"{source}\",reason=\"{}\"}}", reason.as_str()), n as f64))
+        .collect();
+    family(
+        &mut out,
+        "eitwatch_mqtt_dead_letters_total",
+        "MQTT messages acknowledged but not taken (too_large, malformed, unrouted), recorded in mqtt-dead-letters.jsonl.",
+        "counter",
+        rows,
+    );
+    out
+}
 
 /// Renders a status as Prometheus text; `now_ns` for ages.
 pub fn render(status: &Status, now_ns: i64) -> String {
     let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, v) in rows {
-            let _ = writeln!(out, "{name}{labels} {v}");
-        }
-    };
+    let mut gauge =
+        |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| family(&mut out, name, help, kind, rows);
     gauge(
         "eitwatch_outbox_appended_total",
         "Readings appended to the outbox since it was created.",
@@ -100,10 +133,14 @@ pub fn render(status: &Status, now_ns: i64) -> String {
     out
 }
 
-async fn metrics(State(outbox): State<Arc<Outbox>>) -> impl IntoResponse {
+async fn metrics(State(watched): State<Watched>) -> impl IntoResponse {
+    let outbox = watched.outbox.clone();
     let status = tokio::task::spawn_blocking(move || outbox.status()).await;
     match status {
-        Ok(s) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render(&s, crate::now_ns())).into_response(),
+        Ok(s) => {
+            let text = render(&s, crate::now_ns()) + &render_mqtt(&watched.mqtt_dead_letters);
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
         Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
@@ -112,7 +149,7 @@ async fn metrics(State(outbox): State<Arc<Outbox>>) -> impl IntoResponse {
 pub async fn serve(
     listen: &str,
     data_dir: &Path,
-    outbox: Arc<Outbox>,
+    watched: Watched,
     shutdown: Shutdown,
 ) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -122,7 +159,7 @@ pub async fn serve(
     std::fs::create_dir_all(data_dir)?;
     std::fs::write(data_dir.join("metrics-address"), addr.to_string())?;
     tracing::info!(%addr, "Metrics on /metrics");
-    let app = Router::new().route("/metrics", get(metrics)).with_state(outbox);
+    let app = Router::new().route("/metrics", get(metrics)).with_state(watched);
     Ok(async move {
         if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
             tracing::error!(%error, "Metrics listener failed");

@@ -36,6 +36,7 @@ use eitwatch_config::line_protocol;
 use reqwest::StatusCode;
 
 use crate::Shutdown;
+use crate::backoff::Backoff;
 use crate::outbox::{Gap, Outbox, OutboxError};
 
 /// What kind of sink.
@@ -160,31 +161,6 @@ enum Step {
     Progress,
     /// Wait this long (backoff, Retry-After, token refused).
     Wait(Duration),
-}
-
-/// Exponential backoff with jitter: 0.5 s doubling to 30 s, ±25 %.
-#[derive(Debug)]
-struct Backoff {
-    next_ms: u64,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff { next_ms: 500 }
-    }
-    fn next(&mut self) -> Duration {
-        let base = self.next_ms;
-        self.next_ms = (self.next_ms * 2).min(30_000);
-        let mut r = [0u8; 8];
-        let random = match getrandom::fill(&mut r) {
-            Ok(()) => u64::from_le_bytes(r),
-            Err(_) => crate::now_ns() as u64,
-        };
-        Duration::from_millis(base - base / 4 + random % (base / 2 + 1))
-    }
-    fn reset(&mut self) {
-        self.next_ms = 500;
-    }
 }
 
 /// Limits the backlog to `rate` readings per second, in bursts of up to one batch.

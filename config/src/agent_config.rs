@@ -530,6 +530,11 @@ pub struct MqttSource {
     /// below 16 messages it also caps the rate at window / linger.
     #[serde(default = "default_ack_linger_ms")]
     pub ack_linger_ms: u64,
+    /// The largest message payload taken, in bytes. A larger one is acknowledged and
+    /// recorded as a dead letter (topic, size, reason), never stored: one message must not
+    /// stop a source. At most [`MQTT_MAX_MESSAGE_BYTES`].
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
     /// User name, if the broker asks for one.
     #[serde(default)]
     pub username: Option<String>,
@@ -540,7 +545,8 @@ pub struct MqttSource {
     #[serde(default)]
     pub tls: Option<MqttTls>,
     /// Start an MQTT broker (3.1.1) inside the agent on `broker`, for a factory with none:
-    /// the sensors publish to the agent's machine.
+    /// the sensors publish to the agent's machine. Only an agent built with the cargo
+    /// feature `embedded-broker` has one; any other refuses the config at start.
     #[serde(default)]
     pub embedded_broker: bool,
     /// Topics subscribed to.
@@ -552,6 +558,14 @@ const fn default_qos() -> u8 {
 }
 const fn default_keep_alive_s() -> u64 {
     30
+}
+/// The largest payload MQTT can carry: a packet's remaining length is at most 268 435 455
+/// bytes, and the topic and packet id take some of it.
+pub const MQTT_MAX_MESSAGE_BYTES: u64 = 268_435_455;
+
+const fn default_max_message_bytes() -> u64 {
+    // A reading's message is well under a kilobyte; a megabyte leaves room for batches.
+    1 << 20
 }
 const fn default_ack_linger_ms() -> u64 {
     // scripts/bench-agent.sh at 1 000 messages/s: 10 ms ≈ 3 % of a core, 25 ms ≈ 2.3 %,
@@ -880,6 +894,12 @@ impl Validate for AgentConfig {
                 problems.push(
                     format!("{at}.ack_linger_ms"),
                     format!("{} is too long, expected at most 1000", source.ack_linger_ms),
+                );
+            }
+            if !(1024..=MQTT_MAX_MESSAGE_BYTES).contains(&source.max_message_bytes) {
+                problems.push(
+                    format!("{at}.max_message_bytes"),
+                    format!("{} is out of range, expected 1024 to {MQTT_MAX_MESSAGE_BYTES}", source.max_message_bytes),
                 );
             }
             if source.password.is_some() && source.username.is_none() {

@@ -13,12 +13,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use eitwatch_agent::simulate::{RegisterBank, serve_modbus};
 use eitwatch_agent::{Shutdown, broker};
 use eitwatch_config::agent_config::{AgentConfig, ByteOrder};
 use eitwatch_config::problems;
 use eitwatch_config::server_config::{AnonymousRead, ServerConfig};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
+
+use crate::simulate::{RegisterBank, serve_modbus};
 
 /// What the demo needs to be told.
 #[derive(Debug, Clone)]

@@ -26,11 +26,23 @@ pub struct Context {
     pub shutdown: Shutdown,
 }
 
+/// A source stopped (the agent is stopping) while the outbox refused its readings: none of
+/// them was acknowledged, so the broker sends them again and the device is polled again.
+#[derive(Debug, thiserror::Error)]
+#[error("source {source_name}: stopped with {readings} readings not kept in the outbox: {reason}")]
+pub struct NotKept {
+    source_name: String,
+    readings: usize,
+    reason: String,
+}
+
 impl Context {
     /// Normalises raw values and queues the readings; values that cannot be normalised are
     /// logged with their source and dropped. Returns how many were queued, once they are
     /// safe in the outbox: only then may a source acknowledge them (MQTT ack, end of a poll).
-    pub async fn deliver(&self, source: &str, raws: Vec<Raw>) -> usize {
+    /// While the outbox refuses them it retries with backoff; an error only if the agent
+    /// stops meanwhile, and then the source must stop without acknowledging anything more.
+    pub async fn deliver(&self, source: &str, raws: Vec<Raw>) -> Result<usize, NotKept> {
         let readings: Vec<_> = raws
             .into_iter()
             .filter_map(|raw| {
@@ -47,16 +59,13 @@ impl Context {
         let mut delay = Duration::from_millis(100);
         loop {
             match self.outbox.append(&readings).await {
-                Ok(_) => return n,
+                Ok(_) => return Ok(n),
                 Err(error) => {
                     // The source waits (nothing is acknowledged) until the disk takes them again.
                     tracing::error!(source, %error, readings = n, retry_in_ms = delay.as_millis() as u64, "Cannot keep readings in the outbox");
                     tokio::select! {
                         _ = self.shutdown.cancelled() => {
-                            // Returning would let the source acknowledge what is not kept: exit
-                            // instead; the broker redelivers and the device is polled again.
-                            tracing::error!(source, "Stopping with readings not kept: exiting without acknowledging them");
-                            std::process::exit(1);
+                            return Err(NotKept { source_name: source.to_string(), readings: n, reason: error.to_string() });
                         }
                         _ = tokio::time::sleep(delay) => {}
                     }
@@ -64,30 +73,5 @@ impl Context {
                 }
             }
         }
-    }
-}
-
-/// Exponential backoff with jitter, for reconnect loops.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    next_ms: u64,
-    max_ms: u64,
-}
-
-impl Backoff {
-    pub(crate) fn new() -> Backoff {
-        Backoff { next_ms: 500, max_ms: 30_000 }
-    }
-
-    /// The next delay: doubles up to 30 s, with ±25 % jitter so agents do not reconnect in step.
-    pub(crate) fn next(&mut self) -> Duration {
-        let base = self.next_ms;
-        self.next_ms = (self.next_ms * 2).min(self.max_ms);
-        let jitter = crate::now_ns().unsigned_abs() % (base / 2 + 1);
-        Duration::from_millis(base - base / 4 + jitter)
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.next_ms = 500;
     }
 }

@@ -38,7 +38,8 @@ use tokio::time::Instant;
 
 use self::client::{Connection, ReadError};
 use self::plan::{Block, Limits, Span};
-use super::{Backoff, Context};
+use super::Context;
+use crate::backoff::Backoff;
 use crate::normalise::Raw;
 
 /// The requests a device's register map needs, in the order one poll sends them.
@@ -250,8 +251,8 @@ fn raw(reg: &Register, value: f64, time_ns: i64, quality: Quality) -> Raw {
     Raw { point: reg.point.clone(), parameter: reg.parameter.clone(), value, unit: reg.unit.clone(), time_ns, quality }
 }
 
-/// Polls one device until shutdown.
-pub async fn run(device: ModbusDevice, ctx: Context) {
+/// Polls one device until shutdown; an error if it stops with a poll's readings not kept.
+pub async fn run(device: ModbusDevice, ctx: Context) -> Result<(), super::NotKept> {
     let mut interval = tokio::time::interval(Duration::from_millis(device.poll_interval_ms));
     // A poll that overran (a slow bus) is not followed by a burst of catch-up polls.
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -263,23 +264,26 @@ pub async fn run(device: ModbusDevice, ctx: Context) {
         requests = poller.blocks.len(),
         "Modbus device polled"
     );
-    loop {
+    let result = loop {
         tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
+            _ = ctx.shutdown.cancelled() => break Ok(()),
             _ = interval.tick() => {}
         }
         let raws = tokio::select! {
-            _ = ctx.shutdown.cancelled() => break,
+            _ = ctx.shutdown.cancelled() => break Ok(()),
             raws = poller.poll() => raws,
         };
-        if !raws.is_empty() {
-            // The poll is over only once its readings are durable.
-            ctx.deliver(&poller.device.name, raws).await;
+        // The poll is over only once its readings are durable.
+        if !raws.is_empty()
+            && let Err(not_kept) = ctx.deliver(&poller.device.name, raws).await
+        {
+            break Err(not_kept);
         }
-    }
+    };
     if let Some(c) = poller.connection.take() {
         c.close().await;
     }
+    result
 }
 
 #[cfg(test)]

@@ -28,6 +28,14 @@ pub enum SetupError {
 /// sessions have no expiry; a week covers any maintenance window.
 const SESSION_EXPIRY_S: u32 = 7 * 24 * 3600;
 
+/// The largest packet the client reads: MQTT's own maximum (a remaining length of
+/// 268 435 455 bytes), so that no message makes rumqttc drop the connection; the source
+/// dead-letters what is over its `max_message_bytes`. MQTT 5 announces it to the broker.
+const READ_LIMIT_BYTES: u32 = 268_435_455;
+
+/// The largest packet the client writes (subscribes, acks): rumqttc's default.
+const WRITE_LIMIT_BYTES: usize = 10 * 1024;
+
 /// Requests (acks, subscribes) queued towards the event loop. Larger than the message
 /// queue, so that an ack never waits for an event loop that waits for the worker.
 pub(crate) const REQUEST_CAPACITY: usize = 1024;
@@ -105,6 +113,7 @@ pub(crate) fn build(source: &MqttSource) -> Result<(Client, EventLoop), SetupErr
         MqttVersion::V311 => {
             let mut o = rumqttc::MqttOptions::new(&source.client_id, host, port);
             o.set_keep_alive(keep_alive).set_clean_session(!persistent).set_manual_acks(true).set_transport(transport);
+            o.set_max_packet_size(READ_LIMIT_BYTES as usize, WRITE_LIMIT_BYTES);
             if let Some(user) = &source.username {
                 o.set_credentials(user, source.password.as_ref().map(|p| p.0.as_str()).unwrap_or_default());
             }
@@ -114,6 +123,7 @@ pub(crate) fn build(source: &MqttSource) -> Result<(Client, EventLoop), SetupErr
         MqttVersion::V5 => {
             let mut o = rumqttc::v5::MqttOptions::new(&source.client_id, host, port);
             o.set_keep_alive(keep_alive).set_clean_start(!persistent).set_manual_acks(true).set_transport(transport);
+            o.set_max_packet_size(Some(READ_LIMIT_BYTES));
             if persistent {
                 o.set_session_expiry_interval(Some(SESSION_EXPIRY_S));
             }

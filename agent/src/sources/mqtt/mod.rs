@@ -2,15 +2,18 @@
 //!
 //! Two tasks per broker. The event loop task only polls rumqttc: it subscribes on every
 //! CONNACK and hands messages to the worker through a bounded queue, in batches of what one
-//! read brought, then leaves the socket alone for `ack_linger_ms` (see [`LINGER_BELOW`]) so
+//! read brought, then leaves the socket alone for `ack_linger_ms` (see `LINGER_BELOW`) so
 //! that the next batch is not a single message; after an error it sleeps with backoff
 //! (0.5 s doubling to 30 s, with jitter) before the next poll, because rumqttc reconnects at
-//! once and would spin on a dead broker. The worker decodes, delivers a batch at once (one
-//! fsync), and only once `deliver` has returned (the readings are in the outbox)
-//! acknowledges its messages, which the event loop task writes to the broker together. The
-//! cost per message at 1 000/s (`scripts/bench-agent.sh`, strace): a read, a wake-up and an
-//! fsync shared by dozens of messages (about one fsync per linger: 26 a second with the
-//! default 50 ms) instead of about 3 system calls and 4 context switches each.
+//! once and would spin on a dead broker. The backoff starts again only after a connection
+//! that lasted longer than its longest delay: a broker that accepts the connection and then
+//! loses it at once is retried ever more slowly, not every half second. The worker decodes,
+//! delivers a batch at once (one fsync), and only once `deliver` has returned (the readings
+//! are in the outbox) acknowledges its messages, which the event loop task writes to the
+//! broker together. The cost per message at 1 000/s (`scripts/bench-agent.sh`, strace): a
+//! read, a wake-up and an fsync shared by dozens of messages (about one fsync per linger: 26
+//! a second with the default 50 ms) instead of about 3 system calls and 4 context switches
+//! each.
 //!
 //! With QoS 1 the session is persistent (fixed client id, clean session off; MQTT 5: clean
 //! start off and a week's session expiry), so messages that arrive while the agent is away,
@@ -21,20 +24,28 @@
 //! same payload timestamp and is stored once; with `time_format = "arrival"` it would be
 //! stored twice.
 //!
-//! A malformed message is counted, logged with its topic and an excerpt, acknowledged (a
-//! poison message must not come back forever) and skipped; the source goes on.
+//! A message the source cannot take (over `max_message_bytes`, malformed, on a topic no
+//! template matches) is logged with its topic, recorded as a dead letter
+//! ([`dead_letter`]), acknowledged (a poison message must not come back forever) and
+//! skipped; the source goes on. So that rumqttc never drops the connection over a message's
+//! size (the broker would send it again at once, and everything after it would wait), the
+//! client reads packets up to MQTT's own maximum and the limit is ours.
 
 pub mod client;
+pub mod dead_letter;
 pub mod payload;
 pub mod topic;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use eitwatch_config::agent_config::MqttSource;
 use tokio::sync::mpsc;
 
 use self::client::{Ack, Client, Event, EventLoop};
-use super::{Backoff, Context};
+use self::dead_letter::{DeadLetter, DeadLetters, Reason};
+use super::Context;
+use crate::backoff::Backoff;
 
 /// Messages handed to the worker at most at once; with QoS 1 the broker's in-flight window
 /// bounds a batch anyway.
@@ -78,22 +89,16 @@ fn route<'a, 's>(
     subs.iter().find_map(|d| topic::match_topic(d.sub, topic).map(|m| (d, m)))
 }
 
-/// Runs one broker's subscriptions until shutdown.
-pub async fn run(source: MqttSource, ctx: Context) {
+/// Runs one broker's subscriptions until shutdown; an error if it stops with a batch's
+/// readings not kept (those messages are not acknowledged: the broker sends them again).
+/// Messages it cannot take go to `dead_letters`.
+pub async fn run(source: MqttSource, ctx: Context, dead_letters: Arc<DeadLetters>) -> Result<(), super::NotKept> {
     if source.embedded_broker {
-        let listen = source.broker.parse();
-        let started = match listen {
-            Ok(addr) => tokio::task::spawn_blocking(move || crate::broker::start(addr))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string())),
-            Err(_) => Err(format!("\"{}\" is not ip:port", source.broker)),
-        };
-        match started {
+        match start_embedded_broker(&source).await {
             Ok(()) => tracing::info!(source = %source.name, listen = %source.broker, "Embedded MQTT broker listening"),
             Err(error) => {
                 tracing::error!(source = %source.name, %error, "Embedded MQTT broker not started; source not started");
-                return;
+                return Ok(());
             }
         }
     }
@@ -101,15 +106,30 @@ pub async fn run(source: MqttSource, ctx: Context) {
         Ok(pair) => pair,
         Err(error) => {
             tracing::error!(source = %source.name, %error, "MQTT source not started");
-            return;
+            return Ok(());
         }
     };
     let (tx, rx) = mpsc::channel(QUEUE);
     let (acks_tx, acks_rx) = mpsc::channel(QUEUE);
     let poller = tokio::spawn(poll_events(source.clone(), client.clone(), events, tx, acks_rx, ctx.shutdown.clone()));
-    work(&source, &client, rx, acks_tx, &ctx).await;
+    let result = work(&source, &client, rx, acks_tx, &ctx, &dead_letters).await;
     client.try_disconnect();
     let _ = poller.await;
+    result
+}
+
+#[cfg(feature = "embedded-broker")]
+async fn start_embedded_broker(source: &MqttSource) -> Result<(), String> {
+    let addr = source.broker.parse().map_err(|_| format!("\"{}\" is not ip:port", source.broker))?;
+    tokio::task::spawn_blocking(move || crate::broker::start(addr))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+async fn start_embedded_broker(_source: &MqttSource) -> Result<(), String> {
+    Err("this agent is built without the embedded broker (cargo feature \"embedded-broker\")".into())
 }
 
 /// The event loop task: polls, subscribes, hands messages on in batches, writes the
@@ -123,6 +143,7 @@ async fn poll_events(
     shutdown: crate::Shutdown,
 ) {
     let mut backoff = Backoff::new();
+    let mut connected_at: Option<tokio::time::Instant> = None;
     let mut connected_before = false;
     let mut failures: u64 = 0;
     let mut subscribing: Vec<String> = Vec::new();
@@ -172,8 +193,7 @@ async fn poll_events(
         };
         match event {
             Ok(Event::Connected { session_present }) => {
-                backoff.reset();
-                failures = 0;
+                connected_at = Some(tokio::time::Instant::now());
                 match (connected_before, session_present, source.qos) {
                     (false, _, _) => {
                         tracing::info!(source = %source.name, broker = %source.broker, session_present, "MQTT connected")
@@ -223,6 +243,12 @@ async fn poll_events(
                 if !batch.is_empty() && tx.send(std::mem::take(&mut batch)).await.is_err() {
                     return;
                 }
+                // Only a connection that lasted is a success: one lost right after its
+                // CONNACK (a message it cannot read, a broker that drops it) keeps backing off.
+                if connected_at.take().is_some_and(|t| t.elapsed() > Backoff::max()) {
+                    backoff.reset();
+                    failures = 0;
+                }
                 failures += 1;
                 let delay = backoff.next();
                 tracing::warn!(source = %source.name, broker = %source.broker, %error, failures, retry_in_ms = delay.as_millis() as u64, "MQTT connection lost or refused");
@@ -244,14 +270,15 @@ async fn work(
     mut rx: mpsc::Receiver<Vec<Message>>,
     acks: mpsc::Sender<Vec<Ack>>,
     ctx: &Context,
-) {
+    dead_letters: &Arc<DeadLetters>,
+) -> Result<(), super::NotKept> {
     let mut malformed: u64 = 0;
     let mut unrouted: u64 = 0;
     let decoders: Vec<payload::Decoder<'_>> = source.subscription.iter().map(payload::Decoder::new).collect();
     loop {
         let mut batch = tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            m = rx.recv() => match m { Some(m) => m, None => return },
+            _ = ctx.shutdown.cancelled() => return Ok(()),
+            m = rx.recv() => match m { Some(m) => m, None => return Ok(()) },
         };
         while batch.len() < BATCH_MAX {
             match rx.try_recv() {
@@ -261,29 +288,48 @@ async fn work(
         }
         let arrival_ns = crate::now_ns();
         let mut raws = Vec::with_capacity(batch.len());
+        let mut dead = Vec::new();
         for message in &batch {
-            match route(&decoders, &message.topic) {
-                Some((decoder, matched)) => match decoder.decode(matched, &message.payload, arrival_ns) {
+            let (topic, payload) = (&message.topic, &message.payload[..]);
+            if payload.len() as u64 > source.max_message_bytes {
+                let detail = format!("{} bytes, over max_message_bytes = {}", payload.len(), source.max_message_bytes);
+                tracing::warn!(source = %source.name, %topic, bytes = payload.len(), max_message_bytes = source.max_message_bytes, "MQTT message too large: dead-lettered");
+                dead.push(DeadLetter::new(&source.name, topic, payload, Reason::TooLarge, detail));
+                continue;
+            }
+            match route(&decoders, topic) {
+                Some((decoder, matched)) => match decoder.decode(matched, payload, arrival_ns) {
                     Ok(decoded) => raws.extend(decoded),
                     Err(error) => {
                         malformed += 1;
-                        tracing::warn!(source = %source.name, topic = %message.topic, %error, excerpt = %excerpt(&message.payload), malformed, "Malformed MQTT message skipped");
+                        tracing::warn!(source = %source.name, %topic, %error, excerpt = %excerpt(payload), malformed, "Malformed MQTT message skipped");
+                        dead.push(DeadLetter::new(&source.name, topic, payload, Reason::Malformed, error.to_string()));
                     }
                 },
                 None => {
                     unrouted += 1;
-                    tracing::warn!(source = %source.name, topic = %message.topic, unrouted, "MQTT message on a topic no subscription template matches");
+                    tracing::warn!(source = %source.name, %topic, unrouted, "MQTT message on a topic no subscription template matches");
+                    let detail = "no subscription template matches the topic".to_string();
+                    dead.push(DeadLetter::new(&source.name, topic, payload, Reason::Unrouted, detail));
                 }
             }
         }
+        // Acknowledged below, only once these have returned: the readings are stored and
+        // the messages not taken recorded.
         if !raws.is_empty() {
-            // Acknowledged below, only once this has returned: the readings are stored.
-            ctx.deliver(&source.name, raws).await;
+            ctx.deliver(&source.name, raws).await?;
+        }
+        if !dead.is_empty() {
+            let n = dead.len();
+            if let Err(error) = dead_letters.record(dead).await {
+                // Acknowledged all the same: sent again, they would be refused again.
+                tracing::error!(source = %source.name, file = %dead_letters.path().display(), %error, messages = n, "Cannot record dead letters");
+            }
         }
         if client.acks_in_batches() {
             // The event loop writes them all at once.
             if acks.send(batch.into_iter().map(|m| m.ack).collect()).await.is_err() {
-                return;
+                return Ok(());
             }
         } else {
             for message in batch {

@@ -1,6 +1,5 @@
-//! A simulated factory device for the demo and for commissioning without hardware: a real
-//! Modbus TCP server (tokio-modbus's server) over a register bank that a simulation task
-//! updates.
+//! A simulated factory device for the demo: a real Modbus TCP server (tokio-modbus's
+//! server) over a register bank that a simulation task updates.
 
 use std::collections::BTreeMap;
 use std::future;
