@@ -65,6 +65,12 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // The outbox holds the factory's evidence until delivered: readable by the service's user
+    // and group, never by every user of the machine.
+    // SAFETY: umask only replaces the process's file-mode mask; no pointer is involved.
+    unsafe {
+        libc::umask(0o027);
+    }
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig { file } => {
             let config = load(&file)?;

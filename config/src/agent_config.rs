@@ -200,9 +200,8 @@ const fn default_outbox_segment_bytes() -> u64 {
     16 << 20
 }
 const fn default_outbox_commit_interval_ms() -> u64 {
-    // Measured at 1 000 MQTT messages/s (agent alone): linger 10 ms 3.3 % of a core, linger
-    // 10 ms + commit interval 40 ms 1.8 %, linger 50 ms alone 1.55 %. The sources batch
-    // better themselves; an interval would only delay every ack.
+    // The sources batch better themselves (docs/benchmarks.md, "Measurements behind design
+    // choices"); an interval would only delay every ack.
     0
 }
 
@@ -568,8 +567,8 @@ const fn default_max_message_bytes() -> u64 {
     1 << 20
 }
 const fn default_ack_linger_ms() -> u64 {
-    // scripts/bench-agent.sh at 1 000 messages/s: 10 ms ≈ 3 % of a core, 25 ms ≈ 2.3 %,
-    // 50 ms ≈ 1.5–1.8 % (fewer fsyncs and wake-ups); an ack 50 ms later costs nothing here.
+    // Fewer fsyncs and wake-ups the longer it is (docs/benchmarks.md); an ack 50 ms later
+    // costs nothing here.
     50
 }
 

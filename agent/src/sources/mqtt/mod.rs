@@ -10,10 +10,9 @@
 //! loses it at once is retried ever more slowly, not every half second. The worker decodes,
 //! delivers a batch at once (one fsync), and only once `deliver` has returned (the readings
 //! are in the outbox) acknowledges its messages, which the event loop task writes to the
-//! broker together. The cost per message at 1 000/s (`scripts/bench-agent.sh`, strace): a
-//! read, a wake-up and an fsync shared by dozens of messages (about one fsync per linger: 26
-//! a second with the default 50 ms) instead of about 3 system calls and 4 context switches
-//! each.
+//! broker together. So at high rates a read, a wake-up and an fsync are shared by dozens of
+//! messages (about one fsync per linger) instead of costing each message its own system
+//! calls and context switches (measured by `scripts/bench-agent.sh`; see docs/benchmarks.md).
 //!
 //! With QoS 1 the session is persistent (fixed client id, clean session off; MQTT 5: clean
 //! start off and a week's session expiry), so messages that arrive while the agent is away,
