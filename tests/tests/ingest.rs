@@ -681,10 +681,9 @@ async fn a_reading_stamped_before_earliest_reading_is_refused_with_its_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_contradicting_itself_is_refused_400_unaudited_a_rewrite_409_audited() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = builder(dir.path()).start().await;
-    let f1 = server.create_token(&["--factory", "f1"]).secret;
-    let url = v2(server.url(), "precision=s");
-    let auth = token_header(&f1);
+    let server = builder(dir.path()).factory_tokens(&["f1"]).start().await;
+    let f1 = server.token("f1");
+    let (url, auth) = (v2(server.url(), "precision=s"), token_header(f1));
     let as_f1 = [("Authorization", auth.as_str())];
     let t_ns = T0_S * S;
     let contradiction = format!("f1/outfall-1/cod at {t_ns} ns is given twice in the batch, as 5 and 6");
@@ -699,7 +698,7 @@ async fn a_batch_contradicting_itself_is_refused_400_unaudited_a_rewrite_409_aud
         let r = post(&url, &as_f1, body.clone()).await;
         assert_eq!((r.status, r.body), (400, json!({"code": "invalid", "message": contradiction})), "{body}");
     }
-    assert_eq!(server.readings(Some(&f1), "").await.1, Vec::<serde_json::Value>::new(), "nothing stored");
+    assert_eq!(server.readings(Some(f1), "").await.1, Vec::<serde_json::Value>::new(), "nothing stored");
     assert_eq!(audit(server.data_dir()), Vec::<serde_json::Value>::new(), "a contradiction is no rewrite");
 
     // The same value twice is one reading; a different value later is a rewrite of history.
@@ -708,7 +707,7 @@ async fn a_batch_contradicting_itself_is_refused_400_unaudited_a_rewrite_409_aud
     assert_eq!(post(&url, &as_f1, twice).await.status, 204);
     let r = post(&url, &as_f1, format!("effluent,factory=f1,point=outfall-1 cod=6 {T0_S}\n")).await;
     assert_eq!(r.status, 409, "{r:?}");
-    assert_eq!(server.series_as(&f1, "f1", "cod").await, vec![(t_ns, 5.0)]);
+    assert_eq!(server.series_as(f1, "f1", "cod").await, vec![(t_ns, 5.0)]);
     let audit = audit(server.data_dir());
     let events: Vec<_> = audit.iter().map(|a| (a["event"].as_str(), a["reason"].as_str())).collect();
     assert_eq!(events, vec![(Some("rewrite"), r.body["message"].as_str())]);
@@ -717,10 +716,9 @@ async fn a_batch_contradicting_itself_is_refused_400_unaudited_a_rewrite_409_aud
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_value_that_is_no_number_or_a_line_without_fields_is_refused_in_the_lines_terms() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = builder(dir.path()).start().await;
-    let f1 = server.create_token(&["--factory", "f1"]).secret;
+    let server = builder(dir.path()).factory_tokens(&["f1"]).start().await;
+    let auth = token_header(server.token("f1"));
     let url = v2(server.url(), "precision=s");
-    let auth = token_header(&f1);
     let valid = format!("effluent,factory=f1,point=outfall-1 cod=7 {T0_S}\n");
     let not_a_number = |value: &str| {
         format!("line 2: field cod: \"{value}\" is not a number (a finite float, or an integer with i or u)")
@@ -739,5 +737,9 @@ async fn a_value_that_is_no_number_or_a_line_without_fields_is_refused_in_the_li
         let r = post(&url, &[("Authorization", &auth)], body.clone()).await;
         assert_eq!((r.status, &r.body), (400, &json!({"code": "invalid", "message": expected})), "{body}");
     }
-    assert_eq!(server.readings(Some(&f1), "").await.1, Vec::<serde_json::Value>::new(), "nothing stored");
+    assert_eq!(
+        server.readings(Some(server.token("f1")), "").await.1,
+        Vec::<serde_json::Value>::new(),
+        "nothing stored"
+    );
 }
