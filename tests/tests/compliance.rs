@@ -320,3 +320,44 @@ async fn a_correction_references_its_reading_and_is_judged_instead_of_it() {
     let alerts = server.get_json("/api/v1/alerts?kind=exceedance").await;
     assert_eq!(alerts["alerts"].as_array().map(Vec::len), Some(1), "nothing raised again after the restart");
 }
+
+#[tokio::test]
+async fn a_point_added_at_run_time_is_silent_from_when_it_was_added() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::judging(dir.path()).start().await;
+    // The engine must have watched for longer than the new point's no-data threshold (2 s):
+    // silence counted from the engine's start would make the point "no data" the moment it
+    // is added. The passing time is what is tested, so this wait is a fixed one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let added_after = jiff::Timestamp::now().as_nanosecond() as i64;
+    let change = serde_json::json!({
+        "op": "point", "factory": "f1",
+        "point": {"id": "outfall-2", "kind": "effluent", "parameters": ["cod"], "expected_interval_s": 1,
+                  "faults": {"no_data_after_s": 2}},
+    });
+    let (status, body) = server.post_json(server.admin_token(), "/api/v1/registry/changes", change).await;
+    assert_eq!(status, 201, "{body}");
+    // Not an incident yet: the status computes incidents as it answers.
+    let status = server.get_json("/api/v1/status?factory=f1&point=outfall-2").await;
+    assert_eq!(status["incidents"], serde_json::json!([]), "{status}");
+
+    // Two seconds of its own silence later: no data, counted from when it was added, and the
+    // notification deadline with it.
+    let of_outfall_2 = |alerts: serde_json::Value| -> Vec<serde_json::Value> {
+        let alerts = alerts["alerts"].as_array().cloned().unwrap_or_default();
+        alerts.into_iter().filter(|a| a["point"] == "outfall-2").collect()
+    };
+    let no_data = wait_for("outfall-2's no-data alert", Duration::from_secs(30), || async {
+        of_outfall_2(server.get_json("/api/v1/alerts?kind=no_data").await).pop()
+    })
+    .await;
+    let since_ns = no_data["since_ns"].as_i64().expect("since_ns");
+    assert!(since_ns >= added_after, "silent since it was added, not since the engine started: {no_data}");
+    let pending_ns = no_data["pending_ns"].as_i64().expect("pending_ns");
+    assert!(pending_ns - since_ns >= 2_000_000_000, "after its 2 s of silence: {no_data}");
+    let deadlines = wait_for("outfall-2's deadline alert", Duration::from_secs(30), || async {
+        Some(of_outfall_2(server.get_json("/api/v1/alerts?kind=deadline").await)).filter(|d| !d.is_empty())
+    })
+    .await;
+    assert!(deadlines.iter().all(|d| d["since_ns"].as_i64() == Some(since_ns)), "{deadlines:?}");
+}

@@ -7,15 +7,14 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use support::agent::TestAgentBuilder;
 use support::proxy::ChaosProxy;
 use support::victoria::Vm;
 use support::*;
@@ -120,138 +119,6 @@ async fn wait_cod(server: &TestServer, n: usize, limit: Duration) {
     .await;
 }
 
-/// The agent binary on a config this test writes; restartable on the same data directory.
-struct TestAgent {
-    dir: PathBuf,
-    conf: PathBuf,
-    data: PathBuf,
-    proc: Option<Proc>,
-    starts: usize,
-    metrics: Option<SocketAddr>,
-}
-
-struct AgentOptions<'a> {
-    url: String,
-    token: &'a str,
-    gzip: bool,
-    extra_point: bool,
-    /// TOML appended to `[uplink]` (more uplink keys, or an `[outbox]` table).
-    extra: &'a str,
-}
-
-impl TestAgent {
-    fn configure(dir: &Path, broker: SocketAddr, o: AgentOptions<'_>) -> TestAgent {
-        let data = dir.join("agent");
-        let point9 = if o.extra_point { "[[point]]\nid = \"outfall-9\"\nkind = \"effluent\"\n" } else { "" };
-        let toml = format!(
-            r#"
-[agent]
-factory = "f1"
-data_dir = "{data}"
-metrics_listen = "127.0.0.1:0"
-[[point]]
-id = "outfall-1"
-kind = "effluent"
-{point9}
-[uplink]
-url = "{url}"
-token = "{token}"
-batch_max_readings = 40
-batch_max_age_ms = 100
-timeout_ms = 2000
-gzip = {gzip}
-auth_retry_ms = 500
-{extra}
-[[mqtt]]
-name = "plant"
-broker = "{broker}"
-client_id = "delivery-agent"
-qos = 1
-[[mqtt.subscription]]
-topic = "f1/{{point}}/{{parameter}}"
-payload = "json"
-unit = "mg/L"
-"#,
-            data = data.display(),
-            url = o.url,
-            token = o.token,
-            gzip = o.gzip,
-            extra = o.extra,
-        );
-        let conf = dir.join("agent.toml");
-        std::fs::write(&conf, toml).expect("agent.toml");
-        TestAgent { dir: dir.to_path_buf(), conf, data, proc: None, starts: 0, metrics: None }
-    }
-
-    /// Starts the agent and waits until it has opened its outbox and serves /metrics.
-    async fn start(&mut self) {
-        let addr_file = self.data.join("metrics-address");
-        let _ = std::fs::remove_file(&addr_file);
-        self.starts += 1;
-        let name = format!("agent-{}", self.starts);
-        self.proc =
-            Some(Proc::spawn(&name, &self.dir, Command::new(bin("eitwatch-agent")).arg("--config").arg(&self.conf)));
-        let addr = wait_for("the agent's metrics-address", Duration::from_secs(20), || {
-            let f = addr_file.clone();
-            async move { std::fs::read_to_string(f).ok().and_then(|s| s.trim().parse::<SocketAddr>().ok()) }
-        })
-        .await;
-        self.metrics = Some(addr);
-    }
-
-    /// SIGKILL.
-    fn kill(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill();
-        }
-    }
-
-    fn log(&self) -> String {
-        self.proc.as_ref().map(|p| p.log()).unwrap_or_default()
-    }
-
-    /// `/metrics`, as `name{labels}` → value.
-    async fn metrics(&self) -> HashMap<String, f64> {
-        let addr = self.metrics.expect("agent started");
-        let text = http()
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("text");
-        text.lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
-            .collect()
-    }
-
-    async fn metric(&self, name: &str) -> f64 {
-        let m = self.metrics().await;
-        *m.get(name).unwrap_or_else(|| panic!("no {name} in /metrics: {m:?}"))
-    }
-
-    async fn wait_metric(&self, name: &str, what: &str, ok: impl Fn(f64) -> bool) {
-        wait_for(&format!("{what} ({name})"), Duration::from_secs(30), || async {
-            ok(self.metric(name).await).then_some(())
-        })
-        .await;
-    }
-
-    /// `eitwatch-agent status --json`, read from the files.
-    fn status(&self) -> serde_json::Value {
-        let out = Command::new(bin("eitwatch-agent"))
-            .arg("--config")
-            .arg(&self.conf)
-            .args(["status", "--json"])
-            .output()
-            .expect("status");
-        assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("status JSON")
-    }
-}
-
 /// Every sink settled: nothing waits, and appended = delivered + dead-lettered + dropped.
 async fn assert_counts_add_up(agent: &TestAgent) {
     let m = agent.metrics().await;
@@ -300,17 +167,28 @@ impl Setup {
         self._dir.path()
     }
 
-    fn agent(&self, url: String, gzip: bool, extra: &str) -> TestAgent {
-        let o = AgentOptions { url, token: self.server.token("f1"), gzip, extra_point: false, extra };
-        TestAgent::configure(self.dir(), self.broker, o)
+    /// The agent on outfall-1, subscribed to the broker's `f1/<point>/<parameter>` with QoS 1,
+    /// batches of 40, identity bodies.
+    fn agent(&self) -> TestAgentBuilder {
+        let mqtt = format!(
+            "[[mqtt]]\nname = \"plant\"\nbroker = \"{}\"\nclient_id = \"delivery-agent\"\nqos = 1\n\
+             [[mqtt.subscription]]\ntopic = \"f1/{{point}}/{{parameter}}\"\npayload = \"json\"\nunit = \"mg/L\"\n",
+            self.broker
+        );
+        TestAgent::builder(self.dir(), &self.server)
+            .point("outfall-1")
+            .uplink("batch_max_readings", "40")
+            .uplink("timeout_ms", "2000")
+            .uplink("gzip", "false")
+            .uplink("auth_retry_ms", "500")
+            .config_tail(&mqtt)
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_stopped_then_restarted_loses_and_duplicates_nothing() {
     let mut s = setup().await;
-    let mut agent = s.agent(s.server.url().to_string(), false, "");
-    agent.start().await;
+    let agent = s.agent().start().await;
     wait_subscribed(&s.publisher, &s.server).await;
 
     s.publisher.cod(&agent, 0..100).await;
@@ -337,8 +215,7 @@ async fn server_stopped_then_restarted_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_sigkilled_mid_stream_20_times_loses_and_duplicates_nothing() {
     let s = setup().await;
-    let mut agent = s.agent(s.server.url().to_string(), false, "");
-    agent.start().await;
+    let mut agent = s.agent().start().await;
     wait_subscribed(&s.publisher, &s.server).await;
 
     let total = 1000u64;
@@ -359,8 +236,7 @@ async fn agent_sigkilled_mid_stream_20_times_loses_and_duplicates_nothing() {
         while agent.metric("eitwatch_outbox_appended_total").await < want && start.elapsed() < Duration::from_secs(5) {
             tokio::time::sleep(Duration::from_millis(10 + round % 3 * 10)).await;
         }
-        agent.kill();
-        agent.start().await;
+        agent.restart().await;
     }
     publishing.await.expect("publisher");
     s.publisher.wait_acked(total as usize).await;
@@ -370,7 +246,9 @@ async fn agent_sigkilled_mid_stream_20_times_loses_and_duplicates_nothing() {
     let log = std::fs::read_dir(s.dir())
         .expect("dir")
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("agent-"))
+        .filter(|e| {
+            e.file_name().to_string_lossy().starts_with("agent") && e.path().extension() == Some("log".as_ref())
+        })
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
         .collect::<String>();
     assert_eq!(log.matches("Outbox opened").count(), 21, "21 starts");
@@ -380,8 +258,7 @@ async fn agent_sigkilled_mid_stream_20_times_loses_and_duplicates_nothing() {
 async fn link_cut_and_restored_by_a_proxy_loses_and_duplicates_nothing() {
     let s = setup().await;
     let proxy = ChaosProxy::start(s.server.addr()).await;
-    let mut agent = s.agent(format!("http://{}", proxy.addr), false, "");
-    agent.start().await;
+    let agent = s.agent().url(&format!("http://{}", proxy.addr)).start().await;
     wait_subscribed(&s.publisher, &s.server).await;
 
     s.publisher.cod(&agent, 0..100).await;
@@ -406,9 +283,12 @@ async fn outbox_full_during_an_outage_drops_the_oldest_and_the_gap_record_arrive
     let s = setup().await;
     let proxy = ChaosProxy::start(s.server.addr()).await;
     // About 70 readings a segment, two segments kept.
-    let mut agent =
-        s.agent(format!("http://{}", proxy.addr), false, "[outbox]\nmax_bytes = 8192\nsegment_bytes = 4096\n");
-    agent.start().await;
+    let agent = s
+        .agent()
+        .url(&format!("http://{}", proxy.addr))
+        .config_tail("[outbox]\nmax_bytes = 8192\nsegment_bytes = 4096")
+        .start()
+        .await;
     wait_subscribed(&s.publisher, &s.server).await;
 
     s.publisher.cod(&agent, 0..100).await;
@@ -450,10 +330,7 @@ async fn outbox_full_during_an_outage_drops_the_oldest_and_the_gap_record_arrive
 async fn a_refused_reading_is_dead_lettered_and_a_refused_token_stops_delivery_without_loss() {
     let s = setup().await;
     // A wrong token first: delivery stops, nothing is dropped.
-    let o =
-        AgentOptions { url: s.server.url().to_string(), token: "ewf_wrong", gzip: false, extra_point: true, extra: "" };
-    let mut agent = TestAgent::configure(s.dir(), s.broker, o);
-    agent.start().await;
+    let mut agent = s.agent().point("outfall-9").token("ewf_wrong").start().await;
     // The subscription cannot be probed through the store yet: wait for the agent's own log.
     wait_for("the agent's subscription", Duration::from_secs(30), || {
         let log = agent.log();
@@ -487,22 +364,14 @@ async fn a_refused_reading_is_dead_lettered_and_a_refused_token_stops_delivery_w
 
     // The right token: everything flows, the four refused readings go to dead-letter files.
     agent.kill();
-    let o = AgentOptions {
-        url: s.server.url().to_string(),
-        token: s.server.token("f1"),
-        gzip: false,
-        extra_point: true,
-        extra: "",
-    };
-    let mut agent = TestAgent::configure(s.dir(), s.broker, o);
-    agent.start().await;
+    let agent = s.agent().point("outfall-9").start().await;
     let good: Vec<u64> = (0..80).filter(|i| !bad.contains(i)).collect();
     wait_cod(&s.server, good.len(), Duration::from_secs(60)).await;
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"server\"}", "an empty queue", |v| v == 0.0).await;
     assert_eq!(cod(&s.server).await, expected(good));
     assert_eq!(agent.metric("eitwatch_sink_stopped{sink=\"server\"}").await, 0.0);
     assert_eq!(agent.metric("eitwatch_sink_dead_lettered_total{sink=\"server\"}").await, bad.len() as f64);
-    let dead = agent.data.join("dead-letter");
+    let dead = agent.data_dir().join("dead-letter");
     let mut lines = Vec::new();
     for e in std::fs::read_dir(&dead).expect("dead-letter dir").filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().to_string();
@@ -530,8 +399,7 @@ async fn after_an_outage_live_readings_overtake_the_rate_limited_backlog() {
     // "live first" once it is a batch behind, early in the outage, so the backlog is the
     // readings from before that (about 50) and the rest go as live ones: at 2/s its last ones
     // take seconds, room for the live reading to overtake them on a loaded machine.
-    let mut agent = s.agent(format!("http://{}", proxy.addr), false, "backfill_readings_per_s = 2\n");
-    agent.start().await;
+    let agent = s.agent().url(&format!("http://{}", proxy.addr)).uplink("backfill_readings_per_s", "2").start().await;
     wait_subscribed(&s.publisher, &s.server).await;
     proxy.break_networking();
     s.publisher.cod(&agent, 0..200).await;
@@ -567,8 +435,7 @@ async fn an_influxdb_sink_keeps_its_own_cursor_through_its_own_outage() {
         "[[influxdb]]\nname = \"historian\"\nurl = \"http://{}\"\ntoken = \"t\"\norg = \"factory\"\nbucket = \"effluent\"\nbatch_max_readings = 40\nbatch_max_age_ms = 100\ngzip = false\n",
         proxy.addr
     );
-    let mut agent = s.agent(s.server.url().to_string(), false, &historian);
-    agent.start().await;
+    let agent = s.agent().config_tail(&historian).start().await;
     wait_subscribed(&s.publisher, &s.server).await;
     proxy.break_networking();
     s.publisher.cod(&agent, 0..150).await;
@@ -634,8 +501,7 @@ async fn a_full_outbox_drops_only_what_a_sink_lacks_and_tells_influxdb_with_gap_
         "[[influxdb]]\nname = \"historian\"\nurl = \"http://{}\"\ntoken = \"t\"\norg = \"factory\"\nbucket = \"effluent\"\nbatch_max_readings = 40\nbatch_max_age_ms = 100\ngzip = false\n[outbox]\nmax_bytes = 8192\nsegment_bytes = 4096\n",
         proxy.addr
     );
-    let mut agent = s.agent(s.server.url().to_string(), false, &extra);
-    agent.start().await;
+    let agent = s.agent().config_tail(&extra).start().await;
     wait_subscribed(&s.publisher, &s.server).await;
     // The probe readings delivered to both, so that only COD readings can be dropped.
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"historian\"}", "the historian caught up", |v| v == 0.0).await;
@@ -673,8 +539,7 @@ async fn a_full_outbox_drops_only_what_a_sink_lacks_and_tells_influxdb_with_gap_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_bodies_are_delivered_exactly() {
     let s = setup().await;
-    let mut agent = s.agent(s.server.url().to_string(), true, "");
-    agent.start().await;
+    let agent = s.agent().uplink("gzip", "true").start().await;
     wait_subscribed(&s.publisher, &s.server).await;
     s.publisher.cod(&agent, 0..200).await;
     wait_cod(&s.server, 200, Duration::from_secs(30)).await;
@@ -692,8 +557,7 @@ async fn batches_refused_413_are_halved_until_they_fit_and_only_a_lone_reading_t
     // One line is 66 bytes (`effluent,factory=f1,point=outfall-1 cod=10.5 1795300000000000000\n`):
     // 700 bytes take 10 lines, so the agent's batches of 40 go as 40 → 20 → 10.
     s.server.restart_with_server_keys("max_body_bytes = 700").await;
-    let mut agent = s.agent(s.server.url().to_string(), false, "");
-    agent.start().await;
+    let agent = s.agent().start().await;
     wait_subscribed(&s.publisher, &s.server).await;
     s.publisher.cod(&agent, 0..200).await;
     wait_cod(&s.server, 200, Duration::from_secs(60)).await;
@@ -714,7 +578,7 @@ async fn batches_refused_413_are_halved_until_they_fit_and_only_a_lone_reading_t
     assert_eq!(agent.metric("eitwatch_outbox_appended_total").await, before + 5.0);
     assert_eq!(agent.metric("eitwatch_sink_dead_lettered_total{sink=\"server\"}").await, 5.0);
     assert_eq!(cod(&s.server).await, expected(0..200), "nothing of the refused readings stored");
-    let dead = agent.data.join("dead-letter");
+    let dead = agent.data_dir().join("dead-letter");
     let (mut lines, mut reasons) = (Vec::new(), 0);
     for e in std::fs::read_dir(&dead).expect("dead-letter dir").filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().to_string();

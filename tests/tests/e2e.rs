@@ -19,18 +19,8 @@ async fn readings_flow_from_modbus_and_mqtt_to_the_server_and_one_alert_fires() 
     let _pymodbus = pymodbus(dir.path(), "pymodbus", &["--port".into(), modbus.port().to_string()]).await;
     let server = TestServer::builder(dir.path()).factory_tokens(&["f1"]).start().await;
 
-    let agent_toml = format!(
+    let sources = format!(
         r#"
-[agent]
-factory = "f1"
-data_dir = "{data}"
-[[point]]
-id = "outfall-1"
-kind = "effluent"
-[uplink]
-url = "{url}"
-token = "{token}"
-batch_max_age_ms = 200
 [[modbus]]
 name = "plc"
 transport = {{ type = "tcp", address = "{modbus}" }}
@@ -49,14 +39,14 @@ qos = 1
 topic = "f1/{{point}}/{{parameter}}"
 payload = "json"
 unit = "mg/L"
-"#,
-        data = dir.path().join("agent").display(),
-        url = server.url(),
-        token = server.token("f1"),
+"#
     );
-    let conf = dir.path().join("agent.toml");
-    std::fs::write(&conf, agent_toml).expect("agent.toml");
-    let _agent = Proc::spawn("agent", dir.path(), Command::new(bin("eitwatch-agent")).arg("--config").arg(&conf));
+    let _agent = TestAgent::builder(dir.path(), &server)
+        .point("outfall-1")
+        .uplink("batch_max_age_ms", "200")
+        .config_tail(&sources)
+        .start()
+        .await;
 
     let (client, mut events) =
         AsyncClient::new(MqttOptions::new("e2e-publisher", broker.ip().to_string(), broker.port()), 64);

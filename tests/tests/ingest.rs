@@ -621,3 +621,125 @@ async fn unknown_parameters_are_kept_as_unmapped_when_configured() {
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(r.headers().get("x-influxdb-build").and_then(|v| v.to_str().ok()), Some("OSS"));
 }
+
+/// `GET /api/v1/<path>` as JSON, the array under `key`.
+async fn listed(server: &TestServer, path: &str, key: &str) -> Vec<serde_json::Value> {
+    server.get_json(&format!("/api/v1/{path}")).await[key].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_stamped_before_earliest_reading_is_refused_with_its_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = TestServer::judging(dir.path()).start().await;
+    let valid = format!("effluent,factory=f1,point=outfall-1 cod=7 {}\n", T0_S * S);
+    let before = |t: &str| format!("line 2: timestamp {t} ns is before 2000-01-01T07:00:00+07:00 (earliest_reading)");
+    // A garbled timestamp (the smallest i64) and a clock reset to its epoch, each after a
+    // valid line of the same body.
+    for (t, expected) in [(i64::MIN, before("-9223372036854775808")), (0, before("0"))] {
+        let body = format!("{valid}effluent,factory=f1,point=outfall-1 cod=7 {t}\n");
+        let (status, reply) = support::server::write(server.url(), server.token("f1"), body).await.expect("write");
+        assert_eq!(status, 400, "{reply}");
+        let reply: serde_json::Value = serde_json::from_str(&reply).expect("JSON body");
+        assert_eq!(reply, json!({"code": "invalid", "message": expected}));
+    }
+    assert_eq!(server.series("f1", "cod").await, vec![], "nothing of a refused batch is stored");
+
+    // The valid reading alone is stored and judged; nothing the engine knows starts in 1970.
+    assert_eq!(server.write_as("f1", valid).await, 204);
+    wait_for("the valid reading judged", Duration::from_secs(30), || async {
+        let v = server.get_json("/api/v1/periods?factory=f1&parameter=cod").await;
+        v["periods"].as_array().filter(|p| p.len() == 1).map(|_| ())
+    })
+    .await;
+    let earliest_ns = 946_684_800 * S;
+    let alerts = listed(&server, "alerts", "alerts").await;
+    assert!(alerts.iter().all(|a| a["since_ns"].as_i64().is_some_and(|t| t >= earliest_ns)), "{alerts:?}");
+    let days = listed(&server, "availability", "days").await;
+    assert!(!days.is_empty(), "the valid reading's day is there");
+    assert!(days.iter().all(|d| d["day"].as_str().is_some_and(|d| d >= "2000-01-01")), "{days:?}");
+
+    // The window is configured: from 2020 a 2019 reading is refused, a 2020 one taken.
+    server.restart_with_server_keys("earliest_reading = \"2020-01-01T00:00:00Z\"").await;
+    let t_2019 = 1_576_000_000 * S; // 2019-12-10
+    let (status, reply) = support::server::write(
+        server.url(),
+        server.token("f2"),
+        format!("effluent,factory=f2,point=outfall-1 cod=7 {t_2019}\n"),
+    )
+    .await
+    .expect("write");
+    assert_eq!(status, 400);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&reply).expect("JSON body")["message"],
+        format!("line 1: timestamp {t_2019} ns is before 2020-01-01T07:00:00+07:00 (earliest_reading)")
+    );
+    let t_2020 = 1_590_000_000 * S; // 2020-05-20
+    assert_eq!(server.write_as("f2", format!("effluent,factory=f2,point=outfall-1 cod=7 {t_2020}\n")).await, 204);
+    assert_eq!(server.series("f2", "cod").await, vec![(t_2020, 7.0)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_contradicting_itself_is_refused_400_unaudited_a_rewrite_409_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = builder(dir.path()).factory_tokens(&["f1"]).start().await;
+    let f1 = server.token("f1");
+    let (url, auth) = (v2(server.url(), "precision=s"), token_header(f1));
+    let as_f1 = [("Authorization", auth.as_str())];
+    let t_ns = T0_S * S;
+    let contradiction = format!("f1/outfall-1/cod at {t_ns} ns is given twice in the batch, as 5 and 6");
+    // One line giving a field twice; two lines giving one series and time two values.
+    for body in [
+        format!("effluent,factory=f1,point=outfall-1 cod=5,cod=6 {T0_S}\n"),
+        format!(
+            "effluent,factory=f1,point=outfall-1 ph=7 {T0_S}\neffluent,factory=f1,point=outfall-1 cod=5 {T0_S}\n\
+             effluent,factory=f1,point=outfall-1 cod=6 {T0_S}\n"
+        ),
+    ] {
+        let r = post(&url, &as_f1, body.clone()).await;
+        assert_eq!((r.status, r.body), (400, json!({"code": "invalid", "message": contradiction})), "{body}");
+    }
+    assert_eq!(server.readings(Some(f1), "").await.1, Vec::<serde_json::Value>::new(), "nothing stored");
+    assert_eq!(audit(server.data_dir()), Vec::<serde_json::Value>::new(), "a contradiction is no rewrite");
+
+    // The same value twice is one reading; a different value later is a rewrite of history.
+    let twice =
+        format!("effluent,factory=f1,point=outfall-1 cod=5 {T0_S}\neffluent,factory=f1,point=outfall-1 cod=5 {T0_S}\n");
+    assert_eq!(post(&url, &as_f1, twice).await.status, 204);
+    let r = post(&url, &as_f1, format!("effluent,factory=f1,point=outfall-1 cod=6 {T0_S}\n")).await;
+    assert_eq!(r.status, 409, "{r:?}");
+    assert_eq!(server.series_as(f1, "f1", "cod").await, vec![(t_ns, 5.0)]);
+    let audit = audit(server.data_dir());
+    let events: Vec<_> = audit.iter().map(|a| (a["event"].as_str(), a["reason"].as_str())).collect();
+    assert_eq!(events, vec![(Some("rewrite"), r.body["message"].as_str())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_that_is_no_number_or_a_line_without_fields_is_refused_in_the_lines_terms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = builder(dir.path()).factory_tokens(&["f1"]).start().await;
+    let auth = token_header(server.token("f1"));
+    let url = v2(server.url(), "precision=s");
+    let valid = format!("effluent,factory=f1,point=outfall-1 cod=7 {T0_S}\n");
+    let not_a_number = |value: &str| {
+        format!("line 2: field cod: \"{value}\" is not a number (a finite float, or an integer with i or u)")
+    };
+    let shape = |line: usize| {
+        format!(
+            "line {line}: malformed line protocol: expected <kind>,factory=<id>,point=<id> <parameter>=<number>[,…] [<timestamp>]"
+        )
+    };
+    for (body, expected) in [
+        (format!("{valid}effluent,factory=f1,point=outfall-1 cod=NaN {T0_S}\n"), not_a_number("NaN")),
+        (format!("{valid}effluent,factory=f1,point=outfall-1 ph=7,cod=inf {T0_S}\n"), not_a_number("inf")),
+        (format!("{valid}effluent,factory=f1,point=outfall-1\n"), shape(2)),
+        (format!("{valid}effluent,factory=f1,point=outfall-1 {T0_S}\n"), shape(2)),
+    ] {
+        let r = post(&url, &[("Authorization", &auth)], body.clone()).await;
+        assert_eq!((r.status, &r.body), (400, &json!({"code": "invalid", "message": expected})), "{body}");
+    }
+    assert_eq!(
+        server.readings(Some(server.token("f1")), "").await.1,
+        Vec::<serde_json::Value>::new(),
+        "nothing stored"
+    );
+}

@@ -78,7 +78,7 @@ async fn modbus_tcp_every_type_and_order_bits_scaling_units_and_exceptions() {
     points.extend(["o1", "o2", "o3", "o4"].map(String::from));
     let server = server_for(dir.path(), &points).await;
 
-    let mut toml = agent_head(dir.path(), &server, &points);
+    let mut toml = String::new();
     toml.push_str(&format!(
         "[[modbus]]\nname = \"pymodbus-tcp\"\ntransport = {{ type = \"tcp\", address = \"127.0.0.1:{port}\" }}\npoll_interval_ms = 300\nregister = [\n"
     ));
@@ -109,7 +109,7 @@ async fn modbus_tcp_every_type_and_order_bits_scaling_units_and_exceptions() {
     toml.push_str(&format!(
         "transport = {{ type = \"tcp\", address = \"127.0.0.1:{port}\" }}\npoll_interval_ms = 300\naddress_base = 1\nregister = [\n  {{ point = \"o4\", parameter = \"ph\", table = \"holding\", address = 1, type = \"f32\", unit = \"pH\" }},\n]\n"
     ));
-    let agent = agent(dir.path(), "agent", &toml);
+    let agent = TestAgent::builder(dir.path(), &server).points(&points).config_tail(&toml).start().await;
 
     let all = wait_for_readings(server.url(), "two polls of everything", |all| {
         points.iter().all(|p| all.iter().filter(|r| &r.point == p).count() >= 2 * if p == "o1" { 6 } else { 1 })
@@ -174,7 +174,7 @@ async fn modbus_rtu_on_a_serial_bus_keeps_polling_live_slaves_when_one_is_dead()
     let mut points: Vec<String> = matrix.iter().map(|(p, _, _)| p.clone()).collect();
     points.extend(["s1", "s2", "s3"].map(String::from));
     let server = server_for(dir.path(), &points).await;
-    let mut toml = agent_head(dir.path(), &server, &points);
+    let mut toml = String::new();
     toml.push_str(&format!(
         "[[modbus]]\nname = \"rs485\"\ntransport = {{ type = \"rtu\", port = \"{}\", baud = 115200, parity = \"none\" }}\npoll_interval_ms = 250\ntimeout_ms = 150\nregister = [\n",
         agent_end.display()
@@ -188,7 +188,7 @@ async fn modbus_rtu_on_a_serial_bus_keeps_polling_live_slaves_when_one_is_dead()
         ));
     }
     toml.push_str("]\n");
-    let agent = agent(dir.path(), "agent", &toml);
+    let agent = TestAgent::builder(dir.path(), &server).points(&points).config_tail(&toml).start().await;
 
     // Slave 3 is configured but absent: pymodbus never answers it.
     let all = wait_for_readings(server.url(), "25 polls of slave 1", |all| of(all, "s1", "ph").len() >= 25).await;
@@ -228,7 +228,7 @@ async fn modbus_rtu_over_tcp_through_a_serial_gateway() {
     let mut points: Vec<String> = matrix.iter().map(|(p, _, _)| p.clone()).collect();
     points.push("g9".into());
     let server = server_for(dir.path(), &points).await;
-    let mut toml = agent_head(dir.path(), &server, &points);
+    let mut toml = String::new();
     toml.push_str(&format!(
         "[[modbus]]\nname = \"gateway\"\ntransport = {{ type = \"rtu_over_tcp\", address = \"127.0.0.1:{port}\" }}\npoll_interval_ms = 300\nregister = [\n"
     ));
@@ -237,7 +237,7 @@ async fn modbus_rtu_over_tcp_through_a_serial_gateway() {
     }
     // Slave 9 is not behind the gateway: pymodbus answers exception 0x0B for it.
     toml.push_str("  { point = \"g9\", parameter = \"ph\", slave = 9, table = \"holding\", address = 0, type = \"f32\", unit = \"pH\" },\n]\n");
-    let _agent = agent(dir.path(), "agent", &toml);
+    let _agent = TestAgent::builder(dir.path(), &server).points(&points).config_tail(&toml).start().await;
     let all = wait_for_readings(server.url(), "two polls over the gateway", |all| {
         points.iter().all(|p| all.iter().filter(|r| &r.point == p).count() >= 2)
     })
@@ -313,14 +313,12 @@ async fn publish_until_stored(url: &str, publisher: &Publisher, i: i64) {
     .await;
 }
 
-fn mqtt_agent_toml(dir: &std::path::Path, server: &TestServer, port: u16, version: &str) -> String {
-    let points = vec!["o1".to_string()];
-    let mut toml = agent_head(dir, server, &points);
-    toml.push_str(&format!(
+/// The `[[mqtt]]` source of the QoS 1 tests: `f1/<point>/<parameter>`, JSON, epoch ms.
+fn mqtt_source(port: u16, version: &str) -> String {
+    format!(
         "[[mqtt]]\nname = \"plant\"\nbroker = \"127.0.0.1:{port}\"\nclient_id = \"agent-f1\"\nversion = \"{version}\"\nqos = 1\n\
          [[mqtt.subscription]]\ntopic = \"f1/{{point}}/{{parameter}}\"\npayload = \"json\"\nunit = \"mg/L\"\ntime_format = \"epoch_ms\"\n"
-    ));
-    toml
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,7 +332,8 @@ async fn mqtt_qos1_through_broker_restarts_arrives_exactly_once_and_resubscribes
     let persist = format!("persistence true\npersistence_location {}/\n", store.display());
     let mut broker = mosquitto(dir.path(), "mosquitto", port, &persist).await;
     let server = server_for(dir.path(), &["o1".to_string()]).await;
-    let agent = agent(dir.path(), "agent", &mqtt_agent_toml(dir.path(), &server, port, "3.1.1"));
+    let agent =
+        TestAgent::builder(dir.path(), &server).point("o1").config_tail(&mqtt_source(port, "3.1.1")).start().await;
     let publisher = Publisher::connect(port, "plant-publisher");
     publish_until_stored(server.url(), &publisher, 0).await;
 
@@ -378,28 +377,26 @@ async fn mqtt5_agent_killed_and_restarted_gets_what_was_published_meanwhile_exac
     let port = free_port().port();
     let _broker = mosquitto(dir.path(), "mosquitto", port, "persistence false").await;
     let server = server_for(dir.path(), &["o1".to_string()]).await;
-    let toml = mqtt_agent_toml(dir.path(), &server, port, "5");
-    let mut first = agent(dir.path(), "agent-1", &toml);
+    let mut agent =
+        TestAgent::builder(dir.path(), &server).point("o1").config_tail(&mqtt_source(port, "5")).start().await;
     let publisher = Publisher::connect(port, "plant-publisher");
     publish_until_stored(server.url(), &publisher, 0).await;
     for i in 1..=20 {
         publisher.publish("f1/o1/cod", message(i)).await;
     }
-    // SIGKILL once the first twenty are stored: today's outbox lives in memory, so a kill
-    // in the middle of a batch could lose readings already acknowledged to the broker (the
-    // durable outbox closes that window). What this test holds the agent to: a persistent
-    // MQTT 5 session keeps what is published while the agent is down.
+    // SIGKILL once the first twenty are stored. What this test holds the agent to: a
+    // persistent MQTT 5 session keeps what is published while the agent is down.
     wait_for_messages(server.url(), 0..=20).await;
-    first.kill();
+    agent.kill();
     for i in 21..=40 {
         publisher.publish("f1/o1/cod", message(i)).await;
     }
-    let second = agent(dir.path(), "agent-2", &toml);
+    agent.restart().await;
     for i in 41..=60 {
         publisher.publish("f1/o1/cod", message(i)).await;
     }
     wait_for_messages(server.url(), 0..=60).await;
-    assert!(second.log().contains("session_present=true"), "{}", second.log());
+    assert!(agent.log().contains("session_present=true"), "{}", agent.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -408,7 +405,7 @@ async fn mqtt_embedded_broker_takes_line_protocol_and_multi_parameter_json() {
     let port = free_port().port();
     let points = vec!["o1".to_string(), "o2".to_string()];
     let server = server_for(dir.path(), &points).await;
-    let mut toml = agent_head(dir.path(), &server, &points);
+    let mut toml = String::new();
     toml.push_str(&format!(
         "[[mqtt]]\nname = \"embedded\"\nbroker = \"127.0.0.1:{port}\"\nclient_id = \"agent-f1\"\nembedded_broker = true\nqos = 1\n\
          [[mqtt.subscription]]\ntopic = \"lp/{{point}}\"\npayload = \"influx\"\ntime_format = \"epoch_s\"\n\
@@ -416,7 +413,7 @@ async fn mqtt_embedded_broker_takes_line_protocol_and_multi_parameter_json() {
          [[mqtt.subscription.field]]\npath = \"a.cod\"\nparameter = \"cod\"\nunit = \"ug/L\"\n\
          [[mqtt.subscription.field]]\npath = \"a.ph\"\nparameter = \"ph\"\nunit = \"pH\"\n"
     ));
-    let _agent = agent(dir.path(), "agent", &toml);
+    let _agent = TestAgent::builder(dir.path(), &server).points(&points).config_tail(&toml).start().await;
     wait_for_port("the embedded broker", std::net::SocketAddr::from(([127, 0, 0, 1], port))).await;
     let publisher = Publisher::connect(port, "sensor");
     let t = T0_MS / 1000;
@@ -540,7 +537,7 @@ async fn mqtt5_qos0_over_tls_with_client_certificate_and_password() {
     wait_for_port("mosquitto (TLS)", std::net::SocketAddr::from(([127, 0, 0, 1], tls))).await;
 
     let server = server_for(dir.path(), &["o1".to_string()]).await;
-    let mut toml = agent_head(dir.path(), &server, &["o1".to_string()]);
+    let mut toml = String::new();
     toml.push_str(&format!(
         "[[mqtt]]\nname = \"secure\"\nbroker = \"127.0.0.1:{tls}\"\nclient_id = \"agent-f1\"\nversion = \"5\"\nqos = 0\n\
          username = \"agent\"\npassword = \"s3cret\"\n\
@@ -550,7 +547,7 @@ async fn mqtt5_qos0_over_tls_with_client_certificate_and_password() {
         c("client.pem"),
         c("client.key"),
     ));
-    let agent = agent(dir.path(), "agent", &toml);
+    let agent = TestAgent::builder(dir.path(), &server).point("o1").config_tail(&toml).start().await;
 
     let mut options = rumqttc::MqttOptions::new("publisher", "127.0.0.1", plain);
     options.set_credentials("agent", "s3cret");
@@ -572,12 +569,12 @@ async fn mqtt_without_a_broker_backs_off_instead_of_spinning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let nobody = free_port().port(); // bound and released: nothing listens there
     let server = server_for(dir.path(), &["o1".to_string()]).await;
-    let mut toml = agent_head(dir.path(), &server, &["o1".to_string()]);
+    let mut toml = String::new();
     toml.push_str(&format!(
         "[[mqtt]]\nname = \"absent\"\nbroker = \"127.0.0.1:{nobody}\"\nclient_id = \"agent-f1\"\n\
          [[mqtt.subscription]]\ntopic = \"f1/{{point}}/{{parameter}}\"\npayload = \"number\"\nunit = \"mg/L\"\n"
     ));
-    let agent = agent(dir.path(), "agent", &toml);
+    let agent = TestAgent::builder(dir.path(), &server).point("o1").config_tail(&toml).start().await;
     let log = wait_for("the fourth failed attempt", Duration::from_secs(60), || {
         let log = agent.log();
         async move { log.contains("failures=4 ").then_some(log) }

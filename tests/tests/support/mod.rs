@@ -1,6 +1,7 @@
 //! Test harness: real peers and real binaries as child processes on ephemeral loopback
 //! ports, killed on drop, waited for by polling with a time limit (never a fixed sleep, never
-//! without a limit). Every test starts the server through [`TestServer`] on a [`Site`].
+//! without a limit). Every test starts the server through [`TestServer`] on a [`Site`], and
+//! the agent through [`TestAgent`].
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod agent;
 pub mod events;
 pub mod ingest;
 pub mod lp;
@@ -20,6 +22,8 @@ pub mod victoria;
 pub mod webhook;
 
 #[allow(unused_imports)] // each test binary uses some
+pub use agent::TestAgent;
+#[allow(unused_imports)]
 pub use server::{TestServer, get_json, series};
 #[allow(unused_imports)]
 pub use site::{Area, Factory, Point, Site};

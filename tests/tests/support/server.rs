@@ -140,8 +140,8 @@ impl TestServerBuilder {
 
     /// Writes the config, creates the tokens, starts the server and waits until it listens.
     pub async fn start(self) -> TestServer {
+        // The server (or its token command) makes the data directory, with its own mode.
         let data = self.dir.join("server");
-        std::fs::create_dir_all(&data).expect("data dir");
         let conf = self.dir.join("server.toml");
         let factory_tokens =
             self.factory_tokens.iter().map(|f| (f.clone(), create_token(&data, &["--factory", f]))).collect();

@@ -1,11 +1,11 @@
-//! Harness for the sources tests: the agent on a config the test writes, socat pty pairs,
-//! an MQTT publisher, certificates, and readings read back whole.
+//! Harness for the sources tests: socat pty pairs, an MQTT publisher, certificates, and
+//! readings read back whole.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Proc, TestServer, bin, get_json, wait_for};
+use super::{Proc, get_json, wait_for};
 
 /// A pseudo-terminal pair joined by socat: what one end writes, the other reads, as over a
 /// serial cable. Returns the two device paths.
@@ -61,33 +61,6 @@ pub fn of<'a>(all: &'a [Stored], point: &str, parameter: &str) -> Vec<&'a Stored
     let mut v: Vec<&Stored> = all.iter().filter(|r| r.point == point && r.parameter == parameter).collect();
     v.sort_by_key(|r| r.time_ns);
     v
-}
-
-/// The `[agent]`, `[[point]]` and `[uplink]` part of an agent.toml for factory `f1`.
-pub fn agent_head(dir: &Path, server: &TestServer, points: &[String]) -> String {
-    let mut toml = format!(
-        "[agent]\nfactory = \"f1\"\ndata_dir = \"{}\"\n[uplink]\nurl = \"{}\"\ntoken = \"{}\"\nbatch_max_age_ms = 100\n",
-        dir.join("agent").display(),
-        server.url(),
-        server.token("f1")
-    );
-    for p in points {
-        toml.push_str(&format!("[[point]]\nid = \"{p}\"\nkind = \"effluent\"\n"));
-    }
-    toml
-}
-
-/// Starts the agent binary on `toml`.
-pub fn agent(dir: &Path, name: &str, toml: &str) -> Proc {
-    let conf = dir.join(format!("{name}.toml"));
-    std::fs::write(&conf, toml).expect("agent.toml");
-    let check = Command::new(bin("eitwatch-agent")).arg("check-config").arg(&conf).output().expect("check-config");
-    assert!(check.status.success(), "{}\n{toml}", String::from_utf8_lossy(&check.stderr));
-    Proc::spawn(
-        name,
-        dir,
-        Command::new(bin("eitwatch-agent")).arg("--config").arg(&conf).env("RUST_LOG", "info").env("NO_COLOR", "1"),
-    )
 }
 
 /// A QoS 1 publisher that keeps reconnecting (briefly) while the broker is away.
