@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use support::sources::*;
@@ -42,16 +41,6 @@ async fn publish(client: &rumqttc::AsyncClient, payload: impl Into<Vec<u8>>) {
     client.publish("f1/o1/cod", rumqttc::QoS::AtLeastOnce, false, payload).await.expect("publish");
 }
 
-/// One value of the agent's /metrics.
-async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let text =
-        http().get(format!("http://{addr}/metrics")).send().await.expect("GET /metrics").text().await.expect("body");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_3_1_1_an_oversize_and_a_malformed_message_are_dead_lettered_and_the_stream_goes_on_exactly_once() {
     oversize_and_malformed_among_valid_messages("3.1.1").await;
@@ -65,30 +54,29 @@ async fn mqtt_5_an_oversize_and_a_malformed_message_are_dead_lettered_and_the_st
 async fn oversize_and_malformed_among_valid_messages(version: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port().port();
-    let _broker = mosquitto_on(dir.path(), "mosquitto", port, "persistence false").await;
-    let server = server_with_points(dir.path(), &["o1".to_string()]).await;
-    let mut toml = agent_head(dir.path(), &server, &["o1".to_string()])
-        .replace("[uplink]", "metrics_listen = \"127.0.0.1:0\"\n[uplink]");
-    toml.push_str(&format!(
-        "[[mqtt]]\nname = \"plant\"\nbroker = \"127.0.0.1:{port}\"\nclient_id = \"agent-f1\"\nversion = \"{version}\"\nqos = 1\n\
-         [[mqtt.subscription]]\ntopic = \"f1/{{point}}/{{parameter}}\"\npayload = \"json\"\nunit = \"mg/L\"\ntime_format = \"epoch_ms\"\n"
-    ));
-    let agent = agent(dir.path(), "agent", &toml);
-    let data = dir.path().join("agent");
-    let metrics = wait_for("the agent's metrics-address", Duration::from_secs(20), || {
-        let file = data.join("metrics-address");
-        async move { std::fs::read_to_string(file).ok().and_then(|s| s.trim().parse::<SocketAddr>().ok()) }
-    })
-    .await;
+    let _broker = mosquitto(dir.path(), "mosquitto", port, "persistence false").await;
+    let server = TestServer::builder(dir.path())
+        .site(Site::outfalls_of_f1(&["o1".to_string()]))
+        .factory_tokens(&["f1"])
+        .start()
+        .await;
+    let agent = TestAgent::builder(dir.path(), &server)
+        .point("o1")
+        .config_tail(&format!(
+            "[[mqtt]]\nname = \"plant\"\nbroker = \"127.0.0.1:{port}\"\nclient_id = \"agent-f1\"\nversion = \"{version}\"\nqos = 1\n\
+             [[mqtt.subscription]]\ntopic = \"f1/{{point}}/{{parameter}}\"\npayload = \"json\"\nunit = \"mg/L\"\ntime_format = \"epoch_ms\""
+        ))
+        .start()
+        .await;
     let client = publisher(port);
     // Message 0 until it is stored: the agent is subscribed. Repeats carry one timestamp.
     wait_for("message 0 to get through", Duration::from_secs(60), || async {
         publish(&client, message(0)).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        (!cod(&stored(&server.url).await).is_empty()).then_some(())
+        (!cod(&stored(server.url()).await).is_empty()).then_some(())
     })
     .await;
-    let appended_before = metric(metrics, "eitwatch_outbox_appended_total").await;
+    let appended_before = agent.metric("eitwatch_outbox_appended_total").await;
 
     for i in 1..=10 {
         publish(&client, message(i)).await;
@@ -104,20 +92,20 @@ async fn oversize_and_malformed_among_valid_messages(version: &str) {
 
     let want: Vec<(i64, f64)> = (0..=25).map(|i| ((T0_MS + i * 60_000) * 1_000_000, i as f64 + 0.25)).collect();
     let got = wait_for("messages 0..=25 in the store", Duration::from_secs(60), || async {
-        let got = cod(&stored(&server.url).await);
+        let got = cod(&stored(server.url()).await);
         (got.len() >= want.len()).then_some(got)
     })
     .await;
     assert_eq!(got, want, "every valid message, with its value and time");
     // Exactly once into the outbox: nothing redelivered after a lost connection.
-    let appended = metric(metrics, "eitwatch_outbox_appended_total").await;
+    let appended = agent.metric("eitwatch_outbox_appended_total").await;
     assert_eq!(appended - appended_before, 25.0, "readings appended for 25 valid messages");
 
     let too_large = "eitwatch_mqtt_dead_letters_total{source=\"plant\",reason=\"too_large\"}";
     let malformed = "eitwatch_mqtt_dead_letters_total{source=\"plant\",reason=\"malformed\"}";
-    assert_eq!(metric(metrics, too_large).await, 1.0);
-    assert_eq!(metric(metrics, malformed).await, 1.0);
-    let letters = std::fs::read_to_string(data.join("mqtt-dead-letters.jsonl")).expect("dead letters");
+    assert_eq!(agent.metric(too_large).await, 1.0);
+    assert_eq!(agent.metric(malformed).await, 1.0);
+    let letters = std::fs::read_to_string(agent.data_dir().join("mqtt-dead-letters.jsonl")).expect("dead letters");
     let letters: Vec<serde_json::Value> =
         letters.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
     assert_eq!(letters.len(), 2, "{letters:?}");
