@@ -140,15 +140,22 @@ impl<S: Sync, T: DeserializeOwned> FromRequestParts<S> for Strict<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parse(form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())).map(Strict)
+        parse(form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()), &[]).map(Strict)
     }
 }
 
-fn parse<'a, T: DeserializeOwned>(pairs: form_urlencoded::Parse<'a>) -> Result<T, ApiError> {
+/// Parses a query into `T`; an unknown key's error also names `common`, the keys taken
+/// before `T` sees the rest.
+fn parse<T: DeserializeOwned>(pairs: form_urlencoded::Parse<'_>, common: &[&str]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|e| {
+        let mut message = e.inner().to_string();
+        if message.starts_with("unknown field") && !common.is_empty() {
+            message = message.replace(", there are no fields", "");
+            message.push_str(&format!("; or one of `{}`", common.join("`, `")));
+        }
         match e.path().to_string().as_str() {
-            "." => ApiError::invalid(format!("query: {}", e.inner())),
-            key => ApiError::invalid(format!("{key}: {}", e.inner())),
+            "." => ApiError::invalid(format!("query: {message}")),
+            key => ApiError::invalid(format!("{key}: {message}")),
         }
     })
 }
@@ -245,7 +252,8 @@ impl<T: ListQuery> FromRequestParts<AppState> for Filtered<T> {
             }
         }
         let rest = rest.finish();
-        let own = parse(form_urlencoded::parse(rest.as_bytes()))?;
+        let taken: Vec<&str> = SELECTION.iter().chain(if T::TIMED { &SPAN[..] } else { &[] }).copied().collect();
+        let own = parse(form_urlencoded::parse(rest.as_bytes()), &taken)?;
         let filter = Filter {
             scope,
             area: common.remove("area"),

@@ -17,6 +17,7 @@ mod body;
 mod compliance;
 mod corrections;
 mod deviations;
+mod docs;
 mod error;
 mod events;
 mod extract;
@@ -47,6 +48,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 
+pub use docs::markdown;
 pub use error::{ApiError, ErrorBody};
 use extract::{
     Admin, Filtered, ListQuery, NoKeys, ReadScope, Selection, Span, StreamQuery, StreamScope, Strict, Token, Untimed,
