@@ -27,7 +27,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     tag = "alerts",
     params(StreamQuery),
     responses(
-        (status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-sent events, each `data` a JSON object", content_type = "text/event-stream", body = Object),
         (status = 400, description = "An unknown query key", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
     ),

@@ -36,6 +36,7 @@ struct IndicatorsQuery {
     /// Day or time after the last, with `from`.
     to: Option<String>,
     /// `json` (default), `csv` or `xlsx`.
+    #[param(inline)]
     format: Option<Format>,
     /// Buddhist-era dates in CSV and XLSX: `true`/`1` or `false`/`0`.
     be: Option<String>,

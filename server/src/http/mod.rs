@@ -123,20 +123,53 @@ async fn fallback(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no route for {}", uri.path()))
 }
 
-/// The errors of a read: a bad query, a missing or unknown token.
-struct ReadErrors;
+/// A set of error responses, each with the error body, for `responses(...)`.
+macro_rules! errors {
+    ($(#[$doc:meta])* $name:ident { $($status:literal => $description:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
 
-impl utoipa::IntoResponses for ReadErrors {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        [
-            ("400", "A malformed query, an unknown key, or a value not among those expected (the key named)"),
-            ("401", "Missing, unknown or revoked token"),
-        ]
-        .into_iter()
-        .map(|(status, description)| (status.to_string(), error_response(description)))
-        .collect()
-    }
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                [$(($status, $description)),+]
+                    .into_iter()
+                    .map(|(status, description)| (status.to_string(), error_response(description)))
+                    .collect()
+            }
+        }
+    };
 }
+
+errors!(
+    /// The errors of a read: a bad query, a missing or unknown token.
+    ReadErrors {
+        "400" => "A malformed query, an unknown key, or a value not among those expected (the key named)",
+        "401" => "Missing, unknown or revoked token",
+    }
+);
+
+errors!(
+    /// The errors of the line-protocol writes.
+    WriteErrors {
+        "400" => "Malformed or unknown (the first bad line named)",
+        "401" => "Missing, unknown or revoked token",
+        "403" => "Not a write token, or a line of another factory",
+        "408" => "The body did not arrive within `body_read_timeout_ms`",
+        "409" => "A different value for a stored reading",
+        "413" => "Larger than `max_body_bytes`",
+        "429" => "Too many writes waiting; see `Retry-After`",
+        "503" => "No write slot in time; see `Retry-After`",
+    }
+);
+
+errors!(
+    /// The errors of a registry change.
+    RegistryErrors {
+        "400" => "Malformed, or the registry it makes is not valid (every problem named)",
+        "401" => "Missing, unknown or revoked token",
+        "403" => "Not an admin token",
+    }
+);
 
 fn error_response(description: &str) -> RefOr<Response> {
     let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();

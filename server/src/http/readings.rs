@@ -22,7 +22,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct ReadingsQuery {
     /// Buckets of this many seconds (aligned to the epoch) instead of single readings.
-    #[param(minimum = 1)]
+    #[param(value_type = Option<i64>, minimum = 1)]
     every_s: Option<String>,
 }
 

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Admin, ApiError, ErrorBody, NoKeys, ReadErrors, ReadScope, Strict, schema};
+use super::{Admin, ApiError, ErrorBody, NoKeys, ReadErrors, ReadScope, RegistryErrors, Strict, schema};
 use crate::AppState;
 use crate::registry::{Change, Entry, RegistryFile, RegistryLog};
 
@@ -107,9 +107,7 @@ async fn log(State(app): State<AppState>, _: Admin, _: Strict<NoKeys>) -> Result
     request_body(content = Object, content_type = "application/json", description = "A change `{\"op\": \"area\"|\"factory\"|\"point\"|\"permit\", …}` or a list of them"),
     responses(
         (status = 201, body = Changed),
-        (status = 400, description = "Malformed, or the registry it makes is not valid (every problem named)", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
-        (status = 403, description = "Not an admin token", body = ErrorBody),
+        RegistryErrors,
     ),
 )]
 async fn changes(
@@ -120,6 +118,9 @@ async fn changes(
     let value: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?;
     let list = match value {
+        serde_json::Value::Array(list) if list.is_empty() => {
+            return Err(ApiError::invalid("body: an empty list, expected one change or more"));
+        }
         serde_json::Value::Array(list) => list,
         one => vec![one],
     };
@@ -137,12 +138,10 @@ async fn changes(
     path = "/api/v1/registry/import",
     operation_id = "post_registry_import",
     tag = "registry",
-    request_body(content = String, content_type = "application/toml", description = "`[[area]]` tables as in server.toml"),
+    request_body(content = String, content_type = "text/plain", description = "`[[area]]` tables as in server.toml (TOML)"),
     responses(
         (status = 201, body = Changed),
-        (status = 400, description = "Not TOML, or the registry it makes is not valid (every problem named)", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
-        (status = 403, description = "Not an admin token", body = ErrorBody),
+        RegistryErrors,
     ),
 )]
 async fn import(
@@ -151,6 +150,9 @@ async fn import(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body: not UTF-8 TOML"))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid("body: empty, expected [[area]] tables"));
+    }
     let file: RegistryFile = eitwatch_config::problems::load(text, "import")
         .map_err(|p| ApiError::invalid(p.to_string().replace('\n', "; ")))?;
     submit(app, admin, crate::registry::changes_of(&file.area)).await

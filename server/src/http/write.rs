@@ -25,9 +25,9 @@ use eitwatch_config::line_protocol::Precision;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ErrorBody, Token, body};
+use super::{ApiError, Token, WriteErrors, body};
 use crate::AppState;
-use crate::auth::{self, Grant};
+use crate::auth::{self, Bearer, Grant};
 use crate::ingest::Event;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -51,14 +51,7 @@ type Params = Query<HashMap<String, String>>;
     request_body(content = String, content_type = "text/plain", description = "Line protocol, optionally gzip"),
     responses(
         (status = 204, description = "Stored, on disk"),
-        (status = 400, description = "Malformed or unknown (the first bad line named)", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
-        (status = 403, description = "Not a write token, or a line of another factory", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within `body_read_timeout_ms`", body = ErrorBody),
-        (status = 409, description = "A different value for a stored reading", body = ErrorBody),
-        (status = 413, description = "Larger than `max_body_bytes`", body = ErrorBody),
-        (status = 429, description = "Too many writes waiting; see `Retry-After`", body = ErrorBody),
-        (status = 503, description = "No write slot in time; see `Retry-After`", body = ErrorBody),
+        WriteErrors,
     ),
 )]
 async fn write_v2(
@@ -67,6 +60,7 @@ async fn write_v2(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
+    let bearer = writer(&app, auth::presented(&headers, None).as_deref()).await?;
     let precision = match params.get("precision").map(String::as_str) {
         None | Some("") => Precision::Ns,
         Some(p) => Precision::parse(p)
@@ -75,8 +69,7 @@ async fn write_v2(
     if params.get("bucket").is_none_or(|b| b.is_empty()) && params.get("bucketID").is_none_or(|b| b.is_empty()) {
         return Err(ApiError::invalid("bucket: missing; an InfluxDB v2 write names its bucket (any name is taken)"));
     }
-    let token = auth::presented(&headers, None);
-    accept(app, token.as_deref(), precision, &headers, body).await
+    accept(app, bearer, precision, &headers, body).await
 }
 
 /// Write line protocol (InfluxDB 1.x); errors also carry `error`, as 1.x clients expect.
@@ -94,14 +87,7 @@ async fn write_v2(
     request_body(content = String, content_type = "text/plain", description = "Line protocol, optionally gzip"),
     responses(
         (status = 204, description = "Stored, on disk"),
-        (status = 400, description = "Malformed or unknown (the first bad line named)", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
-        (status = 403, description = "Not a write token, or a line of another factory", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within `body_read_timeout_ms`", body = ErrorBody),
-        (status = 409, description = "A different value for a stored reading", body = ErrorBody),
-        (status = 413, description = "Larger than `max_body_bytes`", body = ErrorBody),
-        (status = 429, description = "Too many writes waiting; see `Retry-After`", body = ErrorBody),
-        (status = 503, description = "No write slot in time; see `Retry-After`", body = ErrorBody),
+        WriteErrors,
     ),
 )]
 async fn write_v1(
@@ -111,6 +97,7 @@ async fn write_v1(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let run = async {
+        let bearer = writer(&app, auth::presented(&headers, params.get("p").map(String::as_str)).as_deref()).await?;
         let precision = match params.get("precision").map(String::as_str) {
             None | Some("") => Precision::Ns,
             Some(p) => Precision::parse_v1(p)
@@ -119,21 +106,14 @@ async fn write_v1(
         if params.get("db").is_none_or(|d| d.is_empty()) {
             return Err(ApiError::invalid("database is required: send db=<name> (any name is taken)"));
         }
-        let token = auth::presented(&headers, params.get("p").map(String::as_str));
-        accept(app, token.as_deref(), precision, &headers, body).await
+        accept(app, bearer, precision, &headers, body).await
     };
     run.await.map_err(ApiError::v1)
 }
 
-/// Both endpoints, once the query is read.
-async fn accept(
-    app: AppState,
-    token: Option<&str>,
-    precision: Precision,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<StatusCode, ApiError> {
-    let bearer = Token::check(&app, token)?;
+/// The bearer of a write token; any other is refused first (and audited), before the query.
+async fn writer(app: &AppState, token: Option<&str>) -> Result<Bearer, ApiError> {
+    let bearer = Token::check(app, token)?;
     if !matches!(bearer.grant, Grant::Write { .. }) {
         let reason = format!("a {} token cannot write; use the factory's write token", bearer.grant.kind());
         let (audit_app, audit_reason) = (app.clone(), reason.clone());
@@ -142,6 +122,17 @@ async fn accept(
             .await?;
         return Err(ApiError::forbidden(reason));
     }
+    Ok(bearer)
+}
+
+/// Both endpoints, once the token and the query are read.
+async fn accept(
+    app: AppState,
+    bearer: Bearer,
+    precision: Precision,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
     let encoding = body::encoding(headers)?;
     let max_bytes = app.config.server.max_body_bytes;
     body::check_declared_length(headers, max_bytes)?;
@@ -177,14 +168,14 @@ async fn accept(
 }
 
 /// InfluxDB's `/ping`.
-#[utoipa::path(get, path = "/ping",
+#[utoipa::path(get, path = "/ping", security(()),
     operation_id = "get_ping", tag = "write", responses((status = 204, description = "Up")))]
 async fn ping() -> impl IntoResponse {
     pong()
 }
 
 /// InfluxDB's `/ping`, without a body.
-#[utoipa::path(head, path = "/ping",
+#[utoipa::path(head, path = "/ping", security(()),
     operation_id = "head_ping", tag = "write", responses((status = 204, description = "Up")))]
 async fn ping_head() -> impl IntoResponse {
     pong()

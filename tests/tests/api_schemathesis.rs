@@ -1,0 +1,99 @@
+//! schemathesis (PyPI, in .peers/venv) against the demo's server config: every operation of
+//! the generated OpenAPI document, a fixed number of examples each and a bound on the wall
+//! time, with no failure.
+//!
+//! Every check runs but `positive_data_acceptance`: a request the schema allows may still
+//! name a factory the registry does not hold or carry a body that is not line protocol,
+//! which the server rightly refuses, and no schema can say which ids are registered.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use eitwatch_config::server_config::ServerConfig;
+use eitwatch_server::auth::{Grant, Tokens};
+
+/// Examples per operation and the run's time budget; the wait for schemathesis is bounded
+/// a little beyond it.
+const MAX_EXAMPLES: u32 = 5;
+const MAX_TIME_S: u64 = 120;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+}
+
+/// `EITWATCH_SCHEMATHESIS` if set, else `.peers/venv/bin/schemathesis`.
+fn schemathesis() -> PathBuf {
+    let exe = std::env::var_os("EITWATCH_SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".peers/venv/bin/schemathesis"));
+    assert!(exe.exists(), "{} missing: run scripts/install-peers.sh (scripts/test.sh does)", exe.display());
+    exe
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_nothing_against_the_demo_server() {
+    let exe = schemathesis();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(workspace_root().join("config/examples/server.toml")).expect("server.toml");
+    let mut config: ServerConfig = eitwatch_config::problems::load(&text, "server.toml").expect("valid");
+    config.server.listen = "127.0.0.1:0".into();
+    config.server.data_dir = dir.path().join("data").display().to_string();
+    std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+    let (_, admin) = Tokens::create(&dir.path().join("data"), Grant::Admin).expect("admin token");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, served) = eitwatch_server::serve(config, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .expect("serve");
+
+    let report = dir.path().join("schemathesis.txt");
+    let args = [
+        "run".to_string(),
+        format!("http://{addr}/api/v1/openapi.json"),
+        "--header".into(),
+        format!("Authorization: Token {admin}"),
+        "--max-examples".into(),
+        MAX_EXAMPLES.to_string(),
+        "--max-time".into(),
+        MAX_TIME_S.to_string(),
+        "--request-timeout".into(),
+        "2".into(),
+        "--exclude-checks".into(),
+        "positive_data_acceptance".into(),
+        "--no-shrink".into(),
+        "--seed".into(),
+        "1".into(),
+    ];
+    let out = std::fs::File::create(&report).expect("report file");
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(&exe)
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("report"))
+            .stderr(out)
+            .spawn()
+            .expect("start schemathesis");
+        let deadline = Instant::now() + Duration::from_secs(MAX_TIME_S + 60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+    .await
+    .expect("schemathesis task");
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+    let status = status.unwrap_or_else(|| panic!("schemathesis ran past {} s:\n{text}", MAX_TIME_S + 60));
+    assert!(status.success(), "schemathesis found failures ({status}):\n{text}");
+}
