@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, Filtered, ListQuery, NoKeys, ReadErrors, Selection, Span, schema};
+use super::{Filtered, ListQuery, NoKeys, ReadErrors, Selection, Span, schema};
 use crate::AppState;
 use crate::alerts::Alert;
 use crate::compliance::{DayAvailability, Episode, Incident, Outcome, PeriodView, Revision};
@@ -165,15 +165,12 @@ async fn status(State(app): State<AppState>, Filtered { filter: f, .. }: Filtere
     params(Selection, Span, PeriodsQuery),
     responses((status = 200, body = Periods), ReadErrors),
 )]
-async fn periods(
-    State(app): State<AppState>,
-    Filtered { filter, own }: Filtered<PeriodsQuery>,
-) -> Result<Json<Periods>, ApiError> {
+async fn periods(State(app): State<AppState>, Filtered { filter, own }: Filtered<PeriodsQuery>) -> Json<Periods> {
     let mut periods = app.compliance.engine().periods(&filter, own.max_rows.unwrap_or(10_000));
     periods.retain(|p| {
         own.averaging.is_none_or(|a| a == p.limit.averaging) && own.outcome.is_none_or(|o| o == p.period.outcome)
     });
-    Ok(Json(Periods { periods }))
+    Json(Periods { periods })
 }
 
 /// Revisions of closed periods by late data, gaps and corrections.

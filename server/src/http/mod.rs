@@ -5,11 +5,11 @@
 //! document ([`openapi`], served at `/api/v1/openapi.json`) is generated from the routes and
 //! their types. Only the board's static pages are routed outside it.
 //!
-//! Read queries are parsed strictly ([`Strict`], [`Filtered`]): an unknown key or a value
+//! Read queries are parsed strictly (`Strict`, `Filtered`): an unknown key or a value
 //! that is not one of those expected is a 400 naming the key; the InfluxDB write endpoints
 //! stay as lenient as InfluxDB is. Every request is traced; every request but the writes
-//! (which bound their body's upload themselves) and the live stream is answered within
-//! [`REQUEST_TIMEOUT`].
+//! (which bound their body's upload themselves), the live stream and the indicators is
+//! answered within [`REQUEST_TIMEOUT`].
 
 mod alerts;
 mod board;
@@ -56,8 +56,7 @@ use extract::{
 };
 
 /// How long a read (or a registry, gap, correction or acknowledgement request) may take
-/// before it is answered 503; the writes bound their upload with `body_read_timeout_ms`
-/// instead, and the live stream is endless.
+/// before it is answered 503 (without a body).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(OpenApi)]
@@ -90,14 +89,20 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(readings::router())
         .merge(alerts::router())
         .merge(compliance::router())
-        .merge(indicators::router())
         .merge(deviations::router())
         .merge(registry::router())
         .merge(gaps::router())
         .merge(corrections::router())
         .merge(board::router())
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT));
-    OpenApiRouter::with_openapi(Base::openapi()).merge(bounded).merge(write::router()).merge(events::router())
+    // Unbounded: the writes bound their upload with `body_read_timeout_ms` (a large batch may
+    // take long to store), the live stream is endless, and the indicators' computation runs
+    // on a blocking thread that an answered timeout would not stop, only waste.
+    OpenApiRouter::with_openapi(Base::openapi())
+        .merge(bounded)
+        .merge(write::router())
+        .merge(events::router())
+        .merge(indicators::router())
 }
 
 /// The OpenAPI document of the API, generated from its routes and types.
