@@ -55,8 +55,8 @@ fn load(file: &PathBuf) -> anyhow::Result<AgentConfig> {
 }
 
 // One thread: the agent's work is I/O waits (polls, broker, uplink, the outbox's own fsync
-// thread); a multi-threaded runtime spent a third more CPU on task switches in
-// scripts/bench-agent.sh (3.65 % → 2.7 % of a core at 1 000 readings/s).
+// thread); a multi-threaded runtime spent markedly more CPU on task switches in
+// scripts/bench-agent.sh (docs/benchmarks.md, "Measurements behind design choices").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

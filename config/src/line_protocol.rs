@@ -357,10 +357,53 @@ fn decode_line<'a>(
                 }
                 Ok(())
             }
-            Some(Err(e)) => Err(format!("malformed line protocol: {e}")),
+            Some(Err(e)) => Err(explain(text, &e)),
             None => Ok(()),
         },
     }
+}
+
+/// What a line must look like, for messages about one that does not.
+const SHAPE: &str = "expected <kind>,factory=<id>,point=<id> <parameter>=<number>[,…] [<timestamp>]";
+
+/// InfluxData's parser's error, said in terms of the line: the field whose value is not a
+/// number where the parser only knows that no field set parsed, and what a line looks like.
+fn explain(text: &str, e: &influxdb_line_protocol::Error) -> String {
+    use influxdb_line_protocol::Error as E;
+    match e {
+        E::FieldSetMissing | E::GenericParsingError { .. } | E::CannotParseEntireLine { .. } => {
+            match not_a_number(text) {
+                Some((key, value)) => {
+                    format!("field {key}: \"{value}\" is not a number (a finite float, or an integer with i or u)")
+                }
+                None if matches!(e, E::CannotParseEntireLine { .. }) => format!("malformed line protocol: {e}"),
+                None => format!("malformed line protocol: {SHAPE}"),
+            }
+        }
+        E::IntegerValueInvalid { value, .. } | E::UIntegerValueInvalid { value, .. } => {
+            format!("malformed line protocol: {value} is not an integer of its type (i: i64, u: u64)")
+        }
+        other => format!("malformed line protocol: {other}"),
+    }
+}
+
+/// The first `key=value` of a line's field set (its second space-separated part; lines with
+/// quotes or escapes are left to the parser's message) whose value is no number, boolean or
+/// string: `NaN`, `inf`, a word.
+fn not_a_number(text: &str) -> Option<(&str, &str)> {
+    if text.contains(['"', '\\']) {
+        return None;
+    }
+    let fields = text.split(' ').filter(|p| !p.is_empty()).nth(1)?;
+    fields.split(',').filter_map(|kv| kv.split_once('=')).find(|(_, v)| {
+        let number = match (v.strip_suffix('i'), v.strip_suffix('u')) {
+            (Some(n), _) => n.parse::<i64>().is_ok(),
+            (_, Some(n)) => n.parse::<u64>().is_ok(),
+            _ => v.parse::<f64>().is_ok_and(f64::is_finite),
+        };
+        let boolean = matches!(*v, "t" | "T" | "true" | "True" | "TRUE" | "f" | "F" | "false" | "False" | "FALSE");
+        !number && !boolean
+    })
 }
 
 fn decode_parsed<'l>(line: &Line<'l>, cx: &DecodeContext<'l>, out: &mut Vec<Row<'l>>) -> Result<(), String> {

@@ -192,6 +192,10 @@ pub struct ServerSection {
     /// A reading stamped further than this in the future is refused.
     #[serde(default = "default_max_future_s")]
     pub max_future_s: u64,
+    /// A reading stamped before this instant (RFC 3339) is refused: a clock reset to its epoch
+    /// or a garbled timestamp, not a measurement.
+    #[serde(default = "default_earliest_reading")]
+    pub earliest_reading: UtcTime,
     /// Largest request body accepted, after decompression.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -206,6 +210,37 @@ fn default_listen() -> String {
 }
 const fn default_max_future_s() -> u64 {
     300
+}
+fn default_earliest_reading() -> UtcTime {
+    UtcTime(946_684_800_000_000_000)
+}
+
+/// An instant written in RFC 3339 (`2000-01-01T00:00:00Z`), held as ns since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime(pub i64);
+
+impl Serialize for UtcTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match jiff::Timestamp::from_nanosecond(i128::from(self.0)) {
+            Ok(t) => s.collect_str(&t),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UtcTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UtcTime, D::Error> {
+        let text = String::deserialize(d)?;
+        let t: jiff::Timestamp = text.parse().map_err(|e| {
+            serde::de::Error::custom(format!("\"{text}\" is not an RFC 3339 time (2000-01-01T00:00:00Z): {e}"))
+        })?;
+        // jiff's range (years -9999..=9999) is wider than i64 nanoseconds (1677..=2262).
+        i64::try_from(t.as_nanosecond()).map(UtcTime).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "\"{text}\" is outside 1677-09-21..2262-04-11, the range of ns since 1970"
+            ))
+        })
+    }
 }
 const fn default_max_body_bytes() -> usize {
     32 * 1024 * 1024
@@ -460,5 +495,22 @@ batch_max_points = 0
         let text = "[server]\ndata_dir = \"/x\"\n[influxdb]\nurl = \"http://h\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"sekrit\"\n";
         let config: ServerConfig = load(text, "server.toml").expect("influxdb");
         assert!(!format!("{config:?}").contains("sekrit"), "the token is not in Debug output");
+    }
+
+    #[test]
+    fn the_earliest_reading_is_an_rfc3339_time_within_i64_nanoseconds() {
+        let config: ServerConfig = load("[server]\ndata_dir = \"/x\"\n", "server.toml").expect("default");
+        assert_eq!(config.server.earliest_reading.0, 946_684_800_000_000_000, "2000-01-01T00:00:00Z");
+        let text = "[server]\ndata_dir = \"/x\"\nearliest_reading = \"2010-06-01T00:00:00+07:00\"\n";
+        let config: ServerConfig = load(text, "server.toml").expect("a time");
+        assert_eq!(config.server.earliest_reading.0, 1_275_325_200_000_000_000);
+        for (value, expected) in [
+            ("yesterday", "\"yesterday\" is not an RFC 3339 time"),
+            ("1500-01-01T00:00:00Z", "is outside 1677-09-21..2262-04-11"),
+        ] {
+            let text = format!("[server]\ndata_dir = \"/x\"\nearliest_reading = \"{value}\"\n");
+            let problems = load::<ServerConfig>(&text, "server.toml").expect_err(value).to_string();
+            assert!(problems.contains("server.earliest_reading") && problems.contains(expected), "{problems}");
+        }
     }
 }

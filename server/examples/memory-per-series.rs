@@ -90,7 +90,7 @@ fn main() {
     drop(conditions);
     let r5 = rss_kib();
     // As the compliance thread does after a burst of alerts.
-    eitwatch_server::compliance::trim_heap();
+    eitwatch_server::monitor::trim_heap();
     let r6 = rss_kib();
     let per = |a: i64, b: i64| (b - a) * 1024 / n;
     println!("{n} series, {} readings, bytes per series:", if stale { "stale" } else { "active" });

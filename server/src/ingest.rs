@@ -160,6 +160,7 @@ pub fn store_batch(
             app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);
             IngestError::Rewrite(reason)
         }
+        e @ StoreError::Contradiction { .. } => IngestError::Invalid(e.to_string()),
         e => IngestError::Store(e),
     })?;
     tracing::debug!(%factory, stored = appended.stored, duplicates = appended.duplicates, "Write accepted");
@@ -226,6 +227,13 @@ fn check_line(app: &App, factory: Option<&Factory>, r: &Row<'_>, max_future_ns: 
     };
     if point.kind != r.kind {
         return Err(format!("point \"{}\" is an {} point, not {}", r.point, point.kind, r.kind));
+    }
+    if r.time_ns < app.config.server.earliest_reading.0 {
+        return Err(format!(
+            "timestamp {} ns is before {} (earliest_reading)",
+            r.time_ns,
+            crate::compliance::period::local(app.config.server.earliest_reading.0)
+        ));
     }
     if r.time_ns > max_future_ns {
         return Err(format!(

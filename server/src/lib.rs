@@ -6,8 +6,9 @@
 //!   the catalog and the site registry, accepted whole or refused whole;
 //! - [`store`]: the embedded, append-only store in the data directory;
 //! - [`influxdb`]: writes every stored reading through to InfluxDB 2, from the store's log;
-//! - [`compliance`]: judges every limit continuously (periods, availability, O₂ correction,
-//!   late-data revisions, episodes, faults, deadlines) on its own thread;
+//! - [`compliance`]: judges every limit (periods, availability, O₂ correction, late-data
+//!   revisions, episodes, faults, deadlines) and returns conditions and revisions;
+//! - [`monitor`]: the compliance engine on its own thread, feeding the alert book and events;
 //! - [`alerts`]: the alert book (pending → firing → acknowledged → resolved), append-only;
 //! - [`events`] and [`webhooks`]: alert changes live over SSE and to configured webhooks;
 //! - [`gaps`]: what agents had to drop (gap records), kept in the data directory;
@@ -31,9 +32,12 @@ pub mod indicators;
 pub mod influxdb;
 pub mod ingest;
 pub mod jsonl;
+pub mod monitor;
 mod names;
 pub mod registry;
 pub mod store;
+#[cfg(test)]
+mod testkit;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -81,8 +85,8 @@ pub struct App {
     pub store: Arc<store::Store>,
     /// Alerts (also held by the compliance thread).
     pub alerts: Arc<alerts::AlertBook>,
-    /// The compliance engine and its thread.
-    pub compliance: compliance::Compliance,
+    /// The compliance engine on its thread, feeding the alert book and the events.
+    pub compliance: monitor::Monitor,
     /// Live events (SSE, webhooks).
     pub events: events::Events,
     /// The clock judgements and alerts are stamped with.
@@ -126,36 +130,12 @@ impl App {
         let registry = Registry::new(registry::current(&config.area, &dir).map_err(io("registry.log"))?);
         let events = events::Events::new();
 
-        // Rebuilt from the store: the same readings give the same periods, so nothing judged
-        // is lost, and the alert book (deduplicating by condition) raises nothing twice.
         let started = std::time::Instant::now();
         let settings = compliance::Settings { no_data_after_intervals: config.compliance.no_data_after_intervals };
         let mut engine = compliance::Engine::new(registry.clone(), clock.clone(), settings);
-        engine.set_replaying(true);
         engine.load_revisions(compliance::load_revisions(&dir.join("revisions.log")).map_err(io("revisions.log"))?);
-        // A factory at a time: the whole store is never copied at once.
-        let mut replayed = 0usize;
-        for factory in registry.areas().iter().flat_map(|a| a.factory.iter()) {
-            let readings: Vec<_> = store
-                .query(|k| *k.factory == *factory.id, i64::MIN, i64::MAX)
-                .into_iter()
-                .map(|(k, t, s)| k.reading(t, &s))
-                .collect();
-            replayed += readings.len();
-            engine.ingest(&readings);
-        }
-        for g in gaps.list(|_| true) {
-            engine.gap(gaps::gap_info(&g));
-        }
-        for c in corrections.list(|_| true) {
-            engine.correct(&corrections::correction_info(&c));
-        }
-        engine.tick();
-        engine.set_replaying(false);
-        engine.take_flashes();
-        // Before the first request: what holds after the restart is reconciled with the book
-        // (the same conditions find their alerts; nothing is raised twice).
-        alerts.reconcile(&engine.conditions(), clock.now_ns()).map_err(io("alerts.log"))?;
+        let replayed = monitor::rebuild(&mut engine, &registry, &store, &gaps, &corrections, &alerts, clock.now_ns())
+            .map_err(io("alerts.log"))?;
         tracing::info!(
             readings = replayed,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -165,7 +145,7 @@ impl App {
         // seen by store id: takes the store's index lock briefly. The store never calls out
         // while holding that lock, so the two cannot deadlock.
         let keys = store.clone();
-        let compliance = compliance::Compliance::start(
+        let compliance = monitor::Monitor::start(
             engine,
             move |id| {
                 keys.series_key(id).map(|k| compliance::SeriesId {

@@ -134,6 +134,13 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // The data directory holds factories' evidence and token hashes: readable by the service's
+    // user and group (backups, log shippers), never by every user of the machine. Set before
+    // any file is made, so the token commands' files get it too.
+    // SAFETY: umask only replaces the process's file-mode mask; no pointer is involved.
+    unsafe {
+        libc::umask(0o027);
+    }
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig { file } => {
             load(&file)?;

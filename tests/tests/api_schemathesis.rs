@@ -1,26 +1,23 @@
-//! schemathesis (PyPI, in .peers/venv) against the demo's server config: every operation of
-//! the generated OpenAPI document, a fixed number of examples each and a bound on the wall
-//! time, with no failure.
+//! schemathesis (PyPI, in .peers/venv) against the server on the demo's site (Mae Moh) with
+//! an admin token and no anonymous reads: every operation of the generated OpenAPI document,
+//! a fixed number of examples each and a bound on the wall time, with no failure.
 //!
 //! Every check runs but `positive_data_acceptance`: a request the schema allows may still
 //! name a factory the registry does not hold or carry a body that is not line protocol,
 //! which the server rightly refuses, and no schema can say which ids are registered.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use eitwatch_config::server_config::ServerConfig;
-use eitwatch_server::auth::{Grant, Tokens};
+use support::{TestServer, workspace_root};
 
 /// Examples per operation and the run's time budget; the wait for schemathesis is bounded
 /// a little beyond it.
 const MAX_EXAMPLES: u32 = 5;
 const MAX_TIME_S: u64 = 120;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
-}
 
 /// `EITWATCH_SCHEMATHESIS` if set, else `.peers/venv/bin/schemathesis`.
 fn schemathesis() -> PathBuf {
@@ -35,23 +32,12 @@ fn schemathesis() -> PathBuf {
 async fn schemathesis_finds_nothing_against_the_demo_server() {
     let exe = schemathesis();
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = std::fs::read_to_string(workspace_root().join("config/examples/server.toml")).expect("server.toml");
-    let mut config: ServerConfig = eitwatch_config::problems::load(&text, "server.toml").expect("valid");
-    config.server.listen = "127.0.0.1:0".into();
-    config.server.data_dir = dir.path().join("data").display().to_string();
-    std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
-    let (_, admin) = Tokens::create(&dir.path().join("data"), Grant::Admin).expect("admin token");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, served) = eitwatch_server::serve(config, async move {
-        let _ = stopped.await;
-    })
-    .await
-    .expect("serve");
-
+    let server = TestServer::builder(dir.path()).anonymous_read("never").admin_token().start().await;
+    let (url, admin) = (server.url().to_string(), server.admin_token().to_string());
     let report = dir.path().join("schemathesis.txt");
     let args = [
         "run".to_string(),
-        format!("http://{addr}/api/v1/openapi.json"),
+        format!("{url}/api/v1/openapi.json"),
         "--header".into(),
         format!("Authorization: Token {admin}"),
         "--max-examples".into(),
@@ -92,8 +78,7 @@ async fn schemathesis_finds_nothing_against_the_demo_server() {
     .await
     .expect("schemathesis task");
     let text = std::fs::read_to_string(&report).unwrap_or_default();
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), served).await;
+    drop(server);
     let status = status.unwrap_or_else(|| panic!("schemathesis ran past {} s:\n{text}", MAX_TIME_S + 60));
     assert!(status.success(), "schemathesis found failures ({status}):\n{text}");
 }

@@ -10,82 +10,27 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use support::ingest::create_token;
-use support::{start_server, wait_for, workspace_root};
+use support::{Area, Factory, Point, Site, TestServer, wait_for, workspace_root};
 
 /// Two areas; one factory per state the overview distinguishes.
-const SITE: &str = r#"
-[server]
-listen = "127.0.0.1:0"
-data_dir = "DATA"
-
-# No anonymous reads: the board must work with its token (header, and ?token= for SSE).
-[api]
-anonymous_read = "never"
-
-[compliance]
-tick_ms = 200
-
-[[area]]
-id = "map-ta-phut"
-name_en = "Map Ta Phut"
-name_th = "มาบตาพุด"
-province = "Rayong"
-
-[[area.factory]]
-id = "f-ok"
-name = "Compliant Foods"
-category = 3
-[[area.factory.point]]
-id = "outfall-1"
-kind = "effluent"
-parameters = ["cod"]
-
-[[area.factory]]
-id = "f-exceed"
-name = "Exceeding Ceramics"
-category = 3
-[[area.factory.point]]
-id = "outfall-1"
-kind = "effluent"
-parameters = ["cod"]
-
-[[area.factory]]
-id = "f-silent"
-name = "Silent Paper"
-category = 3
-[[area.factory.point]]
-id = "outfall-1"
-kind = "effluent"
-parameters = ["cod"]
-faults = { no_data_after_s = 2 }
-
-[[area.factory]]
-id = "f-fault"
-name = "Faulty Textiles"
-category = 3
-[[area.factory.point]]
-id = "outfall-1"
-kind = "effluent"
-parameters = ["ph"]
-
-[[area]]
-id = "mae-moh"
-name_en = "Mae Moh"
-name_th = "แม่เมาะ"
-province = "Lampang"
-
-[[area.factory]]
-id = "f-insufficient"
-name = "Biomass Power"
-category = 3
-[[area.factory.point]]
-id = "stack-1"
-kind = "emission"
-parameters = ["so2", "o2"]
-expected_interval_s = 60
-emission = { source = "boiler", fuel = "heavy_oil", combustion = true }
-"#;
+fn site() -> Site {
+    let outfall = |parameter: &str| Point::outfall("outfall-1", &[parameter]);
+    Site::new()
+        .area(
+            Area::new("map-ta-phut", "Map Ta Phut", "มาบตาพุด", "Rayong")
+                .factory(Factory::new("f-ok", "Compliant Foods").point(outfall("cod")))
+                .factory(Factory::new("f-exceed", "Exceeding Ceramics").point(outfall("cod")))
+                .factory(
+                    Factory::new("f-silent", "Silent Paper")
+                        .point(outfall("cod").with("faults = { no_data_after_s = 2 }")),
+                )
+                .factory(Factory::new("f-fault", "Faulty Textiles").point(outfall("ph"))),
+        )
+        .area(
+            Area::new("mae-moh", "Mae Moh", "แม่เมาะ", "Lampang")
+                .factory(Factory::new("f-insufficient", "Biomass Power").point(Point::boiler_stack("stack-1"))),
+        )
+}
 
 const S: i64 = 1_000_000_000;
 
@@ -93,87 +38,60 @@ fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_nanos() as i64
 }
 
-struct Board {
-    _proc: support::Proc,
-    url: String,
-    admin: String,
-    read: String,
-    writers: Vec<(String, String)>,
+/// The server with [`site`]; no anonymous reads: the board must work with its token (header,
+/// and ?token= for SSE).
+async fn start(dir: &Path) -> TestServer {
+    TestServer::builder(dir)
+        .site(site())
+        .anonymous_read("never")
+        .compliance_tick_ms(200)
+        .factory_tokens(&["f-ok", "f-exceed", "f-fault", "f-insufficient", "f-silent"])
+        .admin_token()
+        .read_token()
+        .start()
+        .await
 }
 
-impl Board {
-    async fn start(dir: &Path) -> Board {
-        let data = dir.join("server");
-        std::fs::create_dir_all(&data).expect("data dir");
-        let conf = dir.join("server.toml");
-        std::fs::write(&conf, SITE.replace("DATA", &data.display().to_string())).expect("conf");
-        let writers = ["f-ok", "f-exceed", "f-fault", "f-insufficient", "f-silent"]
-            .iter()
-            .map(|f| (f.to_string(), create_token(&data, &["--factory", f]).1))
-            .collect();
-        let admin = create_token(&data, &["--admin"]).1;
-        let read = create_token(&data, &["--read"]).1;
-        let (proc, url) = start_server(dir, &conf, &data, Duration::from_secs(30)).await;
-        Board { _proc: proc, url, admin, read, writers }
-    }
+async fn write(board: &TestServer, factory: &str, body: String) {
+    assert_eq!(board.write_as(factory, body).await, 204, "write for {factory}");
+}
 
-    fn token(&self, factory: &str) -> &str {
-        self.writers.iter().find(|(f, _)| f == factory).map(|(_, t)| t.as_str()).expect("token")
-    }
-
-    async fn write(&self, factory: &str, body: String) {
-        let r = support::http()
-            .post(format!("{}/api/v2/write?org=o&bucket=b&precision=ns", self.url))
-            .header("Authorization", format!("Token {}", self.token(factory)))
-            .body(body)
-            .send()
-            .await
-            .expect("write");
-        assert_eq!(r.status().as_u16(), 204, "write for {factory}");
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
-        let r = support::http()
-            .get(format!("{}{path}", self.url))
-            .header("Authorization", format!("Token {token}"))
-            .send()
-            .await
-            .expect("get");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or_default())
-    }
-
-    /// Open alerts of a kind for a factory, polled until there is one.
-    async fn wait_alert(&self, factory: &str, kind: &str) -> serde_json::Value {
-        wait_for(&format!("a {kind} alert of {factory}"), Duration::from_secs(30), || async move {
-            let (_, v) = self.get(&self.admin, &format!("/api/v1/alerts?factory={factory}&kind={kind}")).await;
-            v["alerts"].as_array().and_then(|a| a.iter().find(|a| a["state"] != "resolved").cloned())
-        })
-        .await
-    }
+/// Open alerts of a kind for a factory, polled until there is one.
+async fn wait_alert(board: &TestServer, factory: &str, kind: &str) -> serde_json::Value {
+    let path = format!("/api/v1/alerts?factory={factory}&kind={kind}");
+    wait_for(&format!("a {kind} alert of {factory}"), Duration::from_secs(30), || async {
+        let (_, v) = board.get_json_as(board.admin_token(), &path).await;
+        v["alerts"].as_array().and_then(|a| a.iter().find(|a| a["state"] != "resolved").cloned())
+    })
+    .await
 }
 
 /// The scenario: readings that put every factory in its state.
-async fn feed(board: &Board) {
+async fn feed(board: &TestServer) {
     let now = now_ns();
     let cod = |f: &str, v: f64, t: i64| format!("effluent,factory={f},point=outfall-1 cod={v} {t}\n");
     // COD ≤ 120 mg/L (grab sample): compliant throughout.
-    board
-        .write("f-ok", cod("f-ok", 40.0, now - 600 * S) + &cod("f-ok", 55.0, now - 300 * S) + &cod("f-ok", 60.0, now))
-        .await;
+    write(
+        board,
+        "f-ok",
+        cod("f-ok", 40.0, now - 600 * S) + &cod("f-ok", 55.0, now - 300 * S) + &cod("f-ok", 60.0, now),
+    )
+    .await;
     // The latest grab sample over the limit.
-    board.write("f-exceed", cod("f-exceed", 80.0, now - 600 * S) + &cod("f-exceed", 150.0, now)).await;
+    write(board, "f-exceed", cod("f-exceed", 80.0, now - 600 * S) + &cod("f-exceed", 150.0, now)).await;
     // pH 20 is outside the catalog's plausible 0–14: a sensor fault.
-    board
-        .write(
-            "f-fault",
-            format!("effluent,factory=f-fault,point=outfall-1 ph=7 {}\neffluent,factory=f-fault,point=outfall-1 ph=20 {now}\n", now - 60 * S),
-        )
-        .await;
+    write(
+        board,
+        "f-fault",
+        format!(
+            "effluent,factory=f-fault,point=outfall-1 ph=7 {}\neffluent,factory=f-fault,point=outfall-1 ph=20 {now}\n",
+            now - 60 * S
+        ),
+    )
+    .await;
     // One reading in an hour two hours ago (1 of 60 expected): that hour is insufficient data;
     // one now, so the stack is not silent.
-    board
-        .write(
+    write(board,
             "f-insufficient",
             format!(
                 "emission,factory=f-insufficient,point=stack-1 so2=300,o2=8 {}\nemission,factory=f-insufficient,point=stack-1 so2=310,o2=8.5 {now}\n",
@@ -182,11 +100,12 @@ async fn feed(board: &Board) {
         )
         .await;
     // f-silent does not report (until the browser test makes it): no data after 2 s.
-    board.wait_alert("f-exceed", "exceedance").await;
-    board.wait_alert("f-fault", "sensor_fault").await;
-    board.wait_alert("f-silent", "no_data").await;
+    wait_alert(board, "f-exceed", "exceedance").await;
+    wait_alert(board, "f-fault", "sensor_fault").await;
+    wait_alert(board, "f-silent", "no_data").await;
     wait_for("the insufficient hour of f-insufficient", Duration::from_secs(30), || async move {
-        let (_, v) = board.get(&board.admin, "/api/v1/status?factory=f-insufficient&parameter=so2").await;
+        let (_, v) =
+            board.get_json_as(board.admin_token(), "/api/v1/status?factory=f-insufficient&parameter=so2").await;
         (v["series"][0]["judgements"][0]["current"]["outcome"] == "insufficient_data").then_some(())
     })
     .await;
@@ -208,7 +127,7 @@ fn node_script(args: &[(&str, String)]) -> std::process::Output {
 #[tokio::test]
 async fn the_board_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let board = Board::start(dir.path()).await;
+    let board = start(dir.path()).await;
     feed(&board).await;
 
     let shots = workspace_root().join("target/screenshots");
@@ -218,9 +137,9 @@ async fn the_board_in_a_real_browser() {
         "f-fault": "sensor_fault", "f-insufficient": "insufficient_data",
     });
     let env = vec![
-        ("BOARD_URL", board.url.clone()),
-        ("ADMIN_TOKEN", board.admin.clone()),
-        ("READ_TOKEN", board.read.clone()),
+        ("BOARD_URL", board.url().to_string()),
+        ("ADMIN_TOKEN", board.admin_token().to_string()),
+        ("READ_TOKEN", board.read_token().to_string()),
         ("EXPECT_STATES", expect.to_string()),
         ("LIVE_FACTORY", "f-ok".to_string()),
         ("LIVE_TOKEN", board.token("f-ok").to_string()),
@@ -239,7 +158,7 @@ async fn the_board_in_a_real_browser() {
 
     // What the browser did is what the server kept: the live alert, acknowledged by the admin
     // token with the comment typed on the board.
-    let alert = board.wait_alert("f-ok", "exceedance").await;
+    let alert = wait_alert(&board, "f-ok", "exceedance").await;
     assert_eq!(alert["value"], 200.0);
     assert_eq!(alert["state"], "acknowledged");
     assert_eq!(alert["ack"]["comment"], "Operator called, aerator restarted (ทดสอบ)");
@@ -264,11 +183,11 @@ async fn the_board_in_a_real_browser() {
 #[tokio::test]
 async fn board_assets_site_listing_and_event_stream_token() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let board = Board::start(dir.path()).await;
+    let board = start(dir.path()).await;
     let client = support::http();
     let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
 
-    let r = no_redirect.get(format!("{}/", board.url)).send().await.expect("GET /");
+    let r = no_redirect.get(format!("{}/", board.url())).send().await.expect("GET /");
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(r.headers()["location"], "/board/");
     for (path, ty, needle) in [
@@ -276,7 +195,7 @@ async fn board_assets_site_listing_and_event_stream_token() {
         ("/board/board.js", "text/javascript; charset=utf-8", "new EventSource("),
         ("/board/board.css", "text/css; charset=utf-8", "@media"),
     ] {
-        let r = client.get(format!("{}{path}", board.url)).send().await.expect("GET");
+        let r = client.get(format!("{}{path}", board.url())).send().await.expect("GET");
         assert_eq!(r.status().as_u16(), 200, "{path}");
         assert_eq!(r.headers()["content-type"], ty, "{path}");
         let body = r.text().await.expect("body");
@@ -284,11 +203,11 @@ async fn board_assets_site_listing_and_event_stream_token() {
         // Offline: nothing is fetched from another host.
         assert!(!body.contains("http://") && !body.contains("https://"), "{path} refers to another host");
     }
-    let r = client.get(format!("{}/board/nope.js", board.url)).send().await.expect("GET");
+    let r = client.get(format!("{}/board/nope.js", board.url())).send().await.expect("GET");
     assert_eq!(r.status().as_u16(), 404);
 
     // The admin sees both areas and every factory, with catalog names in both languages.
-    let (status, site) = board.get(&board.admin, "/api/v1/site").await;
+    let (status, site) = board.get_json_as(board.admin_token(), "/api/v1/site").await;
     assert_eq!(status, 200);
     assert_eq!(site["scope"], serde_json::json!({"factory": null, "kind": "admin"}));
     let ids: Vec<_> = site["areas"].as_array().expect("areas").iter().map(|a| a["id"].as_str().unwrap_or("")).collect();
@@ -301,34 +220,34 @@ async fn board_assets_site_listing_and_event_stream_token() {
     assert_eq!(cod["name_th"], "ซีโอดี");
     assert_eq!(cod["unit"], "mg/L");
     // A factory's token sees only its factory (and its area).
-    let (_, mine) = board.get(board.token("f-insufficient"), "/api/v1/site").await;
+    let (_, mine) = board.get_json_as(board.token("f-insufficient"), "/api/v1/site").await;
     assert_eq!(mine["scope"], serde_json::json!({"factory": "f-insufficient", "kind": "write"}));
     assert_eq!(mine["areas"].as_array().map(Vec::len), Some(1));
     assert_eq!(mine["areas"][0]["factories"][0]["id"], "f-insufficient");
     assert_eq!(mine["areas"][0]["factories"].as_array().map(Vec::len), Some(1));
-    let (_, openapi) = board.get(&board.admin, "/api/v1/openapi.json").await;
+    let (_, openapi) = board.get_json_as(board.admin_token(), "/api/v1/openapi.json").await;
     assert!(openapi["paths"]["/api/v1/site"]["get"].is_object(), "/api/v1/site in the OpenAPI document");
     assert_eq!(openapi["paths"]["/api/v1/events"]["get"]["parameters"][0]["name"], "token");
     // Without a token (and anonymous reads off): 401.
-    let r = client.get(format!("{}/api/v1/site", board.url)).send().await.expect("GET");
+    let r = client.get(format!("{}/api/v1/site", board.url())).send().await.expect("GET");
     assert_eq!(r.status().as_u16(), 401);
 
     // The event stream takes ?token= (EventSource sends no headers); an unknown one is 401.
-    let r = client.get(format!("{}/api/v1/events?token=not-a-token", board.url)).send().await.expect("GET");
+    let r = client.get(format!("{}/api/v1/events?token=not-a-token", board.url())).send().await.expect("GET");
     assert_eq!(r.status().as_u16(), 401);
-    let r = client.get(format!("{}/api/v1/events", board.url)).send().await.expect("GET");
+    let r = client.get(format!("{}/api/v1/events", board.url())).send().await.expect("GET");
     assert_eq!(r.status().as_u16(), 401);
     // A factory's stream carries its own alerts and not another factory's.
     let mut stream = client
-        .get(format!("{}/api/v1/events?token={}", board.url, board.token("f-exceed")))
+        .get(format!("{}/api/v1/events?token={}", board.url(), board.token("f-exceed")))
         .send()
         .await
         .expect("GET events");
     assert_eq!(stream.status().as_u16(), 200);
     let now = now_ns();
-    board.write("f-ok", format!("effluent,factory=f-ok,point=outfall-1 cod=130 {now}\n")).await;
-    board.wait_alert("f-ok", "exceedance").await;
-    board.write("f-exceed", format!("effluent,factory=f-exceed,point=outfall-1 cod=140 {now}\n")).await;
+    write(&board, "f-ok", format!("effluent,factory=f-ok,point=outfall-1 cod=130 {now}\n")).await;
+    wait_alert(&board, "f-ok", "exceedance").await;
+    write(&board, "f-exceed", format!("effluent,factory=f-exceed,point=outfall-1 cod=140 {now}\n")).await;
     let mut text = String::new();
     let got = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(chunk) = stream.chunk().await.expect("chunk") {

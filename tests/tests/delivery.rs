@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use support::proxy::ChaosProxy;
+use support::victoria::Vm;
 use support::*;
 
 const T0_MS: i64 = 1_795_300_000_000; // 2026-11-22T08:26:40Z
@@ -32,23 +33,6 @@ fn value(i: u64) -> f64 {
 
 fn expected(ids: impl IntoIterator<Item = u64>) -> Vec<(i64, f64)> {
     ids.into_iter().map(|i| (time_ns(i), value(i))).collect()
-}
-
-/// mosquitto that queues without limit for a disconnected persistent session (the agent
-/// while it is killed).
-fn broker(dir: &Path) -> (Proc, SocketAddr) {
-    let addr = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n", addr.port()),
-    )
-    .expect("conf");
-    let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or("mosquitto");
-    (Proc::spawn("mosquitto", dir, Command::new(exe).arg("-c").arg(&conf)), addr)
 }
 
 /// Publishes the sequence with QoS 1 and counts the broker's acknowledgements.
@@ -96,11 +80,11 @@ impl Publisher {
             self.send("outfall-1", "cod", value(i), time_ns(i)).await;
             if (i - start + 1) % 10 == 0 {
                 let want = base + (i - start + 1) as f64;
-                let t = std::time::Instant::now();
-                while agent.metric("eitwatch_outbox_appended_total").await < want {
-                    assert!(t.elapsed() < Duration::from_secs(30), "the agent took no reading for 30 s");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
+                let what = format!("the agent to take reading {i}");
+                poll_every(Duration::from_millis(10), &what, Duration::from_secs(30), || async {
+                    (agent.metric("eitwatch_outbox_appended_total").await >= want).then_some(())
+                })
+                .await;
             }
         }
     }
@@ -116,63 +100,24 @@ impl Publisher {
 }
 
 /// The server on a fixed loopback port (so it can be restarted where the agent expects it).
-struct TestServer {
-    dir: PathBuf,
-    conf: PathBuf,
-    addr: SocketAddr,
-    token: String,
-    proc: Option<Proc>,
-    starts: usize,
+async fn server(dir: &Path) -> TestServer {
+    TestServer::builder(dir).fixed_port().factory_tokens(&["f1"]).start().await
 }
 
-impl TestServer {
-    async fn start(dir: &Path) -> TestServer {
-        let addr = free_port();
-        let data = dir.join("server");
-        let conf = dir.join("server.toml");
-        let toml = SERVER_TOML.replace("DATA", &data.display().to_string()).replace("127.0.0.1:0", &addr.to_string());
-        std::fs::write(&conf, toml).expect("conf");
-        let token = create_token(&data, "f1");
-        let mut s = TestServer { dir: dir.to_path_buf(), conf, addr, token, proc: None, starts: 0 };
-        s.restart().await;
-        s
-    }
+async fn cod(server: &TestServer) -> Vec<(i64, f64)> {
+    server.series("f1", "cod").await
+}
 
-    async fn restart(&mut self) {
-        self.starts += 1;
-        let name = format!("server-{}", self.starts);
-        self.proc =
-            Some(Proc::spawn(&name, &self.dir, Command::new(bin("eitwatch-server")).arg("--config").arg(&self.conf)));
-        wait_for_port("the server", self.addr).await;
-    }
+async fn gaps(server: &TestServer) -> Vec<serde_json::Value> {
+    server.get_json("/api/v1/gaps?factory=f1").await["gaps"].as_array().expect("gaps").clone()
+}
 
-    fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    async fn cod(&self) -> Vec<(i64, f64)> {
-        series(&self.url(), "f1", "cod").await
-    }
-
-    async fn gaps(&self) -> Vec<serde_json::Value> {
-        get_json(&format!("{}/api/v1/gaps?factory=f1", self.url())).await["gaps"].as_array().expect("gaps").clone()
-    }
-
-    /// Waits until the store holds `n` COD readings.
-    async fn wait_cod(&self, n: usize, limit: Duration) {
-        let url = self.url();
-        wait_for(&format!("{n} COD readings in the store"), limit, || {
-            let url = url.clone();
-            async move { (series(&url, "f1", "cod").await.len() >= n).then_some(()) }
-        })
-        .await;
-    }
+/// Waits until the store holds `n` COD readings.
+async fn wait_cod(server: &TestServer, n: usize, limit: Duration) {
+    wait_for(&format!("{n} COD readings in the store"), limit, || async {
+        (server.series("f1", "cod").await.len() >= n).then_some(())
+    })
+    .await;
 }
 
 /// The agent binary on a config this test writes; restartable on the same data directory.
@@ -288,15 +233,10 @@ unit = "mg/L"
     }
 
     async fn wait_metric(&self, name: &str, what: &str, ok: impl Fn(f64) -> bool) {
-        let start = std::time::Instant::now();
-        loop {
-            let v = self.metric(name).await;
-            if ok(v) {
-                return;
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what} ({name} = {v})");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for(&format!("{what} ({name})"), Duration::from_secs(30), || async {
+            ok(self.metric(name).await).then_some(())
+        })
+        .await;
     }
 
     /// `eitwatch-agent status --json`, read from the files.
@@ -330,13 +270,9 @@ async fn assert_counts_add_up(agent: &TestAgent) {
 /// probe (BOD, a series the tests do not count) until the server has it. From then on the
 /// broker keeps the agent's persistent session across the agent's restarts.
 async fn wait_subscribed(publisher: &Publisher, server: &TestServer) {
-    let url = server.url();
-    wait_for("the agent's MQTT subscription", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move {
-            publisher.send("outfall-1", "bod", 1.0, time_ns(0) - 60_000_000_000).await;
-            (!series(&url, "f1", "bod").await.is_empty()).then_some(())
-        }
+    wait_for("the agent's MQTT subscription", Duration::from_secs(30), || async {
+        publisher.send("outfall-1", "bod", 1.0, time_ns(0) - 60_000_000_000).await;
+        (!server.series("f1", "bod").await.is_empty()).then_some(())
     })
     .await;
 }
@@ -351,9 +287,10 @@ struct Setup {
 
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mosquitto, broker) = broker(dir.path());
-    wait_for_port("mosquitto", broker).await;
-    let server = TestServer::start(dir.path()).await;
+    let broker = free_port();
+    // Queues without limit for a disconnected persistent session (the agent while it is killed).
+    let mosquitto = mosquitto(dir.path(), "mosquitto", broker.port(), "persistence false\nmax_queued_messages 0").await;
+    let server = server(dir.path()).await;
     let publisher = Publisher::connect(broker).await;
     Setup { _dir: dir, _mosquitto: mosquitto, server, publisher, broker }
 }
@@ -364,7 +301,7 @@ impl Setup {
     }
 
     fn agent(&self, url: String, gzip: bool, extra: &str) -> TestAgent {
-        let o = AgentOptions { url, token: &self.server.token, gzip, extra_point: false, extra };
+        let o = AgentOptions { url, token: self.server.token("f1"), gzip, extra_point: false, extra };
         TestAgent::configure(self.dir(), self.broker, o)
     }
 }
@@ -372,13 +309,13 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_stopped_then_restarted_loses_and_duplicates_nothing() {
     let mut s = setup().await;
-    let mut agent = s.agent(s.server.url(), false, "");
+    let mut agent = s.agent(s.server.url().to_string(), false, "");
     agent.start().await;
     wait_subscribed(&s.publisher, &s.server).await;
 
     s.publisher.cod(&agent, 0..100).await;
-    s.server.wait_cod(100, Duration::from_secs(30)).await;
-    s.server.stop();
+    wait_cod(&s.server, 100, Duration::from_secs(30)).await;
+    s.server.kill();
     s.publisher.cod(&agent, 100..300).await;
     s.publisher.wait_acked(300).await;
     // The agent has them all on disk and keeps retrying.
@@ -388,9 +325,9 @@ async fn server_stopped_then_restarted_loses_and_duplicates_nothing() {
     assert!(status["sinks"][0]["depth"].as_u64().expect("depth") >= 200, "status from the files: {status}");
     s.server.restart().await;
 
-    s.server.wait_cod(300, Duration::from_secs(60)).await;
+    wait_cod(&s.server, 300, Duration::from_secs(60)).await;
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"server\"}", "an empty queue", |v| v == 0.0).await;
-    assert_eq!(s.server.cod().await, expected(0..300));
+    assert_eq!(cod(&s.server).await, expected(0..300));
     assert_counts_add_up(&agent).await;
     let status = agent.status();
     assert_eq!(status["sinks"][0]["depth"], 0, "{status}");
@@ -400,7 +337,7 @@ async fn server_stopped_then_restarted_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_sigkilled_mid_stream_20_times_loses_and_duplicates_nothing() {
     let s = setup().await;
-    let mut agent = s.agent(s.server.url(), false, "");
+    let mut agent = s.agent(s.server.url().to_string(), false, "");
     agent.start().await;
     wait_subscribed(&s.publisher, &s.server).await;
 
@@ -417,6 +354,7 @@ async fn agent_sigkilled_mid_stream_20_times_loses_and_duplicates_nothing() {
         // Let it take some readings (a varying number), then kill it in the middle of the stream.
         let appended = agent.metric("eitwatch_outbox_appended_total").await;
         let want = appended + 5.0 + (round % 4) as f64 * 7.0;
+        // At most 5 s: a slow agent is killed all the same, with what it took by then.
         let start = std::time::Instant::now();
         while agent.metric("eitwatch_outbox_appended_total").await < want && start.elapsed() < Duration::from_secs(5) {
             tokio::time::sleep(Duration::from_millis(10 + round % 3 * 10)).await;
@@ -426,9 +364,9 @@ async fn agent_sigkilled_mid_stream_20_times_loses_and_duplicates_nothing() {
     }
     publishing.await.expect("publisher");
     s.publisher.wait_acked(total as usize).await;
-    s.server.wait_cod(total as usize, Duration::from_secs(60)).await;
+    wait_cod(&s.server, total as usize, Duration::from_secs(60)).await;
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"server\"}", "an empty queue", |v| v == 0.0).await;
-    assert_eq!(s.server.cod().await, expected(0..total));
+    assert_eq!(cod(&s.server).await, expected(0..total));
     let log = std::fs::read_dir(s.dir())
         .expect("dir")
         .filter_map(|e| e.ok())
@@ -441,32 +379,32 @@ async fn agent_sigkilled_mid_stream_20_times_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_cut_and_restored_by_a_proxy_loses_and_duplicates_nothing() {
     let s = setup().await;
-    let proxy = ChaosProxy::start(s.server.addr).await;
+    let proxy = ChaosProxy::start(s.server.addr()).await;
     let mut agent = s.agent(format!("http://{}", proxy.addr), false, "");
     agent.start().await;
     wait_subscribed(&s.publisher, &s.server).await;
 
     s.publisher.cod(&agent, 0..100).await;
-    s.server.wait_cod(100, Duration::from_secs(30)).await;
+    wait_cod(&s.server, 100, Duration::from_secs(30)).await;
     proxy.break_networking();
     s.publisher.cod(&agent, 100..250).await;
     agent.wait_metric("eitwatch_sink_retried_total{sink=\"server\"}", "a failed attempt", |v| v >= 1.0).await;
     s.publisher.cod(&agent, 250..300).await;
     s.publisher.wait_acked(300).await;
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"server\"}", "200 waiting", |v| v >= 200.0).await;
-    assert_eq!(s.server.cod().await.len(), 100, "nothing passes a cut link");
+    assert_eq!(cod(&s.server).await.len(), 100, "nothing passes a cut link");
     proxy.restore_networking();
 
-    s.server.wait_cod(300, Duration::from_secs(60)).await;
+    wait_cod(&s.server, 300, Duration::from_secs(60)).await;
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"server\"}", "an empty queue", |v| v == 0.0).await;
-    assert_eq!(s.server.cod().await, expected(0..300));
+    assert_eq!(cod(&s.server).await, expected(0..300));
     assert_counts_add_up(&agent).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_full_during_an_outage_drops_the_oldest_and_the_gap_record_arrives() {
     let s = setup().await;
-    let proxy = ChaosProxy::start(s.server.addr).await;
+    let proxy = ChaosProxy::start(s.server.addr()).await;
     // About 70 readings a segment, two segments kept.
     let mut agent =
         s.agent(format!("http://{}", proxy.addr), false, "[outbox]\nmax_bytes = 8192\nsegment_bytes = 4096\n");
@@ -474,7 +412,7 @@ async fn outbox_full_during_an_outage_drops_the_oldest_and_the_gap_record_arrive
     wait_subscribed(&s.publisher, &s.server).await;
 
     s.publisher.cod(&agent, 0..100).await;
-    s.server.wait_cod(100, Duration::from_secs(30)).await;
+    wait_cod(&s.server, 100, Duration::from_secs(30)).await;
     proxy.break_networking();
     let total = 600u64;
     s.publisher.cod(&agent, 100..total).await;
@@ -488,11 +426,11 @@ async fn outbox_full_during_an_outage_drops_the_oldest_and_the_gap_record_arrive
 
     // The oldest are gone; the gap records say exactly which.
     let kept_from = 100 + dropped;
-    s.server.wait_cod((100 + total - kept_from) as usize, Duration::from_secs(60)).await;
+    wait_cod(&s.server, (100 + total - kept_from) as usize, Duration::from_secs(60)).await;
     agent.wait_metric("eitwatch_sink_gaps_pending{sink=\"server\"}", "gaps delivered", |v| v == 0.0).await;
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"server\"}", "an empty queue", |v| v == 0.0).await;
-    assert_eq!(s.server.cod().await, expected((0..100).chain(kept_from..total)));
-    let mut gaps = s.server.gaps().await;
+    assert_eq!(cod(&s.server).await, expected((0..100).chain(kept_from..total)));
+    let mut gaps = gaps(&s.server).await;
     gaps.sort_by_key(|g| g["from_ns"].as_i64());
     let counts: u64 = gaps.iter().map(|g| g["count"].as_u64().expect("count")).sum();
     assert_eq!(counts, dropped, "the gap records count every dropped reading: {gaps:?}");
@@ -512,7 +450,8 @@ async fn outbox_full_during_an_outage_drops_the_oldest_and_the_gap_record_arrive
 async fn a_refused_reading_is_dead_lettered_and_a_refused_token_stops_delivery_without_loss() {
     let s = setup().await;
     // A wrong token first: delivery stops, nothing is dropped.
-    let o = AgentOptions { url: s.server.url(), token: "ewf_wrong", gzip: false, extra_point: true, extra: "" };
+    let o =
+        AgentOptions { url: s.server.url().to_string(), token: "ewf_wrong", gzip: false, extra_point: true, extra: "" };
     let mut agent = TestAgent::configure(s.dir(), s.broker, o);
     agent.start().await;
     // The subscription cannot be probed through the store yet: wait for the agent's own log.
@@ -523,14 +462,12 @@ async fn a_refused_reading_is_dead_lettered_and_a_refused_token_stops_delivery_w
     .await;
     // Readings of outfall-9 are valid for the agent and unknown to the server (400).
     let bad: Vec<u64> = vec![3, 4, 17, 58];
-    loop {
-        // Repeat the first reading until the agent has taken it (its subscription is then live).
+    // Repeat the first reading until the agent has taken it (its subscription is then live).
+    wait_for("the agent to take the first reading", Duration::from_secs(30), || async {
         s.publisher.send("outfall-1", "cod", value(0), time_ns(0)).await;
-        if agent.metric("eitwatch_outbox_appended_total").await >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (agent.metric("eitwatch_outbox_appended_total").await >= 1.0).then_some(())
+    })
+    .await;
     let base = agent.metric("eitwatch_outbox_appended_total").await;
     for i in 1..80u64 {
         let point = if bad.contains(&i) { "outfall-9" } else { "outfall-1" };
@@ -546,17 +483,23 @@ async fn a_refused_reading_is_dead_lettered_and_a_refused_token_stops_delivery_w
     assert_eq!(agent.metric("eitwatch_sink_delivered_total{sink=\"server\"}").await, 0.0);
     assert_eq!(agent.metric("eitwatch_sink_dropped_total{sink=\"server\"}").await, 0.0);
     assert!(agent.log().contains("DELIVERY STOPPED"), "said loudly");
-    assert!(s.server.cod().await.is_empty());
+    assert!(cod(&s.server).await.is_empty());
 
     // The right token: everything flows, the four refused readings go to dead-letter files.
     agent.kill();
-    let o = AgentOptions { url: s.server.url(), token: &s.server.token, gzip: false, extra_point: true, extra: "" };
+    let o = AgentOptions {
+        url: s.server.url().to_string(),
+        token: s.server.token("f1"),
+        gzip: false,
+        extra_point: true,
+        extra: "",
+    };
     let mut agent = TestAgent::configure(s.dir(), s.broker, o);
     agent.start().await;
     let good: Vec<u64> = (0..80).filter(|i| !bad.contains(i)).collect();
-    s.server.wait_cod(good.len(), Duration::from_secs(60)).await;
+    wait_cod(&s.server, good.len(), Duration::from_secs(60)).await;
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"server\"}", "an empty queue", |v| v == 0.0).await;
-    assert_eq!(s.server.cod().await, expected(good));
+    assert_eq!(cod(&s.server).await, expected(good));
     assert_eq!(agent.metric("eitwatch_sink_stopped{sink=\"server\"}").await, 0.0);
     assert_eq!(agent.metric("eitwatch_sink_dead_lettered_total{sink=\"server\"}").await, bad.len() as f64);
     let dead = agent.data.join("dead-letter");
@@ -582,7 +525,7 @@ async fn a_refused_reading_is_dead_lettered_and_a_refused_token_stops_delivery_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_outage_live_readings_overtake_the_rate_limited_backlog() {
     let s = setup().await;
-    let proxy = ChaosProxy::start(s.server.addr).await;
+    let proxy = ChaosProxy::start(s.server.addr()).await;
     // The backlog drains at 2 readings/s after a first 40-reading batch. The agent turns to
     // "live first" once it is a batch behind, early in the outage, so the backlog is the
     // readings from before that (about 50) and the rest go as live ones: at 2/s its last ones
@@ -594,92 +537,57 @@ async fn after_an_outage_live_readings_overtake_the_rate_limited_backlog() {
     s.publisher.cod(&agent, 0..200).await;
     proxy.restore_networking();
     // Delivery resumed: the first backlog batch is in.
-    s.server.wait_cod(40, Duration::from_secs(30)).await;
+    wait_cod(&s.server, 40, Duration::from_secs(30)).await;
     // A present reading, an exceedance, arrives while the backlog still drains.
     s.publisher.send("outfall-1", "cod", 500.0, time_ns(1000)).await;
-    let url = s.server.url();
-    let stored = wait_for("the live reading", Duration::from_secs(10), || {
-        let url = url.clone();
-        async move {
-            let cod = series(&url, "f1", "cod").await;
-            cod.iter().any(|&(t, _)| t == time_ns(1000)).then_some(cod.len() - 1)
-        }
+    let stored = wait_for("the live reading", Duration::from_secs(10), || async {
+        let cod = cod(&s.server).await;
+        cod.iter().any(|&(t, _)| t == time_ns(1000)).then_some(cod.len() - 1)
     })
     .await;
     assert!(stored < 200, "the live reading came before the backlog was done ({stored} of 200 then)");
-    s.server.wait_cod(201, Duration::from_secs(60)).await;
+    wait_cod(&s.server, 201, Duration::from_secs(60)).await;
     let mut want = expected(0..200);
     want.push((time_ns(1000), 500.0));
-    assert_eq!(s.server.cod().await, want);
+    assert_eq!(cod(&s.server).await, want);
     assert_counts_add_up(&agent).await;
 }
 
-/// VictoriaMetrics from Debian: a real store taking the InfluxDB v2 write API.
-async fn victoria_metrics(dir: &Path) -> (Proc, SocketAddr) {
-    let addr = free_port();
-    let data = dir.join("vm");
-    let proc = Proc::spawn(
-        "victoria-metrics",
-        dir,
-        Command::new("victoria-metrics")
-            .arg(format!("-httpListenAddr={addr}"))
-            .arg(format!("-storageDataPath={}", data.display()))
-            .args(["-retentionPeriod=100y", "-search.latencyOffset=1s", "-search.disableCache"]),
-    );
-    let url = format!("http://{addr}/health");
-    wait_for("victoria-metrics", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move { http().get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-    })
-    .await;
-    (proc, addr)
-}
-
 /// `(time_ns, value)` of `effluent_cod` in VictoriaMetrics (it keeps milliseconds).
-async fn vm_cod(addr: SocketAddr) -> Vec<(i64, f64)> {
-    let url = format!("http://{addr}/api/v1/export?match[]=effluent_cod");
-    let text = http().get(&url).send().await.expect("export").text().await.expect("text");
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).expect("export line");
-        let ts = v["timestamps"].as_array().expect("timestamps");
-        let vs = v["values"].as_array().expect("values");
-        out.extend(ts.iter().zip(vs).map(|(t, v)| (t.as_i64().expect("ms") * 1_000_000, v.as_f64().expect("value"))));
-    }
-    out.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    out
+async fn vm_cod(vm: &Vm) -> Vec<(i64, f64)> {
+    vm.export("effluent_cod").await.into_iter().map(|(_, _, ms, v)| (ms * 1_000_000, v)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_influxdb_sink_keeps_its_own_cursor_through_its_own_outage() {
     let s = setup().await;
-    let (_vm, vm) = victoria_metrics(s.dir()).await;
-    let proxy = ChaosProxy::start(vm).await;
+    let vm = Vm::start(s.dir()).await;
+    let proxy = ChaosProxy::start(vm.addr).await;
     let historian = format!(
         "[[influxdb]]\nname = \"historian\"\nurl = \"http://{}\"\ntoken = \"t\"\norg = \"factory\"\nbucket = \"effluent\"\nbatch_max_readings = 40\nbatch_max_age_ms = 100\ngzip = false\n",
         proxy.addr
     );
-    let mut agent = s.agent(s.server.url(), false, &historian);
+    let mut agent = s.agent(s.server.url().to_string(), false, &historian);
     agent.start().await;
     wait_subscribed(&s.publisher, &s.server).await;
     proxy.break_networking();
     s.publisher.cod(&agent, 0..150).await;
     // The server has everything while the historian's link is down; its readings wait.
-    s.server.wait_cod(150, Duration::from_secs(30)).await;
+    wait_cod(&s.server, 150, Duration::from_secs(30)).await;
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"historian\"}", "150 waiting", |v| v >= 150.0).await;
     assert_eq!(agent.metric("eitwatch_sink_queue_depth{sink=\"server\"}").await, 0.0);
-    assert!(vm_cod(vm).await.is_empty());
+    assert!(vm_cod(&vm).await.is_empty());
     proxy.restore_networking();
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"historian\"}", "an empty queue", |v| v == 0.0).await;
-    let got = wait_for("150 readings in VictoriaMetrics", Duration::from_secs(30), || async move {
-        let mut got = vm_cod(vm).await;
+    let got = wait_for("150 readings in VictoriaMetrics", Duration::from_secs(30), || async {
+        let mut got = vm_cod(&vm).await;
         // VictoriaMetrics keeps a re-sent sample twice where InfluxDB overwrites it: compare points.
         got.dedup();
         (got.len() >= 150).then_some(got)
     })
     .await;
     assert_eq!(got, expected(0..150));
-    assert_eq!(s.server.cod().await, expected(0..150));
+    assert_eq!(cod(&s.server).await, expected(0..150));
     let m = agent.metrics().await;
     assert_eq!(m["eitwatch_sink_delivered_total{sink=\"historian\"}"], m["eitwatch_outbox_appended_total"], "{m:?}");
 }
@@ -687,62 +595,46 @@ async fn an_influxdb_sink_keeps_its_own_cursor_through_its_own_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gap_records_are_pinned_to_the_token_factory_and_append_only() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = TestServer::start(dir.path()).await;
-    let f2_token = create_token(&dir.path().join("server"), "f2");
+    let server = server(dir.path()).await;
+    let f2_token = server.create_token(&["--factory", "f2"]).secret;
     let gap = |id: &str, factory: &str, point: &str, count: u64| {
         serde_json::json!({ "gaps": [{
             "id": id, "factory": factory, "point": point, "kind": "effluent", "parameters": ["cod"],
             "from_ns": time_ns(0), "to_ns": time_ns(9), "count": count, "reason": "agent buffer overflow",
         }]})
     };
-    let post = |token: String, body: serde_json::Value| {
-        let url = format!("{}/api/v1/gaps", server.url());
-        async move {
-            let r = http()
-                .post(url)
-                .header("Authorization", format!("Token {token}"))
-                .json(&body)
-                .send()
-                .await
-                .expect("post");
-            let status = r.status().as_u16();
-            (status, r.text().await.unwrap_or_default())
-        }
-    };
-    let t1 = server.token.clone();
-    let (status, text) = post(f2_token.clone(), gap("g1", "f1", "outfall-1", 10)).await;
+    async fn post(server: &TestServer, token: &str, body: serde_json::Value) -> (u16, String) {
+        server.post(token, "/api/v1/gaps", body.to_string()).await
+    }
+    let t1 = server.token("f1");
+    let (status, text) = post(&server, &f2_token, gap("g1", "f1", "outfall-1", 10)).await;
     assert_eq!(status, 403, "another factory's gap: {text}");
     assert!(text.contains("not the token's factory"), "{text}");
-    assert_eq!(post(t1.clone(), gap("g1", "f1", "outfall-1", 10)).await.0, 204);
-    assert_eq!(post(t1.clone(), gap("g1", "f1", "outfall-1", 10)).await.0, 204, "a re-sent gap");
-    let (status, text) = post(t1.clone(), gap("g1", "f1", "outfall-1", 11)).await;
+    assert_eq!(post(&server, t1, gap("g1", "f1", "outfall-1", 10)).await.0, 204);
+    assert_eq!(post(&server, t1, gap("g1", "f1", "outfall-1", 10)).await.0, 204, "a re-sent gap");
+    let (status, text) = post(&server, t1, gap("g1", "f1", "outfall-1", 11)).await;
     assert_eq!(status, 409, "{text}");
-    let (status, text) = post(t1.clone(), gap("g2", "f1", "outfall-7", 10)).await;
+    let (status, text) = post(&server, t1, gap("g2", "f1", "outfall-7", 10)).await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("unknown point \\\"outfall-7\\\""), "{text}");
-    let gaps = server.gaps().await;
+    let gaps = gaps(&server).await;
     assert_eq!(gaps.len(), 1, "stored once: {gaps:?}");
     assert_eq!(gaps[0]["count"], 10);
-    let r = http()
-        .get(format!("{}/api/v1/gaps", server.url()))
-        .header("Authorization", format!("Token {f2_token}"))
-        .send()
-        .await
-        .expect("get");
-    let seen: serde_json::Value = r.json().await.expect("json");
+    let (status, seen) = server.get_json_as(&f2_token, "/api/v1/gaps").await;
+    assert_eq!(status, 200);
     assert_eq!(seen["gaps"], serde_json::json!([]), "f2 sees only its own");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_outbox_drops_only_what_a_sink_lacks_and_tells_influxdb_with_gap_lines() {
     let s = setup().await;
-    let (_vm, vm) = victoria_metrics(s.dir()).await;
-    let proxy = ChaosProxy::start(vm).await;
+    let vm = Vm::start(s.dir()).await;
+    let proxy = ChaosProxy::start(vm.addr).await;
     let extra = format!(
         "[[influxdb]]\nname = \"historian\"\nurl = \"http://{}\"\ntoken = \"t\"\norg = \"factory\"\nbucket = \"effluent\"\nbatch_max_readings = 40\nbatch_max_age_ms = 100\ngzip = false\n[outbox]\nmax_bytes = 8192\nsegment_bytes = 4096\n",
         proxy.addr
     );
-    let mut agent = s.agent(s.server.url(), false, &extra);
+    let mut agent = s.agent(s.server.url().to_string(), false, &extra);
     agent.start().await;
     wait_subscribed(&s.publisher, &s.server).await;
     // The probe readings delivered to both, so that only COD readings can be dropped.
@@ -750,7 +642,7 @@ async fn a_full_outbox_drops_only_what_a_sink_lacks_and_tells_influxdb_with_gap_
     proxy.break_networking();
     let total = 400u64;
     s.publisher.cod(&agent, 0..total).await;
-    s.server.wait_cod(total as usize, Duration::from_secs(30)).await;
+    wait_cod(&s.server, total as usize, Duration::from_secs(30)).await;
     let dropped = agent.metric("eitwatch_sink_dropped_total{sink=\"historian\"}").await as u64;
     assert!(dropped > 100, "{dropped} dropped for the historian");
     assert_eq!(agent.metric("eitwatch_sink_dropped_total{sink=\"server\"}").await, 0.0, "the server had them all");
@@ -758,32 +650,22 @@ async fn a_full_outbox_drops_only_what_a_sink_lacks_and_tells_influxdb_with_gap_
     agent.wait_metric("eitwatch_sink_gaps_pending{sink=\"historian\"}", "gap lines delivered", |v| v == 0.0).await;
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"historian\"}", "an empty queue", |v| v == 0.0).await;
     let want = expected(dropped..total);
-    let got = wait_for("the kept readings in VictoriaMetrics", Duration::from_secs(30), || async move {
-        let mut got = vm_cod(vm).await;
+    let got = wait_for("the kept readings in VictoriaMetrics", Duration::from_secs(30), || async {
+        let mut got = vm_cod(&vm).await;
         got.dedup();
         (got.len() >= (total - dropped) as usize).then_some(got)
     })
     .await;
     assert_eq!(got, want, "the historian has the newest, the oldest {dropped} are gone");
     // VictoriaMetrics keeps a gap line's integer fields as gap_count, gap_from_ns, gap_to_ns.
-    let url = format!("http://{vm}/api/v1/export?match[]=gap_count");
-    let counted = wait_for("gap_count in VictoriaMetrics", Duration::from_secs(30), || {
-        let url = url.clone();
-        async move {
-            let text = http().get(&url).send().await.ok()?.text().await.ok()?;
-            let sum: f64 = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .flat_map(|v| v["values"].as_array().cloned().unwrap_or_default())
-                .filter_map(|v| v.as_f64())
-                .sum();
-            (sum > 0.0).then_some(sum)
-        }
+    let counted = wait_for("gap_count in VictoriaMetrics", Duration::from_secs(30), || async {
+        let sum: f64 = vm.export("gap_count").await.iter().map(|(.., v)| v).sum();
+        (sum > 0.0).then_some(sum)
     })
     .await;
     assert_eq!(counted as u64, dropped, "the gap lines count every reading the historian lost");
-    assert_eq!(s.server.cod().await, expected(0..total));
-    assert!(s.server.gaps().await.is_empty(), "the server lost nothing, so it was told of no gap");
+    assert_eq!(cod(&s.server).await, expected(0..total));
+    assert!(gaps(&s.server).await.is_empty(), "the server lost nothing, so it was told of no gap");
 }
 
 /// gzip bodies (the default) arrive exactly; the agent's fallback to identity bodies (for a
@@ -791,31 +673,14 @@ async fn a_full_outbox_drops_only_what_a_sink_lacks_and_tells_influxdb_with_gap_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_bodies_are_delivered_exactly() {
     let s = setup().await;
-    let mut agent = s.agent(s.server.url(), true, "");
+    let mut agent = s.agent(s.server.url().to_string(), true, "");
     agent.start().await;
     wait_subscribed(&s.publisher, &s.server).await;
     s.publisher.cod(&agent, 0..200).await;
-    s.server.wait_cod(200, Duration::from_secs(30)).await;
-    assert_eq!(s.server.cod().await, expected(0..200));
+    wait_cod(&s.server, 200, Duration::from_secs(30)).await;
+    assert_eq!(cod(&s.server).await, expected(0..200));
     assert!(!agent.log().contains("refuses gzip"), "the server took gzip bodies");
     assert_counts_add_up(&agent).await;
-}
-
-impl TestServer {
-    /// Restarts the server with `[server] max_body_bytes = n`.
-    async fn restart_with_max_body_bytes(&mut self, n: usize) {
-        self.stop();
-        let toml = std::fs::read_to_string(&self.conf).expect("conf");
-        let toml = match toml.find("max_body_bytes = ") {
-            Some(at) => {
-                let end = at + toml[at..].find('\n').expect("line end");
-                format!("{}max_body_bytes = {n}{}", &toml[..at], &toml[end..])
-            }
-            None => toml.replacen("[server]\n", &format!("[server]\nmax_body_bytes = {n}\n"), 1),
-        };
-        std::fs::write(&self.conf, toml).expect("conf");
-        self.restart().await;
-    }
 }
 
 /// A server that takes small bodies only (413 above `max_body_bytes`): the agent halves its
@@ -826,13 +691,13 @@ async fn batches_refused_413_are_halved_until_they_fit_and_only_a_lone_reading_t
     let mut s = setup().await;
     // One line is 66 bytes (`effluent,factory=f1,point=outfall-1 cod=10.5 1795300000000000000\n`):
     // 700 bytes take 10 lines, so the agent's batches of 40 go as 40 → 20 → 10.
-    s.server.restart_with_max_body_bytes(700).await;
-    let mut agent = s.agent(s.server.url(), false, "");
+    s.server.restart_with_server_keys("max_body_bytes = 700").await;
+    let mut agent = s.agent(s.server.url().to_string(), false, "");
     agent.start().await;
     wait_subscribed(&s.publisher, &s.server).await;
     s.publisher.cod(&agent, 0..200).await;
-    s.server.wait_cod(200, Duration::from_secs(60)).await;
-    assert_eq!(s.server.cod().await, expected(0..200), "every reading once, none lost or doubled");
+    wait_cod(&s.server, 200, Duration::from_secs(60)).await;
+    assert_eq!(cod(&s.server).await, expected(0..200), "every reading once, none lost or doubled");
     agent.wait_metric("eitwatch_sink_queue_depth{sink=\"server\"}", "an empty queue", |v| v == 0.0).await;
     assert_eq!(agent.metric("eitwatch_sink_dead_lettered_total{sink=\"server\"}").await, 0.0);
     assert!(
@@ -842,13 +707,13 @@ async fn batches_refused_413_are_halved_until_they_fit_and_only_a_lone_reading_t
     assert_counts_add_up(&agent).await;
 
     // 40 bytes take no line: each reading is refused alone, and dead-lettered with the reason.
-    s.server.restart_with_max_body_bytes(40).await;
+    s.server.restart_with_server_keys("max_body_bytes = 40").await;
     let before = agent.metric("eitwatch_outbox_appended_total").await;
     s.publisher.cod(&agent, 200..205).await;
     agent.wait_metric("eitwatch_sink_dead_lettered_total{sink=\"server\"}", "5 dead letters", |v| v >= 5.0).await;
     assert_eq!(agent.metric("eitwatch_outbox_appended_total").await, before + 5.0);
     assert_eq!(agent.metric("eitwatch_sink_dead_lettered_total{sink=\"server\"}").await, 5.0);
-    assert_eq!(s.server.cod().await, expected(0..200), "nothing of the refused readings stored");
+    assert_eq!(cod(&s.server).await, expected(0..200), "nothing of the refused readings stored");
     let dead = agent.data.join("dead-letter");
     let (mut lines, mut reasons) = (Vec::new(), 0);
     for e in std::fs::read_dir(&dead).expect("dead-letter dir").filter_map(|e| e.ok()) {

@@ -8,8 +8,8 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use calamine::{Data, Reader as _, Xlsx};
-use support::compliance::{ComplianceServer, minutes};
-use support::wait_for;
+use support::lp::minutes;
+use support::{TestServer, wait_for};
 
 fn ts(s: &str) -> i64 {
     s.parse::<jiff::Timestamp>().expect("timestamp").as_nanosecond() as i64
@@ -32,18 +32,10 @@ fn value<'a>(report: &'a serde_json::Value, id: &str, key: &str) -> &'a serde_js
         .unwrap_or_else(|| panic!("no {key} in {indicator}"))
 }
 
-async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
-    let mut r = support::http().get(url);
-    if let Some(t) = token {
-        r = r.header("Authorization", format!("Token {t}"));
-    }
-    r.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
-}
-
 #[tokio::test]
 async fn indicators_over_http_as_json_csv_and_xlsx() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (server, tokens) = ComplianceServer::start(dir.path()).await;
+    let mut server = TestServer::judging(dir.path()).start().await;
     // 1 and 2 October 2026, Bangkok (the range asked for). f1's outfall reports COD once a
     // minute on 1 October only: 100 mg/L, but 150 at 10:00 and 10:01. f2's reports 80 on both
     // days. f1's stack never reports.
@@ -54,15 +46,16 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
         f1 = f1.replace(&format!("cod=100 {t}\n"), &format!("cod=150 {t}\n"));
     }
     assert_eq!(f1.matches("cod=150").count(), 2);
-    assert_eq!(server.write(&tokens.f1, f1).await, 204);
+    assert_eq!(server.write_as("f1", f1).await, 204);
     let f2 = minutes("effluent", "f2", "outfall-1", "cod", 80.0, day1, 2880);
-    assert_eq!(server.write(&tokens.f2, f2).await, 204);
+    assert_eq!(server.write_as("f2", f2).await, 204);
 
-    let url = format!("{}/api/v1/indicators?area=a1&{RANGE}", server.url);
+    let url = format!("/api/v1/indicators?area=a1&{RANGE}");
     let report = wait_for("every grab sample judged", Duration::from_secs(60), || {
         let url = url.clone();
+        let server = &server;
         async move {
-            let r = support::get_json(&url).await;
+            let r = server.get_json(&url).await;
             (value(&r, "effluent-compliance", "judged_compliant_pct")["denominator"] == 4320.0).then_some(r)
         }
     })
@@ -97,23 +90,23 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
     assert_eq!(cod["not_computed"], "f1/outfall-1: flow not measured; f2/outfall-1: flow not measured");
 
     // A factory's own token sees its factory only.
-    let r = get(&format!("{}/api/v1/indicators?{RANGE}", server.url), Some(&tokens.f2)).await;
+    let r = server.get(Some(server.token("f2")), &format!("/api/v1/indicators?{RANGE}")).await;
     assert_eq!(r.status(), 200);
     let own: serde_json::Value = r.json().await.expect("json");
     let rate = value(&own, "effluent-compliance", "judged_compliant_pct");
     assert_eq!((rate["numerator"].as_f64(), rate["denominator"].as_f64()), (Some(2880.0), Some(2880.0)));
-    let r = get(&format!("{}/api/v1/indicators?factory=f1&{RANGE}", server.url), Some(&tokens.f2)).await;
+    let r = server.get(Some(server.token("f2")), &format!("/api/v1/indicators?factory=f1&{RANGE}")).await;
     assert_eq!(r.status(), 403);
     // Bad input names the key and what was expected.
-    let r = get(&format!("{}/api/v1/indicators?period=2026-13", server.url), None).await;
+    let r = server.get(None, "/api/v1/indicators?period=2026-13").await;
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.expect("json");
     assert!(body["message"].as_str().expect("message").starts_with("period: \"2026-13\" is not a period"), "{body}");
-    let r = get(&format!("{}/api/v1/indicators?area=nowhere&{RANGE}", server.url), None).await;
+    let r = server.get(None, &format!("/api/v1/indicators?area=nowhere&{RANGE}")).await;
     assert_eq!(r.status(), 400);
 
     // CSV, Buddhist era.
-    let r = get(&format!("{url}&format=csv&be=true"), None).await;
+    let r = server.get(None, &format!("{url}&format=csv&be=true")).await;
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = r.text().await.expect("csv");
     let header = csv.trim_start_matches('\u{feff}').lines().next().expect("header");
@@ -122,7 +115,7 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
     assert!(row.ends_with(",50,%,1,2,,,,2569-10-01,2569-10-02"), "{row}");
 
     // XLSX, opened again and its cells checked.
-    let r = get(&format!("{url}&format=xlsx"), None).await;
+    let r = server.get(None, &format!("{url}&format=xlsx")).await;
     assert_eq!(r.headers()["content-type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
     let bytes = r.bytes().await.expect("xlsx").to_vec();
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).expect("open xlsx");
@@ -141,9 +134,9 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
     let out = dir.path().join("a1-2026-10.xlsx");
     let run = std::process::Command::new(support::bin("eitwatch-server"))
         .arg("--config")
-        .arg(dir.path().join("server.toml"))
+        .arg(server.config_path())
         .args(["export", "indicators", "--area", "a1", "--from", "2026-10-01", "--to", "2026-10-03"])
-        .args(["--format", "xlsx", "--be", "--token", &tokens.read, "--out"])
+        .args(["--format", "xlsx", "--be", "--token", server.read_token(), "--out"])
         .arg(&out)
         .output()
         .expect("export");
@@ -156,7 +149,7 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
     assert_eq!(sheet.get_value((row, 14)), Some(&Data::String("2569-10-01".into())));
     let refused = std::process::Command::new(support::bin("eitwatch-server"))
         .arg("--config")
-        .arg(dir.path().join("server.toml"))
+        .arg(server.config_path())
         .args(["export", "indicators", "--period", "FY20x7", "--out"])
         .arg(dir.path().join("never.xlsx"))
         .output()
@@ -167,63 +160,37 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
 
     // Definitions from the data directory, read at the next request.
     std::fs::write(
-        server.data.join("indicators.toml"),
+        server.data_dir().join("indicators.toml"),
         "[[indicator]]\nid = \"eff-cat3\"\nname_th = \"น้ำทิ้ง\"\nname_en = \"Effluent\"\nkind = \"effluent_compliance\"\n\
          eit_code = \"ENV-2.1\"\nfilter = { factory_categories = [3], parameters = [\"cod\"] }\n",
     )
     .expect("indicators.toml");
-    let custom = support::get_json(&url).await;
+    let custom = server.get_json(&url).await;
     let list = custom["report"]["indicators"].as_array().expect("indicators");
     assert_eq!(list.len(), 1);
     assert_eq!((list[0]["id"].as_str(), list[0]["eit_code"].as_str()), (Some("eff-cat3"), Some("ENV-2.1")));
     assert_eq!(value(&custom, "eff-cat3", "judged_compliant_pct")["denominator"].as_f64(), Some(4320.0));
 
     // A bad definitions file is refused at start with the file and the key path.
-    let data = server.data.clone();
-    drop(server);
+    server.kill();
     std::fs::write(
-        data.join("indicators.toml"),
+        server.data_dir().join("indicators.toml"),
         "[[indicator]]\nid = \"x\"\nname_th = \"x\"\nname_en = \"x\"\nkind = \"exceedances\"\n\
          filter = { factory_categories = [9] }\n",
     )
     .expect("indicators.toml");
-    let mut child = std::process::Command::new(support::bin("eitwatch-server"))
-        .arg("--config")
-        .arg(dir.path().join("server.toml"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("server");
-    let exited = wait_for("the server to refuse to start", Duration::from_secs(20), || {
-        let status = child.try_wait().expect("wait");
-        async move { status }
-    })
-    .await;
-    assert!(!exited.success());
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    let stderr = server.restart_refused().await;
     assert!(
         stderr.contains("indicators.toml: indicator[0].filter.factory_categories[0]: 9 is not a factory category"),
         "{stderr}"
     );
 }
 
-async fn post(url: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let r = support::http()
-        .post(url)
-        .header("Authorization", format!("Token {token}"))
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or_default())
-}
-
 #[tokio::test]
 async fn analyser_deviation_records_over_http() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (server, tokens) = ComplianceServer::start(dir.path()).await;
-    let url = format!("{}/api/v1/deviations", server.url);
+    let server = TestServer::judging(dir.path()).start().await;
+    let url = "/api/v1/deviations";
     // Today in Bangkok, the first day of its half-year, and a day in the half before.
     let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(7))).date();
     let half_start = jiff::civil::date(today.year(), if today.month() <= 6 { 1 } else { 7 }, 1);
@@ -235,7 +202,7 @@ async fn analyser_deviation_records_over_http() {
             "laboratory": "Lab 7",
         })
     };
-    let (status, body) = post(&url, &tokens.f1, record(before, 130.6, 118.2)).await;
+    let (status, body) = server.post_json(server.token("f1"), url, record(before, 130.6, 118.2)).await;
     assert_eq!(status, 201, "{body}");
     // E = 131 − 118 (COD as integers).
     assert_eq!(body["record"]["deviation_mg_per_l"].as_f64(), Some(13.0), "{body}");
@@ -243,21 +210,21 @@ async fn analyser_deviation_records_over_http() {
     assert!(body["record"]["recorded_by"].as_str().expect("by").starts_with("write token "), "{body}");
 
     // Who may record: the factory itself or an admin; not another factory, not a reader.
-    assert_eq!(post(&url, &tokens.f2, record(today, 100.0, 100.0)).await.0, 403);
-    assert_eq!(post(&url, &tokens.read, record(today, 100.0, 100.0)).await.0, 403);
+    assert_eq!(server.post_json(server.token("f2"), url, record(today, 100.0, 100.0)).await.0, 403);
+    assert_eq!(server.post_json(server.read_token(), url, record(today, 100.0, 100.0)).await.0, 403);
     let mut bad = record(today, -5.0, 100.0);
     bad["parameter"] = "bod".into();
-    let (status, body) = post(&url, &tokens.admin, bad).await;
+    let (status, body) = server.post_json(server.admin_token(), url, bad).await;
     assert_eq!(status, 400);
     assert_eq!(
         body["message"],
         "parameter: \"bod\" is not monitored at f1/outfall-1; analyser_mg_per_l: -5 is not a concentration, expected a number ≥ 0"
     );
-    let (status, body) = post(&url, &tokens.admin, record(today, 99.5, 100.4)).await;
+    let (status, body) = server.post_json(server.admin_token(), url, record(today, 99.5, 100.4)).await;
     assert_eq!((status, body["record"]["deviation_mg_per_l"].as_f64()), (201, Some(0.0)), "{body}");
 
     // f1 sampled in both half-years: ok; f2 never: overdue.
-    let v = support::get_json(&url).await;
+    let v = server.get_json(url).await;
     let analysers = v["analysers"].as_array().expect("analysers");
     let got: Vec<(&str, &str, u64)> = analysers
         .iter()
@@ -269,55 +236,56 @@ async fn analyser_deviation_records_over_http() {
     assert_eq!(v["factories"][1], serde_json::json!({"factory": "f2", "status": "overdue"}));
     assert_eq!(v["records"].as_array().expect("records").len(), 2);
     // A factory's token sees its own analysers only.
-    let r = get(&url, Some(&tokens.f2)).await;
+    let r = server.get(Some(server.token("f2")), url).await;
     let own: serde_json::Value = r.json().await.expect("json");
     assert_eq!(own["analysers"].as_array().expect("analysers").len(), 1);
     assert_eq!(own["records"].as_array().expect("records").len(), 0);
     // On disk, append-only: one line per record.
-    let log = std::fs::read_to_string(server.data.join("deviations.log")).expect("log");
+    let log = std::fs::read_to_string(server.data_dir().join("deviations.log")).expect("log");
     assert_eq!(log.lines().count(), 2);
 }
 
 #[tokio::test]
 async fn the_site_registry_through_the_api() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mut server, tokens) = ComplianceServer::start(dir.path()).await;
-    let url = format!("{}/api/v1/registry/changes", server.url);
+    let mut server = TestServer::judging(dir.path()).start().await;
+    let url = "/api/v1/registry/changes";
     let now = jiff::Timestamp::now().as_nanosecond() as i64;
     let new_point = |t: i64| format!("effluent,factory=f1,point=outfall-2 cod=130 {t}\n");
-    assert_eq!(server.write(&tokens.f1, new_point(now)).await, 400, "not registered yet");
+    assert_eq!(server.write_as("f1", new_point(now)).await, 400, "not registered yet");
     let change = serde_json::json!({
         "op": "point", "factory": "f1",
         "point": {"id": "outfall-2", "kind": "effluent", "parameters": ["cod", "flow"], "expected_interval_s": 300},
     });
     // Only an admin changes the registry.
-    assert_eq!(post(&url, &tokens.f1, change.clone()).await.0, 403);
-    assert_eq!(post(&url, &tokens.read, change.clone()).await.0, 403);
-    let (status, body) = post(&url, &tokens.admin, change).await;
+    assert_eq!(server.post_json(server.token("f1"), url, change.clone()).await.0, 403);
+    assert_eq!(server.post_json(server.read_token(), url, change.clone()).await.0, 403);
+    let (status, body) = server.post_json(server.admin_token(), url, change).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["changes"], 1);
 
     // The engine watches the new point at once: it is in the status.
-    let status = server.get("/api/v1/status?factory=f1&point=outfall-2").await;
+    let status = server.get_json("/api/v1/status?factory=f1&point=outfall-2").await;
     let params: Vec<&str> =
         status["series"].as_array().expect("series").iter().map(|s| s["parameter"].as_str().expect("p")).collect();
     assert_eq!(params, ["cod", "flow"], "{status}");
     // Ingest takes its readings at once, and they are judged.
-    assert_eq!(server.write(&tokens.f1, new_point(now)).await, 204);
+    assert_eq!(server.write_as("f1", new_point(now)).await, 204);
     let alerts = server.alerts("exceedance", 1).await;
     assert_eq!((alerts[0]["point"].as_str(), alerts[0]["value"].as_f64()), (Some("outfall-2"), Some(130.0)));
 
     // Indicators and deviation records count it too (nothing measured there in October).
-    let report = server.get("/api/v1/indicators?area=a1&period=2026-10").await;
+    let report = server.get_json("/api/v1/indicators?area=a1&period=2026-10").await;
     let days = value(&report, "data-availability", "point:f1/outfall-2");
     assert_eq!((days["numerator"].as_f64(), days["denominator"].as_f64()), (Some(0.0), Some(31.0)), "{days}");
-    let deviations = server.get("/api/v1/deviations?point=outfall-2").await;
+    let deviations = server.get_json("/api/v1/deviations?point=outfall-2").await;
     assert_eq!(deviations["analysers"][0]["status"], "overdue", "{deviations}");
 
     // A batch with a bad change is refused whole, every problem named.
-    let (status, body) = post(
-        &url,
-        &tokens.admin,
+    let (status, body) = server
+        .post_json(
+            server.admin_token(),
+            url,
         serde_json::json!([
             {"op": "factory", "area": "a1", "id": "f3", "name": "Factory three", "category": 2, "diw_registration": "3-105-1/60รย"},
             {"op": "factory", "area": "a9", "id": "f4", "name": "Factory four", "category": 4},
@@ -329,16 +297,10 @@ async fn the_site_registry_through_the_api() {
     // A registry file, imported: recorded change by change.
     let toml = "[[area]]\nid = \"a1\"\nname_en = \"Area one\"\nname_th = \"พื้นที่หนึ่ง\"\nprovince = \"Rayong\"\nphase = 1\n\
                 [[area.factory]]\nid = \"f3\"\nname = \"Factory three\"\ncategory = 2\ndiw_registration = \"3-105-1/60รย\"\n";
-    let r = support::http()
-        .post(format!("{}/api/v1/registry/import", server.url))
-        .header("Authorization", format!("Token {}", tokens.admin))
-        .body(toml)
-        .send()
-        .await
-        .expect("import");
-    assert_eq!(r.status(), 201);
+    let (status, body) = server.post(server.admin_token(), "/api/v1/registry/import", toml).await;
+    assert_eq!(status, 201, "{body}");
 
-    let registry = server.get("/api/v1/registry").await;
+    let registry = server.get_json("/api/v1/registry").await;
     let a1 = &registry["area"][0];
     assert_eq!(a1["phase"], 1);
     let ids: Vec<&str> =
@@ -347,7 +309,7 @@ async fn the_site_registry_through_the_api() {
     assert_eq!(a1["factory"][2]["diw_registration"], "3-105-1/60รย");
     assert_eq!(a1["factory"][0]["point"][2]["id"], "outfall-2");
     // Every change with who and when.
-    let r = get(&format!("{}/api/v1/registry/log", server.url), Some(&tokens.admin)).await;
+    let r = server.get(Some(server.admin_token()), "/api/v1/registry/log").await;
     let log: serde_json::Value = r.json().await.expect("json");
     let changes = log["changes"].as_array().expect("changes");
     assert_eq!(changes.len(), 3, "the point, then the imported area and factory");
@@ -357,15 +319,15 @@ async fn the_site_registry_through_the_api() {
             .all(|c| c["by"].as_str().is_some_and(|b| b.starts_with("admin token ")) && c["at_ns"].as_i64().is_some())
     );
     assert_eq!(changes[0]["change"]["op"], "point");
-    assert_eq!(get(&format!("{}/api/v1/registry/log", server.url), Some(&tokens.read)).await.status(), 403);
+    assert_eq!(server.get(Some(server.read_token()), "/api/v1/registry/log").await.status(), 403);
     // A factory's token sees its own factory only.
     let own: serde_json::Value =
-        get(&format!("{}/api/v1/registry", server.url), Some(&tokens.f2)).await.json().await.expect("json");
+        server.get(Some(server.token("f2")), "/api/v1/registry").await.json().await.expect("json");
     assert_eq!(own["area"][0]["factory"].as_array().map(|f| f.len()), Some(1));
     assert_eq!(own["area"][0]["factory"][0]["id"], "f2");
     // After a restart the server starts from the changed registry.
     server.restart().await;
-    assert_eq!(server.write(&tokens.f1, new_point(now + 60_000_000_000)).await, 204);
-    let registry = server.get("/api/v1/registry").await;
+    assert_eq!(server.write_as("f1", new_point(now + 60_000_000_000)).await, 204);
+    let registry = server.get_json("/api/v1/registry").await;
     assert_eq!(registry["area"][0]["factory"][0]["point"][2]["id"], "outfall-2");
 }

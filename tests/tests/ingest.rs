@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::ingest::*;
-use support::wait_for;
+use support::server::{TestServerBuilder, Token, post};
+use support::{TestServer, wait_for};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const T0_S: i64 = 1_795_300_000; // 2026-11-22T08:26:40Z
@@ -18,6 +19,11 @@ fn v2(url: &str, query: &str) -> String {
     format!("{url}/api/v2/write?org=eitwatch&bucket=eitwatch&{query}")
 }
 
+/// The server with no anonymous reads: every read names its token.
+fn builder(dir: &std::path::Path) -> TestServerBuilder {
+    TestServer::builder(dir).anonymous_read("never")
+}
+
 fn token_header(t: &str) -> String {
     format!("Token {t}")
 }
@@ -25,9 +31,9 @@ fn token_header(t: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn influxdatas_python_client_writes_and_every_value_reads_back() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), "", "never", "").await;
-    let (_, f1) = create_token(&server.data, &["--factory", "f1"]);
-    let url = server.url.clone();
+    let server = builder(dir.path()).start().await;
+    let f1 = server.create_token(&["--factory", "f1"]).secret;
+    let url = server.url().to_string();
 
     // Synchronous, gzip, precision s: 120 lines of COD (float) and BOD (Python int → `i`).
     let sync: Vec<_> = (0..120)
@@ -59,9 +65,9 @@ async fn influxdatas_python_client_writes_and_every_value_reads_back() {
     let cod: Vec<_> = (0..120).map(|i| ((T0_S + 60 * i) * S, 50.0 + i as f64 * 0.25)).collect();
     let bod: Vec<_> = (0..120).map(|i| ((T0_S + 60 * i) * S, (i % 30) as f64)).collect();
     let temp: Vec<_> = (0..230).map(|i| ((t0_ms + 60_000 * i) * 1_000_000, 20.0 + i as f64 / 100.0)).collect();
-    assert_eq!(series_of(&url, &f1, "f1", "cod").await, cod);
-    assert_eq!(series_of(&url, &f1, "f1", "bod").await, bod);
-    assert_eq!(series_of(&url, &f1, "f1", "temp").await, temp);
+    assert_eq!(server.series_as(&f1, "f1", "cod").await, cod);
+    assert_eq!(server.series_as(&f1, "f1", "bod").await, bod);
+    assert_eq!(server.series_as(&f1, "f1", "temp").await, temp);
 
     // The client understands the server's errors: status and InfluxDB's `message`.
     let other = json!([{"measurement": "effluent", "tags": {"factory": "f2", "point": "outfall-1"},
@@ -78,16 +84,16 @@ async fn influxdatas_python_client_writes_and_every_value_reads_back() {
     assert!(ok, "{out}");
     let reply: serde_json::Value = serde_json::from_str(out.trim()).expect("script output");
     assert_eq!(reply, json!({"status": 400, "message": "line 1: unknown effluent parameter \"cood\""}));
-    assert_eq!(series_of(&url, &f1, "f1", "cod").await.len(), 120, "the refused writes stored nothing");
+    assert_eq!(server.series_as(&f1, "f1", "cod").await.len(), 120, "the refused writes stored nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_status_code_comes_with_influxdbs_body() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), "max_body_bytes = 65536", "never", "").await;
-    let (f1_id, f1) = create_token(&server.data, &["--factory", "f1"]);
-    let (_, reader) = create_token(&server.data, &["--read"]);
-    let url = v2(&server.url, "precision=s");
+    let server = builder(dir.path()).server_keys("max_body_bytes = 65536").start().await;
+    let Token { id: f1_id, secret: f1 } = server.create_token(&["--factory", "f1"]);
+    let reader = server.create_token(&["--read"]).secret;
+    let url = v2(server.url(), "precision=s");
     let auth = token_header(&f1);
     let as_f1 = [("Authorization", auth.as_str())];
     let line = |param: &str, value: &str, t: i64| format!("effluent,factory=f1,point=outfall-1 {param}={value} {t}\n");
@@ -102,7 +108,7 @@ async fn every_status_code_comes_with_influxdbs_body() {
         (
             url.clone(),
             format!("{}effluent,factory=f1,point=outfall-1 cod=5O 1", line("cod", "1", T0_S)),
-            invalid("line 2: malformed line protocol: Could not parse entire line. Found trailing content: 'O 1'"),
+            invalid("line 2: field cod: \"5O\" is not a number (a finite float, or an integer with i or u)"),
         ),
         (
             url.clone(),
@@ -125,12 +131,12 @@ async fn every_status_code_comes_with_influxdbs_body() {
             )),
         ),
         (
-            v2(&server.url, "precision=h"),
+            v2(server.url(), "precision=h"),
             line("cod", "1", 1),
             invalid("precision \"h\": expected one of ns, us, ms, s"),
         ),
         (
-            format!("{}/api/v2/write?org=eitwatch&precision=s", server.url),
+            format!("{}/api/v2/write?org=eitwatch&precision=s", server.url()),
             line("cod", "1", T0_S),
             invalid("bucket: missing; an InfluxDB v2 write names its bucket (any name is taken)"),
         ),
@@ -196,9 +202,9 @@ async fn every_status_code_comes_with_influxdbs_body() {
     assert!(message.ends_with("history is append-only"), "{message}");
 
     let expected_cod = vec![(T0_S * S, 50.0), ((T0_S + 60) * S, 51.0), ((T0_S + 120) * S, 52.0)];
-    assert_eq!(series_of(&server.url, &f1, "f1", "cod").await, expected_cod, "only the accepted writes are stored");
+    assert_eq!(server.series_as(&f1, "f1", "cod").await, expected_cod, "only the accepted writes are stored");
 
-    let audit = audit(&server.data);
+    let audit = audit(server.data_dir());
     let events: Vec<_> = audit
         .iter()
         .map(|a| (a["event"].as_str(), a["token_kind"].as_str(), a["factory"].as_str(), a["reason"].as_str()))
@@ -213,21 +219,21 @@ async fn every_status_code_comes_with_influxdbs_body() {
     );
     assert_eq!(audit[0]["token_id"].as_str(), Some(f1_id.as_str()));
     assert_eq!(audit[2]["token_id"].as_str(), Some(f1_id.as_str()));
-    let text = std::fs::read_to_string(server.data.join("audit.log")).expect("audit");
+    let text = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit");
     assert!(!text.contains(&f1) && !text.contains(&reader), "the audit log never holds a secret");
-    assert!(!server.proc.log().contains(&f1), "the server log never holds a secret");
+    assert!(!server.log().contains(&f1), "the server log never holds a secret");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_batch_stores_nothing_a_resent_one_is_stored_once_a_revoked_token_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), "", "never", "").await;
-    let (_, f1) = create_token(&server.data, &["--factory", "f1"]);
-    let (f2_id, f2) = create_token(&server.data, &["--factory", "f2"]);
-    let (_, admin) = create_token(&server.data, &["--admin"]);
-    let url = v2(&server.url, "precision=s");
+    let server = builder(dir.path()).start().await;
+    let f1 = server.create_token(&["--factory", "f1"]).secret;
+    let Token { id: f2_id, secret: f2 } = server.create_token(&["--factory", "f2"]);
+    let admin = server.create_token(&["--admin"]).secret;
+    let url = v2(server.url(), "precision=s");
     let auth = token_header(&f1);
-    let count = || async { readings(&server.url, Some(&admin), "").await.1.len() };
+    let count = || async { server.readings(Some(&admin), "").await.1.len() };
 
     let good: String =
         (0..99).map(|i| format!("effluent,factory=f1,point=outfall-1 cod={i}.5,ph=7.25 {}\n", T0_S + 60 * i)).collect();
@@ -235,7 +241,10 @@ async fn a_refused_batch_stores_nothing_a_resent_one_is_stored_once_a_revoked_to
     assert_eq!(count().await, 0);
     let r = post(&url, &[("Authorization", &auth)], bad).await;
     assert_eq!(r.status, 400);
-    assert!(r.body["message"].as_str().is_some_and(|m| m.starts_with("line 100: malformed line protocol")), "{r:?}");
+    assert!(
+        r.body["message"].as_str().is_some_and(|m| m.starts_with("line 100: field tss: \"oops\" is not a number")),
+        "{r:?}"
+    );
     assert_eq!(count().await, 0, "a refused batch stores nothing");
 
     assert_eq!(post(&url, &[("Authorization", &auth)], good.clone()).await.status, 204);
@@ -247,7 +256,7 @@ async fn a_refused_batch_stores_nothing_a_resent_one_is_stored_once_a_revoked_to
     let r = post(&url, &[("Authorization", &auth)], format!("effluent,factory=f1,point=outfall-1 ph=15 {}", T0_S - 60))
         .await;
     assert_eq!(r.status, 204);
-    let (_, rows) = readings(&server.url, Some(&admin), &format!("parameter=ph&to_ns={}", (T0_S - 60) * S + 1)).await;
+    let (_, rows) = server.readings(Some(&admin), &format!("parameter=ph&to_ns={}", (T0_S - 60) * S + 1)).await;
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0]["value"].as_f64(), rows[0]["quality"].as_str()), (Some(15.0), Some("suspect")));
 
@@ -255,11 +264,11 @@ async fn a_refused_batch_stores_nothing_a_resent_one_is_stored_once_a_revoked_to
     let f2_auth = token_header(&f2);
     let f2_line = format!("effluent,factory=f2,point=outfall-1 cod=10 {T0_S}");
     assert_eq!(post(&url, &[("Authorization", &f2_auth)], f2_line.clone()).await.status, 204);
-    let (out, _) = admin_cmd(&server.data, &["revoke", &f2_id]);
+    let (out, _) = server.token_command(&["revoke", &f2_id]);
     assert_eq!(out.trim(), format!("revoked {f2_id}"));
     let r = post(&url, &[("Authorization", &f2_auth)], f2_line).await;
     assert_eq!((r.status, r.body), (401, json!({"code": "unauthorized", "message": "unknown or revoked token"})));
-    let (out, _) = admin_cmd(&server.data, &["list", "--json"]);
+    let (out, _) = server.token_command(&["list", "--json"]);
     let list: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
     assert_eq!(list.len(), 3);
     assert!(!out.contains(&f1) && !out.contains(&f2) && !out.contains(&admin), "list never shows a secret");
@@ -269,16 +278,12 @@ async fn a_refused_batch_stores_nothing_a_resent_one_is_stored_once_a_revoked_to
     );
 }
 
-fn admin_cmd(data: &std::path::Path, args: &[&str]) -> (String, String) {
-    support::ingest::admin(data, args)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn influxdb_1x_write_takes_db_precision_and_every_way_of_sending_the_token() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), "", "never", "").await;
-    let (_, f1) = create_token(&server.data, &["--factory", "f1"]);
-    let base = format!("{}/write", server.url);
+    let server = builder(dir.path()).start().await;
+    let f1 = server.create_token(&["--factory", "f1"]).secret;
+    let base = format!("{}/write", server.url());
     let minute = T0_S / 60 + 1; // 29921667
     let hour = T0_S / 3600 + 1; // 498695
 
@@ -306,7 +311,7 @@ async fn influxdb_1x_write_takes_db_precision_and_every_way_of_sending_the_token
     .await;
     assert_eq!(r.status, 204);
     assert_eq!(
-        series_of(&server.url, &f1, "f1", "cod").await,
+        server.series_as(&f1, "f1", "cod").await,
         vec![((T0_S + 7) * S + 1000, 13.0), (minute * 60 * S, 11.0), (hour * 3600 * S, 12.0)]
     );
 
@@ -353,7 +358,8 @@ impl HeldWrite {
     async fn finish(mut self) -> String {
         self.stream.write_all(&self.rest).await.expect("rest");
         let mut reply = String::new();
-        self.stream.read_to_string(&mut reply).await.expect("reply");
+        let read = tokio::time::timeout(Duration::from_secs(60), self.stream.read_to_string(&mut reply)).await;
+        read.expect("the server answered the finished write and closed within 60 s").expect("reply");
         reply.lines().next().unwrap_or_default().to_string()
     }
 }
@@ -375,15 +381,13 @@ impl HeldWrite {
 async fn a_body_slower_than_body_read_timeout_ms_is_answered_408_and_frees_its_slot() {
     let dir = tempfile::tempdir().expect("tempdir");
     // One slot, no queue: while the stalled write holds the slot, any other write gets 429.
-    let server = start(
-        dir.path(),
-        "body_read_timeout_ms = 700",
-        "never",
-        "[ingest]\nmax_writes_in_flight = 1\nmax_writes_queued = 0",
-    )
-    .await;
-    let (_, f1) = create_token(&server.data, &["--factory", "f1"]);
-    let addr = server.url.trim_start_matches("http://").to_string();
+    let server = builder(dir.path())
+        .server_keys("body_read_timeout_ms = 700")
+        .config_tail("[ingest]\nmax_writes_in_flight = 1\nmax_writes_queued = 0")
+        .start()
+        .await;
+    let f1 = server.create_token(&["--factory", "f1"]).secret;
+    let addr = server.addr().to_string();
     // 10 bytes of a 200-byte body, then nothing more.
     let held = HeldWrite::open(&addr, &f1).await;
     let (status, body) = held.reply_without_finishing().await;
@@ -394,15 +398,15 @@ async fn a_body_slower_than_body_read_timeout_ms_is_answered_408_and_frees_its_s
     );
     // The slot is free again: the next write is taken at once, and the stalled one left nothing.
     let r = post(
-        &v2(&server.url, "precision=s"),
+        &v2(server.url(), "precision=s"),
         &[("Authorization", &token_header(&f1))],
         format!("effluent,factory=f1,point=outfall-1 bod=12 {T0_S}"),
     )
     .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
-    assert_eq!(series_of(&server.url, &f1, "f1", "bod").await, vec![(T0_S * S, 12.0)]);
-    assert_eq!(series_of(&server.url, &f1, "f1", "cod").await, vec![], "the stalled write stored nothing");
-    assert!(server.proc.log().contains("Write refused: body too slow"), "{}", server.proc.log());
+    assert_eq!(server.series_as(&f1, "f1", "bod").await, vec![(T0_S * S, 12.0)]);
+    assert_eq!(server.series_as(&f1, "f1", "cod").await, vec![], "the stalled write stored nothing");
+    assert!(server.log().contains("Write refused: body too slow"), "{}", server.log());
 
     // InfluxDB 1.x `/write` gets the same, with 1.x's "error".
     let mut stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
@@ -420,13 +424,14 @@ async fn a_body_slower_than_body_read_timeout_ms_is_answered_408_and_frees_its_s
 async fn overload_is_answered_429_or_503_with_retry_after() {
     let dir = tempfile::tempdir().expect("tempdir");
     // One slot, no queue: a second write while one is in flight gets 429.
-    let server =
-        start(dir.path(), "", "never", "[ingest]\nmax_writes_in_flight = 1\nmax_writes_queued = 0\nretry_after_s = 2")
-            .await;
-    let (_, f1) = create_token(&server.data, &["--factory", "f1"]);
-    let addr = server.url.trim_start_matches("http://").to_string();
+    let server = builder(dir.path())
+        .config_tail("[ingest]\nmax_writes_in_flight = 1\nmax_writes_queued = 0\nretry_after_s = 2")
+        .start()
+        .await;
+    let f1 = server.create_token(&["--factory", "f1"]).secret;
+    let addr = server.addr().to_string();
     let held = HeldWrite::open(&addr, &f1).await;
-    let url = v2(&server.url, "precision=s");
+    let url = v2(server.url(), "precision=s");
     let auth = token_header(&f1);
     // Until the held write has its slot, these go through (and store a reading each, once).
     let r = wait_for("a 429", Duration::from_secs(20), || {
@@ -443,12 +448,12 @@ async fn overload_is_answered_429_or_503_with_retry_after() {
     assert_eq!(r.retry_after.as_deref(), Some("2"));
     assert_eq!(r.body, json!({"code": "too many requests", "message": "too many writes waiting (0); retry after 2 s"}));
     assert_eq!(held.finish().await, "HTTP/1.1 204 No Content");
-    assert_eq!(series_of(&server.url, &f1, "f1", "cod").await, vec![(T0_S * S, 77.0)]);
+    assert_eq!(server.series_as(&f1, "f1", "cod").await, vec![(T0_S * S, 77.0)]);
 
     // InfluxData's client, refused with 429 while a write holds the slot, retries after the
     // server's Retry-After and delivers everything once the slot frees.
     let refusals = |log: &str| log.matches("Write refused: the queue is full").count();
-    let before = refusals(&server.proc.log());
+    let before = refusals(&server.log());
     let held = HeldWrite::open(&addr, &f1).await;
     let points: Vec<_> = (0..20)
         .map(|i| {
@@ -468,12 +473,12 @@ async fn overload_is_answered_429_or_503_with_retry_after() {
     })
     .await;
     let client = spawn_python_client(
-        &["--url", &server.url, "--token", &f1, "--precision", "s", "--mode", "batching", "--max-retries", "5"],
+        &["--url", server.url(), "--token", &f1, "--precision", "s", "--mode", "batching", "--max-retries", "5"],
         &serde_json::Value::from(points),
     );
     let log_before = before + 1; // our probe's refusal
     wait_for("the client's write refused with 429", Duration::from_secs(30), || {
-        let log = server.proc.log();
+        let log = server.log();
         async move { (refusals(&log) > log_before).then_some(()) }
     })
     .await;
@@ -481,22 +486,21 @@ async fn overload_is_answered_429_or_503_with_retry_after() {
     let out = tokio::task::spawn_blocking(move || client.wait_with_output()).await.expect("join").expect("client");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let tss: Vec<_> = (0..20).map(|i| ((T0_S + 60 * i) * S, 10.0 + i as f64)).collect();
-    assert_eq!(series_of(&server.url, &f1, "f1", "tss").await, tss);
+    assert_eq!(server.series_as(&f1, "f1", "tss").await, tss);
     drop(server);
 
     // One slot, one place in the queue, 300 ms of patience: the queued write gets 503.
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(
-        dir.path(),
-        "",
-        "never",
-        "[ingest]\nmax_writes_in_flight = 1\nmax_writes_queued = 1\nqueue_timeout_ms = 300\nretry_after_s = 2",
-    )
-    .await;
-    let (_, f1) = create_token(&server.data, &["--factory", "f1"]);
-    let addr = server.url.trim_start_matches("http://").to_string();
+    let server = builder(dir.path())
+        .config_tail(
+            "[ingest]\nmax_writes_in_flight = 1\nmax_writes_queued = 1\nqueue_timeout_ms = 300\nretry_after_s = 2",
+        )
+        .start()
+        .await;
+    let f1 = server.create_token(&["--factory", "f1"]).secret;
+    let addr = server.addr().to_string();
     let held = HeldWrite::open(&addr, &f1).await;
-    let url = v2(&server.url, "precision=s");
+    let url = v2(server.url(), "precision=s");
     let auth = token_header(&f1);
     let r = wait_for("a 503", Duration::from_secs(20), || {
         let (url, auth) = (url.clone(), auth.clone());
@@ -536,10 +540,10 @@ point_tag = "station"
 point_values = { "1" = "outfall-1" }
 fields = { cod = { parameter = "cod" } }
 "#;
-    let server = start(dir.path(), "", "never", mapping).await;
-    let (_, f1) = create_token(&server.data, &["--factory", "f1"]);
+    let server = builder(dir.path()).config_tail(mapping).start().await;
+    let f1 = server.create_token(&["--factory", "f1"]).secret;
     let auth = token_header(&f1);
-    let url = v2(&server.url, "precision=s");
+    let url = v2(server.url(), "precision=s");
     // What Telegraf's inputs.modbus with `name = "analyser"` writes through outputs.influxdb_v2.
     let body = format!(
         "modbus,host=gw1,name=analyser,slave_id=1,type=holding_register cod_mg_l=85.25,tss_g_l=0.125,t_f=212,status=0i {T0_S}\n\
@@ -548,10 +552,10 @@ fields = { cod = { parameter = "cod" } }
     );
     let r = post(&url, &[("Authorization", &auth)], body).await;
     assert_eq!(r.status, 204, "{r:?}");
-    assert_eq!(series_of(&server.url, &f1, "f1", "cod").await, vec![(T0_S * S, 85.25), ((T0_S + 60) * S, 90.5)]);
-    assert_eq!(series_of(&server.url, &f1, "f1", "tss").await, vec![(T0_S * S, 125.0)], "0.125 g/L = 125 mg/L");
+    assert_eq!(server.series_as(&f1, "f1", "cod").await, vec![(T0_S * S, 85.25), ((T0_S + 60) * S, 90.5)]);
+    assert_eq!(server.series_as(&f1, "f1", "tss").await, vec![(T0_S * S, 125.0)], "0.125 g/L = 125 mg/L");
     // 212 °F = (212 − 32) × 5/9 = 100 °C, as the catalog computes it.
-    let temp = series_of(&server.url, &f1, "f1", "temp").await;
+    let temp = server.series_as(&f1, "f1", "temp").await;
     assert_eq!(temp.len(), 1);
     assert!((temp[0].1 - 100.0).abs() < 1e-12, "{temp:?}");
 
@@ -567,13 +571,13 @@ fields = { cod = { parameter = "cod" } }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_api_shows_each_token_what_it_may_read() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), "", "never", "").await;
-    let (_, f1) = create_token(&server.data, &["--factory", "f1"]);
-    let (_, f2) = create_token(&server.data, &["--factory", "f2"]);
-    let (_, all) = create_token(&server.data, &["--read"]);
-    let (_, only_f2) = create_token(&server.data, &["--read", "--factory", "f2"]);
-    let (_, admin) = create_token(&server.data, &["--admin"]);
-    let url = v2(&server.url, "precision=s");
+    let server = builder(dir.path()).start().await;
+    let f1 = server.create_token(&["--factory", "f1"]).secret;
+    let f2 = server.create_token(&["--factory", "f2"]).secret;
+    let all = server.create_token(&["--read"]).secret;
+    let only_f2 = server.create_token(&["--read", "--factory", "f2"]).secret;
+    let admin = server.create_token(&["--admin"]).secret;
+    let url = v2(server.url(), "precision=s");
     for (token, factory) in [(&f1, "f1"), (&f2, "f2")] {
         let auth = token_header(token);
         let body = format!("effluent,factory={factory},point=outfall-1 cod=5 {T0_S}");
@@ -582,12 +586,12 @@ async fn the_read_api_shows_each_token_what_it_may_read() {
     let factories = |rows: Vec<serde_json::Value>| -> Vec<String> {
         rows.iter().map(|r| r["factory"].as_str().unwrap_or_default().to_string()).collect()
     };
-    let (status, _) = readings(&server.url, None, "").await;
+    let (status, _) = server.readings(None, "").await;
     assert_eq!(status, 401, "no anonymous read unless configured");
     for (token, expected) in
         [(&f1, vec!["f1"]), (&only_f2, vec!["f2"]), (&all, vec!["f1", "f2"]), (&admin, vec!["f1", "f2"])]
     {
-        let (status, rows) = readings(&server.url, Some(token), "").await;
+        let (status, rows) = server.readings(Some(token), "").await;
         assert_eq!((status, factories(rows)), (200, expected.iter().map(|s| s.to_string()).collect()));
     }
 }
@@ -595,16 +599,16 @@ async fn the_read_api_shows_each_token_what_it_may_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_parameters_are_kept_as_unmapped_when_configured() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path(), "", "never", "[ingest]\nunknown_parameters = \"store_unmapped\"").await;
-    let (f1_id, f1) = create_token(&server.data, &["--factory", "f1"]);
+    let server = builder(dir.path()).config_tail("[ingest]\nunknown_parameters = \"store_unmapped\"").start().await;
+    let Token { id: f1_id, secret: f1 } = server.create_token(&["--factory", "f1"]);
     let auth = token_header(&f1);
-    let url = v2(&server.url, "precision=s");
+    let url = v2(server.url(), "precision=s");
     let body = format!("effluent,factory=f1,point=outfall-1 cod=5,xyz=1.5,colour_units=30i {T0_S}\n");
     assert_eq!(post(&url, &[("Authorization", &auth)], body).await.status, 204);
-    assert_eq!(series_of(&server.url, &f1, "f1", "cod").await, vec![(T0_S * S, 5.0)]);
-    let (_, all) = readings(&server.url, Some(&f1), "").await;
+    assert_eq!(server.series_as(&f1, "f1", "cod").await, vec![(T0_S * S, 5.0)]);
+    let (_, all) = server.readings(Some(&f1), "").await;
     assert_eq!(all.len(), 1, "unmapped readings stay out of the store: {all:?}");
-    let log = std::fs::read_to_string(server.data.join("unmapped.log")).expect("unmapped.log");
+    let log = std::fs::read_to_string(server.data_dir().join("unmapped.log")).expect("unmapped.log");
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 2, "{log}");
     assert!(lines[0].starts_with("# received ") && lines[0].ends_with(&format!(" token {f1_id}")), "{log}");
@@ -613,7 +617,7 @@ async fn unknown_parameters_are_kept_as_unmapped_when_configured() {
     let r = post(&url, &[("Authorization", &auth)], format!("effluent,factory=f1,point=outfall-9 xyz=1 {T0_S}")).await;
     assert_eq!(r.status, 400);
     // A ping as InfluxDB answers it.
-    let r = support::http().get(format!("{}/ping", server.url)).send().await.expect("ping");
+    let r = server.get(None, "/ping").await;
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(r.headers().get("x-influxdb-build").and_then(|v| v.to_str().ok()), Some("OSS"));
 }

@@ -42,6 +42,11 @@ fn matrix(slave: u8) -> Vec<(String, String, f64)> {
     out
 }
 
+/// The server on [`Site::outfalls_of_f1`], with f1's write token.
+async fn server_for(dir: &std::path::Path, points: &[String]) -> TestServer {
+    TestServer::builder(dir).site(Site::outfalls_of_f1(points)).factory_tokens(&["f1"]).start().await
+}
+
 async fn wait_for_readings(url: &str, what: &str, enough: impl Fn(&[Stored]) -> bool) -> Vec<Stored> {
     wait_for(what, Duration::from_secs(60), || async {
         let all = stored(url).await;
@@ -67,11 +72,11 @@ fn assert_matrix(all: &[Stored], slave: u8) {
 async fn modbus_tcp_every_type_and_order_bits_scaling_units_and_exceptions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port().port();
-    let _pymodbus = pymodbus_with(dir.path(), "pymodbus", &["--port".into(), port.to_string()]).await;
+    let _pymodbus = pymodbus(dir.path(), "pymodbus", &["--port".into(), port.to_string()]).await;
     let matrix = matrix(1);
     let mut points: Vec<String> = matrix.iter().map(|(p, _, _)| p.clone()).collect();
     points.extend(["o1", "o2", "o3", "o4"].map(String::from));
-    let server = server_with_points(dir.path(), &points).await;
+    let server = server_for(dir.path(), &points).await;
 
     let mut toml = agent_head(dir.path(), &server, &points);
     toml.push_str(&format!(
@@ -106,7 +111,7 @@ async fn modbus_tcp_every_type_and_order_bits_scaling_units_and_exceptions() {
     ));
     let agent = agent(dir.path(), "agent", &toml);
 
-    let all = wait_for_readings(&server.url, "two polls of everything", |all| {
+    let all = wait_for_readings(server.url(), "two polls of everything", |all| {
         points.iter().all(|p| all.iter().filter(|r| &r.point == p).count() >= 2 * if p == "o1" { 6 } else { 1 })
     })
     .await;
@@ -153,7 +158,7 @@ async fn modbus_tcp_every_type_and_order_bits_scaling_units_and_exceptions() {
 async fn modbus_rtu_on_a_serial_bus_keeps_polling_live_slaves_when_one_is_dead() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_socat, agent_end, device_end) = pty_pair(dir.path()).await;
-    let _pymodbus = pymodbus_with(
+    let _pymodbus = pymodbus(
         dir.path(),
         "pymodbus-rtu",
         &[
@@ -168,7 +173,7 @@ async fn modbus_rtu_on_a_serial_bus_keeps_polling_live_slaves_when_one_is_dead()
     let matrix = matrix(1);
     let mut points: Vec<String> = matrix.iter().map(|(p, _, _)| p.clone()).collect();
     points.extend(["s1", "s2", "s3"].map(String::from));
-    let server = server_with_points(dir.path(), &points).await;
+    let server = server_for(dir.path(), &points).await;
     let mut toml = agent_head(dir.path(), &server, &points);
     toml.push_str(&format!(
         "[[modbus]]\nname = \"rs485\"\ntransport = {{ type = \"rtu\", port = \"{}\", baud = 115200, parity = \"none\" }}\npoll_interval_ms = 250\ntimeout_ms = 150\nregister = [\n",
@@ -186,7 +191,7 @@ async fn modbus_rtu_on_a_serial_bus_keeps_polling_live_slaves_when_one_is_dead()
     let agent = agent(dir.path(), "agent", &toml);
 
     // Slave 3 is configured but absent: pymodbus never answers it.
-    let all = wait_for_readings(&server.url, "25 polls of slave 1", |all| of(all, "s1", "ph").len() >= 25).await;
+    let all = wait_for_readings(server.url(), "25 polls of slave 1", |all| of(all, "s1", "ph").len() >= 25).await;
     assert_matrix(&all, 1);
     assert!(of(&all, "s1", "color").iter().all(|r| r.value == 1001.0));
     assert!(of(&all, "s2", "color").iter().all(|r| r.value == 1002.0), "slave 2 answered for itself");
@@ -213,7 +218,7 @@ async fn modbus_rtu_on_a_serial_bus_keeps_polling_live_slaves_when_one_is_dead()
 async fn modbus_rtu_over_tcp_through_a_serial_gateway() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port().port();
-    let _pymodbus = pymodbus_with(
+    let _pymodbus = pymodbus(
         dir.path(),
         "pymodbus-gateway",
         &["--port".into(), port.to_string(), "--framer".into(), "rtu".into(), "--devices".into(), "1,7".into()],
@@ -222,7 +227,7 @@ async fn modbus_rtu_over_tcp_through_a_serial_gateway() {
     let matrix = matrix(7);
     let mut points: Vec<String> = matrix.iter().map(|(p, _, _)| p.clone()).collect();
     points.push("g9".into());
-    let server = server_with_points(dir.path(), &points).await;
+    let server = server_for(dir.path(), &points).await;
     let mut toml = agent_head(dir.path(), &server, &points);
     toml.push_str(&format!(
         "[[modbus]]\nname = \"gateway\"\ntransport = {{ type = \"rtu_over_tcp\", address = \"127.0.0.1:{port}\" }}\npoll_interval_ms = 300\nregister = [\n"
@@ -233,7 +238,7 @@ async fn modbus_rtu_over_tcp_through_a_serial_gateway() {
     // Slave 9 is not behind the gateway: pymodbus answers exception 0x0B for it.
     toml.push_str("  { point = \"g9\", parameter = \"ph\", slave = 9, table = \"holding\", address = 0, type = \"f32\", unit = \"pH\" },\n]\n");
     let _agent = agent(dir.path(), "agent", &toml);
-    let all = wait_for_readings(&server.url, "two polls over the gateway", |all| {
+    let all = wait_for_readings(server.url(), "two polls over the gateway", |all| {
         points.iter().all(|p| all.iter().filter(|r| &r.point == p).count() >= 2)
     })
     .await;
@@ -246,7 +251,7 @@ fn probe_names_the_type_and_order_of_a_word_swapped_float() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port().port();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let _pymodbus = rt.block_on(pymodbus_with(dir.path(), "pymodbus", &["--port".into(), port.to_string()]));
+    let _pymodbus = rt.block_on(pymodbus(dir.path(), "pymodbus", &["--port".into(), port.to_string()]));
     // f32 CDAB of the matrix: holding 100 + 4 + 4 + 8 + 8 + 16 + 16 (u16…i64) + 6 = 162.
     let out = Command::new(bin("eitwatch-agent"))
         .args(["probe", "modbus", "--address", &format!("127.0.0.1:{port}"), "--holding", "162", "--count", "2"])
@@ -308,7 +313,7 @@ async fn publish_until_stored(url: &str, publisher: &Publisher, i: i64) {
     .await;
 }
 
-fn mqtt_agent_toml(dir: &std::path::Path, server: &Server, port: u16, version: &str) -> String {
+fn mqtt_agent_toml(dir: &std::path::Path, server: &TestServer, port: u16, version: &str) -> String {
     let points = vec!["o1".to_string()];
     let mut toml = agent_head(dir, server, &points);
     toml.push_str(&format!(
@@ -327,11 +332,11 @@ async fn mqtt_qos1_through_broker_restarts_arrives_exactly_once_and_resubscribes
     std::fs::create_dir(&store).expect("dir");
     std::fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
     let persist = format!("persistence true\npersistence_location {}/\n", store.display());
-    let mut broker = mosquitto_on(dir.path(), "mosquitto", port, &persist).await;
-    let server = server_with_points(dir.path(), &["o1".to_string()]).await;
+    let mut broker = mosquitto(dir.path(), "mosquitto", port, &persist).await;
+    let server = server_for(dir.path(), &["o1".to_string()]).await;
     let agent = agent(dir.path(), "agent", &mqtt_agent_toml(dir.path(), &server, port, "3.1.1"));
     let publisher = Publisher::connect(port, "plant-publisher");
-    publish_until_stored(&server.url, &publisher, 0).await;
+    publish_until_stored(server.url(), &publisher, 0).await;
 
     // A malformed message in the stream is skipped, and the stream goes on.
     publisher.publish("f1/o1/cod", "{\"value\": oops}".into()).await;
@@ -339,22 +344,22 @@ async fn mqtt_qos1_through_broker_restarts_arrives_exactly_once_and_resubscribes
         publisher.publish("f1/o1/cod", message(i)).await;
     }
     // Restart 1: a graceful stop; the broker saves the session and its queued messages.
-    terminate(&mut broker);
-    let mut broker = mosquitto_on(dir.path(), "mosquitto-restarted", port, &persist).await;
+    broker.terminate();
+    let mut broker = mosquitto(dir.path(), "mosquitto-restarted", port, &persist).await;
     for i in 21..=40 {
         publisher.publish("f1/o1/cod", message(i)).await;
     }
-    wait_for_messages(&server.url, 0..=40).await;
+    wait_for_messages(server.url(), 0..=40).await;
 
     // Restart 2: killed, and back without persistence: the broker has forgotten the
     // agent's session and subscriptions. The agent must subscribe again on its own.
     broker.kill();
-    let _broker = mosquitto_on(dir.path(), "mosquitto-forgetful", port, "persistence false").await;
-    publish_until_stored(&server.url, &publisher, 41).await;
+    let _broker = mosquitto(dir.path(), "mosquitto-forgetful", port, "persistence false").await;
+    publish_until_stored(server.url(), &publisher, 41).await;
     for i in 42..=60 {
         publisher.publish("f1/o1/cod", message(i)).await;
     }
-    wait_for_messages(&server.url, 0..=60).await;
+    wait_for_messages(server.url(), 0..=60).await;
 
     let log = agent.log();
     assert!(log.contains("MQTT reconnected; the broker kept the session"), "{log}");
@@ -371,12 +376,12 @@ async fn mqtt_qos1_through_broker_restarts_arrives_exactly_once_and_resubscribes
 async fn mqtt5_agent_killed_and_restarted_gets_what_was_published_meanwhile_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port().port();
-    let _broker = mosquitto_on(dir.path(), "mosquitto", port, "persistence false").await;
-    let server = server_with_points(dir.path(), &["o1".to_string()]).await;
+    let _broker = mosquitto(dir.path(), "mosquitto", port, "persistence false").await;
+    let server = server_for(dir.path(), &["o1".to_string()]).await;
     let toml = mqtt_agent_toml(dir.path(), &server, port, "5");
     let mut first = agent(dir.path(), "agent-1", &toml);
     let publisher = Publisher::connect(port, "plant-publisher");
-    publish_until_stored(&server.url, &publisher, 0).await;
+    publish_until_stored(server.url(), &publisher, 0).await;
     for i in 1..=20 {
         publisher.publish("f1/o1/cod", message(i)).await;
     }
@@ -384,7 +389,7 @@ async fn mqtt5_agent_killed_and_restarted_gets_what_was_published_meanwhile_exac
     // in the middle of a batch could lose readings already acknowledged to the broker (the
     // durable outbox closes that window). What this test holds the agent to: a persistent
     // MQTT 5 session keeps what is published while the agent is down.
-    wait_for_messages(&server.url, 0..=20).await;
+    wait_for_messages(server.url(), 0..=20).await;
     first.kill();
     for i in 21..=40 {
         publisher.publish("f1/o1/cod", message(i)).await;
@@ -393,7 +398,7 @@ async fn mqtt5_agent_killed_and_restarted_gets_what_was_published_meanwhile_exac
     for i in 41..=60 {
         publisher.publish("f1/o1/cod", message(i)).await;
     }
-    wait_for_messages(&server.url, 0..=60).await;
+    wait_for_messages(server.url(), 0..=60).await;
     assert!(second.log().contains("session_present=true"), "{}", second.log());
 }
 
@@ -402,7 +407,7 @@ async fn mqtt_embedded_broker_takes_line_protocol_and_multi_parameter_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port().port();
     let points = vec!["o1".to_string(), "o2".to_string()];
-    let server = server_with_points(dir.path(), &points).await;
+    let server = server_for(dir.path(), &points).await;
     let mut toml = agent_head(dir.path(), &server, &points);
     toml.push_str(&format!(
         "[[mqtt]]\nname = \"embedded\"\nbroker = \"127.0.0.1:{port}\"\nclient_id = \"agent-f1\"\nembedded_broker = true\nqos = 1\n\
@@ -422,7 +427,7 @@ async fn mqtt_embedded_broker_takes_line_protocol_and_multi_parameter_json() {
             .publish("json/o1", r#"{"ts": "2026-11-21T22:26:40Z", "a": {"cod": 85250, "ph": 7.25}}"#.to_string())
             .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let all = stored(&server.url).await;
+        let all = stored(server.url()).await;
         want(&all).then_some(all)
     })
     .await;
@@ -530,14 +535,11 @@ async fn mqtt5_qos0_over_tls_with_client_certificate_and_password() {
         c("server.pem"),
         c("server.key"),
     );
-    let exe = if std::path::Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
-    let conf_file = dir.path().join("mosquitto.conf");
-    std::fs::write(&conf_file, format!("listener {plain} 127.0.0.1\n{conf}")).expect("conf");
-    let _broker = Proc::spawn("mosquitto", dir.path(), Command::new(exe).arg("-c").arg(&conf_file));
-    wait_for_port("mosquitto (plain)", std::net::SocketAddr::from(([127, 0, 0, 1], plain))).await;
+    let conf = format!("listener {plain} 127.0.0.1\n{conf}");
+    let _broker = mosquitto_with_config(dir.path(), "mosquitto", &conf, plain).await;
     wait_for_port("mosquitto (TLS)", std::net::SocketAddr::from(([127, 0, 0, 1], tls))).await;
 
-    let server = server_with_points(dir.path(), &["o1".to_string()]).await;
+    let server = server_for(dir.path(), &["o1".to_string()]).await;
     let mut toml = agent_head(dir.path(), &server, &["o1".to_string()]);
     toml.push_str(&format!(
         "[[mqtt]]\nname = \"secure\"\nbroker = \"127.0.0.1:{tls}\"\nclient_id = \"agent-f1\"\nversion = \"5\"\nqos = 0\n\
@@ -557,7 +559,7 @@ async fn mqtt5_qos0_over_tls_with_client_certificate_and_password() {
     let got = wait_for("a reading over TLS", Duration::from_secs(60), || async {
         client.publish("f1/o1/cod", rumqttc::QoS::AtLeastOnce, false, "42.5").await.expect("publish");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Some(of(&stored(&server.url).await, "o1", "cod").iter().map(|r| r.value).collect::<Vec<_>>())
+        Some(of(&stored(server.url()).await, "o1", "cod").iter().map(|r| r.value).collect::<Vec<_>>())
             .filter(|v| !v.is_empty())
     })
     .await;
@@ -569,7 +571,7 @@ async fn mqtt5_qos0_over_tls_with_client_certificate_and_password() {
 async fn mqtt_without_a_broker_backs_off_instead_of_spinning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let nobody = free_port().port(); // bound and released: nothing listens there
-    let server = server_with_points(dir.path(), &["o1".to_string()]).await;
+    let server = server_for(dir.path(), &["o1".to_string()]).await;
     let mut toml = agent_head(dir.path(), &server, &["o1".to_string()]);
     toml.push_str(&format!(
         "[[mqtt]]\nname = \"absent\"\nbroker = \"127.0.0.1:{nobody}\"\nclient_id = \"agent-f1\"\n\

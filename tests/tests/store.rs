@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::store_peers::{Vm, server_with, start, write};
+use support::server::write;
+use support::victoria::Vm;
 use support::*;
 
 const T0_S: i64 = 1_795_000_000; // 2026-11-18T08:26:40Z
@@ -54,7 +55,7 @@ async fn stored(url: &str, factory: &str) -> BTreeMap<(String, i64), f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_batches_survive_sigkill_and_batches_stay_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = server_with(dir.path(), "", &["f1"]).await;
+    let mut server = TestServer::builder(dir.path()).factory_tokens(&["f1"]).start().await;
     let token = server.token("f1").to_string();
     let acked = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
     let sent = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
@@ -62,7 +63,7 @@ async fn acknowledged_batches_survive_sigkill_and_batches_stay_whole() {
     let mut writers = Vec::new();
     for w in 0..4i64 {
         let (url, token, acked, sent, count) =
-            (server.url.clone(), token.clone(), acked.clone(), sent.clone(), count.clone());
+            (server.url().to_string(), token.clone(), acked.clone(), sent.clone(), count.clone());
         writers.push(tokio::spawn(async move {
             for i in 0..500i64 {
                 let b = w * 1000 + i;
@@ -84,7 +85,7 @@ async fn acknowledged_batches_survive_sigkill_and_batches_stay_whole() {
     })
     .await;
     // SIGKILL while the writers still have batches in flight.
-    server.proc.kill();
+    server.kill();
     for w in writers {
         w.await.expect("writer");
     }
@@ -92,10 +93,8 @@ async fn acknowledged_batches_survive_sigkill_and_batches_stay_whole() {
     let sent = sent.lock().expect("lock").clone();
     assert!(acked.len() >= 40);
 
-    let tokens = server.tokens.clone();
-    drop(server);
-    let server = start(dir.path(), tokens).await;
-    let got = stored(&server.url, "f1").await;
+    server.restart().await;
+    let got = stored(server.url(), "f1").await;
     let mut whole = 0;
     for b in &sent {
         let points = batch("f1", *b).1;
@@ -113,17 +112,17 @@ async fn acknowledged_batches_survive_sigkill_and_batches_stay_whole() {
     // Re-sending an acknowledged batch after the restart is a duplicate; changing one value is a rewrite.
     let b = *acked.iter().next().expect("one");
     let (body, _) = batch("f1", b);
-    assert_eq!(write(&server.url, server.token("f1"), body.clone()).await.expect("write").0, 204);
+    assert_eq!(server.write_as("f1", body.clone()).await, 204);
     let changed = body.replacen("cod=", "cod=1", 1);
-    let (status, message) = write(&server.url, server.token("f1"), changed).await.expect("write");
+    let (status, message) = write(server.url(), server.token("f1"), changed).await.expect("write");
     assert_eq!(status, 409, "{message}");
-    assert_eq!(stored(&server.url, "f1").await, got, "neither changed the store");
+    assert_eq!(stored(server.url(), "f1").await, got, "neither changed the store");
 }
 
 #[tokio::test]
 async fn readings_downsample_per_bucket_over_http() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = server_with(dir.path(), "", &["f1"]).await;
+    let server = TestServer::builder(dir.path()).factory_tokens(&["f1"]).start().await;
     let s = 1_000_000_000i64;
     let t0 = 1_794_999_960 * s; // a multiple of 60 s
     let body = format!(
@@ -134,8 +133,8 @@ async fn readings_downsample_per_bucket_over_http() {
         t0 + 59 * s,
         t0 + 60 * s
     );
-    assert_eq!(write(&server.url, server.token("f1"), body).await.expect("write").0, 204);
-    let v = get_json(&format!("{}/api/v1/readings?factory=f1&parameter=cod&every_s=60", server.url)).await;
+    assert_eq!(server.write_as("f1", body).await, 204);
+    let v = server.get_json("/api/v1/readings?factory=f1&parameter=cod&every_s=60").await;
     assert_eq!(v["every_s"], 60);
     let series = v["series"].as_array().expect("series");
     assert_eq!(series.len(), 1);
@@ -147,7 +146,7 @@ async fn readings_downsample_per_bucket_over_http() {
             {"start_ns": t0 + 60 * s, "count": 1, "min": 5.0, "max": 5.0, "mean": 5.0},
         ])
     );
-    let r = http().get(format!("{}/api/v1/readings?every_s=0", server.url)).send().await.expect("get");
+    let r = server.get(None, "/api/v1/readings?every_s=0").await;
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().await.expect("body").contains("every_s"));
 }
@@ -170,11 +169,11 @@ async fn every_reading_is_written_through_to_victoria_metrics_exactly_once_acros
          batch_max_points = 600\nretry_max_ms = 200\n",
         vm.addr
     );
-    let server = server_with(dir.path(), &extra, &["f1", "f2"]).await;
+    let mut server = TestServer::builder(dir.path()).config_tail(&extra).factory_tokens(&["f1", "f2"]).start().await;
     for b in 0..4 {
         for f in ["f1", "f2"] {
             let body = if f == "f2" { only_cod(&batch(f, b).0) } else { batch(f, b).0 };
-            assert_eq!(write(&server.url, server.token(f), body).await.expect("write").0, 204);
+            assert_eq!(server.write_as(f, body).await, 204);
         }
     }
     let mut want = expected("f1", 0..4);
@@ -190,16 +189,13 @@ async fn every_reading_is_written_through_to_victoria_metrics_exactly_once_acros
     // VictoriaMetrics goes away; the server keeps acknowledging, and the readings wait in its log.
     vm.stop();
     for b in 4..10 {
-        assert_eq!(write(&server.url, server.token("f1"), batch("f1", b).0).await.expect("write").0, 204);
+        assert_eq!(server.write_as("f1", batch("f1", b).0).await, 204);
     }
-    assert_eq!(stored(&server.url, "f1").await.len(), 10 * LINES as usize * PARAMETERS.len());
+    assert_eq!(stored(server.url(), "f1").await.len(), 10 * LINES as usize * PARAMETERS.len());
     // The queue is on disk: it outlives a SIGKILL of the server too.
-    let mut server = server;
-    server.proc.kill();
-    let tokens = server.tokens.clone();
-    drop(server);
-    let server = start(dir.path(), tokens).await;
-    assert_eq!(write(&server.url, server.token("f1"), batch("f1", 10).0).await.expect("write").0, 204);
+    server.kill();
+    server.restart().await;
+    assert_eq!(server.write_as("f1", batch("f1", 10).0).await, 204);
     vm.restart().await;
     let want = {
         let mut w = expected("f1", 0..11);
@@ -213,9 +209,9 @@ async fn every_reading_is_written_through_to_victoria_metrics_exactly_once_acros
     })
     .await;
     same(&got, &want, "everything arrived, exactly once");
-    let segments = std::fs::read_dir(dir.path().join("server/store")).expect("store dir").count();
+    let segments = std::fs::read_dir(server.data_dir().join("store")).expect("store dir").count();
     assert!(segments >= 5, "the readings crossed {segments} segments");
-    assert!(!server.proc.log().contains("secret-token"), "the InfluxDB token is never logged");
+    assert!(!server.log().contains("secret-token"), "the InfluxDB token is never logged");
 }
 
 /// f2's registry point measures only cod: keep that field of each line.

@@ -9,12 +9,9 @@
 //! LSM, compaction and its own crash story for no gain, and its crash behaviour would still
 //! have to be tested here. The crash tests: `tests/tests/delivery.rs` SIGKILLs the agent 20
 //! times mid-stream and finds the store exact; `tests.rs` cuts, tears and corrupts files as
-//! power cuts and damage do. The benchmark (`scripts/bench-outbox.sh`, 2 shared cores, one
-//! run on 2026-11-22 with other builds running): durable appends of 1 000-reading batches
-//! from 8 writers 1.39 M readings/s (79 MB/s); 10 000-reading batches from 16 writers
-//! 4.1 M readings/s, 236 MB/s = 0.78 × `dd bs=1M conv=fdatasync` on the same disk; single
-//! readings from 64 writers 90 k/s (34 a fsync); a 1 GiB backlog (18.8 M readings) opens in
-//! 1.9 s.
+//! power cuts and damage do. `scripts/bench-outbox.sh` measures durable appends beside the
+//! disk's own sequential write + fdatasync, and how fast a large backlog opens; its latest
+//! figures are in `docs/benchmarks.md`.
 //!
 //! ## On disk (`<data_dir>/outbox/`)
 //! - `<first id, 20 digits>.seg`: segment files, in id order. Each starts with a 24-byte
@@ -26,9 +23,9 @@
 //!   parameter (each u16 LE length + UTF-8).
 //! - The active segment is preallocated to `segment_bytes` (`fallocate`; its length is then
 //!   `segment_bytes` and the unused part reads as zeros), so that the `fdatasync` of an
-//!   append need not also log the file's new size (fdatasync was ≈ 40 % of the agent's CPU
-//!   at 1 000 readings/s; a small append's fdatasync on ext4 measured about a third less CPU
-//!   in the calling thread; writing zeros instead of `fallocate` measured no better). An
+//!   append need not also log the file's new size: at a steady trickle of small appends the
+//!   sync is a large share of the agent's CPU, and preallocation makes each one cheaper
+//!   (measured in `docs/benchmarks.md`; writing zeros instead of `fallocate` was no better). An
 //!   all-zero frame therefore ends the records. A segment gives its unused space back when
 //!   it is closed and when the agent stops.
 //! - `ledger.json`: per sink, its cursor (every id below is settled), the live range

@@ -128,18 +128,22 @@ fn takes_the_whole_grammar() {
 #[test]
 fn refuses_what_is_not_a_finite_number() {
     for (field, reason) in [
-        ("cod=NaN", "malformed line protocol"),
-        ("cod=inf", "malformed line protocol"),
+        ("cod=NaN", "field cod: \"NaN\" is not a number"),
+        ("cod=inf", "field cod: \"inf\" is not a number"),
+        ("bod=5,cod=-Infinity", "field cod: \"-Infinity\" is not a number"),
+        ("cod=high", "field cod: \"high\" is not a number"),
         ("cod=1e400", "field cod: inf is not a finite number"),
         ("cod=-1e400", "field cod: -inf is not a finite number"),
         ("cod=t", "field cod: a boolean"),
         ("cod=FALSE", "field cod: a boolean"),
-        ("cod=9223372036854775808i", "malformed line protocol"),
-        ("cod=-1u", "malformed line protocol"),
+        ("cod=9223372036854775808i", "9223372036854775808 is not an integer of its type"),
+        ("cod=-1u", "field cod: \"-1u\" is not a number"),
+        ("cod", "malformed line protocol: expected <kind>,factory=<id>,point=<id> <parameter>=<number>"),
     ] {
         let body = format!("effluent,factory=f,point=p {field} 1");
         let e = decode(&body, Precision::Ns, 0).expect_err("refused");
         assert!(e.reason.contains(reason), "{field}: {e}");
+        assert!(!e.reason.contains("TakeWhile") && !e.reason.contains("No fields"), "{field}: {e}");
     }
     let e = decode("effluent,factory=f\\\n,point=p cod=1 1", Precision::Ns, 0);
     assert!(e.is_err(), "a control character in a name: {e:?}");

@@ -352,10 +352,14 @@ fn apply(alerts: &mut Vec<Alert>, op: Op) -> Option<usize> {
 }
 
 #[cfg(test)]
+mod tests;
+
+#[cfg(test)]
 mod unit_tests {
-    /// Every alert ever raised is kept: its size is memory that only grows.
+    /// Every alert ever raised is kept: its size is memory that only grows. An upper bound:
+    /// a larger alert costs every alert in the book.
     #[test]
-    fn an_alert_is_232_bytes() {
-        assert_eq!(size_of::<super::Alert>(), 232);
+    fn an_alert_is_at_most_232_bytes() {
+        assert!(size_of::<super::Alert>() <= 232);
     }
 }

@@ -1,8 +1,8 @@
 //! Judged grab samples of one instantaneous limit, kept compact.
 //!
 //! An effluent standard judges every grab sample, so a busy outfall is judged once a minute
-//! forever. Keeping a judged period per sample cost ~116 B per reading (0.9 GB a day for
-//! 1 000 points × 5 parameters at 1/min). What the answers need is less:
+//! forever. A judged period per sample would make the engine's memory grow with every reading
+//! (see docs/benchmarks.md for what that cost). What the answers need is less:
 //! - exceeding samples, individually (alerts, episodes, evidence);
 //! - where compliant samples lie between them, to split episodes: a compliant **stretch**
 //!   (its first and last sample) between exceedances;
@@ -308,9 +308,10 @@ impl Grabs {
 
 #[cfg(test)]
 mod unit_tests {
-    /// Every hour of every grab limit holds one (issue 5's memory).
+    /// Every hour of every grab limit holds one (issue 5's memory): an upper bound, growth
+    /// costs every series an hour.
     #[test]
-    fn an_hours_summary_is_56_bytes() {
-        assert_eq!(size_of::<(i64, super::Hour)>(), 56);
+    fn an_hours_summary_is_at_most_56_bytes() {
+        assert!(size_of::<(i64, super::Hour)>() <= 56);
     }
 }

@@ -17,22 +17,35 @@ pub const DAY_NS: i64 = 24 * HOUR_NS;
 pub const BANGKOK_OFFSET_NS: i64 = 7 * HOUR_NS;
 
 /// `[start, end)` of the period of `averaging` holding `t_ns`; an instantaneous "period" is
-/// the instant itself (`start == end`).
+/// the instant itself (`start == end`). Saturating at the ends of i64: ingest refuses times
+/// outside its window, but a data directory may hold readings stored before it did.
 pub fn bounds(averaging: Averaging, t_ns: i64) -> (i64, i64) {
     match averaging {
         Averaging::Instantaneous => (t_ns, t_ns),
-        Averaging::Hourly => {
-            let start = t_ns.div_euclid(HOUR_NS) * HOUR_NS;
-            (start, start + HOUR_NS)
-        }
+        Averaging::Hourly => aligned(t_ns, HOUR_NS, 0),
         Averaging::Daily => day(t_ns),
     }
 }
 
 /// `[start, end)` of the Bangkok calendar day holding `t_ns`.
 pub fn day(t_ns: i64) -> (i64, i64) {
-    let start = (t_ns + BANGKOK_OFFSET_NS).div_euclid(DAY_NS) * DAY_NS - BANGKOK_OFFSET_NS;
-    (start, start + DAY_NS)
+    aligned(t_ns, DAY_NS, BANGKOK_OFFSET_NS)
+}
+
+/// `[start, end)` of the `len_ns` slot holding `t_ns`, slots aligned to `offset_ns` before the
+/// epoch; computed wide and clamped to i64, so the slot still holds `t_ns` at the ends.
+fn aligned(t_ns: i64, len_ns: i64, offset_ns: i64) -> (i64, i64) {
+    // Every real time is far from the ends: i64 arithmetic (i128 division is a library call
+    // on the hot path of every reading).
+    const SAFE: i64 = i64::MAX / 2;
+    if (-SAFE..SAFE).contains(&t_ns) {
+        let start = (t_ns + offset_ns).div_euclid(len_ns) * len_ns - offset_ns;
+        return (start, start + len_ns);
+    }
+    let (t, len, offset) = (i128::from(t_ns), i128::from(len_ns), i128::from(offset_ns));
+    let start = (t + offset).div_euclid(len) * len - offset;
+    let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    (clamp(start), clamp(start + len))
 }
 
 /// Readings expected in `[start, end)` at one per `interval_s` (at least one).

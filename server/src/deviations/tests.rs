@@ -1,21 +1,13 @@
 //! E by hand, every validation problem at once, due/overdue by half-year, the log's round trip.
 
-use eitwatch_config::server_config::ServerConfig;
 use eitwatch_config::site::Registry;
 
 use std::io::Write as _;
 
 use super::*;
 
-const SITE: &str = r#"
-[server]
-data_dir = "/nonexistent"
-[[area]]
-id = "a1"
-name_en = "Area one"
-name_th = "พื้นที่หนึ่ง"
-province = "Rayong"
-[[area.factory]]
+/// The factories of area a1 (see [`crate::testkit::config`]).
+const FACTORIES: &str = r#"[[area.factory]]
 id = "f1"
 name = "Factory one"
 category = 3
@@ -39,8 +31,7 @@ emission = { source = "boiler", fuel = "coal", combustion = true }
 "#;
 
 fn registry() -> Registry {
-    let config: ServerConfig = eitwatch_config::problems::load(SITE, "test.toml").expect("site");
-    Registry::new(config.area)
+    crate::testkit::registry(FACTORIES)
 }
 
 /// 2026-11-23 12:00 Bangkok: the second half of 2026.

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use calamine::{Data, Reader as _, Xlsx};
 use eitwatch_config::indicators::{Definition, DefinitionFilter, IndicatorKind, IndicatorsFile};
 use eitwatch_config::reading::{Kind, Quality, Reading};
-use eitwatch_config::server_config::ServerConfig;
 use eitwatch_config::site::Registry;
 
 use super::compute::{Indicator, Inputs, Selection, Value};
@@ -29,16 +28,8 @@ use super::{Range, Report, export, report};
 use crate::compliance::period::{DAY_NS, HOUR_NS};
 use crate::compliance::{Engine, ManualClock, Settings};
 
-const SITE: &str = r#"
-[server]
-data_dir = "/nonexistent"
-
-[[area]]
-id = "a1"
-name_en = "Area one"
-name_th = "พื้นที่หนึ่ง"
-province = "Rayong"
-
+/// The factories of area a1 (see [`crate::testkit::config`]).
+const FACTORIES: &str = r#"
 [[area.factory]]
 id = "f1"
 name = "Factory one"
@@ -103,8 +94,7 @@ fn at(d: i64, h: i64) -> i64 {
 }
 
 fn registry() -> Registry {
-    let config: ServerConfig = eitwatch_config::problems::load(SITE, "test.toml").expect("site");
-    Registry::new(config.area)
+    crate::testkit::registry(FACTORIES)
 }
 
 fn month_readings() -> Vec<Reading> {

@@ -1,19 +1,11 @@
 //! Changes applied, validated whole, logged with who and when, replayed.
 
 use eitwatch_config::reading::Kind;
-use eitwatch_config::server_config::ServerConfig;
 
 use super::*;
 
-const SITE: &str = r#"
-[server]
-data_dir = "/nonexistent"
-[[area]]
-id = "a1"
-name_en = "Area one"
-name_th = "พื้นที่หนึ่ง"
-province = "Rayong"
-[[area.factory]]
+/// The factories of area a1 (see [`crate::testkit::config`]).
+const FACTORIES: &str = r#"[[area.factory]]
 id = "f1"
 name = "Factory one"
 category = 3
@@ -24,7 +16,7 @@ parameters = ["cod"]
 "#;
 
 fn base() -> Vec<Area> {
-    let config: ServerConfig = eitwatch_config::problems::load(SITE, "test.toml").expect("site");
+    let config = crate::testkit::config(FACTORIES);
     config.area
 }
 
@@ -147,4 +139,27 @@ fn the_engine_watches_a_new_point_at_once() {
     let judged = e.periods(&f, 10);
     assert_eq!(judged.len(), 1, "the new point's grab sample is judged");
     assert_eq!(judged[0].period.outcome, crate::compliance::Outcome::Exceeds);
+}
+
+#[test]
+fn a_point_added_at_run_time_is_silent_from_when_it_was_added() {
+    use std::sync::Arc;
+
+    use crate::compliance::{AlertKind, Engine, ManualClock, Settings};
+    let hour_ns = 3_600_000_000_000;
+    let t = "2026-11-23T00:00:00Z".parse::<jiff::Timestamp>().expect("ts").as_nanosecond() as i64;
+    let clock = Arc::new(ManualClock::new(t));
+    let mut e = Engine::new(Registry::new(base()), clock.clone(), Settings::default());
+    // Added two hours after the engine started: outfall-1 (never reported) is silent by then.
+    clock.set(t + 2 * hour_ns);
+    let areas = apply_all(base(), &[Change::Point { factory: "f1".into(), point: point("outfall-2", &["cod"]) }])
+        .expect("valid");
+    e.update_registry(Registry::new(areas));
+    let silent = |e: &Engine| e.incidents().into_iter().map(|i| (i.point, i.since_ns)).collect::<Vec<_>>();
+    assert_eq!(silent(&e), [("outfall-1".to_string(), t)]);
+    assert!(e.conditions().iter().all(|c| c.point != "outfall-2"), "no alert of any kind for the new point");
+    // Its default interval is 60 s and silence is 3 intervals: silent 3 min after it was added.
+    clock.set(t + 2 * hour_ns + 181_000_000_000);
+    assert_eq!(silent(&e), [("outfall-1".to_string(), t), ("outfall-2".to_string(), t + 2 * hour_ns)]);
+    assert!(e.conditions().iter().any(|c| c.point == "outfall-2" && c.kind == AlertKind::NoData));
 }

@@ -3,38 +3,23 @@
 //!
 //! ## Why a log of our own
 //! Ingest must acknowledge (204) only what is on disk, at the rate of the stores people
-//! would otherwise use. On this machine kind (2 cores) the disk does ≈ 5 700 fdatasync'd
-//! 4 KiB appends/s and ≈ 1 600 of 430 KiB (≈ 680 MB/s): the cost of durability is the
-//! number of syncs, not the bytes. So concurrent writes share one sync (group commit) and
-//! a point costs ≈ 12 bytes of sequential append; a B-tree engine (SQLite, redb) would write
-//! each point into pages at random places plus a journal (not measured here: the log is
-//! not the bottleneck, see below). A log is also what retention (delete whole old
-//! segments) and the InfluxDB write-through (a cursor over the same log) need.
-//!
-//! Measured with `scripts/bench-ingest.sh` (1 000 factories × 10 parameters, 5 000-point
-//! bodies, 8 connections, 10 s per target, nothing else running; README *Testing*): eitwatch
-//! 7.7–8.0 M points/s acknowledged after fdatasync (p99 13 ms, ≈ 200 ns of CPU a point, the
-//! compliance engine included), VictoriaMetrics 4.0–4.3 M (acknowledges before disk),
-//! InfluxDB 1.6 2.4–2.8 M. While other builds write to the same disk, a group's fdatasync
-//! waits for their journal commits (5–9 ms a batch measured): points/s then says more about
-//! the disk than the code.
-//! The store alone (`cargo run --release -p eitwatch-server --example store-append`, same
-//! batches, no HTTP or parsing, the example building each batch's readings itself) took
-//! 1.8 M points/s from one thread and 3.8 M from 8, every batch on disk before `append`
-//! returned. Reopening replays ≈ 16 M points/s (19.1 M points in 1.2 s): the cost of a
-//! restart.
+//! would otherwise use. A disk's cost of durability is the number of syncs, not the bytes,
+//! so concurrent writes share one sync (group commit) and a point costs ≈ 12 bytes of
+//! sequential append; a B-tree engine (SQLite, redb) would write each point into pages at
+//! random places plus a journal. A log is also what retention (delete whole old segments)
+//! and the InfluxDB write-through (a cursor over the same log) need. How fast it goes alone
+//! (`examples/store-append`), through ingest beside VictoriaMetrics and InfluxDB
+//! (`scripts/bench-ingest.sh`), and how fast a restart replays it: `docs/benchmarks.md`.
 //!
 //! ## In memory
 //! Interned series and their points in 128-point chunks (`index`): the newest chunk of a
 //! series as columns (17 bytes a point, one allocation), full ones packed (≈ 4–9 bytes a
-//! point). A series costs its slot in the index (80 bytes: the key's three shared names and
-//! kind, its chunk list), ≈ 8 bytes of id table, 8 of `defined_in`, and from its first
-//! point a 40-byte chunk and a 17-byte block of columns (≈ 180 bytes of heap with malloc's
-//! headers, each distinct name once). Measured: ≈ 0.2 KiB RSS per active series
-//! (`examples/memory-per-series`: 10 000 series given their first point; 0.5 KiB before the
-//! names were shared and the columns put in one block) and ≈ 5 bytes per further point (the
-//! whole server, in the ingest benchmark). Every point stays in memory: one series at one
-//! reading a second is ≈ 270 MB a year; a series a minute ≈ 4.5 MB a year. Keeping years of one-second data
+//! point). A series costs its slot in the index (the key's three shared names and kind, its
+//! chunk list), its entries in the id table and `defined_in`, and from its first point a
+//! 40-byte chunk and a 17-byte block of columns, each distinct name held once. What that
+//! comes to per series and per point is measured by `examples/memory-per-series` and
+//! `scripts/bench-ingest.sh` (`docs/benchmarks.md`). Every point stays in memory, so memory
+//! grows with retention × series × readings per second; keeping years of one-second data
 //! for thousands of series would need the packed chunks on disk (sealed segments with a
 //! per-series index), with only the newest in memory.
 //!
@@ -211,6 +196,23 @@ pub enum StoreError {
         stored: f64,
         /// Value offered.
         offered: f64,
+    },
+    /// The batch itself gives one series and time two different values: nothing is stored
+    /// and nothing stored is contradicted.
+    #[error("{factory}/{point}/{parameter} at {time_ns} ns is given twice in the batch, as {first} and {second}")]
+    Contradiction {
+        /// Factory.
+        factory: String,
+        /// Point.
+        point: String,
+        /// Parameter.
+        parameter: String,
+        /// Timestamp.
+        time_ns: i64,
+        /// The batch's first value.
+        first: f64,
+        /// Its second.
+        second: f64,
     },
     /// A store file or directory.
     #[error("{path}: {source}")]
@@ -461,17 +463,30 @@ impl Store {
                 match state.index.get(id, time_ns) {
                     Some(stored) if stored.same(&offered) => duplicates += 1,
                     Some(stored) => {
+                        let own = inserted.iter().any(|&(i, t, _)| i == id && t == time_ns);
                         for (id, t, _) in inserted {
                             state.index.remove(id, t);
                         }
                         let (_, factory, point, parameter) = r.names();
-                        return Err(StoreError::Rewrite {
-                            factory: factory.to_string(),
-                            point: point.to_string(),
-                            parameter: parameter.to_string(),
-                            time_ns,
-                            stored: stored.value,
-                            offered: offered.value,
+                        let (factory, point, parameter) =
+                            (factory.to_string(), point.to_string(), parameter.to_string());
+                        return Err(match own {
+                            true => StoreError::Contradiction {
+                                factory,
+                                point,
+                                parameter,
+                                time_ns,
+                                first: stored.value,
+                                second: offered.value,
+                            },
+                            false => StoreError::Rewrite {
+                                factory,
+                                point,
+                                parameter,
+                                time_ns,
+                                stored: stored.value,
+                                offered: offered.value,
+                            },
                         });
                     }
                     None => {

@@ -70,8 +70,12 @@ fn a_rewrite_refuses_the_whole_batch() {
     );
     assert_eq!(store.len(), 1, "nothing of the refused batch is stored");
     assert_eq!(values(&store, "cod"), vec![(10, 130.0)]);
-    // A conflict inside one batch is a rewrite too.
-    assert!(store.append(&[r("bod", 1.0, 5), r("bod", 2.0, 5)]).is_err());
+    // A batch that contradicts itself rewrites nothing stored: it is refused as such.
+    let e = store.append(&[r("bod", 1.0, 5), r("bod", 2.0, 5)]).unwrap_err();
+    assert!(
+        matches!(e, StoreError::Contradiction { time_ns: 5, first, second, .. } if first == 1.0 && second == 2.0),
+        "{e}"
+    );
     assert_eq!(store.len(), 1);
     // A different quality for the same value is a rewrite.
     assert!(store.append(&[r("cod", 130.0, 10).with_quality(Quality::Suspect)]).is_err());

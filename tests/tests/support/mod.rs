@@ -1,15 +1,28 @@
 //! Test harness: real peers and real binaries as child processes on ephemeral loopback
-//! ports, killed on drop, waited for by polling (never a fixed sleep).
+//! ports, killed on drop, waited for by polling with a time limit (never a fixed sleep, never
+//! without a limit). Every test starts the server through [`TestServer`] on a [`Site`].
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-pub mod compliance;
+pub mod events;
 pub mod ingest;
+pub mod lp;
+pub mod proxy;
+pub mod server;
+pub mod site;
+pub mod sources;
+pub mod victoria;
+pub mod webhook;
+
+#[allow(unused_imports)] // each test binary uses some
+pub use server::{TestServer, get_json, series};
+#[allow(unused_imports)]
+pub use site::{Area, Factory, Point, Site};
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -61,6 +74,19 @@ impl Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Stops it with SIGTERM (a graceful stop: mosquitto saves its persistence file) and
+    /// waits for the exit.
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("child status")
+    }
 }
 
 impl Drop for Proc {
@@ -73,7 +99,17 @@ impl Drop for Proc {
 }
 
 /// Polls `f` every 100 ms until it returns `Some`, for at most `limit`.
-pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    poll_every(Duration::from_millis(100), what, limit, f).await
+}
+
+/// Polls `f` every `interval` until it returns `Some`, for at most `limit`; fails naming
+/// `what` it waited for.
+pub async fn poll_every<T, F, Fut>(interval: Duration, what: &str, limit: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -84,7 +120,7 @@ where
             return v;
         }
         assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(interval).await;
     }
 }
 
@@ -97,125 +133,45 @@ pub async fn wait_for_port(what: &str, addr: SocketAddr) {
     .await;
 }
 
-pub fn mosquitto(dir: &Path) -> (Proc, SocketAddr) {
-    let addr = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n", addr.port()))
-        .expect("conf");
-    let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or("mosquitto");
-    (Proc::spawn("mosquitto", dir, Command::new(exe).arg("-c").arg(&conf)), addr)
-}
-
-pub fn pymodbus(dir: &Path) -> (Proc, SocketAddr) {
-    let addr = free_port();
-    let root = workspace_root();
-    let python = root.join(".peers/venv/bin/python");
-    assert!(python.exists(), "{} missing: run scripts/install-peers.sh (scripts/test.sh does)", python.display());
-    let script = root.join("tests/peers/modbus_server.py");
-    (Proc::spawn("pymodbus", dir, Command::new(python).arg(script).arg("--port").arg(addr.port().to_string())), addr)
-}
-
-pub const SERVER_TOML: &str = r#"
-[server]
-listen = "127.0.0.1:0"
-data_dir = "DATA"
-[api]
-anonymous_read = "loopback"
-[[area]]
-id = "mae-moh"
-name_en = "Mae Moh"
-name_th = "แม่เมาะ"
-province = "Lampang"
-[[area.factory]]
-id = "f1"
-name = "Factory one"
-category = 3
-[[area.factory.point]]
-id = "outfall-1"
-kind = "effluent"
-parameters = ["cod", "bod", "ph", "tss", "temp"]
-[[area.factory]]
-id = "f2"
-name = "Factory two"
-category = 3
-[[area.factory.point]]
-id = "outfall-1"
-kind = "effluent"
-parameters = ["cod"]
-"#;
-
-pub struct Server {
-    pub proc: Proc,
-    pub url: String,
-    pub tokens: Vec<(String, String)>,
-}
-
-impl Server {
-    pub fn token(&self, factory: &str) -> &str {
-        self.tokens.iter().find(|(f, _)| f == factory).map(|(_, t)| t.as_str()).expect("token")
-    }
-}
-
-/// Creates a token per factory with the admin command, starts the server, learns its port.
-pub async fn server(dir: &Path, factories: &[&str]) -> Server {
-    let data = dir.join("server");
-    let conf = dir.join("server.toml");
-    std::fs::write(&conf, SERVER_TOML.replace("DATA", &data.display().to_string())).expect("conf");
-    let tokens = factories.iter().map(|f| (f.to_string(), create_token(&data, f))).collect();
-    let (proc, url) = start_server(dir, &conf, &data, Duration::from_secs(20)).await;
-    Server { proc, url, tokens }
-}
-
-/// `eitwatch-server token create --factory <factory>` on a data directory: the new write token.
-pub fn create_token(data_dir: &Path, factory: &str) -> String {
-    let out = Command::new(bin("eitwatch-server"))
-        .args(["token", "create", "--data-dir"])
-        .arg(data_dir)
-        .args(["--factory", factory])
-        .output()
-        .expect("token create");
-    assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Starts the server binary on `conf` (whose data directory is `data_dir`) and waits for the
-/// address it writes once listening; returns the process and its base URL.
-pub async fn start_server(dir: &Path, conf: &Path, data_dir: &Path, limit: Duration) -> (Proc, String) {
-    let addr_file = data_dir.join("listen-address");
-    let _ = std::fs::remove_file(&addr_file);
-    let proc = Proc::spawn("server", dir, Command::new(bin("eitwatch-server")).arg("--config").arg(conf));
-    let addr = wait_for("the server's listen-address", limit, || {
-        let f = addr_file.clone();
-        async move { std::fs::read_to_string(f).ok().filter(|s| !s.is_empty()) }
-    })
-    .await;
-    (proc, format!("http://{addr}"))
-}
-
 pub fn http() -> reqwest::Client {
     eitwatch_agent::install_tls_provider();
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client")
 }
 
-pub async fn get_json(url: &str) -> serde_json::Value {
-    let r = http().get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    assert!(r.status().is_success(), "GET {url}: {}", r.status());
-    r.json().await.expect("json")
+/// The Python of the test peers' virtualenv.
+pub fn python() -> PathBuf {
+    let python = workspace_root().join(".peers/venv/bin/python");
+    assert!(python.exists(), "{} missing: run scripts/install-peers.sh (scripts/test.sh does)", python.display());
+    python
 }
 
-/// `(time_ns, value)` of one series, from the read API.
-pub async fn series(url: &str, factory: &str, parameter: &str) -> Vec<(i64, f64)> {
-    let v = get_json(&format!("{url}/api/v1/readings?factory={factory}&parameter={parameter}")).await;
-    v["readings"]
-        .as_array()
-        .expect("readings")
-        .iter()
-        .map(|r| (r["time_ns"].as_i64().expect("time_ns"), r["value"].as_f64().expect("value")))
-        .collect()
+/// mosquitto on `port` with `extra` lines of configuration; waited for until it listens.
+pub async fn mosquitto(dir: &Path, name: &str, port: u16, extra: &str) -> Proc {
+    let conf = format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n");
+    mosquitto_with_config(dir, name, &conf, port).await
 }
-pub mod proxy;
-pub mod sources;
-pub mod store_peers;
+
+/// mosquitto on a whole configuration; waited for until it listens on `port`.
+pub async fn mosquitto_with_config(dir: &Path, name: &str, conf: &str, port: u16) -> Proc {
+    let path = dir.join(format!("{name}.conf"));
+    std::fs::write(&path, conf).expect("mosquitto conf");
+    let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("mosquitto");
+    let proc = Proc::spawn(name, dir, Command::new(exe).arg("-c").arg(&path));
+    wait_for_port(name, SocketAddr::from(([127, 0, 0, 1], port))).await;
+    proc
+}
+
+/// pymodbus (tests/peers/modbus_server.py) with `args`, waited for until it says "ready".
+pub async fn pymodbus(dir: &Path, name: &str, args: &[String]) -> Proc {
+    let script = workspace_root().join("tests/peers/modbus_server.py");
+    let proc = Proc::spawn(name, dir, Command::new(python()).arg(script).args(args));
+    wait_for(name, Duration::from_secs(30), || {
+        let log = proc.log();
+        async move { log.lines().any(|l| l.starts_with("ready ")).then_some(()) }
+    })
+    .await;
+    proc
+}

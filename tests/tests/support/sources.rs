@@ -1,47 +1,11 @@
-//! Harness for the sources tests: a server whose registry lists the points a test needs,
-//! pymodbus in its several modes, socat pty pairs, and readings read back whole.
+//! Harness for the sources tests: the agent on a config the test writes, socat pty pairs,
+//! an MQTT publisher, certificates, and readings read back whole.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Proc, bin, get_json, wait_for, workspace_root};
-
-/// Starts the server with one factory `f1` whose points are `points` (all effluent, every
-/// parameter a test may use); returns it with its token.
-pub async fn server_with_points(dir: &Path, points: &[String]) -> super::Server {
-    let data = dir.join("server");
-    let conf = dir.join("server.toml");
-    let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[api]\nanonymous_read = \"loopback\"\n\
-         [[area]]\nid = \"a\"\nname_en = \"A\"\nname_th = \"ก\"\nprovince = \"Lampang\"\n\
-         [[area.factory]]\nid = \"f1\"\nname = \"Factory one\"\ncategory = 3\n",
-        data.display()
-    );
-    for p in points {
-        toml.push_str(&format!(
-            "[[area.factory.point]]\nid = \"{p}\"\nkind = \"effluent\"\nparameters = [\"cod\", \"bod\", \"ph\", \"tss\", \"temp\", \"color\", \"zn\", \"cu\", \"cd\", \"ni\", \"pb\", \"mn\", \"tds\"]\n"
-        ));
-    }
-    std::fs::write(&conf, toml).expect("server.toml");
-    let token = super::create_token(&data, "f1");
-    let (proc, url) = super::start_server(dir, &conf, &data, Duration::from_secs(20)).await;
-    super::Server { proc, url, tokens: vec![("f1".into(), token)] }
-}
-
-/// pymodbus (tests/peers/modbus_server.py) with `args`, waited for until it says "ready".
-pub async fn pymodbus_with(dir: &Path, name: &str, args: &[String]) -> Proc {
-    let root = workspace_root();
-    let python = root.join(".peers/venv/bin/python");
-    assert!(python.exists(), "{} missing: run scripts/install-peers.sh (scripts/test.sh does)", python.display());
-    let proc = Proc::spawn(name, dir, Command::new(python).arg(root.join("tests/peers/modbus_server.py")).args(args));
-    wait_for(name, Duration::from_secs(30), || {
-        let log = proc.log();
-        async move { log.lines().any(|l| l.starts_with("ready ")).then_some(()) }
-    })
-    .await;
-    proc
-}
+use super::{Proc, TestServer, bin, get_json, wait_for};
 
 /// A pseudo-terminal pair joined by socat: what one end writes, the other reads, as over a
 /// serial cable. Returns the two device paths.
@@ -100,11 +64,11 @@ pub fn of<'a>(all: &'a [Stored], point: &str, parameter: &str) -> Vec<&'a Stored
 }
 
 /// The `[agent]`, `[[point]]` and `[uplink]` part of an agent.toml for factory `f1`.
-pub fn agent_head(dir: &Path, server: &super::Server, points: &[String]) -> String {
+pub fn agent_head(dir: &Path, server: &TestServer, points: &[String]) -> String {
     let mut toml = format!(
         "[agent]\nfactory = \"f1\"\ndata_dir = \"{}\"\n[uplink]\nurl = \"{}\"\ntoken = \"{}\"\nbatch_max_age_ms = 100\n",
         dir.join("agent").display(),
-        server.url,
+        server.url(),
         server.token("f1")
     );
     for p in points {
@@ -124,27 +88,6 @@ pub fn agent(dir: &Path, name: &str, toml: &str) -> Proc {
         dir,
         Command::new(bin("eitwatch-agent")).arg("--config").arg(&conf).env("RUST_LOG", "info").env("NO_COLOR", "1"),
     )
-}
-
-/// mosquitto on `port` with `extra` lines of configuration; waited for until it listens.
-pub async fn mosquitto_on(dir: &Path, name: &str, port: u16, extra: &str) -> Proc {
-    let conf = dir.join(format!("{name}.conf"));
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n")).expect("conf");
-    let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or("mosquitto");
-    let proc = Proc::spawn(name, dir, Command::new(exe).arg("-c").arg(&conf));
-    super::wait_for_port(name, std::net::SocketAddr::from(([127, 0, 0, 1], port))).await;
-    proc
-}
-
-/// Stops a child with SIGTERM (a graceful stop: mosquitto saves its persistence file) and
-/// waits for it.
-pub fn terminate(proc: &mut Proc) {
-    let pid = proc.child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = proc.child.wait();
 }
 
 /// A QoS 1 publisher that keeps reconnecting (briefly) while the broker is away.

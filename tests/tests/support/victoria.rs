@@ -1,41 +1,12 @@
-//! Harness for the store tests: a server with extra config that can be killed and
-//! restarted on its data directory, and a real VictoriaMetrics (the InfluxDB v2 write API).
+//! A real VictoriaMetrics on loopback: a store that takes the InfluxDB v2 write API, for the
+//! server's write-through and the agent's InfluxDB sink.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{SERVER_TOML, Server, free_port, http, wait_for};
-
-/// Starts the server with `SERVER_TOML` plus `extra` TOML, a token per factory.
-pub async fn server_with(dir: &Path, extra: &str, factories: &[&str]) -> Server {
-    let data = dir.join("server");
-    let conf = dir.join("server.toml");
-    std::fs::write(&conf, format!("{}\n{extra}\n", SERVER_TOML.replace("DATA", &data.display().to_string())))
-        .expect("conf");
-    let tokens = factories.iter().map(|f| (f.to_string(), super::create_token(&data, f))).collect();
-    start(dir, tokens).await
-}
-
-/// Starts the server again on the config and data directory of `server_with`.
-pub async fn start(dir: &Path, tokens: Vec<(String, String)>) -> Server {
-    let (proc, url) =
-        super::start_server(dir, &dir.join("server.toml"), &dir.join("server"), Duration::from_secs(30)).await;
-    Server { proc, url, tokens }
-}
-
-/// POSTs line protocol (ns precision) with a token; returns the status and body.
-pub async fn write(url: &str, token: &str, body: String) -> Result<(u16, String), reqwest::Error> {
-    let r = http()
-        .post(format!("{url}/api/v2/write?org=eitwatch&bucket=eitwatch&precision=ns"))
-        .header("Authorization", format!("Token {token}"))
-        .body(body)
-        .send()
-        .await?;
-    let status = r.status().as_u16();
-    Ok((status, r.text().await.unwrap_or_default()))
-}
+use super::{free_port, http, wait_for};
 
 /// A VictoriaMetrics on loopback with its own data directory; killed on drop.
 pub struct Vm {
@@ -60,6 +31,8 @@ impl Vm {
             .arg(format!("-storageDataPath={}", self.data.display()))
             .arg("-retentionPeriod=100y")
             .arg("-search.latencyOffset=1s")
+            // Every export reads what is stored now: the tests poll until it is all there.
+            .arg("-search.disableCache")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("vm log"))
             .stderr(log)
