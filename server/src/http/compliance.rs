@@ -57,7 +57,7 @@ records!(
 #[derive(Debug, Serialize)]
 struct SeriesStatus {
     #[serde(flatten)]
-    series: serde_json::Value,
+    series: crate::compliance::SeriesStatus,
     open_alerts: Vec<Alert>,
 }
 
@@ -139,9 +139,9 @@ async fn status(State(app): State<AppState>, Filtered { filter: f, .. }: Filtere
             let open_alerts = open
                 .iter()
                 .filter(|a| {
-                    a.factory == s["factory"]
-                        && a.point == s["point"]
-                        && a.parameter.as_deref().is_none_or(|p| p == s["parameter"])
+                    a.factory == s.factory
+                        && a.point == s.point
+                        && a.parameter.as_deref().is_none_or(|p| p == s.parameter)
                 })
                 .cloned()
                 .collect();
