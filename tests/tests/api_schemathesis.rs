@@ -53,9 +53,12 @@ async fn schemathesis_finds_nothing_against_the_demo_server() {
         "1".into(),
     ];
     let out = std::fs::File::create(&report).expect("report file");
+    // schemathesis keeps a cache in its working directory: the test's, not the repository.
+    let cwd = dir.path().to_path_buf();
     let status = tokio::task::spawn_blocking(move || {
         let mut child = Command::new(&exe)
             .args(&args)
+            .current_dir(&cwd)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("report"))
