@@ -4,53 +4,61 @@
 //! why, who and when. The read API shows both; compliance judges the corrected value, and a
 //! judgement that changes is a revision naming the correction.
 //!
-//! - `POST /api/v1/corrections` with `{"corrections": [{"factory", "point", "parameter",
-//!   "time_ns", "value", "reason"}, …]}` (value in the catalog's unit of the parameter). A
-//!   write token for its own factory, or an admin token. Accepted whole (204, once on disk) or
-//!   refused whole (400 naming the correction and the problem: no such reading, empty reason,
-//!   value not finite). A correction equal to the reading's current value is a no-op, so a
-//!   re-sent request stores nothing twice.
-//! - `GET /api/v1/corrections?factory=&point=&parameter=&from_ns=&to_ns=`, oldest first,
-//!   scoped like the read API.
+//! Corrections come from a write token for its own factory or an admin token ([`record`];
+//! `POST /api/v1/corrections`), value in the catalog's unit of the parameter, and are
+//! accepted whole (once on disk) or refused whole, naming the correction and the problem: no
+//! such reading, empty reason, value not finite. A correction equal to the reading's current
+//! value is a no-op, so a re-sent request stores nothing twice.
 //!
 //! On disk: `<data_dir>/corrections.log`, one JSON object per line, `fdatasync`ed before the
 //! answer; a torn last line (never acknowledged) is cut at open.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
 use eitwatch_config::reading::Quality;
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
-use crate::api::ApiError;
-use crate::auth::Grant;
+use crate::App;
+use crate::auth::{Bearer, Grant};
 
 /// What a writer sends.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Request {
-    factory: String,
-    point: String,
-    parameter: String,
+pub struct Request {
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// Parameter.
+    pub parameter: String,
     /// Measurement time of the reading corrected.
-    time_ns: i64,
+    pub time_ns: i64,
     /// The value it should have had (catalog unit).
-    value: f64,
-    reason: String,
+    pub value: f64,
+    /// Why.
+    pub reason: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Body {
-    corrections: Vec<Request>,
+/// Why corrections were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CorrectionError {
+    /// A token that may not correct, or a correction of another factory (audited).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such reading, an empty reason, a value that is not finite (the correction named).
+    #[error("{0}")]
+    Invalid(String),
+    /// The log could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The log.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
 }
 
 /// A stored correction.
@@ -141,21 +149,21 @@ impl CorrectionLog {
     /// and hands each to `then` (the compliance engine) in order while the log is held.
     fn append(
         &self,
-        app: &AppState,
+        app: &App,
         requests: Vec<Request>,
         by: &str,
         mut then: impl FnMut(&Correction),
-    ) -> Result<usize, ApiError> {
+    ) -> Result<usize, CorrectionError> {
         let mut inner = self.lock();
         let now = app.clock.now_ns();
         let mut fresh: Vec<Correction> = Vec::new();
         for (i, r) in requests.into_iter().enumerate() {
             let at = format!("correction {} ({}/{}/{} at {})", i + 1, r.factory, r.point, r.parameter, r.time_ns);
             if r.reason.trim().is_empty() {
-                return Err(ApiError::invalid(format!("{at}: a reason is required")));
+                return Err(CorrectionError::Invalid(format!("{at}: a reason is required")));
             }
             if !r.value.is_finite() {
-                return Err(ApiError::invalid(format!("{at}: value must be a finite number")));
+                return Err(CorrectionError::Invalid(format!("{at}: value must be a finite number")));
             }
             let stored = app.store.query(
                 |k| *k.factory == *r.factory && *k.point == *r.point && *k.parameter == *r.parameter,
@@ -163,7 +171,7 @@ impl CorrectionLog {
                 r.time_ns.saturating_add(1),
             );
             let Some((_, _, original)) = stored.into_iter().next() else {
-                return Err(ApiError::invalid(format!("{at}: no stored reading to correct at that time")));
+                return Err(CorrectionError::Invalid(format!("{at}: no stored reading to correct at that time")));
             };
             let k: Key = (r.factory.clone(), r.point.clone(), r.parameter.clone(), r.time_ns);
             let current = fresh
@@ -192,9 +200,8 @@ impl CorrectionLog {
         if fresh.is_empty() {
             return Ok(0);
         }
-        if let Err(e) = crate::jsonl::append(&mut inner.file, &fresh) {
-            return Err(ApiError::internal(format!("{}: {e}", self.path.display())));
-        }
+        crate::jsonl::append(&mut inner.file, &fresh)
+            .map_err(|source| CorrectionError::Io { path: self.path.clone(), source })?;
         let n = fresh.len();
         for c in fresh {
             then(&c);
@@ -221,59 +228,30 @@ pub fn correction_info(c: &Correction) -> crate::compliance::CorrectionInfo {
     }
 }
 
-/// `POST /api/v1/corrections`.
-pub async fn record(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
-    let token = crate::auth::presented(&headers, None)
-        .ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
-    let bearer = app.tokens.check(&token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+/// Records the corrections a bearer sent, all or none, and has the compliance engine judge
+/// the corrected values; returns how many were new. Blocking (the log is synced).
+pub fn record(app: &App, bearer: &Bearer, requests: Vec<Request>) -> Result<usize, CorrectionError> {
     let scope = match &bearer.grant {
         Grant::Write { factory } => Some(factory.clone()),
         Grant::Admin => None,
-        other => return Err(ApiError::forbidden(format!("a {} token may not correct readings", other.kind()))),
+        other => {
+            return Err(CorrectionError::Forbidden(format!("a {} token may not correct readings", other.kind())));
+        }
     };
-    let body: Body = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("body is not {{\"corrections\": [...]}}: {e}")))?;
-    for (i, r) in body.corrections.iter().enumerate() {
+    for (i, r) in requests.iter().enumerate() {
         if scope.as_ref().is_some_and(|f| *f != r.factory) {
             let reason = format!("correction {}: factory \"{}\" is not the token's factory", i + 1, r.factory);
-            app.ingest.audit(crate::ingest::Event::Forbidden, &bearer, Some(&r.factory), &reason);
-            return Err(ApiError::forbidden(reason));
+            app.ingest.audit(crate::ingest::Event::Forbidden, bearer, Some(&r.factory), &reason);
+            return Err(CorrectionError::Forbidden(reason));
         }
     }
     let by = format!("{} token {}", bearer.grant.kind(), bearer.id);
-    let task = app.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        task.corrections.append(&task, body.corrections, &by, |c| {
-            tracing::info!(factory = %c.factory, point = %c.point, parameter = %c.parameter, time_ns = c.time_ns, was = c.was, value = c.value, by = %c.by, "Reading corrected");
-            task.compliance.correct(correction_info(c));
-        })
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("correction task: {e}")))??;
+    let stored = app.corrections.append(app, requests, &by, |c| {
+        tracing::info!(factory = %c.factory, point = %c.point, parameter = %c.parameter, time_ns = c.time_ns, was = c.was, value = c.value, by = %c.by, "Reading corrected");
+        app.compliance.correct(correction_info(c));
+    })?;
     tracing::debug!(stored, "Corrections stored");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `GET /api/v1/corrections`.
-pub async fn list(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let scope = crate::api::read_scope(&app, &headers, peer)?;
-    let from_ns = crate::api::time_bound(&q, "from")?.unwrap_or(i64::MIN);
-    let to_ns = crate::api::time_bound(&q, "to")?.unwrap_or(i64::MAX);
-    let matches = |key: &str, value: &str| q.get(key).is_none_or(|v| v == value);
-    let list = app.corrections.list(|c| {
-        scope.as_deref().is_none_or(|f| f == c.factory)
-            && matches("factory", &c.factory)
-            && matches("point", &c.point)
-            && matches("parameter", &c.parameter)
-            && c.time_ns >= from_ns
-            && c.time_ns < to_ns
-    });
-    Ok(Json(serde_json::json!({ "corrections": list })))
+    Ok(stored)
 }
 
 #[cfg(test)]

@@ -5,45 +5,26 @@
 //! within December). Both M and T are taken at that precision before subtracting, so E is
 //! exact in that unit: M 22.45 and T 20.1 give 22.5 − 20.1 = 2.4 (see [`deviation`]).
 //!
-//! - `POST /api/v1/deviations` (the factory's write token for its own analysers, or an admin
-//!   token) with `{"factory", "point", "parameter": "bod"|"cod", "sampled_on": "2026-06-10",
-//!   "analyser_mg_per_l", "lab_mg_per_l", "laboratory", "reported_on"?, "note"?}`: stored
-//!   with E, whether it was reported late, who recorded it and when.
-//! - `GET /api/v1/deviations?factory=&point=&parameter=`: the history per analyser (oldest
-//!   first) and each analyser's status: `ok`, `due` (nothing sampled yet in the current
-//!   half-year; due by 30 June or 31 December) or `overdue` (nothing sampled in the last
-//!   half-year that ended), and per factory the worst of its analysers. Scoped like the read
-//!   API.
+//! A record (`POST /api/v1/deviations`) is stored with E, whether it was reported late, who
+//! recorded it and when. Each analyser's status ([`statuses`]) is `ok`, `due` (nothing
+//! sampled yet in the current half-year; due by 30 June or 31 December) or `overdue`
+//! (nothing sampled in the last half-year that ended), and a factory's the worst of its
+//! analysers ([`worst_by_factory`]).
 //!
 //! On disk: `<data_dir>/deviations.log`, append-only JSON lines, `fdatasync`ed before the
 //! answer, never rewritten (DIW keeps them at least a year; we keep them all).
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
 use eitwatch_config::reading::Kind;
 use eitwatch_config::site::Registry;
 use jiff::civil::{Date, date};
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
-use crate::api::{ApiError, read_scope};
-use crate::auth::Grant;
-
 /// Days from sampling within which a report is due.
 pub const REPORT_WITHIN_DAYS: i32 = 30;
-
-/// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/deviations", get(list).post(record))
-}
 
 /// A deviation record as submitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,63 +271,23 @@ pub fn statuses(
     out
 }
 
-async fn record(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let token = crate::auth::presented(&headers, None)
-        .ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
-    let bearer = app.tokens.check(&token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-    let s: Submitted = serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?;
-    match &bearer.grant {
-        Grant::Admin => {}
-        Grant::Write { factory } if *factory == s.factory => {}
-        Grant::Write { factory } => {
-            return Err(ApiError::forbidden(format!(
-                "this token records for factory \"{factory}\", not \"{}\"",
-                s.factory
-            )));
-        }
-        Grant::Read { .. } => return Err(ApiError::forbidden("a read token cannot record deviations")),
-    }
-    let now = app.clock.now_ns();
-    let registry = crate::registry::current_of(&app);
-    let (_, reported) = validate(&s, &registry, now).map_err(|p| ApiError::invalid(p.join("; ")))?;
-    let by = format!("{} token {}", bearer.grant.kind(), bearer.id);
-    let log = DeviationLog::new(app.data_dir());
-    let stored = tokio::task::spawn_blocking(move || log.append(s, reported, by, now))
-        .await
-        .map_err(|e| ApiError::internal(format!("deviation task: {e}")))?
-        .map_err(|e| ApiError::internal(format!("deviations.log: {e}")))?;
-    tracing::info!(factory = %stored.submitted.factory, point = %stored.submitted.point, parameter = %stored.submitted.parameter, deviation = stored.deviation_mg_per_l, late = stored.late, "Analyser deviation recorded");
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "record": stored }))))
+/// A factory's status: the worst of its analysers'.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FactoryStatus {
+    /// Factory.
+    pub factory: String,
+    /// The worst status of its analysers.
+    pub status: Status,
 }
 
-async fn list(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let scope = read_scope(&app, &headers, peer)?;
-    let eq = |key: &str, have: &str| q.get(key).is_none_or(|w| w == have);
-    let covers = |f: &str, p: &str, c: &str| {
-        scope.as_deref().is_none_or(|s| s == f) && eq("factory", f) && eq("point", p) && eq("parameter", c)
-    };
-    let records =
-        DeviationLog::new(app.data_dir()).list().map_err(|e| ApiError::internal(format!("deviations.log: {e}")))?;
-    let statuses = statuses(&crate::registry::current_of(&app), &records, app.clock.now_ns(), covers);
-    let history: Vec<&Record> =
-        records.iter().filter(|r| covers(&r.submitted.factory, &r.submitted.point, &r.submitted.parameter)).collect();
+/// Each factory's worst analyser status, by factory id.
+pub fn worst_by_factory(statuses: &[AnalyserStatus]) -> Vec<FactoryStatus> {
     let mut factories: BTreeMap<&str, Status> = BTreeMap::new();
-    for a in &statuses {
+    for a in statuses {
         let s = factories.entry(a.factory.as_str()).or_insert(Status::Ok);
         *s = (*s).max(a.status);
     }
-    let factories: Vec<_> =
-        factories.into_iter().map(|(f, s)| serde_json::json!({"factory": f, "status": s})).collect();
-    Ok(Json(serde_json::json!({ "analysers": statuses, "factories": factories, "records": history })))
+    factories.into_iter().map(|(f, status)| FactoryStatus { factory: f.to_string(), status }).collect()
 }
 
 #[cfg(test)]

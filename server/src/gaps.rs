@@ -2,12 +2,9 @@
 //! range, count, reason "agent buffer overflow"), so that the periods they cover are judged
 //! "insufficient data" and nobody mistakes a hole for compliance.
 //!
-//! - `POST /api/v1/gaps` with the factory's write token and `{"gaps": [{"id", "factory",
-//!   "point", "kind", "parameters", "from_ns", "to_ns", "count", "reason"}, …]}`. The token
-//!   pins the factory: a gap of another factory refuses the request (403). Accepted whole
-//!   (204, once on disk) or refused whole (400 naming the gap and the problem).
-//! - `GET /api/v1/gaps?factory=&point=`: the stored gaps, oldest first; a factory token sees
-//!   its own factory only, as for readings.
+//! A writer sends gaps of its own factory ([`record`]; `POST /api/v1/gaps`): a gap of another
+//! factory refuses the batch; they are accepted whole (once on disk) or refused whole,
+//! naming the gap and the problem.
 //!
 //! On disk: `<data_dir>/gaps.log`, append-only, one JSON object per line, `fdatasync`ed before
 //! the answer. A torn last line (a crash mid-write, never acknowledged) is cut at open.
@@ -16,33 +13,48 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use eitwatch_config::site::Registry;
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
-use crate::api::ApiError;
-use crate::auth::Grant;
+use crate::App;
 
 pub use eitwatch_config::gap::Gap;
+
+/// Why gaps were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GapError {
+    /// A gap of another factory than the writer's.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A gap that does not name a registered point, or is empty or reversed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The same id with other content: history is append-only.
+    #[error("gap \"{id}\" of {factory} is stored with other content: history is append-only")]
+    Conflict {
+        /// The gap's id.
+        id: String,
+        /// Its factory.
+        factory: String,
+    },
+    /// The log could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The log.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stored {
     #[serde(flatten)]
     gap: Gap,
     received: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Body {
-    gaps: Vec<Gap>,
 }
 
 /// A gap as the compliance engine takes it: the periods it overlaps lack data for its reason.
@@ -82,17 +94,14 @@ impl GapLog {
     }
 
     /// Appends gaps, all or none; identical re-sent gaps are skipped. Returns how many were new.
-    fn append(&self, gaps: Vec<Gap>) -> Result<usize, ApiError> {
+    fn append(&self, gaps: Vec<Gap>) -> Result<usize, GapError> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut fresh = Vec::new();
         for gap in gaps {
             match inner.by_id.get(&(gap.factory.clone(), gap.id.clone())) {
                 Some(&i) if inner.gaps[i].gap == gap => {}
                 Some(_) => {
-                    return Err(ApiError::conflict(format!(
-                        "gap \"{}\" of {} is stored with other content: history is append-only",
-                        gap.id, gap.factory
-                    )));
+                    return Err(GapError::Conflict { id: gap.id, factory: gap.factory });
                 }
                 None if fresh.iter().any(|s: &Stored| s.gap.id == gap.id) => {}
                 None => fresh.push(Stored { gap, received: jiff::Timestamp::now().to_string() }),
@@ -101,9 +110,8 @@ impl GapLog {
         if fresh.is_empty() {
             return Ok(0);
         }
-        if let Err(e) = crate::jsonl::append(&mut inner.file, &fresh) {
-            return Err(ApiError::internal(format!("{}: {e}", self.path.display())));
-        }
+        crate::jsonl::append(&mut inner.file, &fresh)
+            .map_err(|source| GapError::Io { path: self.path.clone(), source })?;
         let n = fresh.len();
         for s in fresh {
             let i = inner.gaps.len();
@@ -120,9 +128,8 @@ impl GapLog {
     }
 }
 
-fn check(app: &AppState, n: usize, gap: &Gap) -> Result<(), String> {
+fn check(registry: &Registry, n: usize, gap: &Gap) -> Result<(), String> {
     let at = format!("gap {n} (\"{}\")", gap.id);
-    let registry = app.registry();
     let Some((_, point)) = registry.point(&gap.factory, &gap.point) else {
         return Err(format!("{at}: unknown point \"{}\" of factory \"{}\"", gap.point, gap.factory));
     };
@@ -138,60 +145,33 @@ fn check(app: &AppState, n: usize, gap: &Gap) -> Result<(), String> {
     Ok(())
 }
 
-/// `POST /api/v1/gaps`.
-pub async fn record(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
-    let token = crate::auth::presented(&headers, None)
-        .ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
-    let bearer = app.tokens.check(&token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-    let Grant::Write { factory } = bearer.grant else {
-        return Err(ApiError::forbidden(format!("a {} token may not write gap records", bearer.grant.kind())));
-    };
-    let body: Body = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid(format!("body is not {{\"gaps\": [...]}}: {e}")))?;
-    for (i, gap) in body.gaps.iter().enumerate() {
+/// Records the gaps a writer of `factory` sent, all or none, and has the compliance engine
+/// judge the periods they cover; returns how many were new. Blocking (the log is synced).
+pub fn record(app: &App, factory: &str, gaps: Vec<Gap>) -> Result<usize, GapError> {
+    let registry = app.registry();
+    for (i, gap) in gaps.iter().enumerate() {
         if gap.factory != factory {
             tracing::warn!(%factory, gap_factory = %gap.factory, "Refused a gap for another factory");
-            return Err(ApiError::forbidden(format!(
+            return Err(GapError::Forbidden(format!(
                 "gap {} (\"{}\"): factory \"{}\" is not the token's factory",
                 i + 1,
                 gap.id,
                 gap.factory
             )));
         }
-        check(&app, i + 1, gap).map_err(ApiError::invalid)?;
+        check(&registry, i + 1, gap).map_err(GapError::Invalid)?;
     }
-    let summary: Vec<_> = body.gaps.iter().map(|g| (g.point.clone(), g.count)).collect();
-    let infos: Vec<_> = body.gaps.iter().map(gap_info).collect();
-    let store = app.clone();
-    let fresh = tokio::task::spawn_blocking(move || {
-        let fresh = store.gaps.append(body.gaps)?;
-        for info in infos {
-            store.compliance.gap(info);
-        }
-        Ok::<_, ApiError>(fresh)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("gap task: {e}")))??;
+    let summary: Vec<_> = gaps.iter().map(|g| (g.point.clone(), g.count)).collect();
+    let infos: Vec<_> = gaps.iter().map(gap_info).collect();
+    let fresh = app.gaps.append(gaps)?;
+    for info in infos {
+        app.compliance.gap(info);
+    }
     for (point, count) in summary {
         tracing::warn!(%factory, %point, count, "Agent reports readings it had to drop (gap record)");
     }
     tracing::debug!(%factory, fresh, "Gaps stored");
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// `GET /api/v1/gaps?factory=&point=`.
-pub async fn list(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let scope = crate::api::read_scope(&app, &headers, peer)?;
-    let matches = |key: &str, value: &str| q.get(key).is_none_or(|v| v == value);
-    let gaps = app.gaps.list(|g| {
-        scope.as_deref().is_none_or(|f| f == g.factory) && matches("factory", &g.factory) && matches("point", &g.point)
-    });
-    Ok(Json(serde_json::json!({ "gaps": gaps })))
+    Ok(fresh)
 }
 
 #[cfg(test)]

@@ -1,16 +1,8 @@
-//! The write endpoints, as InfluxDB defines them, so Telegraf, the InfluxDB client libraries
-//! and data loggers write here unchanged:
-//! - `POST /api/v2/write?org=&bucket=&precision=ns|us|ms|s` with `Authorization: Token …` or
-//!   `Bearer …`;
-//! - `POST /write?db=&precision=n|u|ms|s|m|h` (InfluxDB 1.x) with `u`/`p` (the token as
-//!   password), `Authorization: Basic` (likewise) or `Token`.
-//!
-//! Both take `Content-Encoding: gzip`. A batch is accepted whole (204, once on disk) or
-//! refused whole, the response naming the first bad line: 400 for what is malformed or
-//! unknown, 401 for a missing, unknown or revoked token, 403 for a token that may not write
-//! or a line of another factory, 409 for a rewrite of stored history (both recorded in the
-//! audit log), 413 over `max_body_bytes` (also once decompressed), 429/503 with
-//! `Retry-After` under overload. Error bodies are InfluxDB's `{"code": …, "message": …}`.
+//! Ingest: a batch of line protocol from a factory's write token (the write endpoints are
+//! in [`crate::http`]), decoded, checked against the catalog and the site registry, and
+//! accepted whole (once on disk) or refused whole, naming the first bad line: what is
+//! malformed or unknown, a line of another factory, a rewrite of stored history (both
+//! recorded in the audit log). Writes are admitted under load by [`Ingest::admit`].
 //!
 //! A parameter the catalog does not know is refused, naming it, unless `[ingest]
 //! unknown_parameters = "store_unmapped"`: then its readings go, as canonical line protocol,
@@ -19,16 +11,10 @@
 
 mod admission;
 mod audit;
-mod body;
 mod synced;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
 use eitwatch_config::catalog::UnitError;
 use eitwatch_config::line_protocol::{DecodeContext, Precision, Row, decode_rows, encode};
 use eitwatch_config::reading::Kind;
@@ -37,13 +23,38 @@ use eitwatch_config::server_config::{ServerConfig, UnknownParameters};
 use eitwatch_config::site::Factory;
 use eitwatch_config::{Catalog, Parameter};
 
+pub use admission::{Permit, Refused};
 pub use audit::Event;
 
-use crate::api::ApiError;
-use crate::auth::{self, Bearer, Grant};
+use crate::App;
+use crate::auth::{Bearer, Grant};
 use crate::compliance::Measured;
 use crate::store::StoreError;
-use crate::{App, AppState};
+
+/// Why a batch was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Malformed, or unknown to the catalog or the registry (the first bad line named).
+    #[error("{0}")]
+    Invalid(String),
+    /// A line of another factory, or a token that may not write (recorded in the audit log).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A different value for a stored series and time (recorded in the audit log).
+    #[error("{0}")]
+    Rewrite(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The unmapped-readings log could not be written.
+    #[error("{path}: {source}")]
+    Unmapped {
+        /// The log.
+        path: std::path::PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
 
 /// Ingest's own state: the admission gate and the audit log.
 #[derive(Debug)]
@@ -54,6 +65,12 @@ pub struct Ingest {
 }
 
 impl Ingest {
+    /// A write slot, held until the permit drops; refused when too many writes wait or one
+    /// waited too long.
+    pub async fn admit(&self) -> Result<Permit, Refused> {
+        self.admission.enter().await
+    }
+
     /// Records a refused write in `audit.log` (other write endpoints use it too).
     pub fn audit(&self, event: Event, bearer: &Bearer, factory: Option<&str>, reason: &str) {
         self.audit.record(event, bearer, factory, reason);
@@ -69,167 +86,20 @@ impl Ingest {
     }
 }
 
-type Params = Query<HashMap<String, String>>;
-
-/// `POST /api/v2/write`.
-pub async fn write_v2(
-    State(app): State<AppState>,
-    Query(params): Params,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<StatusCode, WriteError> {
-    let precision = match params.get("precision").map(String::as_str) {
-        None | Some("") => Precision::Ns,
-        Some(p) => Precision::parse(p)
-            .ok_or_else(|| ApiError::invalid(format!("precision \"{p}\": expected one of ns, us, ms, s")))?,
-    };
-    if params.get("bucket").is_none_or(|b| b.is_empty()) && params.get("bucketID").is_none_or(|b| b.is_empty()) {
-        return Err(
-            ApiError::invalid("bucket: missing; an InfluxDB v2 write names its bucket (any name is taken)").into()
-        );
-    }
-    let token = auth::presented(&headers, None);
-    accept(app, token.as_deref(), precision, &headers, body).await
-}
-
-/// `POST /write` (InfluxDB 1.x).
-pub async fn write_v1(
-    State(app): State<AppState>,
-    Query(params): Params,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<StatusCode, WriteError> {
-    let run = async {
-        let precision = match params.get("precision").map(String::as_str) {
-            None | Some("") => Precision::Ns,
-            Some(p) => Precision::parse_v1(p)
-                .ok_or_else(|| ApiError::invalid(format!("precision \"{p}\": expected one of n, u, ms, s, m, h")))?,
-        };
-        if params.get("db").is_none_or(|d| d.is_empty()) {
-            return Err(ApiError::invalid("database is required: send db=<name> (any name is taken)").into());
-        }
-        let token = auth::presented(&headers, params.get("p").map(String::as_str));
-        accept(app, token.as_deref(), precision, &headers, body).await
-    };
-    run.await.map_err(WriteError::v1)
-}
-
-/// A write's error: the API's, or a body that did not arrive in time (408, which the API's
-/// error type does not speak; the same InfluxDB-shaped body).
-#[derive(Debug)]
-pub enum WriteError {
-    /// Any of the API's errors.
-    Api(ApiError),
-    /// The body did not arrive within `body_read_timeout_ms`.
-    BodyTimeout {
-        /// What happened, for the client.
-        message: String,
-        /// In the shape of InfluxDB 1.x's `/write` (with `"error"`).
-        v1: bool,
-    },
-}
-
-impl WriteError {
-    fn v1(self) -> WriteError {
-        match self {
-            WriteError::Api(e) => WriteError::Api(e.v1()),
-            WriteError::BodyTimeout { message, .. } => WriteError::BodyTimeout { message, v1: true },
-        }
-    }
-}
-
-impl From<ApiError> for WriteError {
-    fn from(e: ApiError) -> WriteError {
-        WriteError::Api(e)
-    }
-}
-
-impl axum::response::IntoResponse for WriteError {
-    fn into_response(self) -> axum::response::Response {
-        match self {
-            WriteError::Api(e) => e.into_response(),
-            WriteError::BodyTimeout { message, v1 } => {
-                let body = match v1 {
-                    false => serde_json::json!({ "code": "request timeout", "message": message }),
-                    true => serde_json::json!({ "code": "request timeout", "message": message, "error": message }),
-                };
-                // The rest of the body is not read: the connection closes after the answer.
-                let mut response = (StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response();
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-                response
-            }
-        }
-    }
-}
-
-/// Both endpoints, once the query is read.
-async fn accept(
-    app: AppState,
-    token: Option<&str>,
-    precision: Precision,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<StatusCode, WriteError> {
-    let token = token.ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
-    let bearer = app.tokens.check(token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-    if !matches!(bearer.grant, Grant::Write { .. }) {
-        let reason = format!("a {} token cannot write; use the factory's write token", bearer.grant.kind());
-        let (audit_app, audit_reason) = (app.clone(), reason.clone());
-        // The audit record is synced to disk: blocking work.
-        let recorded = tokio::task::spawn_blocking(move || {
-            audit_app.ingest.audit.record(Event::Forbidden, &bearer, None, &audit_reason)
-        });
-        recorded.await.map_err(|e| ApiError::internal(format!("audit task: {e}")))?;
-        return Err(ApiError::forbidden(reason).into());
-    }
-    let encoding = body::encoding(headers)?;
-    let max_bytes = app.config.server.max_body_bytes;
-    body::check_declared_length(headers, max_bytes)?;
-
-    let _slot = app.ingest.admission.enter().await?;
-    let timeout_ms = app.config.server.body_read_timeout_ms;
-    // The slot is held while the body arrives: a client that stalls mid-upload must let go.
-    let raw = match tokio::time::timeout(Duration::from_millis(timeout_ms), body::read(body, max_bytes)).await {
-        Ok(read) => read?,
-        Err(_) => {
-            tracing::warn!(
-                factory = bearer.grant.factory().unwrap_or_default(),
-                timeout_ms,
-                "Write refused: body too slow"
-            );
-            return Err(WriteError::BodyTimeout {
-                message: format!(
-                    "the request body did not arrive within body_read_timeout_ms ({timeout_ms} ms); send it faster or in smaller batches"
-                ),
-                v1: false,
-            });
-        }
-    };
-    let now_ns = jiff::Timestamp::now().as_nanosecond() as i64;
-    let task_app = app.clone();
-    // Decompression, decoding and the fsync are blocking work: off the async threads.
-    tokio::task::spawn_blocking(move || {
-        let text = match encoding {
-            body::Encoding::Identity => std::borrow::Cow::Borrowed(&raw[..]),
-            body::Encoding::Gzip => std::borrow::Cow::Owned(body::gunzip(&raw, max_bytes)?),
-        };
-        store_batch(&task_app, &bearer, &text, precision, now_ns)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("write task: {e}")))??;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 /// Decodes, validates and stores one body, then hands what is new to the compliance thread.
-fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, now_ns: i64) -> Result<(), ApiError> {
+pub fn store_batch(
+    app: &App,
+    bearer: &Bearer,
+    body: &[u8],
+    precision: Precision,
+    now_ns: i64,
+) -> Result<(), IngestError> {
     let Grant::Write { factory } = &bearer.grant else {
-        return Err(ApiError::forbidden("not a write token"));
+        return Err(IngestError::Forbidden("not a write token".into()));
     };
     let text = std::str::from_utf8(body).map_err(|e| {
         let line = body[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
-        ApiError::invalid(format!("line {line}: not UTF-8 (byte {} of the body)", e.valid_up_to()))
+        IngestError::Invalid(format!("line {line}: not UTF-8 (byte {} of the body)", e.valid_up_to()))
     })?;
     let max_future_ns = now_ns.saturating_add(app.config.server.max_future_s as i64 * 1_000_000_000);
     let cx = DecodeContext {
@@ -273,9 +143,9 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
     });
     if let Some((other, reason)) = forbidden {
         app.ingest.audit.record(Event::Forbidden, bearer, Some(&other), &reason);
-        return Err(ApiError::forbidden(reason));
+        return Err(IngestError::Forbidden(reason));
     }
-    decoded.map_err(|e| ApiError::invalid(e.to_string()))?;
+    decoded.map_err(|e| IngestError::Invalid(e.to_string()))?;
 
     let measured = |series, _, r: &Row<'_>| Measured {
         series,
@@ -288,10 +158,10 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         StoreError::Rewrite { .. } => {
             let reason = e.to_string();
             app.ingest.audit.record(Event::Rewrite, bearer, Some(factory), &reason);
-            ApiError::conflict(reason)
+            IngestError::Rewrite(reason)
         }
-        StoreError::Contradiction { .. } => ApiError::invalid(e.to_string()),
-        e => ApiError::internal(e.to_string()),
+        e @ StoreError::Contradiction { .. } => IngestError::Invalid(e.to_string()),
+        e => IngestError::Store(e),
     })?;
     tracing::debug!(%factory, stored = appended.stored, duplicates = appended.duplicates, "Write accepted");
     if !unmapped.is_empty() {
@@ -302,7 +172,7 @@ fn store_batch(app: &App, bearer: &Bearer, body: &[u8], precision: Precision, no
         app.ingest
             .unmapped
             .append(&(header + &encode(&unmapped)))
-            .map_err(|e| ApiError::internal(format!("{}: {e}", app.ingest.unmapped.path().display())))?;
+            .map_err(|source| IngestError::Unmapped { path: app.ingest.unmapped.path().to_path_buf(), source })?;
         tracing::info!(%factory, readings = unmapped.len(), "Stored readings of unknown parameters as unmapped");
     }
 

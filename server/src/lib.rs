@@ -17,18 +17,17 @@
 //! - [`indicators`] and [`deviations`]: the EIT assessment's environmental indicators with
 //!   their evidence, and the analysers' laboratory comparisons;
 //! - [`jsonl`]: the append-only JSON-lines logs the modules above keep;
-//! - [`api`]: the HTTP surface (health, write, read API);
-//! - [`board`]: the built-in compliance board (static files embedded) and its site listing.
+//! - [`http`]: the HTTP surface (health, write, read API, the built-in board), its OpenAPI
+//!   document generated from its routes.
 
 pub mod alerts;
-pub mod api;
 pub mod auth;
-pub mod board;
 pub mod compliance;
 pub mod corrections;
 pub mod deviations;
 pub mod events;
 pub mod gaps;
+pub mod http;
 pub mod indicators;
 pub mod influxdb;
 pub mod ingest;
@@ -214,7 +213,7 @@ pub async fn serve(
     if let Some(influx) = app.config.influxdb.clone() {
         influxdb::spawn(app.clone(), influx, app.data_dir().join("influxdb.cursor"));
     }
-    let router = api::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let router = http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let handle = tokio::spawn(async move {
         let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
         // Ordered: no request is in flight any more; judge what was handed over, save alerts.

@@ -2,18 +2,11 @@
 //! category), monitoring points and permits, created and updated with an admin token, every
 //! change recorded with who (the token's id) and when.
 //!
-//! - `POST /api/v1/registry/changes` (admin) with one change or a list, applied whole or not
-//!   at all: `{"op": "area", "id", "name_en", "name_th", "province", "phase"?}`,
-//!   `{"op": "factory", "area", "id", "name", "category", "diw_registration"?}`,
-//!   `{"op": "point", "factory", "point": {…as in server.toml…}}`,
-//!   `{"op": "permit", "factory", "permit": {…as in server.toml…}}`. Each is an upsert by id
-//!   (a permit by reference, point and parameter); the resulting registry is validated as a
-//!   config file is, every problem named.
-//! - `POST /api/v1/registry/import` (admin) with a TOML body of `[[area]]` tables, the schema
-//!   of `server.toml`'s registry: every area, factory, point and permit in it becomes a
-//!   change, recorded like the others.
-//! - `GET /api/v1/registry` (read scope): the current areas; `GET /api/v1/registry/log`
-//!   (admin): every change, oldest first.
+//! A [`Change`] is an upsert by id (a permit by reference, point and parameter) of an area,
+//! a factory, a point or a permit; changes are applied whole or not at all, and the
+//! resulting registry is validated as a config file is, every problem named. A registry
+//! file (`[[area]]` tables, the schema of `server.toml`'s registry) amounts to one change per
+//! area, factory, point and permit in it ([`changes_of`]). The API is in [`crate::http`].
 //!
 //! On disk: `<data_dir>/registry.log`, append-only JSON lines, synced before the answer. The
 //! current registry is `server.toml`'s areas with the log replayed over them. The compliance
@@ -21,32 +14,13 @@
 //! ingest, gap records, the board, indicators, deviations and the compliance engine use it
 //! at once, and a restart starts from it.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use eitwatch_config::Catalog;
 use eitwatch_config::problems::{Problems, Validate};
 use eitwatch_config::site::{Area, Factory, Permit, Point, Registry, validate_areas};
 use serde::{Deserialize, Serialize};
-
-use crate::AppState;
-use crate::api::{ApiError, read_scope};
-use crate::auth::Grant;
-
-/// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/registry", get(show))
-        .route("/api/v1/registry/log", get(log))
-        .route("/api/v1/registry/changes", post(changes))
-        .route("/api/v1/registry/import", post(import))
-}
 
 /// One change of the registry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -292,91 +266,6 @@ fn replay(base: &[Area], entries: &[Entry]) -> Vec<Area> {
 /// The current registry of a running server, for the API handlers that read it.
 pub fn current_of(app: &crate::App) -> std::sync::Arc<Registry> {
     app.registry()
-}
-
-fn admin(app: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = crate::auth::presented(headers, None)
-        .ok_or_else(|| ApiError::unauthorized("missing token: send Authorization: Token <token>"))?;
-    let bearer = app.tokens.check(&token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-    match bearer.grant {
-        Grant::Admin => Ok(format!("admin token {}", bearer.id)),
-        _ => Err(ApiError::forbidden("changing the site registry takes an admin token")),
-    }
-}
-
-async fn submit(
-    app: AppState,
-    by: String,
-    changes: Vec<Change>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let n = changes.len();
-    let now = app.clock.now_ns();
-    let app2 = app.clone();
-    let recorded = tokio::task::spawn_blocking(move || {
-        RegistryLog::new(app2.data_dir()).record(&app2.config.area, changes, &by, now)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("registry task: {e}")))?
-    .map_err(|e| ApiError::internal(format!("registry.log: {e}")))?;
-    let areas = recorded.map_err(|p| ApiError::invalid(p.join("; ")))?;
-    app.set_registry(Registry::new(areas.clone()));
-    tracing::info!(changes = n, "Site registry changed");
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "changes": n, "area": areas }))))
-}
-
-async fn changes(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let by = admin(&app, &headers)?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?;
-    let list = match value {
-        serde_json::Value::Array(list) => list,
-        one => vec![one],
-    };
-    let changes = list
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| serde_json::from_value(v).map_err(|e| ApiError::invalid(format!("body: change {i}: {e}"))))
-        .collect::<Result<Vec<Change>, ApiError>>()?;
-    submit(app, by, changes).await
-}
-
-async fn import(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let by = admin(&app, &headers)?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body: not UTF-8 TOML"))?;
-    let file: RegistryFile = eitwatch_config::problems::load(text, "import")
-        .map_err(|p| ApiError::invalid(p.to_string().replace('\n', "; ")))?;
-    submit(app, by, changes_of(&file.area)).await
-}
-
-async fn show(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let scope = read_scope(&app, &headers, peer)?;
-    let mut areas = app.registry().areas().to_vec();
-    if let Some(own) = scope {
-        for a in &mut areas {
-            a.factory.retain(|f| f.id == own);
-        }
-        areas.retain(|a| !a.factory.is_empty());
-    }
-    Ok(Json(serde_json::json!({ "area": areas })))
-}
-
-async fn log(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
-    admin(&app, &headers)?;
-    let entries =
-        RegistryLog::new(app.data_dir()).entries().map_err(|e| ApiError::internal(format!("registry.log: {e}")))?;
-    Ok(Json(serde_json::json!({ "changes": entries })))
 }
 
 #[cfg(test)]

@@ -1384,17 +1384,19 @@ impl Engine {
     }
 
     /// Latest reading and current judgement per series matching a filter.
-    pub fn status(&self, filter: &Filter) -> Vec<serde_json::Value> {
+    pub fn status(&self, filter: &Filter) -> Vec<SeriesStatus> {
         let mut series: Vec<&Series> = self.series.iter().filter(|s| filter.covers_series(s)).collect();
         series.sort_by(|a, b| a.id.cmp(&b.id));
         series
             .into_iter()
-            .map(|s| {
-                let latest = s
-                    .recent
-                    .latest()
-                    .map(|(t, v, q)| serde_json::json!({"time_ns": t, "value": v, "quality": q.as_str()}));
-                let judgements: Vec<_> = self.tracks[s.tracks()]
+            .map(|s| SeriesStatus {
+                area: s.area.to_string(),
+                factory: s.id.factory.to_string(),
+                point: s.id.point.to_string(),
+                parameter: s.id.parameter.to_string(),
+                kind: s.kind,
+                latest: s.recent.latest().map(|(time_ns, value, quality)| Latest { time_ns, value, quality }),
+                judgements: self.tracks[s.tracks()]
                     .iter()
                     .map(|t| {
                         let (current, open) = match t.limit.averaging {
@@ -1404,16 +1406,53 @@ impl Engine {
                                 t.periods().values().next_back().filter(|p| !p.closed).cloned(),
                             ),
                         };
-                        serde_json::json!({"limit": &*t.limit, "current": current, "open": open})
+                        Judgement { limit: (*t.limit).clone(), current, open }
                     })
-                    .collect();
-                serde_json::json!({
-                    "area": &*s.area, "factory": &*s.id.factory, "point": &*s.id.point, "parameter": &*s.id.parameter,
-                    "kind": s.kind, "latest": latest, "judgements": judgements,
-                })
+                    .collect(),
             })
             .collect()
     }
+}
+
+/// A series' latest reading and where each of its limits stands ([`Engine::status`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesStatus {
+    /// Area.
+    pub area: String,
+    /// Factory.
+    pub factory: String,
+    /// Point.
+    pub point: String,
+    /// Parameter.
+    pub parameter: String,
+    /// Measurement kind.
+    pub kind: Kind,
+    /// The latest reading, if any.
+    pub latest: Option<Latest>,
+    /// Per limit: the last closed period (or grab sample) and the open one.
+    pub judgements: Vec<Judgement>,
+}
+
+/// A series' latest reading.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latest {
+    /// Measurement time, ns.
+    pub time_ns: i64,
+    /// Value, canonical unit.
+    pub value: f64,
+    /// Quality.
+    pub quality: Quality,
+}
+
+/// Where one limit of a series stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judgement {
+    /// The limit.
+    pub limit: LimitUsed,
+    /// The last closed period, or the latest grab sample.
+    pub current: Option<Period>,
+    /// The period still open.
+    pub open: Option<Period>,
 }
 
 impl Track {

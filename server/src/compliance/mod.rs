@@ -28,8 +28,8 @@ use std::path::Path;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    AlertKind, Condition, CorrectionInfo, DayAvailability, Engine, Episode, Filter, GapInfo, Incident, Measured,
-    Outcome, Period, PeriodView, Revision, SeriesId, Settings, Severity,
+    AlertKind, Condition, CorrectionInfo, DayAvailability, Engine, Episode, Filter, GapInfo, Incident, Judgement,
+    Latest, Measured, Outcome, Period, PeriodView, Revision, SeriesId, SeriesStatus, Settings, Severity,
 };
 pub use judge::LimitUsed;
 

@@ -7,14 +7,13 @@
 //!   change against the previous period of the same length;
 //! - [`loads`]: pollutant loads from the store's readings, where flow is measured;
 //! - [`export`]: CSV and XLSX with Thai and English headers;
-//! - `http`: `GET /api/v1/indicators`.
+//! - served at `GET /api/v1/indicators` ([`crate::http`]).
 //!
 //! Definitions come from `<data_dir>/indicators.toml` when present, else the built-in set
 //! (`config/examples/indicators.toml`).
 
 pub mod compute;
 pub mod export;
-pub(crate) mod http;
 pub mod loads;
 pub mod periods;
 #[cfg(test)]

@@ -11,7 +11,29 @@ use std::time::Duration;
 use eitwatch_config::server_config::IngestSection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::api::ApiError;
+/// A write slot, held until dropped.
+pub type Permit = OwnedSemaphorePermit;
+
+/// Why a write was not admitted; both ask the client to retry after `retry_after_s`.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The queue is full.
+    #[error("too many writes waiting ({queued}); retry after {retry_after_s} s")]
+    QueueFull {
+        /// Writes waiting.
+        queued: usize,
+        /// When to retry.
+        retry_after_s: u64,
+    },
+    /// No slot came free in time.
+    #[error("the server is busy: no write slot within {waited_ms} ms; retry after {retry_after_s} s")]
+    Waited {
+        /// How long it waited.
+        waited_ms: u64,
+        /// When to retry.
+        retry_after_s: u64,
+    },
+}
 
 /// The gate every write passes.
 #[derive(Debug)]
@@ -44,8 +66,8 @@ impl Admission {
         }
     }
 
-    /// A slot, held until the returned permit drops; or 429/503.
-    pub(super) async fn enter(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+    /// A slot, held until the returned permit drops.
+    pub(super) async fn enter(&self) -> Result<Permit, Refused> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Ok(permit);
         }
@@ -53,23 +75,13 @@ impl Admission {
         let _waiting = Waiting(&self.queued);
         if ahead >= self.max_queued {
             tracing::warn!(queued = ahead, "Write refused: the queue is full");
-            return Err(ApiError::too_many_requests(
-                format!("too many writes waiting ({ahead}); retry after {} s", self.retry_after_s),
-                self.retry_after_s,
-            ));
+            return Err(Refused::QueueFull { queued: ahead, retry_after_s: self.retry_after_s });
         }
         match tokio::time::timeout(self.timeout, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) | Err(_) => {
                 tracing::warn!(waited_ms = self.timeout.as_millis() as u64, "Write refused: waited too long");
-                Err(ApiError::unavailable(
-                    format!(
-                        "the server is busy: no write slot within {} ms; retry after {} s",
-                        self.timeout.as_millis(),
-                        self.retry_after_s
-                    ),
-                    self.retry_after_s,
-                ))
+                Err(Refused::Waited { waited_ms: self.timeout.as_millis() as u64, retry_after_s: self.retry_after_s })
             }
         }
     }
@@ -90,21 +102,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_answers_429_and_a_long_wait_503() {
+    async fn a_full_queue_and_a_long_wait_are_refused() {
         let g = gate(1, 1, 50);
         let held = g.enter().await.expect("the slot");
         // The queue has one place: the first waiter takes it and times out, the second is refused.
         let waiter = tokio::spawn({
             let g = g.clone();
-            async move { g.enter().await.map(drop).map_err(|e| (e.status(), e.message().to_string())) }
+            async move { g.enter().await.map(drop) }
         });
         while g.queued.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
         let e = g.enter().await.expect_err("queue full");
-        assert_eq!(e.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
-        let (status, _) = waiter.await.expect("task").expect_err("waited too long");
-        assert_eq!(status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(matches!(e, Refused::QueueFull { queued: 1, retry_after_s: 3 }), "{e:?}");
+        let e = waiter.await.expect("task").expect_err("waited too long");
+        assert!(matches!(e, Refused::Waited { waited_ms: 50, retry_after_s: 3 }), "{e:?}");
         assert_eq!(g.queued.load(Ordering::SeqCst), 0, "a waiter that gave up leaves the queue");
         drop(held);
         let _again = g.enter().await.expect("the slot is free again");

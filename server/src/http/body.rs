@@ -8,7 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use http_body_util::BodyExt as _;
 
-use crate::api::ApiError;
+use super::ApiError;
 
 /// How the body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

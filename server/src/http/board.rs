@@ -1,0 +1,167 @@
+//! The built-in compliance board: static files from `dashboards/board/`, compiled into the
+//! binary so a provincial office without internet (or behind a proxy that blocks CDNs) gets
+//! every asset from the server itself, and `GET /api/v1/site`, the registry with display
+//! names the board needs (areas, factories, points, parameter names in English and Thai).
+//!
+//! The page is plain HTML, CSS and JS drawing its charts as SVG: no build step, so the two
+//! README commands stay the only ones. Its files are the only routes outside the OpenAPI
+//! document: they are not API.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use eitwatch_config::catalog::Catalog;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{NoKeys, ReadErrors, ReadScope, Strict, schema};
+use crate::AppState;
+
+/// The board's files: name, content type, content.
+const FILES: &[(&str, &str, &str)] = &[
+    ("index.html", "text/html; charset=utf-8", include_str!("../../../dashboards/board/index.html")),
+    ("board.css", "text/css; charset=utf-8", include_str!("../../../dashboards/board/board.css")),
+    ("board.js", "text/javascript; charset=utf-8", include_str!("../../../dashboards/board/board.js")),
+];
+
+/// The board's pages: `/` (redirect), `/board/` and `/board/{file}`.
+pub(super) fn pages() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/board/") }))
+        .route("/board", get(|| async { Redirect::to("/board/") }))
+        .route("/board/", get(|| async { file("index.html") }))
+        .route("/board/{name}", get(|Path(name): Path<String>| async move { file(&name) }))
+}
+
+/// `GET /api/v1/site`.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(site))
+}
+
+fn file(name: &str) -> Response {
+    match FILES.iter().find(|(n, _, _)| *n == name) {
+        // no-cache: a browser revalidates, so an upgraded server's board is not mixed with
+        // a stale script.
+        Some((_, ty, body)) => {
+            ([(header::CONTENT_TYPE, *ty), (header::CACHE_CONTROL, "no-cache")], *body).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, format!("no board file \"{name}\"")).into_response(),
+    }
+}
+
+/// A parameter with its names.
+#[derive(Debug, Serialize, ToSchema)]
+struct Parameter {
+    code: String,
+    name_en: String,
+    name_th: Option<String>,
+    unit: Option<String>,
+}
+
+/// A monitoring point.
+#[derive(Debug, Serialize, ToSchema)]
+struct Point {
+    id: String,
+    #[schema(schema_with = schema::kind)]
+    kind: eitwatch_config::reading::Kind,
+    expected_interval_s: u64,
+    parameters: Vec<Parameter>,
+}
+
+/// A factory.
+#[derive(Debug, Serialize, ToSchema)]
+struct Factory {
+    id: String,
+    name: String,
+    category: u8,
+    diw_registration: Option<String>,
+    points: Vec<Point>,
+}
+
+/// An area.
+#[derive(Debug, Serialize, ToSchema)]
+struct Area {
+    id: String,
+    name_en: String,
+    name_th: String,
+    province: String,
+    factories: Vec<Factory>,
+}
+
+/// What the caller may see and do.
+#[derive(Debug, Serialize, ToSchema)]
+struct Granted {
+    /// The one factory the caller sees, if any.
+    factory: Option<String>,
+    /// `write`, `read`, `admin` or `anonymous`: the board offers acknowledgement only where
+    /// the server allows it.
+    kind: &'static str,
+}
+
+/// The registry with display names.
+#[derive(Debug, Serialize, ToSchema)]
+struct Site {
+    areas: Vec<Area>,
+    scope: Granted,
+}
+
+/// Areas → factories → points with the names of their parameters, within the token's
+/// scope (a factory token sees its own factory only).
+#[utoipa::path(get, path = "/api/v1/site",
+    operation_id = "get_site", tag = "board", responses((status = 200, body = Site), ReadErrors))]
+async fn site(State(app): State<AppState>, scope: ReadScope, headers: HeaderMap, _: Strict<NoKeys>) -> Json<Site> {
+    let catalog = Catalog::builtin();
+    let registry = app.registry();
+    let parameter = |p: &eitwatch_config::site::Point, code: &String| {
+        let c = catalog.get(p.kind, code);
+        Parameter {
+            code: code.clone(),
+            name_en: c.map_or(code.clone(), |c| c.name_en.clone()),
+            name_th: c.and_then(|c| c.name_th.clone()),
+            unit: c.map(|c| c.unit.to_string()),
+        }
+    };
+    let areas = registry
+        .areas()
+        .iter()
+        .filter_map(|a| {
+            let factories: Vec<_> = a
+                .factory
+                .iter()
+                .filter(|f| scope.allows(&f.id))
+                .map(|f| Factory {
+                    id: f.id.clone(),
+                    name: f.name.clone(),
+                    category: f.category,
+                    diw_registration: f.diw_registration.clone(),
+                    points: f
+                        .point
+                        .iter()
+                        .map(|p| Point {
+                            id: p.id.clone(),
+                            kind: p.kind,
+                            expected_interval_s: p.expected_interval_s,
+                            parameters: p.parameters.iter().map(|code| parameter(p, code)).collect(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            (!factories.is_empty() || scope.0.is_none()).then(|| Area {
+                id: a.id.clone(),
+                name_en: a.name_en.clone(),
+                name_th: a.name_th.clone(),
+                province: a.province.clone(),
+                factories,
+            })
+        })
+        .collect();
+    let kind = crate::auth::presented(&headers, None)
+        .and_then(|t| app.tokens.check(&t))
+        .map_or("anonymous", |b| b.grant.kind());
+    Json(Site { areas, scope: Granted { factory: scope.0, kind } })
+}

@@ -1,0 +1,211 @@
+//! The HTTP surface: one module per resource, each with its routes, and the one error type.
+//!
+//! Every API route is declared with `#[utoipa::path]` and routed through an
+//! [`OpenApiRouter`], so a path is declared once, where it is routed, and the OpenAPI
+//! document ([`openapi`], served at `/api/v1/openapi.json`) is generated from the routes and
+//! their types. Only the board's static pages are routed outside it.
+//!
+//! Read queries are parsed strictly (`Strict`, `Filtered`): an unknown key or a value
+//! that is not one of those expected is a 400 naming the key; the InfluxDB write endpoints
+//! stay as lenient as InfluxDB is. Every request is traced; every request but the writes
+//! (which bound their body's upload themselves), the live stream and the indicators is
+//! answered within [`REQUEST_TIMEOUT`].
+
+mod alerts;
+mod board;
+mod body;
+mod compliance;
+mod corrections;
+mod deviations;
+mod docs;
+mod error;
+mod events;
+mod extract;
+mod gaps;
+mod indicators;
+mod readings;
+mod registry;
+mod schema;
+mod write;
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use axum::{Json, Router};
+use serde::Serialize;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+pub use docs::markdown;
+pub use error::{ApiError, ErrorBody};
+use extract::{
+    Admin, Filtered, ListQuery, NoKeys, ReadScope, Selection, Span, StreamQuery, StreamScope, Strict, Token, Untimed,
+    covers, range,
+};
+
+/// How long a read (or a registry, gap, correction or acknowledgement request) may take
+/// before it is answered 503 (without a body).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "eitwatch API",
+        description = "Ingest (InfluxDB v2 and 1.x line protocol), judged periods, episodes, availability, alerts, live events, indicators, deviations, corrections, gaps and the site registry of eitwatch's provincial server. Times are ns since the Unix epoch (UTC) or RFC 3339; periods are Asia/Bangkok calendar periods (UTC+07:00). Requests take `Authorization: Token <token>` (a factory's token sees only its factory; anonymous reads from loopback when the server allows). Errors are InfluxDB's `{\"code\", \"message\"}`."
+    ),
+    modifiers(&TokenAuth),
+    components(schemas(ErrorBody))
+)]
+struct Base;
+
+/// `Authorization: Token <token>` on every operation.
+struct TokenAuth;
+
+impl utoipa::Modify for TokenAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let scheme = ApiKey::Header(ApiKeyValue::with_description("Authorization", "Token <token>"));
+        doc.components.get_or_insert_default().add_security_scheme("token", SecurityScheme::ApiKey(scheme));
+        doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new("token", Vec::<String>::new())]);
+    }
+}
+
+/// The documented API: every route but the board's pages.
+fn api() -> OpenApiRouter<AppState> {
+    let bounded = OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
+        .merge(readings::router())
+        .merge(alerts::router())
+        .merge(compliance::router())
+        .merge(deviations::router())
+        .merge(registry::router())
+        .merge(gaps::router())
+        .merge(corrections::router())
+        .merge(board::router())
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT));
+    // Unbounded: the writes bound their upload with `body_read_timeout_ms` (a large batch may
+    // take long to store), the live stream is endless, and the indicators' computation runs
+    // on a blocking thread that an answered timeout would not stop, only waste.
+    OpenApiRouter::with_openapi(Base::openapi())
+        .merge(bounded)
+        .merge(write::router())
+        .merge(events::router())
+        .merge(indicators::router())
+}
+
+/// The OpenAPI document of the API, generated from its routes and types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = api().into_openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+/// The server's routes.
+pub fn router(app: AppState) -> Router {
+    let max_body = app.config.server.max_body_bytes;
+    let (api, _) = api().split_for_parts();
+    api.merge(board::pages())
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// What answers a path no route takes.
+async fn fallback(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+/// A set of error responses, each with the error body, for `responses(...)`.
+macro_rules! errors {
+    ($(#[$doc:meta])* $name:ident { $($status:literal => $description:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                [$(($status, $description)),+]
+                    .into_iter()
+                    .map(|(status, description)| (status.to_string(), error_response(description)))
+                    .collect()
+            }
+        }
+    };
+}
+
+errors!(
+    /// The errors of a read: a bad query, a missing or unknown token.
+    ReadErrors {
+        "400" => "A malformed query, an unknown key, or a value not among those expected (the key named)",
+        "401" => "Missing, unknown or revoked token",
+    }
+);
+
+errors!(
+    /// The errors of the line-protocol writes.
+    WriteErrors {
+        "400" => "Malformed or unknown (the first bad line named)",
+        "401" => "Missing, unknown or revoked token",
+        "403" => "Not a write token, or a line of another factory",
+        "408" => "The body did not arrive within `body_read_timeout_ms`",
+        "409" => "A different value for a stored reading",
+        "413" => "Larger than `max_body_bytes`",
+        "429" => "Too many writes waiting; see `Retry-After`",
+        "503" => "No write slot in time; see `Retry-After`",
+    }
+);
+
+errors!(
+    /// The errors of a registry change.
+    RegistryErrors {
+        "400" => "Malformed, or the registry it makes is not valid (every problem named)",
+        "401" => "Missing, unknown or revoked token",
+        "403" => "Not an admin token",
+    }
+);
+
+fn error_response(description: &str) -> RefOr<Response> {
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    ResponseBuilder::new().description(description).content("application/json", content).build().into()
+}
+
+/// The server's health.
+#[derive(Debug, Serialize, ToSchema)]
+struct Health {
+    /// `pass`.
+    status: &'static str,
+}
+
+/// Whether the server answers.
+#[utoipa::path(get, path = "/health",
+    operation_id = "get_health", tag = "health", security(()), responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "pass" })
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "get_openapi_json",
+    tag = "health",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)),
+)]
+async fn openapi_json() -> impl IntoResponse {
+    static DOC: LazyLock<String> =
+        LazyLock::new(|| openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
+    ([(header::CONTENT_TYPE, "application/json")], DOC.as_str())
+}
