@@ -54,6 +54,8 @@
 
 mod index;
 pub mod log;
+pub mod manifest;
+pub mod repair;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -223,7 +225,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// A record that passed its checksum but does not decode, or damage before the tail.
-    #[error("{path}: record at byte {offset} does not decode: {reason}")]
+    #[error("{path}: record at byte {offset} does not decode: {reason}; {}", repair_hint(.path))]
     Corrupt {
         /// The segment.
         path: PathBuf,
@@ -232,9 +234,28 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A segment is missing, shortened or altered, or the manifest is unreadable: starting
+    /// would lose acknowledged readings without a word.
+    #[error("{path}: {reason}; {}", repair_hint(.path))]
+    Damaged {
+        /// The segment (or the manifest).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// An earlier write or sync failed; nothing more is accepted until a restart.
     #[error("the store stopped accepting writes after a failed write: {0}; restart the server")]
     Failed(String),
+}
+
+/// What to tell the operator of a damaged store file (`<data_dir>/store/<file>`).
+fn repair_hint(path: &Path) -> String {
+    let data_dir = path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+    format!(
+        "acknowledged readings would be lost: nothing was changed. `eitwatch-server repair --data-dir {}` sets the \
+         damaged segment aside and records what it held as gaps (GET /api/v1/gaps)",
+        data_dir.display()
+    )
 }
 
 /// What an append did.
@@ -266,7 +287,7 @@ pub struct Bucket {
 struct State {
     index: index::Index,
     /// Records encoded but not yet written, by segment (a rotation starts a new entry).
-    pending: Vec<(u64, Vec<u8>)>,
+    pending: Vec<Pending>,
     /// Sequence number of the last record encoded.
     seq: u64,
     /// The segment new records go to, and the bytes already given to it.
@@ -276,6 +297,55 @@ struct State {
     defined_in: Vec<u64>,
     /// Per segment, the oldest and newest point time in it.
     segment_times: BTreeMap<u64, (i64, i64)>,
+    /// What the segment being encoded holds, for its seal.
+    summary: Summary,
+}
+
+/// Records of one segment on their way to disk.
+#[derive(Debug)]
+struct Pending {
+    segment: u64,
+    bytes: Vec<u8>,
+    /// For the first records of a segment: the seal of the one before.
+    seal_previous: Option<Vec<manifest::SeriesSummary>>,
+}
+
+/// Per series id, the oldest and newest time and the count of its points in one segment.
+#[derive(Debug, Default)]
+struct Summary {
+    by_id: Vec<(i64, i64, u64)>,
+}
+
+impl Summary {
+    fn add(&mut self, id: u32, time_ns: i64) {
+        let i = id as usize;
+        if self.by_id.len() <= i {
+            self.by_id.resize(i + 1, (i64::MAX, i64::MIN, 0));
+        }
+        let e = &mut self.by_id[i];
+        *e = (e.0.min(time_ns), e.1.max(time_ns), e.2 + 1);
+    }
+
+    fn of(&self, index: &index::Index) -> Vec<manifest::SeriesSummary> {
+        let mut out: Vec<_> = (0u32..)
+            .zip(&self.by_id)
+            .filter(|(_, (_, _, count))| *count > 0)
+            .filter_map(|(id, &(from_ns, to_ns, count))| {
+                let key = index.key(id)?;
+                Some(manifest::SeriesSummary {
+                    kind: key.kind.as_str().into(),
+                    factory: key.factory.to_string(),
+                    point: key.point.to_string(),
+                    parameter: key.parameter.to_string(),
+                    from_ns,
+                    to_ns,
+                    count,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.factory, &a.point, &a.parameter).cmp(&(&b.factory, &b.point, &b.parameter)));
+        out
+    }
 }
 
 /// What the commit lock guards: the open segment file.
@@ -284,7 +354,11 @@ struct Commit {
     file: File,
     segment: u64,
     offset: u64,
+    /// CRC-32 of the segment's bytes so far, for its seal.
+    crc: crc32fast::Hasher,
     durable_seq: u64,
+    /// The manifest, appended to at rotation, retention and close.
+    manifest: File,
 }
 
 /// The embedded store.
@@ -322,15 +396,68 @@ impl Store {
         let started = std::time::Instant::now();
         let retention_ns = options.retention_days.map(|d| i64::from(d).saturating_mul(86_400_000_000_000));
         let cutoff_ns = retention_ns.map_or(i64::MIN, |r| now_ns().saturating_sub(r));
+        let known = manifest::read(dir)
+            .map_err(|reason| StoreError::Damaged { path: manifest::path(dir), reason: reason.clone() })?;
         let segments = log::list_segments(dir).map_err(io(dir))?;
+        if let Some(known) = &known {
+            for (n, state) in known {
+                if !matches!(state, manifest::Segment::Dropped { .. }) && segments.binary_search(n).is_err() {
+                    return Err(StoreError::Damaged {
+                        path: log::segment_path(dir, *n),
+                        reason: format!("missing; the manifest has it {}", state.describe()),
+                    });
+                }
+            }
+        }
         let mut index = index::Index::default();
         let mut segment_times = BTreeMap::new();
+        // Manifest lines this open owes: seals of the segments replayed unsealed, drops of
+        // empty ones.
+        let mut owed = Vec::new();
         for (i, &n) in segments.iter().enumerate() {
             let path = log::segment_path(dir, n);
+            let last = i + 1 == segments.len();
+            let state = match &known {
+                None => None,
+                Some(known) => match known.get(&n) {
+                    Some(manifest::Segment::Dropped { reason }) => {
+                        tracing::warn!(path = %path.display(), %reason, "A segment the manifest dropped is still there; not read");
+                        continue;
+                    }
+                    Some(state) => Some(state),
+                    // Made by a rotation that crashed before announcing it: nothing in it
+                    // was acknowledged, so it is empty.
+                    None if last && std::fs::metadata(&path).map_err(io(&path))?.len() == 0 => {
+                        std::fs::remove_file(&path).map_err(io(&path))?;
+                        continue;
+                    }
+                    None => {
+                        return Err(StoreError::Damaged {
+                            path,
+                            reason: "not in the manifest: a segment this store never announced".into(),
+                        });
+                    }
+                },
+            };
             let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let sealed = match state {
+                Some(manifest::Segment::Sealed { bytes: len, crc32, .. }) => Some((*len, *crc32)),
+                _ => None,
+            };
+            if let Some((len, _)) = sealed
+                && bytes.len() as u64 != len
+            {
+                let how = if (bytes.len() as u64) < len { "shortened" } else { "grown" };
+                return Err(StoreError::Damaged {
+                    path,
+                    reason: format!("{how}: {} bytes, sealed with {len}", bytes.len()),
+                });
+            }
             let mut defs = HashMap::new();
             let mut ids: HashMap<u32, u32> = HashMap::new();
             let mut times = (i64::MAX, i64::MIN);
+            // What an unsealed segment holds, for its seal.
+            let mut summary = (sealed.is_none()).then(Summary::default);
             let mut offset = 0usize;
             while offset < bytes.len() {
                 let Some(payload) = log::record_at(&bytes, offset) else { break };
@@ -341,6 +468,9 @@ impl Store {
                     log::Entry::Point { id, time_ns, stored, .. } => {
                         times = (times.0.min(time_ns), times.1.max(time_ns));
                         let Some(&id) = ids.get(&id) else { return };
+                        if let Some(summary) = &mut summary {
+                            summary.add(id, time_ns);
+                        }
                         if time_ns >= cutoff_ns && index.get(id, time_ns).is_none() {
                             index.insert(id, time_ns, &stored);
                         }
@@ -354,12 +484,12 @@ impl Store {
                 offset += log::HEADER_BYTES + payload.len();
             }
             if offset < bytes.len() {
-                if i + 1 < segments.len() {
-                    return Err(StoreError::Corrupt {
-                        path,
-                        offset: offset as u64,
-                        reason: "damaged record before the last segment's tail".into(),
-                    });
+                if !last || sealed.is_some() {
+                    let reason = match sealed {
+                        Some(_) => "damaged record in a sealed segment",
+                        None => "damaged record before the last segment's tail",
+                    };
+                    return Err(StoreError::Corrupt { path, offset: offset as u64, reason: reason.into() });
                 }
                 if let Some(next) = log::group_after(&bytes, offset) {
                     return Err(StoreError::Corrupt {
@@ -375,9 +505,25 @@ impl Store {
                 file.set_len(offset as u64).map_err(io(&path))?;
                 file.sync_all().map_err(io(&path))?;
             }
+            if let Some((_, crc32)) = sealed
+                && crc32fast::hash(&bytes) != crc32
+            {
+                return Err(StoreError::Damaged {
+                    path,
+                    reason: "its bytes differ from its seal (CRC-32), though every record reads".into(),
+                });
+            }
             if offset == 0 {
+                if known.is_some() {
+                    owed.push(manifest::Line::Drop { segment: n, reason: "empty".into() });
+                }
                 std::fs::remove_file(&path).map_err(io(&path))?;
-            } else if times.0 <= times.1 {
+            } else if let Some(summary) = summary {
+                let crc32 = crc32fast::hash(&bytes[..offset]);
+                let series = summary.of(&index);
+                owed.push(manifest::Line::Seal { segment: n, bytes: offset as u64, crc32, series });
+            }
+            if offset > 0 && times.0 <= times.1 {
                 segment_times.insert(n, times);
             }
         }
@@ -385,6 +531,18 @@ impl Store {
         let path = log::segment_path(dir, segment);
         let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io(&path))?;
         sync_dir(dir).map_err(io(dir))?;
+        let manifest_path = manifest::path(dir);
+        if known.is_none() {
+            tracing::info!(
+                path = %manifest_path.display(),
+                segments = owed.len(),
+                format = manifest::FORMAT,
+                "Store manifest written: the segments found are sealed as they are"
+            );
+        }
+        let mut manifest = manifest::open(dir).map_err(io(&manifest_path))?;
+        owed.push(manifest::Line::Open { segment });
+        manifest::append(&mut manifest, &owed).map_err(io(&manifest_path))?;
         tracing::info!(
             dir = %dir.display(),
             segments = segment_times.len(),
@@ -406,8 +564,16 @@ impl Store {
                 segment_bytes: 0,
                 defined_in,
                 segment_times,
+                summary: Summary::default(),
             }),
-            commit: Mutex::new(Commit { file, segment, offset: 0, durable_seq: 0 }),
+            commit: Mutex::new(Commit {
+                file,
+                segment,
+                offset: 0,
+                crc: crc32fast::Hasher::new(),
+                durable_seq: 0,
+                manifest,
+            }),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             written_segment: AtomicU64::new(segment),
@@ -540,8 +706,8 @@ impl Store {
         }
     }
 
-    fn write_pending(&self, commit: &mut Commit, pending: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
-        for (segment, mut bytes) in pending {
+    fn write_pending(&self, commit: &mut Commit, pending: Vec<Pending>) -> Result<(), StoreError> {
+        for Pending { segment, mut bytes, seal_previous } in pending {
             if segment != commit.segment {
                 let old = log::segment_path(&self.dir, commit.segment);
                 commit.file.sync_data().map_err(|source| StoreError::Io { path: old, source })?;
@@ -549,6 +715,13 @@ impl Store {
                 let io = |source| StoreError::Io { path: path.clone(), source };
                 commit.file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io)?;
                 sync_dir(&self.dir).map_err(|source| StoreError::Io { path: self.dir.clone(), source })?;
+                let seal = manifest::Line::Seal {
+                    segment: commit.segment,
+                    bytes: commit.offset,
+                    crc32: std::mem::take(&mut commit.crc).finalize(),
+                    series: seal_previous.unwrap_or_default(),
+                };
+                self.record(commit, &[seal, manifest::Line::Open { segment }])?;
                 // The previous segment is complete and synced: the sink may read it to its end.
                 commit.segment = segment;
                 commit.offset = 0;
@@ -560,10 +733,46 @@ impl Store {
             let group_bytes = (bytes.len() - log::GROUP_RECORD_BYTES) as u64;
             bytes[..log::GROUP_RECORD_BYTES].copy_from_slice(&log::group_record(group_bytes));
             commit.file.write_all(&bytes).map_err(io)?;
+            commit.crc.update(&bytes);
             commit.offset += bytes.len() as u64;
         }
         let path = log::segment_path(&self.dir, commit.segment);
         commit.file.sync_data().map_err(|source| StoreError::Io { path, source })
+    }
+
+    /// Appends lines to the manifest, synced.
+    fn record(&self, commit: &mut Commit, lines: &[manifest::Line]) -> Result<(), StoreError> {
+        manifest::append(&mut commit.manifest, lines)
+            .map_err(|source| StoreError::Io { path: manifest::path(&self.dir), source })
+    }
+
+    /// Seals the segment being written (a clean shutdown): the next start then knows its
+    /// length and content, so that any later change to it is found. Appends are refused
+    /// from now on.
+    pub fn close(&self) -> Result<(), StoreError> {
+        let mut commit = lock(&self.commit);
+        if self.failed.load(Ordering::Acquire) {
+            // Replayed and sealed at the next start.
+            return Ok(());
+        }
+        let (pending, upto, series) = {
+            let mut state = lock(&self.state);
+            *lock(&self.failure) = Some("the store is closed".into());
+            self.failed.store(true, Ordering::Release);
+            let series = state.summary.of(&state.index);
+            (std::mem::take(&mut state.pending), state.seq, series)
+        };
+        self.write_pending(&mut commit, pending)?;
+        commit.durable_seq = upto;
+        let seal = manifest::Line::Seal {
+            segment: commit.segment,
+            bytes: commit.offset,
+            crc32: commit.crc.clone().finalize(),
+            series,
+        };
+        self.record(&mut commit, &[seal])?;
+        tracing::info!(segment = commit.segment, bytes = commit.offset, "Store closed: its last segment sealed");
+        Ok(())
     }
 
     /// Readings of the series matching a filter, within `[from_ns, to_ns)`, by series then time.
@@ -668,6 +877,15 @@ impl Store {
             }
             (dropped, expired)
         };
+        if !expired.is_empty() {
+            let lines: Vec<_> =
+                expired.iter().map(|n| manifest::Line::Drop { segment: *n, reason: "retention".into() }).collect();
+            if let Err(error) = self.record(&mut lock(&self.commit), &lines) {
+                // Deleting them unrecorded would look like damage at the next start.
+                tracing::warn!(%error, "Cannot record expired segments in the manifest; kept for now");
+                return Vec::new();
+            }
+        }
         for n in &expired {
             let path = log::segment_path(&self.dir, *n);
             if let Err(error) = std::fs::remove_file(&path) {
@@ -684,16 +902,18 @@ impl Store {
 impl State {
     /// Encodes the batch's new points as one record into the pending buffer.
     fn encode(&mut self, inserted: &[(u32, i64, usize)], batch: &[impl Offered], segment_max_bytes: u64) {
+        let mut seal_previous = None;
         if self.segment_bytes >= segment_max_bytes {
+            seal_previous = Some(std::mem::take(&mut self.summary).of(&self.index));
             self.segment += 1;
             self.segment_bytes = 0;
         }
         let segment = self.segment;
-        if self.pending.last().is_none_or(|(s, _)| *s != segment) {
+        if self.pending.last().is_none_or(|p| p.segment != segment) {
             let mut group = Vec::with_capacity(log::GROUP_RECORD_BYTES + inserted.len() * log::POINT_BYTES + 64);
             group.extend_from_slice(&[0; log::GROUP_RECORD_BYTES]);
             self.segment_bytes += log::GROUP_RECORD_BYTES as u64;
-            self.pending.push((segment, group));
+            self.pending.push(Pending { segment, bytes: group, seal_previous });
         }
         if self.defined_in.len() < self.index.series.len() {
             self.defined_in.resize(self.index.series.len(), 0);
@@ -701,7 +921,10 @@ impl State {
         let (min, max) = inserted.iter().fold((i64::MAX, i64::MIN), |(a, b), (_, t, _)| (a.min(*t), b.max(*t)));
         let times = self.segment_times.entry(segment).or_insert((min, max));
         *times = (times.0.min(min), times.1.max(max));
-        let (_, out) = self.pending.last_mut().expect("pushed above");
+        for &(id, t, _) in inserted {
+            self.summary.add(id, t);
+        }
+        let out = &mut self.pending.last_mut().expect("pushed above").bytes;
         let before = out.len();
         let start = log::begin_record(out);
         // Definitions first, so that the points follow as one entry.
