@@ -25,12 +25,25 @@
 //!
 //! ## On disk
 //! Segment files `NNNNNNNNNN.seg` of CRC-framed binary records, one per accepted batch (see
-//! [`log`]). A new segment starts when the current one passes `[store] segment_max_bytes`
-//! and at every start of the server. At open, segments are replayed in order; a torn tail
-//! of the last one (short record or checksum mismatch: what a power cut mid-write leaves)
-//! is cut and logged, since it was never acknowledged. Damage anywhere else (in an older
-//! segment, or a bad record followed by a good one) stops the start, naming the file and
-//! byte: cutting there would drop acknowledged batches.
+//! [`log`]), and a manifest ([`manifest`]) that announces each segment before anything in
+//! it is acknowledged and seals it (length, CRC-32, what it holds per series) once it can
+//! no longer change: when the store rolls to a new segment (`[store] segment_max_bytes`), at
+//! a clean shutdown ([`Store::close`]), and at the next start after a crash. A new segment
+//! starts at every start of the server.
+//!
+//! At open, segments are replayed in order and checked against the manifest. A torn tail of
+//! the last, unsealed segment (short record or checksum mismatch in its last group commit:
+//! what a power cut mid-write leaves) is cut and logged, since it was never acknowledged.
+//! Everything else stops the start, naming the file (and byte) and what is wrong, and
+//! changes nothing: a segment missing, shorter or longer than its seal, with other bytes
+//! than its seal (CRC-32), a damaged record in a sealed segment or before the last group
+//! commit, or a segment file the manifest never announced. A store that refuses bad
+//! evidence rather than serving it silently short: `eitwatch-server repair` ([`repair`])
+//! sets such a segment aside when the operator chooses, recording what it held as gaps.
+//!
+//! What this cannot see: the unsealed segment of a process that crashed is sealed by the
+//! next start as it is found, so a change to it made before that start (while the server
+//! was down after the crash) is taken for the state the crash left.
 //!
 //! ## Group commit
 //! [`Store::append`] checks and indexes its batch and encodes its record into a shared
