@@ -31,19 +31,24 @@
 //! a clean shutdown ([`Store::close`]), and at the next start after a crash. A new segment
 //! starts at every start of the server.
 //!
+//! The segment being written is bounded from below by `<store>/acknowledged` (`checkpoint.rs`),
+//! the durable position, rewritten by a thread of its own every second when it moved.
+//!
 //! At open, segments are replayed in order and checked against the manifest. A torn tail of
-//! the last, unsealed segment (short record or checksum mismatch in its last group commit:
-//! what a power cut mid-write leaves) is cut and logged, since it was never acknowledged.
+//! the last, unsealed segment (short record or checksum mismatch in its last group commit,
+//! past the acknowledged position: what a power cut mid-write leaves) is cut and logged,
+//! since it was never acknowledged.
 //! Everything else stops the start, naming the file (and byte) and what is wrong, and
 //! changes nothing: a segment missing, shorter or longer than its seal, with other bytes
-//! than its seal (CRC-32), a damaged record in a sealed segment or before the last group
-//! commit, or a segment file the manifest never announced. A store that refuses bad
+//! than its seal (CRC-32), a damaged record in a sealed segment, before the last group
+//! commit or before the acknowledged position, the unsealed segment shorter than that
+//! position, or a segment file the manifest never announced. A store that refuses bad
 //! evidence rather than serving it silently short: `eitwatch-server repair` ([`repair`])
 //! sets such a segment aside when the operator chooses, recording what it held as gaps.
 //!
-//! What this cannot see: the unsealed segment of a process that crashed is sealed by the
-//! next start as it is found, so a change to it made before that start (while the server
-//! was down after the crash) is taken for the state the crash left.
+//! What this cannot see: after a crash, the writes of the last second before it (past the
+//! acknowledged position) are indistinguishable from a torn tail, so a cut among them made
+//! before the next start is taken for what the crash left.
 //!
 //! ## Group commit
 //! [`Store::append`] checks and indexes its batch and encodes its record into a shared
@@ -65,6 +70,7 @@
 //! `[store] retention_days` (default: keep forever). Points older than that leave the index;
 //! a segment whose newest point is older is deleted whole. Checked at start and hourly.
 
+mod checkpoint;
 mod index;
 pub mod log;
 pub mod manifest;
@@ -389,6 +395,9 @@ pub struct Store {
     durable: watch::Sender<LogPosition>,
 }
 
+/// How often the acknowledged position is written (see [`checkpoint`]).
+const ACKNOWLEDGED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -401,6 +410,16 @@ impl Store {
     /// Opens (or creates) the store in `dir`, replays its segments, cuts a torn tail, and
     /// starts a new segment.
     pub fn open(dir: &Path, options: &StoreSection) -> Result<Store, StoreError> {
+        Store::open_with(dir, options, Some(ACKNOWLEDGED_EVERY))
+    }
+
+    /// [`Store::open`], writing the acknowledged position every `acknowledged_every` (never
+    /// with `None`: tests that tear an acknowledged write, as no power cut can).
+    pub(crate) fn open_with(
+        dir: &Path,
+        options: &StoreSection,
+        acknowledged_every: Option<std::time::Duration>,
+    ) -> Result<Store, StoreError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
@@ -412,6 +431,7 @@ impl Store {
         let known = manifest::read(dir)
             .map_err(|reason| StoreError::Damaged { path: manifest::path(dir), reason: reason.clone() })?;
         let segments = log::list_segments(dir).map_err(io(dir))?;
+        let acknowledged = checkpoint::read(dir);
         if let Some(known) = &known {
             for (n, state) in known {
                 if !matches!(state, manifest::Segment::Dropped { .. }) && segments.binary_search(n).is_err() {
@@ -495,6 +515,24 @@ impl Store {
                     reason,
                 })?;
                 offset += log::HEADER_BYTES + payload.len();
+            }
+            // How much of an unsealed segment was acknowledged, at least.
+            let floor = match acknowledged {
+                Some(a) if a.segment == n && sealed.is_none() => a.offset as usize,
+                _ => 0,
+            };
+            if bytes.len() < floor {
+                return Err(StoreError::Damaged {
+                    path,
+                    reason: format!("shortened: {} bytes, but {floor} were acknowledged", bytes.len()),
+                });
+            }
+            if offset < floor {
+                return Err(StoreError::Corrupt {
+                    path,
+                    offset: offset as u64,
+                    reason: format!("damaged record before the last acknowledged position (byte {floor})"),
+                });
             }
             if offset < bytes.len() {
                 if !last || sealed.is_some() {
@@ -592,6 +630,9 @@ impl Store {
             written_segment: AtomicU64::new(segment),
             durable: watch::Sender::new(LogPosition { segment, offset: 0 }),
         };
+        if let Some(every) = acknowledged_every {
+            checkpoint::spawn(dir, store.durable(), every).map_err(io(dir))?;
+        }
         store.apply_retention();
         Ok(store)
     }

@@ -114,7 +114,7 @@ fn a_torn_tail_is_cut_and_acknowledged_batches_stay() {
 #[test]
 fn a_truncated_last_record_is_cut() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &options()).unwrap();
+    let store = Store::open_with(dir.path(), &options(), None).unwrap();
     store.append(&[r("cod", 1.0, 1)]).unwrap();
     store.append(&[r("cod", 2.0, 2), r("cod", 3.0, 3)]).unwrap();
     drop(store);
@@ -122,7 +122,7 @@ fn a_truncated_last_record_is_cut() {
     let full = std::fs::metadata(&path).unwrap().len();
     // The second record: header + one point entry (22 bytes); cut 5 of its bytes.
     OpenOptions::new().write(true).open(&path).unwrap().set_len(full - 5).unwrap();
-    let store = Store::open(dir.path(), &options()).unwrap();
+    let store = Store::open_with(dir.path(), &options(), None).unwrap();
     assert_eq!(values(&store, "cod"), vec![(1, 1.0)], "the cut record's batch is gone whole");
     // A flipped byte inside the last record fails its checksum: cut too.
     store.append(&[r("cod", 4.0, 4)]).unwrap();
@@ -132,7 +132,7 @@ fn a_truncated_last_record_is_cut() {
     let n = bytes.len();
     bytes[n - 3] ^= 0xff;
     std::fs::write(&last, &bytes).unwrap();
-    let store = Store::open(dir.path(), &options()).unwrap();
+    let store = Store::open_with(dir.path(), &options(), None).unwrap();
     assert_eq!(values(&store, "cod"), vec![(1, 1.0)]);
 }
 
@@ -600,7 +600,7 @@ fn damage_followed_by_a_later_commit_is_not_cut_as_a_torn_tail() {
 #[test]
 fn a_torn_last_commit_is_cut_even_with_good_records_after_the_damage() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &options()).unwrap();
+    let store = Store::open_with(dir.path(), &options(), None).unwrap();
     for t in 1..=3 {
         store.append(&[r("cod", t as f64, t)]).unwrap();
     }
@@ -615,7 +615,7 @@ fn a_torn_last_commit_is_cut_even_with_good_records_after_the_damage() {
     let (second, _) = recs[3];
     torn[second + log::HEADER_BYTES + 7] ^= 0x01;
     std::fs::write(&path, &torn).unwrap();
-    let store = Store::open(dir.path(), &options()).unwrap();
+    let store = Store::open_with(dir.path(), &options(), None).unwrap();
     assert_eq!(values(&store, "cod"), vec![(1, 1.0)]);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), second as u64, "cut at the damage");
 }
@@ -791,4 +791,64 @@ fn a_series_emptied_by_an_undo_or_by_retention_takes_points_again() {
     index.insert(id, 2_000, &Stored::of_value(3.0));
     index.insert(id, 1_500, &Stored::of_value(4.0));
     assert_eq!(points(&index), [(1_500, 4.0), (2_000, 3.0)]);
+}
+
+/// Waits (bounded) until the acknowledged-position file holds the store's durable position.
+fn acknowledged_written(store: &Store) {
+    let want = *store.durable().borrow();
+    for _ in 0..500 {
+        if checkpoint::read(store.dir()) == Some(want) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the acknowledged position {want:?} was not written");
+}
+
+#[test]
+fn after_a_crash_the_newest_segment_cut_before_its_last_acknowledged_position_stops_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let every = Some(std::time::Duration::from_millis(10));
+    let store = Store::open_with(dir.path(), &options(), every).unwrap();
+    for t in 0..20 {
+        store.append(&[r("cod", t as f64, t)]).unwrap();
+    }
+    acknowledged_written(&store);
+    drop(store); // A crash: the segment is not sealed.
+    let newest = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
+    let len = std::fs::metadata(&newest).unwrap().len();
+    // A torn write past the acknowledged position is still cut.
+    let mut f = OpenOptions::new().append(true).open(&newest).unwrap();
+    f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 2, 0]).unwrap();
+    drop(f);
+    let store = Store::open_with(dir.path(), &options(), every).unwrap();
+    assert_eq!(store.len(), 20);
+    assert_eq!(std::fs::metadata(&newest).unwrap().len(), len, "the torn tail is cut");
+    store.append(&[r("cod", 20.0, 20)]).unwrap();
+    acknowledged_written(&store);
+    drop(store);
+    let newest = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
+    let len = std::fs::metadata(&newest).unwrap().len();
+    for to in [len / 2, 0] {
+        OpenOptions::new().write(true).open(&newest).unwrap().set_len(to).unwrap();
+        let (path, reason) = damaged(Store::open(dir.path(), &options()).unwrap_err());
+        assert_eq!(path, newest);
+        assert_eq!(reason, format!("shortened: {to} bytes, but {len} were acknowledged"));
+    }
+    // A damaged record before the acknowledged position is not a torn tail either.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), &options(), every).unwrap();
+    for t in 0..3 {
+        store.append(&[r("cod", t as f64, t)]).unwrap();
+    }
+    acknowledged_written(&store);
+    drop(store);
+    let path = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Store::open(dir.path(), &options()).unwrap_err();
+    assert!(matches!(&e, StoreError::Corrupt { reason, .. } if reason.contains("acknowledged position")), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
 }
