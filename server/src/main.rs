@@ -255,16 +255,25 @@ fn repair(data_dir: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
         if damage.undecoded_bytes > 0 {
             println!("  and {} byte(s) that no longer decode (their readings cannot be named)", damage.undecoded_bytes);
         }
+        if !damage.sealed {
+            println!("  (never sealed: what was cut off it, if anything, cannot be named)");
+        }
         if dry_run {
             println!("dry run: nothing changed; later segments are checked once this one is set aside");
             return Ok(());
         }
         // The loss is recorded before the segment goes: a crash in between leaves the gaps
         // (stored once however often repair runs) and the damage to find again.
-        let reason = match damage.undecoded_bytes {
-            0 => format!("store segment {name} damaged; set aside by repair"),
-            n => format!("store segment {name} damaged; set aside by repair ({n} more bytes do not decode)"),
-        };
+        let mut reason = format!("store segment {name} damaged; set aside by repair");
+        if !damage.sealed {
+            reason.push_str(&format!(
+                " (never sealed: counted from what is left of it{})",
+                match damage.undecoded_bytes {
+                    0 => String::new(),
+                    n => format!("; {n} more bytes do not decode"),
+                }
+            ));
+        }
         let lost: Vec<_> = damage
             .lost
             .iter()

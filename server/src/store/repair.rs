@@ -31,6 +31,9 @@ pub struct Damage {
     /// Bytes of it that no longer decode (their readings are not in `lost`); 0 when `lost`
     /// comes from the segment's seal, which is exact.
     pub undecoded_bytes: u64,
+    /// Whether `lost` comes from the segment's seal (exact), or else from what is left of it
+    /// (whatever was cut off it, or never reached the disk, cannot be named).
+    pub sealed: bool,
 }
 
 impl Damage {
@@ -63,7 +66,7 @@ pub fn find(dir: &Path) -> Result<Option<Damage>, StoreError> {
     };
     let known = manifest::read(dir).map_err(|reason| StoreError::Damaged { path: manifest::path(dir), reason })?;
     if let Some(manifest::Segment::Sealed { series, .. }) = known.as_ref().and_then(|k| k.get(&segment)) {
-        return Ok(Some(Damage { segment, path, what, lost: series.clone(), undecoded_bytes: 0 }));
+        return Ok(Some(Damage { segment, path, what, lost: series.clone(), undecoded_bytes: 0, sealed: true }));
     }
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
@@ -71,7 +74,7 @@ pub fn find(dir: &Path) -> Result<Option<Damage>, StoreError> {
         Err(source) => return Err(StoreError::Io { path, source }),
     };
     let (lost, undecoded_bytes) = readable(&bytes);
-    Ok(Some(Damage { segment, path, what, lost, undecoded_bytes }))
+    Ok(Some(Damage { segment, path, what, lost, undecoded_bytes, sealed: false }))
 }
 
 /// What the records of a segment that still pass their checksums hold, and how many bytes

@@ -852,3 +852,26 @@ fn after_a_crash_the_newest_segment_cut_before_its_last_acknowledged_position_st
     assert!(matches!(&e, StoreError::Corrupt { reason, .. } if reason.contains("acknowledged position")), "{e}");
     assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
 }
+
+#[test]
+fn repair_of_a_never_sealed_segment_counts_what_is_left_of_it_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let every = Some(std::time::Duration::from_millis(10));
+    let store = Store::open_with(dir.path(), &options(), every).unwrap();
+    for t in 0..20 {
+        store.append(&[r("cod", t as f64, t)]).unwrap();
+    }
+    acknowledged_written(&store);
+    drop(store);
+    let newest = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
+    let len = std::fs::metadata(&newest).unwrap().len();
+    OpenOptions::new().write(true).open(&newest).unwrap().set_len(len / 2).unwrap();
+    let lost = repair_all(dir.path());
+    assert_eq!(lost.len(), 1);
+    assert!(!lost[0].sealed);
+    let whole = records(&std::fs::read(dir.path().join("damaged").join(newest.file_name().unwrap())).unwrap());
+    // Group and batch records alternate; the batches whole in what is left are counted.
+    assert_eq!(lost[0].readings(), (whole.len() / 2) as u64);
+    assert!(lost[0].undecoded_bytes > 0);
+    assert_eq!(Store::open(dir.path(), &options()).unwrap().len(), 0);
+}
