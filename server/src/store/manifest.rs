@@ -57,6 +57,25 @@ pub struct SeriesSummary {
     pub count: u64,
 }
 
+/// Summaries of series from their keys and (oldest time, newest time, count), in key order.
+pub(crate) fn summaries<'a>(
+    series: impl Iterator<Item = (&'a super::SeriesKey, (i64, i64, u64))>,
+) -> Vec<SeriesSummary> {
+    let mut out: Vec<SeriesSummary> = series
+        .map(|(key, (from_ns, to_ns, count))| SeriesSummary {
+            kind: key.kind.as_str().into(),
+            factory: key.factory.to_string(),
+            point: key.point.to_string(),
+            parameter: key.parameter.to_string(),
+            from_ns,
+            to_ns,
+            count,
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.factory, &a.point, &a.parameter).cmp(&(&b.factory, &b.point, &b.parameter)));
+    out
+}
+
 /// What the manifest says of one segment.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Segment {

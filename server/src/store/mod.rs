@@ -346,24 +346,12 @@ impl Summary {
     }
 
     fn of(&self, index: &index::Index) -> Vec<manifest::SeriesSummary> {
-        let mut out: Vec<_> = (0u32..)
-            .zip(&self.by_id)
-            .filter(|(_, (_, _, count))| *count > 0)
-            .filter_map(|(id, &(from_ns, to_ns, count))| {
-                let key = index.key(id)?;
-                Some(manifest::SeriesSummary {
-                    kind: key.kind.as_str().into(),
-                    factory: key.factory.to_string(),
-                    point: key.point.to_string(),
-                    parameter: key.parameter.to_string(),
-                    from_ns,
-                    to_ns,
-                    count,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| (&a.factory, &a.point, &a.parameter).cmp(&(&b.factory, &b.point, &b.parameter)));
-        out
+        manifest::summaries(
+            (0u32..)
+                .zip(&self.by_id)
+                .filter(|(_, (_, _, count))| *count > 0)
+                .filter_map(|(id, stats)| Some((index.key(id)?, *stats))),
+        )
     }
 }
 

@@ -110,19 +110,7 @@ fn readable(bytes: &[u8]) -> (Vec<SeriesSummary>, u64) {
             }
         }
     }
-    let mut lost: Vec<SeriesSummary> = by_key
-        .into_iter()
-        .map(|(key, (from_ns, to_ns, count))| SeriesSummary {
-            kind: key.kind.as_str().into(),
-            factory: key.factory.to_string(),
-            point: key.point.to_string(),
-            parameter: key.parameter.to_string(),
-            from_ns,
-            to_ns,
-            count,
-        })
-        .collect();
-    lost.sort_by(|a, b| (&a.factory, &a.point, &a.parameter).cmp(&(&b.factory, &b.point, &b.parameter)));
+    let lost = manifest::summaries(by_key.iter().map(|(key, stats)| (key, *stats)));
     (lost, undecoded)
 }
 

@@ -805,8 +805,8 @@ fn acknowledged_written(store: &Store) {
     panic!("the acknowledged position {want:?} was not written");
 }
 
-#[test]
-fn after_a_crash_the_newest_segment_cut_before_its_last_acknowledged_position_stops_the_open() {
+/// A store of 20 acknowledged batches, its acknowledged position written, then a crash.
+fn crashed_after_20_acknowledged() -> (tempfile::TempDir, Option<std::time::Duration>) {
     let dir = tempfile::tempdir().unwrap();
     let every = Some(std::time::Duration::from_millis(10));
     let store = Store::open_with(dir.path(), &options(), every).unwrap();
@@ -815,6 +815,12 @@ fn after_a_crash_the_newest_segment_cut_before_its_last_acknowledged_position_st
     }
     acknowledged_written(&store);
     drop(store); // A crash: the segment is not sealed.
+    (dir, every)
+}
+
+#[test]
+fn after_a_crash_the_newest_segment_cut_before_its_last_acknowledged_position_stops_the_open() {
+    let (dir, every) = crashed_after_20_acknowledged();
     let newest = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
     let len = std::fs::metadata(&newest).unwrap().len();
     // A torn write past the acknowledged position is still cut.
@@ -855,14 +861,7 @@ fn after_a_crash_the_newest_segment_cut_before_its_last_acknowledged_position_st
 
 #[test]
 fn repair_of_a_never_sealed_segment_counts_what_is_left_of_it_and_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let every = Some(std::time::Duration::from_millis(10));
-    let store = Store::open_with(dir.path(), &options(), every).unwrap();
-    for t in 0..20 {
-        store.append(&[r("cod", t as f64, t)]).unwrap();
-    }
-    acknowledged_written(&store);
-    drop(store);
+    let (dir, _) = crashed_after_20_acknowledged();
     let newest = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
     let len = std::fs::metadata(&newest).unwrap().len();
     OpenOptions::new().write(true).open(&newest).unwrap().set_len(len / 2).unwrap();
