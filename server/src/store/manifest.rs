@@ -6,11 +6,13 @@
 //! - `{"op":"format","version":2}` first;
 //! - `{"op":"open","segment":N}` once segment N's file exists and before anything in it is
 //!   acknowledged;
-//! - `{"op":"seal","segment":N,"bytes":L,"crc32":C,"series":[…]}` when N will never change
-//!   again (the store rolled to a new segment, shut down, or replayed N after a crash): its
-//!   length, the CRC-32 of its bytes, and per series what it holds (kind, factory, point,
-//!   parameter, oldest and newest time, count), so that a segment lost later is known
-//!   exactly;
+//! - `{"op":"seal","segment":N,"bytes":L,"crc32":C,"readings":R,"series":S}` when N will
+//!   never change again (the store rolled to a new segment, shut down, or replayed N after a
+//!   crash): its length, the CRC-32 of its bytes, and how many readings of how many series
+//!   it holds. Per series what it holds (kind, factory, point, parameter, oldest and newest
+//!   time, count) goes beside it, in `NNNNNNNNNN.content.json` (a JSON array, synced before
+//!   the seal), so that a segment lost later is known exactly while the manifest, read at
+//!   every start, stays a line per segment;
 //! - `{"op":"drop","segment":N,"reason":"…"}` before N's file is deleted (retention, an
 //!   empty segment) or set aside (`eitwatch-server repair`).
 //!
@@ -34,7 +36,7 @@ pub(crate) const FORMAT: u32 = 2;
 pub(crate) enum Line {
     Format { version: u32 },
     Open { segment: u64 },
-    Seal { segment: u64, bytes: u64, crc32: u32, series: Vec<SeriesSummary> },
+    Seal { segment: u64, bytes: u64, crc32: u32, readings: u64, series: u64 },
     Drop { segment: u64, reason: String },
 }
 
@@ -82,7 +84,7 @@ pub(crate) enum Segment {
     /// Written by a process that did not seal it (it crashed, or is the one running).
     Open,
     /// Complete.
-    Sealed { bytes: u64, crc32: u32, series: Vec<SeriesSummary> },
+    Sealed { bytes: u64, crc32: u32, readings: u64, series: u64 },
     /// Deleted or set aside on purpose.
     Dropped { reason: String },
 }
@@ -92,9 +94,8 @@ impl Segment {
     pub(crate) fn describe(&self) -> String {
         match self {
             Segment::Open => "open (written by the last process)".into(),
-            Segment::Sealed { bytes, series, .. } => {
-                let readings: u64 = series.iter().map(|s| s.count).sum();
-                format!("sealed with {bytes} bytes, {readings} readings of {} series", series.len())
+            Segment::Sealed { bytes, readings, series, .. } => {
+                format!("sealed with {bytes} bytes, {readings} readings of {series} series")
             }
             Segment::Dropped { reason } => format!("dropped ({reason})"),
         }
@@ -130,8 +131,8 @@ pub(crate) fn read(dir: &Path) -> Result<Option<BTreeMap<u64, Segment>>, String>
             Line::Open { segment } => {
                 out.insert(segment, Segment::Open);
             }
-            Line::Seal { segment, bytes, crc32, series } => {
-                out.insert(segment, Segment::Sealed { bytes, crc32, series });
+            Line::Seal { segment, bytes, crc32, readings, series } => {
+                out.insert(segment, Segment::Sealed { bytes, crc32, readings, series });
             }
             Line::Drop { segment, reason } => {
                 out.insert(segment, Segment::Dropped { reason });
@@ -156,4 +157,24 @@ pub(crate) fn open(dir: &Path) -> std::io::Result<File> {
 /// Appends lines in one write and syncs them.
 pub(crate) fn append(file: &mut File, lines: &[Line]) -> std::io::Result<()> {
     crate::jsonl::append(file, lines)
+}
+
+/// The file beside segment `n` that says what it holds per series.
+pub(crate) fn content_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:010}.content.json"))
+}
+
+/// Writes (and syncs) what segment `n` holds per series; returns its seal line. The caller
+/// syncs the directory before appending the line.
+pub(crate) fn seal(dir: &Path, n: u64, bytes: u64, crc32: u32, series: &[SeriesSummary]) -> std::io::Result<Line> {
+    let mut file = File::create(content_path(dir, n))?;
+    std::io::Write::write_all(&mut file, &serde_json::to_vec(series).map_err(std::io::Error::other)?)?;
+    file.sync_data()?;
+    let readings = series.iter().map(|s| s.count).sum();
+    Ok(Line::Seal { segment: n, bytes, crc32, readings, series: series.len() as u64 })
+}
+
+/// What segment `n` holds per series, if its content file is there and reads.
+pub(crate) fn content(dir: &Path, n: u64) -> Option<Vec<SeriesSummary>> {
+    serde_json::from_slice(&std::fs::read(content_path(dir, n)).ok()?).ok()
 }

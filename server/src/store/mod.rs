@@ -560,7 +560,7 @@ impl Store {
             } else if let Some(summary) = summary {
                 let crc32 = crc32fast::hash(&bytes[..offset]);
                 let series = summary.of(&index);
-                owed.push(manifest::Line::Seal { segment: n, bytes: offset as u64, crc32, series });
+                owed.push(manifest::seal(dir, n, offset as u64, crc32, &series).map_err(io(dir))?);
             }
             if offset > 0 && times.0 <= times.1 {
                 segment_times.insert(n, times);
@@ -753,16 +753,15 @@ impl Store {
             if segment != commit.segment {
                 let old = log::segment_path(&self.dir, commit.segment);
                 commit.file.sync_data().map_err(|source| StoreError::Io { path: old, source })?;
+                let in_dir = |source| StoreError::Io { path: self.dir.clone(), source };
+                let crc32 = std::mem::take(&mut commit.crc).finalize();
+                let series = seal_previous.unwrap_or_default();
+                let seal = manifest::seal(&self.dir, commit.segment, commit.offset, crc32, &series).map_err(in_dir)?;
                 let path = log::segment_path(&self.dir, segment);
                 let io = |source| StoreError::Io { path: path.clone(), source };
                 commit.file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io)?;
-                sync_dir(&self.dir).map_err(|source| StoreError::Io { path: self.dir.clone(), source })?;
-                let seal = manifest::Line::Seal {
-                    segment: commit.segment,
-                    bytes: commit.offset,
-                    crc32: std::mem::take(&mut commit.crc).finalize(),
-                    series: seal_previous.unwrap_or_default(),
-                };
+                // One directory sync for the content file and the new segment.
+                sync_dir(&self.dir).map_err(in_dir)?;
                 self.record(commit, &[seal, manifest::Line::Open { segment }])?;
                 // The previous segment is complete and synced: the sink may read it to its end.
                 commit.segment = segment;
@@ -806,12 +805,10 @@ impl Store {
         };
         self.write_pending(&mut commit, pending)?;
         commit.durable_seq = upto;
-        let seal = manifest::Line::Seal {
-            segment: commit.segment,
-            bytes: commit.offset,
-            crc32: commit.crc.clone().finalize(),
-            series,
-        };
+        let io = |source| StoreError::Io { path: self.dir.clone(), source };
+        let seal = manifest::seal(&self.dir, commit.segment, commit.offset, commit.crc.clone().finalize(), &series)
+            .map_err(io)?;
+        sync_dir(&self.dir).map_err(io)?;
         self.record(&mut commit, &[seal])?;
         tracing::info!(segment = commit.segment, bytes = commit.offset, "Store closed: its last segment sealed");
         Ok(())
@@ -929,6 +926,7 @@ impl Store {
             }
         }
         for n in &expired {
+            let _ = std::fs::remove_file(manifest::content_path(&self.dir, *n));
             let path = log::segment_path(&self.dir, *n);
             if let Err(error) = std::fs::remove_file(&path) {
                 tracing::warn!(path = %path.display(), %error, "Cannot delete an expired segment");

@@ -65,8 +65,19 @@ pub fn find(dir: &Path) -> Result<Option<Damage>, StoreError> {
         return Err(StoreError::Damaged { path, reason: what });
     };
     let known = manifest::read(dir).map_err(|reason| StoreError::Damaged { path: manifest::path(dir), reason })?;
-    if let Some(manifest::Segment::Sealed { series, .. }) = known.as_ref().and_then(|k| k.get(&segment)) {
-        return Ok(Some(Damage { segment, path, what, lost: series.clone(), undecoded_bytes: 0, sealed: true }));
+    if let Some(manifest::Segment::Sealed { readings, series, .. }) = known.as_ref().and_then(|k| k.get(&segment)) {
+        let (lost, what) = match manifest::content(dir, segment) {
+            Some(lost) if lost.iter().map(|s| s.count).sum::<u64>() == *readings => (lost, what),
+            _ => {
+                let content = manifest::content_path(dir, segment);
+                let what = format!(
+                    "{what}; {} is gone or altered too: its {readings} readings of {series} series cannot be named",
+                    content.display()
+                );
+                (Vec::new(), what)
+            }
+        };
+        return Ok(Some(Damage { segment, path, what, lost, undecoded_bytes: 0, sealed: true }));
     }
     let bytes = match std::fs::read(&path) {
         Ok(bytes) => bytes,
@@ -128,10 +139,16 @@ pub fn set_aside(dir: &Path, damage: &Damage) -> Result<Option<PathBuf>, StoreEr
             manifest::Line::Drop { segment: damage.segment, reason: format!("set aside by repair: {}", damage.what) };
         manifest::append(&mut file, &[line]).map_err(io(&manifest_path))?;
     }
+    let aside = dir.join("damaged");
+    let content = manifest::content_path(dir, damage.segment);
+    if content.exists() {
+        std::fs::create_dir_all(&aside).map_err(io(&aside))?;
+        let name = content.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        std::fs::rename(&content, aside.join(name)).map_err(io(&content))?;
+    }
     if !damage.path.exists() {
         return Ok(None);
     }
-    let aside = dir.join("damaged");
     std::fs::create_dir_all(&aside).map_err(io(&aside))?;
     let name = damage.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     // A segment number is never reused, but a repair may meet one that an earlier repair's

@@ -347,7 +347,11 @@ fn a_store_of_format_1_opens_and_gets_its_manifest_once() {
     let sealed: u64 = lines
         .iter()
         .filter_map(|l| match l {
-            manifest::Line::Seal { series, .. } => Some(series.iter().map(|s| s.count).sum::<u64>()),
+            manifest::Line::Seal { segment, readings, .. } => {
+                let content = manifest::content(dir.path(), *segment).unwrap();
+                assert_eq!(content.iter().map(|s| s.count).sum::<u64>(), *readings);
+                Some(*readings)
+            }
             _ => None,
         })
         .sum();
@@ -873,4 +877,23 @@ fn repair_of_a_never_sealed_segment_counts_what_is_left_of_it_and_says_so() {
     assert_eq!(lost[0].readings(), (whole.len() / 2) as u64);
     assert!(lost[0].undecoded_bytes > 0);
     assert_eq!(Store::open(dir.path(), &options()).unwrap().len(), 0);
+}
+
+#[test]
+fn a_segment_gone_with_its_content_file_is_still_found_and_counted_from_its_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = written(dir.path(), 40);
+    let n = segments[2];
+    std::fs::remove_file(log::segment_path(dir.path(), n)).unwrap();
+    std::fs::remove_file(manifest::content_path(dir.path(), n)).unwrap();
+    let (path, reason) = damaged(Store::open(dir.path(), &options()).unwrap_err());
+    assert_eq!(path, log::segment_path(dir.path(), n));
+    let sealed = reason.split("sealed with ").nth(1).unwrap().to_string();
+    let damage = repair::find(dir.path()).unwrap().unwrap();
+    assert!(damage.lost.is_empty());
+    assert!(damage.what.contains("cannot be named"), "{}", damage.what);
+    repair::set_aside(dir.path(), &damage).unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let readings: usize = sealed.split(" readings").next().unwrap().split(", ").nth(1).unwrap().parse().unwrap();
+    assert_eq!(store.len() + readings, 80, "{sealed}");
 }
