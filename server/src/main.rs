@@ -42,6 +42,18 @@ enum Command {
         /// The file.
         file: PathBuf,
     },
+    /// Start without the store's damaged segments (the server refused to start, naming
+    /// one): each is moved to `<data-dir>/store/damaged/` and what it held is recorded as
+    /// gap records (series, time range, count; `GET /api/v1/gaps`). Run with the server
+    /// stopped.
+    Repair {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Only say what is damaged and what setting it aside would lose.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}: ok, {} indicators", file.display(), defs.indicator.len());
         }
         Command::Export { command } => export(&cli.config, command).await?,
+        Command::Repair { data_dir, dry_run } => repair(&data_dir, dry_run)?,
         Command::Run => {
             let config = load(&cli.config)?;
             // A bad indicators.toml is refused at start, as a bad server.toml is, not at the
@@ -208,6 +221,90 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
         },
     }
     Ok(())
+}
+
+fn repair(data_dir: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+    use eitwatch_server::store::repair;
+    let store = data_dir.join("store");
+    if !store.is_dir() {
+        anyhow::bail!("{}: no store here (give the server's data directory)", data_dir.display());
+    }
+    let gaps = eitwatch_server::gaps::GapLog::open(&data_dir.join("gaps.log"))
+        .with_context(|| format!("cannot open {}", data_dir.join("gaps.log").display()))?;
+    let (mut segments, mut readings) = (0, 0);
+    // Each pass sets one segment aside; a store has fewer segments than this.
+    for _ in 0..1_000_000 {
+        let Some(damage) = repair::find(&store)? else {
+            println!("the store opens: {segments} segment(s) set aside, {readings} reading(s) recorded as lost");
+            return Ok(());
+        };
+        let name = damage.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        println!("{}: {}", damage.path.display(), damage.what);
+        for s in &damage.lost {
+            println!(
+                "  loses {} {}/{}/{}: {} reading(s) from {} to {}",
+                s.kind,
+                s.factory,
+                s.point,
+                s.parameter,
+                s.count,
+                ns_text(s.from_ns),
+                ns_text(s.to_ns)
+            );
+        }
+        if damage.undecoded_bytes > 0 {
+            println!("  and {} byte(s) that no longer decode (their readings cannot be named)", damage.undecoded_bytes);
+        }
+        if !damage.sealed {
+            println!("  (never sealed: what was cut off it, if anything, cannot be named)");
+        }
+        if dry_run {
+            println!("dry run: nothing changed; later segments are checked once this one is set aside");
+            return Ok(());
+        }
+        // The loss is recorded before the segment goes: a crash in between leaves the gaps
+        // (stored once however often repair runs) and the damage to find again.
+        let mut reason = format!("store segment {name} damaged; set aside by repair");
+        if !damage.sealed {
+            reason.push_str(&format!(
+                " (never sealed: counted from what is left of it{})",
+                match damage.undecoded_bytes {
+                    0 => String::new(),
+                    n => format!("; {n} more bytes do not decode"),
+                }
+            ));
+        }
+        let lost: Vec<_> = damage
+            .lost
+            .iter()
+            .enumerate()
+            .map(|(i, s)| eitwatch_server::gaps::Gap {
+                id: format!("store-{:010}-{i}", damage.segment),
+                factory: s.factory.clone(),
+                point: s.point.clone(),
+                kind: s.kind.clone(),
+                parameters: vec![s.parameter.clone()],
+                from_ns: s.from_ns,
+                to_ns: s.to_ns,
+                count: s.count,
+                reason: reason.clone(),
+            })
+            .collect();
+        gaps.append(lost).map_err(|e| anyhow::anyhow!("cannot record the loss in gaps.log: {e}"))?;
+        let aside = repair::set_aside(&store, &damage)?;
+        tracing::warn!(segment = %damage.path.display(), set_aside = ?aside, readings = damage.readings(), what = %damage.what, "Store segment set aside by repair; its readings recorded as gaps");
+        match aside {
+            Some(to) => println!("  moved to {}", to.display()),
+            None => println!("  dropped from the manifest"),
+        }
+        segments += 1;
+        readings += damage.readings();
+    }
+    anyhow::bail!("repair did not converge")
+}
+
+fn ns_text(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns)).map_or_else(|_| format!("{ns} ns"), |t| t.to_string())
 }
 
 /// A query value, percent-encoded (RFC 3986 unreserved characters kept).
