@@ -380,7 +380,8 @@ mod tests {
         let tokens = Tokens::new(dir.path());
         let (wid, write) = Tokens::create(dir.path(), Grant::Write { factory: "f1".into() }).expect("create");
         let (_, read) = Tokens::create(dir.path(), Grant::Read { factory: None }).expect("create");
-        let (pid, partial) = Tokens::create_with(dir.path(), Grant::Write { factory: "f1".into() }, true).expect("create");
+        let (pid, partial) =
+            Tokens::create_with(dir.path(), Grant::Write { factory: "f1".into() }, true).expect("create");
         assert_eq!(
             tokens.check(&write),
             Some(Bearer { id: wid.clone(), grant: Grant::Write { factory: "f1".into() }, partial_writes: false })

@@ -39,9 +39,9 @@ pub use dead_letters::{DeadLetter, DeadLetterError, DeadLetters, list as list_de
 
 use crate::App;
 use crate::auth::{Bearer, Grant};
-use dead_letters::precision_name;
 use crate::compliance::Measured;
 use crate::store::StoreError;
+use dead_letters::precision_name;
 
 /// Why a batch was refused.
 #[derive(Debug, thiserror::Error)]

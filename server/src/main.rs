@@ -250,7 +250,9 @@ async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
             for l in &letters {
                 match json {
                     true => println!("{}", serde_json::to_string(l)?),
-                    false => println!("{} {} line {}: {}\n    {}", l.received, l.token_id, l.line_number, l.reason, l.line),
+                    false => {
+                        println!("{} {} line {}: {}\n    {}", l.received, l.token_id, l.line_number, l.reason, l.line)
+                    }
                 }
             }
             if !json {

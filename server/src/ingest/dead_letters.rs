@@ -133,7 +133,8 @@ impl DeadLetters {
                 if let Some(dir) = self.path.parent() {
                     std::fs::create_dir_all(dir).map_err(self.io(dir))?;
                 }
-                let file = OpenOptions::new().create(true).append(true).open(&self.path).map_err(self.io(&self.path))?;
+                let file =
+                    OpenOptions::new().create(true).append(true).open(&self.path).map_err(self.io(&self.path))?;
                 guard.insert(file)
             }
         };
