@@ -45,21 +45,26 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(replay_dead_letters))
 }
 
-/// The answer to a partial write (400): InfluxDB 3's `error` and `data`, with InfluxDB's
-/// `code` and `message`. The lines listed are the first 100 refused; all are in the dead
-/// letters.
+/// A write's 400: InfluxDB's `code` and `message`, as every error; after a partial write
+/// also InfluxDB 3's `error` and `data` (the first 100 refused lines; all are in the dead
+/// letters) and how many were refused.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct PartialWrite {
     /// `invalid`.
     pub(super) code: &'static str,
-    /// How many lines were refused and the first reason, for a person.
+    /// What went wrong; after a partial write how many lines were refused and the first
+    /// reason.
     pub(super) message: String,
-    /// `partial write of line protocol occurred`.
-    pub(super) error: &'static str,
-    /// The refused lines, in order (at most 100).
-    pub(super) data: Vec<RejectedLine>,
-    /// How many lines were refused in all.
-    pub(super) rejected: usize,
+    /// `partial write of line protocol occurred` after a partial write; on `/write` the
+    /// message again, where InfluxDB 1.x clients look for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) error: Option<&'static str>,
+    /// The refused lines, in order, at most 100 (a partial write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) data: Option<Vec<RejectedLine>>,
+    /// How many lines were refused in all (a partial write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) rejected: Option<usize>,
 }
 
 /// A line a partial write refused.
@@ -100,9 +105,9 @@ fn partial_write(written: Written) -> Response {
     let body = PartialWrite {
         code: "invalid",
         message,
-        error: "partial write of line protocol occurred",
-        data,
-        rejected: written.rejected_total,
+        error: Some("partial write of line protocol occurred"),
+        data: Some(data),
+        rejected: Some(written.rejected_total),
     };
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
