@@ -169,3 +169,48 @@ impl DeadLetters {
         Ok((before - remaining.len(), remaining.len()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(n: usize) -> DeadLetter {
+        DeadLetter {
+            received: "2026-11-22T08:26:40Z".into(),
+            received_ns: 1_795_300_000_000_000_000,
+            token_id: "t1".into(),
+            factory: "f1".into(),
+            precision: "s".into(),
+            line_number: n,
+            line: format!("effluent,factory=f1,point=outfall-1 cood={n}"),
+            reason: "unknown effluent parameter \"cood\"".into(),
+        }
+    }
+
+    #[test]
+    fn a_replay_keeps_what_still_fails_and_later_appends_go_to_the_new_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let letters = DeadLetters::new(dir.path());
+        assert_eq!(list(dir.path()).expect("none yet"), vec![]);
+        letters.append(&[letter(1), letter(2)]).expect("append");
+        letters.append(&[letter(3)]).expect("append");
+        assert_eq!(list(dir.path()).expect("list"), vec![letter(1), letter(2), letter(3)]);
+
+        let mut seen = Vec::new();
+        let counts = letters
+            .replay(|all| {
+                seen = all.clone();
+                all.into_iter().filter(|l| l.line_number == 2).collect()
+            })
+            .expect("replay");
+        assert_eq!(counts, (2, 1));
+        assert_eq!(seen.len(), 3);
+        assert_eq!(list(dir.path()).expect("list"), vec![letter(2)]);
+
+        // The append handle of the replaced file is not reused.
+        letters.append(&[letter(4)]).expect("append");
+        assert_eq!(list(dir.path()).expect("list"), vec![letter(2), letter(4)]);
+        assert_eq!(letters.replay(|_| Vec::new()).expect("replay"), (2, 0));
+        assert_eq!(letters.replay(|_| unreachable!("nothing to replay")).expect("replay"), (0, 0));
+    }
+}
