@@ -291,6 +291,11 @@ pub struct IngestSection {
     /// `[[ingest.mapping]]`: writers with their own measurement, tag and field names.
     #[serde(default)]
     pub mapping: Vec<Mapping>,
+    /// Every write token's batches are written in part: the valid lines stored, the rest
+    /// answered 400 and kept in `<data_dir>/dead-letters/` (a token's own flag does the same
+    /// for that token alone).
+    #[serde(default)]
+    pub partial_writes: bool,
 }
 
 impl Default for IngestSection {
@@ -302,6 +307,7 @@ impl Default for IngestSection {
             retry_after_s: default_retry_after_s(),
             unknown_parameters: UnknownParameters::default(),
             mapping: Vec::new(),
+            partial_writes: false,
         }
     }
 }

@@ -54,6 +54,34 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The lines partial writes refused, kept in `<data_dir>/dead-letters/`.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCommand {
+    /// List them: received, token id, line number, reason, the line.
+    List {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Have the running server (found through the data directory's listen-address file)
+    /// write them again, through the same checks: what is stored leaves them.
+    Replay {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// An admin token (default: the EITWATCH_TOKEN environment variable).
+        #[arg(long)]
+        token: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +142,10 @@ enum TokenCommand {
         /// An admin token.
         #[arg(long, conflicts_with = "factory")]
         admin: bool,
+        /// A write token whose batches are written in part: valid lines stored, the others
+        /// answered 400 and kept in the dead letters.
+        #[arg(long, requires = "factory", conflicts_with_all = ["read", "admin"])]
+        partial_writes: bool,
     },
     /// List tokens: id, kind, factory, created, revoked. Never the secret.
     List {
@@ -167,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Export { command } => export(&cli.config, command).await?,
         Command::Repair { data_dir, dry_run } => repair(&data_dir, dry_run)?,
+        Command::DeadLetters { command } => dead_letters(command).await?,
         Command::Run => {
             let config = load(&cli.config)?;
             // A bad indicators.toml is refused at start, as a bad server.toml is, not at the
@@ -183,14 +216,14 @@ async fn main() -> anyhow::Result<()> {
 
 fn token(command: TokenCommand) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create { data_dir, factory, read, admin } => {
+        TokenCommand::Create { data_dir, factory, read, admin, partial_writes } => {
             let grant = match (factory, read, admin) {
                 (_, _, true) => Grant::Admin,
                 (factory, true, _) => Grant::Read { factory },
                 (Some(factory), false, false) => Grant::Write { factory },
                 (None, false, false) => anyhow::bail!("give --factory F, --read or --admin"),
             };
-            let (id, token) = Tokens::create(&data_dir, grant)?;
+            let (id, token) = Tokens::create_with(&data_dir, grant, partial_writes)?;
             // The token alone on stdout, for scripts; its id on stderr.
             eprintln!("token id {id}");
             println!("{token}");
@@ -305,6 +338,49 @@ fn repair(data_dir: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
 
 fn ns_text(ns: i64) -> String {
     jiff::Timestamp::from_nanosecond(i128::from(ns)).map_or_else(|_| format!("{ns} ns"), |t| t.to_string())
+}
+
+async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
+    match command {
+        DeadLettersCommand::List { data_dir, json } => {
+            let letters = eitwatch_server::ingest::list_dead_letters(&data_dir)?;
+            for l in &letters {
+                match json {
+                    true => println!("{}", serde_json::to_string(l)?),
+                    false => {
+                        println!("{} {} line {}: {}\n    {}", l.received, l.token_id, l.line_number, l.reason, l.line)
+                    }
+                }
+            }
+            if !json {
+                eprintln!("{} dead letter(s)", letters.len());
+            }
+        }
+        DeadLettersCommand::Replay { data_dir, token } => {
+            let path = data_dir.join("listen-address");
+            let addr = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}: is the server running?", path.display()))?;
+            let url = format!("http://{}/api/v1/dead-letters/replay", addr.trim());
+            let token = token
+                .or_else(|| std::env::var("EITWATCH_TOKEN").ok().filter(|t| !t.is_empty()))
+                .context("give an admin token: --token or EITWATCH_TOKEN")?;
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let response = reqwest::Client::new()
+                .post(&url)
+                .header("Authorization", format!("Token {token}"))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the server at {url}"))?;
+            let status = response.status();
+            let text = response.text().await.context("the server's answer")?;
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+            if !status.is_success() {
+                anyhow::bail!("{url}: {status}: {}", body["message"].as_str().unwrap_or(&body.to_string()));
+            }
+            println!("stored {}, remaining {}", body["stored"], body["remaining"]);
+        }
+    }
+    Ok(())
 }
 
 /// A query value, percent-encoded (RFC 3986 unreserved characters kept).

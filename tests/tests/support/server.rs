@@ -236,6 +236,13 @@ impl TestServer {
         self.restart().await;
     }
 
+    /// Restarts with the tables appended to the config replaced by `toml` (a fixed
+    /// `[[ingest.mapping]]`, say).
+    pub async fn restart_with_config_tail(&mut self, toml: &str) {
+        self.config.tail = vec![toml.into()];
+        self.restart().await;
+    }
+
     /// Stops the server (if it runs), starts it again and waits for it to refuse to start;
     /// returns its log.
     pub async fn restart_refused(&mut self) -> String {
