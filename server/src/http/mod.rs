@@ -15,6 +15,7 @@ mod alerts;
 mod board;
 mod body;
 mod compliance;
+mod connections;
 mod corrections;
 mod deviations;
 mod docs;
@@ -48,6 +49,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 
+pub use connections::{REFUSING_MAX, serve};
 pub use docs::markdown;
 pub use error::{ApiError, ErrorBody};
 use extract::{
