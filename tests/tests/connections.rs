@@ -1,0 +1,189 @@
+//! What anyone who can connect may do to the server, and what it answers: silent and idle
+//! connections are closed, a flood of connections leaves `/health` answering, a slow writer
+//! holds only its share of the write slots, forwarding headers count only from a trusted
+//! proxy, a refusal reaches a client still sending, the board's pages limit what they run.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use support::{TestServer, python, wait_for};
+
+/// A client that gives up soon: a request the server does not answer is retried.
+fn impatient() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(1)).build().expect("client")
+}
+
+/// Reads until the server closes the connection (an end or a reset); what was read, or
+/// `None` if it was still open after `limit`.
+async fn until_closed(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    let mut read = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut read)).await {
+        Ok(_) => Some(read),
+        Err(_) => None,
+    }
+}
+
+fn now_ns() -> i64 {
+    jiff::Timestamp::now().as_nanosecond() as i64
+}
+
+#[tokio::test]
+async fn a_silent_or_idle_connection_is_closed_after_the_header_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::builder(dir.path()).server_keys("header_read_timeout_ms = 500").start().await;
+
+    let mut silent = TcpStream::connect(server.addr()).await.expect("connect");
+    assert!(until_closed(&mut silent, Duration::from_secs(10)).await.is_some(), "a silent connection stays open");
+
+    let mut idle = TcpStream::connect(server.addr()).await.expect("connect");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: eitwatch\r\n\r\n").await.expect("request");
+    let read = until_closed(&mut idle, Duration::from_secs(10)).await.expect("an idle keep-alive connection is closed");
+    assert!(read.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&read));
+}
+
+#[tokio::test]
+async fn with_256_open_files_300_idle_connections_leave_health_answering() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The header timeout is long: the cap, not the timeout, keeps the server answering.
+    let server = TestServer::builder(dir.path())
+        .server_keys("max_connections = 128\nheader_read_timeout_ms = 60000")
+        .start()
+        .await;
+    let pid = server.pid().to_string();
+    let limited = Command::new("prlimit").args(["--pid", &pid, "--nofile=256:256"]).status().expect("prlimit");
+    assert!(limited.success(), "prlimit");
+
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(TcpStream::connect(server.addr()).await.expect("connect"));
+    }
+    let client = impatient();
+    let health = format!("{}/health", server.url());
+    let body: serde_json::Value = wait_for("/health to answer past the cap", Duration::from_secs(10), || async {
+        let r = client.get(&health).send().await.ok()?;
+        (r.status() == 200).then_some(r.json().await.ok()?)
+    })
+    .await;
+    assert_eq!(body["status"], "pass");
+    let site = format!("{}/api/v1/site", server.url());
+    let (retry_after, body) = wait_for("a request past the cap to be answered", Duration::from_secs(10), || async {
+        let r = client.get(&site).send().await.ok()?;
+        assert_eq!(r.status(), 503, "past the cap");
+        let retry_after = r.headers().get("retry-after")?.to_str().ok()?.to_string();
+        Some((retry_after, r.json::<serde_json::Value>().await.ok()?))
+    })
+    .await;
+    assert_eq!(retry_after, "1");
+    assert_eq!(body["code"], "unavailable");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("max_connections")), "{body}");
+
+    drop(idle);
+    wait_for("the API to answer once the idle connections are gone", Duration::from_secs(10), || async {
+        client.get(&site).send().await.ok().filter(|r| r.status() == 200)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_slow_writer_holds_only_its_share_of_the_write_slots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Uploads may take long: the old admission let f1 hold all 8 slots for 30 s, and f2's
+    // write waited `queue_timeout_ms` (10 s) for a 503.
+    let server = TestServer::builder(dir.path())
+        .server_keys("body_read_timeout_ms = 30000")
+        .factory_tokens(&["f1", "f2"])
+        .start()
+        .await;
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(server.addr()).await.expect("connect");
+        let head = format!(
+            "POST /api/v2/write?bucket=b HTTP/1.1\r\nHost: eitwatch\r\nAuthorization: Token {}\r\n\
+             Content-Length: 1000\r\n\r\neffluent,",
+            server.token("f1")
+        );
+        s.write_all(head.as_bytes()).await.expect("a slow upload starts");
+        slow.push(s);
+    }
+    // Bounded: long enough for the 8 uploads to be admitted (or queued).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let line = format!("effluent,factory=f2,point=outfall-1 cod=50 {}\n", now_ns());
+    let status = tokio::time::timeout(Duration::from_secs(5), server.write_as("f2", line))
+        .await
+        .expect("f2's write is answered while f1 uploads slowly");
+    assert_eq!(status, 204);
+    drop(slow);
+}
+
+#[tokio::test]
+async fn forwarding_headers_name_the_client_only_from_a_trusted_proxy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for sub in ["proxied", "direct"] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("a server's directory");
+    }
+    let proxied = TestServer::builder(&dir.path().join("proxied"))
+        .api_keys("trusted_proxies = [\"127.0.0.1/32\", \"::1/128\"]")
+        .start()
+        .await;
+    let direct = TestServer::builder(&dir.path().join("direct")).start().await;
+    let client = support::http();
+    let status = |server: &TestServer, header: Option<(&'static str, &'static str)>| {
+        let mut r = client.get(format!("{}/api/v1/site", server.url()));
+        if let Some((k, v)) = header {
+            r = r.header(k, v);
+        }
+        async move { r.send().await.expect("GET /api/v1/site").status().as_u16() }
+    };
+    let outside = Some(("X-Forwarded-For", "203.0.113.5"));
+    assert_eq!(status(&proxied, outside).await, 401, "a client the proxy forwards from outside needs a token");
+    assert_eq!(status(&proxied, Some(("Forwarded", "for=203.0.113.5;proto=https"))).await, 401);
+    assert_eq!(status(&proxied, Some(("X-Forwarded-For", "127.0.0.1"))).await, 200, "a loopback client");
+    assert_eq!(status(&proxied, None).await, 200, "a request that did not pass the proxy");
+    assert_eq!(status(&direct, outside).await, 200, "without trusted_proxies the header is ignored");
+}
+
+#[tokio::test]
+async fn a_client_still_sending_gets_an_early_413() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        TestServer::builder(dir.path()).server_keys("max_body_bytes = 65536").factory_tokens(&["f1"]).start().await;
+    // Python's requests sends the whole body before it reads the answer.
+    let script = "import requests, sys\n\
+                  r = requests.post(sys.argv[1], data=b'x' * (8 * 1024 * 1024), headers={'Authorization': 'Token ' + sys.argv[2]})\n\
+                  print(r.status_code)\nprint(r.text)\n";
+    let url = format!("{}/api/v2/write?bucket=b", server.url());
+    let out = Command::new(python()).args(["-c", script, &url, server.token("f1")]).output().expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let (status, body) = stdout.split_once('\n').expect("status and body");
+    assert_eq!(status, "413", "{stdout}");
+    let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(body["code"], "request too large");
+}
+
+#[tokio::test]
+async fn the_board_runs_only_its_own_files_and_is_not_framed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::builder(dir.path()).start().await;
+    for page in ["/board/", "/board/board.js", "/board/board.css"] {
+        let r = support::http().get(format!("{}{page}", server.url())).send().await.expect("GET");
+        assert_eq!(r.status(), 200, "{page}");
+        let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let csp = header("content-security-policy");
+        for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"] {
+            assert!(csp.contains(directive), "{page}: {directive} in {csp:?}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{page}: {csp}");
+        assert_eq!(header("x-frame-options"), "DENY", "{page}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{page}");
+    }
+    for file in ["index.html", "board.js"] {
+        let text = std::fs::read_to_string(support::workspace_root().join("dashboards/board").join(file)).expect(file);
+        assert!(!text.contains("style=\"") && !text.contains("<style"), "{file}: an inline style the CSP refuses");
+    }
+}
