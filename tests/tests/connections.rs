@@ -192,3 +192,29 @@ async fn the_board_runs_only_its_own_files_and_is_not_framed() {
         assert!(!text.contains("style=\"") && !text.contains("<style"), "{file}: an inline style the CSP refuses");
     }
 }
+
+#[tokio::test]
+async fn a_request_that_cannot_be_parsed_gets_an_error_body() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::builder(dir.path()).start().await;
+    let huge = format!("X-Padding: {}\r\n", "a".repeat(1024 * 1024));
+    for (request, status, code) in [
+        (format!("GET /health HTTP/1.1\r\nHost: eitwatch\r\n{huge}\r\n"), "431", "request too large"),
+        (
+            "POST /api/v2/write?bucket=b HTTP/1.1\r\nHost: eitwatch\r\nContent-Length: ten\r\n\r\n".to_string(),
+            "400",
+            "invalid",
+        ),
+    ] {
+        let mut s = TcpStream::connect(server.addr()).await.expect("connect");
+        // The server may answer (and close) before it has read the whole of a huge header.
+        let _ = s.write_all(request.as_bytes()).await;
+        let read = until_closed(&mut s, Duration::from_secs(10)).await.expect("answered and closed");
+        let text = String::from_utf8_lossy(&read);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
+        let (_, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(body["code"], code, "{text}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{text}");
+    }
+}

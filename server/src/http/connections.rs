@@ -8,11 +8,18 @@
 //!   at a time; past those, a connection is closed at once. The open files stay bounded by
 //!   `max_connections + REFUSING_MAX`.
 //!
+//! A request hyper cannot parse (a malformed header such as a bad `Content-Length`, a URI
+//! or header too large) is answered by hyper itself, with an empty body; [`Socket`] gives
+//! those answers the JSON error body every other error has.
+//!
 //! Shutdown is graceful: the listener closes, idle connections close, requests in flight
 //! are answered.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -25,11 +32,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
-use super::ApiError;
+use super::{ApiError, ErrorBody};
 
 /// Connections past the cap being answered at once.
 pub const REFUSING_MAX: usize = 64;
@@ -76,7 +84,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
+        let io = TokioIo::new(Socket { stream, pending: None });
         let router = router.clone();
         if let Ok(slot) = served.clone().try_acquire_owned() {
             let service = service_fn(move |mut request: Request<Incoming>| {
@@ -136,5 +144,117 @@ impl Throttle {
             self.0 = Some(Instant::now());
         }
         due
+    }
+}
+
+/// A connection's socket, through which hyper's own answers to a request it could not
+/// parse get a JSON error body.
+struct Socket {
+    stream: TcpStream,
+    /// Such an answer, rewritten, and how much of it is written.
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+impl Socket {
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((bytes, written)) = &mut self.pending {
+            if *written == bytes.len() {
+                self.pending = None;
+                break;
+            }
+            let n = ready!(Pin::new(&mut self.stream).poll_write(cx, &bytes[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_pending(cx))?;
+        if let Some(answer) = with_error_body(buf) {
+            self.pending = Some((answer, 0));
+            // Taken whole; the rest goes out on the next write, flush or shutdown.
+            if let Poll::Ready(Err(e)) = self.poll_pending(cx) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// hyper's answer to a request it could not parse (a whole head with `content-length: 0`,
+/// status 400, 414 or 431: the server's own errors always have a body), with a body.
+fn with_error_body(written: &[u8]) -> Option<Vec<u8>> {
+    let head = std::str::from_utf8(written).ok()?.strip_suffix("\r\n\r\n")?;
+    let (code, message) = match head.get(..13)? {
+        "HTTP/1.1 400 " => (
+            "invalid",
+            "the request could not be parsed: a malformed request line or header (Content-Length, Transfer-Encoding, a header name or value)",
+        ),
+        "HTTP/1.1 414 " => ("request too large", "the request's URI is too long"),
+        "HTTP/1.1 431 " => {
+            ("request too large", "the request's header is too large (too many or too long header fields)")
+        }
+        _ => return None,
+    };
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next()?;
+    let fields: Vec<&str> = lines.collect();
+    if !fields.iter().any(|f| f.eq_ignore_ascii_case("content-length: 0")) {
+        return None;
+    }
+    let body = serde_json::to_string(&ErrorBody { code, message: message.to_string(), error: None }).ok()?;
+    let mut answer = format!(
+        "{status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for field in fields.iter().filter(|f| !f.to_ascii_lowercase().starts_with("content-length:")) {
+        answer.push_str(field);
+        answer.push_str("\r\n");
+    }
+    answer.push_str("\r\n");
+    answer.push_str(&body);
+    Some(answer.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_hypers_bodiless_parse_error_answers_get_a_body() {
+        let answer =
+            with_error_body(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n")
+                .expect("rewritten");
+        let text = String::from_utf8(answer).expect("text");
+        let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+        assert!(head.starts_with("HTTP/1.1 431 ") && head.contains("\r\ndate: x"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        let body: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(body["code"], "request too large");
+        let with_body = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}";
+        assert!(with_error_body(with_body).is_none(), "the server's own 400");
+        assert!(with_error_body(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n").is_none());
     }
 }
