@@ -229,7 +229,11 @@ fn with_error_body(written: &[u8]) -> Option<Vec<u8>> {
         "{status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
     );
-    for field in fields.iter().filter(|f| !f.to_ascii_lowercase().starts_with("content-length:")) {
+    let replaced = |f: &&&str| {
+        let f = f.to_ascii_lowercase();
+        f.starts_with("content-length:") || f.starts_with("connection:")
+    };
+    for field in fields.iter().filter(|f| !replaced(f)) {
         answer.push_str(field);
         answer.push_str("\r\n");
     }
