@@ -81,10 +81,10 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// A write slot, held until the permit drops; refused when too many writes wait or one
-    /// waited too long.
-    pub async fn admit(&self) -> Result<Permit, Refused> {
-        self.admission.enter().await
+    /// A write slot for a write with token `token_id`, held until the permit drops; refused
+    /// when too many writes wait or one waited too long.
+    pub async fn admit(&self, token_id: &str) -> Result<Permit, Refused> {
+        self.admission.enter(token_id).await
     }
 
     /// Records a refused write in `audit.log` (other write endpoints use it too).

@@ -217,7 +217,7 @@ async fn accept(
     let max_bytes = app.config.server.max_body_bytes;
     body::check_declared_length(headers, max_bytes)?;
 
-    let _slot = app.ingest.admit().await?;
+    let _slot = app.ingest.admit(&bearer.id).await?;
     let timeout_ms = app.config.server.body_read_timeout_ms;
     // The slot is held while the body arrives: a client that stalls mid-upload must let go.
     let raw = match tokio::time::timeout(Duration::from_millis(timeout_ms), body::read(body, max_bytes)).await {

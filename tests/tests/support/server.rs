@@ -30,6 +30,7 @@ struct Config {
     listen: String,
     server_keys: Vec<String>,
     anonymous_read: String,
+    api_keys: Vec<String>,
     tail: Vec<String>,
 }
 
@@ -64,6 +65,7 @@ impl TestServer {
                 listen: "127.0.0.1:0".into(),
                 server_keys: Vec::new(),
                 anonymous_read: "loopback".into(),
+                api_keys: Vec::new(),
                 tail: Vec::new(),
             },
             factory_tokens: Vec::new(),
@@ -112,6 +114,12 @@ impl TestServerBuilder {
     /// `[api] anonymous_read`: `loopback` (the default here) or `never`.
     pub fn anonymous_read(mut self, when: &str) -> Self {
         self.config.anonymous_read = when.into();
+        self
+    }
+
+    /// More keys of `[api]` (`trusted_proxies = ["127.0.0.1/32"]`).
+    pub fn api_keys(mut self, keys: &str) -> Self {
+        self.config.api_keys.push(keys.into());
         self
     }
 
@@ -211,6 +219,11 @@ impl TestServer {
     /// The running server's log (this start's only).
     pub fn log(&self) -> String {
         self.proc.as_ref().map(Proc::log).unwrap_or_default()
+    }
+
+    /// The running server's process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("the server runs").pid()
     }
 
     /// SIGKILL: nothing is flushed or saved on the way out.
@@ -367,6 +380,9 @@ impl Config {
             toml.push_str(&format!("{keys}\n"));
         }
         toml.push_str(&format!("[api]\nanonymous_read = \"{}\"\n", self.anonymous_read));
+        for keys in &self.api_keys {
+            toml.push_str(&format!("{keys}\n"));
+        }
         for table in &self.tail {
             toml.push_str(&format!("{table}\n"));
         }
