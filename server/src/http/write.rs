@@ -272,8 +272,8 @@ pub(super) struct Replayed {
         (status = 403, description = "Not an admin token", body = ErrorBody),
     ),
 )]
-async fn replay_dead_letters(State(app): State<AppState>, _admin: Admin) -> Result<Json<Replayed>, ApiError> {
-    let _slot = app.ingest.admit().await?;
+async fn replay_dead_letters(State(app): State<AppState>, admin: Admin) -> Result<Json<Replayed>, ApiError> {
+    let _slot = app.ingest.admit(&admin.0.0.id).await?;
     let task_app = app.clone();
     let (stored, remaining) =
         tokio::task::spawn_blocking(move || crate::ingest::replay_dead_letters(&task_app)).await??;
