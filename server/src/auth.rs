@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -310,11 +309,12 @@ impl Tokens {
     }
 }
 
-/// The token of a request, as InfluxDB clients send it: `Authorization: Token …` or
+/// The token of a request from its `Authorization` header and `p` query parameter, as
+/// InfluxDB clients send it: `Authorization: Token …` or
 /// `Bearer …` (v2 and v1), `Authorization: Basic` with the token as password, or the `p`
 /// query parameter (v1 data loggers: `u=<anything>&p=<token>`).
-pub fn presented<'a>(headers: &'a HeaderMap, p_param: Option<&'a str>) -> Option<std::borrow::Cow<'a, str>> {
-    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+pub fn presented<'a>(authorization: Option<&'a str>, p_param: Option<&'a str>) -> Option<std::borrow::Cow<'a, str>> {
+    if let Some(value) = authorization {
         let (scheme, rest) = value.trim().split_once(' ')?;
         return match scheme {
             "Token" | "Bearer" => Some(rest.trim().into()),

@@ -171,7 +171,7 @@ async fn site(State(app): State<AppState>, scope: ReadScope, headers: HeaderMap,
             })
         })
         .collect();
-    let kind = crate::auth::presented(&headers, None)
+    let kind = crate::auth::presented(super::extract::authorization(&headers), None)
         .and_then(|t| app.tokens.check(&t))
         .map_or("anonymous", |b| b.grant.kind());
     Json(Site { areas, scope: Granted { factory: scope.0, kind } })

@@ -25,7 +25,7 @@ pub(super) struct ReadScope(pub(super) Option<String>);
 
 impl ReadScope {
     fn of(app: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<ReadScope, ApiError> {
-        match auth::presented(headers, None) {
+        match auth::presented(authorization(headers), None) {
             Some(token) => match app.tokens.check(&token) {
                 Some(bearer) => Ok(ReadScope(bearer.grant.factory().map(str::to_string))),
                 None => Err(ApiError::unauthorized("unknown or revoked token")),
@@ -135,7 +135,7 @@ impl FromRequestParts<AppState> for Token {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        Token::check(app, auth::presented(&parts.headers, None).as_deref()).map(Token)
+        Token::check(app, auth::presented(authorization(&parts.headers), None).as_deref()).map(Token)
     }
 }
 
@@ -356,6 +356,11 @@ pub(super) struct Untimed {}
 
 impl ListQuery for Untimed {
     const TIMED: bool = false;
+}
+
+/// The `Authorization` header's value, where it is text.
+pub(super) fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
 }
 
 #[cfg(test)]

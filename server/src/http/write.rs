@@ -32,6 +32,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::authorization;
 use super::{Admin, ApiError, ErrorBody, Token, WriteErrors, body};
 use crate::AppState;
 use crate::auth::{self, Bearer, Grant};
@@ -139,7 +140,7 @@ async fn write_v2(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bearer = writer(&app, auth::presented(&headers, None).as_deref()).await?;
+    let bearer = writer(&app, auth::presented(authorization(&headers), None).as_deref()).await?;
     let precision = match params.get("precision").map(String::as_str) {
         None | Some("") => Precision::Ns,
         Some(p) => Precision::parse(p)
@@ -177,7 +178,9 @@ async fn write_v1(
     body: Body,
 ) -> Result<Response, ApiError> {
     let run = async {
-        let bearer = writer(&app, auth::presented(&headers, params.get("p").map(String::as_str)).as_deref()).await?;
+        let bearer =
+            writer(&app, auth::presented(authorization(&headers), params.get("p").map(String::as_str)).as_deref())
+                .await?;
         let precision = match params.get("precision").map(String::as_str) {
             None | Some("") => Precision::Ns,
             Some(p) => Precision::parse_v1(p)
