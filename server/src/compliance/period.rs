@@ -17,35 +17,31 @@ pub const DAY_NS: i64 = 24 * HOUR_NS;
 pub const BANGKOK_OFFSET_NS: i64 = 7 * HOUR_NS;
 
 /// `[start, end)` of the period of `averaging` holding `t_ns`; an instantaneous "period" is
-/// the instant itself (`start == end`). Saturating at the ends of i64: ingest refuses times
-/// outside its window, but a data directory may hold readings stored before it did.
+/// the instant itself (`start == end`). Never overflows: ingest refuses times outside its
+/// window, but a data directory may hold readings stored before it did.
 pub fn bounds(averaging: Averaging, t_ns: i64) -> (i64, i64) {
     match averaging {
         Averaging::Instantaneous => (t_ns, t_ns),
-        Averaging::Hourly => aligned(t_ns, HOUR_NS, 0),
+        Averaging::Hourly => aligned::<HOUR_NS, 0>(t_ns),
         Averaging::Daily => day(t_ns),
     }
 }
 
 /// `[start, end)` of the Bangkok calendar day holding `t_ns`.
 pub fn day(t_ns: i64) -> (i64, i64) {
-    aligned(t_ns, DAY_NS, BANGKOK_OFFSET_NS)
+    aligned::<DAY_NS, BANGKOK_OFFSET_NS>(t_ns)
 }
 
-/// `[start, end)` of the `len_ns` slot holding `t_ns`, slots aligned to `offset_ns` before the
-/// epoch; computed wide and clamped to i64, so the slot still holds `t_ns` at the ends.
-fn aligned(t_ns: i64, len_ns: i64, offset_ns: i64) -> (i64, i64) {
-    // Every real time is far from the ends: i64 arithmetic (i128 division is a library call
-    // on the hot path of every reading).
-    const SAFE: i64 = i64::MAX / 2;
-    if (-SAFE..SAFE).contains(&t_ns) {
-        let start = (t_ns + offset_ns).div_euclid(len_ns) * len_ns - offset_ns;
-        return (start, start + len_ns);
-    }
-    let (t, len, offset) = (i128::from(t_ns), i128::from(len_ns), i128::from(offset_ns));
-    let start = (t + offset).div_euclid(len) * len - offset;
-    let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-    (clamp(start), clamp(start + len))
+/// `[start, end)` of the `LEN_NS` slot holding `t_ns`, slots aligned to `OFFSET_NS` before the
+/// epoch. Constants, so that the division is a multiplication: this runs for every reading.
+/// A time beyond ±2^62 ns (before 1824 or after 2116, which ingest and the API refuse) gets
+/// the slot of that bound instead of overflowing.
+#[inline]
+fn aligned<const LEN_NS: i64, const OFFSET_NS: i64>(t_ns: i64) -> (i64, i64) {
+    const SAFE: i64 = 1 << 62;
+    let t = t_ns.clamp(-SAFE, SAFE);
+    let start = (t + OFFSET_NS).div_euclid(LEN_NS) * LEN_NS - OFFSET_NS;
+    (start, start + LEN_NS)
 }
 
 /// Readings expected in `[start, end)` at one per `interval_s` (at least one).
