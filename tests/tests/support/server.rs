@@ -213,6 +213,11 @@ impl TestServer {
         self.proc.as_ref().map(Proc::log).unwrap_or_default()
     }
 
+    /// The running server's process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().map(Proc::pid).expect("the server runs")
+    }
+
     /// SIGKILL: nothing is flushed or saved on the way out.
     pub fn kill(&mut self) {
         if let Some(mut p) = self.proc.take() {
