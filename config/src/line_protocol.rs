@@ -313,13 +313,27 @@ pub fn decode_rows<'a>(
     cx: &DecodeContext<'a>,
     mut check: impl FnMut(usize, &mut Vec<Row<'a>>) -> Result<(), String>,
 ) -> Result<(), LineError> {
+    decode_lines(body, cx, |line, _, rows| rows.and_then(|rows| check(line, rows)))
+}
+
+/// Decodes a body as [`decode_rows`] does, but goes on past a line that does not decode:
+/// `each` gets every line with readings (or that failed) — its number, its text, and its
+/// rows or why it does not decode. An error from `each` stops the decoding.
+pub fn decode_lines<'a>(
+    body: &'a str,
+    cx: &DecodeContext<'a>,
+    mut each: impl FnMut(usize, &'a str, Result<&mut Vec<Row<'a>>, String>) -> Result<(), String>,
+) -> Result<(), LineError> {
     let mut rows = Vec::new();
     let mut line = Line::empty();
     for (index, text) in lines(body).enumerate() {
         rows.clear();
-        decode_line(text, cx, &mut line, &mut rows)
-            .and_then(|()| if rows.is_empty() { Ok(()) } else { check(index + 1, &mut rows) })
-            .map_err(|reason| LineError { line: index + 1, reason })?;
+        let decoded = match decode_line(text, cx, &mut line, &mut rows) {
+            Ok(()) if rows.is_empty() => continue,
+            Ok(()) => Ok(&mut rows),
+            Err(reason) => Err(reason),
+        };
+        each(index + 1, text, decoded).map_err(|reason| LineError { line: index + 1, reason })?;
     }
     Ok(())
 }

@@ -203,6 +203,16 @@ pub struct ServerSection {
     /// write is answered 408 and the slot freed for others.
     #[serde(default = "default_body_read_timeout_ms")]
     pub body_read_timeout_ms: u64,
+    /// A connection must send a request's whole header within this time of the server
+    /// waiting for it (after connecting, or after its previous answer): a connection idle
+    /// this long between requests is closed, and so is one sending its header too slowly.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Connections served at once. Past it a connection is answered at once, `/health`
+    /// with the server's health and anything else 503 with `Retry-After`, and closed; keep
+    /// it well below the process's open-file limit.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_listen() -> String {
@@ -248,6 +258,12 @@ const fn default_max_body_bytes() -> usize {
 const fn default_body_read_timeout_ms() -> u64 {
     30_000
 }
+const fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+const fn default_max_connections() -> usize {
+    512
+}
 
 /// Who may use the read API without a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -267,6 +283,80 @@ pub struct ApiSection {
     /// Who may read without a token.
     #[serde(default)]
     pub anonymous_read: AnonymousRead,
+    /// Reverse proxies (`"127.0.0.1/32"`, `"::1/128"`) whose `Forwarded` or
+    /// `X-Forwarded-For` header names the client; from any other peer those headers are
+    /// ignored. Behind a proxy, `anonymous_read = "loopback"` then means the real client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// An address block in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is one host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    /// The block's first address.
+    pub addr: std::net::IpAddr,
+    /// Its prefix length.
+    pub prefix_len: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is in the block (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix_len)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix_len)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<IpNet, String> {
+        let (addr, len) = text.split_once('/').map_or((text, None), |(a, l)| (a, Some(l)));
+        let addr: std::net::IpAddr =
+            addr.parse().map_err(|_| format!("\"{text}\" is not an address or address/prefix"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match len {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("\"{text}\": the prefix length must be 0 to {max}"))?,
+        };
+        Ok(IpNet { addr, prefix_len })
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// `[ingest]`: load limits and mappings of the write endpoints.
@@ -276,6 +366,10 @@ pub struct IngestSection {
     /// Writes decoded and stored at once; more wait in the queue.
     #[serde(default = "default_max_writes_in_flight")]
     pub max_writes_in_flight: usize,
+    /// Write slots one token may hold at once (at most `max_writes_in_flight`), so a slow
+    /// writer cannot take every slot; its other writes wait in the queue.
+    #[serde(default = "default_max_writes_in_flight_per_token")]
+    pub max_writes_in_flight_per_token: usize,
     /// Writes that may wait for a slot; one more is answered 429 with `Retry-After`.
     #[serde(default = "default_max_writes_queued")]
     pub max_writes_queued: usize,
@@ -291,23 +385,33 @@ pub struct IngestSection {
     /// `[[ingest.mapping]]`: writers with their own measurement, tag and field names.
     #[serde(default)]
     pub mapping: Vec<Mapping>,
+    /// Every write token's batches are written in part: the valid lines stored, the rest
+    /// answered 400 and kept in `<data_dir>/dead-letters/` (a token's own flag does the same
+    /// for that token alone).
+    #[serde(default)]
+    pub partial_writes: bool,
 }
 
 impl Default for IngestSection {
     fn default() -> Self {
         IngestSection {
             max_writes_in_flight: default_max_writes_in_flight(),
+            max_writes_in_flight_per_token: default_max_writes_in_flight_per_token(),
             max_writes_queued: default_max_writes_queued(),
             queue_timeout_ms: default_queue_timeout_ms(),
             retry_after_s: default_retry_after_s(),
             unknown_parameters: UnknownParameters::default(),
             mapping: Vec::new(),
+            partial_writes: false,
         }
     }
 }
 
 const fn default_max_writes_in_flight() -> usize {
     8
+}
+const fn default_max_writes_in_flight_per_token() -> usize {
+    4
 }
 const fn default_max_writes_queued() -> usize {
     256
@@ -406,8 +510,17 @@ impl Validate for ServerConfig {
         if self.server.body_read_timeout_ms == 0 {
             problems.push("server.body_read_timeout_ms", "must be at least 1");
         }
+        if self.server.header_read_timeout_ms == 0 {
+            problems.push("server.header_read_timeout_ms", "must be at least 1");
+        }
+        if self.server.max_connections == 0 {
+            problems.push("server.max_connections", "must be at least 1");
+        }
         if self.ingest.max_writes_in_flight == 0 {
             problems.push("ingest.max_writes_in_flight", "must be at least 1");
+        }
+        if self.ingest.max_writes_in_flight_per_token == 0 {
+            problems.push("ingest.max_writes_in_flight_per_token", "must be at least 1");
         }
         validate_mappings(&self.ingest.mapping, "ingest.mapping", Catalog::builtin(), problems);
         if self.store.retention_days == Some(0) {
@@ -495,6 +608,37 @@ batch_max_points = 0
         let text = "[server]\ndata_dir = \"/x\"\n[influxdb]\nurl = \"http://h\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"sekrit\"\n";
         let config: ServerConfig = load(text, "server.toml").expect("influxdb");
         assert!(!format!("{config:?}").contains("sekrit"), "the token is not in Debug output");
+    }
+
+    #[test]
+    fn connection_limits_and_trusted_proxies() {
+        let config: ServerConfig = load("[server]\ndata_dir = \"/x\"\n", "server.toml").expect("defaults");
+        assert_eq!((config.server.header_read_timeout_ms, config.server.max_connections), (10_000, 512));
+        assert_eq!(config.ingest.max_writes_in_flight_per_token, 4);
+        assert!(config.api.trusted_proxies.is_empty());
+        let text = "[server]\ndata_dir = \"/x\"\nheader_read_timeout_ms = 0\nmax_connections = 0\n\
+                    [api]\ntrusted_proxies = [\"10.0.0.0/33\", \"proxy\"]\n\
+                    [ingest]\nmax_writes_in_flight_per_token = 0\n";
+        let problems = load::<ServerConfig>(text, "server.toml").expect_err("problems").to_string();
+        assert!(problems.contains("\"10.0.0.0/33\": the prefix length must be 0 to 32"), "{problems}");
+        let text = "[server]\ndata_dir = \"/x\"\nheader_read_timeout_ms = 0\nmax_connections = 0\n\
+                    [ingest]\nmax_writes_in_flight_per_token = 0\n";
+        let problems = load::<ServerConfig>(text, "server.toml").expect_err("problems").to_string();
+        for expected in [
+            "server.header_read_timeout_ms: must be at least 1",
+            "server.max_connections: must be at least 1",
+            "ingest.max_writes_in_flight_per_token: must be at least 1",
+        ] {
+            assert!(problems.contains(expected), "{expected} in:\n{problems}");
+        }
+        let text =
+            "[server]\ndata_dir = \"/x\"\n[api]\ntrusted_proxies = [\"127.0.0.1/32\", \"10.1.0.0/16\", \"::1\"]\n";
+        let config: ServerConfig = load(text, "server.toml").expect("proxies");
+        let [lo, net, v6] = config.api.trusted_proxies[..] else { panic!("three") };
+        assert!(lo.contains("127.0.0.1".parse().expect("ip")) && !lo.contains("127.0.0.2".parse().expect("ip")));
+        assert!(lo.contains("::ffff:127.0.0.1".parse().expect("ip")), "IPv4-mapped");
+        assert!(net.contains("10.1.200.3".parse().expect("ip")) && !net.contains("10.2.0.1".parse().expect("ip")));
+        assert!(v6.contains("::1".parse().expect("ip")) && !v6.contains("127.0.0.1".parse().expect("ip")));
     }
 
     #[test]

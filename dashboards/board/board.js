@@ -488,9 +488,9 @@ function chartHtml(c) {
 <div class="title"><strong>${esc(paramName(c.param))}</strong><span class="muted">${esc(c.point.id)} · ${esc(t(c.point.kind))} · ${esc(c.param.unit || '')}</span></div>
 <svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(paramName(c.param))}">${parts.join('')}${axes.join('')}</svg>
 ${c.buckets.length ? '' : `<p class="muted">${esc(t('no_readings'))}</p>`}
-<div class="legend"><span><i style="background:#1565c0"></i>${esc(t('reading'))}</span><span><i style="background:#c62828;height:2px"></i>${esc(t('limit'))}</span>
-<span><i style="background:#2e7d32;opacity:.35"></i>${esc(t('p_compliant'))}</span><span><i style="background:#c62828;opacity:.35"></i>${esc(t('p_exceeds'))}</span>
-<span><i style="background:#9e9e9e;opacity:.5"></i>${esc(t('p_insufficient'))}</span><span><i style="background:#c62828;height:4px"></i>${esc(t('episode'))}</span></div>
+<div class="legend"><span><i class="key-reading"></i>${esc(t('reading'))}</span><span><i class="key-limit"></i>${esc(t('limit'))}</span>
+<span><i class="key-compliant"></i>${esc(t('p_compliant'))}</span><span><i class="key-exceeds"></i>${esc(t('p_exceeds'))}</span>
+<span><i class="key-insufficient"></i>${esc(t('p_insufficient'))}</span><span><i class="key-episode"></i>${esc(t('episode'))}</span></div>
 <div class="avail"><strong>${esc(t('daily_availability'))}:</strong> ${days || '–'}</div>
 </section>`;
 }

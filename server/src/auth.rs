@@ -1,6 +1,7 @@
 //! Tokens: created, listed and revoked by the admin command, stored as SHA-256 hashes in
 //! `<data_dir>/tokens.json`, never logged. Three kinds:
 //! - **write**: one factory's; pins every line it writes to that factory (and reads it);
+//!   created with `--partial-writes`, its batches are written in part (see [`crate::ingest`]);
 //! - **read**: the read API, for every factory or one;
 //! - **admin**: the read API for everything.
 //!
@@ -11,7 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -62,6 +62,8 @@ pub struct Bearer {
     pub id: String,
     /// What it may do.
     pub grant: Grant,
+    /// Its batches are written in part: the valid lines stored, the others refused.
+    pub partial_writes: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +77,8 @@ struct StoredToken {
     created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    partial_writes: bool,
 }
 
 /// A token as `token list` shows it: never the secret, nor its hash.
@@ -89,6 +93,8 @@ pub struct TokenInfo {
     pub created: String,
     /// When it was revoked, if it was.
     pub revoked: Option<String>,
+    /// A write token whose batches are written in part.
+    pub partial_writes: bool,
 }
 
 /// Why a token file could not be read or written, or a command not done.
@@ -238,11 +244,17 @@ impl Tokens {
         let h = hash(token);
         let cache = self.cache.read().ok()?;
         let t = cache.list.iter().find(|t| t.sha256 == h && t.revoked.is_none())?;
-        Some(Bearer { id: t.id.clone(), grant: t.grant.clone() })
+        Some(Bearer { id: t.id.clone(), grant: t.grant.clone(), partial_writes: t.partial_writes })
     }
 
     /// Creates a token, stores its hash, and returns its id and the token (shown once).
     pub fn create(data_dir: &Path, grant: Grant) -> Result<(String, String), TokenError> {
+        Tokens::create_with(data_dir, grant, false)
+    }
+
+    /// [`Tokens::create`], with partial writes for a write token (ignored for the others).
+    pub fn create_with(data_dir: &Path, grant: Grant, partial_writes: bool) -> Result<(String, String), TokenError> {
+        let partial_writes = partial_writes && matches!(grant, Grant::Write { .. });
         std::fs::create_dir_all(data_dir).map_err(|source| TokenError::Io { path: data_dir.to_path_buf(), source })?;
         let path = token_file(data_dir);
         let mut list = read(&path)?;
@@ -259,6 +271,7 @@ impl Tokens {
             grant,
             created: jiff::Timestamp::now().to_string(),
             revoked: None,
+            partial_writes,
         });
         write(&path, &list)?;
         Ok((id, token))
@@ -268,7 +281,13 @@ impl Tokens {
     pub fn list(data_dir: &Path) -> Result<Vec<TokenInfo>, TokenError> {
         Ok(read(&token_file(data_dir))?
             .into_iter()
-            .map(|t| TokenInfo { id: t.id, grant: t.grant, created: t.created, revoked: t.revoked })
+            .map(|t| TokenInfo {
+                id: t.id,
+                grant: t.grant,
+                created: t.created,
+                revoked: t.revoked,
+                partial_writes: t.partial_writes,
+            })
             .collect())
     }
 
@@ -290,11 +309,12 @@ impl Tokens {
     }
 }
 
-/// The token of a request, as InfluxDB clients send it: `Authorization: Token …` or
+/// The token of a request from its `Authorization` header and `p` query parameter, as
+/// InfluxDB clients send it: `Authorization: Token …` or
 /// `Bearer …` (v2 and v1), `Authorization: Basic` with the token as password, or the `p`
 /// query parameter (v1 data loggers: `u=<anything>&p=<token>`).
-pub fn presented<'a>(headers: &'a HeaderMap, p_param: Option<&'a str>) -> Option<std::borrow::Cow<'a, str>> {
-    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+pub fn presented<'a>(authorization: Option<&'a str>, p_param: Option<&'a str>) -> Option<std::borrow::Cow<'a, str>> {
+    if let Some(value) = authorization {
         let (scheme, rest) = value.trim().split_once(' ')?;
         return match scheme {
             "Token" | "Bearer" => Some(rest.trim().into()),
@@ -360,9 +380,15 @@ mod tests {
         let tokens = Tokens::new(dir.path());
         let (wid, write) = Tokens::create(dir.path(), Grant::Write { factory: "f1".into() }).expect("create");
         let (_, read) = Tokens::create(dir.path(), Grant::Read { factory: None }).expect("create");
+        let (pid, partial) =
+            Tokens::create_with(dir.path(), Grant::Write { factory: "f1".into() }, true).expect("create");
         assert_eq!(
             tokens.check(&write),
-            Some(Bearer { id: wid.clone(), grant: Grant::Write { factory: "f1".into() } })
+            Some(Bearer { id: wid.clone(), grant: Grant::Write { factory: "f1".into() }, partial_writes: false })
+        );
+        assert_eq!(
+            tokens.check(&partial),
+            Some(Bearer { id: pid, grant: Grant::Write { factory: "f1".into() }, partial_writes: true })
         );
         assert_eq!(tokens.check(&read).map(|b| b.grant), Some(Grant::Read { factory: None }));
         assert_eq!(tokens.check("ewf_nope"), None);
@@ -380,8 +406,9 @@ mod tests {
         assert!(!Tokens::revoke(dir.path(), &wid).expect("again"));
         assert!(matches!(Tokens::revoke(dir.path(), "nope"), Err(TokenError::UnknownId { .. })));
         let list = Tokens::list(dir.path()).expect("list");
-        assert_eq!(list.len(), 2);
+        assert_eq!(list.len(), 3);
         assert!(list[0].revoked.is_some() && list[1].revoked.is_none());
+        assert_eq!(list.iter().map(|t| t.partial_writes).collect::<Vec<_>>(), [false, false, true]);
     }
 
     #[test]

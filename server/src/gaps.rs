@@ -94,7 +94,7 @@ impl GapLog {
     }
 
     /// Appends gaps, all or none; identical re-sent gaps are skipped. Returns how many were new.
-    fn append(&self, gaps: Vec<Gap>) -> Result<usize, GapError> {
+    pub fn append(&self, gaps: Vec<Gap>) -> Result<usize, GapError> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut fresh = Vec::new();
         for gap in gaps {

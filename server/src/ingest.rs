@@ -4,6 +4,15 @@
 //! malformed or unknown, a line of another factory, a rewrite of stored history (both
 //! recorded in the audit log). Writes are admitted under load by [`Ingest::admit`].
 //!
+//! With partial writes (`[ingest] partial_writes`, or a token created with
+//! `--partial-writes`) a line that is malformed, unknown to the catalog or the registry, or
+//! outside the time window is refused alone: the other lines are stored (in one store
+//! append, a line's readings together), the refused ones kept in the dead letters
+//! ([`DeadLetters`], synced before the answer) and listed in the answer. What is not about
+//! one line still refuses the whole batch: a line of another factory (403) and a rewrite of
+//! stored history (409) are attempts on what the token may not change, audited, and a batch
+//! that contradicts itself or is not UTF-8 has no good part to tell apart.
+//!
 //! A parameter the catalog does not know is refused, naming it, unless `[ingest]
 //! unknown_parameters = "store_unmapped"`: then its readings go, as canonical line protocol,
 //! to `<data_dir>/unmapped.log` (synced before the 204), outside the store and the judgement,
@@ -11,12 +20,13 @@
 
 mod admission;
 mod audit;
+mod dead_letters;
 mod synced;
 
 use std::path::Path;
 
 use eitwatch_config::catalog::UnitError;
-use eitwatch_config::line_protocol::{DecodeContext, Precision, Row, decode_rows, encode};
+use eitwatch_config::line_protocol::{DecodeContext, Precision, Row, decode_lines, encode};
 use eitwatch_config::reading::Kind;
 use eitwatch_config::reading::{Quality, Reading};
 use eitwatch_config::server_config::{ServerConfig, UnknownParameters};
@@ -25,11 +35,13 @@ use eitwatch_config::{Catalog, Parameter};
 
 pub use admission::{Permit, Refused};
 pub use audit::Event;
+pub use dead_letters::{DeadLetter, DeadLetterError, DeadLetters, list as list_dead_letters};
 
 use crate::App;
 use crate::auth::{Bearer, Grant};
 use crate::compliance::Measured;
 use crate::store::StoreError;
+use dead_letters::precision_name;
 
 /// Why a batch was refused.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +66,9 @@ pub enum IngestError {
         /// The failure.
         source: std::io::Error,
     },
+    /// The dead letters could not be written.
+    #[error(transparent)]
+    DeadLetters(DeadLetterError),
 }
 
 /// Ingest's own state: the admission gate and the audit log.
@@ -62,13 +77,14 @@ pub struct Ingest {
     admission: admission::Admission,
     audit: audit::Audit,
     unmapped: synced::SyncedFile,
+    dead_letters: DeadLetters,
 }
 
 impl Ingest {
-    /// A write slot, held until the permit drops; refused when too many writes wait or one
-    /// waited too long.
-    pub async fn admit(&self) -> Result<Permit, Refused> {
-        self.admission.enter().await
+    /// A write slot for a write with token `token_id`, held until the permit drops; refused
+    /// when too many writes wait or one waited too long.
+    pub async fn admit(&self, token_id: &str) -> Result<Permit, Refused> {
+        self.admission.enter(token_id).await
     }
 
     /// Records a refused write in `audit.log` (other write endpoints use it too).
@@ -82,18 +98,53 @@ impl Ingest {
             admission: admission::Admission::new(&config.ingest),
             audit: audit::Audit::new(data_dir),
             unmapped: synced::SyncedFile::new(data_dir.join("unmapped.log")),
+            dead_letters: DeadLetters::new(data_dir),
         }
     }
 }
 
+/// A line a partial write refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its 1-based number in the batch.
+    pub line_number: usize,
+    /// The line.
+    pub line: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a write stored, told by what it did not.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The first [`MAX_LISTED`] refused lines (a partial write's), in order.
+    pub rejected: Vec<Rejected>,
+    /// How many lines were refused in all.
+    pub rejected_total: usize,
+}
+
+/// At most this many refused lines are listed in an answer (as InfluxDB 3 does); every one
+/// is in the dead letters.
+pub const MAX_LISTED: usize = 100;
+
+/// How a batch meets a bad line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The batch is refused.
+    Whole,
+    /// The line is refused; the rest stored.
+    Partial,
+}
+
 /// Decodes, validates and stores one body, then hands what is new to the compliance thread.
+/// A partial write's refused lines are in the dead letters, on disk, when it returns.
 pub fn store_batch(
     app: &App,
     bearer: &Bearer,
     body: &[u8],
     precision: Precision,
     now_ns: i64,
-) -> Result<(), IngestError> {
+) -> Result<Written, IngestError> {
     let Grant::Write { factory } = &bearer.grant else {
         return Err(IngestError::Forbidden("not a write token".into()));
     };
@@ -101,6 +152,115 @@ pub fn store_batch(
         let line = body[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         IngestError::Invalid(format!("line {line}: not UTF-8 (byte {} of the body)", e.valid_up_to()))
     })?;
+    let mode = match bearer.partial_writes || app.config.ingest.partial_writes {
+        true => Mode::Partial,
+        false => Mode::Whole,
+    };
+    let rejected = write_lines(app, bearer, factory, text, precision, now_ns, mode)?;
+    if rejected.is_empty() {
+        return Ok(Written::default());
+    }
+    let received = jiff::Timestamp::from_nanosecond(now_ns as i128).unwrap_or_else(|_| jiff::Timestamp::now());
+    let letters: Vec<DeadLetter> = rejected
+        .iter()
+        .map(|r| DeadLetter {
+            received: received.to_string(),
+            received_ns: now_ns,
+            token_id: bearer.id.clone(),
+            factory: factory.clone(),
+            precision: precision_name(precision).into(),
+            line_number: r.line_number,
+            line: r.line.clone(),
+            reason: r.reason.clone(),
+        })
+        .collect();
+    app.ingest.dead_letters.append(&letters).map_err(IngestError::DeadLetters)?;
+    tracing::warn!(%factory, token_id = %bearer.id, rejected = rejected.len(), first = %rejected[0].reason,
+        "Partial write: lines refused, kept in the dead letters");
+    let rejected_total = rejected.len();
+    Ok(Written { rejected: rejected.into_iter().take(MAX_LISTED).collect(), rejected_total })
+}
+
+/// Hands every dead letter to ingest again, as its token wrote it then; what is stored
+/// leaves the dead letters, what is still refused stays, with its reason now. Returns how
+/// many were stored and how many stay.
+pub fn replay_dead_letters(app: &App) -> Result<(usize, usize), IngestError> {
+    app.ingest
+        .dead_letters
+        .replay(|letters| {
+            let mut remaining = Vec::new();
+            // A batch's letters go back together, one store append, when their lines split
+            // at every newline (no quote nor backslash); the others one by one.
+            let mut groups: Vec<Vec<DeadLetter>> = Vec::new();
+            for letter in letters {
+                let plain = !letter.line.contains(['"', '\\', '\n']);
+                match groups.last_mut() {
+                    Some(g)
+                        if plain
+                            && g.iter().all(|l| !l.line.contains(['"', '\\', '\n']))
+                            && (&g[0].token_id, &g[0].factory, &g[0].precision, g[0].received_ns)
+                                == (&letter.token_id, &letter.factory, &letter.precision, letter.received_ns) =>
+                    {
+                        g.push(letter)
+                    }
+                    _ => groups.push(vec![letter]),
+                }
+            }
+            for group in groups {
+                remaining.extend(replay_group(app, group));
+            }
+            remaining
+        })
+        .map_err(IngestError::DeadLetters)
+}
+
+/// One batch's dead letters, written again; returns those still refused.
+fn replay_group(app: &App, mut group: Vec<DeadLetter>) -> Vec<DeadLetter> {
+    let Some(precision) = Precision::parse_v1(&group[0].precision) else {
+        return group;
+    };
+    let factory = group[0].factory.clone();
+    let bearer = Bearer {
+        id: group[0].token_id.clone(),
+        grant: Grant::Write { factory: factory.clone() },
+        partial_writes: true,
+    };
+    let body: String = group.iter().map(|l| l.line.as_str()).collect::<Vec<_>>().join("\n");
+    match write_lines(app, &bearer, &factory, &body, precision, group[0].received_ns, Mode::Partial) {
+        Ok(rejected) => {
+            let mut still = Vec::with_capacity(rejected.len());
+            for r in rejected {
+                if let Some(letter) = group.get_mut(r.line_number - 1) {
+                    letter.reason = r.reason;
+                    still.push(letter.clone());
+                }
+            }
+            tracing::info!(%factory, stored = group.len() - still.len(), still = still.len(),
+                "Dead letters replayed");
+            still
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            tracing::warn!(%factory, %reason, "Dead letters refused again");
+            for letter in &mut group {
+                letter.reason.clone_from(&reason);
+            }
+            group
+        }
+    }
+}
+
+/// Decodes, checks and stores a body's lines; returns the lines refused (a partial write's;
+/// none otherwise).
+fn write_lines(
+    app: &App,
+    bearer: &Bearer,
+    factory: &String,
+    text: &str,
+    precision: Precision,
+    now_ns: i64,
+    mode: Mode,
+) -> Result<Vec<Rejected>, IngestError> {
     let max_future_ns = now_ns.saturating_add(app.config.server.max_future_s as i64 * 1_000_000_000);
     let cx = DecodeContext {
         precision,
@@ -119,27 +279,45 @@ pub fn store_batch(
     let mut batch: Vec<Row<'_>> = Vec::with_capacity(estimate);
     let mut unmapped: Vec<Reading> = Vec::new();
     let mut forbidden = None;
-    let decoded = decode_rows(text, &cx, |line, rows| {
-        // A line's rows share kind, factory, point and time (the decoder makes one line of
-        // one instant at one point): those are checked once per line, the parameter per row.
-        let Some(first) = rows.first() else { return Ok(()) };
-        debug_assert!(rows.iter().all(|r| r.kind == first.kind
-            && r.factory == first.factory
-            && r.point == first.point
-            && r.time_ns == first.time_ns));
-        if first.factory != factory.as_str() {
-            let reason = format!("line {line}: factory \"{}\" is not the token's factory", first.factory);
-            forbidden = Some((first.factory.to_string(), reason));
-            return Err("another factory".into());
-        }
-        check_line(app, registered, first, max_future_ns)?;
-        for mut r in rows.drain(..) {
-            match check(app, &mut parameters, &mut r)? {
-                Checked::Known => batch.push(r),
-                Checked::Unmapped => unmapped.push(r.to_reading()),
+    let mut rejected = Vec::new();
+    let decoded = decode_lines(text, &cx, |line, line_text, rows| {
+        let checked = rows.and_then(|rows| {
+            // A line's rows share kind, factory, point and time (the decoder makes one line of
+            // one instant at one point): those are checked once per line, the parameter per row.
+            let Some(first) = rows.first() else { return Ok(()) };
+            debug_assert!(rows.iter().all(|r| r.kind == first.kind
+                && r.factory == first.factory
+                && r.point == first.point
+                && r.time_ns == first.time_ns));
+            if first.factory != factory.as_str() {
+                let reason = format!("line {line}: factory \"{}\" is not the token's factory", first.factory);
+                forbidden = Some((first.factory.to_string(), reason));
+                return Err("another factory".into());
             }
+            check_line(app, registered, first, max_future_ns)?;
+            // The line's readings are kept together or not at all.
+            let (in_batch, in_unmapped) = (batch.len(), unmapped.len());
+            for mut r in rows.drain(..) {
+                let checked = check(app, &mut parameters, &mut r);
+                match checked {
+                    Ok(Checked::Known) => batch.push(r),
+                    Ok(Checked::Unmapped) => unmapped.push(r.to_reading()),
+                    Err(reason) => {
+                        batch.truncate(in_batch);
+                        unmapped.truncate(in_unmapped);
+                        return Err(reason);
+                    }
+                }
+            }
+            Ok(())
+        });
+        match (checked, mode) {
+            (Err(reason), Mode::Partial) if forbidden.is_none() => {
+                rejected.push(Rejected { line_number: line, line: line_text.to_string(), reason });
+                Ok(())
+            }
+            (checked, _) => checked,
         }
-        Ok(())
     });
     if let Some((other, reason)) = forbidden {
         app.ingest.audit.record(Event::Forbidden, bearer, Some(&other), &reason);
@@ -177,7 +355,7 @@ pub fn store_batch(
     }
 
     app.compliance.accepted(measured);
-    Ok(())
+    Ok(rejected)
 }
 
 /// At most this many rows are reserved ahead for a batch (≈ 6 MB); more grow as needed.

@@ -213,11 +213,18 @@ pub async fn serve(
     if let Some(influx) = app.config.influxdb.clone() {
         influxdb::spawn(app.clone(), influx, app.data_dir().join("influxdb.cursor"));
     }
-    let router = http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let router = http::router(app.clone());
     let handle = tokio::spawn(async move {
-        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+        let served = http::serve(listener, router, &app.config, shutdown).await;
         // Ordered: no request is in flight any more; judge what was handed over, save alerts.
-        let _ = tokio::task::spawn_blocking(move || app.compliance.stop()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            app.compliance.stop();
+            // Sealed, the last segment is checked at the next start like every other.
+            if let Err(error) = app.store.close() {
+                tracing::warn!(%error, "Cannot seal the store's last segment");
+            }
+        })
+        .await;
         served
     });
     Ok((addr, handle))

@@ -42,6 +42,46 @@ enum Command {
         /// The file.
         file: PathBuf,
     },
+    /// Start without the store's damaged segments (the server refused to start, naming
+    /// one): each is moved to `<data-dir>/store/damaged/` and what it held is recorded as
+    /// gap records (series, time range, count; `GET /api/v1/gaps`). Run with the server
+    /// stopped.
+    Repair {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Only say what is damaged and what setting it aside would lose.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The lines partial writes refused, kept in `<data_dir>/dead-letters/`.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCommand {
+    /// List them: received, token id, line number, reason, the line.
+    List {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Have the running server (found through the data directory's listen-address file)
+    /// write them again, through the same checks: what is stored leaves them.
+    Replay {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// An admin token (default: the EITWATCH_TOKEN environment variable).
+        #[arg(long)]
+        token: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,6 +142,10 @@ enum TokenCommand {
         /// An admin token.
         #[arg(long, conflicts_with = "factory")]
         admin: bool,
+        /// A write token whose batches are written in part: valid lines stored, the others
+        /// answered 400 and kept in the dead letters.
+        #[arg(long, requires = "factory", conflicts_with_all = ["read", "admin"])]
+        partial_writes: bool,
     },
     /// List tokens: id, kind, factory, created, revoked. Never the secret.
     List {
@@ -154,6 +198,8 @@ async fn main() -> anyhow::Result<()> {
             println!("{}: ok, {} indicators", file.display(), defs.indicator.len());
         }
         Command::Export { command } => export(&cli.config, command).await?,
+        Command::Repair { data_dir, dry_run } => repair(&data_dir, dry_run)?,
+        Command::DeadLetters { command } => dead_letters(command).await?,
         Command::Run => {
             let config = load(&cli.config)?;
             // A bad indicators.toml is refused at start, as a bad server.toml is, not at the
@@ -170,14 +216,14 @@ async fn main() -> anyhow::Result<()> {
 
 fn token(command: TokenCommand) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create { data_dir, factory, read, admin } => {
+        TokenCommand::Create { data_dir, factory, read, admin, partial_writes } => {
             let grant = match (factory, read, admin) {
                 (_, _, true) => Grant::Admin,
                 (factory, true, _) => Grant::Read { factory },
                 (Some(factory), false, false) => Grant::Write { factory },
                 (None, false, false) => anyhow::bail!("give --factory F, --read or --admin"),
             };
-            let (id, token) = Tokens::create(&data_dir, grant)?;
+            let (id, token) = Tokens::create_with(&data_dir, grant, partial_writes)?;
             // The token alone on stdout, for scripts; its id on stderr.
             eprintln!("token id {id}");
             println!("{token}");
@@ -206,6 +252,133 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
             true => println!("revoked {id}"),
             false => println!("{id} was already revoked"),
         },
+    }
+    Ok(())
+}
+
+fn repair(data_dir: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+    use eitwatch_server::store::repair;
+    let store = data_dir.join("store");
+    if !store.is_dir() {
+        anyhow::bail!("{}: no store here (give the server's data directory)", data_dir.display());
+    }
+    let gaps = eitwatch_server::gaps::GapLog::open(&data_dir.join("gaps.log"))
+        .with_context(|| format!("cannot open {}", data_dir.join("gaps.log").display()))?;
+    let (mut segments, mut readings) = (0, 0);
+    // Each pass sets one segment aside; a store has fewer segments than this.
+    for _ in 0..1_000_000 {
+        let Some(damage) = repair::find(&store)? else {
+            println!("the store opens: {segments} segment(s) set aside, {readings} reading(s) recorded as lost");
+            return Ok(());
+        };
+        let name = damage.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        println!("{}: {}", damage.path.display(), damage.what);
+        for s in &damage.lost {
+            println!(
+                "  loses {} {}/{}/{}: {} reading(s) from {} to {}",
+                s.kind,
+                s.factory,
+                s.point,
+                s.parameter,
+                s.count,
+                ns_text(s.from_ns),
+                ns_text(s.to_ns)
+            );
+        }
+        if damage.undecoded_bytes > 0 {
+            println!("  and {} byte(s) that no longer decode (their readings cannot be named)", damage.undecoded_bytes);
+        }
+        if !damage.sealed {
+            println!("  (never sealed: what was cut off it, if anything, cannot be named)");
+        }
+        if dry_run {
+            println!("dry run: nothing changed; later segments are checked once this one is set aside");
+            return Ok(());
+        }
+        // The loss is recorded before the segment goes: a crash in between leaves the gaps
+        // (stored once however often repair runs) and the damage to find again.
+        let mut reason = format!("store segment {name} damaged; set aside by repair");
+        if !damage.sealed {
+            reason.push_str(&format!(
+                " (never sealed: counted from what is left of it{})",
+                match damage.undecoded_bytes {
+                    0 => String::new(),
+                    n => format!("; {n} more bytes do not decode"),
+                }
+            ));
+        }
+        let lost: Vec<_> = damage
+            .lost
+            .iter()
+            .enumerate()
+            .map(|(i, s)| eitwatch_server::gaps::Gap {
+                id: format!("store-{:010}-{i}", damage.segment),
+                factory: s.factory.clone(),
+                point: s.point.clone(),
+                kind: s.kind.clone(),
+                parameters: vec![s.parameter.clone()],
+                from_ns: s.from_ns,
+                to_ns: s.to_ns,
+                count: s.count,
+                reason: reason.clone(),
+            })
+            .collect();
+        gaps.append(lost).map_err(|e| anyhow::anyhow!("cannot record the loss in gaps.log: {e}"))?;
+        let aside = repair::set_aside(&store, &damage)?;
+        tracing::warn!(segment = %damage.path.display(), set_aside = ?aside, readings = damage.readings(), what = %damage.what, "Store segment set aside by repair; its readings recorded as gaps");
+        match aside {
+            Some(to) => println!("  moved to {}", to.display()),
+            None => println!("  dropped from the manifest"),
+        }
+        segments += 1;
+        readings += damage.readings();
+    }
+    anyhow::bail!("repair did not converge")
+}
+
+fn ns_text(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns)).map_or_else(|_| format!("{ns} ns"), |t| t.to_string())
+}
+
+async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
+    match command {
+        DeadLettersCommand::List { data_dir, json } => {
+            let letters = eitwatch_server::ingest::list_dead_letters(&data_dir)?;
+            for l in &letters {
+                match json {
+                    true => println!("{}", serde_json::to_string(l)?),
+                    false => {
+                        println!("{} {} line {}: {}\n    {}", l.received, l.token_id, l.line_number, l.reason, l.line)
+                    }
+                }
+            }
+            if !json {
+                eprintln!("{} dead letter(s)", letters.len());
+            }
+        }
+        DeadLettersCommand::Replay { data_dir, token } => {
+            let path = data_dir.join("listen-address");
+            let addr = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}: is the server running?", path.display()))?;
+            let url = format!("http://{}/api/v1/dead-letters/replay", addr.trim());
+            let token = token
+                .or_else(|| std::env::var("EITWATCH_TOKEN").ok().filter(|t| !t.is_empty()))
+                .context("give an admin token: --token or EITWATCH_TOKEN")?;
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let response = reqwest::Client::new()
+                .post(&url)
+                .header("Authorization", format!("Token {token}"))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the server at {url}"))?;
+            let status = response.status();
+            let text = response.text().await.context("the server's answer")?;
+            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+            if !status.is_success() {
+                anyhow::bail!("{url}: {status}: {}", body["message"].as_str().unwrap_or(&body.to_string()));
+            }
+            println!("stored {}, remaining {}", body["stored"], body["remaining"]);
+        }
     }
     Ok(())
 }

@@ -4,13 +4,15 @@
 //! names the board needs (areas, factories, points, parameter names in English and Thai).
 //!
 //! The page is plain HTML, CSS and JS drawing its charts as SVG: no build step, so the two
-//! README commands stay the only ones. Its files are the only routes outside the OpenAPI
+//! README commands stay the only ones. Its pages are sent with a Content-Security-Policy
+//! that lets in the board's own script and style sheet only (no inline script or style),
+//! and may not be framed by another site. Its files are the only routes outside the OpenAPI
 //! document: they are not API.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use eitwatch_config::catalog::Catalog;
@@ -43,15 +45,24 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(site))
 }
 
+/// What the board's pages may load and run: its own files and the API, nothing inline.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 fn file(name: &str) -> Response {
-    match FILES.iter().find(|(n, _, _)| *n == name) {
+    let mut response = match FILES.iter().find(|(n, _, _)| *n == name) {
         // no-cache: a browser revalidates, so an upgraded server's board is not mixed with
         // a stale script.
         Some((_, ty, body)) => {
             ([(header::CONTENT_TYPE, *ty), (header::CACHE_CONTROL, "no-cache")], *body).into_response()
         }
         None => (StatusCode::NOT_FOUND, format!("no board file \"{name}\"")).into_response(),
-    }
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// A parameter with its names.
@@ -160,7 +171,7 @@ async fn site(State(app): State<AppState>, scope: ReadScope, headers: HeaderMap,
             })
         })
         .collect();
-    let kind = crate::auth::presented(&headers, None)
+    let kind = crate::auth::presented(super::extract::authorization(&headers), None)
         .and_then(|t| app.tokens.check(&t))
         .map_or("anonymous", |b| b.grant.kind());
     Json(Site { areas, scope: Granted { factory: scope.0, kind } })

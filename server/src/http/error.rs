@@ -127,6 +127,7 @@ impl From<crate::ingest::IngestError> for ApiError {
             E::Forbidden(m) => ApiError::forbidden(m),
             E::Rewrite(m) => ApiError::conflict(m),
             e @ E::Unmapped { .. } => ApiError::internal(e),
+            e @ E::DeadLetters(_) => ApiError::internal(e),
             e @ E::Store(_) => ApiError::internal(e),
         }
     }

@@ -3,12 +3,12 @@
 //! value that is not one of those expected is a 400 naming the key).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
-use eitwatch_config::server_config::AnonymousRead;
+use eitwatch_config::server_config::{AnonymousRead, IpNet};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -25,12 +25,14 @@ pub(super) struct ReadScope(pub(super) Option<String>);
 
 impl ReadScope {
     fn of(app: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<ReadScope, ApiError> {
-        match auth::presented(headers, None) {
+        match auth::presented(authorization(headers), None) {
             Some(token) => match app.tokens.check(&token) {
                 Some(bearer) => Ok(ReadScope(bearer.grant.factory().map(str::to_string))),
                 None => Err(ApiError::unauthorized("unknown or revoked token")),
             },
-            None if app.config.api.anonymous_read == AnonymousRead::Loopback && peer.ip().is_loopback() => {
+            None if app.config.api.anonymous_read == AnonymousRead::Loopback
+                && client(&app.config.api.trusted_proxies, headers, peer).is_some_and(|ip| ip.is_loopback()) =>
+            {
                 Ok(ReadScope(None))
             }
             None => Err(ApiError::unauthorized("missing token: send Authorization: Token <token>")),
@@ -41,6 +43,59 @@ impl ReadScope {
     pub(super) fn allows(&self, factory: &str) -> bool {
         self.0.as_deref().is_none_or(|f| f == factory)
     }
+}
+
+/// The client's address: the TCP peer's, or, when the peer is a trusted proxy, the last
+/// address its forwarding header (`Forwarded`, else `X-Forwarded-For`) names that is not
+/// itself a trusted proxy. `None` when a trusted proxy names no usable address (`unknown`,
+/// an obfuscated name, garbage): that client is not known to be anyone in particular.
+pub(super) fn client(proxies: &[IpNet], headers: &HeaderMap, peer: SocketAddr) -> Option<IpAddr> {
+    let trusted = |ip: IpAddr| proxies.iter().any(|p| p.contains(ip));
+    if !trusted(peer.ip()) {
+        return Some(peer.ip());
+    }
+    let mut chain = forwarded_for(headers);
+    if chain.is_empty() {
+        // A request from the proxy's own host that did not pass through it.
+        return Some(peer.ip());
+    }
+    while let Some(hop) = chain.pop() {
+        match hop {
+            Some(ip) if trusted(ip) && !chain.is_empty() => continue,
+            hop => return hop,
+        }
+    }
+    None
+}
+
+/// The hops a forwarding header lists, nearest last: `Forwarded`'s `for=` (RFC 7239) when
+/// present, else `X-Forwarded-For`'s; `None` for an entry that is not an address.
+fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let values = |name| headers.get_all(name).iter().flat_map(|v| v.to_str().ok().unwrap_or("?").split(','));
+    let forwarded: Vec<_> = values(header::FORWARDED)
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                k.trim().eq_ignore_ascii_case("for").then(|| hop_address(v.trim().trim_matches('"')))
+            })
+        })
+        .collect();
+    if !forwarded.is_empty() || headers.contains_key(header::FORWARDED) {
+        return forwarded;
+    }
+    values(axum::http::HeaderName::from_static("x-forwarded-for")).map(|v| hop_address(v.trim())).collect()
+}
+
+/// An address as a forwarding header writes it: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]`
+/// or `[2001:db8::1]:4711`.
+fn hop_address(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    text.parse::<SocketAddr>().ok().map(|a| a.ip())
 }
 
 fn peer(parts: &Parts) -> Result<SocketAddr, ApiError> {
@@ -80,7 +135,7 @@ impl FromRequestParts<AppState> for Token {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        Token::check(app, auth::presented(&parts.headers, None).as_deref()).map(Token)
+        Token::check(app, auth::presented(authorization(&parts.headers), None).as_deref()).map(Token)
     }
 }
 
@@ -301,4 +356,45 @@ pub(super) struct Untimed {}
 
 impl ListQuery for Untimed {
     const TIMED: bool = false;
+}
+
+/// The `Authorization` header's value, where it is text.
+pub(super) fn authorization(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn forwarding_headers_count_only_from_trusted_proxies() {
+        let proxies: Vec<IpNet> = ["127.0.0.1/32", "10.0.0.0/8"].iter().map(|p| p.parse().expect("net")).collect();
+        let lo: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        let outside: SocketAddr = "203.0.113.9:5000".parse().expect("addr");
+        let ip = |s: &str| Some(s.parse::<IpAddr>().expect("ip"));
+        let xff = headers(&[("x-forwarded-for", "198.51.100.7, 10.1.2.3")]);
+        assert_eq!(client(&proxies, &xff, lo), ip("198.51.100.7"), "the last hop not a proxy");
+        assert_eq!(client(&[], &xff, lo), ip("127.0.0.1"), "no trusted proxies: the header is ignored");
+        assert_eq!(client(&proxies, &xff, outside), ip("203.0.113.9"), "from an untrusted peer: ignored");
+        assert_eq!(client(&proxies, &headers(&[]), lo), ip("127.0.0.1"), "no header: the peer");
+        let spoofed = headers(&[("x-forwarded-for", "127.0.0.1, 198.51.100.7")]);
+        assert_eq!(client(&proxies, &spoofed, lo), ip("198.51.100.7"), "what the client wrote itself is not taken");
+        let fwd = headers(&[
+            ("forwarded", "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\""),
+            ("x-forwarded-for", "127.0.0.1"),
+        ]);
+        assert_eq!(client(&proxies, &fwd, lo), ip("2001:db8::1"), "Forwarded wins over X-Forwarded-For");
+        assert_eq!(client(&proxies, &headers(&[("forwarded", "for=unknown")]), lo), None);
+        assert_eq!(client(&proxies, &headers(&[("x-forwarded-for", "127.0.0.1, 10.0.0.1")]), lo), ip("127.0.0.1"));
+        assert_eq!(client(&proxies, &headers(&[("x-forwarded-for", "192.0.2.1:80")]), lo), ip("192.0.2.1"));
+    }
 }

@@ -9,12 +9,15 @@
 //! that is not one of those expected is a 400 naming the key; the InfluxDB write endpoints
 //! stay as lenient as InfluxDB is. Every request is traced; every request but the writes
 //! (which bound their body's upload themselves), the live stream and the indicators is
-//! answered within [`REQUEST_TIMEOUT`].
+//! answered within [`REQUEST_TIMEOUT`]. A request refused before its body was read has the
+//! rest of its body read first (up to [`DRAIN_MAX_BYTES`] within [`DRAIN_TIMEOUT`]), so a
+//! client still sending gets the answer instead of a broken pipe.
 
 mod alerts;
 mod board;
 mod body;
 mod compliance;
+mod connections;
 mod corrections;
 mod deviations;
 mod docs;
@@ -29,7 +32,7 @@ mod schema;
 mod write;
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -48,6 +51,7 @@ use utoipa_axum::routes;
 
 use crate::AppState;
 
+pub use connections::{REFUSING_MAX, serve};
 pub use docs::markdown;
 pub use error::{ApiError, ErrorBody};
 use extract::{
@@ -119,8 +123,91 @@ pub fn router(app: AppState) -> Router {
     api.merge(board::pages())
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(drain_refused))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// The most of a refused request's unread body read before answering; past it the
+/// connection is closed after the answer.
+pub const DRAIN_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// How long reading the rest of a refused request's body may take.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads what a refused request's client is still sending before the refusal goes out: a
+/// client that writes its whole body before reading (Python's `requests`, curl) would
+/// otherwise see its connection reset mid-send, not the 4xx. Not for 408, whose body
+/// is what did not arrive.
+async fn drain_refused(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let left = Arc::new(Mutex::new(None));
+    let body = axum::body::Body::new(Unread { body: Some(body), left: left.clone() });
+    let mut response = next.run(axum::extract::Request::from_parts(parts, body)).await;
+    let status = response.status();
+    let unread = left.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(body) = unread
+        && status.is_client_error()
+        && status != StatusCode::REQUEST_TIMEOUT
+        && !drain(body).await
+    {
+        response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Reads and drops `body` up to the bounds; whether it ended within them.
+async fn drain(mut body: axum::body::Body) -> bool {
+    use http_body_util::BodyExt as _;
+    let read = async {
+        let mut bytes = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            bytes += frame.data_ref().map_or(0, |d| d.len());
+            if bytes > DRAIN_MAX_BYTES {
+                return false;
+            }
+        }
+        true
+    };
+    tokio::time::timeout(DRAIN_TIMEOUT, read).await.unwrap_or(false)
+}
+
+/// A request body that, dropped before its end, hands what is left back to
+/// [`drain_refused`].
+struct Unread {
+    body: Option<axum::body::Body>,
+    left: Arc<Mutex<Option<axum::body::Body>>>,
+}
+
+impl hyper::body::Body for Unread {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        match self.body.as_mut() {
+            Some(body) => std::pin::Pin::new(body).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(hyper::body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.as_ref().map(hyper::body::Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for Unread {
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take().filter(|b| !hyper::body::Body::is_end_stream(b)) {
+            *self.left.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
+        }
+    }
 }
 
 /// What answers a path no route takes.

@@ -31,7 +31,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ErrorBody, Filtered, ListQuery, ReadErrors, Selection, Span, covers, range, schema};
+use super::{ApiError, ErrorBody, Filtered, ListQuery, ReadErrors, Selection, Span, covers, extract, range, schema};
 use crate::AppState;
 use crate::corrections::Correction;
 use crate::store::{Resume, Scan, SeriesKey, Stored, Summing};
@@ -228,9 +228,14 @@ static READERS: LazyLock<Mutex<HashMap<String, Arc<Semaphore>>>> = LazyLock::new
 
 /// A slot for a read of this client, or 429.
 fn admit(app: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<OwnedSemaphorePermit, ApiError> {
-    let client = match crate::auth::presented(headers, None).and_then(|t| app.tokens.check(&t)) {
+    let client = match crate::auth::presented(extract::authorization(headers), None).and_then(|t| app.tokens.check(&t))
+    {
         Some(bearer) => format!("token {}", bearer.id),
-        None => format!("address {}", peer.ip()),
+        // Behind a trusted proxy, the address it forwards for.
+        None => match extract::client(&app.config.api.trusted_proxies, headers, peer) {
+            Some(ip) => format!("address {ip}"),
+            None => "an unknown address".to_string(),
+        },
     };
     let slots = {
         let mut readers = READERS.lock().unwrap_or_else(|p| p.into_inner());

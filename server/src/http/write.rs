@@ -13,25 +13,104 @@
 //! audit log), 408 for a body slower than `body_read_timeout_ms`, 413 over `max_body_bytes`
 //! (also once decompressed), 429/503 with `Retry-After` under overload. Their query strings
 //! are as lenient as InfluxDB's: keys they do not use are ignored.
+//!
+//! A partial write (`[ingest] partial_writes`, or the token's) stores the valid lines and
+//! answers 400 in InfluxDB 3's shape, [`PartialWrite`], listing the refused lines, which
+//! stay in the dead letters; `POST /api/v1/dead-letters/replay` (admin) writes those again.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use eitwatch_config::line_protocol::Precision;
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, Token, WriteErrors, body};
+use super::extract::authorization;
+use super::{Admin, ApiError, ErrorBody, Token, WriteErrors, body};
 use crate::AppState;
 use crate::auth::{self, Bearer, Grant};
-use crate::ingest::Event;
+use crate::ingest::{Event, Written};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(write_v2)).routes(routes!(write_v1)).routes(routes!(ping, ping_head))
+    OpenApiRouter::new()
+        .routes(routes!(write_v2))
+        .routes(routes!(write_v1))
+        .routes(routes!(ping, ping_head))
+        .routes(routes!(replay_dead_letters))
+}
+
+/// A write's 400: InfluxDB's `code` and `message`, as every error; after a partial write
+/// also InfluxDB 3's `error` and `data` (the first 100 refused lines; all are in the dead
+/// letters) and how many were refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PartialWrite {
+    /// `invalid`.
+    pub(super) code: &'static str,
+    /// What went wrong; after a partial write how many lines were refused and the first
+    /// reason.
+    pub(super) message: String,
+    /// `partial write of line protocol occurred` after a partial write; on `/write` the
+    /// message again, where InfluxDB 1.x clients look for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) error: Option<&'static str>,
+    /// The refused lines, in order, at most 100 (a partial write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) data: Option<Vec<RejectedLine>>,
+    /// How many lines were refused in all (a partial write).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) rejected: Option<usize>,
+}
+
+/// A line a partial write refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RejectedLine {
+    /// The line, cut after 256 bytes.
+    pub(super) original_line: String,
+    /// Its 1-based number in the batch.
+    pub(super) line_number: usize,
+    /// Why it was refused.
+    pub(super) error_message: String,
+}
+
+/// The longest line text an answer quotes, in bytes.
+const QUOTED_LINE_BYTES: usize = 256;
+
+fn partial_write(written: Written) -> Response {
+    let first = written.rejected.first().map(|r| format!("line {}: {}", r.line_number, r.reason)).unwrap_or_default();
+    let message = format!(
+        "partial write: {} line(s) refused and kept in the dead letters, the others stored; {first}",
+        written.rejected_total
+    );
+    let data = written
+        .rejected
+        .into_iter()
+        .map(|r| {
+            let mut end = r.line.len().min(QUOTED_LINE_BYTES);
+            while !r.line.is_char_boundary(end) {
+                end -= 1;
+            }
+            let original_line = match end < r.line.len() {
+                true => format!("{}…", &r.line[..end]),
+                false => r.line,
+            };
+            RejectedLine { original_line, line_number: r.line_number, error_message: r.reason }
+        })
+        .collect();
+    let body = PartialWrite {
+        code: "invalid",
+        message,
+        error: Some("partial write of line protocol occurred"),
+        data: Some(data),
+        rejected: Some(written.rejected_total),
+    };
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -52,6 +131,7 @@ type Params = Query<HashMap<String, String>>;
     responses(
         (status = 204, description = "Stored, on disk"),
         WriteErrors,
+        (status = 400, description = "Malformed or unknown (the first bad line named); a partial write: the refused lines", body = PartialWrite),
     ),
 )]
 async fn write_v2(
@@ -59,8 +139,8 @@ async fn write_v2(
     Query(params): Params,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
-    let bearer = writer(&app, auth::presented(&headers, None).as_deref()).await?;
+) -> Result<Response, ApiError> {
+    let bearer = writer(&app, auth::presented(authorization(&headers), None).as_deref()).await?;
     let precision = match params.get("precision").map(String::as_str) {
         None | Some("") => Precision::Ns,
         Some(p) => Precision::parse(p)
@@ -88,6 +168,7 @@ async fn write_v2(
     responses(
         (status = 204, description = "Stored, on disk"),
         WriteErrors,
+        (status = 400, description = "Malformed or unknown (the first bad line named); a partial write: the refused lines", body = PartialWrite),
     ),
 )]
 async fn write_v1(
@@ -95,9 +176,11 @@ async fn write_v1(
     Query(params): Params,
     headers: HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let run = async {
-        let bearer = writer(&app, auth::presented(&headers, params.get("p").map(String::as_str)).as_deref()).await?;
+        let bearer =
+            writer(&app, auth::presented(authorization(&headers), params.get("p").map(String::as_str)).as_deref())
+                .await?;
         let precision = match params.get("precision").map(String::as_str) {
             None | Some("") => Precision::Ns,
             Some(p) => Precision::parse_v1(p)
@@ -132,12 +215,12 @@ async fn accept(
     precision: Precision,
     headers: &HeaderMap,
     body: Body,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let encoding = body::encoding(headers)?;
     let max_bytes = app.config.server.max_body_bytes;
     body::check_declared_length(headers, max_bytes)?;
 
-    let _slot = app.ingest.admit().await?;
+    let _slot = app.ingest.admit(&bearer.id).await?;
     let timeout_ms = app.config.server.body_read_timeout_ms;
     // The slot is held while the body arrives: a client that stalls mid-upload must let go.
     let raw = match tokio::time::timeout(Duration::from_millis(timeout_ms), body::read(body, max_bytes)).await {
@@ -156,7 +239,7 @@ async fn accept(
     let now_ns = jiff::Timestamp::now().as_nanosecond() as i64;
     let task_app = app.clone();
     // Decompression, decoding and the fsync are blocking work: off the async threads.
-    tokio::task::spawn_blocking(move || {
+    let written = tokio::task::spawn_blocking(move || {
         let text = match encoding {
             body::Encoding::Identity => std::borrow::Cow::Borrowed(&raw[..]),
             body::Encoding::Gzip => std::borrow::Cow::Owned(body::gunzip(&raw, max_bytes)?),
@@ -164,7 +247,40 @@ async fn accept(
         crate::ingest::store_batch(&task_app, &bearer, &text, precision, now_ns).map_err(ApiError::from)
     })
     .await??;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(match written.rejected_total {
+        0 => StatusCode::NO_CONTENT.into_response(),
+        _ => partial_write(written),
+    })
+}
+
+/// What a replay of the dead letters did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Replayed {
+    /// Lines stored, now gone from the dead letters.
+    pub(super) stored: usize,
+    /// Lines still refused, kept with their reason now.
+    pub(super) remaining: usize,
+}
+
+/// Writes the dead letters of partial writes again (admin): after a catalog, mapping or
+/// registry fix, what now passes is stored and leaves them.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dead-letters/replay",
+    operation_id = "post_dead_letters_replay",
+    tag = "write",
+    responses(
+        (status = 200, description = "Replayed", body = Replayed),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+    ),
+)]
+async fn replay_dead_letters(State(app): State<AppState>, admin: Admin) -> Result<Json<Replayed>, ApiError> {
+    let _slot = app.ingest.admit(&admin.0.0.id).await?;
+    let task_app = app.clone();
+    let (stored, remaining) =
+        tokio::task::spawn_blocking(move || crate::ingest::replay_dead_letters(&task_app)).await??;
+    Ok(Json(Replayed { stored, remaining }))
 }
 
 /// InfluxDB's `/ping`.

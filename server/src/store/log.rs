@@ -18,6 +18,13 @@
 //! Series ids are the writing process's; each segment defines a series before its first
 //! point in that segment, so a segment decodes on its own (retention may delete the ones
 //! before it) and a new process always starts a new segment.
+//!
+//! ## Format versions
+//! - 1: segment files only.
+//! - 2: segment files as in 1, plus the manifest ([`super::manifest`]), which names every
+//!   segment and seals each finished one with its length, CRC-32 and per-series content.
+//!   A store of format 1 opens as before and gets its manifest at that start (logged),
+//!   every segment found sealed as it is; from then on it is checked as any other.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -25,12 +25,30 @@
 //!
 //! ## On disk
 //! Segment files `NNNNNNNNNN.seg` of CRC-framed binary records, one per accepted batch (see
-//! [`log`]). A new segment starts when the current one passes `[store] segment_max_bytes`
-//! and at every start of the server. At open, segments are replayed in order; a torn tail
-//! of the last one (short record or checksum mismatch: what a power cut mid-write leaves)
-//! is cut and logged, since it was never acknowledged. Damage anywhere else (in an older
-//! segment, or a bad record followed by a good one) stops the start, naming the file and
-//! byte: cutting there would drop acknowledged batches.
+//! [`log`]), and a manifest ([`manifest`]) that announces each segment before anything in
+//! it is acknowledged and seals it (length, CRC-32, what it holds per series) once it can
+//! no longer change: when the store rolls to a new segment (`[store] segment_max_bytes`), at
+//! a clean shutdown ([`Store::close`]), and at the next start after a crash. A new segment
+//! starts at every start of the server.
+//!
+//! The segment being written is bounded from below by `<store>/acknowledged` (`checkpoint.rs`),
+//! the durable position, rewritten by a thread of its own every second when it moved.
+//!
+//! At open, segments are replayed in order and checked against the manifest. A torn tail of
+//! the last, unsealed segment (short record or checksum mismatch in its last group commit,
+//! past the acknowledged position: what a power cut mid-write leaves) is cut and logged,
+//! since it was never acknowledged.
+//! Everything else stops the start, naming the file (and byte) and what is wrong, and
+//! changes nothing: a segment missing, shorter or longer than its seal, with other bytes
+//! than its seal (CRC-32), a damaged record in a sealed segment, before the last group
+//! commit or before the acknowledged position, the unsealed segment shorter than that
+//! position, or a segment file the manifest never announced. A store that refuses bad
+//! evidence rather than serving it silently short: `eitwatch-server repair` ([`repair`])
+//! sets such a segment aside when the operator chooses, recording what it held as gaps.
+//!
+//! What this cannot see: after a crash, the writes of the last second before it (past the
+//! acknowledged position) are indistinguishable from a torn tail, so a cut among them made
+//! before the next start is taken for what the crash left.
 //!
 //! ## Group commit
 //! [`Store::append`] checks and indexes its batch and encodes its record into a shared
@@ -52,8 +70,11 @@
 //! `[store] retention_days` (default: keep forever). Points older than that leave the index;
 //! a segment whose newest point is older is deleted whole. Checked at start and hourly.
 
+mod checkpoint;
 mod index;
 pub mod log;
+pub mod manifest;
+pub mod repair;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -223,7 +244,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// A record that passed its checksum but does not decode, or damage before the tail.
-    #[error("{path}: record at byte {offset} does not decode: {reason}")]
+    #[error("{path}: record at byte {offset} does not decode: {reason}; {}", repair_hint(.path))]
     Corrupt {
         /// The segment.
         path: PathBuf,
@@ -232,9 +253,28 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A segment is missing, shortened or altered, or the manifest is unreadable: starting
+    /// would lose acknowledged readings without a word.
+    #[error("{path}: {reason}; {}", repair_hint(.path))]
+    Damaged {
+        /// The segment (or the manifest).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// An earlier write or sync failed; nothing more is accepted until a restart.
     #[error("the store stopped accepting writes after a failed write: {0}; restart the server")]
     Failed(String),
+}
+
+/// What to tell the operator of a damaged store file (`<data_dir>/store/<file>`).
+fn repair_hint(path: &Path) -> String {
+    let data_dir = path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+    format!(
+        "acknowledged readings would be lost: nothing was changed. `eitwatch-server repair --data-dir {}` sets the \
+         damaged segment aside and records what it held as gaps (GET /api/v1/gaps)",
+        data_dir.display()
+    )
 }
 
 /// What an append did.
@@ -347,7 +387,7 @@ impl Summing {
 struct State {
     index: index::Index,
     /// Records encoded but not yet written, by segment (a rotation starts a new entry).
-    pending: Vec<(u64, Vec<u8>)>,
+    pending: Vec<Pending>,
     /// Sequence number of the last record encoded.
     seq: u64,
     /// The segment new records go to, and the bytes already given to it.
@@ -357,6 +397,43 @@ struct State {
     defined_in: Vec<u64>,
     /// Per segment, the oldest and newest point time in it.
     segment_times: BTreeMap<u64, (i64, i64)>,
+    /// What the segment being encoded holds, for its seal.
+    summary: Summary,
+}
+
+/// Records of one segment on their way to disk.
+#[derive(Debug)]
+struct Pending {
+    segment: u64,
+    bytes: Vec<u8>,
+    /// For the first records of a segment: the seal of the one before.
+    seal_previous: Option<Vec<manifest::SeriesSummary>>,
+}
+
+/// Per series id, the oldest and newest time and the count of its points in one segment.
+#[derive(Debug, Default)]
+struct Summary {
+    by_id: Vec<(i64, i64, u64)>,
+}
+
+impl Summary {
+    fn add(&mut self, id: u32, time_ns: i64) {
+        let i = id as usize;
+        if self.by_id.len() <= i {
+            self.by_id.resize(i + 1, (i64::MAX, i64::MIN, 0));
+        }
+        let e = &mut self.by_id[i];
+        *e = (e.0.min(time_ns), e.1.max(time_ns), e.2 + 1);
+    }
+
+    fn of(&self, index: &index::Index) -> Vec<manifest::SeriesSummary> {
+        manifest::summaries(
+            (0u32..)
+                .zip(&self.by_id)
+                .filter(|(_, (_, _, count))| *count > 0)
+                .filter_map(|(id, stats)| Some((index.key(id)?, *stats))),
+        )
+    }
 }
 
 /// What the commit lock guards: the open segment file.
@@ -365,7 +442,11 @@ struct Commit {
     file: File,
     segment: u64,
     offset: u64,
+    /// CRC-32 of the segment's bytes so far, for its seal.
+    crc: crc32fast::Hasher,
     durable_seq: u64,
+    /// The manifest, appended to at rotation, retention and close.
+    manifest: File,
 }
 
 /// The embedded store.
@@ -383,6 +464,9 @@ pub struct Store {
     durable: watch::Sender<LogPosition>,
 }
 
+/// How often the acknowledged position is written (see [`checkpoint`]).
+const ACKNOWLEDGED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -395,6 +479,16 @@ impl Store {
     /// Opens (or creates) the store in `dir`, replays its segments, cuts a torn tail, and
     /// starts a new segment.
     pub fn open(dir: &Path, options: &StoreSection) -> Result<Store, StoreError> {
+        Store::open_with(dir, options, Some(ACKNOWLEDGED_EVERY))
+    }
+
+    /// [`Store::open`], writing the acknowledged position every `acknowledged_every` (never
+    /// with `None`: tests that tear an acknowledged write, as no power cut can).
+    pub(crate) fn open_with(
+        dir: &Path,
+        options: &StoreSection,
+        acknowledged_every: Option<std::time::Duration>,
+    ) -> Result<Store, StoreError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
@@ -403,15 +497,69 @@ impl Store {
         let started = std::time::Instant::now();
         let retention_ns = options.retention_days.map(|d| i64::from(d).saturating_mul(86_400_000_000_000));
         let cutoff_ns = retention_ns.map_or(i64::MIN, |r| now_ns().saturating_sub(r));
+        let known = manifest::read(dir)
+            .map_err(|reason| StoreError::Damaged { path: manifest::path(dir), reason: reason.clone() })?;
         let segments = log::list_segments(dir).map_err(io(dir))?;
+        let acknowledged = checkpoint::read(dir);
+        if let Some(known) = &known {
+            for (n, state) in known {
+                if !matches!(state, manifest::Segment::Dropped { .. }) && segments.binary_search(n).is_err() {
+                    return Err(StoreError::Damaged {
+                        path: log::segment_path(dir, *n),
+                        reason: format!("missing; the manifest has it {}", state.describe()),
+                    });
+                }
+            }
+        }
         let mut index = index::Index::default();
         let mut segment_times = BTreeMap::new();
+        // Manifest lines this open owes: seals of the segments replayed unsealed, drops of
+        // empty ones.
+        let mut owed = Vec::new();
         for (i, &n) in segments.iter().enumerate() {
             let path = log::segment_path(dir, n);
+            let last = i + 1 == segments.len();
+            let state = match &known {
+                None => None,
+                Some(known) => match known.get(&n) {
+                    Some(manifest::Segment::Dropped { reason }) => {
+                        tracing::warn!(path = %path.display(), %reason, "A segment the manifest dropped is still there; not read");
+                        continue;
+                    }
+                    Some(state) => Some(state),
+                    // Made by a rotation that crashed before announcing it: nothing in it
+                    // was acknowledged, so it is empty.
+                    None if last && std::fs::metadata(&path).map_err(io(&path))?.len() == 0 => {
+                        std::fs::remove_file(&path).map_err(io(&path))?;
+                        continue;
+                    }
+                    None => {
+                        return Err(StoreError::Damaged {
+                            path,
+                            reason: "not in the manifest: a segment this store never announced".into(),
+                        });
+                    }
+                },
+            };
             let bytes = std::fs::read(&path).map_err(io(&path))?;
+            let sealed = match state {
+                Some(manifest::Segment::Sealed { bytes: len, crc32, .. }) => Some((*len, *crc32)),
+                _ => None,
+            };
+            if let Some((len, _)) = sealed
+                && bytes.len() as u64 != len
+            {
+                let how = if (bytes.len() as u64) < len { "shortened" } else { "grown" };
+                return Err(StoreError::Damaged {
+                    path,
+                    reason: format!("{how}: {} bytes, sealed with {len}", bytes.len()),
+                });
+            }
             let mut defs = HashMap::new();
             let mut ids: HashMap<u32, u32> = HashMap::new();
             let mut times = (i64::MAX, i64::MIN);
+            // What an unsealed segment holds, for its seal.
+            let mut summary = (sealed.is_none()).then(Summary::default);
             let mut offset = 0usize;
             while offset < bytes.len() {
                 let Some(payload) = log::record_at(&bytes, offset) else { break };
@@ -422,6 +570,9 @@ impl Store {
                     log::Entry::Point { id, time_ns, stored, .. } => {
                         times = (times.0.min(time_ns), times.1.max(time_ns));
                         let Some(&id) = ids.get(&id) else { return };
+                        if let Some(summary) = &mut summary {
+                            summary.add(id, time_ns);
+                        }
                         if time_ns >= cutoff_ns && index.get(id, time_ns).is_none() {
                             index.insert(id, time_ns, &stored);
                         }
@@ -434,13 +585,31 @@ impl Store {
                 })?;
                 offset += log::HEADER_BYTES + payload.len();
             }
+            // How much of an unsealed segment was acknowledged, at least.
+            let floor = match acknowledged {
+                Some(a) if a.segment == n && sealed.is_none() => a.offset as usize,
+                _ => 0,
+            };
+            if bytes.len() < floor {
+                return Err(StoreError::Damaged {
+                    path,
+                    reason: format!("shortened: {} bytes, but {floor} were acknowledged", bytes.len()),
+                });
+            }
+            if offset < floor {
+                return Err(StoreError::Corrupt {
+                    path,
+                    offset: offset as u64,
+                    reason: format!("damaged record before the last acknowledged position (byte {floor})"),
+                });
+            }
             if offset < bytes.len() {
-                if i + 1 < segments.len() {
-                    return Err(StoreError::Corrupt {
-                        path,
-                        offset: offset as u64,
-                        reason: "damaged record before the last segment's tail".into(),
-                    });
+                if !last || sealed.is_some() {
+                    let reason = match sealed {
+                        Some(_) => "damaged record in a sealed segment",
+                        None => "damaged record before the last segment's tail",
+                    };
+                    return Err(StoreError::Corrupt { path, offset: offset as u64, reason: reason.into() });
                 }
                 if let Some(next) = log::group_after(&bytes, offset) {
                     return Err(StoreError::Corrupt {
@@ -456,9 +625,25 @@ impl Store {
                 file.set_len(offset as u64).map_err(io(&path))?;
                 file.sync_all().map_err(io(&path))?;
             }
+            if let Some((_, crc32)) = sealed
+                && crc32fast::hash(&bytes) != crc32
+            {
+                return Err(StoreError::Damaged {
+                    path,
+                    reason: "its bytes differ from its seal (CRC-32), though every record reads".into(),
+                });
+            }
             if offset == 0 {
+                if known.is_some() {
+                    owed.push(manifest::Line::Drop { segment: n, reason: "empty".into() });
+                }
                 std::fs::remove_file(&path).map_err(io(&path))?;
-            } else if times.0 <= times.1 {
+            } else if let Some(summary) = summary {
+                let crc32 = crc32fast::hash(&bytes[..offset]);
+                let series = summary.of(&index);
+                owed.push(manifest::seal(dir, n, offset as u64, crc32, &series).map_err(io(dir))?);
+            }
+            if offset > 0 && times.0 <= times.1 {
                 segment_times.insert(n, times);
             }
         }
@@ -466,6 +651,18 @@ impl Store {
         let path = log::segment_path(dir, segment);
         let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io(&path))?;
         sync_dir(dir).map_err(io(dir))?;
+        let manifest_path = manifest::path(dir);
+        if known.is_none() {
+            tracing::info!(
+                path = %manifest_path.display(),
+                segments = owed.len(),
+                format = manifest::FORMAT,
+                "Store manifest written: the segments found are sealed as they are"
+            );
+        }
+        let mut manifest = manifest::open(dir).map_err(io(&manifest_path))?;
+        owed.push(manifest::Line::Open { segment });
+        manifest::append(&mut manifest, &owed).map_err(io(&manifest_path))?;
         tracing::info!(
             dir = %dir.display(),
             segments = segment_times.len(),
@@ -487,13 +684,24 @@ impl Store {
                 segment_bytes: 0,
                 defined_in,
                 segment_times,
+                summary: Summary::default(),
             }),
-            commit: Mutex::new(Commit { file, segment, offset: 0, durable_seq: 0 }),
+            commit: Mutex::new(Commit {
+                file,
+                segment,
+                offset: 0,
+                crc: crc32fast::Hasher::new(),
+                durable_seq: 0,
+                manifest,
+            }),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             written_segment: AtomicU64::new(segment),
             durable: watch::Sender::new(LogPosition { segment, offset: 0 }),
         };
+        if let Some(every) = acknowledged_every {
+            checkpoint::spawn(dir, store.durable(), every).map_err(io(dir))?;
+        }
         store.apply_retention();
         Ok(store)
     }
@@ -621,15 +829,21 @@ impl Store {
         }
     }
 
-    fn write_pending(&self, commit: &mut Commit, pending: Vec<(u64, Vec<u8>)>) -> Result<(), StoreError> {
-        for (segment, mut bytes) in pending {
+    fn write_pending(&self, commit: &mut Commit, pending: Vec<Pending>) -> Result<(), StoreError> {
+        for Pending { segment, mut bytes, seal_previous } in pending {
             if segment != commit.segment {
                 let old = log::segment_path(&self.dir, commit.segment);
                 commit.file.sync_data().map_err(|source| StoreError::Io { path: old, source })?;
+                let in_dir = |source| StoreError::Io { path: self.dir.clone(), source };
+                let crc32 = std::mem::take(&mut commit.crc).finalize();
+                let series = seal_previous.unwrap_or_default();
+                let seal = manifest::seal(&self.dir, commit.segment, commit.offset, crc32, &series).map_err(in_dir)?;
                 let path = log::segment_path(&self.dir, segment);
                 let io = |source| StoreError::Io { path: path.clone(), source };
                 commit.file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io)?;
-                sync_dir(&self.dir).map_err(|source| StoreError::Io { path: self.dir.clone(), source })?;
+                // One directory sync for the content file and the new segment.
+                sync_dir(&self.dir).map_err(in_dir)?;
+                self.record(commit, &[seal, manifest::Line::Open { segment }])?;
                 // The previous segment is complete and synced: the sink may read it to its end.
                 commit.segment = segment;
                 commit.offset = 0;
@@ -641,10 +855,44 @@ impl Store {
             let group_bytes = (bytes.len() - log::GROUP_RECORD_BYTES) as u64;
             bytes[..log::GROUP_RECORD_BYTES].copy_from_slice(&log::group_record(group_bytes));
             commit.file.write_all(&bytes).map_err(io)?;
+            commit.crc.update(&bytes);
             commit.offset += bytes.len() as u64;
         }
         let path = log::segment_path(&self.dir, commit.segment);
         commit.file.sync_data().map_err(|source| StoreError::Io { path, source })
+    }
+
+    /// Appends lines to the manifest, synced.
+    fn record(&self, commit: &mut Commit, lines: &[manifest::Line]) -> Result<(), StoreError> {
+        manifest::append(&mut commit.manifest, lines)
+            .map_err(|source| StoreError::Io { path: manifest::path(&self.dir), source })
+    }
+
+    /// Seals the segment being written (a clean shutdown): the next start then knows its
+    /// length and content, so that any later change to it is found. Appends are refused
+    /// from now on.
+    pub fn close(&self) -> Result<(), StoreError> {
+        let mut commit = lock(&self.commit);
+        if self.failed.load(Ordering::Acquire) {
+            // Replayed and sealed at the next start.
+            return Ok(());
+        }
+        let (pending, upto, series) = {
+            let mut state = lock(&self.state);
+            *lock(&self.failure) = Some("the store is closed".into());
+            self.failed.store(true, Ordering::Release);
+            let series = state.summary.of(&state.index);
+            (std::mem::take(&mut state.pending), state.seq, series)
+        };
+        self.write_pending(&mut commit, pending)?;
+        commit.durable_seq = upto;
+        let io = |source| StoreError::Io { path: self.dir.clone(), source };
+        let seal = manifest::seal(&self.dir, commit.segment, commit.offset, commit.crc.clone().finalize(), &series)
+            .map_err(io)?;
+        sync_dir(&self.dir).map_err(io)?;
+        self.record(&mut commit, &[seal])?;
+        tracing::info!(segment = commit.segment, bytes = commit.offset, "Store closed: its last segment sealed");
+        Ok(())
     }
 
     /// Readings of the series matching a filter, within `[from_ns, to_ns)`, by series then time.
@@ -792,7 +1040,17 @@ impl Store {
             }
             (dropped, expired)
         };
+        if !expired.is_empty() {
+            let lines: Vec<_> =
+                expired.iter().map(|n| manifest::Line::Drop { segment: *n, reason: "retention".into() }).collect();
+            if let Err(error) = self.record(&mut lock(&self.commit), &lines) {
+                // Deleting them unrecorded would look like damage at the next start.
+                tracing::warn!(%error, "Cannot record expired segments in the manifest; kept for now");
+                return Vec::new();
+            }
+        }
         for n in &expired {
+            let _ = std::fs::remove_file(manifest::content_path(&self.dir, *n));
             let path = log::segment_path(&self.dir, *n);
             if let Err(error) = std::fs::remove_file(&path) {
                 tracing::warn!(path = %path.display(), %error, "Cannot delete an expired segment");
@@ -808,16 +1066,18 @@ impl Store {
 impl State {
     /// Encodes the batch's new points as one record into the pending buffer.
     fn encode(&mut self, inserted: &[(u32, i64, usize)], batch: &[impl Offered], segment_max_bytes: u64) {
+        let mut seal_previous = None;
         if self.segment_bytes >= segment_max_bytes {
+            seal_previous = Some(std::mem::take(&mut self.summary).of(&self.index));
             self.segment += 1;
             self.segment_bytes = 0;
         }
         let segment = self.segment;
-        if self.pending.last().is_none_or(|(s, _)| *s != segment) {
+        if self.pending.last().is_none_or(|p| p.segment != segment) {
             let mut group = Vec::with_capacity(log::GROUP_RECORD_BYTES + inserted.len() * log::POINT_BYTES + 64);
             group.extend_from_slice(&[0; log::GROUP_RECORD_BYTES]);
             self.segment_bytes += log::GROUP_RECORD_BYTES as u64;
-            self.pending.push((segment, group));
+            self.pending.push(Pending { segment, bytes: group, seal_previous });
         }
         if self.defined_in.len() < self.index.series.len() {
             self.defined_in.resize(self.index.series.len(), 0);
@@ -825,7 +1085,10 @@ impl State {
         let (min, max) = inserted.iter().fold((i64::MAX, i64::MIN), |(a, b), (_, t, _)| (a.min(*t), b.max(*t)));
         let times = self.segment_times.entry(segment).or_insert((min, max));
         *times = (times.0.min(min), times.1.max(max));
-        let (_, out) = self.pending.last_mut().expect("pushed above");
+        for &(id, t, _) in inserted {
+            self.summary.add(id, t);
+        }
+        let out = &mut self.pending.last_mut().expect("pushed above").bytes;
         let before = out.len();
         let start = log::begin_record(out);
         // Definitions first, so that the points follow as one entry.

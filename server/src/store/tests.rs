@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)] // Tests: a failure is the panic.
 
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use eitwatch_config::line_protocol::{DecodeContext, Precision, decode_rows};
@@ -113,7 +114,7 @@ fn a_torn_tail_is_cut_and_acknowledged_batches_stay() {
 #[test]
 fn a_truncated_last_record_is_cut() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &options()).unwrap();
+    let store = Store::open_with(dir.path(), &options(), None).unwrap();
     store.append(&[r("cod", 1.0, 1)]).unwrap();
     store.append(&[r("cod", 2.0, 2), r("cod", 3.0, 3)]).unwrap();
     drop(store);
@@ -121,7 +122,7 @@ fn a_truncated_last_record_is_cut() {
     let full = std::fs::metadata(&path).unwrap().len();
     // The second record: header + one point entry (22 bytes); cut 5 of its bytes.
     OpenOptions::new().write(true).open(&path).unwrap().set_len(full - 5).unwrap();
-    let store = Store::open(dir.path(), &options()).unwrap();
+    let store = Store::open_with(dir.path(), &options(), None).unwrap();
     assert_eq!(values(&store, "cod"), vec![(1, 1.0)], "the cut record's batch is gone whole");
     // A flipped byte inside the last record fails its checksum: cut too.
     store.append(&[r("cod", 4.0, 4)]).unwrap();
@@ -131,7 +132,7 @@ fn a_truncated_last_record_is_cut() {
     let n = bytes.len();
     bytes[n - 3] ^= 0xff;
     std::fs::write(&last, &bytes).unwrap();
-    let store = Store::open(dir.path(), &options()).unwrap();
+    let store = Store::open_with(dir.path(), &options(), None).unwrap();
     assert_eq!(values(&store, "cod"), vec![(1, 1.0)]);
 }
 
@@ -166,14 +167,199 @@ fn segments_rotate_and_every_segment_decodes_on_its_own() {
     drop(store);
     let segments = log::list_segments(dir.path()).unwrap();
     assert!(segments.len() >= 5, "{segments:?}");
-    // Delete the first segments (what retention does): the rest still decode.
-    std::fs::remove_file(log::segment_path(dir.path(), segments[0])).unwrap();
-    std::fs::remove_file(log::segment_path(dir.path(), segments[1])).unwrap();
+    // Set the first segments aside (as repair does): the rest still decode.
+    for n in &segments[..2] {
+        std::fs::remove_file(log::segment_path(dir.path(), *n)).unwrap();
+    }
+    let lost = repair_all(dir.path());
+    assert_eq!(lost.iter().map(|d| d.segment).collect::<Vec<_>>(), segments[..2]);
     let store = Store::open(dir.path(), &small).unwrap();
     let cod = values(&store, "cod");
     assert_eq!(cod.last(), Some(&(39, 39.0)));
     assert!(cod.len() < 40 && cod.len() > 20, "{}", cod.len());
     assert!(cod.windows(2).all(|w| w[1].0 == w[0].0 + 1), "a contiguous tail survives");
+    let lost_readings: u64 = lost.iter().map(repair::Damage::readings).sum();
+    assert_eq!(lost_readings as usize + store.len(), 80, "what repair reports lost is exactly what is gone");
+}
+
+/// Runs repair until the store opens; returns each damage set aside.
+fn repair_all(dir: &Path) -> Vec<repair::Damage> {
+    let mut out = Vec::new();
+    while let Some(damage) = repair::find(dir).unwrap() {
+        repair::set_aside(dir, &damage).unwrap();
+        assert!(out.len() < 100, "repair does not converge: {damage:?}");
+        out.push(damage);
+    }
+    out
+}
+
+/// Writes `batches` batches of one cod and one ph reading each, in small segments; returns
+/// the segments that hold them.
+fn written(dir: &Path, batches: i64) -> Vec<u64> {
+    let store = Store::open(dir, &StoreSection { segment_max_bytes: 200, ..options() }).unwrap();
+    for t in 0..batches {
+        store.append(&[r("cod", t as f64, t), r("ph", 7.0, t)]).unwrap();
+    }
+    store.close().unwrap();
+    assert!(store.append(&[r("cod", 1.0, 1_000)]).is_err(), "a closed store takes nothing");
+    drop(store);
+    log::list_segments(dir).unwrap()
+}
+
+fn damaged(e: StoreError) -> (PathBuf, String) {
+    match e {
+        StoreError::Damaged { path, reason } => (path, reason),
+        e => panic!("not Damaged: {e}"),
+    }
+}
+
+#[test]
+fn a_missing_middle_segment_stops_the_open_and_repair_records_exactly_what_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = written(dir.path(), 40);
+    let middle = log::segment_path(dir.path(), segments[segments.len() / 2]);
+    let held = {
+        let mut defs = HashMap::new();
+        let bytes = std::fs::read(&middle).unwrap();
+        let mut times = Vec::new();
+        let mut at = 0;
+        while let Some(payload) = log::record_at(&bytes, at) {
+            log::decode_record(payload, &mut defs, |e| {
+                if let log::Entry::Point { time_ns, key: Some(k), .. } = e {
+                    times.push((k.parameter.to_string(), time_ns));
+                }
+            })
+            .unwrap();
+            at += log::HEADER_BYTES + payload.len();
+        }
+        times
+    };
+    assert!(!held.is_empty());
+    std::fs::remove_file(&middle).unwrap();
+    let e = Store::open(dir.path(), &options()).unwrap_err();
+    let message = e.to_string();
+    let (path, reason) = damaged(e);
+    assert_eq!(path, middle);
+    assert!(reason.starts_with("missing"), "{reason}");
+    assert!(message.contains("eitwatch-server repair --data-dir"), "{message}");
+    let lost = repair_all(dir.path());
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].undecoded_bytes, 0);
+    let cod: Vec<i64> = held.iter().filter(|(p, _)| p == "cod").map(|(_, t)| *t).collect();
+    let lost_cod = lost[0].lost.iter().find(|s| s.parameter == "cod").unwrap();
+    assert_eq!(
+        (lost_cod.from_ns, lost_cod.to_ns, lost_cod.count, &*lost_cod.factory, &*lost_cod.point, &*lost_cod.kind),
+        (cod[0], *cod.last().unwrap(), cod.len() as u64, "f1", "outfall-1", "effluent")
+    );
+    assert_eq!(lost[0].readings() as usize, held.len());
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(store.len() + held.len(), 80, "every other reading is there");
+    let got: Vec<i64> = values(&store, "cod").iter().map(|(t, _)| *t).collect();
+    assert!(got.iter().all(|t| !cod.contains(t)));
+}
+
+#[test]
+fn the_newest_segment_emptied_or_cut_before_its_last_group_stops_the_open() {
+    for cut in ["emptied", "halved"] {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = written(dir.path(), 10);
+        let newest = log::segment_path(dir.path(), *segments.last().unwrap());
+        let len = std::fs::metadata(&newest).unwrap().len();
+        assert!(len > 100, "{len}");
+        let to = if cut == "emptied" { 0 } else { len / 2 };
+        OpenOptions::new().write(true).open(&newest).unwrap().set_len(to).unwrap();
+        let (path, reason) = damaged(Store::open(dir.path(), &options()).unwrap_err());
+        assert_eq!(path, newest, "{cut}");
+        assert!(reason.contains(&format!("shortened: {to} bytes, sealed with {len}")), "{cut}: {reason}");
+        assert_eq!(std::fs::metadata(&newest).unwrap().len(), to, "{cut}: nothing cut or deleted");
+    }
+}
+
+#[test]
+fn a_segment_sealed_at_the_next_start_after_a_crash_is_checked_from_then_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    for t in 0..5 {
+        store.append(&[r("cod", t as f64, t)]).unwrap();
+    }
+    drop(store); // A crash: nothing sealed.
+    let crashed = log::segment_path(dir.path(), log::list_segments(dir.path()).unwrap()[0]);
+    drop(Store::open(dir.path(), &options()).unwrap());
+    let len = std::fs::metadata(&crashed).unwrap().len();
+    OpenOptions::new().write(true).open(&crashed).unwrap().set_len(len - 20).unwrap();
+    let (path, reason) = damaged(Store::open(dir.path(), &options()).unwrap_err());
+    assert_eq!(path, crashed);
+    assert!(reason.starts_with("shortened"), "{reason}");
+}
+
+#[test]
+fn a_flipped_byte_in_an_old_segment_stops_the_open_and_repair_sets_the_segment_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = written(dir.path(), 40);
+    let old = log::segment_path(dir.path(), segments[1]);
+    let mut bytes = std::fs::read(&old).unwrap();
+    bytes[40] ^= 0x10;
+    std::fs::write(&old, &bytes).unwrap();
+    let e = Store::open(dir.path(), &options()).unwrap_err();
+    assert!(matches!(&e, StoreError::Corrupt { path, .. } if *path == old), "{e}");
+    assert!(e.to_string().contains("eitwatch-server repair"), "{e}");
+    let lost = repair_all(dir.path());
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].path, old);
+    let aside = dir.path().join("damaged").join(old.file_name().unwrap());
+    assert_eq!(std::fs::read(&aside).unwrap(), bytes, "set aside as it was, not deleted");
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(store.len() as u64 + lost[0].readings(), 80);
+}
+
+#[test]
+fn a_segment_the_manifest_never_announced_stops_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = written(dir.path(), 10);
+    let stray = log::segment_path(dir.path(), segments[0] + 100);
+    std::fs::copy(log::segment_path(dir.path(), segments[0]), &stray).unwrap();
+    // The highest segment, with content: not a crashed rotation's empty file.
+    let (path, reason) = damaged(Store::open(dir.path(), &options()).unwrap_err());
+    assert_eq!(path, stray);
+    assert!(reason.contains("not in the manifest"), "{reason}");
+    // An empty one is what a crash between creating a segment and announcing it leaves.
+    std::fs::write(&stray, b"").unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(store.len(), 20);
+    assert!(!stray.exists());
+}
+
+#[test]
+fn a_store_of_format_1_opens_and_gets_its_manifest_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/testdata/v1");
+    for n in log::list_segments(&fixture).unwrap() {
+        std::fs::copy(log::segment_path(&fixture, n), log::segment_path(dir.path(), n)).unwrap();
+    }
+    assert!(!manifest::path(dir.path()).exists());
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(store.len(), 25);
+    assert_eq!(values(&store, "cod").last(), Some(&(100, 100.0)));
+    store.close().unwrap();
+    drop(store);
+    let lines: Vec<manifest::Line> = crate::jsonl::read(&manifest::path(dir.path())).unwrap();
+    assert_eq!(lines.iter().filter(|l| matches!(l, manifest::Line::Format { version: 2 })).count(), 1);
+    let sealed: u64 = lines
+        .iter()
+        .filter_map(|l| match l {
+            manifest::Line::Seal { segment, readings, .. } => {
+                let content = manifest::content(dir.path(), *segment).unwrap();
+                assert_eq!(content.iter().map(|s| s.count).sum::<u64>(), *readings);
+                Some(*readings)
+            }
+            _ => None,
+        })
+        .sum();
+    assert_eq!(sealed, 25, "every reading of the earlier format is in a seal");
+    // From now on it is checked as any other.
+    let first = log::segment_path(dir.path(), 1);
+    std::fs::remove_file(&first).unwrap();
+    assert_eq!(damaged(Store::open(dir.path(), &options()).unwrap_err()).0, first);
 }
 
 #[test]
@@ -418,7 +604,7 @@ fn damage_followed_by_a_later_commit_is_not_cut_as_a_torn_tail() {
 #[test]
 fn a_torn_last_commit_is_cut_even_with_good_records_after_the_damage() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &options()).unwrap();
+    let store = Store::open_with(dir.path(), &options(), None).unwrap();
     for t in 1..=3 {
         store.append(&[r("cod", t as f64, t)]).unwrap();
     }
@@ -433,7 +619,7 @@ fn a_torn_last_commit_is_cut_even_with_good_records_after_the_damage() {
     let (second, _) = recs[3];
     torn[second + log::HEADER_BYTES + 7] ^= 0x01;
     std::fs::write(&path, &torn).unwrap();
-    let store = Store::open(dir.path(), &options()).unwrap();
+    let store = Store::open_with(dir.path(), &options(), None).unwrap();
     assert_eq!(values(&store, "cod"), vec![(1, 1.0)]);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), second as u64, "cut at the damage");
 }
@@ -649,4 +835,105 @@ fn a_read_in_slices_or_resumed_anywhere_gives_each_reading_once() {
     let mut slice = Vec::new();
     store.read(&mut scan, 1000, &mut slice);
     assert_eq!(slice.iter().map(|&(_, t, _)| t).collect::<Vec<_>>(), [50, 60, 70, 80, 90].repeat(3));
+}
+
+/// Waits (bounded) until the acknowledged-position file holds the store's durable position.
+fn acknowledged_written(store: &Store) {
+    let want = *store.durable().borrow();
+    for _ in 0..500 {
+        if checkpoint::read(store.dir()) == Some(want) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the acknowledged position {want:?} was not written");
+}
+
+/// A store of 20 acknowledged batches, its acknowledged position written, then a crash.
+fn crashed_after_20_acknowledged() -> (tempfile::TempDir, Option<std::time::Duration>) {
+    let dir = tempfile::tempdir().unwrap();
+    let every = Some(std::time::Duration::from_millis(10));
+    let store = Store::open_with(dir.path(), &options(), every).unwrap();
+    for t in 0..20 {
+        store.append(&[r("cod", t as f64, t)]).unwrap();
+    }
+    acknowledged_written(&store);
+    drop(store); // A crash: the segment is not sealed.
+    (dir, every)
+}
+
+#[test]
+fn after_a_crash_the_newest_segment_cut_before_its_last_acknowledged_position_stops_the_open() {
+    let (dir, every) = crashed_after_20_acknowledged();
+    let newest = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
+    let len = std::fs::metadata(&newest).unwrap().len();
+    // A torn write past the acknowledged position is still cut.
+    let mut f = OpenOptions::new().append(true).open(&newest).unwrap();
+    f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 2, 0]).unwrap();
+    drop(f);
+    let store = Store::open_with(dir.path(), &options(), every).unwrap();
+    assert_eq!(store.len(), 20);
+    assert_eq!(std::fs::metadata(&newest).unwrap().len(), len, "the torn tail is cut");
+    store.append(&[r("cod", 20.0, 20)]).unwrap();
+    acknowledged_written(&store);
+    drop(store);
+    let newest = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
+    let len = std::fs::metadata(&newest).unwrap().len();
+    for to in [len / 2, 0] {
+        OpenOptions::new().write(true).open(&newest).unwrap().set_len(to).unwrap();
+        let (path, reason) = damaged(Store::open(dir.path(), &options()).unwrap_err());
+        assert_eq!(path, newest);
+        assert_eq!(reason, format!("shortened: {to} bytes, but {len} were acknowledged"));
+    }
+    // A damaged record before the acknowledged position is not a torn tail either.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), &options(), every).unwrap();
+    for t in 0..3 {
+        store.append(&[r("cod", t as f64, t)]).unwrap();
+    }
+    acknowledged_written(&store);
+    drop(store);
+    let path = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Store::open(dir.path(), &options()).unwrap_err();
+    assert!(matches!(&e, StoreError::Corrupt { reason, .. } if reason.contains("acknowledged position")), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
+}
+
+#[test]
+fn repair_of_a_never_sealed_segment_counts_what_is_left_of_it_and_says_so() {
+    let (dir, _) = crashed_after_20_acknowledged();
+    let newest = log::segment_path(dir.path(), *log::list_segments(dir.path()).unwrap().last().unwrap());
+    let len = std::fs::metadata(&newest).unwrap().len();
+    OpenOptions::new().write(true).open(&newest).unwrap().set_len(len / 2).unwrap();
+    let lost = repair_all(dir.path());
+    assert_eq!(lost.len(), 1);
+    assert!(!lost[0].sealed);
+    let whole = records(&std::fs::read(dir.path().join("damaged").join(newest.file_name().unwrap())).unwrap());
+    // Group and batch records alternate; the batches whole in what is left are counted.
+    assert_eq!(lost[0].readings(), (whole.len() / 2) as u64);
+    assert!(lost[0].undecoded_bytes > 0);
+    assert_eq!(Store::open(dir.path(), &options()).unwrap().len(), 0);
+}
+
+#[test]
+fn a_segment_gone_with_its_content_file_is_still_found_and_counted_from_its_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = written(dir.path(), 40);
+    let n = segments[2];
+    std::fs::remove_file(log::segment_path(dir.path(), n)).unwrap();
+    std::fs::remove_file(manifest::content_path(dir.path(), n)).unwrap();
+    let (path, reason) = damaged(Store::open(dir.path(), &options()).unwrap_err());
+    assert_eq!(path, log::segment_path(dir.path(), n));
+    let sealed = reason.split("sealed with ").nth(1).unwrap().to_string();
+    let damage = repair::find(dir.path()).unwrap().unwrap();
+    assert!(damage.lost.is_empty());
+    assert!(damage.what.contains("cannot be named"), "{}", damage.what);
+    repair::set_aside(dir.path(), &damage).unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let readings: usize = sealed.split(" readings").next().unwrap().split(", ").nth(1).unwrap().parse().unwrap();
+    assert_eq!(store.len() + readings, 80, "{sealed}");
 }

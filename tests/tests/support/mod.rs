@@ -74,7 +74,7 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Its process id (for `/proc/<pid>/…`).
+    /// Its process id (for `prlimit`).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

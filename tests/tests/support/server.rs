@@ -30,6 +30,7 @@ struct Config {
     listen: String,
     server_keys: Vec<String>,
     anonymous_read: String,
+    api_keys: Vec<String>,
     tail: Vec<String>,
 }
 
@@ -64,6 +65,7 @@ impl TestServer {
                 listen: "127.0.0.1:0".into(),
                 server_keys: Vec::new(),
                 anonymous_read: "loopback".into(),
+                api_keys: Vec::new(),
                 tail: Vec::new(),
             },
             factory_tokens: Vec::new(),
@@ -112,6 +114,12 @@ impl TestServerBuilder {
     /// `[api] anonymous_read`: `loopback` (the default here) or `never`.
     pub fn anonymous_read(mut self, when: &str) -> Self {
         self.config.anonymous_read = when.into();
+        self
+    }
+
+    /// More keys of `[api]` (`trusted_proxies = ["127.0.0.1/32"]`).
+    pub fn api_keys(mut self, keys: &str) -> Self {
+        self.config.api_keys.push(keys.into());
         self
     }
 
@@ -215,7 +223,7 @@ impl TestServer {
 
     /// The running server's process id.
     pub fn pid(&self) -> u32 {
-        self.proc.as_ref().map(Proc::pid).expect("the server runs")
+        self.proc.as_ref().expect("the server runs").pid()
     }
 
     /// SIGKILL: nothing is flushed or saved on the way out.
@@ -238,6 +246,13 @@ impl TestServer {
     /// Restarts with `[server]`'s extra keys replaced by `keys`.
     pub async fn restart_with_server_keys(&mut self, keys: &str) {
         self.config.server_keys = vec![keys.into()];
+        self.restart().await;
+    }
+
+    /// Restarts with the tables appended to the config replaced by `toml` (a fixed
+    /// `[[ingest.mapping]]`, say).
+    pub async fn restart_with_config_tail(&mut self, toml: &str) {
+        self.config.tail = vec![toml.into()];
         self.restart().await;
     }
 
@@ -365,6 +380,9 @@ impl Config {
             toml.push_str(&format!("{keys}\n"));
         }
         toml.push_str(&format!("[api]\nanonymous_read = \"{}\"\n", self.anonymous_read));
+        for keys in &self.api_keys {
+            toml.push_str(&format!("{keys}\n"));
+        }
         for table in &self.tail {
             toml.push_str(&format!("{table}\n"));
         }
