@@ -20,7 +20,8 @@ fn start_ns(minutes: i64) -> i64 {
     let now_ns =
         i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos())
             .expect("ns");
-    (now_ns / MINUTE_NS - minutes - 1440) * MINUTE_NS
+    // On the hour, so that buckets of a few minutes hold whole minutes.
+    (now_ns / MINUTE_NS - minutes - 1440) / 60 * 60 * MINUTE_NS
 }
 
 /// A factory's effluent readings, one line a minute per outfall: values as an outfall's
