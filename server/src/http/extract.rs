@@ -49,7 +49,7 @@ impl ReadScope {
 /// address its forwarding header (`Forwarded`, else `X-Forwarded-For`) names that is not
 /// itself a trusted proxy. `None` when a trusted proxy names no usable address (`unknown`,
 /// an obfuscated name, garbage): that client is not known to be anyone in particular.
-fn client(proxies: &[IpNet], headers: &HeaderMap, peer: SocketAddr) -> Option<IpAddr> {
+pub(super) fn client(proxies: &[IpNet], headers: &HeaderMap, peer: SocketAddr) -> Option<IpAddr> {
     let trusted = |ip: IpAddr| proxies.iter().any(|p| p.contains(ip));
     if !trusted(peer.ip()) {
         return Some(peer.ip());

@@ -427,8 +427,18 @@ impl Series {
         }
     }
 
-    /// Calls `each` with the points in `[from_ns, to_ns)`, by time.
+    /// The points within `[from_ns, to_ns)`, oldest first.
+    #[cfg(test)]
     pub(crate) fn scan(&self, from_ns: i64, to_ns: i64, mut each: impl FnMut(i64, Stored)) {
+        self.scan_while(from_ns, to_ns, |t, s| {
+            each(t, s);
+            true
+        });
+    }
+
+    /// The points within `[from_ns, to_ns)`, oldest first, until `each` answers `false`
+    /// (for the point it was given, which then counts as not taken).
+    pub(crate) fn scan_while(&self, from_ns: i64, to_ns: i64, mut each: impl FnMut(i64, Stored) -> bool) {
         let start = self.chunk_for(from_ns).unwrap_or(0);
         for chunk in self.chunks[start.min(self.chunks.len())..].iter().take_while(|c| c.first() < to_ns) {
             if chunk.last() < from_ns {
@@ -436,7 +446,9 @@ impl Series {
             }
             let c = chunk.columns();
             for i in c.position(from_ns)..c.position(to_ns) {
-                each(c.time(i), c.get(i));
+                if !each(c.time(i), c.get(i)) {
+                    return;
+                }
             }
         }
     }

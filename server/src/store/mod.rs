@@ -301,6 +301,87 @@ pub struct Bucket {
     pub mean: f64,
 }
 
+/// Readings a [`Store::query`] or [`Store::downsample`] takes under the index lock at a time.
+const SLICE_POINTS: usize = 4096;
+
+/// Where a read resumes: the first reading not yet given, by series key then time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// Its series.
+    pub key: SeriesKey,
+    /// Its time (a reading of `key` earlier than this is not read again).
+    pub time_ns: i64,
+}
+
+/// A read in progress ([`Store::scan`], [`Store::read`]): the matching series in key
+/// order, and how far it got.
+#[derive(Debug)]
+pub struct Scan {
+    series: Vec<(SeriesKey, u32)>,
+    from_ns: i64,
+    to_ns: i64,
+    /// The series being read, and the time from which its points are still to be read.
+    next: usize,
+    at_ns: i64,
+}
+
+impl Scan {
+    /// The key of the series at `i` of the scan (as [`Store::read`] gives it).
+    pub fn key(&self, i: usize) -> &SeriesKey {
+        &self.series[i].0
+    }
+}
+
+/// Sums one series' readings, in time order, into buckets `every_ns` wide aligned to the
+/// epoch.
+#[derive(Debug)]
+pub struct Summing {
+    every_ns: i64,
+    open: Option<Bucket>,
+    sum: f64,
+}
+
+impl Summing {
+    /// Buckets `every_ns` wide (at least 1 ns).
+    pub fn new(every_ns: i64) -> Summing {
+        Summing { every_ns: every_ns.max(1), open: None, sum: 0.0 }
+    }
+
+    /// The start of the bucket holding `time_ns`.
+    pub fn start_of(&self, time_ns: i64) -> i64 {
+        time_ns.div_euclid(self.every_ns) * self.every_ns
+    }
+
+    /// Adds a reading; returns the bucket it closed, if it starts the next.
+    pub fn add(&mut self, time_ns: i64, value: f64) -> Option<Bucket> {
+        let start_ns = self.start_of(time_ns);
+        match &mut self.open {
+            Some(b) if b.start_ns == start_ns => {
+                b.count += 1;
+                b.min = b.min.min(value);
+                b.max = b.max.max(value);
+                self.sum += value;
+                b.mean = self.sum / b.count as f64;
+                None
+            }
+            _ => {
+                self.sum = value;
+                self.open.replace(Bucket { start_ns, count: 1, min: value, max: value, mean: value })
+            }
+        }
+    }
+
+    /// The bucket being summed.
+    pub fn open(&self) -> Option<&Bucket> {
+        self.open.as_ref()
+    }
+
+    /// The bucket being summed, closed (before the next series).
+    pub fn take(&mut self) -> Option<Bucket> {
+        self.open.take()
+    }
+}
+
 /// What the index lock guards: the index and the records not yet written.
 #[derive(Debug)]
 struct State {
@@ -821,14 +902,65 @@ impl Store {
         from_ns: i64,
         to_ns: i64,
     ) -> Vec<(SeriesKey, i64, Stored)> {
-        let state = lock(&self.state);
-        let mut series: Vec<&index::Series> = state.index.series.iter().filter(|s| filter(&s.key)).collect();
-        series.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut out = Vec::new();
-        for s in series {
-            s.scan(from_ns, to_ns, |t, v| out.push((s.key.clone(), t, v)));
+        let mut scan = self.scan(filter, from_ns, to_ns, None);
+        let (mut out, mut slice) = (Vec::new(), Vec::new());
+        while self.read(&mut scan, SLICE_POINTS, &mut slice) {
+            out.extend(slice.drain(..).map(|(i, t, s)| (scan.key(i).clone(), t, s)));
         }
         out
+    }
+
+    /// A read of the series matching a filter within `[from_ns, to_ns)`, by series key then
+    /// time, starting at `resume` (a reading earlier in that order is not read). Nothing is
+    /// read yet: [`Store::read`] takes it a slice at a time.
+    pub fn scan(&self, filter: impl Fn(&SeriesKey) -> bool, from_ns: i64, to_ns: i64, resume: Option<&Resume>) -> Scan {
+        let state = lock(&self.state);
+        let mut series: Vec<(SeriesKey, u32)> = state
+            .index
+            .series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| resume.is_none_or(|r| s.key >= r.key) && filter(&s.key))
+            .map(|(id, s)| (s.key.clone(), id as u32))
+            .collect();
+        drop(state);
+        series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let at_ns = match (resume, series.first()) {
+            (Some(r), Some((k, _))) if *k == r.key => r.time_ns.max(from_ns),
+            _ => from_ns,
+        };
+        Scan { series, from_ns, to_ns, next: 0, at_ns }
+    }
+
+    /// The next at most `max` readings of a scan into `out` (cleared first), each as its
+    /// series' position in the scan ([`Scan::key`]), time and value. The index lock is held
+    /// for one slice only, so that a long read never holds up writes. Returns whether it read
+    /// anything (`false`: the scan is done).
+    pub fn read(&self, scan: &mut Scan, max: usize, out: &mut Vec<(usize, i64, Stored)>) -> bool {
+        out.clear();
+        let state = lock(&self.state);
+        while scan.next < scan.series.len() && out.len() < max {
+            let (i, id) = (scan.next, scan.series[scan.next].1);
+            let mut stopped = None;
+            if let Some(series) = state.index.series.get(id as usize) {
+                series.scan_while(scan.at_ns, scan.to_ns, |t, s| {
+                    if out.len() == max {
+                        stopped = Some(t);
+                        return false;
+                    }
+                    out.push((i, t, s));
+                    true
+                });
+            }
+            match stopped {
+                Some(t) => scan.at_ns = t,
+                None => {
+                    scan.next += 1;
+                    scan.at_ns = scan.from_ns;
+                }
+            }
+        }
+        !out.is_empty()
     }
 
     /// Per matching series (in key order, only those with readings in range), its readings
@@ -840,35 +972,27 @@ impl Store {
         to_ns: i64,
         every_ns: i64,
     ) -> Vec<(SeriesKey, Vec<Bucket>)> {
-        let every_ns = every_ns.max(1);
-        let state = lock(&self.state);
-        let mut series: Vec<&index::Series> = state.index.series.iter().filter(|s| filter(&s.key)).collect();
-        series.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut out = Vec::new();
-        for s in series {
-            let mut buckets: Vec<Bucket> = Vec::new();
-            let mut sum = 0.0;
-            s.scan(from_ns, to_ns, |t, v| {
-                let start_ns = t.div_euclid(every_ns) * every_ns;
-                match buckets.last_mut() {
-                    Some(b) if b.start_ns == start_ns => {
-                        b.count += 1;
-                        b.min = b.min.min(v.value);
-                        b.max = b.max.max(v.value);
-                        sum += v.value;
-                        b.mean = sum / b.count as f64;
+        let mut scan = self.scan(filter, from_ns, to_ns, None);
+        let mut out: Vec<(usize, Vec<Bucket>)> = Vec::new();
+        let mut summing = Summing::new(every_ns);
+        let mut slice = Vec::new();
+        while self.read(&mut scan, SLICE_POINTS, &mut slice) {
+            for &(i, t, s) in &slice {
+                if out.last().is_none_or(|(last, _)| *last != i) {
+                    if let Some(b) = summing.take() {
+                        out.last_mut().expect("a bucket is of a series").1.push(b);
                     }
-                    _ => {
-                        sum = v.value;
-                        buckets.push(Bucket { start_ns, count: 1, min: v.value, max: v.value, mean: v.value });
-                    }
+                    out.push((i, Vec::new()));
                 }
-            });
-            if !buckets.is_empty() {
-                out.push((s.key.clone(), buckets));
+                if let Some(b) = summing.add(t, s.value) {
+                    out.last_mut().expect("pushed above").1.push(b);
+                }
             }
         }
-        out
+        if let (Some(b), Some((_, buckets))) = (summing.take(), out.last_mut()) {
+            buckets.push(b);
+        }
+        out.into_iter().map(|(i, buckets)| (scan.key(i).clone(), buckets)).collect()
     }
 
     /// Number of readings stored.

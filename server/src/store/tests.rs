@@ -797,6 +797,46 @@ fn a_series_emptied_by_an_undo_or_by_retention_takes_points_again() {
     assert_eq!(points(&index), [(1_500, 4.0), (2_000, 3.0)]);
 }
 
+#[test]
+fn a_read_in_slices_or_resumed_anywhere_gives_each_reading_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    // Three series sharing every time, across several chunks each.
+    let n = 3 * index::CHUNK_POINTS as i64;
+    let batch: Vec<Reading> =
+        ["bod", "cod", "ph"].iter().flat_map(|p| (0..n).map(move |t| r(p, t as f64, 10 * t))).collect();
+    store.append(&batch).unwrap();
+    let whole = store.query(|_| true, i64::MIN, i64::MAX);
+    assert_eq!(whole.len() as i64, 3 * n);
+    for max in [1, 7, 128, 129, 1000] {
+        let mut scan = store.scan(|_| true, i64::MIN, i64::MAX, None);
+        let (mut got, mut slice) = (Vec::new(), Vec::new());
+        while store.read(&mut scan, max, &mut slice) {
+            assert!(slice.len() <= max);
+            got.extend(slice.iter().map(|&(i, t, s)| (scan.key(i).clone(), t, s)));
+        }
+        assert_eq!(got, whole, "slices of {max}");
+    }
+    // Resumed at any reading (inside a series, at its first, at a time it shares with the
+    // others): exactly the readings from there on.
+    for at in [0, 1, 200, n as usize, n as usize + 1, 3 * n as usize - 1] {
+        let (key, time_ns, _) = &whole[at];
+        let resume = Resume { key: key.clone(), time_ns: *time_ns };
+        let mut scan = store.scan(|_| true, i64::MIN, i64::MAX, Some(&resume));
+        let (mut got, mut slice) = (Vec::new(), Vec::new());
+        while store.read(&mut scan, 100, &mut slice) {
+            got.extend(slice.iter().map(|&(i, t, s)| (scan.key(i).clone(), t, s)));
+        }
+        assert_eq!(got, whole[at..], "resumed at {at}");
+    }
+    // Resumed before the span's start, the span still holds.
+    let key = whole[0].0.clone();
+    let mut scan = store.scan(|_| true, 50, 100, Some(&Resume { key, time_ns: i64::MIN }));
+    let mut slice = Vec::new();
+    store.read(&mut scan, 1000, &mut slice);
+    assert_eq!(slice.iter().map(|&(_, t, _)| t).collect::<Vec<_>>(), [50, 60, 70, 80, 90].repeat(3));
+}
+
 /// Waits (bounded) until the acknowledged-position file holds the store's durable position.
 fn acknowledged_written(store: &Store) {
     let want = *store.durable().borrow();
