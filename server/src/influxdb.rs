@@ -168,6 +168,7 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
     let client =
         reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| format!("HTTP client: {e}"))?;
     let mut cursor = load_cursor(&cursor_path, &dir);
+    app.store.hold("influxdb", cursor);
     let mut reader = Reader { dir: dir.clone(), segment: 0, defs: HashMap::new(), defs_offset: 0 };
     tracing::info!(url = %config.url, bucket = %config.bucket, segment = cursor.segment, offset = cursor.offset, "InfluxDB write-through started");
     let mut down_since: Option<std::time::Instant> = None;
@@ -243,6 +244,9 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
         cursor = batch.next;
         let path = cursor_path.clone();
         let saved = tokio::task::spawn_blocking(move || save_cursor(&path, cursor)).await.map_err(|e| e.to_string())?;
+        if saved.is_ok() {
+            app.store.hold("influxdb", cursor);
+        }
         if let Err(error) = saved {
             // Sending goes on; after a restart the batches since the last saved cursor are
             // sent again, which InfluxDB absorbs (one point per series and time).

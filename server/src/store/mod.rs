@@ -71,6 +71,9 @@
 //! a segment whose newest point is older is deleted whole. Checked at start and hourly.
 
 mod checkpoint;
+// Used by sealed partitions; the store's open partition does not yet seal.
+#[allow(dead_code)]
+mod codec;
 mod index;
 pub mod log;
 pub mod manifest;
@@ -462,6 +465,9 @@ pub struct Store {
     /// The segment being written (older ones are closed).
     written_segment: AtomicU64,
     durable: watch::Sender<LogPosition>,
+    /// Per reader of the log (InfluxDB write-through, the compliance checkpoint), the
+    /// position from which it still needs the log.
+    holds: Mutex<BTreeMap<&'static str, LogPosition>>,
 }
 
 /// How often the acknowledged position is written (see [`checkpoint`]).
@@ -698,6 +704,7 @@ impl Store {
             failure: Mutex::new(None),
             written_segment: AtomicU64::new(segment),
             durable: watch::Sender::new(LogPosition { segment, offset: 0 }),
+            holds: Mutex::new(BTreeMap::new()),
         };
         if let Some(every) = acknowledged_every {
             checkpoint::spawn(dir, store.durable(), every).map_err(io(dir))?;
@@ -1018,6 +1025,18 @@ impl Store {
     /// The end of what is on disk, updated after every sync.
     pub fn durable(&self) -> watch::Receiver<LogPosition> {
         self.durable.subscribe()
+    }
+
+    /// Records that `reader` still needs the log from `at` on: no segment holding anything
+    /// at or after the earliest hold is deleted (except by retention).
+    pub fn hold(&self, reader: &'static str, at: LogPosition) {
+        lock(&self.holds).insert(reader, at);
+    }
+
+    /// The earliest position a reader of the log still needs.
+    #[allow(dead_code)]
+    pub(crate) fn held_from(&self) -> Option<LogPosition> {
+        lock(&self.holds).values().min().copied()
     }
 
     /// Drops what is older than the retention period: points from the index, whole
