@@ -1,13 +1,89 @@
 //! Column codecs of sealed history: a series' timestamps and values, each column encoded on
 //! its own and decoded back bit for bit.
 //!
-//! Times: zig-zag varint delta-of-deltas (one byte a point at a regular interval).
-//! Values: the `f64` bits, little-endian.
+//! Sensor columns are regular: times one a minute or one a second, often on whole seconds
+//! or milliseconds; values random walks at an instrument's fixed decimal resolution (pH
+//! 0.01, COD 1 or 0.1 mg/L), with plateaus. Both columns therefore become integers whose
+//! consecutive differences are small, stored as frame-of-reference bit-packed blocks.
+//! Values that are not exact decimals (unit conversions, NaN, -0.0) fall back to an XOR of
+//! consecutive bit patterns, or raw bits when that would be larger. The choice was measured
+//! against the other candidates (`examples/codecs.rs`, `docs/benchmarks.md`).
+//!
+//! ## Format
+//! Every column starts with a mode byte naming its scheme, so a decoder knows which one
+//! wrote it and new schemes can be added; `n` (the number of points) is kept by the caller.
+//! Integers are little-endian; a *varint* is LEB128 (7 bits a byte, least significant
+//! group first, high bit set on all but the last byte, at most 10 bytes); a *zig-zag*
+//! varint holds an `i64` `v` as the varint of `(v << 1) ^ (v >> 63)`.
+//!
+//! `blocks(m)`: m `i64`s in blocks of 128 (the last holds the rest), each block
+//! `[min: zig-zag varint][width: u8, 0..=64][⌈len × width / 8⌉ bytes]`: every integer's
+//! difference from `min` (wrapping, as a `u64`, which fits in `width` bits) packed in
+//! order, least significant bit first, starting at the lowest bit of the block's first
+//! byte; the last byte's unused high bits are zero. A block of equal integers is 2–11
+//! bytes.
+//!
+//! Times, mode `1` (scaled deltas): `[1][e: u8, 0..=18]`, then if `n > 0`
+//! `[first time in ns: zig-zag varint]` and `blocks(n − 1)` of `(tᵢ − tᵢ₋₁) / 10^e`, the
+//! differences taken with wrapping `i64` arithmetic (any order of times, any values) and
+//! all of them multiples of `10^e` ns (the encoder takes the largest such `e`: 9 for times
+//! on whole seconds).
+//!
+//! Values, by mode:
+//! - `0` raw: n × `[f64 bits: u64]`.
+//! - `1` decimal: `[1][e: u8, 0..=18]`, then if `n > 0` `[m₀: zig-zag varint]` and
+//!   `blocks(n − 1)` of `mᵢ − mᵢ₋₁`, where every value is exactly the `f64` division
+//!   `mᵢ as f64 / 10^e` with `|mᵢ| ≤ 2^53` (the encoder takes the smallest such `e`, and
+//!   checks each value's bits; -0.0, NaN and infinities are never decimal).
+//! - `2` XOR: per value, the XOR `x` of its bits with the previous value's (the first's
+//!   with 0): `[0]` when `x = 0`; otherwise `[lz << 4 | len]` then the `len` bytes
+//!   (1..=8) of `x` that lie between its `lz` leading and its trailing zero bytes, least
+//!   significant first (`lz + len ≤ 8`).
+//!
+//! The encoder writes whichever of the three is smallest (mode 1 only when the values are
+//! decimal).
 
 /// A column that does not decode: its bytes end early or hold what no encoder wrote.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub(crate) struct CodecError(pub(crate) String);
+
+const TIMES_SCALED_DELTAS: u8 = 1;
+const VALUES_RAW: u8 = 0;
+const VALUES_DECIMAL: u8 = 1;
+const VALUES_XOR: u8 = 2;
+
+/// Integers a bit-packed block holds.
+const BLOCK_LEN: usize = 128;
+/// The largest decimal exponent: 10^18 is the largest power of ten in an `i64`, and every
+/// power of ten up to it is exact in an `f64`.
+const MAX_EXPONENT: usize = 18;
+const POW10_I64: [i64; MAX_EXPONENT + 1] = {
+    let mut p = [1i64; MAX_EXPONENT + 1];
+    let mut k = 1;
+    while k <= MAX_EXPONENT {
+        p[k] = p[k - 1] * 10;
+        k += 1;
+    }
+    p
+};
+const POW10_F64: [f64; MAX_EXPONENT + 1] = {
+    let mut p = [1f64; MAX_EXPONENT + 1];
+    let mut k = 1;
+    while k <= MAX_EXPONENT {
+        p[k] = p[k - 1] * 10.0;
+        k += 1;
+    }
+    p
+};
+/// Integers up to this magnitude are exact in an `f64`.
+const EXACT_F64_INT: f64 = 9_007_199_254_740_992.0;
+
+/// The fewest bytes any column of `n` points takes is more than `n / 64` (a block of 128
+/// equal integers is 2 bytes), so a decoder reserves no more than this for `bytes`.
+fn reservable(n: usize, bytes: &[u8]) -> usize {
+    n.min(bytes.len().saturating_mul(BLOCK_LEN / 2).saturating_add(1))
+}
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -32,6 +108,14 @@ fn get_varint(bytes: &[u8], at: &mut usize) -> Result<u64, CodecError> {
     Err(CodecError(format!("varint longer than 10 bytes before byte {at}", at = *at)))
 }
 
+fn get_byte(bytes: &[u8], at: &mut usize, what: &str) -> Result<u8, CodecError> {
+    let Some(&b) = bytes.get(*at) else {
+        return Err(CodecError(format!("{what} missing: the column ends at byte {at}", at = *at)));
+    };
+    *at += 1;
+    Ok(b)
+}
+
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
@@ -40,73 +124,515 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// Appends `blocks(ints.len())` (module doc) to `out`.
+fn put_blocks(ints: &[i64], out: &mut Vec<u8>) {
+    for block in ints.chunks(BLOCK_LEN) {
+        let min = block.iter().copied().min().unwrap_or(0);
+        let span = block.iter().fold(0u64, |span, &v| span | v.wrapping_sub(min) as u64);
+        let width = 64 - span.leading_zeros();
+        put_varint(out, zigzag(min));
+        out.push(width as u8);
+        if width == 0 {
+            continue;
+        }
+        let (mut acc, mut bits) = (0u128, 0u32);
+        for &v in block {
+            acc |= u128::from(v.wrapping_sub(min) as u64) << bits;
+            bits += width;
+            if bits >= 64 {
+                out.extend_from_slice(&(acc as u64).to_le_bytes());
+                acc >>= 64;
+                bits -= 64;
+            }
+        }
+        out.extend_from_slice(&(acc as u64).to_le_bytes()[..bits.div_ceil(8) as usize]);
+    }
+}
+
+/// Reads `blocks(count)` from `bytes` at `at`, giving each integer to `each` in order.
+fn get_blocks(bytes: &[u8], at: &mut usize, count: usize, mut each: impl FnMut(i64)) -> Result<(), CodecError> {
+    let mut left = count;
+    while left > 0 {
+        let len = left.min(BLOCK_LEN);
+        let start = *at;
+        let min = unzigzag(get_varint(bytes, at)?);
+        let width = u32::from(get_byte(bytes, at, "a block's bit width")?);
+        if width > 64 {
+            return Err(CodecError(format!("the block at byte {start} has a bit width of {width}, over 64")));
+        }
+        let packed_len = (len * width as usize).div_ceil(8);
+        let Some(packed) = bytes.get(*at..*at + packed_len) else {
+            return Err(CodecError(format!(
+                "the block at byte {start} needs {packed_len} bytes of {len} × {width} bits, {} left",
+                bytes.len() - *at
+            )));
+        };
+        *at += packed_len;
+        if width == 0 {
+            (0..len).for_each(|_| each(min));
+        } else {
+            let mask = u64::MAX >> (64 - width);
+            let (mut acc, mut bits, mut next) = (0u128, 0u32, packed.iter());
+            for _ in 0..len {
+                while bits < width {
+                    acc |= u128::from(next.next().copied().unwrap_or(0)) << bits;
+                    bits += 8;
+                }
+                each(min.wrapping_add((acc as u64 & mask) as i64));
+                acc >>= width;
+                bits -= width;
+            }
+        }
+        left -= len;
+    }
+    Ok(())
+}
+
 /// Appends `times_ns` (any order, any values) to `out`.
 pub(crate) fn encode_times(times_ns: &[i64], out: &mut Vec<u8>) {
-    let (mut previous, mut delta) = (0i64, 0i64);
-    for &t in times_ns {
-        let d = t.wrapping_sub(previous);
-        put_varint(out, zigzag(d.wrapping_sub(delta)));
-        (previous, delta) = (t, d);
+    let deltas: Vec<i64> = times_ns.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    // The largest power of ten dividing every difference: times on whole seconds or
+    // milliseconds, or at any offset from them at a whole interval, pack in fewer bits.
+    let mut e = MAX_EXPONENT;
+    for &d in &deltas {
+        while e > 0 && d % POW10_I64[e] != 0 {
+            e -= 1;
+        }
     }
+    out.push(TIMES_SCALED_DELTAS);
+    out.push(e as u8);
+    let Some(&first) = times_ns.first() else {
+        return;
+    };
+    put_varint(out, zigzag(first));
+    let unit = POW10_I64[e];
+    let scaled: Vec<i64> = deltas.iter().map(|d| d / unit).collect();
+    put_blocks(&scaled, out);
 }
 
 /// Decodes `n` times from the start of `bytes` into `out`; returns the bytes read.
 pub(crate) fn decode_times(bytes: &[u8], n: usize, out: &mut Vec<i64>) -> Result<usize, CodecError> {
-    let (mut at, mut previous, mut delta) = (0usize, 0i64, 0i64);
-    out.reserve(n);
-    for _ in 0..n {
-        delta = delta.wrapping_add(unzigzag(get_varint(bytes, &mut at)?));
-        previous = previous.wrapping_add(delta);
-        out.push(previous);
+    let mut at = 0;
+    let mode = get_byte(bytes, &mut at, "the times column's mode")?;
+    if mode != TIMES_SCALED_DELTAS {
+        return Err(CodecError(format!("times column of unknown mode {mode}")));
     }
+    let e = usize::from(get_byte(bytes, &mut at, "the times column's unit")?);
+    let Some(&unit) = POW10_I64.get(e) else {
+        return Err(CodecError(format!("times column in units of 10^{e} ns: the most is 10^{MAX_EXPONENT}")));
+    };
+    if n == 0 {
+        return Ok(at);
+    }
+    out.reserve(reservable(n, bytes));
+    let mut t = unzigzag(get_varint(bytes, &mut at)?);
+    out.push(t);
+    get_blocks(bytes, &mut at, n - 1, |d| {
+        t = t.wrapping_add(d.wrapping_mul(unit));
+        out.push(t);
+    })?;
     Ok(at)
+}
+
+/// The smallest exponent `e` making every value `m / 10^e` for an integer `m` (bit for
+/// bit), and those integers; `None` when some value is not such a decimal.
+fn decimal(values: &[f64]) -> Option<(usize, Vec<i64>)> {
+    let exact = |v: f64, e: usize| {
+        let m = (v * POW10_F64[e]).round();
+        // Through the integer: -0.0 rounds to -0.0, which no integer gives back.
+        (m.abs() <= EXACT_F64_INT && ((m as i64) as f64 / POW10_F64[e]).to_bits() == v.to_bits()).then_some(m)
+    };
+    let mut e = 0;
+    for &v in values {
+        while exact(v, e).is_none() {
+            e += 1;
+            if e > MAX_EXPONENT {
+                return None;
+            }
+        }
+    }
+    // A value exact at a smaller exponent is exact at a larger one in theory (the same
+    // correctly rounded quotient); checked again all the same.
+    let ints = values.iter().map(|&v| exact(v, e).map(|m| m as i64)).collect::<Option<Vec<i64>>>()?;
+    Some((e, ints))
 }
 
 /// Appends `values` (any bits, NaN and -0 included) to `out`.
 pub(crate) fn encode_values(values: &[f64], out: &mut Vec<u8>) {
+    let start = out.len();
+    let raw_len = 1 + 8 * values.len();
+    let mut best_len = raw_len;
+    if let Some((e, ints)) = decimal(values) {
+        out.push(VALUES_DECIMAL);
+        out.push(e as u8);
+        if let Some(&first) = ints.first() {
+            put_varint(out, zigzag(first));
+            let deltas: Vec<i64> = ints.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+            put_blocks(&deltas, out);
+        }
+        // At an instrument's resolution a value takes a few bits; only values that need
+        // many digits (an exponent of 10 or more) may do better as XOR.
+        if out.len() - start <= 2 * values.len() {
+            return;
+        }
+        best_len = best_len.min(out.len() - start);
+    }
+    let xor_start = out.len();
+    put_xor(values, out);
+    let xor_len = out.len() - xor_start;
+    if xor_len < best_len {
+        out.copy_within(xor_start.., start);
+        out.truncate(start + xor_len);
+        return;
+    }
+    if xor_start > start && xor_start - start <= raw_len {
+        out.truncate(xor_start);
+        return;
+    }
+    out.truncate(start);
+    out.push(VALUES_RAW);
     for v in values {
         out.extend_from_slice(&v.to_bits().to_le_bytes());
     }
 }
 
+fn put_xor(values: &[f64], out: &mut Vec<u8>) {
+    out.push(VALUES_XOR);
+    let mut previous = 0u64;
+    for v in values {
+        let bits = v.to_bits();
+        let x = bits ^ previous;
+        previous = bits;
+        if x == 0 {
+            out.push(0);
+            continue;
+        }
+        let lz = (x.leading_zeros() / 8) as usize;
+        let tz = (x.trailing_zeros() / 8) as usize;
+        let len = 8 - lz - tz;
+        out.push(((lz as u8) << 4) | len as u8);
+        out.extend_from_slice(&(x >> (tz * 8)).to_le_bytes()[..len]);
+    }
+}
+
 /// Decodes `n` values from the start of `bytes` into `out`; returns the bytes read.
 pub(crate) fn decode_values(bytes: &[u8], n: usize, out: &mut Vec<f64>) -> Result<usize, CodecError> {
-    let len = n.checked_mul(8).filter(|&len| len <= bytes.len());
-    let Some(len) = len else {
-        return Err(CodecError(format!("{n} values need {} bytes, {} left", n.saturating_mul(8), bytes.len())));
-    };
-    out.extend(bytes[..len].chunks_exact(8).map(|b| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(b);
-        f64::from_bits(u64::from_le_bytes(w))
-    }));
-    Ok(len)
+    let mut at = 0;
+    let mode = get_byte(bytes, &mut at, "the values column's mode")?;
+    match mode {
+        VALUES_RAW => {
+            let len = n.checked_mul(8).filter(|&len| len <= bytes.len() - at);
+            let Some(len) = len else {
+                return Err(CodecError(format!(
+                    "{n} raw values need {} bytes, {} left",
+                    n.saturating_mul(8),
+                    bytes.len() - at
+                )));
+            };
+            out.extend(bytes[at..at + len].chunks_exact(8).map(|b| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(b);
+                f64::from_bits(u64::from_le_bytes(w))
+            }));
+            Ok(at + len)
+        }
+        VALUES_DECIMAL => {
+            let e = usize::from(get_byte(bytes, &mut at, "the values column's exponent")?);
+            let Some(&scale) = POW10_F64.get(e) else {
+                return Err(CodecError(format!("decimal values of exponent {e}: the most is {MAX_EXPONENT}")));
+            };
+            if n == 0 {
+                return Ok(at);
+            }
+            out.reserve(reservable(n, bytes));
+            let mut m = unzigzag(get_varint(bytes, &mut at)?);
+            out.push(m as f64 / scale);
+            get_blocks(bytes, &mut at, n - 1, |d| {
+                m = m.wrapping_add(d);
+                out.push(m as f64 / scale);
+            })?;
+            Ok(at)
+        }
+        VALUES_XOR => {
+            out.reserve(reservable(n, bytes));
+            let mut previous = 0u64;
+            for _ in 0..n {
+                let header = get_byte(bytes, &mut at, "an XOR value's header")?;
+                if header != 0 {
+                    let (lz, len) = (usize::from(header >> 4), usize::from(header & 0x0f));
+                    if len == 0 || lz + len > 8 {
+                        return Err(CodecError(format!(
+                            "XOR header {header:#04x} at byte {} names {lz} leading and {len} stored bytes",
+                            at - 1
+                        )));
+                    }
+                    let Some(part) = bytes.get(at..at + len) else {
+                        return Err(CodecError(format!(
+                            "XOR value at byte {at} needs {len} bytes, {} left",
+                            bytes.len() - at
+                        )));
+                    };
+                    at += len;
+                    let mut word = [0u8; 8];
+                    word[..len].copy_from_slice(part);
+                    previous ^= u64::from_le_bytes(word) << ((8 - lz - len) * 8);
+                }
+                out.push(f64::from_bits(previous));
+            }
+            Ok(at)
+        }
+        _ => Err(CodecError(format!("values column of unknown mode {mode}"))),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn times_round_trip(times: &[i64]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode_times(times, &mut bytes);
+        let written = bytes.len();
+        bytes.extend_from_slice(&[0xff, 0x00, 0x81]); // the next column follows
+        let mut back = vec![42];
+        assert_eq!(decode_times(&bytes, times.len(), &mut back).unwrap(), written);
+        assert_eq!(back[0], 42, "decoding appends");
+        assert_eq!(&back[1..], times);
+        bytes.truncate(written);
+        bytes
+    }
+
+    fn values_round_trip(values: &[f64]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode_values(values, &mut bytes);
+        let written = bytes.len();
+        bytes.extend_from_slice(&[0xff, 0x00, 0x81]);
+        let mut back = Vec::new();
+        assert_eq!(decode_values(&bytes, values.len(), &mut back).unwrap(), written);
+        let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(values));
+        bytes.truncate(written);
+        bytes
+    }
+
+    /// Every cut of the column is an error; every flipped byte an error or other points, and
+    /// neither panics.
+    fn damage_is_caught_or_harmless(times: &[i64], values: &[f64]) {
+        let (mut t, mut v) = (Vec::new(), Vec::new());
+        encode_times(times, &mut t);
+        encode_values(values, &mut v);
+        for cut in 0..t.len() {
+            assert!(decode_times(&t[..cut], times.len(), &mut Vec::new()).is_err(), "times cut at {cut}");
+        }
+        for cut in 0..v.len() {
+            assert!(decode_values(&v[..cut], values.len(), &mut Vec::new()).is_err(), "values cut at {cut}");
+        }
+        for at in 0..t.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut damaged = t.clone();
+                damaged[at] ^= flip;
+                let mut out = Vec::new();
+                if decode_times(&damaged, times.len(), &mut out).is_ok() {
+                    assert_eq!(out.len(), times.len());
+                }
+            }
+        }
+        for at in 0..v.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut damaged = v.clone();
+                damaged[at] ^= flip;
+                let mut out = Vec::new();
+                if decode_values(&damaged, values.len(), &mut out).is_ok() {
+                    assert_eq!(out.len(), values.len());
+                }
+            }
+        }
+    }
 
     #[test]
     fn times_and_values_round_trip_bit_for_bit() {
         let times = [i64::MIN, -1, 0, 1_000_000_000, 2_000_000_000, 2_000_000_001, i64::MAX, 5];
         let values = [0.0, -0.0, f64::NAN, f64::INFINITY, 7.25, -1e300, f64::MIN_POSITIVE, 88.91];
-        let mut bytes = Vec::new();
-        encode_times(&times, &mut bytes);
-        let split = bytes.len();
-        encode_values(&values, &mut bytes);
-        let (mut t, mut v) = (Vec::new(), Vec::new());
-        assert_eq!(decode_times(&bytes, times.len(), &mut t).unwrap(), split);
-        assert_eq!(decode_values(&bytes[split..], values.len(), &mut v).unwrap(), bytes.len() - split);
-        assert_eq!(t, times);
-        assert_eq!(v.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), values.map(f64::to_bits));
+        times_round_trip(&times);
+        values_round_trip(&values);
+        damage_is_caught_or_harmless(&times, &values);
     }
 
     #[test]
-    fn a_cut_column_is_an_error() {
-        let mut bytes = Vec::new();
-        encode_times(&[1, 300, 1_000_000], &mut bytes);
-        assert!(decode_times(&bytes[..bytes.len() - 1], 3, &mut Vec::new()).is_err());
-        assert!(decode_values(&[0; 15], 2, &mut Vec::new()).is_err());
+    fn empty_and_single_columns() {
+        assert_eq!(times_round_trip(&[]), [TIMES_SCALED_DELTAS, MAX_EXPONENT as u8]);
+        assert_eq!(values_round_trip(&[]), [VALUES_RAW]);
+        // 3 s: zig-zag 6e9 in 5 varint bytes; no deltas.
+        assert_eq!(times_round_trip(&[3_000_000_000]).len(), 2 + 5);
+        assert_eq!(values_round_trip(&[-2.5]), [VALUES_DECIMAL, 1, 49]);
+        assert_eq!(values_round_trip(&[-0.0])[0], VALUES_XOR);
+        damage_is_caught_or_harmless(&[], &[]);
+        damage_is_caught_or_harmless(&[7], &[f64::NAN]);
+    }
+
+    #[test]
+    fn a_day_at_one_a_minute_on_whole_minutes_is_35_bytes() {
+        let first = 1_700_000_000_000_000_000i64;
+        let times: Vec<i64> = (0..1440).map(|i| first + i * 60_000_000_000).collect();
+        let bytes = times_round_trip(&times);
+        // Deltas of 6 × 10^10 ns: unit 10^10, each 6. 1 439 deltas in 12 blocks of
+        // [zig-zag 6 = 12][width 0]; the first time's zig-zag needs 62 bits: 9 bytes.
+        let mut expected = vec![TIMES_SCALED_DELTAS, 10];
+        put_varint(&mut expected, zigzag(first));
+        assert_eq!(expected.len(), 2 + 9);
+        for _ in 0..12 {
+            expected.extend_from_slice(&[12, 0]);
+        }
+        assert_eq!(bytes, expected);
+        damage_is_caught_or_harmless(&times[..300], &[]);
+    }
+
+    #[test]
+    fn decimal_values_pack_their_differences() {
+        // 700, 701, 701, 699 hundredths: differences 1, 0, -2 from a minimum of -2 are 3, 2,
+        // 0 in 2 bits each: 0b00_10_11.
+        let bytes = values_round_trip(&[7.0, 7.01, 7.01, 6.99]);
+        assert_eq!(bytes, [VALUES_DECIMAL, 2, 0xf8, 0x0a, 3, 2, 0b00_1011]);
+    }
+
+    #[test]
+    fn jittered_times_pack_in_the_bits_of_their_jitter() {
+        // One a second with 0..=3 ms of jitter on whole milliseconds: unit 1 ms, deltas
+        // 997..=1003, from a block minimum of 997 or more: at most 3 bits a time.
+        let jitter = [0, 3, 1, 2, 0, 0, 3, 2, 1, 1];
+        let times: Vec<i64> = (0..1000).map(|i| i * 1_000_000_000 + jitter[i as usize % 10] * 1_000_000).collect();
+        let bytes = times_round_trip(&times);
+        assert_eq!(bytes[1], 6);
+        assert!(bytes.len() <= 2 + 1 + 8 * (3 + 48), "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn values_that_are_not_decimals_fall_back() {
+        // NO₂ ppm × 46.0055 / 22.414 to mg/m³: products that are not short decimals; decimal,
+        // if at all, only with 15 or 16 significant digits: an exponent of 12 or more.
+        let factor = 46.0055 / 22.414;
+        let converted: Vec<f64> = (0..200).map(|i| f64::from(400 + i % 7) * factor).collect();
+        assert!(decimal(&converted).is_none_or(|(e, _)| e >= 12));
+        assert!(decimal(&[0.1 * 3.0]).is_none(), "0.30000000000000004: 17 digits");
+        let bytes = values_round_trip(&converted);
+        let mut xor = Vec::new();
+        put_xor(&converted, &mut xor);
+        assert!(bytes.len() <= xor.len(), "{} > {} bytes of XOR", bytes.len(), xor.len());
+        assert!(bytes.len() > 2 * 200);
+        let noise: Vec<f64> = (0..64u64).map(|i| f64::from_bits(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)).collect();
+        let bytes = values_round_trip(&noise);
+        assert_eq!((bytes[0], bytes.len()), (VALUES_RAW, 1 + 8 * 64));
+        let special = [
+            f64::NAN,
+            -f64::NAN,
+            f64::from_bits(0x7ff8_dead_beef_0001),
+            f64::NEG_INFINITY,
+            f64::from_bits(1),
+            -f64::from_bits(0x000f_ffff_ffff_ffff),
+            -0.0,
+            0.0,
+            f64::MAX,
+            f64::MIN,
+        ];
+        values_round_trip(&special);
+        damage_is_caught_or_harmless(&[], &special);
+        damage_is_caught_or_harmless(&[], &converted[..40]);
+    }
+
+    #[test]
+    fn what_no_encoder_wrote_is_an_error() {
+        let mut out = Vec::new();
+        assert!(decode_times(&[9, 0, 0], 1, &mut out).is_err(), "unknown mode");
+        assert!(decode_times(&[1, 19, 0], 1, &mut out).is_err(), "unit over 10^18");
+        assert!(decode_times(&[1, 0, 0, 0, 65], 2, &mut out).is_err(), "width over 64");
+        assert!(decode_values(&[1, 19, 0], 1, &mut out_f64()).is_err(), "exponent over 18");
+        assert!(decode_values(&[2, 0x90], 1, &mut out_f64()).is_err(), "XOR header of 0 bytes");
+        assert!(decode_values(&[2, 0x45], 1, &mut out_f64()).is_err(), "XOR header of 9 bytes");
+        assert!(decode_values(&[3], 0, &mut out_f64()).is_err(), "unknown mode");
+        assert!(decode_values(&[0; 16], 2, &mut out_f64()).is_err(), "raw cut");
+        assert!(
+            decode_times(&[1, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 1], 1, &mut out).is_err()
+        );
+        // A length far beyond what the bytes could hold reserves nothing for it.
+        let mut big = Vec::new();
+        assert!(decode_times(&[1, 0, 0, 0, 0], usize::MAX, &mut big).is_err());
+        assert!(big.capacity() < 1 << 10);
+    }
+
+    fn out_f64() -> Vec<f64> {
+        Vec::new()
+    }
+
+    /// A random walk at `resolution` (a power of ten) with steps, plateaus and noise.
+    fn walk(start: i64, steps: &[(i8, u8)], decimals: i32) -> Vec<f64> {
+        let scale = 10f64.powi(decimals);
+        let mut m = start;
+        let mut values = Vec::new();
+        for &(step, repeat) in steps {
+            m += i64::from(step);
+            for _ in 0..=repeat % 4 {
+                values.push(m as f64 / scale);
+            }
+        }
+        values
+    }
+
+    proptest! {
+        #[test]
+        fn any_times_round_trip(times in prop::collection::vec(any::<i64>(), 0..300)) {
+            times_round_trip(&times);
+        }
+
+        #[test]
+        fn shaped_times_round_trip(
+            first in -(1i64 << 62)..(1i64 << 62),
+            interval_ns in prop::sample::select(vec![1_000_000_000i64, 60_000_000_000, 1_000_000, 7]),
+            jitter_ns in prop::collection::vec(prop_oneof![Just(0i64), -5_000_000i64..5_000_000, 0i64..3], 1..600),
+            gap in prop::option::of((0usize..600, 1i64..1_000_000_000_000_000)),
+            swap in prop::option::of((0usize..600, 0usize..600)),
+        ) {
+            let mut times: Vec<i64> = jitter_ns.iter().enumerate()
+                .map(|(i, j)| first + i as i64 * interval_ns + j).collect();
+            if let Some((at, gap)) = gap {
+                times.iter_mut().skip(at).for_each(|t| *t += gap);
+            }
+            if let Some((a, b)) = swap {
+                let n = times.len();
+                times.swap(a % n, b % n);
+            }
+            times_round_trip(&times);
+        }
+
+        #[test]
+        fn any_values_round_trip(bits in prop::collection::vec(any::<u64>(), 0..300)) {
+            let values: Vec<f64> = bits.into_iter().map(f64::from_bits).collect();
+            values_round_trip(&values);
+        }
+
+        #[test]
+        fn decimal_walks_round_trip_as_decimals(
+            start in -1_000_000i64..1_000_000,
+            steps in prop::collection::vec((-3i8..=3, any::<u8>()), 1..400),
+            decimals in 0i32..=4,
+        ) {
+            let values = walk(start, &steps, decimals);
+            let bytes = values_round_trip(&values);
+            prop_assert_eq!(bytes[0], VALUES_DECIMAL);
+            prop_assert!(usize::from(bytes[1]) <= decimals as usize);
+        }
+
+        #[test]
+        fn damaged_shaped_columns_never_panic(
+            steps in prop::collection::vec((-3i8..=3, any::<u8>()), 1..60),
+            jitter_ns in prop::collection::vec(0i64..2_000_000, 1..60),
+            odd in any::<u64>(),
+        ) {
+            let mut values = walk(700, &steps, 2);
+            values.push(f64::from_bits(odd));
+            let times: Vec<i64> = jitter_ns.iter().enumerate().map(|(i, j)| i as i64 * 1_000_000_000 + j).collect();
+            damage_is_caught_or_harmless(&times, &values);
+        }
     }
 }
