@@ -252,7 +252,7 @@ fn dod_unit_decode(bytes: &[u8], n: usize, out: &mut Vec<i64>) {
 }
 
 fn pco_encode<T: pco::data_types::Number>(data: &[T], out: &mut Vec<u8>) {
-    match pco::standalone::simpler_compress(data, pco::DEFAULT_COMPRESSION_LEVEL) {
+    match pco::standalone::simple_compress(data, &pco::ChunkConfig::default()) {
         Ok(bytes) => out.extend_from_slice(&bytes),
         Err(e) => panic!("pco: {e}"),
     }
