@@ -124,7 +124,6 @@ impl Events {
     pub fn after(&self, last_id: u64) -> Resume {
         self.lock().after(last_id)
     }
-
 }
 
 #[cfg(test)]

@@ -123,7 +123,8 @@ fn push(pending: &mut VecDeque<Item>, resume: Resume, last: u64) -> u64 {
             newest
         }
         Resume::Reload { newest } => {
-            pending.push_back(Item::Reload { id: newest, reason: "events were missed that the server no longer keeps" });
+            pending
+                .push_back(Item::Reload { id: newest, reason: "events were missed that the server no longer keeps" });
             newest
         }
     }
