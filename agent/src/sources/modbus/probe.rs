@@ -177,8 +177,8 @@ fn is_tidy(v: f64, kind: RegisterType) -> bool {
     v == 0.0 || (r != 0.0 && (v - r).abs() <= 1e-6 * v.abs() && (!float || (1e-3..1e6).contains(&v.abs())))
 }
 
-/// A decoded value as a person reads it: whole numbers whole (up to 10¹⁵), others to 7
-/// significant digits (what an f32 holds) without trailing zeros, and beyond 10⁹ or below
+/// A decoded value as a person reads it: whole numbers whole (up to 10¹⁵), others as written
+/// when short, else to 7 significant digits (what an f32 holds) without trailing zeros, and beyond 10⁹ or below
 /// 10⁻³ in scientific notation: a wrong byte order can decode to 10¹⁸⁰, which f64's
 /// `Display` writes out in 181 digits.
 fn compact(v: f64) -> String {
@@ -190,6 +190,11 @@ fn compact(v: f64) -> String {
         return format!("{v:.0}");
     }
     if (1e-3..1e9).contains(&a) {
+        // Exact as written when short (1234.5625, an f32 exactly).
+        let shortest = v.to_string();
+        if shortest.len() <= 10 {
+            return shortest;
+        }
         let decimals = (6 - a.log10().floor() as i32).max(0) as usize;
         let s = format!("{v:.decimals$}");
         return if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
@@ -335,6 +340,7 @@ mod tests {
     #[test]
     fn values_are_written_as_people_read_them() {
         assert_eq!(compact(85.25), "85.25");
+        assert_eq!(compact(1234.5625), "1234.5625");
         assert_eq!(compact(136_314_896.0), "136314896");
         assert_eq!(compact(1.0 / 3.0), "0.3333333");
         assert_eq!(compact(122.8939437866211), "122.8939");
