@@ -58,6 +58,10 @@ pub struct Parameter {
     pub dimension: Dimension,
     /// The unit values are stored in.
     pub unit: String,
+    /// The unit as people write it (`°C`, `m³/h`, `mg/Nm³`; empty for pH).
+    pub unit_display: String,
+    /// Decimals a value is shown with wherever a person reads it (the API keeps full values).
+    pub display_decimals: u8,
     /// Molar mass in g/mol, for ppm ↔ mg/Nm³ (gas concentrations only).
     #[serde(default)]
     pub molar_mass_g_per_mol: Option<f64>,
@@ -230,6 +234,72 @@ pub fn normalise_unit(unit: &str) -> String {
     folded.to_string()
 }
 
+/// A unit as people write it: `degC` → `°C`, `m3/h` → `m³/h`, `mg/Nm3` → `mg/Nm³`, `pH` →
+/// nothing (pH has no unit); any other spelling as it is.
+pub fn typeset_unit(unit: &str) -> std::borrow::Cow<'_, str> {
+    match unit {
+        "pH" => "".into(),
+        "degC" => "°C".into(),
+        "degF" => "°F".into(),
+        "ug/L" => "µg/L".into(),
+        "ug/Nm3" => "µg/Nm³".into(),
+        u if u.contains('3') && u.starts_with(['m', 'g', 'L']) => u.replace("m3", "m³").into(),
+        u => u.into(),
+    }
+}
+
+/// `value` with `decimals` decimals (half away from zero, as TIS 929 rounds), never `-0`;
+/// non-finite values as `NaN`, `inf`, `-inf`.
+pub fn format_decimals(value: f64, decimals: u8) -> String {
+    if !value.is_finite() {
+        return value.to_string();
+    }
+    let decimals = usize::from(decimals.min(12));
+    let scale = 10f64.powi(decimals as i32);
+    let rounded = (value * scale).round() / scale;
+    // Rounding a tiny negative value gives -0.0.
+    let rounded = if rounded == 0.0 { 0.0 } else { rounded };
+    format!("{rounded:.decimals$}")
+}
+
+/// [`format_decimals`] with the thousands grouped by commas, as Thai and English texts write
+/// them (`17,000`, `1,234.5`).
+pub fn format_grouped(value: f64, decimals: u8) -> String {
+    let plain = format_decimals(value, decimals);
+    let (sign, digits) = plain.strip_prefix('-').map_or(("", plain.as_str()), |d| ("-", d));
+    let (int, frac) = digits.split_once('.').map_or((digits, None), |(i, f)| (i, Some(f)));
+    if !int.bytes().all(|b| b.is_ascii_digit()) {
+        return plain;
+    }
+    let mut grouped = String::with_capacity(plain.len() + int.len() / 3);
+    grouped.push_str(sign);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    if let Some(f) = frac {
+        grouped.push('.');
+        grouped.push_str(f);
+    }
+    grouped
+}
+
+impl Parameter {
+    /// `value` (canonical unit) rounded to the display precision, as a number.
+    pub fn round(&self, value: f64) -> f64 {
+        let scale = 10f64.powi(i32::from(self.display_decimals.min(12)));
+        let rounded = (value * scale).round() / scale;
+        if rounded == 0.0 { 0.0 } else { rounded }
+    }
+
+    /// `value` (canonical unit) with the display precision, no unit (`5.40`, `17500`).
+    pub fn format(&self, value: f64) -> String {
+        format_decimals(value, self.display_decimals)
+    }
+}
+
 /// Every unit spelling the catalog itself uses: [`normalise_unit`] maps each to itself.
 const CATALOG_SPELLINGS: &[&str] = &[
     "mg/L", "ug/L", "g/L", "g/m3", "ppm", "ppb", "mg/Nm3", "ug/Nm3", "g/Nm3", "degC", "degF", "K", "m3/h", "m3/d",
@@ -265,6 +335,18 @@ impl Catalog {
             }
             if p.dimension == Dimension::GasConcentration && p.molar_mass_g_per_mol.is_none() {
                 return Err(format!("parameter {}: a gas needs molar_mass_g_per_mol", p.code));
+            }
+            if typeset_unit(&p.unit) != p.unit_display {
+                return Err(format!(
+                    "parameter {}: unit_display \"{}\" is not how unit {} is written (\"{}\")",
+                    p.code,
+                    p.unit_display,
+                    p.unit,
+                    typeset_unit(&p.unit)
+                ));
+            }
+            if p.display_decimals > 6 {
+                return Err(format!("parameter {}: display_decimals {} (at most 6)", p.code, p.display_decimals));
             }
             if let Some(old) = by_code[slot(p.kind)].insert(p.code.clone(), p) {
                 return Err(format!("parameter {} {} listed twice", old.kind, old.code));

@@ -6,6 +6,7 @@
 //!   the catalog and the site registry, accepted whole or refused whole;
 //! - [`store`]: the embedded, append-only store in the data directory;
 //! - [`influxdb`]: writes every stored reading through to InfluxDB 2, from the store's log;
+//!   [`limit_series`] writes the applied limits beside them, for Grafana;
 //! - [`compliance`]: judges every limit (periods, availability, O₂ correction, late-data
 //!   revisions, episodes, faults, deadlines) and returns conditions and revisions;
 //! - [`monitor`]: the compliance engine on its own thread, feeding the alert book and events;
@@ -32,6 +33,7 @@ pub mod indicators;
 pub mod influxdb;
 pub mod ingest;
 pub mod jsonl;
+pub mod limit_series;
 pub mod monitor;
 mod names;
 pub mod registry;
@@ -211,6 +213,7 @@ pub async fn serve(
     spawn_retention(app.clone());
     webhooks::spawn(&app.config.webhook, &app.events);
     if let Some(influx) = app.config.influxdb.clone() {
+        limit_series::spawn(app.clone(), influx.clone());
         influxdb::spawn(app.clone(), influx, app.data_dir().join("influxdb.cursor"));
     }
     let router = http::router(app.clone());

@@ -263,3 +263,141 @@ async fn board_assets_site_listing_and_event_stream_token() {
     assert!(text.contains("event: alert"), "{text}");
     assert!(!text.contains("\"factory\":\"f-ok\""), "another factory's alert on f-exceed's stream: {text}");
 }
+
+/// One server-sent event as it came over the wire.
+#[derive(Debug, Default, Clone)]
+struct Sse {
+    id: Option<String>,
+    event: Option<String>,
+    data: String,
+}
+
+/// Reads events off `stream` (after what `buf` already holds) until `done` says so.
+async fn read_events(
+    stream: &mut reqwest::Response,
+    buf: &mut String,
+    mut done: impl FnMut(&[Sse]) -> bool,
+) -> Vec<Sse> {
+    let mut events = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let mut e = Sse::default();
+                for line in block.lines() {
+                    match line.split_once(':') {
+                        Some(("id", v)) => e.id = Some(v.trim().to_string()),
+                        Some(("event", v)) => e.event = Some(v.trim().to_string()),
+                        Some(("data", v)) => e.data.push_str(v.trim()),
+                        // Keep-alive comments (": …") carry nothing.
+                        _ => {}
+                    }
+                }
+                if e.event.is_some() || !e.data.is_empty() {
+                    events.push(e);
+                }
+                if done(&events) {
+                    return;
+                }
+            }
+            match stream.chunk().await.expect("chunk") {
+                Some(chunk) => buf.push_str(&String::from_utf8_lossy(&chunk)),
+                None => panic!("the stream ended: {events:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "timed out reading events: {events:?}");
+    events
+}
+
+async fn open_stream(board: &TestServer, last_event_id: Option<&str>) -> reqwest::Response {
+    let mut request = support::http().get(format!("{}/api/v1/events?token={}", board.url(), board.admin_token()));
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    request.send().await.expect("GET events")
+}
+
+fn is_alert_of(e: &Sse, factory: &str) -> bool {
+    e.event.as_deref() == Some("alert") && e.data.contains(&format!("\"factory\":\"{factory}\""))
+}
+
+/// Every event has an id; a reconnect with `Last-Event-ID` replays what it missed, in order,
+/// and an id older than the replay ring gets a `reload` event. The board's other routes:
+/// `/favicon.ico`, and the display precision and typeset units of `/api/v1/site`.
+#[tokio::test]
+async fn event_ids_resume_favicon_and_display_units() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let board = start(dir.path()).await;
+    let client = support::http();
+
+    let r = client.get(format!("{}/favicon.ico", board.url())).send().await.expect("GET favicon");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "image/x-icon");
+    let icon = r.bytes().await.expect("icon");
+    // An ICO header: reserved 0, type 1 (icon), one image of 16×16.
+    assert_eq!(&icon[..6], &[0, 0, 1, 0, 1, 0]);
+    assert_eq!((icon[6], icon[7]), (16, 16));
+
+    let (_, site) = board.get_json_as(board.admin_token(), "/api/v1/site").await;
+    let params = |f: usize| site["areas"][0]["factories"][f]["points"][0]["parameters"][0].clone();
+    let (cod, ph) = (params(0), params(3));
+    assert_eq!(
+        (cod["code"].as_str(), cod["unit_display"].as_str(), cod["display_decimals"].as_u64()),
+        (Some("cod"), Some("mg/L"), Some(0))
+    );
+    assert_eq!(
+        (ph["code"].as_str(), ph["unit_display"].as_str(), ph["display_decimals"].as_u64()),
+        (Some("ph"), Some(""), Some(2))
+    );
+    let o2 = &site["areas"][1]["factories"][0]["points"][0]["parameters"][1];
+    assert_eq!(
+        (o2["code"].as_str(), o2["unit_display"].as_str(), o2["display_decimals"].as_u64()),
+        (Some("o2"), Some("%"), Some(1))
+    );
+
+    // A live alert on the stream, with its id.
+    let mut stream = open_stream(&board, None).await;
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut buf = String::new();
+    write(&board, "f-ok", format!("effluent,factory=f-ok,point=outfall-1 cod=130 {}\n", now_ns())).await;
+    let seen = read_events(&mut stream, &mut buf, |e| e.iter().any(|e| is_alert_of(e, "f-ok"))).await;
+    assert!(seen.iter().all(|e| e.id.as_deref().is_some_and(|id| id.parse::<u64>().is_ok())), "{seen:?}");
+    let ids: Vec<u64> = seen.iter().filter_map(|e| e.id.as_deref()?.parse().ok()).collect();
+    assert!(ids.windows(2).all(|w| w[1] > w[0]), "increasing ids: {ids:?}");
+    let alert = seen.iter().find(|e| is_alert_of(e, "f-ok")).expect("f-ok alert");
+    let alert_json: serde_json::Value = serde_json::from_str(&alert.data).expect("alert json");
+    assert!(alert_json["summary"].as_str().is_some_and(|s| s.contains("130 mg/L")), "{alert_json}");
+    assert!(alert_json["summary_th"].as_str().is_some_and(|s| s.contains("ซีโอดี")), "{alert_json}");
+    let last = seen.last().and_then(|e| e.id.clone()).expect("last id");
+    drop(stream);
+
+    // Disconnected, another factory exceeds.
+    write(&board, "f-exceed", format!("effluent,factory=f-exceed,point=outfall-1 cod=140 {}\n", now_ns())).await;
+    wait_alert(&board, "f-exceed", "exceedance").await;
+
+    // Resuming after the last id seen: what was missed, from the next id on, in order.
+    let mut stream = open_stream(&board, Some(&last)).await;
+    assert_eq!(stream.status().as_u16(), 200);
+    let mut buf = String::new();
+    let missed = read_events(&mut stream, &mut buf, |e| e.iter().any(|e| is_alert_of(e, "f-exceed"))).await;
+    let ids: Vec<u64> = missed.iter().map(|e| e.id.as_deref().and_then(|i| i.parse().ok()).expect("id")).collect();
+    let first: u64 = last.parse::<u64>().expect("id") + 1;
+    assert_eq!(ids, (first..first + ids.len() as u64).collect::<Vec<_>>(), "no gap, no repeat: {missed:?}");
+    drop(stream);
+
+    // An id the ring no longer holds (or never held): reload, with the newest id to resume from.
+    let mut stream = open_stream(&board, Some("1")).await;
+    let mut buf = String::new();
+    let reload = read_events(&mut stream, &mut buf, |e| !e.is_empty()).await;
+    assert_eq!(reload[0].event.as_deref(), Some("reload"), "{reload:?}");
+    assert!(reload[0].id.as_deref().is_some_and(|id| id.parse::<u64>().is_ok_and(|id| id >= first)), "{reload:?}");
+    drop(stream);
+
+    // An id that is not one: 400 naming the header.
+    let r = open_stream(&board, Some("yesterday")).await;
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(body["message"].as_str().is_some_and(|m| m.starts_with("Last-Event-ID: \"yesterday\"")), "{body}");
+}

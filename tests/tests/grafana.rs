@@ -1,10 +1,17 @@
 //! The Grafana files under `dashboards/grafana/`: every dashboard parses, uses the provisioned
-//! datasource, and its Flux queries read only what the canonical line protocol writes
-//! (measurements `effluent`/`emission`/`ambient`, tags `factory`/`point`/`source`, fields the
-//! catalog's parameter codes of that measurement plus `quality` and `not_detected`); the
-//! effluent thresholds are the standard's limits.
+//! datasource, and its Flux queries read only what the server writes to InfluxDB: the
+//! canonical line protocol (measurements `effluent`/`emission`/`ambient`, tags
+//! `factory`/`point`/`source`, fields the catalog's parameter codes of that measurement plus
+//! `quality` and `not_detected`) and the applied limits (measurement `limit`, fields
+//! `max`/`min`). The factory detail draws each effluent parameter's applied limit from the
+//! `limit` series; fixed thresholds elsewhere are the standard's limits. The server's `limit`
+//! series reach a real InfluxDB-compatible store (VictoriaMetrics) with a permit's and the
+//! receiving-water rule's values.
+
+mod support;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use eitwatch_config::catalog::Catalog;
 use eitwatch_config::reading::Kind;
@@ -12,6 +19,10 @@ use eitwatch_config::standards::Standards;
 use serde_json::Value;
 
 const TAGS: [&str; 3] = ["factory", "point", "source"];
+/// Tags of the `limit` measurement (beside factory and point).
+const LIMIT_TAGS: [&str; 6] = ["parameter", "kind", "basis", "averaging", "unit", "limit_id"];
+/// Fields of the `limit` measurement.
+const LIMIT_FIELDS: [&str; 2] = ["max", "min"];
 /// Columns Flux gives every row, beside the tags.
 const FLUX_COLUMNS: [&str; 6] = ["_measurement", "_field", "_value", "_time", "_start", "_stop"];
 /// String fields of the canonical line.
@@ -65,13 +76,18 @@ fn flux_problems(q: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let catalog = Catalog::builtin();
     let mut kinds = Vec::new();
+    let mut limits = false;
     for m in quoted_after(q, "_measurement ==") {
         match Kind::ALL.iter().find(|k| k.as_str() == m) {
             Some(k) => kinds.push(*k),
-            None => problems.push(format!("measurement \"{m}\" is not effluent, emission or ambient")),
+            None if m == "limit" => limits = true,
+            None => problems.push(format!("measurement \"{m}\" is not effluent, emission, ambient or limit")),
         }
     }
-    if q.contains("from(") && kinds.is_empty() {
+    if limits && !kinds.is_empty() {
+        problems.push("reads readings and limits in one query".to_string());
+    }
+    if q.contains("from(") && kinds.is_empty() && !limits {
         problems.push("reads from the bucket without naming a measurement".to_string());
     }
     if q.contains("from(") && !q.contains("from(bucket: v.defaultBucket)") {
@@ -79,6 +95,12 @@ fn flux_problems(q: &str) -> Vec<String> {
     }
     let fields = quoted_after(q, "_field ==").into_iter().chain(quoted_after(q, "_field !="));
     for f in fields {
+        if limits {
+            if !LIMIT_FIELDS.contains(&f.as_str()) {
+                problems.push(format!("field \"{f}\" is not a field of limit (max, min)"));
+            }
+            continue;
+        }
         let known = META_FIELDS.contains(&f.as_str())
             || kinds.iter().any(|k| catalog.get(*k, &f).is_some())
             || (kinds.is_empty() && Kind::ALL.iter().any(|k| catalog.get(*k, &f).is_some()));
@@ -87,7 +109,8 @@ fn flux_problems(q: &str) -> Vec<String> {
         }
     }
     for c in columns_used(q) {
-        if !TAGS.contains(&c.as_str()) && !FLUX_COLUMNS.contains(&c.as_str()) {
+        let limit_tag = limits && LIMIT_TAGS.contains(&c.as_str());
+        if !TAGS.contains(&c.as_str()) && !FLUX_COLUMNS.contains(&c.as_str()) && !limit_tag {
             problems.push(format!("column \"{c}\" is neither a tag of the line protocol nor a Flux column"));
         }
     }
@@ -189,10 +212,11 @@ fn every_dashboard_uses_the_provisioned_datasource_and_the_canonical_schema() {
     assert!(queries >= 20, "only {queries} queries checked");
 }
 
-/// The thresholds drawn on effluent panels are the effluent standard's limits: exactly
-/// these (B.E. 2560, clause 5), and each one found in the built-in standard's data.
+/// Thresholds fixed in a dashboard are the effluent standard's limits, each found in the
+/// built-in standard's data; the factory detail fixes none: each effluent panel draws the
+/// applied limit of its parameter from the `limit` series, for exactly these parameters.
 #[test]
-fn effluent_thresholds_are_the_standards_limits() {
+fn effluent_limits_come_from_the_limit_series() {
     let standards = Standards::builtin();
     let in_standard = |code: &str, v: f64| {
         standards
@@ -201,16 +225,7 @@ fn effluent_thresholds_are_the_standards_limits() {
             .flat_map(|s| s.limit.iter())
             .any(|l| l.parameter == code && (l.max == Some(v) || l.min == Some(v)))
     };
-    let expected: [(&str, &[f64]); 7] = [
-        ("cod", &[120.0]),
-        ("bod", &[20.0]),
-        ("tss", &[50.0]),
-        ("ph", &[5.5, 9.0]),
-        ("temp", &[40.0]),
-        ("tds", &[3000.0]),
-        ("oil_grease", &[5.0]),
-    ];
-    let mut seen_in_detail = Vec::new();
+    let mut drawn_in_detail = Vec::new();
     for (path, d) in dashboards() {
         for p in panels(&d) {
             let Some(query) = p["targets"][0]["query"].as_str() else { continue };
@@ -234,17 +249,95 @@ fn effluent_thresholds_are_the_standards_limits() {
                     p["title"]
                 );
             }
-            if d["uid"] == "eitwatch-factory-detail" && !steps.is_empty() {
-                let want = expected.iter().find(|(c, _)| *c == code).map(|(_, v)| *v);
-                assert_eq!(Some(steps.as_slice()), want, "{}: {code}", p["title"]);
-                seen_in_detail.push(code.to_string());
+            if d["uid"] != "eitwatch-factory-detail" {
+                continue;
+            }
+            assert!(steps.is_empty(), "{}: {code} has fixed thresholds {steps:?}", p["title"]);
+            let limit = p["targets"].as_array().into_iter().flatten().find_map(|t| {
+                let q = t["query"].as_str()?;
+                (quoted_after(q, "_measurement ==") == ["limit"]).then_some(q)
+            });
+            if let Some(q) = limit {
+                assert_eq!(quoted_after(q, "r.parameter =="), [code], "{}: the limit of another parameter", p["title"]);
+                assert!(q.contains("r.factory == \"${factory}\""), "{}: not the factory's limit", p["title"]);
+                drawn_in_detail.push(code.to_string());
             }
         }
     }
-    seen_in_detail.sort();
-    let mut want: Vec<_> = expected.iter().map(|(c, _)| c.to_string()).collect();
-    want.sort();
-    assert_eq!(seen_in_detail, want, "the factory detail draws each effluent limit once");
+    drawn_in_detail.sort();
+    assert_eq!(drawn_in_detail, ["bod", "cod", "oil_grease", "ph", "tds", "temp", "tss"], "each effluent limit once");
+}
+
+/// The latest value of every series of VictoriaMetrics named `<prefix>…`: name, labels, value.
+async fn latest(vm: &support::victoria::Vm, prefix: &str) -> Vec<(String, Value, f64)> {
+    let mut url = reqwest::Url::parse(&format!("http://{}/api/v1/export", vm.addr)).expect("url");
+    url.query_pairs_mut().append_pair("match[]", &format!("{{__name__=~\"{prefix}.*\"}}"));
+    let text = support::http().get(url).send().await.expect("export").text().await.expect("export body");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("export line");
+            let name = v["metric"]["__name__"].as_str().unwrap_or_default().to_string();
+            let last = v["values"].as_array().and_then(|a| a.last()).and_then(Value::as_f64).expect("a value");
+            (name, v["metric"].clone(), last)
+        })
+        .collect()
+}
+
+/// The server writes the applied limits to a real InfluxDB-compatible store: BOD at the
+/// factory's permit (60, not the standard's 20), TDS by the receiving-water rule
+/// (receiving water 12 000 mg/L: max(3 000, 12 000 + 5 000) = 17 000), pH at the standard's
+/// 5.5–9, each tagged with its basis; VictoriaMetrics names them `limit_<field>`.
+#[tokio::test]
+async fn the_server_writes_the_applied_limits_to_influxdb() {
+    use support::victoria::Vm;
+    use support::{Area, Factory, Point, Site, TestServer, wait_for};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vm = Vm::start(dir.path()).await;
+    // The permit table follows the factory's last point (a TOML array of the same factory).
+    let permit = "[[area.factory.permit]]\nreference = \"P-60\"\npoint = \"outfall-1\"\nparameter = \"bod\"\n\
+                  max = 60.0\nunit = \"mg/L\"\naveraging = \"instantaneous\"";
+    let site = Site::new().area(
+        Area::new("a1", "Area one", "พื้นที่หนึ่ง", "Rayong").factory(
+            Factory::new("f1", "Factory one").point(
+                Point::outfall("outfall-1", &["bod", "tds", "ph"])
+                    .with("receiving_water_tds_mg_per_l = 12000.0")
+                    .with(permit),
+            ),
+        ),
+    );
+    let tail = format!(
+        "[influxdb]\nurl = \"http://{}\"\norg = \"rayong\"\nbucket = \"eitwatch\"\ntoken = \"secret-token\"\n",
+        vm.addr
+    );
+    let _server = TestServer::builder(dir.path()).site(site).config_tail(&tail).start().await;
+    let got = wait_for("the limits in VictoriaMetrics", Duration::from_secs(60), || {
+        let vm = &vm;
+        async move { Some(latest(vm, "limit_").await).filter(|g| g.len() >= 4) }
+    })
+    .await;
+    let mut seen: Vec<(String, String, String, f64)> = got
+        .iter()
+        .map(|(name, labels, value)| {
+            let label = |k: &str| labels[k].as_str().unwrap_or_default().to_string();
+            assert_eq!(
+                (label("factory"), label("point"), label("kind")),
+                ("f1".into(), "outfall-1".into(), "effluent".into())
+            );
+            (label("parameter"), name.clone(), label("basis"), *value)
+        })
+        .collect();
+    seen.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    assert_eq!(
+        seen,
+        [
+            ("bod".into(), "limit_max".into(), "permit".into(), 60.0),
+            ("ph".into(), "limit_max".into(), "standard".into(), 9.0),
+            ("ph".into(), "limit_min".into(), "standard".into(), 5.5),
+            ("tds".into(), "limit_max".into(), "receiving_water".into(), 17000.0),
+        ]
+    );
 }
 
 /// The checker itself finds what is outside the schema.

@@ -32,6 +32,41 @@ fn value<'a>(report: &'a serde_json::Value, id: &str, key: &str) -> &'a serde_js
         .unwrap_or_else(|| panic!("no {key} in {indicator}"))
 }
 
+/// The workbook as openpyxl reads it: per sheet the frozen cell, headers and column widths,
+/// and for some cells their type (`n` number, `d` date), number format and value.
+fn openpyxl(path: &std::path::Path) -> serde_json::Value {
+    const SCRIPT: &str = r#"
+import json, sys, openpyxl
+from openpyxl.utils import get_column_letter
+book = openpyxl.load_workbook(sys.argv[1])
+def cell(c):
+    v = c.value
+    return {"type": c.data_type, "format": c.number_format, "value": v.isoformat() if hasattr(v, "isoformat") else v}
+out = {}
+for ws in book.worksheets:
+    headers = [c.value for c in ws[1]]
+    widths = [ws.column_dimensions[get_column_letter(i + 1)].width for i in range(len(headers))]
+    sheet = {"freeze": ws.freeze_panes, "headers": headers, "widths": widths}
+    for row in ws.iter_rows(min_row=2):
+        if ws.title == "indicators" and row[0].value == "effluent-compliance" and row[4].value == "judged_compliant_pct":
+            sheet["judged_compliant_pct"] = {"value": cell(row[7]), "numerator": cell(row[9]), "from": cell(row[14]), "to": cell(row[15])}
+        if ws.title == "episodes" and "start" not in sheet:
+            sheet["start"] = cell(row[6])
+            sheet["peak"] = cell(row[9])
+    out[ws.title] = sheet
+print(json.dumps(out))
+"#;
+    let python = support::workspace_root().join(".peers/venv/bin/python");
+    let run = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/install-peers.sh installs openpyxl)", python.display()));
+    assert!(run.status.success(), "openpyxl: {}", String::from_utf8_lossy(&run.stderr));
+    serde_json::from_slice(&run.stdout).expect("openpyxl's JSON")
+}
+
 #[tokio::test]
 async fn indicators_over_http_as_json_csv_and_xlsx() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -118,7 +153,7 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
     let r = server.get(None, &format!("{url}&format=xlsx")).await;
     assert_eq!(r.headers()["content-type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
     let bytes = r.bytes().await.expect("xlsx").to_vec();
-    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).expect("open xlsx");
+    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes.clone())).expect("open xlsx");
     assert_eq!(book.sheet_names(), ["indicators", "evidence", "episodes"]);
     let sheet = book.worksheet_range("indicators").expect("indicators");
     assert_eq!(sheet.get_value((0, 7)), Some(&Data::String("ค่า / value".into())));
@@ -128,7 +163,37 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
     assert_eq!(sheet.get_value((row, 9)), Some(&Data::Float(4318.0)));
     assert_eq!(sheet.get_value((row, 10)), Some(&Data::Float(4320.0)));
     let episodes = book.worksheet_range("episodes").expect("episodes");
-    assert_eq!(episodes.get_value((1, 6)), Some(&Data::String("2026-10-01 10:00".into())));
+    // A date cell: 2026-10-01 10:00 Bangkok is Excel's day 46296 and 10/24 of a day.
+    match episodes.get_value((1, 6)) {
+        Some(Data::DateTime(t)) => assert!((t.as_f64() - (46296.0 + 10.0 / 24.0)).abs() < 1e-9, "{t}"),
+        other => panic!("episode start is not a date cell: {other:?}"),
+    }
+    // What an official's spreadsheet program sees, read by openpyxl (PyPI).
+    let xlsx_path = dir.path().join("a1.xlsx");
+    std::fs::write(&xlsx_path, &bytes).expect("write xlsx");
+    let seen = openpyxl(&xlsx_path);
+    assert_eq!(seen["indicators"]["freeze"], "A2", "{seen}");
+    assert_eq!(seen["episodes"]["freeze"], "A2", "{seen}");
+    // judged_compliant_pct: 4318 of 4320 is 99.9537…%, stored and shown to 2 decimals.
+    let rate = &seen["indicators"]["judged_compliant_pct"];
+    assert_eq!(rate["value"], serde_json::json!({"type": "n", "format": "#,##0.00", "value": 99.95}), "{seen}");
+    assert_eq!(rate["numerator"], serde_json::json!({"type": "n", "format": "#,##0", "value": 4318}), "{seen}");
+    assert_eq!(rate["from"], serde_json::json!({"type": "d", "format": "yyyy-mm-dd", "value": "2026-10-01T00:00:00"}));
+    assert_eq!(rate["to"], serde_json::json!({"type": "d", "format": "yyyy-mm-dd", "value": "2026-10-02T00:00:00"}));
+    let start = &seen["episodes"]["start"];
+    assert_eq!(start, &serde_json::json!({"type": "d", "format": "yyyy-mm-dd hh:mm", "value": "2026-10-01T10:00:00"}));
+    // COD is shown as an integer (peak 150).
+    assert_eq!(seen["episodes"]["peak"], serde_json::json!({"type": "n", "format": "#,##0", "value": 150}));
+    // Every column as wide as its header at least (header widths counted in characters).
+    for sheet in ["indicators", "episodes"] {
+        for (i, w) in seen[sheet]["widths"].as_array().expect("widths").iter().enumerate() {
+            let header = seen[sheet]["headers"][i].as_str().expect("header");
+            assert!(
+                w.as_f64().expect("width") >= header.chars().count() as f64 * 0.8,
+                "{sheet} column {i}: {w} for {header}"
+            );
+        }
+    }
 
     // The command-line export for scheduled reports: the same workbook, from the running server.
     let out = dir.path().join("a1-2026-10.xlsx");
@@ -146,7 +211,11 @@ async fn indicators_over_http_as_json_csv_and_xlsx() {
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(std::fs::read(&out).expect("exported file"))).expect("open");
     let sheet = book.worksheet_range("indicators").expect("indicators");
     assert_eq!(sheet.get_value((row, 9)), Some(&Data::Float(4318.0)));
-    assert_eq!(sheet.get_value((row, 14)), Some(&Data::String("2569-10-01".into())));
+    assert!(matches!(sheet.get_value((row, 14)), Some(Data::DateTime(t)) if t.as_f64() == 46296.0));
+    // B.E. by the number format: Thai locale, Thai Buddhist calendar.
+    let seen = openpyxl(&out);
+    assert_eq!(seen["indicators"]["judged_compliant_pct"]["from"]["format"], "[$-7041E]dd/mm/yyyy", "{seen}");
+    assert_eq!(seen["episodes"]["start"]["format"], "[$-7041E]dd/mm/yyyy hh:mm", "{seen}");
     let refused = std::process::Command::new(support::bin("eitwatch-server"))
         .arg("--config")
         .arg(server.config_path())

@@ -114,3 +114,60 @@ fn catalog_spellings_are_every_unit_and_normalise_to_themselves() {
     }
     assert_eq!(normalised("mg/m³"), "mg/Nm3", "other spellings still fold");
 }
+
+#[test]
+fn every_parameter_has_a_display_precision_and_a_typeset_unit() {
+    let c = Catalog::builtin();
+    let shown = |kind, code| {
+        let p = c.get(kind, code).expect(code);
+        (p.display_decimals, p.unit_display.as_str())
+    };
+    assert_eq!(shown(Kind::Effluent, "ph"), (2, ""));
+    assert_eq!(shown(Kind::Effluent, "cod"), (0, "mg/L"));
+    assert_eq!(shown(Kind::Effluent, "bod"), (1, "mg/L"));
+    assert_eq!(shown(Kind::Effluent, "tss"), (0, "mg/L"));
+    assert_eq!(shown(Kind::Effluent, "tds"), (0, "mg/L"));
+    assert_eq!(shown(Kind::Effluent, "temp"), (1, "°C"));
+    assert_eq!(shown(Kind::Effluent, "flow"), (1, "m³/h"));
+    assert_eq!(shown(Kind::Emission, "tsp"), (1, "mg/Nm³"));
+    assert_eq!(shown(Kind::Emission, "o2"), (1, "%"));
+    for p in c.iter() {
+        assert!(!p.unit_display.contains('3'), "{} {}: {}", p.kind, p.code, p.unit_display);
+        assert!(!p.unit_display.contains("deg"), "{} {}: {}", p.kind, p.code, p.unit_display);
+    }
+}
+
+#[test]
+fn values_are_formatted_to_the_display_precision() {
+    let c = Catalog::builtin();
+    let cod = c.get(Kind::Effluent, "cod").expect("cod");
+    let ph = c.get(Kind::Effluent, "ph").expect("ph");
+    assert_eq!(cod.format(122.8939437866211), "123");
+    assert_eq!(cod.round(88.91004283674441), 89.0);
+    assert_eq!(ph.format(5.4), "5.40");
+    assert_eq!(ph.format(7.125), "7.13", "half away from zero (7.125 is exact in binary)");
+    assert_eq!(format_decimals(-0.0001, 2), "0.00");
+    assert_eq!(format_decimals(33.333333333333336, 1), "33.3");
+    assert_eq!(format_decimals(f64::NAN, 1), "NaN");
+    assert_eq!(format_grouped(17000.0, 0), "17,000");
+    assert_eq!(format_grouped(-1234567.891, 2), "-1,234,567.89");
+    assert_eq!(format_grouped(999.0, 0), "999");
+    assert_eq!(format_grouped(0.5, 1), "0.5");
+}
+
+#[test]
+fn a_catalog_whose_display_unit_is_not_its_unit_typeset_is_refused() {
+    let text = r#"
+[[parameter]]
+kind = "effluent"
+code = "temp"
+name_en = "Temperature"
+dimension = "temperature"
+unit = "degC"
+unit_display = "degC"
+display_decimals = 1
+plausible = [0.0, 100.0]
+"#;
+    let e = Catalog::from_toml(text).expect_err("degC is written °C");
+    assert!(e.contains("temp") && e.contains("°C"), "{e}");
+}

@@ -7,6 +7,10 @@
 //! gets no second alert, so a restart, which rebuilds the same conditions from the store,
 //! raises nothing twice. A condition must hold `for_s` (pending) before its alert fires;
 //! `[alerts.kind.<kind>]` gives a kind its own `for_s` and severity.
+//!
+//! An alert is worded in Thai and English by [`text::summary`] from its fields and its
+//! [`text::Detail`]; the JSON of an alert (API, live events, webhooks) carries both texts as
+//! `summary` and `summary_th`, rendered when it is sent.
 
 use std::hash::BuildHasher;
 
@@ -20,6 +24,10 @@ use serde::{Deserialize, Serialize};
 use eitwatch_config::server_config::AlertsSection;
 
 use crate::compliance::{AlertKind, Condition, LimitUsed, Severity};
+
+pub mod text;
+
+use text::{Detail, Lang};
 
 /// Where an alert is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,8 +54,9 @@ pub struct Ack {
     pub comment: String,
 }
 
-/// One alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One alert. Its JSON adds `summary` (English) and `summary_th` (Thai), worded by
+/// [`text::summary`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Alert {
     /// Unique, increasing.
     pub id: u64,
@@ -65,8 +74,10 @@ pub struct Alert {
     pub point: String,
     /// Parameter, where it is about one.
     pub parameter: Option<String>,
-    /// In words.
-    pub summary: String,
+    /// What its text needs beyond these fields (`None` in alerts of logs written before the
+    /// detail was kept: their text says less).
+    #[serde(default)]
+    pub detail: Option<Box<Detail>>,
     /// The value that raised it.
     pub value: Option<f64>,
     /// The limit, for exceedances (boxed: most conditions have none, and inline it would
@@ -85,6 +96,64 @@ pub struct Alert {
     pub ack: Option<Box<Ack>>,
     /// When it resolved.
     pub resolved_ns: Option<i64>,
+}
+
+impl Alert {
+    /// The alert in words ([`text::summary`]).
+    pub fn summary(&self, lang: Lang) -> String {
+        text::summary(self, lang)
+    }
+}
+
+/// An alert as JSON: its fields and its texts.
+#[derive(Serialize)]
+struct AlertJson<'a> {
+    id: u64,
+    key: &'a str,
+    kind: AlertKind,
+    severity: Severity,
+    state: State,
+    factory: &'a str,
+    point: &'a str,
+    parameter: &'a Option<String>,
+    summary: String,
+    summary_th: String,
+    detail: &'a Option<Box<Detail>>,
+    value: Option<f64>,
+    limit: &'a Option<Box<LimitUsed>>,
+    since_ns: i64,
+    deadline_ns: Option<i64>,
+    pending_ns: i64,
+    firing_ns: Option<i64>,
+    ack: &'a Option<Box<Ack>>,
+    resolved_ns: Option<i64>,
+}
+
+impl Serialize for Alert {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AlertJson {
+            id: self.id,
+            key: &self.key,
+            kind: self.kind,
+            severity: self.severity,
+            state: self.state,
+            factory: &self.factory,
+            point: &self.point,
+            parameter: &self.parameter,
+            summary: text::summary(self, Lang::En),
+            summary_th: text::summary(self, Lang::Th),
+            detail: &self.detail,
+            value: self.value,
+            limit: &self.limit,
+            since_ns: self.since_ns,
+            deadline_ns: self.deadline_ns,
+            pending_ns: self.pending_ns,
+            firing_ns: self.firing_ns,
+            ack: &self.ack,
+            resolved_ns: self.resolved_ns,
+        }
+        .serialize(serializer)
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -235,7 +304,7 @@ impl AlertBook {
                         factory: c.factory.clone(),
                         point: c.point.clone(),
                         parameter: c.parameter.clone(),
-                        summary: c.summary.clone(),
+                        detail: c.detail.clone(),
                         value: c.value,
                         limit: c.limit.clone(),
                         since_ns: c.since_ns,
@@ -246,7 +315,7 @@ impl AlertBook {
                         resolved_ns: None,
                     };
                     next_id += 1;
-                    tracing::warn!(factory = %alert.factory, point = %alert.point, parameter = alert.parameter.as_deref().unwrap_or(""), kind = alert.kind.as_str(), summary = %alert.summary, "Alert");
+                    tracing::warn!(factory = %alert.factory, point = %alert.point, parameter = alert.parameter.as_deref().unwrap_or(""), kind = alert.kind.as_str(), summary = %alert.summary(Lang::En), "Alert");
                     ops.push(Op::Open { alert: Box::new(alert) });
                 }
             }
@@ -360,6 +429,6 @@ mod unit_tests {
     /// a larger alert costs every alert in the book.
     #[test]
     fn an_alert_is_at_most_232_bytes() {
-        assert!(size_of::<super::Alert>() <= 232);
+        assert!(size_of::<super::Alert>() <= 232, "{}", size_of::<super::Alert>());
     }
 }

@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 
 pub use eitwatch_config::server_config::{AlertKind, Severity};
 
+use crate::alerts::text::{Detail, What};
+
 use super::clock::Clock;
 use super::faults::Recent;
 use super::grab::{self, Grabs};
@@ -331,8 +333,8 @@ pub struct Condition {
     pub point: String,
     /// Parameter, where the condition is about one.
     pub parameter: Option<String>,
-    /// In words.
-    pub summary: String,
+    /// What its text needs beyond these fields ([`crate::alerts::text`] words it).
+    pub detail: Option<Box<Detail>>,
     /// The value that made it, in the limit's unit where there is one.
     pub value: Option<f64>,
     /// The limit, for exceedances (boxed: most conditions have none, and inline it would
@@ -1347,14 +1349,10 @@ impl Engine {
                         factory: s.id.factory.to_string(),
                         point: s.id.point.to_string(),
                         parameter: Some(s.id.parameter.to_string()),
-                        summary: format!(
-                            "{} on {}: {} valid of {} expected readings ({:.1} % < {threshold} %)",
-                            s.id.parameter,
-                            period::local_date(yesterday),
-                            c.valid,
-                            expected,
-                            availability_pct(c.valid, expected)
-                        ),
+                        detail: Some(Box::new(Detail {
+                            measurement: Some(s.kind),
+                            what: What::Availability { valid: c.valid, expected, threshold_pct: threshold },
+                        })),
                         value: Some(availability_pct(c.valid, expected)),
                         limit: None,
                         since_ns: yesterday,
@@ -1372,7 +1370,7 @@ impl Engine {
                 factory: incident.factory.clone(),
                 point: incident.point.clone(),
                 parameter: None,
-                summary: format!("no reading since {}", period::local(incident.since_ns)),
+                detail: Some(Box::new(Detail { measurement: None, what: What::NoData })),
                 value: None,
                 limit: None,
                 since_ns: incident.since_ns,
@@ -1511,13 +1509,8 @@ fn beyond(limit: &LimitUsed, point: &Point, v: f64) -> f64 {
 
 /// The exceedance condition of a track, from its period `p` (the episode started at `since`).
 fn exceedance(s: &Series, t: &Track, p: &Period, since: i64) -> Condition {
-    let value = p.value.unwrap_or(f64::NAN);
-    let basis = t.limit.reference_o2_pct.map(|o| format!(" at {o} % O₂")).unwrap_or_default();
-    let by = match (&t.limit.permit, &t.limit.standard, &t.limit.clause) {
-        (Some(permit), _, _) => format!("permit {permit}"),
-        (None, Some(std), Some(clause)) => format!("{std} clause {clause}"),
-        _ => String::new(),
-    };
+    let applied_max = t.limit.max_at(&s.point);
+    let raised = applied_max != t.limit.max;
     Condition {
         key: format!("exceedance/{}", t.key(s)),
         kind: AlertKind::Exceedance,
@@ -1525,15 +1518,14 @@ fn exceedance(s: &Series, t: &Track, p: &Period, since: i64) -> Condition {
         factory: s.id.factory.to_string(),
         point: s.id.point.to_string(),
         parameter: Some(s.id.parameter.to_string()),
-        summary: format!(
-            "{} {} {}{basis} exceeds {} ({by}), {:?} period from {}",
-            s.id.parameter,
-            (value * 1000.0).round() / 1000.0,
-            t.limit.unit,
-            t.limit.describe,
-            t.limit.averaging,
-            period::local(p.start_ns)
-        ),
+        detail: Some(Box::new(Detail {
+            measurement: Some(s.kind),
+            what: What::Exceedance {
+                applied_max,
+                receiving_water_tds: raised.then_some(s.point.receiving_water_tds_mg_per_l).flatten(),
+                period_start_ns: p.start_ns,
+            },
+        })),
         value: p.value,
         limit: Some(Box::new((*t.limit).clone())),
         since_ns: since,

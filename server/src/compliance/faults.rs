@@ -12,7 +12,8 @@ use eitwatch_config::reading::{Kind, Quality};
 use eitwatch_config::site::Point;
 
 use super::engine::{AlertKind, Condition, SeriesId, Severity};
-use super::period::{SECOND_NS, local};
+use super::period::SECOND_NS;
+use crate::alerts::text::{Detail, What};
 
 /// Consecutive valid readings of one value, from the key to `last_ns`.
 #[derive(Debug, Clone, Copy)]
@@ -112,14 +113,14 @@ impl Recent {
 
 pub(super) fn detect(id: &SeriesId, kind: Kind, point: &Point, recent: &Recent) -> Vec<Condition> {
     let mut out = Vec::new();
-    let condition = |what: &str, summary: String, value: f64, since_ns: i64| Condition {
-        key: format!("sensor_fault/{what}/{}/{}/{}", id.factory, id.point, id.parameter),
+    let condition = |what: What, value: f64, since_ns: i64| Condition {
+        key: format!("sensor_fault/{}/{}/{}/{}", fault_name(&what), id.factory, id.point, id.parameter),
         kind: AlertKind::SensorFault,
         severity: Severity::Warning,
         factory: id.factory.to_string(),
         point: id.point.to_string(),
         parameter: Some(id.parameter.to_string()),
-        summary,
+        detail: Some(Box::new(Detail { measurement: Some(kind), what })),
         value: Some(value),
         limit: None,
         since_ns,
@@ -142,25 +143,14 @@ pub(super) fn detect(id: &SeriesId, kind: Kind, point: &Point, recent: &Recent) 
         }
         let newest_t = newest.last_ns;
         if flatline_ns > 0 && newest_t - oldest_same >= flatline_ns {
-            out.push(condition(
-                "flatline",
-                format!(
-                    "{} has read {newest_v} since {} (flatline ≥ {} s)",
-                    id.parameter,
-                    local(oldest_same),
-                    point.faults.flatline_after_s
-                ),
-                newest_v,
-                oldest_same,
-            ));
+            out.push(condition(What::Flatline { after_s: point.faults.flatline_after_s }, newest_v, oldest_same));
         }
         if let (Some(bound), Some((prev_t, prev_v))) = (point.faults.max_change_per_min.get(&*id.parameter), previous) {
             let minutes = (newest_t - prev_t) as f64 / (60.0 * SECOND_NS as f64);
             let rate = (newest_v - prev_v).abs() / minutes.max(1.0 / 60.0);
             if rate > *bound {
                 out.push(condition(
-                    "spike",
-                    format!("{} jumped from {prev_v} to {newest_v} ({rate:.3} per min > {bound})", id.parameter),
+                    What::Spike { from: prev_v, rate_per_min: rate, bound_per_min: *bound },
                     newest_v,
                     newest_t,
                 ));
@@ -170,7 +160,16 @@ pub(super) fn detect(id: &SeriesId, kind: Kind, point: &Point, recent: &Recent) 
     if let Some((t, v, _)) = recent.latest()
         && !Catalog::builtin().is_plausible(kind, &id.parameter, v)
     {
-        out.push(condition("implausible", format!("{} reads {v}, outside its plausible range", id.parameter), v, t));
+        out.push(condition(What::Implausible, v, t));
     }
     out
+}
+
+/// The fault's name in its condition's key.
+fn fault_name(what: &What) -> &'static str {
+    match what {
+        What::Flatline { .. } => "flatline",
+        What::Spike { .. } => "spike",
+        _ => "implausible",
+    }
 }

@@ -35,7 +35,7 @@ impl ListQuery for AlertsQuery {}
 
 fn alert() -> utoipa::openapi::Object {
     schema::record(
-        "An alert: id, key, kind, severity, state, factory, point, parameter, summary, value, limit, since_ns, deadline_ns, pending_ns, firing_ns, ack, resolved_ns",
+        "An alert: id, key, kind, severity, state, factory, point, parameter, summary (English), summary_th (Thai), detail, value, limit, since_ns, deadline_ns, pending_ns, firing_ns, ack, resolved_ns",
     )
 }
 

@@ -31,10 +31,19 @@ const FILES: &[(&str, &str, &str)] = &[
     ("board.js", "text/javascript; charset=utf-8", include_str!("../../../dashboards/board/board.js")),
 ];
 
-/// The board's pages: `/` (redirect), `/board/` and `/board/{file}`.
+/// The site's icon, 16×16 (browsers ask for `/favicon.ico` whatever the page says).
+const FAVICON: &[u8] = include_bytes!("../../assets/favicon.ico");
+
+/// The board's pages: `/` (redirect), `/board/`, `/board/{file}` and `/favicon.ico`.
 pub(super) fn pages() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/board/") }))
+        .route(
+            "/favicon.ico",
+            get(|| async {
+                ([(header::CONTENT_TYPE, "image/x-icon"), (header::CACHE_CONTROL, "max-age=86400")], FAVICON)
+            }),
+        )
         .route("/board", get(|| async { Redirect::to("/board/") }))
         .route("/board/", get(|| async { file("index.html") }))
         .route("/board/{name}", get(|Path(name): Path<String>| async move { file(&name) }))
@@ -65,13 +74,18 @@ fn file(name: &str) -> Response {
     response
 }
 
-/// A parameter with its names.
+/// A parameter with its names and how its values are shown.
 #[derive(Debug, Serialize, ToSchema)]
 struct Parameter {
     code: String,
     name_en: String,
     name_th: Option<String>,
+    /// The canonical unit of its values (`degC`, `m3/h`).
     unit: Option<String>,
+    /// The unit as people write it (`°C`, `m³/h`; empty for pH).
+    unit_display: Option<String>,
+    /// Decimals its values are shown with (pH 2, COD 0); the API's values are not rounded.
+    display_decimals: Option<u8>,
 }
 
 /// A monitoring point.
@@ -135,6 +149,8 @@ async fn site(State(app): State<AppState>, scope: ReadScope, headers: HeaderMap,
             name_en: c.map_or(code.clone(), |c| c.name_en.clone()),
             name_th: c.and_then(|c| c.name_th.clone()),
             unit: c.map(|c| c.unit.to_string()),
+            unit_display: c.map(|c| c.unit_display.clone()),
+            display_decimals: c.map(|c| c.display_decimals),
         }
     };
     let areas = registry

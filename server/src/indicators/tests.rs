@@ -339,6 +339,13 @@ fn definitions_filter_categories_parameters_and_factory() {
     assert_eq!(emi.not_computed.as_deref(), Some("no stack emission point in the selection"));
 }
 
+fn date_serial(d: &Data) -> Option<f64> {
+    match d {
+        Data::DateTime(t) => Some(t.as_f64()),
+        _ => None,
+    }
+}
+
 fn cell(range: &calamine::Range<Data>, row: u32, col: u32) -> Data {
     range.get_value((row, col)).cloned().unwrap_or(Data::Empty)
 }
@@ -374,7 +381,8 @@ fn csv_and_xlsx_carry_the_values_with_thai_and_english_headers() {
         .expect("load:cod row");
     assert_eq!(cell(&sheet, row, 7), Data::Float(3334.0));
     assert_eq!(cell(&sheet, row, 8), Data::String("kg".into()));
-    assert_eq!(cell(&sheet, row, 14), Data::String("2026-11-01".into()));
+    // A date cell: Excel's serial day of 1 November 2026 (days since 1899-12-30).
+    assert_eq!(date_serial(&cell(&sheet, row, 14)), Some(46327.0));
     let tss = (1..sheet.height() as u32).find(|&i| cell(&sheet, i, 4) == Data::String("load:tss".into())).expect("tss");
     assert_eq!(cell(&sheet, tss, 7), Data::Empty, "no value, not 0");
     assert_eq!(cell(&sheet, tss, 13), Data::String("tss is not measured at any point in the selection".into()));
@@ -387,7 +395,7 @@ fn csv_and_xlsx_carry_the_values_with_thai_and_english_headers() {
     let episodes = book.worksheet_range("episodes").expect("episodes");
     assert_eq!(episodes.height(), 5, "four episodes and the header");
     let tsp = (1..5).find(|&i| cell(&episodes, i, 3) == Data::String("tsp".into())).expect("tsp episode");
-    assert_eq!(cell(&episodes, tsp, 6), Data::String("2026-11-08 00:00".into()));
+    assert_eq!(date_serial(&cell(&episodes, tsp, 6)), Some(46334.0), "2026-11-08 00:00");
     assert_eq!(cell(&episodes, tsp, 8), Data::Float(2.0));
     assert_eq!(cell(&episodes, tsp, 9), Data::Float(500.0));
 }

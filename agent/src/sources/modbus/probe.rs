@@ -177,6 +177,35 @@ fn is_tidy(v: f64, kind: RegisterType) -> bool {
     v == 0.0 || (r != 0.0 && (v - r).abs() <= 1e-6 * v.abs() && (!float || (1e-3..1e6).contains(&v.abs())))
 }
 
+/// A decoded value as a person reads it: whole numbers whole (up to 10¹⁵), others as written
+/// when short, else to 7 significant digits (what an f32 holds) without trailing zeros, and beyond 10⁹ or below
+/// 10⁻³ in scientific notation: a wrong byte order can decode to 10¹⁸⁰, which f64's
+/// `Display` writes out in 181 digits.
+fn compact(v: f64) -> String {
+    let a = v.abs();
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v.fract() == 0.0 && a < 1e15 {
+        return format!("{v:.0}");
+    }
+    if (1e-3..1e9).contains(&a) {
+        // Exact as written when short (1234.5625, an f32 exactly).
+        let shortest = v.to_string();
+        if shortest.len() <= 10 {
+            return shortest;
+        }
+        let decimals = (6 - a.log10().floor() as i32).max(0) as usize;
+        let s = format!("{v:.decimals$}");
+        return if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    }
+    let s = format!("{v:.6e}");
+    match s.split_once('e') {
+        Some((m, e)) if m.contains('.') => format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.')),
+        _ => s,
+    }
+}
+
 /// The likely decoding among the plausible ones: at the address asked for, not zero, tidy,
 /// using exactly the registers read (when 1, 2 or 4 were), then the commonest type and order.
 fn likely<'a>(plausible: &[&'a Decoding], count: usize) -> Option<&'a Decoding> {
@@ -235,33 +264,37 @@ pub fn report(
     for d in &decodings {
         let mark = if in_range(d) { "  plausible" } else { "" };
         let order = if d.kind.registers() == 1 { &d.order.as_str()[..2] } else { d.order.as_str() };
-        let _ = writeln!(out, "  {:<4} {order:<4} at {:>5} = {}{mark}", d.kind.as_str(), shown(d.offset), d.value);
+        let _ =
+            writeln!(out, "  {:<4} {order:<4} at {:>5} = {}{mark}", d.kind.as_str(), shown(d.offset), compact(d.value));
     }
     if let Some(p) = parameter {
         let plausible: Vec<&Decoding> = decodings.iter().filter(|d| in_range(d)).collect();
-        let unit = unit.unwrap_or(&p.unit);
+        let unit = eitwatch_config::catalog::typeset_unit(unit.unwrap_or(&p.unit));
+        let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+        let canonical_unit = eitwatch_config::catalog::typeset_unit(&p.unit);
         match likely(&plausible, words.len()) {
             Some(d) => {
                 let _ = writeln!(
                     out,
-                    "likely for {} ({}, plausible {}..{} {}): type = \"{}\", order = \"{}\", address = {} → {} {unit} ({} plausible decodings in all)",
+                    "likely for {} ({}, plausible {}..{} {canonical_unit}): type = \"{}\", order = \"{}\", address = {} → {}{unit} ({} plausible decodings in all)",
                     p.code,
                     p.name_en,
-                    p.plausible[0],
-                    p.plausible[1],
-                    p.unit,
+                    compact(p.plausible[0]),
+                    compact(p.plausible[1]),
                     d.kind.as_str(),
                     d.order.as_str(),
                     shown(d.offset),
-                    d.value,
+                    compact(d.value),
                     plausible.len()
                 );
             }
             None => {
                 let _ = writeln!(
                     out,
-                    "no decoding lies in {}'s plausible range {}..{} {}: check slave, table, address and unit",
-                    p.code, p.plausible[0], p.plausible[1], p.unit
+                    "no decoding lies in {}'s plausible range {}..{} {canonical_unit}: check slave, table, address and unit",
+                    p.code,
+                    compact(p.plausible[0]),
+                    compact(p.plausible[1])
                 );
             }
         }
@@ -292,7 +325,7 @@ mod tests {
         let words = encode(85250.0, RegisterType::U32, ByteOrder::ABCD);
         let cod = find_parameter("cod", None).expect("cod");
         let text = report(&words, RegisterTable::Holding, 10, 0, Some(cod), Some("ug/L"));
-        assert!(text.contains("type = \"u32\", order = \"ABCD\", address = 10 → 85250 ug/L"), "{text}");
+        assert!(text.contains("type = \"u32\", order = \"ABCD\", address = 10 → 85250 µg/L"), "{text}");
     }
 
     #[test]
@@ -300,8 +333,26 @@ mod tests {
         let words = encode(7.25, RegisterType::F32, ByteOrder::ABCD);
         let ph = find_parameter("ph", Some("effluent")).expect("ph");
         let text = report(&words, RegisterTable::Input, 9, 1, Some(ph), None);
-        assert!(text.contains("type = \"f32\", order = \"ABCD\", address = 10 → 7.25 pH"), "{text}");
+        assert!(text.contains("type = \"f32\", order = \"ABCD\", address = 10 → 7.25 ("), "{text}");
         assert!(text.contains("      10        9    30010"), "{text}");
+    }
+
+    #[test]
+    fn values_are_written_as_people_read_them() {
+        assert_eq!(compact(85.25), "85.25");
+        assert_eq!(compact(1234.5625), "1234.5625");
+        assert_eq!(compact(136_314_896.0), "136314896");
+        assert_eq!(compact(1.0 / 3.0), "0.3333333");
+        assert_eq!(compact(122.8939437866211), "122.8939");
+        assert_eq!(compact(5.442166420183872e-18), "5.442166e-18");
+        assert_eq!(compact(-1.0e180), "-1e180");
+        assert_eq!(compact(2.5e10 + 0.5), "2.5e10");
+        // A word-swapped f32 of 85.25 decodes to a number of 39 digits as f64 writes it.
+        let words = encode(85.25, RegisterType::F32, ByteOrder::CDAB);
+        let cod = find_parameter("cod", None).expect("cod");
+        let text = report(&words, RegisterTable::Holding, 0, 0, Some(cod), None);
+        let longest = text.split_whitespace().map(str::len).max().unwrap_or(0);
+        assert!(longest <= 20, "a {longest}-character word in {text}");
     }
 
     #[test]
