@@ -6,8 +6,10 @@
 #   client, the writer the ingest tests prove compatibility with) and schemathesis (fuzzes the
 #   API against its generated OpenAPI document), from PyPI, into .peers/venv.
 #   chromium (headless, for the board's browser tests) and Node.js from Debian;
-#   playwright-core (drives that chromium) and @influxdata/flux-lsp-browser (checks the Grafana
-#   dashboards' Flux) from npm, `npm ci` from tests/browser/package-lock.json.
+#   playwright-core (drives that chromium), axe-core (accessibility checks in the board's
+#   browser tests), uplot (the board's charts, vendored from it into dashboards/board/vendor/)
+#   and @influxdata/flux-lsp-browser (checks the Grafana dashboards' Flux) from npm, `npm ci`
+#   from tests/browser/package-lock.json (exact versions in tests/browser/package.json).
 # Idempotent: a second run with everything present does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,8 +50,10 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   "$venv/bin/python" -m pip install -q "schemathesis==4.32.5"
 fi
 if [ ! -f tests/browser/node_modules/playwright-core/package.json ] \
-  || [ ! -f tests/browser/node_modules/@influxdata/flux-lsp-browser/package.json ]; then
-  echo "install-peers: npm ci in tests/browser (playwright-core, @influxdata/flux-lsp-browser)"
+  || [ ! -f tests/browser/node_modules/@influxdata/flux-lsp-browser/package.json ] \
+  || [ ! -f tests/browser/node_modules/axe-core/package.json ] \
+  || [ ! -f tests/browser/node_modules/uplot/package.json ]; then
+  echo "install-peers: npm ci in tests/browser (playwright-core, axe-core, uplot, @influxdata/flux-lsp-browser)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus, influxdb-client and schemathesis: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"
