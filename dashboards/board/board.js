@@ -218,6 +218,15 @@ async function api(path, opts = {}) {
 // ---- names from the registry and catalog ----
 
 function areaName(a) { return S.lang === 'th' ? (a.name_th || a.name_en) : a.name_en; }
+// The registry names provinces in English; the board names the industrial ones in Thai.
+const PROVINCE_TH = {
+  Bangkok: 'กรุงเทพมหานคร', Rayong: 'ระยอง', Chonburi: 'ชลบุรี', 'Chon Buri': 'ชลบุรี', Lampang: 'ลำปาง', 'Samut Prakan': 'สมุทรปราการ',
+  'Samut Sakhon': 'สมุทรสาคร', 'Phra Nakhon Si Ayutthaya': 'พระนครศรีอยุธยา', Ayutthaya: 'พระนครศรีอยุธยา', Chachoengsao: 'ฉะเชิงเทรา',
+  Saraburi: 'สระบุรี', Songkhla: 'สงขลา', 'Pathum Thani': 'ปทุมธานี', Prachinburi: 'ปราจีนบุรี', 'Prachin Buri': 'ปราจีนบุรี',
+  'Nakhon Ratchasima': 'นครราชสีมา', 'Khon Kaen': 'ขอนแก่น', 'Chiang Mai': 'เชียงใหม่', Lamphun: 'ลำพูน', Ratchaburi: 'ราชบุรี',
+  'Surat Thani': 'สุราษฎร์ธานี', 'Nakhon Si Thammarat': 'นครศรีธรรมราช', 'Nakhon Pathom': 'นครปฐม', Kanchanaburi: 'กาญจนบุรี',
+};
+function provinceName(a) { return S.lang === 'th' ? PROVINCE_TH[a.province] || a.province : a.province; }
 function paramName(p) { return S.lang === 'th' ? (p.name_th || NAME_TH[p.code] || p.name_en) : p.name_en; }
 function factories() {
   const out = [];
@@ -286,29 +295,32 @@ function alertHtml(a, withFactory) {
     <span>${esc(a.point)}${pname ? ' · ' + esc(pname) : ''}</span>
     ${value ? `<span class="value">${esc(value)}${a.limit ? ' (' + esc(limitText(a.limit)) + ')' : ''}</span>` : ''}
     <span class="muted">${t('since')} ${fmtTime(a.since_ns)}</span></div>
-  <div class="summary">${esc(summaryText(a, par, pname))}</div>
+  <div class="summary" title="${esc(a.summary)}">${esc(summaryText(a, par, pname))}</div>
   ${a.ack ? `<div class="ackinfo">${t('acked_by')} ${esc(a.ack.by)} ${t('at')} ${fmtTime(a.ack.at_ns)}: “<span class="ack-comment">${esc(a.ack.comment)}</span>”</div>` : ''}
   <div class="history">${t('history')}: ${hist}</div>
   ${canAck ? `<details class="ackbox"><summary>${esc(t('acknowledge'))}…</summary><form class="ack" data-id="${a.id}"><textarea name="comment" aria-label="${esc(t('comment'))}" placeholder="${esc(t('comment'))}"></textarea><button type="submit">${esc(t('send'))}</button></form></details>` : ''}
 </li>`;
 }
 
-// The server words its summaries in English (and in Thai where it sends `summary_th`); the
-// board words every kind from the alert's fields in Thai, with local times.
+// The board words every kind from the alert's fields, in both languages with Bangkok times
+// and values at display precision (the server's own summary is the tooltip); in Thai the
+// server's `summary_th` where it sends one.
 function summaryText(a, par, pname) {
-  if (S.lang !== 'th') return a.summary;
-  if (a.summary_th) return a.summary_th;
+  if (S.lang === 'th' && a.summary_th) return a.summary_th;
+  const th = S.lang === 'th';
   const v = a.value != null ? fmtValue(a.value, par, a.limit ? a.limit.unit : undefined) : '';
+  const since = `${th ? 'ตั้งแต่' : 'since'} ${fmtTime(a.since_ns)}`;
+  const who = pname || a.point;
   if (a.kind === 'exceedance' && a.limit && a.value != null) {
-    const by = a.limit.permit ? `ใบอนุญาต ${a.limit.permit}` : `${a.limit.standard || ''} ข้อ ${a.limit.clause || ''}`;
-    const below = a.limit.min != null && a.value < a.limit.min;
-    const verb = below ? 'ต่ำกว่าเกณฑ์' : 'เกินค่ามาตรฐาน';
-    const over = a.limit.averaging === 'instantaneous' ? ` (${t('instantaneous')})` : '';
-    return `${pname} ${v} ${verb} ${limitText(a.limit)} (${by})${over} ตั้งแต่ ${fmtTime(a.since_ns)}`;
+    const l = a.limit;
+    const by = l.permit ? `${th ? 'ใบอนุญาต' : 'permit'} ${l.permit}` : `${l.standard || ''} ${th ? 'ข้อ' : 'clause'} ${l.clause || ''}`.trim();
+    const below = l.min != null && a.value < l.min;
+    const verb = th ? (below ? 'ต่ำกว่าเกณฑ์' : 'เกินค่ามาตรฐาน') : below ? 'is below the range' : 'exceeds';
+    return `${pname} ${v} ${verb} ${limitText(l)} (${by}) (${t(l.averaging)}) ${since}`;
   }
-  if (a.kind === 'no_data') return `ไม่ได้รับข้อมูลจากจุด ${a.point} ตั้งแต่ ${fmtTime(a.since_ns)}`;
-  if (a.kind === 'sensor_fault') return `${tf('sf_summary', { p: pname || a.point, v })} ตั้งแต่ ${fmtTime(a.since_ns)}`;
-  if (a.kind === 'availability') return `${tf('av_summary', { p: pname || a.point })} ตั้งแต่ ${fmtTime(a.since_ns)}`;
+  if (a.kind === 'no_data') return th ? `ไม่ได้รับข้อมูลจากจุด ${a.point} ${since}` : `No reading from ${a.point} ${since}`;
+  if (a.kind === 'sensor_fault') return `${tf('sf_summary', { p: who, v })} ${since}`;
+  if (a.kind === 'availability') return `${tf('av_summary', { p: who })} ${since}`;
   if (a.kind === 'deadline') return tf('dl_summary', { point: a.point });
   return a.summary;
 }
@@ -498,7 +510,7 @@ function renderOverview() {
   $('#main').innerHTML = `
 <h1 data-view="overview">${esc(t('overview'))}</h1>
 <div class="filters">
-  <label>${esc(t('area'))} <select id="f-area">${options([['', t('all')], ...areas.map((a) => [a.id, `${areaName(a)} (${a.province})`])], F.area)}</select></label>
+  <label>${esc(t('area'))} <select id="f-area">${options([['', t('all')], ...areas.map((a) => [a.id, `${areaName(a)} (${provinceName(a)})`])], F.area)}</select></label>
   <label>${esc(t('type'))} <select id="f-kind">${options([['', t('all')], ['effluent', t('effluent')], ['emission', t('emission')]], F.kind)}</select></label>
   <label>${esc(t('state'))} <select id="f-state">${options([['', t('all')], ...STATES.map((s) => [s, t(s)])], F.state)}</select></label>
 </div>
@@ -567,7 +579,7 @@ function renderFactoryFrame(id) {
   $('#main').innerHTML = `<div id="factory-page" data-factory="${esc(f.id)}" data-lang="${S.lang}" data-be="${S.be}">
 <p class="no-print"><a href="#/">← ${esc(t('back'))}</a></p>
 <h1 data-view="factory">${esc(f.name)} <span id="factory-state" class="state s-${state}" data-state="${state}">${esc(t(state))}</span></h1>
-<p class="muted">${esc(areaName(area))} (${esc(area.province)}) · ${esc(t('category'))} ${esc(f.category)}${f.diw_registration ? ' · ' + esc(f.diw_registration) : ''}</p>
+<p class="muted">${esc(areaName(area))} (${esc(provinceName(area))}) · ${esc(t('category'))} ${esc(f.category)}${f.diw_registration ? ' · ' + esc(f.diw_registration) : ''}</p>
 <form class="filters" id="r-form" novalidate>
   <label>${esc(t('range'))} <select id="r-preset">${options(PRESETS.map((k) => [k, t(k)]), S.range.preset)}</select></label>
   ${dateInput('r-from', t('from'), from / 1e6, true)}
@@ -654,6 +666,12 @@ async function loadCharts(f, from, to) {
       const el = document.querySelectorAll('#charts section.chart')[i];
       S.charts.push(makeChart(el, c));
     });
+    // Fitted: the inputs show the range the charts show.
+    const shown = [...document.querySelectorAll('#charts section.chart')].map((el) => el.chart).filter(Boolean);
+    if (fit && shown.length && $('#r-from')) {
+      $('#r-from').value = fmtTime(Math.min(...shown.map((x) => x.x0)) * 1e9);
+      $('#r-to').value = fmtTime(Math.max(...shown.map((x) => x.x1)) * 1e9);
+    }
   } catch (e) {
     if (mine === factoryToken && $('#charts')) $('#charts').innerHTML = `<p class="error">${esc(e.message)}</p>`;
   }
@@ -708,7 +726,7 @@ function chartFrameHtml(c) {
   const days = c.days.map((d) => `<span class="${d.meets === false ? 'short' : d.meets ? 'meets' : ''}" title="${d.valid}/${d.expected}">${esc(fmtTime(d.day_start_ns, 'date'))}: ${fmtNum(d.availability_pct, 1)} %</span>`).join('');
   return `<section class="chart" data-point="${esc(c.point.id)}" data-parameter="${esc(c.param.code)}" data-decimals="${dec}" data-limits="${esc(c.limits.flatMap(appliedBounds).join(' '))}" data-mixed="${mixed}">
 <div class="title"><h3>${esc(paramName(c.param))}</h3><span class="muted">${esc(c.point.id)} · ${esc(t(c.point.kind))}${unit ? ' · ' + esc(unit) : ''}</span>
-<span class="zoom no-print"><button type="button" data-zoom="left" aria-label="${esc(t('pan_left'))}" title="${esc(t('pan_left'))}">◀</button><button type="button" data-zoom="right" aria-label="${esc(t('pan_right'))}" title="${esc(t('pan_right'))}">▶</button><button type="button" data-zoom="out" aria-label="${esc(t('zoom_out'))}" title="${esc(t('zoom_out'))}">－</button><button type="button" data-zoom="reset">${esc(t('zoom_reset'))}</button></span></div>
+<span class="zoom no-print"><button type="button" data-zoom="left" aria-label="${esc(t('pan_left'))}" title="${esc(t('pan_left'))}">◀</button><button type="button" data-zoom="right" aria-label="${esc(t('pan_right'))}" title="${esc(t('pan_right'))}">▶</button><button type="button" data-zoom="out" aria-label="${esc(t('zoom_out'))}" title="${esc(t('zoom_out'))}">−</button><button type="button" data-zoom="reset">${esc(t('zoom_reset'))}</button></span></div>
 <div class="plot" role="img" aria-label="${esc(label)}"></div>
 <div class="tip" hidden></div>
 ${nReadings ? '' : `<p class="muted">${esc(t('no_readings'))}</p>`}
@@ -768,7 +786,7 @@ function makeChart(el, c) {
   const data = tables.length > 1 ? uPlot.join(tables) : tables[0];
   if (!data[0].length) { data[0].push(sec(c.from)); for (let i = 1; i < data.length; i++) data[i].push(null); }
   const bounds = c.limits.flatMap(appliedBounds);
-  const series = [{}, { label: t('reading'), stroke: '#1565c0', width: 1.6, spanGaps: false, points: { show: c.raw ? c.raw.length < 150 : false, size: 4, fill: '#1565c0' } }];
+  const series = [{}, { label: t('reading'), stroke: '#1565c0', width: 1.6, spanGaps: false, points: { show: c.raw ? c.raw.length < 150 : false, size: 6, fill: '#1565c0' } }];
   const bandsOpt = [];
   if (!c.raw) {
     series.push({ label: 'min', stroke: 'rgba(21,101,192,0.35)', width: 0.5 }, { label: 'max', stroke: 'rgba(21,101,192,0.35)', width: 0.5 });
@@ -832,8 +850,14 @@ function makeChart(el, c) {
         const y = u.valToPos(v, 'y', true);
         ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + width, y); ctx.stroke();
         if (i === 0) {
+          // On a white ground, so a hatched band under it does not garble it.
           const basis = l.reference_o2_pct != null ? ` ${t('at_o2')} ${fmtNum(l.reference_o2_pct, 0)} % O₂` : '';
-          ctx.fillText(`${t('limit')} ${limitText(l)}${basis} (${t(l.averaging)})`, left + width - 4, y - 4 * devicePixelRatio);
+          const text = `${t('limit')} ${limitText(l)}${basis} (${t(l.averaging)})`;
+          const w = ctx.measureText(text).width, pad = 3 * devicePixelRatio;
+          ctx.fillStyle = 'rgba(255,255,255,0.9)';
+          ctx.fillRect(left + width - 4 - w - pad, y - 17 * devicePixelRatio, w + 2 * pad, 14 * devicePixelRatio);
+          ctx.fillStyle = '#b71c1c';
+          ctx.fillText(text, left + width - 4, y - 6 * devicePixelRatio);
         }
       });
     }
@@ -1008,19 +1032,28 @@ function rangeText(r) {
   return `${fmtTime(r.from_ns, 'date')} – ${fmtTime(r.to_ns - 1, 'date')}`;
 }
 
+// A server-made label with the catalog's names for parameter codes and factory names for
+// `factory/point` ids.
+function humanise(text) {
+  const known = new Set(factories().flatMap(({ f }) => f.points.flatMap((p) => p.parameters.map((x) => x.code))));
+  return String(text || '')
+    .replace(/\b([\w-]+)\/([\w-]+)\b/g, (m, f, p) => (findFactory(f) ? `${factoryName(f)} / ${p}` : m))
+    .replace(/\b([a-z][a-z0-9_]*)\b/g, (m) => (known.has(m) && m !== 'as' ? paramName(anyParam(m)) : m)); // "as": a word too
+}
+
 function reportHtml(doc, areaLabel, periodLabel) {
   const r = doc.report;
-  const name = (x) => (S.lang === 'th' ? x.name_th || x.name_en : x.name_en);
+  const name = (x) => humanise(S.lang === 'th' ? x.name_th || x.name_en : x.name_en);
   const sections = r.indicators.map((ind) => {
     const rows = ind.values.map((v, i) => `<tr data-key="${esc(v.key)}" class="${i === 0 ? 'overall' : 'part'}">
 <th scope="row">${esc(name(v))}</th>
-<td class="num" data-value="${v.value == null ? '' : v.value}">${v.value == null ? `<span class="muted">${esc(t('not_computed'))}: ${esc(v.not_computed || '')}</span>` : esc(fmtIndicator(v.value, v.unit))}${v.numerator != null && v.denominator != null ? ` <span class="muted">(${fmtNum(v.numerator, 0)}/${fmtNum(v.denominator, 0)})</span>` : ''}</td>
+<td class="num" data-value="${v.value == null ? '' : v.value}">${v.value == null ? `<span class="muted why">${esc(t('not_computed'))}: ${esc(humanise(v.not_computed))}</span>` : esc(fmtIndicator(v.value, v.unit))}${v.numerator != null && v.denominator != null ? ` <span class="muted">(${fmtNum(v.numerator, 0)}/${fmtNum(v.denominator, 0)})</span>` : ''}</td>
 <td class="num">${esc(fmtIndicator(v.previous, v.unit))}</td>
 <td class="num">${esc(fmtChange(v.change, v.unit))}</td>
 <td class="trend" data-trend-key="${esc(ind.id)}/${esc(v.key)}">${sparkline([v.previous, v.value], v.unit)}</td></tr>`).join('');
     const ev = ind.evidence.map((e) => {
       const par = e.parameter ? paramName(anyParam(e.parameter)) : '';
-      return `<tr><td>${esc(factoryName(e.factory))}</td><td>${esc(e.point || '')}</td><td>${esc(par)}</td><td>${esc(COUNTED[e.counted] ? t(COUNTED[e.counted]) : e.counted)}</td><td class="num">${fmtNum(e.used, 0)}</td><td class="num">${fmtNum(e.excluded, 0)}</td><td>${esc(e.note)}</td></tr>`;
+      return `<tr><td>${esc(factoryName(e.factory))}</td><td>${esc(e.point || '')}</td><td>${esc(par)}</td><td>${esc(COUNTED[e.counted] ? t(COUNTED[e.counted]) : e.counted)}</td><td class="num">${fmtNum(e.used, 0)}</td><td class="num">${fmtNum(e.excluded, 0)}</td><td>${esc(humanise(e.note))}</td></tr>`;
     }).join('');
     return `<section class="indicator" data-indicator="${esc(ind.id)}">
 <h3>${esc(name(ind))}${ind.eit_code ? ` <span class="muted">(${esc(ind.eit_code)})</span>` : ''}</h3>
@@ -1057,7 +1090,7 @@ function renderIndicatorsOnce() {
   if (IND.from == null) { IND.to = Date.now(); IND.from = IND.to - 30 * 86400e3; }
   $('#main').innerHTML = `<div id="ind-page" data-key="${S.lang}/${S.be}"><h1 data-view="indicators">${esc(t('indicators'))}</h1>
 <form class="filters no-print" id="ind-form" novalidate>
-  <label>${esc(t('area'))} <select id="ind-area">${options(areas.map((a) => [a.id, `${areaName(a)} (${a.province})`]), IND.area)}</select></label>
+  <label>${esc(t('area'))} <select id="ind-area">${options(areas.map((a) => [a.id, `${areaName(a)} (${provinceName(a)})`]), IND.area)}</select></label>
   <label>${esc(t('period_kind'))} <select id="ind-kind">${options([['month', t('month')], ['quarter', t('quarter')], ['fy', t('fy')], ['custom', t('custom')]], IND.kind)}</select></label>
   ${IND.kind === 'custom'
     ? `${dateInput('ind-from', t('from'), IND.from, false)} ${dateInput('ind-to', t('to'), IND.to, false)}`
@@ -1110,7 +1143,7 @@ function renderIndicatorsOnce() {
       const doc = await api(query());
       if (mine !== IND.shown || !$('#ind-out')) return;
       const area = S.site.areas.find((a) => a.id === IND.area);
-      $('#ind-out').innerHTML = reportHtml(doc, area ? `${areaName(area)} (${area.province})` : IND.area, periodLabel());
+      $('#ind-out').innerHTML = reportHtml(doc, area ? `${areaName(area)} (${provinceName(area)})` : IND.area, periodLabel());
       fillTrends(doc, mine);
     } catch (e) {
       if (mine === IND.shown && $('#ind-out')) $('#ind-out').innerHTML = `<p class="error">${esc(t('indicators_missing'))}: ${esc(e.message)}</p>`;

@@ -199,6 +199,12 @@ async function main() {
     const kept = await page.$eval(`[data-alert-id="${other}"]`, (e) => ({ open: e.querySelector('details').open, text: e.querySelector('textarea').value }));
     check(kept.open && kept.text === 'half-typed', `the comment being typed survived the update (${JSON.stringify(kept)})`);
 
+    // English summaries: Bangkok times as dd/mm/yyyy hh:mm, never ISO; values at display precision.
+    const enSummaries = await page.$$eval('#open-alerts .alert .summary', (els) => els.map((e) => e.textContent));
+    check(enSummaries.length > 0 && enSummaries.every((x) => !/\d{4}-\d\d-\d\dT/.test(x) && !/\.\d{5,}/.test(x)), `alert summaries carry local times and rounded values (${enSummaries.join(' | ')})`);
+    const enLive = await page.textContent(`[data-alert-id="${liveId}"] .summary`);
+    check(enLive.startsWith('Chemical oxygen demand (COD) 200 mg/L exceeds ≤ 120 mg/L (moi-effluent-2560 clause 5.7) (grab sample) since '), `the exceedance is worded from its fields (${enLive})`);
+
     // Thai / English.
     check((await page.textContent('h1')) === 'Area overview', 'English heading');
     await page.click('#lang');
