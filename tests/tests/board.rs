@@ -220,9 +220,10 @@ async fn board_assets_site_listing_and_event_stream_token() {
         assert!(!body.contains("http://") && !body.contains("https://"), "{path} refers to another host");
     }
     // The charting library, vendored (its banner names its home page; it fetches nothing).
-    for (path, ty) in
-        [("/board/uPlot.iife.min.js", "text/javascript; charset=utf-8"), ("/board/uPlot.min.css", "text/css; charset=utf-8")]
-    {
+    for (path, ty) in [
+        ("/board/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
+        ("/board/uPlot.min.css", "text/css; charset=utf-8"),
+    ] {
         let r = client.get(format!("{}{path}", board.url())).send().await.expect("GET");
         assert_eq!(r.status().as_u16(), 200, "{path}");
         assert_eq!(r.headers()["content-type"], ty, "{path}");

@@ -30,7 +30,11 @@ const FILES: &[(&str, &str, &str)] = &[
     ("board.css", "text/css; charset=utf-8", include_str!("../../../dashboards/board/board.css")),
     ("board.js", "text/javascript; charset=utf-8", include_str!("../../../dashboards/board/board.js")),
     // uPlot 1.6.32 (MIT, `dashboards/board/vendor/uPlot.LICENSE`), the charts.
-    ("uPlot.iife.min.js", "text/javascript; charset=utf-8", include_str!("../../../dashboards/board/vendor/uPlot.iife.min.js")),
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../dashboards/board/vendor/uPlot.iife.min.js"),
+    ),
     ("uPlot.min.css", "text/css; charset=utf-8", include_str!("../../../dashboards/board/vendor/uPlot.min.css")),
 ];
 
