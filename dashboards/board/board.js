@@ -41,7 +41,7 @@ const TEXT = {
     evidence: 'Evidence', point: 'Point', parameter: 'Parameter', counted: 'Counted', used: 'Used', excluded: 'Left out', note: 'Why',
     episodes: 'Exceedance episodes', start: 'Start', periods_n: 'Periods', peak: 'Peak', ongoing: 'ongoing', no_episodes: 'No exceedance episodes in this period.',
     not_computed: 'not computed', pp: 'pp', u_count: '', u_h: 'h', u_kg: 'kg', u_t: 't',
-    c_grab_periods: 'grab samples / periods', c_point_days: 'point-days', c_hours: 'hours', whole_area: 'the whole area',
+    c_grab_periods: 'grab samples / periods', c_point_days: 'point-days', c_hours: 'hours', c_factories: 'factories', whole_area: 'the whole area',
     sf_summary: '{p}: the sensor reads {v}, which is not plausible', av_summary: '{p}: data availability below the required share', dl_summary: 'Deadline to report the outage of {point} is near',
   },
   th: {
@@ -78,7 +78,7 @@ const TEXT = {
     evidence: 'หลักฐาน', point: 'จุดตรวจวัด', parameter: 'พารามิเตอร์', counted: 'หน่วยนับ', used: 'ที่ใช้', excluded: 'ที่ไม่นับ', note: 'เหตุผล',
     episodes: 'เหตุการณ์เกินค่ามาตรฐาน', start: 'เริ่ม', periods_n: 'จำนวนช่วงเวลา', peak: 'ค่าสูงสุด', ongoing: 'ยังดำเนินอยู่', no_episodes: 'ไม่มีเหตุการณ์เกินค่ามาตรฐานในรอบนี้',
     not_computed: 'คำนวณไม่ได้', pp: 'จุดร้อยละ', u_count: '', u_h: 'ชม.', u_kg: 'กก.', u_t: 'ตัน',
-    c_grab_periods: 'ตัวอย่าง / ช่วงเวลา', c_point_days: 'จุด-วัน', c_hours: 'ชั่วโมง', whole_area: 'ทั้งพื้นที่',
+    c_grab_periods: 'ตัวอย่าง / ช่วงเวลา', c_point_days: 'จุด-วัน', c_hours: 'ชั่วโมง', c_factories: 'โรงงาน', whole_area: 'ทั้งพื้นที่',
     sf_summary: '{p}: เครื่องมือวัดให้ค่า {v} ซึ่งเป็นไปไม่ได้', av_summary: '{p}: ความครบถ้วนของข้อมูลต่ำกว่าเกณฑ์', dl_summary: 'ใกล้ถึงกำหนดเวลาแจ้งเหตุขัดข้องของจุด {point}',
   },
 };
@@ -994,7 +994,7 @@ function periodsBefore(kind, which, n) {
 }
 
 const TREND_N = { month: 5, quarter: 3, fy: 2 };
-const COUNTED = { 'grab samples/periods': 'c_grab_periods', 'point-days': 'c_point_days', hours: 'c_hours' };
+const COUNTED = { 'grab samples/periods': 'c_grab_periods', 'point-days': 'c_point_days', hours: 'c_hours', factories: 'c_factories' };
 
 function fmtIndicator(v, unit) {
   if (v == null) return '–';
@@ -1047,13 +1047,13 @@ function reportHtml(doc, areaLabel, periodLabel) {
   const sections = r.indicators.map((ind) => {
     const rows = ind.values.map((v, i) => `<tr data-key="${esc(v.key)}" class="${i === 0 ? 'overall' : 'part'}">
 <th scope="row">${esc(name(v))}</th>
-<td class="num" data-value="${v.value == null ? '' : v.value}">${v.value == null ? `<span class="muted why">${esc(t('not_computed'))}: ${esc(humanise(v.not_computed))}</span>` : esc(fmtIndicator(v.value, v.unit))}${v.numerator != null && v.denominator != null ? ` <span class="muted">(${fmtNum(v.numerator, 0)}/${fmtNum(v.denominator, 0)})</span>` : ''}</td>
+<td class="num" data-value="${v.value == null ? '' : v.value}">${v.value == null ? `<span class="muted why">${esc(t('not_computed'))}: ${esc(humanise(S.lang === 'th' && v.not_computed_th ? v.not_computed_th : v.not_computed))}</span>` : esc(fmtIndicator(v.value, v.unit))}${v.numerator != null && v.denominator != null ? ` <span class="muted">(${fmtNum(v.numerator, 0)}/${fmtNum(v.denominator, 0)})</span>` : ''}</td>
 <td class="num">${esc(fmtIndicator(v.previous, v.unit))}</td>
 <td class="num">${esc(fmtChange(v.change, v.unit))}</td>
 <td class="trend" data-trend-key="${esc(ind.id)}/${esc(v.key)}">${sparkline([v.previous, v.value], v.unit)}</td></tr>`).join('');
     const ev = ind.evidence.map((e) => {
       const par = e.parameter ? paramName(anyParam(e.parameter)) : '';
-      return `<tr><td>${esc(factoryName(e.factory))}</td><td>${esc(e.point || '')}</td><td>${esc(par)}</td><td>${esc(COUNTED[e.counted] ? t(COUNTED[e.counted]) : e.counted)}</td><td class="num">${fmtNum(e.used, 0)}</td><td class="num">${fmtNum(e.excluded, 0)}</td><td>${esc(humanise(e.note))}</td></tr>`;
+      return `<tr><td>${esc(factoryName(e.factory))}</td><td>${esc(e.point || '')}</td><td>${esc(par)}</td><td>${esc(COUNTED[e.counted] ? t(COUNTED[e.counted]) : e.counted)}</td><td class="num">${fmtNum(e.used, 0)}</td><td class="num">${fmtNum(e.excluded, 0)}</td><td>${esc(humanise(S.lang === 'th' && e.note_th ? e.note_th : e.note))}</td></tr>`;
     }).join('');
     return `<section class="indicator" data-indicator="${esc(ind.id)}">
 <h3>${esc(name(ind))}${ind.eit_code ? ` <span class="muted">(${esc(ind.eit_code)})</span>` : ''}</h3>
@@ -1071,7 +1071,7 @@ function reportHtml(doc, areaLabel, periodLabel) {
 <p class="muted">${esc(rangeText(r.period))} · ${esc(t('compared_with'))} ${esc(rangeText(r.previous))} · ${esc(t('generated'))} ${fmtTime(r.generated_ns)}</p>
 ${sections}
 <section class="episodes"><h3>${esc(t('episodes'))} (${r.episodes.length})</h3>
-${r.episodes.length ? `<table><thead><tr><th scope="col">${esc(t('factory'))}</th><th scope="col">${esc(t('point'))}</th><th scope="col">${esc(t('parameter'))}</th><th scope="col">${esc(t('start'))}</th><th scope="col">${esc(t('end'))}</th><th scope="col">${esc(t('periods_n'))}</th><th scope="col">${esc(t('peak'))}</th><th scope="col">${esc(t('limit'))}</th></tr></thead><tbody>${eps}</tbody></table>` : `<p class="muted">${esc(t('no_episodes'))}</p>`}
+${r.episodes.length ? `<div class="table-scroll"><table><thead><tr><th scope="col">${esc(t('factory'))}</th><th scope="col">${esc(t('point'))}</th><th scope="col">${esc(t('parameter'))}</th><th scope="col">${esc(t('start'))}</th><th scope="col">${esc(t('end'))}</th><th scope="col">${esc(t('periods_n'))}</th><th scope="col">${esc(t('peak'))}</th><th scope="col">${esc(t('limit'))}</th></tr></thead><tbody>${eps}</tbody></table></div>` : `<p class="muted">${esc(t('no_episodes'))}</p>`}
 </section></article>`;
 }
 

@@ -461,6 +461,13 @@ async function main() {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 0, `on a 390 px phone nothing scrolls sideways (overflow ${overflow} px)`);
     await page.screenshot({ path: path.join(SHOTS, 'overview-phone.png'), fullPage: true });
+    for (const [what, url, sel] of [['a factory page', `/board/#/factory/${MIXED_FACTORY}`, 'section.chart .plot canvas'], ['the indicators report', '/board/#/indicators', '#report section.indicator']]) {
+      await page.goto(`${URL_}${url}`);
+      await page.waitForSelector(sel, { timeout: 10000 });
+      const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      check(over <= 0, `on the phone ${what} does not scroll sideways (overflow ${over} px)`);
+    }
+    await page.goto(`${URL_}/board/#/`);
 
     // A read token looks but may not acknowledge: the board offers no acknowledgement.
     await page.evaluate((t) => localStorage.setItem('eitwatch.token', t), READ);
