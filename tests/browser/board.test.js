@@ -90,6 +90,8 @@ async function main() {
   try {
     const page = context.pages()[0] || await context.newPage();
     page.on('pageerror', (e) => errors.push(String(e.stack || e)));
+    // The board's Content-Security-Policy refuses inline script and style: nothing may trip it.
+    page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) errors.push(m.text()); });
 
     // First visit: the board asks for the token once.
     await page.goto(`${URL_}/`);
