@@ -786,7 +786,16 @@ function makeChart(el, c) {
   const data = tables.length > 1 ? uPlot.join(tables) : tables[0];
   if (!data[0].length) { data[0].push(sec(c.from)); for (let i = 1; i < data.length; i++) data[i].push(null); }
   const bounds = c.limits.flatMap(appliedBounds);
-  const series = [{}, { label: t('reading'), stroke: '#1565c0', width: 1.6, spanGaps: false, points: { show: c.raw ? c.raw.length < 150 : false, size: 6, fill: '#1565c0' } }];
+  // Points: every reading when there are few; otherwise only those with no neighbour (a
+  // lone reading would be an invisible one-point line).
+  const lone = (u, si) => {
+    if (c.raw && c.raw.length < 150) return null;
+    const d = u.data[si], out = [];
+    const near = (i, step) => { for (let j = i + step; j >= 0 && j < d.length; j += step) if (d[j] !== undefined) return d[j]; return null; };
+    for (let i = 0; i < d.length; i++) if (d[i] != null && near(i, -1) == null && near(i, 1) == null) out.push(i);
+    return out;
+  };
+  const series = [{}, { label: t('reading'), stroke: '#1565c0', width: 1.6, spanGaps: false, points: { show: true, size: 6, fill: '#1565c0', filter: lone } }];
   const bandsOpt = [];
   if (!c.raw) {
     series.push({ label: 'min', stroke: 'rgba(21,101,192,0.35)', width: 0.5 }, { label: 'max', stroke: 'rgba(21,101,192,0.35)', width: 0.5 });
@@ -804,16 +813,14 @@ function makeChart(el, c) {
       x0 = lo - pad; x1 = hi + pad;
     }
   }
-  const span = () => (u) => u.scales.x.max - u.scales.x.min;
-  const ticks = (u, splits) => {
-    const s = span()(u);
-    return splits.map((v) => {
-      const ns = v * 1e9;
-      if (s > 3 * 86400) return fmtTime(ns, 'daymonth');
-      const time = fmtTime(ns, 'time');
-      return time === '00:00' || s > 86400 * 1.5 ? `${fmtTime(ns, 'daymonth')}\n${time}` : time;
-    });
-  };
+  // Clock times; the day where it changes (alone at midnight), so no label repeats.
+  const ticks = (u, splits) => splits.map((v, i) => {
+    const ns = v * 1e9;
+    const day = fmtTime(ns, 'daymonth'), time = fmtTime(ns, 'time');
+    const newDay = i === 0 || fmtTime(splits[i - 1] * 1e9, 'daymonth') !== day;
+    if (!newDay) return time;
+    return time === '00:00' ? day : `${day}\n${time}`;
+  });
   const drawBands = (u) => {
     const ctx = u.ctx;
     const { top, height } = u.bbox;

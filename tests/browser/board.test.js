@@ -256,7 +256,9 @@ async function main() {
     // The ticks as drawn (uPlot keeps the strings it drew on the canvas).
     const ticks = await page.$eval(cod, (e) => [e.uplot.axes[0]._values, e.uplot.axes[1]._values, e.uplot.axes[0]._splits]);
     const hhmm = ticks[2].map((s) => { const b = bkk(s * 1000); return `${p2(b.h)}:${p2(b.mi)}`; });
-    check(ticks[0].length > 1 && ticks[0].every((v, i) => v.endsWith(hhmm[i])), `the time axis has Bangkok clock ticks (${ticks[0].join(', ')})`);
+    const days = ticks[2].map((s) => { const b = bkk(s * 1000); return `${p2(b.d)}/${p2(b.m)}`; });
+    check(ticks[0].length > 1 && ticks[0].every((v, i) => v.endsWith(hhmm[i]) || (hhmm[i] === '00:00' && v === days[i])) && ticks[0][0].startsWith(days[0]),
+      `the time axis has Bangkok clock ticks, the day first (${ticks[0].join(', ')})`);
     const ys = ticks[1].map((v) => Number(v.replace(/,/g, '')));
     const steps = new Set(ys.slice(1).map((v, i) => v - ys[i]));
     const step = [...steps][0];
@@ -366,6 +368,11 @@ async function main() {
       check(typeset.join(' | ') === '12.3 m³/h | 31.3 °C | 89 mg/Nm³ | 7.46', `values at display precision with typeset units (${typeset.join(' | ')})`);
       await page.selectOption('#r-preset', 'd7');
       await page.waitForSelector('section.chart[data-parameter="so2"] .plot canvas', { timeout: 10000 });
+      // Seven days: ticks name each day once, the lone readings are drawn as points.
+      const week = await page.$eval('section.chart[data-parameter="so2"]', (e) => [e.uplot.axes[0]._values, e.uplot.series[1].points.filter(e.uplot, 1).length]);
+      const labels = week[0].filter((v) => /^\d\d\/\d\d/.test(v)).map((v) => v.slice(0, 5));
+      check(labels.length >= 6 && new Set(labels).size === labels.length, `a week's ticks name each day once (${week[0].join(', ').replace(/\n/g, ' ')})`);
+      check(week[1] === 2, `the stack's two lone readings are drawn as points (${week[1]})`);
       await page.screenshot({ path: path.join(SHOTS, 'factory-stack.png'), fullPage: true });
     }
 
