@@ -7,8 +7,10 @@
 #   API against its generated OpenAPI document) and openpyxl (reads the indicators workbook
 #   back), from PyPI, into .peers/venv.
 #   chromium (headless, for the board's browser tests) and Node.js from Debian;
-#   playwright-core (drives that chromium) and @influxdata/flux-lsp-browser (checks the Grafana
-#   dashboards' Flux) from npm, `npm ci` from tests/browser/package-lock.json.
+#   playwright-core (drives that chromium), axe-core (accessibility checks in the board's
+#   browser tests), uplot (the board's charts, vendored from it into dashboards/board/vendor/)
+#   and @influxdata/flux-lsp-browser (checks the Grafana dashboards' Flux) from npm, `npm ci`
+#   from tests/browser/package-lock.json (exact versions in tests/browser/package.json).
 # Idempotent: a second run with everything present does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,8 +55,10 @@ if ! "$venv/bin/python" -c 'import openpyxl' >/dev/null 2>&1; then
   "$venv/bin/python" -m pip install -q "openpyxl==3.1.5"
 fi
 if [ ! -f tests/browser/node_modules/playwright-core/package.json ] \
-  || [ ! -f tests/browser/node_modules/@influxdata/flux-lsp-browser/package.json ]; then
-  echo "install-peers: npm ci in tests/browser (playwright-core, @influxdata/flux-lsp-browser)"
+  || [ ! -f tests/browser/node_modules/@influxdata/flux-lsp-browser/package.json ] \
+  || [ ! -f tests/browser/node_modules/axe-core/package.json ] \
+  || [ ! -f tests/browser/node_modules/uplot/package.json ]; then
+  echo "install-peers: npm ci in tests/browser (playwright-core, axe-core, uplot, @influxdata/flux-lsp-browser)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus, influxdb-client, schemathesis and openpyxl: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"

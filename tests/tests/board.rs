@@ -67,7 +67,7 @@ async fn wait_alert(board: &TestServer, factory: &str, kind: &str) -> serde_json
 }
 
 /// The scenario: readings that put every factory in its state.
-async fn feed(board: &TestServer) {
+async fn feed(board: &TestServer) -> i64 {
     let now = now_ns();
     let cod = |f: &str, v: f64, t: i64| format!("effluent,factory={f},point=outfall-1 cod={v} {t}\n");
     // COD ≤ 120 mg/L (grab sample): compliant throughout.
@@ -77,8 +77,19 @@ async fn feed(board: &TestServer) {
         cod("f-ok", 40.0, now - 600 * S) + &cod("f-ok", 55.0, now - 300 * S) + &cod("f-ok", 60.0, now),
     )
     .await;
-    // The latest grab sample over the limit.
-    write(board, "f-exceed", cod("f-exceed", 80.0, now - 600 * S) + &cod("f-exceed", 150.0, now)).await;
+    // The latest grab sample over the limit; and a mixed hour two clock hours ago: two
+    // compliant grab samples and one over the limit (the board must not show it compliant).
+    let mixed_hour = (now / (3600 * S) - 2) * 3600 * S;
+    write(
+        board,
+        "f-exceed",
+        cod("f-exceed", 70.0, mixed_hour + 600 * S)
+            + &cod("f-exceed", 160.0, mixed_hour + 1200 * S)
+            + &cod("f-exceed", 65.0, mixed_hour + 1800 * S)
+            + &cod("f-exceed", 80.0, now - 600 * S)
+            + &cod("f-exceed", 150.0, now),
+    )
+    .await;
     // pH 20 is outside the catalog's plausible 0–14: a sensor fault.
     write(
         board,
@@ -109,6 +120,7 @@ async fn feed(board: &TestServer) {
         (v["series"][0]["judgements"][0]["current"]["outcome"] == "insufficient_data").then_some(())
     })
     .await;
+    mixed_hour
 }
 
 fn node_script(args: &[(&str, String)]) -> std::process::Output {
@@ -128,7 +140,7 @@ fn node_script(args: &[(&str, String)]) -> std::process::Output {
 async fn the_board_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("tempdir");
     let board = start(dir.path()).await;
-    feed(&board).await;
+    let mixed_hour = feed(&board).await;
 
     let shots = workspace_root().join("target/screenshots");
     let _ = std::fs::remove_dir_all(&shots);
@@ -148,6 +160,8 @@ async fn the_board_in_a_real_browser() {
         ("SILENT_FACTORY", "f-silent".to_string()),
         ("SILENT_TOKEN", board.token("f-silent").to_string()),
         ("SCREENSHOT_DIR", shots.display().to_string()),
+        ("MIXED_FACTORY", "f-exceed".to_string()),
+        ("MIXED_HOUR_NS", mixed_hour.to_string()),
     ];
     let out = tokio::task::spawn_blocking(move || node_script(&env)).await.expect("node task");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -168,8 +182,10 @@ async fn the_board_in_a_real_browser() {
         "overview-live-alert",
         "overview-th-be",
         "factory-th",
+        "factory-mixed-hour",
         "factory-stack",
         "indicators",
+        "indicators-th",
         "overview-phone",
     ] {
         let path = shots.join(format!("{name}.png"));
@@ -202,6 +218,16 @@ async fn board_assets_site_listing_and_event_stream_token() {
         assert!(body.contains(needle), "{path} lacks {needle}");
         // Offline: nothing is fetched from another host.
         assert!(!body.contains("http://") && !body.contains("https://"), "{path} refers to another host");
+    }
+    // The charting library, vendored (its banner names its home page; it fetches nothing).
+    for (path, ty) in [
+        ("/board/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
+        ("/board/uPlot.min.css", "text/css; charset=utf-8"),
+    ] {
+        let r = client.get(format!("{}{path}", board.url())).send().await.expect("GET");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], ty, "{path}");
+        assert!(r.text().await.expect("body").contains("uplot"), "{path} is not uPlot");
     }
     let r = client.get(format!("{}/board/nope.js", board.url())).send().await.expect("GET");
     assert_eq!(r.status().as_u16(), 404);

@@ -3,11 +3,11 @@
 //! every asset from the server itself, and `GET /api/v1/site`, the registry with display
 //! names the board needs (areas, factories, points, parameter names in English and Thai).
 //!
-//! The page is plain HTML, CSS and JS drawing its charts as SVG: no build step, so the two
-//! README commands stay the only ones. Its pages are sent with a Content-Security-Policy
-//! that lets in the board's own script and style sheet only (no inline script or style),
-//! and may not be framed by another site. Its files are the only routes outside the OpenAPI
-//! document: they are not API.
+//! The page is plain HTML, CSS and JS with uPlot (vendored, `dashboards/board/vendor/`) for
+//! its charts: no build step, so the two README commands stay the only ones. Its pages are
+//! sent with a Content-Security-Policy that lets in the board's own script and style sheet
+//! only (no inline script or style), and may not be framed by another site. Its files are
+//! the only routes outside the OpenAPI document: they are not API.
 
 use axum::Json;
 use axum::Router;
@@ -29,6 +29,13 @@ const FILES: &[(&str, &str, &str)] = &[
     ("index.html", "text/html; charset=utf-8", include_str!("../../../dashboards/board/index.html")),
     ("board.css", "text/css; charset=utf-8", include_str!("../../../dashboards/board/board.css")),
     ("board.js", "text/javascript; charset=utf-8", include_str!("../../../dashboards/board/board.js")),
+    // uPlot 1.6.32 (MIT, `dashboards/board/vendor/uPlot.LICENSE`), the charts.
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../dashboards/board/vendor/uPlot.iife.min.js"),
+    ),
+    ("uPlot.min.css", "text/css; charset=utf-8", include_str!("../../../dashboards/board/vendor/uPlot.min.css")),
 ];
 
 /// The site's icon, 16×16 (browsers ask for `/favicon.ico` whatever the page says).
