@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use eitwatch_config::server_config::{AlertKind, Severity};
 
+use super::checkpoint::{self, Applied, Dec, Enc};
 use super::clock::Clock;
 use super::faults::Recent;
 use super::grab::{self, Grabs};
@@ -165,6 +166,29 @@ pub enum Outcome {
     InsufficientData,
     /// The value could not be brought to the limit's basis (no valid O₂ in the period).
     CannotCorrect,
+}
+
+impl Outcome {
+    /// Its code in a checkpoint.
+    pub(super) fn code(self) -> u8 {
+        match self {
+            Outcome::Compliant => 0,
+            Outcome::Exceeds => 1,
+            Outcome::InsufficientData => 2,
+            Outcome::CannotCorrect => 3,
+        }
+    }
+
+    /// The outcome of a checkpoint's code.
+    pub(super) fn of_code(code: u8) -> Result<Outcome, String> {
+        Ok(match code {
+            0 => Outcome::Compliant,
+            1 => Outcome::Exceeds,
+            2 => Outcome::InsufficientData,
+            3 => Outcome::CannotCorrect,
+            _ => return Err(format!("outcome code {code}, expected 0 to 3")),
+        })
+    }
 }
 
 /// One judged period (an instant for instantaneous limits).
@@ -1581,6 +1605,242 @@ impl Engine {
         for (f, p, q) in ids {
             self.series_index(&f, &p, &q);
         }
+    }
+}
+
+fn put_acc(e: &mut Enc, a: &Acc) {
+    let (valid, excluded, sum_nano, detected) = (a.valid, a.excluded, a.sum_nano, a.detected);
+    e.u32(valid);
+    e.u32(excluded);
+    e.i128(sum_nano);
+    e.bool(detected);
+}
+
+fn get_acc(d: &mut Dec<'_>) -> Result<Acc, String> {
+    Ok(Acc {
+        valid: d.u32("hour valid")?,
+        excluded: d.u32("hour excluded")?,
+        sum_nano: d.i128("hour sum")?,
+        detected: d.bool("hour detected")?,
+    })
+}
+
+fn put_period(e: &mut Enc, p: &Period) {
+    e.i64(p.start_ns);
+    e.i64(p.end_ns);
+    e.bool(p.closed);
+    e.u8(p.outcome.code());
+    for v in [p.value, p.measured, p.o2_pct] {
+        e.opt(v, Enc::f64);
+    }
+    e.u32(p.valid);
+    e.u32(p.expected);
+    e.u32(p.excluded);
+    e.f64(p.availability_pct);
+    e.opt(p.reason.as_deref(), Enc::str);
+    e.u32(p.samples);
+}
+
+fn get_period(d: &mut Dec<'_>) -> Result<Period, String> {
+    Ok(Period {
+        start_ns: d.i64("period start")?,
+        end_ns: d.i64("period end")?,
+        closed: d.bool("period closed")?,
+        outcome: Outcome::of_code(d.u8("period outcome")?)?,
+        value: d.opt("period value", |d| d.f64("period value"))?,
+        measured: d.opt("period measured", |d| d.f64("period measured"))?,
+        o2_pct: d.opt("period O₂", |d| d.f64("period O₂"))?,
+        valid: d.u32("period valid")?,
+        expected: d.u32("period expected")?,
+        excluded: d.u32("period excluded")?,
+        availability_pct: d.f64("period availability")?,
+        reason: d.opt("period reason", |d| d.str("period reason"))?,
+        samples: d.u32("period samples")?,
+    })
+}
+
+fn put_gap(e: &mut Enc, g: &GapInfo) {
+    e.str(&g.factory);
+    e.str(&g.point);
+    e.len(g.parameters.len());
+    for p in &g.parameters {
+        e.str(p);
+    }
+    e.i64(g.from_ns);
+    e.i64(g.to_ns);
+    e.u64(g.count);
+    e.str(&g.reason);
+}
+
+fn get_gap(d: &mut Dec<'_>) -> Result<GapInfo, String> {
+    let factory = d.str("gap factory")?;
+    let point = d.str("gap point")?;
+    let n = d.len("gap parameters", 4)?;
+    let parameters = (0..n).map(|_| d.str("gap parameter")).collect::<Result<Vec<_>, _>>()?;
+    Ok(GapInfo {
+        factory,
+        point,
+        parameters,
+        from_ns: d.i64("gap from")?,
+        to_ns: d.i64("gap to")?,
+        count: d.u64("gap count")?,
+        reason: d.str("gap reason")?,
+    })
+}
+
+/// What the state of one series holds, decoded from a checkpoint before it replaces anything.
+struct Restored {
+    at: usize,
+    hours: Timeline<Acc>,
+    days: Timeline<DayCount>,
+    recent: Recent,
+    judged: Vec<Judged>,
+}
+
+impl Engine {
+    /// A digest of what a series is judged with (its area, its point's settings, the limits
+    /// applied to it): a checkpoint made under other settings is not used.
+    fn fingerprint(&self, at: usize) -> u32 {
+        let s = &self.series[at];
+        let limits: Vec<&LimitUsed> = self.tracks[s.tracks()].iter().map(|t| &*t.limit).collect();
+        crc32fast::hash(format!("{}|{:?}|{limits:?}", s.area, s.point).as_bytes())
+    }
+
+    /// The engine's state as a checkpoint file's bytes ([`super::checkpoint`] specifies
+    /// them), saying it has judged `applied`. Revisions are not in it: they have their log.
+    pub fn checkpoint(&self, applied: &Applied) -> Vec<u8> {
+        let mut e = Enc::default();
+        e.u64(applied.store.segment);
+        e.u64(applied.store.offset);
+        e.u64(applied.gaps);
+        e.u64(applied.corrections);
+        e.i64(self.now_ns());
+        e.len(self.series.len());
+        for (at, s) in self.series.iter().enumerate() {
+            e.str(&s.id.factory);
+            e.str(&s.id.point);
+            e.str(&s.id.parameter);
+            e.u32(self.fingerprint(at));
+            s.hours.put(&mut e, put_acc);
+            s.days.put(&mut e, |e, c| {
+                e.u32(c.valid);
+                e.u32(c.excluded);
+            });
+            s.recent.put(&mut e);
+            e.len(s.tracks().len());
+            for t in &self.tracks[s.tracks()] {
+                match &t.judged {
+                    Judged::Fixed(f) => {
+                        e.u8(0);
+                        e.len(f.periods.len());
+                        for (start, p) in &f.periods {
+                            e.i64(*start);
+                            put_period(&mut e, p);
+                        }
+                        e.len(f.dirty.len());
+                        for (start, cause) in &f.dirty {
+                            e.i64(*start);
+                            e.u8(matches!(cause, Cause::Gap).into());
+                        }
+                        e.opt(f.fill_from, Enc::i64);
+                        e.opt(f.filled_to, Enc::i64);
+                    }
+                    Judged::Grab(g) => {
+                        e.u8(1);
+                        g.put(&mut e);
+                    }
+                }
+            }
+        }
+        e.len(self.gaps.len());
+        for g in &self.gaps {
+            put_gap(&mut e, g);
+        }
+        checkpoint::frame(&e.out)
+    }
+
+    /// Takes the state of a checkpoint file's `bytes` (made by [`Engine::checkpoint`]) into
+    /// this engine, just made over the current registry; returns what it had judged. An
+    /// error says why the checkpoint cannot be used (damaged, another format, a series judged
+    /// with other settings or limits now); the engine is then unchanged.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<Applied, String> {
+        let payload = checkpoint::unframe(bytes)?;
+        let mut d = Dec::new(payload);
+        let applied = Applied {
+            store: crate::store::LogPosition { segment: d.u64("store segment")?, offset: d.u64("store offset")? },
+            gaps: d.u64("gaps applied")?,
+            corrections: d.u64("corrections applied")?,
+        };
+        let _written_at_ns = d.i64("written at")?;
+        let n = d.len("series", 16)?;
+        let mut restored: Vec<Restored> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (factory, point, parameter) = (d.str("factory")?, d.str("point")?, d.str("parameter")?);
+            let fingerprint = d.u32("fingerprint")?;
+            let hours = Timeline::decode(&mut d, "hourly aggregates", 25, get_acc)?;
+            let days = Timeline::decode(&mut d, "days", 8, |d| {
+                Ok(DayCount { valid: d.u32("day valid")?, excluded: d.u32("day excluded")? })
+            })?;
+            let recent = Recent::get(&mut d)?;
+            let tracks = d.len("tracks", 1)?;
+            let mut judged = Vec::with_capacity(tracks);
+            for _ in 0..tracks {
+                judged.push(match d.u8("track kind")? {
+                    0 => {
+                        let n = d.len("periods", 8)?;
+                        let mut periods = BTreeMap::new();
+                        for _ in 0..n {
+                            periods.insert(d.i64("period key")?, get_period(&mut d)?);
+                        }
+                        let n = d.len("dirty periods", 9)?;
+                        let mut dirty = BTreeMap::new();
+                        for _ in 0..n {
+                            let start = d.i64("dirty period")?;
+                            dirty.insert(start, if d.bool("dirty cause")? { Cause::Gap } else { Cause::Reading });
+                        }
+                        let fill_from = d.opt("fill from", |d| d.i64("fill from"))?;
+                        let filled_to = d.opt("filled to", |d| d.i64("filled to"))?;
+                        Judged::Fixed(Fixed { periods, dirty, fill_from, filled_to })
+                    }
+                    1 => Judged::Grab(Grabs::get(&mut d)?),
+                    kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", d.at() - 1)),
+                });
+            }
+            // A point no longer registered: its readings are not judged (as a rebuild would not).
+            if self.registry.point(&factory, &point).is_none() {
+                continue;
+            }
+            let Some(at) = self.series_index(&factory, &point, &parameter) else { continue };
+            if self.fingerprint(at) != fingerprint {
+                return Err(format!(
+                    "{factory}/{point}/{parameter}: its point's settings or limits changed since the checkpoint"
+                ));
+            }
+            let kinds_match = self.series[at].tracks().len() == judged.len()
+                && self.tracks[self.series[at].tracks()].iter().zip(&judged).all(|(t, j)| {
+                    matches!((&t.judged, j), (Judged::Fixed(_), Judged::Fixed(_)) | (Judged::Grab(_), Judged::Grab(_)))
+                });
+            if !kinds_match {
+                return Err(format!("{factory}/{point}/{parameter}: its limits changed since the checkpoint"));
+            }
+            restored.push(Restored { at, hours, days, recent, judged });
+        }
+        let n = d.len("gaps", 40)?;
+        let gaps = (0..n).map(|_| get_gap(&mut d)).collect::<Result<Vec<_>, _>>()?;
+        if !d.done() {
+            return Err(format!("{} bytes after the last gap record", payload.len() - d.at()));
+        }
+        for r in restored {
+            let s = &mut self.series[r.at];
+            (s.hours, s.days, s.recent) = (r.hours, r.days, r.recent);
+            let range = s.tracks();
+            for (t, judged) in range.zip(r.judged) {
+                self.tracks[t].judged = judged;
+            }
+        }
+        self.gaps = gaps;
+        self.marked = true;
+        Ok(applied)
     }
 }
 

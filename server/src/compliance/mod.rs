@@ -13,6 +13,7 @@
 //! The engine is deterministic: the same readings, gaps and corrections give the same periods,
 //! so a restart that rebuilds it from the store loses no judgement.
 
+pub mod checkpoint;
 pub mod clock;
 mod deadlines;
 pub mod engine;
@@ -26,6 +27,7 @@ mod timeline;
 
 use std::path::Path;
 
+pub use checkpoint::{Applied, CheckpointError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     AlertKind, Condition, CorrectionInfo, DayAvailability, Engine, Episode, Filter, GapInfo, Incident, Judgement,

@@ -2,6 +2,8 @@
 //! time order, so entries are appended, and a series' first entry costs a few dozen bytes
 //! instead of a map node of several hundred. A late period is inserted in place.
 
+use super::checkpoint::{Dec, Enc};
+
 /// Values keyed by period start, oldest first.
 #[derive(Debug, Clone)]
 pub(super) struct Timeline<V> {
@@ -125,6 +127,34 @@ impl<V> Timeline<V> {
     /// Entries kept.
     pub(super) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Encodes the entries for a checkpoint: a count, then each start and value.
+    pub(super) fn put(&self, e: &mut Enc, mut put: impl FnMut(&mut Enc, &V)) {
+        e.len(self.entries.len());
+        for (start, v) in &self.entries {
+            e.i64(*start);
+            put(e, v);
+        }
+    }
+
+    /// Decodes what [`Timeline::put`] wrote; starts must ascend strictly.
+    pub(super) fn decode(
+        d: &mut Dec<'_>,
+        what: &str,
+        min_value_bytes: usize,
+        mut get: impl FnMut(&mut Dec<'_>) -> Result<V, String>,
+    ) -> Result<Self, String> {
+        let n = d.len(what, 8 + min_value_bytes)?;
+        let mut entries: Vec<(i64, V)> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = d.i64(what)?;
+            if entries.last().is_some_and(|(s, _)| *s >= start) {
+                return Err(format!("byte {}: {what}: period starts out of order", d.at()));
+            }
+            entries.push((start, get(d)?));
+        }
+        Ok(Timeline { entries })
     }
 }
 
