@@ -57,6 +57,10 @@ pub struct ComplianceSection {
     /// so that a start replays only the log written since; also at every clean shutdown.
     #[serde(default = "default_checkpoint_interval_s")]
     pub checkpoint_interval_s: u64,
+    /// Bangkok days (today included) whose judgements stay in memory; older closed days
+    /// go to `<data_dir>/judgements/` at each checkpoint and are read from there.
+    #[serde(default = "default_recent_days")]
+    pub recent_days: u32,
 }
 
 impl Default for ComplianceSection {
@@ -65,6 +69,7 @@ impl Default for ComplianceSection {
             tick_ms: default_tick_ms(),
             no_data_after_intervals: default_no_data_after_intervals(),
             checkpoint_interval_s: default_checkpoint_interval_s(),
+            recent_days: default_recent_days(),
         }
     }
 }
@@ -77,6 +82,9 @@ const fn default_no_data_after_intervals() -> u32 {
 }
 const fn default_checkpoint_interval_s() -> u64 {
     300
+}
+const fn default_recent_days() -> u32 {
+    7
 }
 
 /// `[alerts]`.
@@ -561,6 +569,12 @@ impl Validate for ServerConfig {
         }
         if self.compliance.checkpoint_interval_s == 0 {
             problems.push("compliance.checkpoint_interval_s", "must be at least 1");
+        }
+        if self.compliance.recent_days < 2 {
+            problems.push(
+                "compliance.recent_days",
+                "must be at least 2 (today and yesterday, whose availability is judged)",
+            );
         }
         for (i, hook) in self.webhook.iter().enumerate() {
             if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {

@@ -131,11 +131,16 @@ impl App {
         let events = events::Events::new();
 
         let started = std::time::Instant::now();
-        let settings = compliance::Settings { no_data_after_intervals: config.compliance.no_data_after_intervals };
+        let settings = compliance::Settings {
+            no_data_after_intervals: config.compliance.no_data_after_intervals,
+            recent_days: config.compliance.recent_days,
+        };
+        let day_files = Arc::new(compliance::DayFiles::open(&dir.join("judgements")).map_err(io("judgements"))?);
         let revisions = compliance::load_revisions(&dir.join("revisions.log")).map_err(io("revisions.log"))?;
         let make = || {
             let mut engine = compliance::Engine::new(registry.clone(), clock.clone(), settings);
             engine.load_revisions(revisions.clone());
+            engine.archive_to(day_files.clone());
             engine
         };
         let checkpoint_path = dir.join("compliance.checkpoint");
@@ -168,6 +173,7 @@ impl App {
             store: store.clone(),
             gaps: gaps.clone(),
             corrections: corrections.clone(),
+            day_files,
         };
         let compliance = monitor::Monitor::start(
             engine,

@@ -26,6 +26,7 @@
 //! periods) and the alert book is reconciled with what holds, which deduplicates by
 //! condition, so a restart raises nothing twice.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use crate::alerts::{Alert, AlertBook};
 use crate::compliance::checkpoint::{self, Applied, CheckpointError};
+use crate::compliance::days::DayFiles;
 use crate::compliance::{Condition, CorrectionInfo, Engine, GapInfo, Measured, Revision, SeriesId};
 use crate::corrections::CorrectionLog;
 use crate::events::Events;
@@ -72,8 +74,9 @@ enum Msg {
     Correction(CorrectionInfo),
     Forget(i64),
     Flush(mpsc::Sender<()>),
-    /// Encode the state, which has judged `Applied`, and send the bytes back.
-    Checkpoint(Applied, mpsc::Sender<Vec<u8>>),
+    /// Write the old closed days out, encode the state, which has judged `Applied`, and
+    /// send the bytes back with the day files the checkpoint names.
+    Checkpoint(Applied, mpsc::Sender<(Vec<u8>, BTreeMap<i64, u32>)>),
     Stop,
 }
 
@@ -90,6 +93,8 @@ pub struct Checkpointing {
     pub gaps: Arc<GapLog>,
     /// The correction log, likewise.
     pub corrections: Arc<CorrectionLog>,
+    /// The judgement days: those the checkpoint no longer names are deleted after it.
+    pub day_files: Arc<DayFiles>,
 }
 
 /// What the checkpoint thread shares with the monitor.
@@ -120,11 +125,17 @@ impl Checkpointer {
             self.tx.send(Msg::Checkpoint(applied, reply)).map_err(|_| io("the engine's thread has stopped"))?;
             applied
         };
-        let bytes = bytes.recv().map_err(|_| CheckpointError::Io {
+        let (bytes, keep) = bytes.recv().map_err(|_| CheckpointError::Io {
             path: self.config.path.clone(),
             source: std::io::Error::other("the engine's thread stopped before the checkpoint"),
         })?;
         checkpoint::write_atomic(&self.config.path, &bytes)?;
+        // Older generations, and days retention dropped: the checkpoint no longer names them.
+        match self.config.day_files.remove_others(&keep) {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(removed, "Judgement day files no longer needed deleted"),
+            Err(error) => tracing::warn!(%error, "Cannot delete judgement day files no longer needed"),
+        }
         self.config.store.hold(HOLD, applied.store);
         tracing::debug!(
             bytes = bytes.len(),
@@ -220,6 +231,7 @@ impl Monitor {
             revisions_path,
         };
         let worker_engine = engine.clone();
+        let day_files = checkpointing.as_ref().map(|c| c.day_files.clone());
         let worker = std::thread::Builder::new().name("compliance".into()).spawn(move || {
             let mut next_tick = Instant::now();
             loop {
@@ -238,13 +250,18 @@ impl Monitor {
                             // Revisions made so far are logged first: the state saved has them.
                             feed.revisions(&engine.take_revisions());
                             let started = Instant::now();
+                            let days = evict(&mut engine, day_files.as_deref());
+                            let evict_ms = started.elapsed().as_secs_f64() * 1e3;
+                            let started = Instant::now();
                             let bytes = engine.checkpoint(&applied);
                             tracing::info!(
                                 bytes = bytes.len(),
+                                days,
+                                evict_ms,
                                 encode_ms = started.elapsed().as_secs_f64() * 1e3,
                                 "Compliance state encoded for its checkpoint"
                             );
-                            let _ = reply.send(bytes);
+                            let _ = reply.send((bytes, engine.archived().clone()));
                         }
                         Msg::Stop => stop = true,
                     }
@@ -376,6 +393,24 @@ impl Monitor {
     pub fn alerts(&self) -> &AlertBook {
         &self.alerts
     }
+}
+
+/// Moves the engine's old closed days to their files (on the engine's thread, so that a
+/// day is never wanted back before its file exists); a day whose file cannot be written
+/// stays in memory. Returns how many were written.
+fn evict(engine: &mut Engine, files: Option<&DayFiles>) -> usize {
+    let Some(files) = files else { return 0 };
+    let mut written = 0;
+    for (day, generation, bytes) in engine.evict() {
+        match files.write(day, generation, &bytes) {
+            Ok(()) => written += 1,
+            Err(error) => {
+                tracing::error!(%error, "Cannot write a judgement day; it stays in memory");
+                engine.unevict(day, &bytes);
+            }
+        }
+    }
+    written
 }
 
 /// The next message, waiting at most `wait`, and whatever else is queued (up to 4096);

@@ -84,7 +84,8 @@ fn history(start: i64, days: i64) -> String {
 #[tokio::test]
 async fn restarts_resume_from_the_checkpoint_lose_nothing_and_equal_a_rebuild() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let hourly = "[compliance]\ntick_ms = 200\ncheckpoint_interval_s = 3600";
+    // Two days in memory: the older ones go to judgement days on disk at each checkpoint.
+    let hourly = "[compliance]\ntick_ms = 200\ncheckpoint_interval_s = 3600\nrecent_days = 2";
     let mut server = TestServer::builder(dir.path())
         .site(Site::area_one())
         .config_tail(hourly)
@@ -143,7 +144,7 @@ async fn restarts_resume_from_the_checkpoint_lose_nothing_and_equal_a_rebuild() 
 
     // Checkpoints every second: the position moves past what was written, and a restart
     // then replays nothing.
-    server.restart_with_config_tail("[compliance]\ntick_ms = 200\ncheckpoint_interval_s = 1").await;
+    server.restart_with_config_tail("[compliance]\ntick_ms = 200\ncheckpoint_interval_s = 1\nrecent_days = 2").await;
     let written = wait_for("a checkpoint of everything", Duration::from_secs(30), || async {
         checkpointed(&data).filter(|p| *p > first)
     })
@@ -154,6 +155,26 @@ async fn restarts_resume_from_the_checkpoint_lose_nothing_and_equal_a_rebuild() 
     let replayed = logged(&log, "Compliance resumed from its checkpoint", "readings");
     assert!(replayed.is_some_and(|n| n < 4 * 3 * 60 * 2), "only what came after the checkpoint: {log}");
     assert_eq!(answers(&server, from, to).await, with_late);
+    let on_disk = || std::fs::read_dir(data.join("judgements")).map_or(0, |d| d.count());
+    assert!(on_disk() >= 4, "the old days are judgement day files: {}", on_disk());
+
+    // Late data for day 1 (on disk by now): loaded back, judged again, revised.
+    let late = start + DAY_NS + 4 * HOUR_NS;
+    let mut body = minutes("emission", "f1", "stack-1", "so2", 100.0, late, 60);
+    body.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, late, 60));
+    assert_eq!(server.write_as("f1", body).await, 204);
+    wait_for("the second revision", Duration::from_secs(30), || async {
+        let v = server.get_json("/api/v1/revisions?factory=f1").await;
+        v["revisions"].as_array().filter(|r| r.len() == 2).cloned()
+    })
+    .await;
+    assert!(server.log().contains("Judgement day loaded back"), "{}", server.log());
+    let with_late = answers(&server, from, to).await;
+    let compliant_late =
+        with_late["periods"].as_array().expect("periods").iter().any(|p| p["start_ns"] == late && p["valid"] == 60);
+    assert!(compliant_late, "{with_late}");
+    server.restart().await;
+    assert_eq!(answers(&server, from, to).await, with_late, "after a SIGKILL, from the checkpoint and day files");
 
     // Without the checkpoint (as a data directory of the previous release): a full rebuild,
     // once, with the same answers; then a checkpoint again.
@@ -163,7 +184,7 @@ async fn restarts_resume_from_the_checkpoint_lose_nothing_and_equal_a_rebuild() 
     let log = server.log();
     assert!(log.contains("Compliance rebuilt from the store"), "{log}");
     assert!(log.contains("Compliance checkpointed after its rebuild"), "{log}");
-    assert_eq!(logged(&log, "Compliance rebuilt from the store", "readings"), Some((4 * 3 + 1) * 60 * 2), "{log}");
+    assert_eq!(logged(&log, "Compliance rebuilt from the store", "readings"), Some((4 * 3 + 2) * 60 * 2), "{log}");
     assert_eq!(answers(&server, from, to).await, with_late);
     assert!(checkpointed(&data).is_some());
 }

@@ -18,11 +18,15 @@
 //!   series    u32 count, each:
 //!             factory, point, parameter (str), fingerprint u32 (CRC-32 of the point's
 //!             settings and the limits applied: a changed registry or standard fails it),
+//!             first day i64 (start of its first Bangkok day with a reading, i64::MAX: none),
 //!             hours  (timeline of acc), days (timeline of day count), recent (fault state),
 //!             tracks u32 count, each: tag u8 — 0 fixed periods: periods (u32 count of
 //!             start i64 + period), dirty (u32 count of start i64 + cause u8), fill from
 //!             (opt i64), filled to (opt i64); 1 grab samples: items, hours, latest
 //!   gaps      u32 count of gap records as the engine holds them
+//!   days      next generation u32; u32 count of the judgement days on disk
+//!             ([`super::days`]): day start i64, generation u32. The state above holds the
+//!             days in memory only (the recent ones, and old ones late data loaded back)
 //! str        u32 byte length + UTF-8
 //! opt T      u8 0 (none) or 1 followed by T
 //! timeline   u32 count of (start i64, value), starts strictly ascending
@@ -82,8 +86,18 @@ pub enum CheckpointError {
 
 /// Frames a payload as a checkpoint file.
 pub(super) fn frame(payload: &[u8]) -> Vec<u8> {
+    frame_as(MAGIC, payload)
+}
+
+/// The payload of a checkpoint file's bytes, checked.
+pub(super) fn unframe(bytes: &[u8]) -> Result<&[u8], String> {
+    unframe_as(MAGIC, "an engine checkpoint", bytes)
+}
+
+/// Frames a payload under `magic` (a checkpoint, a judgement day).
+pub(super) fn frame_as(magic: &[u8; 8], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(magic);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
@@ -91,10 +105,10 @@ pub(super) fn frame(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The payload of a checkpoint file's bytes, checked.
-pub(super) fn unframe(bytes: &[u8]) -> Result<&[u8], String> {
-    if bytes.len() < HEADER_BYTES || &bytes[..8] != MAGIC {
-        return Err("not an engine checkpoint (no magic \"EITWCKPT\")".into());
+/// The payload of bytes framed under `magic` (`what` they should be, for the message).
+pub(super) fn unframe_as<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Result<&'a [u8], String> {
+    if bytes.len() < HEADER_BYTES || &bytes[..8] != magic {
+        return Err(format!("not {what} (no magic \"{}\")", String::from_utf8_lossy(magic)));
     }
     let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let version = word(8);

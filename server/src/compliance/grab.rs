@@ -117,7 +117,7 @@ pub(super) struct Run<'a> {
 }
 
 /// The judged grab samples of one track.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Grabs {
     items: Timeline<Item>,
     hours: Timeline<Hour>,
@@ -326,6 +326,33 @@ impl Sample {
 }
 
 impl Grabs {
+    /// Moves the samples (exceedances, stretches by their start, hours) of `[from, to)` out.
+    pub(super) fn take_range(&mut self, from: i64, to: i64) -> Grabs {
+        Grabs { items: self.items.take_range(from, to), hours: self.hours.take_range(from, to), latest: None }
+    }
+
+    /// The starts of its items and hours before `cutoff`.
+    pub(super) fn starts_before(&self, cutoff: i64) -> impl Iterator<Item = i64> + '_ {
+        let items = self.items.range(i64::MIN, cutoff).iter().map(|(s, _)| *s);
+        items.chain(self.hours.range(i64::MIN, cutoff).iter().map(|(s, _)| *s))
+    }
+
+    /// Whether it holds nothing.
+    pub(super) fn is_empty(&self) -> bool {
+        self.items.len() == 0 && self.hours.len() == 0 && self.latest.is_none()
+    }
+
+    /// Takes the samples of `other` (a day loaded back, or a day on disk for a query).
+    pub(super) fn merge(&mut self, other: Grabs) {
+        self.items.merge(other.items);
+        self.hours.merge(other.hours);
+        if let Some((t, s)) = other.latest
+            && self.latest.is_none_or(|(l, _)| t >= l)
+        {
+            self.latest = Some((t, s));
+        }
+    }
+
     /// Encodes the judged samples for a checkpoint.
     pub(super) fn put(&self, e: &mut Enc) {
         self.items.put(e, |e, item| match item {

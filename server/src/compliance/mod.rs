@@ -15,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod clock;
+pub mod days;
 mod deadlines;
 pub mod engine;
 mod faults;
@@ -29,6 +30,7 @@ use std::path::Path;
 
 pub use checkpoint::{Applied, CheckpointError};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use days::DayFiles;
 pub use engine::{
     AlertKind, Condition, CorrectionInfo, DayAvailability, Engine, Episode, Filter, GapInfo, Incident, Judgement,
     Latest, Measured, Outcome, Period, PeriodView, Revision, SeriesId, SeriesStatus, Settings, Severity,

@@ -807,3 +807,95 @@ fn a_checkpoint_restores_byte_for_byte_and_refuses_damage_and_changed_limits() {
     let error = other.restore(&bytes).expect_err("changed limits");
     assert!(error.starts_with("f2/stack-1/so2: its point's settings or limits changed"), "{error}");
 }
+
+/// An engine keeping `recent_days` in memory, its older days in `dir`.
+fn archiving(now_ns: i64, dir: &std::path::Path, recent_days: u32) -> (Engine, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(now_ns));
+    let settings = Settings { recent_days, ..Settings::default() };
+    let mut e = Engine::new(registry(), clock.clone(), settings);
+    e.archive_to(Arc::new(super::days::DayFiles::open(dir).expect("judgements dir")));
+    (e, clock)
+}
+
+/// Writes what `evict` returned, as the monitor does.
+fn evict_to_disk(e: &mut Engine, dir: &std::path::Path) -> usize {
+    let files = super::days::DayFiles::open(dir).expect("judgements dir");
+    let days = e.evict();
+    for (day, generation, bytes) in &days {
+        files.write(*day, *generation, bytes).expect("write a day");
+    }
+    days.len()
+}
+
+#[test]
+fn old_days_go_to_disk_memory_keeps_the_recent_ones_and_answers_do_not_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 60 days, each: 4 hours of so2 and o2 at one a minute, day 10's second hour exceeding,
+    // a COD grab sample an hour (two exceeding on day 20). Then "now" is day 60.
+    let now = t0() + 60 * DAY_NS;
+    let (mut kept, _) = engine(now);
+    let (mut e, _) = archiving(now, dir.path(), 3);
+    for day in 0..60 {
+        let start = t0() + day * DAY_NS;
+        let mut r = Vec::new();
+        for h in 0..4 {
+            let so2 = if (day, h) == (10, 1) { 1200.0 } else { 100.0 };
+            r.extend(minutes("f1", "so2", so2, start + h * HOUR_NS, 60));
+            r.extend(minutes("f1", "o2", 7.0, start + h * HOUR_NS, 60));
+            let cod = if day == 20 && h < 2 { 150.0 } else { 80.0 };
+            r.push(effluent("cod", cod, start + h * HOUR_NS));
+        }
+        kept.ingest(&r);
+        e.ingest(&r);
+    }
+    kept.tick();
+    e.tick();
+    let before = e.entries_in_memory();
+    // Today is day 60 (Bangkok days start at 17:00 UTC): days 58, 59, 60 are the recent 3.
+    let written = evict_to_disk(&mut e, dir.path());
+    assert_eq!(written, 58, "days 0 to 57 (Bangkok days -1 … 57 hold their readings)");
+    let files = std::fs::read_dir(dir.path()).expect("dir").count();
+    assert_eq!(files, 58);
+    let after = e.entries_in_memory();
+    assert!(after * 15 < before, "memory keeps the recent days: {after} entries of {before}");
+    // What remains: every hour of the last 3 days for so2's hourly track, nothing older.
+    let oldest_in_memory = periods(&e, "f1", "so2").first().map(|p| p.period.start_ns);
+    assert_eq!(oldest_in_memory, Some(t0()), "queries still reach the days on disk");
+    assert_eq!(answers(&e), answers(&kept));
+
+    // Late data for day 5 (on disk), hour 6 (judged empty): loaded back, judged, a revision.
+    let late_start = t0() + 5 * DAY_NS + 6 * HOUR_NS;
+    let mut late = minutes("f1", "so2", 1000.0, late_start, 60);
+    late.extend(minutes("f1", "o2", 7.0, late_start, 60));
+    kept.ingest(&late);
+    e.ingest(&late);
+    let revisions = e.take_revisions();
+    assert_eq!(revisions.len(), kept.take_revisions().len());
+    let hourly: Vec<_> = revisions.iter().filter(|r| r.start_ns == late_start).collect();
+    assert!(!hourly.is_empty(), "{revisions:?}");
+    assert!(hourly.iter().all(|r| r.was.outcome == Outcome::InsufficientData && r.became.valid == 60));
+    assert!(!e.archived().contains_key(&period::day(late_start).0), "day 5 is back in memory");
+    kept.tick();
+    e.tick();
+    assert_eq!(answers(&e), answers(&kept));
+    // The next eviction writes day 5 again, as a new generation.
+    assert_eq!(evict_to_disk(&mut e, dir.path()), 1);
+    assert_eq!(answers(&e), answers(&kept));
+
+    // A checkpoint names the days on disk; a restored engine answers the same.
+    let bytes = e.checkpoint(&super::checkpoint::Applied::default());
+    let (mut restored, _) = archiving(now, dir.path(), 3);
+    restored.restore(&bytes).expect("restores");
+    assert_eq!(restored.archived(), e.archived());
+    assert_eq!(answers(&restored), answers(&kept));
+
+    // Retention drops whole days on disk.
+    e.forget_before(t0() + 30 * DAY_NS);
+    assert!(e.archived().keys().all(|d| *d >= period::day(t0() + 30 * DAY_NS).0));
+    let files = super::days::DayFiles::open(dir.path()).expect("dir");
+    assert_eq!(
+        files.remove_others(e.archived()).expect("remove"),
+        31,
+        "days before day 30 and day 5's first generation"
+    );
+}

@@ -113,11 +113,6 @@ impl<V> Timeline<V> {
         &self.entries[a..b.max(a)]
     }
 
-    /// The first period's start.
-    pub(super) fn first_start(&self) -> Option<i64> {
-        self.entries.first().map(|(s, _)| *s)
-    }
-
     /// Forgets periods starting before `cutoff`.
     pub(super) fn forget_before(&mut self, cutoff: i64) {
         let at = self.at(cutoff);
@@ -127,6 +122,19 @@ impl<V> Timeline<V> {
     /// Entries kept.
     pub(super) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Moves the entries starting in `[from, to)` out.
+    pub(super) fn take_range(&mut self, from: i64, to: i64) -> Timeline<V> {
+        let (a, b) = (self.at(from), self.at(to));
+        Timeline { entries: self.entries.drain(a..b.max(a)).collect() }
+    }
+
+    /// Takes the entries of `other`, which replace those at the same starts.
+    pub(super) fn merge(&mut self, other: Timeline<V>) {
+        for (start, v) in other.entries {
+            self.insert(start, v);
+        }
     }
 
     /// Encodes the entries for a checkpoint: a count, then each start and value.
@@ -171,7 +179,7 @@ mod tests {
         assert_eq!(t.range(i64::MIN, i64::MAX), &[(10, 2), (20, 1), (30, 1), (40, 1)]);
         assert_eq!(t.range(15, 40), &[(20, 1), (30, 1)]);
         assert!(t.range(40, 15).is_empty());
-        assert_eq!((t.get(20), t.get(25), t.first_start()), (Some(&1), None, Some(10)));
+        assert_eq!((t.get(20), t.get(25)), (Some(&1), None));
         *t.get_mut(30).expect("30") = 7;
         t.forget_before(21);
         assert_eq!(t.range(i64::MIN, i64::MAX), &[(30, 7), (40, 1)]);
