@@ -11,8 +11,14 @@
 //! grows by one aggregate per series and hour. It relies on the store handing each reading
 //! over once (ingest passes only readings the store did not have). A closed
 //! period whose result changes is a **revision**, kept with what it was, what it became,
-//! when and why. On a restart the engine is rebuilt from the store (`replaying`: nothing
-//! recomputed then counts as a revision) and the revisions are read back from their log.
+//! when and why. The revisions are kept in their log and read back at a start.
+//!
+//! Memory holds the recent days only: [`Engine::evict`] moves each closed Bangkok day older
+//! than `recent_days` into a judgement day file ([`super::days`]); queries over history read
+//! those files in their range, and a reading (a gap, a correction) for a day on disk loads
+//! it back first. These reads are the engine's only I/O. Its open state is checkpointed
+//! ([`Engine::checkpoint`], [`Engine::restore`]); a start restores it and judges what the
+//! store's log holds after it (`replaying`: nothing recomputed then counts as a revision).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -523,7 +529,7 @@ pub struct Measured {
 /// `Engine::by_store_id` for a store series not seen yet.
 const NOT_SEEN: u32 = u32::MAX;
 
-/// The compliance engine. Pure: no I/O, time from its clock.
+/// The compliance engine: time from its clock, I/O only to read judgement days.
 #[derive(Debug)]
 pub struct Engine {
     registry: Registry,
