@@ -47,11 +47,12 @@ conf="$work/server.toml"
 tokens="$work/tokens.txt"
 for i in $(seq 1 "$FACTORIES"); do
   f=$(printf 'f%04d' "$i")
-  echo "$f $("$SERVER" token create --data-dir "$data" --factory "$f")"
+  echo "$f $("$SERVER" token create --data-dir "$data" --factory "$f" 2>/dev/null)"
 done >"$tokens"
 
 n=0
-# Starts the server; prints the milliseconds until /health answered.
+started_ms=0
+# Starts the server (sets pid); started_ms: the milliseconds until /health answered.
 start() {
   n=$((n + 1))
   rm -f "$data/listen-address"
@@ -60,7 +61,7 @@ start() {
   pid=$!
   for _ in $(seq 6000); do
     if [ -s "$data/listen-address" ] && curl -sf -o /dev/null "http://$(cat "$data/listen-address")/health"; then
-      echo $(( ($(date +%s%N) - t0) / 1000000 ))
+      started_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
       return 0
     fi
     sleep 0.01
@@ -70,19 +71,20 @@ start() {
 }
 rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
 logged() { # log line key
-  sed 's/\x1b\[[0-9;]*m//g' "$1" | grep "$2" | tail -1 | sed -E "s/.* $3=([0-9.]+).*/\1/"
+  sed 's/\x1b\[[0-9;]*m//g' "$1" | { grep "$2" || true; } | tail -1 | sed -E "s/.* $3=([0-9.]+).*/\1/"
 }
 
-start >/dev/null
+start
 url="http://$(cat "$data/listen-address")"
 echo "bench: $FACTORIES factories × 10 parameters; ${DURATION_S} s of eitwatch-load from $DAYS days back; work dir $work"
-"$LOAD" --url "$url/api/v2/write?precision=ns" --tokens "$tokens" --factories "$FACTORIES" --connections "$CONNECTIONS" \
+"$LOAD" --url "$url/api/v2/write?org=bench&bucket=bench&precision=ns" --tokens "$tokens" --factories "$FACTORIES" --connections "$CONNECTIONS" \
   --duration-s "$DURATION_S" --start-s $(( $(date +%s) - DAYS * 86400 ))
 stop
 encode_ms=$(logged "$work/server-$n.log" "encoded for its checkpoint" encode_ms)
 checkpoint_bytes=$(stat -c %s "$data/compliance.checkpoint")
 
-resumed_ms=$(start)
+start
+resumed_ms=$started_ms
 sleep 1
 resumed_rss=$(rss_kib "$pid")
 stop
@@ -90,7 +92,8 @@ resumed_engine_ms=$(logged "$work/server-$n.log" "Compliance resumed from its ch
 stored=$(logged "$work/server-$n.log" "Server listening" readings)
 
 rm "$data/compliance.checkpoint"
-rebuilt_ms=$(start)
+start
+rebuilt_ms=$started_ms
 sleep 1
 rebuilt_rss=$(rss_kib "$pid")
 stop
