@@ -81,6 +81,10 @@ echo "bench: $FACTORIES factories × 10 parameters; ${DURATION_S} s of eitwatch-
   --duration-s "$DURATION_S" --start-s $(( $(date +%s) - DAYS * 86400 ))
 stop
 encode_ms=$(logged "$work/server-$n.log" "encoded for its checkpoint" encode_ms)
+evict_ms=$(logged "$work/server-$n.log" "encoded for its checkpoint" evict_ms)
+evicted=$(logged "$work/server-$n.log" "encoded for its checkpoint" days)
+day_files=$(find "$data/judgements" -name '*.jdg' | wc -l)
+day_bytes=$(du -sb "$data/judgements" | cut -f1)
 checkpoint_bytes=$(stat -c %s "$data/compliance.checkpoint")
 
 start
@@ -99,7 +103,7 @@ rebuilt_rss=$(rss_kib "$pid")
 stop
 rebuilt_engine_ms=$(logged "$work/server-$n.log" "Compliance rebuilt from the store" elapsed_ms)
 
-echo "readings stored: $stored; checkpoint: $checkpoint_bytes bytes, encoded in $encode_ms ms on the engine thread (at the clean stop)"
+echo "readings stored: $stored; at the clean stop, on the engine thread: $evicted days written to judgement day files in $evict_ms ms, the checkpoint ($checkpoint_bytes bytes) encoded in $encode_ms ms; judgements/: $day_files files, $day_bytes bytes"
 printf '%-34s %12s %12s %10s\n' "start" "until /health" "engine" "RSS KiB"
 printf '%-34s %10s ms %9s ms %10s\n' "from the checkpoint" "$resumed_ms" "$resumed_engine_ms" "$resumed_rss"
 printf '%-34s %10s ms %9s ms %10s\n' "full rebuild (no checkpoint)" "$rebuilt_ms" "$rebuilt_engine_ms" "$rebuilt_rss"
