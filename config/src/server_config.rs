@@ -53,11 +53,24 @@ pub struct ComplianceSection {
     /// `faults.no_data_after_s` overrides it).
     #[serde(default = "default_no_data_after_intervals")]
     pub no_data_after_intervals: u32,
+    /// How often the engine's state is checkpointed (with the log position it judged up to),
+    /// so that a start replays only the log written since; also at every clean shutdown.
+    #[serde(default = "default_checkpoint_interval_s")]
+    pub checkpoint_interval_s: u64,
+    /// Bangkok days (today included) whose judgements stay in memory; older closed days
+    /// go to `<data_dir>/judgements/` at each checkpoint and are read from there.
+    #[serde(default = "default_recent_days")]
+    pub recent_days: u32,
 }
 
 impl Default for ComplianceSection {
     fn default() -> Self {
-        ComplianceSection { tick_ms: default_tick_ms(), no_data_after_intervals: default_no_data_after_intervals() }
+        ComplianceSection {
+            tick_ms: default_tick_ms(),
+            no_data_after_intervals: default_no_data_after_intervals(),
+            checkpoint_interval_s: default_checkpoint_interval_s(),
+            recent_days: default_recent_days(),
+        }
     }
 }
 
@@ -66,6 +79,12 @@ const fn default_tick_ms() -> u64 {
 }
 const fn default_no_data_after_intervals() -> u32 {
     3
+}
+const fn default_checkpoint_interval_s() -> u64 {
+    300
+}
+const fn default_recent_days() -> u32 {
+    7
 }
 
 /// `[alerts]`.
@@ -547,6 +566,15 @@ impl Validate for ServerConfig {
         }
         if self.compliance.no_data_after_intervals == 0 {
             problems.push("compliance.no_data_after_intervals", "must be at least 1");
+        }
+        if self.compliance.checkpoint_interval_s == 0 {
+            problems.push("compliance.checkpoint_interval_s", "must be at least 1");
+        }
+        if self.compliance.recent_days < 2 {
+            problems.push(
+                "compliance.recent_days",
+                "must be at least 2 (today and yesterday, whose availability is judged)",
+            );
         }
         for (i, hook) in self.webhook.iter().enumerate() {
             if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {

@@ -140,6 +140,11 @@ impl CorrectionLog {
         inner.by_reading.get(&k).map_or_else(Vec::new, |ix| ix.iter().map(|&i| inner.all[i].clone()).collect())
     }
 
+    /// Corrections stored.
+    pub fn len(&self) -> usize {
+        self.lock().all.len()
+    }
+
     /// Whether any correction is stored.
     pub fn is_empty(&self) -> bool {
         self.lock().all.is_empty()
@@ -246,6 +251,8 @@ pub fn record(app: &App, bearer: &Bearer, requests: Vec<Request>) -> Result<usiz
         }
     }
     let by = format!("{} token {}", bearer.grant.kind(), bearer.id);
+    // Stored and handed over as one step for the engine's checkpoint (see `Monitor::admit`).
+    let _admitted = app.compliance.admit();
     let stored = app.corrections.append(app, requests, &by, |c| {
         tracing::info!(factory = %c.factory, point = %c.point, parameter = %c.parameter, time_ns = c.time_ns, was = c.was, value = c.value, by = %c.by, "Reading corrected");
         app.compliance.correct(correction_info(c));

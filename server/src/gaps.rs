@@ -121,6 +121,16 @@ impl GapLog {
         Ok(n)
     }
 
+    /// Records stored.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).gaps.len()
+    }
+
+    /// Whether none is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Stored gaps matching `keep`, oldest first.
     pub fn list(&self, keep: impl Fn(&Gap) -> bool) -> Vec<Gap> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -163,6 +173,8 @@ pub fn record(app: &App, factory: &str, gaps: Vec<Gap>) -> Result<usize, GapErro
     }
     let summary: Vec<_> = gaps.iter().map(|g| (g.point.clone(), g.count)).collect();
     let infos: Vec<_> = gaps.iter().map(gap_info).collect();
+    // Stored and handed over as one step for the engine's checkpoint (see `Monitor::admit`).
+    let _admitted = app.compliance.admit();
     let fresh = app.gaps.append(gaps)?;
     for info in infos {
         app.compliance.gap(info);

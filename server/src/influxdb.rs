@@ -12,17 +12,15 @@
 //! The v2 write call is made with the workspace's reqwest 0.13: the influxdb2 crate (0.5.2)
 //! would bring reqwest 0.11 and hyper 0.14, a second HTTP stack beside axum's hyper 1.
 
-use std::collections::HashMap;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use eitwatch_config::line_protocol;
-use eitwatch_config::reading::Reading;
 use eitwatch_config::server_config::InfluxdbSection;
 
 use crate::AppState;
 use crate::store::log::{self, LogPosition};
+use crate::store::replay::Reader;
 
 /// Starts the write-through task.
 pub fn spawn(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) {
@@ -33,16 +31,6 @@ pub fn spawn(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) {
     });
 }
 
-/// Reads the segments after the cursor.
-#[derive(Debug)]
-struct Reader {
-    dir: PathBuf,
-    /// The segment read, its series definitions so far and how far they were read.
-    segment: u64,
-    defs: HashMap<u32, crate::store::SeriesKey>,
-    defs_offset: u64,
-}
-
 /// A batch ready to post: line protocol, how many readings, and where the cursor goes after.
 #[derive(Debug)]
 struct Batch {
@@ -51,107 +39,18 @@ struct Batch {
     next: LogPosition,
 }
 
-impl Reader {
-    /// The next batch after `at`, reading no further than `durable`; `None` when caught up.
-    fn next_batch(
-        &mut self,
-        at: LogPosition,
-        durable: LogPosition,
-        max_points: usize,
-    ) -> std::io::Result<Option<Batch>> {
-        let mut at = at;
-        loop {
-            if at >= durable {
-                return Ok(None);
-            }
-            let path = log::segment_path(&self.dir, at.segment);
-            let file = match std::fs::File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    // Deleted (empty at a restart, or expired by retention): go to the next one.
-                    let next = log::list_segments(&self.dir)?.into_iter().find(|n| *n > at.segment);
-                    match next {
-                        Some(n) if n <= durable.segment => {
-                            if at.offset > 0 {
-                                tracing::warn!(
-                                    segment = at.segment,
-                                    "A segment was deleted before it was all sent to InfluxDB"
-                                );
-                            }
-                            at = LogPosition { segment: n, offset: 0 };
-                            continue;
-                        }
-                        _ => return Ok(None),
-                    }
-                }
-                Err(e) => return Err(e),
-            };
-            let end = if at.segment < durable.segment { file.metadata()?.len() } else { durable.offset };
-            if at.offset >= end {
-                if at.segment < durable.segment {
-                    at = LogPosition { segment: at.segment + 1, offset: 0 };
-                    continue;
-                }
-                return Ok(None);
-            }
-            if self.segment != at.segment || self.defs_offset > at.offset {
-                self.segment = at.segment;
-                self.defs.clear();
-                self.defs_offset = 0;
-            }
-            // Definitions of series come before their first point in a segment: learn the
-            // ones before the cursor without sending their points.
-            if self.defs_offset < at.offset {
-                let mut bytes = vec![0; (at.offset - self.defs_offset) as usize];
-                file.read_exact_at(&mut bytes, self.defs_offset)?;
-                let mut offset = 0;
-                while let Some(payload) = log::record_at(&bytes, offset) {
-                    let _ = log::decode_record(payload, &mut self.defs, |_| {});
-                    offset += log::HEADER_BYTES + payload.len();
-                }
-                self.defs_offset = at.offset;
-            }
-            let want = ((max_points * log::POINT_BYTES + 4096) as u64).min(end - at.offset);
-            let mut bytes = vec![0; want as usize];
-            file.read_exact_at(&mut bytes, at.offset)?;
-            let mut readings: Vec<Reading> = Vec::new();
-            let mut offset = 0usize;
-            while let Some(payload) = log::record_at(&bytes, offset) {
-                if !readings.is_empty() && readings.len() + payload.len() / log::POINT_BYTES > max_points {
-                    break;
-                }
-                log::decode_record(payload, &mut self.defs, |entry| {
-                    if let log::Entry::Point { time_ns, stored, key: Some(key), .. } = entry {
-                        readings.push(key.reading(time_ns, &stored));
-                    }
-                })
-                .map_err(|reason| std::io::Error::other(format!("{}: {reason}", path.display())))?;
-                offset += log::HEADER_BYTES + payload.len();
-            }
-            if offset == 0 {
-                // One record larger than the read: read it whole.
-                let mut header = [0u8; log::HEADER_BYTES];
-                file.read_exact_at(&mut header, at.offset)?;
-                let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
-                let whole = (log::HEADER_BYTES as u64 + len).min(end - at.offset);
-                bytes = vec![0; whole as usize];
-                file.read_exact_at(&mut bytes, at.offset)?;
-                let payload = log::record_at(&bytes, 0).ok_or_else(|| {
-                    std::io::Error::other(format!("{}: damaged record at byte {}", path.display(), at.offset))
-                })?;
-                log::decode_record(payload, &mut self.defs, |entry| {
-                    if let log::Entry::Point { time_ns, stored, key: Some(key), .. } = entry {
-                        readings.push(key.reading(time_ns, &stored));
-                    }
-                })
-                .map_err(|reason| std::io::Error::other(format!("{}: {reason}", path.display())))?;
-                offset = bytes.len();
-            }
-            let next = LogPosition { segment: at.segment, offset: at.offset + offset as u64 };
-            self.defs_offset = next.offset;
-            return Ok(Some(Batch { body: line_protocol::encode(&readings), readings: readings.len(), next }));
-        }
-    }
+/// The next batch after `at`, reading no further than `durable`; `None` when caught up.
+fn next_batch(
+    reader: &mut Reader,
+    at: LogPosition,
+    durable: LogPosition,
+    max_points: usize,
+) -> std::io::Result<Option<Batch>> {
+    Ok(reader.next_batch(at, durable, max_points)?.map(|b| Batch {
+        body: line_protocol::encode(&b.readings),
+        readings: b.readings.len(),
+        next: b.next,
+    }))
 }
 
 async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Result<(), String> {
@@ -169,7 +68,7 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
         reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| format!("HTTP client: {e}"))?;
     let mut cursor = load_cursor(&cursor_path, &dir);
     app.store.hold("influxdb", cursor);
-    let mut reader = Reader { dir: dir.clone(), segment: 0, defs: HashMap::new(), defs_offset: 0 };
+    let mut reader = Reader::new(&dir);
     tracing::info!(url = %config.url, bucket = %config.bucket, segment = cursor.segment, offset = cursor.offset, "InfluxDB write-through started");
     let mut down_since: Option<std::time::Instant> = None;
     let max_points = config.batch_max_points;
@@ -178,7 +77,7 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
         let (batch, back) = {
             let mut r = reader;
             tokio::task::spawn_blocking(move || {
-                let batch = r.next_batch(cursor, until, max_points);
+                let batch = next_batch(&mut r, cursor, until, max_points);
                 (batch, r)
             })
             .await

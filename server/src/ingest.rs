@@ -332,6 +332,8 @@ fn write_lines(
         quality: r.quality,
         below_detection_limit: r.below_detection_limit,
     };
+    // Stored and handed over as one step for the engine's checkpoint (see `Monitor::admit`).
+    let admitted = app.compliance.admit();
     let (measured, appended) = app.store.append_rows(&batch, measured).map_err(|e| match e {
         StoreError::Rewrite { .. } => {
             let reason = e.to_string();
@@ -342,6 +344,9 @@ fn write_lines(
         e => IngestError::Store(e),
     })?;
     tracing::debug!(%factory, stored = appended.stored, duplicates = appended.duplicates, "Write accepted");
+    // Judged whatever happens next: the store has them.
+    app.compliance.accepted(measured);
+    drop(admitted);
     if !unmapped.is_empty() {
         // After the store took the batch, so a refused batch leaves nothing here either. A
         // failure answers 500 and the client re-sends: the store keeps one copy, this log may
@@ -354,7 +359,6 @@ fn write_lines(
         tracing::info!(%factory, readings = unmapped.len(), "Stored readings of unknown parameters as unmapped");
     }
 
-    app.compliance.accepted(measured);
     Ok(rejected)
 }
 

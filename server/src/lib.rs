@@ -96,9 +96,9 @@ pub struct App {
     /// Admission under load and the audit log of the write endpoints.
     pub ingest: ingest::Ingest,
     /// Gap records agents sent (readings their outbox had to drop).
-    pub gaps: gaps::GapLog,
+    pub gaps: Arc<gaps::GapLog>,
     /// Corrections of stored readings.
-    pub corrections: corrections::CorrectionLog,
+    pub corrections: Arc<corrections::CorrectionLog>,
 }
 
 /// Shared state of the HTTP handlers.
@@ -126,27 +126,57 @@ impl App {
             alerts::AlertBook::open(&dir.join("alerts.log"), config.alerts.clone()).map_err(io("alerts.log"))?,
         );
         let ingest = ingest::Ingest::new(&config, &dir);
-        let gaps = gaps::GapLog::open(&dir.join("gaps.log")).map_err(io("gaps.log"))?;
+        let gaps = Arc::new(gaps::GapLog::open(&dir.join("gaps.log")).map_err(io("gaps.log"))?);
         let corrections =
-            corrections::CorrectionLog::open(&dir.join("corrections.log")).map_err(io("corrections.log"))?;
+            Arc::new(corrections::CorrectionLog::open(&dir.join("corrections.log")).map_err(io("corrections.log"))?);
         let registry = Registry::new(registry::current(&config.area, &dir).map_err(io("registry.log"))?);
         let events = events::Events::new();
 
         let started = std::time::Instant::now();
-        let settings = compliance::Settings { no_data_after_intervals: config.compliance.no_data_after_intervals };
-        let mut engine = compliance::Engine::new(registry.clone(), clock.clone(), settings);
-        engine.load_revisions(compliance::load_revisions(&dir.join("revisions.log")).map_err(io("revisions.log"))?);
-        let replayed = monitor::rebuild(&mut engine, &registry, &store, &gaps, &corrections, &alerts, clock.now_ns())
-            .map_err(io("alerts.log"))?;
-        tracing::info!(
-            readings = replayed,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "Compliance rebuilt from the store"
-        );
+        let settings = compliance::Settings {
+            no_data_after_intervals: config.compliance.no_data_after_intervals,
+            recent_days: config.compliance.recent_days,
+        };
+        let day_files = Arc::new(compliance::DayFiles::open(&dir.join("judgements")).map_err(io("judgements"))?);
+        let revisions = compliance::load_revisions(&dir.join("revisions.log")).map_err(io("revisions.log"))?;
+        let make = || {
+            let mut engine = compliance::Engine::new(registry.clone(), clock.clone(), settings);
+            engine.load_revisions(revisions.clone());
+            engine.archive_to(day_files.clone());
+            engine
+        };
+        let checkpoint_path = dir.join("compliance.checkpoint");
+        let sources = monitor::Sources {
+            registry: &registry,
+            store: &store,
+            gaps: &gaps,
+            corrections: &corrections,
+            alerts: &alerts,
+        };
+        let (engine, how) =
+            monitor::resume(make, &checkpoint_path, sources, clock.now_ns()).map_err(io("alerts.log"))?;
+        drop(revisions);
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match how {
+            monitor::Started::Resumed { replayed } => {
+                tracing::info!(readings = replayed, elapsed_ms, "Compliance resumed from its checkpoint")
+            }
+            monitor::Started::Rebuilt { replayed } => {
+                tracing::info!(readings = replayed, elapsed_ms, "Compliance rebuilt from the store")
+            }
+        }
         // Called on the compliance thread, under the engine's lock, for a series it has not
         // seen by store id: takes the store's index lock briefly. The store never calls out
         // while holding that lock, so the two cannot deadlock.
         let keys = store.clone();
+        let checkpointing = monitor::Checkpointing {
+            path: checkpoint_path,
+            every: std::time::Duration::from_secs(config.compliance.checkpoint_interval_s),
+            store: store.clone(),
+            gaps: gaps.clone(),
+            corrections: corrections.clone(),
+            day_files,
+        };
         let compliance = monitor::Monitor::start(
             engine,
             move |id| {
@@ -160,8 +190,16 @@ impl App {
             events.clone(),
             dir.join("revisions.log"),
             std::time::Duration::from_millis(config.compliance.tick_ms),
+            Some(checkpointing),
         )
         .map_err(io("revisions.log"))?;
+        if let monitor::Started::Rebuilt { .. } = how {
+            // The next start resumes from here instead of judging every reading again.
+            match compliance.checkpoint() {
+                Ok(_) => tracing::info!("Compliance checkpointed after its rebuild: later starts resume from it"),
+                Err(error) => tracing::error!(%error, "Cannot checkpoint the compliance engine"),
+            }
+        }
         Ok(App {
             registry: std::sync::RwLock::new(Arc::new(registry)),
             tokens: auth::Tokens::new(&dir),

@@ -11,8 +11,14 @@
 //! grows by one aggregate per series and hour. It relies on the store handing each reading
 //! over once (ingest passes only readings the store did not have). A closed
 //! period whose result changes is a **revision**, kept with what it was, what it became,
-//! when and why. On a restart the engine is rebuilt from the store (`replaying`: nothing
-//! recomputed then counts as a revision) and the revisions are read back from their log.
+//! when and why. The revisions are kept in their log and read back at a start.
+//!
+//! Memory holds the recent days only: [`Engine::evict`] moves each closed Bangkok day older
+//! than `recent_days` into a judgement day file ([`super::days`]); queries over history read
+//! those files in their range, and a reading (a gap, a correction) for a day on disk loads
+//! it back first. These reads are the engine's only I/O. Its open state is checkpointed
+//! ([`Engine::checkpoint`], [`Engine::restore`]); a start restores it and judges what the
+//! store's log holds after it (`replaying`: nothing recomputed then counts as a revision).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,7 +38,9 @@ pub use eitwatch_config::server_config::{AlertKind, Severity};
 
 use crate::alerts::text::{Detail, What};
 
+use super::checkpoint::{self, Applied, Dec, Enc};
 use super::clock::Clock;
+use super::days::{self, DayFiles};
 use super::faults::Recent;
 use super::grab::{self, Grabs};
 use super::judge::{LimitUsed, limits_for, o2_corrected};
@@ -48,11 +56,14 @@ const O2: &str = "o2";
 pub struct Settings {
     /// A point is "no data" after this many expected intervals without a reading.
     pub no_data_after_intervals: u32,
+    /// Bangkok days kept in memory (today included); older ones go to the judgement days
+    /// on disk, when the engine has them ([`Engine::archive_to`]).
+    pub recent_days: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { no_data_after_intervals: 3 }
+        Settings { no_data_after_intervals: 3, recent_days: 7 }
     }
 }
 
@@ -145,6 +156,9 @@ struct Series {
     /// The newest readings, for fault detection.
     recent: Recent,
     days: Timeline<DayCount>,
+    /// Its first Bangkok day with a reading, wherever that day is now (memory or disk), as
+    /// a day number ([`day_number`]; `i32::MAX`: none): 4 bytes, in what was padding.
+    first_day: i32,
     /// Its tracks' indices (created together, so contiguous).
     tracks: (u32, u32),
 }
@@ -167,6 +181,29 @@ pub enum Outcome {
     InsufficientData,
     /// The value could not be brought to the limit's basis (no valid O₂ in the period).
     CannotCorrect,
+}
+
+impl Outcome {
+    /// Its code in a checkpoint.
+    pub(super) fn code(self) -> u8 {
+        match self {
+            Outcome::Compliant => 0,
+            Outcome::Exceeds => 1,
+            Outcome::InsufficientData => 2,
+            Outcome::CannotCorrect => 3,
+        }
+    }
+
+    /// The outcome of a checkpoint's code.
+    pub(super) fn of_code(code: u8) -> Result<Outcome, String> {
+        Ok(match code {
+            0 => Outcome::Compliant,
+            1 => Outcome::Exceeds,
+            2 => Outcome::InsufficientData,
+            3 => Outcome::CannotCorrect,
+            _ => return Err(format!("outcome code {code}, expected 0 to 3")),
+        })
+    }
 }
 
 /// One judged period (an instant for instantaneous limits).
@@ -252,7 +289,7 @@ struct Track {
 }
 
 /// What a track judged: one or the other, so a track carries the state of its kind only.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Judged {
     /// Periods of a fixed-period limit.
     Fixed(Fixed),
@@ -260,7 +297,7 @@ enum Judged {
     Grab(Grabs),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Fixed {
     periods: BTreeMap<i64, Period>,
     /// Periods to judge again (a reading, a gap or a correction arrived).
@@ -494,7 +531,7 @@ pub struct Measured {
 /// `Engine::by_store_id` for a store series not seen yet.
 const NOT_SEEN: u32 = u32::MAX;
 
-/// The compliance engine. Pure: no I/O, time from its clock.
+/// The compliance engine: time from its clock, I/O only to read judgement days.
 #[derive(Debug)]
 pub struct Engine {
     registry: Registry,
@@ -534,6 +571,15 @@ pub struct Engine {
     /// A period was marked for recomputation since the last `settle` (else it has nothing
     /// to do: a batch of grab samples alone marks none).
     marked: bool,
+    /// Where closed days older than the recent ones go; none: everything stays in memory.
+    day_files: Option<Arc<DayFiles>>,
+    /// Days on disk, not in memory: day start → the generation of its file.
+    archived: BTreeMap<i64, u32>,
+    /// The end of the last archived day (`i64::MIN`: none): a reading before it may belong
+    /// to a day on disk, one after it never does (one comparison a reading).
+    archived_end: i64,
+    /// The generation the next day file written takes.
+    next_generation: u32,
 }
 
 impl Engine {
@@ -561,6 +607,10 @@ impl Engine {
             corrections: HashMap::new(),
             replaying: false,
             marked: false,
+            day_files: None,
+            archived: BTreeMap::new(),
+            archived_end: i64::MIN,
+            next_generation: 1,
         };
         engine.watch_registered();
         engine
@@ -646,6 +696,7 @@ impl Engine {
             hours: Timeline::default(),
             recent: Recent::default(),
             days: Timeline::default(),
+            first_day: i32::MAX,
             tracks: (first_track as u32, self.tracks.len() as u32),
             id,
         };
@@ -695,10 +746,15 @@ impl Engine {
     }
 
     fn ingest_one(&mut self, at: usize, time_ns: i64, sample: Sample) {
+        if time_ns < self.archived_end {
+            self.load_archived(period::day(time_ns).0);
+        }
         let series = &mut self.series[at];
         series.hours.entry(bounds(Averaging::Hourly, time_ns).0, Acc::default).add(sample);
         series.recent.add(time_ns, sample.value, sample.quality);
-        let day = series.days.entry(period::day(time_ns).0, DayCount::default);
+        let day_start = period::day(time_ns).0;
+        series.first_day = series.first_day.min(day_number(day_start));
+        let day = series.days.entry(day_start, DayCount::default);
         let judged = sample.quality.is_judged();
         if judged {
             day.valid += 1;
@@ -768,6 +824,9 @@ impl Engine {
             return;
         }
         let Some(at) = self.series_index(&c.factory, &c.point, &c.parameter) else { return };
+        if c.time_ns < self.archived_end {
+            self.load_archived(period::day(c.time_ns).0);
+        }
         let id = self.series[at].id.clone();
         let series = &mut self.series[at];
         let hour = bounds(Averaging::Hourly, c.time_ns).0;
@@ -846,11 +905,22 @@ impl Engine {
         }
         self.revisions.retain(|(_, start), _| *start >= cutoff);
         self.gaps.retain(|g| g.to_ns >= cutoff);
+        // Whole days on disk: their files go after the next checkpoint, which no longer names them.
+        self.archived = self.archived.split_off(&cutoff);
+        self.archived_end = self.archived.keys().next_back().map_or(i64::MIN, |d| d + DAY_NS);
+        for s in &mut self.series {
+            // No day before the cutoff is judged any more (`i32::MAX`, none, stays).
+            s.first_day = s.first_day.max(day_number(cutoff));
+        }
     }
 
     /// Takes a gap record: the periods it overlaps are recomputed, the gap's reason named
     /// in those that lack data.
     pub fn gap(&mut self, gap: GapInfo) {
+        let on_disk: Vec<i64> = self.archived.range(period::day(gap.from_ns).0..=gap.to_ns).map(|(d, _)| *d).collect();
+        for day in on_disk {
+            self.load_archived(day);
+        }
         for track in &mut self.tracks {
             let s = &self.series[track.at as usize].id;
             if *s.factory != *gap.factory
@@ -916,6 +986,10 @@ impl Engine {
             let mut start = f.filled_to.unwrap_or(fill_from);
             while start <= current {
                 let end = bounds(averaging, start).1;
+                if start < self.archived_end {
+                    // Filling back into days on disk (a reading older than any before).
+                    self.load_archived(period::day(start).0);
+                }
                 // Judged already and unchanged (the marked ones were judged above): an open
                 // period is re-read only when it gets data or closes.
                 let settled = self.tracks[t].periods().get(&start).is_some_and(|p| p.closed || end > now);
@@ -1104,11 +1178,18 @@ impl Engine {
         self.finish(series, limit, p, mean.unwrap_or(f64::NAN), !detected)
     }
 
-    fn track_periods<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = (&'a Series, &'a Track)> + 'a {
-        self.tracks.iter().filter_map(move |t| {
+    fn track_periods<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = (usize, &'a Series, &'a Track)> + 'a {
+        self.tracks.iter().enumerate().filter_map(move |(i, t)| {
             let s = &self.series[t.at as usize];
-            filter.covers_series(s).then_some((s, t))
+            filter.covers_series(s).then_some((i, s, t))
         })
+    }
+
+    /// A track with what the days on disk in `view` add to it (itself when they add nothing).
+    fn with_history<'a>(t: &'a Track, i: usize, view: &mut History, merged: &'a mut Option<Track>) -> &'a Track {
+        let Some(mut judged) = view.tracks.remove(&i) else { return t };
+        judged.absorb(&t.judged);
+        merged.insert(Track { at: t.at, limit: t.limit.clone(), judged })
     }
 
     /// Entries the grab samples of every instantaneous limit keep (exceedances, compliant
@@ -1121,7 +1202,10 @@ impl Engine {
     pub fn periods(&self, filter: &Filter, limit: usize) -> Vec<PeriodView> {
         let (from, to) = filter.range();
         let mut out = Vec::new();
-        for (s, t) in self.track_periods(filter) {
+        let mut view = self.history(filter, from, to);
+        for (i, s, t) in self.track_periods(filter) {
+            let mut merged = None;
+            let t = Self::with_history(t, i, &mut view, &mut merged);
             for p in t.list(from, to) {
                 if out.len() >= limit {
                     return out;
@@ -1163,7 +1247,10 @@ impl Engine {
     pub fn episodes(&self, filter: &Filter) -> Vec<Episode> {
         let (from, to) = filter.range();
         let mut out = Vec::new();
-        for (s, t) in self.track_periods(filter) {
+        let mut view = self.history(filter, from, to);
+        for (i, s, t) in self.track_periods(filter) {
+            let mut merged = None;
+            let t = Self::with_history(t, i, &mut view, &mut merged);
             let episode = |start_ns: i64, end_ns: i64, values: &[f64], ongoing: bool| {
                 let peak = values.iter().copied().fold(f64::NAN, |a, v| {
                     if a.is_nan() || beyond(&t.limit, &s.point, v) > beyond(&t.limit, &s.point, a) { v } else { a }
@@ -1221,16 +1308,19 @@ impl Engine {
         let now = self.now_ns();
         let (from, to) = filter.range();
         let mut out = Vec::new();
-        let mut series: Vec<&Series> = self.series.iter().filter(|s| filter.covers_series(s)).collect();
-        series.sort_by(|a, b| a.id.cmp(&b.id));
-        for s in series {
-            let Some(first) = s.days.first_start() else { continue };
+        let mut view = self.history(filter, from, to);
+        let mut series: Vec<(usize, &Series)> =
+            self.series.iter().enumerate().filter(|(_, s)| filter.covers_series(s)).collect();
+        series.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        for (i, s) in series {
+            let on_disk = view.days.remove(&i).unwrap_or_default();
+            let Some(first) = day_start(s.first_day) else { continue };
             let threshold = self.threshold(s);
             let mut day = first.max(period::day(from.max(first)).0);
             let last = period::day(now.min(to.saturating_sub(1))).0;
             let mut guard = 0;
             while day <= last && guard < 3660 {
-                let c = s.days.get(day).copied().unwrap_or_default();
+                let c = s.days.get(day).or_else(|| on_disk.get(day)).copied().unwrap_or_default();
                 let expected = expected(day, day + DAY_NS, s.point.expected_interval_s);
                 out.push(DayAvailability {
                     area: s.area.to_string(),
@@ -1335,9 +1425,7 @@ impl Engine {
         let mut series: Vec<&Series> = self.series.iter().collect();
         series.sort_by(|a, b| a.id.cmp(&b.id));
         for s in &series {
-            if let Some(first) = s.days.first_start()
-                && first <= yesterday
-            {
+            if day_start(s.first_day).is_some_and(|first| first <= yesterday) {
                 let c = s.days.get(yesterday).copied().unwrap_or_default();
                 let expected = expected(yesterday, yesterday + DAY_NS, s.point.expected_interval_s);
                 let threshold = self.threshold(s);
@@ -1572,6 +1660,578 @@ impl Engine {
         self.tracks.reserve_exact(ids.len());
         for (f, p, q) in ids {
             self.series_index(&f, &p, &q);
+        }
+    }
+}
+
+fn put_acc(e: &mut Enc, a: &Acc) {
+    let (valid, excluded, sum_nano, detected) = (a.valid, a.excluded, a.sum_nano, a.detected);
+    e.u32(valid);
+    e.u32(excluded);
+    e.i128(sum_nano);
+    e.bool(detected);
+}
+
+fn get_acc(d: &mut Dec<'_>) -> Result<Acc, String> {
+    Ok(Acc {
+        valid: d.u32("hour valid")?,
+        excluded: d.u32("hour excluded")?,
+        sum_nano: d.i128("hour sum")?,
+        detected: d.bool("hour detected")?,
+    })
+}
+
+fn put_period(e: &mut Enc, p: &Period) {
+    e.i64(p.start_ns);
+    e.i64(p.end_ns);
+    e.bool(p.closed);
+    e.u8(p.outcome.code());
+    for v in [p.value, p.measured, p.o2_pct] {
+        e.opt(v, Enc::f64);
+    }
+    e.u32(p.valid);
+    e.u32(p.expected);
+    e.u32(p.excluded);
+    e.f64(p.availability_pct);
+    e.opt(p.reason.as_deref(), Enc::str);
+    e.u32(p.samples);
+}
+
+fn get_period(d: &mut Dec<'_>) -> Result<Period, String> {
+    Ok(Period {
+        start_ns: d.i64("period start")?,
+        end_ns: d.i64("period end")?,
+        closed: d.bool("period closed")?,
+        outcome: Outcome::of_code(d.u8("period outcome")?)?,
+        value: d.opt("period value", |d| d.f64("period value"))?,
+        measured: d.opt("period measured", |d| d.f64("period measured"))?,
+        o2_pct: d.opt("period O₂", |d| d.f64("period O₂"))?,
+        valid: d.u32("period valid")?,
+        expected: d.u32("period expected")?,
+        excluded: d.u32("period excluded")?,
+        availability_pct: d.f64("period availability")?,
+        reason: d.opt("period reason", |d| d.str("period reason"))?,
+        samples: d.u32("period samples")?,
+    })
+}
+
+fn put_gap(e: &mut Enc, g: &GapInfo) {
+    e.str(&g.factory);
+    e.str(&g.point);
+    e.len(g.parameters.len());
+    for p in &g.parameters {
+        e.str(p);
+    }
+    e.i64(g.from_ns);
+    e.i64(g.to_ns);
+    e.u64(g.count);
+    e.str(&g.reason);
+}
+
+fn get_gap(d: &mut Dec<'_>) -> Result<GapInfo, String> {
+    let factory = d.str("gap factory")?;
+    let point = d.str("gap point")?;
+    let n = d.len("gap parameters", 4)?;
+    let parameters = (0..n).map(|_| d.str("gap parameter")).collect::<Result<Vec<_>, _>>()?;
+    Ok(GapInfo {
+        factory,
+        point,
+        parameters,
+        from_ns: d.i64("gap from")?,
+        to_ns: d.i64("gap to")?,
+        count: d.u64("gap count")?,
+        reason: d.str("gap reason")?,
+    })
+}
+
+/// What the state of one series holds, decoded from a checkpoint before it replaces anything.
+struct Restored {
+    at: usize,
+    first_day: i64,
+    hours: Timeline<Acc>,
+    days: Timeline<DayCount>,
+    recent: Recent,
+    judged: Vec<Judged>,
+}
+
+impl Engine {
+    /// A digest of what a series is judged with (its area, its point's settings, the limits
+    /// applied to it): a checkpoint made under other settings is not used.
+    fn fingerprint(&self, at: usize) -> u32 {
+        let s = &self.series[at];
+        let limits: Vec<&LimitUsed> = self.tracks[s.tracks()].iter().map(|t| &*t.limit).collect();
+        crc32fast::hash(format!("{}|{:?}|{limits:?}", s.area, s.point).as_bytes())
+    }
+
+    /// The engine's state as a checkpoint file's bytes ([`super::checkpoint`] specifies
+    /// them), saying it has judged `applied`. Revisions are not in it: they have their log.
+    pub fn checkpoint(&self, applied: &Applied) -> Vec<u8> {
+        let mut e = Enc::default();
+        e.u64(applied.store.segment);
+        e.u64(applied.store.offset);
+        e.u64(applied.gaps);
+        e.u64(applied.corrections);
+        e.i64(self.now_ns());
+        e.len(self.series.len());
+        for (at, s) in self.series.iter().enumerate() {
+            e.str(&s.id.factory);
+            e.str(&s.id.point);
+            e.str(&s.id.parameter);
+            e.u32(self.fingerprint(at));
+            e.i64(day_start(s.first_day).unwrap_or(i64::MAX));
+            s.hours.put(&mut e, put_acc);
+            s.days.put(&mut e, |e, c| {
+                e.u32(c.valid);
+                e.u32(c.excluded);
+            });
+            s.recent.put(&mut e);
+            e.len(s.tracks().len());
+            for t in &self.tracks[s.tracks()] {
+                match &t.judged {
+                    Judged::Fixed(f) => {
+                        e.u8(0);
+                        e.len(f.periods.len());
+                        for (start, p) in &f.periods {
+                            e.i64(*start);
+                            put_period(&mut e, p);
+                        }
+                        e.len(f.dirty.len());
+                        for (start, cause) in &f.dirty {
+                            e.i64(*start);
+                            e.u8(matches!(cause, Cause::Gap).into());
+                        }
+                        e.opt(f.fill_from, Enc::i64);
+                        e.opt(f.filled_to, Enc::i64);
+                    }
+                    Judged::Grab(g) => {
+                        e.u8(1);
+                        g.put(&mut e);
+                    }
+                }
+            }
+        }
+        e.len(self.gaps.len());
+        for g in &self.gaps {
+            put_gap(&mut e, g);
+        }
+        e.u32(self.next_generation);
+        e.len(self.archived.len());
+        for (day, generation) in &self.archived {
+            e.i64(*day);
+            e.u32(*generation);
+        }
+        checkpoint::frame(&e.out)
+    }
+
+    /// Takes the state of a checkpoint file's `bytes` (made by [`Engine::checkpoint`]) into
+    /// this engine, just made over the current registry; returns what it had judged. An
+    /// error says why the checkpoint cannot be used (damaged, another format, a series judged
+    /// with other settings or limits now); the engine is then unchanged.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<Applied, String> {
+        let payload = checkpoint::unframe(bytes)?;
+        let mut d = Dec::new(payload);
+        let applied = Applied {
+            store: crate::store::LogPosition { segment: d.u64("store segment")?, offset: d.u64("store offset")? },
+            gaps: d.u64("gaps applied")?,
+            corrections: d.u64("corrections applied")?,
+        };
+        let _written_at_ns = d.i64("written at")?;
+        let n = d.len("series", 16)?;
+        let mut restored: Vec<Restored> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (factory, point, parameter) = (d.str("factory")?, d.str("point")?, d.str("parameter")?);
+            let fingerprint = d.u32("fingerprint")?;
+            let first_day = d.i64("first day")?;
+            let hours = Timeline::decode(&mut d, "hourly aggregates", 25, get_acc)?;
+            let days = Timeline::decode(&mut d, "days", 8, |d| {
+                Ok(DayCount { valid: d.u32("day valid")?, excluded: d.u32("day excluded")? })
+            })?;
+            let recent = Recent::get(&mut d)?;
+            let tracks = d.len("tracks", 1)?;
+            let mut judged = Vec::with_capacity(tracks);
+            for _ in 0..tracks {
+                judged.push(match d.u8("track kind")? {
+                    0 => {
+                        let n = d.len("periods", 8)?;
+                        let mut periods = BTreeMap::new();
+                        for _ in 0..n {
+                            periods.insert(d.i64("period key")?, get_period(&mut d)?);
+                        }
+                        let n = d.len("dirty periods", 9)?;
+                        let mut dirty = BTreeMap::new();
+                        for _ in 0..n {
+                            let start = d.i64("dirty period")?;
+                            dirty.insert(start, if d.bool("dirty cause")? { Cause::Gap } else { Cause::Reading });
+                        }
+                        let fill_from = d.opt("fill from", |d| d.i64("fill from"))?;
+                        let filled_to = d.opt("filled to", |d| d.i64("filled to"))?;
+                        Judged::Fixed(Fixed { periods, dirty, fill_from, filled_to })
+                    }
+                    1 => Judged::Grab(Grabs::get(&mut d)?),
+                    kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", d.at() - 1)),
+                });
+            }
+            // A point no longer registered: its readings are not judged (as a rebuild would not).
+            if self.registry.point(&factory, &point).is_none() {
+                continue;
+            }
+            let Some(at) = self.series_index(&factory, &point, &parameter) else { continue };
+            if self.fingerprint(at) != fingerprint {
+                return Err(format!(
+                    "{factory}/{point}/{parameter}: its point's settings or limits changed since the checkpoint"
+                ));
+            }
+            let kinds_match = self.series[at].tracks().len() == judged.len()
+                && self.tracks[self.series[at].tracks()].iter().zip(&judged).all(|(t, j)| {
+                    matches!((&t.judged, j), (Judged::Fixed(_), Judged::Fixed(_)) | (Judged::Grab(_), Judged::Grab(_)))
+                });
+            if !kinds_match {
+                return Err(format!("{factory}/{point}/{parameter}: its limits changed since the checkpoint"));
+            }
+            restored.push(Restored { at, first_day, hours, days, recent, judged });
+        }
+        let n = d.len("gaps", 40)?;
+        let gaps = (0..n).map(|_| get_gap(&mut d)).collect::<Result<Vec<_>, _>>()?;
+        let next_generation = d.u32("next generation")?;
+        let n = d.len("days on disk", 12)?;
+        let mut archived = BTreeMap::new();
+        for _ in 0..n {
+            archived.insert(d.i64("day on disk")?, d.u32("its generation")?);
+        }
+        if !d.done() {
+            return Err(format!("{} bytes after the last day on disk", payload.len() - d.at()));
+        }
+        if !archived.is_empty() && self.day_files.is_none() {
+            return Err("it names judgement days on disk, and this engine has none".into());
+        }
+        for r in restored {
+            let s = &mut self.series[r.at];
+            let first_day = if r.first_day == i64::MAX { i32::MAX } else { day_number(r.first_day) };
+            (s.hours, s.days, s.recent, s.first_day) = (r.hours, r.days, r.recent, first_day);
+            let range = s.tracks();
+            for (t, judged) in range.zip(r.judged) {
+                self.tracks[t].judged = judged;
+            }
+        }
+        self.gaps = gaps;
+        self.next_generation = self.next_generation.max(next_generation);
+        self.archived_end = archived.keys().next_back().map_or(i64::MIN, |d| d + DAY_NS);
+        self.archived = archived;
+        self.marked = true;
+        Ok(applied)
+    }
+}
+
+/// The number of the Bangkok day starting at `day_start_ns` (days since 1970-01-01, Bangkok).
+fn day_number(day_start_ns: i64) -> i32 {
+    ((day_start_ns + period::BANGKOK_OFFSET_NS).div_euclid(DAY_NS)).clamp(i64::from(i32::MIN), i64::from(i32::MAX - 1))
+        as i32
+}
+
+/// The start of day number `n`; `None` for `i32::MAX` (no day).
+fn day_start(n: i32) -> Option<i64> {
+    (n != i32::MAX).then(|| i64::from(n) * DAY_NS - period::BANGKOK_OFFSET_NS)
+}
+
+/// What the days on disk hold for a query: per track index its judgements, per series
+/// index its day counts.
+#[derive(Debug, Default)]
+struct History {
+    tracks: HashMap<usize, Judged>,
+    days: HashMap<usize, Timeline<DayCount>>,
+}
+
+impl Judged {
+    /// Takes a copy of `other`'s judgements (the kinds match: both are one track's).
+    fn absorb(&mut self, other: &Judged) {
+        match (self, other) {
+            (Judged::Fixed(a), Judged::Fixed(b)) => {
+                a.periods.extend(b.periods.iter().map(|(k, v)| (*k, v.clone())));
+            }
+            (Judged::Grab(a), Judged::Grab(b)) => a.merge(b.clone()),
+            _ => {}
+        }
+    }
+
+    fn same_kind(&self, other: &Judged) -> bool {
+        matches!((self, other), (Judged::Fixed(_), Judged::Fixed(_)) | (Judged::Grab(_), Judged::Grab(_)))
+    }
+}
+
+/// One series' state on one day, as a judgement day file holds it.
+struct DaySeries {
+    factory: String,
+    point: String,
+    parameter: String,
+    hours: Timeline<Acc>,
+    day: Option<DayCount>,
+    /// Per track, in the series' order: the limit's id and what it judged that day.
+    tracks: Vec<(String, Judged)>,
+}
+
+fn put_judged(e: &mut Enc, judged: &Judged) {
+    match judged {
+        Judged::Fixed(f) => {
+            e.u8(0);
+            e.len(f.periods.len());
+            for (start, p) in &f.periods {
+                e.i64(*start);
+                put_period(e, p);
+            }
+        }
+        Judged::Grab(g) => {
+            e.u8(1);
+            g.put(e);
+        }
+    }
+}
+
+fn get_judged(d: &mut Dec<'_>) -> Result<Judged, String> {
+    Ok(match d.u8("track kind")? {
+        0 => {
+            let n = d.len("periods", 8)?;
+            let mut periods = BTreeMap::new();
+            for _ in 0..n {
+                periods.insert(d.i64("period key")?, get_period(d)?);
+            }
+            Judged::Fixed(Fixed { periods, ..Fixed::default() })
+        }
+        1 => Judged::Grab(Grabs::get(d)?),
+        kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", d.at() - 1)),
+    })
+}
+
+/// Decodes a judgement day file's bytes: its day start and its series.
+fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> {
+    let payload = checkpoint::unframe_as(days::MAGIC, "a judgement day", bytes)?;
+    let mut d = Dec::new(payload);
+    let day = d.i64("day start")?;
+    let n = d.len("series", 16)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (factory, point, parameter) = (d.str("factory")?, d.str("point")?, d.str("parameter")?);
+        let hours = Timeline::decode(&mut d, "hourly aggregates", 25, get_acc)?;
+        let count =
+            d.opt("day count", |d| Ok(DayCount { valid: d.u32("day valid")?, excluded: d.u32("day excluded")? }))?;
+        let tracks = d.len("tracks", 5)?;
+        let mut judged = Vec::with_capacity(tracks);
+        for _ in 0..tracks {
+            judged.push((d.str("limit id")?, get_judged(&mut d)?));
+        }
+        out.push(DaySeries { factory, point, parameter, hours, day: count, tracks: judged });
+    }
+    if !d.done() {
+        return Err(format!("{} bytes after the last series", payload.len() - d.at()));
+    }
+    Ok((day, out))
+}
+
+impl Engine {
+    /// Closed days older than `[compliance] recent_days` go to `files` at each checkpoint
+    /// ([`Engine::evict`]), and come back when late data needs them.
+    pub fn archive_to(&mut self, files: Arc<DayFiles>) {
+        self.next_generation = self.next_generation.max(files.max_generation() + 1);
+        self.day_files = Some(files);
+    }
+
+    /// The days on disk: day start → generation (the files a checkpoint names).
+    pub fn archived(&self) -> &BTreeMap<i64, u32> {
+        &self.archived
+    }
+
+    /// Entries kept in memory: hourly aggregates, day counts, judged periods, grab entries.
+    /// Bounded by the recent days once older ones are on disk.
+    pub fn entries_in_memory(&self) -> usize {
+        let series: usize = self.series.iter().map(|s| s.hours.len() + s.days.len()).sum();
+        let periods: usize = self.tracks.iter().map(|t| t.periods().len()).sum();
+        series + periods + self.grab_entries()
+    }
+
+    /// The judgements of the days on disk overlapping `[from, to)` of the series `filter`
+    /// covers, read one day file at a time.
+    fn history(&self, filter: &Filter, from: i64, to: i64) -> History {
+        let mut view = History::default();
+        let Some(files) = &self.day_files else { return view };
+        let first = period::day(from).0;
+        for (&day, &generation) in self.archived.range(first..) {
+            if day >= to {
+                break;
+            }
+            let decoded = files.read(day, generation).map_err(|e| e.to_string()).and_then(|b: Vec<u8>| decode_day(&b));
+            let series = match decoded {
+                Ok((_, series)) => series,
+                Err(error) => {
+                    tracing::error!(day = %period::local_date(day), %error, "Cannot read a judgement day: the answer lacks it");
+                    continue;
+                }
+            };
+            for ds in series {
+                let Some(at) = self.find(&ds.factory, &ds.point, &ds.parameter) else { continue };
+                let s = &self.series[at];
+                if !filter.covers_series(s) {
+                    continue;
+                }
+                if let Some(c) = ds.day {
+                    view.days.entry(at).or_default().insert(day, c);
+                }
+                for (t, (limit, judged)) in s.tracks().zip(ds.tracks) {
+                    if self.tracks[t].limit.id != limit || !self.tracks[t].judged.same_kind(&judged) {
+                        continue;
+                    }
+                    match view.tracks.get_mut(&t) {
+                        Some(have) => have.absorb(&judged),
+                        None => {
+                            view.tracks.insert(t, judged);
+                        }
+                    }
+                }
+            }
+        }
+        view
+    }
+
+    /// Brings a day on disk back into memory (late data, a gap record, a correction for it).
+    fn load_archived(&mut self, day: i64) {
+        let Some(generation) = self.archived.remove(&day) else { return };
+        self.archived_end = self.archived.keys().next_back().map_or(i64::MIN, |d| d + DAY_NS);
+        let Some(files) = self.day_files.clone() else { return };
+        let loaded = files.read(day, generation).map_err(|e| e.to_string()).and_then(|b: Vec<u8>| self.load_day(&b));
+        match loaded {
+            Ok(()) => tracing::info!(day = %period::local_date(day), "Judgement day loaded back to judge late data"),
+            Err(error) => tracing::error!(
+                day = %period::local_date(day),
+                %error,
+                "Cannot load a judgement day back: the day is judged again from what arrives now"
+            ),
+        }
+    }
+
+    /// Takes a judgement day file's state into memory.
+    fn load_day(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (day, series) = decode_day(bytes)?;
+        for ds in series {
+            let Some(at) = self.series_index(&ds.factory, &ds.point, &ds.parameter) else { continue };
+            let s = &mut self.series[at];
+            s.hours.merge(ds.hours);
+            if let Some(c) = ds.day {
+                s.days.insert(day, c);
+            }
+            let range = s.tracks();
+            for (t, (limit, judged)) in range.zip(ds.tracks) {
+                let track = &mut self.tracks[t];
+                if track.limit.id != limit || !track.judged.same_kind(&judged) {
+                    continue;
+                }
+                match (&mut track.judged, judged) {
+                    (Judged::Fixed(a), Judged::Fixed(b)) => a.periods.extend(b.periods),
+                    (Judged::Grab(a), Judged::Grab(b)) => a.merge(b),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the closed days older than the recent ones out of memory: returns each one's
+    /// start, generation and file bytes, and counts them as on disk. The caller writes the
+    /// files before the checkpoint that names them (and gives a day back with
+    /// [`Engine::unevict`] if it cannot). A day with periods still to judge waits.
+    pub fn evict(&mut self) -> Vec<(i64, u32, Vec<u8>)> {
+        if self.day_files.is_none() {
+            return Vec::new();
+        }
+        let cutoff = period::day(self.now_ns()).0 - (i64::from(self.settings.recent_days.max(2)) - 1) * DAY_NS;
+        let mut days = std::collections::BTreeSet::new();
+        for s in &self.series {
+            let old = |start: i64| (start < cutoff).then(|| period::day(start).0);
+            days.extend(s.hours.range(i64::MIN, cutoff).iter().filter_map(|(h, _)| old(*h)));
+            days.extend(s.days.range(i64::MIN, cutoff).iter().map(|(d, _)| *d));
+        }
+        for t in &self.tracks {
+            days.extend(t.periods().range(..cutoff).map(|(start, _)| period::day(*start).0));
+            days.extend(t.grabs().starts_before(cutoff).map(|start| period::day(start).0));
+        }
+        let mut out = Vec::new();
+        for day in days {
+            let end = day + DAY_NS;
+            let pending = self.tracks.iter().any(|t| match &t.judged {
+                Judged::Fixed(f) => f.dirty.range(day..end).next().is_some(),
+                Judged::Grab(_) => false,
+            });
+            if pending {
+                continue;
+            }
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            out.push((day, generation, self.take_day(day)));
+            self.archived.insert(day, generation);
+            self.archived_end = self.archived_end.max(end);
+        }
+        out
+    }
+
+    /// A day's state, moved out of memory into a day file's bytes.
+    fn take_day(&mut self, day: i64) -> Vec<u8> {
+        let end = day + DAY_NS;
+        let mut e = Enc::default();
+        e.i64(day);
+        let mut series = Vec::new();
+        for at in 0..self.series.len() {
+            let s = &mut self.series[at];
+            let hours = s.hours.take_range(day, end);
+            let count = s.days.get(day).copied();
+            s.days.remove(day);
+            let range = s.tracks();
+            let mut tracks = Vec::with_capacity(range.len());
+            let mut any = hours.len() > 0 || count.is_some();
+            for t in range {
+                let track = &mut self.tracks[t];
+                let judged = match &mut track.judged {
+                    Judged::Fixed(f) => {
+                        let mut day_periods = f.periods.split_off(&day);
+                        let mut later = day_periods.split_off(&end);
+                        f.periods.append(&mut later);
+                        any |= !day_periods.is_empty();
+                        Judged::Fixed(Fixed { periods: day_periods, ..Fixed::default() })
+                    }
+                    Judged::Grab(g) => {
+                        let taken = g.take_range(day, end);
+                        any |= !taken.is_empty();
+                        Judged::Grab(taken)
+                    }
+                };
+                tracks.push((track.limit.id.clone(), judged));
+            }
+            if any {
+                series.push((at, hours, count, tracks));
+            }
+        }
+        e.len(series.len());
+        for (at, hours, count, tracks) in &series {
+            let id = &self.series[*at].id;
+            e.str(&id.factory);
+            e.str(&id.point);
+            e.str(&id.parameter);
+            hours.put(&mut e, put_acc);
+            e.opt(count.as_ref(), |e, c| {
+                e.u32(c.valid);
+                e.u32(c.excluded);
+            });
+            e.len(tracks.len());
+            for (limit, judged) in tracks {
+                e.str(limit);
+                put_judged(&mut e, judged);
+            }
+        }
+        checkpoint::frame_as(days::MAGIC, &e.out)
+    }
+
+    /// Takes back a day [`Engine::evict`] returned, whose file could not be written.
+    pub fn unevict(&mut self, day: i64, bytes: &[u8]) {
+        self.archived.remove(&day);
+        self.archived_end = self.archived.keys().next_back().map_or(i64::MIN, |d| d + DAY_NS);
+        if let Err(error) = self.load_day(bytes) {
+            tracing::error!(day = %period::local_date(day), %error, "Cannot take a judgement day back into memory");
         }
     }
 }

@@ -11,6 +11,7 @@ use eitwatch_config::Catalog;
 use eitwatch_config::reading::{Kind, Quality};
 use eitwatch_config::site::Point;
 
+use super::checkpoint::{Dec, Enc};
 use super::engine::{AlertKind, Condition, SeriesId, Severity};
 use super::period::SECOND_NS;
 use crate::alerts::text::{Detail, What};
@@ -108,6 +109,43 @@ impl Recent {
     /// The newest reading, any quality.
     pub(super) fn latest(&self) -> Option<(i64, f64, Quality)> {
         self.latest
+    }
+}
+
+impl Recent {
+    /// Encodes the fault state for a checkpoint.
+    pub(super) fn put(&self, e: &mut Enc) {
+        e.len(self.runs.len());
+        for (first, run) in &self.runs {
+            e.i64(*first);
+            e.i64(run.last_ns);
+            e.f64(run.value);
+        }
+        e.opt(self.latest, |e, (t, v, q)| {
+            e.i64(t);
+            e.f64(v);
+            e.u8(Quality::ALL.iter().position(|a| *a == q).unwrap_or(0) as u8);
+        });
+    }
+
+    /// Decodes what [`Recent::put`] wrote.
+    pub(super) fn get(d: &mut Dec<'_>) -> Result<Recent, String> {
+        let n = d.len("fault runs", 24)?;
+        if n > RUNS_KEPT {
+            return Err(format!("byte {}: {n} fault runs, at most {RUNS_KEPT} are kept", d.at()));
+        }
+        let mut runs = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            let first = d.i64("fault run start")?;
+            runs.push_back((first, Run { last_ns: d.i64("fault run end")?, value: d.f64("fault run value")? }));
+        }
+        let latest = d.opt("latest reading", |d| {
+            let (t, v) = (d.i64("latest reading time")?, d.f64("latest reading value")?);
+            let q = d.u8("latest reading quality")?;
+            let q = Quality::ALL.get(q as usize).copied().ok_or_else(|| format!("quality code {q}"))?;
+            Ok((t, v, q))
+        })?;
+        Ok(Recent { runs, latest })
     }
 }
 

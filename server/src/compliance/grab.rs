@@ -14,6 +14,7 @@
 //! exceedance landing inside a compliant stretch splits it knowing only the stretch's ends, so
 //! a *second* late exceedance into the same stretch may join its neighbour's episode.
 
+use super::checkpoint::{Dec, Enc};
 use super::engine::{Outcome, Period};
 use super::judge::LimitUsed;
 use super::period::HOUR_NS;
@@ -116,7 +117,7 @@ pub(super) struct Run<'a> {
 }
 
 /// The judged grab samples of one track.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Grabs {
     items: Timeline<Item>,
     hours: Timeline<Hour>,
@@ -303,6 +304,99 @@ impl Grabs {
         }
         out.extend(run.map(|r| (r, true)));
         out
+    }
+}
+
+impl Sample {
+    fn put(&self, e: &mut Enc) {
+        e.f64(self.value);
+        e.f64(self.measured);
+        e.f32(self.o2_pct);
+        e.u8(self.outcome.code());
+    }
+
+    fn get(d: &mut Dec<'_>) -> Result<Sample, String> {
+        Ok(Sample {
+            value: d.f64("grab sample value")?,
+            measured: d.f64("grab sample measured value")?,
+            o2_pct: d.f32("grab sample O₂")?,
+            outcome: Outcome::of_code(d.u8("grab sample outcome")?)?,
+        })
+    }
+}
+
+impl Grabs {
+    /// Moves the samples (exceedances, stretches by their start, hours) of `[from, to)` out.
+    pub(super) fn take_range(&mut self, from: i64, to: i64) -> Grabs {
+        Grabs { items: self.items.take_range(from, to), hours: self.hours.take_range(from, to), latest: None }
+    }
+
+    /// The starts of its items and hours before `cutoff`.
+    pub(super) fn starts_before(&self, cutoff: i64) -> impl Iterator<Item = i64> + '_ {
+        let items = self.items.range(i64::MIN, cutoff).iter().map(|(s, _)| *s);
+        items.chain(self.hours.range(i64::MIN, cutoff).iter().map(|(s, _)| *s))
+    }
+
+    /// Whether it holds nothing.
+    pub(super) fn is_empty(&self) -> bool {
+        self.items.len() == 0 && self.hours.len() == 0 && self.latest.is_none()
+    }
+
+    /// Takes the samples of `other` (a day loaded back, or a day on disk for a query).
+    pub(super) fn merge(&mut self, other: Grabs) {
+        self.items.merge(other.items);
+        self.hours.merge(other.hours);
+        if let Some((t, s)) = other.latest
+            && self.latest.is_none_or(|(l, _)| t >= l)
+        {
+            self.latest = Some((t, s));
+        }
+    }
+
+    /// Encodes the judged samples for a checkpoint.
+    pub(super) fn put(&self, e: &mut Enc) {
+        self.items.put(e, |e, item| match item {
+            Item::Exceeds(s) => {
+                e.u8(0);
+                s.put(e);
+            }
+            Item::Compliant { last_ns } => {
+                e.u8(1);
+                e.i64(*last_ns);
+            }
+        });
+        self.hours.put(e, |e, h| {
+            e.u32(h.compliant);
+            e.u32(h.cannot_correct);
+            e.opt(h.nearest.as_ref(), |e, (s, b)| {
+                s.put(e);
+                e.f32(*b);
+            });
+            e.opt(h.cannot.as_deref(), |e, s| s.put(e));
+        });
+        e.opt(self.latest.as_ref(), |e, (t, s)| {
+            e.i64(*t);
+            s.put(e);
+        });
+    }
+
+    /// Decodes what [`Grabs::put`] wrote.
+    pub(super) fn get(d: &mut Dec<'_>) -> Result<Grabs, String> {
+        let items = Timeline::decode(d, "grab items", 9, |d| match d.u8("grab item tag")? {
+            0 => Ok(Item::Exceeds(Sample::get(d)?)),
+            1 => Ok(Item::Compliant { last_ns: d.i64("compliant stretch end")? }),
+            tag => Err(format!("byte {}: grab item tag {tag}, expected 0 or 1", d.at() - 1)),
+        })?;
+        let hours = Timeline::decode(d, "grab hours", 10, |d| {
+            Ok(Hour {
+                compliant: d.u32("grab hour compliant")?,
+                cannot_correct: d.u32("grab hour cannot correct")?,
+                nearest: d.opt("grab hour nearest", |d| Ok((Sample::get(d)?, d.f32("grab hour nearest beyond")?)))?,
+                cannot: d.opt("grab hour cannot", |d| Sample::get(d).map(Box::new))?,
+            })
+        })?;
+        let latest = d.opt("grab latest", |d| Ok((d.i64("grab latest time")?, Sample::get(d)?)))?;
+        Ok(Grabs { items, hours, latest })
     }
 }
 

@@ -8,12 +8,15 @@
 //! - [`judge`]: limits per series (standards, permits), units, O₂ correction, bounds;
 //! - [`engine`]: judged periods, late-data revisions, episodes, availability, conditions;
 //! - faults (flatline, spike, implausible) and deadlines (the fault-notification clock);
-//! - [`clock`]: the time judgements are stamped with (the system's, or a manual one in tests).
+//! - [`clock`]: the time judgements are stamped with (the system's, or a manual one in tests);
+//! - [`checkpoint`] and [`days`]: the engine's open state and its closed days on disk.
 //!
 //! The engine is deterministic: the same readings, gaps and corrections give the same periods,
-//! so a restart that rebuilds it from the store loses no judgement.
+//! so a start from its checkpoint and the log after it equals a rebuild from the whole store.
 
+pub mod checkpoint;
 pub mod clock;
+pub mod days;
 mod deadlines;
 pub mod engine;
 mod faults;
@@ -26,7 +29,9 @@ mod timeline;
 
 use std::path::Path;
 
+pub use checkpoint::{Applied, CheckpointError};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use days::DayFiles;
 pub use engine::{
     AlertKind, Condition, CorrectionInfo, DayAvailability, Engine, Episode, Filter, GapInfo, Incident, Judgement,
     Latest, Measured, Outcome, Period, PeriodView, Revision, SeriesId, SeriesStatus, Settings, Severity,

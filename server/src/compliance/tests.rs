@@ -9,6 +9,7 @@ use eitwatch_config::site::Registry;
 use super::clock::ManualClock;
 use super::engine::{AlertKind, Condition, Engine, Filter, GapInfo, Measured, Outcome, PeriodView, SeriesId, Settings};
 use super::period::{self, DAY_NS, HOUR_NS, SECOND_NS};
+use eitwatch_config::standards::Averaging;
 
 /// The factories of area a1 (see [`crate::testkit::config`]).
 const FACTORIES: &str = r#"
@@ -647,4 +648,254 @@ fn periods_at_the_ends_of_time_hold_their_instant_without_overflow() {
     // Away from the ends: exact Bangkok days and hours.
     assert_eq!(period::day(t0()), (t0() - 7 * HOUR_NS, t0() + 17 * HOUR_NS));
     assert_eq!(period::bounds(Averaging::Hourly, t0() + 1), (t0(), t0() + HOUR_NS));
+}
+
+/// Everything the engine answers, as JSON (period revisions left out: they come from their
+/// log, which a restart reads back either way), in a fixed order.
+fn answers(e: &Engine) -> serde_json::Value {
+    let all = Filter::default();
+    let mut periods: Vec<serde_json::Value> = e
+        .periods(&all, usize::MAX)
+        .into_iter()
+        .map(|mut p| {
+            p.revisions.clear();
+            serde_json::to_value(p).expect("json")
+        })
+        .collect();
+    periods.sort_by_key(|p| p.to_string());
+    let mut episodes: Vec<serde_json::Value> =
+        e.episodes(&all).iter().map(|x| serde_json::to_value(x).expect("json")).collect();
+    episodes.sort_by_key(|p| p.to_string());
+    let mut conditions: Vec<serde_json::Value> =
+        e.conditions().iter().map(|x| serde_json::to_value(x).expect("json")).collect();
+    conditions.sort_by_key(|p| p.to_string());
+    serde_json::json!({
+        "periods": periods,
+        "episodes": episodes,
+        "availability": e.availability(&all),
+        "conditions": conditions,
+        "status": e.status(&all),
+        "incidents": e.incidents(),
+    })
+}
+
+/// Readings of every kind the engine keeps state for: hourly O₂-corrected emissions, a
+/// daily permit, grab samples exceeding and not, maintenance, a sensor run, a gap.
+fn mixed_day(day: i64) -> (Vec<Reading>, GapInfo) {
+    let start = t0() + day * DAY_NS;
+    let mut r = minutes("f1", "so2", 900.0 + day as f64 * 40.0, start, 120);
+    r.extend(minutes("f1", "o2", 7.0, start, 120));
+    r.extend(minutes("f2", "so2", 400.0 + day as f64 * 50.0, start, 90));
+    r.extend(minutes("f2", "o2", 8.0, start, 90));
+    for i in 0..30 {
+        let t = start + i * 60 * SECOND_NS;
+        r.push(effluent("cod", if i % 10 == 3 { 150.0 } else { 90.0 + i as f64 }, t));
+        r.push(effluent("ph", 7.0, t));
+    }
+    let mut m = effluent("tds", 5000.0, start + 5 * SECOND_NS);
+    m.quality = Quality::Maintenance;
+    r.push(m);
+    let gap = GapInfo {
+        factory: "f1".into(),
+        point: "stack-1".into(),
+        parameters: vec!["so2".into()],
+        from_ns: start + 3 * HOUR_NS,
+        to_ns: start + 4 * HOUR_NS,
+        count: 60,
+        reason: format!("outbox full on day {day}"),
+    };
+    (r, gap)
+}
+
+#[test]
+fn a_checkpoint_plus_what_came_after_equals_a_rebuild_from_everything() {
+    use super::checkpoint::Applied;
+    let (mut live, clock) = engine(t0() + 2 * DAY_NS);
+    let mut everything = Vec::new();
+    let mut gaps = Vec::new();
+    for day in 0..2 {
+        let (r, g) = mixed_day(day);
+        live.ingest(&r);
+        live.gap(g.clone());
+        everything.extend(r);
+        gaps.push(g);
+    }
+    live.tick();
+    let applied = Applied { store: crate::store::LogPosition { segment: 7, offset: 4242 }, gaps: 2, corrections: 0 };
+    let bytes = live.checkpoint(&applied);
+
+    // After the checkpoint: a third day, and late data for day 0's third so2 hour, judged
+    // (closed, without data) before the checkpoint: 60 readings at 2000 ppm.
+    clock.set(t0() + 3 * DAY_NS + HOUR_NS);
+    let (mut after, g) = mixed_day(2);
+    after.extend(minutes("f1", "so2", 2000.0, t0() + 2 * HOUR_NS, 60));
+    after.extend(minutes("f1", "o2", 7.0, t0() + 2 * HOUR_NS, 60));
+    let hour = |e: &Engine| {
+        periods(e, "f1", "so2")
+            .into_iter()
+            .find(|p| p.limit.averaging == Averaging::Hourly && p.period.start_ns == t0() + 2 * HOUR_NS)
+            .expect("day 0's third hour")
+            .period
+    };
+    assert_eq!((hour(&live).valid, hour(&live).outcome), (0, Outcome::InsufficientData));
+    everything.extend(after.clone());
+    gaps.push(g.clone());
+
+    // A restart: the checkpoint, then what was stored after it, as a replay.
+    let resumed_clock = Arc::new(ManualClock::new(t0() + 3 * DAY_NS + HOUR_NS));
+    let mut resumed = Engine::new(registry(), resumed_clock.clone(), Settings::default());
+    assert_eq!(resumed.restore(&bytes), Ok(applied));
+    resumed.set_replaying(true);
+    for chunk in after.chunks(97) {
+        resumed.ingest(chunk);
+    }
+    resumed.gap(g);
+    resumed.tick();
+    resumed.set_replaying(false);
+
+    // A rebuild from every reading and gap, in another order.
+    let mut rebuilt = Engine::new(registry(), resumed_clock, Settings::default());
+    rebuilt.set_replaying(true);
+    everything.reverse();
+    rebuilt.ingest(&everything);
+    for g in gaps {
+        rebuilt.gap(g);
+    }
+    rebuilt.tick();
+    rebuilt.set_replaying(false);
+
+    let (a, b) = (answers(&resumed), answers(&rebuilt));
+    assert_eq!(a, b);
+    // The late hour: 60 valid readings of 2000 ppm, beyond 950 ppm.
+    let late = hour(&resumed);
+    assert_eq!((late.valid, late.measured, late.outcome), (60, Some(2000.0), Outcome::Exceeds));
+    assert!(a["episodes"].as_array().is_some_and(|e| !e.is_empty()), "exceedances to compare: {a}");
+    assert!(a["conditions"].as_array().is_some_and(|e| !e.is_empty()));
+}
+
+#[test]
+fn a_checkpoint_restores_byte_for_byte_and_refuses_damage_and_changed_limits() {
+    use super::checkpoint::Applied;
+    let (mut e, _) = engine(t0() + 2 * DAY_NS);
+    let (r, g) = mixed_day(0);
+    e.ingest(&r);
+    e.gap(g);
+    e.tick();
+    let applied = Applied::default();
+    let bytes = e.checkpoint(&applied);
+    assert_eq!(&bytes[..8], b"EITWCKPT");
+    assert_eq!(u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]), 1, "format version 1");
+    let (mut again, _) = engine(t0() + 2 * DAY_NS);
+    again.restore(&bytes).expect("restores");
+    assert_eq!(again.checkpoint(&applied), bytes, "what is restored encodes to the same bytes");
+    assert_eq!(answers(&again), answers(&e));
+
+    let mut damaged = bytes.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    let (mut fresh, _) = engine(t0());
+    assert_eq!(fresh.restore(&damaged), Err("CRC-32 mismatch: the file is damaged".to_string()));
+    let mut newer = bytes.clone();
+    newer[8] = 2;
+    assert_eq!(fresh.restore(&newer), Err("format version 2, this build reads 1".to_string()));
+    assert_eq!(fresh.restore(&bytes[..10]), Err("not an engine checkpoint (no magic \"EITWCKPT\")".to_string()));
+
+    // f2's permit changes: its series' checkpoint is not used.
+    let changed = FACTORIES.replace("max = 500.0", "max = 450.0");
+    let clock = Arc::new(ManualClock::new(t0()));
+    let mut other = Engine::new(crate::testkit::registry(&changed), clock, Settings::default());
+    let error = other.restore(&bytes).expect_err("changed limits");
+    assert!(error.starts_with("f2/stack-1/so2: its point's settings or limits changed"), "{error}");
+}
+
+/// An engine keeping `recent_days` in memory, its older days in `dir`.
+fn archiving(now_ns: i64, dir: &std::path::Path, recent_days: u32) -> (Engine, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(now_ns));
+    let settings = Settings { recent_days, ..Settings::default() };
+    let mut e = Engine::new(registry(), clock.clone(), settings);
+    e.archive_to(Arc::new(super::days::DayFiles::open(dir).expect("judgements dir")));
+    (e, clock)
+}
+
+/// Writes what `evict` returned, as the monitor does.
+fn evict_to_disk(e: &mut Engine, dir: &std::path::Path) -> usize {
+    let files = super::days::DayFiles::open(dir).expect("judgements dir");
+    let days = e.evict();
+    for (day, generation, bytes) in &days {
+        files.write(*day, *generation, bytes).expect("write a day");
+    }
+    days.len()
+}
+
+#[test]
+fn old_days_go_to_disk_memory_keeps_the_recent_ones_and_answers_do_not_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 60 days, each: 4 hours of so2 and o2 at one a minute, day 10's second hour exceeding,
+    // a COD grab sample an hour (two exceeding on day 20). Then "now" is day 60.
+    let now = t0() + 60 * DAY_NS;
+    let (mut kept, _) = engine(now);
+    let (mut e, _) = archiving(now, dir.path(), 3);
+    for day in 0..60 {
+        let start = t0() + day * DAY_NS;
+        let mut r = Vec::new();
+        for h in 0..4 {
+            let so2 = if (day, h) == (10, 1) { 1200.0 } else { 100.0 };
+            r.extend(minutes("f1", "so2", so2, start + h * HOUR_NS, 60));
+            r.extend(minutes("f1", "o2", 7.0, start + h * HOUR_NS, 60));
+            let cod = if day == 20 && h < 2 { 150.0 } else { 80.0 };
+            r.push(effluent("cod", cod, start + h * HOUR_NS));
+        }
+        kept.ingest(&r);
+        e.ingest(&r);
+    }
+    kept.tick();
+    e.tick();
+    let before = e.entries_in_memory();
+    // Today is day 60 (Bangkok days start at 17:00 UTC): days 58, 59, 60 are the recent 3.
+    let written = evict_to_disk(&mut e, dir.path());
+    assert_eq!(written, 58, "days 0 to 57 (Bangkok days -1 … 57 hold their readings)");
+    let files = std::fs::read_dir(dir.path()).expect("dir").count();
+    assert_eq!(files, 58);
+    let after = e.entries_in_memory();
+    assert!(after * 15 < before, "memory keeps the recent days: {after} entries of {before}");
+    // What remains: every hour of the last 3 days for so2's hourly track, nothing older.
+    let oldest_in_memory = periods(&e, "f1", "so2").first().map(|p| p.period.start_ns);
+    assert_eq!(oldest_in_memory, Some(t0()), "queries still reach the days on disk");
+    assert_eq!(answers(&e), answers(&kept));
+
+    // Late data for day 5 (on disk), hour 6 (judged empty): loaded back, judged, a revision.
+    let late_start = t0() + 5 * DAY_NS + 6 * HOUR_NS;
+    let mut late = minutes("f1", "so2", 1000.0, late_start, 60);
+    late.extend(minutes("f1", "o2", 7.0, late_start, 60));
+    kept.ingest(&late);
+    e.ingest(&late);
+    let revisions = e.take_revisions();
+    assert_eq!(revisions.len(), kept.take_revisions().len());
+    let hourly: Vec<_> = revisions.iter().filter(|r| r.start_ns == late_start).collect();
+    assert!(!hourly.is_empty(), "{revisions:?}");
+    assert!(hourly.iter().all(|r| r.was.outcome == Outcome::InsufficientData && r.became.valid == 60));
+    assert!(!e.archived().contains_key(&period::day(late_start).0), "day 5 is back in memory");
+    kept.tick();
+    e.tick();
+    assert_eq!(answers(&e), answers(&kept));
+    // The next eviction writes day 5 again, as a new generation.
+    assert_eq!(evict_to_disk(&mut e, dir.path()), 1);
+    assert_eq!(answers(&e), answers(&kept));
+
+    // A checkpoint names the days on disk; a restored engine answers the same.
+    let bytes = e.checkpoint(&super::checkpoint::Applied::default());
+    let (mut restored, _) = archiving(now, dir.path(), 3);
+    restored.restore(&bytes).expect("restores");
+    assert_eq!(restored.archived(), e.archived());
+    assert_eq!(answers(&restored), answers(&kept));
+
+    // Retention drops whole days on disk.
+    e.forget_before(t0() + 30 * DAY_NS);
+    assert!(e.archived().keys().all(|d| *d >= period::day(t0() + 30 * DAY_NS).0));
+    let files = super::days::DayFiles::open(dir.path()).expect("dir");
+    assert_eq!(
+        files.remove_others(e.archived()).expect("remove"),
+        31,
+        "days before day 30 and day 5's first generation"
+    );
 }

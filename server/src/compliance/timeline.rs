@@ -2,6 +2,8 @@
 //! time order, so entries are appended, and a series' first entry costs a few dozen bytes
 //! instead of a map node of several hundred. A late period is inserted in place.
 
+use super::checkpoint::{Dec, Enc};
+
 /// Values keyed by period start, oldest first.
 #[derive(Debug, Clone)]
 pub(super) struct Timeline<V> {
@@ -111,11 +113,6 @@ impl<V> Timeline<V> {
         &self.entries[a..b.max(a)]
     }
 
-    /// The first period's start.
-    pub(super) fn first_start(&self) -> Option<i64> {
-        self.entries.first().map(|(s, _)| *s)
-    }
-
     /// Forgets periods starting before `cutoff`.
     pub(super) fn forget_before(&mut self, cutoff: i64) {
         let at = self.at(cutoff);
@@ -125,6 +122,47 @@ impl<V> Timeline<V> {
     /// Entries kept.
     pub(super) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Moves the entries starting in `[from, to)` out.
+    pub(super) fn take_range(&mut self, from: i64, to: i64) -> Timeline<V> {
+        let (a, b) = (self.at(from), self.at(to));
+        Timeline { entries: self.entries.drain(a..b.max(a)).collect() }
+    }
+
+    /// Takes the entries of `other`, which replace those at the same starts.
+    pub(super) fn merge(&mut self, other: Timeline<V>) {
+        for (start, v) in other.entries {
+            self.insert(start, v);
+        }
+    }
+
+    /// Encodes the entries for a checkpoint: a count, then each start and value.
+    pub(super) fn put(&self, e: &mut Enc, mut put: impl FnMut(&mut Enc, &V)) {
+        e.len(self.entries.len());
+        for (start, v) in &self.entries {
+            e.i64(*start);
+            put(e, v);
+        }
+    }
+
+    /// Decodes what [`Timeline::put`] wrote; starts must ascend strictly.
+    pub(super) fn decode(
+        d: &mut Dec<'_>,
+        what: &str,
+        min_value_bytes: usize,
+        mut get: impl FnMut(&mut Dec<'_>) -> Result<V, String>,
+    ) -> Result<Self, String> {
+        let n = d.len(what, 8 + min_value_bytes)?;
+        let mut entries: Vec<(i64, V)> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = d.i64(what)?;
+            if entries.last().is_some_and(|(s, _)| *s >= start) {
+                return Err(format!("byte {}: {what}: period starts out of order", d.at()));
+            }
+            entries.push((start, get(d)?));
+        }
+        Ok(Timeline { entries })
     }
 }
 
@@ -141,7 +179,7 @@ mod tests {
         assert_eq!(t.range(i64::MIN, i64::MAX), &[(10, 2), (20, 1), (30, 1), (40, 1)]);
         assert_eq!(t.range(15, 40), &[(20, 1), (30, 1)]);
         assert!(t.range(40, 15).is_empty());
-        assert_eq!((t.get(20), t.get(25), t.first_start()), (Some(&1), None, Some(10)));
+        assert_eq!((t.get(20), t.get(25)), (Some(&1), None));
         *t.get_mut(30).expect("30") = 7;
         t.forget_before(21);
         assert_eq!(t.range(i64::MIN, i64::MAX), &[(30, 7), (40, 1)]);

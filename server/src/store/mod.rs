@@ -78,6 +78,7 @@ mod index;
 pub mod log;
 pub mod manifest;
 pub mod repair;
+pub mod replay;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};

@@ -1,0 +1,288 @@
+//! The engine's checkpoint: its state, written atomically with how far the store's log, the
+//! gap log and the correction log had been judged, so that a start judges only what was
+//! stored after it instead of every reading ever stored.
+//!
+//! ## File format (`<data_dir>/compliance.checkpoint`, version 1)
+//!
+//! All integers little-endian.
+//!
+//! ```text
+//! magic    8 bytes  "EITWCKPT"
+//! version  u32      1
+//! length   u64      bytes of the payload
+//! crc32    u32      CRC-32 (IEEE) of the payload
+//! payload  length bytes:
+//!   applied   store segment u64, store offset u64 (the log position judged up to),
+//!             gaps applied u64, corrections applied u64 (records of their logs, in order),
+//!             written at i64 (engine clock, ns)
+//!   series    u32 count, each:
+//!             factory, point, parameter (str), fingerprint u32 (CRC-32 of the point's
+//!             settings and the limits applied: a changed registry or standard fails it),
+//!             first day i64 (start of its first Bangkok day with a reading, i64::MAX: none),
+//!             hours  (timeline of acc), days (timeline of day count), recent (fault state),
+//!             tracks u32 count, each: tag u8 — 0 fixed periods: periods (u32 count of
+//!             start i64 + period), dirty (u32 count of start i64 + cause u8), fill from
+//!             (opt i64), filled to (opt i64); 1 grab samples: items, hours, latest
+//!   gaps      u32 count of gap records as the engine holds them
+//!   days      next generation u32; u32 count of the judgement days on disk
+//!             ([`super::days`]): day start i64, generation u32. The state above holds the
+//!             days in memory only (the recent ones, and old ones late data loaded back)
+//! str        u32 byte length + UTF-8
+//! opt T      u8 0 (none) or 1 followed by T
+//! timeline   u32 count of (start i64, value), starts strictly ascending
+//! acc        valid u32, excluded u32, sum in 1e-9 units i128, detected u8
+//! period     start i64, end i64, closed u8, outcome u8, value, measured, o₂ (opt f64),
+//!            valid u32, expected u32, excluded u32, availability f64, reason (opt str),
+//!            samples u32
+//! ```
+//!
+//! Written to a temporary file, synced, renamed over the previous one, the directory synced:
+//! a crash leaves the previous checkpoint or the new one, never a mix. A checkpoint that
+//! fails its magic, version, CRC or fingerprints is not used: the engine is rebuilt from
+//! the store instead (logged), as for a data directory that never had one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::store::LogPosition;
+
+/// The file's magic.
+const MAGIC: &[u8; 8] = b"EITWCKPT";
+/// The format version written and read.
+pub const VERSION: u32 = 1;
+const HEADER_BYTES: usize = 8 + 4 + 8 + 4;
+
+/// How far the engine's state had judged the data directory's logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// The store's log, up to this position.
+    pub store: LogPosition,
+    /// The first records of the gap log.
+    pub gaps: u64,
+    /// The first records of the correction log.
+    pub corrections: u64,
+}
+
+/// Why a checkpoint could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// Reading or writing the file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// Not a checkpoint this build reads, or damaged.
+    #[error("{path}: {reason}")]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Frames a payload as a checkpoint file.
+pub(super) fn frame(payload: &[u8]) -> Vec<u8> {
+    frame_as(MAGIC, payload)
+}
+
+/// The payload of a checkpoint file's bytes, checked.
+pub(super) fn unframe(bytes: &[u8]) -> Result<&[u8], String> {
+    unframe_as(MAGIC, "an engine checkpoint", bytes)
+}
+
+/// Frames a payload under `magic` (a checkpoint, a judgement day).
+pub(super) fn frame_as(magic: &[u8; 8], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The payload of bytes framed under `magic` (`what` they should be, for the message).
+pub(super) fn unframe_as<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Result<&'a [u8], String> {
+    if bytes.len() < HEADER_BYTES || &bytes[..8] != magic {
+        return Err(format!("not {what} (no magic \"{}\")", String::from_utf8_lossy(magic)));
+    }
+    let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let version = word(8);
+    if version != VERSION {
+        return Err(format!("format version {version}, this build reads {VERSION}"));
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&bytes[12..20]);
+    let len = u64::from_le_bytes(len);
+    let payload = &bytes[HEADER_BYTES..];
+    if payload.len() as u64 != len {
+        return Err(format!("payload of {} bytes, the header says {len}", payload.len()));
+    }
+    if crc32fast::hash(payload) != word(20) {
+        return Err("CRC-32 mismatch: the file is damaged".into());
+    }
+    Ok(payload)
+}
+
+/// Writes `bytes` to `path` atomically: temporary file, sync, rename, directory sync.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let tmp = path.with_extension("tmp");
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| CheckpointError::Io { path: p, source }
+    };
+    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(bytes).map_err(io(&tmp))?;
+    file.sync_data().map_err(io(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// The checkpoint's bytes, `None` if there is none.
+pub fn read(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CheckpointError::Io { path: path.to_path_buf(), source }),
+    }
+}
+
+/// Encodes the checkpoint's values.
+#[derive(Debug, Default)]
+pub(super) struct Enc {
+    pub(super) out: Vec<u8>,
+}
+
+impl Enc {
+    pub(super) fn u8(&mut self, v: u8) {
+        self.out.push(v);
+    }
+    pub(super) fn bool(&mut self, v: bool) {
+        self.out.push(u8::from(v));
+    }
+    pub(super) fn u32(&mut self, v: u32) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(super) fn u64(&mut self, v: u64) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(super) fn i64(&mut self, v: i64) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(super) fn i128(&mut self, v: i128) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    pub(super) fn f64(&mut self, v: f64) {
+        self.out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    pub(super) fn f32(&mut self, v: f32) {
+        self.out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    pub(super) fn len(&mut self, n: usize) {
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    pub(super) fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.out.extend_from_slice(s.as_bytes());
+    }
+    pub(super) fn opt<T>(&mut self, v: Option<T>, put: impl FnOnce(&mut Enc, T)) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                put(self, v);
+            }
+        }
+    }
+}
+
+/// Decodes what [`Enc`] encoded; every error names what was being read and where.
+#[derive(Debug)]
+pub(super) struct Dec<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Dec<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Dec<'a> {
+        Dec { bytes, at: 0 }
+    }
+    pub(super) fn done(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+    fn take<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
+        let end = self.at.checked_add(N).filter(|e| *e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(format!("payload ends at byte {} inside {what}", self.at));
+        };
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.bytes[self.at..end]);
+        self.at = end;
+        Ok(out)
+    }
+    pub(super) fn u8(&mut self, what: &str) -> Result<u8, String> {
+        Ok(self.take::<1>(what)?[0])
+    }
+    pub(super) fn bool(&mut self, what: &str) -> Result<bool, String> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(format!("byte {}: {what}: {b} is not a flag (0 or 1)", self.at - 1)),
+        }
+    }
+    pub(super) fn u32(&mut self, what: &str) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(what)?))
+    }
+    pub(super) fn u64(&mut self, what: &str) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(what)?))
+    }
+    pub(super) fn i64(&mut self, what: &str) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(self.take(what)?))
+    }
+    pub(super) fn i128(&mut self, what: &str) -> Result<i128, String> {
+        Ok(i128::from_le_bytes(self.take(what)?))
+    }
+    pub(super) fn f64(&mut self, what: &str) -> Result<f64, String> {
+        Ok(f64::from_bits(u64::from_le_bytes(self.take(what)?)))
+    }
+    pub(super) fn f32(&mut self, what: &str) -> Result<f32, String> {
+        Ok(f32::from_bits(u32::from_le_bytes(self.take(what)?)))
+    }
+    /// A count of items of at least `min_item_bytes` each: bounded by what remains, so a
+    /// damaged count cannot ask for a huge allocation.
+    pub(super) fn len(&mut self, what: &str, min_item_bytes: usize) -> Result<usize, String> {
+        let n = self.u32(what)? as usize;
+        if n.saturating_mul(min_item_bytes.max(1)) > self.bytes.len() - self.at {
+            return Err(format!("byte {}: {what}: {n} items cannot fit in what remains", self.at - 4));
+        }
+        Ok(n)
+    }
+    pub(super) fn str(&mut self, what: &str) -> Result<String, String> {
+        let n = self.len(what, 1)?;
+        let bytes = &self.bytes[self.at..self.at + n];
+        let s = std::str::from_utf8(bytes).map_err(|e| format!("byte {}: {what}: {e}", self.at))?;
+        self.at += n;
+        Ok(s.to_string())
+    }
+    pub(super) fn opt<T>(
+        &mut self,
+        what: &str,
+        get: impl FnOnce(&mut Dec<'a>) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
+        match self.u8(what)? {
+            0 => Ok(None),
+            1 => get(self).map(Some),
+            b => Err(format!("byte {}: {what}: {b} is not an option tag (0 or 1)", self.at - 1)),
+        }
+    }
+    /// The position, for messages.
+    pub(super) fn at(&self) -> usize {
+        self.at
+    }
+}
