@@ -427,9 +427,9 @@ pub fn readings_to_file(config: &ServerConfig, data_dir: &Path, query: Query, ou
     let listen_file = data_dir.join("listen-address");
     if let Ok(address) = std::fs::read_to_string(&listen_file) {
         let address = address.trim().to_string();
-        let answers = address.parse::<std::net::SocketAddr>().is_ok_and(|a| {
-            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_millis(500)).is_ok()
-        });
+        let answers = address
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_millis(500)).is_ok());
         if answers {
             return Err(ExportError::Running { data_dir: data_dir.to_path_buf(), address });
         }

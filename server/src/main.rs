@@ -466,7 +466,9 @@ fn time_arg(name: &str, text: &str) -> anyhow::Result<i64> {
         _ => text.parse::<jiff::Timestamp>(),
     }
     .map_err(|e| {
-        anyhow::anyhow!("{name}: \"{text}\" is neither a date (2026-10-01) nor an RFC 3339 time (2026-10-01T07:00:00+07:00): {e}")
+        anyhow::anyhow!(
+            "{name}: \"{text}\" is neither a date (2026-10-01) nor an RFC 3339 time (2026-10-01T07:00:00+07:00): {e}"
+        )
     })?;
     i64::try_from(time.as_nanosecond()).map_err(|_| anyhow::anyhow!("{name}: \"{text}\" is outside 1677–2262"))
 }

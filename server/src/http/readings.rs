@@ -39,8 +39,8 @@ use utoipa_axum::routes;
 use super::{ApiError, ErrorBody, Filtered, ListQuery, ReadErrors, Selection, Span, covers, extract, range, schema};
 use crate::compliance::Filter;
 use crate::corrections::Correction;
-use crate::{AppState, export};
 use crate::store::{Resume, Scan, SeriesKey, Stored, Summing};
+use crate::{AppState, export};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(readings))
@@ -268,12 +268,7 @@ async fn parquet_file(app: AppState, filter: Filter, permit: OwnedSemaphorePermi
     };
     let task = app.clone();
     let scan = tokio::task::spawn_blocking(move || {
-        task.store.scan(
-            |k| covers(&task, &filter, &k.factory, &k.point, [&*k.parameter]),
-            from_ns,
-            to_ns,
-            None,
-        )
+        task.store.scan(|k| covers(&task, &filter, &k.factory, &k.point, [&*k.parameter]), from_ns, to_ns, None)
     })
     .await?;
     let export = export::ReadingsExport::new(scan, app.registry(), query).map_err(|e| {
