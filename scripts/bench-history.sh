@@ -72,6 +72,7 @@ latency_ms() { # url
     times+=("$t")
   done
   printf '%s\n' "${times[@]}" | sort -n | awk 'NR == 3 { printf "%.1f", $1 * 1000 }'
+  echo "    GET ${1%%\?*}: $(wc -c <"$work/answer") bytes answered" >&2
 }
 
 # The newest reading is at END_S (whole minutes); the chart's year and the raw day end there.
