@@ -44,7 +44,8 @@ use serde::Serialize;
 use crate::corrections::CorrectionLog;
 use crate::store::{Scan, SeriesKey, Store, Stored};
 
-/// Rows buffered, then written, as one row group (≈ 10 MB of buffers at most).
+/// Rows buffered, then written, as one row group (≈ 15 MB of buffers at most: 32 bytes per
+/// string cell, shared with its series).
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Readings taken from the store at a time (its lock held for one slice only).
 const SLICE_READINGS: usize = 4096;
