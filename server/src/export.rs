@@ -490,3 +490,54 @@ fn write_file(
     }
     written.map(|()| count)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use parquet::file::reader::{FileReader as _, SerializedFileReader};
+
+    use super::*;
+
+    fn key(parameter: &str) -> SeriesKey {
+        SeriesKey { factory: "f1".into(), point: "outfall-1".into(), kind: Kind::Effluent, parameter: parameter.into() }
+    }
+
+    /// Bytes come out a whole row group at a time and none between: what the writer holds is
+    /// one row group, whatever the file's size; the pieces make one file with every row.
+    #[test]
+    fn row_groups_leave_as_they_fill_and_the_pieces_make_the_file() {
+        let mut file = ParquetReadings::new(Arc::new(Registry::new(Vec::new())), Query::default()).expect("a writer");
+        let stored =
+            Stored { value: 0.0, quality: Quality::Valid, source: Source::Instrument, below_detection_limit: false };
+        let rows = 3 * ROW_GROUP_ROWS + 5;
+        let (cod, ph) = (key("cod"), key("ph"));
+        let mut pieces = Vec::new();
+        for i in 0..rows {
+            let k = if i < rows / 2 { &cod } else { &ph };
+            file.push(k, i as i64, i as f64 / 10.0, &stored).expect("push");
+            let piece = file.take_bytes().expect("bytes");
+            match (i + 1) % ROW_GROUP_ROWS {
+                0 => assert!(!piece.is_empty(), "row group {} written at row {i}", (i + 1) / ROW_GROUP_ROWS),
+                _ => assert!(i == 0 || piece.is_empty(), "row {i}: nothing between row groups"),
+            }
+            pieces.push(piece);
+        }
+        assert_eq!(file.count(), rows as u64);
+        pieces.push(file.finish().expect("the footer"));
+        let mut out = tempfile::tempfile().expect("a temporary file");
+        out.write_all(&pieces.concat()).expect("write");
+        let reader = SerializedFileReader::new(out).expect("a Parquet file");
+        let meta = reader.metadata();
+        assert_eq!(meta.num_row_groups(), 4);
+        assert_eq!(meta.file_metadata().num_rows(), rows as i64);
+        let kv = meta.file_metadata().key_value_metadata().expect("key-value metadata");
+        let parameters = kv.iter().find(|k| k.key == "eitwatch.parameters").and_then(|k| k.value.clone());
+        assert_eq!(
+            parameters.as_deref(),
+            Some(
+                r#"[{"kind":"effluent","code":"cod","name_en":"Chemical oxygen demand (COD)","name_th":"ซีโอดี","unit":"mg/L"},{"kind":"effluent","code":"ph","name_en":"pH","name_th":"ความเป็นกรดและด่าง","unit":"pH"}]"#
+            )
+        );
+    }
+}
