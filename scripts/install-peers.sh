@@ -54,6 +54,11 @@ if ! "$venv/bin/python" -c 'import openpyxl' >/dev/null 2>&1; then
   echo "install-peers: pip install openpyxl into $venv"
   "$venv/bin/python" -m pip install -q "openpyxl==3.1.5"
 fi
+# The Parquet export's round-trip test reads files back as analysts do (pandas, DuckDB).
+if ! "$venv/bin/python" -c 'import pyarrow' >/dev/null 2>&1; then
+  echo "install-peers: pip install pyarrow into $venv"
+  "$venv/bin/python" -m pip install -q "pyarrow==26.0.1"
+fi
 if [ ! -f tests/browser/node_modules/playwright-core/package.json ] \
   || [ ! -f tests/browser/node_modules/@influxdata/flux-lsp-browser/package.json ] \
   || [ ! -f tests/browser/node_modules/axe-core/package.json ] \
@@ -61,4 +66,4 @@ if [ ! -f tests/browser/node_modules/playwright-core/package.json ] \
   echo "install-peers: npm ci in tests/browser (playwright-core, axe-core, uplot, @influxdata/flux-lsp-browser)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus, influxdb-client, schemathesis and openpyxl: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"
+echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus, influxdb-client, schemathesis, openpyxl and pyarrow: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"

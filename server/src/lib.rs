@@ -17,6 +17,7 @@
 //! - [`registry`]: the site registry changed through the API, logged, shared live;
 //! - [`indicators`] and [`deviations`]: the EIT assessment's environmental indicators with
 //!   their evidence, and the analysers' laboratory comparisons;
+//! - [`export`]: readings out to analysts as Apache Parquet files;
 //! - [`jsonl`]: the append-only JSON-lines logs the modules above keep;
 //! - [`http`]: the HTTP surface (health, write, read API, the built-in board), its OpenAPI
 //!   document generated from its routes.
@@ -27,6 +28,7 @@ pub mod compliance;
 pub mod corrections;
 pub mod deviations;
 pub mod events;
+pub mod export;
 pub mod gaps;
 pub mod http;
 pub mod indicators;

@@ -86,6 +86,39 @@ enum DeadLettersCommand {
 
 #[derive(Subcommand)]
 enum ExportCommand {
+    /// Stored readings as an Apache Parquet file (see docs/export.md), read from the store
+    /// of a stopped server's data directory (refused while a server answers on it: then use
+    /// `GET /api/v1/readings?format=parquet`). The registry's names come from `--config`'s
+    /// areas and the data directory's registry log.
+    Readings {
+        /// The server's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Area id.
+        #[arg(long)]
+        area: Option<String>,
+        /// Factory id.
+        #[arg(long)]
+        factory: Option<String>,
+        /// Point id.
+        #[arg(long)]
+        point: Option<String>,
+        /// Parameter code.
+        #[arg(long)]
+        parameter: Option<String>,
+        /// Start, inclusive: a Bangkok date (`2026-10-01`, from its midnight) or RFC 3339.
+        #[arg(long)]
+        from: String,
+        /// End, exclusive: a Bangkok date or RFC 3339.
+        #[arg(long)]
+        to: String,
+        /// parquet.
+        #[arg(long, default_value = "parquet")]
+        format: String,
+        /// The file to write (written whole: to `<out>.partial`, then renamed).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// EIT indicators of an area (or factory) over a period, from the running server's
     /// `GET /api/v1/indicators`: the server's data directory is never opened by a second
     /// process. The server is found through `--config` (its listen-address file, else
@@ -196,6 +229,25 @@ async fn main() -> anyhow::Result<()> {
             let defs: eitwatch_config::indicators::IndicatorsFile =
                 problems::load(&text, &file.display().to_string()).map_err(|p| anyhow::anyhow!("{p}"))?;
             println!("{}: ok, {} indicators", file.display(), defs.indicator.len());
+        }
+        Command::Export {
+            command: ExportCommand::Readings { data_dir, area, factory, point, parameter, from, to, format, out },
+        } => {
+            if format != "parquet" {
+                anyhow::bail!("--format: \"{format}\" is not one of parquet");
+            }
+            let query = eitwatch_server::export::Query {
+                area,
+                factory,
+                point,
+                parameter,
+                from_ns: Some(time_arg("--from", &from)?),
+                to_ns: Some(time_arg("--to", &to)?),
+            };
+            let config = load(&cli.config)?;
+            let started = std::time::Instant::now();
+            let count = eitwatch_server::export::readings_to_file(&config, &data_dir, query, &out)?;
+            eprintln!("wrote {} ({count} readings) in {:.1} s", out.display(), started.elapsed().as_secs_f64());
         }
         Command::Export { command } => export(&cli.config, command).await?,
         Command::Repair { data_dir, dry_run } => repair(&data_dir, dry_run)?,
@@ -403,8 +455,28 @@ fn server_url(config: &PathBuf) -> anyhow::Result<String> {
     Ok(format!("http://{addr}"))
 }
 
+/// A time argument: a Bangkok date (its midnight, UTC+7) or RFC 3339, as ns since the epoch.
+fn time_arg(name: &str, text: &str) -> anyhow::Result<i64> {
+    // A date alone is `YYYY-MM-DD`; anything longer is a time.
+    let time = match text.len() {
+        10 => text
+            .parse::<jiff::civil::Date>()
+            .and_then(|date| date.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(7))))
+            .map(|z| z.timestamp()),
+        _ => text.parse::<jiff::Timestamp>(),
+    }
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{name}: \"{text}\" is neither a date (2026-10-01) nor an RFC 3339 time (2026-10-01T07:00:00+07:00): {e}"
+        )
+    })?;
+    i64::try_from(time.as_nanosecond()).map_err(|_| anyhow::anyhow!("{name}: \"{text}\" is outside 1677–2262"))
+}
+
 async fn export(config: &PathBuf, command: ExportCommand) -> anyhow::Result<()> {
-    let ExportCommand::Indicators { area, factory, period, from, to, format, be, out, url, token } = command;
+    let ExportCommand::Indicators { area, factory, period, from, to, format, be, out, url, token } = command else {
+        anyhow::bail!("export readings reads the data directory, not the server");
+    };
     if !matches!(format.as_str(), "json" | "csv" | "xlsx") {
         anyhow::bail!("--format: \"{format}\" is not one of json, csv, xlsx");
     }

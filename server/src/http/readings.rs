@@ -15,6 +15,11 @@
 //! page size. Each client (token, or address for an anonymous reader) has at most
 //! `READS_PER_CLIENT` reads in progress, the one being streamed included; more are
 //! answered 429 with `Retry-After`.
+//!
+//! ## Parquet
+//! `format=parquet` answers every matching reading as one Apache Parquet file
+//! ([`crate::export`]), written a row group at a time as the scan advances: same scope,
+//! filters and admission as JSON, no pages.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,9 +37,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ErrorBody, Filtered, ListQuery, ReadErrors, Selection, Span, covers, extract, range, schema};
-use crate::AppState;
+use crate::compliance::Filter;
 use crate::corrections::Correction;
 use crate::store::{Resume, Scan, SeriesKey, Stored, Summing};
+use crate::{AppState, export};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(readings))
@@ -65,6 +71,11 @@ struct ReadingsQuery {
     limit: Option<String>,
     /// Continue where a response with this `next_cursor` stopped (send the same query).
     cursor: Option<String>,
+    /// `json` (the default), or `parquet`: every matching reading in one Apache Parquet file
+    /// (`application/vnd.apache.parquet`, streamed a row group at a time; see `docs/export.md`),
+    /// without `every_s`, `limit` or `cursor`.
+    #[param(value_type = Option<String>)]
+    format: Option<String>,
 }
 
 impl ListQuery for ReadingsQuery {}
@@ -153,7 +164,10 @@ enum Readings<'a> {
     tag = "readings",
     params(Selection, Span, ReadingsQuery),
     responses(
-        (status = 200, body = Readings),
+        (status = 200, content(
+            (Readings = "application/json"),
+            (Vec<u8> = "application/vnd.apache.parquet"),
+        )),
         ReadErrors,
         (status = 429, description = "Too many reads of this client in progress; see `Retry-After`", body = ErrorBody),
     ),
@@ -177,8 +191,27 @@ async fn readings(
             })?,
             None => DEFAULT_LIMIT,
         };
+    let parquet = match own.format.as_deref() {
+        None | Some("json") => false,
+        Some("parquet") => {
+            for (key, given) in
+                [("every_s", own.every_s.is_some()), ("limit", own.limit.is_some()), ("cursor", own.cursor.is_some())]
+            {
+                if given {
+                    return Err(ApiError::invalid(format!(
+                        "{key}: not taken with format=parquet (the file holds every matching reading)"
+                    )));
+                }
+            }
+            true
+        }
+        Some(other) => return Err(ApiError::invalid(format!("format: \"{other}\" is not one of json, parquet"))),
+    };
     let resume = own.cursor.as_deref().map(cursor::decode).transpose()?;
     let permit = admit(&app, &headers, peer)?;
+    if parquet {
+        return parquet_file(app, filter, permit).await;
+    }
     let (from_ns, to_ns) = range(&filter);
     let task = app.clone();
     let scan = tokio::task::spawn_blocking(move || {
@@ -219,6 +252,57 @@ async fn readings(
         }
     });
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], Body::from_stream(body))
+        .into_response())
+}
+
+/// Every reading the filter covers as one Parquet file, streamed a row group at a time.
+async fn parquet_file(app: AppState, filter: Filter, permit: OwnedSemaphorePermit) -> Result<Response, ApiError> {
+    let (from_ns, to_ns) = range(&filter);
+    let query = export::Query {
+        area: filter.area.clone(),
+        factory: filter.factory.clone(),
+        point: filter.point.clone(),
+        parameter: filter.parameter.clone(),
+        from_ns: filter.from_ns,
+        to_ns: filter.to_ns,
+    };
+    let task = app.clone();
+    let scan = tokio::task::spawn_blocking(move || {
+        task.store.scan(|k| covers(&task, &filter, &k.factory, &k.point, [&*k.parameter]), from_ns, to_ns, None)
+    })
+    .await?;
+    let export = export::ReadingsExport::new(scan, app.registry(), query).map_err(|e| {
+        tracing::error!(error = %e, "Cannot start a Parquet export");
+        ApiError::internal(e.to_string())
+    })?;
+    let body = futures_util::stream::unfold(Some((app, export, permit)), |state| async move {
+        let (app, mut export, permit) = state?;
+        let read = tokio::task::spawn_blocking(move || {
+            let piece = export.next_piece(&app.store, &app.corrections);
+            (piece, app, export)
+        })
+        .await;
+        match read {
+            Ok((Some(Ok((bytes, _))), app, export)) => Some((Ok(Bytes::from(bytes)), Some((app, export, permit)))),
+            Ok((None, ..)) => None,
+            // The response is already under way: cut it short rather than end it as if whole.
+            Ok((Some(Err(e)), ..)) => {
+                tracing::error!(error = %e, "A Parquet export failed");
+                Some((Err(std::io::Error::other(e)), None))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "A Parquet export's blocking task failed");
+                Some((Err(std::io::Error::other(e)), None))
+            }
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.apache.parquet")),
+            (header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"readings.parquet\"")),
+        ],
+        Body::from_stream(body),
+    )
         .into_response())
 }
 

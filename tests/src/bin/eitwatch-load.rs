@@ -8,6 +8,16 @@
 //! twice and a store that acknowledges only what is on disk writes every one. With a
 //! token file (`<factory> <token>` lines), each body goes with its factory's token, as
 //! each factory's agent would send it.
+//!
+//! ## `--realistic`
+//! A history as analysers make it, sent once whole (`--readings`, no time limit): each
+//! series a random walk at its instrument's resolution (COD 0.1 mg/L, pH 0.01, TDS 1 mg/L
+//! …: noise of a few steps, a pull back to its level, now and then a plateau where the
+//! value holds), one reading every `--interval-s` ending at `--end-s` (default now). Values
+//! are the same at every run (a fixed seed per series), so every target stores the same
+//! readings. Bodies go out as a back-fill after an outage does: `--connections` consecutive
+//! bodies of one factory at a time, newest first, one per connection, so a factory's
+//! consecutive bodies arrive in any order.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -67,6 +77,167 @@ struct Cli {
     /// every series becomes active with one point.
     #[arg(long)]
     prime: bool,
+    /// Random walks at instrument resolution, sent out of order (see the module doc).
+    #[arg(long, conflicts_with = "prime")]
+    realistic: bool,
+    /// With --realistic: readings in all (factories × parameters series share them).
+    #[arg(long, default_value_t = 20_000_000)]
+    readings: u64,
+    /// With --realistic: seconds between a series' readings.
+    #[arg(long, default_value_t = 60)]
+    interval_s: i64,
+    /// With --realistic: time of the newest reading, seconds since the epoch (default: now,
+    /// whole minutes).
+    #[arg(long)]
+    end_s: Option<i64>,
+}
+
+/// An instrument's reading of a parameter: its usual level, resolution (as decimals), and
+/// the plausible band the walk stays in (in resolution steps).
+struct Instrument {
+    level: f64,
+    decimals: u32,
+    low: f64,
+    high: f64,
+}
+
+/// In the order of `PARAMETERS`.
+const INSTRUMENTS: [Instrument; 10] = [
+    Instrument { level: 60.0, decimals: 1, low: 5.0, high: 400.0 }, // cod, mg/L
+    Instrument { level: 12.0, decimals: 1, low: 1.0, high: 100.0 }, // bod, mg/L
+    Instrument { level: 7.2, decimals: 2, low: 5.5, high: 9.5 },    // ph
+    Instrument { level: 25.0, decimals: 1, low: 1.0, high: 200.0 }, // tss, mg/L
+    Instrument { level: 800.0, decimals: 0, low: 100.0, high: 3000.0 }, // tds, mg/L
+    Instrument { level: 30.0, decimals: 1, low: 20.0, high: 45.0 }, // temp, °C
+    Instrument { level: 120.0, decimals: 1, low: 0.0, high: 600.0 }, // flow, m³/h
+    Instrument { level: 2.0, decimals: 1, low: 0.0, high: 20.0 },   // oil_grease, mg/L
+    Instrument { level: 40.0, decimals: 1, low: 1.0, high: 200.0 }, // tkn, mg/L
+    Instrument { level: 1.5, decimals: 2, low: 0.0, high: 10.0 },   // zn, mg/L
+];
+
+/// SplitMix64: small, fast, and the same sequence everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One series' walk, in whole resolution steps.
+struct Walk {
+    rng: Rng,
+    steps: i64,
+    level: i64,
+    low: i64,
+    high: i64,
+    /// Readings left on a plateau (the value holds).
+    hold: u32,
+}
+
+impl Walk {
+    fn new(series: u64, i: &Instrument) -> Walk {
+        let scale = 10f64.powi(i.decimals as i32);
+        let mut rng = Rng(series.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed);
+        let level = (i.level * scale).round() as i64;
+        // Factories differ: each series' level is within ±20 % of the parameter's.
+        let spread = (level / 5).max(1);
+        let level = level - spread + rng.below(2 * spread as u64 + 1) as i64;
+        Walk {
+            rng,
+            steps: level,
+            level,
+            low: (i.low * scale).round() as i64,
+            high: (i.high * scale).round() as i64,
+            hold: 0,
+        }
+    }
+
+    fn next(&mut self) -> i64 {
+        if self.hold > 0 {
+            self.hold -= 1;
+            return self.steps;
+        }
+        let r = self.rng.next();
+        if r % 100 == 0 {
+            // A plateau: a sensor reading steady (or stuck) for 5 to 60 readings.
+            self.hold = 5 + (r >> 8) as u32 % 56;
+            return self.steps;
+        }
+        // Noise of -3..=3 steps, with a pull back to the series' level.
+        let noise = ((r >> 16) % 7) as i64 - 3;
+        let pull = (self.level - self.steps) / 64;
+        self.steps = (self.steps + noise + pull).clamp(self.low, self.high);
+        self.steps
+    }
+}
+
+/// `steps` at `decimals` decimals, exactly (no binary rounding in the text).
+fn decimal(out: &mut String, steps: i64, decimals: u32) {
+    if decimals == 0 {
+        let _ = write!(out, "{steps}");
+    } else {
+        let scale = 10i64.pow(decimals);
+        let _ = write!(out, "{}.{:0w$}", steps / scale, steps % scale, w = decimals as usize);
+    }
+}
+
+/// Makes the realistic bodies in sending order on a thread of its own: (factory, body,
+/// readings in it).
+fn realistic_bodies(cli: &Cli, end_s: i64) -> tokio::sync::mpsc::Receiver<(usize, String, u64)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(cli.connections * 2);
+    let (factories, parameters, connections) = (cli.factories, cli.parameters, cli.connections);
+    let per_series = cli.readings / (factories * parameters) as u64;
+    let lines = (cli.points / parameters).max(1) as u64;
+    let blocks = per_series.div_ceil(lines);
+    let interval_s = cli.interval_s;
+    let start_s = end_s - (per_series as i64 - 1) * interval_s;
+    std::thread::spawn(move || {
+        let mut walks: Vec<Vec<Walk>> = (0..factories)
+            .map(|f| (0..parameters).map(|p| Walk::new((f * 16 + p) as u64, &INSTRUMENTS[p])).collect())
+            .collect();
+        let mut first_block = 0;
+        while first_block < blocks {
+            let group = first_block..(first_block + connections as u64).min(blocks);
+            for (f, walks) in walks.iter_mut().enumerate() {
+                let name = factory(f);
+                let mut bodies = Vec::new();
+                for b in group.clone() {
+                    let mut body = String::with_capacity(lines as usize * (40 + parameters * 14));
+                    let rows = (b * lines..((b + 1) * lines).min(per_series)).collect::<Vec<_>>();
+                    for &i in &rows {
+                        let _ = write!(body, "effluent,factory={name},point=outfall-1 ");
+                        for (p, walk) in walks.iter_mut().enumerate() {
+                            if p > 0 {
+                                body.push(',');
+                            }
+                            let _ = write!(body, "{}=", PARAMETERS[p].0);
+                            decimal(&mut body, walk.next(), INSTRUMENTS[p].decimals);
+                        }
+                        let _ = writeln!(body, " {}", (start_s + i as i64 * interval_s) * 1_000_000_000);
+                    }
+                    bodies.push((f, body, rows.len() as u64 * parameters as u64));
+                }
+                // Newest first: the connections take them at once, and they land in any order.
+                for item in bodies.into_iter().rev() {
+                    if tx.blocking_send(item).is_err() {
+                        return;
+                    }
+                }
+            }
+            first_block = group.end;
+        }
+    });
+    rx
 }
 
 fn factory(i: usize) -> String {
@@ -120,6 +291,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let client =
         reqwest::Client::builder().pool_max_idle_per_host(cli.connections).timeout(Duration::from_secs(60)).build()?;
+    let realistic = cli.realistic.then(|| {
+        let end_s = cli.end_s.unwrap_or_else(|| jiff::Timestamp::now().as_second() / 60 * 60 - 60);
+        Arc::new(tokio::sync::Mutex::new(realistic_bodies(&cli, end_s)))
+    });
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -127,18 +302,34 @@ async fn main() -> anyhow::Result<()> {
     let (prime, prime_start) = (cli.prime, start_s - 1);
     let mut tasks = Vec::new();
     for _ in 0..cli.connections {
-        let (cli, client, next, errors, tokens, fields) =
-            (cli.clone(), client.clone(), next.clone(), errors.clone(), tokens.clone(), fields.clone());
+        let (cli, client, next, errors, tokens, fields, realistic) = (
+            cli.clone(),
+            client.clone(),
+            next.clone(),
+            errors.clone(),
+            tokens.clone(),
+            fields.clone(),
+            realistic.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut latencies_us: Vec<u64> = Vec::new();
             let mut points = 0u64;
             loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if (prime && k >= cli.factories as u64) || (!prime && Instant::now() >= deadline) {
-                    break;
-                }
-                let (f, body) =
-                    if prime { body(&cli, prime_start, k, &fields) } else { body(&cli, start_s, k, &fields) };
+                let (f, body, readings) = match &realistic {
+                    Some(bodies) => match bodies.lock().await.recv().await {
+                        Some(item) => item,
+                        None => break,
+                    },
+                    None => {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if (prime && k >= cli.factories as u64) || (!prime && Instant::now() >= deadline) {
+                            break;
+                        }
+                        let (f, body) =
+                            if prime { body(&cli, prime_start, k, &fields) } else { body(&cli, start_s, k, &fields) };
+                        (f, body, (fields.len() * cli.parameters) as u64)
+                    }
+                };
                 let mut req = client.post(&cli.url).body(body);
                 if let Some(token) = &tokens[f] {
                     req = req.header("Authorization", format!("Token {token}"));
@@ -147,7 +338,7 @@ async fn main() -> anyhow::Result<()> {
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
                         latencies_us.push(sent.elapsed().as_micros() as u64);
-                        points += (fields.len() * cli.parameters) as u64;
+                        points += readings;
                     }
                     Ok(r) => {
                         if errors.fetch_add(1, Ordering::Relaxed) == 0 {
