@@ -13,7 +13,7 @@ const TEXT = {
     lang_switch: 'ภาษาไทย / English',
     token_title: 'Access token', token_help: 'Paste the token the provincial office gave you. It is kept in this browser only.',
     token_save: 'Save', token_none: 'No token (loopback)', token_label: 'Token',
-    overview: 'Area overview', at_o2: 'at', instantaneous: 'grab sample', hourly: 'hourly mean', daily: 'daily mean', samples: 'grab samples', open_n: 'open alerts', open_alerts: 'Open alerts', no_open_alerts: 'No open alerts.', factories: 'Factories',
+    overview: 'Area overview', at_o2: 'at', receiving_water_rule: 'receiving-water TDS rule', instantaneous: 'grab sample', hourly: 'hourly mean', daily: 'daily mean', samples: 'grab samples', open_n: 'open alerts', open_alerts: 'Open alerts', no_open_alerts: 'No open alerts.', factories: 'Factories',
     area: 'Area', type: 'Type', state: 'State', all: 'All', effluent: 'Effluent', emission: 'Stack emission', ambient: 'Ambient',
     compliant: 'Compliant', exceeding: 'Exceeding', no_data: 'No data', sensor_fault: 'Sensor fault', insufficient_data: 'Insufficient data',
     exceedance: 'Exceedance', availability: 'Availability', deadline: 'Deadline',
@@ -50,7 +50,7 @@ const TEXT = {
     lang_switch: 'ภาษาไทย / English',
     token_title: 'โทเคนสำหรับเข้าใช้งาน', token_help: 'วางโทเคนที่ได้รับจากสำนักงานอุตสาหกรรมจังหวัด โทเคนจะเก็บไว้ในเบราว์เซอร์นี้เท่านั้น',
     token_save: 'บันทึก', token_none: 'ไม่ใช้โทเคน (เครื่องเดียวกัน)', token_label: 'โทเคน',
-    overview: 'ภาพรวมพื้นที่', at_o2: 'ที่', instantaneous: 'ตัวอย่างแบบจ้วง', hourly: 'ค่าเฉลี่ยรายชั่วโมง', daily: 'ค่าเฉลี่ยรายวัน', samples: 'ตัวอย่างแบบจ้วง', open_n: 'แจ้งเตือนที่เปิดอยู่', open_alerts: 'การแจ้งเตือนที่ยังเปิดอยู่', no_open_alerts: 'ไม่มีการแจ้งเตือนที่เปิดอยู่', factories: 'โรงงาน',
+    overview: 'ภาพรวมพื้นที่', at_o2: 'ที่', receiving_water_rule: 'ตามเกณฑ์ TDS ของแหล่งน้ำที่รับ', instantaneous: 'ตัวอย่างแบบจ้วง', hourly: 'ค่าเฉลี่ยรายชั่วโมง', daily: 'ค่าเฉลี่ยรายวัน', samples: 'ตัวอย่างแบบจ้วง', open_n: 'แจ้งเตือนที่เปิดอยู่', open_alerts: 'การแจ้งเตือนที่ยังเปิดอยู่', no_open_alerts: 'ไม่มีการแจ้งเตือนที่เปิดอยู่', factories: 'โรงงาน',
     area: 'พื้นที่', type: 'ประเภท', state: 'สถานะ', all: 'ทั้งหมด', effluent: 'น้ำทิ้ง', emission: 'อากาศจากปล่อง', ambient: 'บรรยากาศ',
     compliant: 'เป็นไปตามมาตรฐาน', exceeding: 'เกินมาตรฐาน', no_data: 'ไม่มีข้อมูล', sensor_fault: 'เครื่องมือวัดขัดข้อง', insufficient_data: 'ข้อมูลไม่เพียงพอ',
     exceedance: 'ค่าเกินมาตรฐาน', availability: 'ความครบถ้วนของข้อมูล', deadline: 'กำหนดเวลาแจ้ง',
@@ -270,6 +270,9 @@ function factoryState(id) {
 // The bound a limit applies, in words: the server's (`applied`/`describe`) with typeset units.
 function limitText(l) {
   if (!l) return '';
+  if (l.applied_max != null && l.max != null && l.applied_max !== l.max) {
+    return `≤ ${fmtNum(l.applied_max, 0)} ${unitText(l.unit || '')} (${t('receiving_water_rule')})`;
+  }
   const d = l.applied_describe || l.describe || '';
   return d.replace(/(mg\/Nm3|ug\/Nm3|m3\/h|degC)/g, (u) => unitText(u));
 }
@@ -656,7 +659,7 @@ async function loadCharts(f, from, to) {
           buckets: series ? series.buckets : [],
           periods: periods.periods.filter(match),
           episodes: episodes.episodes.filter(match),
-          limits: st ? st.judgements.map((j) => j.limit) : [],
+          limits: st ? st.judgements.map((j) => ({ ...j.limit, applied_max: j.applied_max })) : [],
           days: avail.days.filter(match),
         });
       }

@@ -1492,7 +1492,8 @@ impl Engine {
                                 t.periods().values().next_back().filter(|p| !p.closed).cloned(),
                             ),
                         };
-                        Judgement { limit: (*t.limit).clone(), current, open }
+                        let applied_max = t.limit.max_at(&s.point);
+                        Judgement { limit: (*t.limit).clone(), applied_max, current, open }
                     })
                     .collect(),
             })
@@ -1535,6 +1536,9 @@ pub struct Latest {
 pub struct Judgement {
     /// The limit.
     pub limit: LimitUsed,
+    /// The upper bound applied at this point: the limit's, or the receiving-water TDS
+    /// rule's where it raises it.
+    pub applied_max: Option<f64>,
     /// The last closed period, or the latest grab sample.
     pub current: Option<Period>,
     /// The period still open.
