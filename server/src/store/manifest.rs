@@ -44,10 +44,23 @@ pub(crate) const FORMAT: u32 = 3;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum Line {
-    Format { version: u32 },
-    Open { segment: u64 },
-    Seal { segment: u64, bytes: u64, crc32: u32, readings: u64, series: u64 },
-    Drop { segment: u64, reason: String },
+    Format {
+        version: u32,
+    },
+    Open {
+        segment: u64,
+    },
+    Seal {
+        segment: u64,
+        bytes: u64,
+        crc32: u32,
+        readings: u64,
+        series: u64,
+    },
+    Drop {
+        segment: u64,
+        reason: String,
+    },
     Parts {
         add: Vec<PartLine>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -557,7 +557,8 @@ fn open_parts(
         next = next.max(part.number + 1);
         parts.entry(part.day).or_default().push(Arc::new(part));
     }
-    let entries = std::fs::read_dir(parts_dir).map_err(|source| StoreError::Io { path: parts_dir.to_path_buf(), source })?;
+    let entries =
+        std::fs::read_dir(parts_dir).map_err(|source| StoreError::Io { path: parts_dir.to_path_buf(), source })?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if live.is_some_and(|l| l.contains_key(&name)) {
@@ -577,7 +578,12 @@ fn open_parts(
 
 /// Writes a memtable's readings as level-0 partition files, one per day, and syncs the
 /// directory; the caller records them in the manifest.
-fn write_runs(dir: &Path, next_part: &AtomicU64, memtable: &Memtable, index: &index::Index) -> Result<Vec<Part>, StoreError> {
+fn write_runs(
+    dir: &Path,
+    next_part: &AtomicU64,
+    memtable: &Memtable,
+    index: &index::Index,
+) -> Result<Vec<Part>, StoreError> {
     let mut by_day: BTreeMap<i64, Vec<(&SeriesKey, u32, &[(i64, Stored)])>> = BTreeMap::new();
     for (id, points) in memtable.iter() {
         let Some(key) = index.key(id) else { continue };
@@ -727,7 +733,10 @@ impl Store {
                 let found = std::fs::metadata(&path).map_err(io(&path))?.len();
                 if found != len {
                     let how = if found < len { "shortened" } else { "grown" };
-                    return Err(StoreError::Damaged { path, reason: format!("{how}: {found} bytes, sealed with {len}") });
+                    return Err(StoreError::Damaged {
+                        path,
+                        reason: format!("{how}: {found} bytes, sealed with {len}"),
+                    });
                 }
                 continue;
             }
@@ -1329,7 +1338,8 @@ impl Store {
                 .filter(|(n, (_, max))| **n < written && *max < kept_from_ns)
                 .map(|(n, _)| *n)
                 .collect();
-            let old_parts: Vec<Arc<Part>> = state.parts.range(..day_of(cutoff_ns)).flat_map(|(_, v)| v.iter().cloned()).collect();
+            let old_parts: Vec<Arc<Part>> =
+                state.parts.range(..day_of(cutoff_ns)).flat_map(|(_, v)| v.iter().cloned()).collect();
             (dropped, expired, old_parts)
         };
         let mut lines: Vec<_> =
@@ -1486,10 +1496,8 @@ impl Store {
             let mut points = Vec::new();
             for (key, id) in &keyed {
                 points.clear();
-                let added = old
-                    .iter()
-                    .try_for_each(|p| p.read_range(*id, i64::MIN, i64::MAX, &mut points))
-                    .and_then(|()| {
+                let added =
+                    old.iter().try_for_each(|p| p.read_range(*id, i64::MIN, i64::MAX, &mut points)).and_then(|()| {
                         points.sort_unstable_by_key(|(t, _)| *t);
                         points.dedup_by_key(|(t, _)| *t);
                         writer.add(*id, key, &points)
@@ -1552,7 +1560,10 @@ impl Store {
         }
         let lines: Vec<_> = retired
             .iter()
-            .map(|n| manifest::Line::Drop { segment: *n, reason: "retired: its readings are in partition files".into() })
+            .map(|n| manifest::Line::Drop {
+                segment: *n,
+                reason: "retired: its readings are in partition files".into(),
+            })
             .collect();
         if let Err(error) = self.record(&mut lock(&self.commit), &lines) {
             tracing::warn!(%error, "Cannot record retired segments in the manifest; kept for now");
@@ -1701,5 +1712,7 @@ fn now_ns() -> i64 {
     jiff::Timestamp::now().as_nanosecond() as i64
 }
 
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod tests;

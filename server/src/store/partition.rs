@@ -37,7 +37,7 @@ use eitwatch_config::reading::Kind;
 
 use super::codec;
 use super::log::{flags_of, stored_of};
-use super::{SeriesKey, Stored, StoreError};
+use super::{SeriesKey, StoreError, Stored};
 
 /// The first bytes of a partition file.
 const MAGIC: &[u8; 8] = b"EITPART\n";
@@ -216,12 +216,19 @@ impl Part {
         file.read_exact_at(&mut footer, bytes - FOOTER_BYTES as u64).map_err(io(path))?;
         let mut r = Reader { bytes: &footer, at: 0 };
         let (index_offset, index_bytes, index_crc) = (r.u64(), r.u32(), r.u32());
-        let (index_offset, index_bytes, index_crc) = (index_offset.map_err(|e| damaged(path, e))?, index_bytes.map_err(|e| damaged(path, e))?, index_crc.map_err(|e| damaged(path, e))?);
+        let (index_offset, index_bytes, index_crc) = (
+            index_offset.map_err(|e| damaged(path, e))?,
+            index_bytes.map_err(|e| damaged(path, e))?,
+            index_crc.map_err(|e| damaged(path, e))?,
+        );
         if &footer[16..] != END_MAGIC {
             return Err(damaged(path, "no footer (EITPEND magic): the file is cut short"));
         }
         if index_offset + u64::from(index_bytes) + FOOTER_BYTES as u64 != bytes {
-            return Err(damaged(path, format!("its index at byte {index_offset} ({index_bytes} bytes) does not end at the footer")));
+            return Err(damaged(
+                path,
+                format!("its index at byte {index_offset} ({index_bytes} bytes) does not end at the footer"),
+            ));
         }
         let mut index = vec![0u8; index_bytes as usize];
         file.read_exact_at(&mut index, index_offset).map_err(io(path))?;
@@ -272,7 +279,13 @@ impl Part {
     }
 
     /// Appends series `id`'s readings within `[from_ns, to_ns)` to `out`, block by block.
-    pub(crate) fn read_range(&self, id: u32, from_ns: i64, to_ns: i64, out: &mut Vec<(i64, Stored)>) -> Result<(), StoreError> {
+    pub(crate) fn read_range(
+        &self,
+        id: u32,
+        from_ns: i64,
+        to_ns: i64,
+        out: &mut Vec<(i64, Stored)>,
+    ) -> Result<(), StoreError> {
         let mut block = Vec::new();
         for b in self.blocks_of(id) {
             if b.last_ns < from_ns || b.first_ns >= to_ns {
@@ -286,7 +299,11 @@ impl Part {
     }
 }
 
-fn read_index(index: &[u8], index_offset: u64, intern: &mut impl FnMut(SeriesKey) -> u32) -> Result<Vec<BlockRef>, String> {
+fn read_index(
+    index: &[u8],
+    index_offset: u64,
+    intern: &mut impl FnMut(SeriesKey) -> u32,
+) -> Result<Vec<BlockRef>, String> {
     let mut r = Reader { bytes: index, at: 0 };
     let series = r.u32()?;
     let mut blocks = Vec::new();
@@ -406,7 +423,18 @@ impl PartWriter {
         out.write_all(&header).map_err(io(&tmp))?;
         let mut index = Vec::new();
         index.extend_from_slice(&0u32.to_le_bytes());
-        Ok(PartWriter { tmp, path, day, level, out, offset: HEADER_BYTES as u64, index, series: 0, blocks: Vec::new(), buf: Vec::new() })
+        Ok(PartWriter {
+            tmp,
+            path,
+            day,
+            level,
+            out,
+            offset: HEADER_BYTES as u64,
+            index,
+            series: 0,
+            blocks: Vec::new(),
+            buf: Vec::new(),
+        })
     }
 
     /// Adds one series' readings (by time, none twice).
@@ -438,7 +466,14 @@ impl PartWriter {
                 crc32: crc32fast::hash(&self.buf),
             };
             self.offset += self.buf.len() as u64;
-            for w in [&b.offset.to_le_bytes()[..], &b.bytes.to_le_bytes(), &b.count.to_le_bytes(), &b.first_ns.to_le_bytes(), &b.last_ns.to_le_bytes(), &b.crc32.to_le_bytes()] {
+            for w in [
+                &b.offset.to_le_bytes()[..],
+                &b.bytes.to_le_bytes(),
+                &b.count.to_le_bytes(),
+                &b.first_ns.to_le_bytes(),
+                &b.last_ns.to_le_bytes(),
+                &b.crc32.to_le_bytes(),
+            ] {
                 self.index.extend_from_slice(w);
             }
             self.blocks.push(b);
@@ -463,7 +498,8 @@ impl PartWriter {
         self.out.write_all(&self.index).map_err(io(&self.tmp))?;
         self.out.write_all(&footer).map_err(io(&self.tmp))?;
         let readings = self.readings();
-        let file = self.out.into_inner().map_err(|e| StoreError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        let file =
+            self.out.into_inner().map_err(|e| StoreError::Io { path: self.tmp.clone(), source: e.into_error() })?;
         file.sync_all().map_err(io(&self.tmp))?;
         drop(file);
         super::crash_point("part-synced");
@@ -473,7 +509,17 @@ impl PartWriter {
         let name = self.path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         self.blocks.sort_by_key(|b| (b.series, b.first_ns));
         let number = number_of(&name).unwrap_or_default();
-        Ok(Part { name, number, path: self.path, day: self.day, level: self.level, bytes, readings, file, blocks: self.blocks })
+        Ok(Part {
+            name,
+            number,
+            path: self.path,
+            day: self.day,
+            level: self.level,
+            bytes,
+            readings,
+            file,
+            blocks: self.blocks,
+        })
     }
 
     /// Deletes the temporary file (a write that failed).

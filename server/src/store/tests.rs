@@ -553,7 +553,11 @@ fn packed_chunks_keep_every_bit_of_time_value_and_flags() {
     store.append(&batch).unwrap();
     // Half in a partition file, half in the memtable.
     store.flush().unwrap();
-    let more: Vec<Reading> = batch.iter().map(|r| Reading { time_ns: r.time_ns.saturating_add(1), ..r.clone() }).filter(|r| r.time_ns < i64::MAX && !times.contains(&r.time_ns)).collect();
+    let more: Vec<Reading> = batch
+        .iter()
+        .map(|r| Reading { time_ns: r.time_ns.saturating_add(1), ..r.clone() })
+        .filter(|r| r.time_ns < i64::MAX && !times.contains(&r.time_ns))
+        .collect();
     store.append(&more).unwrap();
     let mut batch = batch;
     batch.extend(more);
