@@ -396,7 +396,7 @@ struct State {
     /// The memtable being flushed: still read and checked until its files are in use.
     frozen: Option<Arc<Memtable>>,
     /// The partition files in use, by day.
-    parts: BTreeMap<i64, Vec<Arc<Part>>>,
+    parts: PartsByDay,
     /// Readings in them.
     part_readings: u64,
     /// Blocks recently read to check a write against a partition.
@@ -520,6 +520,12 @@ pub(crate) fn crash_point(step: &str) {
     }
 }
 
+/// The partition files in use, by day.
+type PartsByDay = BTreeMap<i64, Vec<Arc<Part>>>;
+
+/// One series' readings of one day, to be written.
+type DaySeries<'a> = (&'a SeriesKey, u32, &'a [(i64, Stored)]);
+
 /// How the manifest records a partition file.
 fn part_line(p: &Part) -> manifest::PartLine {
     manifest::PartLine { file: p.name.clone(), day: p.day, level: p.level, bytes: p.bytes, readings: p.readings }
@@ -532,7 +538,7 @@ fn open_parts(
     parts_dir: &Path,
     known: Option<&manifest::Known>,
     index: &mut index::Index,
-) -> Result<(BTreeMap<i64, Vec<Arc<Part>>>, u64, u64), StoreError> {
+) -> Result<(PartsByDay, u64, u64), StoreError> {
     let mut parts: BTreeMap<i64, Vec<Arc<Part>>> = BTreeMap::new();
     let (mut readings, mut next) = (0, 1);
     let live = known.map(|k| &k.parts);
@@ -584,7 +590,7 @@ fn write_runs(
     memtable: &Memtable,
     index: &index::Index,
 ) -> Result<Vec<Part>, StoreError> {
-    let mut by_day: BTreeMap<i64, Vec<(&SeriesKey, u32, &[(i64, Stored)])>> = BTreeMap::new();
+    let mut by_day: BTreeMap<i64, Vec<DaySeries<'_>>> = BTreeMap::new();
     for (id, points) in memtable.iter() {
         let Some(key) = index.key(id) else { continue };
         let mut rest = points;
@@ -627,7 +633,7 @@ fn flush_at_open(
     index: &index::Index,
     manifest_file: &mut File,
     through: LogPosition,
-    parts: &mut BTreeMap<i64, Vec<Arc<Part>>>,
+    parts: &mut PartsByDay,
 ) -> Result<(), StoreError> {
     let written = write_runs(dir, next_part, memtable, index)?;
     let line = manifest::Line::Parts {

@@ -532,9 +532,12 @@ impl PartWriter {
 /// the same few blocks over and over), at most [`CACHED_BLOCKS`], the oldest replaced first.
 #[derive(Debug, Default)]
 pub(crate) struct BlockCache {
-    slots: Vec<((u64, u64), Vec<(i64, Stored)>)>,
+    slots: Vec<(CacheKey, Vec<(i64, Stored)>)>,
     next: usize,
 }
+
+/// A cached block: its file's number and its offset.
+type CacheKey = (u64, u64);
 
 /// Blocks a [`BlockCache`] holds: ≤ 64 × 4096 readings × 24 bytes.
 const CACHED_BLOCKS: usize = 64;
