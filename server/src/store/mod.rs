@@ -1598,7 +1598,12 @@ impl Store {
     /// One round of upkeep: flushes the memtable past its bound or once it holds a closed
     /// day, merges closed days' files, retires segments.
     pub fn maintain(&self) {
-        let today = day_of(now_ns());
+        self.maintain_at(now_ns());
+    }
+
+    /// [`Store::maintain`] as if it were `now_ns` (a day closes at its end in Bangkok).
+    pub fn maintain_at(&self, now_ns: i64) {
+        let today = day_of(now_ns);
         let (len, oldest_ns) = {
             let state = lock(&self.state);
             (state.memtable.len(), state.memtable.oldest_ns())
