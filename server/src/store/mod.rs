@@ -12,16 +12,46 @@
 //! (`scripts/bench-ingest.sh`), and how fast a restart replays it: `docs/benchmarks.md`.
 //!
 //! ## In memory
-//! Interned series and their points in 128-point chunks (`index`): the newest chunk of a
-//! series as columns (17 bytes a point, one allocation), full ones packed (≈ 4–9 bytes a
-//! point). A series costs its slot in the index (the key's three shared names and kind, its
-//! chunk list), its entries in the id table and `defined_in`, and from its first point a
-//! 40-byte chunk and a 17-byte block of columns, each distinct name held once. What that
-//! comes to per series and per point is measured by `examples/memory-per-series` and
-//! `scripts/bench-ingest.sh` (`docs/benchmarks.md`). Every point stays in memory, so memory
-//! grows with retention × series × readings per second; keeping years of one-second data
-//! for thousands of series would need the packed chunks on disk (sealed segments with a
-//! per-series index), with only the newest in memory.
+//! Only what does not grow with history: the series index (`index`: each key once, its
+//! names shared), the memtable of readings not yet in partition files (`memtable`: per
+//! series a time-sorted vector; a reading older than its series' newest is inserted in
+//! place, so bodies arriving out of order cost a move, never an unpack and repack), bounded
+//! by `[store] memtable_max_readings`, the block index of each partition file (≈ 40 bytes
+//! per series and day) and a cache of 64 decoded blocks for the checks of back-filled
+//! writes. What that comes to is measured by `examples/store-history` and
+//! `examples/memory-per-series` (`docs/benchmarks.md`).
+//!
+//! ## Partitions: history on disk
+//! A Bangkok day (UTC+7, no daylight saving) is the partition: periods, availability and
+//! retention all cut there. Its readings live in immutable partition files (`partition.rs`,
+//! format in its module doc): per series, column blocks of at most 4 096 readings (times,
+//! values, flags, each column in its codec with a codec id byte, and a CRC-32), a block
+//! index (series key → offset, count, first and last time, CRC-32) and a footer. The store
+//! is an LSM in miniature:
+//! - **flush**: past its bound, or once it holds a day that has closed, the memtable is
+//!   frozen (still read and checked) and written as one level-0 file per day it holds;
+//! - **compaction**: a closed day with more than one file (the runs of a busy day, late
+//!   data for an old day) is merged into one level-1 file, replacing them in one step;
+//! - **retirement**: a log segment is deleted once every reading in it is in partition
+//!   files *and* it is before every reader's hold ([`Store::hold`]: the InfluxDB cursor, the
+//!   compliance checkpoint), never before [`Store::start_retiring`] (the server calls it once
+//!   the holds are registered).
+//!
+//! The server runs them on a thread of its own ([`Store::spawn_maintenance`]), woken every
+//! 10 s and at once when the memtable passes its bound. Each writes its file under a
+//! temporary name, syncs it, renames it, syncs the directory, and only then names it in the
+//! manifest (one line that adds, removes, and for a flush says up to which log position the
+//! files hold everything); files it replaced are deleted after that line. A file the
+//! manifest does not name is deleted at open, so a SIGKILL at any step leaves either the
+//! old files or the new in use, never a half one, and the log still holds whatever the
+//! manifest does not say is in files.
+//!
+//! A write checks each reading against the memtable, the frozen memtable, and the files of
+//! its day: a block is read only if its first and last time span the reading's, so the
+//! common reading newer than everything stored reads nothing. Reads ([`Store::scan`] /
+//! [`Store::read`]) load one series' day at a time (the memtable's and the files' blocks
+//! overlapping it), so a year of one series or a day of raw readings never loads history
+//! whole.
 //!
 //! ## On disk
 //! Segment files `NNNNNNNNNN.seg` of CRC-framed binary records, one per accepted batch (see
@@ -34,7 +64,12 @@
 //! The segment being written is bounded from below by `<store>/acknowledged` (`checkpoint.rs`),
 //! the durable position, rewritten by a thread of its own every second when it moved.
 //!
-//! At open, segments are replayed in order and checked against the manifest. A torn tail of
+//! At open, the partition files the manifest names are opened (header, footer and block
+//! index checked against their CRC-32, length and reading count against the manifest); then
+//! the log segments not yet retired are checked against the manifest and those holding
+//! readings past the last flush are replayed into the memtable (flushing as it fills): a
+//! restart reads the files' indexes and at most the memtable's bound of the log, not
+//! history. Segments whose readings are all in files are checked by length only. A torn tail of
 //! the last, unsealed segment (short record or checksum mismatch in its last group commit,
 //! past the acknowledged position: what a power cut mid-write leaves) is cut and logged,
 //! since it was never acknowledged.
@@ -67,8 +102,19 @@
 //! - A batch is stored whole or not at all (one record, one checksum).
 //!
 //! ## Retention
-//! `[store] retention_days` (default: keep forever). Points older than that leave the index;
-//! a segment whose newest point is older is deleted whole. Checked at start and hourly.
+//! `[store] retention_days` (default: keep forever). A Bangkok day goes once all of it is
+//! older than that: its partition files (recorded in the manifest, then deleted) and its
+//! readings in the memtable; a segment whose newest point is older is deleted whole.
+//! Checked at start and hourly.
+//!
+//! ## Format versions
+//! - 1: segment files only ([`log`]).
+//! - 2: segment files and the manifest ([`manifest`]).
+//! - 3: as 2, plus partition files in `parts/` (`partition.rs`) named by the manifest's
+//!   `parts` lines. A store of format 1 or 2 opens, replays its log once into partition
+//!   files (in bounded memory), appends `{"op":"format","version":3}` and logs the
+//!   migration; its segments are then retired as any others. A build that reads up to 2
+//!   refuses a store of format 3 at its manifest, changing nothing.
 
 mod checkpoint;
 mod codec;
