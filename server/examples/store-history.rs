@@ -22,7 +22,9 @@ const START_NS: i64 = 1_735_664_400_000_000_000;
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -142,10 +144,7 @@ fn reopen(dir: &std::path::Path, days: i64) -> anyhow::Result<()> {
         3_600_000_000_000,
     );
     let chart_ms = chart.elapsed().as_secs_f64() * 1e3;
-    println!(
-        "hourly chart, 1 series  {chart_ms:.1} ms ({} buckets)",
-        buckets.first().map_or(0, |(_, b)| b.len())
-    );
+    println!("hourly chart, 1 series  {chart_ms:.1} ms ({} buckets)", buckets.first().map_or(0, |(_, b)| b.len()));
     println!("RSS after the chart     {} KiB", rss_kib());
     Ok(())
 }

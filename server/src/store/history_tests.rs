@@ -384,3 +384,32 @@ fn sigkill_at_any_step_of_flush_compaction_retention_or_retirement_loses_nothing
     ];
     assert_eq!(steps.iter().map(String::as_str).collect::<Vec<_>>(), every, "every step was crashed at");
 }
+
+#[test]
+fn a_damaged_partition_file_stops_the_open_and_repair_sets_it_aside_recording_what_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = days_of_readings(3);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    store.append(&batch).unwrap();
+    store.flush().unwrap();
+    store.start_retiring();
+    store.retire_segments();
+    drop(store);
+    let files = part_files(dir.path());
+    assert_eq!(files.len(), 3);
+    let path = partition::dir(dir.path()).join(&files[1]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 30;
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Store::open(dir.path(), &options()).unwrap_err();
+    assert!(matches!(&e, StoreError::Damaged { path: p, reason } if *p == path && reason.contains("CRC-32")), "{e}");
+    let damage = repair::find(dir.path()).unwrap().unwrap();
+    assert_eq!(damage.path, path);
+    assert!(damage.what.contains("its 288 readings cannot be named"), "{}", damage.what);
+    repair::set_aside(dir.path(), &damage).unwrap();
+    assert!(dir.path().join("damaged").join(&files[1]).exists(), "set aside, not deleted");
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(store.len(), batch.len() - 288, "the other days are all there");
+    assert!(repair::find(dir.path()).unwrap().is_none());
+}

@@ -262,6 +262,20 @@ impl Part {
         })
     }
 
+    /// Per series, (first time, last time, readings): what the file holds.
+    pub(crate) fn summary(&self) -> Vec<(u32, (i64, i64, u64))> {
+        let mut out: Vec<(u32, (i64, i64, u64))> = Vec::new();
+        for b in &self.blocks {
+            match out.last_mut() {
+                Some((s, e)) if *s == b.series => {
+                    *e = (e.0.min(b.first_ns), e.1.max(b.last_ns), e.2 + u64::from(b.count));
+                }
+                _ => out.push((b.series, (b.first_ns, b.last_ns, u64::from(b.count)))),
+            }
+        }
+        out
+    }
+
     /// The file.
     pub(crate) fn path(&self) -> &Path {
         &self.path
