@@ -114,6 +114,9 @@ fn main() -> anyhow::Result<()> {
     println!("ingest                  {ingest_s:.1} s ({:.0} readings/s, with upkeep)", readings as f64 / ingest_s);
     println!("RSS after ingest        {rss_ingest} KiB");
     println!("bytes on disk           {bytes} ({:.2} per reading)", bytes as f64 / readings as f64);
+    let parts = dir_bytes(&dir.join("parts"));
+    println!("  in partition files    {parts} ({:.2} per reading)", parts as f64 / readings as f64);
+    println!("  in the log and else   {} (not yet retired)", bytes - parts);
     // The reopen in a process of its own, so that its RSS is the reopened store's alone.
     let status = std::process::Command::new(std::env::current_exe()?)
         .args(["reopen", &dir.to_string_lossy(), &days.to_string()])
