@@ -445,6 +445,9 @@ struct State {
     parts: PartsByDay,
     /// Readings in them.
     part_readings: u64,
+    /// Per series id, the newest time it has in any partition file: a reading newer than
+    /// that (the common case) is checked against the memtables only.
+    files_newest_ns: Vec<i64>,
     /// Blocks recently read to check a write against a partition.
     cache: BlockCache,
     /// Everything the log holds before this position is in partition files.
@@ -964,6 +967,7 @@ impl Store {
                 frozen: None,
                 parts,
                 part_readings,
+                files_newest_ns: Vec::new(),
                 cache: BlockCache::default(),
                 through,
                 pending: Vec::new(),
@@ -988,6 +992,13 @@ impl Store {
             durable: watch::Sender::new(LogPosition { segment, offset: 0 }),
             holds: Mutex::new(BTreeMap::new()),
         };
+        {
+            let mut state = lock(&store.state);
+            let parts: Vec<Arc<Part>> = state.parts.values().flatten().cloned().collect();
+            for p in &parts {
+                state.note_newest(p);
+            }
+        }
         if let Some(every) = acknowledged_every {
             checkpoint::spawn(dir, store.durable(), every).map_err(io(dir))?;
         }
@@ -1473,6 +1484,7 @@ impl Store {
             Ok(written) => {
                 state.part_readings += written.iter().map(|p| p.readings).sum::<u64>();
                 for p in written {
+                    state.note_newest(&p);
                     state.parts.entry(p.day).or_default().push(Arc::new(p));
                 }
                 state.through = through;
@@ -1709,6 +1721,9 @@ impl State {
         if let Some(s) = self.frozen.as_ref().and_then(|f| f.get(id, time_ns)) {
             return Ok(Some(s));
         }
+        if self.files_newest_ns.get(id as usize).is_none_or(|newest| time_ns > *newest) {
+            return Ok(None);
+        }
         if let Some(parts) = self.parts.get(&day_of(time_ns)) {
             for p in parts {
                 if let Some(s) = self.cache.get(p, id, time_ns)? {
@@ -1717,6 +1732,17 @@ impl State {
             }
         }
         Ok(None)
+    }
+
+    /// Raises the newest times in files by those of a file now in use.
+    fn note_newest(&mut self, part: &Part) {
+        for (id, (_, last_ns, _)) in part.summary() {
+            let i = id as usize;
+            if self.files_newest_ns.len() <= i {
+                self.files_newest_ns.resize(i + 1, i64::MIN);
+            }
+            self.files_newest_ns[i] = self.files_newest_ns[i].max(last_ns);
+        }
     }
 
     /// Readings stored.
