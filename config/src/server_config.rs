@@ -463,12 +463,24 @@ pub struct StoreSection {
     /// A new segment file starts once the current one is this big.
     #[serde(default = "default_segment_max_bytes")]
     pub segment_max_bytes: u64,
+    /// Readings held in memory before they are written to the day's partition files
+    /// (the bound on the store's memory for readings not yet in files).
+    #[serde(default = "default_memtable_max_readings")]
+    pub memtable_max_readings: usize,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
-        StoreSection { retention_days: None, segment_max_bytes: default_segment_max_bytes() }
+        StoreSection {
+            retention_days: None,
+            segment_max_bytes: default_segment_max_bytes(),
+            memtable_max_readings: default_memtable_max_readings(),
+        }
     }
+}
+
+const fn default_memtable_max_readings() -> usize {
+    500_000
 }
 
 const fn default_segment_max_bytes() -> u64 {
@@ -547,6 +559,9 @@ impl Validate for ServerConfig {
         }
         if self.store.segment_max_bytes < 4096 {
             problems.push("store.segment_max_bytes", "must be at least 4096");
+        }
+        if self.store.memtable_max_readings < 1000 {
+            problems.push("store.memtable_max_readings", "must be at least 1000");
         }
         if let Some(influx) = &self.influxdb {
             if !(influx.url.starts_with("http://") || influx.url.starts_with("https://")) {

@@ -254,8 +254,15 @@ pub async fn serve(
     webhooks::spawn(&app.config.webhook, &app.events);
     if let Some(influx) = app.config.influxdb.clone() {
         limit_series::spawn(app.clone(), influx.clone());
+        // Held from the start until the sink registers its cursor: no segment it still
+        // needs is retired before it has said where it is.
+        app.store.hold("influxdb", store::LogPosition::default());
         influxdb::spawn(app.clone(), influx, app.data_dir().join("influxdb.cursor"));
     }
+    // Every reader of the log has registered its hold: segments may go once in partitions.
+    app.store.start_retiring();
+    store::Store::spawn_maintenance(&app.store, STORE_MAINTAIN_EVERY)
+        .map_err(|source| StartError::Io { path: app.store.dir().to_path_buf(), source })?;
     let router = http::router(app.clone());
     let handle = tokio::spawn(async move {
         let served = http::serve(listener, router, &app.config, shutdown).await;
@@ -272,6 +279,10 @@ pub async fn serve(
     });
     Ok((addr, handle))
 }
+
+/// How often the store flushes a memtable holding a closed day, merges closed days' files
+/// and retires log segments (a memtable past its bound wakes it at once).
+const STORE_MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Applies the store's retention hourly, off the async threads (it may delete files), and
 /// has the compliance engine forget the judgements of the readings dropped.

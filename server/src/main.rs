@@ -364,7 +364,7 @@ fn repair(data_dir: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
             .iter()
             .enumerate()
             .map(|(i, s)| eitwatch_server::gaps::Gap {
-                id: format!("store-{:010}-{i}", damage.segment),
+                id: format!("store-{}-{i}", name.split('.').next().unwrap_or_default()),
                 factory: s.factory.clone(),
                 point: s.point.clone(),
                 kind: s.kind.clone(),

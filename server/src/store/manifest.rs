@@ -14,7 +14,16 @@
 //!   the seal), so that a segment lost later is known exactly while the manifest, read at
 //!   every start, stays a line per segment;
 //! - `{"op":"drop","segment":N,"reason":"…"}` before N's file is deleted (retention, an
-//!   empty segment) or set aside (`eitwatch-server repair`).
+//!   empty segment, retirement once its readings are in partition files and no reader of
+//!   the log holds it) or set aside (`eitwatch-server repair`);
+//! - `{"op":"parts","add":[{"file":F,"day":D,"level":L,"bytes":B,"readings":R}],
+//!   "remove":[F…],"through":[S,O]}` once the partition files added are synced and renamed,
+//!   before those removed are deleted: the one step that makes a flush, compaction or
+//!   retention of partitions take effect. `through` (a flush's): every reading the log
+//!   holds before segment S byte O is in partition files, so an open replays the log from
+//!   there only;
+//! - `{"op":"format","version":3}` again once a store of format 2 has its readings in
+//!   partition files (the migration): the last format line is the store's format.
 //!
 //! A manifest is written once per segment and start, never per write: the durability of
 //! each write stays one `fdatasync` of its segment.
@@ -27,17 +36,62 @@ use serde::{Deserialize, Serialize};
 
 /// The manifest's file name in the store directory.
 pub(crate) const FILE: &str = "manifest";
-/// The store format this build writes: 1 had segments only, 2 added the manifest.
-pub(crate) const FORMAT: u32 = 2;
+/// The store format this build writes: 1 had segments only, 2 added the manifest, 3 the
+/// partition files.
+pub(crate) const FORMAT: u32 = 3;
 
 /// One line of the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum Line {
-    Format { version: u32 },
-    Open { segment: u64 },
-    Seal { segment: u64, bytes: u64, crc32: u32, readings: u64, series: u64 },
-    Drop { segment: u64, reason: String },
+    Format {
+        version: u32,
+    },
+    Open {
+        segment: u64,
+    },
+    Seal {
+        segment: u64,
+        bytes: u64,
+        crc32: u32,
+        readings: u64,
+        series: u64,
+    },
+    Drop {
+        segment: u64,
+        reason: String,
+    },
+    Parts {
+        add: Vec<PartLine>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        through: Option<[u64; 2]>,
+    },
+}
+
+/// A partition file as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PartLine {
+    pub(crate) file: String,
+    pub(crate) day: i64,
+    pub(crate) level: u8,
+    pub(crate) bytes: u64,
+    pub(crate) readings: u64,
+}
+
+/// Everything the manifest says.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    /// The last format line's version.
+    pub(crate) format: u32,
+    pub(crate) segments: BTreeMap<u64, Segment>,
+    /// The partition files in use, by name.
+    pub(crate) parts: BTreeMap<String, PartLine>,
+    /// Files the manifest removed (their deletion may not have happened).
+    pub(crate) removed: Vec<String>,
+    /// The log from here on is not in partition files.
+    pub(crate) through: (u64, u64),
 }
 
 /// What a segment holds of one series.
@@ -110,32 +164,51 @@ pub(crate) fn path(dir: &Path) -> PathBuf {
 /// The segments the manifest of `dir` knows; `None` for a store without one (format 1, or a
 /// manifest whose first line never reached the disk).
 pub(crate) fn read(dir: &Path) -> Result<Option<BTreeMap<u64, Segment>>, String> {
+    Ok(read_all(dir)?.map(|k| k.segments))
+}
+
+/// Everything the manifest of `dir` says; `None` without one.
+pub(crate) fn read_all(dir: &Path) -> Result<Option<Known>, String> {
     let path = path(dir);
     let lines: Vec<Line> = crate::jsonl::read(&path).map_err(|e| e.to_string())?;
-    let Some(Line::Format { version }) = lines.first() else {
+    let Some(Line::Format { .. }) = lines.first() else {
         if lines.is_empty() {
             return Ok(None);
         }
         return Err(format!("{}: the first line is not the format", path.display()));
     };
-    if *version > FORMAT {
-        return Err(format!(
-            "{}: store format {version}, written by a newer eitwatch-server (this one reads up to {FORMAT})",
-            path.display()
-        ));
-    }
-    let mut out = BTreeMap::new();
+    let mut out = Known::default();
     for line in lines {
         match line {
-            Line::Format { .. } => {}
+            Line::Format { version } => {
+                if version > FORMAT {
+                    return Err(format!(
+                        "{}: store format {version}, written by a newer eitwatch-server (this one reads up to {FORMAT})",
+                        path.display()
+                    ));
+                }
+                out.format = version;
+            }
             Line::Open { segment } => {
-                out.insert(segment, Segment::Open);
+                out.segments.insert(segment, Segment::Open);
             }
             Line::Seal { segment, bytes, crc32, readings, series } => {
-                out.insert(segment, Segment::Sealed { bytes, crc32, readings, series });
+                out.segments.insert(segment, Segment::Sealed { bytes, crc32, readings, series });
             }
             Line::Drop { segment, reason } => {
-                out.insert(segment, Segment::Dropped { reason });
+                out.segments.insert(segment, Segment::Dropped { reason });
+            }
+            Line::Parts { add, remove, through } => {
+                for name in remove {
+                    out.parts.remove(&name);
+                    out.removed.push(name);
+                }
+                for part in add {
+                    out.parts.insert(part.file.clone(), part);
+                }
+                if let Some([segment, offset]) = through {
+                    out.through = out.through.max((segment, offset));
+                }
             }
         }
     }

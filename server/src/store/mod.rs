@@ -12,16 +12,46 @@
 //! (`scripts/bench-ingest.sh`), and how fast a restart replays it: `docs/benchmarks.md`.
 //!
 //! ## In memory
-//! Interned series and their points in 128-point chunks (`index`): the newest chunk of a
-//! series as columns (17 bytes a point, one allocation), full ones packed (≈ 4–9 bytes a
-//! point). A series costs its slot in the index (the key's three shared names and kind, its
-//! chunk list), its entries in the id table and `defined_in`, and from its first point a
-//! 40-byte chunk and a 17-byte block of columns, each distinct name held once. What that
-//! comes to per series and per point is measured by `examples/memory-per-series` and
-//! `scripts/bench-ingest.sh` (`docs/benchmarks.md`). Every point stays in memory, so memory
-//! grows with retention × series × readings per second; keeping years of one-second data
-//! for thousands of series would need the packed chunks on disk (sealed segments with a
-//! per-series index), with only the newest in memory.
+//! Only what does not grow with history: the series index (`index`: each key once, its
+//! names shared), the memtable of readings not yet in partition files (`memtable`: per
+//! series a time-sorted vector; a reading older than its series' newest is inserted in
+//! place, so bodies arriving out of order cost a move, never an unpack and repack), bounded
+//! by `[store] memtable_max_readings`, the block index of each partition file (≈ 40 bytes
+//! per series and day) and a cache of 64 decoded blocks for the checks of back-filled
+//! writes. What that comes to is measured by `examples/store-history` and
+//! `examples/memory-per-series` (`docs/benchmarks.md`).
+//!
+//! ## Partitions: history on disk
+//! A Bangkok day (UTC+7, no daylight saving) is the partition: periods, availability and
+//! retention all cut there. Its readings live in immutable partition files (`partition.rs`,
+//! format in its module doc): per series, column blocks of at most 4 096 readings (times,
+//! values, flags, each column in its codec with a codec id byte, and a CRC-32), a block
+//! index (series key → offset, count, first and last time, CRC-32) and a footer. The store
+//! is an LSM in miniature:
+//! - **flush**: past its bound, or once it holds a day that has closed, the memtable is
+//!   frozen (still read and checked) and written as one level-0 file per day it holds;
+//! - **compaction**: a closed day with more than one file (the runs of a busy day, late
+//!   data for an old day) is merged into one level-1 file, replacing them in one step;
+//! - **retirement**: a log segment is deleted once every reading in it is in partition
+//!   files *and* it is before every reader's hold ([`Store::hold`]: the InfluxDB cursor, the
+//!   compliance checkpoint), never before [`Store::start_retiring`] (the server calls it once
+//!   the holds are registered).
+//!
+//! The server runs them on a thread of its own ([`Store::spawn_maintenance`]), woken every
+//! 10 s and at once when the memtable passes its bound. Each writes its file under a
+//! temporary name, syncs it, renames it, syncs the directory, and only then names it in the
+//! manifest (one line that adds, removes, and for a flush says up to which log position the
+//! files hold everything); files it replaced are deleted after that line. A file the
+//! manifest does not name is deleted at open, so a SIGKILL at any step leaves either the
+//! old files or the new in use, never a half one, and the log still holds whatever the
+//! manifest does not say is in files.
+//!
+//! A write checks each reading against the memtable, the frozen memtable, and the files of
+//! its day: a block is read only if its first and last time span the reading's, so the
+//! common reading newer than everything stored reads nothing. Reads ([`Store::scan`] /
+//! [`Store::read`]) load one series' day at a time (the memtable's and the files' blocks
+//! overlapping it), so a year of one series or a day of raw readings never loads history
+//! whole.
 //!
 //! ## On disk
 //! Segment files `NNNNNNNNNN.seg` of CRC-framed binary records, one per accepted batch (see
@@ -34,7 +64,12 @@
 //! The segment being written is bounded from below by `<store>/acknowledged` (`checkpoint.rs`),
 //! the durable position, rewritten by a thread of its own every second when it moved.
 //!
-//! At open, segments are replayed in order and checked against the manifest. A torn tail of
+//! At open, the partition files the manifest names are opened (header, footer and block
+//! index checked against their CRC-32, length and reading count against the manifest); then
+//! the log segments not yet retired are checked against the manifest and those holding
+//! readings past the last flush are replayed into the memtable (flushing as it fills): a
+//! restart reads the files' indexes and at most the memtable's bound of the log, not
+//! history. Segments whose readings are all in files are checked by length only. A torn tail of
 //! the last, unsealed segment (short record or checksum mismatch in its last group commit,
 //! past the acknowledged position: what a power cut mid-write leaves) is cut and logged,
 //! since it was never acknowledged.
@@ -67,16 +102,27 @@
 //! - A batch is stored whole or not at all (one record, one checksum).
 //!
 //! ## Retention
-//! `[store] retention_days` (default: keep forever). Points older than that leave the index;
-//! a segment whose newest point is older is deleted whole. Checked at start and hourly.
+//! `[store] retention_days` (default: keep forever). A Bangkok day goes once all of it is
+//! older than that: its partition files (recorded in the manifest, then deleted) and its
+//! readings in the memtable; a segment whose newest point is older is deleted whole.
+//! Checked at start and hourly.
+//!
+//! ## Format versions
+//! - 1: segment files only ([`log`]).
+//! - 2: segment files and the manifest ([`manifest`]).
+//! - 3: as 2, plus partition files in `parts/` (`partition.rs`) named by the manifest's
+//!   `parts` lines. A store of format 1 or 2 opens, replays its log once into partition
+//!   files (in bounded memory), appends `{"op":"format","version":3}` and logs the
+//!   migration; its segments are then retired as any others. A build that reads up to 2
+//!   refuses a store of format 3 at its manifest, changing nothing.
 
 mod checkpoint;
-// Used by sealed partitions; the store's open partition does not yet seal.
-#[allow(dead_code)]
 mod codec;
 mod index;
 pub mod log;
 pub mod manifest;
+mod memtable;
+mod partition;
 pub mod repair;
 pub mod replay;
 
@@ -85,7 +131,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+
+use memtable::Memtable;
+use partition::{BlockCache, Part, PartWriter, day_of, day_start};
 
 use eitwatch_config::line_protocol::Row;
 use eitwatch_config::reading::{Kind, Quality, Reading, Source};
@@ -188,10 +237,6 @@ pub struct Stored {
 }
 
 impl Stored {
-    fn of_value(value: f64) -> Stored {
-        Stored { value, quality: Quality::Valid, source: Source::Instrument, below_detection_limit: false }
-    }
-
     /// Identical to another, bit for bit (so `-0` differs from `0`, as a re-sent batch never does).
     fn same(&self, other: &Stored) -> bool {
         self.value.to_bits() == other.value.to_bits()
@@ -324,9 +369,12 @@ pub struct Scan {
     series: Vec<(SeriesKey, u32)>,
     from_ns: i64,
     to_ns: i64,
-    /// The series being read, and the time from which its points are still to be read.
+    /// The series being read, and the time from which its points are still to be loaded.
     next: usize,
     at_ns: i64,
+    /// The series' readings loaded (one day of it at most), and how many were given.
+    loaded: Vec<(i64, Stored)>,
+    given: usize,
 }
 
 impl Scan {
@@ -390,6 +438,21 @@ impl Summing {
 #[derive(Debug)]
 struct State {
     index: index::Index,
+    /// Readings not yet in partition files.
+    memtable: Memtable,
+    /// The memtable being flushed: still read and checked until its files are in use.
+    frozen: Option<Arc<Memtable>>,
+    /// The partition files in use, by day.
+    parts: PartsByDay,
+    /// Readings in them.
+    part_readings: u64,
+    /// Per series id, the newest time it has in any partition file: a reading newer than
+    /// that (the common case) is checked against the memtables only.
+    files_newest_ns: Vec<i64>,
+    /// Blocks recently read to check a write against a partition.
+    cache: BlockCache,
+    /// Everything the log holds before this position is in partition files.
+    through: LogPosition,
     /// Records encoded but not yet written, by segment (a rotation starts a new entry).
     pending: Vec<Pending>,
     /// Sequence number of the last record encoded.
@@ -459,6 +522,15 @@ pub struct Store {
     dir: PathBuf,
     segment_max_bytes: u64,
     retention_ns: Option<i64>,
+    memtable_max_readings: usize,
+    /// The number of the next partition file.
+    next_part: AtomicU64,
+    /// Held by a flush or a compaction (one at a time).
+    flushing: Mutex<()>,
+    /// Whether log segments may be retired (set once the log's readers registered their holds).
+    retiring: AtomicBool,
+    /// Wakes the maintenance thread when the memtable passed its bound.
+    wake: Arc<(Mutex<bool>, Condvar)>,
     state: Mutex<State>,
     commit: Mutex<Commit>,
     failed: AtomicBool,
@@ -480,6 +552,152 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Stops the process at the `EITWATCH_STORE_CRASH_AT`-th crash point reached (counted from
+/// 1), as a SIGKILL would: the fault-injection tests loop it over every step of flushing,
+/// compaction, retention and retirement.
+pub(crate) fn crash_point(step: &str) {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static REACHED: AtomicU64 = AtomicU64::new(0);
+    let Some(at) = *AT.get_or_init(|| std::env::var("EITWATCH_STORE_CRASH_AT").ok().and_then(|v| v.parse().ok()))
+    else {
+        return;
+    };
+    if REACHED.fetch_add(1, Ordering::SeqCst) + 1 == at {
+        eprintln!("EITWATCH_STORE_CRASH_AT={at}: aborting at {step}");
+        std::process::abort();
+    }
+}
+
+/// The partition files in use, by day.
+type PartsByDay = BTreeMap<i64, Vec<Arc<Part>>>;
+
+/// One series' readings of one day, to be written.
+type DaySeries<'a> = (&'a SeriesKey, u32, &'a [(i64, Stored)]);
+
+/// How the manifest records a partition file.
+fn part_line(p: &Part) -> manifest::PartLine {
+    manifest::PartLine { file: p.name.clone(), day: p.day, level: p.level, bytes: p.bytes, readings: p.readings }
+}
+
+/// Opens the partition files the manifest names (checking each against its record) and
+/// deletes those it does not (left by a flush or compaction that did not finish, or removed
+/// by one that did). Returns them by day, their readings, and the next file number.
+fn open_parts(
+    parts_dir: &Path,
+    known: Option<&manifest::Known>,
+    index: &mut index::Index,
+) -> Result<(PartsByDay, u64, u64), StoreError> {
+    let mut parts: BTreeMap<i64, Vec<Arc<Part>>> = BTreeMap::new();
+    let (mut readings, mut next) = (0, 1);
+    let live = known.map(|k| &k.parts);
+    for line in live.into_iter().flat_map(|l| l.values()) {
+        let path = parts_dir.join(&line.file);
+        let damaged = |reason: String| StoreError::Damaged { path: path.clone(), reason };
+        let found = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(_) => return Err(damaged(format!("missing; the manifest has it with {} readings", line.readings))),
+        };
+        if found != line.bytes {
+            return Err(damaged(format!("{found} bytes; the manifest has it with {}", line.bytes)));
+        }
+        let part = Part::open(&path, |key| index.intern_key(key))?;
+        if part.readings != line.readings || part.day != line.day {
+            return Err(damaged(format!(
+                "holds {} readings of day {}; the manifest has {} of day {}",
+                part.readings, part.day, line.readings, line.day
+            )));
+        }
+        readings += part.readings;
+        next = next.max(part.number + 1);
+        parts.entry(part.day).or_default().push(Arc::new(part));
+    }
+    let entries =
+        std::fs::read_dir(parts_dir).map_err(|source| StoreError::Io { path: parts_dir.to_path_buf(), source })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if live.is_some_and(|l| l.contains_key(&name)) {
+            continue;
+        }
+        let base = name.strip_suffix(".tmp").unwrap_or(&name);
+        if let Some(n) = partition::number_of(base) {
+            next = next.max(n + 1);
+        }
+        tracing::info!(path = %entry.path().display(), "Deleted a partition file not in use (left by an unfinished flush or compaction, or replaced)");
+        if let Err(source) = std::fs::remove_file(entry.path()) {
+            return Err(StoreError::Io { path: entry.path(), source });
+        }
+    }
+    Ok((parts, readings, next))
+}
+
+/// Writes a memtable's readings as level-0 partition files, one per day, and syncs the
+/// directory; the caller records them in the manifest.
+fn write_runs(
+    dir: &Path,
+    next_part: &AtomicU64,
+    memtable: &Memtable,
+    index: &index::Index,
+) -> Result<Vec<Part>, StoreError> {
+    let mut by_day: BTreeMap<i64, Vec<DaySeries<'_>>> = BTreeMap::new();
+    for (id, points) in memtable.iter() {
+        let Some(key) = index.key(id) else { continue };
+        let mut rest = points;
+        while let Some((t, _)) = rest.first() {
+            let day = day_of(*t);
+            let end = partition::day_end(day);
+            let n = match rest.partition_point(|(t, _)| *t < end) {
+                // The last day time can name ends at i64::MAX, which it holds too.
+                0 => rest.len(),
+                n => n,
+            };
+            by_day.entry(day).or_default().push((key, id, &rest[..n]));
+            rest = &rest[n..];
+        }
+    }
+    let parts_dir = partition::dir(dir);
+    let mut out = Vec::new();
+    for (day, mut series) in by_day {
+        series.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let name = partition::file_name(day, next_part.fetch_add(1, Ordering::Relaxed));
+        let mut writer = PartWriter::create(&parts_dir, &name, day, 0)?;
+        for (key, id, points) in series {
+            if let Err(e) = writer.add(id, key, points) {
+                writer.abandon();
+                return Err(e);
+            }
+        }
+        out.push(writer.finish()?);
+    }
+    sync_dir(&parts_dir).map_err(|source| StoreError::Io { path: parts_dir.clone(), source })?;
+    crash_point("runs-renamed");
+    Ok(out)
+}
+
+/// Flushes the memtable during an open (the log replayed up to `through`).
+fn flush_at_open(
+    dir: &Path,
+    next_part: &AtomicU64,
+    memtable: &mut Memtable,
+    index: &index::Index,
+    manifest_file: &mut File,
+    through: LogPosition,
+    parts: &mut PartsByDay,
+) -> Result<(), StoreError> {
+    let written = write_runs(dir, next_part, memtable, index)?;
+    let line = manifest::Line::Parts {
+        add: written.iter().map(part_line).collect(),
+        remove: Vec::new(),
+        through: Some([through.segment, through.offset]),
+    };
+    manifest::append(manifest_file, &[line]).map_err(|source| StoreError::Io { path: manifest::path(dir), source })?;
+    crash_point("runs-recorded");
+    for p in written {
+        parts.entry(p.day).or_default().push(Arc::new(p));
+    }
+    *memtable = Memtable::default();
+    Ok(())
 }
 
 impl Store {
@@ -504,12 +722,13 @@ impl Store {
         let started = std::time::Instant::now();
         let retention_ns = options.retention_days.map(|d| i64::from(d).saturating_mul(86_400_000_000_000));
         let cutoff_ns = retention_ns.map_or(i64::MIN, |r| now_ns().saturating_sub(r));
-        let known = manifest::read(dir)
+        let known_all = manifest::read_all(dir)
             .map_err(|reason| StoreError::Damaged { path: manifest::path(dir), reason: reason.clone() })?;
+        let known = known_all.as_ref().map(|k| &k.segments);
         let segments = log::list_segments(dir).map_err(io(dir))?;
         let acknowledged = checkpoint::read(dir);
         if let Some(known) = &known {
-            for (n, state) in known {
+            for (n, state) in known.iter() {
                 if !matches!(state, manifest::Segment::Dropped { .. }) && segments.binary_search(n).is_err() {
                     return Err(StoreError::Damaged {
                         path: log::segment_path(dir, *n),
@@ -518,7 +737,18 @@ impl Store {
                 }
             }
         }
+        let memtable_max_readings = options.memtable_max_readings.max(1);
         let mut index = index::Index::default();
+        let parts_dir = partition::dir(dir);
+        std::fs::create_dir_all(&parts_dir).map_err(io(&parts_dir))?;
+        let (mut parts, mut part_readings, next_part) = open_parts(&parts_dir, known_all.as_ref(), &mut index)?;
+        let next_part = AtomicU64::new(next_part);
+        let known_through = known_all.as_ref().map_or((0, 0), |k| k.through);
+        let mut through = LogPosition { segment: known_through.0, offset: known_through.1 };
+        // Retention keeps whole days.
+        let cutoff_ns = if retention_ns.is_some() { day_start(day_of(cutoff_ns)) } else { i64::MIN };
+        let mut memtable = Memtable::default();
+        let mut manifest_file = manifest::open(dir).map_err(io(&manifest::path(dir)))?;
         let mut segment_times = BTreeMap::new();
         // Manifest lines this open owes: seals of the segments replayed unsealed, drops of
         // empty ones.
@@ -548,11 +778,25 @@ impl Store {
                     }
                 },
             };
-            let bytes = std::fs::read(&path).map_err(io(&path))?;
             let sealed = match state {
                 Some(manifest::Segment::Sealed { bytes: len, crc32, .. }) => Some((*len, *crc32)),
                 _ => None,
             };
+            // Its readings are in partition files: checked by length only, not read.
+            if n < through.segment
+                && let Some((len, _)) = sealed
+            {
+                let found = std::fs::metadata(&path).map_err(io(&path))?.len();
+                if found != len {
+                    let how = if found < len { "shortened" } else { "grown" };
+                    return Err(StoreError::Damaged {
+                        path,
+                        reason: format!("{how}: {found} bytes, sealed with {len}"),
+                    });
+                }
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(io(&path))?;
             if let Some((len, _)) = sealed
                 && bytes.len() as u64 != len
             {
@@ -570,6 +814,8 @@ impl Store {
             let mut offset = 0usize;
             while offset < bytes.len() {
                 let Some(payload) = log::record_at(&bytes, offset) else { break };
+                // Before `through` the readings are in partition files already.
+                let replay = LogPosition { segment: n, offset: offset as u64 } >= through;
                 log::decode_record(payload, &mut defs, |entry| match entry {
                     log::Entry::Def(file_id, key) => {
                         ids.insert(file_id, index.intern_key(key));
@@ -580,8 +826,8 @@ impl Store {
                         if let Some(summary) = &mut summary {
                             summary.add(id, time_ns);
                         }
-                        if time_ns >= cutoff_ns && index.get(id, time_ns).is_none() {
-                            index.insert(id, time_ns, &stored);
+                        if replay && time_ns >= cutoff_ns && memtable.get(id, time_ns).is_none() {
+                            memtable.insert(id, time_ns, stored);
                         }
                     }
                 })
@@ -653,6 +899,13 @@ impl Store {
             if offset > 0 && times.0 <= times.1 {
                 segment_times.insert(n, times);
             }
+            // A long log (a migration, a reader holding it) is replayed in bounded memory.
+            if memtable.len() >= memtable_max_readings {
+                let upto = LogPosition { segment: n + 1, offset: 0 };
+                flush_at_open(dir, &next_part, &mut memtable, &index, &mut manifest_file, upto, &mut parts)?;
+                part_readings = parts.values().flatten().map(|p| p.readings).sum();
+                through = upto;
+            }
         }
         let segment = segments.last().map_or(1, |n| n + 1);
         let path = log::segment_path(dir, segment);
@@ -667,14 +920,35 @@ impl Store {
                 "Store manifest written: the segments found are sealed as they are"
             );
         }
-        let mut manifest = manifest::open(dir).map_err(io(&manifest_path))?;
+        let mut manifest = manifest_file;
+        // A store of an earlier format has its readings put in partition files once.
+        let format = known_all.as_ref().map_or(0, |k| k.format);
+        if known_all.is_some() && format < manifest::FORMAT || known_all.is_none() && !segments.is_empty() {
+            let upto = LogPosition { segment, offset: 0 };
+            flush_at_open(dir, &next_part, &mut memtable, &index, &mut manifest, upto, &mut parts)?;
+            part_readings = parts.values().flatten().map(|p| p.readings).sum();
+            through = upto;
+            if known_all.is_some() {
+                owed.push(manifest::Line::Format { version: manifest::FORMAT });
+            }
+            tracing::info!(
+                dir = %dir.display(),
+                from_format = format,
+                to_format = manifest::FORMAT,
+                readings = part_readings,
+                files = parts.values().map(Vec::len).sum::<usize>(),
+                "Store migrated: its readings are in partition files"
+            );
+        }
         owed.push(manifest::Line::Open { segment });
         manifest::append(&mut manifest, &owed).map_err(io(&manifest_path))?;
         tracing::info!(
             dir = %dir.display(),
             segments = segment_times.len(),
+            partition_files = parts.values().map(Vec::len).sum::<usize>(),
             series = index.series.len(),
-            readings = index.len(),
+            readings = part_readings as usize + memtable.len(),
+            replayed = memtable.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Store opened"
         );
@@ -683,8 +957,20 @@ impl Store {
             dir: dir.to_path_buf(),
             segment_max_bytes: options.segment_max_bytes.max(1),
             retention_ns,
+            memtable_max_readings,
+            next_part,
+            flushing: Mutex::new(()),
+            retiring: AtomicBool::new(false),
+            wake: Arc::new((Mutex::new(false), Condvar::new())),
             state: Mutex::new(State {
                 index,
+                memtable,
+                frozen: None,
+                parts,
+                part_readings,
+                files_newest_ns: Vec::new(),
+                cache: BlockCache::default(),
+                through,
                 pending: Vec::new(),
                 seq: 0,
                 segment,
@@ -707,6 +993,13 @@ impl Store {
             durable: watch::Sender::new(LogPosition { segment, offset: 0 }),
             holds: Mutex::new(BTreeMap::new()),
         };
+        {
+            let mut state = lock(&store.state);
+            let parts: Vec<Arc<Part>> = state.parts.values().flatten().cloned().collect();
+            for p in &parts {
+                state.note_newest(p);
+            }
+        }
         if let Some(every) = acknowledged_every {
             checkpoint::spawn(dir, store.durable(), every).map_err(io(dir))?;
         }
@@ -757,12 +1050,21 @@ impl Store {
                 let id = state.index.intern(r, same_point);
                 let offered = r.stored();
                 let time_ns = r.time_ns();
-                match state.index.get(id, time_ns) {
+                let found = match state.get(id, time_ns) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        for (id, t, _) in inserted {
+                            state.memtable.remove(id, t);
+                        }
+                        return Err(e);
+                    }
+                };
+                match found {
                     Some(stored) if stored.same(&offered) => duplicates += 1,
                     Some(stored) => {
                         let own = inserted.iter().any(|&(i, t, _)| i == id && t == time_ns);
                         for (id, t, _) in inserted {
-                            state.index.remove(id, t);
+                            state.memtable.remove(id, t);
                         }
                         let (_, factory, point, parameter) = r.names();
                         let (factory, point, parameter) =
@@ -787,7 +1089,7 @@ impl Store {
                         });
                     }
                     None => {
-                        state.index.insert(id, time_ns, &offered);
+                        state.memtable.insert(id, time_ns, offered);
                         inserted.push((id, time_ns, i));
                         out.push(fresh(id, i, r));
                     }
@@ -795,6 +1097,9 @@ impl Store {
             }
             if !inserted.is_empty() {
                 state.encode(&inserted, batch, self.segment_max_bytes);
+                if state.memtable.len() >= self.memtable_max_readings {
+                    self.wake_maintenance();
+                }
             }
             // Even a batch of duplicates waits: its first copy may still be on its way to disk.
             state.seq
@@ -937,7 +1242,7 @@ impl Store {
             (Some(r), Some((k, _))) if *k == r.key => r.time_ns.max(from_ns),
             _ => from_ns,
         };
-        Scan { series, from_ns, to_ns, next: 0, at_ns }
+        Scan { series, from_ns, to_ns, next: 0, at_ns, loaded: Vec::new(), given: 0 }
     }
 
     /// The next at most `max` readings of a scan into `out` (cleared first), each as its
@@ -946,29 +1251,69 @@ impl Store {
     /// anything (`false`: the scan is done).
     pub fn read(&self, scan: &mut Scan, max: usize, out: &mut Vec<(usize, i64, Stored)>) -> bool {
         out.clear();
-        let state = lock(&self.state);
         while scan.next < scan.series.len() && out.len() < max {
-            let (i, id) = (scan.next, scan.series[scan.next].1);
-            let mut stopped = None;
-            if let Some(series) = state.index.series.get(id as usize) {
-                series.scan_while(scan.at_ns, scan.to_ns, |t, s| {
-                    if out.len() == max {
-                        stopped = Some(t);
-                        return false;
-                    }
-                    out.push((i, t, s));
-                    true
-                });
+            if scan.given < scan.loaded.len() {
+                let n = (max - out.len()).min(scan.loaded.len() - scan.given);
+                let i = scan.next;
+                out.extend(scan.loaded[scan.given..scan.given + n].iter().map(|(t, s)| (i, *t, *s)));
+                scan.given += n;
+                continue;
             }
-            match stopped {
-                Some(t) => scan.at_ns = t,
-                None => {
-                    scan.next += 1;
-                    scan.at_ns = scan.from_ns;
-                }
+            if scan.at_ns >= scan.to_ns || !self.load(scan) {
+                scan.next += 1;
+                scan.at_ns = scan.from_ns;
             }
         }
         !out.is_empty()
+    }
+
+    /// Loads the scan's series' readings from `at_ns` to the end of the first day that has
+    /// any (a day of one series at most: reads stream); `false` when it has none left.
+    fn load(&self, scan: &mut Scan) -> bool {
+        scan.loaded.clear();
+        scan.given = 0;
+        let (id, at_ns) = (scan.series[scan.next].1, scan.at_ns);
+        let (parts, end_ns) = {
+            let state = lock(&self.state);
+            let frozen = state.frozen.as_deref();
+            let mut first = [state.memtable.first_from(id, at_ns), frozen.and_then(|f| f.first_from(id, at_ns))]
+                .into_iter()
+                .flatten()
+                .min();
+            for (day, parts) in state.parts.range(day_of(at_ns)..) {
+                if first.is_some_and(|f| day_start(*day) > f) {
+                    break;
+                }
+                let found = parts
+                    .iter()
+                    .flat_map(|p| p.blocks_of(id))
+                    .filter(|b| b.last_ns >= at_ns)
+                    .map(|b| b.first_ns.max(at_ns))
+                    .min();
+                if let Some(f) = found {
+                    first = Some(first.map_or(f, |x| x.min(f)));
+                    break;
+                }
+            }
+            let Some(first) = first.filter(|f| *f < scan.to_ns) else { return false };
+            let day = day_of(first);
+            let end_ns = partition::day_end(day).min(scan.to_ns);
+            scan.loaded.extend_from_slice(state.memtable.range(id, first, end_ns));
+            if let Some(f) = frozen {
+                scan.loaded.extend_from_slice(f.range(id, first, end_ns));
+            }
+            (state.parts.get(&day).cloned().unwrap_or_default(), end_ns)
+        };
+        let from_ns = at_ns;
+        for p in parts {
+            if let Err(error) = p.read_range(id, from_ns, end_ns, &mut scan.loaded) {
+                tracing::error!(%error, "A partition file's block does not read; its readings are left out of this read");
+            }
+        }
+        scan.loaded.sort_unstable_by_key(|(t, _)| *t);
+        scan.loaded.dedup_by_key(|(t, _)| *t);
+        scan.at_ns = end_ns;
+        true
     }
 
     /// Per matching series (in key order, only those with readings in range), its readings
@@ -1005,7 +1350,7 @@ impl Store {
 
     /// Number of readings stored.
     pub fn len(&self) -> usize {
-        lock(&self.state).index.len()
+        lock(&self.state).len()
     }
 
     /// Whether nothing is stored.
@@ -1035,39 +1380,69 @@ impl Store {
     }
 
     /// The earliest position a reader of the log still needs.
-    #[allow(dead_code)]
     pub(crate) fn held_from(&self) -> Option<LogPosition> {
         lock(&self.holds).values().min().copied()
     }
 
-    /// Drops what is older than the retention period: points from the index, whole
-    /// segments (not the one being written) from disk. Returns the segments deleted.
+    /// Drops what is older than the retention period: whole Bangkok days of partition files
+    /// and of the memtable (a day goes once all of it is older), and whole segments (not the
+    /// one being written) from disk. Returns the segments deleted.
     pub fn apply_retention(&self) -> Vec<u64> {
         let Some(retention_ns) = self.retention_ns else { return Vec::new() };
         let cutoff_ns = now_ns().saturating_sub(retention_ns);
+        let kept_from_ns = day_start(day_of(cutoff_ns));
         let written = self.written_segment.load(Ordering::Acquire);
-        let (dropped, expired) = {
+        let _flushing = lock(&self.flushing);
+        let (dropped, expired, old_parts) = {
             let mut state = lock(&self.state);
-            let dropped = state.index.prune(cutoff_ns);
+            let dropped = state.memtable.prune(kept_from_ns);
             let expired: Vec<u64> = state
                 .segment_times
                 .iter()
-                .filter(|(n, (_, max))| **n < written && *max < cutoff_ns)
+                .filter(|(n, (_, max))| **n < written && *max < kept_from_ns)
                 .map(|(n, _)| *n)
                 .collect();
+            let old_parts: Vec<Arc<Part>> =
+                state.parts.range(..day_of(cutoff_ns)).flat_map(|(_, v)| v.iter().cloned()).collect();
+            (dropped, expired, old_parts)
+        };
+        let mut lines: Vec<_> =
+            expired.iter().map(|n| manifest::Line::Drop { segment: *n, reason: "retention".into() }).collect();
+        if !old_parts.is_empty() {
+            let remove = old_parts.iter().map(|p| p.name.clone()).collect();
+            lines.push(manifest::Line::Parts { add: Vec::new(), remove, through: None });
+        }
+        if !lines.is_empty() {
+            if let Err(error) = self.record(&mut lock(&self.commit), &lines) {
+                // Deleting them unrecorded would look like damage at the next start.
+                tracing::warn!(%error, "Cannot record expired segments and partitions in the manifest; kept for now");
+                return Vec::new();
+            }
+            crash_point("retention-recorded");
+        }
+        let mut part_readings = 0;
+        {
+            let mut state = lock(&self.state);
             for n in &expired {
                 state.segment_times.remove(n);
             }
-            (dropped, expired)
-        };
-        if !expired.is_empty() {
-            let lines: Vec<_> =
-                expired.iter().map(|n| manifest::Line::Drop { segment: *n, reason: "retention".into() }).collect();
-            if let Err(error) = self.record(&mut lock(&self.commit), &lines) {
-                // Deleting them unrecorded would look like damage at the next start.
-                tracing::warn!(%error, "Cannot record expired segments in the manifest; kept for now");
-                return Vec::new();
+            for p in &old_parts {
+                if let Some(v) = state.parts.get_mut(&p.day) {
+                    v.retain(|q| q.number != p.number);
+                    if v.is_empty() {
+                        state.parts.remove(&p.day);
+                    }
+                }
+                state.cache.forget(p.number);
+                state.part_readings -= p.readings;
+                part_readings += p.readings;
             }
+        }
+        for p in &old_parts {
+            if let Err(error) = std::fs::remove_file(p.path()) {
+                tracing::warn!(path = %p.path().display(), %error, "Cannot delete an expired partition file");
+            }
+            crash_point("retention-deleted");
         }
         for n in &expired {
             let _ = std::fs::remove_file(manifest::content_path(&self.dir, *n));
@@ -1076,14 +1451,306 @@ impl Store {
                 tracing::warn!(path = %path.display(), %error, "Cannot delete an expired segment");
             }
         }
-        if dropped > 0 || !expired.is_empty() {
-            tracing::info!(readings = dropped, segments = expired.len(), cutoff_ns, "Retention dropped old readings");
+        if dropped > 0 || !expired.is_empty() || !old_parts.is_empty() {
+            tracing::info!(
+                readings = dropped as u64 + part_readings,
+                segments = expired.len(),
+                partition_files = old_parts.len(),
+                kept_from_ns,
+                "Retention dropped old readings"
+            );
         }
         expired
+    }
+
+    /// Writes the memtable's readings into level-0 partition files (one per day it holds)
+    /// and records them, with the log position they cover, in the manifest. Returns the
+    /// readings written. Reads and writes go on meanwhile: the memtable being written is
+    /// still read and checked until its files are in use.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        let _flushing = lock(&self.flushing);
+        let (frozen, through, seq) = {
+            let mut state = lock(&self.state);
+            if state.memtable.len() == 0 {
+                return Ok(0);
+            }
+            let frozen = Arc::new(std::mem::take(&mut state.memtable));
+            state.frozen = Some(frozen.clone());
+            (frozen, LogPosition { segment: state.segment, offset: state.segment_bytes }, state.seq)
+        };
+        let result = self.flush_frozen(&frozen, through, seq);
+        let mut state = lock(&self.state);
+        state.frozen = None;
+        match result {
+            Ok(written) => {
+                state.part_readings += written.iter().map(|p| p.readings).sum::<u64>();
+                for p in written {
+                    state.note_newest(&p);
+                    state.parts.entry(p.day).or_default().push(Arc::new(p));
+                }
+                state.through = through;
+                Ok(frozen.len())
+            }
+            Err(e) => {
+                // Back where it was: the log still holds it, and the next flush tries again.
+                for (id, points) in frozen.iter() {
+                    for (t, s) in points {
+                        if state.memtable.get(id, *t).is_none() {
+                            state.memtable.insert(id, *t, *s);
+                        }
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn flush_frozen(&self, frozen: &Memtable, through: LogPosition, seq: u64) -> Result<Vec<Part>, StoreError> {
+        // Only what the log holds durably goes into files.
+        self.wait_durable(seq)?;
+        let written = {
+            let keys = lock(&self.state);
+            // The series index only grows: the keys read now stay right.
+            let index = &keys.index;
+            let mut keyed = index::Index::default();
+            for (id, _) in frozen.iter() {
+                while keyed.series.len() <= id as usize {
+                    let key = index.key(keyed.series.len() as u32).cloned();
+                    match key {
+                        Some(k) => keyed.series.push(index::Series { key: k }),
+                        None => break,
+                    }
+                }
+            }
+            drop(keys);
+            write_runs(&self.dir, &self.next_part, frozen, &keyed)?
+        };
+        let line = manifest::Line::Parts {
+            add: written.iter().map(part_line).collect(),
+            remove: Vec::new(),
+            through: Some([through.segment, through.offset]),
+        };
+        self.record(&mut lock(&self.commit), &[line])?;
+        crash_point("runs-recorded");
+        tracing::debug!(files = written.len(), readings = frozen.len(), "Store memtable flushed");
+        Ok(written)
+    }
+
+    /// Merges each closed day (before `before_day`) that has more than one partition file
+    /// into one file (level 1), replacing them in one manifest line. Returns the days merged.
+    pub fn compact(&self, before_day: i64) -> Result<usize, StoreError> {
+        let _flushing = lock(&self.flushing);
+        let days: Vec<(i64, Vec<Arc<Part>>)> = lock(&self.state)
+            .parts
+            .range(..before_day)
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(d, v)| (*d, v.clone()))
+            .collect();
+        let parts_dir = partition::dir(&self.dir);
+        for (day, old) in &days {
+            let mut ids: Vec<u32> = old.iter().flat_map(|p| p.series()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut keyed: Vec<(SeriesKey, u32)> = {
+                let state = lock(&self.state);
+                ids.iter().filter_map(|id| Some((state.index.key(*id)?.clone(), *id))).collect()
+            };
+            keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let name = partition::file_name(*day, self.next_part.fetch_add(1, Ordering::Relaxed));
+            let mut writer = PartWriter::create(&parts_dir, &name, *day, 1)?;
+            let mut points = Vec::new();
+            for (key, id) in &keyed {
+                points.clear();
+                let added =
+                    old.iter().try_for_each(|p| p.read_range(*id, i64::MIN, i64::MAX, &mut points)).and_then(|()| {
+                        points.sort_unstable_by_key(|(t, _)| *t);
+                        points.dedup_by_key(|(t, _)| *t);
+                        writer.add(*id, key, &points)
+                    });
+                if let Err(e) = added {
+                    writer.abandon();
+                    return Err(e);
+                }
+            }
+            let merged = writer.finish()?;
+            sync_dir(&parts_dir).map_err(|source| StoreError::Io { path: parts_dir.clone(), source })?;
+            crash_point("compaction-renamed");
+            let line = manifest::Line::Parts {
+                add: vec![part_line(&merged)],
+                remove: old.iter().map(|p| p.name.clone()).collect(),
+                through: None,
+            };
+            self.record(&mut lock(&self.commit), &[line])?;
+            crash_point("compaction-recorded");
+            {
+                let mut state = lock(&self.state);
+                let v = state.parts.entry(*day).or_default();
+                v.retain(|q| !old.iter().any(|p| p.number == q.number));
+                v.push(Arc::new(merged));
+                for p in old {
+                    state.cache.forget(p.number);
+                }
+            }
+            for p in old {
+                if let Err(error) = std::fs::remove_file(p.path()) {
+                    tracing::warn!(path = %p.path().display(), %error, "Cannot delete a merged partition file");
+                }
+                crash_point("compaction-deleted");
+            }
+            tracing::info!(day, files = old.len(), "Store compacted a closed day into one partition file");
+        }
+        Ok(days.len())
+    }
+
+    /// Deletes the log segments whose readings are all in partition files and that no
+    /// reader of the log (InfluxDB write-through, compliance checkpoint) still needs; none
+    /// before [`Store::start_retiring`]. Returns the segments deleted.
+    pub fn retire_segments(&self) -> Vec<u64> {
+        if !self.retiring.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let through = lock(&self.state).through;
+        let limit = self.held_from().map_or(through.segment, |h| h.segment.min(through.segment));
+        let written = self.written_segment.load(Ordering::Acquire);
+        let segments = match log::list_segments(&self.dir) {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot list the store's segments");
+                return Vec::new();
+            }
+        };
+        let retired: Vec<u64> = segments.into_iter().filter(|n| *n < limit && *n < written).collect();
+        if retired.is_empty() {
+            return retired;
+        }
+        let lines: Vec<_> = retired
+            .iter()
+            .map(|n| manifest::Line::Drop {
+                segment: *n,
+                reason: "retired: its readings are in partition files".into(),
+            })
+            .collect();
+        if let Err(error) = self.record(&mut lock(&self.commit), &lines) {
+            tracing::warn!(%error, "Cannot record retired segments in the manifest; kept for now");
+            return Vec::new();
+        }
+        crash_point("retire-recorded");
+        for n in &retired {
+            lock(&self.state).segment_times.remove(n);
+            let _ = std::fs::remove_file(manifest::content_path(&self.dir, *n));
+            let path = log::segment_path(&self.dir, *n);
+            if let Err(error) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), %error, "Cannot delete a retired segment");
+            }
+            crash_point("retire-deleted");
+        }
+        tracing::debug!(segments = retired.len(), "Store retired log segments");
+        retired
+    }
+
+    /// Lets [`Store::retire_segments`] delete segments: call once every reader of the log
+    /// registered its hold ([`Store::hold`]).
+    pub fn start_retiring(&self) {
+        self.retiring.store(true, Ordering::Release);
+    }
+
+    /// One round of upkeep: flushes the memtable past its bound or once it holds a closed
+    /// day, merges closed days' files, retires segments.
+    pub fn maintain(&self) {
+        self.maintain_at(now_ns());
+    }
+
+    /// [`Store::maintain`] as if it were `now_ns` (a day closes at its end in Bangkok).
+    pub fn maintain_at(&self, now_ns: i64) {
+        let today = day_of(now_ns);
+        let (len, oldest_ns) = {
+            let state = lock(&self.state);
+            (state.memtable.len(), state.memtable.oldest_ns())
+        };
+        if len >= self.memtable_max_readings || oldest_ns.is_some_and(|o| day_of(o) < today) {
+            if let Err(error) = self.flush() {
+                tracing::warn!(%error, "Cannot flush the store's memtable; it stays in memory and the log");
+            }
+        }
+        if let Err(error) = self.compact(today) {
+            tracing::warn!(%error, "Cannot compact the store's closed days");
+        }
+        self.retire_segments();
+    }
+
+    /// Runs [`Store::maintain`] on a thread of its own every `every`, and as soon as the
+    /// memtable passes its bound, until the store is dropped.
+    pub fn spawn_maintenance(store: &Arc<Store>, every: std::time::Duration) -> std::io::Result<()> {
+        let weak: Weak<Store> = Arc::downgrade(store);
+        let wake = store.wake.clone();
+        std::thread::Builder::new().name("store-maintenance".into()).spawn(move || {
+            loop {
+                {
+                    let (woken, cvar) = &*wake;
+                    let mut woken = lock(woken);
+                    if !*woken {
+                        woken = cvar.wait_timeout(woken, every).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+                    }
+                    *woken = false;
+                }
+                // Not kept alive between rounds: a dropped store ends the thread.
+                let Some(store) = weak.upgrade() else { return };
+                if store.failed.load(Ordering::Acquire) {
+                    continue;
+                }
+                store.maintain();
+            }
+        })?;
+        Ok(())
+    }
+
+    fn wake_maintenance(&self) {
+        let (woken, cvar) = &*self.wake;
+        *lock(woken) = true;
+        cvar.notify_one();
     }
 }
 
 impl State {
+    /// Series `id`'s reading at `time_ns`, wherever it is: the memtable, the one being
+    /// flushed, or a partition file of its day (whose block is read only if its span holds
+    /// the time: a reading newer than a series' stored ones reads nothing).
+    fn get(&mut self, id: u32, time_ns: i64) -> Result<Option<Stored>, StoreError> {
+        if let Some(s) = self.memtable.get(id, time_ns) {
+            return Ok(Some(s));
+        }
+        if let Some(s) = self.frozen.as_ref().and_then(|f| f.get(id, time_ns)) {
+            return Ok(Some(s));
+        }
+        if self.files_newest_ns.get(id as usize).is_none_or(|newest| time_ns > *newest) {
+            return Ok(None);
+        }
+        if let Some(parts) = self.parts.get(&day_of(time_ns)) {
+            for p in parts {
+                if let Some(s) = self.cache.get(p, id, time_ns)? {
+                    return Ok(Some(s));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Raises the newest times in files by those of a file now in use.
+    fn note_newest(&mut self, part: &Part) {
+        for (id, (_, last_ns, _)) in part.summary() {
+            let i = id as usize;
+            if self.files_newest_ns.len() <= i {
+                self.files_newest_ns.resize(i + 1, i64::MIN);
+            }
+            self.files_newest_ns[i] = self.files_newest_ns[i].max(last_ns);
+        }
+    }
+
+    /// Readings stored.
+    fn len(&self) -> usize {
+        self.part_readings as usize + self.memtable.len() + self.frozen.as_ref().map_or(0, |f| f.len())
+    }
+
     /// Encodes the batch's new points as one record into the pending buffer.
     fn encode(&mut self, inserted: &[(u32, i64, usize)], batch: &[impl Offered], segment_max_bytes: u64) {
         let mut seal_previous = None;
@@ -1129,5 +1796,7 @@ fn now_ns() -> i64 {
     jiff::Timestamp::now().as_nanosecond() as i64
 }
 
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod tests;

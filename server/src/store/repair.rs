@@ -62,7 +62,7 @@ pub fn find(dir: &Path) -> Result<Option<Damage>, StoreError> {
         .and_then(|n| n.strip_suffix(".seg"))
         .and_then(|n| n.parse::<u64>().ok());
     let Some(segment) = segment else {
-        return Err(StoreError::Damaged { path, reason: what });
+        return part_damage(dir, path, what);
     };
     let known = manifest::read(dir).map_err(|reason| StoreError::Damaged { path: manifest::path(dir), reason })?;
     if let Some(manifest::Segment::Sealed { readings, series, .. }) = known.as_ref().and_then(|k| k.get(&segment)) {
@@ -86,6 +86,31 @@ pub fn find(dir: &Path) -> Result<Option<Damage>, StoreError> {
     };
     let (lost, undecoded_bytes) = readable(&bytes);
     Ok(Some(Damage { segment, path, what, lost, undecoded_bytes, sealed: false }))
+}
+
+/// A partition file that stops the open: what it held per series, from its own index if
+/// that still reads, else only its count from the manifest (the series cannot be named).
+fn part_damage(dir: &Path, path: PathBuf, what: String) -> Result<Option<Damage>, StoreError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let Some(number) = super::partition::number_of(&name) else {
+        return Err(StoreError::Damaged { path, reason: what });
+    };
+    let known = manifest::read_all(dir).map_err(|reason| StoreError::Damaged { path: manifest::path(dir), reason })?;
+    let readings = known.as_ref().and_then(|k| k.parts.get(&name)).map_or(0, |p| p.readings);
+    let mut keys = Vec::new();
+    let read = super::partition::Part::open(&path, |key| {
+        keys.push(key);
+        keys.len() as u32 - 1
+    });
+    let (lost, what, sealed) = match read {
+        Ok(part) if part.readings == readings => {
+            let summary = part.summary();
+            let lost = manifest::summaries(summary.iter().map(|(id, stats)| (&keys[*id as usize], *stats)));
+            (lost, what, true)
+        }
+        _ => (Vec::new(), format!("{what}; its {readings} readings cannot be named by series"), false),
+    };
+    Ok(Some(Damage { segment: number, path, what, lost, undecoded_bytes: 0, sealed }))
 }
 
 /// What the records of a segment that still pass their checksums hold, and how many bytes
@@ -133,15 +158,24 @@ pub fn set_aside(dir: &Path, damage: &Damage) -> Result<Option<PathBuf>, StoreEr
         move |source| StoreError::Io { path, source }
     };
     let manifest_path = manifest::path(dir);
+    let part = damage.path.extension().is_some_and(|e| e == "part");
     if manifest::read(dir).map_err(|reason| StoreError::Damaged { path: manifest_path.clone(), reason })?.is_some() {
         let mut file = manifest::open(dir).map_err(io(&manifest_path))?;
-        let line =
-            manifest::Line::Drop { segment: damage.segment, reason: format!("set aside by repair: {}", damage.what) };
+        let line = match part {
+            true => {
+                let name = damage.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                manifest::Line::Parts { add: Vec::new(), remove: vec![name], through: None }
+            }
+            false => manifest::Line::Drop {
+                segment: damage.segment,
+                reason: format!("set aside by repair: {}", damage.what),
+            },
+        };
         manifest::append(&mut file, &[line]).map_err(io(&manifest_path))?;
     }
     let aside = dir.join("damaged");
     let content = manifest::content_path(dir, damage.segment);
-    if content.exists() {
+    if !part && content.exists() {
         std::fs::create_dir_all(&aside).map_err(io(&aside))?;
         let name = content.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         std::fs::rename(&content, aside.join(name)).map_err(io(&content))?;
@@ -162,5 +196,9 @@ pub fn set_aside(dir: &Path, damage: &Damage) -> Result<Option<PathBuf>, StoreEr
     std::fs::rename(&damage.path, &to).map_err(io(&damage.path))?;
     super::sync_dir(&aside).map_err(io(&aside))?;
     super::sync_dir(dir).map_err(io(dir))?;
+    if part {
+        let parts = super::partition::dir(dir);
+        super::sync_dir(&parts).map_err(io(&parts))?;
+    }
     Ok(Some(to))
 }

@@ -343,7 +343,7 @@ fn a_store_of_format_1_opens_and_gets_its_manifest_once() {
     store.close().unwrap();
     drop(store);
     let lines: Vec<manifest::Line> = crate::jsonl::read(&manifest::path(dir.path())).unwrap();
-    assert_eq!(lines.iter().filter(|l| matches!(l, manifest::Line::Format { version: 2 })).count(), 1);
+    assert_eq!(lines.iter().filter(|l| matches!(l, manifest::Line::Format { version: 3 })).count(), 1);
     let sealed: u64 = lines
         .iter()
         .filter_map(|l| match l {
@@ -367,7 +367,7 @@ fn retention_drops_old_readings_and_whole_old_segments() {
     let dir = tempfile::tempdir().unwrap();
     let day_ns = 86_400_000_000_000i64;
     let now = now_ns();
-    let keep = StoreSection { segment_max_bytes: 4096, retention_days: None };
+    let keep = StoreSection { segment_max_bytes: 4096, ..options() };
     let store = Store::open(dir.path(), &keep).unwrap();
     // 10 days ago, then yesterday, then now: each in its own segment after the restart.
     store.append(&[r("cod", 1.0, now - 10 * day_ns)]).unwrap();
@@ -420,10 +420,12 @@ fn concurrent_writers_share_syncs_and_lose_nothing() {
 fn back_filled_points_land_in_order_across_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &options()).unwrap();
-    let n = (index::CHUNK_POINTS * 3) as i64;
-    // Even times first (in order), then the odd ones back-filled in reverse.
+    let n = (partition::BLOCK_POINTS * 3) as i64;
+    // Even times first (in order, flushed to a partition file), then the odd ones
+    // back-filled in reverse, each checked against the file's blocks.
     let evens: Vec<Reading> = (0..n).map(|i| r("cod", i as f64, 2 * i)).collect();
     store.append(&evens).unwrap();
+    assert_eq!(store.flush().unwrap(), n as usize);
     let odds: Vec<Reading> = (0..n).rev().map(|i| r("cod", -(i as f64), 2 * i + 1)).collect();
     for batch in odds.chunks(64) {
         store.append(batch).unwrap();
@@ -431,7 +433,7 @@ fn back_filled_points_land_in_order_across_chunks() {
     let got = values(&store, "cod");
     assert_eq!(got.len() as i64, 2 * n);
     assert!(got.iter().enumerate().all(|(i, (t, _))| *t == i as i64));
-    let k = index::CHUNK_POINTS as i64 + 5;
+    let k = partition::BLOCK_POINTS as i64 + 5;
     assert_eq!(got[(2 * k + 1) as usize], (2 * k + 1, -(k as f64)));
     assert_eq!(got[(2 * k) as usize], (2 * k, k as f64));
     assert_eq!(store.query(|_| true, 100, 103).iter().map(|(_, t, _)| *t).collect::<Vec<_>>(), vec![100, 101, 102]);
@@ -549,10 +551,23 @@ fn packed_chunks_keep_every_bit_of_time_value_and_flags() {
         })
         .collect();
     store.append(&batch).unwrap();
+    // Half in a partition file, half in the memtable.
+    store.flush().unwrap();
+    let more: Vec<Reading> = batch
+        .iter()
+        .map(|r| Reading { time_ns: r.time_ns.saturating_add(1), ..r.clone() })
+        .filter(|r| r.time_ns < i64::MAX && !times.contains(&r.time_ns))
+        .collect();
+    store.append(&more).unwrap();
+    let mut batch = batch;
+    batch.extend(more);
+    batch.sort_by_key(|r| r.time_ns);
     let check = |store: &Store| {
         let got: Vec<Reading> =
             store.query(|_| true, i64::MIN, i64::MAX).iter().map(|(k, t, s)| k.reading(*t, s)).collect();
-        assert_eq!(got.len(), batch.len());
+        let gt: std::collections::BTreeSet<i64> = got.iter().map(|g| g.time_ns).collect();
+        let missing: Vec<i64> = batch.iter().map(|r| r.time_ns).filter(|t| !gt.contains(t)).collect();
+        assert_eq!(got.len(), batch.len(), "missing {missing:?}");
         for (g, w) in got.iter().zip(&batch) {
             assert_eq!(
                 (g.time_ns, g.value.to_bits(), g.quality, g.source),
@@ -701,25 +716,18 @@ fn the_id_table_finds_every_key_after_growth_and_tells_look_alike_keys_apart() {
 }
 
 #[test]
-fn a_series_keeps_its_points_as_a_sorted_map_does_through_appends_back_fills_removals_and_pruning() {
-    let mut index = index::Index::default();
-    let key =
-        SeriesKey { factory: "f1".into(), point: "outfall-1".into(), kind: Kind::Effluent, parameter: "cod".into() };
-    let id = index.intern_key(key);
+fn the_memtable_keeps_its_points_as_a_sorted_map_does_through_appends_back_fills_removals_and_pruning() {
+    let mut m = memtable::Memtable::default();
+    let id = 3;
     let mut model: BTreeMap<i64, Stored> = BTreeMap::new();
-    // A fixed pseudo-random walk (64-bit LCG): mostly appends, some back-fills into open
-    // and packed chunks, removals (a refused batch's undo) and pruning (retention).
+    // A fixed pseudo-random walk (64-bit LCG): mostly appends, some back-fills, removals
+    // (a refused batch's undo) and pruning (retention).
     let mut x = 7u64;
     let mut next = move |n: u64| {
         x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         (x >> 33) % n
     };
     let mut end = 0i64;
-    let scan = |index: &index::Index, from: i64, to: i64| {
-        let mut out = Vec::new();
-        index.series[id as usize].scan(from, to, |t, s| out.push((t, s)));
-        out
-    };
     for step in 0..6000u64 {
         let stored = Stored {
             value: step as f64 * 0.5 - 100.0,
@@ -730,82 +738,56 @@ fn a_series_keeps_its_points_as_a_sorted_map_does_through_appends_back_fills_rem
         match next(20) {
             0..=11 => {
                 end += 1 + next(3) as i64;
-                assert_eq!(index.get(id, end), None);
-                index.insert(id, end, &stored);
+                assert_eq!(m.get(id, end), None);
+                m.insert(id, end, stored);
                 model.insert(end, stored);
             }
             12..=16 => {
                 let t = next(end as u64 + 1) as i64;
-                assert_eq!(index.get(id, t), model.get(&t).copied(), "at {t}");
+                assert_eq!(m.get(id, t), model.get(&t).copied(), "at {t}");
                 if let std::collections::btree_map::Entry::Vacant(e) = model.entry(t) {
-                    index.insert(id, t, &stored);
+                    m.insert(id, t, stored);
                     e.insert(stored);
                 }
             }
             17..=18 if !model.is_empty() => {
                 let t = *model.keys().nth(next(model.len() as u64) as usize).unwrap();
-                index.remove(id, t);
+                m.remove(id, t);
                 model.remove(&t);
             }
             _ if step % 10 == 0 => {
                 let cutoff = next(end as u64 + 1) as i64 / 4;
                 let before = model.len();
                 model.retain(|t, _| *t >= cutoff);
-                assert_eq!(index.prune(cutoff), before - model.len());
+                assert_eq!(m.prune(cutoff), before - model.len());
             }
             _ => {}
         }
         if step % 500 == 0 || step == 5999 {
-            assert_eq!(index.len(), model.len());
+            assert_eq!(m.len(), model.len());
             let all: Vec<(i64, Stored)> = model.iter().map(|(t, s)| (*t, *s)).collect();
-            assert_eq!(scan(&index, i64::MIN, i64::MAX), all, "after step {step}");
+            assert_eq!(m.range(id, i64::MIN, i64::MAX), all, "after step {step}");
             let (from, to) = (end / 3, end / 2);
             let part: Vec<(i64, Stored)> = model.range(from..to).map(|(t, s)| (*t, *s)).collect();
-            assert_eq!(scan(&index, from, to), part);
+            assert_eq!(m.range(id, from, to), part);
         }
     }
-    assert!(model.len() > 3 * index::CHUNK_POINTS, "several chunks, packed and open: {}", model.len());
-}
-
-#[test]
-fn a_series_emptied_by_an_undo_or_by_retention_takes_points_again() {
-    let mut index = index::Index::default();
-    let key =
-        SeriesKey { factory: "f1".into(), point: "outfall-1".into(), kind: Kind::Effluent, parameter: "cod".into() };
-    let id = index.intern_key(key);
-    let points = |index: &index::Index| {
-        let mut out = Vec::new();
-        index.series[id as usize].scan(i64::MIN, i64::MAX, |t, s| out.push((t, s.value)));
-        out
-    };
-    // A new series' first point undone (a refused batch), then stored for good.
-    index.insert(id, 5, &Stored::of_value(1.0));
-    index.remove(id, 5);
-    assert_eq!((index.len(), index.get(id, 5)), (0, None));
-    index.insert(id, 7, &Stored::of_value(2.0));
-    assert_eq!(points(&index), [(7, 2.0)]);
-    // Past one chunk, then every chunk dropped by retention.
-    let n = 2 * index::CHUNK_POINTS as i64 + 3;
-    for t in 10..10 + n {
-        index.insert(id, t, &Stored::of_value(t as f64));
-    }
-    assert_eq!(index.len(), n as usize + 1);
-    assert_eq!(index.prune(1_000), n as usize + 1);
-    assert_eq!((index.len(), points(&index)), (0, vec![]));
-    index.insert(id, 2_000, &Stored::of_value(3.0));
-    index.insert(id, 1_500, &Stored::of_value(4.0));
-    assert_eq!(points(&index), [(1_500, 4.0), (2_000, 3.0)]);
+    assert!(model.len() > 1000, "{}", model.len());
 }
 
 #[test]
 fn a_read_in_slices_or_resumed_anywhere_gives_each_reading_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &options()).unwrap();
-    // Three series sharing every time, across several chunks each.
-    let n = 3 * index::CHUNK_POINTS as i64;
+    // Three series sharing every time, across several blocks each, the first two thirds
+    // in a partition file, the rest in the memtable.
+    let n = 3 * partition::BLOCK_POINTS as i64;
     let batch: Vec<Reading> =
         ["bod", "cod", "ph"].iter().flat_map(|p| (0..n).map(move |t| r(p, t as f64, 10 * t))).collect();
-    store.append(&batch).unwrap();
+    let (old, new): (Vec<Reading>, Vec<Reading>) = batch.into_iter().partition(|r| r.time_ns < 20 * n / 3);
+    store.append(&old).unwrap();
+    store.flush().unwrap();
+    store.append(&new).unwrap();
     let whole = store.query(|_| true, i64::MIN, i64::MAX);
     assert_eq!(whole.len() as i64, 3 * n);
     for max in [1, 7, 128, 129, 1000] {

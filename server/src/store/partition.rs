@@ -1,0 +1,592 @@
+//! Sealed partitions: immutable files of one Bangkok day's readings, per series in column
+//! blocks, in `<store>/parts/`.
+//!
+//! A file is named `<day>_<NNNNNNNNNN>.part`: the day (days since 1970-01-01 in Bangkok
+//! time, UTC+7, no daylight saving) and a number unique in the store. It is written under
+//! `<name>.tmp`, synced, renamed and the directory synced before the manifest names it; a
+//! file the manifest does not name is the leftover of a flush or compaction that did not
+//! finish, and is deleted at open.
+//!
+//! ## Format (version 1), all integers little-endian
+//! ```text
+//! header  "EITPART\n" | version: u16 | level: u8 | 0: u8 | day: i64
+//! blocks  per block: time codec: u8 | value codec: u8 | flag codec: u8 | 0: u8
+//!                    | times bytes: u32 | values bytes: u32 | flags bytes: u32
+//!                    | times | values | flags
+//! index   series: u32, then per series (in key order):
+//!           kind: u8 | factory, point, parameter: u16 length + UTF-8 | blocks: u32,
+//!           then per block (in time order): offset: u64 | bytes: u32 | readings: u32
+//!                                           | first time: i64 | last time: i64 | CRC-32: u32
+//! footer  index offset: u64 | index bytes: u32 | index CRC-32: u32 | "EITPEND\n"
+//! ```
+//! A block holds at most [`BLOCK_POINTS`] readings of one series, by time. Codec ids: times
+//! `1` = `codec::encode_times`; values `1` = `codec::encode_values`; flags `0` = one byte a
+//! reading (see `log::flags_of`), `1` = runs of `[flags: u8][run: varint]`. A reader
+//! refuses a codec id it does not know, naming the file and block.
+//!
+//! Level 0 files are flushes of the memtable (runs); level 1 files are a closed day's runs
+//! merged into one (compaction). A day may have several files; their readings never
+//! overlap (a reading is stored once).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use eitwatch_config::reading::Kind;
+
+use super::codec;
+use super::log::{flags_of, stored_of};
+use super::{SeriesKey, StoreError, Stored};
+
+/// The first bytes of a partition file.
+const MAGIC: &[u8; 8] = b"EITPART\n";
+/// The last bytes of a partition file.
+const END_MAGIC: &[u8; 8] = b"EITPEND\n";
+/// The format version this build writes and reads.
+pub(crate) const VERSION: u16 = 1;
+const HEADER_BYTES: usize = 8 + 2 + 1 + 1 + 8;
+const FOOTER_BYTES: usize = 8 + 4 + 4 + 8;
+const BLOCK_HEADER_BYTES: usize = 4 + 4 * 3;
+/// Readings in a block at most: a day of one-second readings of a series reads as 22 blocks.
+pub(crate) const BLOCK_POINTS: usize = 4096;
+
+const TIMES_CODEC: u8 = 1;
+const VALUES_CODEC: u8 = 1;
+const FLAGS_RAW: u8 = 0;
+const FLAGS_RUNS: u8 = 1;
+
+/// Nanoseconds in a day.
+pub(crate) const DAY_NS: i64 = 86_400_000_000_000;
+/// Bangkok's offset from UTC.
+const BANGKOK_NS: i64 = 7 * 3_600_000_000_000;
+
+/// The Bangkok day of a time (days since 1970-01-01 in UTC+7).
+pub(crate) fn day_of(time_ns: i64) -> i64 {
+    time_ns.saturating_add(BANGKOK_NS).div_euclid(DAY_NS)
+}
+
+/// The first nanosecond of a Bangkok day.
+pub(crate) fn day_start(day: i64) -> i64 {
+    day.saturating_mul(DAY_NS).saturating_sub(BANGKOK_NS)
+}
+
+/// The first nanosecond after a Bangkok day (`i64::MAX` for the last day time can name).
+pub(crate) fn day_end(day: i64) -> i64 {
+    day.checked_add(1).and_then(|d| d.checked_mul(DAY_NS)).map_or(i64::MAX, |t| t.saturating_sub(BANGKOK_NS))
+}
+
+/// The directory of the partition files in a store directory.
+pub(crate) fn dir(store: &Path) -> PathBuf {
+    store.join("parts")
+}
+
+/// A partition file's name.
+pub(crate) fn file_name(day: i64, n: u64) -> String {
+    format!("{day}_{n:010}.part")
+}
+
+/// The number in a partition file's name.
+pub(crate) fn number_of(name: &str) -> Option<u64> {
+    name.strip_suffix(".part")?.rsplit_once('_')?.1.parse().ok()
+}
+
+/// Where one series' block is in a file, what it holds, and its checksum.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlockRef {
+    /// The store's series id.
+    pub(crate) series: u32,
+    pub(crate) offset: u64,
+    pub(crate) bytes: u32,
+    pub(crate) count: u32,
+    pub(crate) first_ns: i64,
+    pub(crate) last_ns: i64,
+    crc32: u32,
+}
+
+/// An open partition file and its block index (by series id, then time).
+#[derive(Debug)]
+pub(crate) struct Part {
+    pub(crate) name: String,
+    /// The number in its name.
+    pub(crate) number: u64,
+    path: PathBuf,
+    pub(crate) day: i64,
+    pub(crate) level: u8,
+    pub(crate) bytes: u64,
+    pub(crate) readings: u64,
+    file: File,
+    blocks: Vec<BlockRef>,
+}
+
+fn damaged(path: &Path, reason: impl Into<String>) -> StoreError {
+    StoreError::Damaged { path: path.to_path_buf(), reason: reason.into() }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *bytes.get(*at)?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// A little-endian reader over an index, failing on a short read.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let s = self.bytes.get(self.at..self.at + n).ok_or_else(|| format!("index cut short at byte {}", self.at))?;
+        self.at += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        let mut b = [0; 2];
+        b.copy_from_slice(self.take(2)?);
+        Ok(u16::from_le_bytes(b))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let mut b = [0; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        let mut b = [0; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+    fn text(&mut self) -> Result<std::sync::Arc<str>, String> {
+        let n = self.u16()? as usize;
+        std::str::from_utf8(self.take(n)?).map(Into::into).map_err(|e| format!("a name is not UTF-8: {e}"))
+    }
+}
+
+fn kind_code(kind: Kind) -> u8 {
+    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
+}
+
+impl Part {
+    /// Opens a partition file: checks its header, footer and index (not its blocks, whose
+    /// checksums are checked as they are read); `intern` gives the store's id of each
+    /// series in it.
+    pub(crate) fn open(path: &Path, mut intern: impl FnMut(SeriesKey) -> u32) -> Result<Part, StoreError> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let file = File::open(path).map_err(io(path))?;
+        let bytes = file.metadata().map_err(io(path))?.len();
+        if bytes < (HEADER_BYTES + FOOTER_BYTES) as u64 {
+            return Err(damaged(path, format!("{bytes} bytes: shorter than a partition file's header and footer")));
+        }
+        let mut header = [0u8; HEADER_BYTES];
+        file.read_exact_at(&mut header, 0).map_err(io(path))?;
+        if &header[..8] != MAGIC {
+            return Err(damaged(path, "not a partition file (no EITPART magic)"));
+        }
+        let version = u16::from_le_bytes([header[8], header[9]]);
+        if version != VERSION {
+            return Err(damaged(path, format!("partition format {version}; this build reads {VERSION}")));
+        }
+        let level = header[10];
+        let mut day = [0u8; 8];
+        day.copy_from_slice(&header[12..20]);
+        let day = i64::from_le_bytes(day);
+        let mut footer = [0u8; FOOTER_BYTES];
+        file.read_exact_at(&mut footer, bytes - FOOTER_BYTES as u64).map_err(io(path))?;
+        let mut r = Reader { bytes: &footer, at: 0 };
+        let (index_offset, index_bytes, index_crc) = (r.u64(), r.u32(), r.u32());
+        let (index_offset, index_bytes, index_crc) = (
+            index_offset.map_err(|e| damaged(path, e))?,
+            index_bytes.map_err(|e| damaged(path, e))?,
+            index_crc.map_err(|e| damaged(path, e))?,
+        );
+        if &footer[16..] != END_MAGIC {
+            return Err(damaged(path, "no footer (EITPEND magic): the file is cut short"));
+        }
+        if index_offset + u64::from(index_bytes) + FOOTER_BYTES as u64 != bytes {
+            return Err(damaged(
+                path,
+                format!("its index at byte {index_offset} ({index_bytes} bytes) does not end at the footer"),
+            ));
+        }
+        let mut index = vec![0u8; index_bytes as usize];
+        file.read_exact_at(&mut index, index_offset).map_err(io(path))?;
+        if crc32fast::hash(&index) != index_crc {
+            return Err(damaged(path, "its block index differs from its CRC-32"));
+        }
+        let blocks = read_index(&index, index_offset, &mut intern).map_err(|e| damaged(path, e))?;
+        let readings = blocks.iter().map(|b| u64::from(b.count)).sum();
+        let number = number_of(&name).ok_or_else(|| damaged(path, "not named <day>_<number>.part"))?;
+        let mut part = Part { name, number, path: path.to_path_buf(), day, level, bytes, readings, file, blocks };
+        part.blocks.sort_by_key(|b| (b.series, b.first_ns));
+        Ok(part)
+    }
+
+    /// The blocks of series `id`, by time.
+    pub(crate) fn blocks_of(&self, id: u32) -> &[BlockRef] {
+        let a = self.blocks.partition_point(|b| b.series < id);
+        let b = self.blocks.partition_point(|b| b.series <= id);
+        &self.blocks[a..b]
+    }
+
+    /// Every series id in the file, ascending.
+    pub(crate) fn series(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut last = None;
+        self.blocks.iter().filter_map(move |b| {
+            if last == Some(b.series) {
+                return None;
+            }
+            last = Some(b.series);
+            Some(b.series)
+        })
+    }
+
+    /// Per series, (first time, last time, readings): what the file holds.
+    pub(crate) fn summary(&self) -> Vec<(u32, (i64, i64, u64))> {
+        let mut out: Vec<(u32, (i64, i64, u64))> = Vec::new();
+        for b in &self.blocks {
+            match out.last_mut() {
+                Some((s, e)) if *s == b.series => {
+                    *e = (e.0.min(b.first_ns), e.1.max(b.last_ns), e.2 + u64::from(b.count));
+                }
+                _ => out.push((b.series, (b.first_ns, b.last_ns, u64::from(b.count)))),
+            }
+        }
+        out
+    }
+
+    /// The file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Decodes a block, appending its readings (by time) to `out`.
+    pub(crate) fn read_block(&self, b: &BlockRef, out: &mut Vec<(i64, Stored)>) -> Result<(), StoreError> {
+        let mut bytes = vec![0u8; b.bytes as usize];
+        self.file.read_exact_at(&mut bytes, b.offset).map_err(io(&self.path))?;
+        let at = |reason: String| damaged(&self.path, format!("block at byte {}: {reason}", b.offset));
+        if crc32fast::hash(&bytes) != b.crc32 {
+            return Err(at("its bytes differ from its CRC-32".into()));
+        }
+        decode_block(&bytes, b.count as usize, out).map_err(at)
+    }
+
+    /// Appends series `id`'s readings within `[from_ns, to_ns)` to `out`, block by block.
+    pub(crate) fn read_range(
+        &self,
+        id: u32,
+        from_ns: i64,
+        to_ns: i64,
+        out: &mut Vec<(i64, Stored)>,
+    ) -> Result<(), StoreError> {
+        let mut block = Vec::new();
+        for b in self.blocks_of(id) {
+            if b.last_ns < from_ns || b.first_ns >= to_ns {
+                continue;
+            }
+            block.clear();
+            self.read_block(b, &mut block)?;
+            out.extend(block.iter().filter(|(t, _)| *t >= from_ns && *t < to_ns));
+        }
+        Ok(())
+    }
+}
+
+fn read_index(
+    index: &[u8],
+    index_offset: u64,
+    intern: &mut impl FnMut(SeriesKey) -> u32,
+) -> Result<Vec<BlockRef>, String> {
+    let mut r = Reader { bytes: index, at: 0 };
+    let series = r.u32()?;
+    let mut blocks = Vec::new();
+    for _ in 0..series {
+        let kind = *Kind::ALL.get(r.u8()? as usize).ok_or("unknown series kind")?;
+        let (factory, point, parameter) = (r.text()?, r.text()?, r.text()?);
+        let id = intern(SeriesKey { factory, point, kind, parameter });
+        for _ in 0..r.u32()? {
+            let offset = r.u64()?;
+            let bytes = r.u32()?;
+            let count = r.u32()?;
+            let first_ns = r.u64()? as i64;
+            let last_ns = r.u64()? as i64;
+            let crc32 = r.u32()?;
+            if offset < HEADER_BYTES as u64 || offset + u64::from(bytes) > index_offset {
+                return Err(format!("a block at byte {offset} ({bytes} bytes) is outside the blocks"));
+            }
+            blocks.push(BlockRef { series: id, offset, bytes, count, first_ns, last_ns, crc32 });
+        }
+    }
+    if r.at != index.len() {
+        return Err(format!("{} bytes after the last series of the index", index.len() - r.at));
+    }
+    Ok(blocks)
+}
+
+fn decode_block(bytes: &[u8], n: usize, out: &mut Vec<(i64, Stored)>) -> Result<(), String> {
+    let mut r = Reader { bytes, at: 0 };
+    let (tc, vc, fc) = (r.u8()?, r.u8()?, r.u8()?);
+    r.u8()?;
+    let (tb, vb, fb) = (r.u32()? as usize, r.u32()? as usize, r.u32()? as usize);
+    if tc != TIMES_CODEC || vc != VALUES_CODEC || (fc != FLAGS_RAW && fc != FLAGS_RUNS) {
+        return Err(format!("codecs {tc}/{vc}/{fc} unknown to this build"));
+    }
+    let (times_bytes, values_bytes, flags_bytes) = (r.take(tb)?, r.take(vb)?, r.take(fb)?);
+    let (mut times, mut values) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    codec::decode_times(times_bytes, n, &mut times).map_err(|e| format!("times: {e}"))?;
+    codec::decode_values(values_bytes, n, &mut values).map_err(|e| format!("values: {e}"))?;
+    if times.len() != n || values.len() != n {
+        return Err(format!("{} times and {} values for {n} readings", times.len(), values.len()));
+    }
+    let mut flags = Vec::with_capacity(n);
+    if fc == FLAGS_RAW {
+        flags.extend_from_slice(flags_bytes);
+    } else {
+        let mut at = 0;
+        while at < flags_bytes.len() {
+            let f = flags_bytes[at];
+            at += 1;
+            let run = get_varint(flags_bytes, &mut at).ok_or("flag run cut short")? as usize;
+            if flags.len() + run > n {
+                return Err("flag runs longer than the block".into());
+            }
+            flags.extend(std::iter::repeat_n(f, run));
+        }
+    }
+    if flags.len() != n {
+        return Err(format!("{} flags for {n} readings", flags.len()));
+    }
+    out.reserve(n);
+    for ((t, v), f) in times.into_iter().zip(values).zip(flags) {
+        out.push((t, stored_of(v, f).ok_or_else(|| format!("bad flags {f:#x}"))?));
+    }
+    Ok(())
+}
+
+fn encode_block(points: &[(i64, Stored)], out: &mut Vec<u8>) {
+    let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();
+    let values: Vec<f64> = points.iter().map(|(_, s)| s.value).collect();
+    let (mut tbytes, mut vbytes, mut fbytes) = (Vec::new(), Vec::new(), Vec::new());
+    codec::encode_times(&times, &mut tbytes);
+    codec::encode_values(&values, &mut vbytes);
+    let mut i = 0;
+    while i < points.len() {
+        let f = flags_of(&points[i].1);
+        let run = points[i..].iter().take_while(|(_, s)| flags_of(s) == f).count();
+        fbytes.push(f);
+        put_varint(&mut fbytes, run as u64);
+        i += run;
+    }
+    out.extend_from_slice(&[TIMES_CODEC, VALUES_CODEC, FLAGS_RUNS, 0]);
+    for part in [&tbytes, &vbytes, &fbytes] {
+        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(&tbytes);
+    out.extend_from_slice(&vbytes);
+    out.extend_from_slice(&fbytes);
+    debug_assert!(out.len() >= BLOCK_HEADER_BYTES);
+}
+
+/// Writes a partition file under its temporary name, a series at a time (in key order).
+pub(crate) struct PartWriter {
+    tmp: PathBuf,
+    path: PathBuf,
+    day: i64,
+    level: u8,
+    out: std::io::BufWriter<File>,
+    offset: u64,
+    index: Vec<u8>,
+    series: u32,
+    blocks: Vec<BlockRef>,
+    buf: Vec<u8>,
+}
+
+impl PartWriter {
+    /// Starts `<dir>/<name>.tmp`.
+    pub(crate) fn create(dir: &Path, name: &str, day: i64, level: u8) -> Result<PartWriter, StoreError> {
+        let path = dir.join(name);
+        let tmp = dir.join(format!("{name}.tmp"));
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io(&tmp))?;
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&[level, 0]);
+        header.extend_from_slice(&day.to_le_bytes());
+        out.write_all(&header).map_err(io(&tmp))?;
+        let mut index = Vec::new();
+        index.extend_from_slice(&0u32.to_le_bytes());
+        Ok(PartWriter {
+            tmp,
+            path,
+            day,
+            level,
+            out,
+            offset: HEADER_BYTES as u64,
+            index,
+            series: 0,
+            blocks: Vec::new(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Adds one series' readings (by time, none twice).
+    pub(crate) fn add(&mut self, id: u32, key: &SeriesKey, points: &[(i64, Stored)]) -> Result<(), StoreError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        self.series += 1;
+        self.index.push(kind_code(key.kind));
+        for s in [&key.factory, &key.point, &key.parameter] {
+            let s = s.as_bytes();
+            let n = s.len().min(u16::MAX as usize);
+            self.index.extend_from_slice(&(n as u16).to_le_bytes());
+            self.index.extend_from_slice(&s[..n]);
+        }
+        let chunks = points.chunks(BLOCK_POINTS);
+        self.index.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
+        for chunk in chunks {
+            self.buf.clear();
+            encode_block(chunk, &mut self.buf);
+            self.out.write_all(&self.buf).map_err(io(&self.tmp))?;
+            let b = BlockRef {
+                series: id,
+                offset: self.offset,
+                bytes: self.buf.len() as u32,
+                count: chunk.len() as u32,
+                first_ns: chunk[0].0,
+                last_ns: chunk[chunk.len() - 1].0,
+                crc32: crc32fast::hash(&self.buf),
+            };
+            self.offset += self.buf.len() as u64;
+            for w in [
+                &b.offset.to_le_bytes()[..],
+                &b.bytes.to_le_bytes(),
+                &b.count.to_le_bytes(),
+                &b.first_ns.to_le_bytes(),
+                &b.last_ns.to_le_bytes(),
+                &b.crc32.to_le_bytes(),
+            ] {
+                self.index.extend_from_slice(w);
+            }
+            self.blocks.push(b);
+        }
+        Ok(())
+    }
+
+    /// Readings added.
+    pub(crate) fn readings(&self) -> u64 {
+        self.blocks.iter().map(|b| u64::from(b.count)).sum()
+    }
+
+    /// Writes the index and footer, syncs, and renames the file to its name (the caller
+    /// syncs the directory); returns it open.
+    pub(crate) fn finish(mut self) -> Result<Part, StoreError> {
+        self.index[..4].copy_from_slice(&self.series.to_le_bytes());
+        let mut footer = Vec::with_capacity(FOOTER_BYTES);
+        footer.extend_from_slice(&self.offset.to_le_bytes());
+        footer.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
+        footer.extend_from_slice(&crc32fast::hash(&self.index).to_le_bytes());
+        footer.extend_from_slice(END_MAGIC);
+        self.out.write_all(&self.index).map_err(io(&self.tmp))?;
+        self.out.write_all(&footer).map_err(io(&self.tmp))?;
+        let readings = self.readings();
+        let file =
+            self.out.into_inner().map_err(|e| StoreError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        file.sync_all().map_err(io(&self.tmp))?;
+        drop(file);
+        super::crash_point("part-synced");
+        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.path))?;
+        let file = File::open(&self.path).map_err(io(&self.path))?;
+        let bytes = self.offset + self.index.len() as u64 + FOOTER_BYTES as u64;
+        let name = self.path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        self.blocks.sort_by_key(|b| (b.series, b.first_ns));
+        let number = number_of(&name).unwrap_or_default();
+        Ok(Part {
+            name,
+            number,
+            path: self.path,
+            day: self.day,
+            level: self.level,
+            bytes,
+            readings,
+            file,
+            blocks: self.blocks,
+        })
+    }
+
+    /// Deletes the temporary file (a write that failed).
+    pub(crate) fn abandon(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Blocks lately decoded to check writes against partitions (a back-filled batch checks
+/// the same few blocks over and over), at most [`CACHED_BLOCKS`], the oldest replaced first.
+#[derive(Debug, Default)]
+pub(crate) struct BlockCache {
+    slots: Vec<(CacheKey, Vec<(i64, Stored)>)>,
+    next: usize,
+}
+
+/// A cached block: its file's number and its offset.
+type CacheKey = (u64, u64);
+
+/// Blocks a [`BlockCache`] holds: ≤ 64 × 4096 readings × 24 bytes.
+const CACHED_BLOCKS: usize = 64;
+
+impl BlockCache {
+    /// Series `id`'s reading at `time_ns` in `part`, reading only a block whose span holds it.
+    pub(crate) fn get(&mut self, part: &Part, id: u32, time_ns: i64) -> Result<Option<Stored>, StoreError> {
+        let Some(b) = part.blocks_of(id).iter().find(|b| b.first_ns <= time_ns && time_ns <= b.last_ns) else {
+            return Ok(None);
+        };
+        let key = (part.number, b.offset);
+        let slot = match self.slots.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let mut points = Vec::with_capacity(b.count as usize);
+                part.read_block(b, &mut points)?;
+                if self.slots.len() < CACHED_BLOCKS {
+                    self.slots.push((key, points));
+                    self.slots.len() - 1
+                } else {
+                    let i = self.next;
+                    self.next = (self.next + 1) % CACHED_BLOCKS;
+                    self.slots[i] = (key, points);
+                    i
+                }
+            }
+        };
+        let points = &self.slots[slot].1;
+        let i = points.partition_point(|(t, _)| *t < time_ns);
+        Ok(points.get(i).filter(|(t, _)| *t == time_ns).map(|(_, s)| *s))
+    }
+
+    /// Forgets the blocks of a file no longer in use.
+    pub(crate) fn forget(&mut self, number: u64) {
+        self.slots.retain(|((n, _), _)| *n != number);
+        self.next = 0;
+    }
+}
