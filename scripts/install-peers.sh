@@ -4,7 +4,8 @@
 #   victoria-metrics (a real store taking the InfluxDB v2 write API), from Debian;
 #   pymodbus (a Modbus server none of us wrote), influxdb-client (InfluxData's Python
 #   client, the writer the ingest tests prove compatibility with) and schemathesis (fuzzes the
-#   API against its generated OpenAPI document), from PyPI, into .peers/venv.
+#   API against its generated OpenAPI document) and aiosmtpd (an SMTP server that receives the
+#   alert e-mails), from PyPI, into .peers/venv.
 #   chromium (headless, for the board's browser tests) and Node.js from Debian;
 #   playwright-core (drives that chromium) and @influxdata/flux-lsp-browser (checks the Grafana
 #   dashboards' Flux) from npm, `npm ci` from tests/browser/package-lock.json.
@@ -47,9 +48,13 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   echo "install-peers: pip install schemathesis into $venv"
   "$venv/bin/python" -m pip install -q "schemathesis==4.32.5"
 fi
+if ! "$venv/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "install-peers: pip install aiosmtpd into $venv"
+  "$venv/bin/python" -m pip install -q "aiosmtpd==1.4.6"
+fi
 if [ ! -f tests/browser/node_modules/playwright-core/package.json ] \
   || [ ! -f tests/browser/node_modules/@influxdata/flux-lsp-browser/package.json ]; then
   echo "install-peers: npm ci in tests/browser (playwright-core, @influxdata/flux-lsp-browser)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus, influxdb-client and schemathesis: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"
+echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus, influxdb-client and schemathesis, aiosmtpd: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"

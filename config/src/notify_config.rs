@@ -102,6 +102,10 @@ pub struct EmailSection {
     pub password_env: Option<String>,
     /// The sender, `Name <address>`.
     pub from: String,
+    /// A PEM file of further CA certificates the server's certificate may chain to (beside
+    /// the system's).
+    #[serde(default)]
+    pub ca_file: Option<String>,
     /// Per-message timeout.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -285,7 +289,8 @@ impl NotifySection {
         }
         if let Some(line) = &self.line {
             if !is_http_url(&line.base_url) {
-                problems.push("notify.line.base_url", format!("\"{}\" is not an http:// or https:// URL", line.base_url));
+                problems
+                    .push("notify.line.base_url", format!("\"{}\" is not an http:// or https:// URL", line.base_url));
             }
             if line.token_env.is_empty() {
                 problems.push("notify.line.token_env", "must name an environment variable");
