@@ -100,6 +100,9 @@ pub struct EmailSection {
     /// The environment variable holding the SMTP password (never the password itself).
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Or a file holding it (a systemd credential, a secret mount); trailing newline ignored.
+    #[serde(default)]
+    pub password_file: Option<String>,
     /// The sender, `Name <address>`.
     pub from: String,
     /// A PEM file of further CA certificates the server's certificate may chain to (beside
@@ -137,7 +140,11 @@ pub struct LineSection {
     #[serde(default = "default_line_base_url")]
     pub base_url: String,
     /// The environment variable holding the channel access token.
-    pub token_env: String,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Or a file holding it; trailing newline ignored.
+    #[serde(default)]
+    pub token_file: Option<String>,
     /// Per-request timeout.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -226,6 +233,20 @@ const fn default_true() -> bool {
     true
 }
 
+/// Reads a secret from an environment variable or a file (trailing whitespace dropped);
+/// `Err` names what is missing.
+pub fn secret(env: Option<&str>, file: Option<&str>, key: &str) -> Result<Option<String>, String> {
+    match (env, file) {
+        (Some(var), _) => {
+            std::env::var(var).map(Some).map_err(|_| format!("{key}_env: the environment variable {var} is not set"))
+        }
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim_end().to_string()))
+            .map_err(|e| format!("{key}_file: {path}: {e}")),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Parses `HH:MM` into minutes after midnight.
 pub fn minutes_of_day(text: &str) -> Option<u32> {
     let (h, m) = text.split_once(':')?;
@@ -283,8 +304,12 @@ impl NotifySection {
             if !email.from.contains('@') {
                 problems.push("notify.email.from", format!("\"{}\" is not `Name <address>`", email.from));
             }
-            if email.username.is_some() != email.password_env.is_some() {
-                problems.push("notify.email", "give username and password_env together");
+            let secret = email.password_env.is_some() as u8 + email.password_file.is_some() as u8;
+            if secret > 1 {
+                problems.push("notify.email", "give password_env or password_file, not both");
+            }
+            if email.username.is_some() != (secret > 0) {
+                problems.push("notify.email", "give username with password_env or password_file");
             }
         }
         if let Some(line) = &self.line {
@@ -292,8 +317,8 @@ impl NotifySection {
                 problems
                     .push("notify.line.base_url", format!("\"{}\" is not an http:// or https:// URL", line.base_url));
             }
-            if line.token_env.is_empty() {
-                problems.push("notify.line.token_env", "must name an environment variable");
+            if line.token_env.is_some() == line.token_file.is_some() {
+                problems.push("notify.line", "give token_env or token_file (the channel access token), one of them");
             }
         }
         if self.retry_initial_ms == 0 {

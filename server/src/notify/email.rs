@@ -24,8 +24,8 @@ pub enum EmailError {
         /// Why.
         reason: String,
     },
-    /// The password's variable is not set.
-    #[error("notify.email.password_env: the environment variable {0} is not set")]
+    /// The password's variable or file.
+    #[error("notify.email.{0}")]
     Password(String),
     /// The CA file.
     #[error("notify.email.ca_file: {path}: {reason}")]
@@ -87,8 +87,13 @@ impl Email {
             (SmtpTls::Implicit, Some(p)) => builder.tls(Tls::Wrapper(p)),
             _ => builder.tls(Tls::None),
         };
-        if let (Some(user), Some(var)) = (&config.username, &config.password_env) {
-            let password = std::env::var(var).map_err(|_| EmailError::Password(var.clone()))?;
+        let password = eitwatch_config::notify_config::secret(
+            config.password_env.as_deref(),
+            config.password_file.as_deref(),
+            "password",
+        )
+        .map_err(EmailError::Password)?;
+        if let (Some(user), Some(password)) = (&config.username, password) {
             builder = builder.credentials(Credentials::new(user.clone(), password));
         }
         Ok(Email { transport: builder.build(), from })

@@ -13,8 +13,8 @@ use super::outbox::Notification;
 /// Why the LINE client could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {
-    /// The token's variable is not set.
-    #[error("notify.line.token_env: the environment variable {0} is not set")]
+    /// The token's variable or file.
+    #[error("notify.line.{0}")]
     Token(String),
     /// The HTTP client.
     #[error("notify.line: {0}")]
@@ -45,7 +45,10 @@ impl Line {
     pub fn new(config: &LineSection) -> Result<Line, LineError> {
         // reqwest is built without a provider: the tree's one, ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let token = std::env::var(&config.token_env).map_err(|_| LineError::Token(config.token_env.clone()))?;
+        let token =
+            eitwatch_config::notify_config::secret(config.token_env.as_deref(), config.token_file.as_deref(), "token")
+                .map_err(LineError::Token)?
+                .ok_or_else(|| LineError::Token("token_env: give token_env or token_file".into()))?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms))
             .build()

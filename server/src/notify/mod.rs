@@ -553,30 +553,53 @@ impl Notifier {
             self.queue(&mut outbox, list, &[key]);
         }
     }
+}
 
-    /// Sends the test message to every address of a recipient at once (not through the
-    /// outbox); each address with what its channel answered.
-    pub async fn test(&self, id: &str, now_ns: i64) -> Option<Vec<(String, Outcome)>> {
-        let r = self.recipients.get(id)?;
-        let m = message::test(&r.id, r.language);
-        let mut out = Vec::new();
-        for (i, (channel, addr)) in addresses(&r).enumerate() {
-            let n = self.make(
-                i as u64 + 1,
-                &r,
-                channel,
-                addr,
-                Purpose::Test,
-                None,
-                &m,
-                now_ns,
-                Status::Queued,
-                String::new(),
-            );
-            out.push((format!("{channel:?} {addr}").to_lowercase(), self.channels.send(&n, now_ns, 0).await));
-        }
-        Some(out)
+/// `eitwatch-server notify test`: sends the test message to every address of recipient `id`
+/// (from `[notify]` and the recipients' log in `data_dir`, which it only reads) at once, not
+/// through the outbox; each address with what its channel answered. `None`: no such recipient.
+pub async fn send_test(
+    data_dir: &Path,
+    config: &NotifySection,
+    id: &str,
+    now_ns: i64,
+) -> Result<Option<Vec<(String, Outcome)>>, NotifyError> {
+    let dir = data_dir.join("notify");
+    let recipients = recipients::Recipients::open(&dir, config)
+        .map_err(|source| NotifyError::Io { path: dir.join("recipients.log"), source })?;
+    let Some(r) = recipients.get(id) else { return Ok(None) };
+    let channels = Channels::new(config)?;
+    let m = message::test(&r.id, r.language);
+    let mut out = Vec::new();
+    for (channel, addr) in addresses(&r) {
+        let n = Notification {
+            id: 0,
+            recipient: r.id.clone(),
+            channel,
+            to: addr.to_string(),
+            purpose: Purpose::Test,
+            alert: None,
+            factory: None,
+            subject: m.subject.clone(),
+            text: if channel == Channel::Line { message::line_text(&m) } else { m.text.clone() },
+            html: m.html.clone(),
+            line: String::new(),
+            created_ns: now_ns,
+            status: Status::Queued,
+            attempts: 0,
+            next_ns: now_ns,
+            answer: None,
+            done_ns: None,
+            into: None,
+            retry_key: outbox::uuid_v4(),
+        };
+        let label = match channel {
+            Channel::Email => format!("email {addr}"),
+            Channel::Line => format!("line {addr}"),
+        };
+        out.push((label, channels.send(&n, now_ns, 0).await));
     }
+    Ok(Some(out))
 }
 
 fn addresses(r: &Recipient) -> impl Iterator<Item = (Channel, &str)> {
