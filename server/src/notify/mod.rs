@@ -160,6 +160,9 @@ impl Channels {
     }
 }
 
+/// Alert changes routed and queued in one write at most.
+const ROUTE_BATCH: usize = 4096;
+
 /// Notifications of one server.
 #[derive(Debug)]
 pub struct Notifier {
@@ -254,20 +257,39 @@ impl Notifier {
         let src = source.clone();
         tokio::spawn(async move {
             loop {
-                match rx.recv().await {
-                    Ok(e) if e.kind == "alert" => match serde_json::from_str::<Alert>(&e.data) {
-                        Ok(alert) => me.on_alert(&*src, &alert),
-                        Err(error) => tracing::error!(%error, "An alert event does not parse; not notified"),
-                    },
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::error!(
-                            missed = n,
-                            "Notifications fell behind; alert changes not told (see /api/v1/alerts)"
-                        )
+                // What came at once (a storm) is routed and queued in one write.
+                let mut batch = Vec::new();
+                let mut next = Some(rx.recv().await);
+                while let Some(received) = next.take() {
+                    match received {
+                        Ok(e) if e.kind == "alert" => match serde_json::from_str::<Alert>(&e.data) {
+                            Ok(alert) => batch.push(alert),
+                            Err(error) => tracing::error!(%error, "An alert event does not parse; not notified"),
+                        },
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::error!(
+                                missed = n,
+                                "Notifications fell behind; alert changes not told (see /api/v1/alerts)"
+                            )
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    if batch.len() < ROUTE_BATCH {
+                        next = match rx.try_recv() {
+                            Ok(e) => Some(Ok(e)),
+                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                Some(Err(broadcast::error::RecvError::Lagged(n)))
+                            }
+                            Err(_) => None,
+                        };
+                    }
                 }
+                if batch.is_empty() {
+                    continue;
+                }
+                let (me, src) = (me.clone(), src.clone());
+                let _ = tokio::task::spawn_blocking(move || me.on_alerts(&*src, &batch)).await;
             }
         });
         let me = self.clone();
@@ -296,33 +318,42 @@ impl Notifier {
         }
     }
 
-    /// Routes one alert change: a firing alert to its subscribers, a resolution to those who
-    /// were told it fired and asked for resolutions.
-    pub fn on_alert(&self, source: &dyn Source, a: &Alert) {
-        self.watch_alert(a);
-        let (telling, key) = match a.state {
-            State::Firing => (Telling::Fired, format!("fired:{}", a.id)),
-            State::Resolved if a.firing_ns.is_some() => (Telling::Resolved, format!("resolved:{}", a.id)),
-            _ => return,
-        };
+    /// Routes alert changes: a firing alert to its subscribers, a resolution to those who
+    /// were told it fired and asked for resolutions; all of them queued in one write.
+    pub fn on_alerts(&self, source: &dyn Source, alerts: &[Alert]) {
         let now = source.now_ns();
-        let area = source.area_of(&a.factory);
+        let recipients = self.recipients.list();
         let mut outbox = self.outbox();
-        if outbox.told(&key) || (telling == Telling::Resolved && !outbox.told(&format!("fired:{}", a.id))) {
-            return;
+        let (mut list, mut told) = (Vec::new(), Vec::new());
+        for a in alerts {
+            self.watch_alert(a);
+            let (telling, key) = match a.state {
+                State::Firing => (Telling::Fired, format!("fired:{}", a.id)),
+                State::Resolved if a.firing_ns.is_some() => (Telling::Resolved, format!("resolved:{}", a.id)),
+                _ => continue,
+            };
+            let fired = format!("fired:{}", a.id);
+            let fired_told = outbox.told(&fired) || told.contains(&fired);
+            if outbox.told(&key) || told.contains(&key) || (telling == Telling::Resolved && !fired_told) {
+                continue;
+            }
+            let area = source.area_of(&a.factory);
+            let to: Vec<Recipient> = recipients
+                .iter()
+                .filter(|r| {
+                    recipients::subscription(r, a, &area).is_some_and(|s| telling == Telling::Fired || s.resolved)
+                })
+                .cloned()
+                .collect();
+            let purpose = if telling == Telling::Fired { Purpose::Fired } else { Purpose::Resolved };
+            self.notifications(&mut outbox, &to, a, telling, purpose, now, &mut list);
+            told.push(key);
         }
-        let to: Vec<Recipient> = self
-            .recipients
-            .list()
-            .into_iter()
-            .filter(|r| recipients::subscription(r, a, &area).is_some_and(|s| telling == Telling::Fired || s.resolved))
-            .collect();
-        let purpose = if telling == Telling::Fired { Purpose::Fired } else { Purpose::Resolved };
-        let list = self.notifications(&mut outbox, &to, a, telling, purpose, now);
-        self.queue(&mut outbox, list, &[key]);
+        self.queue(&mut outbox, list, &told);
     }
 
     /// One notification per address of each recipient, held when over the rate limit.
+    #[allow(clippy::too_many_arguments)]
     fn notifications(
         &self,
         outbox: &mut Outbox,
@@ -331,10 +362,10 @@ impl Notifier {
         telling: Telling,
         purpose: Purpose,
         now: i64,
-    ) -> Vec<Notification> {
+        list: &mut Vec<Notification>,
+    ) {
         let since = now - (self.config.rate_window_s as i64).saturating_mul(1_000_000_000);
-        let mut list = Vec::new();
-        let mut id = outbox.next_id();
+        let mut id = outbox.next_id() + list.len() as u64;
         for r in to {
             let m = message::alert(a, telling, r.language, &self.config.board_url);
             for (channel, addr) in addresses(r) {
@@ -359,7 +390,6 @@ impl Notifier {
                 id += 1;
             }
         }
-        list
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -512,7 +542,8 @@ impl Notifier {
                 .filter_map(|id| self.recipients.get(id))
                 .filter(|r| recipients::may_see(r, &a.factory))
                 .collect();
-            let list = self.notifications(&mut outbox, &to, &a, Telling::Escalated, Purpose::Escalated, now);
+            let mut list = Vec::new();
+            self.notifications(&mut outbox, &to, &a, Telling::Escalated, Purpose::Escalated, now, &mut list);
             add(&self.counters.escalations, 1);
             self.queue(&mut outbox, list, &[key]);
         }
