@@ -366,6 +366,26 @@ fn is_http_url(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server_config::ServerConfig;
+
+    /// The `[notify]` blocks shown to people load as they are: the README's, and the
+    /// example server.toml's once uncommented.
+    #[test]
+    fn the_shown_notify_configs_load() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n[notify]").expect("the README's [notify] block") + 8;
+        let block = &readme[start..start + readme[start..].find("```").expect("its end")];
+        let example = include_str!("../examples/server.toml");
+        let from = example.find("# [notify]").expect("the example's [notify]");
+        let to = from + example[from..].find("\n\n").expect("its end");
+        let uncommented: String = example[from..to].lines().map(|l| format!("{}\n", &l[2..])).collect();
+        for (name, notify) in [("README.md", block.to_string()), ("config/examples/server.toml", uncommented)] {
+            let text = format!("[server]\ndata_dir = \"/nonexistent\"\n{notify}");
+            let config: ServerConfig = crate::problems::load(&text, name).unwrap_or_else(|p| panic!("{name}: {p}"));
+            assert_eq!(config.notify.recipient[0].subscription.len(), 1, "{name}");
+            assert!(config.notify.email.is_some() && config.notify.line.is_some(), "{name}");
+        }
+    }
 
     #[test]
     fn digest_times_parse_strictly() {
