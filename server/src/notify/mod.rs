@@ -1,4 +1,4 @@
-//! Alerts to people: e-mail ([`email`]) and LINE ([`line`]) messages when an alert fires or
+//! Alerts to people: e-mail ([`email`]) and LINE ([`line`](mod@line)) messages when an alert fires or
 //! resolves, escalation of a critical alert left unacknowledged, a daily digest, and the
 //! rate limit that turns a storm into a summary; every message through a durable outbox.
 //!
