@@ -55,7 +55,8 @@ struct LogQuery {
     /// Only this recipient.
     recipient: Option<String>,
     /// Only notifications of this alert.
-    alert: Option<u64>,
+    #[param(minimum = 1)]
+    alert: Option<i64>,
     /// Only this status: queued, held, summarised, sent, failed.
     status: Option<String>,
     /// At most this many (default 1000).
@@ -64,7 +65,7 @@ struct LogQuery {
 
 /// The delivery log, newest first, and the counters.
 #[derive(Debug, Serialize, ToSchema)]
-struct Log {
+struct NotificationLog {
     #[schema(schema_with = notification_list)]
     notifications: Vec<Notification>,
     counters: CountersSnapshot,
@@ -72,14 +73,14 @@ struct Log {
 
 /// The recipients now.
 #[derive(Debug, Serialize, ToSchema)]
-struct Recipients {
+struct RecipientList {
     #[schema(schema_with = recipient_list)]
     recipients: Vec<Recipient>,
 }
 
 /// Every recorded change of the recipients, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
-struct Changes {
+struct RecipientChanges {
     #[schema(schema_with = entry_list)]
     changes: Vec<Entry>,
 }
@@ -98,23 +99,30 @@ fn status_of(text: &str) -> Result<Status, ApiError> {
     tag = "notifications",
     params(LogQuery),
     responses(
-        (status = 200, body = Log),
+        (status = 200, body = NotificationLog),
         (status = 400, description = "An unknown query key or a bad value", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
     ),
 )]
-async fn log(State(app): State<AppState>, _: Admin, Strict(q): Strict<LogQuery>) -> Result<Json<Log>, ApiError> {
+async fn log(
+    State(app): State<AppState>,
+    _: Admin,
+    Strict(q): Strict<LogQuery>,
+) -> Result<Json<NotificationLog>, ApiError> {
     let status = q.status.as_deref().map(status_of).transpose()?;
+    if let Some(a) = q.alert.filter(|a| *a < 1) {
+        return Err(ApiError::invalid(format!("alert: {a} is not an alert id (1 or more)")));
+    }
     let notifications = app.notify.log(
         |n| {
             q.recipient.as_deref().is_none_or(|r| n.recipient == r)
-                && q.alert.is_none_or(|a| n.alert == Some(a))
+                && q.alert.is_none_or(|a| n.alert.and_then(|id| i64::try_from(id).ok()) == Some(a))
                 && status.is_none_or(|s| n.status == s)
         },
         q.limit.unwrap_or(1000),
     );
-    Ok(Json(Log { notifications, counters: app.notify.counters.snapshot() }))
+    Ok(Json(NotificationLog { notifications, counters: app.notify.counters.snapshot() }))
 }
 
 /// The recipients now (admin).
@@ -124,14 +132,14 @@ async fn log(State(app): State<AppState>, _: Admin, Strict(q): Strict<LogQuery>)
     operation_id = "get_notification_recipients",
     tag = "notifications",
     responses(
-        (status = 200, body = Recipients),
+        (status = 200, body = RecipientList),
         (status = 400, description = "An unknown query key", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
     ),
 )]
-async fn recipients(State(app): State<AppState>, _: Admin, _: Strict<NoKeys>) -> Json<Recipients> {
-    Json(Recipients { recipients: app.notify.recipients.list() })
+async fn recipients(State(app): State<AppState>, _: Admin, _: Strict<NoKeys>) -> Json<RecipientList> {
+    Json(RecipientList { recipients: app.notify.recipients.list() })
 }
 
 /// Creates or replaces a recipient (admin), recorded.
@@ -142,7 +150,7 @@ async fn recipients(State(app): State<AppState>, _: Admin, _: Strict<NoKeys>) ->
     tag = "notifications",
     request_body(content = Object, content_type = "application/json", description = "A recipient as in [[notify.recipient]]"),
     responses(
-        (status = 201, body = Recipients),
+        (status = 201, body = RecipientList),
         (status = 400, description = "Malformed, or not valid (every problem named)", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
@@ -152,7 +160,7 @@ async fn upsert(
     State(app): State<AppState>,
     admin: Admin,
     body: Bytes,
-) -> Result<(StatusCode, Json<Recipients>), ApiError> {
+) -> Result<(StatusCode, Json<RecipientList>), ApiError> {
     let recipient: Recipient = serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?;
     submit(app, admin, Change::Upsert { recipient }).await
 }
@@ -165,7 +173,7 @@ async fn upsert(
     tag = "notifications",
     params(("id" = String, Path, description = "The recipient's id")),
     responses(
-        (status = 200, body = Recipients),
+        (status = 200, body = RecipientList),
         (status = 400, description = "Not a recipient, or escalation still names it", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
@@ -175,7 +183,7 @@ async fn remove(
     State(app): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-) -> Result<Json<Recipients>, ApiError> {
+) -> Result<Json<RecipientList>, ApiError> {
     submit(app, admin, Change::Remove { id }).await.map(|(_, body)| body)
 }
 
@@ -186,23 +194,23 @@ async fn remove(
     operation_id = "get_notification_recipients_log",
     tag = "notifications",
     responses(
-        (status = 200, body = Changes),
+        (status = 200, body = RecipientChanges),
         (status = 400, description = "An unknown query key", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
     ),
 )]
-async fn changes(State(app): State<AppState>, _: Admin, _: Strict<NoKeys>) -> Result<Json<Changes>, ApiError> {
+async fn changes(State(app): State<AppState>, _: Admin, _: Strict<NoKeys>) -> Result<Json<RecipientChanges>, ApiError> {
     let changes =
         app.notify.recipients.entries().map_err(|e| ApiError::internal(format!("notify/recipients.log: {e}")))?;
-    Ok(Json(Changes { changes }))
+    Ok(Json(RecipientChanges { changes }))
 }
 
 async fn submit(
     app: AppState,
     Admin(admin): Admin,
     change: Change,
-) -> Result<(StatusCode, Json<Recipients>), ApiError> {
+) -> Result<(StatusCode, Json<RecipientList>), ApiError> {
     let now = app.clock.now_ns();
     let by = admin.by();
     let task = app.clone();
@@ -212,5 +220,5 @@ async fn submit(
             .map_err(|e| ApiError::internal(format!("notify/recipients.log: {e}")))?;
     let recipients = recorded.map_err(|p| ApiError::invalid(p.join("; ")))?;
     tracing::info!(recipients = recipients.len(), "Notification recipients changed");
-    Ok((StatusCode::CREATED, Json(Recipients { recipients })))
+    Ok((StatusCode::CREATED, Json(RecipientList { recipients })))
 }
