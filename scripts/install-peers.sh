@@ -4,8 +4,9 @@
 #   victoria-metrics (a real store taking the InfluxDB v2 write API), from Debian;
 #   pymodbus (a Modbus server none of us wrote), influxdb-client (InfluxData's Python
 #   client, the writer the ingest tests prove compatibility with) and schemathesis (fuzzes the
-#   API against its generated OpenAPI document) and openpyxl (reads the indicators workbook
-#   back), from PyPI, into .peers/venv.
+#   API against its generated OpenAPI document), openpyxl (reads the indicators workbook
+#   back), pyarrow (reads the Parquet export back) and aiosmtpd (an SMTP server that receives
+#   the alert e-mails), from PyPI, into .peers/venv.
 #   chromium (headless, for the board's browser tests) and Node.js from Debian;
 #   playwright-core (drives that chromium), axe-core (accessibility checks in the board's
 #   browser tests), uplot (the board's charts, vendored from it into dashboards/board/vendor/)
@@ -59,6 +60,10 @@ if ! "$venv/bin/python" -c 'import pyarrow' >/dev/null 2>&1; then
   echo "install-peers: pip install pyarrow into $venv"
   "$venv/bin/python" -m pip install -q "pyarrow==26.0.1"
 fi
+if ! "$venv/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "install-peers: pip install aiosmtpd into $venv"
+  "$venv/bin/python" -m pip install -q "aiosmtpd==1.4.6"
+fi
 if [ ! -f tests/browser/node_modules/playwright-core/package.json ] \
   || [ ! -f tests/browser/node_modules/@influxdata/flux-lsp-browser/package.json ] \
   || [ ! -f tests/browser/node_modules/axe-core/package.json ] \
@@ -66,4 +71,4 @@ if [ ! -f tests/browser/node_modules/playwright-core/package.json ] \
   echo "install-peers: npm ci in tests/browser (playwright-core, axe-core, uplot, @influxdata/flux-lsp-browser)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus, influxdb-client, schemathesis, openpyxl and pyarrow: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"
+echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus, influxdb-client, schemathesis, openpyxl, pyarrow and aiosmtpd: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"

@@ -10,6 +10,7 @@
 //! - [`standards`]: the legal limits as data (TOML files shipped in this crate);
 //! - [`agent_config`] and [`server_config`]: the schemas of `agent.toml` and `server.toml`,
 //!   loaded through [`problems`], which reports every problem with its file and key path;
+//! - [`notify_config`]: `[notify]`, who is told of alerts by e-mail and LINE;
 //! - [`indicators`]: the EIT indicator definitions (`indicators.toml`).
 
 pub mod agent_config;
@@ -17,6 +18,7 @@ pub mod catalog;
 pub mod gap;
 pub mod indicators;
 pub mod line_protocol;
+pub mod notify_config;
 pub mod problems;
 pub mod reading;
 pub mod server_config;

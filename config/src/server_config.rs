@@ -36,6 +36,9 @@ pub struct ServerConfig {
     /// `[[webhook]]`: where alert changes are POSTed.
     #[serde(default)]
     pub webhook: Vec<WebhookSection>,
+    /// `[notify]`: alerts to people by e-mail and LINE.
+    #[serde(default)]
+    pub notify: crate::notify_config::NotifySection,
     /// The site registry.
     #[serde(default)]
     pub area: Vec<Area>,
@@ -591,6 +594,7 @@ impl Validate for ServerConfig {
                 "must be at least 2 (today and yesterday, whose availability is judged)",
             );
         }
+        self.notify.validate(problems);
         for (i, hook) in self.webhook.iter().enumerate() {
             if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
                 problems

@@ -12,6 +12,8 @@
 //! - [`monitor`]: the compliance engine on its own thread, feeding the alert book and events;
 //! - [`alerts`]: the alert book (pending → firing → acknowledged → resolved), append-only;
 //! - [`events`] and [`webhooks`]: alert changes live over SSE and to configured webhooks;
+//! - [`notify`]: alerts to people by e-mail and LINE (escalation, daily digest, rate limit),
+//!   through a durable outbox;
 //! - [`gaps`]: what agents had to drop (gap records), kept in the data directory;
 //! - [`corrections`]: new records that correct stored readings, judged instead of them;
 //! - [`registry`]: the site registry changed through the API, logged, shared live;
@@ -38,6 +40,7 @@ pub mod jsonl;
 pub mod limit_series;
 pub mod monitor;
 mod names;
+pub mod notify;
 pub mod registry;
 pub mod store;
 #[cfg(test)]
@@ -65,6 +68,9 @@ pub enum StartError {
     /// The store's log could not be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// Notifications could not be set up (`[notify]`, `<data_dir>/notify/`).
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
     /// The listen address.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -101,6 +107,8 @@ pub struct App {
     pub gaps: Arc<gaps::GapLog>,
     /// Corrections of stored readings.
     pub corrections: Arc<corrections::CorrectionLog>,
+    /// Alerts to people (e-mail, LINE), their outbox and recipients.
+    pub notify: Arc<notify::Notifier>,
 }
 
 /// Shared state of the HTTP handlers.
@@ -133,6 +141,7 @@ impl App {
             Arc::new(corrections::CorrectionLog::open(&dir.join("corrections.log")).map_err(io("corrections.log"))?);
         let registry = Registry::new(registry::current(&config.area, &dir).map_err(io("registry.log"))?);
         let events = events::Events::new();
+        let notify = Arc::new(notify::Notifier::open(&dir, &config.notify)?);
 
         let started = std::time::Instant::now();
         let settings = compliance::Settings {
@@ -213,6 +222,7 @@ impl App {
             ingest,
             gaps,
             corrections,
+            notify,
             config,
         })
     }
@@ -252,6 +262,8 @@ pub async fn serve(
     tracing::info!(%addr, readings = app.store.len(), "Server listening");
     spawn_retention(app.clone());
     webhooks::spawn(&app.config.webhook, &app.events);
+    let firing = app.alerts.list().into_iter().filter(|a| a.state == alerts::State::Firing).collect();
+    app.notify.spawn(app.clone(), &app.events, firing);
     if let Some(influx) = app.config.influxdb.clone() {
         limit_series::spawn(app.clone(), influx.clone());
         // Held from the start until the sink registers its cursor: no segment it still

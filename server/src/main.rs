@@ -54,10 +54,26 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Alert notifications (e-mail, LINE).
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// The lines partial writes refused, kept in `<data_dir>/dead-letters/`.
     DeadLetters {
         #[command(subcommand)]
         command: DeadLettersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Send a test message to every address of a recipient (of `--config`'s `[notify]` and
+    /// the recipients changed through the API) and print what each channel answered.
+    Test {
+        /// The recipient's id.
+        #[arg(long)]
+        recipient: String,
     },
 }
 
@@ -252,6 +268,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Export { command } => export(&cli.config, command).await?,
         Command::Repair { data_dir, dry_run } => repair(&data_dir, dry_run)?,
         Command::DeadLetters { command } => dead_letters(command).await?,
+        Command::Notify { command: NotifyCommand::Test { recipient } } => notify_test(&cli.config, &recipient).await?,
         Command::Run => {
             let config = load(&cli.config)?;
             // A bad indicators.toml is refused at start, as a bad server.toml is, not at the
@@ -262,6 +279,34 @@ async fn main() -> anyhow::Result<()> {
             handle.await??;
             tracing::info!("Server stopped");
         }
+    }
+    Ok(())
+}
+
+async fn notify_test(config: &PathBuf, recipient: &str) -> anyhow::Result<()> {
+    use eitwatch_server::notify::outbox::Outcome;
+    let config = load(config)?;
+    let now = jiff::Timestamp::now().as_nanosecond() as i64;
+    let data_dir = PathBuf::from(&config.server.data_dir);
+    let answers = eitwatch_server::notify::send_test(&data_dir, &config.notify, recipient, now)
+        .await?
+        .with_context(|| format!("--recipient: \"{recipient}\" is not a recipient of [notify] or the API"))?;
+    let mut failed = 0;
+    for (to, outcome) in &answers {
+        match outcome {
+            Outcome::Sent(answer) => println!("{to}: sent: {answer}"),
+            Outcome::Retry { answer, .. } => {
+                failed += 1;
+                println!("{to}: not delivered (would be retried): {answer}")
+            }
+            Outcome::Failed(answer) => {
+                failed += 1;
+                println!("{to}: refused: {answer}")
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} address(es) not delivered", answers.len());
     }
     Ok(())
 }

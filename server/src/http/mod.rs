@@ -26,6 +26,7 @@ mod events;
 mod extract;
 mod gaps;
 mod indicators;
+mod notifications;
 mod readings;
 mod registry;
 mod schema;
@@ -97,6 +98,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(registry::router())
         .merge(gaps::router())
         .merge(corrections::router())
+        .merge(notifications::router())
         .merge(board::router())
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT));
     // Unbounded: the writes bound their upload with `body_read_timeout_ms` (a large batch may
