@@ -49,7 +49,8 @@ fn an_alert_in_thai_names_what_where_value_limit_since_link_and_ack() {
     assert!(what.contains("ซีโอดี") && what.contains("151 mg/l") && what.contains("120 mg/l"), "{what}");
     assert_eq!(
         m.text,
-        format!("เรื่อง: {what}\n") + "ที่: f1 / outfall-1\n\
+        format!("เรื่อง: {what}\n")
+            + "ที่: f1 / outfall-1\n\
          ค่าที่วัดได้: 150.5 mg/l\n\
          ค่ามาตรฐานที่ใช้: ≤ 120 mg/l (moi-effluent-2560 5.7)\n\
          ตั้งแต่: 2026-11-23 10:04 น. (เวลาไทย)\n\
