@@ -157,6 +157,8 @@ run() { # label start size
   chart=$(latency_ms "$chart_url"); day=$(latency_ms "$day_url")
   stop
   local disk; disk=$(du -sb "$disk_dir" | cut -f1)
+  # Where the bytes are: the largest entries of the data directory (and of a store/ in it).
+  du -sb "$disk_dir"/* "$disk_dir"/store/* 2>/dev/null | sort -rn | head -6 | sed "s|$disk_dir/||; s/^/    du: /"
   $start again
   local restart_ms=$started_ms
   sleep 2
