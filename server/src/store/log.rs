@@ -116,7 +116,7 @@ pub(crate) fn put_points(out: &mut Vec<u8>, n: usize, points: impl Iterator<Item
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -125,7 +125,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// A varint at `*at`, which it moves past; `None` where it is cut short or over 64 bits.
-fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
+pub(super) fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *bytes.get(*at)?;

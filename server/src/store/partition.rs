@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use eitwatch_config::reading::Kind;
 
 use super::codec;
-use super::log::{flags_of, stored_of};
+use super::log::{flags_of, get_varint, put_varint, stored_of};
 use super::{SeriesKey, StoreError, Stored};
 
 /// The first bytes of a partition file.
@@ -125,27 +125,6 @@ fn damaged(path: &Path, reason: impl Into<String>) -> StoreError {
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *bytes.get(*at)?;
-        *at += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 /// A little-endian reader over an index, failing on a short read.
