@@ -2,7 +2,8 @@
 //! any InfluxDB 2 bucket written directly (`[[influxdb]]`), each with its own cursor.
 //!
 //! Both speak the InfluxDB v2 write API (`POST /api/v2/write`, line protocol, `Authorization:
-//! Token …`), so one HTTP client serves both: the workspace's reqwest 0.13 with rustls. The
+//! Token …`), so one HTTP client serves both: the workspace's reqwest 0.13 with rustls, its
+//! TLS from the sink's `ca_file` and client certificate when set. The
 //! influxdb2 crate is not used: it brings reqwest 0.11 and hyper 0.14, a second HTTP stack.
 //!
 //! Per sink, one task:
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use eitwatch_config::agent_config::AgentConfig;
 use eitwatch_config::line_protocol;
+use eitwatch_config::tls::ClientTls;
 use reqwest::StatusCode;
 
 use crate::Shutdown;
@@ -77,6 +79,12 @@ pub struct SinkConfig {
     pub auth_retry: Duration,
     /// Where refused batches go.
     pub dead_letter_dir: PathBuf,
+    /// `ca_file`: the CA(s) trusted for the sink's certificate.
+    pub ca_file: Option<String>,
+    /// `client_cert_file`: the agent's certificate, for mTLS.
+    pub client_cert_file: Option<String>,
+    /// `client_key_file`: its key.
+    pub client_key_file: Option<String>,
 }
 
 impl SinkConfig {
@@ -98,6 +106,9 @@ impl SinkConfig {
             backfill_readings_per_s: u.backfill_readings_per_s,
             auth_retry: Duration::from_millis(u.auth_retry_ms),
             dead_letter_dir: dead_letter_dir.clone(),
+            ca_file: u.ca_file.clone(),
+            client_cert_file: u.client_cert_file.clone(),
+            client_key_file: u.client_key_file.clone(),
         }];
         out.extend(config.influxdb.iter().map(|i| SinkConfig {
             name: i.name.clone(),
@@ -113,6 +124,9 @@ impl SinkConfig {
             backfill_readings_per_s: i.backfill_readings_per_s,
             auth_retry: Duration::from_millis(i.auth_retry_ms),
             dead_letter_dir: dead_letter_dir.clone(),
+            ca_file: i.ca_file.clone(),
+            client_cert_file: i.client_cert_file.clone(),
+            client_key_file: i.client_key_file.clone(),
         }));
         out
     }
@@ -244,7 +258,14 @@ impl Uplink {
         crate::install_tls_provider();
         let fail = |reason: String| UplinkError::Client { sink: sink.name.clone(), reason };
         let mut builder = reqwest::Client::builder().timeout(sink.timeout);
-        if !sink.url.trim_start().to_ascii_lowercase().starts_with("https:") {
+        let tls = ClientTls {
+            ca_file: sink.ca_file.as_deref(),
+            client_cert_file: sink.client_cert_file.as_deref(),
+            client_key_file: sink.client_key_file.as_deref(),
+        };
+        if let Some(tls) = eitwatch_config::tls::client_config(&tls).map_err(|e| fail(format!("{}: {e}", e.key)))? {
+            builder = builder.tls_backend_preconfigured(tls);
+        } else if !sink.url.trim_start().to_ascii_lowercase().starts_with("https:") {
             // A plain-HTTP sink never does TLS: without this the client loads and parses
             // every system root certificate at start (8 % of the agent's instructions in a
             // 10 s benchmark run, and their pages and heap stay with the process). A redirect
@@ -282,7 +303,9 @@ impl Uplink {
         };
         let response = match request.send().await {
             Ok(r) => r,
-            Err(e) => return Outcome::Retry(e.to_string(), None),
+            // reqwest's own text names only the URL; the cause (a refused certificate, a
+            // refused connection) is further down the chain.
+            Err(e) => return Outcome::Retry(eitwatch_config::tls::with_causes(&e), None),
         };
         let status = response.status();
         let retry_after = response

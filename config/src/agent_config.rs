@@ -11,6 +11,7 @@ use crate::catalog::Catalog;
 use crate::problems::{Problems, Validate};
 use crate::reading::Kind;
 use crate::site::is_valid_id;
+use crate::tls::ClientTls;
 
 /// The whole `agent.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,6 +109,27 @@ pub struct Uplink {
     /// After a 401/403 (token refused), delivery stops and is tried again this much later.
     #[serde(default = "default_auth_retry_ms")]
     pub auth_retry_ms: u64,
+    /// PEM file of the CA(s) the server's certificate must chain to (a private CA), trusted
+    /// instead of the system's roots; absent: the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// PEM file of the agent's client certificate, for a server that asks for one (mTLS).
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// PEM file of its private key.
+    #[serde(default)]
+    pub client_key_file: Option<String>,
+}
+
+impl Uplink {
+    /// Its TLS keys.
+    pub fn tls(&self) -> ClientTls<'_> {
+        ClientTls {
+            ca_file: self.ca_file.as_deref(),
+            client_cert_file: self.client_cert_file.as_deref(),
+            client_key_file: self.client_key_file.as_deref(),
+        }
+    }
 }
 
 /// `[[influxdb]]`: an InfluxDB 2 bucket written directly (same write API as the server).
@@ -142,6 +164,26 @@ pub struct InfluxSink {
     /// See `[uplink]`.
     #[serde(default = "default_auth_retry_ms")]
     pub auth_retry_ms: u64,
+    /// See `[uplink]`.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// See `[uplink]`.
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// See `[uplink]`.
+    #[serde(default)]
+    pub client_key_file: Option<String>,
+}
+
+impl InfluxSink {
+    /// Its TLS keys.
+    pub fn tls(&self) -> ClientTls<'_> {
+        ClientTls {
+            ca_file: self.ca_file.as_deref(),
+            client_cert_file: self.client_cert_file.as_deref(),
+            client_key_file: self.client_key_file.as_deref(),
+        }
+    }
 }
 
 /// `[outbox]`: the on-disk buffer under `<data_dir>/outbox`.
@@ -733,6 +775,7 @@ impl Validate for AgentConfig {
         if self.uplink.batch_max_readings == 0 {
             problems.push("uplink.batch_max_readings", "must be at least 1");
         }
+        self.uplink.tls().validate("uplink", problems);
         if let Some(listen) = &self.agent.metrics_listen {
             if listen.parse::<std::net::SocketAddr>().is_err() {
                 problems.push("agent.metrics_listen", format!("\"{listen}\" is not ip:port"));
@@ -753,6 +796,7 @@ impl Validate for AgentConfig {
             if sink.batch_max_readings == 0 {
                 problems.push(format!("{at}.batch_max_readings"), "must be at least 1");
             }
+            sink.tls().validate(&at, problems);
         }
         if self.outbox.segment_bytes < 4096 {
             problems.push(

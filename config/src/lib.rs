@@ -11,6 +11,7 @@
 //! - [`agent_config`] and [`server_config`]: the schemas of `agent.toml` and `server.toml`,
 //!   loaded through [`problems`], which reports every problem with its file and key path;
 //! - [`notify_config`]: `[notify]`, who is told of alerts by e-mail and LINE;
+//! - [`tls`]: the TLS files the configs name, checked at load, and the HTTP clients' TLS;
 //! - [`indicators`]: the EIT indicator definitions (`indicators.toml`).
 
 pub mod agent_config;
@@ -24,6 +25,7 @@ pub mod reading;
 pub mod server_config;
 pub mod site;
 pub mod standards;
+pub mod tls;
 
 pub use catalog::{Catalog, Parameter};
 pub use reading::{Kind, Quality, Reading};

@@ -8,6 +8,7 @@ use crate::catalog::Catalog;
 use crate::line_protocol::{Mapping, validate_mappings};
 use crate::problems::{Problems, Validate};
 use crate::site::{Area, validate_areas};
+use crate::tls::{ClientTls, PemFile};
 
 /// The whole `server.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -235,6 +236,49 @@ pub struct ServerSection {
     /// it well below the process's open-file limit.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// `[server.tls]`: HTTPS on `listen`; absent: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+}
+
+/// `[server.tls]`: the server speaks TLS 1.2 and 1.3 (rustls) on `listen`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM file of the certificate chain: the server's certificate first, then the
+    /// intermediates (certbot's `fullchain.pem`).
+    pub cert_file: String,
+    /// PEM file of its private key (certbot's `privkey.pem`).
+    pub key_file: String,
+    /// PEM file of the CA(s) that sign client certificates; set, every client must present
+    /// one signed by them (mTLS for agents), and one without is refused at the handshake.
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+    /// How often `cert_file` and `key_file` are read for a change (a renewal); new
+    /// connections get the new certificate, open ones keep theirs. SIGHUP checks at once.
+    #[serde(default = "default_tls_check_interval_ms")]
+    pub check_interval_ms: u64,
+}
+
+impl TlsSection {
+    /// The certificate file, under its key.
+    pub fn cert(&self) -> PemFile<'_> {
+        PemFile { key: "cert_file", path: &self.cert_file }
+    }
+
+    /// The key file, under its key.
+    pub fn key(&self) -> PemFile<'_> {
+        PemFile { key: "key_file", path: &self.key_file }
+    }
+
+    /// The client CA file, under its key.
+    pub fn client_ca(&self) -> Option<PemFile<'_>> {
+        self.client_ca_file.as_deref().map(|path| PemFile { key: "client_ca_file", path })
+    }
+}
+
+const fn default_tls_check_interval_ms() -> u64 {
+    5000
 }
 
 fn default_listen() -> String {
@@ -508,6 +552,27 @@ pub struct InfluxdbSection {
     /// Longest wait between retries while InfluxDB is unreachable.
     #[serde(default = "default_retry_max_ms")]
     pub retry_max_ms: u64,
+    /// PEM file of the CA(s) InfluxDB's certificate must chain to, trusted instead of the
+    /// system's roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// PEM file of a client certificate, for an InfluxDB behind a proxy that asks for one.
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    /// PEM file of its private key.
+    #[serde(default)]
+    pub client_key_file: Option<String>,
+}
+
+impl InfluxdbSection {
+    /// Its TLS keys.
+    pub fn tls(&self) -> ClientTls<'_> {
+        ClientTls {
+            ca_file: self.ca_file.as_deref(),
+            client_cert_file: self.client_cert_file.as_deref(),
+            client_key_file: self.client_key_file.as_deref(),
+        }
+    }
 }
 
 impl std::fmt::Debug for InfluxdbSection {
@@ -519,6 +584,9 @@ impl std::fmt::Debug for InfluxdbSection {
             .field("token", &"<redacted>")
             .field("batch_max_points", &self.batch_max_points)
             .field("retry_max_ms", &self.retry_max_ms)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
             .finish()
     }
 }
@@ -550,6 +618,17 @@ impl Validate for ServerConfig {
         if self.server.max_connections == 0 {
             problems.push("server.max_connections", "must be at least 1");
         }
+        if let Some(tls) = &self.server.tls {
+            if let Err(e) = crate::tls::load_certified_key(tls.cert(), tls.key()) {
+                problems.push(format!("server.tls.{}", e.key), e.to_string());
+            }
+            if let Some(Err(e)) = tls.client_ca().map(|ca| ca.roots()) {
+                problems.push(format!("server.tls.{}", e.key), e.to_string());
+            }
+            if tls.check_interval_ms < 100 {
+                problems.push("server.tls.check_interval_ms", "must be at least 100");
+            }
+        }
         if self.ingest.max_writes_in_flight == 0 {
             problems.push("ingest.max_writes_in_flight", "must be at least 1");
         }
@@ -578,6 +657,7 @@ impl Validate for ServerConfig {
             if influx.batch_max_points == 0 {
                 problems.push("influxdb.batch_max_points", "must be at least 1");
             }
+            influx.tls().validate("influxdb", problems);
         }
         if self.compliance.tick_ms == 0 {
             problems.push("compliance.tick_ms", "must be at least 1");

@@ -53,6 +53,17 @@ fn next_batch(
     }))
 }
 
+/// The HTTP client of `[influxdb]`: its `ca_file` and client certificate when set.
+pub(crate) fn client(config: &InfluxdbSection) -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    let tls = eitwatch_config::tls::client_config(&config.tls()).map_err(|e| format!("influxdb.{}: {e}", e.key))?;
+    if let Some(tls) = tls {
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    builder.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
 async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Result<(), String> {
     let dir = app.store.dir().to_path_buf();
     let mut durable = app.store.durable();
@@ -63,9 +74,7 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
         .append_pair("org", &config.org)
         .append_pair("bucket", &config.bucket)
         .append_pair("precision", "ns");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client =
-        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| format!("HTTP client: {e}"))?;
+    let client = client(&config)?;
     let mut cursor = load_cursor(&cursor_path, &dir);
     app.store.hold("influxdb", cursor);
     let mut reader = Reader::new(&dir);
@@ -117,7 +126,7 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
                     let status = r.status();
                     Some(format!("{status}: {}", r.text().await.unwrap_or_default()))
                 }
-                Err(e) => Some(e.to_string()),
+                Err(e) => Some(eitwatch_config::tls::with_causes(&e)),
             };
             match problem {
                 None => posted = true,

@@ -71,6 +71,12 @@ pub enum StartError {
     /// Notifications could not be set up (`[notify]`, `<data_dir>/notify/`).
     #[error(transparent)]
     Notify(#[from] notify::NotifyError),
+    /// `[server.tls]`: a certificate, key or client CA file.
+    #[error("server.tls.{}: {error}", error.key)]
+    Tls {
+        /// The file and what is wrong with it.
+        error: eitwatch_config::tls::TlsError,
+    },
     /// The listen address.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -251,6 +257,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), StartError> {
     let listen = config.server.listen.clone();
+    let tls =
+        config.server.tls.as_ref().map(http::tls_acceptor).transpose().map_err(|error| StartError::Tls { error })?;
     let app = Arc::new(App::open(config)?);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -259,7 +267,10 @@ pub async fn serve(
     // Tests and scripts learn a port-0 address from this file, written once accepting.
     let addr_file = app.data_dir().join("listen-address");
     std::fs::write(&addr_file, addr.to_string()).map_err(|source| StartError::Io { path: addr_file, source })?;
-    tracing::info!(%addr, readings = app.store.len(), "Server listening");
+    tracing::info!(%addr, tls = tls.is_some(), readings = app.store.len(), "Server listening");
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "Listening without TLS on an address others can reach: tokens cross the network in clear text; add [server.tls]");
+    }
     spawn_retention(app.clone());
     webhooks::spawn(&app.config.webhook, &app.events);
     let firing = app.alerts.list().into_iter().filter(|a| a.state == alerts::State::Firing).collect();
@@ -277,7 +288,7 @@ pub async fn serve(
         .map_err(|source| StartError::Io { path: app.store.dir().to_path_buf(), source })?;
     let router = http::router(app.clone());
     let handle = tokio::spawn(async move {
-        let served = http::serve(listener, router, &app.config, shutdown).await;
+        let served = http::serve(listener, router, &app.config, tls, shutdown).await;
         // Ordered: no request is in flight any more; judge what was handed over, save alerts.
         let _ = tokio::task::spawn_blocking(move || {
             app.compliance.stop();

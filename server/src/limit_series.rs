@@ -117,7 +117,7 @@ pub fn spawn(app: AppState, config: InfluxdbSection) {
             .append_pair("org", &config.org)
             .append_pair("bucket", &config.bucket)
             .append_pair("precision", "ns");
-        let client = match reqwest::Client::builder().timeout(Duration::from_secs(30)).build() {
+        let client = match crate::influxdb::client(&config) {
             Ok(c) => c,
             Err(error) => {
                 tracing::error!(%error, "HTTP client; limits not written to InfluxDB");

@@ -12,8 +12,13 @@
 //! or header too large) is answered by hyper itself, with an empty body; [`Socket`] gives
 //! those answers the JSON error body every other error has.
 //!
-//! Shutdown is graceful: the listener closes, idle connections close, requests in flight
-//! are answered.
+//! With `[server.tls]` every connection, served or past the cap, is a TLS connection: its
+//! handshake must end within the time its header has (`header_read_timeout_ms`, past the
+//! cap [`REFUSING_HEADER_TIMEOUT`]) and holds the connection's slot meanwhile; a failed one
+//! (a plain-HTTP request, an unknown client certificate) closes the connection.
+//!
+//! Shutdown is graceful: the listener closes, idle connections and handshakes close,
+//! requests in flight are answered.
 
 use std::io;
 use std::net::SocketAddr;
@@ -34,7 +39,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tower::ServiceExt as _;
 
 use super::{ApiError, ErrorBody};
@@ -49,23 +56,27 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// At most one warning per this interval for the same repeated condition.
 const WARN_EVERY: Duration = Duration::from_secs(1);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then until the requests in
-/// flight are answered.
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` resolves, then until
+/// the requests in flight are answered.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: &ServerConfig,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let max_connections = config.server.max_connections;
     let retry_after_s = config.ingest.retry_after_s;
     let served = Arc::new(Semaphore::new(max_connections));
     let refusing = Arc::new(Semaphore::new(REFUSING_MAX));
+    let header_timeout = Duration::from_millis(config.server.header_read_timeout_ms);
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(config.server.header_read_timeout_ms));
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
     let mut refuse = http.clone();
     refuse.keep_alive(false).header_read_timeout(REFUSING_HEADER_TIMEOUT);
     let graceful = GracefulShutdown::new();
+    // Handshakes in progress end at shutdown: they have no request to finish.
+    let (stopping, _) = watch::channel(false);
     let mut accept_warned = Throttle::default();
     let mut cap_warned = Throttle::default();
     tokio::pin!(shutdown);
@@ -84,17 +95,20 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(Socket { stream, pending: None });
         let router = router.clone();
         if let Ok(slot) = served.clone().try_acquire_owned() {
             let service = service_fn(move |mut request: Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 router.clone().oneshot(request)
             });
-            let connection = graceful.watch(http.serve_connection(io, service));
+            let (http, watcher) = (http.clone(), graceful.watcher());
+            let secured = secure(stream, peer, tls.clone(), header_timeout, stopping.subscribe());
             tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(%peer, error = %e, "Connection closed");
+                if let Some(stream) = secured.await {
+                    let io = TokioIo::new(Socket { stream, pending: None });
+                    if let Err(e) = watcher.watch(http.serve_connection(io, service)).await {
+                        tracing::debug!(%peer, error = %e, "Connection closed");
+                    }
                 }
                 drop(slot);
             });
@@ -104,9 +118,13 @@ pub async fn serve(
             }
             let service =
                 service_fn(move |request: Request<Incoming>| refusal(router.clone(), peer, request, retry_after_s));
-            let connection = graceful.watch(refuse.serve_connection(io, service));
+            let (refuse, watcher) = (refuse.clone(), graceful.watcher());
+            let secured = secure(stream, peer, tls.clone(), REFUSING_HEADER_TIMEOUT, stopping.subscribe());
             tokio::spawn(async move {
-                let _ = connection.await;
+                if let Some(stream) = secured.await {
+                    let io = TokioIo::new(Socket { stream, pending: None });
+                    let _ = watcher.watch(refuse.serve_connection(io, service)).await;
+                }
                 drop(slot);
             });
         } else if cap_warned.due() {
@@ -114,8 +132,37 @@ pub async fn serve(
         }
     }
     drop(listener);
+    stopping.send_replace(true);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The connection's stream: as accepted, or after its TLS handshake. `None` when the
+/// handshake failed, took longer than `timeout`, or the server is stopping.
+async fn secure(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    timeout: Duration,
+    mut stopping: watch::Receiver<bool>,
+) -> Option<Stream> {
+    let Some(tls) = tls else {
+        return Some(Stream::Plain(stream));
+    };
+    tokio::select! {
+        handshake = tokio::time::timeout(timeout, tls.accept(stream)) => match handshake {
+            Ok(Ok(stream)) => Some(Stream::Tls(Box::new(stream))),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, timeout_ms = timeout.as_millis() as u64, "TLS handshake timed out");
+                None
+            }
+        },
+        _ = stopping.wait_for(|stopping| *stopping) => None,
+    }
 }
 
 /// The one answer of a connection past the cap.
@@ -147,10 +194,48 @@ impl Throttle {
     }
 }
 
+/// A connection's stream, plain or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// A connection's socket, through which hyper's own answers to a request it could not
 /// parse get a JSON error body.
 struct Socket {
-    stream: TcpStream,
+    stream: Stream,
     /// Such an answer, rewritten, and how much of it is written.
     pending: Option<(Vec<u8>, usize)>,
 }

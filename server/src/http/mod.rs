@@ -30,6 +30,7 @@ mod notifications;
 mod readings;
 mod registry;
 mod schema;
+mod tls;
 mod write;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ use extract::{
     Admin, Filtered, ListQuery, NoKeys, ReadScope, Selection, Span, StreamQuery, StreamScope, Strict, Token, Untimed,
     covers, range,
 };
+pub use tls::acceptor as tls_acceptor;
 
 /// How long a read (or a registry, gap, correction or acknowledgement request) may take
 /// before it is answered 503 (without a body).

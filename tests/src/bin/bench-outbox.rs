@@ -146,6 +146,9 @@ async fn main() -> anyhow::Result<()> {
                 backfill_readings_per_s: 0,
                 auth_retry: Duration::from_secs(1),
                 dead_letter_dir: dir.join("dead-letter"),
+                ca_file: None,
+                client_cert_file: None,
+                client_key_file: None,
             };
             let shutdown = eitwatch_agent::Shutdown::new();
             let start = Instant::now();

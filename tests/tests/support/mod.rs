@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod server;
 pub mod site;
 pub mod sources;
+pub mod tls;
 pub mod victoria;
 pub mod webhook;
 
