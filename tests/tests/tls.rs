@@ -11,8 +11,10 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use support::agent::TestAgentBuilder;
 use support::sources::Publisher;
 use support::tls::{self, Ca};
+use support::victoria::Vm;
 use support::*;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -62,7 +64,7 @@ async fn cod(client: &reqwest::Client, url: &str) -> Vec<(i64, f64)> {
 
 /// The agent on outfall-1, subscribed to mosquitto at `broker` with QoS 1, delivering to
 /// `url` with `ca_file`.
-async fn agent(dir: &Path, server: &TestServer, url: &str, ca: &Path, broker: std::net::SocketAddr) -> TestAgent {
+fn agent(dir: &Path, server: &TestServer, url: &str, ca: &Path, broker: std::net::SocketAddr) -> TestAgentBuilder {
     let mqtt = format!(
         "[[mqtt]]\nname = \"plant\"\nbroker = \"{broker}\"\nclient_id = \"tls-agent\"\nqos = 1\n\
          [[mqtt.subscription]]\ntopic = \"f1/{{point}}/{{parameter}}\"\npayload = \"json\"\nunit = \"mg/L\"\n"
@@ -73,12 +75,35 @@ async fn agent(dir: &Path, server: &TestServer, url: &str, ca: &Path, broker: st
         .uplink("timeout_ms", "2000")
         .point("outfall-1")
         .config_tail(&mqtt)
-        .start()
-        .await
 }
 
 async fn publish(publisher: &Publisher, parameter: &str, v: f64, t_ns: i64) {
     publisher.publish(&format!("f1/outfall-1/{parameter}"), format!(r#"{{"value": {v}, "time": {t_ns}}}"#)).await;
+}
+
+/// Messages published before the agent subscribed are lost: probes with BOD (not counted)
+/// until the first one is in the store; returns how many readings the agent took meanwhile.
+async fn subscribed(publisher: &Publisher, client: &reqwest::Client, url: &str, agent: &TestAgent) -> f64 {
+    wait_for("the agent's subscription and first delivery over TLS", Duration::from_secs(30), || async {
+        publish(publisher, "bod", 1.0, time_ns(0) - 60_000_000_000).await;
+        let r = client.get(format!("{url}/api/v1/readings?factory=f1&parameter=bod")).send().await.ok()?;
+        let v: serde_json::Value = r.json().await.ok()?;
+        (!v["readings"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    agent.metric("eitwatch_outbox_appended_total").await
+}
+
+/// Publishes COD readings 0..n in steps of ten, each taken by the agent before the next (as
+/// the delivery tests do).
+async fn publish_cod(publisher: &Publisher, agent: &TestAgent, probes: f64, n: u64) {
+    for i in 0..n {
+        publish(publisher, "cod", value(i), time_ns(i)).await;
+        if (i + 1) % 10 == 0 {
+            let want = probes + (i + 1) as f64;
+            agent.wait_metric("eitwatch_outbox_appended_total", "the agent to take the readings", |n| n >= want).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,28 +119,11 @@ async fn an_agent_trusting_the_private_ca_delivers_every_reading_over_tls() {
     let client = tls::https(&pki.ca.pem, None);
     let broker = free_port();
     let _mosquitto = mosquitto(dir.path(), "mosquitto", broker.port(), "persistence false").await;
-    let agent = agent(dir.path(), &server, &url, &pki.ca.pem, broker).await;
+    let agent = agent(dir.path(), &server, &url, &pki.ca.pem, broker).start().await;
     let publisher = Publisher::connect(broker.port(), "tls-publisher");
 
-    // Messages published before the agent subscribed are lost: probe with BOD (not counted)
-    // until the first one is in the store.
-    wait_for("the agent's subscription and first delivery over TLS", Duration::from_secs(30), || async {
-        publish(&publisher, "bod", 1.0, time_ns(0) - 60_000_000_000).await;
-        let r = client.get(format!("{url}/api/v1/readings?factory=f1&parameter=bod")).send().await.ok()?;
-        let v: serde_json::Value = r.json().await.ok()?;
-        (!v["readings"].as_array()?.is_empty()).then_some(())
-    })
-    .await;
-    let probes = agent.metric("eitwatch_outbox_appended_total").await;
-
-    // In steps of ten, each taken by the agent before the next (as the delivery tests do).
-    for i in 0..50 {
-        publish(&publisher, "cod", value(i), time_ns(i)).await;
-        if (i + 1) % 10 == 0 {
-            let want = probes + (i + 1) as f64;
-            agent.wait_metric("eitwatch_outbox_appended_total", "the agent to take the readings", |n| n >= want).await;
-        }
-    }
+    let probes = subscribed(&publisher, &client, &url, &agent).await;
+    publish_cod(&publisher, &agent, probes, 50).await;
     let expected: Vec<(i64, f64)> = (0..50).map(|i| (time_ns(i), value(i))).collect();
     wait_for("50 COD readings in the store", Duration::from_secs(30), || async {
         (cod(&client, &url).await.len() >= 50).then_some(())
@@ -141,7 +149,7 @@ async fn an_agent_trusting_another_ca_is_refused_and_says_why() {
     let url = https_url(&server);
     let broker = free_port();
     let _mosquitto = mosquitto(dir.path(), "mosquitto", broker.port(), "persistence false").await;
-    let agent = agent(dir.path(), &server, &url, &other.pem, broker).await;
+    let agent = agent(dir.path(), &server, &url, &other.pem, broker).start().await;
     let publisher = Publisher::connect(broker.port(), "tls-publisher");
     wait_for("the agent to take a reading", Duration::from_secs(30), || async {
         publish(&publisher, "cod", value(0), time_ns(0)).await;
@@ -308,4 +316,65 @@ async fn plain_http_or_silence_on_the_tls_port_fails_cleanly_and_frees_the_slot(
     assert!(read.is_empty(), "nothing sent to a silent client: {read:?}");
     wait_for("an HTTPS request to be served after a silent client", Duration::from_secs(10), served).await;
     assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+/// `(time_ns, value)` of the COD samples in a VictoriaMetrics, each once (it keeps a re-sent
+/// sample twice where InfluxDB overwrites it).
+async fn vm_cod(vm: &Vm) -> Vec<(i64, f64)> {
+    let mut got: Vec<(i64, f64)> =
+        vm.export("effluent_cod").await.into_iter().map(|(_, _, ms, v)| (ms * 1_000_000, v)).collect();
+    got.dedup();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn influxdb_sinks_over_tls_trust_their_ca_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = pki(dir.path());
+    // The stores' certificates come from a CA of their own.
+    let stores = Ca::new(dir.path(), "stores-ca");
+    let (vm_cert, vm_key) = stores.server(7, tls::this_year() - 1).write_in(dir.path(), "vm");
+    let historian = Vm::start_tls(dir.path(), "historian", &vm_cert, &vm_key, &stores.pem).await;
+    let province = Vm::start_tls(dir.path(), "province-vm", &vm_cert, &vm_key, &stores.pem).await;
+    let write_through = format!(
+        "[influxdb]\nurl = \"{}\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"t\"\nca_file = {}\n",
+        province.url(),
+        tls::toml_path(&stores.pem)
+    );
+    let server = TestServer::builder(dir.path())
+        .factory_tokens(&["f1"])
+        .server_keys(&tls::server_tls(&pki.cert, &pki.key, ""))
+        .config_tail(&write_through)
+        .start()
+        .await;
+    let url = https_url(&server);
+    let client = tls::https(&pki.ca.pem, None);
+    let broker = free_port();
+    let _mosquitto = mosquitto(dir.path(), "mosquitto", broker.port(), "persistence false").await;
+    let sink = format!(
+        "[[influxdb]]\nname = \"historian\"\nurl = \"{}\"\ntoken = \"t\"\norg = \"factory\"\nbucket = \"effluent\"\n\
+         batch_max_age_ms = 100\nca_file = {}\n",
+        historian.url(),
+        tls::toml_path(&stores.pem)
+    );
+    let agent = agent(dir.path(), &server, &url, &pki.ca.pem, broker).config_tail(&sink).start().await;
+    let publisher = Publisher::connect(broker.port(), "tls-publisher");
+    let probes = subscribed(&publisher, &client, &url, &agent).await;
+    publish_cod(&publisher, &agent, probes, 20).await;
+
+    let expected: Vec<(i64, f64)> = (0..20).map(|i| (time_ns(i), value(i))).collect();
+    for (what, vm) in [("the agent's historian sink", &historian), ("the server's write-through", &province)] {
+        let got = wait_for(&format!("20 COD readings through {what}"), Duration::from_secs(30), || async {
+            let got = vm_cod(vm).await;
+            (got.len() >= 20).then_some(got)
+        })
+        .await;
+        assert_eq!(got, expected, "{what}");
+    }
+    assert_eq!(cod(&client, &url).await, expected);
+    agent
+        .wait_metric("eitwatch_sink_queue_depth{sink=\"historian\"}", "the historian sink to settle", |d| d == 0.0)
+        .await;
+    let m = agent.metrics().await;
+    assert_eq!(m["eitwatch_sink_delivered_total{sink=\"historian\"}"], probes + 20.0, "{m:?}");
 }

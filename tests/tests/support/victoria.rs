@@ -14,19 +14,60 @@ pub struct Vm {
     data: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+    tls: Option<VmTls>,
+}
+
+/// HTTPS: its certificate and key, and the CA that signed them (which the tests trust).
+struct VmTls {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
 }
 
 impl Vm {
     pub async fn start(dir: &Path) -> Vm {
-        let mut vm = Vm { addr: free_port(), data: dir.join("vm-data"), log: dir.join("vm.log"), child: None };
+        let mut vm =
+            Vm { addr: free_port(), data: dir.join("vm-data"), log: dir.join("vm.log"), child: None, tls: None };
         vm.restart().await;
         vm
+    }
+
+    /// One serving HTTPS only (`-tls`) with `cert` and `key`, signed by the CA in `ca`; its
+    /// data and log are `<dir>/<name>-data` and `<dir>/<name>.log`.
+    pub async fn start_tls(dir: &Path, name: &str, cert: &Path, key: &Path, ca: &Path) -> Vm {
+        let tls = VmTls { cert: cert.to_path_buf(), key: key.to_path_buf(), ca: ca.to_path_buf() };
+        let (data, log) = (dir.join(format!("{name}-data")), dir.join(format!("{name}.log")));
+        let mut vm = Vm { addr: free_port(), data, log, child: None, tls: Some(tls) };
+        vm.restart().await;
+        vm
+    }
+
+    /// Its base URL, `http://` or `https://`.
+    pub fn url(&self) -> String {
+        match self.tls {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    fn client(&self) -> reqwest::Client {
+        match &self.tls {
+            Some(tls) => super::tls::https(&tls.ca, None),
+            None => http(),
+        }
     }
 
     /// Starts it (again) on the same port and data directory, and waits for /health.
     pub async fn restart(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("vm log");
-        let child = Command::new("victoria-metrics")
+        let mut command = Command::new("victoria-metrics");
+        if let Some(tls) = &self.tls {
+            command
+                .arg("-tls")
+                .arg(format!("-tlsCertFile={}", tls.cert.display()))
+                .arg(format!("-tlsKeyFile={}", tls.key.display()));
+        }
+        let child = command
             .arg(format!("-httpListenAddr={}", self.addr))
             .arg(format!("-storageDataPath={}", self.data.display()))
             .arg("-retentionPeriod=100y")
@@ -39,10 +80,11 @@ impl Vm {
             .spawn()
             .expect("victoria-metrics (scripts/install-peers.sh installs it)");
         self.child = Some(child);
-        let url = format!("http://{}/health", self.addr);
+        let url = format!("{}/health", self.url());
+        let client = self.client();
         wait_for("VictoriaMetrics /health", Duration::from_secs(30), || {
-            let url = url.clone();
-            async move { http().get(url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+            let (url, client) = (url.clone(), client.clone());
+            async move { client.get(url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
         })
         .await;
     }
@@ -57,8 +99,9 @@ impl Vm {
 
     /// Every sample of the metrics named `<prefix>…`: `(metric, factory, timestamp ms, value)`, sorted.
     pub async fn export(&self, prefix: &str) -> Vec<(String, String, i64, f64)> {
-        let url = format!("http://{}/api/v1/export", self.addr);
-        let text = http()
+        let url = format!("{}/api/v1/export", self.url());
+        let text = self
+            .client()
             .post(url)
             .form_compat(&[("match[]", format!("{{__name__=~\"{prefix}.*\"}}"))])
             .send()
