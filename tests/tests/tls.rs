@@ -220,6 +220,27 @@ async fn a_renewed_certificate_is_served_to_new_connections_while_an_open_one_go
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_has_the_renewed_certificate_read_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = pki(dir.path());
+    // Checked hourly: within the test only SIGHUP has the files read.
+    let server = TestServer::builder(dir.path())
+        .server_keys(&tls::server_tls(&pki.cert, &pki.key, "check_interval_ms = 3600000"))
+        .start()
+        .await;
+    assert_eq!(tls::presented(&tls::connect(server.addr(), &pki.ca.pem).await), pki.first.der);
+    let renewed = pki.ca.server(2, tls::this_year());
+    renewed.write(&pki.cert, &pki.key);
+    let hup = std::process::Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().expect("kill");
+    assert!(hup.success());
+    wait_for("a new connection to get the renewed certificate after SIGHUP", Duration::from_secs(10), || async {
+        (tls::presented(&tls::connect(server.addr(), &pki.ca.pem).await) == renewed.der).then_some(())
+    })
+    .await;
+    assert!(server.log().contains("TLS certificate reloaded"), "{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_client_ca_only_clients_with_its_certificate_are_served() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = pki(dir.path());

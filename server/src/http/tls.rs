@@ -40,7 +40,9 @@ pub fn acceptor(section: &TlsSection) -> Result<TlsAcceptor, TlsError> {
     };
     let mut config = builder.with_cert_resolver(current.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio::spawn(watch(section.clone(), current, (cert_pem, key_pem)));
+    // Listened for from now on: a SIGHUP's default action would end the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    tokio::spawn(watch(section.clone(), current, (cert_pem, key_pem), hangup));
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -56,13 +58,18 @@ impl ResolvesServerCert for Current {
 }
 
 /// Reads the files every `check_interval_ms` and on SIGHUP; swaps in a changed pair that loads.
-async fn watch(section: TlsSection, current: Arc<Current>, loaded: (Vec<u8>, Vec<u8>)) {
+async fn watch(
+    section: TlsSection,
+    current: Arc<Current>,
+    loaded: (Vec<u8>, Vec<u8>),
+    mut hangup: Option<tokio::signal::unix::Signal>,
+) {
     // What was last seen (loaded or refused): a change is acted on, and logged, once.
     let mut seen = loaded;
     let mut unreadable: Option<String> = None;
-    let mut every = tokio::time::interval(Duration::from_millis(section.check_interval_ms));
+    let period = Duration::from_millis(section.check_interval_ms);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut hangup = hangup();
     loop {
         let asked = tokio::select! {
             _ = every.tick() => false,
@@ -110,9 +117,4 @@ async fn read(section: &TlsSection) -> Result<(Vec<u8>, Vec<u8>), (String, std::
     let cert = tokio::fs::read(&section.cert_file).await.map_err(|e| (section.cert_file.clone(), e))?;
     let key = tokio::fs::read(&section.key_file).await.map_err(|e| (section.key_file.clone(), e))?;
     Ok((cert, key))
-}
-
-/// SIGHUP, when it can be listened for.
-fn hangup() -> Option<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
 }
