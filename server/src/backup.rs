@@ -58,7 +58,7 @@ const NOT_AS_IS: &[&str] =
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupManifest {
-    /// Format of this file ([`FORMAT`]).
+    /// Format of this file: 1.
     pub format: u32,
     /// When the store's snapshot was taken (RFC 3339).
     pub taken: String,
@@ -572,7 +572,9 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Restored, BackupError> {
                 return Err(target("not empty: a backup is restored into a new or empty directory"));
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(data_dir).map_err(io(data_dir))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir).map_err(io(data_dir))?
+        }
         Err(source) => return Err(BackupError::Io { path: data_dir.to_path_buf(), source }),
     }
     for f in &verified.manifest.files {

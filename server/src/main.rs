@@ -510,7 +510,12 @@ async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
 }
 
 /// Asks the running server for a backup into `to` and prints what it made.
-async fn backup(config: &PathBuf, to: &std::path::Path, url: Option<String>, token: Option<String>) -> anyhow::Result<()> {
+async fn backup(
+    config: &PathBuf,
+    to: &std::path::Path,
+    url: Option<String>,
+    token: Option<String>,
+) -> anyhow::Result<()> {
     let base = match url {
         Some(url) => url.trim_end_matches('/').to_string(),
         None => server_url(config)?,

@@ -152,3 +152,81 @@ pub fn check_part_file(path: &Path) -> Result<(i64, u64), StoreError> {
     }
     Ok((part.day, part.readings))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests: a failure is the panic.
+
+    use std::io::Read as _;
+
+    use super::*;
+    use crate::store::{Reading, StoreSection};
+    use eitwatch_config::reading::Kind;
+
+    /// 2026-03-01T00:00:00+07:00.
+    const MARCH_1: i64 = 1_772_298_000_000_000_000;
+    const MINUTE: i64 = 60_000_000_000;
+
+    /// `n` cod readings a minute apart from `from`, their values numbered from `from`.
+    fn readings(from: i64, n: i64) -> Vec<Reading> {
+        (from..from + n)
+            .map(|i| Reading::new(Kind::Effluent, "f1", "outfall-1", "cod", i as f64, MARCH_1 + i * MINUTE))
+            .collect()
+    }
+
+    fn copy(store: &Path, snapshot: &Snapshot, to: &Path) {
+        for f in &snapshot.files {
+            let dst = to.join(&f.name);
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            let mut bytes = Vec::new();
+            std::fs::File::open(store.join(&f.name)).unwrap().take(f.bytes).read_to_end(&mut bytes).unwrap();
+            assert_eq!(bytes.len() as u64, f.bytes, "{}", f.name);
+            std::fs::write(dst, bytes).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_pinned_snapshot_keeps_its_files_through_maintenance_and_opens_as_of_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreSection { segment_max_bytes: 4096, ..StoreSection::default() };
+        let store = Store::open(dir.path(), &options).unwrap();
+        store.start_retiring();
+        // Three Bangkok days, flushed in runs: each closed day has several files.
+        let day = 24 * 60;
+        for chunk in readings(0, 3 * day).chunks(500) {
+            store.append(chunk).unwrap();
+            store.flush().unwrap();
+        }
+        store.append(&readings(3 * day, 100)).unwrap();
+        let pin = store.pin();
+        let snapshot = pin.snapshot().unwrap();
+        assert!(snapshot.files.iter().filter(|f| f.name.starts_with("parts/")).count() > 3, "{snapshot:?}");
+        assert!(snapshot.files.iter().any(|f| f.name.ends_with(".seg") && !f.immutable), "the segment being written");
+
+        // Written after the snapshot; maintenance as of day 5: merges nothing, retires nothing.
+        store.append(&readings(3 * day + 100, 100)).unwrap();
+        store.maintain_at(MARCH_1 + 5 * day * MINUTE);
+        for f in &snapshot.files {
+            let len = std::fs::metadata(dir.path().join(&f.name)).unwrap().len();
+            assert!(len >= f.bytes, "{} kept while pinned", f.name);
+        }
+        let copied = tempfile::tempdir().unwrap();
+        copy(dir.path(), &snapshot, copied.path());
+        drop(pin);
+
+        // Unpinned: the closed days are merged and their runs deleted.
+        store.maintain_at(MARCH_1 + 5 * day * MINUTE);
+        let gone = snapshot.files.iter().filter(|f| !dir.path().join(&f.name).exists()).count();
+        assert!(gone > 0, "maintenance replaced files once unpinned");
+
+        // The copy opens as the store stood at the snapshot's position.
+        let restored = Store::open(copied.path(), &options).unwrap();
+        let got: Vec<(i64, f64)> =
+            restored.query(|_| true, i64::MIN, i64::MAX).into_iter().map(|(_, t, s)| (t, s.value)).collect();
+        let want: Vec<(i64, f64)> = readings(0, 3 * day + 100).iter().map(|r| (r.time_ns, r.value)).collect();
+        assert_eq!(got, want);
+        for f in snapshot.files.iter().filter(|f| f.name.starts_with("parts/")) {
+            check_part_file(&copied.path().join(&f.name)).unwrap();
+        }
+    }
+}
