@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::lp::minutes;
@@ -91,7 +91,12 @@ type Acked = (Instant, Vec<(i64, f64)>);
 
 /// Writes a batch of f2's cod every few ms, one minute apart from `start_ns`, recording each
 /// batch acknowledged, until `stop` (or until the readings reach an hour ago).
-fn spawn_load(server: &TestServer, start_ns: i64, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<Acked>> {
+fn spawn_load(
+    server: &TestServer,
+    start_ns: i64,
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<Vec<Acked>> {
     let (url, token) = (server.url().to_string(), server.token("f2").to_string());
     let limit_ns = jiff::Timestamp::now().as_nanosecond() as i64 - HOUR_NS;
     tokio::spawn(async move {
@@ -105,6 +110,7 @@ fn spawn_load(server: &TestServer, start_ns: i64, stop: Arc<AtomicBool>) -> toki
             let (status, text) = support::server::write(&url, &token, body).await.expect("a write");
             assert_eq!(status, 204, "a load batch: {text}");
             acked.push((Instant::now(), batch));
+            count.store(acked.len(), Ordering::Release);
             n += BATCH;
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
@@ -173,7 +179,8 @@ async fn a_backup_under_load_restores_every_acknowledged_reading_and_the_same_ju
     // The load: f2's cod from six days ago, ten minutes of readings per batch, so that it
     // crosses Bangkok days (a day file each, closed days merged) and rotates the log.
     let stop = Arc::new(AtomicBool::new(false));
-    let load = spawn_load(&source, (now / DAY_NS - 6) * DAY_NS, stop.clone());
+    let count = Arc::new(AtomicUsize::new(0));
+    let load = spawn_load(&source, (now / DAY_NS - 6) * DAY_NS, stop.clone(), count.clone());
     wait_for("the load to flush and merge day files", Duration::from_secs(60), || {
         let log = source.log();
         async move { log.contains("Store compacted a closed day").then_some(()) }
@@ -198,7 +205,12 @@ async fn a_backup_under_load_restores_every_acknowledged_reading_and_the_same_ju
     assert!(stdout.starts_with(&format!("backup {}", backup.display())), "{stdout}");
     assert!(!dir.path().join("backup.partial").exists());
     // The load went on after the backup, then stops.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at_end = count.load(Ordering::Acquire);
+    wait_for("batches acknowledged after the backup", Duration::from_secs(30), || {
+        let n = count.load(Ordering::Acquire);
+        async move { (n >= at_end + 3).then_some(()) }
+    })
+    .await;
     stop.store(true, Ordering::Release);
     let acked = load.await.expect("the load");
     let during = acked.iter().filter(|(t, _)| *t >= began && *t < ended).count();
