@@ -80,6 +80,18 @@ backup() { # label target
   size=$(du -sb "$2" | cut -f1)
   # What the backup added where the data directory is (hard links count once).
   added=$(( $(du -sbc "$data" "$2" | tail -1 | cut -f1) - $(du -sb "$data" | cut -f1) ))
+  # Where its bytes are, from its backup.json.
+  python3 - "$2/backup.json" <<'PY'
+import json, sys
+parts = {}
+for f in json.load(open(sys.argv[1]))["files"]:
+    p = f["path"]
+    kind = ("day files" if p.startswith("store/parts/") else "log segments" if p.endswith(".seg")
+            else "judgement days" if p.startswith("judgements/") else "engine checkpoint" if p == "compliance.checkpoint"
+            else "other")
+    parts[kind] = parts.get(kind, 0) + f["bytes"]
+print("    bytes: " + ", ".join(f"{k} {v}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1])))
+PY
   results+=("$(printf '%-26s %8.2f s %14s B %14s B' "$1" "$(awk -v ms=$((t1 - t0)) 'BEGIN { print ms / 1000 }')" "$size" "$added")")
 }
 
