@@ -20,12 +20,14 @@
 //! - [`indicators`] and [`deviations`]: the EIT assessment's environmental indicators with
 //!   their evidence, and the analysers' laboratory comparisons;
 //! - [`export`]: readings out to analysts as Apache Parquet files;
+//! - [`backup`]: consistent backups of the running server's data directory, and their restore;
 //! - [`jsonl`]: the append-only JSON-lines logs the modules above keep;
 //! - [`http`]: the HTTP surface (health, write, read API, the built-in board), its OpenAPI
 //!   document generated from its routes.
 
 pub mod alerts;
 pub mod auth;
+pub mod backup;
 pub mod compliance;
 pub mod corrections;
 pub mod deviations;

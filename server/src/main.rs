@@ -54,6 +54,33 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Back up the running server's data directory into a new directory, while it goes on
+    /// taking writes: the server itself writes the backup (`POST /api/v1/admin/backup`), so
+    /// the directory is a path on the server's machine.
+    Backup {
+        /// The new directory (made as `<to>.partial`, renamed once complete).
+        #[arg(long)]
+        to: PathBuf,
+        /// The server's URL (default: the address the server of `--config` listens on).
+        #[arg(long)]
+        url: Option<String>,
+        /// An admin token (default: `EITWATCH_TOKEN`).
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Check a backup (every file's size and SHA-256, every day file's blocks) and restore it
+    /// into a new or empty data directory; start the server on that directory afterwards.
+    Restore {
+        /// The backup's directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to restore into (new or empty).
+        #[arg(long, required_unless_present = "check_only")]
+        data_dir: Option<PathBuf>,
+        /// Only check the backup; write nothing.
+        #[arg(long)]
+        check_only: bool,
+    },
     /// Alert notifications (e-mail, LINE).
     Notify {
         #[command(subcommand)]
@@ -267,6 +294,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Export { command } => export(&cli.config, command).await?,
         Command::Repair { data_dir, dry_run } => repair(&data_dir, dry_run)?,
+        Command::Backup { to, url, token } => backup(&cli.config, &to, url, token).await?,
+        Command::Restore { from, data_dir, check_only } => restore(&from, data_dir.as_deref(), check_only)?,
         Command::DeadLetters { command } => dead_letters(command).await?,
         Command::Notify { command: NotifyCommand::Test { recipient } } => notify_test(&cli.config, &recipient).await?,
         Command::Run => {
@@ -477,6 +506,87 @@ async fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
             println!("stored {}, remaining {}", body["stored"], body["remaining"]);
         }
     }
+    Ok(())
+}
+
+/// Asks the running server for a backup into `to` and prints what it made.
+async fn backup(
+    config: &PathBuf,
+    to: &std::path::Path,
+    url: Option<String>,
+    token: Option<String>,
+) -> anyhow::Result<()> {
+    let base = match url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => server_url(config)?,
+    };
+    let token = token
+        .or_else(|| std::env::var("EITWATCH_TOKEN").ok().filter(|t| !t.is_empty()))
+        .context("give an admin token: --token or EITWATCH_TOKEN")?;
+    // The server writes it: a relative path would be relative to the server's directory.
+    let to = std::path::absolute(to).with_context(|| format!("{}", to.display()))?;
+    let url = format!("{base}/api/v1/admin/backup");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("Authorization", format!("Token {token}"))
+        .header("Content-Type", "application/json")
+        .body(serde_json::json!({ "to": to }).to_string())
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the server at {url}"))?;
+    let status = response.status();
+    let text = response.text().await.context("the server's answer")?;
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    if !status.is_success() {
+        anyhow::bail!("{url}: {status}: {}", body["message"].as_str().unwrap_or(&body.to_string()));
+    }
+    println!(
+        "backup {}: log position {}:{}, {} files, {} bytes ({} hard-linked), {} ms",
+        body["to"].as_str().unwrap_or_default(),
+        body["manifest"]["store_position"]["segment"],
+        body["manifest"]["store_position"]["offset"],
+        body["manifest"]["files"].as_array().map_or(0, Vec::len),
+        body["bytes"],
+        body["linked"],
+        body["elapsed_ms"],
+    );
+    Ok(())
+}
+
+/// Checks a backup, and restores it unless `check_only`.
+fn restore(from: &std::path::Path, data_dir: Option<&std::path::Path>, check_only: bool) -> anyhow::Result<()> {
+    let data_dir = match (check_only, data_dir) {
+        (false, Some(d)) => d,
+        _ => {
+            let v = eitwatch_server::backup::verify(from)?;
+            println!(
+                "{}: backup of {} (server {}), log position {}:{}: {} files, {} day files with {} readings, all intact",
+                from.display(),
+                v.manifest.taken,
+                v.manifest.server_version,
+                v.manifest.store_position.segment,
+                v.manifest.store_position.offset,
+                v.manifest.files.len(),
+                v.part_files,
+                v.part_readings,
+            );
+            return Ok(());
+        }
+    };
+    let r = eitwatch_server::backup::restore(from, data_dir)?;
+    println!(
+        "restored {} into {}: {} readings of {} series over {} days, {} alerts, {} files (log position {}:{})",
+        from.display(),
+        data_dir.display(),
+        r.readings,
+        r.series,
+        r.days,
+        r.alerts,
+        r.files,
+        r.store_position.segment,
+        r.store_position.offset,
+    );
     Ok(())
 }
 

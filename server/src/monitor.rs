@@ -114,24 +114,37 @@ impl Checkpointer {
     /// over shut out, has the engine encode its state in its queue's order, writes it, and
     /// moves the store's hold there.
     fn run(&self) -> Result<Applied, CheckpointError> {
+        self.run_with(|_| Ok(()), |_, _, _| Ok(())).map(|(applied, ())| applied)
+    }
+
+    /// [`Checkpointer::run`], calling `at` with the position under the gate (nothing is
+    /// stored meanwhile) and `written` with the checkpoint's bytes and the day files it
+    /// names once they are on disk, before the day files it no longer names are deleted.
+    fn run_with<T>(
+        &self,
+        at: impl FnOnce(&Applied) -> Result<T, CheckpointError>,
+        written: impl FnOnce(&[u8], &BTreeMap<i64, u32>, &DayFiles) -> Result<(), CheckpointError>,
+    ) -> Result<(Applied, T), CheckpointError> {
         let _one = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let (reply, bytes) = mpsc::channel();
-        let applied = {
+        let (applied, taken) = {
             let _shut = self.gate.write().unwrap_or_else(|p| p.into_inner());
             let applied = Applied {
                 store: *self.config.store.durable().borrow(),
                 gaps: self.config.gaps.len() as u64,
                 corrections: self.config.corrections.len() as u64,
             };
+            let taken = at(&applied)?;
             let io = |e| CheckpointError::Io { path: self.config.path.clone(), source: std::io::Error::other(e) };
             self.tx.send(Msg::Checkpoint(applied, reply)).map_err(|_| io("the engine's thread has stopped"))?;
-            applied
+            (applied, taken)
         };
         let (bytes, keep) = bytes.recv().map_err(|_| CheckpointError::Io {
             path: self.config.path.clone(),
             source: std::io::Error::other("the engine's thread stopped before the checkpoint"),
         })?;
         checkpoint::write_atomic(&self.config.path, &bytes)?;
+        written(&bytes, &keep, &self.config.day_files)?;
         // Older generations, and days retention dropped: the checkpoint no longer names them.
         match self.config.day_files.remove_others(&keep) {
             Ok(0) => {}
@@ -145,7 +158,7 @@ impl Checkpointer {
             offset = applied.store.offset,
             "Compliance checkpoint written"
         );
-        Ok(applied)
+        Ok((applied, taken))
     }
 }
 
@@ -337,6 +350,18 @@ impl Monitor {
     /// far the checkpoint had judged, `None` without checkpointing.
     pub fn checkpoint(&self) -> Result<Option<Applied>, CheckpointError> {
         self.checkpointer.as_ref().map(|c| c.run()).transpose()
+    }
+
+    /// Checkpoints the engine for a backup: `at` runs with the checkpoint's position while
+    /// nothing is stored (so a store snapshot taken there holds exactly what the engine
+    /// judged), `written` with the checkpoint's bytes and the judgement day files it names
+    /// (day start → generation) while they are sure to be on disk.
+    pub fn checkpoint_with<T>(
+        &self,
+        at: impl FnOnce(&Applied) -> Result<T, CheckpointError>,
+        written: impl FnOnce(&[u8], &BTreeMap<i64, u32>, &DayFiles) -> Result<(), CheckpointError>,
+    ) -> Result<Option<(Applied, T)>, CheckpointError> {
+        self.checkpointer.as_ref().map(|c| c.run_with(at, written)).transpose()
     }
 
     /// Hands readings the store accepted to the engine; returns at once unless

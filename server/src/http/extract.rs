@@ -139,7 +139,8 @@ impl FromRequestParts<AppState> for Token {
     }
 }
 
-/// An admin token (registry changes and their log): 401 without a token, 403 with another.
+/// An admin token (registry changes and their log, notifications, backups): 401 without a
+/// token, 403 with another.
 #[derive(Debug)]
 pub(super) struct Admin(pub(super) Token);
 
@@ -150,7 +151,7 @@ impl FromRequestParts<AppState> for Admin {
         let token = Token::from_request_parts(parts, app).await?;
         match token.0.grant {
             Grant::Admin => Ok(Admin(token)),
-            _ => Err(ApiError::forbidden("changing the site registry takes an admin token")),
+            _ => Err(ApiError::forbidden("this takes an admin token")),
         }
     }
 }

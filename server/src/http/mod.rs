@@ -14,6 +14,7 @@
 //! client still sending gets the answer instead of a broken pipe.
 
 mod alerts;
+mod backup;
 mod board;
 mod body;
 mod compliance;
@@ -111,6 +112,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(write::router())
         .merge(events::router())
         .merge(indicators::router())
+        // A large data directory copied across file systems takes longer than a read may.
+        .merge(backup::router())
 }
 
 /// The OpenAPI document of the API, generated from its routes and types.

@@ -37,6 +37,9 @@
 //!   compliance checkpoint), never before [`Store::start_retiring`] (the server calls it once
 //!   the holds are registered).
 //!
+//! While a [`Pin`] is held ([`Store::pin`]: a backup copying the files of a [`Snapshot`],
+//! `snapshot.rs`), compaction, retention and retirement skip their rounds: no file goes.
+//!
 //! The server runs them on a thread of its own ([`Store::spawn_maintenance`]), woken every
 //! 10 s and at once when the memtable passes its bound. Each writes its file under a
 //! temporary name, syncs it, renames it, syncs the directory, and only then names it in the
@@ -125,12 +128,13 @@ mod memtable;
 mod partition;
 pub mod repair;
 pub mod replay;
+mod snapshot;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use memtable::Memtable;
@@ -140,6 +144,7 @@ use eitwatch_config::line_protocol::Row;
 use eitwatch_config::reading::{Kind, Quality, Reading, Source};
 use eitwatch_config::server_config::StoreSection;
 pub use log::LogPosition;
+pub use snapshot::{Pin, Snapshot, SnapshotFile, check_part_file};
 use tokio::sync::watch;
 
 /// Identifies a series: one parameter at one point.
@@ -529,6 +534,8 @@ pub struct Store {
     flushing: Mutex<()>,
     /// Whether log segments may be retired (set once the log's readers registered their holds).
     retiring: AtomicBool,
+    /// [`Pin`]s held: while any is, maintenance deletes no file (see `snapshot.rs`).
+    pins: AtomicUsize,
     /// Wakes the maintenance thread when the memtable passed its bound.
     wake: Arc<(Mutex<bool>, Condvar)>,
     state: Mutex<State>,
@@ -961,6 +968,7 @@ impl Store {
             next_part,
             flushing: Mutex::new(()),
             retiring: AtomicBool::new(false),
+            pins: AtomicUsize::new(0),
             wake: Arc::new((Mutex::new(false), Condvar::new())),
             state: Mutex::new(State {
                 index,
@@ -1393,6 +1401,9 @@ impl Store {
         let kept_from_ns = day_start(day_of(cutoff_ns));
         let written = self.written_segment.load(Ordering::Acquire);
         let _flushing = lock(&self.flushing);
+        if self.pinned() {
+            return Vec::new();
+        }
         let (dropped, expired, old_parts) = {
             let mut state = lock(&self.state);
             let dropped = state.memtable.prune(kept_from_ns);
@@ -1537,9 +1548,13 @@ impl Store {
     }
 
     /// Merges each closed day (before `before_day`) that has more than one partition file
-    /// into one file (level 1), replacing them in one manifest line. Returns the days merged.
+    /// into one file (level 1), replacing them in one manifest line. Returns the days merged
+    /// (none while a [`Pin`] is held).
     pub fn compact(&self, before_day: i64) -> Result<usize, StoreError> {
         let _flushing = lock(&self.flushing);
+        if self.pinned() {
+            return Ok(0);
+        }
         let days: Vec<(i64, Vec<Arc<Part>>)> = lock(&self.state)
             .parts
             .range(..before_day)
@@ -1604,9 +1619,10 @@ impl Store {
 
     /// Deletes the log segments whose readings are all in partition files and that no
     /// reader of the log (InfluxDB write-through, compliance checkpoint) still needs; none
-    /// before [`Store::start_retiring`]. Returns the segments deleted.
+    /// before [`Store::start_retiring`] nor while a [`Pin`] is held. Returns the segments deleted.
     pub fn retire_segments(&self) -> Vec<u64> {
-        if !self.retiring.load(Ordering::Acquire) {
+        let _flushing = lock(&self.flushing);
+        if !self.retiring.load(Ordering::Acquire) || self.pinned() {
             return Vec::new();
         }
         let through = lock(&self.state).through;
