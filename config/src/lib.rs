@@ -11,7 +11,8 @@
 //! - [`agent_config`] and [`server_config`]: the schemas of `agent.toml` and `server.toml`,
 //!   loaded through [`problems`], which reports every problem with its file and key path;
 //! - [`notify_config`]: `[notify]`, who is told of alerts by e-mail and LINE;
-//! - [`indicators`]: the EIT indicator definitions (`indicators.toml`).
+//! - [`indicators`]: the EIT indicator definitions (`indicators.toml`);
+//! - [`prometheus`]: the Prometheus text both programs' `/metrics` write.
 
 pub mod agent_config;
 pub mod catalog;
@@ -20,6 +21,7 @@ pub mod indicators;
 pub mod line_protocol;
 pub mod notify_config;
 pub mod problems;
+pub mod prometheus;
 pub mod reading;
 pub mod server_config;
 pub mod site;
