@@ -1,7 +1,9 @@
 //! `[[webhook]]`: every alert change of the configured kinds is POSTed as JSON
 //! (`{"event": "alert", "alert": {…}}`), in order per webhook, retried with doubling waits
-//! up to `max_attempts`; a delivery given up is logged with the alert id.
+//! up to `max_attempts`; a delivery given up is logged with the alert id and counted.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use eitwatch_config::server_config::WebhookSection;
@@ -9,11 +11,24 @@ use tokio::sync::broadcast;
 
 use crate::events::Events;
 
+/// Deliveries of every webhook since the start, for the metrics (no label: a webhook's URL
+/// may hold its secret).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Alerts a webhook answered 2xx.
+    pub delivered: AtomicU64,
+    /// Attempts refused or unanswered (each retry counts).
+    pub attempts_failed: AtomicU64,
+    /// Deliveries given up after `max_attempts`.
+    pub given_up: AtomicU64,
+}
+
 /// Starts one delivery task per webhook.
-pub fn spawn(hooks: &[WebhookSection], events: &Events) {
+pub fn spawn(hooks: &[WebhookSection], events: &Events, counters: Arc<Counters>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     for hook in hooks.iter().cloned() {
         let mut rx = events.subscribe();
+        let counters = counters.clone();
         tokio::spawn(async move {
             let client = match reqwest::Client::builder().timeout(Duration::from_millis(hook.timeout_ms)).build() {
                 Ok(c) => c,
@@ -40,29 +55,34 @@ pub fn spawn(hooks: &[WebhookSection], events: &Events) {
                     continue;
                 }
                 let body = serde_json::json!({"event": "alert", "alert": alert});
-                deliver(&client, &hook, &body).await;
+                deliver(&client, &hook, &body, &counters).await;
             }
         });
     }
 }
 
-async fn deliver(client: &reqwest::Client, hook: &WebhookSection, body: &serde_json::Value) {
+async fn deliver(client: &reqwest::Client, hook: &WebhookSection, body: &serde_json::Value, counters: &Counters) {
     let id = body["alert"]["id"].as_u64().unwrap_or(0);
     let mut wait = Duration::from_millis(hook.retry_initial_ms);
     for attempt in 1..=hook.max_attempts {
         let result =
             client.post(&hook.url).header("content-type", "application/json").body(body.to_string()).send().await;
         match result {
-            Ok(r) if r.status().is_success() => return,
+            Ok(r) if r.status().is_success() => {
+                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             Ok(r) => {
                 tracing::warn!(url = %hook.url, alert = id, attempt, status = %r.status(), "Webhook refused the alert")
             }
             Err(error) => tracing::warn!(url = %hook.url, alert = id, attempt, %error, "Webhook unreachable"),
         }
+        counters.attempts_failed.fetch_add(1, Ordering::Relaxed);
         if attempt < hook.max_attempts {
             tokio::time::sleep(wait).await;
             wait = wait.saturating_mul(2);
         }
     }
+    counters.given_up.fetch_add(1, Ordering::Relaxed);
     tracing::error!(url = %hook.url, alert = id, attempts = hook.max_attempts, "Webhook delivery given up");
 }
