@@ -1,6 +1,7 @@
 //! `[[webhook]]`: every alert change of the configured kinds is POSTed as JSON
 //! (`{"event": "alert", "alert": {…}}`), in order per webhook, retried with doubling waits
-//! up to `max_attempts`; a delivery given up is logged with the alert id and counted.
+//! up to `max_attempts`; a delivery given up is logged with the alert id and counted. Logs
+//! name a webhook by its origin only.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +34,7 @@ pub fn spawn(hooks: &[WebhookSection], events: &Events, counters: Arc<Counters>)
             let client = match reqwest::Client::builder().timeout(Duration::from_millis(hook.timeout_ms)).build() {
                 Ok(c) => c,
                 Err(error) => {
-                    tracing::error!(url = %hook.url, %error, "Webhook client cannot be built");
+                    tracing::error!(url = %origin(&hook.url), %error, "Webhook client cannot be built");
                     return;
                 }
             };
@@ -41,7 +42,7 @@ pub fn spawn(hooks: &[WebhookSection], events: &Events, counters: Arc<Counters>)
                 let event = match rx.recv().await {
                     Ok(e) => e,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::error!(url = %hook.url, missed = n, "Webhook fell behind; alerts missed (see /api/v1/alerts)");
+                        tracing::error!(url = %origin(&hook.url), missed = n, "Webhook fell behind; alerts missed (see /api/v1/alerts)");
                         continue;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -61,6 +62,12 @@ pub fn spawn(hooks: &[WebhookSection], events: &Events, counters: Arc<Counters>)
     }
 }
 
+/// Where a webhook goes, for the log: its scheme, host and port only (a webhook URL's path or
+/// query often holds its secret).
+fn origin(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(|_| "(not a URL)".into(), |u| u.origin().ascii_serialization())
+}
+
 async fn deliver(client: &reqwest::Client, hook: &WebhookSection, body: &serde_json::Value, counters: &Counters) {
     let id = body["alert"]["id"].as_u64().unwrap_or(0);
     let mut wait = Duration::from_millis(hook.retry_initial_ms);
@@ -73,9 +80,13 @@ async fn deliver(client: &reqwest::Client, hook: &WebhookSection, body: &serde_j
                 return;
             }
             Ok(r) => {
-                tracing::warn!(url = %hook.url, alert = id, attempt, status = %r.status(), "Webhook refused the alert")
+                tracing::warn!(url = %origin(&hook.url), alert = id, attempt, status = %r.status(), "Webhook refused the alert")
             }
-            Err(error) => tracing::warn!(url = %hook.url, alert = id, attempt, %error, "Webhook unreachable"),
+            Err(error) => {
+                // Without its URL: the error would quote it whole.
+                let error = error.without_url();
+                tracing::warn!(url = %origin(&hook.url), alert = id, attempt, %error, "Webhook unreachable")
+            }
         }
         counters.attempts_failed.fetch_add(1, Ordering::Relaxed);
         if attempt < hook.max_attempts {
@@ -84,5 +95,5 @@ async fn deliver(client: &reqwest::Client, hook: &WebhookSection, body: &serde_j
         }
     }
     counters.given_up.fetch_add(1, Ordering::Relaxed);
-    tracing::error!(url = %hook.url, alert = id, attempts = hook.max_attempts, "Webhook delivery given up");
+    tracing::error!(url = %origin(&hook.url), alert = id, attempts = hook.max_attempts, "Webhook delivery given up");
 }
