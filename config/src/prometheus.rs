@@ -151,7 +151,8 @@ pub fn number(v: f64) -> String {
 
 /// Escapes a help text (backslash, newline) or a label value (also the double quote).
 pub fn escape(text: &str, label_value: bool) -> std::borrow::Cow<'_, str> {
-    if !text.contains(['\\', '\n']) && !(label_value && text.contains('"')) {
+    let quote = label_value && text.contains('"');
+    if !quote && !text.contains(['\\', '\n']) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
