@@ -460,3 +460,48 @@ async fn json_logs_are_one_object_a_line_without_secrets() {
         assert!(!log.contains(secret), "a token secret in the log:\n{log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fails_once_the_store_cannot_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::builder(dir.path())
+        .factory_tokens(&["f1"])
+        .config_tail("[store]\nsegment_max_bytes = 4096")
+        .start()
+        .await;
+    let t = now_s() - 86_400;
+    let batch = |from: i64| -> String {
+        (0..1000)
+            .map(|i| format!("effluent,factory=f1,point=outfall-1 cod={i} {}\n", (from + i) * 1_000_000_000))
+            .collect()
+    };
+    // Past the segment's bound: the next write starts a new segment, in a directory that is
+    // then no longer one.
+    assert_eq!(server.write_as("f1", batch(t)).await, 204);
+    let store = server.data_dir().join("store");
+    std::fs::rename(&store, server.data_dir().join("store-aside")).expect("move the store aside");
+    std::fs::write(&store, "not a directory").expect("a file in its place");
+    assert_eq!(server.write_as("f1", batch(t + 1000)).await, 500);
+
+    let r = http().get(format!("{}/health", server.url())).send().await.expect("/health");
+    assert_eq!(r.status(), 503);
+    let health: Value = r.json().await.expect("health JSON");
+    assert_eq!(health["status"], "fail", "{health}");
+    assert_eq!(health["name"], "eitwatch");
+    let message = health["message"].as_str().expect("message");
+    assert!(message.starts_with("the store refuses writes: "), "{message}");
+    assert_eq!(health["checks"], serde_json::json!([{"name": "store", "status": "fail", "message": message}]));
+    let m = samples(&scrape(&server, None).await.2);
+    assert_eq!(m["eitwatch_store_writable"], 0.0);
+    assert_eq!(m["eitwatch_write_requests_total{status=\"500\"}"], 1.0);
+
+    // InfluxData's client reads it as a failed health.
+    let out = Command::new(python())
+        .arg(workspace_root().join("tests/peers/influx_health.py"))
+        .args(["--url", server.url()])
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    assert_eq!(seen["health"]["status"], "fail", "{seen}");
+}
