@@ -165,8 +165,9 @@ pub struct Monitor {
     progress: Arc<Progress>,
 }
 
-/// The newest measurement time handed over and the newest judged, for the compliance lag.
-#[derive(Debug, Default)]
+/// The newest measurement time handed over and the newest judged, for the compliance lag
+/// (`i64::MIN` until the first).
+#[derive(Debug)]
 struct Progress {
     accepted_ns: AtomicI64,
     judged_ns: AtomicI64,
