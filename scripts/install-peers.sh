@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real peers the test suite talks to, when they are missing:
 #   mosquitto (MQTT broker), socat (serial pty pairs), openssl (test certificates),
-#   victoria-metrics (a real store taking the InfluxDB v2 write API), from Debian;
+#   victoria-metrics (a real store taking the InfluxDB v2 write API), promtool (Prometheus's
+#   own checker of /metrics scrapes, rules and scrape configs; Debian's prometheus package,
+#   whose server is never started), from Debian;
 #   pymodbus (a Modbus server none of us wrote), influxdb-client (InfluxData's Python
 #   client, the writer the ingest tests prove compatibility with) and schemathesis (fuzzes the
 #   API against its generated OpenAPI document), openpyxl (reads the indicators workbook
@@ -22,6 +24,9 @@ command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] || need_apt+=(victoria-metrics)
 # The MQTT TLS test makes its CA and certificates with the openssl command.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# promtool (/usr/bin/promtool) checks the /metrics scrapes; the package's Prometheus server is
+# not started (no service manager runs in a container; where one does, it is stopped below).
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 # The board's browser tests: Debian's chromium (launched at /usr/bin/chromium), Thai fonts so
 # the Thai labels render in screenshots, Node.js and npm for playwright-core.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
@@ -35,6 +40,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  if [[ " ${need_apt[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
+    && systemctl is-active --quiet prometheus 2>/dev/null; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 venv=.peers/venv
@@ -71,4 +80,4 @@ if [ ! -f tests/browser/node_modules/playwright-core/package.json ] \
   echo "install-peers: npm ci in tests/browser (playwright-core, axe-core, uplot, @influxdata/flux-lsp-browser)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), pymodbus, influxdb-client, schemathesis, openpyxl, pyarrow and aiosmtpd: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"
+echo "install-peers: ready (mosquitto: $(command -v mosquitto || echo /usr/sbin/mosquitto), promtool: $(command -v promtool), pymodbus, influxdb-client, schemathesis, openpyxl, pyarrow and aiosmtpd: $venv, chromium: /usr/bin/chromium, playwright-core: tests/browser/node_modules)"

@@ -5,7 +5,6 @@
 //! the bound address is written to `<data_dir>/metrics-address` (useful with port 0).
 //! `eitwatch-agent status` prints the same figures from the files.
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +13,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use eitwatch_config::prometheus::{self, Exposition, Type};
 
 use crate::Shutdown;
 use crate::outbox::{Outbox, Status};
@@ -28,118 +28,105 @@ pub struct Watched {
     pub mqtt_dead_letters: Arc<DeadLetters>,
 }
 
-/// Appends one metric family: its help, its type and its rows (labels, value).
-fn family(out: &mut String, name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (labels, v) in rows {
-        let _ = writeln!(out, "{name}{labels} {v}");
-    }
-}
-
 /// Renders the MQTT sources' dead-letter counts as Prometheus text.
 pub fn render_mqtt(dead_letters: &DeadLetters) -> String {
-    let mut out = String::new();
-    let rows = dead_letters
-        .counts()
-        .into_iter()
-        .map(|(source, reason, n)| (format!("{{source=\"{source}\",reason=\"{}\"}}", reason.as_str()), n as f64))
-        .collect();
-    family(
-        &mut out,
+    let mut out = Exposition::new();
+    let mut family = out.family(
         "eitwatch_mqtt_dead_letters_total",
         "MQTT messages acknowledged but not taken (too_large, malformed, unrouted), recorded in mqtt-dead-letters.jsonl.",
-        "counter",
-        rows,
+        Type::Counter,
     );
-    out
+    for (source, reason, n) in dead_letters.counts() {
+        family.sample(&[("source", &source), ("reason", reason.as_str())], n as f64);
+    }
+    out.finish()
 }
 
 /// Renders a status as Prometheus text; `now_ns` for ages.
 pub fn render(status: &Status, now_ns: i64) -> String {
-    let mut out = String::new();
-    let mut gauge =
-        |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| family(&mut out, name, help, kind, rows);
-    gauge(
+    let mut out = Exposition::new();
+    out.single(
         "eitwatch_outbox_appended_total",
         "Readings appended to the outbox since it was created.",
-        "counter",
-        vec![(String::new(), status.appended as f64)],
+        Type::Counter,
+        status.appended as f64,
     );
-    gauge(
-        "eitwatch_outbox_bytes",
-        "Bytes of outbox segment files.",
-        "gauge",
-        vec![(String::new(), status.bytes as f64)],
-    );
-    gauge(
-        "eitwatch_outbox_max_bytes",
-        "Configured outbox bound.",
-        "gauge",
-        vec![(String::new(), status.max_bytes as f64)],
-    );
-    gauge("eitwatch_outbox_segments", "Outbox segment files.", "gauge", vec![(String::new(), status.segments as f64)]);
-    gauge(
+    out.single("eitwatch_outbox_bytes", "Bytes of outbox segment files.", Type::Gauge, status.bytes as f64);
+    out.single("eitwatch_outbox_max_bytes", "Configured outbox bound.", Type::Gauge, status.max_bytes as f64);
+    out.single("eitwatch_outbox_segments", "Outbox segment files.", Type::Gauge, status.segments as f64);
+    out.single(
         "eitwatch_outbox_append_errors_total",
         "Outbox writes that failed since start.",
-        "counter",
-        vec![(String::new(), status.append_errors as f64)],
+        Type::Counter,
+        status.append_errors as f64,
     );
-    let per_sink = |f: &dyn Fn(&crate::outbox::SinkStatus) -> f64| -> Vec<(String, f64)> {
-        status.sinks.iter().map(|s| (format!("{{sink=\"{}\"}}", s.name), f(s))).collect()
+    let mut per_sink = |name: &str, help: &str, kind: Type, f: &dyn Fn(&crate::outbox::SinkStatus) -> f64| {
+        let mut family = out.family(name, help, kind);
+        for s in &status.sinks {
+            family.sample(&[("sink", &s.name)], f(s));
+        }
     };
-    gauge("eitwatch_sink_queue_depth", "Readings waiting for this sink.", "gauge", per_sink(&|s| s.depth as f64));
-    gauge(
+    per_sink("eitwatch_sink_queue_depth", "Readings waiting for this sink.", Type::Gauge, &|s| s.depth as f64);
+    per_sink(
         "eitwatch_sink_oldest_undelivered_age_seconds",
         "Age of the oldest reading waiting for this sink (0 when none waits).",
-        "gauge",
-        per_sink(&|s| s.oldest_undelivered_ns.map_or(0.0, |t| (now_ns - t).max(0) as f64 / 1e9)),
+        Type::Gauge,
+        &|s| s.oldest_undelivered_ns.map_or(0.0, |t| (now_ns - t).max(0) as f64 / 1e9),
     );
-    gauge(
-        "eitwatch_sink_delivered_total",
-        "Readings the sink accepted.",
-        "counter",
-        per_sink(&|s| s.ledger.delivered as f64),
-    );
-    gauge(
-        "eitwatch_sink_retried_total",
-        "Delivery attempts that failed and were retried.",
-        "counter",
-        per_sink(&|s| s.ledger.retried as f64),
-    );
-    gauge(
+    per_sink("eitwatch_sink_delivered_total", "Readings the sink accepted.", Type::Counter, &|s| {
+        s.ledger.delivered as f64
+    });
+    per_sink("eitwatch_sink_retried_total", "Delivery attempts that failed and were retried.", Type::Counter, &|s| {
+        s.ledger.retried as f64
+    });
+    per_sink(
         "eitwatch_sink_dead_lettered_total",
         "Readings the sink refused for their content, kept in dead-letter files.",
-        "counter",
-        per_sink(&|s| s.ledger.dead_lettered as f64),
+        Type::Counter,
+        &|s| s.ledger.dead_lettered as f64,
     );
-    gauge(
+    per_sink(
         "eitwatch_sink_dropped_total",
         "Readings dropped undelivered because the outbox was full (reported by gap records).",
-        "counter",
-        per_sink(&|s| s.ledger.dropped as f64),
+        Type::Counter,
+        &|s| s.ledger.dropped as f64,
     );
-    gauge(
-        "eitwatch_sink_gaps_pending",
-        "Gap records waiting for delivery.",
-        "gauge",
-        per_sink(&|s| s.ledger.gaps.len() as f64),
-    );
-    gauge(
+    per_sink("eitwatch_sink_gaps_pending", "Gap records waiting for delivery.", Type::Gauge, &|s| {
+        s.ledger.gaps.len() as f64
+    });
+    per_sink(
         "eitwatch_sink_stopped",
         "1 while delivery is stopped because the sink refuses the token or bucket.",
-        "gauge",
-        per_sink(&|s| f64::from(u8::from(s.ledger.stopped.is_some()))),
+        Type::Gauge,
+        &|s| f64::from(u8::from(s.ledger.stopped.is_some())),
     );
-    out
+    out.finish()
 }
+
+/// The agent's version, as `eitwatch_build_info{version=…} 1`, and its start time.
+fn build_info() -> String {
+    let mut out = Exposition::new();
+    out.family("eitwatch_build_info", "The running agent's version (always 1).", Type::Gauge)
+        .sample(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+    out.single(
+        "process_start_time_seconds",
+        "When the agent started, seconds since the Unix epoch.",
+        Type::Gauge,
+        *STARTED_S,
+    );
+    out.finish()
+}
+
+/// When the process started (first asked at the start, by `serve`).
+static STARTED_S: std::sync::LazyLock<f64> = std::sync::LazyLock::new(|| crate::now_ns() as f64 / 1e9);
 
 async fn metrics(State(watched): State<Watched>) -> impl IntoResponse {
     let outbox = watched.outbox.clone();
     let status = tokio::task::spawn_blocking(move || outbox.status()).await;
     match status {
         Ok(s) => {
-            let text = render(&s, crate::now_ns()) + &render_mqtt(&watched.mqtt_dead_letters);
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+            let text = render(&s, crate::now_ns()) + &render_mqtt(&watched.mqtt_dead_letters) + &build_info();
+            ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], text).into_response()
         }
         Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
@@ -156,6 +143,7 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("agent.metrics_listen {listen}: {e}"))?;
     let addr = listener.local_addr()?;
+    std::sync::LazyLock::force(&STARTED_S);
     std::fs::create_dir_all(data_dir)?;
     std::fs::write(data_dir.join("metrics-address"), addr.to_string())?;
     tracing::info!(%addr, "Metrics on /metrics");

@@ -12,7 +12,8 @@
 //!   loaded through [`problems`], which reports every problem with its file and key path;
 //! - [`notify_config`]: `[notify]`, who is told of alerts by e-mail and LINE;
 //! - [`tls`]: the TLS files the configs name, checked at load, and the HTTP clients' TLS;
-//! - [`indicators`]: the EIT indicator definitions (`indicators.toml`).
+//! - [`indicators`]: the EIT indicator definitions (`indicators.toml`);
+//! - [`prometheus`]: the Prometheus text both programs' `/metrics` write.
 
 pub mod agent_config;
 pub mod catalog;
@@ -21,6 +22,7 @@ pub mod indicators;
 pub mod line_protocol;
 pub mod notify_config;
 pub mod problems;
+pub mod prometheus;
 pub mod reading;
 pub mod server_config;
 pub mod site;

@@ -80,6 +80,8 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
     let mut reader = Reader::new(&dir);
     tracing::info!(url = %config.url, bucket = %config.bucket, segment = cursor.segment, offset = cursor.offset, "InfluxDB write-through started");
     let mut down_since: Option<std::time::Instant> = None;
+    let lag = &app.metrics.write_through;
+    lag.started();
     let max_points = config.batch_max_points;
     loop {
         let until = *durable.borrow_and_update();
@@ -94,8 +96,13 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
         };
         reader = back;
         let batch = match batch {
-            Ok(Some(b)) => b,
+            Ok(Some(b)) => {
+                lag.behind();
+                b
+            }
             Ok(None) => {
+                let logged = app.metrics.logged_readings.load(std::sync::atomic::Ordering::Relaxed);
+                lag.caught_up(logged, jiff::Timestamp::now().as_nanosecond() as i64);
                 if durable.changed().await.is_err() {
                     return Ok(());
                 }
@@ -140,6 +147,7 @@ async fn run(app: AppState, config: InfluxdbSection, cursor_path: PathBuf) -> Re
                 }
             }
         }
+        lag.written(batch.readings);
         if let Some(since) = down_since.take() {
             tracing::info!(url = %config.url, down_s = since.elapsed().as_secs(), "InfluxDB reachable again; catching up");
         }

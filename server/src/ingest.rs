@@ -121,6 +121,8 @@ pub struct Written {
     pub rejected: Vec<Rejected>,
     /// How many lines were refused in all.
     pub rejected_total: usize,
+    /// Readings accepted: stored, already stored identically, or kept as unmapped.
+    pub accepted: usize,
 }
 
 /// At most this many refused lines are listed in an answer (as InfluxDB 3 does); every one
@@ -156,9 +158,9 @@ pub fn store_batch(
         true => Mode::Partial,
         false => Mode::Whole,
     };
-    let rejected = write_lines(app, bearer, factory, text, precision, now_ns, mode)?;
+    let (rejected, accepted) = write_lines(app, bearer, factory, text, precision, now_ns, mode)?;
     if rejected.is_empty() {
-        return Ok(Written::default());
+        return Ok(Written { accepted, ..Written::default() });
     }
     let received = jiff::Timestamp::from_nanosecond(now_ns as i128).unwrap_or_else(|_| jiff::Timestamp::now());
     let letters: Vec<DeadLetter> = rejected
@@ -178,7 +180,7 @@ pub fn store_batch(
     tracing::warn!(%factory, token_id = %bearer.id, rejected = rejected.len(), first = %rejected[0].reason,
         "Partial write: lines refused, kept in the dead letters");
     let rejected_total = rejected.len();
-    Ok(Written { rejected: rejected.into_iter().take(MAX_LISTED).collect(), rejected_total })
+    Ok(Written { rejected: rejected.into_iter().take(MAX_LISTED).collect(), rejected_total, accepted })
 }
 
 /// Hands every dead letter to ingest again, as its token wrote it then; what is stored
@@ -227,7 +229,7 @@ fn replay_group(app: &App, mut group: Vec<DeadLetter>) -> Vec<DeadLetter> {
     };
     let body: String = group.iter().map(|l| l.line.as_str()).collect::<Vec<_>>().join("\n");
     match write_lines(app, &bearer, &factory, &body, precision, group[0].received_ns, Mode::Partial) {
-        Ok(rejected) => {
+        Ok((rejected, _)) => {
             let mut still = Vec::with_capacity(rejected.len());
             for r in rejected {
                 if let Some(letter) = group.get_mut(r.line_number - 1) {
@@ -251,7 +253,7 @@ fn replay_group(app: &App, mut group: Vec<DeadLetter>) -> Vec<DeadLetter> {
 }
 
 /// Decodes, checks and stores a body's lines; returns the lines refused (a partial write's;
-/// none otherwise).
+/// none otherwise) and how many readings were accepted.
 fn write_lines(
     app: &App,
     bearer: &Bearer,
@@ -260,7 +262,7 @@ fn write_lines(
     precision: Precision,
     now_ns: i64,
     mode: Mode,
-) -> Result<Vec<Rejected>, IngestError> {
+) -> Result<(Vec<Rejected>, usize), IngestError> {
     let max_future_ns = now_ns.saturating_add(app.config.server.max_future_s as i64 * 1_000_000_000);
     let cx = DecodeContext {
         precision,
@@ -344,6 +346,7 @@ fn write_lines(
         e => IngestError::Store(e),
     })?;
     tracing::debug!(%factory, stored = appended.stored, duplicates = appended.duplicates, "Write accepted");
+    app.metrics.logged_readings.fetch_add(appended.stored as u64, std::sync::atomic::Ordering::Relaxed);
     // Judged whatever happens next: the store has them.
     app.compliance.accepted(measured);
     drop(admitted);
@@ -359,7 +362,7 @@ fn write_lines(
         tracing::info!(%factory, readings = unmapped.len(), "Stored readings of unknown parameters as unmapped");
     }
 
-    Ok(rejected)
+    Ok((rejected, batch.len() + unmapped.len()))
 }
 
 /// At most this many rows are reserved ahead for a batch (≈ 6 MB); more grow as needed.

@@ -22,6 +22,7 @@
 //! - [`export`]: readings out to analysts as Apache Parquet files;
 //! - [`backup`]: consistent backups of the running server's data directory, and their restore;
 //! - [`jsonl`]: the append-only JSON-lines logs the modules above keep;
+//! - [`metrics`]: the counters and gauges of `GET /metrics` (Prometheus text);
 //! - [`http`]: the HTTP surface (health, write, read API, the built-in board), its OpenAPI
 //!   document generated from its routes.
 
@@ -40,6 +41,7 @@ pub mod influxdb;
 pub mod ingest;
 pub mod jsonl;
 pub mod limit_series;
+pub mod metrics;
 pub mod monitor;
 mod names;
 pub mod notify;
@@ -117,6 +119,8 @@ pub struct App {
     pub corrections: Arc<corrections::CorrectionLog>,
     /// Alerts to people (e-mail, LINE), their outbox and recipients.
     pub notify: Arc<notify::Notifier>,
+    /// What `/metrics` reports, counted since the start.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Shared state of the HTTP handlers.
@@ -151,6 +155,7 @@ impl App {
         let events = events::Events::new();
         let notify = Arc::new(notify::Notifier::open(&dir, &config.notify)?);
 
+        let metrics = Arc::new(metrics::Metrics::new(jiff::Timestamp::now().as_nanosecond() as i64));
         let started = std::time::Instant::now();
         let settings = compliance::Settings {
             no_data_after_intervals: config.compliance.no_data_after_intervals,
@@ -231,6 +236,7 @@ impl App {
             gaps,
             corrections,
             notify,
+            metrics,
             config,
         })
     }
@@ -274,7 +280,7 @@ pub async fn serve(
         tracing::warn!(%addr, "Listening without TLS on an address others can reach: tokens cross the network in clear text; add [server.tls]");
     }
     spawn_retention(app.clone());
-    webhooks::spawn(&app.config.webhook, &app.events);
+    webhooks::spawn(&app.config.webhook, &app.events, app.metrics.webhooks.clone());
     let firing = app.alerts.list().into_iter().filter(|a| a.state == alerts::State::Firing).collect();
     app.notify.spawn(app.clone(), &app.events, firing);
     if let Some(influx) = app.config.influxdb.clone() {

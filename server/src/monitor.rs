@@ -30,6 +30,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
@@ -174,6 +175,20 @@ pub struct Monitor {
     checkpointer: Option<Arc<Checkpointer>>,
     /// The checkpoint thread and what stops it.
     ticker: Mutex<Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    progress: Arc<Progress>,
+}
+
+/// The newest measurement time handed over and the newest judged, for the compliance lag
+/// (`i64::MIN` until the first).
+#[derive(Debug)]
+struct Progress {
+    accepted_ns: AtomicI64,
+    judged_ns: AtomicI64,
+}
+
+/// The newest measurement time of a batch (`i64::MIN` for none).
+fn newest(measured: &[Measured]) -> i64 {
+    measured.iter().map(|m| m.time_ns).max().unwrap_or(i64::MIN)
 }
 
 /// Where the engine's results go: the alert book, the event stream, the revision log.
@@ -246,6 +261,9 @@ impl Monitor {
             revisions_path,
         };
         let worker_engine = engine.clone();
+        let progress =
+            Arc::new(Progress { accepted_ns: AtomicI64::new(i64::MIN), judged_ns: AtomicI64::new(i64::MIN) });
+        let judged = progress.clone();
         let day_files = checkpointing.as_ref().map(|c| c.day_files.clone());
         let worker = std::thread::Builder::new().name("compliance".into()).spawn(move || {
             let mut next_tick = Instant::now();
@@ -256,7 +274,10 @@ impl Monitor {
                 let mut engine = worker_engine.lock().unwrap_or_else(|p| p.into_inner());
                 for m in msgs {
                     match m {
-                        Msg::Readings(measured) => engine.ingest_stored(&measured, &key_of),
+                        Msg::Readings(measured) => {
+                            engine.ingest_stored(&measured, &key_of);
+                            judged.judged_ns.fetch_max(newest(&measured), Ordering::Relaxed);
+                        }
                         Msg::Gap(g) => engine.gap(g),
                         Msg::Correction(c) => engine.correct(&c),
                         Msg::Forget(cutoff_ns) => engine.forget_before(cutoff_ns),
@@ -336,6 +357,7 @@ impl Monitor {
             gate,
             checkpointer,
             ticker: Mutex::new(ticker),
+            progress,
         })
     }
 
@@ -369,6 +391,7 @@ impl Monitor {
     /// it from a blocking thread.
     pub fn accepted(&self, measured: Vec<Measured>) {
         if !measured.is_empty() {
+            self.progress.accepted_ns.fetch_max(newest(&measured), Ordering::Relaxed);
             let _ = self.tx.send(Msg::Readings(measured));
         }
     }
@@ -408,6 +431,18 @@ impl Monitor {
         let _ = self.tx.send(Msg::Stop);
         if let Some(worker) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = worker.join();
+        }
+    }
+
+    /// How far the judgement is behind ingest: the newest measurement time handed over
+    /// minus the newest judged, in seconds (0 when it has judged the newest one).
+    pub fn lag_s(&self) -> f64 {
+        let accepted = self.progress.accepted_ns.load(Ordering::Relaxed);
+        let judged = self.progress.judged_ns.load(Ordering::Relaxed);
+        match accepted > judged {
+            true if judged == i64::MIN => 0.0,
+            true => (accepted - judged) as f64 / 1e9,
+            false => 0.0,
         }
     }
 

@@ -66,7 +66,10 @@ function queries(d) {
   const out = [];
   const panels = (d.panels || []).flatMap((p) => [p, ...(p.panels || [])]);
   for (const p of panels) for (const t of p.targets || []) if (t.query) out.push([`panel "${p.title}" ${t.refId}`, t.query]);
-  for (const v of (d.templating && d.templating.list) || []) if (v.type === 'query') out.push([`variable ${v.name}`, v.query]);
+  // Variables of other datasources (the server-operations dashboard's Prometheus) are not Flux.
+  for (const v of (d.templating && d.templating.list) || []) {
+    if (v.type === 'query' && (v.datasource || {}).type === 'influxdb') out.push([`variable ${v.name}`, v.query]);
+  }
   return out;
 }
 

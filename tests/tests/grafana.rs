@@ -139,12 +139,15 @@ fn provisioned_uid() -> String {
     value("uid:")
 }
 
+/// The dashboards on InfluxDB: all but the server-operations one, which reads Prometheus
+/// (`tests/tests/metrics.rs` checks it against a real scrape).
 fn dashboards() -> Vec<(PathBuf, Value)> {
     let dir = grafana_dir().join("dashboards");
     let mut out: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| !p.ends_with("server-operations.json"))
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", p.display()));
@@ -172,6 +175,11 @@ fn provisioning_points_grafana_at_the_folder() {
     assert!(text.lines().any(|l| l.trim() == "type: file"), "{text}");
     assert!(text.lines().any(|l| l.trim() == "path: ${EITWATCH_GRAFANA_DASHBOARDS}"), "{text}");
     assert_eq!(provisioned_uid(), "eitwatch-influxdb");
+    let path = grafana_dir().join("provisioning/datasources/eitwatch-prometheus.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for line in ["uid: eitwatch-prometheus", "type: prometheus", "url: ${PROMETHEUS_URL}"] {
+        assert!(text.lines().any(|l| l.trim() == line), "{}: no `{line}`", path.display());
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! [`text::Detail`]; the JSON of an alert (API, live events, webhooks) carries both texts as
 //! `summary` and `summary_th`, rendered when it is sent.
 
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
@@ -30,7 +31,7 @@ pub mod text;
 use text::{Detail, Lang};
 
 /// Where an alert is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// The condition holds, not yet for `for_s`.
@@ -360,7 +361,18 @@ impl AlertBook {
         find(&book.alerts, id).map(|i| book.alerts[i].clone())
     }
 
-    /// Every alert, newest first.
+    /// How many alerts are open (not resolved) per kind, severity and state.
+    pub fn open_counts(&self) -> BTreeMap<(AlertKind, Severity, State), usize> {
+        let book = self.lock();
+        let mut counts = BTreeMap::new();
+        for i in book.open.indices() {
+            let a = &book.alerts[i];
+            *counts.entry((a.kind, a.severity, a.state)).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Every alert, newest first (cloned: [`AlertBook::open_counts`] for counts).
     pub fn list(&self) -> Vec<Alert> {
         let mut list = self.lock().alerts.clone();
         list.reverse();

@@ -66,7 +66,7 @@ async fn stream(
             (pending, rx, last_sent)
         }
     };
-    let state = Tail { events, rx, scope, pending, last_sent };
+    let state = Tail { events, rx, scope, pending, last_sent, _client: app.metrics.sse_client() };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         loop {
             if let Some(item) = s.pending.pop_front() {
@@ -107,6 +107,8 @@ struct Tail {
     pending: VecDeque<Item>,
     /// The id of the newest event sent or skipped.
     last_sent: u64,
+    /// Counts the client as connected until the stream is dropped.
+    _client: crate::metrics::SseClient,
 }
 
 enum Item {

@@ -26,6 +26,7 @@ mod error;
 mod events;
 mod extract;
 mod gaps;
+mod health;
 mod indicators;
 mod notifications;
 mod readings;
@@ -38,17 +39,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
-use axum::{Json, Router};
-use serde::Serialize;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
-use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -92,7 +92,7 @@ impl utoipa::Modify for TokenAuth {
 /// The documented API: every route but the board's pages.
 fn api() -> OpenApiRouter<AppState> {
     let bounded = OpenApiRouter::new()
-        .routes(routes!(health))
+        .merge(health::router())
         .routes(routes!(openapi_json))
         .merge(readings::router())
         .merge(alerts::router())
@@ -131,7 +131,11 @@ pub fn router(app: AppState) -> Router {
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(drain_refused))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path only: a query string may carry a token (`/write?p=`,
+        // the event stream's `?token=`), which must never reach a log.
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
         .with_state(app)
 }
 
@@ -273,20 +277,6 @@ errors!(
 fn error_response(description: &str) -> RefOr<Response> {
     let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
     ResponseBuilder::new().description(description).content("application/json", content).build().into()
-}
-
-/// The server's health.
-#[derive(Debug, Serialize, ToSchema)]
-struct Health {
-    /// `pass`.
-    status: &'static str,
-}
-
-/// Whether the server answers.
-#[utoipa::path(get, path = "/health",
-    operation_id = "get_health", tag = "health", security(()), responses((status = 200, body = Health)))]
-async fn health() -> Json<Health> {
-    Json(Health { status: "pass" })
 }
 
 /// This document.

@@ -19,7 +19,7 @@
 //! stay in the dead letters; `POST /api/v1/dead-letters/replay` (admin) writes those again.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
@@ -134,9 +134,16 @@ type Params = Query<HashMap<String, String>>;
         (status = 400, description = "Malformed or unknown (the first bad line named); a partial write: the refused lines", body = PartialWrite),
     ),
 )]
-async fn write_v2(
-    State(app): State<AppState>,
-    Query(params): Params,
+async fn write_v2(State(app): State<AppState>, Query(params): Params, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let answer = v2(app.clone(), params, headers, body).await.into_response();
+    app.metrics.writes.answered(answer.status(), started.elapsed());
+    answer
+}
+
+async fn v2(
+    app: AppState,
+    params: HashMap<String, String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -171,9 +178,16 @@ async fn write_v2(
         (status = 400, description = "Malformed or unknown (the first bad line named); a partial write: the refused lines", body = PartialWrite),
     ),
 )]
-async fn write_v1(
-    State(app): State<AppState>,
-    Query(params): Params,
+async fn write_v1(State(app): State<AppState>, Query(params): Params, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let answer = v1(app.clone(), params, headers, body).await.into_response();
+    app.metrics.writes.answered(answer.status(), started.elapsed());
+    answer
+}
+
+async fn v1(
+    app: AppState,
+    params: HashMap<String, String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -236,6 +250,7 @@ async fn accept(
             )));
         }
     };
+    app.metrics.writes.received(raw.len());
     let now_ns = jiff::Timestamp::now().as_nanosecond() as i64;
     let task_app = app.clone();
     // Decompression, decoding and the fsync are blocking work: off the async threads.
@@ -244,13 +259,28 @@ async fn accept(
             body::Encoding::Identity => std::borrow::Cow::Borrowed(&raw[..]),
             body::Encoding::Gzip => std::borrow::Cow::Owned(body::gunzip(&raw, max_bytes)?),
         };
-        crate::ingest::store_batch(&task_app, &bearer, &text, precision, now_ns).map_err(ApiError::from)
+        crate::ingest::store_batch(&task_app, &bearer, &text, precision, now_ns).map_err(|e| {
+            let e = ApiError::from(e);
+            task_app.metrics.writes.refused(e.status(), lines(&text));
+            e
+        })
     })
     .await??;
+    app.metrics.writes.accepted(written.accepted);
     Ok(match written.rejected_total {
         0 => StatusCode::NO_CONTENT.into_response(),
-        _ => partial_write(written),
+        n => {
+            app.metrics.writes.refused(StatusCode::BAD_REQUEST, n);
+            partial_write(written)
+        }
     })
+}
+
+/// The lines of line protocol in a body: those neither empty nor comments.
+fn lines(body: &[u8]) -> usize {
+    body.split(|b| *b == b'\n')
+        .filter(|l| l.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'#'))
+        .count()
 }
 
 /// What a replay of the dead letters did.

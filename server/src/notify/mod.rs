@@ -74,6 +74,21 @@ pub struct Counters {
     pub escalations: AtomicU64,
     /// Digests queued.
     pub digests: AtomicU64,
+    /// Deliveries through e-mail.
+    pub email: ChannelCounters,
+    /// Deliveries through LINE.
+    pub line: ChannelCounters,
+}
+
+/// One channel's deliveries since the start, for the metrics.
+#[derive(Debug, Default)]
+pub struct ChannelCounters {
+    /// Taken by the channel.
+    pub sent: AtomicU64,
+    /// Attempts that failed and will be retried.
+    pub retried: AtomicU64,
+    /// Refused for good.
+    pub failed: AtomicU64,
 }
 
 /// [`Counters`] read at one moment.
@@ -98,6 +113,14 @@ pub struct CountersSnapshot {
 }
 
 impl Counters {
+    /// The counters of one channel.
+    pub fn channel(&self, channel: Channel) -> &ChannelCounters {
+        match channel {
+            Channel::Email => &self.email,
+            Channel::Line => &self.line,
+        }
+    }
+
     /// The counts now.
     pub fn snapshot(&self) -> CountersSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -463,14 +486,17 @@ impl Notifier {
             match &outcome {
                 Outcome::Sent(answer) => {
                     add(&self.counters.sent, 1);
+                    add(&self.counters.channel(n.channel).sent, 1);
                     tracing::info!(notification = n.id, recipient = %n.recipient, channel = ?n.channel, %answer, "Notification sent");
                 }
                 Outcome::Retry { answer, .. } => {
                     add(&self.counters.retried, 1);
+                    add(&self.counters.channel(n.channel).retried, 1);
                     tracing::warn!(notification = n.id, recipient = %n.recipient, channel = ?n.channel, attempt = n.attempts + 1, %answer, "Notification not delivered; retrying");
                 }
                 Outcome::Failed(answer) => {
                     add(&self.counters.failed, 1);
+                    add(&self.counters.channel(n.channel).failed, 1);
                     tracing::error!(notification = n.id, recipient = %n.recipient, channel = ?n.channel, %answer, "Notification refused for good");
                 }
             }

@@ -1371,6 +1371,21 @@ impl Store {
         lock(&self.state).index.series.len()
     }
 
+    /// Readings not yet in partition files (the memtable's, and one being flushed).
+    pub fn memtable_readings(&self) -> usize {
+        let state = lock(&self.state);
+        state.memtable.len() + state.frozen.as_ref().map_or(0, |f| f.len())
+    }
+
+    /// Why the store refuses writes until a restart (an earlier write or sync failed);
+    /// `None` while it writes.
+    pub fn failure(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(lock(&self.failure).clone().unwrap_or_else(|| "a write or sync failed".into()))
+    }
+
     /// The store's directory (its segments).
     pub fn dir(&self) -> &Path {
         &self.dir

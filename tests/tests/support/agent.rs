@@ -148,12 +148,18 @@ impl TestAgent {
         self.proc.as_ref().map(Proc::log).unwrap_or_default()
     }
 
-    /// `/metrics`, as `name{labels}` → value.
-    pub async fn metrics(&self) -> HashMap<String, f64> {
+    /// `/metrics` as served: its content type and text.
+    pub async fn metrics_text(&self) -> (String, String) {
         let addr = self.metrics.expect("agent started");
         let url = format!("http://{addr}/metrics");
         let r = http().get(&url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        let text = r.text().await.expect("metrics text");
+        let kind = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        (kind, r.text().await.expect("metrics text"))
+    }
+
+    /// `/metrics`, as `name{labels}` → value.
+    pub async fn metrics(&self) -> HashMap<String, f64> {
+        let (_, text) = self.metrics_text().await;
         text.lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
             .filter_map(|l| l.rsplit_once(' ').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))

@@ -32,6 +32,9 @@ struct Config {
     anonymous_read: String,
     api_keys: Vec<String>,
     tail: Vec<String>,
+    /// Command-line arguments before `--config` (`--log-format json`) and environment.
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// A token the admin command created: its id (for revoking it) and its secret.
@@ -67,6 +70,8 @@ impl TestServer {
                 anonymous_read: "loopback".into(),
                 api_keys: Vec::new(),
                 tail: Vec::new(),
+                args: Vec::new(),
+                env: Vec::new(),
             },
             factory_tokens: Vec::new(),
             read_token: false,
@@ -120,6 +125,18 @@ impl TestServerBuilder {
     /// More keys of `[api]` (`trusted_proxies = ["127.0.0.1/32"]`).
     pub fn api_keys(mut self, keys: &str) -> Self {
         self.config.api_keys.push(keys.into());
+        self
+    }
+
+    /// A command-line argument of the server (`--log-format`, `json`).
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.config.args.push(arg.into());
+        self
+    }
+
+    /// An environment variable of the server (`RUST_LOG`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.config.env.push((key.into(), value.into()));
         self
     }
 
@@ -274,7 +291,10 @@ impl TestServer {
         std::fs::write(&self.conf, self.config.to_toml(&self.data)).expect("server.toml");
         self.starts += 1;
         let name = if self.starts == 1 { "server".to_string() } else { format!("server-{}", self.starts) };
-        Proc::spawn(&name, &self.dir, Command::new(bin("eitwatch-server")).arg("--config").arg(&self.conf))
+        let mut command = Command::new(bin("eitwatch-server"));
+        command.args(&self.config.args).arg("--config").arg(&self.conf);
+        command.envs(self.config.env.iter().map(|(k, v)| (k, v)));
+        Proc::spawn(&name, &self.dir, &mut command)
     }
 
     /// GETs a JSON document anonymously; fails on any status but success.
