@@ -31,11 +31,16 @@
 //! - **flush**: past its bound, or once it holds a day that has closed, the memtable is
 //!   frozen (still read and checked) and written as one level-0 file per day it holds;
 //! - **compaction**: a closed day with more than one file (the runs of a busy day, late
-//!   data for an old day) is merged into one level-1 file, replacing them in one step;
+//!   data for an old day) is merged into one level-1 file, replacing them in one step; at
+//!   a clean stop the days still open too ([`Store::maintain_at_stop`]);
 //! - **retirement**: a log segment is deleted once every reading in it is in partition
 //!   files *and* it is before every reader's hold ([`Store::hold`]: the InfluxDB cursor, the
 //!   compliance checkpoint), never before [`Store::start_retiring`] (the server calls it once
-//!   the holds are registered).
+//!   the holds are registered). At a clean stop ([`Store::close`], after the server's last
+//!   flush) the segment being written goes too once every reader's hold is at its end, so
+//!   a stopped store is its partition files and manifest only. A position at the end of a
+//!   retired segment stays valid (its seal keeps its length: nothing more to read there),
+//!   and segment numbers never go back, so positions stay ordered.
 //!
 //! The server runs them on a thread of its own ([`Store::spawn_maintenance`]), woken every
 //! 10 s and at once when the memtable passes its bound. Each writes its file under a
@@ -59,7 +64,7 @@
 //! it is acknowledged and seals it (length, CRC-32, what it holds per series) once it can
 //! no longer change: when the store rolls to a new segment (`[store] segment_max_bytes`), at
 //! a clean shutdown ([`Store::close`]), and at the next start after a crash. A new segment
-//! starts at every start of the server.
+//! starts at every start of the server, numbered after the highest the manifest names.
 //!
 //! The segment being written is bounded from below by `<store>/acknowledged` (`checkpoint.rs`),
 //! the durable position, rewritten by a thread of its own every second when it moved.
@@ -760,7 +765,10 @@ impl Store {
                 None => None,
                 Some(known) => match known.get(&n) {
                     Some(manifest::Segment::Dropped { reason }) => {
-                        tracing::warn!(path = %path.display(), %reason, "A segment the manifest dropped is still there; not read");
+                        // Its deletion was cut short (a crash right after the drop line): finish it.
+                        tracing::info!(path = %path.display(), %reason, "Deleted a segment the manifest dropped (its deletion was cut short)");
+                        let _ = std::fs::remove_file(manifest::content_path(dir, n));
+                        std::fs::remove_file(&path).map_err(io(&path))?;
                         continue;
                     }
                     Some(state) => Some(state),
@@ -907,7 +915,9 @@ impl Store {
                 through = upto;
             }
         }
-        let segment = segments.last().map_or(1, |n| n + 1);
+        // After the highest number ever used: positions stay ordered once every file is retired.
+        let last_known = known_all.as_ref().and_then(manifest::Known::last_segment);
+        let segment = segments.last().copied().max(last_known).map_or(1, |n| n + 1);
         let path = log::segment_path(dir, segment);
         let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io(&path))?;
         sync_dir(dir).map_err(io(dir))?;
@@ -1204,8 +1214,41 @@ impl Store {
             .map_err(io)?;
         sync_dir(&self.dir).map_err(io)?;
         self.record(&mut commit, &[seal])?;
-        tracing::info!(segment = commit.segment, bytes = commit.offset, "Store closed: its last segment sealed");
+        let end = LogPosition { segment: commit.segment, offset: commit.offset };
+        if !self.retirable_at_close(end) {
+            tracing::info!(segment = end.segment, bytes = end.offset, "Store closed: its last segment sealed");
+            return Ok(());
+        }
+        // Every reading in it is in partition files and every reader is at its end: the next
+        // start has no log to check or replay. Its seal keeps its length, so a reader's
+        // position at its end stays "nothing more" (see `replay`).
+        let drop = manifest::Line::Drop { segment: end.segment, reason: "retired at a clean stop".into() };
+        self.record(&mut commit, &[drop])?;
+        crash_point("close-retire-recorded");
+        lock(&self.state).segment_times.remove(&end.segment);
+        let _ = std::fs::remove_file(manifest::content_path(&self.dir, end.segment));
+        let path = log::segment_path(&self.dir, end.segment);
+        std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
+        tracing::info!(
+            segment = end.segment,
+            bytes = end.offset,
+            "Store closed: its last segment sealed and retired (its readings are in partition files)"
+        );
         Ok(())
+    }
+
+    /// Whether the segment being closed, ending at `end`, may go with the close: retiring
+    /// has started, every reading is in partition files (memtable empty, no flush under
+    /// way), and no reader of the log holds a position before its end.
+    fn retirable_at_close(&self, end: LogPosition) -> bool {
+        if !self.retiring.load(Ordering::Acquire) {
+            return false;
+        }
+        let in_files = {
+            let state = lock(&self.state);
+            state.memtable.len() == 0 && state.frozen.is_none()
+        };
+        in_files && self.held_from().is_none_or(|h| h >= end)
     }
 
     /// Readings of the series matching a filter, within `[from_ns, to_ns)`, by series then time.
@@ -1536,8 +1579,9 @@ impl Store {
         Ok(written)
     }
 
-    /// Merges each closed day (before `before_day`) that has more than one partition file
-    /// into one file (level 1), replacing them in one manifest line. Returns the days merged.
+    /// Merges each day before `before_day` (the closed days, or every day at a clean stop)
+    /// that has more than one partition file into one file (level 1), replacing them in one
+    /// manifest line. Returns the days merged.
     pub fn compact(&self, before_day: i64) -> Result<usize, StoreError> {
         let _flushing = lock(&self.flushing);
         let days: Vec<(i64, Vec<Arc<Part>>)> = lock(&self.state)
@@ -1676,6 +1720,16 @@ impl Store {
             tracing::warn!(%error, "Cannot compact the store's closed days");
         }
         self.retire_segments();
+    }
+
+    /// The upkeep of a clean stop, after the last flush: [`Store::maintain`], and the files
+    /// of days still open merged as well, so that a stopped store holds one file per day.
+    /// A day still open gets more files once the server runs again, merged once it closes.
+    pub fn maintain_at_stop(&self) {
+        self.maintain();
+        if let Err(error) = self.compact(i64::MAX) {
+            tracing::warn!(%error, "Cannot merge the open days' partition files at the stop");
+        }
     }
 
     /// Runs [`Store::maintain`] on a thread of its own every `every`, and as soon as the
