@@ -471,6 +471,9 @@ struct State {
     segment_times: BTreeMap<u64, (i64, i64)>,
     /// What the segment being encoded holds, for its seal.
     summary: Summary,
+    /// Per series id, its newest time in the batch being appended while its readings wait
+    /// to go to the memtable together (`i64::MIN` otherwise).
+    batch_newest_ns: Vec<i64>,
 }
 
 /// Records of one segment on their way to disk.
@@ -988,6 +991,7 @@ impl Store {
                 defined_in,
                 segment_times,
                 summary: Summary::default(),
+                batch_newest_ns: Vec::new(),
             }),
             commit: Mutex::new(Commit {
                 file,
@@ -1055,17 +1059,24 @@ impl Store {
         let mut out = Vec::with_capacity(batch.len());
         let my_seq = {
             let mut state = lock(&self.state);
+            // A series' readings go to the memtable after the batch is checked, a run per
+            // series merged at once, while each series' times in the batch only grow (no
+            // reading of the batch can then meet another of it); else from the first that
+            // does not, one by one, each checked against those before it.
+            let mut one_by_one = false;
             for (i, r) in batch.iter().enumerate() {
                 let same_point = i > 0 && r.same_point(&batch[i - 1]);
                 let id = state.index.intern(r, same_point);
                 let offered = r.stored();
                 let time_ns = r.time_ns();
+                if !one_by_one && state.batch_newest(id) >= time_ns {
+                    one_by_one = true;
+                    state.insert_runs(&inserted, batch);
+                }
                 let found = match state.get(id, time_ns) {
                     Ok(found) => found,
                     Err(e) => {
-                        for (id, t, _) in inserted {
-                            state.memtable.remove(id, t);
-                        }
+                        state.undo(&inserted, one_by_one);
                         return Err(e);
                     }
                 };
@@ -1073,9 +1084,7 @@ impl Store {
                     Some(stored) if stored.same(&offered) => duplicates += 1,
                     Some(stored) => {
                         let own = inserted.iter().any(|&(i, t, _)| i == id && t == time_ns);
-                        for (id, t, _) in inserted {
-                            state.memtable.remove(id, t);
-                        }
+                        state.undo(&inserted, one_by_one);
                         let (_, factory, point, parameter) = r.names();
                         let (factory, point, parameter) =
                             (factory.to_string(), point.to_string(), parameter.to_string());
@@ -1099,11 +1108,17 @@ impl Store {
                         });
                     }
                     None => {
-                        state.memtable.insert(id, time_ns, offered);
+                        match one_by_one {
+                            true => state.memtable.insert(id, time_ns, offered),
+                            false => state.batch_newest_ns[id as usize] = time_ns,
+                        }
                         inserted.push((id, time_ns, i));
                         out.push(fresh(id, i, r));
                     }
                 }
+            }
+            if !one_by_one {
+                state.insert_runs(&inserted, batch);
             }
             if !inserted.is_empty() {
                 state.encode(&inserted, batch, self.segment_max_bytes);
@@ -1766,6 +1781,42 @@ impl Store {
 }
 
 impl State {
+    /// The newest time of series `id` in the batch being appended and not yet in the
+    /// memtable (`i64::MIN` when none).
+    fn batch_newest(&mut self, id: u32) -> i64 {
+        let i = id as usize;
+        if self.batch_newest_ns.len() <= i {
+            self.batch_newest_ns.resize(i + 1, i64::MIN);
+        }
+        self.batch_newest_ns[i]
+    }
+
+    /// Puts the batch's readings checked so far (not yet in the memtable) in it, a run per
+    /// series, and forgets their newest times.
+    fn insert_runs(&mut self, inserted: &[(u32, i64, usize)], batch: &[impl Offered]) {
+        let mut by_series: Vec<(u32, i64, usize)> = inserted.to_vec();
+        // Stable: each series' run stays in batch order, which is its time order.
+        by_series.sort_by_key(|&(id, _, _)| id);
+        let mut run = Vec::new();
+        for group in by_series.chunk_by(|a, b| a.0 == b.0) {
+            run.clear();
+            run.extend(group.iter().map(|&(_, t, i)| (t, batch[i].stored())));
+            self.memtable.insert_run(group[0].0, &run);
+            self.batch_newest_ns[group[0].0 as usize] = i64::MIN;
+        }
+    }
+
+    /// Takes a refused batch's readings back out of the memtable (if they went in) and
+    /// forgets their newest times.
+    fn undo(&mut self, inserted: &[(u32, i64, usize)], in_memtable: bool) {
+        for &(id, t, _) in inserted {
+            if in_memtable {
+                self.memtable.remove(id, t);
+            }
+            self.batch_newest_ns[id as usize] = i64::MIN;
+        }
+    }
+
     /// Series `id`'s reading at `time_ns`, wherever it is: the memtable, the one being
     /// flushed, or a partition file of its day (whose block is read only if its span holds
     /// the time: a reading newer than a series' stored ones reads nothing).
