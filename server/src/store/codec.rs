@@ -309,7 +309,8 @@ fn decimal(values: &[f64]) -> Option<(usize, Vec<i64>)> {
 fn exact_converted(steps: &[Step], v: f64, e: usize) -> Option<i64> {
     let x = steps.iter().rev().fold(v, |y, s| s.undo(y));
     let m = (x * POW10_F64[e]).round();
-    if !(m.abs() < EXACT_F64_INT) {
+    // NaN fails this too.
+    if m.abs().partial_cmp(&EXACT_F64_INT) != Some(std::cmp::Ordering::Less) {
         return None;
     }
     let m = m as i64;
