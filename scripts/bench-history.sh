@@ -10,7 +10,8 @@
 # each from an empty data directory. For each target and size it prints:
 #   - ingest rate, readings/s of wall time and per CPU second of the target (all threads);
 #   - RSS growth per reading during ingest;
-#   - bytes on disk per reading (the whole data directory, after a clean stop);
+#   - bytes on disk per reading (the whole data directory, after a clean stop), and for
+#     eitwatch its day files apart (files per day, bytes a reading) and the log left;
 #   - restart: start until /health answers, and RSS then (after 2 s more);
 #   - latency (median of 5, after one warm-up) of a year-long chart of one series
 #     (GET /api/v1/readings?…&every_s=3600 vs query_range of avg_over_time(…[1h]) step
@@ -159,6 +160,14 @@ run() { # label start size
   local disk; disk=$(du -sb "$disk_dir" | cut -f1)
   # Where the bytes are: the largest entries of the data directory (and of a store/ in it).
   du -sb "$disk_dir"/* "$disk_dir"/store/* 2>/dev/null | sort -rn | head -6 | sed "s|$disk_dir/||; s/^/    du: /"
+  if [ -d "$disk_dir/store/parts" ]; then
+    # Day files apart from the log: how many per day, and their bytes a reading.
+    local parts_b files days
+    parts_b=$(du -sb "$disk_dir/store/parts" | cut -f1)
+    files=$(find "$disk_dir/store/parts" -name '*.part' | wc -l)
+    days=$(find "$disk_dir/store/parts" -name '*.part' -printf '%f\n' | cut -d_ -f1 | sort -u | wc -l)
+    echo "    day files: $files for $days days, $(awk -v b="$parts_b" -v n="$readings" 'BEGIN { printf "%.3f", b / n }') B/reading; log segments: $(find "$disk_dir/store" -maxdepth 1 -name '*.seg' | wc -l)"
+  fi
   $start again
   local restart_ms=$started_ms
   sleep 2

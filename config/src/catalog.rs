@@ -393,6 +393,30 @@ impl Catalog {
         from_base(p, &normalised(unit), base)
     }
 
+    /// The operations [`Catalog::to_canonical`] does to a value in `unit`, in order: applied
+    /// one after the other they give the same bits for every value but -0.0 (an identity
+    /// `+ 0` is left out). Empty for the canonical unit itself.
+    pub fn conversion(&self, kind: Kind, code: &str, unit: &str) -> Result<Vec<Step>, UnitError> {
+        steps(self.require(kind, code)?, &normalised(unit))
+    }
+
+    /// Every distinct conversion of another unit to a canonical one the catalog makes (see
+    /// [`Catalog::conversion`]): what a converted value may have gone through.
+    pub fn conversions(&self) -> Vec<Vec<Step>> {
+        let mut out: Vec<Vec<Step>> = Vec::new();
+        for p in self.iter() {
+            for (unit, _) in dimension_units(p.dimension) {
+                if let Ok(steps) = steps(p, unit)
+                    && !steps.is_empty()
+                    && !out.contains(&steps)
+                {
+                    out.push(steps);
+                }
+            }
+        }
+        out
+    }
+
     /// Whether `value` (canonical unit) is inside the parameter's plausible range.
     pub fn is_plausible(&self, kind: Kind, code: &str, value: f64) -> bool {
         self.get(kind, code).is_some_and(|p| value.is_finite() && value >= p.plausible[0] && value <= p.plausible[1])
@@ -411,6 +435,60 @@ fn lookup(p: &Parameter, unit: &str) -> Result<ToBase, UnitError> {
 /// ppm per mg/Nm³ for this gas.
 fn ppm_per_mg_nm3(p: &Parameter) -> f64 {
     p.molar_mass_g_per_mol.map_or(f64::NAN, |m| MOLAR_VOLUME_L_PER_MOL / m)
+}
+
+/// One `f64` operation of a conversion to a canonical unit ([`Catalog::conversion`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// `x * c`.
+    Mul(f64),
+    /// `x / c`.
+    Div(f64),
+    /// `x + c`.
+    Add(f64),
+    /// `x - c`.
+    Sub(f64),
+}
+
+impl Step {
+    /// The operation on `x`, rounded as `f64` arithmetic rounds.
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            Step::Mul(c) => x * c,
+            Step::Div(c) => x / c,
+            Step::Add(c) => x + c,
+            Step::Sub(c) => x - c,
+        }
+    }
+
+    /// The inverse operation on `y` (to within rounding).
+    pub fn undo(self, y: f64) -> f64 {
+        match self {
+            Step::Mul(c) => y / c,
+            Step::Div(c) => y * c,
+            Step::Add(c) => y - c,
+            Step::Sub(c) => y + c,
+        }
+    }
+
+    /// Leaves every value but -0.0 as it is (`× 1`, `÷ 1`, `± 0`).
+    fn is_identity(self) -> bool {
+        matches!(self, Step::Mul(c) | Step::Div(c) if c == 1.0)
+            || matches!(self, Step::Add(c) | Step::Sub(c) if c == 0.0)
+    }
+}
+
+/// [`to_base`] then [`from_base`] as the operations they do, in order, identities left out.
+fn steps(p: &Parameter, unit: &str) -> Result<Vec<Step>, UnitError> {
+    let to = match lookup(p, unit)? {
+        ToBase::Linear { factor, offset } => [Step::Mul(factor), Step::Add(offset)],
+        ToBase::MassPerNormalVolume { mg_per_unit } => [Step::Mul(mg_per_unit), Step::Mul(ppm_per_mg_nm3(p))],
+    };
+    let from = match lookup(p, &p.unit)? {
+        ToBase::Linear { factor, offset } => [Step::Sub(offset), Step::Div(factor)],
+        ToBase::MassPerNormalVolume { mg_per_unit } => [Step::Div(ppm_per_mg_nm3(p)), Step::Div(mg_per_unit)],
+    };
+    Ok(to.into_iter().chain(from).filter(|s| !s.is_identity()).collect())
 }
 
 fn to_base(p: &Parameter, unit: &str, value: f64) -> Result<f64, UnitError> {

@@ -530,8 +530,11 @@ const fn default_memtable_max_readings() -> usize {
     500_000
 }
 
+/// 16 MiB: ≈ 1.4 M readings of log, above the memtable's default bound (so a segment is
+/// retired about as soon as its readings are flushed), and a rotation (four syncs and a
+/// content file) about once a second at full ingest, beside hundreds of group commits.
 const fn default_segment_max_bytes() -> u64 {
-    64 * 1024 * 1024
+    16 * 1024 * 1024
 }
 
 /// `[influxdb]`: the InfluxDB 2 (or anything speaking its v2 write API) readings go to.
@@ -730,7 +733,7 @@ batch_max_points = 0
         }
         assert!(!problems.contains("influxdb.bucket"), "{problems}");
         let config: ServerConfig = load("[server]\ndata_dir = \"/tmp/x\"\n", "server.toml").expect("defaults");
-        assert_eq!((config.store.retention_days, config.store.segment_max_bytes), (None, 64 * 1024 * 1024));
+        assert_eq!((config.store.retention_days, config.store.segment_max_bytes), (None, 16 * 1024 * 1024));
         assert!(config.influxdb.is_none());
         let text = "[server]\ndata_dir = \"/x\"\n[influxdb]\nurl = \"http://h\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"sekrit\"\n";
         let config: ServerConfig = load(text, "server.toml").expect("influxdb");

@@ -12,6 +12,9 @@
 //! `cargo run --release -p eitwatch-server --example codecs`
 
 use std::hint::black_box;
+
+use eitwatch_config::catalog::Catalog;
+use eitwatch_config::reading::Kind;
 use std::time::Instant;
 
 #[allow(dead_code)]
@@ -75,6 +78,12 @@ fn decimals(counts: &[i64], decimals: i32) -> Vec<f64> {
         .collect()
 }
 
+/// `values` in `unit` converted to the parameter's canonical unit, as ingest converts them.
+fn canonical(kind: Kind, code: &str, unit: &str, values: &[f64]) -> Vec<f64> {
+    let catalog = Catalog::builtin();
+    values.iter().map(|&v| catalog.to_canonical(kind, code, v, unit).unwrap_or(f64::NAN)).collect()
+}
+
 fn value_shapes(n: usize, rng: &mut Rng) -> Vec<(String, Vec<f64>)> {
     let cod = walk_counts(rng, n, 80.0, 0.3, 0.6, 0.0);
     let cod01 = walk_counts(rng, n, 800.0, 3.0, 4.0, 0.0);
@@ -92,6 +101,14 @@ fn value_shapes(n: usize, rng: &mut Rng) -> Vec<(String, Vec<f64>)> {
         (format!("TSS 0.1 mg/L ×{n}"), decimals(&tss, 1)),
         // SO₂ ppm × 2.86 to mg/Nm³: products, not the nearest doubles to decimals.
         (format!("SO₂ ppm × 2.86 ×{n}"), ppm.iter().map(|&p| p as f64 * 2.86).collect()),
+        // What ingest stores when an agent sends another unit than the canonical one: the
+        // catalog's conversion of the decimals it read.
+        (format!("conv. SO₂ 0.1 mg/Nm³ → ppm ×{n}"), canonical(Kind::Emission, "so2", "mg/Nm3", &decimals(&cod01, 1))),
+        (format!("conv. HCl 0.1 ppm → mg/Nm³ ×{n}"), canonical(Kind::Emission, "hcl", "ppm", &decimals(&tss, 1))),
+        (format!("conv. temperature 0.1 K → °C ×{n}"), {
+            let kelvin: Vec<i64> = temp.iter().map(|t| t + 2731).collect();
+            canonical(Kind::Effluent, "temp", "K", &decimals(&kelvin, 1))
+        }),
     ]
 }
 
@@ -386,7 +403,7 @@ fn main() {
         Codec { name: "XOR bytes (index.rs pack)", encode: xor_encode, decode: xor_decode },
         Codec { name: "decimal, delta varint", encode: decimal_varint_encode, decode: decimal_varint_decode },
         Codec { name: "pco (standalone, level 8)", encode: pco_encode::<f64>, decode: pco_decode::<f64> },
-        Codec { name: "chosen: decimal/XOR/raw, packed", encode: chosen_values_encode, decode: chosen_values_decode },
+        Codec { name: "chosen: decimal/conv./XOR/raw", encode: chosen_values_encode, decode: chosen_values_decode },
     ];
     println!("\nVALUES");
     for n in [1440, 86_400] {

@@ -300,13 +300,14 @@ pub async fn serve(
         // Ordered: no request is in flight any more; judge what was handed over, save alerts.
         let _ = tokio::task::spawn_blocking(move || {
             app.compliance.stop();
-            // What memory holds goes to the day files, closed days are merged, and the log
-            // the readers no longer need goes: the next start replays little.
+            // What memory holds goes to the day files, each day's files are merged into one,
+            // and the log the readers no longer need goes: the next start replays nothing.
             if let Err(error) = app.store.flush() {
                 tracing::warn!(%error, "Cannot flush the store's memtable at shutdown; the log keeps it");
             }
-            app.store.maintain();
-            // Sealed, the last segment is checked at the next start like every other.
+            app.store.maintain_at_stop();
+            // Sealed, the last segment is checked at the next start like every other; retired
+            // with it once every reader of the log is at its end.
             if let Err(error) = app.store.close() {
                 tracing::warn!(%error, "Cannot seal the store's last segment");
             }

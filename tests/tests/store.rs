@@ -52,6 +52,47 @@ async fn stored(url: &str, factory: &str) -> BTreeMap<(String, i64), f64> {
         .collect()
 }
 
+/// The names in a directory, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_leaves_day_files_without_a_log_and_the_restart_replays_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = TestServer::builder(dir.path()).factory_tokens(&["f1"]).start().await;
+    // Batches 1 728 apart are a day apart (50 s each): three Bangkok days, all closed.
+    let mut want = BTreeMap::new();
+    for b in [0i64, 1, 2, 1728, 1729, 3456] {
+        let (body, points) = batch("f1", b);
+        assert_eq!(server.write_as("f1", body).await, 204);
+        want.extend(points.into_iter().map(|(p, t, v)| ((p, t), v)));
+    }
+    assert_eq!(want.len(), 6 * 50 * 5);
+    let stopped = server.stop();
+    assert!(stopped.contains("Store closed: its last segment sealed and retired"), "{stopped}");
+    let store = server.data_dir().join("store");
+    let left: Vec<String> = names(&store).into_iter().filter(|n| n != "acknowledged").collect();
+    assert_eq!(left, ["manifest", "parts"], "no log segment after a clean stop");
+    let days: Vec<String> =
+        names(&store.join("parts")).iter().map(|n| n.split('_').next().expect("day").into()).collect();
+    let mut distinct = days.clone();
+    distinct.dedup();
+    assert_eq!((days.len(), distinct.len()), (3, 3), "one file per day: {days:?}");
+
+    server.restart().await;
+    let log = server.log();
+    assert_eq!(logged_number(&log, "Store opened", "replayed"), Some(0), "{log}");
+    assert_eq!(logged_number(&log, "Compliance resumed from its checkpoint", "readings"), Some(0), "{log}");
+    assert!(!log.contains("Compliance rebuilt") && !log.contains("cannot be used"), "{log}");
+    assert_eq!(stored(server.url(), "f1").await, want, "every reading back");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_batches_survive_sigkill_and_batches_stay_whole() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -171,3 +171,30 @@ plausible = [0.0, 100.0]
     let e = Catalog::from_toml(text).expect_err("degC is written °C");
     assert!(e.contains("temp") && e.contains("°C"), "{e}");
 }
+
+#[test]
+fn conversion_steps_give_the_same_bits_as_to_canonical() {
+    let catalog = Catalog::builtin();
+    let mut checked = 0;
+    for p in catalog.iter() {
+        for (unit, _) in dimension_units(p.dimension) {
+            let steps = catalog.conversion(p.kind, &p.code, unit).unwrap();
+            for m in (-3000i64..3000).step_by(7) {
+                for scale in [1.0, 10.0, 100.0, 1000.0] {
+                    let x = m as f64 / scale;
+                    let want = catalog.to_canonical(p.kind, &p.code, x, unit).unwrap();
+                    let got = steps.iter().fold(x, |v, s| s.apply(v));
+                    assert_eq!(got.to_bits(), want.to_bits(), "{} {x} {unit}: {steps:?}", p.code);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 100_000, "{checked}");
+    assert!(catalog.conversion(Kind::Effluent, "cod", "mg/L").unwrap().is_empty());
+    assert_eq!(catalog.conversion(Kind::Effluent, "temp", "K").unwrap(), [Step::Add(-273.15)]);
+    let so2 = catalog.conversion(Kind::Emission, "so2", "mg/Nm3").unwrap();
+    assert_eq!(so2, [Step::Mul(MOLAR_VOLUME_L_PER_MOL / 64.066)], "so2 is kept in ppm");
+    let all = catalog.conversions();
+    assert!(all.contains(&so2) && !all.iter().any(Vec::is_empty));
+}

@@ -39,9 +39,19 @@
 //!   with 0): `[0]` when `x = 0`; otherwise `[lz << 4 | len]` then the `len` bytes
 //!   (1..=8) of `x` that lie between its `lz` leading and its trailing zero bytes, least
 //!   significant first (`lz + len ≤ 8`).
+//! - `3` converted: `[3][k: u8, 1..=4]`, k × `[op: u8][c: f64 bits]` (op `0` × c, `1` ÷ c,
+//!   `2` + c, `3` − c), `[e: u8, 0..=18]`, then if `n > 0` `[m₀: zig-zag varint]` and
+//!   `blocks(n − 1)` of `mᵢ − mᵢ₋₁`: value `i` is the k operations applied in order, in
+//!   `f64` arithmetic, to `mᵢ as f64 / 10^e` (`|mᵢ| ≤ 2^53`). For values an agent read as
+//!   decimals and the server converted to the canonical unit (ppm of SO₂ from mg/Nm³, K to
+//!   °C: not decimals any more), the operations are the conversion's, as the catalog does
+//!   it ([`eitwatch_config::catalog::Catalog::conversion`]); the encoder tries each of the
+//!   catalog's conversions and takes one only if it gives back every value bit for bit.
 //!
-//! The encoder writes whichever of the three is smallest (mode 1 only when the values are
-//! decimal).
+//! The encoder writes whichever is smallest (mode 1 only when the values are decimal,
+//! mode 3 only when they are a conversion of decimals). Mode 3 came after files of the
+//! first three were written: they read as before (`testdata/v3`); a build that knows only
+//! 0–2 refuses a mode 3 column, naming it.
 
 /// A column that does not decode: its bytes end early or hold what no encoder wrote.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +62,44 @@ const TIMES_SCALED_DELTAS: u8 = 1;
 const VALUES_RAW: u8 = 0;
 const VALUES_DECIMAL: u8 = 1;
 const VALUES_XOR: u8 = 2;
+const VALUES_CONVERTED: u8 = 3;
+
+/// Operations of a conversion a converted column holds at most.
+const MAX_STEPS: usize = 4;
+/// The largest exponent the encoder tries for converted values: instruments resolve far
+/// coarser than 10^-9.
+const MAX_CONVERTED_EXPONENT: usize = 9;
+
+use eitwatch_config::catalog::{Catalog, Step};
+
+/// The conversions the catalog makes: what a converted column may have gone through.
+fn conversions() -> &'static [Vec<Step>] {
+    static CONVERSIONS: std::sync::OnceLock<Vec<Vec<Step>>> = std::sync::OnceLock::new();
+    CONVERSIONS.get_or_init(|| Catalog::builtin().conversions())
+}
+
+fn step_code(step: Step) -> (u8, f64) {
+    match step {
+        Step::Mul(c) => (0, c),
+        Step::Div(c) => (1, c),
+        Step::Add(c) => (2, c),
+        Step::Sub(c) => (3, c),
+    }
+}
+
+fn step_of(code: u8, c: f64) -> Option<Step> {
+    Some(match code {
+        0 => Step::Mul(c),
+        1 => Step::Div(c),
+        2 => Step::Add(c),
+        3 => Step::Sub(c),
+        _ => return None,
+    })
+}
+
+fn apply(steps: &[Step], x: f64) -> f64 {
+    steps.iter().fold(x, |v, s| s.apply(v))
+}
 
 /// Integers a bit-packed block holds.
 const BLOCK_LEN: usize = 128;
@@ -257,6 +305,66 @@ fn decimal(values: &[f64]) -> Option<(usize, Vec<i64>)> {
     Some((e, ints))
 }
 
+/// The integer `m` for which `steps` applied to `m / 10^e` gives `v` bit for bit, if any.
+fn exact_converted(steps: &[Step], v: f64, e: usize) -> Option<i64> {
+    let x = steps.iter().rev().fold(v, |y, s| s.undo(y));
+    let m = (x * POW10_F64[e]).round();
+    // NaN fails this too.
+    if m.abs().partial_cmp(&EXACT_F64_INT) != Some(std::cmp::Ordering::Less) {
+        return None;
+    }
+    let m = m as i64;
+    // The inverse is rounded too: the decimal may be the one beside.
+    [m, m - 1, m + 1].into_iter().find(|&m| apply(steps, m as f64 / POW10_F64[e]).to_bits() == v.to_bits())
+}
+
+/// Mode 3 of `values` (module doc) under the catalog conversion that encodes them smallest,
+/// each at the smallest exponent that gives back every value bit for bit; `None` when no
+/// conversion does.
+fn converted(values: &[f64]) -> Option<Vec<u8>> {
+    let first = *values.first()?;
+    let mut best: Option<Vec<u8>> = None;
+    'conversions: for steps in conversions() {
+        let Some(mut e) = (0..=MAX_CONVERTED_EXPONENT).find(|&e| exact_converted(steps, first, e).is_some()) else {
+            continue;
+        };
+        for &v in values {
+            while exact_converted(steps, v, e).is_none() {
+                e += 1;
+                if e > MAX_CONVERTED_EXPONENT {
+                    continue 'conversions;
+                }
+            }
+        }
+        // Every value checked again at the exponent the last one needed.
+        let Some(ints) = values.iter().map(|&v| exact_converted(steps, v, e)).collect::<Option<Vec<i64>>>() else {
+            continue;
+        };
+        // Another conversion may fit with coarser integers (µg ÷ 1000 rather than mg).
+        let mut out = vec![VALUES_CONVERTED, steps.len() as u8];
+        for &step in steps {
+            let (code, c) = step_code(step);
+            out.push(code);
+            out.extend_from_slice(&c.to_bits().to_le_bytes());
+        }
+        out.push(e as u8);
+        put_ints(&ints, &mut out);
+        if best.as_ref().is_none_or(|b| out.len() < b.len()) {
+            best = Some(out);
+        }
+    }
+    best
+}
+
+/// Appends `[m₀: zig-zag varint]` and `blocks` of the differences.
+fn put_ints(ints: &[i64], out: &mut Vec<u8>) {
+    if let Some(&first) = ints.first() {
+        put_varint(out, zigzag(first));
+        let deltas: Vec<i64> = ints.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        put_blocks(&deltas, out);
+    }
+}
+
 /// Appends `values` (any bits, NaN and -0 included) to `out`.
 pub(crate) fn encode_values(values: &[f64], out: &mut Vec<u8>) {
     let start = out.len();
@@ -265,17 +373,29 @@ pub(crate) fn encode_values(values: &[f64], out: &mut Vec<u8>) {
     if let Some((e, ints)) = decimal(values) {
         out.push(VALUES_DECIMAL);
         out.push(e as u8);
-        if let Some(&first) = ints.first() {
-            put_varint(out, zigzag(first));
-            let deltas: Vec<i64> = ints.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-            put_blocks(&deltas, out);
-        }
+        put_ints(&ints, out);
         // At an instrument's resolution a value takes a few bits; only values that need
         // many digits (an exponent of 10 or more) may do better as XOR.
         if out.len() - start <= 2 * values.len() {
             return;
         }
         best_len = best_len.min(out.len() - start);
+    }
+    if let Some(column) = converted(values) {
+        let converted_start = out.len();
+        out.extend_from_slice(&column);
+        let converted_len = out.len() - converted_start;
+        if converted_len < best_len {
+            // Better than the decimal written before it, if any: in its place.
+            out.copy_within(converted_start.., start);
+            out.truncate(start + converted_len);
+            best_len = converted_len;
+            if converted_len <= 2 * values.len() {
+                return;
+            }
+        } else {
+            out.truncate(converted_start);
+        }
     }
     let xor_start = out.len();
     put_xor(values, out);
@@ -350,6 +470,40 @@ pub(crate) fn decode_values(bytes: &[u8], n: usize, out: &mut Vec<f64>) -> Resul
             get_blocks(bytes, &mut at, n - 1, |d| {
                 m = m.wrapping_add(d);
                 out.push(m as f64 / scale);
+            })?;
+            Ok(at)
+        }
+        VALUES_CONVERTED => {
+            let k = usize::from(get_byte(bytes, &mut at, "the converted column's operation count")?);
+            if k == 0 || k > MAX_STEPS {
+                return Err(CodecError(format!("converted values of {k} operations: 1 to {MAX_STEPS}")));
+            }
+            let mut steps = [Step::Mul(1.0); MAX_STEPS];
+            for step in &mut steps[..k] {
+                let code = get_byte(bytes, &mut at, "a conversion's operation")?;
+                let Some(c) = bytes.get(at..at + 8) else {
+                    return Err(CodecError(format!("a conversion's constant at byte {at} is cut short")));
+                };
+                let mut word = [0u8; 8];
+                word.copy_from_slice(c);
+                at += 8;
+                *step = step_of(code, f64::from_bits(u64::from_le_bytes(word)))
+                    .ok_or_else(|| CodecError(format!("conversion operation {code} at byte {}", at - 9)))?;
+            }
+            let steps = &steps[..k];
+            let e = usize::from(get_byte(bytes, &mut at, "the converted column's exponent")?);
+            let Some(&scale) = POW10_F64.get(e) else {
+                return Err(CodecError(format!("converted values of exponent {e}: the most is {MAX_EXPONENT}")));
+            };
+            if n == 0 {
+                return Ok(at);
+            }
+            out.reserve(reservable(n, bytes));
+            let mut m = unzigzag(get_varint(bytes, &mut at)?);
+            out.push(apply(steps, m as f64 / scale));
+            get_blocks(bytes, &mut at, n - 1, |d| {
+                m = m.wrapping_add(d);
+                out.push(apply(steps, m as f64 / scale));
             })?;
             Ok(at)
         }
@@ -550,7 +704,14 @@ mod tests {
         assert!(decode_values(&[1, 19, 0], 1, &mut out_f64()).is_err(), "exponent over 18");
         assert!(decode_values(&[2, 0x90], 1, &mut out_f64()).is_err(), "XOR header of 0 bytes");
         assert!(decode_values(&[2, 0x45], 1, &mut out_f64()).is_err(), "XOR header of 9 bytes");
-        assert!(decode_values(&[3], 0, &mut out_f64()).is_err(), "unknown mode");
+        assert!(decode_values(&[4], 0, &mut out_f64()).is_err(), "unknown mode");
+        let one = 1.0f64.to_bits().to_le_bytes();
+        let converted = |k: u8, op: u8, e: u8| [&[VALUES_CONVERTED, k, op][..], &one, &[e, 2]].concat();
+        assert!(decode_values(&converted(1, 0, 2), 1, &mut out_f64()).is_ok());
+        assert!(decode_values(&converted(0, 0, 2), 1, &mut out_f64()).is_err(), "no operation");
+        assert!(decode_values(&converted(5, 0, 2), 1, &mut out_f64()).is_err(), "5 operations");
+        assert!(decode_values(&converted(1, 4, 2), 1, &mut out_f64()).is_err(), "operation 4");
+        assert!(decode_values(&converted(1, 0, 19), 1, &mut out_f64()).is_err(), "exponent over 18");
         assert!(decode_values(&[0; 16], 2, &mut out_f64()).is_err(), "raw cut");
         assert!(
             decode_times(&[1, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 1], 1, &mut out).is_err()
@@ -563,6 +724,51 @@ mod tests {
 
     fn out_f64() -> Vec<f64> {
         Vec::new()
+    }
+
+    fn so2_from_mg_per_nm3(x: f64) -> f64 {
+        Catalog::builtin().to_canonical(eitwatch_config::reading::Kind::Emission, "so2", x, "mg/Nm3").unwrap()
+    }
+
+    #[test]
+    fn converted_decimals_pack_as_their_decimals() {
+        // mg/Nm³ at 0.1 read by the agent, stored as ppm (× 24.45 / 64.066): not decimals.
+        let counts = [1234i64, 1235, 1235, 1233, 1236, 1240, 1239];
+        let values: Vec<f64> = counts.iter().map(|&c| so2_from_mg_per_nm3(c as f64 / 10.0)).collect();
+        assert!(decimal(&values).is_none_or(|(e, _)| e >= 12));
+        let bytes = values_round_trip(&values);
+        // [3][1 operation][× c][e = 1][zig-zag 1234 = 2468: 2 bytes], one block of 6
+        // differences (1, 0, -2, 3, 4, -1) from -2 in 3 bits: 18 bits, 3 bytes.
+        let mut expected = vec![VALUES_CONVERTED, 1, 0];
+        expected.extend_from_slice(&(24.45f64 / 64.066).to_bits().to_le_bytes());
+        expected.push(1);
+        put_varint(&mut expected, zigzag(1234));
+        put_blocks(&[1, 0, -2, 3, 4, -1], &mut expected);
+        assert_eq!(bytes, expected);
+        damage_is_caught_or_harmless(&[], &values);
+    }
+
+    #[test]
+    fn a_converted_mode_is_refused_unless_every_value_comes_back() {
+        let values: Vec<f64> = (0..300).map(|i| so2_from_mg_per_nm3(f64::from(400 + i % 7) / 100.0)).collect();
+        assert_eq!(values_round_trip(&values)[0], VALUES_CONVERTED);
+        // One value a bit off the conversion, one of a decimal finer than 10^-9, a NaN, a -0.0:
+        // each block falls back, and still reads back bit for bit.
+        for (at, odd) in [
+            (17, f64::from_bits(values[17].to_bits() + 1)),
+            (299, so2_from_mg_per_nm3(4.000_000_000_1)),
+            (0, f64::NAN),
+            (150, -0.0),
+        ] {
+            let mut block = values.clone();
+            block[at] = odd;
+            let bytes = values_round_trip(&block);
+            assert_ne!(bytes[0], VALUES_CONVERTED, "{odd} at {at}");
+        }
+        // Decimals stay decimals; noise stays raw.
+        assert_eq!(values_round_trip(&[7.0, 7.01, 6.99])[0], VALUES_DECIMAL);
+        let noise: Vec<f64> = (0..64u64).map(|i| f64::from_bits(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)).collect();
+        assert_eq!(values_round_trip(&noise)[0], VALUES_RAW);
     }
 
     /// A random walk at `resolution` (a power of ten) with steps, plateaus and noise.
@@ -621,6 +827,32 @@ mod tests {
             let bytes = values_round_trip(&values);
             prop_assert_eq!(bytes[0], VALUES_DECIMAL);
             prop_assert!(usize::from(bytes[1]) <= decimals as usize);
+        }
+
+        #[test]
+        fn converted_walks_round_trip_as_their_decimals(
+            start in 0i64..100_000,
+            steps in prop::collection::vec((-3i8..=3, any::<u8>()), 1..400),
+            decimals in 0i32..=3,
+            conversion in any::<prop::sample::Index>(),
+            tweak in prop::option::of((any::<prop::sample::Index>(), 1u64..3)),
+        ) {
+            let all = conversions();
+            let chosen = &all[conversion.index(all.len())];
+            let mut values: Vec<f64> = walk(start, &steps, decimals).into_iter().map(|x| apply(chosen, x)).collect();
+            if let Some((at, ulps)) = tweak {
+                let i = at.index(values.len());
+                values[i] = f64::from_bits(values[i].to_bits() + ulps);
+            }
+            let bytes = values_round_trip(&values);
+            if tweak.is_none() {
+                // Some conversions (× 1000, + 273.15) leave decimals decimal.
+                prop_assert!(bytes[0] == VALUES_CONVERTED || bytes[0] == VALUES_DECIMAL, "{:?}: mode {}", chosen, bytes[0]);
+                prop_assert!(
+                    bytes.len() <= 2 + 9 * MAX_STEPS + 1 + 10 + 2 * values.len(),
+                    "{:?} at {} decimals: mode {}, {:?}, {} bytes for {}", chosen, decimals, bytes[0], &bytes[..30], bytes.len(), values.len()
+                );
+            }
         }
 
         #[test]

@@ -266,6 +266,76 @@ fn segments_are_retired_only_once_in_files_and_past_every_hold() {
     assert_eq!(replayed(&store), 0, "what is left of the log is past the flush: nothing");
 }
 
+/// What `dir` holds beside the partition files (`parts/`) and the acknowledged position.
+fn store_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "parts" && n != "acknowledged")
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_clean_stop_retires_the_segment_being_written_and_positions_at_its_end_stay_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreSection { segment_max_bytes: 64 << 20, ..StoreSection::default() };
+    let batch = days_of_readings(3);
+    let store = Store::open(dir.path(), &options).unwrap();
+    store.start_retiring();
+    for chunk in batch.chunks(100) {
+        store.append(chunk).unwrap();
+    }
+    let end = *store.durable().borrow();
+    assert_eq!(end.segment, 1);
+    // A reader one record short of the end: the segment is kept.
+    store.hold("compliance", LogPosition { segment: 1, offset: end.offset - 1 });
+    store.flush().unwrap();
+    store.maintain_at(MARCH_1 + 10 * DAY);
+    store.close().unwrap();
+    assert_eq!(store_files(dir.path()), ["0000000001.content.json", "0000000001.seg", "manifest"]);
+    drop(store);
+
+    // Every reader at the end: the next clean stop leaves no segment.
+    let store = Store::open(dir.path(), &options).unwrap();
+    assert_eq!(store.len(), batch.len());
+    assert_eq!(replayed(&store), 0);
+    store.start_retiring();
+    let late = r("bod", 3.5, MARCH_1 + 5 * MINUTE);
+    store.append(std::slice::from_ref(&late)).unwrap();
+    let end = *store.durable().borrow();
+    assert_eq!(end.segment, 2);
+    store.hold("compliance", end);
+    store.hold("influxdb", LogPosition { segment: 9, offset: 0 });
+    store.flush().unwrap();
+    store.maintain_at(MARCH_1 + 10 * DAY);
+    store.close().unwrap();
+    assert_eq!(store_files(dir.path()), ["manifest"], "segment 1 retired by maintenance, 2 at the close");
+    assert_eq!(part_files(dir.path()).len(), 3, "one file per day");
+    drop(store);
+
+    let store = Store::open(dir.path(), &options).unwrap();
+    assert_eq!(store.len(), batch.len() + 1);
+    assert_eq!(replayed(&store), 0, "nothing to replay");
+    let now = *store.durable().borrow();
+    assert_eq!(now, LogPosition { segment: 3, offset: 0 }, "numbered after the retired ones");
+    // From the end of the retired segment: nothing to read, nothing lost.
+    let mut reader = replay::Reader::new(dir.path());
+    assert!(reader.next_batch(end, now, 1000).unwrap().is_none());
+    assert!(!reader.lost());
+    // From inside it (a position no hold covered): lost.
+    let mut reader = replay::Reader::new(dir.path());
+    assert!(reader.next_batch(LogPosition { segment: 2, offset: 17 }, now, 1000).unwrap().is_none());
+    assert!(reader.lost());
+    // What comes after is read from the new segment.
+    store.append(&[r("bod", 4.5, MARCH_1 + 6 * MINUTE)]).unwrap();
+    let mut reader = replay::Reader::new(dir.path());
+    let read = reader.next_batch(end, *store.durable().borrow(), 1000).unwrap().unwrap();
+    assert_eq!(read.readings.iter().map(|r| r.value).collect::<Vec<_>>(), [4.5]);
+    assert!(!reader.lost());
+}
+
 #[test]
 fn out_of_order_bodies_from_concurrent_writers_are_stored_once_each() {
     let dir = tempfile::tempdir().unwrap();
@@ -324,6 +394,7 @@ fn crash_child() {
     store.compact(today).unwrap();
     store.apply_retention();
     store.retire_segments();
+    store.close().unwrap();
 }
 
 #[test]
@@ -356,6 +427,13 @@ fn sigkill_at_any_step_of_flush_compaction_retention_or_retirement_loses_nothing
             // No half file in use: every file left is named by the manifest and opened whole.
             let known = manifest::read_all(store.dir()).unwrap().unwrap();
             assert_eq!(part_files(store.dir()), known.parts.keys().cloned().collect::<Vec<_>>(), "crash point {at}");
+            // No segment the manifest dropped is left behind.
+            for n in log::list_segments(store.dir()).unwrap() {
+                assert!(
+                    !matches!(known.segments.get(&n), Some(manifest::Segment::Dropped { .. })),
+                    "crash point {at}: {n}"
+                );
+            }
         };
         let options = StoreSection { retention_days: Some(30), ..options() };
         let store = Store::open(dir.path(), &options).unwrap();
@@ -371,6 +449,7 @@ fn sigkill_at_any_step_of_flush_compaction_retention_or_retirement_loses_nothing
     }
     assert!(finished, "the child never ran to its end");
     let every = [
+        "close-retire-recorded",
         "compaction-deleted",
         "compaction-recorded",
         "compaction-renamed",
@@ -412,4 +491,77 @@ fn a_damaged_partition_file_stops_the_open_and_repair_sets_it_aside_recording_wh
     let store = Store::open(dir.path(), &options()).unwrap();
     assert_eq!(store.len(), batch.len() - 288, "the other days are all there");
     assert!(repair::find(dir.path()).unwrap().is_none());
+}
+
+/// What the v3 fixture (`testdata/v3`, partition files written before the values codec had
+/// its converted mode) holds for reading `i` of series `k`: a decimal walk (mode 1), values
+/// converted from ppm (XOR), noise (raw) and special values.
+fn v3_value(k: i64, i: i64) -> f64 {
+    match k {
+        0 => (700 + (i * 7) % 13) as f64 / 100.0,
+        1 => (200 + (i * 11) % 17) as f64 / 10.0 / (24.45 / 64.066),
+        2 => f64::from_bits((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
+        _ => [f64::NAN, -0.0, f64::INFINITY, 0.1 * 3.0, f64::MIN_POSITIVE][(i % 5) as usize],
+    }
+}
+
+const V3_SERIES: [&str; 4] = ["cod", "so2", "noise", "odd"];
+
+/// Writes `testdata/v3` into `$EITWATCH_WRITE_V3_FIXTURE` (run once, by hand, with the build
+/// that wrote format 3 before the converted mode).
+#[test]
+#[ignore]
+fn write_v3_fixture() {
+    let dir = PathBuf::from(std::env::var("EITWATCH_WRITE_V3_FIXTURE").unwrap());
+    let store = Store::open(&dir, &options()).unwrap();
+    store.start_retiring();
+    let batch: Vec<Reading> = (0..300)
+        .flat_map(|i| (0..4).map(move |k| r(V3_SERIES[k as usize], v3_value(k, i), MARCH_1 + i * 10 * MINUTE)))
+        .collect();
+    store.append(&batch).unwrap();
+    store.flush().unwrap();
+    store.maintain_at(MARCH_1 + 10 * DAY);
+    store.close().unwrap();
+}
+
+#[test]
+fn partition_files_written_before_the_converted_mode_read_back_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/testdata/v3");
+    std::fs::create_dir(partition::dir(dir.path())).unwrap();
+    for sub in ["", "parts"] {
+        for entry in std::fs::read_dir(fixture.join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    assert_eq!(part_files(dir.path()).len(), 3, "300 readings 10 minutes apart: 3 Bangkok days");
+    // The fixture's readings are 10 minutes apart; the late ones added below are not.
+    let check = |store: &Store, late: usize| {
+        let (got, added): (Vec<_>, Vec<_>) =
+            all(store).into_iter().partition(|(_, t, _)| (t - MARCH_1) % (10 * MINUTE) == 0);
+        assert_eq!((got.len(), added.len()), (4 * 300, late));
+        for (k, p) in V3_SERIES.iter().enumerate() {
+            let series: Vec<_> = got.iter().filter(|(q, _, _)| q == p).collect();
+            assert_eq!(series.len(), 300, "{p}");
+            for (i, (_, t, s)) in series.iter().enumerate() {
+                let i = i as i64;
+                assert_eq!(*t, MARCH_1 + i * 10 * MINUTE);
+                assert_eq!(s.value.to_bits(), v3_value(k as i64, i).to_bits(), "{p} #{i}");
+            }
+        }
+    };
+    let store = Store::open(dir.path(), &options()).unwrap();
+    check(&store, 0);
+    // Late data merges each day into a file written by this build: read back the same.
+    let late: Vec<Reading> = (0..3).map(|d| r("cod", 1.5, MARCH_1 + d * DAY + 5 * MINUTE)).collect();
+    store.append(&late).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.compact(day_of(MARCH_1) + 3).unwrap(), 3);
+    check(&store, 3);
+    drop(store);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    check(&store, 3);
 }

@@ -15,7 +15,11 @@
 //!   every start, stays a line per segment;
 //! - `{"op":"drop","segment":N,"reason":"…"}` before N's file is deleted (retention, an
 //!   empty segment, retirement once its readings are in partition files and no reader of
-//!   the log holds it) or set aside (`eitwatch-server repair`);
+//!   the log holds it: at a clean stop the segment being written too, right after its
+//!   seal) or set aside (`eitwatch-server repair`). A dropped segment's seal stays the
+//!   record of its length, so a reader's position at its end still means "nothing more";
+//!   segment numbers only grow (a new segment takes the one after the highest the
+//!   manifest names), so positions stay ordered after every file is gone;
 //! - `{"op":"parts","add":[{"file":F,"day":D,"level":L,"bytes":B,"readings":R}],
 //!   "remove":[F…],"through":[S,O]}` once the partition files added are synced and renamed,
 //!   before those removed are deleted: the one step that makes a flush, compaction or
@@ -92,6 +96,17 @@ pub(crate) struct Known {
     pub(crate) removed: Vec<String>,
     /// The log from here on is not in partition files.
     pub(crate) through: (u64, u64),
+    /// Per segment ever sealed (deleted since or not), its length: a position at its end
+    /// stays valid once it is gone.
+    pub(crate) sealed_bytes: BTreeMap<u64, u64>,
+}
+
+impl Known {
+    /// The highest segment number the manifest names: a new segment takes a higher one,
+    /// even when every earlier segment file has been retired.
+    pub(crate) fn last_segment(&self) -> Option<u64> {
+        self.segments.keys().next_back().copied()
+    }
 }
 
 /// What a segment holds of one series.
@@ -194,6 +209,7 @@ pub(crate) fn read_all(dir: &Path) -> Result<Option<Known>, String> {
             }
             Line::Seal { segment, bytes, crc32, readings, series } => {
                 out.segments.insert(segment, Segment::Sealed { bytes, crc32, readings, series });
+                out.sealed_bytes.insert(segment, bytes);
             }
             Line::Drop { segment, reason } => {
                 out.segments.insert(segment, Segment::Dropped { reason });

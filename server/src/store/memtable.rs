@@ -42,6 +42,37 @@ impl Memtable {
         self.oldest_ns = Some(self.oldest_ns.map_or(time_ns, |o| o.min(time_ns)));
     }
 
+    /// Stores points of series `id` the caller checked are absent, sorted by time: pushed
+    /// when newer than the series' newest, else merged in one pass from the back, so that a
+    /// body overtaken by a newer one moves the newer points once, not once per point.
+    pub(crate) fn insert_run(&mut self, id: u32, run: &[(i64, Stored)]) {
+        let Some(&(first_ns, first)) = run.first() else { return };
+        let i = id as usize;
+        if self.series.len() <= i {
+            self.series.resize_with(i + 1, Vec::new);
+        }
+        let points = &mut self.series[i];
+        if points.last().is_none_or(|(last, _)| *last < first_ns) {
+            points.extend_from_slice(run);
+        } else {
+            let (mut a, mut b) = (points.len(), run.len());
+            points.resize(a + b, (first_ns, first));
+            let mut w = a + b;
+            while b > 0 {
+                w -= 1;
+                if a > 0 && points[a - 1].0 > run[b - 1].0 {
+                    points[w] = points[a - 1];
+                    a -= 1;
+                } else {
+                    points[w] = run[b - 1];
+                    b -= 1;
+                }
+            }
+        }
+        self.len += run.len();
+        self.oldest_ns = Some(self.oldest_ns.map_or(first_ns, |o| o.min(first_ns)));
+    }
+
     /// Removes a point (the undo of a refused batch).
     pub(crate) fn remove(&mut self, id: u32, time_ns: i64) {
         let Some(points) = self.series.get_mut(id as usize) else { return };
@@ -92,5 +123,48 @@ impl Memtable {
     /// The oldest time inserted since the memtable was empty.
     pub(crate) fn oldest_ns(&self) -> Option<i64> {
         if self.len == 0 { None } else { self.oldest_ns }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Tests: a failure is the panic.
+    use proptest::prelude::*;
+
+    use super::*;
+    use eitwatch_config::reading::{Quality, Source};
+
+    fn stored(v: f64) -> Stored {
+        Stored { value: v, quality: Quality::Valid, source: Source::Instrument, below_detection_limit: false }
+    }
+
+    proptest! {
+        /// A run merged at once leaves what inserting its points one by one leaves.
+        #[test]
+        fn a_run_merges_as_its_points_one_by_one(
+            times in prop::collection::btree_set(-1000i64..1000, 0..200),
+            picks in prop::collection::vec(any::<bool>(), 200),
+        ) {
+            let times: Vec<i64> = times.into_iter().collect();
+            let (mut held, mut run) = (Vec::new(), Vec::new());
+            for (i, t) in times.iter().enumerate() {
+                match picks[i] {
+                    true => held.push(*t),
+                    false => run.push((*t, stored(*t as f64 / 8.0))),
+                }
+            }
+            let (mut merged, mut one_by_one) = (Memtable::default(), Memtable::default());
+            for t in held.iter().rev() {
+                merged.insert(3, *t, stored(-1.0));
+                one_by_one.insert(3, *t, stored(-1.0));
+            }
+            merged.insert_run(3, &run);
+            for (t, s) in &run {
+                one_by_one.insert(3, *t, *s);
+            }
+            prop_assert_eq!(merged.len(), times.len());
+            prop_assert_eq!(merged.range(3, i64::MIN, i64::MAX), one_by_one.range(3, i64::MIN, i64::MAX));
+            prop_assert_eq!(merged.oldest_ns(), times.first().copied());
+        }
     }
 }

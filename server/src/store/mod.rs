@@ -31,11 +31,16 @@
 //! - **flush**: past its bound, or once it holds a day that has closed, the memtable is
 //!   frozen (still read and checked) and written as one level-0 file per day it holds;
 //! - **compaction**: a closed day with more than one file (the runs of a busy day, late
-//!   data for an old day) is merged into one level-1 file, replacing them in one step;
+//!   data for an old day) is merged into one level-1 file, replacing them in one step; at
+//!   a clean stop the days still open too ([`Store::maintain_at_stop`]);
 //! - **retirement**: a log segment is deleted once every reading in it is in partition
 //!   files *and* it is before every reader's hold ([`Store::hold`]: the InfluxDB cursor, the
 //!   compliance checkpoint), never before [`Store::start_retiring`] (the server calls it once
-//!   the holds are registered).
+//!   the holds are registered). At a clean stop ([`Store::close`], after the server's last
+//!   flush) the segment being written goes too once every reader's hold is at its end, so
+//!   a stopped store is its partition files and manifest only. A position at the end of a
+//!   retired segment stays valid (its seal keeps its length: nothing more to read there),
+//!   and segment numbers never go back, so positions stay ordered.
 //!
 //! While a [`Pin`] is held ([`Store::pin`]: a backup copying the files of a [`Snapshot`],
 //! `snapshot.rs`), compaction, retention and retirement skip their rounds: no file goes.
@@ -62,7 +67,7 @@
 //! it is acknowledged and seals it (length, CRC-32, what it holds per series) once it can
 //! no longer change: when the store rolls to a new segment (`[store] segment_max_bytes`), at
 //! a clean shutdown ([`Store::close`]), and at the next start after a crash. A new segment
-//! starts at every start of the server.
+//! starts at every start of the server, numbered after the highest the manifest names.
 //!
 //! The segment being written is bounded from below by `<store>/acknowledged` (`checkpoint.rs`),
 //! the durable position, rewritten by a thread of its own every second when it moved.
@@ -471,6 +476,9 @@ struct State {
     segment_times: BTreeMap<u64, (i64, i64)>,
     /// What the segment being encoded holds, for its seal.
     summary: Summary,
+    /// Per series id, its newest time in the batch being appended while its readings wait
+    /// to go to the memtable together (`i64::MIN` otherwise).
+    batch_newest_ns: Vec<i64>,
 }
 
 /// Records of one segment on their way to disk.
@@ -767,7 +775,10 @@ impl Store {
                 None => None,
                 Some(known) => match known.get(&n) {
                     Some(manifest::Segment::Dropped { reason }) => {
-                        tracing::warn!(path = %path.display(), %reason, "A segment the manifest dropped is still there; not read");
+                        // Its deletion was cut short (a crash right after the drop line): finish it.
+                        tracing::info!(path = %path.display(), %reason, "Deleted a segment the manifest dropped (its deletion was cut short)");
+                        let _ = std::fs::remove_file(manifest::content_path(dir, n));
+                        std::fs::remove_file(&path).map_err(io(&path))?;
                         continue;
                     }
                     Some(state) => Some(state),
@@ -914,7 +925,9 @@ impl Store {
                 through = upto;
             }
         }
-        let segment = segments.last().map_or(1, |n| n + 1);
+        // After the highest number ever used: positions stay ordered once every file is retired.
+        let last_known = known_all.as_ref().and_then(manifest::Known::last_segment);
+        let segment = segments.last().copied().max(last_known).map_or(1, |n| n + 1);
         let path = log::segment_path(dir, segment);
         let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io(&path))?;
         sync_dir(dir).map_err(io(dir))?;
@@ -986,6 +999,7 @@ impl Store {
                 defined_in,
                 segment_times,
                 summary: Summary::default(),
+                batch_newest_ns: Vec::new(),
             }),
             commit: Mutex::new(Commit {
                 file,
@@ -1053,17 +1067,24 @@ impl Store {
         let mut out = Vec::with_capacity(batch.len());
         let my_seq = {
             let mut state = lock(&self.state);
+            // A series' readings go to the memtable after the batch is checked, a run per
+            // series merged at once, while each series' times in the batch only grow (no
+            // reading of the batch can then meet another of it); else from the first that
+            // does not, one by one, each checked against those before it.
+            let mut one_by_one = false;
             for (i, r) in batch.iter().enumerate() {
                 let same_point = i > 0 && r.same_point(&batch[i - 1]);
                 let id = state.index.intern(r, same_point);
                 let offered = r.stored();
                 let time_ns = r.time_ns();
+                if !one_by_one && state.batch_newest(id) >= time_ns {
+                    one_by_one = true;
+                    state.insert_runs(&inserted, batch);
+                }
                 let found = match state.get(id, time_ns) {
                     Ok(found) => found,
                     Err(e) => {
-                        for (id, t, _) in inserted {
-                            state.memtable.remove(id, t);
-                        }
+                        state.undo(&inserted, one_by_one);
                         return Err(e);
                     }
                 };
@@ -1071,9 +1092,7 @@ impl Store {
                     Some(stored) if stored.same(&offered) => duplicates += 1,
                     Some(stored) => {
                         let own = inserted.iter().any(|&(i, t, _)| i == id && t == time_ns);
-                        for (id, t, _) in inserted {
-                            state.memtable.remove(id, t);
-                        }
+                        state.undo(&inserted, one_by_one);
                         let (_, factory, point, parameter) = r.names();
                         let (factory, point, parameter) =
                             (factory.to_string(), point.to_string(), parameter.to_string());
@@ -1097,11 +1116,17 @@ impl Store {
                         });
                     }
                     None => {
-                        state.memtable.insert(id, time_ns, offered);
+                        match one_by_one {
+                            true => state.memtable.insert(id, time_ns, offered),
+                            false => state.batch_newest_ns[id as usize] = time_ns,
+                        }
                         inserted.push((id, time_ns, i));
                         out.push(fresh(id, i, r));
                     }
                 }
+            }
+            if !one_by_one {
+                state.insert_runs(&inserted, batch);
             }
             if !inserted.is_empty() {
                 state.encode(&inserted, batch, self.segment_max_bytes);
@@ -1212,8 +1237,41 @@ impl Store {
             .map_err(io)?;
         sync_dir(&self.dir).map_err(io)?;
         self.record(&mut commit, &[seal])?;
-        tracing::info!(segment = commit.segment, bytes = commit.offset, "Store closed: its last segment sealed");
+        let end = LogPosition { segment: commit.segment, offset: commit.offset };
+        if !self.retirable_at_close(end) {
+            tracing::info!(segment = end.segment, bytes = end.offset, "Store closed: its last segment sealed");
+            return Ok(());
+        }
+        // Every reading in it is in partition files and every reader is at its end: the next
+        // start has no log to check or replay. Its seal keeps its length, so a reader's
+        // position at its end stays "nothing more" (see `replay`).
+        let drop = manifest::Line::Drop { segment: end.segment, reason: "retired at a clean stop".into() };
+        self.record(&mut commit, &[drop])?;
+        crash_point("close-retire-recorded");
+        lock(&self.state).segment_times.remove(&end.segment);
+        let _ = std::fs::remove_file(manifest::content_path(&self.dir, end.segment));
+        let path = log::segment_path(&self.dir, end.segment);
+        std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
+        tracing::info!(
+            segment = end.segment,
+            bytes = end.offset,
+            "Store closed: its last segment sealed and retired (its readings are in partition files)"
+        );
         Ok(())
+    }
+
+    /// Whether the segment being closed, ending at `end`, may go with the close: retiring
+    /// has started, no [`Pin`] is held, every reading is in partition files (memtable empty, no flush under
+    /// way), and no reader of the log holds a position before its end.
+    fn retirable_at_close(&self, end: LogPosition) -> bool {
+        if !self.retiring.load(Ordering::Acquire) || self.pinned() {
+            return false;
+        }
+        let in_files = {
+            let state = lock(&self.state);
+            state.memtable.len() == 0 && state.frozen.is_none()
+        };
+        in_files && self.held_from().is_none_or(|h| h >= end)
     }
 
     /// Readings of the series matching a filter, within `[from_ns, to_ns)`, by series then time.
@@ -1562,9 +1620,9 @@ impl Store {
         Ok(written)
     }
 
-    /// Merges each closed day (before `before_day`) that has more than one partition file
-    /// into one file (level 1), replacing them in one manifest line. Returns the days merged
-    /// (none while a [`Pin`] is held).
+    /// Merges each day before `before_day` (the closed days, or every day at a clean stop)
+    /// that has more than one partition file into one file (level 1), replacing them in one
+    /// manifest line. Returns the days merged (none while a [`Pin`] is held).
     pub fn compact(&self, before_day: i64) -> Result<usize, StoreError> {
         let _flushing = lock(&self.flushing);
         if self.pinned() {
@@ -1709,6 +1767,16 @@ impl Store {
         self.retire_segments();
     }
 
+    /// The upkeep of a clean stop, after the last flush: [`Store::maintain`], and the files
+    /// of days still open merged as well, so that a stopped store holds one file per day.
+    /// A day still open gets more files once the server runs again, merged once it closes.
+    pub fn maintain_at_stop(&self) {
+        self.maintain();
+        if let Err(error) = self.compact(i64::MAX) {
+            tracing::warn!(%error, "Cannot merge the open days' partition files at the stop");
+        }
+    }
+
     /// Runs [`Store::maintain`] on a thread of its own every `every`, and as soon as the
     /// memtable passes its bound, until the store is dropped.
     pub fn spawn_maintenance(store: &Arc<Store>, every: std::time::Duration) -> std::io::Result<()> {
@@ -1743,6 +1811,42 @@ impl Store {
 }
 
 impl State {
+    /// The newest time of series `id` in the batch being appended and not yet in the
+    /// memtable (`i64::MIN` when none).
+    fn batch_newest(&mut self, id: u32) -> i64 {
+        let i = id as usize;
+        if self.batch_newest_ns.len() <= i {
+            self.batch_newest_ns.resize(i + 1, i64::MIN);
+        }
+        self.batch_newest_ns[i]
+    }
+
+    /// Puts the batch's readings checked so far (not yet in the memtable) in it, a run per
+    /// series, and forgets their newest times.
+    fn insert_runs(&mut self, inserted: &[(u32, i64, usize)], batch: &[impl Offered]) {
+        let mut by_series: Vec<(u32, i64, usize)> = inserted.to_vec();
+        // Stable: each series' run stays in batch order, which is its time order.
+        by_series.sort_by_key(|&(id, _, _)| id);
+        let mut run = Vec::new();
+        for group in by_series.chunk_by(|a, b| a.0 == b.0) {
+            run.clear();
+            run.extend(group.iter().map(|&(_, t, i)| (t, batch[i].stored())));
+            self.memtable.insert_run(group[0].0, &run);
+            self.batch_newest_ns[group[0].0 as usize] = i64::MIN;
+        }
+    }
+
+    /// Takes a refused batch's readings back out of the memtable (if they went in) and
+    /// forgets their newest times.
+    fn undo(&mut self, inserted: &[(u32, i64, usize)], in_memtable: bool) {
+        for &(id, t, _) in inserted {
+            if in_memtable {
+                self.memtable.remove(id, t);
+            }
+            self.batch_newest_ns[id as usize] = i64::MIN;
+        }
+    }
+
     /// Series `id`'s reading at `time_ns`, wherever it is: the memtable, the one being
     /// flushed, or a partition file of its day (whose block is read only if its span holds
     /// the time: a reading newer than a series' stored ones reads nothing).

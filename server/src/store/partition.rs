@@ -22,7 +22,9 @@
 //! A block holds at most [`BLOCK_POINTS`] readings of one series, by time. Codec ids: times
 //! `1` = `codec::encode_times`; values `1` = `codec::encode_values`; flags `0` = one byte a
 //! reading (see `log::flags_of`), `1` = runs of `[flags: u8][run: varint]`. A reader
-//! refuses a codec id it does not know, naming the file and block.
+//! refuses a codec id it does not know, naming the file and block. The values codec's
+//! columns name their own mode (`codec.rs`); mode 3 (converted values) is newer than the
+//! other three, so a build without it refuses such a block, naming its mode.
 //!
 //! Level 0 files are flushes of the memtable (runs); level 1 files are a closed day's runs
 //! merged into one (compaction). A day may have several files; their readings never

@@ -4,7 +4,9 @@
 //! Two readers of the log use it: the InfluxDB write-through (its cursor) and the compliance
 //! engine's start (its checkpoint's position: the readings judged after the checkpoint are
 //! judged again from here). Each reader registers its position with [`super::Store::hold`],
-//! so the segments it still needs are kept.
+//! so the segments it still needs are kept. A position at the end of a segment retired since
+//! (its length is in the manifest's seal) means nothing is left to read there; only a
+//! position inside a deleted segment makes [`Reader::lost`] true.
 //!
 //! The reader reads the segment files directly (the record format of [`super::log`]), never
 //! beyond the position the caller passes as durable: what it returns is on disk.
@@ -17,6 +19,7 @@ use eitwatch_config::reading::Reading;
 
 use super::SeriesKey;
 use super::log::{self, LogPosition};
+use super::manifest;
 
 /// Reads the segments after a position.
 #[derive(Debug)]
@@ -45,10 +48,20 @@ impl Reader {
         Reader { dir: dir.to_path_buf(), segment: 0, defs: HashMap::new(), defs_offset: 0, lost: false }
     }
 
-    /// Whether a segment the reader needed (one it had begun, at a non-zero offset) was
-    /// deleted before it was read: the readings after that offset are not in what it returned.
+    /// Whether a segment the reader needed (one it had begun, at a non-zero offset short of
+    /// its sealed end) was deleted before it was read: the readings after that offset are not
+    /// in what it returned.
     pub fn lost(&self) -> bool {
         self.lost
+    }
+
+    /// Whether `at` is at (or past) the end the manifest sealed its segment with: a segment
+    /// retired with every reader at its end leaves nothing unread.
+    fn at_end_of_sealed(&self, at: LogPosition) -> bool {
+        match manifest::read_all(&self.dir) {
+            Ok(Some(known)) => known.sealed_bytes.get(&at.segment).is_some_and(|len| at.offset >= *len),
+            _ => false,
+        }
     }
 
     /// The readings after `at` (at most about `max_points`, a whole record at least), reading
@@ -68,11 +81,11 @@ impl Reader {
             let file = match std::fs::File::open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    // Deleted (empty at a restart, or expired by retention): go to the next one.
+                    // Deleted (empty at a restart, retired, or expired by retention): go to the next one.
                     let next = log::list_segments(&self.dir)?.into_iter().find(|n| *n > at.segment);
                     match next {
                         Some(n) if n <= durable.segment => {
-                            if at.offset > 0 {
+                            if at.offset > 0 && !self.at_end_of_sealed(at) {
                                 tracing::warn!(
                                     segment = at.segment,
                                     offset = at.offset,

@@ -82,10 +82,19 @@ fn a_rewrite_refuses_the_whole_batch() {
     assert!(store.append(&[r("cod", 130.0, 10).with_quality(Quality::Suspect)]).is_err());
     // The refused readings may come again, consistently.
     store.append(&[r("cod", 50.0, 11), r("bod", 1.0, 5)]).unwrap();
+    // A series going back in time within a batch, and a reading of it twice the same: once.
+    let (_, a) = store.append(&[r("ph", 7.0, 3), r("ph", 7.5, 2), r("ph", 7.0, 3), r("ph", 7.25, 4)]).unwrap();
+    assert_eq!(a, Appended { stored: 3, duplicates: 1 });
+    assert_eq!(values(&store, "ph"), vec![(2, 7.5), (3, 7.0), (4, 7.25)]);
+    let e = store.append(&[r("ph", 6.0, 9), r("ph", 6.5, 8), r("ph", 6.75, 3)]).unwrap_err();
+    assert!(matches!(e, StoreError::Rewrite { time_ns: 3, .. }), "{e}");
+    assert_eq!(values(&store, "ph"), vec![(2, 7.5), (3, 7.0), (4, 7.25)], "nothing of it stays");
+    store.append(&[r("ph", 6.5, 8), r("ph", 6.0, 9)]).unwrap();
     drop(store);
     let store = Store::open(dir.path(), &options()).unwrap();
     assert_eq!(values(&store, "cod"), vec![(10, 130.0), (11, 50.0)]);
     assert_eq!(values(&store, "bod"), vec![(5, 1.0)]);
+    assert_eq!(values(&store, "ph"), vec![(2, 7.5), (3, 7.0), (4, 7.25), (8, 6.5), (9, 6.0)]);
 }
 
 #[test]

@@ -108,6 +108,22 @@ impl Drop for Proc {
     }
 }
 
+/// The number after `key=` in the first log line holding `line` (its colour codes left out).
+pub fn logged_number(log: &str, line: &str, key: &str) -> Option<u64> {
+    let l = log.lines().find(|l| l.contains(line))?;
+    let mut plain = String::new();
+    let mut chars = l.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    let at = plain.find(&format!("{key}="))? + key.len() + 1;
+    plain[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+}
+
 /// Polls `f` every 100 ms until it returns `Some`, for at most `limit`.
 pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, f: F) -> T
 where

@@ -243,6 +243,14 @@ impl TestServer {
         self.proc.as_ref().expect("the server runs").pid()
     }
 
+    /// SIGTERM, waiting for the exit: a clean stop (the server flushes and closes its
+    /// store). Returns the stopped server's log.
+    pub fn stop(&mut self) -> String {
+        let Some(mut p) = self.proc.take() else { return String::new() };
+        p.terminate();
+        p.log()
+    }
+
     /// SIGKILL: nothing is flushed or saved on the way out.
     pub fn kill(&mut self) {
         if let Some(mut p) = self.proc.take() {
