@@ -41,8 +41,9 @@ version=$(sed -n '/^\[workspace\.package\]/,/^\[/s/^version = "\(.*\)"$/\1/p' Ca
 [ -n "$version" ] || { echo "release.sh: no version in Cargo.toml [workspace.package]" >&2; exit 1; }
 arch=$(dpkg --print-architecture)
 maintainer="eitwatch maintainers <maintainers@eitwatch.invalid>"
-: "${SOURCE_DATE_EPOCH:=$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
-export SOURCE_DATE_EPOCH
+# Only for dpkg-deb: ring's build script reruns when SOURCE_DATE_EPOCH changes, so exported
+# to cargo it would rebuild ring and all that depends on it after every commit.
+epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 # shellcheck disable=SC2086 # CARGO_FLAGS is a list of flags
 read -r -a cargo_flags <<<"${CARGO_FLAGS:-}"
 
@@ -66,8 +67,10 @@ build_id() {
 
 # The Depends: of a staged binary's libraries, "" for a static one.
 shlib_depends() {
-    local bin=$1
-    if ! objdump -p "$bin" | grep -q NEEDED; then
+    local bin=$1 dynamic
+    # Read whole: `grep -q` would close the pipe early, and pipefail would take objdump's SIGPIPE for "none".
+    dynamic=$(objdump -p "$bin")
+    if ! grep -q NEEDED <<<"$dynamic"; then
         return
     fi
     if command -v dpkg-shlibdeps >/dev/null; then
@@ -81,9 +84,9 @@ shlib_depends() {
         return
     fi
     local glibc deps=()
-    glibc=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1)
+    glibc=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
     deps+=("libc6 (>= $glibc)")
-    if objdump -p "$bin" | grep -q 'NEEDED *libgcc_s'; then
+    if grep -q 'NEEDED *libgcc_s' <<<"$dynamic"; then
         deps+=("libgcc-s1")
     fi
     (IFS=,; echo "${deps[*]}" | sed 's/,/, /g')
@@ -181,8 +184,8 @@ Build-Ids: $id
 EOF
     md5sums "$dbg"
 
-    dpkg-deb --build --root-owner-group -Zxz "$stage" "$out/${name}_${version}_$arch.deb" >&2
-    dpkg-deb --build --root-owner-group -Zxz "$dbg" "$out/${name}-dbgsym_${version}_$arch.deb" >&2
+    SOURCE_DATE_EPOCH=$epoch dpkg-deb --build --root-owner-group -Zxz "$stage" "$out/${name}_${version}_$arch.deb" >&2
+    SOURCE_DATE_EPOCH=$epoch dpkg-deb --build --root-owner-group -Zxz "$dbg" "$out/${name}-dbgsym_${version}_$arch.deb" >&2
 }
 
 main() {
