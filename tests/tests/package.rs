@@ -55,12 +55,12 @@ fn ok(program: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
 /// Runs `scripts/release.sh` into a new directory.
 fn build_packages() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("eitwatch-packages.").tempdir().unwrap();
+    let dir = tempfile::Builder::new().prefix("eitwatch-packages.").tempdir().expect("a temp dir");
     let out = Command::new("bash")
         .arg(root().join("scripts/release.sh"))
         .env("OUT", dir.path())
@@ -108,14 +108,14 @@ impl Debs {
 
     /// A package's data extracted into a directory.
     fn extract(&self, package: &str) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temp dir");
         ok("dpkg-deb", &["--extract", &self.path(package), &dir.path().to_string_lossy()]);
         dir
     }
 
     /// A package's control files, in `<dir>/DEBIAN`.
     fn control(&self, package: &str) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temp dir");
         ok("dpkg-deb", &["--control", &self.path(package), &dir.path().join("DEBIAN").to_string_lossy()]);
         dir
     }
@@ -181,21 +181,21 @@ fn the_packages_hold_their_files_with_root_as_owner(debs: &Debs) {
         assert_eq!(debs.contents(&package), expected(entries), "{package}");
 
         let ctrl = debs.control(&package);
-        let conffiles = std::fs::read_to_string(ctrl.path().join("DEBIAN/conffiles")).unwrap();
+        let conffiles = std::fs::read_to_string(ctrl.path().join("DEBIAN/conffiles")).expect("DEBIAN/conffiles");
         assert_eq!(conffiles, format!("/etc/eitwatch/{name}.toml\n"));
         for script in ["postinst", "prerm", "postrm"] {
             let path = ctrl.path().join("DEBIAN").join(script);
-            let text = std::fs::read_to_string(&path).unwrap();
+            let text = std::fs::read_to_string(&path).expect("a maintainer script");
             assert!(!text.contains('@'), "{package} {script} has a placeholder left:\n{text}");
             assert!(text.contains(&format!("unit={package}.service\n")), "{package} {script}");
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o755);
+            assert_eq!(std::fs::metadata(&path).expect("a maintainer script").permissions().mode() & 0o777, 0o755);
         }
 
         // The config is the annotated example, byte for byte.
         let data = debs.extract(&package);
         assert_eq!(
-            std::fs::read(data.path().join(format!("etc/eitwatch/{name}.toml"))).unwrap(),
-            std::fs::read(root().join(format!("config/examples/{name}.toml"))).unwrap()
+            std::fs::read(data.path().join(format!("etc/eitwatch/{name}.toml"))).expect("the packaged config"),
+            std::fs::read(root().join(format!("config/examples/{name}.toml"))).expect("the example config")
         );
 
         // Stripped; the debug file holds what strip took out, under the binary's build id.
@@ -236,7 +236,7 @@ fn the_packages_hold_their_files_with_root_as_owner(debs: &Debs) {
     // The agent is static: its package needs no library. The server links glibc and libgcc_s.
     assert_eq!(debs.field("eitwatch-agent", "Depends"), "adduser");
     let depends = debs.field("eitwatch-server", "Depends");
-    let names: Vec<&str> = depends.split(", ").map(|d| d.split(' ').next().unwrap()).collect();
+    let names: Vec<&str> = depends.split(", ").filter_map(|d| d.split(' ').next()).collect();
     assert_eq!(names, ["adduser", "libc6", "libgcc-s1"], "{depends}");
 }
 
@@ -280,7 +280,7 @@ struct Lock {
 
 impl Lock {
     fn take() -> Lock {
-        let dir = std::fs::File::open("/var/lib/dpkg").unwrap();
+        let dir = std::fs::File::open("/var/lib/dpkg").expect("/var/lib/dpkg");
         use std::os::fd::AsRawFd as _;
         // SAFETY: flock on a descriptor this struct owns; no memory is passed.
         let taken = unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) };
@@ -299,7 +299,7 @@ fn stat(path: &str) -> std::fs::Metadata {
 
 fn id_of(kind: &str, name: &str) -> u32 {
     let line = ok("getent", &[kind, name]);
-    line.split(':').nth(2).unwrap().parse().unwrap()
+    line.split(':').nth(2).and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("no id in {line}"))
 }
 
 fn as_user(user: &str, command: &[&str]) -> Output {
@@ -363,7 +363,7 @@ fn install_upgrade_remove_and_purge_leave_the_machine_as_it_was(debs: &Debs) {
     for unit in ["eitwatch-server.service", "eitwatch-agent.service"] {
         let link = format!("/etc/systemd/system/multi-user.target.wants/{unit}");
         let target = std::fs::read_link(&link).unwrap_or_else(|e| panic!("{link} (enabled): {e}"));
-        assert_eq!(target.file_name().unwrap().to_string_lossy(), unit, "{link}");
+        assert_eq!(target.file_name().unwrap_or_default().to_string_lossy(), unit, "{link}");
         assert!(std::fs::metadata(&link).is_ok(), "{link} → {} resolves", target.display());
     }
 
@@ -379,7 +379,7 @@ fn install_upgrade_remove_and_purge_leave_the_machine_as_it_was(debs: &Debs) {
         let passwd = ok("getent", &["passwd", user]);
         let fields: Vec<&str> = passwd.trim().split(':').collect();
         assert_eq!((fields[5], fields[6]), (dir, "/usr/sbin/nologin"), "{passwd}");
-        assert_eq!(fields[3].parse::<u32>().unwrap(), id_of("group", user), "{user}'s primary group is {user}");
+        assert_eq!(fields[3].parse::<u32>().expect("a gid"), id_of("group", user), "{user}'s primary group is {user}");
         assert!(id_of("passwd", user) < 1000, "{user} is a system user: {passwd}");
         assert_eq!(ok("id", &["-nG", user]).trim(), groups);
         let meta = stat(dir);
@@ -407,11 +407,13 @@ fn install_upgrade_remove_and_purge_leave_the_machine_as_it_was(debs: &Debs) {
     assert!(token.status.success(), "token create: {}", String::from_utf8_lossy(&token.stderr));
     let tokens = stat("/var/lib/eitwatch/tokens.json");
     assert_eq!((tokens.uid(), tokens.mode() & 0o777), (id_of("passwd", "eitwatch"), 0o600));
-    let edited =
-        format!("{}\n# edited by the operator\n", std::fs::read_to_string("/etc/eitwatch/server.toml").unwrap());
-    std::fs::write("/etc/eitwatch/server.toml", &edited).unwrap();
+    let edited = format!(
+        "{}\n# edited by the operator\n",
+        std::fs::read_to_string("/etc/eitwatch/server.toml").expect("/etc/eitwatch/server.toml")
+    );
+    std::fs::write("/etc/eitwatch/server.toml", &edited).expect("/etc/eitwatch/server.toml");
     dpkg(&["--install", &files[2]]);
-    assert_eq!(std::fs::read_to_string("/etc/eitwatch/server.toml").unwrap(), edited);
+    assert_eq!(std::fs::read_to_string("/etc/eitwatch/server.toml").expect("/etc/eitwatch/server.toml"), edited);
     assert!(stat("/var/lib/eitwatch/tokens.json").is_file());
     let meta = stat("/etc/eitwatch/server.toml");
     assert_eq!((meta.gid(), meta.mode() & 0o7777), (id_of("group", "eitwatch"), 0o640));
@@ -421,7 +423,7 @@ fn install_upgrade_remove_and_purge_leave_the_machine_as_it_was(debs: &Debs) {
     assert_eq!(ok("dpkg-query", &["--show", "--showformat=${Status}", "eitwatch-server"]), "deinstall ok config-files");
     assert!(std::fs::symlink_metadata("/usr/bin/eitwatch-server").is_err());
     assert!(stat("/var/lib/eitwatch/tokens.json").is_file());
-    assert_eq!(std::fs::read_to_string("/etc/eitwatch/server.toml").unwrap(), edited);
+    assert_eq!(std::fs::read_to_string("/etc/eitwatch/server.toml").expect("/etc/eitwatch/server.toml"), edited);
     assert!(user_exists("eitwatch"));
 
     let mut purge = vec!["--purge"];
@@ -444,7 +446,7 @@ fn install_upgrade_remove_and_purge_leave_the_machine_as_it_was(debs: &Debs) {
         let dir = format!("/var/lib/systemd/deb-systemd-helper-{state}");
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries {
-                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                let name = entry.expect("a directory entry").file_name().to_string_lossy().into_owned();
                 assert!(!name.contains("eitwatch"), "{dir}/{name} after the purge");
             }
         }
