@@ -61,7 +61,21 @@ fn ok(program: &str, args: &[&str]) -> String {
 /// Runs `scripts/release.sh` into a new directory.
 fn build_packages() -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix("eitwatch-packages.").tempdir().expect("a temp dir");
-    let out = Command::new("bash")
+    let mut release = Command::new("bash");
+    // Without what cargo sets for this test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR…): ring's build
+    // script reruns when they change, so the release build would be redone here and again by
+    // the next release.sh from a shell.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_test = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_TARGET_TMPDIR"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            || name == "CARGO_PRIMARY_PACKAGE";
+        if set_for_test {
+            release.env_remove(name.as_ref());
+        }
+    }
+    let out = release
         .arg(root().join("scripts/release.sh"))
         .env("OUT", dir.path())
         .stdin(Stdio::null())
