@@ -14,6 +14,9 @@
 #   browser tests), uplot (the board's charts, vendored from it into dashboards/board/vendor/)
 #   and @influxdata/flux-lsp-browser (checks the Grafana dashboards' Flux) from npm, `npm ci`
 #   from tests/browser/package-lock.json (exact versions in tests/browser/package.json).
+#   For the package test (tests/tests/package.rs, scripts/release.sh): dpkg-dev
+#   (dpkg-shlibdeps), binutils (objcopy, strip, readelf), systemd (systemd-analyze) and
+#   adduser, from Debian.
 # Idempotent: a second run with everything present does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +36,11 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 fc-list 2>/dev/null | grep -qi garuda || need_apt+=(fonts-thai-tlwg)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The Debian packages: built (scripts/release.sh) and installed (tests/tests/package.rs).
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need_apt+=(dpkg-dev)
+command -v objcopy >/dev/null 2>&1 || need_apt+=(binutils)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+[ -x /usr/sbin/adduser ] || need_apt+=(adduser)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-peers: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
