@@ -48,8 +48,8 @@ use crate::store::LogPosition;
 
 /// The file's magic.
 const MAGIC: &[u8; 8] = b"EITWCKPT";
-/// The format version written and read.
-pub const VERSION: u32 = 1;
+/// The format version written (of checkpoints and judgement days); this one and version 1 are read.
+pub const VERSION: u32 = 2;
 const HEADER_BYTES: usize = 8 + 4 + 8 + 4;
 
 /// How far the engine's state had judged the data directory's logs.
@@ -84,36 +84,37 @@ pub enum CheckpointError {
     },
 }
 
-/// Frames a payload as a checkpoint file.
+/// Frames a payload as a checkpoint file of the current version.
 pub(super) fn frame(payload: &[u8]) -> Vec<u8> {
-    frame_as(MAGIC, payload)
+    frame_as(MAGIC, VERSION, payload)
 }
 
-/// The payload of a checkpoint file's bytes, checked.
-pub(super) fn unframe(bytes: &[u8]) -> Result<&[u8], String> {
+/// The format version and payload of a checkpoint file's bytes, checked.
+pub(super) fn unframe(bytes: &[u8]) -> Result<(u32, &[u8]), String> {
     unframe_as(MAGIC, "an engine checkpoint", bytes)
 }
 
-/// Frames a payload under `magic` (a checkpoint, a judgement day).
-pub(super) fn frame_as(magic: &[u8; 8], payload: &[u8]) -> Vec<u8> {
+/// Frames a payload under `magic` (a checkpoint, a judgement day) as format `version`.
+pub(super) fn frame_as(magic: &[u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
     out.extend_from_slice(magic);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
     out
 }
 
-/// The payload of bytes framed under `magic` (`what` they should be, for the message).
-pub(super) fn unframe_as<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Result<&'a [u8], String> {
+/// The format version and payload of bytes framed under `magic` (`what` they should be,
+/// for the message): version 1 or [`VERSION`].
+pub(super) fn unframe_as<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Result<(u32, &'a [u8]), String> {
     if bytes.len() < HEADER_BYTES || &bytes[..8] != magic {
         return Err(format!("not {what} (no magic \"{}\")", String::from_utf8_lossy(magic)));
     }
     let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let version = word(8);
-    if version != VERSION {
-        return Err(format!("format version {version}, this build reads {VERSION}"));
+    if !(1..=VERSION).contains(&version) {
+        return Err(format!("format version {version}, this build reads 1 to {VERSION}"));
     }
     let mut len = [0u8; 8];
     len.copy_from_slice(&bytes[12..20]);
@@ -125,7 +126,7 @@ pub(super) fn unframe_as<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Re
     if crc32fast::hash(payload) != word(20) {
         return Err("CRC-32 mismatch: the file is damaged".into());
     }
-    Ok(payload)
+    Ok((version, payload))
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, sync, rename, directory sync.
@@ -173,9 +174,6 @@ impl Enc {
         self.out.extend_from_slice(&v.to_le_bytes());
     }
     pub(super) fn i64(&mut self, v: i64) {
-        self.out.extend_from_slice(&v.to_le_bytes());
-    }
-    pub(super) fn i128(&mut self, v: i128) {
         self.out.extend_from_slice(&v.to_le_bytes());
     }
     pub(super) fn f64(&mut self, v: f64) {
@@ -262,6 +260,14 @@ impl<'a> Dec<'a> {
             return Err(format!("byte {}: {what}: {n} items cannot fit in what remains", self.at - 4));
         }
         Ok(n)
+    }
+    /// The next `n` bytes.
+    pub(super) fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        if n > self.bytes.len() - self.at {
+            return Err(format!("byte {}: {what}: {n} bytes, {} left", self.at, self.bytes.len() - self.at));
+        }
+        self.at += n;
+        Ok(&self.bytes[self.at - n..self.at])
     }
     pub(super) fn str(&mut self, what: &str) -> Result<String, String> {
         let n = self.len(what, 1)?;
