@@ -15,10 +15,11 @@
 //! it over under a shared gate ([`Monitor::admit`]), and the checkpoint takes its position
 //! under the gate exclusively, so every reading before the position is in the engine's
 //! queue ahead of the checkpoint request and none after it is. On the engine's thread, in
-//! queue order, the closed days older than `recent_days` are written to their judgement day
-//! files and evicted (`evict_ms`), and the open state is encoded (`encode_ms`): writing the
-//! days there means a day is never wanted back before its file exists. The checkpoint file
-//! is written on the checkpoint thread, which then deletes the day files it no longer names.
+//! queue order, the closed days whose judgement day files are missing or stale are written
+//! (`days`) and those older than `recent_days` leave memory (`evicted`, both in `evict_ms`),
+//! and the open state is encoded (`encode_ms`): writing the days there means a day is never
+//! wanted back before its file exists. The checkpoint file is written on the checkpoint
+//! thread, which then deletes the day files it no longer names.
 //!
 //! On start, [`resume`] loads the checkpoint and judges what the logs hold after it (the
 //! store's log through [`crate::store::replay`]). Without a usable checkpoint (a data

@@ -1,14 +1,15 @@
-//! The engine's checkpoint: its state, written atomically with how far the store's log, the
-//! gap log and the correction log had been judged, so that a start judges only what was
-//! stored after it instead of every reading ever stored.
+//! The engine's checkpoint: its open state, written atomically with how far the store's
+//! log, the gap log and the correction log had been judged, so that a start judges only
+//! what was stored after it instead of every reading ever stored. Closed days are in their
+//! judgement day files ([`super::days`]), which the checkpoint names.
 //!
-//! ## File format (`<data_dir>/compliance.checkpoint`, version 1)
+//! ## File format (`<data_dir>/compliance.checkpoint`, version 2)
 //!
 //! All integers little-endian.
 //!
 //! ```text
 //! magic    8 bytes  "EITWCKPT"
-//! version  u32      1
+//! version  u32      2
 //! length   u64      bytes of the payload
 //! crc32    u32      CRC-32 (IEEE) of the payload
 //! payload  length bytes:
@@ -19,27 +20,29 @@
 //!             factory, point, parameter (str), fingerprint u32 (CRC-32 of the point's
 //!             settings and the limits applied: a changed registry or standard fails it),
 //!             first day i64 (start of its first Bangkok day with a reading, i64::MAX: none),
-//!             hours  (timeline of acc), days (timeline of day count), recent (fault state),
-//!             tracks u32 count, each: tag u8 — 0 fixed periods: periods (u32 count of
-//!             start i64 + period), dirty (u32 count of start i64 + cause u8), fill from
-//!             (opt i64), filled to (opt i64); 1 grab samples: items, hours, latest
+//!             recent (fault state), tracks u32 count, each: tag u8 — 0 fixed periods:
+//!             dirty (u32 count of start i64 + cause u8), fill from (opt i64), filled to
+//!             (opt i64); 1 grab samples: latest (opt: time i64 + sample)
 //!   gaps      u32 count of gap records as the engine holds them
-//!   days      next generation u32; u32 count of the judgement days on disk
-//!             ([`super::days`]): day start i64, generation u32. The state above holds the
-//!             days in memory only (the recent ones, and old ones late data loaded back)
+//!   days      next generation u32; u32 count of the judgement day files it relies on:
+//!             day start i64, generation u32, in memory u8 (1: read back into memory at a
+//!             start, the recent days; 0: on disk only, read when asked for)
+//!   sections  u32 count of the days held in memory that no day file holds (today, and a
+//!             closed day whose file could not be written): day start i64, length u64, a
+//!             section of every series above ([`super::days`] specifies sections)
 //! str        u32 byte length + UTF-8
 //! opt T      u8 0 (none) or 1 followed by T
-//! timeline   u32 count of (start i64, value), starts strictly ascending
-//! acc        valid u32, excluded u32, sum in 1e-9 units i128, detected u8
-//! period     start i64, end i64, closed u8, outcome u8, value, measured, o₂ (opt f64),
-//!            valid u32, expected u32, excluded u32, availability f64, reason (opt str),
-//!            samples u32
+//! sample     value f64, measured f64, O₂ f32, outcome u8
 //! ```
+//!
+//! Version 1 (the whole state, the recent days' hourly aggregates and judgements included,
+//! at fixed width) is still read; the next checkpoint writes version 2 and the day files.
 //!
 //! Written to a temporary file, synced, renamed over the previous one, the directory synced:
 //! a crash leaves the previous checkpoint or the new one, never a mix. A checkpoint that
-//! fails its magic, version, CRC or fingerprints is not used: the engine is rebuilt from
-//! the store instead (logged), as for a data directory that never had one.
+//! fails its magic, version, CRC or fingerprints, or names a day file that cannot be read,
+//! is not used: the engine is rebuilt from the store instead (logged), as for a data
+//! directory that never had one.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

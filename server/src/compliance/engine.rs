@@ -13,12 +13,15 @@
 //! period whose result changes is a **revision**, kept with what it was, what it became,
 //! when and why. The revisions are kept in their log and read back at a start.
 //!
-//! Memory holds the recent days only: [`Engine::evict`] moves each closed Bangkok day older
-//! than `recent_days` into a judgement day file ([`super::days`]); queries over history read
-//! those files in their range, and a reading (a gap, a correction) for a day on disk loads
-//! it back first. These reads are the engine's only I/O. Its open state is checkpointed
-//! ([`Engine::checkpoint`], [`Engine::restore`]); a start restores it and judges what the
-//! store's log holds after it (`replaying`: nothing recomputed then counts as a revision).
+//! Every closed Bangkok day goes to a judgement day file ([`super::days`]) when it closes
+//! ([`Engine::days_to_write`], again only when late data changes it); memory holds the
+//! recent days only: [`Engine::evict`] drops each closed day older than `recent_days` whose
+//! file holds it. Queries over history read those files in their range, and a reading (a
+//! gap, a correction) for a day on disk loads it back first. These reads are the engine's
+//! only I/O. Its open state is checkpointed ([`Engine::checkpoint`], [`Engine::restore`],
+//! in `persist`), naming the day files; a start restores it, reads the recent days' files
+//! back and judges what the store's log holds after it (`replaying`: nothing recomputed
+//! then counts as a revision).
 
 use std::collections::{BTreeMap, HashMap};
 
