@@ -176,7 +176,12 @@ impl<'a> ColReader<'a> {
         let at = self.at;
         let ints = self.ints(what, n)?;
         ints.into_iter()
-            .map(|v| u64::try_from(v).ok().filter(|v| *v <= max).ok_or_else(|| format!("byte {at}: {what}: {v} is not in 0..={max}")))
+            .map(|v| {
+                u64::try_from(v)
+                    .ok()
+                    .filter(|v| *v <= max)
+                    .ok_or_else(|| format!("byte {at}: {what}: {v} is not in 0..={max}"))
+            })
             .collect()
     }
     pub(super) fn times(&mut self, what: &str, n: usize) -> Result<Vec<i64>, String> {

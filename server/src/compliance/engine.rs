@@ -1678,7 +1678,6 @@ impl Engine {
     }
 }
 
-
 /// The number of the Bangkok day starting at `day_start_ns` (days since 1970-01-01, Bangkok).
 fn day_number(day_start_ns: i64) -> i32 {
     ((day_start_ns + period::BANGKOK_OFFSET_NS).div_euclid(DAY_NS)).clamp(i64::from(i32::MIN), i64::from(i32::MAX - 1))
@@ -1726,7 +1725,6 @@ struct DaySeries {
     tracks: Vec<(String, Judged)>,
 }
 
-
 impl Engine {
     /// Closed days older than `[compliance] recent_days` go to `files` at each checkpoint
     /// ([`Engine::evict`]), and come back when late data needs them.
@@ -1766,7 +1764,8 @@ impl Engine {
             if day >= to {
                 break;
             }
-            let decoded = files.read(day, generation).map_err(|e| e.to_string()).and_then(|b: Vec<u8>| persist::decode_day(&b));
+            let decoded =
+                files.read(day, generation).map_err(|e| e.to_string()).and_then(|b: Vec<u8>| persist::decode_day(&b));
             let series = match decoded {
                 Ok((_, series)) => series,
                 Err(error) => {

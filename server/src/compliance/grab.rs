@@ -440,9 +440,8 @@ impl Grabs {
                 .ok_or("grab items out of order")?;
             let mut hours = Vec::with_capacity(hn);
             for i in hours_at..hours_at + hn {
-                let nearest = (has[i] & 1 != 0)
-                    .then(|| Some((nearest.next()?, f32_of_f64_bits(beyond.next()?))))
-                    .flatten();
+                let nearest =
+                    (has[i] & 1 != 0).then(|| Some((nearest.next()?, f32_of_f64_bits(beyond.next()?)))).flatten();
                 let cannot = (has[i] & 2 != 0).then(|| cannot.next().map(Box::new)).flatten();
                 hours.push((
                     hour_keys[i],
@@ -462,7 +461,6 @@ impl Grabs {
         items.chain(self.hours.range(i64::MIN, cutoff).iter().map(|(s, _)| *s))
     }
 
-
     /// Takes the samples of `other` (a day loaded back, or a day on disk for a query).
     pub(super) fn merge(&mut self, other: Grabs) {
         self.items.merge(other.items);
@@ -474,8 +472,8 @@ impl Grabs {
         }
     }
 
-
-    /// Decodes what [`Grabs::put`] wrote.
+    /// Decodes the judged samples of a version 1 checkpoint or judgement day: items and
+    /// hours as timelines, then the latest sample.
     pub(super) fn get(d: &mut Dec<'_>) -> Result<Grabs, String> {
         let items = Timeline::decode(d, "grab items", 9, |d| match d.u8("grab item tag")? {
             0 => Ok(Item::Exceeds(Sample::get(d)?)),

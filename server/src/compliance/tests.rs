@@ -962,7 +962,10 @@ fn a_version_1_checkpoint_and_day_files_are_read() {
     kept.ingest(&late);
     again.ingest(&late);
     let revisions = again.take_revisions();
-    assert!(revisions.iter().any(|r| r.start_ns == late_start && r.became.outcome == Outcome::Exceeds), "{revisions:?}");
+    assert!(
+        revisions.iter().any(|r| r.start_ns == late_start && r.became.outcome == Outcome::Exceeds),
+        "{revisions:?}"
+    );
     assert_eq!(revisions, kept.take_revisions());
     kept.tick();
     again.tick();
@@ -972,11 +975,8 @@ fn a_version_1_checkpoint_and_day_files_are_read() {
     assert_eq!(evict_to_disk(&mut again, dir.path()), 1, "day 1 only");
     assert_eq!(evict_to_disk(&mut kept, kept_dir.path()), 1);
     assert_eq!(answers(&again), answers(&kept));
-    let (day1, generation) = again
-        .named_days()
-        .into_iter()
-        .find(|(d, g)| before.get(d) != Some(g))
-        .expect("day 1's new generation");
+    let (day1, generation) =
+        again.named_days().into_iter().find(|(d, g)| before.get(d) != Some(g)).expect("day 1's new generation");
     assert_eq!(day1, period::day(late_start).0);
     assert_eq!(version(&files.read(day1, generation).expect("day 1")), 2);
 }
@@ -1001,7 +1001,14 @@ impl SimWalk {
     }
     fn new(series: u64, level: f64, decimals: u32, low: f64, high: f64) -> SimWalk {
         let scale = 10f64.powi(decimals as i32);
-        let mut w = SimWalk { rng: series.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed, steps: 0, level: 0, low: (low * scale).round() as i64, high: (high * scale).round() as i64, hold: 0 };
+        let mut w = SimWalk {
+            rng: series.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed,
+            steps: 0,
+            level: 0,
+            low: (low * scale).round() as i64,
+            high: (high * scale).round() as i64,
+            hold: 0,
+        };
         let level = (level * scale).round() as i64;
         let spread = (level / 5).max(1);
         let level = level - spread + (w.rand() % (2 * spread as u64 + 1)) as i64;

@@ -152,8 +152,8 @@ impl<V> Timeline<V> {
         }
     }
 
-
-    /// Decodes what [`Timeline::put`] wrote; starts must ascend strictly.
+    /// Decodes a version 1 timeline (a u32 count, then each start i64 and value); starts
+    /// must ascend strictly.
     pub(super) fn decode(
         d: &mut Dec<'_>,
         what: &str,

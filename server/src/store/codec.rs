@@ -150,7 +150,12 @@ pub(crate) fn put_blocks(ints: &[i64], out: &mut Vec<u8>) {
 }
 
 /// Reads `blocks(count)` from `bytes` at `at`, giving each integer to `each` in order.
-pub(crate) fn get_blocks(bytes: &[u8], at: &mut usize, count: usize, mut each: impl FnMut(i64)) -> Result<(), CodecError> {
+pub(crate) fn get_blocks(
+    bytes: &[u8],
+    at: &mut usize,
+    count: usize,
+    mut each: impl FnMut(i64),
+) -> Result<(), CodecError> {
     let mut left = count;
     while left > 0 {
         let len = left.min(BLOCK_LEN);

@@ -65,7 +65,6 @@ fn get_gap(d: &mut Dec<'_>) -> Result<GapInfo, String> {
     })
 }
 
-
 /// What the state of one series holds, decoded from a version 1 checkpoint before it
 /// replaces anything.
 struct Restored {
@@ -220,7 +219,6 @@ fn decode_day_v1(payload: &[u8]) -> Result<(i64, Vec<DaySeries>), String> {
     Ok((day, out))
 }
 
-
 /// A day file as written: its generation and a stamp of its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Written {
@@ -359,14 +357,17 @@ impl Engine {
         w.ints(&all.iter().map(|a| i64::from(a.detected)).collect::<Vec<_>>());
         w.sums(&counts, &all.iter().map(|a| a.sum_nano).collect::<Vec<_>>());
 
-        let day_counts: Vec<Option<DayCount>> = series.iter().map(|&at| self.series[at].days.get(day).copied()).collect();
+        let day_counts: Vec<Option<DayCount>> =
+            series.iter().map(|&at| self.series[at].days.get(day).copied()).collect();
         w.ints(&day_counts.iter().map(|c| i64::from(c.is_some())).collect::<Vec<_>>());
         w.ints(&day_counts.iter().flatten().map(|c| i64::from(c.valid)).collect::<Vec<_>>());
         w.ints(&day_counts.iter().flatten().map(|c| i64::from(c.excluded)).collect::<Vec<_>>());
 
         w.ints(&fixed.iter().map(|f| f.len() as i64).collect::<Vec<_>>());
-        let keys: Vec<i64> =
-            series.iter().flat_map(|&at| self.tracks[self.series[at].tracks()].iter()).flat_map(|t| match &t.judged {
+        let keys: Vec<i64> = series
+            .iter()
+            .flat_map(|&at| self.tracks[self.series[at].tracks()].iter())
+            .flat_map(|t| match &t.judged {
                 Judged::Fixed(f) => f.periods.range(day..end).map(|(k, _)| *k).collect::<Vec<_>>(),
                 Judged::Grab(_) => Vec::new(),
             })
@@ -376,8 +377,9 @@ impl Engine {
         w.ints(&periods.iter().map(|p| p.end_ns.wrapping_sub(p.start_ns)).collect::<Vec<_>>());
         w.ints(&periods.iter().map(|p| i64::from(p.closed)).collect::<Vec<_>>());
         w.ints(&periods.iter().map(|p| i64::from(p.outcome.code())).collect::<Vec<_>>());
-        let present =
-            |p: &Period| i64::from(p.value.is_some()) | i64::from(p.measured.is_some()) << 1 | i64::from(p.o2_pct.is_some()) << 2;
+        let present = |p: &Period| {
+            i64::from(p.value.is_some()) | i64::from(p.measured.is_some()) << 1 | i64::from(p.o2_pct.is_some()) << 2
+        };
         w.ints(&periods.iter().map(|p| present(p)).collect::<Vec<_>>());
         w.values(&periods.iter().filter_map(|p| p.value).collect::<Vec<_>>());
         w.values(&periods.iter().filter_map(|p| p.measured).collect::<Vec<_>>());
@@ -596,8 +598,7 @@ impl Engine {
             e.bool(self.written.contains_key(day));
         }
         let all: Vec<usize> = (0..self.series.len()).collect();
-        let sections: Vec<i64> =
-            self.days_in_memory().into_iter().filter(|d| !self.written.contains_key(d)).collect();
+        let sections: Vec<i64> = self.days_in_memory().into_iter().filter(|d| !self.written.contains_key(d)).collect();
         e.len(sections.len());
         for day in sections {
             let mut w = ColWriter::default();
@@ -670,9 +671,14 @@ impl Engine {
             let len = usize::try_from(d.u64("section length")?).unwrap_or(usize::MAX);
             let bytes = d.bytes(len, "section")?;
             let mut r = ColReader::new(bytes);
-            let states = get_section(&mut r, day, &kinds).map_err(|e| format!("section of {}: {e}", period::local_date(day)))?;
+            let states =
+                get_section(&mut r, day, &kinds).map_err(|e| format!("section of {}: {e}", period::local_date(day)))?;
             if !r.done() {
-                return Err(format!("section of {}: {} bytes after its end", period::local_date(day), bytes.len() - r.at()));
+                return Err(format!(
+                    "section of {}: {} bytes after its end",
+                    period::local_date(day),
+                    bytes.len() - r.at()
+                ));
             }
             sections.push((day, states));
         }
@@ -828,7 +834,8 @@ fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>]) -> Result<V
     let mut periods = Vec::with_capacity(p);
     for i in 0..p {
         let start_ns = period_keys[i].wrapping_add(start_offsets[i]);
-        let take = |bit: u64, column: &mut std::vec::IntoIter<f64>| (present[i] & bit != 0).then(|| column.next()).flatten();
+        let take =
+            |bit: u64, column: &mut std::vec::IntoIter<f64>| (present[i] & bit != 0).then(|| column.next()).flatten();
         periods.push((
             period_keys[i],
             Period {
@@ -898,13 +905,17 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
     let names = (0..r.count("names")?).map(|_| r.str("name")).collect::<Result<Vec<_>, _>>()?;
     let name = |r: &mut ColReader<'_>, what: &str| -> Result<String, String> {
         let i = r.uvar(what)?;
-        names.get(usize::try_from(i).unwrap_or(usize::MAX)).cloned().ok_or_else(|| format!("byte {}: {what}: name {i} of {}", r.at(), names.len()))
+        names
+            .get(usize::try_from(i).unwrap_or(usize::MAX))
+            .cloned()
+            .ok_or_else(|| format!("byte {}: {what}: name {i} of {}", r.at(), names.len()))
     };
     let n = r.count("series")?;
     let mut series = Vec::with_capacity(n);
     let mut kinds = Vec::with_capacity(n);
     for _ in 0..n {
-        let (factory, point, parameter) = (name(&mut r, "factory")?, name(&mut r, "point")?, name(&mut r, "parameter")?);
+        let (factory, point, parameter) =
+            (name(&mut r, "factory")?, name(&mut r, "point")?, name(&mut r, "parameter")?);
         let tracks = r.count("tracks")?;
         let mut limits = Vec::with_capacity(tracks);
         let mut grab = Vec::with_capacity(tracks);
