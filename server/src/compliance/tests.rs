@@ -1091,6 +1091,9 @@ fn realistic_fortnight_files() {
     let written = evict_to_disk(&mut e, &judgements);
     eprintln!("day files written: {written} in {:?}", started.elapsed());
     let started = std::time::Instant::now();
+    let again = evict_to_disk(&mut e, &judgements);
+    eprintln!("steady checkpoint's day files: {again} written in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
     let bytes = e.checkpoint(&super::checkpoint::Applied::default());
     eprintln!("checkpoint: {} bytes in {:?}", bytes.len(), started.elapsed());
     std::fs::write(dir.join("compliance.checkpoint"), &bytes).expect("write");
