@@ -29,7 +29,7 @@
 //! ```
 //!
 //! A **section** holds one day's state of a list of series (a day file's, or in the
-//! checkpoint every series'), as columns ([`super::columns`]: `ints(n)` frame-of-reference
+//! checkpoint every series'), as columns (`columns.rs`: `ints(n)` frame-of-reference
 //! bit-packed integers, `times(n)` and `values(n)` the store's codecs, `keys` period starts
 //! as hour masks, `sums` exact sums as scaled deltas), each column over every series (and
 //! track) in order:
