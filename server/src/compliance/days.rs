@@ -4,10 +4,10 @@
 //! ## Files (`<data_dir>/judgements/`)
 //!
 //! One file per day and generation, `YYYY-MM-DD.g<generation>.jdg` (the Bangkok date). A
-//! file is never changed once written. At each checkpoint the engine encodes every closed
-//! day it holds in memory; a day whose bytes differ from its file's (late data, a gap
-//! record, a correction, or the last hour judged after the day closed) is written as the
-//! next generation, so a quiet day is written once. A day on disk only that late data needs
+//! file is never changed once written. At each checkpoint the engine encodes each closed
+//! day it holds in memory that has no file or may have changed since (late data, a gap
+//! record, a correction, the last hour judged after the day closed); one whose bytes differ
+//! from its file's is written as the next generation, so a quiet day is written once. A day on disk only that late data needs
 //! is loaded back first. The checkpoint ([`super::checkpoint`]) names the generation of
 //! every day file it relies on; files it does not name (older generations, a crash's
 //! leftovers, days retention dropped) are deleted only after a newer checkpoint is written,

@@ -586,6 +586,14 @@ pub struct Engine {
     /// Closed days in memory whose day file is written: day start → its generation and a
     /// stamp of its bytes (a day whose state no longer encodes to them is written again).
     written: BTreeMap<i64, persist::Written>,
+    /// The end of the last day put in `written` (`i64::MIN`: none): a change before it may
+    /// be to a written day's state, one after it never is (one comparison a reading).
+    written_end: i64,
+    /// Written days whose state may have changed since (a period judged again there).
+    touched: std::collections::BTreeSet<i64>,
+    /// Any written day's state may have changed (late data, a correction): the next
+    /// checkpoint encodes every closed day to compare it with its file.
+    touched_all: bool,
     /// The generation the next day file written takes.
     next_generation: u32,
 }
@@ -619,6 +627,9 @@ impl Engine {
             archived: BTreeMap::new(),
             archived_end: i64::MIN,
             written: BTreeMap::new(),
+            written_end: i64::MIN,
+            touched: std::collections::BTreeSet::new(),
+            touched_all: false,
             next_generation: 1,
         };
         engine.watch_registered();
@@ -758,6 +769,9 @@ impl Engine {
         if time_ns < self.archived_end {
             self.load_archived(period::day(time_ns).0);
         }
+        if time_ns < self.written_end {
+            self.touched_all = true;
+        }
         let series = &mut self.series[at];
         series.hours.entry(bounds(Averaging::Hourly, time_ns).0, Acc::default).add(sample);
         series.recent.add(time_ns, sample.value, sample.quality);
@@ -794,7 +808,9 @@ impl Engine {
                     }
                     let beyond = beyond(limit, &series.point, value);
                     if let Some(grabs) = self.tracks[t].grabs_mut() {
-                        grabs.add(time_ns, judged, beyond);
+                        if grabs.add(time_ns, judged, beyond) {
+                            self.touched_all = true;
+                        }
                     }
                 }
             } else {
@@ -836,6 +852,7 @@ impl Engine {
         if c.time_ns < self.archived_end {
             self.load_archived(period::day(c.time_ns).0);
         }
+        self.touched_all = true;
         let id = self.series[at].id.clone();
         let series = &mut self.series[at];
         let hour = bounds(Averaging::Hourly, c.time_ns).0;
@@ -1015,6 +1032,9 @@ impl Engine {
     }
 
     fn rejudge(&mut self, t: usize, start: i64, cause: Cause) {
+        if start < self.written_end {
+            self.touched.insert(period::day(start).0);
+        }
         let new = self.judge_fixed(t, start);
         let now = self.now_ns();
         let track = &mut self.tracks[t];
@@ -1812,6 +1832,7 @@ impl Engine {
                 // In memory again, and its file as it was loaded: the next checkpoint writes
                 // it again only if what arrives changes it.
                 self.written.insert(day, persist::Written::of(generation, &bytes));
+                self.written_end = self.written_end.max(day + DAY_NS);
                 tracing::info!(day = %period::local_date(day), "Judgement day loaded back to judge late data");
             }
             Err(error) => tracing::error!(

@@ -131,7 +131,9 @@ impl Grabs {
     }
 
     /// Records a judged sample; `beyond` is how far beyond the limit its value lies.
-    pub(super) fn add(&mut self, t: i64, s: Sample, beyond: f64) {
+    /// Returns whether it changed a stretch that starts before `t`'s Bangkok day (one that
+    /// crosses a day's start, as a version 1 file may hold): a closed day's state.
+    pub(super) fn add(&mut self, t: i64, s: Sample, beyond: f64) -> bool {
         if self.latest.is_none_or(|(l, _)| t >= l) {
             self.latest = Some((t, s));
         }
@@ -149,6 +151,8 @@ impl Grabs {
                     if last_ns > t {
                         self.items.insert(last_ns, Item::Compliant { last_ns });
                     }
+                    self.items.insert(t, Item::Exceeds(s));
+                    return first < period::day(t).0;
                 }
                 self.items.insert(t, Item::Exceeds(s));
             }
@@ -167,6 +171,7 @@ impl Grabs {
                 hour.cannot = Some(Box::new(s));
             }
         }
+        false
     }
 
     /// Takes back a sample recorded with [`Grabs::add`] (a correction replaces it). An hour's

@@ -866,6 +866,21 @@ fn old_days_go_to_disk_memory_keeps_the_recent_ones_and_answers_do_not_change() 
     assert_eq!(e.archived().len(), 58, "on disk only");
     assert_eq!(e.named_days().len(), 60);
     assert_eq!(evict_to_disk(&mut e, dir.path()), 0, "nothing changed: no file written again");
+    // A gap record for a recent closed day (in memory, its file written): its empty hours
+    // are judged again with the gap's reason, and the day written again.
+    let gap = GapInfo {
+        factory: "f1".into(),
+        point: "stack-1".into(),
+        parameters: vec!["so2".into()],
+        from_ns: t0() + 58 * DAY_NS + 5 * HOUR_NS,
+        to_ns: t0() + 58 * DAY_NS + 6 * HOUR_NS,
+        count: 60,
+        reason: "outbox full".into(),
+    };
+    kept.gap(gap.clone());
+    e.gap(gap);
+    assert_eq!(evict_to_disk(&mut e, dir.path()), 1, "day 58 again");
+    assert_eq!(evict_to_disk(&mut e, dir.path()), 0);
     let after = e.entries_in_memory();
     assert!(after * 15 < before, "memory keeps the recent days: {after} entries of {before}");
     // What remains: every hour of the last 3 days for so2's hourly track, nothing older.
@@ -905,8 +920,8 @@ fn old_days_go_to_disk_memory_keeps_the_recent_ones_and_answers_do_not_change() 
     let files = super::days::DayFiles::open(dir.path()).expect("dir");
     assert_eq!(
         files.remove_others(&e.named_days()).expect("remove"),
-        31,
-        "days before day 30 and day 5's first generation"
+        32,
+        "days before day 30, and the first generations of days 5 and 58"
     );
 }
 

@@ -438,7 +438,8 @@ impl Engine {
     }
 
     /// The closed days in memory whose day file is missing or no longer holds what memory
-    /// does: each one's start, the generation it takes, and the file's bytes. The caller
+    /// does (only those a change may have reached since their file are encoded again):
+    /// each one's start, the generation it takes, and the file's bytes. The caller
     /// writes them and says so ([`Engine::day_written`]) before the checkpoint that names
     /// them; a day it could not write stays in the checkpoint itself.
     pub fn days_to_write(&mut self) -> Vec<(i64, u32, Vec<u8>)> {
@@ -447,7 +448,13 @@ impl Engine {
         }
         let today = period::day(self.now_ns()).0;
         let mut out = Vec::new();
+        let touched_all = std::mem::take(&mut self.touched_all);
+        let touched = std::mem::take(&mut self.touched);
         for day in self.days_in_memory().range(..today).copied() {
+            if self.written.contains_key(&day) && !touched_all && !touched.contains(&day) {
+                // Nothing changed it since its file was written.
+                continue;
+            }
             let bytes = self.day_file(day);
             if self.written.get(&day).is_some_and(|w| w.holds(&bytes)) {
                 continue;
@@ -463,6 +470,7 @@ impl Engine {
     /// A day [`Engine::days_to_write`] returned is in its file.
     pub fn day_written(&mut self, day: i64, generation: u32, bytes: &[u8]) {
         self.written.insert(day, Written::of(generation, bytes));
+        self.written_end = self.written_end.max(day + DAY_NS);
     }
 
     /// Drops from memory the closed days older than the recent ones whose day file holds
@@ -771,6 +779,7 @@ impl Engine {
         for (day, written, series) in loaded {
             self.apply_day(day, series);
             self.written.insert(day, written);
+            self.written_end = self.written_end.max(day + DAY_NS);
         }
         self.gaps = gaps;
         self.next_generation = self.next_generation.max(next_generation);
