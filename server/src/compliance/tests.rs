@@ -1072,7 +1072,8 @@ fn realistic_fortnight_files() {
             f + 1
         ));
     }
-    let dir = std::path::PathBuf::from(std::env::var("SIM_DIR").unwrap_or("/tmp/jm/sim".into()));
+    let dir = std::env::var("SIM_DIR")
+        .map_or_else(|_| std::env::temp_dir().join("eitwatch-judgement-sizes"), std::path::PathBuf::from);
     let _ = std::fs::remove_dir_all(&dir);
     let judgements = dir.join("judgements");
     std::fs::create_dir_all(&judgements).expect("dir");
