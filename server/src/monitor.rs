@@ -15,10 +15,11 @@
 //! it over under a shared gate ([`Monitor::admit`]), and the checkpoint takes its position
 //! under the gate exclusively, so every reading before the position is in the engine's
 //! queue ahead of the checkpoint request and none after it is. On the engine's thread, in
-//! queue order, the closed days older than `recent_days` are written to their judgement day
-//! files and evicted (`evict_ms`), and the open state is encoded (`encode_ms`): writing the
-//! days there means a day is never wanted back before its file exists. The checkpoint file
-//! is written on the checkpoint thread, which then deletes the day files it no longer names.
+//! queue order, the closed days whose judgement day files are missing or stale are written
+//! (`days`) and those older than `recent_days` leave memory (`evicted`, both in `evict_ms`),
+//! and the open state is encoded (`encode_ms`): writing the days there means a day is never
+//! wanted back before its file exists. The checkpoint file is written on the checkpoint
+//! thread, which then deletes the day files it no longer names.
 //!
 //! On start, [`resume`] loads the checkpoint and judges what the logs hold after it (the
 //! store's log through [`crate::store::replay`]). Without a usable checkpoint (a data
@@ -286,18 +287,19 @@ impl Monitor {
                             // Revisions made so far are logged first: the state saved has them.
                             feed.revisions(&engine.take_revisions());
                             let started = Instant::now();
-                            let days = evict(&mut engine, day_files.as_deref());
+                            let (days, evicted) = write_days(&mut engine, day_files.as_deref());
                             let evict_ms = started.elapsed().as_secs_f64() * 1e3;
                             let started = Instant::now();
                             let bytes = engine.checkpoint(&applied);
                             tracing::info!(
                                 bytes = bytes.len(),
                                 days,
+                                evicted,
                                 evict_ms,
                                 encode_ms = started.elapsed().as_secs_f64() * 1e3,
                                 "Compliance state encoded for its checkpoint"
                             );
-                            let _ = reply.send((bytes, engine.archived().clone()));
+                            let _ = reply.send((bytes, engine.named_days()));
                         }
                         Msg::Stop => stop = true,
                     }
@@ -457,22 +459,23 @@ impl Monitor {
     }
 }
 
-/// Moves the engine's old closed days to their files (on the engine's thread, so that a
-/// day is never wanted back before its file exists); a day whose file cannot be written
-/// stays in memory. Returns how many were written.
-fn evict(engine: &mut Engine, files: Option<&DayFiles>) -> usize {
-    let Some(files) = files else { return 0 };
+/// Writes the engine's closed days whose files are missing or stale (on the engine's thread,
+/// so that a day is never wanted back before its file exists), then drops from memory the
+/// old ones their files hold. A day whose file cannot be written stays in the checkpoint.
+/// Returns how many files were written and how many days left memory.
+fn write_days(engine: &mut Engine, files: Option<&DayFiles>) -> (usize, usize) {
+    let Some(files) = files else { return (0, 0) };
     let mut written = 0;
-    for (day, generation, bytes) in engine.evict() {
+    for (day, generation, bytes) in engine.days_to_write() {
         match files.write(day, generation, &bytes) {
-            Ok(()) => written += 1,
-            Err(error) => {
-                tracing::error!(%error, "Cannot write a judgement day; it stays in memory");
-                engine.unevict(day, &bytes);
+            Ok(()) => {
+                engine.day_written(day, generation, &bytes);
+                written += 1;
             }
+            Err(error) => tracing::error!(%error, "Cannot write a judgement day; the checkpoint holds it instead"),
         }
     }
-    written
+    (written, engine.evict())
 }
 
 /// The next message, waiting at most `wait`, and whatever else is queued (up to 4096);

@@ -1,14 +1,15 @@
-//! The engine's checkpoint: its state, written atomically with how far the store's log, the
-//! gap log and the correction log had been judged, so that a start judges only what was
-//! stored after it instead of every reading ever stored.
+//! The engine's checkpoint: its open state, written atomically with how far the store's
+//! log, the gap log and the correction log had been judged, so that a start judges only
+//! what was stored after it instead of every reading ever stored. Closed days are in their
+//! judgement day files ([`super::days`]), which the checkpoint names.
 //!
-//! ## File format (`<data_dir>/compliance.checkpoint`, version 1)
+//! ## File format (`<data_dir>/compliance.checkpoint`, version 2)
 //!
 //! All integers little-endian.
 //!
 //! ```text
 //! magic    8 bytes  "EITWCKPT"
-//! version  u32      1
+//! version  u32      2
 //! length   u64      bytes of the payload
 //! crc32    u32      CRC-32 (IEEE) of the payload
 //! payload  length bytes:
@@ -19,27 +20,29 @@
 //!             factory, point, parameter (str), fingerprint u32 (CRC-32 of the point's
 //!             settings and the limits applied: a changed registry or standard fails it),
 //!             first day i64 (start of its first Bangkok day with a reading, i64::MAX: none),
-//!             hours  (timeline of acc), days (timeline of day count), recent (fault state),
-//!             tracks u32 count, each: tag u8 — 0 fixed periods: periods (u32 count of
-//!             start i64 + period), dirty (u32 count of start i64 + cause u8), fill from
-//!             (opt i64), filled to (opt i64); 1 grab samples: items, hours, latest
+//!             recent (fault state), tracks u32 count, each: tag u8 — 0 fixed periods:
+//!             dirty (u32 count of start i64 + cause u8), fill from (opt i64), filled to
+//!             (opt i64); 1 grab samples: latest (opt: time i64 + sample)
 //!   gaps      u32 count of gap records as the engine holds them
-//!   days      next generation u32; u32 count of the judgement days on disk
-//!             ([`super::days`]): day start i64, generation u32. The state above holds the
-//!             days in memory only (the recent ones, and old ones late data loaded back)
+//!   days      next generation u32; u32 count of the judgement day files it relies on:
+//!             day start i64, generation u32, in memory u8 (1: read back into memory at a
+//!             start, the recent days; 0: on disk only, read when asked for)
+//!   sections  u32 count of the days held in memory that no day file holds (today, and a
+//!             closed day whose file could not be written): day start i64, length u64, a
+//!             section of every series above ([`super::days`] specifies sections)
 //! str        u32 byte length + UTF-8
 //! opt T      u8 0 (none) or 1 followed by T
-//! timeline   u32 count of (start i64, value), starts strictly ascending
-//! acc        valid u32, excluded u32, sum in 1e-9 units i128, detected u8
-//! period     start i64, end i64, closed u8, outcome u8, value, measured, o₂ (opt f64),
-//!            valid u32, expected u32, excluded u32, availability f64, reason (opt str),
-//!            samples u32
+//! sample     value f64, measured f64, O₂ f32, outcome u8
 //! ```
+//!
+//! Version 1 (the whole state, the recent days' hourly aggregates and judgements included,
+//! at fixed width) is still read; the next checkpoint writes version 2 and the day files.
 //!
 //! Written to a temporary file, synced, renamed over the previous one, the directory synced:
 //! a crash leaves the previous checkpoint or the new one, never a mix. A checkpoint that
-//! fails its magic, version, CRC or fingerprints is not used: the engine is rebuilt from
-//! the store instead (logged), as for a data directory that never had one.
+//! fails its magic, version, CRC or fingerprints, or names a day file that cannot be read,
+//! is not used: the engine is rebuilt from the store instead (logged), as for a data
+//! directory that never had one.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,8 +51,8 @@ use crate::store::LogPosition;
 
 /// The file's magic.
 const MAGIC: &[u8; 8] = b"EITWCKPT";
-/// The format version written and read.
-pub const VERSION: u32 = 1;
+/// The format version written (of checkpoints and judgement days); this one and version 1 are read.
+pub const VERSION: u32 = 2;
 const HEADER_BYTES: usize = 8 + 4 + 8 + 4;
 
 /// How far the engine's state had judged the data directory's logs.
@@ -84,36 +87,37 @@ pub enum CheckpointError {
     },
 }
 
-/// Frames a payload as a checkpoint file.
+/// Frames a payload as a checkpoint file of the current version.
 pub(super) fn frame(payload: &[u8]) -> Vec<u8> {
-    frame_as(MAGIC, payload)
+    frame_as(MAGIC, VERSION, payload)
 }
 
-/// The payload of a checkpoint file's bytes, checked.
-pub(super) fn unframe(bytes: &[u8]) -> Result<&[u8], String> {
+/// The format version and payload of a checkpoint file's bytes, checked.
+pub(super) fn unframe(bytes: &[u8]) -> Result<(u32, &[u8]), String> {
     unframe_as(MAGIC, "an engine checkpoint", bytes)
 }
 
-/// Frames a payload under `magic` (a checkpoint, a judgement day).
-pub(super) fn frame_as(magic: &[u8; 8], payload: &[u8]) -> Vec<u8> {
+/// Frames a payload under `magic` (a checkpoint, a judgement day) as format `version`.
+pub(super) fn frame_as(magic: &[u8; 8], version: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
     out.extend_from_slice(magic);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
     out
 }
 
-/// The payload of bytes framed under `magic` (`what` they should be, for the message).
-pub(super) fn unframe_as<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Result<&'a [u8], String> {
+/// The format version and payload of bytes framed under `magic` (`what` they should be,
+/// for the message): version 1 or [`VERSION`].
+pub(super) fn unframe_as<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Result<(u32, &'a [u8]), String> {
     if bytes.len() < HEADER_BYTES || &bytes[..8] != magic {
         return Err(format!("not {what} (no magic \"{}\")", String::from_utf8_lossy(magic)));
     }
     let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
     let version = word(8);
-    if version != VERSION {
-        return Err(format!("format version {version}, this build reads {VERSION}"));
+    if !(1..=VERSION).contains(&version) {
+        return Err(format!("format version {version}, this build reads 1 to {VERSION}"));
     }
     let mut len = [0u8; 8];
     len.copy_from_slice(&bytes[12..20]);
@@ -125,7 +129,7 @@ pub(super) fn unframe_as<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Re
     if crc32fast::hash(payload) != word(20) {
         return Err("CRC-32 mismatch: the file is damaged".into());
     }
-    Ok(payload)
+    Ok((version, payload))
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, sync, rename, directory sync.
@@ -173,9 +177,6 @@ impl Enc {
         self.out.extend_from_slice(&v.to_le_bytes());
     }
     pub(super) fn i64(&mut self, v: i64) {
-        self.out.extend_from_slice(&v.to_le_bytes());
-    }
-    pub(super) fn i128(&mut self, v: i128) {
         self.out.extend_from_slice(&v.to_le_bytes());
     }
     pub(super) fn f64(&mut self, v: f64) {
@@ -262,6 +263,14 @@ impl<'a> Dec<'a> {
             return Err(format!("byte {}: {what}: {n} items cannot fit in what remains", self.at - 4));
         }
         Ok(n)
+    }
+    /// The next `n` bytes.
+    pub(super) fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        if n > self.bytes.len() - self.at {
+            return Err(format!("byte {}: {what}: {n} bytes, {} left", self.at, self.bytes.len() - self.at));
+        }
+        self.at += n;
+        Ok(&self.bytes[self.at - n..self.at])
     }
     pub(super) fn str(&mut self, what: &str) -> Result<String, String> {
         let n = self.len(what, 1)?;

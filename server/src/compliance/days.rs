@@ -1,30 +1,66 @@
 //! Judgement days on disk: what the engine judged on one closed Bangkok day, written once
-//! the day is older than `[compliance] recent_days` and evicted from memory.
+//! the day closes (the recent days stay in memory as well; older ones leave it).
 //!
 //! ## Files (`<data_dir>/judgements/`)
 //!
 //! One file per day and generation, `YYYY-MM-DD.g<generation>.jdg` (the Bangkok date). A
-//! day is written again only when late data (or a gap record, a correction) for it arrived:
-//! the engine loads it back, judges again (recording the revisions), and the next eviction
-//! writes the next generation. The checkpoint ([`super::checkpoint`]) names the generation
-//! of every day on disk; files it does not name (older generations, a crash's leftovers,
-//! days retention dropped) are deleted after each checkpoint. A file is never changed once
-//! written, so the checkpoint and the day files always agree: a crash before the next
-//! checkpoint leaves the previous generation, which the replay of the log then judges again.
+//! file is never changed once written. At each checkpoint the engine encodes each closed
+//! day it holds in memory that has no file or may have changed since (late data, a gap
+//! record, a correction, the last hour judged after the day closed); one whose bytes differ
+//! from its file's is written as the next generation, so a quiet day is written once. A day on disk only that late data needs
+//! is loaded back first. The checkpoint ([`super::checkpoint`]) names the generation of
+//! every day file it relies on; files it does not name (older generations, a crash's
+//! leftovers, days retention dropped) are deleted only after a newer checkpoint is written,
+//! so a crash leaves the previous checkpoint with every file it names.
 //!
-//! Format version 1, all integers little-endian, framed like the checkpoint (magic
-//! `EITWJDAY`, version u32, payload length u64, CRC-32 of the payload u32), the payload:
+//! ## Format version 2
+//!
+//! Framed like the checkpoint (magic `EITWJDAY`, version u32 = 2, payload length u64,
+//! CRC-32 of the payload u32, little-endian); the payload:
 //!
 //! ```text
-//! day start i64 (ns)
-//! series u32 count, each: factory, point, parameter (str);
-//!   hours (timeline of acc: the hourly aggregates of the day), day count (opt: valid u32,
-//!   excluded u32), tracks u32 count, each: limit id (str), tag u8 — 0 fixed periods:
-//!   u32 count of start i64 + period; 1 grab samples: items and hours (timelines)
+//! day start  i64 (ns, little-endian)
+//! names      varint count, each: varint length + UTF-8 (factories, points, parameters,
+//!            limit ids, each once)
+//! series     varint count, each: factory, point, parameter (varint name indices), varint
+//!            track count, each: limit id (varint name index), kind u8 (0 fixed periods,
+//!            1 grab samples)
+//! section    the day's state of those series, as below
 //! ```
 //!
-//! The value encodings are the checkpoint's. Written like it: temporary file, sync, rename,
-//! directory sync.
+//! A **section** holds one day's state of a list of series (a day file's, or in the
+//! checkpoint every series'), as columns (`columns.rs`: `ints(n)` frame-of-reference
+//! bit-packed integers, `times(n)` and `values(n)` the store's codecs, `keys` period starts
+//! as hour masks, `sums` exact sums as scaled deltas), each column over every series (and
+//! track) in order:
+//!
+//! ```text
+//! strings   varint count, each varint length + UTF-8 (the periods' reasons)
+//! hours     keys(series), then over the m hours: valid ints(m), excluded ints(m),
+//!           detected ints(m) (0/1), sums (Σ of the valid values in 1e-9 units, exact)
+//! day count present ints(series) (0/1), then over the k present: valid ints(k),
+//!           excluded ints(k)
+//! periods   per fixed track: count ints; over the p periods: key times(p), start − key
+//!           ints(p), end − start ints(p), closed ints(p), outcome ints(p) (0 compliant,
+//!           1 exceeds, 2 insufficient data, 3 cannot correct), present ints(p) (bit 0
+//!           value, 1 measured, 2 O₂), then values of the values, measured values and O₂
+//!           present, valid, expected, excluded, samples ints(p), availability values(p),
+//!           reason ints(p) (0 none, i + 1: string i)
+//! grabs     per grab track: item count ints; over the items: time times, kind ints
+//!           (0 exceeding sample, 1 compliant stretch), each stretch's last − first ints,
+//!           the exceeding samples; hours keys(grab tracks), then compliant ints,
+//!           not correctable ints, kept ints (bit 0 nearest sample, 1 a sample not
+//!           corrected), the nearest samples, their distance to the limit (f32 bits as the
+//!           low bits of values), the samples not corrected
+//! samples   value values(n), outcome ints(n), measured: ints(n) (0 the value's bits, 1
+//!           its own) and values of its own; O₂: ints(n) (0 none, 1 one) and those (f32
+//!           bits as the low bits of values)
+//! ```
+//!
+//! Every value keeps its bits: a day read back judges exactly as before it was written.
+//! Version 1 files (every value at fixed width, per series) are still read.
+//!
+//! Written like the checkpoint: temporary file, sync, rename, directory sync.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -13,12 +13,15 @@
 //! period whose result changes is a **revision**, kept with what it was, what it became,
 //! when and why. The revisions are kept in their log and read back at a start.
 //!
-//! Memory holds the recent days only: [`Engine::evict`] moves each closed Bangkok day older
-//! than `recent_days` into a judgement day file ([`super::days`]); queries over history read
-//! those files in their range, and a reading (a gap, a correction) for a day on disk loads
-//! it back first. These reads are the engine's only I/O. Its open state is checkpointed
-//! ([`Engine::checkpoint`], [`Engine::restore`]); a start restores it and judges what the
-//! store's log holds after it (`replaying`: nothing recomputed then counts as a revision).
+//! Every closed Bangkok day goes to a judgement day file ([`super::days`]) when it closes
+//! ([`Engine::days_to_write`], again only when late data changes it); memory holds the
+//! recent days only: [`Engine::evict`] drops each closed day older than `recent_days` whose
+//! file holds it. Queries over history read those files in their range, and a reading (a
+//! gap, a correction) for a day on disk loads it back first. These reads are the engine's
+//! only I/O. Its open state is checkpointed ([`Engine::checkpoint`], [`Engine::restore`],
+//! in `persist`), naming the day files; a start restores it, reads the recent days' files
+//! back and judges what the store's log holds after it (`replaying`: nothing recomputed
+//! then counts as a revision).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -47,6 +50,8 @@ use super::judge::{LimitUsed, limits_for, o2_corrected};
 use super::period::{self, DAY_NS, SECOND_NS, availability_pct, bounds, expected, sufficient};
 use super::timeline::Timeline;
 use crate::names::Names;
+
+mod persist;
 
 /// The O₂ parameter used for corrections.
 const O2: &str = "o2";
@@ -578,6 +583,17 @@ pub struct Engine {
     /// The end of the last archived day (`i64::MIN`: none): a reading before it may belong
     /// to a day on disk, one after it never does (one comparison a reading).
     archived_end: i64,
+    /// Closed days in memory whose day file is written: day start → its generation and a
+    /// stamp of its bytes (a day whose state no longer encodes to them is written again).
+    written: BTreeMap<i64, persist::Written>,
+    /// The end of the last day put in `written` (`i64::MIN`: none): a change before it may
+    /// be to a written day's state, one after it never is (one comparison a reading).
+    written_end: i64,
+    /// Written days whose state may have changed since (a period judged again there).
+    touched: std::collections::BTreeSet<i64>,
+    /// Any written day's state may have changed (late data, a correction): the next
+    /// checkpoint encodes every closed day to compare it with its file.
+    touched_all: bool,
     /// The generation the next day file written takes.
     next_generation: u32,
 }
@@ -610,6 +626,10 @@ impl Engine {
             day_files: None,
             archived: BTreeMap::new(),
             archived_end: i64::MIN,
+            written: BTreeMap::new(),
+            written_end: i64::MIN,
+            touched: std::collections::BTreeSet::new(),
+            touched_all: false,
             next_generation: 1,
         };
         engine.watch_registered();
@@ -749,6 +769,9 @@ impl Engine {
         if time_ns < self.archived_end {
             self.load_archived(period::day(time_ns).0);
         }
+        if time_ns < self.written_end {
+            self.touched_all = true;
+        }
         let series = &mut self.series[at];
         series.hours.entry(bounds(Averaging::Hourly, time_ns).0, Acc::default).add(sample);
         series.recent.add(time_ns, sample.value, sample.quality);
@@ -785,7 +808,9 @@ impl Engine {
                     }
                     let beyond = beyond(limit, &series.point, value);
                     if let Some(grabs) = self.tracks[t].grabs_mut() {
-                        grabs.add(time_ns, judged, beyond);
+                        if grabs.add(time_ns, judged, beyond) {
+                            self.touched_all = true;
+                        }
                     }
                 }
             } else {
@@ -827,6 +852,7 @@ impl Engine {
         if c.time_ns < self.archived_end {
             self.load_archived(period::day(c.time_ns).0);
         }
+        self.touched_all = true;
         let id = self.series[at].id.clone();
         let series = &mut self.series[at];
         let hour = bounds(Averaging::Hourly, c.time_ns).0;
@@ -907,6 +933,7 @@ impl Engine {
         self.gaps.retain(|g| g.to_ns >= cutoff);
         // Whole days on disk: their files go after the next checkpoint, which no longer names them.
         self.archived = self.archived.split_off(&cutoff);
+        self.written = self.written.split_off(&cutoff);
         self.archived_end = self.archived.keys().next_back().map_or(i64::MIN, |d| d + DAY_NS);
         for s in &mut self.series {
             // No day before the cutoff is judged any more (`i32::MAX`, none, stays).
@@ -1005,6 +1032,9 @@ impl Engine {
     }
 
     fn rejudge(&mut self, t: usize, start: i64, cause: Cause) {
+        if start < self.written_end {
+            self.touched.insert(period::day(start).0);
+        }
         let new = self.judge_fixed(t, start);
         let now = self.now_ns();
         let track = &mut self.tracks[t];
@@ -1668,264 +1698,6 @@ impl Engine {
     }
 }
 
-fn put_acc(e: &mut Enc, a: &Acc) {
-    let (valid, excluded, sum_nano, detected) = (a.valid, a.excluded, a.sum_nano, a.detected);
-    e.u32(valid);
-    e.u32(excluded);
-    e.i128(sum_nano);
-    e.bool(detected);
-}
-
-fn get_acc(d: &mut Dec<'_>) -> Result<Acc, String> {
-    Ok(Acc {
-        valid: d.u32("hour valid")?,
-        excluded: d.u32("hour excluded")?,
-        sum_nano: d.i128("hour sum")?,
-        detected: d.bool("hour detected")?,
-    })
-}
-
-fn put_period(e: &mut Enc, p: &Period) {
-    e.i64(p.start_ns);
-    e.i64(p.end_ns);
-    e.bool(p.closed);
-    e.u8(p.outcome.code());
-    for v in [p.value, p.measured, p.o2_pct] {
-        e.opt(v, Enc::f64);
-    }
-    e.u32(p.valid);
-    e.u32(p.expected);
-    e.u32(p.excluded);
-    e.f64(p.availability_pct);
-    e.opt(p.reason.as_deref(), Enc::str);
-    e.u32(p.samples);
-}
-
-fn get_period(d: &mut Dec<'_>) -> Result<Period, String> {
-    Ok(Period {
-        start_ns: d.i64("period start")?,
-        end_ns: d.i64("period end")?,
-        closed: d.bool("period closed")?,
-        outcome: Outcome::of_code(d.u8("period outcome")?)?,
-        value: d.opt("period value", |d| d.f64("period value"))?,
-        measured: d.opt("period measured", |d| d.f64("period measured"))?,
-        o2_pct: d.opt("period O₂", |d| d.f64("period O₂"))?,
-        valid: d.u32("period valid")?,
-        expected: d.u32("period expected")?,
-        excluded: d.u32("period excluded")?,
-        availability_pct: d.f64("period availability")?,
-        reason: d.opt("period reason", |d| d.str("period reason"))?,
-        samples: d.u32("period samples")?,
-    })
-}
-
-fn put_gap(e: &mut Enc, g: &GapInfo) {
-    e.str(&g.factory);
-    e.str(&g.point);
-    e.len(g.parameters.len());
-    for p in &g.parameters {
-        e.str(p);
-    }
-    e.i64(g.from_ns);
-    e.i64(g.to_ns);
-    e.u64(g.count);
-    e.str(&g.reason);
-}
-
-fn get_gap(d: &mut Dec<'_>) -> Result<GapInfo, String> {
-    let factory = d.str("gap factory")?;
-    let point = d.str("gap point")?;
-    let n = d.len("gap parameters", 4)?;
-    let parameters = (0..n).map(|_| d.str("gap parameter")).collect::<Result<Vec<_>, _>>()?;
-    Ok(GapInfo {
-        factory,
-        point,
-        parameters,
-        from_ns: d.i64("gap from")?,
-        to_ns: d.i64("gap to")?,
-        count: d.u64("gap count")?,
-        reason: d.str("gap reason")?,
-    })
-}
-
-/// What the state of one series holds, decoded from a checkpoint before it replaces anything.
-struct Restored {
-    at: usize,
-    first_day: i64,
-    hours: Timeline<Acc>,
-    days: Timeline<DayCount>,
-    recent: Recent,
-    judged: Vec<Judged>,
-}
-
-impl Engine {
-    /// A digest of what a series is judged with (its area, its point's settings, the limits
-    /// applied to it): a checkpoint made under other settings is not used.
-    fn fingerprint(&self, at: usize) -> u32 {
-        let s = &self.series[at];
-        let limits: Vec<&LimitUsed> = self.tracks[s.tracks()].iter().map(|t| &*t.limit).collect();
-        crc32fast::hash(format!("{}|{:?}|{limits:?}", s.area, s.point).as_bytes())
-    }
-
-    /// The engine's state as a checkpoint file's bytes ([`super::checkpoint`] specifies
-    /// them), saying it has judged `applied`. Revisions are not in it: they have their log.
-    pub fn checkpoint(&self, applied: &Applied) -> Vec<u8> {
-        let mut e = Enc::default();
-        e.u64(applied.store.segment);
-        e.u64(applied.store.offset);
-        e.u64(applied.gaps);
-        e.u64(applied.corrections);
-        e.i64(self.now_ns());
-        e.len(self.series.len());
-        for (at, s) in self.series.iter().enumerate() {
-            e.str(&s.id.factory);
-            e.str(&s.id.point);
-            e.str(&s.id.parameter);
-            e.u32(self.fingerprint(at));
-            e.i64(day_start(s.first_day).unwrap_or(i64::MAX));
-            s.hours.put(&mut e, put_acc);
-            s.days.put(&mut e, |e, c| {
-                e.u32(c.valid);
-                e.u32(c.excluded);
-            });
-            s.recent.put(&mut e);
-            e.len(s.tracks().len());
-            for t in &self.tracks[s.tracks()] {
-                match &t.judged {
-                    Judged::Fixed(f) => {
-                        e.u8(0);
-                        e.len(f.periods.len());
-                        for (start, p) in &f.periods {
-                            e.i64(*start);
-                            put_period(&mut e, p);
-                        }
-                        e.len(f.dirty.len());
-                        for (start, cause) in &f.dirty {
-                            e.i64(*start);
-                            e.u8(matches!(cause, Cause::Gap).into());
-                        }
-                        e.opt(f.fill_from, Enc::i64);
-                        e.opt(f.filled_to, Enc::i64);
-                    }
-                    Judged::Grab(g) => {
-                        e.u8(1);
-                        g.put(&mut e);
-                    }
-                }
-            }
-        }
-        e.len(self.gaps.len());
-        for g in &self.gaps {
-            put_gap(&mut e, g);
-        }
-        e.u32(self.next_generation);
-        e.len(self.archived.len());
-        for (day, generation) in &self.archived {
-            e.i64(*day);
-            e.u32(*generation);
-        }
-        checkpoint::frame(&e.out)
-    }
-
-    /// Takes the state of a checkpoint file's `bytes` (made by [`Engine::checkpoint`]) into
-    /// this engine, just made over the current registry; returns what it had judged. An
-    /// error says why the checkpoint cannot be used (damaged, another format, a series judged
-    /// with other settings or limits now); the engine is then unchanged.
-    pub fn restore(&mut self, bytes: &[u8]) -> Result<Applied, String> {
-        let payload = checkpoint::unframe(bytes)?;
-        let mut d = Dec::new(payload);
-        let applied = Applied {
-            store: crate::store::LogPosition { segment: d.u64("store segment")?, offset: d.u64("store offset")? },
-            gaps: d.u64("gaps applied")?,
-            corrections: d.u64("corrections applied")?,
-        };
-        let _written_at_ns = d.i64("written at")?;
-        let n = d.len("series", 16)?;
-        let mut restored: Vec<Restored> = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (factory, point, parameter) = (d.str("factory")?, d.str("point")?, d.str("parameter")?);
-            let fingerprint = d.u32("fingerprint")?;
-            let first_day = d.i64("first day")?;
-            let hours = Timeline::decode(&mut d, "hourly aggregates", 25, get_acc)?;
-            let days = Timeline::decode(&mut d, "days", 8, |d| {
-                Ok(DayCount { valid: d.u32("day valid")?, excluded: d.u32("day excluded")? })
-            })?;
-            let recent = Recent::get(&mut d)?;
-            let tracks = d.len("tracks", 1)?;
-            let mut judged = Vec::with_capacity(tracks);
-            for _ in 0..tracks {
-                judged.push(match d.u8("track kind")? {
-                    0 => {
-                        let n = d.len("periods", 8)?;
-                        let mut periods = BTreeMap::new();
-                        for _ in 0..n {
-                            periods.insert(d.i64("period key")?, get_period(&mut d)?);
-                        }
-                        let n = d.len("dirty periods", 9)?;
-                        let mut dirty = BTreeMap::new();
-                        for _ in 0..n {
-                            let start = d.i64("dirty period")?;
-                            dirty.insert(start, if d.bool("dirty cause")? { Cause::Gap } else { Cause::Reading });
-                        }
-                        let fill_from = d.opt("fill from", |d| d.i64("fill from"))?;
-                        let filled_to = d.opt("filled to", |d| d.i64("filled to"))?;
-                        Judged::Fixed(Fixed { periods, dirty, fill_from, filled_to })
-                    }
-                    1 => Judged::Grab(Grabs::get(&mut d)?),
-                    kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", d.at() - 1)),
-                });
-            }
-            // A point no longer registered: its readings are not judged (as a rebuild would not).
-            if self.registry.point(&factory, &point).is_none() {
-                continue;
-            }
-            let Some(at) = self.series_index(&factory, &point, &parameter) else { continue };
-            if self.fingerprint(at) != fingerprint {
-                return Err(format!(
-                    "{factory}/{point}/{parameter}: its point's settings or limits changed since the checkpoint"
-                ));
-            }
-            let kinds_match = self.series[at].tracks().len() == judged.len()
-                && self.tracks[self.series[at].tracks()].iter().zip(&judged).all(|(t, j)| {
-                    matches!((&t.judged, j), (Judged::Fixed(_), Judged::Fixed(_)) | (Judged::Grab(_), Judged::Grab(_)))
-                });
-            if !kinds_match {
-                return Err(format!("{factory}/{point}/{parameter}: its limits changed since the checkpoint"));
-            }
-            restored.push(Restored { at, first_day, hours, days, recent, judged });
-        }
-        let n = d.len("gaps", 40)?;
-        let gaps = (0..n).map(|_| get_gap(&mut d)).collect::<Result<Vec<_>, _>>()?;
-        let next_generation = d.u32("next generation")?;
-        let n = d.len("days on disk", 12)?;
-        let mut archived = BTreeMap::new();
-        for _ in 0..n {
-            archived.insert(d.i64("day on disk")?, d.u32("its generation")?);
-        }
-        if !d.done() {
-            return Err(format!("{} bytes after the last day on disk", payload.len() - d.at()));
-        }
-        if !archived.is_empty() && self.day_files.is_none() {
-            return Err("it names judgement days on disk, and this engine has none".into());
-        }
-        for r in restored {
-            let s = &mut self.series[r.at];
-            let first_day = if r.first_day == i64::MAX { i32::MAX } else { day_number(r.first_day) };
-            (s.hours, s.days, s.recent, s.first_day) = (r.hours, r.days, r.recent, first_day);
-            let range = s.tracks();
-            for (t, judged) in range.zip(r.judged) {
-                self.tracks[t].judged = judged;
-            }
-        }
-        self.gaps = gaps;
-        self.next_generation = self.next_generation.max(next_generation);
-        self.archived_end = archived.keys().next_back().map_or(i64::MIN, |d| d + DAY_NS);
-        self.archived = archived;
-        self.marked = true;
-        Ok(applied)
-    }
-}
-
 /// The number of the Bangkok day starting at `day_start_ns` (days since 1970-01-01, Bangkok).
 fn day_number(day_start_ns: i64) -> i32 {
     ((day_start_ns + period::BANGKOK_OFFSET_NS).div_euclid(DAY_NS)).clamp(i64::from(i32::MIN), i64::from(i32::MAX - 1))
@@ -1973,63 +1745,6 @@ struct DaySeries {
     tracks: Vec<(String, Judged)>,
 }
 
-fn put_judged(e: &mut Enc, judged: &Judged) {
-    match judged {
-        Judged::Fixed(f) => {
-            e.u8(0);
-            e.len(f.periods.len());
-            for (start, p) in &f.periods {
-                e.i64(*start);
-                put_period(e, p);
-            }
-        }
-        Judged::Grab(g) => {
-            e.u8(1);
-            g.put(e);
-        }
-    }
-}
-
-fn get_judged(d: &mut Dec<'_>) -> Result<Judged, String> {
-    Ok(match d.u8("track kind")? {
-        0 => {
-            let n = d.len("periods", 8)?;
-            let mut periods = BTreeMap::new();
-            for _ in 0..n {
-                periods.insert(d.i64("period key")?, get_period(d)?);
-            }
-            Judged::Fixed(Fixed { periods, ..Fixed::default() })
-        }
-        1 => Judged::Grab(Grabs::get(d)?),
-        kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", d.at() - 1)),
-    })
-}
-
-/// Decodes a judgement day file's bytes: its day start and its series.
-fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> {
-    let payload = checkpoint::unframe_as(days::MAGIC, "a judgement day", bytes)?;
-    let mut d = Dec::new(payload);
-    let day = d.i64("day start")?;
-    let n = d.len("series", 16)?;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let (factory, point, parameter) = (d.str("factory")?, d.str("point")?, d.str("parameter")?);
-        let hours = Timeline::decode(&mut d, "hourly aggregates", 25, get_acc)?;
-        let count =
-            d.opt("day count", |d| Ok(DayCount { valid: d.u32("day valid")?, excluded: d.u32("day excluded")? }))?;
-        let tracks = d.len("tracks", 5)?;
-        let mut judged = Vec::with_capacity(tracks);
-        for _ in 0..tracks {
-            judged.push((d.str("limit id")?, get_judged(&mut d)?));
-        }
-        out.push(DaySeries { factory, point, parameter, hours, day: count, tracks: judged });
-    }
-    if !d.done() {
-        return Err(format!("{} bytes after the last series", payload.len() - d.at()));
-    }
-    Ok((day, out))
-}
-
 impl Engine {
     /// Closed days older than `[compliance] recent_days` go to `files` at each checkpoint
     /// ([`Engine::evict`]), and come back when late data needs them.
@@ -2038,9 +1753,17 @@ impl Engine {
         self.day_files = Some(files);
     }
 
-    /// The days on disk: day start → generation (the files a checkpoint names).
+    /// The days on disk and not in memory: day start → generation.
     pub fn archived(&self) -> &BTreeMap<i64, u32> {
         &self.archived
+    }
+
+    /// Every day file the next checkpoint names (day start → generation): the days on disk
+    /// only, and those in memory whose file is written.
+    pub fn named_days(&self) -> BTreeMap<i64, u32> {
+        let mut named = self.archived.clone();
+        named.extend(self.written.iter().map(|(d, w)| (*d, w.generation)));
+        named
     }
 
     /// Entries kept in memory: hourly aggregates, day counts, judged periods, grab entries.
@@ -2061,7 +1784,8 @@ impl Engine {
             if day >= to {
                 break;
             }
-            let decoded = files.read(day, generation).map_err(|e| e.to_string()).and_then(|b: Vec<u8>| decode_day(&b));
+            let decoded =
+                files.read(day, generation).map_err(|e| e.to_string()).and_then(|b: Vec<u8>| persist::decode_day(&b));
             let series = match decoded {
                 Ok((_, series)) => series,
                 Err(error) => {
@@ -2099,143 +1823,23 @@ impl Engine {
         let Some(generation) = self.archived.remove(&day) else { return };
         self.archived_end = self.archived.keys().next_back().map_or(i64::MIN, |d| d + DAY_NS);
         let Some(files) = self.day_files.clone() else { return };
-        let loaded = files.read(day, generation).map_err(|e| e.to_string()).and_then(|b: Vec<u8>| self.load_day(&b));
+        let loaded = files.read(day, generation).map_err(|e| e.to_string()).and_then(|b: Vec<u8>| {
+            self.load_day(&b)?;
+            Ok(b)
+        });
         match loaded {
-            Ok(()) => tracing::info!(day = %period::local_date(day), "Judgement day loaded back to judge late data"),
+            Ok(bytes) => {
+                // In memory again, and its file as it was loaded: the next checkpoint writes
+                // it again only if what arrives changes it.
+                self.written.insert(day, persist::Written::of(generation, &bytes));
+                self.written_end = self.written_end.max(day + DAY_NS);
+                tracing::info!(day = %period::local_date(day), "Judgement day loaded back to judge late data");
+            }
             Err(error) => tracing::error!(
                 day = %period::local_date(day),
                 %error,
                 "Cannot load a judgement day back: the day is judged again from what arrives now"
             ),
-        }
-    }
-
-    /// Takes a judgement day file's state into memory.
-    fn load_day(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let (day, series) = decode_day(bytes)?;
-        for ds in series {
-            let Some(at) = self.series_index(&ds.factory, &ds.point, &ds.parameter) else { continue };
-            let s = &mut self.series[at];
-            s.hours.merge(ds.hours);
-            if let Some(c) = ds.day {
-                s.days.insert(day, c);
-            }
-            let range = s.tracks();
-            for (t, (limit, judged)) in range.zip(ds.tracks) {
-                let track = &mut self.tracks[t];
-                if track.limit.id != limit || !track.judged.same_kind(&judged) {
-                    continue;
-                }
-                match (&mut track.judged, judged) {
-                    (Judged::Fixed(a), Judged::Fixed(b)) => a.periods.extend(b.periods),
-                    (Judged::Grab(a), Judged::Grab(b)) => a.merge(b),
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Moves the closed days older than the recent ones out of memory: returns each one's
-    /// start, generation and file bytes, and counts them as on disk. The caller writes the
-    /// files before the checkpoint that names them (and gives a day back with
-    /// [`Engine::unevict`] if it cannot). A day with periods still to judge waits.
-    pub fn evict(&mut self) -> Vec<(i64, u32, Vec<u8>)> {
-        if self.day_files.is_none() {
-            return Vec::new();
-        }
-        let cutoff = period::day(self.now_ns()).0 - (i64::from(self.settings.recent_days.max(2)) - 1) * DAY_NS;
-        let mut days = std::collections::BTreeSet::new();
-        for s in &self.series {
-            let old = |start: i64| (start < cutoff).then(|| period::day(start).0);
-            days.extend(s.hours.range(i64::MIN, cutoff).iter().filter_map(|(h, _)| old(*h)));
-            days.extend(s.days.range(i64::MIN, cutoff).iter().map(|(d, _)| *d));
-        }
-        for t in &self.tracks {
-            days.extend(t.periods().range(..cutoff).map(|(start, _)| period::day(*start).0));
-            days.extend(t.grabs().starts_before(cutoff).map(|start| period::day(start).0));
-        }
-        let mut out = Vec::new();
-        for day in days {
-            let end = day + DAY_NS;
-            let pending = self.tracks.iter().any(|t| match &t.judged {
-                Judged::Fixed(f) => f.dirty.range(day..end).next().is_some(),
-                Judged::Grab(_) => false,
-            });
-            if pending {
-                continue;
-            }
-            let generation = self.next_generation;
-            self.next_generation += 1;
-            out.push((day, generation, self.take_day(day)));
-            self.archived.insert(day, generation);
-            self.archived_end = self.archived_end.max(end);
-        }
-        out
-    }
-
-    /// A day's state, moved out of memory into a day file's bytes.
-    fn take_day(&mut self, day: i64) -> Vec<u8> {
-        let end = day + DAY_NS;
-        let mut e = Enc::default();
-        e.i64(day);
-        let mut series = Vec::new();
-        for at in 0..self.series.len() {
-            let s = &mut self.series[at];
-            let hours = s.hours.take_range(day, end);
-            let count = s.days.get(day).copied();
-            s.days.remove(day);
-            let range = s.tracks();
-            let mut tracks = Vec::with_capacity(range.len());
-            let mut any = hours.len() > 0 || count.is_some();
-            for t in range {
-                let track = &mut self.tracks[t];
-                let judged = match &mut track.judged {
-                    Judged::Fixed(f) => {
-                        let mut day_periods = f.periods.split_off(&day);
-                        let mut later = day_periods.split_off(&end);
-                        f.periods.append(&mut later);
-                        any |= !day_periods.is_empty();
-                        Judged::Fixed(Fixed { periods: day_periods, ..Fixed::default() })
-                    }
-                    Judged::Grab(g) => {
-                        let taken = g.take_range(day, end);
-                        any |= !taken.is_empty();
-                        Judged::Grab(taken)
-                    }
-                };
-                tracks.push((track.limit.id.clone(), judged));
-            }
-            if any {
-                series.push((at, hours, count, tracks));
-            }
-        }
-        e.len(series.len());
-        for (at, hours, count, tracks) in &series {
-            let id = &self.series[*at].id;
-            e.str(&id.factory);
-            e.str(&id.point);
-            e.str(&id.parameter);
-            hours.put(&mut e, put_acc);
-            e.opt(count.as_ref(), |e, c| {
-                e.u32(c.valid);
-                e.u32(c.excluded);
-            });
-            e.len(tracks.len());
-            for (limit, judged) in tracks {
-                e.str(limit);
-                put_judged(&mut e, judged);
-            }
-        }
-        checkpoint::frame_as(days::MAGIC, &e.out)
-    }
-
-    /// Takes back a day [`Engine::evict`] returned, whose file could not be written.
-    pub fn unevict(&mut self, day: i64, bytes: &[u8]) {
-        self.archived.remove(&day);
-        self.archived_end = self.archived.keys().next_back().map_or(i64::MIN, |d| d + DAY_NS);
-        if let Err(error) = self.load_day(bytes) {
-            tracing::error!(day = %period::local_date(day), %error, "Cannot take a judgement day back into memory");
         }
     }
 }

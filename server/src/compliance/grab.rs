@@ -15,9 +15,10 @@
 //! a *second* late exceedance into the same stretch may join its neighbour's episode.
 
 use super::checkpoint::{Dec, Enc};
+use super::columns::{ColReader, ColWriter, split};
 use super::engine::{Outcome, Period};
 use super::judge::LimitUsed;
-use super::period::HOUR_NS;
+use super::period::{self, DAY_NS, HOUR_NS};
 use super::timeline::Timeline;
 
 /// One judged grab sample.
@@ -130,7 +131,9 @@ impl Grabs {
     }
 
     /// Records a judged sample; `beyond` is how far beyond the limit its value lies.
-    pub(super) fn add(&mut self, t: i64, s: Sample, beyond: f64) {
+    /// Returns whether it changed a stretch that starts before `t`'s Bangkok day (one that
+    /// crosses a day's start, as a version 1 file may hold): a closed day's state.
+    pub(super) fn add(&mut self, t: i64, s: Sample, beyond: f64) -> bool {
         if self.latest.is_none_or(|(l, _)| t >= l) {
             self.latest = Some((t, s));
         }
@@ -148,6 +151,8 @@ impl Grabs {
                     if last_ns > t {
                         self.items.insert(last_ns, Item::Compliant { last_ns });
                     }
+                    self.items.insert(t, Item::Exceeds(s));
+                    return first < period::day(t).0;
                 }
                 self.items.insert(t, Item::Exceeds(s));
             }
@@ -166,6 +171,7 @@ impl Grabs {
                 hour.cannot = Some(Box::new(s));
             }
         }
+        false
     }
 
     /// Takes back a sample recorded with [`Grabs::add`] (a correction replaces it). An hour's
@@ -181,6 +187,7 @@ impl Grabs {
                     let after = self.items.after(t).map(|(k, i)| (k, *i));
                     if let (Some((first, Item::Compliant { .. })), Some((next, Item::Compliant { last_ns }))) =
                         (before, after)
+                        && next < period::day(first).1
                     {
                         self.items.remove(next);
                         self.items.insert(first, Item::Compliant { last_ns });
@@ -210,23 +217,27 @@ impl Grabs {
         self.hours.entry(start, || Hour { compliant: 0, cannot_correct: 0, nearest: None, cannot: None })
     }
 
+    /// A stretch never grows across a Bangkok day's start: a closed day's samples then stay
+    /// as they were when it closed, and its judgement day file with them.
     fn add_compliant(&mut self, t: i64) {
+        let (day_start, day_end) = period::day(t);
         // In time order, the newest item is the stretch `t` extends: nothing after it.
         if let Some((first, Item::Compliant { last_ns })) = self.items.last_mut()
             && first <= t
+            && first >= day_start
         {
             *last_ns = (*last_ns).max(t);
             return;
         }
         let next = match self.items.after(t) {
-            Some((s, &Item::Compliant { last_ns })) => Some((s, last_ns)),
+            Some((s, &Item::Compliant { last_ns })) if s < day_end => Some((s, last_ns)),
             _ => None,
         };
-        // The stretch `t` joins (the one before it) or starts, and the one after it, if any,
-        // merges into it.
+        // The stretch `t` joins (the one before it, that day) or starts, and the one after
+        // it that day, if any, merges into it.
         let start = match self.items.at_or_before(t) {
             Some((_, &Item::Compliant { last_ns })) if last_ns >= t => return,
-            Some((first, &Item::Compliant { .. })) => first,
+            Some((first, &Item::Compliant { .. })) if first >= day_start => first,
             _ => t,
         };
         let last_ns = match next {
@@ -331,15 +342,128 @@ impl Grabs {
         Grabs { items: self.items.take_range(from, to), hours: self.hours.take_range(from, to), latest: None }
     }
 
+    /// The latest sample, for the checkpoint (the rest is in its days' sections).
+    pub(super) fn put_latest(&self, e: &mut Enc) {
+        e.opt(self.latest.as_ref(), |e, (t, s)| {
+            e.i64(*t);
+            s.put(e);
+        });
+    }
+
+    /// Decodes what [`Grabs::put_latest`] wrote.
+    pub(super) fn get_latest(d: &mut Dec<'_>) -> Result<Option<(i64, Sample)>, String> {
+        d.opt("grab latest", |d| Ok((d.i64("grab latest time")?, Sample::get(d)?)))
+    }
+
+    /// Sets the latest sample (from a checkpoint).
+    pub(super) fn set_latest(&mut self, latest: Option<(i64, Sample)>) {
+        self.latest = latest;
+    }
+
+    /// Days holding its items or hours, added to `out`.
+    pub(super) fn days(&self, out: &mut std::collections::BTreeSet<i64>) {
+        self.items.days(out);
+        self.hours.days(out);
+    }
+
+    /// The samples of the day from `day` of `tracks`, as columns ([`super::days`] specifies
+    /// them).
+    pub(super) fn put_day(w: &mut ColWriter, day: i64, tracks: &[&Grabs]) {
+        let end = day.saturating_add(DAY_NS);
+        let items: Vec<&[(i64, Item)]> = tracks.iter().map(|g| g.items.range(day, end)).collect();
+        let hours: Vec<&[(i64, Hour)]> = tracks.iter().map(|g| g.hours.range(day, end)).collect();
+        let counts: Vec<usize> = items.iter().map(|i| i.len()).collect();
+        w.ints(&counts.iter().map(|&n| n as i64).collect::<Vec<_>>());
+        let all: Vec<&(i64, Item)> = items.iter().flat_map(|i| i.iter()).collect();
+        w.times(&all.iter().map(|(t, _)| *t).collect::<Vec<_>>());
+        w.ints(&all.iter().map(|(_, i)| i64::from(matches!(i, Item::Compliant { .. }))).collect::<Vec<_>>());
+        let ends: Vec<i64> = all
+            .iter()
+            .filter_map(|(t, i)| match i {
+                Item::Compliant { last_ns } => Some(last_ns.wrapping_sub(*t)),
+                Item::Exceeds(_) => None,
+            })
+            .collect();
+        w.ints(&ends);
+        let exceeding: Vec<&Sample> = all
+            .iter()
+            .filter_map(|(_, i)| match i {
+                Item::Exceeds(s) => Some(s),
+                Item::Compliant { .. } => None,
+            })
+            .collect();
+        put_samples(w, &exceeding);
+
+        let counts: Vec<usize> = hours.iter().map(|h| h.len()).collect();
+        let all: Vec<&(i64, Hour)> = hours.iter().flat_map(|h| h.iter()).collect();
+        w.keys(day, &counts, &all.iter().map(|(t, _)| *t).collect::<Vec<_>>());
+        w.ints(&all.iter().map(|(_, h)| i64::from(h.compliant)).collect::<Vec<_>>());
+        w.ints(&all.iter().map(|(_, h)| i64::from(h.cannot_correct)).collect::<Vec<_>>());
+        let has = |h: &Hour| i64::from(h.nearest.is_some()) | (i64::from(h.cannot.is_some()) << 1);
+        w.ints(&all.iter().map(|(_, h)| has(h)).collect::<Vec<_>>());
+        let nearest: Vec<&(Sample, f32)> = all.iter().filter_map(|(_, h)| h.nearest.as_ref()).collect();
+        put_samples(w, &nearest.iter().map(|(s, _)| s).collect::<Vec<_>>());
+        w.values(&nearest.iter().map(|(_, b)| f32_as_f64_bits(*b)).collect::<Vec<_>>());
+        let cannot: Vec<&Sample> = all.iter().filter_map(|(_, h)| h.cannot.as_deref()).collect();
+        put_samples(w, &cannot);
+    }
+
+    /// Decodes what [`Grabs::put_day`] wrote for `n` tracks.
+    pub(super) fn get_day(r: &mut ColReader<'_>, day: i64, n: usize) -> Result<Vec<Grabs>, String> {
+        let counts: Vec<usize> =
+            r.uints("grab item counts", n, u32::MAX.into())?.into_iter().map(|c| c as usize).collect();
+        let total: usize = counts.iter().sum();
+        let keys = r.times("grab item times", total)?;
+        let tags = r.uints("grab item kinds", total, 1)?;
+        let stretches = tags.iter().filter(|t| **t == 1).count();
+        let ends = r.ints("grab stretch ends", stretches)?;
+        let exceeding = get_samples(r, "exceeding grab samples", total - stretches)?;
+        let (mut ends, mut exceeding) = (ends.into_iter(), exceeding.into_iter());
+        let mut items = Vec::with_capacity(total);
+        for (&t, &tag) in keys.iter().zip(&tags) {
+            items.push(match tag {
+                1 => Item::Compliant { last_ns: t.wrapping_add(ends.next().unwrap_or_default()) },
+                _ => Item::Exceeds(exceeding.next().unwrap_or(Sample::measured(f64::NAN, Outcome::Exceeds))),
+            });
+        }
+        let (hour_counts, hour_keys) = r.keys("grab hours", day, n)?;
+        let h = hour_keys.len();
+        let compliant = r.uints("grab hour compliant", h, u32::MAX.into())?;
+        let cannot_correct = r.uints("grab hour cannot correct", h, u32::MAX.into())?;
+        let has = r.uints("grab hour samples kept", h, 3)?;
+        let nearest_n = has.iter().filter(|x| **x & 1 != 0).count();
+        let nearest = get_samples(r, "nearest grab samples", nearest_n)?;
+        let beyond = r.values("nearest grab samples' distance", nearest_n)?;
+        let cannot_n = has.iter().filter(|x| **x & 2 != 0).count();
+        let cannot = get_samples(r, "grab samples not corrected", cannot_n)?;
+        let (mut nearest, mut beyond, mut cannot) = (nearest.into_iter(), beyond.into_iter(), cannot.into_iter());
+        let mut out = Vec::with_capacity(n);
+        let mut hours_at = 0;
+        for (list, (keys, &hn)) in split(&items, &counts).zip(split(&keys, &counts).zip(&hour_counts)) {
+            let mut g = Grabs::new();
+            g.items = Timeline::from_sorted(keys.iter().copied().zip(list.iter().copied()).collect())
+                .ok_or("grab items out of order")?;
+            let mut hours = Vec::with_capacity(hn);
+            for i in hours_at..hours_at + hn {
+                let nearest =
+                    (has[i] & 1 != 0).then(|| Some((nearest.next()?, f32_of_f64_bits(beyond.next()?)))).flatten();
+                let cannot = (has[i] & 2 != 0).then(|| cannot.next().map(Box::new)).flatten();
+                hours.push((
+                    hour_keys[i],
+                    Hour { compliant: compliant[i] as u32, cannot_correct: cannot_correct[i] as u32, nearest, cannot },
+                ));
+            }
+            hours_at += hn;
+            g.hours = Timeline::from_sorted(hours).ok_or("grab hours out of order")?;
+            out.push(g);
+        }
+        Ok(out)
+    }
+
     /// The starts of its items and hours before `cutoff`.
     pub(super) fn starts_before(&self, cutoff: i64) -> impl Iterator<Item = i64> + '_ {
         let items = self.items.range(i64::MIN, cutoff).iter().map(|(s, _)| *s);
         items.chain(self.hours.range(i64::MIN, cutoff).iter().map(|(s, _)| *s))
-    }
-
-    /// Whether it holds nothing.
-    pub(super) fn is_empty(&self) -> bool {
-        self.items.len() == 0 && self.hours.len() == 0 && self.latest.is_none()
     }
 
     /// Takes the samples of `other` (a day loaded back, or a day on disk for a query).
@@ -353,34 +477,8 @@ impl Grabs {
         }
     }
 
-    /// Encodes the judged samples for a checkpoint.
-    pub(super) fn put(&self, e: &mut Enc) {
-        self.items.put(e, |e, item| match item {
-            Item::Exceeds(s) => {
-                e.u8(0);
-                s.put(e);
-            }
-            Item::Compliant { last_ns } => {
-                e.u8(1);
-                e.i64(*last_ns);
-            }
-        });
-        self.hours.put(e, |e, h| {
-            e.u32(h.compliant);
-            e.u32(h.cannot_correct);
-            e.opt(h.nearest.as_ref(), |e, (s, b)| {
-                s.put(e);
-                e.f32(*b);
-            });
-            e.opt(h.cannot.as_deref(), |e, s| s.put(e));
-        });
-        e.opt(self.latest.as_ref(), |e, (t, s)| {
-            e.i64(*t);
-            s.put(e);
-        });
-    }
-
-    /// Decodes what [`Grabs::put`] wrote.
+    /// Decodes the judged samples of a version 1 checkpoint or judgement day: items and
+    /// hours as timelines, then the latest sample.
     pub(super) fn get(d: &mut Dec<'_>) -> Result<Grabs, String> {
         let items = Timeline::decode(d, "grab items", 9, |d| match d.u8("grab item tag")? {
             0 => Ok(Item::Exceeds(Sample::get(d)?)),
@@ -398,6 +496,49 @@ impl Grabs {
         let latest = d.opt("grab latest", |d| Ok((d.i64("grab latest time")?, Sample::get(d)?)))?;
         Ok(Grabs { items, hours, latest })
     }
+}
+
+/// An `f32`'s bits as the low bits of an `f64`'s, so that a values column keeps them exactly.
+fn f32_as_f64_bits(v: f32) -> f64 {
+    f64::from_bits(u64::from(v.to_bits()))
+}
+
+fn f32_of_f64_bits(v: f64) -> f32 {
+    f32::from_bits(v.to_bits() as u32)
+}
+
+/// Samples as columns: `values` of their values, `ints` of their outcome codes, `ints` of 0
+/// (measured = value, bit for bit) or 1 and `values` of those measured values, `ints` of 0
+/// (no O₂) or 1 and `values` of those O₂ values (the `f32`'s bits as an `f64`'s low bits).
+fn put_samples(w: &mut ColWriter, samples: &[&Sample]) {
+    w.values(&samples.iter().map(|s| s.value).collect::<Vec<_>>());
+    w.ints(&samples.iter().map(|s| i64::from(s.outcome.code())).collect::<Vec<_>>());
+    let measured_other = |s: &Sample| s.measured.to_bits() != s.value.to_bits();
+    w.ints(&samples.iter().map(|s| i64::from(measured_other(s))).collect::<Vec<_>>());
+    w.values(&samples.iter().filter(|s| measured_other(s)).map(|s| s.measured).collect::<Vec<_>>());
+    let o2 = |s: &Sample| s.o2_pct.to_bits() != f32::NAN.to_bits();
+    w.ints(&samples.iter().map(|s| i64::from(o2(s))).collect::<Vec<_>>());
+    w.values(&samples.iter().filter(|s| o2(s)).map(|s| f32_as_f64_bits(s.o2_pct)).collect::<Vec<_>>());
+}
+
+fn get_samples(r: &mut ColReader<'_>, what: &str, n: usize) -> Result<Vec<Sample>, String> {
+    let values = r.values(what, n)?;
+    let outcomes = r.uints(what, n, 3)?;
+    let measured_kinds = r.uints(what, n, 1)?;
+    let measured = r.values(what, measured_kinds.iter().filter(|k| **k == 1).count())?;
+    let o2_kinds = r.uints(what, n, 1)?;
+    let o2 = r.values(what, o2_kinds.iter().filter(|k| **k == 1).count())?;
+    let (mut measured, mut o2) = (measured.into_iter(), o2.into_iter());
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        out.push(Sample {
+            value: values[i],
+            measured: if measured_kinds[i] == 1 { measured.next().unwrap_or(f64::NAN) } else { values[i] },
+            o2_pct: if o2_kinds[i] == 1 { o2.next().map_or(f32::NAN, f32_of_f64_bits) } else { f32::NAN },
+            outcome: Outcome::of_code(outcomes[i] as u8)?,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 
 pub mod checkpoint;
 pub mod clock;
+mod columns;
 pub mod days;
 mod deadlines;
 pub mod engine;

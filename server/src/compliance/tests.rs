@@ -442,7 +442,9 @@ fn grab_samples_keep_exceedances_not_readings() {
     assert_eq!(e.grab_entries(), 6);
     let more: Vec<Reading> = (180..1620).map(|i| effluent("cod", 100.0, t0() + i * 60 * SECOND_NS)).collect();
     e.ingest(&more);
-    assert_eq!(e.grab_entries(), 6 + 24, "one entry per further hour");
+    // One entry per further hour, and a stretch from the Bangkok midnight (17:00 UTC): a
+    // stretch never grows across a day's start, so a closed day's file stays as it was.
+    assert_eq!(e.grab_entries(), 6 + 24 + 1);
 }
 
 #[test]
@@ -784,7 +786,7 @@ fn a_checkpoint_restores_byte_for_byte_and_refuses_damage_and_changed_limits() {
     let applied = Applied::default();
     let bytes = e.checkpoint(&applied);
     assert_eq!(&bytes[..8], b"EITWCKPT");
-    assert_eq!(u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]), 1, "format version 1");
+    assert_eq!(u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]), 2, "format version 2");
     let (mut again, _) = engine(t0() + 2 * DAY_NS);
     again.restore(&bytes).expect("restores");
     assert_eq!(again.checkpoint(&applied), bytes, "what is restored encodes to the same bytes");
@@ -796,8 +798,8 @@ fn a_checkpoint_restores_byte_for_byte_and_refuses_damage_and_changed_limits() {
     let (mut fresh, _) = engine(t0());
     assert_eq!(fresh.restore(&damaged), Err("CRC-32 mismatch: the file is damaged".to_string()));
     let mut newer = bytes.clone();
-    newer[8] = 2;
-    assert_eq!(fresh.restore(&newer), Err("format version 2, this build reads 1".to_string()));
+    newer[8] = 3;
+    assert_eq!(fresh.restore(&newer), Err("format version 3, this build reads 1 to 2".to_string()));
     assert_eq!(fresh.restore(&bytes[..10]), Err("not an engine checkpoint (no magic \"EITWCKPT\")".to_string()));
 
     // f2's permit changes: its series' checkpoint is not used.
@@ -817,13 +819,16 @@ fn archiving(now_ns: i64, dir: &std::path::Path, recent_days: u32) -> (Engine, A
     (e, clock)
 }
 
-/// Writes what `evict` returned, as the monitor does.
+/// Writes the closed days' files and evicts the old ones, as the monitor does at a
+/// checkpoint; returns how many files were written.
 fn evict_to_disk(e: &mut Engine, dir: &std::path::Path) -> usize {
     let files = super::days::DayFiles::open(dir).expect("judgements dir");
-    let days = e.evict();
+    let days = e.days_to_write();
     for (day, generation, bytes) in &days {
         files.write(*day, *generation, bytes).expect("write a day");
+        e.day_written(*day, *generation, bytes);
     }
+    e.evict();
     days.len()
 }
 
@@ -852,10 +857,30 @@ fn old_days_go_to_disk_memory_keeps_the_recent_ones_and_answers_do_not_change() 
     e.tick();
     let before = e.entries_in_memory();
     // Today is day 60 (Bangkok days start at 17:00 UTC): days 58, 59, 60 are the recent 3.
+    // Every closed day is written: the 58 evicted (Bangkok days -1 … 56 hold readings) and
+    // the 2 closed recent ones, which stay in memory too.
     let written = evict_to_disk(&mut e, dir.path());
-    assert_eq!(written, 58, "days 0 to 57 (Bangkok days -1 … 57 hold their readings)");
+    assert_eq!(written, 60);
     let files = std::fs::read_dir(dir.path()).expect("dir").count();
-    assert_eq!(files, 58);
+    assert_eq!(files, 60);
+    assert_eq!(e.archived().len(), 58, "on disk only");
+    assert_eq!(e.named_days().len(), 60);
+    assert_eq!(evict_to_disk(&mut e, dir.path()), 0, "nothing changed: no file written again");
+    // A gap record for a recent closed day (in memory, its file written): its empty hours
+    // are judged again with the gap's reason, and the day written again.
+    let gap = GapInfo {
+        factory: "f1".into(),
+        point: "stack-1".into(),
+        parameters: vec!["so2".into()],
+        from_ns: t0() + 58 * DAY_NS + 5 * HOUR_NS,
+        to_ns: t0() + 58 * DAY_NS + 6 * HOUR_NS,
+        count: 60,
+        reason: "outbox full".into(),
+    };
+    kept.gap(gap.clone());
+    e.gap(gap);
+    assert_eq!(evict_to_disk(&mut e, dir.path()), 1, "day 58 again");
+    assert_eq!(evict_to_disk(&mut e, dir.path()), 0);
     let after = e.entries_in_memory();
     assert!(after * 15 < before, "memory keeps the recent days: {after} entries of {before}");
     // What remains: every hour of the last 3 days for so2's hourly track, nothing older.
@@ -894,8 +919,198 @@ fn old_days_go_to_disk_memory_keeps_the_recent_ones_and_answers_do_not_change() 
     assert!(e.archived().keys().all(|d| *d >= period::day(t0() + 30 * DAY_NS).0));
     let files = super::days::DayFiles::open(dir.path()).expect("dir");
     assert_eq!(
-        files.remove_others(e.archived()).expect("remove"),
-        31,
-        "days before day 30 and day 5's first generation"
+        files.remove_others(&e.named_days()).expect("remove"),
+        32,
+        "days before day 30, and the first generations of days 5 and 58"
     );
+}
+
+#[test]
+fn a_version_1_checkpoint_and_day_files_are_read() {
+    use super::checkpoint::Applied;
+    // Made by the engine before format 2 (see testdata/README.md).
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/compliance/testdata/v1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(fixture.join("judgements")).expect("fixture") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    let version = |bytes: &[u8]| u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let now = t0() + 4 * DAY_NS + HOUR_NS;
+    // What the fixture's engine was fed, into one of this version (the conditions behind
+    // alerts are found in the recent days: it keeps as many).
+    let kept_dir = tempfile::tempdir().expect("tempdir");
+    let (mut kept, _) = archiving(now, kept_dir.path(), 2);
+    for day in 0..4 {
+        let (r, g) = mixed_day(day);
+        kept.ingest(&r);
+        kept.gap(g);
+    }
+    kept.tick();
+    kept.take_revisions();
+    assert_eq!(evict_to_disk(&mut kept, kept_dir.path()), 4);
+
+    let (mut e, _) = archiving(now, dir.path(), 2);
+    let v1 = std::fs::read(fixture.join("compliance.checkpoint")).expect("fixture");
+    assert_eq!(version(&v1), 1);
+    let applied = e.restore(&v1).expect("a version 1 checkpoint restores");
+    let position = crate::store::LogPosition { segment: 3, offset: 99 };
+    assert_eq!(applied, Applied { store: position, gaps: 4, corrections: 0 });
+    assert_eq!(e.archived().len(), 3, "days 0, 1 and 2 on disk, in version 1 files");
+    assert_eq!(answers(&e), answers(&kept));
+
+    // The next checkpoint is version 2: day 3 (closed, in memory) gets its file; the days on
+    // disk keep theirs.
+    assert_eq!(evict_to_disk(&mut e, dir.path()), 1);
+    let bytes = e.checkpoint(&applied);
+    assert_eq!(version(&bytes), 2);
+    let (mut again, _) = archiving(now, dir.path(), 2);
+    assert_eq!(again.restore(&bytes), Ok(applied));
+    assert_eq!(again.named_days().len(), 4);
+    assert_eq!(answers(&again), answers(&kept));
+
+    // Late data for day 1 (a version 1 file): loaded back and revised as where it never left
+    // memory, then written again as version 2.
+    let late_start = t0() + DAY_NS + 2 * HOUR_NS;
+    let mut late = minutes("f1", "so2", 2000.0, late_start, 60);
+    late.extend(minutes("f1", "o2", 7.0, late_start, 60));
+    kept.ingest(&late);
+    again.ingest(&late);
+    let revisions = again.take_revisions();
+    assert!(
+        revisions.iter().any(|r| r.start_ns == late_start && r.became.outcome == Outcome::Exceeds),
+        "{revisions:?}"
+    );
+    assert_eq!(revisions, kept.take_revisions());
+    kept.tick();
+    again.tick();
+    assert_eq!(answers(&again), answers(&kept));
+    let files = super::days::DayFiles::open(dir.path()).expect("dir");
+    let before = again.named_days();
+    assert_eq!(evict_to_disk(&mut again, dir.path()), 1, "day 1 only");
+    assert_eq!(evict_to_disk(&mut kept, kept_dir.path()), 1);
+    assert_eq!(answers(&again), answers(&kept));
+    let (day1, generation) =
+        again.named_days().into_iter().find(|(d, g)| before.get(d) != Some(g)).expect("day 1's new generation");
+    assert_eq!(day1, period::day(late_start).0);
+    assert_eq!(version(&files.read(day1, generation).expect("day 1")), 2);
+}
+
+/// The bench's realistic effluent walk (tests/src/bin/eitwatch-load.rs), for the file sizes.
+struct SimWalk {
+    rng: u64,
+    steps: i64,
+    level: i64,
+    low: i64,
+    high: i64,
+    hold: u32,
+}
+
+impl SimWalk {
+    fn rand(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn new(series: u64, level: f64, decimals: u32, low: f64, high: f64) -> SimWalk {
+        let scale = 10f64.powi(decimals as i32);
+        let mut w = SimWalk {
+            rng: series.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed,
+            steps: 0,
+            level: 0,
+            low: (low * scale).round() as i64,
+            high: (high * scale).round() as i64,
+            hold: 0,
+        };
+        let level = (level * scale).round() as i64;
+        let spread = (level / 5).max(1);
+        let level = level - spread + (w.rand() % (2 * spread as u64 + 1)) as i64;
+        w.steps = level;
+        w.level = level;
+        w
+    }
+    fn next(&mut self) -> i64 {
+        if self.hold > 0 {
+            self.hold -= 1;
+            return self.steps;
+        }
+        let r = self.rand();
+        if r % 100 == 0 {
+            self.hold = 5 + (r >> 8) as u32 % 56;
+            return self.steps;
+        }
+        let noise = ((r >> 16) % 7) as i64 - 3;
+        let pull = (self.level - self.steps) / 64;
+        self.steps = (self.steps + noise + pull).clamp(self.low, self.high);
+        self.steps
+    }
+}
+
+#[test]
+#[ignore = "writes a realistic fortnight's judgement files to SIM_DIR, for their sizes"]
+fn realistic_fortnight_files() {
+    const PARAMS: [(&str, f64, u32, f64, f64); 10] = [
+        ("cod", 60.0, 1, 5.0, 400.0),
+        ("bod", 12.0, 1, 1.0, 100.0),
+        ("ph", 7.2, 2, 5.5, 9.5),
+        ("tss", 25.0, 1, 1.0, 200.0),
+        ("tds", 800.0, 0, 100.0, 3000.0),
+        ("temp", 30.0, 1, 20.0, 45.0),
+        ("flow", 120.0, 1, 0.0, 600.0),
+        ("oil_grease", 2.0, 1, 0.0, 20.0),
+        ("tkn", 40.0, 1, 1.0, 200.0),
+        ("zn", 1.5, 2, 0.0, 10.0),
+    ];
+    let factories: usize = std::env::var("SIM_FACTORIES").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let days: i64 = 14;
+    let mut toml = String::new();
+    for f in 0..factories {
+        toml.push_str(&format!(
+            "[[area.factory]]\nid = \"f{:04}\"\nname = \"F\"\ncategory = 3\n[[area.factory.point]]\nid = \"outfall-1\"\nkind = \"effluent\"\nparameters = [\"cod\", \"bod\", \"ph\", \"tss\", \"tds\", \"temp\", \"flow\", \"oil_grease\", \"tkn\", \"zn\"]\n\n",
+            f + 1
+        ));
+    }
+    let dir = std::env::var("SIM_DIR")
+        .map_or_else(|_| std::env::temp_dir().join("eitwatch-judgement-sizes"), std::path::PathBuf::from);
+    let _ = std::fs::remove_dir_all(&dir);
+    let judgements = dir.join("judgements");
+    std::fs::create_dir_all(&judgements).expect("dir");
+    let end = t0() + days * DAY_NS;
+    let clock = Arc::new(ManualClock::new(end + 60 * SECOND_NS));
+    let mut e = Engine::new(crate::testkit::registry(&toml), clock, Settings::default());
+    e.archive_to(Arc::new(super::days::DayFiles::open(&judgements).expect("dir")));
+    let per_series = days * 1440;
+    let start = end - (per_series - 1) * 60 * SECOND_NS;
+    let started = std::time::Instant::now();
+    for f in 0..factories {
+        let mut walks: Vec<SimWalk> =
+            PARAMS.iter().enumerate().map(|(p, i)| SimWalk::new((f * 16 + p) as u64, i.1, i.2, i.3, i.4)).collect();
+        let mut batch = Vec::new();
+        for i in 0..per_series {
+            let t = start + i * 60 * SECOND_NS;
+            for (p, w) in walks.iter_mut().enumerate() {
+                let v = w.next() as f64 / 10f64.powi(PARAMS[p].2 as i32);
+                batch.push(Reading::new(Kind::Effluent, &format!("f{:04}", f + 1), "outfall-1", PARAMS[p].0, v, t));
+            }
+            if batch.len() >= 50_000 {
+                e.ingest(&batch);
+                batch.clear();
+            }
+        }
+        e.ingest(&batch);
+    }
+    e.tick();
+    eprintln!("ingest: {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let written = evict_to_disk(&mut e, &judgements);
+    eprintln!("day files written: {written} in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let again = evict_to_disk(&mut e, &judgements);
+    eprintln!("steady checkpoint's day files: {again} written in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let bytes = e.checkpoint(&super::checkpoint::Applied::default());
+    eprintln!("checkpoint: {} bytes in {:?}", bytes.len(), started.elapsed());
+    std::fs::write(dir.join("compliance.checkpoint"), &bytes).expect("write");
 }

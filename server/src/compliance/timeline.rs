@@ -2,7 +2,7 @@
 //! time order, so entries are appended, and a series' first entry costs a few dozen bytes
 //! instead of a map node of several hundred. A late period is inserted in place.
 
-use super::checkpoint::{Dec, Enc};
+use super::checkpoint::Dec;
 
 /// Values keyed by period start, oldest first.
 #[derive(Debug, Clone)]
@@ -137,16 +137,23 @@ impl<V> Timeline<V> {
         }
     }
 
-    /// Encodes the entries for a checkpoint: a count, then each start and value.
-    pub(super) fn put(&self, e: &mut Enc, mut put: impl FnMut(&mut Enc, &V)) {
-        e.len(self.entries.len());
-        for (start, v) in &self.entries {
-            e.i64(*start);
-            put(e, v);
+    /// A timeline of `entries`, `None` unless their starts ascend strictly.
+    pub(super) fn from_sorted(entries: Vec<(i64, V)>) -> Option<Self> {
+        entries.windows(2).all(|w| w[0].0 < w[1].0).then_some(Timeline { entries })
+    }
+
+    /// The Bangkok days its entries start in, added to `out` (one search a day).
+    pub(super) fn days(&self, out: &mut std::collections::BTreeSet<i64>) {
+        let mut at = 0;
+        while let Some((start, _)) = self.entries.get(at) {
+            let (day, end) = super::period::day(*start);
+            out.insert(day);
+            at += self.entries[at..].partition_point(|(s, _)| *s < end).max(1);
         }
     }
 
-    /// Decodes what [`Timeline::put`] wrote; starts must ascend strictly.
+    /// Decodes a version 1 timeline (a u32 count, then each start i64 and value); starts
+    /// must ascend strictly.
     pub(super) fn decode(
         d: &mut Dec<'_>,
         what: &str,

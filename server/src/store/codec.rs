@@ -133,7 +133,7 @@ fn reservable(n: usize, bytes: &[u8]) -> usize {
     n.min(bytes.len().saturating_mul(BLOCK_LEN / 2).saturating_add(1))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -141,7 +141,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(bytes: &[u8], at: &mut usize) -> Result<u64, CodecError> {
+pub(crate) fn get_varint(bytes: &[u8], at: &mut usize) -> Result<u64, CodecError> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let Some(&b) = bytes.get(*at) else {
@@ -164,16 +164,16 @@ fn get_byte(bytes: &[u8], at: &mut usize, what: &str) -> Result<u8, CodecError> 
     Ok(b)
 }
 
-fn zigzag(v: i64) -> u64 {
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(crate) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// Appends `blocks(ints.len())` (module doc) to `out`.
-fn put_blocks(ints: &[i64], out: &mut Vec<u8>) {
+pub(crate) fn put_blocks(ints: &[i64], out: &mut Vec<u8>) {
     for block in ints.chunks(BLOCK_LEN) {
         let min = block.iter().copied().min().unwrap_or(0);
         let span = block.iter().fold(0u64, |span, &v| span | v.wrapping_sub(min) as u64);
@@ -198,7 +198,12 @@ fn put_blocks(ints: &[i64], out: &mut Vec<u8>) {
 }
 
 /// Reads `blocks(count)` from `bytes` at `at`, giving each integer to `each` in order.
-fn get_blocks(bytes: &[u8], at: &mut usize, count: usize, mut each: impl FnMut(i64)) -> Result<(), CodecError> {
+pub(crate) fn get_blocks(
+    bytes: &[u8],
+    at: &mut usize,
+    count: usize,
+    mut each: impl FnMut(i64),
+) -> Result<(), CodecError> {
     let mut left = count;
     while left > 0 {
         let len = left.min(BLOCK_LEN);

@@ -125,7 +125,7 @@
 //!   refuses a store of format 3 at its manifest, changing nothing.
 
 mod checkpoint;
-mod codec;
+pub(crate) mod codec;
 mod index;
 pub mod log;
 pub mod manifest;

@@ -1,0 +1,961 @@
+//! The engine's state in its files: the checkpoint ([`super::super::checkpoint`] specifies it)
+//! and the judgement days ([`super::super::days`]), encoded and decoded here, next to the
+//! state's types. Version 2 writes a day as columns ([`super::super::columns`]); version 1
+//! files are still read.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hasher;
+
+use super::super::columns::{ColReader, ColWriter};
+use super::*;
+
+fn get_acc(d: &mut Dec<'_>) -> Result<Acc, String> {
+    Ok(Acc {
+        valid: d.u32("hour valid")?,
+        excluded: d.u32("hour excluded")?,
+        sum_nano: d.i128("hour sum")?,
+        detected: d.bool("hour detected")?,
+    })
+}
+
+fn get_period(d: &mut Dec<'_>) -> Result<Period, String> {
+    Ok(Period {
+        start_ns: d.i64("period start")?,
+        end_ns: d.i64("period end")?,
+        closed: d.bool("period closed")?,
+        outcome: Outcome::of_code(d.u8("period outcome")?)?,
+        value: d.opt("period value", |d| d.f64("period value"))?,
+        measured: d.opt("period measured", |d| d.f64("period measured"))?,
+        o2_pct: d.opt("period O₂", |d| d.f64("period O₂"))?,
+        valid: d.u32("period valid")?,
+        expected: d.u32("period expected")?,
+        excluded: d.u32("period excluded")?,
+        availability_pct: d.f64("period availability")?,
+        reason: d.opt("period reason", |d| d.str("period reason"))?,
+        samples: d.u32("period samples")?,
+    })
+}
+
+fn put_gap(e: &mut Enc, g: &GapInfo) {
+    e.str(&g.factory);
+    e.str(&g.point);
+    e.len(g.parameters.len());
+    for p in &g.parameters {
+        e.str(p);
+    }
+    e.i64(g.from_ns);
+    e.i64(g.to_ns);
+    e.u64(g.count);
+    e.str(&g.reason);
+}
+
+fn get_gap(d: &mut Dec<'_>) -> Result<GapInfo, String> {
+    let factory = d.str("gap factory")?;
+    let point = d.str("gap point")?;
+    let n = d.len("gap parameters", 4)?;
+    let parameters = (0..n).map(|_| d.str("gap parameter")).collect::<Result<Vec<_>, _>>()?;
+    Ok(GapInfo {
+        factory,
+        point,
+        parameters,
+        from_ns: d.i64("gap from")?,
+        to_ns: d.i64("gap to")?,
+        count: d.u64("gap count")?,
+        reason: d.str("gap reason")?,
+    })
+}
+
+/// What the state of one series holds, decoded from a version 1 checkpoint before it
+/// replaces anything.
+struct Restored {
+    at: usize,
+    first_day: i64,
+    hours: Timeline<Acc>,
+    days: Timeline<DayCount>,
+    recent: Recent,
+    judged: Vec<Judged>,
+}
+
+impl Engine {
+    /// A digest of what a series is judged with (its area, its point's settings, the limits
+    /// applied to it): a checkpoint made under other settings is not used.
+    pub(super) fn fingerprint(&self, at: usize) -> u32 {
+        let s = &self.series[at];
+        let limits: Vec<&LimitUsed> = self.tracks[s.tracks()].iter().map(|t| &*t.limit).collect();
+        crc32fast::hash(format!("{}|{:?}|{limits:?}", s.area, s.point).as_bytes())
+    }
+
+    /// [`Engine::restore`] of a version 1 checkpoint: the whole state, with the days on disk.
+    fn restore_v1(&mut self, payload: &[u8]) -> Result<Applied, String> {
+        let mut d = Dec::new(payload);
+        let applied = Applied {
+            store: crate::store::LogPosition { segment: d.u64("store segment")?, offset: d.u64("store offset")? },
+            gaps: d.u64("gaps applied")?,
+            corrections: d.u64("corrections applied")?,
+        };
+        let _written_at_ns = d.i64("written at")?;
+        let n = d.len("series", 16)?;
+        let mut restored: Vec<Restored> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (factory, point, parameter) = (d.str("factory")?, d.str("point")?, d.str("parameter")?);
+            let fingerprint = d.u32("fingerprint")?;
+            let first_day = d.i64("first day")?;
+            let hours = Timeline::decode(&mut d, "hourly aggregates", 25, get_acc)?;
+            let days = Timeline::decode(&mut d, "days", 8, |d| {
+                Ok(DayCount { valid: d.u32("day valid")?, excluded: d.u32("day excluded")? })
+            })?;
+            let recent = Recent::get(&mut d)?;
+            let tracks = d.len("tracks", 1)?;
+            let mut judged = Vec::with_capacity(tracks);
+            for _ in 0..tracks {
+                judged.push(match d.u8("track kind")? {
+                    0 => {
+                        let n = d.len("periods", 8)?;
+                        let mut periods = BTreeMap::new();
+                        for _ in 0..n {
+                            periods.insert(d.i64("period key")?, get_period(&mut d)?);
+                        }
+                        let n = d.len("dirty periods", 9)?;
+                        let mut dirty = BTreeMap::new();
+                        for _ in 0..n {
+                            let start = d.i64("dirty period")?;
+                            dirty.insert(start, if d.bool("dirty cause")? { Cause::Gap } else { Cause::Reading });
+                        }
+                        let fill_from = d.opt("fill from", |d| d.i64("fill from"))?;
+                        let filled_to = d.opt("filled to", |d| d.i64("filled to"))?;
+                        Judged::Fixed(Fixed { periods, dirty, fill_from, filled_to })
+                    }
+                    1 => Judged::Grab(Grabs::get(&mut d)?),
+                    kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", d.at() - 1)),
+                });
+            }
+            // A point no longer registered: its readings are not judged (as a rebuild would not).
+            if self.registry.point(&factory, &point).is_none() {
+                continue;
+            }
+            let Some(at) = self.series_index(&factory, &point, &parameter) else { continue };
+            if self.fingerprint(at) != fingerprint {
+                return Err(format!(
+                    "{factory}/{point}/{parameter}: its point's settings or limits changed since the checkpoint"
+                ));
+            }
+            let kinds_match = self.series[at].tracks().len() == judged.len()
+                && self.tracks[self.series[at].tracks()].iter().zip(&judged).all(|(t, j)| {
+                    matches!((&t.judged, j), (Judged::Fixed(_), Judged::Fixed(_)) | (Judged::Grab(_), Judged::Grab(_)))
+                });
+            if !kinds_match {
+                return Err(format!("{factory}/{point}/{parameter}: its limits changed since the checkpoint"));
+            }
+            restored.push(Restored { at, first_day, hours, days, recent, judged });
+        }
+        let n = d.len("gaps", 40)?;
+        let gaps = (0..n).map(|_| get_gap(&mut d)).collect::<Result<Vec<_>, _>>()?;
+        let next_generation = d.u32("next generation")?;
+        let n = d.len("days on disk", 12)?;
+        let mut archived = BTreeMap::new();
+        for _ in 0..n {
+            archived.insert(d.i64("day on disk")?, d.u32("its generation")?);
+        }
+        if !d.done() {
+            return Err(format!("{} bytes after the last day on disk", payload.len() - d.at()));
+        }
+        if !archived.is_empty() && self.day_files.is_none() {
+            return Err("it names judgement days on disk, and this engine has none".into());
+        }
+        for r in restored {
+            let s = &mut self.series[r.at];
+            let first_day = if r.first_day == i64::MAX { i32::MAX } else { day_number(r.first_day) };
+            (s.hours, s.days, s.recent, s.first_day) = (r.hours, r.days, r.recent, first_day);
+            let range = s.tracks();
+            for (t, judged) in range.zip(r.judged) {
+                self.tracks[t].judged = judged;
+            }
+        }
+        self.gaps = gaps;
+        self.next_generation = self.next_generation.max(next_generation);
+        self.archived_end = archived.keys().next_back().map_or(i64::MIN, |d| d + DAY_NS);
+        self.archived = archived;
+        self.marked = true;
+        Ok(applied)
+    }
+}
+
+fn get_judged(d: &mut Dec<'_>) -> Result<Judged, String> {
+    Ok(match d.u8("track kind")? {
+        0 => {
+            let n = d.len("periods", 8)?;
+            let mut periods = BTreeMap::new();
+            for _ in 0..n {
+                periods.insert(d.i64("period key")?, get_period(d)?);
+            }
+            Judged::Fixed(Fixed { periods, ..Fixed::default() })
+        }
+        1 => Judged::Grab(Grabs::get(d)?),
+        kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", d.at() - 1)),
+    })
+}
+
+/// Decodes a version 1 judgement day's payload.
+fn decode_day_v1(payload: &[u8]) -> Result<(i64, Vec<DaySeries>), String> {
+    let mut d = Dec::new(payload);
+    let day = d.i64("day start")?;
+    let n = d.len("series", 16)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (factory, point, parameter) = (d.str("factory")?, d.str("point")?, d.str("parameter")?);
+        let hours = Timeline::decode(&mut d, "hourly aggregates", 25, get_acc)?;
+        let count =
+            d.opt("day count", |d| Ok(DayCount { valid: d.u32("day valid")?, excluded: d.u32("day excluded")? }))?;
+        let tracks = d.len("tracks", 5)?;
+        let mut judged = Vec::with_capacity(tracks);
+        for _ in 0..tracks {
+            judged.push((d.str("limit id")?, get_judged(&mut d)?));
+        }
+        out.push(DaySeries { factory, point, parameter, hours, day: count, tracks: judged });
+    }
+    if !d.done() {
+        return Err(format!("{} bytes after the last series", payload.len() - d.at()));
+    }
+    Ok((day, out))
+}
+
+/// A day file as written: its generation and a stamp of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Written {
+    pub(super) generation: u32,
+    len: usize,
+    crc: u32,
+    hash: u64,
+}
+
+impl Written {
+    pub(super) fn of(generation: u32, bytes: &[u8]) -> Written {
+        let mut h = rustc_hash::FxHasher::default();
+        h.write(bytes);
+        Written { generation, len: bytes.len(), crc: crc32fast::hash(bytes), hash: h.finish() }
+    }
+
+    /// Whether `bytes` are what was written.
+    fn holds(&self, bytes: &[u8]) -> bool {
+        Written::of(self.generation, bytes) == *self
+    }
+}
+
+/// One series' state on one day, as a section holds it (its tracks in the series' order).
+struct DayState {
+    hours: Timeline<Acc>,
+    count: Option<DayCount>,
+    tracks: Vec<Judged>,
+}
+
+/// The open state of a track in a checkpoint (the rest is in its days' sections).
+enum OpenTrack {
+    Fixed { dirty: BTreeMap<i64, Cause>, fill_from: Option<i64>, filled_to: Option<i64> },
+    Grab(Option<(i64, grab::Sample)>),
+}
+
+impl OpenTrack {
+    fn is_grab(&self) -> bool {
+        matches!(self, OpenTrack::Grab(_))
+    }
+}
+
+/// A series of a version 2 checkpoint.
+struct Saved {
+    factory: String,
+    point: String,
+    parameter: String,
+    fingerprint: u32,
+    first_day: i64,
+    recent: Recent,
+    open: Vec<OpenTrack>,
+}
+
+/// The days a fixed track's periods start in, added to `out`.
+fn period_days(periods: &BTreeMap<i64, Period>, out: &mut BTreeSet<i64>) {
+    let mut from = i64::MIN;
+    while let Some((&start, _)) = periods.range(from..).next() {
+        let (day, end) = period::day(start);
+        out.insert(day);
+        if start == i64::MAX {
+            break;
+        }
+        from = end.max(start + 1);
+    }
+}
+
+impl Engine {
+    /// Every day some series or track holds state for.
+    fn days_in_memory(&self) -> BTreeSet<i64> {
+        let mut out = BTreeSet::new();
+        for s in &self.series {
+            s.hours.days(&mut out);
+            s.days.days(&mut out);
+        }
+        for t in &self.tracks {
+            match &t.judged {
+                Judged::Fixed(f) => period_days(&f.periods, &mut out),
+                Judged::Grab(g) => g.days(&mut out),
+            }
+        }
+        out
+    }
+
+    /// Whether series `at` holds state for the day from `day`.
+    fn holds_day(&self, at: usize, day: i64) -> bool {
+        let end = day.saturating_add(DAY_NS);
+        let s = &self.series[at];
+        !s.hours.range(day, end).is_empty()
+            || s.days.get(day).is_some()
+            || self.tracks[s.tracks()].iter().any(|t| match &t.judged {
+                Judged::Fixed(f) => f.periods.range(day..end).next().is_some(),
+                Judged::Grab(g) => g.starts_before(end).any(|start| start >= day),
+            })
+    }
+
+    /// The state of the day from `day` of the series `series` (indices), as a section
+    /// ([`super::super::days`] specifies it).
+    fn put_section(&self, w: &mut ColWriter, day: i64, series: &[usize]) {
+        let end = day.saturating_add(DAY_NS);
+        let mut fixed: Vec<Vec<&Period>> = Vec::new();
+        let mut grabs: Vec<&Grabs> = Vec::new();
+        for &at in series {
+            for t in &self.tracks[self.series[at].tracks()] {
+                match &t.judged {
+                    Judged::Fixed(f) => fixed.push(f.periods.range(day..end).map(|(_, p)| p).collect()),
+                    Judged::Grab(g) => grabs.push(g),
+                }
+            }
+        }
+        let periods: Vec<&Period> = fixed.iter().flatten().copied().collect();
+        let mut strings: Vec<&str> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let reasons: Vec<i64> = periods
+            .iter()
+            .map(|p| match p.reason.as_deref() {
+                None => 0,
+                Some(r) => {
+                    let i = *index.entry(r).or_insert_with(|| {
+                        strings.push(r);
+                        strings.len() - 1
+                    });
+                    i as i64 + 1
+                }
+            })
+            .collect();
+        w.uvar(strings.len() as u64);
+        for s in &strings {
+            w.str(s);
+        }
+
+        let hours: Vec<&[(i64, Acc)]> = series.iter().map(|&at| self.series[at].hours.range(day, end)).collect();
+        let counts: Vec<usize> = hours.iter().map(|h| h.len()).collect();
+        let all: Vec<Acc> = hours.iter().flat_map(|h| h.iter().map(|(_, a)| *a)).collect();
+        w.keys(day, &counts, &hours.iter().flat_map(|h| h.iter().map(|(k, _)| *k)).collect::<Vec<_>>());
+        w.ints(&all.iter().map(|a| i64::from(a.valid)).collect::<Vec<_>>());
+        w.ints(&all.iter().map(|a| i64::from(a.excluded)).collect::<Vec<_>>());
+        w.ints(&all.iter().map(|a| i64::from(a.detected)).collect::<Vec<_>>());
+        w.sums(&counts, &all.iter().map(|a| a.sum_nano).collect::<Vec<_>>());
+
+        let day_counts: Vec<Option<DayCount>> =
+            series.iter().map(|&at| self.series[at].days.get(day).copied()).collect();
+        w.ints(&day_counts.iter().map(|c| i64::from(c.is_some())).collect::<Vec<_>>());
+        w.ints(&day_counts.iter().flatten().map(|c| i64::from(c.valid)).collect::<Vec<_>>());
+        w.ints(&day_counts.iter().flatten().map(|c| i64::from(c.excluded)).collect::<Vec<_>>());
+
+        w.ints(&fixed.iter().map(|f| f.len() as i64).collect::<Vec<_>>());
+        let keys: Vec<i64> = series
+            .iter()
+            .flat_map(|&at| self.tracks[self.series[at].tracks()].iter())
+            .flat_map(|t| match &t.judged {
+                Judged::Fixed(f) => f.periods.range(day..end).map(|(k, _)| *k).collect::<Vec<_>>(),
+                Judged::Grab(_) => Vec::new(),
+            })
+            .collect();
+        w.times(&keys);
+        w.ints(&periods.iter().zip(&keys).map(|(p, k)| p.start_ns.wrapping_sub(*k)).collect::<Vec<_>>());
+        w.ints(&periods.iter().map(|p| p.end_ns.wrapping_sub(p.start_ns)).collect::<Vec<_>>());
+        w.ints(&periods.iter().map(|p| i64::from(p.closed)).collect::<Vec<_>>());
+        w.ints(&periods.iter().map(|p| i64::from(p.outcome.code())).collect::<Vec<_>>());
+        let present = |p: &Period| {
+            i64::from(p.value.is_some()) | i64::from(p.measured.is_some()) << 1 | i64::from(p.o2_pct.is_some()) << 2
+        };
+        w.ints(&periods.iter().map(|p| present(p)).collect::<Vec<_>>());
+        w.values(&periods.iter().filter_map(|p| p.value).collect::<Vec<_>>());
+        w.values(&periods.iter().filter_map(|p| p.measured).collect::<Vec<_>>());
+        w.values(&periods.iter().filter_map(|p| p.o2_pct).collect::<Vec<_>>());
+        let fields: [fn(&Period) -> u32; 4] = [|p| p.valid, |p| p.expected, |p| p.excluded, |p| p.samples];
+        for field in fields {
+            w.ints(&periods.iter().map(|p| i64::from(field(p))).collect::<Vec<_>>());
+        }
+        w.values(&periods.iter().map(|p| p.availability_pct).collect::<Vec<_>>());
+        w.ints(&reasons);
+
+        Grabs::put_day(w, day, &grabs);
+    }
+
+    /// A judgement day file of the day from `day` (format version 2): the series holding
+    /// state that day, named, and their section.
+    fn day_file(&self, day: i64) -> Vec<u8> {
+        let series: Vec<usize> = (0..self.series.len()).filter(|&at| self.holds_day(at, day)).collect();
+        let mut names: Vec<&str> = Vec::new();
+        let mut index: HashMap<&str, u64> = HashMap::new();
+        let mut refs: Vec<u64> = Vec::new();
+        let mut kinds: Vec<u8> = Vec::new();
+        for &at in &series {
+            let s = &self.series[at];
+            let ids: [&str; 3] = [&s.id.factory, &s.id.point, &s.id.parameter];
+            for id in ids {
+                refs.push(intern(id, &mut names, &mut index));
+            }
+            refs.push(s.tracks().len() as u64);
+            for t in &self.tracks[s.tracks()] {
+                refs.push(intern(&t.limit.id, &mut names, &mut index));
+                kinds.push(u8::from(matches!(t.judged, Judged::Grab(_))));
+            }
+        }
+        let mut w = ColWriter::default();
+        w.out.extend_from_slice(&day.to_le_bytes());
+        w.uvar(names.len() as u64);
+        for n in &names {
+            w.str(n);
+        }
+        w.uvar(series.len() as u64);
+        let (mut refs, mut kinds) = (refs.into_iter(), kinds.into_iter());
+        for _ in &series {
+            for _ in 0..3 {
+                w.uvar(refs.next().unwrap_or_default());
+            }
+            let tracks = refs.next().unwrap_or_default();
+            w.uvar(tracks);
+            for _ in 0..tracks {
+                w.uvar(refs.next().unwrap_or_default());
+                w.u8(kinds.next().unwrap_or_default());
+            }
+        }
+        self.put_section(&mut w, day, &series);
+        checkpoint::frame_as(days::MAGIC, checkpoint::VERSION, &w.out)
+    }
+
+    /// The closed days in memory whose day file is missing or no longer holds what memory
+    /// does (only those a change may have reached since their file are encoded again):
+    /// each one's start, the generation it takes, and the file's bytes. The caller
+    /// writes them and says so ([`Engine::day_written`]) before the checkpoint that names
+    /// them; a day it could not write stays in the checkpoint itself.
+    pub fn days_to_write(&mut self) -> Vec<(i64, u32, Vec<u8>)> {
+        if self.day_files.is_none() {
+            return Vec::new();
+        }
+        let today = period::day(self.now_ns()).0;
+        let mut out = Vec::new();
+        let touched_all = std::mem::take(&mut self.touched_all);
+        let touched = std::mem::take(&mut self.touched);
+        for day in self.days_in_memory().range(..today).copied() {
+            if self.written.contains_key(&day) && !touched_all && !touched.contains(&day) {
+                // Nothing changed it since its file was written.
+                continue;
+            }
+            let bytes = self.day_file(day);
+            if self.written.get(&day).is_some_and(|w| w.holds(&bytes)) {
+                continue;
+            }
+            self.written.remove(&day);
+            let generation = self.next_generation;
+            self.next_generation += 1;
+            out.push((day, generation, bytes));
+        }
+        out
+    }
+
+    /// A day [`Engine::days_to_write`] returned is in its file.
+    pub fn day_written(&mut self, day: i64, generation: u32, bytes: &[u8]) {
+        self.written.insert(day, Written::of(generation, bytes));
+        self.written_end = self.written_end.max(day + DAY_NS);
+    }
+
+    /// Drops from memory the closed days older than the recent ones whose day file holds
+    /// them; returns how many. A day with periods still to judge waits, as does one whose
+    /// file is not written (or no longer holds it).
+    pub fn evict(&mut self) -> usize {
+        if self.day_files.is_none() {
+            return 0;
+        }
+        let cutoff = period::day(self.now_ns()).0 - (i64::from(self.settings.recent_days.max(2)) - 1) * DAY_NS;
+        let mut evicted = 0;
+        for day in self.days_in_memory().range(..cutoff).copied() {
+            let end = day + DAY_NS;
+            let pending = self.tracks.iter().any(|t| match &t.judged {
+                Judged::Fixed(f) => f.dirty.range(day..end).next().is_some(),
+                Judged::Grab(_) => false,
+            });
+            let Some(written) = self.written.get(&day).copied() else { continue };
+            if pending || !written.holds(&self.day_file(day)) {
+                continue;
+            }
+            self.drop_day(day);
+            self.written.remove(&day);
+            self.archived.insert(day, written.generation);
+            self.archived_end = self.archived_end.max(end);
+            evicted += 1;
+        }
+        evicted
+    }
+
+    /// Forgets a day's state (its file holds it).
+    fn drop_day(&mut self, day: i64) {
+        let end = day + DAY_NS;
+        for at in 0..self.series.len() {
+            let s = &mut self.series[at];
+            s.hours.take_range(day, end);
+            s.days.remove(day);
+            for t in s.tracks() {
+                match &mut self.tracks[t].judged {
+                    Judged::Fixed(f) => {
+                        let mut day_periods = f.periods.split_off(&day);
+                        let mut later = day_periods.split_off(&end);
+                        f.periods.append(&mut later);
+                    }
+                    Judged::Grab(g) => {
+                        g.take_range(day, end);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a judgement day file's state into memory.
+    pub(super) fn load_day(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (day, series) = decode_day(bytes)?;
+        self.apply_day(day, series);
+        Ok(())
+    }
+
+    fn apply_day(&mut self, day: i64, series: Vec<DaySeries>) {
+        for ds in series {
+            let Some(at) = self.series_index(&ds.factory, &ds.point, &ds.parameter) else { continue };
+            let s = &mut self.series[at];
+            s.hours.merge(ds.hours);
+            if let Some(c) = ds.day {
+                s.days.insert(day, c);
+            }
+            let range = s.tracks();
+            for (t, (limit, judged)) in range.zip(ds.tracks) {
+                let track = &mut self.tracks[t];
+                if track.limit.id != limit || !track.judged.same_kind(&judged) {
+                    continue;
+                }
+                match (&mut track.judged, judged) {
+                    (Judged::Fixed(a), Judged::Fixed(b)) => a.periods.extend(b.periods),
+                    (Judged::Grab(a), Judged::Grab(b)) => a.merge(b),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The engine's state as a checkpoint file's bytes ([`super::super::checkpoint`]
+    /// specifies them), saying it has judged `applied`: the open state, the days in memory
+    /// that no day file holds as sections, and the day files that hold the others (call
+    /// [`Engine::days_to_write`] first, so that they hold what memory does). Revisions are
+    /// not in it: they have their log.
+    pub fn checkpoint(&self, applied: &Applied) -> Vec<u8> {
+        let mut e = Enc::default();
+        e.u64(applied.store.segment);
+        e.u64(applied.store.offset);
+        e.u64(applied.gaps);
+        e.u64(applied.corrections);
+        e.i64(self.now_ns());
+        e.len(self.series.len());
+        for (at, s) in self.series.iter().enumerate() {
+            e.str(&s.id.factory);
+            e.str(&s.id.point);
+            e.str(&s.id.parameter);
+            e.u32(self.fingerprint(at));
+            e.i64(day_start(s.first_day).unwrap_or(i64::MAX));
+            s.recent.put(&mut e);
+            e.len(s.tracks().len());
+            for t in &self.tracks[s.tracks()] {
+                match &t.judged {
+                    Judged::Fixed(f) => {
+                        e.u8(0);
+                        e.len(f.dirty.len());
+                        for (start, cause) in &f.dirty {
+                            e.i64(*start);
+                            e.u8(matches!(cause, Cause::Gap).into());
+                        }
+                        e.opt(f.fill_from, Enc::i64);
+                        e.opt(f.filled_to, Enc::i64);
+                    }
+                    Judged::Grab(g) => {
+                        e.u8(1);
+                        g.put_latest(&mut e);
+                    }
+                }
+            }
+        }
+        e.len(self.gaps.len());
+        for g in &self.gaps {
+            put_gap(&mut e, g);
+        }
+        e.u32(self.next_generation);
+        let named = self.named_days();
+        e.len(named.len());
+        for (day, generation) in &named {
+            e.i64(*day);
+            e.u32(*generation);
+            e.bool(self.written.contains_key(day));
+        }
+        let all: Vec<usize> = (0..self.series.len()).collect();
+        let sections: Vec<i64> = self.days_in_memory().into_iter().filter(|d| !self.written.contains_key(d)).collect();
+        e.len(sections.len());
+        for day in sections {
+            let mut w = ColWriter::default();
+            self.put_section(&mut w, day, &all);
+            e.i64(day);
+            e.u64(w.out.len() as u64);
+            e.out.extend_from_slice(&w.out);
+        }
+        checkpoint::frame(&e.out)
+    }
+
+    /// Takes the state of a checkpoint file's `bytes` (made by [`Engine::checkpoint`], this
+    /// version or the one before) into this engine, just made over the current registry,
+    /// with the day files it names in memory read back; returns what it had judged. An
+    /// error says why the checkpoint cannot be used (damaged, another format, a series judged
+    /// with other settings or limits now, a day file missing); the engine is then unchanged.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<Applied, String> {
+        let (version, payload) = checkpoint::unframe(bytes)?;
+        if version == 1 {
+            return self.restore_v1(payload);
+        }
+        let mut d = Dec::new(payload);
+        let applied = Applied {
+            store: crate::store::LogPosition { segment: d.u64("store segment")?, offset: d.u64("store offset")? },
+            gaps: d.u64("gaps applied")?,
+            corrections: d.u64("corrections applied")?,
+        };
+        let _written_at_ns = d.i64("written at")?;
+        let n = d.len("series", 16)?;
+        let mut saved = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (factory, point, parameter) = (d.str("factory")?, d.str("point")?, d.str("parameter")?);
+            let fingerprint = d.u32("fingerprint")?;
+            let first_day = d.i64("first day")?;
+            let recent = Recent::get(&mut d)?;
+            let tracks = d.len("tracks", 1)?;
+            let mut open = Vec::with_capacity(tracks);
+            for _ in 0..tracks {
+                open.push(match d.u8("track kind")? {
+                    0 => {
+                        let n = d.len("dirty periods", 9)?;
+                        let mut dirty = BTreeMap::new();
+                        for _ in 0..n {
+                            let start = d.i64("dirty period")?;
+                            dirty.insert(start, if d.bool("dirty cause")? { Cause::Gap } else { Cause::Reading });
+                        }
+                        let fill_from = d.opt("fill from", |d| d.i64("fill from"))?;
+                        let filled_to = d.opt("filled to", |d| d.i64("filled to"))?;
+                        OpenTrack::Fixed { dirty, fill_from, filled_to }
+                    }
+                    1 => OpenTrack::Grab(Grabs::get_latest(&mut d)?),
+                    kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", d.at() - 1)),
+                });
+            }
+            saved.push(Saved { factory, point, parameter, fingerprint, first_day, recent, open });
+        }
+        let n = d.len("gaps", 40)?;
+        let gaps = (0..n).map(|_| get_gap(&mut d)).collect::<Result<Vec<_>, _>>()?;
+        let next_generation = d.u32("next generation")?;
+        let n = d.len("day files", 13)?;
+        let mut named = Vec::with_capacity(n);
+        for _ in 0..n {
+            named.push((d.i64("day file")?, d.u32("its generation")?, d.bool("in memory")?));
+        }
+        let kinds: Vec<Vec<bool>> = saved.iter().map(|s| s.open.iter().map(OpenTrack::is_grab).collect()).collect();
+        let n = d.len("sections", 16)?;
+        let mut sections = Vec::with_capacity(n);
+        for _ in 0..n {
+            let day = d.i64("section day")?;
+            let len = usize::try_from(d.u64("section length")?).unwrap_or(usize::MAX);
+            let bytes = d.bytes(len, "section")?;
+            let mut r = ColReader::new(bytes);
+            let states =
+                get_section(&mut r, day, &kinds).map_err(|e| format!("section of {}: {e}", period::local_date(day)))?;
+            if !r.done() {
+                return Err(format!(
+                    "section of {}: {} bytes after its end",
+                    period::local_date(day),
+                    bytes.len() - r.at()
+                ));
+            }
+            sections.push((day, states));
+        }
+        if !d.done() {
+            return Err(format!("{} bytes after the last section", payload.len() - d.at()));
+        }
+        if !named.is_empty() && self.day_files.is_none() {
+            return Err("it names judgement days on disk, and this engine has none".into());
+        }
+
+        // Which series of this engine each saved one is; none changed its settings or limits.
+        let mut at_of = Vec::with_capacity(saved.len());
+        for s in &saved {
+            // A point no longer registered: its readings are not judged (as a rebuild would not).
+            if self.registry.point(&s.factory, &s.point).is_none() {
+                at_of.push(None);
+                continue;
+            }
+            let Some(at) = self.series_index(&s.factory, &s.point, &s.parameter) else {
+                at_of.push(None);
+                continue;
+            };
+            let who = format!("{}/{}/{}", s.factory, s.point, s.parameter);
+            if self.fingerprint(at) != s.fingerprint {
+                return Err(format!("{who}: its point's settings or limits changed since the checkpoint"));
+            }
+            let kinds_match = self.series[at].tracks().len() == s.open.len()
+                && self.tracks[self.series[at].tracks()]
+                    .iter()
+                    .zip(&s.open)
+                    .all(|(t, o)| matches!(t.judged, Judged::Grab(_)) == o.is_grab());
+            if !kinds_match {
+                return Err(format!("{who}: its limits changed since the checkpoint"));
+            }
+            at_of.push(Some(at));
+        }
+        // The days in memory that day files hold, read back before anything changes.
+        let mut loaded = Vec::new();
+        if let Some(files) = self.day_files.clone() {
+            for &(day, generation, in_memory) in &named {
+                if !in_memory {
+                    continue;
+                }
+                let bytes = files.read(day, generation).map_err(|e| e.to_string())?;
+                let (_, series) =
+                    decode_day(&bytes).map_err(|e| format!("judgement day {}: {e}", period::local_date(day)))?;
+                loaded.push((day, Written::of(generation, &bytes), series));
+            }
+        }
+
+        let mut sections: Vec<(i64, std::vec::IntoIter<DayState>)> =
+            sections.into_iter().map(|(day, states)| (day, states.into_iter())).collect();
+        for (s, at) in saved.into_iter().zip(at_of) {
+            let states: Vec<(i64, DayState)> =
+                sections.iter_mut().filter_map(|(day, states)| Some((*day, states.next()?))).collect();
+            let Some(at) = at else { continue };
+            let series = &mut self.series[at];
+            series.first_day = if s.first_day == i64::MAX { i32::MAX } else { day_number(s.first_day) };
+            series.recent = s.recent;
+            series.hours = Timeline::default();
+            series.days = Timeline::default();
+            let range = series.tracks();
+            for (t, open) in range.clone().zip(s.open) {
+                self.tracks[t].judged = match open {
+                    OpenTrack::Fixed { dirty, fill_from, filled_to } => {
+                        Judged::Fixed(Fixed { periods: BTreeMap::new(), dirty, fill_from, filled_to })
+                    }
+                    OpenTrack::Grab(latest) => {
+                        let mut g = Grabs::default();
+                        g.set_latest(latest);
+                        Judged::Grab(g)
+                    }
+                };
+            }
+            for (day, state) in states {
+                let series = &mut self.series[at];
+                series.hours.merge(state.hours);
+                if let Some(c) = state.count {
+                    series.days.insert(day, c);
+                }
+                for (t, judged) in range.clone().zip(state.tracks) {
+                    match (&mut self.tracks[t].judged, judged) {
+                        (Judged::Fixed(a), Judged::Fixed(b)) => a.periods.extend(b.periods),
+                        (Judged::Grab(a), Judged::Grab(b)) => a.merge(b),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for (day, written, series) in loaded {
+            self.apply_day(day, series);
+            self.written.insert(day, written);
+            self.written_end = self.written_end.max(day + DAY_NS);
+        }
+        self.gaps = gaps;
+        self.next_generation = self.next_generation.max(next_generation);
+        self.archived = named.iter().filter(|(_, _, in_memory)| !in_memory).map(|(d, g, _)| (*d, *g)).collect();
+        self.archived_end = self.archived.keys().next_back().map_or(i64::MIN, |d| d + DAY_NS);
+        self.marked = true;
+        Ok(applied)
+    }
+}
+
+/// The index of `name` in `names`, added if new.
+fn intern<'a>(name: &'a str, names: &mut Vec<&'a str>, index: &mut HashMap<&'a str, u64>) -> u64 {
+    *index.entry(name).or_insert_with(|| {
+        names.push(name);
+        names.len() as u64 - 1
+    })
+}
+
+/// Decodes a section ([`Engine::put_section`]) of the day from `day`, for series whose
+/// tracks are of `kinds` (`true`: grab samples).
+fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>]) -> Result<Vec<DayState>, String> {
+    let n = kinds.len();
+    let strings = (0..r.count("strings")?).map(|_| r.str("string")).collect::<Result<Vec<_>, _>>()?;
+
+    let (counts, keys) = r.keys("hours", day, n)?;
+    let m = keys.len();
+    let valid = r.uints("hour valid", m, u32::MAX.into())?;
+    let excluded = r.uints("hour excluded", m, u32::MAX.into())?;
+    let detected = r.uints("hour detected", m, 1)?;
+    let sums = r.sums("hour sums", &counts)?;
+
+    let has_count = r.uints("day counts", n, 1)?;
+    let k = has_count.iter().filter(|h| **h == 1).count();
+    let day_valid = r.uints("day valid", k, u32::MAX.into())?;
+    let day_excluded = r.uints("day excluded", k, u32::MAX.into())?;
+
+    let fixed = kinds.iter().flatten().filter(|grab| !**grab).count();
+    let period_counts: Vec<usize> =
+        r.uints("period counts", fixed, u32::MAX.into())?.into_iter().map(|c| c as usize).collect();
+    let p = period_counts.iter().sum();
+    let period_keys = r.times("period keys", p)?;
+    let start_offsets = r.ints("period starts", p)?;
+    let lengths = r.ints("period lengths", p)?;
+    let closed = r.uints("period closed", p, 1)?;
+    let outcomes = r.uints("period outcomes", p, 3)?;
+    let present = r.uints("period values present", p, 7)?;
+    let with = |bit: u64| present.iter().filter(|x| **x & bit != 0).count();
+    let (values, measured, o2) =
+        (r.values("period values", with(1))?, r.values("period measured", with(2))?, r.values("period O₂", with(4))?);
+    let period_valid = r.uints("period valid", p, u32::MAX.into())?;
+    let expected = r.uints("period expected", p, u32::MAX.into())?;
+    let period_excluded = r.uints("period excluded", p, u32::MAX.into())?;
+    let samples = r.uints("period samples", p, u32::MAX.into())?;
+    let availability = r.values("period availability", p)?;
+    let reasons = r.uints("period reasons", p, strings.len() as u64)?;
+
+    let grabs = kinds.iter().flatten().filter(|grab| **grab).count();
+    let mut grabs = Grabs::get_day(r, day, grabs)?.into_iter();
+
+    let (mut values, mut measured, mut o2) = (values.into_iter(), measured.into_iter(), o2.into_iter());
+    let mut periods = Vec::with_capacity(p);
+    for i in 0..p {
+        let start_ns = period_keys[i].wrapping_add(start_offsets[i]);
+        let take =
+            |bit: u64, column: &mut std::vec::IntoIter<f64>| (present[i] & bit != 0).then(|| column.next()).flatten();
+        periods.push((
+            period_keys[i],
+            Period {
+                start_ns,
+                end_ns: start_ns.wrapping_add(lengths[i]),
+                closed: closed[i] == 1,
+                outcome: Outcome::of_code(outcomes[i] as u8)?,
+                value: take(1, &mut values),
+                measured: take(2, &mut measured),
+                o2_pct: take(4, &mut o2),
+                valid: period_valid[i] as u32,
+                expected: expected[i] as u32,
+                excluded: period_excluded[i] as u32,
+                availability_pct: availability[i],
+                reason: reasons[i].checked_sub(1).and_then(|i| strings.get(i as usize).cloned()),
+                samples: samples[i] as u32,
+            },
+        ));
+    }
+    let mut periods = periods.into_iter();
+    let mut period_counts = period_counts.into_iter();
+    let (mut hour_lists, mut hours, mut sums) = (counts.into_iter(), 0..m, sums.into_iter());
+    let (mut day_valid, mut day_excluded) = (day_valid.into_iter(), day_excluded.into_iter());
+    let mut out = Vec::with_capacity(n);
+    for (i, kinds) in kinds.iter().enumerate() {
+        let mut list = Vec::new();
+        for _ in 0..hour_lists.next().unwrap_or_default() {
+            let Some(h) = hours.next() else { break };
+            let acc = Acc {
+                valid: valid[h] as u32,
+                excluded: excluded[h] as u32,
+                sum_nano: sums.next().unwrap_or_default(),
+                detected: detected[h] == 1,
+            };
+            list.push((keys[h], acc));
+        }
+        let hours = Timeline::from_sorted(list).ok_or("hours out of order")?;
+        let count = (has_count[i] == 1).then(|| DayCount {
+            valid: day_valid.next().unwrap_or_default() as u32,
+            excluded: day_excluded.next().unwrap_or_default() as u32,
+        });
+        let mut tracks = Vec::with_capacity(kinds.len());
+        for &grab in kinds {
+            tracks.push(if grab {
+                Judged::Grab(grabs.next().unwrap_or_default())
+            } else {
+                let n = period_counts.next().unwrap_or_default();
+                Judged::Fixed(Fixed { periods: periods.by_ref().take(n).collect(), ..Fixed::default() })
+            });
+        }
+        out.push(DayState { hours, count, tracks });
+    }
+    Ok(out)
+}
+
+/// Decodes a judgement day file's bytes (format version 1 or 2): its day start and its series.
+pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> {
+    let (version, payload) = checkpoint::unframe_as(days::MAGIC, "a judgement day", bytes)?;
+    if version == 1 {
+        return decode_day_v1(payload);
+    }
+    let mut r = ColReader::new(payload);
+    let Some(day) = payload.get(..8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default())) else {
+        return Err("no day start".into());
+    };
+    r.skip(8, "day start")?;
+    let names = (0..r.count("names")?).map(|_| r.str("name")).collect::<Result<Vec<_>, _>>()?;
+    let name = |r: &mut ColReader<'_>, what: &str| -> Result<String, String> {
+        let i = r.uvar(what)?;
+        names
+            .get(usize::try_from(i).unwrap_or(usize::MAX))
+            .cloned()
+            .ok_or_else(|| format!("byte {}: {what}: name {i} of {}", r.at(), names.len()))
+    };
+    let n = r.count("series")?;
+    let mut series = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (factory, point, parameter) =
+            (name(&mut r, "factory")?, name(&mut r, "point")?, name(&mut r, "parameter")?);
+        let tracks = r.count("tracks")?;
+        let mut limits = Vec::with_capacity(tracks);
+        let mut grab = Vec::with_capacity(tracks);
+        for _ in 0..tracks {
+            limits.push(name(&mut r, "limit id")?);
+            grab.push(match r.u8("track kind")? {
+                0 => false,
+                1 => true,
+                kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", r.at() - 1)),
+            });
+        }
+        series.push((factory, point, parameter, limits));
+        kinds.push(grab);
+    }
+    let states = get_section(&mut r, day, &kinds)?;
+    if !r.done() {
+        return Err(format!("{} bytes after the section", payload.len() - r.at()));
+    }
+    Ok((
+        day,
+        series
+            .into_iter()
+            .zip(states)
+            .map(|((factory, point, parameter, limits), state)| DaySeries {
+                factory,
+                point,
+                parameter,
+                hours: state.hours,
+                day: state.count,
+                tracks: limits.into_iter().zip(state.tracks).collect(),
+            })
+            .collect(),
+    ))
+}
