@@ -13,13 +13,15 @@
 //! - [`notify_config`]: `[notify]`, who is told of alerts by e-mail and LINE;
 //! - [`tls`]: the TLS files the configs name, checked at load, and the HTTP clients' TLS;
 //! - [`indicators`]: the EIT indicator definitions (`indicators.toml`);
-//! - [`prometheus`]: the Prometheus text both programs' `/metrics` write.
+//! - [`prometheus`]: the Prometheus text both programs' `/metrics` write;
+//! - [`logs`]: the log both programs write, as text or JSON lines.
 
 pub mod agent_config;
 pub mod catalog;
 pub mod gap;
 pub mod indicators;
 pub mod line_protocol;
+pub mod logs;
 pub mod notify_config;
 pub mod problems;
 pub mod prometheus;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use eitwatch_config::logs::LogFormat;
 use eitwatch_config::problems;
 use eitwatch_config::server_config::ServerConfig;
 use eitwatch_server::auth::{Grant, Tokens};
@@ -16,7 +17,7 @@ struct Cli {
     config: PathBuf,
     /// Log format on stderr: text or json (default: the EITWATCH_LOG_FORMAT variable, else
     /// text).
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_name = "text|json")]
     log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -246,35 +247,6 @@ enum TokenCommand {
     },
 }
 
-/// How the log is written to stderr.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    /// Lines for people.
-    Text,
-    /// One JSON object a line: timestamp, level, target, message and the event's fields.
-    Json,
-}
-
-/// Starts the log: `--log-format`, else `EITWATCH_LOG_FORMAT` (`text` or `json`), else text;
-/// levels from `RUST_LOG` (default `info`).
-fn init_logs(flag: Option<LogFormat>) -> anyhow::Result<()> {
-    let format = match flag {
-        Some(f) => f,
-        None => match std::env::var("EITWATCH_LOG_FORMAT").ok().as_deref() {
-            None | Some("") | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => anyhow::bail!("EITWATCH_LOG_FORMAT: \"{other}\" is not one of text, json"),
-        },
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
-    }
-    Ok(())
-}
-
 fn load(file: &PathBuf) -> anyhow::Result<ServerConfig> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     problems::load(&text, &file.display().to_string()).map_err(|p| anyhow::anyhow!("{p}"))
@@ -283,7 +255,7 @@ fn load(file: &PathBuf) -> anyhow::Result<ServerConfig> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logs(cli.log_format)?;
+    eitwatch_config::logs::init(cli.log_format)?;
     // The data directory holds factories' evidence and token hashes: readable by the service's
     // user and group (backups, log shippers), never by every user of the machine. Set before
     // any file is made, so the token commands' files get it too.
