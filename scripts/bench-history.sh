@@ -48,7 +48,8 @@ LOAD=target/release/eitwatch-load
 work=$(mktemp -d /tmp/eitwatch-history.XXXXXX)
 pid=""
 stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }
-trap 'stop; rm -rf "$work"' EXIT
+# KEEP=1 keeps the work directory (data directories, config, tokens) for a look afterwards.
+trap 'stop; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
@@ -159,7 +160,8 @@ run() { # label start size
   stop
   local disk; disk=$(du -sb "$disk_dir" | cut -f1)
   # Where the bytes are: the largest entries of the data directory (and of a store/ in it).
-  du -sb "$disk_dir"/* "$disk_dir"/store/* 2>/dev/null | sort -rn | head -6 | sed "s|$disk_dir/||; s/^/    du: /"
+  # (VictoriaMetrics' directory has no store/: du's complaint about it is not a failure.)
+  { du -sb "$disk_dir"/* "$disk_dir"/store/* 2>/dev/null || true; } | sort -rn | head -6 | sed "s|$disk_dir/||; s/^/    du: /"
   if [ -d "$disk_dir/store/parts" ]; then
     # Day files apart from the log: how many per day, and their bytes a reading.
     local parts_b files days
