@@ -132,6 +132,17 @@ impl<V> Timeline<V> {
 
     /// Takes the entries of `other`, which replace those at the same starts.
     pub(super) fn merge(&mut self, other: Timeline<V>) {
+        // Days loaded back in time order append: room for exactly them, where inserting one
+        // by one would leave a doubled vector's spare half in every series.
+        let after = match (self.entries.last(), other.entries.first()) {
+            (Some((last, _)), Some((first, _))) => last < first,
+            _ => true,
+        };
+        if after {
+            self.entries.reserve_exact(other.entries.len());
+            self.entries.extend(other.entries);
+            return;
+        }
         for (start, v) in other.entries {
             self.insert(start, v);
         }
@@ -191,5 +202,21 @@ mod tests {
         t.forget_before(21);
         assert_eq!(t.range(i64::MIN, i64::MAX), &[(30, 7), (40, 1)]);
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn a_merge_appends_exactly_after_and_interleaves_otherwise() {
+        let t = |v: &[i64]| Timeline::from_sorted(v.iter().map(|s| (*s, *s as u32)).collect()).expect("sorted");
+        let mut a = t(&[10, 20]);
+        a.merge(t(&[30, 40]));
+        assert_eq!(a.range(i64::MIN, i64::MAX), &[(10, 10), (20, 20), (30, 30), (40, 40)]);
+        assert_eq!(a.entries.capacity(), 4);
+        // An overlapping day: in place, a start already there takes the new value.
+        let mut b = t(&[10, 30]);
+        b.merge(Timeline::from_sorted(vec![(5, 1), (30, 99), (35, 2)]).expect("sorted"));
+        assert_eq!(b.range(i64::MIN, i64::MAX), &[(5, 1), (10, 10), (30, 99), (35, 2)]);
+        let mut c: Timeline<u32> = Timeline::default();
+        c.merge(t(&[7]));
+        assert_eq!(c.range(i64::MIN, i64::MAX), &[(7, 7)]);
     }
 }
