@@ -33,7 +33,8 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 # The board's browser tests: Debian's chromium (launched at /usr/bin/chromium), Thai fonts so
 # the Thai labels render in screenshots, Node.js and npm for playwright-core.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
-fc-list 2>/dev/null | grep -qi garuda || need_apt+=(fonts-thai-tlwg)
+# grep reads the whole list (not -q): under pipefail, fc-list killed by SIGPIPE reads as missing.
+fc-list 2>/dev/null | grep -i garuda >/dev/null || need_apt+=(fonts-thai-tlwg)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # The Debian packages: built (scripts/release.sh) and installed (tests/tests/package.rs).
