@@ -49,41 +49,13 @@ fn history(start: i64, days: i64) -> String {
     body
 }
 
-/// The judged history of f1 over a fixed past range, and its alerts (id, key, state): the
-/// load writes f2 only.
+/// f1's judged history over a fixed past range and its alerts: the load writes f2 only.
 async fn answers(server: &TestServer, from_ns: i64, to_ns: i64) -> serde_json::Value {
-    let range = |t: i64| jiff::Timestamp::from_nanosecond(t as i128).expect("time").to_string();
-    let (from, to) = (range(from_ns), range(to_ns));
-    let periods = server.get_json(&format!("/api/v1/periods?factory=f1&from={from}&to={to}&max_rows=100000")).await;
-    let episodes = server.get_json(&format!("/api/v1/episodes?factory=f1&from={from}&to={to}")).await;
-    let availability = server.get_json(&format!("/api/v1/availability?factory=f1&from={from}&to={to}")).await;
-    let alerts = server.get_json("/api/v1/alerts?factory=f1").await;
-    let alerts: Vec<serde_json::Value> = alerts["alerts"]
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .map(|a| serde_json::json!([a["id"], a["key"], a["state"]]))
-        .collect();
-    serde_json::json!({
-        "periods": periods["periods"],
-        "episodes": episodes["episodes"],
-        "availability": availability["days"],
-        "alerts": alerts,
-    })
+    support::judged::answers(server, from_ns, to_ns, "/api/v1/alerts?factory=f1").await
 }
 
-/// The answers once two reads a few ticks apart agree.
 async fn settled(server: &TestServer, from_ns: i64, to_ns: i64) -> serde_json::Value {
-    let mut last = answers(server, from_ns, to_ns).await;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        let now = answers(server, from_ns, to_ns).await;
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    panic!("the answers kept changing: {last}");
+    support::judged::settled(server, from_ns, to_ns, "/api/v1/alerts?factory=f1").await
 }
 
 /// One acknowledged batch of the load: when its 204 came, and its (time, value) readings.

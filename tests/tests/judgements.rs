@@ -16,47 +16,16 @@ const MINUTE_NS: i64 = 60_000_000_000;
 const HOUR_NS: i64 = 60 * MINUTE_NS;
 const DAY_NS: i64 = 24 * HOUR_NS;
 
-/// The judged history the tests compare, over a fixed past range (so the clock moving on
-/// between starts changes nothing in it), with the alerts' ids, keys and states.
+/// f1's judged history over a fixed past range, with every alert.
 async fn answers(server: &TestServer, from_ns: i64, to_ns: i64) -> serde_json::Value {
-    let range = |t: i64| jiff::Timestamp::from_nanosecond(t as i128).expect("time").to_string();
-    let (from, to) = (range(from_ns), range(to_ns));
-    let periods = server.get_json(&format!("/api/v1/periods?factory=f1&from={from}&to={to}&max_rows=100000")).await;
-    let episodes = server.get_json(&format!("/api/v1/episodes?factory=f1&from={from}&to={to}")).await;
-    let availability = server.get_json(&format!("/api/v1/availability?factory=f1&from={from}&to={to}")).await;
-    let revisions = server.get_json("/api/v1/revisions?factory=f1").await;
-    let alerts = server.get_json("/api/v1/alerts").await;
-    let alerts: Vec<serde_json::Value> = alerts["alerts"]
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .map(|a| serde_json::json!([a["id"], a["key"], a["state"]]))
-        .collect();
-    serde_json::json!({
-        "periods": periods["periods"],
-        "episodes": episodes["episodes"],
-        "availability": availability["days"],
-        "revisions": revisions["revisions"],
-        "alerts": alerts,
-    })
+    support::judged::answers(server, from_ns, to_ns, "/api/v1/alerts").await
+}
+
+async fn settled(server: &TestServer, from_ns: i64, to_ns: i64) -> serde_json::Value {
+    support::judged::settled(server, from_ns, to_ns, "/api/v1/alerts").await
 }
 
 /// The store position the checkpoint file says it judged up to (segment, offset), if any.
-/// The answers once the engine has ticked over what was written (two reads a few ticks
-/// apart agree): a batch's flashes come at once, the hours it leaves empty at the next tick.
-async fn settled(server: &TestServer, from_ns: i64, to_ns: i64) -> serde_json::Value {
-    let mut last = answers(server, from_ns, to_ns).await;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        let now = answers(server, from_ns, to_ns).await;
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    panic!("the answers kept changing: {last}");
-}
-
 fn checkpointed(data: &Path) -> Option<(u64, u64)> {
     let bytes = std::fs::read(data.join("compliance.checkpoint")).ok()?;
     let word = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub mod agent;
 pub mod events;
 pub mod ingest;
+pub mod judged;
 pub mod lp;
 pub mod proxy;
 pub mod server;
