@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::lp::minutes;
+use support::judged::history;
 use support::site::Site;
 use support::{TestServer, bin, wait_for};
 
@@ -32,21 +32,6 @@ const BATCH: i64 = 10;
 
 fn builder(dir: &Path) -> support::server::TestServerBuilder {
     TestServer::builder(dir).site(Site::area_one()).config_tail(CONFIG)
-}
-
-/// Three hours of one-minute so2 and o2 readings at the start of each of `days` days from
-/// `start`; the second hour of the second day at 1200 ppm (beyond 950), the rest at 100.
-fn history(start: i64, days: i64) -> String {
-    let mut body = String::new();
-    for d in 0..days {
-        for h in 0..3 {
-            let t = start + d * DAY_NS + h * HOUR_NS;
-            let so2 = if (d, h) == (1, 1) { 1200.0 } else { 100.0 };
-            body.push_str(&minutes("emission", "f1", "stack-1", "so2", so2, t, 60));
-            body.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, t, 60));
-        }
-    }
-    body
 }
 
 /// f1's judged history over a fixed past range and its alerts: the load writes f2 only.

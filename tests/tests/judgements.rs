@@ -8,6 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use support::judged::history;
 use support::lp::minutes;
 use support::site::Site;
 use support::{TestServer, wait_for};
@@ -48,21 +49,6 @@ fn logged(log: &str, line: &str, key: &str) -> Option<u64> {
     let l = plain;
     let at = l.find(&format!("{key}="))? + key.len() + 1;
     l[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
-}
-
-/// Three hours of one-minute so2 and o2 readings at the start of each of `days` days from
-/// `start`; the second hour of the second day at 1200 ppm (beyond 950), the rest at 100.
-fn history(start: i64, days: i64) -> String {
-    let mut body = String::new();
-    for d in 0..days {
-        for h in 0..3 {
-            let t = start + d * DAY_NS + h * HOUR_NS;
-            let so2 = if (d, h) == (1, 1) { 1200.0 } else { 100.0 };
-            body.push_str(&minutes("emission", "f1", "stack-1", "so2", so2, t, 60));
-            body.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, t, 60));
-        }
-    }
-    body
 }
 
 #[tokio::test]

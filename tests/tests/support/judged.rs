@@ -5,6 +5,11 @@
 use std::time::Duration;
 
 use super::TestServer;
+use super::lp::minutes;
+
+const MINUTE_NS: i64 = 60_000_000_000;
+const HOUR_NS: i64 = 60 * MINUTE_NS;
+const DAY_NS: i64 = 24 * HOUR_NS;
 
 /// f1's periods, episodes, availability days and revisions over `from_ns..to_ns`, and the
 /// ids, keys and states of the alerts `alerts_path` lists (`/api/v1/alerts`, or with
@@ -45,4 +50,19 @@ pub async fn settled(server: &TestServer, from_ns: i64, to_ns: i64, alerts_path:
         last = now;
     }
     panic!("the answers kept changing: {last}");
+}
+
+/// Three hours of one-minute so2 and o2 readings at the start of each of `days` days from
+/// `start`; the second hour of the second day at 1200 ppm (beyond 950), the rest at 100.
+pub fn history(start: i64, days: i64) -> String {
+    let mut body = String::new();
+    for d in 0..days {
+        for h in 0..3 {
+            let t = start + d * DAY_NS + h * HOUR_NS;
+            let so2 = if (d, h) == (1, 1) { 1200.0 } else { 100.0 };
+            body.push_str(&minutes("emission", "f1", "stack-1", "so2", so2, t, 60));
+            body.push_str(&minutes("emission", "f1", "stack-1", "o2", 7.0, t, 60));
+        }
+    }
+    body
 }

@@ -49,6 +49,22 @@ fn put_gap(e: &mut Enc, g: &GapInfo) {
     e.str(&g.reason);
 }
 
+/// A fixed-period track's open state, as both checkpoint versions write it: the periods to
+/// judge again with their causes, and how far the empty hours were filled.
+type OpenFixed = (BTreeMap<i64, Cause>, Option<i64>, Option<i64>);
+
+fn get_open_fixed(d: &mut Dec<'_>) -> Result<OpenFixed, String> {
+    let n = d.len("dirty periods", 9)?;
+    let mut dirty = BTreeMap::new();
+    for _ in 0..n {
+        let start = d.i64("dirty period")?;
+        dirty.insert(start, if d.bool("dirty cause")? { Cause::Gap } else { Cause::Reading });
+    }
+    let fill_from = d.opt("fill from", |d| d.i64("fill from"))?;
+    let filled_to = d.opt("filled to", |d| d.i64("filled to"))?;
+    Ok((dirty, fill_from, filled_to))
+}
+
 fn get_gap(d: &mut Dec<'_>) -> Result<GapInfo, String> {
     let factory = d.str("gap factory")?;
     let point = d.str("gap point")?;
@@ -115,14 +131,7 @@ impl Engine {
                         for _ in 0..n {
                             periods.insert(d.i64("period key")?, get_period(&mut d)?);
                         }
-                        let n = d.len("dirty periods", 9)?;
-                        let mut dirty = BTreeMap::new();
-                        for _ in 0..n {
-                            let start = d.i64("dirty period")?;
-                            dirty.insert(start, if d.bool("dirty cause")? { Cause::Gap } else { Cause::Reading });
-                        }
-                        let fill_from = d.opt("fill from", |d| d.i64("fill from"))?;
-                        let filled_to = d.opt("filled to", |d| d.i64("filled to"))?;
+                        let (dirty, fill_from, filled_to) = get_open_fixed(&mut d)?;
                         Judged::Fixed(Fixed { periods, dirty, fill_from, filled_to })
                     }
                     1 => Judged::Grab(Grabs::get(&mut d)?),
@@ -647,14 +656,7 @@ impl Engine {
             for _ in 0..tracks {
                 open.push(match d.u8("track kind")? {
                     0 => {
-                        let n = d.len("dirty periods", 9)?;
-                        let mut dirty = BTreeMap::new();
-                        for _ in 0..n {
-                            let start = d.i64("dirty period")?;
-                            dirty.insert(start, if d.bool("dirty cause")? { Cause::Gap } else { Cause::Reading });
-                        }
-                        let fill_from = d.opt("fill from", |d| d.i64("fill from"))?;
-                        let filled_to = d.opt("filled to", |d| d.i64("filled to"))?;
+                        let (dirty, fill_from, filled_to) = get_open_fixed(&mut d)?;
                         OpenTrack::Fixed { dirty, fill_from, filled_to }
                     }
                     1 => OpenTrack::Grab(Grabs::get_latest(&mut d)?),
