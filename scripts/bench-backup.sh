@@ -14,6 +14,7 @@
 #   SIZE=5000000 scripts/bench-backup.sh     # on a busy machine
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-site.sh
 SIZE=${SIZE:-20000000}
 FACTORIES=${FACTORIES:-100}
 PARAMETERS=10
@@ -38,21 +39,9 @@ now_ms() { date +%s%3N; }
 data="$work/data"
 conf="$work/server.toml"
 tokens="$work/tokens.txt"
-{
-  printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n\n[api]\nanonymous_read = "loopback"\n\n' "$data"
-  printf '[[area]]\nid = "bench"\nname_en = "Bench"\nname_th = "ทดสอบ"\nprovince = "Lampang"\n'
-  for i in $(seq 1 "$FACTORIES"); do
-    f=$(printf 'f%04d' "$i")
-    printf '\n[[area.factory]]\nid = "%s"\nname = "Factory %s"\ncategory = 3\n' "$f" "$f"
-    printf '[[area.factory.point]]\nid = "outfall-1"\nkind = "effluent"\n'
-    printf 'parameters = ["cod", "bod", "ph", "tss", "tds", "temp", "flow", "oil_grease", "tkn", "zn"]\n'
-  done
-} >"$conf"
+bench_server_toml "$data" "$FACTORIES" >"$conf"
 "$SERVER" check-config "$conf" >/dev/null
-for i in $(seq 1 "$FACTORIES"); do
-  f=$(printf 'f%04d' "$i")
-  echo "$f $("$SERVER" token create --data-dir "$data" --factory "$f" 2>/dev/null)"
-done >"$tokens"
+bench_tokens "$SERVER" "$data" "$FACTORIES" >"$tokens"
 admin=$("$SERVER" token create --data-dir "$data" --admin 2>/dev/null)
 
 RUST_LOG=warn setsid "$SERVER" --config "$conf" >>"$work/server.log" 2>&1 &

@@ -24,6 +24,7 @@
 #   TARGETS=eitwatch scripts/bench-history.sh       # one target
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-site.sh
 SIZES=${SIZES:-20000000 200000000}
 FACTORIES=${FACTORIES:-100}
 PARAMETERS=10
@@ -89,21 +90,9 @@ data="$work/eitwatch"
 conf="$work/server.toml"
 tokens="$work/tokens.txt"
 if want eitwatch; then
-  {
-    printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n\n[api]\nanonymous_read = "loopback"\n\n' "$data"
-    printf '[[area]]\nid = "bench"\nname_en = "Bench"\nname_th = "ทดสอบ"\nprovince = "Lampang"\n'
-    for i in $(seq 1 "$FACTORIES"); do
-      f=$(printf 'f%04d' "$i")
-      printf '\n[[area.factory]]\nid = "%s"\nname = "Factory %s"\ncategory = 3\n' "$f" "$f"
-      printf '[[area.factory.point]]\nid = "outfall-1"\nkind = "effluent"\n'
-      printf 'parameters = ["cod", "bod", "ph", "tss", "tds", "temp", "flow", "oil_grease", "tkn", "zn"]\n'
-    done
-  } >"$conf"
+  bench_server_toml "$data" "$FACTORIES" >"$conf"
   "$SERVER" check-config "$conf" >/dev/null
-  for i in $(seq 1 "$FACTORIES"); do
-    f=$(printf 'f%04d' "$i")
-    echo "$f $("$SERVER" token create --data-dir "$work/eitwatch-tokens" --factory "$f" 2>/dev/null)"
-  done >"$tokens"
+  bench_tokens "$SERVER" "$work/eitwatch-tokens" "$FACTORIES" >"$tokens"
 fi
 
 start_eitwatch() { # fresh|again

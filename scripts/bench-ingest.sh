@@ -26,6 +26,7 @@
 # run here; its store is measured on the shape eitwatch's writers actually produce.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-site.sh
 DURATION_S=${DURATION_S:-10}
 CONNECTIONS=${CONNECTIONS:-8}
 FACTORIES=${FACTORIES:-1000}
@@ -119,23 +120,11 @@ if want eitwatch; then
 # 1. eitwatch-server.
 data="$work/eitwatch"
 conf="$work/server.toml"
-{
-  printf '[server]\nlisten = "127.0.0.1:0"\ndata_dir = "%s"\n\n' "$data"
-  printf '[[area]]\nid = "bench"\nname_en = "Bench"\nname_th = "ทดสอบ"\nprovince = "Lampang"\n'
-  for i in $(seq 1 "$FACTORIES"); do
-    f=$(printf 'f%04d' "$i")
-    printf '\n[[area.factory]]\nid = "%s"\nname = "Factory %s"\ncategory = 3\n' "$f" "$f"
-    printf '[[area.factory.point]]\nid = "outfall-1"\nkind = "effluent"\n'
-    printf 'parameters = ["cod", "bod", "ph", "tss", "tds", "temp", "flow", "oil_grease", "tkn", "zn"]\n'
-  done
-} >"$conf"
+bench_server_toml "$data" "$FACTORIES" >"$conf"
 "$SERVER" check-config "$conf" >/dev/null
 echo "bench: creating $FACTORIES tokens"
 tokens="$work/tokens.txt"
-for i in $(seq 1 "$FACTORIES"); do
-  f=$(printf 'f%04d' "$i")
-  echo "$f $("$SERVER" token create --data-dir "$work/eitwatch-tokens" --factory "$f")"
-done >"$tokens"
+bench_tokens "$SERVER" "$work/eitwatch-tokens" "$FACTORIES" >"$tokens"
 start_eitwatch() { # an empty data directory but for the tokens
   rm -rf "$data"; cp -a "$work/eitwatch-tokens" "$data"
   RUST_LOG=warn setsid "$SERVER" --config "$conf" >>"$work/eitwatch.log" 2>&1 &
