@@ -32,10 +32,11 @@
 //! - symbol `16 + k`, `k` in `0..=31`: a run of `2^k + x` zeros;
 //! - symbol `48 + k − 4`, `k` in `4..=63`: the integer of zig-zag `z = 2^k + x`.
 //!
-//! Layout: `[s: u8, 1..=108]`, then `⌈s / 2⌉` bytes of code lengths, 4 bits per symbol for
-//! the symbols `0..s` (symbol `i` in the low half of byte `i / 2` when `i` is even, in the
-//! high half when odd; a last unused half is zero); a length is `0` for a symbol that is not
-//! used, else `1..=12`, and the symbols from `s` on are not used. The lengths make a prefix
+//! Layout: `[s: u8, 1..=108]`, then the code lengths of the symbols `0..s` in half bytes,
+//! the low half of a byte before its high half: a half `0..=12` is the length of the next
+//! symbol (`0`: not used), a half `15` followed by a half `r` stands for `r + 2` symbols not
+//! used (`13` and `14` are never written); the halves end with the `s`-th symbol, a last
+//! unused half being zero, and the symbols from `s` on are not used. The lengths make a prefix
 //! code (`Σ 2^−len ≤ 1`; a code of one symbol has length 1), assigned canonically as
 //! DEFLATE does: symbols in order of (length, symbol) take consecutive codes, the first
 //! `0`, each next one the previous plus one shifted left by the difference of their
@@ -74,12 +75,12 @@
 //!   `mᵢ − mᵢ₋₁` (wrapping).
 //! - `5` converted, coded: as mode 3 with `coded(n − 1)` in place of `blocks(n − 1)`.
 //!
-//! The encoder writes whichever is smallest (modes 1 and 4 only when the values are
-//! decimal, 3 and 5 only when they are a conversion of decimals; `coded` only where it is
-//! smaller than `blocks`, which small columns keep: a code table costs a few bytes). Mode
-//! 3 came after files of the first three were written, modes 4 and 5 after those of the
-//! first four: they read as before (`testdata/v3`); a build that knows fewer modes refuses
-//! a column of a newer one, naming its mode.
+//! The encoder writes the smallest of the modes it tries: modes 1 and 4 only when the
+//! values are decimal, 3 and 5 only when they are a conversion of decimals, and `coded` in
+//! place of `blocks` only when smaller and for 33 values or more (a code table costs a few
+//! bytes). Mode 3 came after files of the first three were written, modes 4 and 5 after
+//! those of the first four: they read as before (`testdata/v3`); a build that knows fewer
+//! modes refuses a column of a newer one, naming its mode.
 
 /// A column that does not decode: its bytes end early or hold what no encoder wrote.
 #[derive(Debug, thiserror::Error)]
@@ -283,6 +284,9 @@ const WIDE_FIRST_BITS: usize = 4;
 const SYMBOLS: usize = WIDE_BASE + 64 - WIDE_FIRST_BITS;
 /// The longest code: a decoder's lookup table has at most `2^12` entries.
 const MAX_CODE_BITS: u32 = 12;
+/// The fewest differences the encoder tries `coded` for: below, a code table outweighs
+/// what it saves, and its making costs more than the column.
+const MIN_CODED: usize = 32;
 /// The longest run one run symbol holds.
 const MAX_RUN: u64 = (1 << RUN_KINDS) - 1;
 /// Shortest runs of zero the encoder tries writing as run symbols (shorter ones as literal
@@ -438,14 +442,52 @@ impl BitWriter<'_> {
     }
 }
 
+/// In a code length table, a half byte standing for unused symbols (2 to 17, in the half
+/// after it).
+const UNUSED_RUN: u8 = 15;
+
+/// Appends `[s: u8]` and the code length halves of `lengths` (module doc).
+fn put_lengths(lengths: &[u8; SYMBOLS], out: &mut Vec<u8>) {
+    let table_symbols = lengths.iter().rposition(|&l| l > 0).map_or(0, |s| s + 1);
+    out.push(table_symbols as u8);
+    let mut halves = Vec::with_capacity(table_symbols);
+    let mut s = 0;
+    while s < table_symbols {
+        let unused = lengths[s..table_symbols].iter().take_while(|&&l| l == 0).count().min(17);
+        if unused >= 3 {
+            halves.extend_from_slice(&[UNUSED_RUN, unused as u8 - 2]);
+            s += unused;
+        } else {
+            halves.push(lengths[s]);
+            s += 1;
+        }
+    }
+    out.extend(halves.chunks(2).map(|pair| pair[0] | pair.get(1).map_or(0, |h| h << 4)));
+}
+
 /// Appends `coded(ints.len())` (module doc) to `out`; nothing for no integers.
 pub(crate) fn put_coded(ints: &[i64], out: &mut Vec<u8>) {
     if ints.is_empty() {
         return;
     }
-    let mut best: Option<(u64, Vec<Token>, [u8; SYMBOLS])> = None;
-    let mut candidate = Vec::with_capacity(ints.len());
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < ints.len() {
+        let run = ints[i..].iter().take_while(|&&d| d == 0).count();
+        if run > 0 {
+            runs.push(run);
+        }
+        i += run.max(1);
+    }
+    let mut best: Option<(u64, usize, [u8; SYMBOLS])> = None;
+    let (mut candidate, mut table) = (Vec::with_capacity(ints.len()), Vec::new());
+    let mut previous = 0;
     for threshold in RUN_THRESHOLDS {
+        // The same tokens as the threshold before when no run lies between the two.
+        if previous > 0 && !runs.iter().any(|&run| (previous..threshold).contains(&run)) {
+            continue;
+        }
+        previous = threshold;
         tokens(ints, threshold, &mut candidate);
         let mut freq = [0u64; SYMBOLS];
         let mut extra_bits = 0u64;
@@ -454,25 +496,22 @@ pub(crate) fn put_coded(ints: &[i64], out: &mut Vec<u8>) {
             extra_bits += u64::from(t.extra_bits);
         }
         let lengths = code_lengths(&freq);
-        let table_symbols = lengths.iter().rposition(|&l| l > 0).map_or(0, |s| s + 1) as u64;
-        let bits = extra_bits
-            + 8 * (1 + table_symbols.div_ceil(2))
-            + (0..SYMBOLS).map(|s| freq[s] * u64::from(lengths[s])).sum::<u64>();
-        if best.as_ref().is_none_or(|(b, _, _)| bits < *b) {
-            best = Some((bits, candidate.clone(), lengths));
+        table.clear();
+        put_lengths(&lengths, &mut table);
+        let bits =
+            extra_bits + 8 * table.len() as u64 + (0..SYMBOLS).map(|s| freq[s] * u64::from(lengths[s])).sum::<u64>();
+        if best.as_ref().is_none_or(|&(b, _, _)| bits < b) {
+            best = Some((bits, threshold, lengths));
         }
     }
-    let Some((_, tokens, lengths)) = best else {
+    let Some((_, threshold, lengths)) = best else {
         return;
     };
-    let table_symbols = lengths.iter().rposition(|&l| l > 0).map_or(0, |s| s + 1);
-    out.push(table_symbols as u8);
-    for pair in lengths[..table_symbols].chunks(2) {
-        out.push(pair[0] | pair.get(1).map_or(0, |l| l << 4));
-    }
+    tokens(ints, threshold, &mut candidate);
+    put_lengths(&lengths, out);
     let codes = canonical_codes(&lengths);
     let mut writer = BitWriter { out, acc: 0, bits: 0 };
-    for t in tokens {
+    for t in candidate {
         writer.put(u64::from(codes[t.symbol]), u32::from(lengths[t.symbol]));
         writer.put_wide(t.extra, t.extra_bits);
     }
@@ -553,23 +592,42 @@ pub(crate) fn get_coded(
             "the coded stream at byte {start} has code lengths for {table_symbols} symbols: 1 to {SYMBOLS}"
         )));
     }
-    let Some(packed) = bytes.get(*at..*at + table_symbols.div_ceil(2)) else {
-        return Err(CodecError(format!(
-            "the coded stream at byte {start} needs {} bytes of code lengths, {} left",
-            table_symbols.div_ceil(2),
-            bytes.len() - *at
-        )));
-    };
-    *at += packed.len();
     let mut lengths = [0u8; SYMBOLS];
-    for (s, length) in lengths[..table_symbols].iter_mut().enumerate() {
-        *length = (packed[s / 2] >> (4 * (s % 2))) & 0x0f;
-        if u32::from(*length) > MAX_CODE_BITS {
-            return Err(CodecError(format!(
-                "the coded stream at byte {start} gives symbol {s} a code of {length} bits, over {MAX_CODE_BITS}"
-            )));
+    let (mut symbol, mut half) = (0, 0);
+    let mut next_half = || {
+        let byte = bytes.get(*at + half / 2).ok_or_else(|| {
+            CodecError(format!(
+                "the coded stream at byte {start}: its code lengths are cut short at byte {}",
+                *at + half / 2
+            ))
+        })?;
+        let v = (byte >> (4 * (half % 2))) & 0x0f;
+        half += 1;
+        Ok::<u8, CodecError>(v)
+    };
+    while symbol < table_symbols {
+        match next_half()? {
+            UNUSED_RUN => {
+                let run = usize::from(next_half()?) + 2;
+                if symbol + run > table_symbols {
+                    return Err(CodecError(format!(
+                        "the coded stream at byte {start} has {run} unused symbols from symbol {symbol}, past its {table_symbols}"
+                    )));
+                }
+                symbol += run;
+            }
+            length if u32::from(length) <= MAX_CODE_BITS => {
+                lengths[symbol] = length;
+                symbol += 1;
+            }
+            length => {
+                return Err(CodecError(format!(
+                    "the coded stream at byte {start} gives symbol {symbol} a code of {length} bits, over {MAX_CODE_BITS}"
+                )));
+            }
         }
     }
+    *at += half.div_ceil(2);
     let longest = u32::from(lengths.iter().copied().max().unwrap_or(0));
     if longest == 0 {
         return Err(CodecError(format!("the coded stream at byte {start} has no code")));
@@ -756,6 +814,9 @@ fn put_ints(ints: &[i64], out: &mut Vec<u8>) -> bool {
     let deltas: Vec<i64> = ints.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
     let start = out.len();
     put_blocks(&deltas, out);
+    if deltas.len() < MIN_CODED {
+        return false;
+    }
     let coded_start = out.len();
     put_coded(&deltas, out);
     let (blocks_len, coded_len) = (coded_start - start, out.len() - coded_start);
@@ -1229,14 +1290,13 @@ mod tests {
         // Zig-zag 2, 2, 1, 2: symbols 1 and 2 of 1 bit each, codes 0 and 1; lengths of
         // symbols 0..3 (0, 1, 1) in nibbles; bits 1, 1, 0, 1 from the lowest.
         assert_eq!(coded_round_trip(&[1, 1, -1, 1]), [3, 0x10, 0x01, 0b1011]);
-        // Ten zeros and a 3 (zig-zag 6): as a run (symbol 19, 3 extra bits) the table runs to
-        // symbol 19 (11 bytes); as ten literal zeros, to symbol 6 (5 bytes) and 11 bits.
-        assert_eq!(coded_round_trip(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]), [7, 0x01, 0, 0, 0x01, 0, 0b100]);
-        // A thousand zeros: one run, symbol 16 + 9 (512..1024) of 1 bit (code 0) in the high
-        // half of the 13th length byte, then 1000 − 512 = 488 in 9 bits.
-        let mut expected = vec![26];
-        expected.extend_from_slice(&[0; 12]);
-        expected.push(0x10);
+        // Ten zeros and a 3 (zig-zag 6): as a run (symbol 19, 3 extra bits) in 2 + 3 bits
+        // after a table to symbol 19 (halves 15 4, 1, 15 10, 1: 4 bytes); as ten literal
+        // zeros in 11 bits after a table to symbol 6 (halves 1, 15 3, 1: 3 bytes).
+        assert_eq!(coded_round_trip(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]), [7, 0xf1, 0x13, 0, 0b100]);
+        // A thousand zeros: one run, symbol 16 + 9 (512..1024) of 1 bit (code 0) after 17 + 8
+        // unused symbols (halves 15 15, 15 6), then 1000 − 512 = 488 in 9 bits.
+        let mut expected = vec![26, 0xff, 0x6f, 0x01];
         expected.extend_from_slice(&(488u16 << 1).to_le_bytes());
         assert_eq!(coded_round_trip(&[0; 1000]), expected);
         // A single integer; the widest ones, in symbols of 63 extra bits; runs among them.
@@ -1270,6 +1330,9 @@ mod tests {
             assert!(bytes.len() * 20 < packed.len() * 19, "{} coded, {} packed", bytes.len(), packed.len());
             damage_is_caught_or_harmless(&[], &values[..400]);
         }
+        // 32 values (31 differences) are not worth a code table.
+        let few: Vec<f64> = realistic(9, 600, 32).iter().map(|&m| m as f64 / 10.0).collect();
+        assert_eq!(values_round_trip(&few)[0], VALUES_DECIMAL);
         // Converted (SO₂ read in mg/Nm³ at 0.1, stored in ppm): mode 5.
         let values: Vec<f64> = realistic(5, 1200, 1440).iter().map(|&m| so2_from_mg_per_nm3(m as f64 / 10.0)).collect();
         let bytes = values_round_trip(&values);
@@ -1326,7 +1389,9 @@ mod tests {
         assert!(error(&column(&[]), 2).contains("symbol count missing"));
         assert!(error(&column(&[0]), 2).contains("for 0 symbols"));
         assert!(error(&column(&[109, 0]), 2).contains("for 109 symbols"));
-        assert!(error(&column(&[4, 0x10]), 2).contains("needs 2 bytes of code lengths"));
+        assert!(error(&column(&[4, 0x10]), 2).contains("code lengths are cut short at byte 5"));
+        assert!(error(&column(&[3, 0xf0, 0x01]), 2).contains("3 unused symbols from symbol 1, past its 3"));
+        assert!(error(&column(&[3, 0xff]), 2).contains("17 unused symbols from symbol 0"));
         assert!(error(&column(&[2, 0xd0]), 2).contains("a code of 13 bits"));
         assert!(error(&column(&[2, 0x00]), 2).contains("no code"));
         assert!(error(&column(&[3, 0x11, 0x01, 0]), 2).contains("no prefix code"));
