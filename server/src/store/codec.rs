@@ -4,7 +4,8 @@
 //! Sensor columns are regular: times one a minute or one a second, often on whole seconds
 //! or milliseconds; values random walks at an instrument's fixed decimal resolution (pH
 //! 0.01, COD 1 or 0.1 mg/L), with plateaus. Both columns therefore become integers whose
-//! consecutive differences are small, stored as frame-of-reference bit-packed blocks.
+//! consecutive differences are small, stored as frame-of-reference bit-packed blocks or,
+//! where smaller, entropy-coded with runs for plateaus and regular times.
 //! Values that are not exact decimals (unit conversions, NaN, -0.0) fall back to an XOR of
 //! consecutive bit patterns, or raw bits when that would be larger. The choice was measured
 //! against the other candidates (`examples/codecs.rs`, `docs/benchmarks.md`).
@@ -52,6 +53,12 @@
 //! all of them multiples of `10^e` ns (the encoder takes the largest such `e`: 9 for times
 //! on whole seconds).
 //!
+//! Times, mode `2` (scaled deltas, coded): `[2][e: u8, 0..=18]`, then if `n > 0` `[first
+//! time in ns: zig-zag varint]`, if `n > 1` `[d₁: zig-zag varint]` and `coded(n − 2)` of
+//! `dᵢ − dᵢ₋₁` (wrapping), where `dᵢ = (tᵢ − tᵢ₋₁) / 10^e` as in mode 1. The encoder writes it
+//! in place of mode 1 when smaller, for 34 times or more: times at a fixed interval are
+//! then a run of zeros, an outage two wide integers.
+//!
 //! Values, by mode:
 //! - `0` raw: n × `[f64 bits: u64]`.
 //! - `1` decimal: `[1][e: u8, 0..=18]`, then if `n > 0` `[m₀: zig-zag varint]` and
@@ -78,9 +85,9 @@
 //! The encoder writes the smallest of the modes it tries: modes 1 and 4 only when the
 //! values are decimal, 3 and 5 only when they are a conversion of decimals, and `coded` in
 //! place of `blocks` only when smaller and for 33 values or more (a code table costs a few
-//! bytes). Mode 3 came after files of the first three were written, modes 4 and 5 after
-//! those of the first four: they read as before (`testdata/v3`); a build that knows fewer
-//! modes refuses a column of a newer one, naming its mode.
+//! bytes). Values mode 3 came after files of the first three were written, values modes 4
+//! and 5 and times mode 2 after those of the others: they read as before (`testdata/v3`);
+//! a build that knows fewer modes refuses a column of a newer one, naming its mode.
 
 /// A column that does not decode: its bytes end early or hold what no encoder wrote.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +95,7 @@
 pub(crate) struct CodecError(pub(crate) String);
 
 const TIMES_SCALED_DELTAS: u8 = 1;
+const TIMES_CODED: u8 = 2;
 const VALUES_RAW: u8 = 0;
 const VALUES_DECIMAL: u8 = 1;
 const VALUES_XOR: u8 = 2;
@@ -693,6 +701,7 @@ pub(crate) fn encode_times(times_ns: &[i64], out: &mut Vec<u8>) {
             e -= 1;
         }
     }
+    let start = out.len();
     out.push(TIMES_SCALED_DELTAS);
     out.push(e as u8);
     let Some(&first) = times_ns.first() else {
@@ -702,13 +711,30 @@ pub(crate) fn encode_times(times_ns: &[i64], out: &mut Vec<u8>) {
     let unit = POW10_I64[e];
     let scaled: Vec<i64> = deltas.iter().map(|d| d / unit).collect();
     put_blocks(&scaled, out);
+    if scaled.len() <= MIN_CODED {
+        return;
+    }
+    // Regular times: differences of differences mostly zero, coded as runs.
+    let coded_start = out.len();
+    out.push(TIMES_CODED);
+    out.push(e as u8);
+    put_varint(out, zigzag(first));
+    put_varint(out, zigzag(scaled[0]));
+    put_coded(&scaled.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect::<Vec<_>>(), out);
+    let coded_len = out.len() - coded_start;
+    if coded_len < coded_start - start {
+        out.copy_within(coded_start.., start);
+        out.truncate(start + coded_len);
+    } else {
+        out.truncate(coded_start);
+    }
 }
 
 /// Decodes `n` times from the start of `bytes` into `out`; returns the bytes read.
 pub(crate) fn decode_times(bytes: &[u8], n: usize, out: &mut Vec<i64>) -> Result<usize, CodecError> {
     let mut at = 0;
     let mode = get_byte(bytes, &mut at, "the times column's mode")?;
-    if mode != TIMES_SCALED_DELTAS {
+    if mode != TIMES_SCALED_DELTAS && mode != TIMES_CODED {
         return Err(CodecError(format!("times column of unknown mode {mode}")));
     }
     let e = usize::from(get_byte(bytes, &mut at, "the times column's unit")?);
@@ -721,7 +747,21 @@ pub(crate) fn decode_times(bytes: &[u8], n: usize, out: &mut Vec<i64>) -> Result
     out.reserve(reservable(n, bytes));
     let mut t = unzigzag(get_varint(bytes, &mut at)?);
     out.push(t);
-    get_blocks(bytes, &mut at, n - 1, |d| {
+    if mode == TIMES_SCALED_DELTAS {
+        get_blocks(bytes, &mut at, n - 1, |d| {
+            t = t.wrapping_add(d.wrapping_mul(unit));
+            out.push(t);
+        })?;
+        return Ok(at);
+    }
+    if n == 1 {
+        return Ok(at);
+    }
+    let mut d = unzigzag(get_varint(bytes, &mut at)?);
+    t = t.wrapping_add(d.wrapping_mul(unit));
+    out.push(t);
+    get_coded(bytes, &mut at, n - 2, |dd| {
+        d = d.wrapping_add(dd);
         t = t.wrapping_add(d.wrapping_mul(unit));
         out.push(t);
     })?;
@@ -1099,20 +1139,54 @@ mod tests {
     }
 
     #[test]
-    fn a_day_at_one_a_minute_on_whole_minutes_is_35_bytes() {
+    fn a_day_at_one_a_minute_on_whole_minutes_is_18_bytes() {
         let first = 1_700_000_000_000_000_000i64;
         let times: Vec<i64> = (0..1440).map(|i| first + i * 60_000_000_000).collect();
-        let bytes = times_round_trip(&times);
-        // Deltas of 6 × 10^10 ns: unit 10^10, each 6. 1 439 deltas in 12 blocks of
-        // [zig-zag 6 = 12][width 0]; the first time's zig-zag needs 62 bits: 9 bytes.
+        // Deltas of 6 × 10^10 ns: unit 10^10, each 6; the first time's zig-zag needs 62
+        // bits: 9 bytes. Half an hour: 29 deltas in one block [zig-zag 6 = 12][width 0].
         let mut expected = vec![TIMES_SCALED_DELTAS, 10];
         put_varint(&mut expected, zigzag(first));
         assert_eq!(expected.len(), 2 + 9);
-        for _ in 0..12 {
-            expected.extend_from_slice(&[12, 0]);
-        }
-        assert_eq!(bytes, expected);
+        expected.extend_from_slice(&[12, 0]);
+        assert_eq!(times_round_trip(&times[..30]), expected);
+        // A day: 12 such blocks (35 bytes), or coded: d₁ = 6, then 1 438 differences of
+        // differences, all zero: one run, symbol 16 + 10 (1024..2048) of 1 bit (code 0) after
+        // 17 + 9 unused symbols (halves 15 15, 15 7), then 1438 − 1024 = 414 in 10 bits.
+        let mut expected = vec![TIMES_CODED, 10];
+        put_varint(&mut expected, zigzag(first));
+        expected.extend_from_slice(&[12, 27, 0xff, 0x7f, 0x01]);
+        expected.extend_from_slice(&(414u16 << 1).to_le_bytes());
+        assert_eq!(times_round_trip(&times), expected);
+        assert_eq!(expected.len(), 18);
         damage_is_caught_or_harmless(&times[..300], &[]);
+        // Two outages, jitter of whole seconds: coded, and every point back.
+        let mut gaps: Vec<i64> = (0..1440i64)
+            .filter(|m| !(300..420).contains(m) && !(900..920).contains(m))
+            .map(|m| first + m * 60_000_000_000 + (m % 7 / 5) * 1_000_000_000)
+            .collect();
+        assert_eq!(times_round_trip(&gaps)[0], TIMES_CODED);
+        gaps.truncate(300);
+        damage_is_caught_or_harmless(&gaps, &[]);
+    }
+
+    #[test]
+    fn coded_times_of_few_points_decode() {
+        // What the encoder writes in mode 1 (n ≤ 33) a decoder takes in mode 2 too.
+        let mut out = Vec::new();
+        assert_eq!(decode_times(&[TIMES_CODED, 9], 0, &mut out).unwrap(), 2);
+        assert_eq!(decode_times(&[TIMES_CODED, 9, 6], 1, &mut out).unwrap(), 3);
+        assert_eq!(decode_times(&[TIMES_CODED, 9, 6, 120], 2, &mut out).unwrap(), 4);
+        assert_eq!(out, [3, 3, 60_000_000_003]);
+        // t₀ = 3 ns, d₁ = 60 s, then [1 symbol: zig-zag 1 (−1 s), 1 bit] twice: 59 s, 58 s.
+        assert_eq!(decode_times(&[TIMES_CODED, 9, 6, 120, 2, 0x10, 0], 4, &mut out).unwrap(), 7);
+        assert_eq!(&out[3..], [3, 60_000_000_003, 119_000_000_003, 177_000_000_003]);
+        assert!(
+            decode_times(&[TIMES_CODED, 9, 6, 120, 2, 0x10], 4, &mut out)
+                .unwrap_err()
+                .to_string()
+                .contains("cut short")
+        );
+        assert!(decode_times(&[TIMES_CODED, 19], 0, &mut out).is_err(), "unit over 10^18");
     }
 
     #[test]
