@@ -538,7 +538,7 @@ fn main() {
         Codec { name: "baseline: dod varint of ns", encode: dod_encode, decode: dod_decode },
         Codec { name: "dod varint in 1 s / 1 ms / 1 ns", encode: dod_unit_encode, decode: dod_unit_decode },
         Codec { name: "pco (standalone, level 8)", encode: pco_encode::<i64>, decode: pco_decode::<i64> },
-        Codec { name: "chosen: scaled deltas, packed", encode: chosen_times_encode, decode: chosen_times_decode },
+        Codec { name: "chosen: scaled deltas, packed/coded", encode: chosen_times_encode, decode: chosen_times_decode },
     ];
     println!("TIMES");
     for (shape, data) in time_shapes(&mut rng) {
@@ -552,7 +552,7 @@ fn main() {
         Codec { name: "pco (standalone, level 8)", encode: pco_encode::<f64>, decode: pco_decode::<f64> },
         Codec { name: "pco of decimal mantissas", encode: pco_mantissas_encode, decode: pco_mantissas_decode },
         Codec { name: "decimal, packed blocks (mode 1)", encode: packed_values_encode, decode: packed_values_decode },
-        Codec { name: "chosen: decimal/conv./XOR/raw", encode: chosen_values_encode, decode: chosen_values_decode },
+        Codec { name: "chosen: dec./conv. packed/coded", encode: chosen_values_encode, decode: chosen_values_decode },
     ];
     println!("\nVALUES");
     for n in [1440, 86_400] {

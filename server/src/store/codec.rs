@@ -478,30 +478,50 @@ pub(crate) fn put_coded(ints: &[i64], out: &mut Vec<u8>) {
     if ints.is_empty() {
         return;
     }
-    let mut runs = Vec::new();
+    // Symbols of the integers other than zero (the same at every threshold), and the runs
+    // of zeros.
+    let (mut base, mut base_extra_bits, mut runs) = ([0u64; SYMBOLS], 0u64, Vec::new());
     let mut i = 0;
     while i < ints.len() {
         let run = ints[i..].iter().take_while(|&&d| d == 0).count();
         if run > 0 {
-            runs.push(run);
+            runs.push(run as u64);
+            i += run;
+            continue;
         }
-        i += run.max(1);
+        let z = zigzag(ints[i]);
+        if z < LITERALS as u64 {
+            base[z as usize] += 1;
+        } else {
+            let (symbol, _, extra_bits) = wide_symbol(z);
+            base[symbol] += 1;
+            base_extra_bits += u64::from(extra_bits);
+        }
+        i += 1;
     }
     let mut best: Option<(u64, usize, [u8; SYMBOLS])> = None;
-    let (mut candidate, mut table) = (Vec::with_capacity(ints.len()), Vec::new());
+    let mut table = Vec::new();
     let mut previous = 0;
     for threshold in RUN_THRESHOLDS {
         // The same tokens as the threshold before when no run lies between the two.
-        if previous > 0 && !runs.iter().any(|&run| (previous..threshold).contains(&run)) {
+        if previous > 0 && !runs.iter().any(|&run| (previous as u64..threshold as u64).contains(&run)) {
             continue;
         }
         previous = threshold;
-        tokens(ints, threshold, &mut candidate);
-        let mut freq = [0u64; SYMBOLS];
-        let mut extra_bits = 0u64;
-        for t in &candidate {
-            freq[t.symbol] += 1;
-            extra_bits += u64::from(t.extra_bits);
+        let (mut freq, mut extra_bits) = (base, base_extra_bits);
+        for &run in &runs {
+            if run < threshold as u64 {
+                freq[0] += run;
+                continue;
+            }
+            let mut left = run;
+            while left > 0 {
+                let len = left.min(MAX_RUN);
+                let (symbol, _, bits) = run_symbol(len);
+                freq[symbol] += 1;
+                extra_bits += u64::from(bits);
+                left -= len;
+            }
         }
         let lengths = code_lengths(&freq);
         table.clear();
@@ -515,6 +535,7 @@ pub(crate) fn put_coded(ints: &[i64], out: &mut Vec<u8>) {
     let Some((_, threshold, lengths)) = best else {
         return;
     };
+    let mut candidate = Vec::with_capacity(ints.len());
     tokens(ints, threshold, &mut candidate);
     put_lengths(&lengths, out);
     let codes = canonical_codes(&lengths);
