@@ -25,8 +25,8 @@
 //! bytes.
 //!
 //! `coded(m)`: m `i64`s entropy-coded with a canonical Huffman code made for the column, for
-//! differences of an instrument's noise (a few values, each taking about its information
-//! rather than the bits of the block's widest) and plateaus (runs of zeros). Each integer
+//! differences of an instrument's noise (a few values, each taking about the bits of its
+//! information rather than those of the widest in its block) and plateaus (runs of zeros). Each integer
 //! is taken as its zig-zag `z` (an unsigned `u64`), and the column is a sequence of tokens,
 //! each a symbol and then its `k` extra bits `x`:
 //! - symbols `0..=15`: the integer of zig-zag `z` = the symbol; `k = 0`;
