@@ -9,6 +9,9 @@
 //! out-of-order backfill. A block is a day: 1 440 points at one a minute, 86 400 at one a
 //! second.
 //!
+//! Then the realistic readings of `eitwatch-load --realistic` (its walk and instrument
+//! table), a day of one a minute per block, per instrument and over all of them.
+//!
 //! `cargo run --release -p eitwatch-server --example codecs`
 
 use std::hint::black_box;
@@ -112,6 +115,69 @@ fn value_shapes(n: usize, rng: &mut Rng) -> Vec<(String, Vec<f64>)> {
     ]
 }
 
+/// `eitwatch-load --realistic`'s instruments (`tests/src/bin/eitwatch-load.rs`): name,
+/// level, decimals, and the band the walk stays in.
+const INSTRUMENTS: [(&str, f64, u32, f64, f64); 10] = [
+    ("cod 0.1 mg/L", 60.0, 1, 5.0, 400.0),
+    ("bod 0.1 mg/L", 12.0, 1, 1.0, 100.0),
+    ("ph 0.01", 7.2, 2, 5.5, 9.5),
+    ("tss 0.1 mg/L", 25.0, 1, 1.0, 200.0),
+    ("tds 1 mg/L", 800.0, 0, 100.0, 3000.0),
+    ("temp 0.1 °C", 30.0, 1, 20.0, 45.0),
+    ("flow 0.1 m³/h", 120.0, 1, 0.0, 600.0),
+    ("oil_grease 0.1 mg/L", 2.0, 1, 0.0, 20.0),
+    ("tkn 0.1 mg/L", 40.0, 1, 1.0, 200.0),
+    ("zn 0.01 mg/L", 1.5, 2, 0.0, 10.0),
+];
+
+/// `eitwatch-load`'s `Walk`, in resolution steps: uniform noise of -3..=3 steps, a pull of
+/// 1/64 of the distance back to the series' level, and 1 % of steps starting a plateau of
+/// 5 to 60 equal readings.
+fn realistic_counts(series: u64, level: f64, decimals: u32, low: f64, high: f64, n: usize) -> Vec<i64> {
+    let scale = 10f64.powi(decimals as i32);
+    let mut rng = Rng(series.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed);
+    let level = (level * scale).round() as i64;
+    let spread = (level / 5).max(1);
+    let level = level - spread + rng.below(2 * spread as u64 + 1) as i64;
+    let (low, high) = ((low * scale).round() as i64, (high * scale).round() as i64);
+    let (mut steps, mut hold) = (level, 0u32);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        if hold > 0 {
+            hold -= 1;
+        } else {
+            let r = rng.next();
+            if r % 100 == 0 {
+                hold = 5 + (r >> 8) as u32 % 56;
+            } else {
+                let noise = ((r >> 16) % 7) as i64 - 3;
+                let pull = (level - steps) / 64;
+                steps = (steps + noise + pull).clamp(low, high);
+            }
+        }
+        out.push(steps);
+    }
+    out
+}
+
+/// Per instrument, day blocks of 1 440 readings (one a minute) of `series` series, `days`
+/// days each, as the agent parses the text `eitwatch-load` sends.
+fn realistic_shapes(series: u64, days: usize) -> Vec<(String, Vec<Vec<f64>>)> {
+    INSTRUMENTS
+        .iter()
+        .enumerate()
+        .map(|(p, &(name, level, dec, low, high))| {
+            let columns = (0..series)
+                .flat_map(|f| {
+                    let counts = realistic_counts(f * 16 + p as u64, level, dec, low, high, 1440 * days);
+                    counts.chunks(1440).map(|day| decimals(day, dec as i32)).collect::<Vec<_>>()
+                })
+                .collect();
+            (format!("{name} ×1440, {series} series × {days} days"), columns)
+        })
+        .collect()
+}
+
 fn time_shapes(rng: &mut Rng) -> Vec<(String, Vec<i64>)> {
     let day_ns = 1_796_000_000_000_000_000i64; // 2026-12-01 in ns, a whole minute
     let second = 1_000_000_000i64;
@@ -176,25 +242,38 @@ fn time_it<T>(codec: &Codec<T>, data: &[T]) -> (usize, f64, f64) {
     (bytes.len(), encode_ns, decode_ns)
 }
 
-fn report<T>(shape: &str, data: &[T], codecs: &[Codec<T>], same: impl Fn(&[T], &[T]) -> bool) {
+fn report<T: Clone>(shape: &str, data: &[T], codecs: &[Codec<T>], same: impl Fn(&[T], &[T]) -> bool) {
+    report_columns(shape, &[data.to_vec()], codecs, same);
+}
+
+/// As [`report`], over several columns (blocks) of one shape: bytes and times summed.
+fn report_columns<T>(shape: &str, columns: &[Vec<T>], codecs: &[Codec<T>], same: impl Fn(&[T], &[T]) -> bool) {
     println!("\n{shape}");
     println!(
         "  {:<34} {:>9} {:>10} {:>10} {:>9} {:>9}",
         "codec", "B/point", "enc ns/pt", "dec ns/pt", "size ×", "decode ×"
     );
+    let points: usize = columns.iter().map(Vec::len).sum();
     let mut baseline = None;
     for codec in codecs {
-        let mut bytes = Vec::new();
-        (codec.encode)(data, &mut bytes);
-        let mut back = Vec::new();
-        (codec.decode)(&bytes, data.len(), &mut back);
-        assert!(same(data, &back), "{} round trips {shape}", codec.name);
-        let (len, enc, dec) = time_it(codec, data);
+        let (mut len, mut enc, mut dec) = (0, 0.0, 0.0);
+        for data in columns {
+            let mut bytes = Vec::new();
+            (codec.encode)(data, &mut bytes);
+            let mut back = Vec::new();
+            (codec.decode)(&bytes, data.len(), &mut back);
+            assert!(same(data, &back), "{} round trips {shape}", codec.name);
+            let (l, e, d) = time_it(codec, data);
+            len += l;
+            enc += e * data.len() as f64;
+            dec += d * data.len() as f64;
+        }
+        let (enc, dec) = (enc / points as f64, dec / points as f64);
         let (base_len, base_dec) = *baseline.get_or_insert((len as f64, dec));
         println!(
             "  {:<34} {:>9.3} {:>10.1} {:>10.1} {:>9.3} {:>9.2}",
             codec.name,
-            len as f64 / data.len() as f64,
+            len as f64 / points as f64,
             enc,
             dec,
             len as f64 / base_len,
@@ -279,6 +358,74 @@ fn pco_decode<T: pco::data_types::Number>(bytes: &[u8], _n: usize, out: &mut Vec
     match pco::standalone::simple_decompress::<T>(bytes) {
         Ok(v) => out.extend_from_slice(&v),
         Err(e) => panic!("pco: {e}"),
+    }
+}
+
+/// The decimal exponent and mantissas of `values`, if they are all exact decimals.
+fn mantissas(values: &[f64]) -> Option<(u8, Vec<i64>)> {
+    let e = (0..=18i32).find(|&e| {
+        let p = 10f64.powi(e);
+        values.iter().all(|&v| {
+            let m = (v * p).round();
+            m.abs() <= 9e15 && ((m as i64) as f64 / p).to_bits() == v.to_bits()
+        })
+    })?;
+    let p = 10f64.powi(e);
+    Some((e as u8, values.iter().map(|&v| (v * p).round() as i64).collect()))
+}
+
+/// `[e: u8]` and pco (standalone) of the decimal mantissas; raw bits after a 255 otherwise.
+fn pco_mantissas_encode(values: &[f64], out: &mut Vec<u8>) {
+    let Some((e, ints)) = mantissas(values) else {
+        out.push(255);
+        return raw_encode(values, out);
+    };
+    out.push(e);
+    pco_encode(&ints, out);
+}
+
+fn pco_mantissas_decode(bytes: &[u8], n: usize, out: &mut Vec<f64>) {
+    if bytes[0] == 255 {
+        return raw_decode(&bytes[1..], n, out);
+    }
+    let p = 10f64.powi(i32::from(bytes[0]));
+    let mut ints = Vec::with_capacity(n);
+    pco_decode::<i64>(&bytes[1..], n, &mut ints);
+    out.extend(ints.iter().map(|&m| m as f64 / p));
+}
+
+/// The store's decimal mode with bit-packed blocks only (mode 1), for comparison.
+fn packed_values_encode(values: &[f64], out: &mut Vec<u8>) {
+    let Some((e, ints)) = mantissas(values) else {
+        out.push(255);
+        return raw_encode(values, out);
+    };
+    out.push(e);
+    if let Some(&first) = ints.first() {
+        codec::put_varint(out, codec::zigzag(first));
+        let deltas: Vec<i64> = ints.windows(2).map(|w| w[1] - w[0]).collect();
+        codec::put_blocks(&deltas, out);
+    }
+}
+
+fn packed_values_decode(bytes: &[u8], n: usize, out: &mut Vec<f64>) {
+    if bytes[0] == 255 {
+        return raw_decode(&bytes[1..], n, out);
+    }
+    let p = 10f64.powi(i32::from(bytes[0]));
+    let mut at = 1;
+    if n == 0 {
+        return;
+    }
+    let Ok(first) = codec::get_varint(bytes, &mut at) else { panic!("first mantissa") };
+    let mut m = codec::unzigzag(first);
+    out.push(m as f64 / p);
+    let read = codec::get_blocks(bytes, &mut at, n - 1, |d| {
+        m += d;
+        out.push(m as f64 / p);
+    });
+    if let Err(e) = read {
+        panic!("{e}");
     }
 }
 
@@ -391,7 +538,7 @@ fn main() {
         Codec { name: "baseline: dod varint of ns", encode: dod_encode, decode: dod_decode },
         Codec { name: "dod varint in 1 s / 1 ms / 1 ns", encode: dod_unit_encode, decode: dod_unit_decode },
         Codec { name: "pco (standalone, level 8)", encode: pco_encode::<i64>, decode: pco_decode::<i64> },
-        Codec { name: "chosen: scaled deltas, packed", encode: chosen_times_encode, decode: chosen_times_decode },
+        Codec { name: "chosen: scaled deltas, packed/coded", encode: chosen_times_encode, decode: chosen_times_decode },
     ];
     println!("TIMES");
     for (shape, data) in time_shapes(&mut rng) {
@@ -403,7 +550,9 @@ fn main() {
         Codec { name: "XOR bytes (index.rs pack)", encode: xor_encode, decode: xor_decode },
         Codec { name: "decimal, delta varint", encode: decimal_varint_encode, decode: decimal_varint_decode },
         Codec { name: "pco (standalone, level 8)", encode: pco_encode::<f64>, decode: pco_decode::<f64> },
-        Codec { name: "chosen: decimal/conv./XOR/raw", encode: chosen_values_encode, decode: chosen_values_decode },
+        Codec { name: "pco of decimal mantissas", encode: pco_mantissas_encode, decode: pco_mantissas_decode },
+        Codec { name: "decimal, packed blocks (mode 1)", encode: packed_values_encode, decode: packed_values_decode },
+        Codec { name: "chosen: dec./conv. packed/coded", encode: chosen_values_encode, decode: chosen_values_decode },
     ];
     println!("\nVALUES");
     for n in [1440, 86_400] {
@@ -413,4 +562,24 @@ fn main() {
     }
     let grab = decimals(&[2310, 1870, 2540, 2120], 1);
     report("lab grab samples (BOD 0.1 mg/L) ×4", &grab, &values, bits_equal);
+    println!("\nREALISTIC VALUES (eitwatch-load --realistic, one a minute, a day a block)");
+    let (mut all, mut points) = (vec![0usize; values.len()], 0usize);
+    for (shape, columns) in realistic_shapes(8, 4) {
+        report_columns(&shape, &columns, &values, bits_equal);
+        points += columns.iter().map(Vec::len).sum::<usize>();
+        for (codec, total) in values.iter().zip(&mut all) {
+            *total += columns
+                .iter()
+                .map(|c| {
+                    let mut bytes = Vec::new();
+                    (codec.encode)(c, &mut bytes);
+                    bytes.len()
+                })
+                .sum::<usize>();
+        }
+    }
+    println!("\nall instruments, {points} points");
+    for (codec, total) in values.iter().zip(&all) {
+        println!("  {:<34} {:>9.3} B/point", codec.name, *total as f64 / points as f64);
+    }
 }
