@@ -613,7 +613,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Restored, BackupError> {
         readings,
         series,
         days: days.len() as u64,
-        alerts: alerts.list().len() as u64,
+        alerts: alerts.len(),
         files: verified.manifest.files.len(),
     };
     tracing::info!(

@@ -43,7 +43,7 @@ fn alert_list() -> utoipa::openapi::Array {
     utoipa::openapi::Array::new(alert())
 }
 
-/// Alerts, oldest first.
+/// Alerts, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 struct Alerts {
     #[schema(schema_with = alert_list)]
@@ -66,7 +66,7 @@ struct AckBody {
     comment: String,
 }
 
-/// Alerts whose condition started within the span, oldest first.
+/// Alerts whose condition started within the span, newest first.
 #[utoipa::path(
     get,
     path = "/api/v1/alerts",
@@ -75,21 +75,29 @@ struct AckBody {
     params(Selection, Span, AlertsQuery),
     responses((status = 200, body = Alerts), ReadErrors),
 )]
-async fn list(State(app): State<AppState>, Filtered { filter, own }: Filtered<AlertsQuery>) -> Json<Alerts> {
+async fn list(
+    State(app): State<AppState>,
+    Filtered { filter, own }: Filtered<AlertsQuery>,
+) -> Result<Json<Alerts>, ApiError> {
     let (from, to) = range(&filter);
-    let alerts = app
-        .alerts
-        .list()
-        .into_iter()
-        .filter(|a| {
-            covers(&app, &filter, &a.factory, &a.point, &a.parameter)
+    let task = app.clone();
+    // The history is read from the archive, a segment at a time: off the async threads.
+    let alerts = tokio::task::spawn_blocking(move || {
+        let mut alerts = Vec::new();
+        task.alerts.history(from, to, |a| {
+            if covers(&task, &filter, &a.factory, &a.point, &a.parameter)
                 && own.kind.is_none_or(|k| k == a.kind)
                 && own.state.is_none_or(|s| s == a.state)
-                && a.since_ns >= from
-                && a.since_ns < to
-        })
-        .collect();
-    Json(Alerts { alerts })
+            {
+                alerts.push(a);
+            }
+            std::ops::ControlFlow::Continue(())
+        })?;
+        Ok::<_, std::io::Error>(alerts)
+    })
+    .await?
+    .map_err(ApiError::internal)?;
+    Ok(Json(Alerts { alerts }))
 }
 
 /// Acknowledges an alert: a write token for its own factory's alerts, an admin token for
