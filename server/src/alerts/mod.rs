@@ -314,16 +314,17 @@ type Orphans = Vec<(u64, Ack)>;
 /// the acknowledgements of alerts not in it (archived ones). A torn last line is skipped.
 fn replay(path: &Path) -> std::io::Result<(Vec<Alert>, Orphans)> {
     let (mut live, mut orphans) = (Vec::new(), Vec::new());
+    let context = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((live, orphans)),
-        Err(e) => return Err(e),
+        Err(e) => return Err(context(e)),
     };
     let mut reader = std::io::BufReader::new(file);
     let mut line = Vec::new();
     for n in 1.. {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        if reader.read_until(b'\n', &mut line).map_err(context)? == 0 {
             break;
         }
         let Some(whole) = line.strip_suffix(b"\n") else {
@@ -356,14 +357,13 @@ impl AlertBook {
     }
 
     fn open_with(path: &Path, policy: AlertsSection, limits: Limits) -> std::io::Result<AlertBook> {
-        let archive = archive::Archive::open(&path.with_extension(""))?;
+        let mut archive = archive::Archive::open(&path.with_extension(""))?;
         let tmp = path.with_extension("log.tmp");
         if tmp.exists() {
             tracing::warn!(file = %tmp.display(), "Removing an alert log rewrite a crash left unfinished");
             std::fs::remove_file(&tmp)?;
         }
         let (mut live, mut orphans) = replay(path)?;
-        let mut archive = archive;
         let mut settled = settle(&mut live, &mut orphans, &archive)?;
         settled |= !orphans.is_empty();
         for (id, ack) in orphans {
@@ -794,8 +794,8 @@ mod tests;
 
 #[cfg(test)]
 mod unit_tests {
-    /// Every alert ever raised is kept: its size is memory that only grows. An upper bound:
-    /// a larger alert costs every alert in the book.
+    /// Every unresolved alert is in memory (an outage opens one per silent point): an upper
+    /// bound, as a larger alert costs every one of them.
     #[test]
     fn an_alert_is_at_most_232_bytes() {
         assert!(size_of::<super::Alert>() <= 232, "{}", size_of::<super::Alert>());
