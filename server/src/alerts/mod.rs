@@ -790,7 +790,7 @@ fn apply(alerts: &mut Vec<Alert>, op: Op) -> Option<usize> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 mod unit_tests {

@@ -245,6 +245,12 @@ fn stored(a: &Alert) -> Alert {
     serde_json::from_value(serde_json::to_value(a).expect("json")).expect("alert")
 }
 
+/// `n` resolved alerts at `path` (as [`resolved_alerts`]), all but the 2 newest archived
+/// in segments of 3.
+pub(crate) fn archived_alerts(path: &Path, n: u64) -> Vec<Alert> {
+    resolved_alerts(path, SMALL, n)
+}
+
 fn log_lines(path: &Path) -> usize {
     std::fs::read_to_string(path).expect("log").lines().count()
 }
