@@ -452,3 +452,42 @@ fn a_log_written_before_the_archive_opens_as_it_is() {
     assert_eq!(all(&book), before);
     assert_eq!(log_lines(&path), 3, "the open alerts 2, 3 and 5");
 }
+
+/// An alert open while later ones come and go is archived after them: its segment's ids
+/// span the others', and the history still comes newest first, each alert once.
+#[test]
+fn segments_whose_ids_interleave_are_read_in_id_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("alerts.log");
+    let book = AlertBook::open_with(&path, AlertsSection::default(), SMALL).expect("book");
+    let long = condition(0, t0());
+    let at = |i: i64| t0() + HOUR_NS + i * 10 * SECOND_NS;
+    assert_eq!(book.reconcile(std::slice::from_ref(&long), at(0)).expect("open")[0].id, 1);
+    let mut step = 0;
+    let mut next = |with_long: bool| {
+        step += 1;
+        let c = condition(step as u64, t0() + step * 60 * SECOND_NS);
+        let mut now = vec![c];
+        if with_long {
+            now.push(long.clone());
+        }
+        book.reconcile(&now, at(step)).expect("open");
+        book.reconcile(if with_long { std::slice::from_ref(&long) } else { &[] }, at(step) + 1).expect("resolve");
+    };
+    // Alerts 2-8 while 1 stays open: 2-4 archived once 2-6 are resolved.
+    for _ in 0..7 {
+        next(true);
+    }
+    // 1 resolves as 9 opens (5-8 and 1 resolved): 1, 5, 6 archived; 7-9 once 10 and 11
+    // have come and gone.
+    next(false);
+    next(false);
+    next(false);
+    let segments = archive::Archive::open(&dir.path().join("alerts")).expect("archive");
+    let ranges: Vec<(u64, u64, u32)> = segments.segments().iter().map(|s| (s.first_id, s.last_id, s.count)).collect();
+    assert_eq!(ranges, [(2, 4, 3), (1, 6, 3), (7, 9, 3)]);
+    let ids: Vec<u64> = all(&book).iter().map(|a| a.id).collect();
+    assert_eq!(ids, [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(book.get(1).map(|a| (a.state, a.resolved_ns)), Some((State::Resolved, Some(at(8)))));
+    assert_eq!(book.len(), 11);
+}
