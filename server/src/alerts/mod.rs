@@ -191,6 +191,16 @@ enum Op {
     Resolve { id: u64, at_ns: i64 },
 }
 
+impl Op {
+    /// The alert an operation on an existing alert is about.
+    fn id(&self) -> Option<u64> {
+        match self {
+            Op::Open { .. } => None,
+            Op::Fire { id, .. } | Op::Ack { id, .. } | Op::Resolve { id, .. } => Some(*id),
+        }
+    }
+}
+
 /// Why an acknowledgement was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AckError {
@@ -312,16 +322,20 @@ type Orphans = Vec<(u64, Ack)>;
 
 /// Replays the log at `path` (none: empty), a line at a time: its alerts in id order, and
 /// the acknowledgements of alerts not in it (archived ones). A torn last line is skipped.
-fn replay(path: &Path) -> std::io::Result<(Vec<Alert>, Orphans)> {
+/// Once `limits` allow a segment of resolved alerts, the oldest go into the archive as the
+/// replay goes (a log written before the archive existed holds the whole history); whether
+/// any did.
+fn replay(path: &Path, archive: &mut archive::Archive, limits: Limits) -> std::io::Result<(Vec<Alert>, Orphans, bool)> {
     let (mut live, mut orphans) = (Vec::new(), Vec::new());
     let context = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((live, orphans)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((live, orphans, false)),
         Err(e) => return Err(context(e)),
     };
     let mut reader = std::io::BufReader::new(file);
     let mut line = Vec::new();
+    let (mut resolved, mut archived, mut archiving) = (0usize, false, true);
     for n in 1.. {
         line.clear();
         if reader.read_until(b'\n', &mut line).map_err(context)? == 0 {
@@ -334,17 +348,74 @@ fn replay(path: &Path) -> std::io::Result<(Vec<Alert>, Orphans)> {
         let op: Op = serde_json::from_slice(whole).map_err(|e| invalid(path, n, e))?;
         match op {
             // In id order but for a log rewritten (or edited) by hand.
-            Op::Open { alert } => match live.binary_search_by_key(&alert.id, |a: &Alert| a.id) {
-                Ok(i) => live[i] = *alert,
-                Err(at) => live.insert(at, *alert),
-            },
+            Op::Open { alert } => {
+                resolved += usize::from(alert.state == State::Resolved);
+                match live.binary_search_by_key(&alert.id, |a: &Alert| a.id) {
+                    Ok(i) => {
+                        resolved -= usize::from(live[i].state == State::Resolved);
+                        live[i] = *alert;
+                    }
+                    Err(at) => live.insert(at, *alert),
+                }
+            }
             Op::Ack { id, ack } if find(&live, id).is_none() => orphans.push((id, ack)),
             op => {
-                apply(&mut live, op);
+                let was = op.id().and_then(|id| find(&live, id)).map(|i| live[i].state);
+                if let Some(i) = apply(&mut live, op) {
+                    resolved += usize::from(was != Some(State::Resolved) && live[i].state == State::Resolved);
+                }
+            }
+        }
+        if archiving && resolved >= limits.keep_resolved + limits.segment_alerts {
+            match archive_oldest(&mut live, &mut orphans, archive, limits.segment_alerts.max(1)) {
+                Ok(taken) => {
+                    resolved -= taken;
+                    archived = true;
+                }
+                Err(error) => {
+                    tracing::error!(file = %path.display(), %error, "Cannot compact the alert log");
+                    archiving = false;
+                }
             }
         }
     }
-    Ok((live, orphans))
+    Ok((live, orphans, archived))
+}
+
+/// Moves the `n` oldest resolved alerts of `live` into a new segment (those a segment holds
+/// already, from a compaction a crash interrupted, left out); how many left `live`. On an
+/// error, `live` is as it was.
+fn archive_oldest(
+    live: &mut Vec<Alert>,
+    orphans: &mut Orphans,
+    archive: &mut archive::Archive,
+    n: usize,
+) -> std::io::Result<usize> {
+    let (mut chunk, mut kept) = (Vec::with_capacity(n), Vec::with_capacity(live.len()));
+    for a in std::mem::take(live) {
+        if chunk.len() < n && a.state == State::Resolved {
+            chunk.push(a);
+        } else {
+            kept.push(a);
+        }
+    }
+    let taken = chunk.len();
+    let mut carried = Orphans::new();
+    let written = settle(&mut chunk, &mut carried, archive)
+        .and_then(|_| if chunk.is_empty() { Ok(()) } else { archive.append(&chunk).map(|_| ()).map_err(Into::into) });
+    match written {
+        Ok(()) => {
+            *live = kept;
+            orphans.extend(carried);
+            Ok(taken)
+        }
+        Err(e) => {
+            kept.extend(chunk);
+            kept.sort_by_key(|a| a.id);
+            *live = kept;
+            Err(e)
+        }
+    }
 }
 
 impl AlertBook {
@@ -363,9 +434,9 @@ impl AlertBook {
             tracing::warn!(file = %tmp.display(), "Removing an alert log rewrite a crash left unfinished");
             std::fs::remove_file(&tmp)?;
         }
-        let (mut live, mut orphans) = replay(path)?;
+        let (mut live, mut orphans, archived) = replay(path, &mut archive, limits)?;
         let mut settled = settle(&mut live, &mut orphans, &archive)?;
-        settled |= !orphans.is_empty();
+        settled |= archived || !orphans.is_empty();
         for (id, ack) in orphans {
             carry_ack(&mut archive, id, ack)?;
         }

@@ -491,3 +491,26 @@ fn segments_whose_ids_interleave_are_read_in_id_order() {
     assert_eq!(book.get(1).map(|a| (a.state, a.resolved_ns)), Some((State::Resolved, Some(at(8)))));
     assert_eq!(book.len(), 11);
 }
+
+/// A log holding the whole history (as written before the archive existed) is archived as
+/// it is replayed; an acknowledgement logged after its alert went is carried into the
+/// segment.
+#[test]
+fn a_whole_history_log_is_archived_as_it_is_replayed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("alerts.log");
+    let never = Limits { keep_resolved: usize::MAX / 2, segment_alerts: 1 };
+    let mut expected = resolved_alerts(&path, never, 6);
+    let book = AlertBook::open_with(&path, AlertsSection::default(), never).expect("book");
+    let acked = book.ack(1, "admin token root", "after the fact", t0() + 5 * HOUR_NS).expect("ack");
+    expected[0].ack = acked.ack;
+    drop(book);
+    assert_eq!(log_lines(&path), 6 * 2 + 2, "opens, resolutions and the two acknowledgements");
+    // 1-3 are archived at the 5th resolution, before the acknowledgement of 1 is read.
+    let book = AlertBook::open_with(&path, AlertsSection::default(), SMALL).expect("reopen");
+    assert_eq!(segment_files(dir.path()), ["00000001.seg"]);
+    assert_eq!(archive::read(&dir.path().join("alerts/00000001.seg")).expect("segment"), expected[..3]);
+    assert_eq!(log_lines(&path), 3, "4, 5 and 6 rewritten");
+    let newest_first: Vec<Alert> = expected.iter().rev().cloned().collect();
+    assert_eq!(all(&book), newest_first);
+}
