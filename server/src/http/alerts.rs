@@ -172,8 +172,8 @@ mod tests {
         config
     }
 
-    /// The list and the acknowledgement reach archived alerts: filters, the span, newest
-    /// first.
+    /// The list and the acknowledgement reach archived alerts (filters, the span, newest
+    /// first), and a backup carries them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_list_and_acknowledgements_read_the_archive() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -188,10 +188,13 @@ mod tests {
         .await
         .expect("serve");
         let client = reqwest::Client::new();
-        let call = |method: reqwest::Method, path: String| {
-            let request = client
+        let call = |method: reqwest::Method, path: String, body: Option<Value>| {
+            let mut request = client
                 .request(method, format!("http://{addr}{path}"))
                 .header("Authorization", format!("Token {admin}"));
+            if let Some(body) = body {
+                request = request.header("Content-Type", "application/json").body(body.to_string());
+            }
             async move {
                 let r = request.send().await.expect("request");
                 let status = r.status().as_u16();
@@ -204,25 +207,45 @@ mod tests {
         };
         let minute = 60 * SECOND_NS;
         let span = |from: i64, to: i64| format!("from_ns={}&to_ns={}", t0() + from * minute, t0() + to * minute);
-        let (status, body) = call(reqwest::Method::GET, format!("/api/v1/alerts?factory=f1&{}", span(0, 10))).await;
+        let (status, body) =
+            call(reqwest::Method::GET, format!("/api/v1/alerts?factory=f1&{}", span(0, 10)), None).await;
         assert_eq!((status, ids(&body)), (200, vec![9, 8, 7, 6, 5, 4, 3, 2, 1]), "{body}");
         assert_eq!(body["alerts"][8]["value"], serde_json::json!(expected[0].value.expect("value")));
         assert!(body["alerts"][8]["summary"].as_str().is_some_and(|s| s.contains("COD")), "{body}");
-        let (_, body) = call(reqwest::Method::GET, format!("/api/v1/alerts?state=resolved&{}", span(2, 5))).await;
+        let (_, body) = call(reqwest::Method::GET, format!("/api/v1/alerts?state=resolved&{}", span(2, 5)), None).await;
         assert_eq!(ids(&body), [4, 3, 2]);
-        let (_, body) = call(reqwest::Method::GET, format!("/api/v1/alerts?kind=no_data&{}", span(0, 10))).await;
+        let (_, body) = call(reqwest::Method::GET, format!("/api/v1/alerts?kind=no_data&{}", span(0, 10)), None).await;
         assert_eq!(ids(&body), Vec::<u64>::new());
-        let (_, body) = call(reqwest::Method::GET, format!("/api/v1/alerts?factory=f2&{}", span(0, 10))).await;
+        let (_, body) = call(reqwest::Method::GET, format!("/api/v1/alerts?factory=f2&{}", span(0, 10)), None).await;
         assert_eq!(ids(&body), Vec::<u64>::new());
-        let (status, body) = call(reqwest::Method::POST, "/api/v1/alerts/3/ack".into()).await;
+        let (status, body) = call(reqwest::Method::POST, "/api/v1/alerts/3/ack".into(), None).await;
         assert_eq!((status, body["alert"]["ack"]["comment"].as_str()), (200, Some("")), "{body}");
         assert_eq!(body["alert"]["state"], "resolved");
-        let (status, body) = call(reqwest::Method::POST, "/api/v1/alerts/3/ack".into()).await;
+        let (status, body) = call(reqwest::Method::POST, "/api/v1/alerts/3/ack".into(), None).await;
         assert_eq!(status, 409, "{body}");
-        let (status, _) = call(reqwest::Method::POST, "/api/v1/alerts/2/ack".into()).await;
+        let (status, _) = call(reqwest::Method::POST, "/api/v1/alerts/2/ack".into(), None).await;
         assert_eq!(status, 409, "acknowledged before it was archived");
-        let (_, body) = call(reqwest::Method::GET, format!("/api/v1/alerts?{}", span(3, 4))).await;
+        let (_, body) = call(reqwest::Method::GET, format!("/api/v1/alerts?{}", span(3, 4)), None).await;
         assert_eq!((ids(&body), body["alerts"][0]["ack"]["by"].is_string()), (vec![3], true), "{body}");
+        // A backup carries the archive; restored, every alert is there once.
+        let target = tempfile::tempdir().expect("tempdir");
+        let to = target.path().join("backup");
+        let to_json = serde_json::json!({ "to": to.display().to_string() });
+        let (status, body) = call(reqwest::Method::POST, "/api/v1/admin/backup".into(), Some(to_json)).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(to.join("alerts/00000001.seg").exists() && to.join("alerts/00000002.seg").exists());
+        let restored_dir = target.path().join("restored");
+        let restored = crate::backup::restore(&to, &restored_dir).expect("restore");
+        let book = crate::alerts::AlertBook::open(&restored_dir.join("alerts.log"), Default::default()).expect("book");
+        let mut restored_ids = Vec::new();
+        book.history(t0(), t0() + 10 * minute, |a| {
+            restored_ids.push(a.id);
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("history");
+        assert_eq!(restored_ids, [9, 8, 7, 6, 5, 4, 3, 2, 1]);
+        assert!(restored.alerts >= 9, "{}", restored.alerts);
+        assert!(book.get(3).is_some_and(|a| a.ack.is_some()));
         drop(stop);
     }
 }
