@@ -8,7 +8,8 @@
 //!
 //! ## On disk
 //! - `<data_dir>/alerts.log`, the live log: one JSON operation a line (`open` with the whole
-//!   alert, `fire`, `ack`, `resolve`), appended and synced before a change is published.
+//!   alert, its fields as in the API without `summary` and `summary_th`; `fire`, `ack`,
+//!   `resolve`), appended and synced before a change is published.
 //!   Replayed at open, it holds every unresolved alert and the resolved ones not yet
 //!   archived. An `ack` of an alert not in it is of an archived alert.
 //! - `<data_dir>/alerts/<seq>.seg`, the archive ([`archive`] specifies the format): sealed,
@@ -133,7 +134,7 @@ impl Alert {
     }
 }
 
-/// An alert as JSON: its fields and its texts.
+/// An alert as JSON: its fields and, but in the log, its texts.
 #[derive(Serialize)]
 struct AlertJson<'a> {
     id: u64,
@@ -144,8 +145,10 @@ struct AlertJson<'a> {
     factory: &'a str,
     point: &'a str,
     parameter: &'a Option<String>,
-    summary: String,
-    summary_th: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary_th: Option<String>,
     detail: &'a Option<Box<Detail>>,
     value: Option<f64>,
     limit: &'a Option<Box<LimitUsed>>,
@@ -159,6 +162,12 @@ struct AlertJson<'a> {
 
 impl Serialize for Alert {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json(true).serialize(serializer)
+    }
+}
+
+impl Alert {
+    fn json(&self, texts: bool) -> AlertJson<'_> {
         AlertJson {
             id: self.id,
             key: &self.key,
@@ -168,8 +177,8 @@ impl Serialize for Alert {
             factory: &self.factory,
             point: &self.point,
             parameter: &self.parameter,
-            summary: text::summary(self, Lang::En),
-            summary_th: text::summary(self, Lang::Th),
+            summary: texts.then(|| text::summary(self, Lang::En)),
+            summary_th: texts.then(|| text::summary(self, Lang::Th)),
             detail: &self.detail,
             value: self.value,
             limit: &self.limit,
@@ -180,17 +189,33 @@ impl Serialize for Alert {
             ack: &self.ack,
             resolved_ns: self.resolved_ns,
         }
-        .serialize(serializer)
     }
+}
+
+/// An alert as the log keeps it: its fields, without the texts (worded when sent).
+fn stored<A: std::ops::Deref<Target = Alert>, S: serde::Serializer>(alert: &A, s: S) -> Result<S::Ok, S::Error> {
+    alert.json(false).serialize(s)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Op {
-    Open { alert: Box<Alert> },
-    Fire { id: u64, at_ns: i64 },
-    Ack { id: u64, ack: Ack },
-    Resolve { id: u64, at_ns: i64 },
+    Open {
+        #[serde(serialize_with = "stored")]
+        alert: Box<Alert>,
+    },
+    Fire {
+        id: u64,
+        at_ns: i64,
+    },
+    Ack {
+        id: u64,
+        ack: Ack,
+    },
+    Resolve {
+        id: u64,
+        at_ns: i64,
+    },
 }
 
 impl Op {
@@ -303,7 +328,10 @@ impl Open {
 #[derive(Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum OpRef<'a> {
-    Open { alert: &'a Alert },
+    Open {
+        #[serde(serialize_with = "stored")]
+        alert: &'a Alert,
+    },
 }
 
 /// Every alert: the live ones in memory, the resolved history in the archive.

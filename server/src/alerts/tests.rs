@@ -288,6 +288,8 @@ fn resolved_alerts_are_archived_and_read_back_exactly() {
     assert_eq!(archive::read(&dir.path().join("alerts/00000002.seg")).expect("segment"), expected[3..6]);
     // The log holds alerts 7, 8 and 9: opened by the rewrite (7, 8), opened and resolved (9).
     assert_eq!(log_lines(&path), 4);
+    let log = std::fs::read_to_string(&path).expect("log");
+    assert!(log.contains("\"key\"") && !log.contains("summary"), "the texts are worded when sent: {log}");
     let book = AlertBook::open_with(&path, AlertsSection::default(), SMALL).expect("reopen");
     let newest_first: Vec<Alert> = expected.iter().rev().cloned().collect();
     assert_eq!(all(&book), newest_first);
