@@ -23,9 +23,9 @@
 //! open, an alert found in both is taken once, from the segment (an acknowledgement only the
 //! log has is carried over to the segment). A log holding more resolved alerts than that (a
 //! log written before the archive existed holds them all) is archived the same way as it is
-//! replayed, a segment at a time. An acknowledgement of an archived alert is
-//! logged first, then its segment is replaced whole; at open, a logged `ack` its segment
-//! lacks is carried over the same way.
+//! replayed, a segment at a time. An acknowledgement of an archived alert is logged first,
+//! then its segment is replaced whole; at open, a logged `ack` its segment lacks is carried
+//! over the same way.
 //!
 //! ## In memory
 //! The log's alerts (every unresolved one and at most `KEEP_RESOLVED + SEGMENT_ALERTS`
