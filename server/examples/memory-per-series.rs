@@ -97,7 +97,7 @@ fn main() {
     println!("  store (key, index, first point)          {:>6}", per(r0, r1));
     println!("  engine: series and tracks registered     {:>6}", per(r1, r2));
     println!("  engine: each series' first reading       {:>6}", per(r2, r3));
-    println!("  alert book: {:>6} alerts standing        {:>6}", book.list().len(), per(r4, r5));
+    println!("  alert book: {:>6} alerts standing        {:>6}", book.open_alerts().len(), per(r4, r5));
     println!("  alert book, heap trimmed after the burst {:>6}", per(r4, r6));
     println!("  total (trimmed)                          {:>6}", per(r0, r3) + per(r4, r6));
     if mode == "day" {

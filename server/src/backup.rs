@@ -14,8 +14,9 @@
 //!   names: a restored server resumes from it and replays nothing;
 //! - `gaps.log` and `corrections.log` cut at the records that checkpoint had judged;
 //! - every other file of the data directory as it is once the store's files are copied
-//!   (tokens, the registry log, alerts, revisions, the audit log, notifications,
-//!   deviations, dead letters, `indicators.toml`), JSON-lines logs cut at their last whole
+//!   (tokens, the registry log, alerts (`alerts.log`, then the archive `alerts/`),
+//!   revisions, the audit log, notifications, deviations, dead letters,
+//!   `indicators.toml`), files before directories, JSON-lines logs cut at their last whole
 //!   line; `influxdb.cursor` no later than P. Not `listen-address` (the running server's).
 //!
 //! Ingest goes on throughout: the store is held (no write) only while P and its file list
@@ -420,7 +421,9 @@ impl Writer {
         let dir = data.join(rel);
         let mut entries: Vec<_> =
             std::fs::read_dir(&dir).map_err(io(&dir))?.filter_map(Result::ok).map(|e| e.path()).collect();
-        entries.sort();
+        // Files before directories: `alerts.log` before `alerts/`, so that an alert archived
+        // meanwhile is in both copies (taken once at open), never in neither.
+        entries.sort_by_key(|p| (p.is_dir(), p.clone()));
         for path in entries {
             let Some(file) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
             let name = if rel.is_empty() { file.clone() } else { format!("{rel}/{file}") };
@@ -613,7 +616,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Restored, BackupError> {
         readings,
         series,
         days: days.len() as u64,
-        alerts: alerts.list().len() as u64,
+        alerts: alerts.len(),
         files: verified.manifest.files.len(),
     };
     tracing::info!(

@@ -10,7 +10,8 @@
 //! - [`compliance`]: judges every limit (periods, availability, O₂ correction, late-data
 //!   revisions, episodes, faults, deadlines) and returns conditions and revisions;
 //! - [`monitor`]: the compliance engine on its own thread, feeding the alert book and events;
-//! - [`alerts`]: the alert book (pending → firing → acknowledged → resolved), append-only;
+//! - [`alerts`]: the alert book (pending → firing → acknowledged → resolved): a live log,
+//!   resolved history archived;
 //! - [`events`] and [`webhooks`]: alert changes live over SSE and to configured webhooks;
 //! - [`notify`]: alerts to people by e-mail and LINE (escalation, daily digest, rate limit),
 //!   through a durable outbox;
@@ -281,7 +282,7 @@ pub async fn serve(
     }
     spawn_retention(app.clone());
     webhooks::spawn(&app.config.webhook, &app.events, app.metrics.webhooks.clone());
-    let firing = app.alerts.list().into_iter().filter(|a| a.state == alerts::State::Firing).collect();
+    let firing = app.alerts.open_alerts().into_iter().filter(|a| a.state == alerts::State::Firing).collect();
     app.notify.spawn(app.clone(), &app.events, firing);
     if let Some(influx) = app.config.influxdb.clone() {
         limit_series::spawn(app.clone(), influx.clone());

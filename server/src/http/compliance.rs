@@ -132,7 +132,7 @@ async fn status(State(app): State<AppState>, Filtered { filter: f, .. }: Filtere
         let engine = app.compliance.engine();
         (engine.status(&f), engine.incidents())
     };
-    let open: Vec<_> = app.alerts.list().into_iter().filter(|a| a.state != crate::alerts::State::Resolved).collect();
+    let open = app.alerts.open_alerts();
     let series = series
         .into_iter()
         .map(|s| {
