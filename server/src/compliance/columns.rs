@@ -111,11 +111,30 @@ impl ColWriter {
 pub(super) struct ColReader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Bytes read per column (`what`, shape), for measuring a format.
+    #[cfg(test)]
+    pub(super) tally: std::collections::BTreeMap<String, usize>,
 }
 
 impl<'a> ColReader<'a> {
     pub(super) fn new(bytes: &'a [u8]) -> ColReader<'a> {
-        ColReader { bytes, at: 0 }
+        ColReader {
+            bytes,
+            at: 0,
+            #[cfg(test)]
+            tally: std::collections::BTreeMap::new(),
+        }
+    }
+    #[cfg(test)]
+    fn note(&mut self, what: &str, shape: &str, from: usize) {
+        *self.tally.entry(format!("{what} [{shape}]")).or_default() += self.at - from;
+    }
+    #[cfg(not(test))]
+    #[inline]
+    fn note(&mut self, _what: &str, _shape: &str, _from: usize) {}
+    /// All the bytes read from.
+    pub(super) fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
     pub(super) fn at(&self) -> usize {
         self.at
@@ -125,6 +144,7 @@ impl<'a> ColReader<'a> {
             return Err(format!("byte {}: {what}: {n} bytes, {} left", self.at, self.bytes.len() - self.at));
         }
         self.at += n;
+        self.note(what, "skip", self.at - n);
         Ok(())
     }
     pub(super) fn done(&self) -> bool {
@@ -147,10 +167,14 @@ impl<'a> ColReader<'a> {
             return Err(format!("byte {}: {what}: the bytes end", self.at));
         };
         self.at += 1;
+        self.note(what, "u8", self.at - 1);
         Ok(b)
     }
     pub(super) fn uvar(&mut self, what: &str) -> Result<u64, String> {
-        codec::get_varint(self.bytes, &mut self.at).map_err(|e| self.fail(what, e))
+        let from = self.at;
+        let v = codec::get_varint(self.bytes, &mut self.at).map_err(|e| self.fail(what, e))?;
+        self.note(what, "varint", from);
+        Ok(v)
     }
     /// A count, bounded by what remains.
     pub(super) fn count(&mut self, what: &str) -> Result<usize, String> {
@@ -164,11 +188,14 @@ impl<'a> ColReader<'a> {
         };
         let s = std::str::from_utf8(bytes).map_err(|e| format!("byte {}: {what}: {e}", self.at))?;
         self.at += n;
+        self.note(what, "str", self.at - n);
         Ok(s.to_string())
     }
     pub(super) fn ints(&mut self, what: &str, n: usize) -> Result<Vec<i64>, String> {
         let mut out = Vec::with_capacity(self.bounded(what, n)?);
+        let from = self.at;
         codec::get_blocks(self.bytes, &mut self.at, n, |v| out.push(v)).map_err(|e| self.fail(what, e))?;
+        self.note(what, "ints", from);
         Ok(out)
     }
     /// `ints` that must each lie in `0..=max`.
@@ -188,12 +215,14 @@ impl<'a> ColReader<'a> {
         let mut out = Vec::with_capacity(self.bounded(what, n)?);
         let read = codec::decode_times(&self.bytes[self.at..], n, &mut out).map_err(|e| self.fail(what, e))?;
         self.at += read;
+        self.note(what, "times", self.at - read);
         Ok(out)
     }
     pub(super) fn values(&mut self, what: &str, n: usize) -> Result<Vec<f64>, String> {
         let mut out = Vec::with_capacity(self.bounded(what, n)?);
         let read = codec::decode_values(&self.bytes[self.at..], n, &mut out).map_err(|e| self.fail(what, e))?;
         self.at += read;
+        self.note(what, "values", self.at - read);
         Ok(out)
     }
 
@@ -241,6 +270,7 @@ impl<'a> ColReader<'a> {
                     })
                     .collect();
                 self.at += n;
+                self.note(what, "raw sums", self.at - n);
                 Ok(out)
             }
             1 => {

@@ -908,7 +908,12 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
     if version == 1 {
         return decode_day_v1(payload);
     }
-    let mut r = ColReader::new(payload);
+    decode_day_v2(&mut ColReader::new(payload))
+}
+
+/// Decodes a version 2 judgement day's payload.
+fn decode_day_v2(r: &mut ColReader<'_>) -> Result<(i64, Vec<DaySeries>), String> {
+    let payload = r.bytes();
     let Some(day) = payload.get(..8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default())) else {
         return Err("no day start".into());
     };
@@ -925,13 +930,12 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
     let mut series = Vec::with_capacity(n);
     let mut kinds = Vec::with_capacity(n);
     for _ in 0..n {
-        let (factory, point, parameter) =
-            (name(&mut r, "factory")?, name(&mut r, "point")?, name(&mut r, "parameter")?);
+        let (factory, point, parameter) = (name(r, "factory")?, name(r, "point")?, name(r, "parameter")?);
         let tracks = r.count("tracks")?;
         let mut limits = Vec::with_capacity(tracks);
         let mut grab = Vec::with_capacity(tracks);
         for _ in 0..tracks {
-            limits.push(name(&mut r, "limit id")?);
+            limits.push(name(r, "limit id")?);
             grab.push(match r.u8("track kind")? {
                 0 => false,
                 1 => true,
@@ -941,7 +945,7 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
         series.push((factory, point, parameter, limits));
         kinds.push(grab);
     }
-    let states = get_section(&mut r, day, &kinds)?;
+    let states = get_section(r, day, &kinds)?;
     if !r.done() {
         return Err(format!("{} bytes after the section", payload.len() - r.at()));
     }
@@ -960,4 +964,51 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
             })
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes per column of the day files in `SIM_DIR/judgements` (made by the ignored test
+    /// `realistic_fortnight_files`), per series-day.
+    #[test]
+    #[ignore = "reads SIM_DIR's judgement days, prints their bytes per column"]
+    fn day_file_bytes_per_column() {
+        let dir = std::env::var("SIM_DIR")
+            .map_or_else(|_| std::env::temp_dir().join("eitwatch-judgement-sizes"), std::path::PathBuf::from)
+            .join("judgements");
+        let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+        let (mut series_days, mut total, mut files) = (0usize, 0usize, 0usize);
+        let mut paths: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").path()).collect();
+        paths.sort();
+        for path in paths {
+            let bytes = std::fs::read(&path).expect("read");
+            let (version, payload) = checkpoint::unframe_as(days::MAGIC, "a judgement day", &bytes).expect("unframe");
+            let started = std::time::Instant::now();
+            let (_, series) = decode_day(&bytes).expect("decode");
+            let decode = started.elapsed();
+            if version == 2 {
+                let mut r = ColReader::new(payload);
+                decode_day_v2(&mut r).expect("decode");
+                for (k, v) in r.tally {
+                    *tally.entry(k).or_default() += v;
+                }
+            }
+            *tally.entry("frame".into()).or_default() += bytes.len() - payload.len();
+            eprintln!("{}: {} bytes, {} series, decoded in {decode:?}", path.display(), bytes.len(), series.len());
+            series_days += series.len();
+            total += bytes.len();
+            files += 1;
+        }
+        let mut rows: Vec<_> = tally.into_iter().collect();
+        rows.sort_by_key(|(_, v)| std::cmp::Reverse(*v));
+        for (k, v) in rows {
+            eprintln!("{:>10.2} B/series-day {k}", v as f64 / series_days as f64);
+        }
+        eprintln!(
+            "{files} files, {total} bytes, {series_days} series-days: {:.1} B/series-day",
+            total as f64 / series_days as f64
+        );
+    }
 }
