@@ -1,7 +1,7 @@
 //! The engine's state in its files: the checkpoint ([`super::super::checkpoint`] specifies it)
 //! and the judgement days ([`super::super::days`]), encoded and decoded here, next to the
-//! state's types. Version 2 writes a day as columns ([`super::super::columns`]); version 1
-//! files are still read.
+//! state's types. Versions 2 and later write a day as columns ([`super::super::columns`]);
+//! every earlier version is still read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hasher;
@@ -328,11 +328,15 @@ impl Engine {
         let end = day.saturating_add(DAY_NS);
         let mut fixed: Vec<Vec<&Period>> = Vec::new();
         let mut grabs: Vec<&Grabs> = Vec::new();
+        let mut bounds: Vec<grab::Bounds> = Vec::new();
         for &at in series {
             for t in &self.tracks[self.series[at].tracks()] {
                 match &t.judged {
                     Judged::Fixed(f) => fixed.push(f.periods.range(day..end).map(|(_, p)| p).collect()),
-                    Judged::Grab(g) => grabs.push(g),
+                    Judged::Grab(g) => {
+                        grabs.push(g);
+                        bounds.push((t.limit.max_at(&self.series[at].point), t.limit.min));
+                    }
                 }
             }
         }
@@ -364,7 +368,7 @@ impl Engine {
         w.ints(&all.iter().map(|a| i64::from(a.valid)).collect::<Vec<_>>());
         w.ints(&all.iter().map(|a| i64::from(a.excluded)).collect::<Vec<_>>());
         w.ints(&all.iter().map(|a| i64::from(a.detected)).collect::<Vec<_>>());
-        w.sums(&counts, &all.iter().map(|a| a.sum_nano).collect::<Vec<_>>());
+        w.sums_per_list(&counts, &all.iter().map(|a| a.sum_nano).collect::<Vec<_>>());
 
         let day_counts: Vec<Option<DayCount>> =
             series.iter().map(|&at| self.series[at].days.get(day).copied()).collect();
@@ -400,27 +404,26 @@ impl Engine {
         w.values(&periods.iter().map(|p| p.availability_pct).collect::<Vec<_>>());
         w.ints(&reasons);
 
-        Grabs::put_day(w, day, &grabs);
+        Grabs::put_day(w, day, &grabs, &bounds);
     }
 
-    /// A judgement day file of the day from `day` (format version 2): the series holding
+    /// A judgement day file of the day from `day` (the current format): the series holding
     /// state that day, named, and their section.
     fn day_file(&self, day: i64) -> Vec<u8> {
         let series: Vec<usize> = (0..self.series.len()).filter(|&at| self.holds_day(at, day)).collect();
         let mut names: Vec<&str> = Vec::new();
         let mut index: HashMap<&str, u64> = HashMap::new();
-        let mut refs: Vec<u64> = Vec::new();
-        let mut kinds: Vec<u8> = Vec::new();
+        let mut ids: [Vec<i64>; 3] = Default::default();
+        let (mut track_counts, mut limits, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
         for &at in &series {
             let s = &self.series[at];
-            let ids: [&str; 3] = [&s.id.factory, &s.id.point, &s.id.parameter];
-            for id in ids {
-                refs.push(intern(id, &mut names, &mut index));
+            for (column, id) in ids.iter_mut().zip([&s.id.factory, &s.id.point, &s.id.parameter]) {
+                column.push(intern(id, &mut names, &mut index) as i64);
             }
-            refs.push(s.tracks().len() as u64);
+            track_counts.push(s.tracks().len() as i64);
             for t in &self.tracks[s.tracks()] {
-                refs.push(intern(&t.limit.id, &mut names, &mut index));
-                kinds.push(u8::from(matches!(t.judged, Judged::Grab(_))));
+                limits.push(intern(&t.limit.id, &mut names, &mut index) as i64);
+                kinds.push(i64::from(matches!(t.judged, Judged::Grab(_))));
             }
         }
         let mut w = ColWriter::default();
@@ -430,18 +433,12 @@ impl Engine {
             w.str(n);
         }
         w.uvar(series.len() as u64);
-        let (mut refs, mut kinds) = (refs.into_iter(), kinds.into_iter());
-        for _ in &series {
-            for _ in 0..3 {
-                w.uvar(refs.next().unwrap_or_default());
-            }
-            let tracks = refs.next().unwrap_or_default();
-            w.uvar(tracks);
-            for _ in 0..tracks {
-                w.uvar(refs.next().unwrap_or_default());
-                w.u8(kinds.next().unwrap_or_default());
-            }
+        for column in ids {
+            w.ints(&column);
         }
+        w.ints(&track_counts);
+        w.ints(&limits);
+        w.ints(&kinds);
         self.put_section(&mut w, day, &series);
         checkpoint::frame_as(days::MAGIC, checkpoint::VERSION, &w.out)
     }
@@ -681,8 +678,8 @@ impl Engine {
             let len = usize::try_from(d.u64("section length")?).unwrap_or(usize::MAX);
             let bytes = d.bytes(len, "section")?;
             let mut r = ColReader::new(bytes);
-            let states =
-                get_section(&mut r, day, &kinds).map_err(|e| format!("section of {}: {e}", period::local_date(day)))?;
+            let states = get_section(&mut r, day, &kinds, version)
+                .map_err(|e| format!("section of {}: {e}", period::local_date(day)))?;
             if !r.done() {
                 return Err(format!(
                     "section of {}: {} bytes after its end",
@@ -800,9 +797,9 @@ fn intern<'a>(name: &'a str, names: &mut Vec<&'a str>, index: &mut HashMap<&'a s
     })
 }
 
-/// Decodes a section ([`Engine::put_section`]) of the day from `day`, for series whose
-/// tracks are of `kinds` (`true`: grab samples).
-fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>]) -> Result<Vec<DayState>, String> {
+/// Decodes a section ([`Engine::put_section`]) of the day from `day` in format `version` (2
+/// or later), for series whose tracks are of `kinds` (`true`: grab samples).
+fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>], version: u32) -> Result<Vec<DayState>, String> {
     let n = kinds.len();
     let strings = (0..r.count("strings")?).map(|_| r.str("string")).collect::<Result<Vec<_>, _>>()?;
 
@@ -839,7 +836,7 @@ fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>]) -> Result<V
     let reasons = r.uints("period reasons", p, strings.len() as u64)?;
 
     let grabs = kinds.iter().flatten().filter(|grab| **grab).count();
-    let mut grabs = Grabs::get_day(r, day, grabs)?.into_iter();
+    let mut grabs = Grabs::get_day(r, day, grabs, version)?.into_iter();
 
     let (mut values, mut measured, mut o2) = (values.into_iter(), measured.into_iter(), o2.into_iter());
     let mut periods = Vec::with_capacity(p);
@@ -908,11 +905,11 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
     if version == 1 {
         return decode_day_v1(payload);
     }
-    decode_day_v2(&mut ColReader::new(payload))
+    decode_day_columns(&mut ColReader::new(payload), version)
 }
 
-/// Decodes a version 2 judgement day's payload.
-fn decode_day_v2(r: &mut ColReader<'_>) -> Result<(i64, Vec<DaySeries>), String> {
+/// Decodes the payload of a judgement day in format `version` (2 or later).
+fn decode_day_columns(r: &mut ColReader<'_>, version: u32) -> Result<(i64, Vec<DaySeries>), String> {
     let payload = r.bytes();
     let Some(day) = payload.get(..8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default())) else {
         return Err("no day start".into());
@@ -929,23 +926,53 @@ fn decode_day_v2(r: &mut ColReader<'_>) -> Result<(i64, Vec<DaySeries>), String>
     let n = r.count("series")?;
     let mut series = Vec::with_capacity(n);
     let mut kinds = Vec::with_capacity(n);
-    for _ in 0..n {
-        let (factory, point, parameter) = (name(r, "factory")?, name(r, "point")?, name(r, "parameter")?);
-        let tracks = r.count("tracks")?;
-        let mut limits = Vec::with_capacity(tracks);
-        let mut grab = Vec::with_capacity(tracks);
-        for _ in 0..tracks {
-            limits.push(name(r, "limit id")?);
-            grab.push(match r.u8("track kind")? {
-                0 => false,
-                1 => true,
-                kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", r.at() - 1)),
-            });
+    if version >= 3 {
+        let name_of = |r: &ColReader<'_>, what: &str, i: u64| -> Result<String, String> {
+            names
+                .get(usize::try_from(i).unwrap_or(usize::MAX))
+                .cloned()
+                .ok_or_else(|| format!("byte {}: {what}: name {i} of {}", r.at(), names.len()))
+        };
+        let max = names.len().saturating_sub(1) as u64;
+        let factories = r.uints("factories", n, max)?;
+        let points = r.uints("points", n, max)?;
+        let parameters = r.uints("parameters", n, max)?;
+        let track_counts = r.uints("track counts", n, u32::MAX.into())?;
+        let tracks = track_counts.iter().try_fold(0usize, |a, c| a.checked_add(*c as usize)).unwrap_or(usize::MAX);
+        let limit_ids = r.uints("limit ids", tracks, max)?;
+        let track_kinds = r.uints("track kinds", tracks, 1)?;
+        let mut at = 0;
+        for i in 0..n {
+            let c = track_counts[i] as usize;
+            let limits = limit_ids[at..at + c].iter().map(|&l| name_of(r, "limit id", l)).collect::<Result<_, _>>()?;
+            kinds.push(track_kinds[at..at + c].iter().map(|k| *k == 1).collect());
+            at += c;
+            series.push((
+                name_of(r, "factory", factories[i])?,
+                name_of(r, "point", points[i])?,
+                name_of(r, "parameter", parameters[i])?,
+                limits,
+            ));
         }
-        series.push((factory, point, parameter, limits));
-        kinds.push(grab);
+    } else {
+        for _ in 0..n {
+            let (factory, point, parameter) = (name(r, "factory")?, name(r, "point")?, name(r, "parameter")?);
+            let tracks = r.count("tracks")?;
+            let mut limits = Vec::with_capacity(tracks);
+            let mut grab = Vec::with_capacity(tracks);
+            for _ in 0..tracks {
+                limits.push(name(r, "limit id")?);
+                grab.push(match r.u8("track kind")? {
+                    0 => false,
+                    1 => true,
+                    kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", r.at() - 1)),
+                });
+            }
+            series.push((factory, point, parameter, limits));
+            kinds.push(grab);
+        }
     }
-    let states = get_section(r, day, &kinds)?;
+    let states = get_section(r, day, &kinds, version)?;
     if !r.done() {
         return Err(format!("{} bytes after the section", payload.len() - r.at()));
     }
@@ -988,9 +1015,9 @@ mod tests {
             let started = std::time::Instant::now();
             let (_, series) = decode_day(&bytes).expect("decode");
             let decode = started.elapsed();
-            if version == 2 {
+            if version >= 2 {
                 let mut r = ColReader::new(payload);
-                decode_day_v2(&mut r).expect("decode");
+                decode_day_columns(&mut r, version).expect("decode");
                 for (k, v) in r.tally {
                     *tally.entry(k).or_default() += v;
                 }
