@@ -16,7 +16,9 @@
 //! ## Format version 3
 //!
 //! Framed like the checkpoint (magic `EITWJDAY`, version u32 = 3, payload length u64,
-//! CRC-32 of the payload u32, little-endian); the payload:
+//! CRC-32 of the payload u32, little-endian); the payload is `[0]` and the body, or `[1]`,
+//! the body's length (varint) and its DEFLATE stream (RFC 1951), whichever is smaller; the
+//! body:
 //!
 //! ```text
 //! day start  i64 (ns, little-endian)
@@ -66,7 +68,7 @@
 //!
 //! Every value keeps its bits: a day read back judges exactly as before it was written.
 //!
-//! Version 2 files are still read: the series as varints per series (factory, point,
+//! Version 2 files are still read: the payload is the body, the series as varints per series (factory, point,
 //! parameter name indices, track count, each track's limit id and kind u8); hour sums in
 //! one unit for the whole section; no bounds; item times as times(items) followed by the
 //! kinds; values of the samples as values(n); every nearest sample's distance in values.

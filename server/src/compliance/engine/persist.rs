@@ -440,7 +440,7 @@ impl Engine {
         w.ints(&limits);
         w.ints(&kinds);
         self.put_section(&mut w, day, &series);
-        checkpoint::frame_as(days::MAGIC, checkpoint::VERSION, &w.out)
+        checkpoint::frame_as(days::MAGIC, checkpoint::VERSION, &pack(&w.out))
     }
 
     /// The closed days in memory whose day file is missing or no longer holds what memory
@@ -905,7 +905,53 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
     if version == 1 {
         return decode_day_v1(payload);
     }
-    decode_day_columns(&mut ColReader::new(payload), version)
+    if version == 2 {
+        return decode_day_columns(&mut ColReader::new(payload), version);
+    }
+    let body = unpack(payload)?;
+    decode_day_columns(&mut ColReader::new(&body), version)
+}
+
+/// A day file's body as its payload: `[0]` then the body, or `[1]`, the body's length
+/// (varint) and its DEFLATE stream (RFC 1951) where that is smaller.
+fn pack(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = vec![1u8];
+    crate::store::codec::put_varint(&mut out, body.len() as u64);
+    let mut e = flate2::write::DeflateEncoder::new(out, flate2::Compression::default());
+    let deflated = e.write_all(body).and_then(|()| e.finish());
+    match deflated {
+        Ok(out) if out.len() < body.len() + 1 => out,
+        _ => [&[0u8][..], body].concat(),
+    }
+}
+
+/// What [`pack`] made, unpacked.
+fn unpack(payload: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    use std::io::Read;
+    match payload.first() {
+        Some(0) => Ok(std::borrow::Cow::Borrowed(&payload[1..])),
+        Some(1) => {
+            let mut at = 1;
+            let len = crate::store::codec::get_varint(payload, &mut at).map_err(|e| format!("body length: {e}"))?;
+            // A deflated byte expands to at most 1032 bytes: a damaged length cannot ask for more.
+            let most = (payload.len() as u64).saturating_mul(1032);
+            if len > most {
+                return Err(format!("body length {len} cannot come from {} deflated bytes", payload.len()));
+            }
+            let mut body = Vec::with_capacity(len as usize);
+            flate2::read::DeflateDecoder::new(&payload[at..])
+                .take(len + 1)
+                .read_to_end(&mut body)
+                .map_err(|e| format!("deflated body: {e}"))?;
+            if body.len() as u64 != len {
+                return Err(format!("deflated body: {} bytes, its length says {len}", body.len()));
+            }
+            Ok(std::borrow::Cow::Owned(body))
+        }
+        Some(kind) => Err(format!("body kind {kind}, expected 0 (stored) or 1 (deflated)")),
+        None => Err("no body".into()),
+    }
 }
 
 /// Decodes the payload of a judgement day in format `version` (2 or later).
@@ -1016,14 +1062,31 @@ mod tests {
             let (_, series) = decode_day(&bytes).expect("decode");
             let decode = started.elapsed();
             if version >= 2 {
-                let mut r = ColReader::new(payload);
+                let body =
+                    if version == 2 { std::borrow::Cow::Borrowed(payload) } else { unpack(payload).expect("unpack") };
+                *tally.entry("packed payload (vs body)".into()).or_default() += payload.len();
+                *tally.entry("body".into()).or_default() += body.len();
+                let mut r = ColReader::new(&body);
                 decode_day_columns(&mut r, version).expect("decode");
                 for (k, v) in r.tally {
                     *tally.entry(k).or_default() += v;
                 }
             }
             *tally.entry("frame".into()).or_default() += bytes.len() - payload.len();
+            let started = std::time::Instant::now();
+            let _ = pack(&unpack(payload).expect("unpack"));
+            *tally.entry("~ pack and unpack, µs".into()).or_default() += started.elapsed().as_micros() as usize;
             eprintln!("{}: {} bytes, {} series, decoded in {decode:?}", path.display(), bytes.len(), series.len());
+            for ds in &series {
+                for (_, j) in &ds.tracks {
+                    if let Judged::Grab(g) = j {
+                        let runs = g.runs();
+                        let exceeding: usize = runs.iter().map(|(r, _)| r.samples.len()).sum();
+                        *tally.entry(format!("~ {} exceeding samples (count)", ds.parameter)).or_default() += exceeding;
+                        *tally.entry(format!("~ {} runs (count)", ds.parameter)).or_default() += runs.len();
+                    }
+                }
+            }
             series_days += series.len();
             total += bytes.len();
             files += 1;
