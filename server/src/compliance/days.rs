@@ -56,11 +56,12 @@
 //!           gap ints (from the end of the track's item before — a sample's time, a
 //!           stretch's last — or for its first from the day start), each stretch's
 //!           last − first ints, the exceeding samples; hours keys(grab tracks), then
-//!           compliant ints, not correctable ints, kept ints (bit 0 nearest sample, 1 a
-//!           sample not corrected), the nearest samples, their distance to the limit: ints
-//!           (0 the track's bounds give it: max(value − upper, lower − value) as f32, 1 its
-//!           own) and values of its own (f32 bits as the low bits of values), the samples
-//!           not corrected
+//!           compliant ints (less what the series' valid readings of the hour give: valid −
+//!           not correctable − exceeding samples of the hour), not correctable ints, kept
+//!           ints (bit 0 nearest sample, 1 a sample not corrected), the nearest samples,
+//!           their distance to the limit: ints (0 the track's bounds give it:
+//!           max(value − upper, lower − value) as f32, 1 its own) and values of its own
+//!           (f32 bits as the low bits of values), the samples not corrected
 //! samples   value decimals(per track), outcome ints(n), measured: ints(n) (0 the value's
 //!           bits, 1 its own) and values of its own; O₂: ints(n) (0 none, 1 one) and those
 //!           (f32 bits as the low bits of values)
@@ -71,7 +72,8 @@
 //! Version 2 files are still read: the payload is the body, the series as varints per series (factory, point,
 //! parameter name indices, track count, each track's limit id and kind u8); hour sums in
 //! one unit for the whole section; no bounds; item times as times(items) followed by the
-//! kinds; values of the samples as values(n); every nearest sample's distance in values.
+//! kinds; values of the samples as values(n); the hours' compliant counts as they are;
+//! every nearest sample's distance in values.
 //! Version 1 files (every value at fixed width, per series) are still read.
 //!
 //! Written like the checkpoint: temporary file, sync, rename, directory sync.

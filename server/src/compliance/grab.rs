@@ -366,9 +366,16 @@ impl Grabs {
         self.hours.days(out);
     }
 
-    /// The samples of the day from `day` of `tracks`, whose limits have `bounds`, as columns
-    /// of the current format ([`super::days`] specifies them).
-    pub(super) fn put_day(w: &mut ColWriter, day: i64, tracks: &[&Grabs], bounds: &[Bounds]) {
+    /// The samples of the day from `day` of `tracks`, whose limits have `bounds` and whose
+    /// series' hours hold `valid` readings (hour start, count), as columns of the current
+    /// format ([`super::days`] specifies them).
+    pub(super) fn put_day(
+        w: &mut ColWriter,
+        day: i64,
+        tracks: &[&Grabs],
+        bounds: &[Bounds],
+        valid: &[Vec<(i64, u32)>],
+    ) {
         let end = day.saturating_add(DAY_NS);
         w.ints(
             &bounds.iter().map(|(hi, lo)| i64::from(hi.is_some()) | i64::from(lo.is_some()) << 1).collect::<Vec<_>>(),
@@ -417,7 +424,19 @@ impl Grabs {
         let counts: Vec<usize> = hours.iter().map(|h| h.len()).collect();
         let all: Vec<&(i64, Hour)> = hours.iter().flat_map(|h| h.iter()).collect();
         w.keys(day, &counts, &all.iter().map(|(t, _)| *t).collect::<Vec<_>>());
-        w.ints(&all.iter().map(|(_, h)| i64::from(h.compliant)).collect::<Vec<_>>());
+        let mut residuals = Vec::with_capacity(all.len());
+        for ((list, items), valid) in hours.iter().zip(&items).zip(valid) {
+            for (t, h) in list.iter() {
+                let exceeding = exceeding_in_hour(items, *t);
+                residuals.push(i64::from(h.compliant).wrapping_sub(compliant_expected(
+                    valid,
+                    *t,
+                    h.cannot_correct,
+                    exceeding,
+                )));
+            }
+        }
+        w.ints(&residuals);
         w.ints(&all.iter().map(|(_, h)| i64::from(h.cannot_correct)).collect::<Vec<_>>());
         let has = |h: &Hour| i64::from(h.nearest.is_some()) | (i64::from(h.cannot.is_some()) << 1);
         w.ints(&all.iter().map(|(_, h)| has(h)).collect::<Vec<_>>());
@@ -442,8 +461,15 @@ impl Grabs {
         put_samples(w, &cannot);
     }
 
-    /// Decodes what [`Grabs::put_day`] wrote for `n` tracks, in format `version` (2 or later).
-    pub(super) fn get_day(r: &mut ColReader<'_>, day: i64, n: usize, version: u32) -> Result<Vec<Grabs>, String> {
+    /// Decodes what [`Grabs::put_day`] wrote for `n` tracks, in format `version` (2 or later),
+    /// their series' hours holding `valid` readings.
+    pub(super) fn get_day(
+        r: &mut ColReader<'_>,
+        day: i64,
+        n: usize,
+        version: u32,
+        valid: &[Vec<(i64, u32)>],
+    ) -> Result<Vec<Grabs>, String> {
         let bounds = if version >= 3 {
             let present = r.uints("grab limit bounds", n, 3)?;
             let uppers = r.values("grab limit upper bounds", present.iter().filter(|p| **p & 1 != 0).count())?;
@@ -508,8 +534,41 @@ impl Grabs {
         }
         let (hour_counts, hour_keys) = r.keys("grab hours", day, n)?;
         let h = hour_keys.len();
-        let compliant = r.uints("grab hour compliant", h, u32::MAX.into())?;
+        let at = r.at();
+        // Format 3: the differences from what the hour's valid readings give (below).
+        let compliant = r.ints("grab hour compliant", h)?;
         let cannot_correct = r.uints("grab hour cannot correct", h, u32::MAX.into())?;
+        let compliant: Vec<u64> =
+            if version >= 3 {
+                let mut out = Vec::with_capacity(h);
+                let mut i = 0;
+                for ((list, keys), (&hn, valid)) in
+                    split(&items, &counts).zip(split(&keys, &counts)).zip(hour_counts.iter().zip(valid))
+                {
+                    let track: Vec<(i64, Item)> = keys.iter().copied().zip(list.iter().copied()).collect();
+                    for _ in 0..hn {
+                        let Some(&start) = hour_keys.get(i) else { break };
+                        let exceeding = exceeding_in_hour(&track, start);
+                        let cannot = u32::try_from(cannot_correct[i]).unwrap_or(u32::MAX);
+                        let v = compliant[i].wrapping_add(compliant_expected(valid, start, cannot, exceeding));
+                        out.push(u64::try_from(v).ok().filter(|v| *v <= u32::MAX.into()).ok_or_else(|| {
+                            format!("byte {at}: grab hour compliant: {v} is not in 0..={}", u32::MAX)
+                        })?);
+                        i += 1;
+                    }
+                }
+                out
+            } else {
+                compliant
+                    .into_iter()
+                    .map(|v| {
+                        u64::try_from(v)
+                            .ok()
+                            .filter(|v| *v <= u32::MAX.into())
+                            .ok_or_else(|| format!("byte {at}: grab hour compliant: {v} is not in 0..={}", u32::MAX))
+                    })
+                    .collect::<Result<_, _>>()?
+            };
         let has = r.uints("grab hour samples kept", h, 3)?;
         let kept = |bit: u64| -> Vec<usize> {
             split(&has, &hour_counts).map(|list| list.iter().filter(|x| **x & bit != 0).count()).collect()
@@ -560,6 +619,21 @@ impl Grabs {
         Ok(out)
     }
 
+    /// Per hour: start, nearest sample's value, compliant, not correctable, exceeding samples.
+    #[cfg(test)]
+    pub(super) fn hour_stats(&self) -> Vec<(i64, Option<f64>, u32, u32, u32)> {
+        self.hours
+            .all()
+            .iter()
+            .map(|(t, h)| {
+                let exceeding =
+                    self.items.range(*t, t + HOUR_NS).iter().filter(|(_, i)| matches!(i, Item::Exceeds(_))).count()
+                        as u32;
+                (*t, h.nearest.map(|(s, _)| s.value), h.compliant, h.cannot_correct, exceeding)
+            })
+            .collect()
+    }
+
     /// The starts of its items and hours before `cutoff`.
     pub(super) fn starts_before(&self, cutoff: i64) -> impl Iterator<Item = i64> + '_ {
         let items = self.items.range(i64::MIN, cutoff).iter().map(|(s, _)| *s);
@@ -605,6 +679,20 @@ fn f32_as_f64_bits(v: f32) -> f64 {
 
 fn f32_of_f64_bits(v: f64) -> f32 {
     f32::from_bits(v.to_bits() as u32)
+}
+
+/// Exceeding samples among `items` in the hour from `start`.
+fn exceeding_in_hour(items: &[(i64, Item)], start: i64) -> u32 {
+    let from = items.partition_point(|(t, _)| *t < start);
+    let to = items.partition_point(|(t, _)| *t < start.saturating_add(HOUR_NS));
+    items[from..to].iter().filter(|(_, i)| matches!(i, Item::Exceeds(_))).count() as u32
+}
+
+/// The compliant samples an hour holds when each valid reading of its series (`valid`: hour
+/// start, count) was judged once: the valid ones less those not correctable and exceeding.
+fn compliant_expected(valid: &[(i64, u32)], start: i64, cannot_correct: u32, exceeding: u32) -> i64 {
+    let valid = valid.binary_search_by_key(&start, |(t, _)| *t).map_or(0, |i| valid[i].1);
+    i64::from(valid) - i64::from(cannot_correct) - i64::from(exceeding)
 }
 
 /// A limit's bounds as the distance of a value to it reads them: the upper (as it applies at

@@ -329,6 +329,7 @@ impl Engine {
         let mut fixed: Vec<Vec<&Period>> = Vec::new();
         let mut grabs: Vec<&Grabs> = Vec::new();
         let mut bounds: Vec<grab::Bounds> = Vec::new();
+        let mut grab_valid: Vec<Vec<(i64, u32)>> = Vec::new();
         for &at in series {
             for t in &self.tracks[self.series[at].tracks()] {
                 match &t.judged {
@@ -336,6 +337,8 @@ impl Engine {
                     Judged::Grab(g) => {
                         grabs.push(g);
                         bounds.push((t.limit.max_at(&self.series[at].point), t.limit.min));
+                        grab_valid
+                            .push(self.series[at].hours.range(day, end).iter().map(|(k, a)| (*k, a.valid)).collect());
                     }
                 }
             }
@@ -404,7 +407,7 @@ impl Engine {
         w.values(&periods.iter().map(|p| p.availability_pct).collect::<Vec<_>>());
         w.ints(&reasons);
 
-        Grabs::put_day(w, day, &grabs, &bounds);
+        Grabs::put_day(w, day, &grabs, &bounds, &grab_valid);
     }
 
     /// A judgement day file of the day from `day` (the current format): the series holding
@@ -835,8 +838,15 @@ fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>], version: u3
     let availability = r.values("period availability", p)?;
     let reasons = r.uints("period reasons", p, strings.len() as u64)?;
 
-    let grabs = kinds.iter().flatten().filter(|grab| **grab).count();
-    let mut grabs = Grabs::get_day(r, day, grabs, version)?.into_iter();
+    let mut grab_valid: Vec<Vec<(i64, u32)>> = Vec::new();
+    let mut at = 0;
+    for (kinds, &c) in kinds.iter().zip(&counts) {
+        let end = (at + c).min(m);
+        let hours: Vec<(i64, u32)> = (at..end).map(|h| (keys[h], valid[h] as u32)).collect();
+        grab_valid.extend(kinds.iter().filter(|grab| **grab).map(|_| hours.clone()));
+        at = end;
+    }
+    let mut grabs = Grabs::get_day(r, day, grab_valid.len(), version, &grab_valid)?.into_iter();
 
     let (mut values, mut measured, mut o2) = (values.into_iter(), measured.into_iter(), o2.into_iter());
     let mut periods = Vec::with_capacity(p);
@@ -1077,6 +1087,39 @@ mod tests {
             let _ = pack(&unpack(payload).expect("unpack"));
             *tally.entry("~ pack and unpack, µs".into()).or_default() += started.elapsed().as_micros() as usize;
             eprintln!("{}: {} bytes, {} series, decoded in {decode:?}", path.display(), bytes.len(), series.len());
+            let mut cur: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) = Default::default();
+            for ds in &series {
+                for (_, j) in &ds.tracks {
+                    if let Judged::Grab(g) = j {
+                        let mut prev = None;
+                        for (t, v, compliant, cannot, exceeding) in g.hour_stats() {
+                            let acc = ds.hours.get(t).copied().unwrap_or_default();
+                            cur.0.push(i64::from(compliant));
+                            cur.1.push(
+                                i64::from(compliant)
+                                    - (i64::from(acc.valid) - i64::from(cannot) - i64::from(exceeding)),
+                            );
+                            if let Some(v) = v {
+                                let m = (v * 100.0).round() as i64;
+                                cur.2.push(m - prev.unwrap_or(m));
+                                prev = Some(m);
+                                let mean = acc.mean().map_or(0, |x| (x * 100.0).round() as i64);
+                                cur.3.push(m - mean);
+                            }
+                        }
+                    }
+                }
+            }
+            for (name, col) in [
+                ("compliant", &cur.0),
+                ("compliant residual", &cur.1),
+                ("nearest ×100 delta", &cur.2),
+                ("nearest ×100 − mean", &cur.3),
+            ] {
+                let mut w = ColWriter::default();
+                w.ints(col);
+                *tally.entry(format!("~ {name} (ints)")).or_default() += w.out.len();
+            }
             for ds in &series {
                 for (_, j) in &ds.tracks {
                     if let Judged::Grab(g) = j {
