@@ -734,7 +734,7 @@ impl Engine {
                 }
                 let bytes = files.read(day, generation).map_err(|e| e.to_string())?;
                 let (_, series) =
-                    decode_day(&bytes).map_err(|e| format!("judgement day {}: {e}", period::local_date(day)))?;
+                    decode_day(&bytes).map_err(|e| format!("{}: {e}", files.path(day, generation).display()))?;
                 loaded.push((day, Written::of(generation, &bytes), series));
             }
         }
@@ -1052,6 +1052,98 @@ fn decode_day_columns(r: &mut ColReader<'_>, version: u32) -> Result<(i64, Vec<D
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compliance::tests::{effluent, engine, minutes, t0};
+
+    /// A day of every kind of state: hourly and daily periods, grab samples exceeding and not.
+    fn a_day() -> (Engine, i64) {
+        let (mut e, _) = engine(t0() + 2 * DAY_NS);
+        let mut r = minutes("f1", "so2", 900.0, t0(), 120);
+        r.extend(minutes("f1", "o2", 7.0, t0(), 120));
+        r.extend(minutes("f2", "so2", 400.0, t0(), 90));
+        for i in 0..90 {
+            r.push(effluent(
+                "cod",
+                if i % 10 == 3 { 150.0 } else { 90.0 + i as f64 / 10.0 },
+                t0() + i * 60 * SECOND_NS,
+            ));
+            r.push(effluent("ph", 7.0 + i as f64 / 100.0, t0() + i * 60 * SECOND_NS));
+        }
+        e.ingest(&r);
+        e.tick();
+        (e, period::day(t0()).0)
+    }
+
+    /// Frames a day body as a file of the current format.
+    fn file_of(body: &[u8]) -> Vec<u8> {
+        checkpoint::frame_as(days::MAGIC, checkpoint::VERSION, &pack(body))
+    }
+
+    #[test]
+    fn a_day_file_decodes_to_what_encodes_to_it_again() {
+        let (e, day) = a_day();
+        let bytes = e.day_file(day);
+        let (decoded_day, series) = decode_day(&bytes).expect("decodes");
+        assert_eq!(decoded_day, day);
+        assert_eq!(series.len(), 5, "f1: cod, ph, so2, o2; f2: so2 (its o2: no reading, no limit)");
+        let (mut again, _) = engine(t0() + 2 * DAY_NS);
+        again.apply_day(day, series);
+        assert_eq!(again.day_file(day), bytes);
+        let body = unpack(checkpoint::unframe_as(days::MAGIC, "a day", &bytes).expect("frame").1).expect("unpack");
+        assert_eq!(file_of(&body), bytes, "deflated: smaller");
+        assert_eq!(pack(&[7]), vec![0, 7], "stored: deflate would be larger");
+        assert_eq!(unpack(&[0, 7]).expect("stored").as_ref(), &[7]);
+    }
+
+    #[test]
+    fn a_damaged_day_body_is_an_error_naming_a_column_never_a_panic() {
+        let (e, day) = a_day();
+        let bytes = e.day_file(day);
+        let body = unpack(checkpoint::unframe_as(days::MAGIC, "a day", &bytes).expect("frame").1).expect("unpack");
+        let body = body.to_vec();
+        // Every cut: the column it cuts into is named (`byte N: <column>: …`).
+        for cut in 8..body.len() {
+            let error = decode_day(&file_of(&body[..cut])).err().unwrap_or_else(|| panic!("cut at {cut} decodes"));
+            assert!(error.starts_with("byte ") && error.matches(": ").count() >= 2, "cut at {cut}: {error}");
+        }
+        // Every byte changed: an error or a day, never a panic.
+        let mut errors = 0;
+        for at in 8..body.len() {
+            let mut damaged = body.clone();
+            damaged[at] ^= 0x5a;
+            errors += usize::from(decode_day(&file_of(&damaged)).is_err());
+        }
+        assert!(errors > 0);
+        // A damaged deflate stream, its length, an unknown body kind.
+        let payload = pack(&body);
+        let mut stream = payload.clone();
+        let last = stream.len() - 1;
+        stream[last] ^= 0xff;
+        assert!(unpack(&stream).is_err());
+        assert_eq!(unpack(&[2]).err(), Some("body kind 2, expected 0 (stored) or 1 (deflated)".to_string()));
+        assert!(unpack(&[1, 0xff, 0xff, 0xff, 0xff, 0x7f, 0]).expect_err("too long").starts_with("body length"));
+    }
+
+    #[test]
+    fn a_damaged_day_file_a_checkpoint_relies_on_names_the_file_and_the_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut e, day) = a_day();
+        let files = Arc::new(DayFiles::open(dir.path()).expect("dir"));
+        e.archive_to(files.clone());
+        for (day, generation, bytes) in e.days_to_write() {
+            files.write(day, generation, &bytes).expect("write");
+            e.day_written(day, generation, &bytes);
+        }
+        let checkpoint = e.checkpoint(&checkpoint::Applied::default());
+        let generation = e.named_days()[&day];
+        let bytes = files.read(day, generation).expect("read");
+        let body = unpack(checkpoint::unframe_as(days::MAGIC, "a day", &bytes).expect("frame").1).expect("unpack");
+        files.write(day, generation, &file_of(&body[..body.len() - 3])).expect("write");
+        let (mut restored, _) = engine(t0() + 2 * DAY_NS);
+        restored.archive_to(files.clone());
+        let error = restored.restore(&checkpoint).expect_err("a damaged day file");
+        let name = files.path(day, generation).display().to_string();
+        assert!(error.starts_with(&format!("{name}: byte ")), "{error}");
+    }
 
     /// Bytes per column of the day files in `SIM_DIR/judgements` (made by the ignored test
     /// `realistic_fortnight_files`), per series-day.
