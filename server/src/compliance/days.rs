@@ -39,8 +39,10 @@
 //! ```text
 //! strings   varint count, each varint length + UTF-8 (the periods' reasons)
 //! hours     keys(series), then over the m hours: valid ints(m), excluded ints(m),
-//!           detected ints(m) (0/1), sums (Σ of the valid values in 1e-9 units, exact; a
-//!           unit per series)
+//!           detected ints(m) (0/1); sums kept ints(series) (1 for a series with a
+//!           fixed-period limit, or of O₂: only those periods and the O₂ correction read
+//!           an hour's sum; the others' read as 0), then the kept series' sums (Σ of the
+//!           valid values in 1e-9 units, exact; a unit per series)
 //! day count present ints(series) (0/1), then over the k present: valid ints(k),
 //!           excluded ints(k)
 //! periods   per fixed track: count ints; over the p periods: key times(p), start − key
@@ -67,11 +69,12 @@
 //!           (f32 bits as the low bits of values)
 //! ```
 //!
-//! Every value keeps its bits: a day read back judges exactly as before it was written.
+//! Every value keeps its bits (but the hour sums nothing reads): a day read back judges
+//! exactly as before it was written.
 //!
 //! Version 2 files are still read: the payload is the body, the series as varints per series (factory, point,
-//! parameter name indices, track count, each track's limit id and kind u8); hour sums in
-//! one unit for the whole section; no bounds; item times as times(items) followed by the
+//! parameter name indices, track count, each track's limit id and kind u8); every series'
+//! hour sums, in one unit for the whole section; no bounds; item times as times(items) followed by the
 //! kinds; values of the samples as values(n); the hours' compliant counts as they are;
 //! every nearest sample's distance in values.
 //! Version 1 files (every value at fixed width, per series) are still read.

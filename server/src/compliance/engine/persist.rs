@@ -371,7 +371,20 @@ impl Engine {
         w.ints(&all.iter().map(|a| i64::from(a.valid)).collect::<Vec<_>>());
         w.ints(&all.iter().map(|a| i64::from(a.excluded)).collect::<Vec<_>>());
         w.ints(&all.iter().map(|a| i64::from(a.detected)).collect::<Vec<_>>());
-        w.sums_per_list(&counts, &all.iter().map(|a| a.sum_nano).collect::<Vec<_>>());
+        // Only fixed periods and the O₂ correction read an hour's sum: a series judged per grab
+        // sample only (and not O₂) keeps none on disk.
+        let kept: Vec<bool> = series
+            .iter()
+            .map(|&at| {
+                let s = &self.series[at];
+                *s.id.parameter == *O2 || self.tracks[s.tracks()].iter().any(|t| matches!(t.judged, Judged::Fixed(_)))
+            })
+            .collect();
+        w.ints(&kept.iter().map(|k| i64::from(*k)).collect::<Vec<_>>());
+        let kept_counts: Vec<usize> = counts.iter().zip(&kept).map(|(c, k)| if *k { *c } else { 0 }).collect();
+        let sums: Vec<i128> =
+            hours.iter().zip(&kept).filter(|(_, k)| **k).flat_map(|(h, _)| h.iter().map(|(_, a)| a.sum_nano)).collect();
+        w.sums_per_list(&kept_counts, &sums);
 
         let day_counts: Vec<Option<DayCount>> =
             series.iter().map(|&at| self.series[at].days.get(day).copied()).collect();
@@ -811,7 +824,9 @@ fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>], version: u3
     let valid = r.uints("hour valid", m, u32::MAX.into())?;
     let excluded = r.uints("hour excluded", m, u32::MAX.into())?;
     let detected = r.uints("hour detected", m, 1)?;
-    let sums = r.sums("hour sums", &counts)?;
+    let kept = if version >= 3 { r.uints("hour sums kept", n, 1)? } else { vec![1; n] };
+    let kept_counts: Vec<usize> = counts.iter().zip(&kept).map(|(c, k)| if *k == 1 { *c } else { 0 }).collect();
+    let sums = r.sums("hour sums", &kept_counts)?;
 
     let has_count = r.uints("day counts", n, 1)?;
     let k = has_count.iter().filter(|h| **h == 1).count();
@@ -885,7 +900,7 @@ fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>], version: u3
             let acc = Acc {
                 valid: valid[h] as u32,
                 excluded: excluded[h] as u32,
-                sum_nano: sums.next().unwrap_or_default(),
+                sum_nano: if kept[i] == 1 { sums.next().unwrap_or_default() } else { 0 },
                 detected: detected[h] == 1,
             };
             list.push((keys[h], acc));
