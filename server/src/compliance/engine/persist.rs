@@ -637,7 +637,7 @@ impl Engine {
             e.u64(w.out.len() as u64);
             e.out.extend_from_slice(&w.out);
         }
-        checkpoint::frame(&e.out)
+        checkpoint::frame(&pack(&e.out))
     }
 
     /// Takes the state of a checkpoint file's `bytes` (made by [`Engine::checkpoint`], this
@@ -646,10 +646,12 @@ impl Engine {
     /// error says why the checkpoint cannot be used (damaged, another format, a series judged
     /// with other settings or limits now, a day file missing); the engine is then unchanged.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<Applied, String> {
-        let (version, payload) = checkpoint::unframe(bytes)?;
+        let (version, packed) = checkpoint::unframe(bytes)?;
         if version == 1 {
-            return self.restore_v1(payload);
+            return self.restore_v1(packed);
         }
+        let body = if version >= 3 { unpack(packed)? } else { std::borrow::Cow::Borrowed(packed) };
+        let payload: &[u8] = &body;
         let mut d = Dec::new(payload);
         let applied = Applied {
             store: crate::store::LogPosition { segment: d.u64("store segment")?, offset: d.u64("store offset")? },
@@ -937,8 +939,8 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
     decode_day_columns(&mut ColReader::new(&body), version)
 }
 
-/// A day file's body as its payload: `[0]` then the body, or `[1]`, the body's length
-/// (varint) and its DEFLATE stream (RFC 1951) where that is smaller.
+/// A day file's or checkpoint's body as its payload: `[0]` then the body, or `[1]`, the
+/// body's length (varint) and its DEFLATE stream (RFC 1951) where that is smaller.
 fn pack(body: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut out = vec![1u8];
