@@ -12,11 +12,12 @@
 //! version  u32      3
 //! length   u64      bytes of the payload
 //! crc32    u32      CRC-32 (IEEE) of the payload
-//! payload  length bytes: `[0]` and the body, or `[1]`, the body's length (varint) and its
-//!          DEFLATE stream (RFC 1951), whichever is smaller; the body:
+//! payload  length bytes:
 //!   applied   store segment u64, store offset u64 (the log position judged up to),
 //!             gaps applied u64, corrections applied u64 (records of their logs, in order),
 //!             written at i64 (engine clock, ns)
+//!   then `[0]` and the rest below, or `[1]`, the rest's length (varint) and its DEFLATE
+//!   stream (RFC 1951), whichever is smaller; the rest:
 //!   series    u32 count, each:
 //!             factory, point, parameter (str), fingerprint u32 (CRC-32 of the point's
 //!             settings and the limits applied: a changed registry or standard fails it),
@@ -36,7 +37,7 @@
 //! sample     value f64, measured f64, O₂ f32, outcome u8
 //! ```
 //!
-//! Version 2 (the payload is the body, its sections in the judgement days' format 2) and
+//! Version 2 (the rest as it is, its sections in the judgement days' format 2) and
 //! version 1 (the whole state, the recent days' hourly aggregates and judgements included,
 //! at fixed width) are still read; the next checkpoint writes the current version and the
 //! day files.

@@ -637,7 +637,9 @@ impl Engine {
             e.u64(w.out.len() as u64);
             e.out.extend_from_slice(&w.out);
         }
-        checkpoint::frame(&pack(&e.out))
+        // `applied` stays as it is, readable without inflating the rest.
+        let (applied, rest) = e.out.split_at(APPLIED_BYTES);
+        checkpoint::frame(&[applied, &pack(rest)].concat())
     }
 
     /// Takes the state of a checkpoint file's `bytes` (made by [`Engine::checkpoint`], this
@@ -650,7 +652,15 @@ impl Engine {
         if version == 1 {
             return self.restore_v1(packed);
         }
-        let body = if version >= 3 { unpack(packed)? } else { std::borrow::Cow::Borrowed(packed) };
+        let body = match version {
+            2 => std::borrow::Cow::Borrowed(packed),
+            _ => {
+                let Some((applied, rest)) = packed.split_at_checked(APPLIED_BYTES) else {
+                    return Err(format!("payload of {} bytes, shorter than its judged positions", packed.len()));
+                };
+                std::borrow::Cow::Owned([applied, &unpack(rest)?].concat())
+            }
+        };
         let payload: &[u8] = &body;
         let mut d = Dec::new(payload);
         let applied = Applied {
@@ -939,6 +949,9 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
     decode_day_columns(&mut ColReader::new(&body), version)
 }
 
+/// Bytes of a checkpoint's judged positions and clock (`applied`), before its packed rest.
+const APPLIED_BYTES: usize = 5 * 8;
+
 /// A day file's or checkpoint's body as its payload: `[0]` then the body, or `[1]`, the
 /// body's length (varint) and its DEFLATE stream (RFC 1951) where that is smaller.
 fn pack(body: &[u8]) -> Vec<u8> {
@@ -1109,6 +1122,19 @@ mod tests {
         assert_eq!(file_of(&body), bytes, "deflated: smaller");
         assert_eq!(pack(&[7]), vec![0, 7], "stored: deflate would be larger");
         assert_eq!(unpack(&[0, 7]).expect("stored").as_ref(), &[7]);
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_its_judged_positions_readable_and_the_rest_deflated() {
+        let (e, _) = a_day();
+        let store = crate::store::LogPosition { segment: 7, offset: 4242 };
+        let bytes = e.checkpoint(&checkpoint::Applied { store, gaps: 3, corrections: 2 });
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        assert_eq!((word(24), word(32), word(40), word(48)), (7, 4242, 3, 2));
+        assert_eq!(bytes[24 + APPLIED_BYTES], 1, "the rest deflated");
+        let (mut again, _) = engine(t0() + 2 * DAY_NS);
+        assert_eq!(again.restore(&bytes).map(|a| a.store), Ok(store));
+        assert_eq!(again.checkpoint(&checkpoint::Applied { store, gaps: 3, corrections: 2 }), bytes);
     }
 
     #[test]
