@@ -458,10 +458,55 @@ mod tests {
         for sums in [vec![600_000_000_000i128, 610_000_000_000, -5, 0], vec![i128::MAX, 1, i128::MIN, 7]] {
             let counts = [2, 0, 2];
             let mut w = ColWriter::default();
+            w.sums_per_list(&counts, &sums);
+            let mut r = ColReader::new(&w.out);
+            assert_eq!(r.sums("sums", &counts), Ok(sums.clone()));
+            assert!(r.done());
+        }
+        for sums in [vec![600_000_000_000i128, 610_000_000_000, -5, 0], vec![i128::MAX, 1, i128::MIN, 7]] {
+            let counts = [2, 0, 2];
+            let mut w = ColWriter::default();
             w.sums(&counts, &sums);
             let mut r = ColReader::new(&w.out);
             assert_eq!(r.sums("sums", &counts), Ok(sums.clone()));
             assert!(r.done());
         }
+    }
+
+    #[test]
+    fn sums_take_a_unit_per_list() {
+        // 6e11 and 6.1e11: units of 10^10, quotients 60 and 61; -5: units of 1.
+        let mut w = ColWriter::default();
+        w.sums_per_list(&[2, 1], &[600_000_000_000, 610_000_000_000, -5]);
+        // Mode 2; exponents [10, 0]: min 0, width 4, 0x0A; firsts [60, -5]: min -5 (zig-zag
+        // 9), width 7, 65 and 0; the one difference [1]: min 1 (zig-zag 2), width 0.
+        assert_eq!(w.out, vec![2, 0, 4, 0x0A, 9, 7, 0x41, 0x00, 2, 0]);
+    }
+
+    #[test]
+    fn decimals_take_an_exponent_per_list_and_keep_every_bit() {
+        let mut w = ColWriter::default();
+        w.decimals(&[2], &[0.1, 0.2]);
+        // Mode 1; exponents [1], first mantissa [1], the difference [1]: each min 1, width 0.
+        assert_eq!(w.out, vec![1, 2, 0, 2, 0, 2, 0]);
+        for (counts, values) in [
+            (vec![2, 0, 3], vec![1.5, 1.25, 300.0, 301.0, -2.0]),
+            (vec![1, 2], vec![7.2, 0.1 + 0.2, 1e300]),
+            (vec![3], vec![f64::NAN, -0.0, 5.0]),
+        ] {
+            let mut w = ColWriter::default();
+            w.decimals(&counts, &values);
+            let mut r = ColReader::new(&w.out);
+            let back = r.decimals("values", &counts).expect("decodes");
+            assert!(r.done());
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&back), bits(&values), "{values:?}");
+        }
+        let mut w = ColWriter::default();
+        w.decimals(&[2, 0, 3], &[1.5, 1.25, 300.0, 301.0, -2.0]);
+        assert_eq!(w.out[0], 1, "all decimals");
+        // An exponent beyond 18 is refused, naming the column.
+        let mut r = ColReader::new(&[1, 38, 0]);
+        assert_eq!(r.decimals("nearest", &[1]), Err("byte 1: nearest: 19 is not in 0..=18".to_string()));
     }
 }

@@ -619,21 +619,6 @@ impl Grabs {
         Ok(out)
     }
 
-    /// Per hour: start, nearest sample's value, compliant, not correctable, exceeding samples.
-    #[cfg(test)]
-    pub(super) fn hour_stats(&self) -> Vec<(i64, Option<f64>, u32, u32, u32)> {
-        self.hours
-            .all()
-            .iter()
-            .map(|(t, h)| {
-                let exceeding =
-                    self.items.range(*t, t + HOUR_NS).iter().filter(|(_, i)| matches!(i, Item::Exceeds(_))).count()
-                        as u32;
-                (*t, h.nearest.map(|(s, _)| s.value), h.compliant, h.cannot_correct, exceeding)
-            })
-            .collect()
-    }
-
     /// The starts of its items and hours before `cutoff`.
     pub(super) fn starts_before(&self, cutoff: i64) -> impl Iterator<Item = i64> + '_ {
         let items = self.items.range(i64::MIN, cutoff).iter().map(|(s, _)| *s);
@@ -748,6 +733,41 @@ fn get_samples(r: &mut ColReader<'_>, what: &str, counts: &[usize], version: u32
 
 #[cfg(test)]
 mod unit_tests {
+    use super::*;
+
+    /// A day of one track's samples written and read back, in the current format: every
+    /// item, hour and distance as it was; the distances the bounds give are not written.
+    #[test]
+    fn a_days_samples_round_trip_and_distances_come_from_the_bounds() {
+        let day = period::day(1_795_366_800 * 1_000_000_000).0;
+        let minute = 60 * 1_000_000_000;
+        let bounds: Bounds = (Some(120.0), None);
+        let mut g = Grabs::new();
+        // Hour 0: compliant 60.3 (distance 60.3 − 120 as f32), 150 exceeding, compliant again.
+        g.add(day, Sample::measured(60.3, Outcome::Compliant), 60.3 - 120.0);
+        g.add(day + minute, Sample::measured(150.0, Outcome::Exceeds), 30.0);
+        g.add(day + 2 * minute, Sample::measured(61.0, Outcome::Compliant), 61.0 - 120.0);
+        // Hour 1: a distance the bounds do not give (written as its own).
+        g.add(day + HOUR_NS, Sample::measured(70.5, Outcome::Compliant), -1.0);
+        let valid = vec![(day, 3), (day + HOUR_NS, 1)];
+        let mut w = ColWriter::default();
+        Grabs::put_day(&mut w, day, &[&g], &[bounds], std::slice::from_ref(&valid));
+        let mut r = ColReader::new(&w.out);
+        let back = Grabs::get_day(&mut r, day, 1, 3, std::slice::from_ref(&valid)).expect("decodes");
+        assert!(r.done());
+        assert_eq!(format!("{:?}", back[0].items), format!("{:?}", g.items));
+        assert_eq!(format!("{:?}", back[0].hours), format!("{:?}", g.hours));
+        let hours = back[0].hours.all();
+        assert_eq!(hours.len(), 2);
+        assert_eq!((hours[0].1.compliant, hours[1].1.compliant), (2, 1));
+        assert_eq!(hours[0].1.nearest.map(|(s, d)| (s.value, d)), Some((61.0, -59.0)));
+        assert_eq!(hours[1].1.nearest.map(|(_, d)| d), Some(-1.0));
+        // Items: a stretch from day start, the exceeding sample, a stretch: gaps 0, 1, 1
+        // minutes from the item before's end.
+        let items: Vec<i64> = back[0].items.all().iter().map(|(t, _)| (t - day) / minute).collect();
+        assert_eq!(items, vec![0, 1, 2]);
+    }
+
     /// Every hour of every grab limit holds one (issue 5's memory): an upper bound, growth
     /// costs every series an hour.
     #[test]

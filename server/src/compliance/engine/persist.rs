@@ -1222,39 +1222,6 @@ mod tests {
             let _ = pack(&unpack(payload).expect("unpack"));
             *tally.entry("~ pack and unpack, µs".into()).or_default() += started.elapsed().as_micros() as usize;
             eprintln!("{}: {} bytes, {} series, decoded in {decode:?}", path.display(), bytes.len(), series.len());
-            let mut cur: (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>) = Default::default();
-            for ds in &series {
-                for (_, j) in &ds.tracks {
-                    if let Judged::Grab(g) = j {
-                        let mut prev = None;
-                        for (t, v, compliant, cannot, exceeding) in g.hour_stats() {
-                            let acc = ds.hours.get(t).copied().unwrap_or_default();
-                            cur.0.push(i64::from(compliant));
-                            cur.1.push(
-                                i64::from(compliant)
-                                    - (i64::from(acc.valid) - i64::from(cannot) - i64::from(exceeding)),
-                            );
-                            if let Some(v) = v {
-                                let m = (v * 100.0).round() as i64;
-                                cur.2.push(m - prev.unwrap_or(m));
-                                prev = Some(m);
-                                let mean = acc.mean().map_or(0, |x| (x * 100.0).round() as i64);
-                                cur.3.push(m - mean);
-                            }
-                        }
-                    }
-                }
-            }
-            for (name, col) in [
-                ("compliant", &cur.0),
-                ("compliant residual", &cur.1),
-                ("nearest ×100 delta", &cur.2),
-                ("nearest ×100 − mean", &cur.3),
-            ] {
-                let mut w = ColWriter::default();
-                w.ints(col);
-                *tally.entry(format!("~ {name} (ints)")).or_default() += w.out.len();
-            }
             for ds in &series {
                 for (_, j) in &ds.tracks {
                     if let Judged::Grab(g) = j {
