@@ -1108,6 +1108,82 @@ mod tests {
         checkpoint::frame_as(days::MAGIC, checkpoint::VERSION, &pack(body))
     }
 
+    /// The day files of a history benchmark's data directory (`REENCODE_DIR`, its
+    /// `judgements/`; `REENCODE_FACTORIES` bench factories), written again in the current
+    /// format: bytes and decode time of both, and each new file read back to the same bytes.
+    #[test]
+    #[ignore = "reads REENCODE_DIR's judgement days, prints their sizes in the current format"]
+    fn day_files_written_again_in_the_current_format() {
+        let dir = std::path::PathBuf::from(std::env::var("REENCODE_DIR").expect("REENCODE_DIR"));
+        let factories: usize = std::env::var("REENCODE_FACTORIES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+        let mut toml = String::new();
+        for f in 1..=factories {
+            toml.push_str(&format!(
+                "[[area.factory]]\nid = \"f{f:04}\"\nname = \"F\"\ncategory = 3\n[[area.factory.point]]\nid = \"outfall-1\"\nkind = \"effluent\"\nparameters = [\"cod\", \"bod\", \"ph\", \"tss\", \"tds\", \"temp\", \"flow\", \"oil_grease\", \"tkn\", \"zn\"]\n\n"
+            ));
+        }
+        let clock = Arc::new(super::super::super::clock::ManualClock::new(0));
+        let mut e = Engine::new(crate::testkit::registry(&toml), clock, Settings::default());
+        let mut paths: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").path()).collect();
+        paths.sort();
+        let (mut old_bytes, mut new_bytes, mut series_days) = (0usize, 0usize, 0usize);
+        let (mut old_decode, mut new_decode) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        for path in &paths {
+            let bytes = std::fs::read(path).expect("read");
+            let started = std::time::Instant::now();
+            let (day, series) = decode_day(&bytes).expect("decode");
+            old_decode += started.elapsed();
+            series_days += series.len();
+            e.apply_day(day, series);
+            let new = e.day_file(day);
+            e.drop_day(day);
+            let started = std::time::Instant::now();
+            let (_, series) = decode_day(&new).expect("decode");
+            new_decode += started.elapsed();
+            e.apply_day(day, series);
+            assert_eq!(e.day_file(day), new, "{}", path.display());
+            e.drop_day(day);
+            old_bytes += bytes.len();
+            new_bytes += new.len();
+        }
+        let per = |b: usize| b as f64 / series_days as f64;
+        eprintln!(
+            "{} files, {series_days} series-days: {old_bytes} bytes ({:.1} B/series-day, decoded in {old_decode:?}) \
+             → {new_bytes} bytes ({:.1} B/series-day, decoded in {new_decode:?})",
+            paths.len(),
+            per(old_bytes),
+            per(new_bytes)
+        );
+    }
+
+    /// A history benchmark's checkpoint (`REENCODE_DIR`: its `server.toml`,
+    /// `compliance.checkpoint` and `judgements/`) written again in the current format.
+    #[test]
+    #[ignore = "reads REENCODE_DIR's checkpoint, prints its size in the current format"]
+    fn a_checkpoint_written_again_in_the_current_format() {
+        let dir = std::path::PathBuf::from(std::env::var("REENCODE_DIR").expect("REENCODE_DIR"));
+        let toml = std::fs::read_to_string(dir.join("server.toml")).expect("server.toml");
+        let registry = || {
+            Registry::new(
+                eitwatch_config::problems::load::<eitwatch_config::server_config::ServerConfig>(&toml, "server.toml")
+                    .expect("config")
+                    .area,
+            )
+        };
+        let old = std::fs::read(dir.join("compliance.checkpoint")).expect("checkpoint");
+        let written_at = i64::from_le_bytes(old[56..64].try_into().expect("8 bytes"));
+        let clock = Arc::new(super::super::super::clock::ManualClock::new(written_at));
+        let mut e = Engine::new(registry(), clock.clone(), Settings::default());
+        e.archive_to(Arc::new(DayFiles::open(&dir.join("judgements")).expect("dir")));
+        let applied = e.restore(&old).expect("restores");
+        let new = e.checkpoint(&applied);
+        let mut again = Engine::new(registry(), clock, Settings::default());
+        again.archive_to(Arc::new(DayFiles::open(&dir.join("judgements")).expect("dir")));
+        assert_eq!(again.restore(&new), Ok(applied));
+        assert_eq!(again.checkpoint(&applied), new);
+        eprintln!("checkpoint: {} bytes → {} bytes", old.len(), new.len());
+    }
+
     #[test]
     fn a_day_file_decodes_to_what_encodes_to_it_again() {
         let (e, day) = a_day();
