@@ -49,8 +49,9 @@
 //!           ints(p), end − start ints(p), closed ints(p), outcome ints(p) (0 compliant,
 //!           1 exceeds, 2 insufficient data, 3 cannot correct), present ints(p) (bit 0
 //!           value, 1 measured, 2 O₂), then values of the values, measured values and O₂
-//!           present, valid, expected, excluded, samples ints(p), availability values(p),
-//!           reason ints(p) (0 none, i + 1: string i)
+//!           present, valid, expected, excluded, samples ints(p), availability: ints(p)
+//!           (0 valid × 100 / expected in f64, 1 its own) and values of its own, reason
+//!           ints(p) (0 none, i + 1: string i)
 //! grabs     per grab track g: its limit's bounds present ints (bit 0 upper, as it applies at
 //!           the point; bit 1 lower), values of the upper and of the lower bounds present;
 //!           item count ints; over the items: kind ints (0 exceeding sample, 1 compliant
@@ -75,7 +76,8 @@
 //! Version 2 files are still read: the payload is the body, the series as varints per series (factory, point,
 //! parameter name indices, track count, each track's limit id and kind u8); every series'
 //! hour sums, in one unit for the whole section; no bounds; item times as times(items) followed by the
-//! kinds; values of the samples as values(n); the hours' compliant counts as they are;
+//! kinds; every period's availability in values(p); values of the samples as values(n);
+//! the hours' compliant counts as they are;
 //! every nearest sample's distance in values.
 //! Version 1 files (every value at fixed width, per series) are still read.
 //!

@@ -417,7 +417,10 @@ impl Engine {
         for field in fields {
             w.ints(&periods.iter().map(|p| i64::from(field(p))).collect::<Vec<_>>());
         }
-        w.values(&periods.iter().map(|p| p.availability_pct).collect::<Vec<_>>());
+        // Availability is valid / expected as the engine computes it, but where it is not.
+        let own = |p: &Period| p.availability_pct.to_bits() != availability_pct(p.valid, p.expected).to_bits();
+        w.ints(&periods.iter().map(|p| i64::from(own(p))).collect::<Vec<_>>());
+        w.values(&periods.iter().filter(|p| own(p)).map(|p| p.availability_pct).collect::<Vec<_>>());
         w.ints(&reasons);
 
         Grabs::put_day(w, day, &grabs, &bounds, &grab_valid);
@@ -862,7 +865,21 @@ fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>], version: u3
     let expected = r.uints("period expected", p, u32::MAX.into())?;
     let period_excluded = r.uints("period excluded", p, u32::MAX.into())?;
     let samples = r.uints("period samples", p, u32::MAX.into())?;
-    let availability = r.values("period availability", p)?;
+    let availability = if version >= 3 {
+        let kinds = r.uints("period availability kinds", p, 1)?;
+        let own = r.values("period availability", kinds.iter().filter(|k| **k == 1).count())?;
+        let mut own = own.into_iter();
+        kinds
+            .iter()
+            .zip(period_valid.iter().zip(&expected))
+            .map(|(k, (v, x))| match k {
+                0 => availability_pct(*v as u32, *x as u32),
+                _ => own.next().unwrap_or(f64::NAN),
+            })
+            .collect()
+    } else {
+        r.values("period availability", p)?
+    };
     let reasons = r.uints("period reasons", p, strings.len() as u64)?;
 
     let mut grab_valid: Vec<Vec<(i64, u32)>> = Vec::new();
