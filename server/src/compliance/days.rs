@@ -73,12 +73,12 @@
 //! Every value keeps its bits (but the hour sums nothing reads): a day read back judges
 //! exactly as before it was written.
 //!
-//! Version 2 files are still read: the payload is the body, the series as varints per series (factory, point,
-//! parameter name indices, track count, each track's limit id and kind u8); every series'
-//! hour sums, in one unit for the whole section; no bounds; item times as times(items) followed by the
-//! kinds; every period's availability in values(p); values of the samples as values(n);
-//! the hours' compliant counts as they are;
-//! every nearest sample's distance in values.
+//! Version 2 files are still read: the payload is the body; the series as varints per
+//! series (factory, point, parameter name indices, track count, each track's limit id and
+//! kind u8); every series' hour sums, in one unit for the whole section; every period's
+//! availability in values(p); no bounds; item times as times(items) followed by the kinds
+//! and the stretches' last − first in ns; values of the samples as values(n); the hours'
+//! compliant counts as they are; every nearest sample's distance in values.
 //! Version 1 files (every value at fixed width, per series) are still read.
 //!
 //! Written like the checkpoint: temporary file, sync, rename, directory sync.
