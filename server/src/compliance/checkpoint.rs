@@ -3,19 +3,21 @@
 //! what was stored after it instead of every reading ever stored. Closed days are in their
 //! judgement day files ([`super::days`]), which the checkpoint names.
 //!
-//! ## File format (`<data_dir>/compliance.checkpoint`, version 2)
+//! ## File format (`<data_dir>/compliance.checkpoint`, version 3)
 //!
 //! All integers little-endian.
 //!
 //! ```text
 //! magic    8 bytes  "EITWCKPT"
-//! version  u32      2
+//! version  u32      3
 //! length   u64      bytes of the payload
 //! crc32    u32      CRC-32 (IEEE) of the payload
 //! payload  length bytes:
 //!   applied   store segment u64, store offset u64 (the log position judged up to),
 //!             gaps applied u64, corrections applied u64 (records of their logs, in order),
 //!             written at i64 (engine clock, ns)
+//!   then `[0]` and the rest below, or `[1]`, the rest's length (varint) and its DEFLATE
+//!   stream (RFC 1951), whichever is smaller; the rest:
 //!   series    u32 count, each:
 //!             factory, point, parameter (str), fingerprint u32 (CRC-32 of the point's
 //!             settings and the limits applied: a changed registry or standard fails it),
@@ -35,8 +37,10 @@
 //! sample     value f64, measured f64, O₂ f32, outcome u8
 //! ```
 //!
-//! Version 1 (the whole state, the recent days' hourly aggregates and judgements included,
-//! at fixed width) is still read; the next checkpoint writes version 2 and the day files.
+//! Version 2 (the rest as it is, its sections in the judgement days' format 2) and
+//! version 1 (the whole state, the recent days' hourly aggregates and judgements included,
+//! at fixed width) are still read; the next checkpoint writes the current version and the
+//! day files.
 //!
 //! Written to a temporary file, synced, renamed over the previous one, the directory synced:
 //! a crash leaves the previous checkpoint or the new one, never a mix. A checkpoint that
@@ -51,8 +55,8 @@ use crate::store::LogPosition;
 
 /// The file's magic.
 const MAGIC: &[u8; 8] = b"EITWCKPT";
-/// The format version written (of checkpoints and judgement days); this one and version 1 are read.
-pub const VERSION: u32 = 2;
+/// The format version written (of checkpoints and judgement days); this one and every one before are read.
+pub const VERSION: u32 = 3;
 const HEADER_BYTES: usize = 8 + 4 + 8 + 4;
 
 /// How far the engine's state had judged the data directory's logs.

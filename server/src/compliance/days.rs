@@ -13,51 +13,72 @@
 //! leftovers, days retention dropped) are deleted only after a newer checkpoint is written,
 //! so a crash leaves the previous checkpoint with every file it names.
 //!
-//! ## Format version 2
+//! ## Format version 3
 //!
-//! Framed like the checkpoint (magic `EITWJDAY`, version u32 = 2, payload length u64,
-//! CRC-32 of the payload u32, little-endian); the payload:
+//! Framed like the checkpoint (magic `EITWJDAY`, version u32 = 3, payload length u64,
+//! CRC-32 of the payload u32, little-endian); the payload is `[0]` and the body, or `[1]`,
+//! the body's length (varint) and its DEFLATE stream (RFC 1951), whichever is smaller; the
+//! body:
 //!
 //! ```text
 //! day start  i64 (ns, little-endian)
 //! names      varint count, each: varint length + UTF-8 (factories, points, parameters,
 //!            limit ids, each once)
-//! series     varint count, each: factory, point, parameter (varint name indices), varint
-//!            track count, each: limit id (varint name index), kind u8 (0 fixed periods,
-//!            1 grab samples)
+//! series     varint count s, then ints(s) factory, ints(s) point, ints(s) parameter (name
+//!            indices), ints(s) track count; over the t tracks: ints(t) limit id (name
+//!            index), ints(t) kind (0 fixed periods, 1 grab samples)
 //! section    the day's state of those series, as below
 //! ```
 //!
 //! A **section** holds one day's state of a list of series (a day file's, or in the
 //! checkpoint every series'), as columns (`columns.rs`: `ints(n)` frame-of-reference
 //! bit-packed integers, `times(n)` and `values(n)` the store's codecs, `keys` period starts
-//! as hour masks, `sums` exact sums as scaled deltas), each column over every series (and
-//! track) in order:
+//! as hour masks, `sums` exact sums as scaled deltas, `decimals` values as decimals with an
+//! exponent per list), each column over every series (and track) in order:
 //!
 //! ```text
 //! strings   varint count, each varint length + UTF-8 (the periods' reasons)
 //! hours     keys(series), then over the m hours: valid ints(m), excluded ints(m),
-//!           detected ints(m) (0/1), sums (Σ of the valid values in 1e-9 units, exact)
+//!           detected ints(m) (0/1); sums kept ints(series) (1 for a series with a
+//!           fixed-period limit, or of O₂: only those periods and the O₂ correction read
+//!           an hour's sum; the others' read as 0), then the kept series' sums (Σ of the
+//!           valid values in 1e-9 units, exact; a unit per series)
 //! day count present ints(series) (0/1), then over the k present: valid ints(k),
 //!           excluded ints(k)
 //! periods   per fixed track: count ints; over the p periods: key times(p), start − key
 //!           ints(p), end − start ints(p), closed ints(p), outcome ints(p) (0 compliant,
 //!           1 exceeds, 2 insufficient data, 3 cannot correct), present ints(p) (bit 0
 //!           value, 1 measured, 2 O₂), then values of the values, measured values and O₂
-//!           present, valid, expected, excluded, samples ints(p), availability values(p),
-//!           reason ints(p) (0 none, i + 1: string i)
-//! grabs     per grab track: item count ints; over the items: time times, kind ints
-//!           (0 exceeding sample, 1 compliant stretch), each stretch's last − first ints,
-//!           the exceeding samples; hours keys(grab tracks), then compliant ints,
-//!           not correctable ints, kept ints (bit 0 nearest sample, 1 a sample not
-//!           corrected), the nearest samples, their distance to the limit (f32 bits as the
-//!           low bits of values), the samples not corrected
-//! samples   value values(n), outcome ints(n), measured: ints(n) (0 the value's bits, 1
-//!           its own) and values of its own; O₂: ints(n) (0 none, 1 one) and those (f32
-//!           bits as the low bits of values)
+//!           present, valid, expected, excluded, samples ints(p), availability: ints(p)
+//!           (0 valid × 100 / expected in f64, 1 its own) and values of its own, reason
+//!           ints(p) (0 none, i + 1: string i)
+//! grabs     per grab track g: its limit's bounds present ints (bit 0 upper, as it applies at
+//!           the point; bit 1 lower), values of the upper and of the lower bounds present;
+//!           item count ints; over the items: kind ints (0 exceeding sample, 1 compliant
+//!           stretch), unit e u8 (times in 10^e ns, the largest that divides them all),
+//!           gap ints (from the end of the track's item before — a sample's time, a
+//!           stretch's last — or for its first from the day start), each stretch's
+//!           last − first ints, the exceeding samples; hours keys(grab tracks), then
+//!           compliant ints (less what the series' valid readings of the hour give: valid −
+//!           not correctable − exceeding samples of the hour), not correctable ints, kept
+//!           ints (bit 0 nearest sample, 1 a sample not corrected), the nearest samples,
+//!           their distance to the limit: ints (0 the track's bounds give it:
+//!           max(value − upper, lower − value) as f32, 1 its own) and values of its own
+//!           (f32 bits as the low bits of values), the samples not corrected
+//! samples   value decimals(per track), outcome ints(n), measured: ints(n) (0 the value's
+//!           bits, 1 its own) and values of its own; O₂: ints(n) (0 none, 1 one) and those
+//!           (f32 bits as the low bits of values)
 //! ```
 //!
-//! Every value keeps its bits: a day read back judges exactly as before it was written.
+//! Every value keeps its bits (but the hour sums nothing reads): a day read back judges
+//! exactly as before it was written.
+//!
+//! Version 2 files are still read: the payload is the body; the series as varints per
+//! series (factory, point, parameter name indices, track count, each track's limit id and
+//! kind u8); every series' hour sums, in one unit for the whole section; every period's
+//! availability in values(p); no bounds; item times as times(items) followed by the kinds
+//! and the stretches' last − first in ns; values of the samples as values(n); the hours'
+//! compliant counts as they are; every nearest sample's distance in values.
 //! Version 1 files (every value at fixed width, per series) are still read.
 //!
 //! Written like the checkpoint: temporary file, sync, rename, directory sync.

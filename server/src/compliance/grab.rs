@@ -366,30 +366,57 @@ impl Grabs {
         self.hours.days(out);
     }
 
-    /// The samples of the day from `day` of `tracks`, as columns ([`super::days`] specifies
-    /// them).
-    pub(super) fn put_day(w: &mut ColWriter, day: i64, tracks: &[&Grabs]) {
+    /// The samples of the day from `day` of `tracks`, whose limits have `bounds` and whose
+    /// series' hours hold `valid` readings (hour start, count), as columns of the current
+    /// format ([`super::days`] specifies them).
+    pub(super) fn put_day(
+        w: &mut ColWriter,
+        day: i64,
+        tracks: &[&Grabs],
+        bounds: &[Bounds],
+        valid: &[Vec<(i64, u32)>],
+    ) {
         let end = day.saturating_add(DAY_NS);
+        w.ints(
+            &bounds.iter().map(|(hi, lo)| i64::from(hi.is_some()) | i64::from(lo.is_some()) << 1).collect::<Vec<_>>(),
+        );
+        w.values(&bounds.iter().filter_map(|b| b.0).collect::<Vec<_>>());
+        w.values(&bounds.iter().filter_map(|b| b.1).collect::<Vec<_>>());
+
         let items: Vec<&[(i64, Item)]> = tracks.iter().map(|g| g.items.range(day, end)).collect();
         let hours: Vec<&[(i64, Hour)]> = tracks.iter().map(|g| g.hours.range(day, end)).collect();
         let counts: Vec<usize> = items.iter().map(|i| i.len()).collect();
         w.ints(&counts.iter().map(|&n| n as i64).collect::<Vec<_>>());
         let all: Vec<&(i64, Item)> = items.iter().flat_map(|i| i.iter()).collect();
-        w.times(&all.iter().map(|(t, _)| *t).collect::<Vec<_>>());
         w.ints(&all.iter().map(|(_, i)| i64::from(matches!(i, Item::Compliant { .. }))).collect::<Vec<_>>());
-        let ends: Vec<i64> = all
+        let mut gaps = Vec::with_capacity(all.len());
+        let mut lengths = Vec::new();
+        for list in items.iter() {
+            let mut last = day;
+            for (t, item) in list.iter() {
+                gaps.push(t.wrapping_sub(last));
+                last = match item {
+                    Item::Compliant { last_ns } => {
+                        lengths.push(last_ns.wrapping_sub(*t));
+                        *last_ns
+                    }
+                    Item::Exceeds(_) => *t,
+                };
+            }
+        }
+        let e = (0..=18u32).rev().find(|&e| gaps.iter().chain(&lengths).all(|v| v % 10i64.pow(e) == 0)).unwrap_or(0);
+        w.u8(e as u8);
+        w.ints(&gaps.iter().map(|v| v / 10i64.pow(e)).collect::<Vec<_>>());
+        w.ints(&lengths.iter().map(|v| v / 10i64.pow(e)).collect::<Vec<_>>());
+        let exceeding: Vec<Vec<&Sample>> = items
             .iter()
-            .filter_map(|(t, i)| match i {
-                Item::Compliant { last_ns } => Some(last_ns.wrapping_sub(*t)),
-                Item::Exceeds(_) => None,
-            })
-            .collect();
-        w.ints(&ends);
-        let exceeding: Vec<&Sample> = all
-            .iter()
-            .filter_map(|(_, i)| match i {
-                Item::Exceeds(s) => Some(s),
-                Item::Compliant { .. } => None,
+            .map(|list| {
+                list.iter()
+                    .filter_map(|(_, i)| match i {
+                        Item::Exceeds(s) => Some(s),
+                        Item::Compliant { .. } => None,
+                    })
+                    .collect()
             })
             .collect();
         put_samples(w, &exceeding);
@@ -397,27 +424,106 @@ impl Grabs {
         let counts: Vec<usize> = hours.iter().map(|h| h.len()).collect();
         let all: Vec<&(i64, Hour)> = hours.iter().flat_map(|h| h.iter()).collect();
         w.keys(day, &counts, &all.iter().map(|(t, _)| *t).collect::<Vec<_>>());
-        w.ints(&all.iter().map(|(_, h)| i64::from(h.compliant)).collect::<Vec<_>>());
+        let mut residuals = Vec::with_capacity(all.len());
+        for ((list, items), valid) in hours.iter().zip(&items).zip(valid) {
+            for (t, h) in list.iter() {
+                let exceeding = exceeding_in_hour(items, *t);
+                residuals.push(i64::from(h.compliant).wrapping_sub(compliant_expected(
+                    valid,
+                    *t,
+                    h.cannot_correct,
+                    exceeding,
+                )));
+            }
+        }
+        w.ints(&residuals);
         w.ints(&all.iter().map(|(_, h)| i64::from(h.cannot_correct)).collect::<Vec<_>>());
         let has = |h: &Hour| i64::from(h.nearest.is_some()) | (i64::from(h.cannot.is_some()) << 1);
         w.ints(&all.iter().map(|(_, h)| has(h)).collect::<Vec<_>>());
-        let nearest: Vec<&(Sample, f32)> = all.iter().filter_map(|(_, h)| h.nearest.as_ref()).collect();
-        put_samples(w, &nearest.iter().map(|(s, _)| s).collect::<Vec<_>>());
-        w.values(&nearest.iter().map(|(_, b)| f32_as_f64_bits(*b)).collect::<Vec<_>>());
-        let cannot: Vec<&Sample> = all.iter().filter_map(|(_, h)| h.cannot.as_deref()).collect();
+        let nearest: Vec<Vec<&(Sample, f32)>> =
+            hours.iter().map(|h| h.iter().filter_map(|(_, h)| h.nearest.as_ref()).collect()).collect();
+        put_samples(w, &nearest.iter().map(|l| l.iter().map(|(s, _)| s).collect()).collect::<Vec<_>>());
+        let mut derived = Vec::new();
+        let mut own = Vec::new();
+        for (list, b) in nearest.iter().zip(bounds) {
+            for (s, beyond) in list {
+                let same = distance(*b, s.value).to_bits() == beyond.to_bits();
+                derived.push(i64::from(!same));
+                if !same {
+                    own.push(f32_as_f64_bits(*beyond));
+                }
+            }
+        }
+        w.ints(&derived);
+        w.values(&own);
+        let cannot: Vec<Vec<&Sample>> =
+            hours.iter().map(|h| h.iter().filter_map(|(_, h)| h.cannot.as_deref()).collect()).collect();
         put_samples(w, &cannot);
     }
 
-    /// Decodes what [`Grabs::put_day`] wrote for `n` tracks.
-    pub(super) fn get_day(r: &mut ColReader<'_>, day: i64, n: usize) -> Result<Vec<Grabs>, String> {
+    /// Decodes what [`Grabs::put_day`] wrote for `n` tracks, in format `version` (2 or later),
+    /// their series' hours holding `valid` readings.
+    pub(super) fn get_day(
+        r: &mut ColReader<'_>,
+        day: i64,
+        n: usize,
+        version: u32,
+        valid: &[Vec<(i64, u32)>],
+    ) -> Result<Vec<Grabs>, String> {
+        let bounds = if version >= 3 {
+            let present = r.uints("grab limit bounds", n, 3)?;
+            let uppers = r.values("grab limit upper bounds", present.iter().filter(|p| **p & 1 != 0).count())?;
+            let lowers = r.values("grab limit lower bounds", present.iter().filter(|p| **p & 2 != 0).count())?;
+            let (mut uppers, mut lowers) = (uppers.into_iter(), lowers.into_iter());
+            present
+                .iter()
+                .map(|p| ((p & 1 != 0).then(|| uppers.next()).flatten(), (p & 2 != 0).then(|| lowers.next()).flatten()))
+                .collect()
+        } else {
+            vec![(None, None); n]
+        };
         let counts: Vec<usize> =
             r.uints("grab item counts", n, u32::MAX.into())?.into_iter().map(|c| c as usize).collect();
-        let total: usize = counts.iter().sum();
-        let keys = r.times("grab item times", total)?;
-        let tags = r.uints("grab item kinds", total, 1)?;
-        let stretches = tags.iter().filter(|t| **t == 1).count();
-        let ends = r.ints("grab stretch ends", stretches)?;
-        let exceeding = get_samples(r, "exceeding grab samples", total - stretches)?;
+        let total = counts.iter().try_fold(0usize, |a, c| a.checked_add(*c)).unwrap_or(usize::MAX);
+        let (keys, tags, ends) = if version >= 3 {
+            let tags = r.uints("grab item kinds", total, 1)?;
+            let stretches = tags.iter().filter(|t| **t == 1).count();
+            let e = u32::from(r.u8("grab item time unit")?);
+            if e > 18 {
+                return Err(format!("byte {}: grab item time unit: 10^{e} ns, the most is 10^18", r.at() - 1));
+            }
+            let unit = 10i64.pow(e);
+            let gaps = r.ints("grab item gaps", total)?;
+            let lengths = r.ints("grab stretch lengths", stretches)?;
+            let (mut gaps, mut lengths) = (gaps.into_iter(), lengths.into_iter());
+            let (mut keys, mut ends) = (Vec::with_capacity(total), Vec::with_capacity(stretches));
+            let mut tag = tags.iter();
+            for &c in &counts {
+                let mut last = day;
+                for _ in 0..c {
+                    let t = last.wrapping_add(gaps.next().unwrap_or_default().wrapping_mul(unit));
+                    keys.push(t);
+                    last = t;
+                    if tag.next() == Some(&1) {
+                        let length = lengths.next().unwrap_or_default().wrapping_mul(unit);
+                        ends.push(length);
+                        last = t.wrapping_add(length);
+                    }
+                }
+            }
+            (keys, tags, ends)
+        } else {
+            let keys = r.times("grab item times", total)?;
+            let tags = r.uints("grab item kinds", total, 1)?;
+            let stretches = tags.iter().filter(|t| **t == 1).count();
+            let ends = r.ints("grab stretch ends", stretches)?;
+            (keys, tags, ends)
+        };
+        let mut exceeding_counts = Vec::with_capacity(n);
+        for list in split(&tags, &counts) {
+            exceeding_counts.push(list.iter().filter(|t| **t == 0).count());
+        }
+        let exceeding = get_samples(r, "exceeding grab samples", &exceeding_counts, version)?;
         let (mut ends, mut exceeding) = (ends.into_iter(), exceeding.into_iter());
         let mut items = Vec::with_capacity(total);
         for (&t, &tag) in keys.iter().zip(&tags) {
@@ -428,14 +534,68 @@ impl Grabs {
         }
         let (hour_counts, hour_keys) = r.keys("grab hours", day, n)?;
         let h = hour_keys.len();
-        let compliant = r.uints("grab hour compliant", h, u32::MAX.into())?;
+        let at = r.at();
+        // Format 3: the differences from what the hour's valid readings give (below).
+        let compliant = r.ints("grab hour compliant", h)?;
         let cannot_correct = r.uints("grab hour cannot correct", h, u32::MAX.into())?;
+        let compliant: Vec<u64> =
+            if version >= 3 {
+                let mut out = Vec::with_capacity(h);
+                let mut i = 0;
+                for ((list, keys), (&hn, valid)) in
+                    split(&items, &counts).zip(split(&keys, &counts)).zip(hour_counts.iter().zip(valid))
+                {
+                    let track: Vec<(i64, Item)> = keys.iter().copied().zip(list.iter().copied()).collect();
+                    for _ in 0..hn {
+                        let Some(&start) = hour_keys.get(i) else { break };
+                        let exceeding = exceeding_in_hour(&track, start);
+                        let cannot = u32::try_from(cannot_correct[i]).unwrap_or(u32::MAX);
+                        let v = compliant[i].wrapping_add(compliant_expected(valid, start, cannot, exceeding));
+                        out.push(u64::try_from(v).ok().filter(|v| *v <= u32::MAX.into()).ok_or_else(|| {
+                            format!("byte {at}: grab hour compliant: {v} is not in 0..={}", u32::MAX)
+                        })?);
+                        i += 1;
+                    }
+                }
+                out
+            } else {
+                compliant
+                    .into_iter()
+                    .map(|v| {
+                        u64::try_from(v)
+                            .ok()
+                            .filter(|v| *v <= u32::MAX.into())
+                            .ok_or_else(|| format!("byte {at}: grab hour compliant: {v} is not in 0..={}", u32::MAX))
+                    })
+                    .collect::<Result<_, _>>()?
+            };
         let has = r.uints("grab hour samples kept", h, 3)?;
-        let nearest_n = has.iter().filter(|x| **x & 1 != 0).count();
-        let nearest = get_samples(r, "nearest grab samples", nearest_n)?;
-        let beyond = r.values("nearest grab samples' distance", nearest_n)?;
-        let cannot_n = has.iter().filter(|x| **x & 2 != 0).count();
-        let cannot = get_samples(r, "grab samples not corrected", cannot_n)?;
+        let kept = |bit: u64| -> Vec<usize> {
+            split(&has, &hour_counts).map(|list| list.iter().filter(|x| **x & bit != 0).count()).collect()
+        };
+        let (nearest_counts, cannot_counts) = (kept(1), kept(2));
+        let nearest_n: usize = nearest_counts.iter().sum();
+        let nearest = get_samples(r, "nearest grab samples", &nearest_counts, version)?;
+        let beyond: Vec<f32> = if version >= 3 {
+            let derived = r.uints("nearest grab samples' distance kinds", nearest_n, 1)?;
+            let own = r.values("nearest grab samples' distance", derived.iter().filter(|d| **d == 1).count())?;
+            let mut own = own.into_iter();
+            let mut out = Vec::with_capacity(nearest_n);
+            for ((samples, kinds), b) in
+                split(&nearest, &nearest_counts).zip(split(&derived, &nearest_counts)).zip(&bounds)
+            {
+                for (s, kind) in samples.iter().zip(kinds) {
+                    out.push(match kind {
+                        0 => distance(*b, s.value),
+                        _ => own.next().map_or(f32::NAN, f32_of_f64_bits),
+                    });
+                }
+            }
+            out
+        } else {
+            r.values("nearest grab samples' distance", nearest_n)?.into_iter().map(f32_of_f64_bits).collect()
+        };
+        let cannot = get_samples(r, "grab samples not corrected", &cannot_counts, version)?;
         let (mut nearest, mut beyond, mut cannot) = (nearest.into_iter(), beyond.into_iter(), cannot.into_iter());
         let mut out = Vec::with_capacity(n);
         let mut hours_at = 0;
@@ -445,8 +605,7 @@ impl Grabs {
                 .ok_or("grab items out of order")?;
             let mut hours = Vec::with_capacity(hn);
             for i in hours_at..hours_at + hn {
-                let nearest =
-                    (has[i] & 1 != 0).then(|| Some((nearest.next()?, f32_of_f64_bits(beyond.next()?)))).flatten();
+                let nearest = (has[i] & 1 != 0).then(|| Some((nearest.next()?, beyond.next()?))).flatten();
                 let cannot = (has[i] & 2 != 0).then(|| cannot.next().map(Box::new)).flatten();
                 hours.push((
                     hour_keys[i],
@@ -507,11 +666,40 @@ fn f32_of_f64_bits(v: f64) -> f32 {
     f32::from_bits(v.to_bits() as u32)
 }
 
-/// Samples as columns: `values` of their values, `ints` of their outcome codes, `ints` of 0
-/// (measured = value, bit for bit) or 1 and `values` of those measured values, `ints` of 0
-/// (no O₂) or 1 and `values` of those O₂ values (the `f32`'s bits as an `f64`'s low bits).
-fn put_samples(w: &mut ColWriter, samples: &[&Sample]) {
-    w.values(&samples.iter().map(|s| s.value).collect::<Vec<_>>());
+/// Exceeding samples among `items` in the hour from `start`.
+fn exceeding_in_hour(items: &[(i64, Item)], start: i64) -> u32 {
+    let from = items.partition_point(|(t, _)| *t < start);
+    let to = items.partition_point(|(t, _)| *t < start.saturating_add(HOUR_NS));
+    items[from..to].iter().filter(|(_, i)| matches!(i, Item::Exceeds(_))).count() as u32
+}
+
+/// The compliant samples an hour holds when each valid reading of its series (`valid`: hour
+/// start, count) was judged once: the valid ones less those not correctable and exceeding.
+fn compliant_expected(valid: &[(i64, u32)], start: i64, cannot_correct: u32, exceeding: u32) -> i64 {
+    let valid = valid.binary_search_by_key(&start, |(t, _)| *t).map_or(0, |i| valid[i].1);
+    i64::from(valid) - i64::from(cannot_correct) - i64::from(exceeding)
+}
+
+/// A limit's bounds as the distance of a value to it reads them: the upper (as it applies at
+/// the point) and the lower.
+pub(super) type Bounds = (Option<f64>, Option<f64>);
+
+/// How far `v` lies beyond `bounds`, as an hour's nearest sample keeps it (the engine's
+/// distance to the limit, as `f32`).
+fn distance((upper, lower): Bounds, v: f64) -> f32 {
+    let over = upper.map_or(f64::NEG_INFINITY, |m| v - m);
+    let under = lower.map_or(f64::NEG_INFINITY, |m| m - v);
+    over.max(under) as f32
+}
+
+/// Samples (lists of them, one a track) as columns: `decimals` of their values, `ints` of
+/// their outcome codes, `ints` of 0 (measured = value, bit for bit) or 1 and `values` of
+/// those measured values, `ints` of 0 (no O₂) or 1 and `values` of those O₂ values (the
+/// `f32`'s bits as an `f64`'s low bits).
+fn put_samples(w: &mut ColWriter, lists: &[Vec<&Sample>]) {
+    let counts: Vec<usize> = lists.iter().map(Vec::len).collect();
+    let samples: Vec<&Sample> = lists.iter().flatten().copied().collect();
+    w.decimals(&counts, &samples.iter().map(|s| s.value).collect::<Vec<_>>());
     w.ints(&samples.iter().map(|s| i64::from(s.outcome.code())).collect::<Vec<_>>());
     let measured_other = |s: &Sample| s.measured.to_bits() != s.value.to_bits();
     w.ints(&samples.iter().map(|s| i64::from(measured_other(s))).collect::<Vec<_>>());
@@ -521,8 +709,10 @@ fn put_samples(w: &mut ColWriter, samples: &[&Sample]) {
     w.values(&samples.iter().filter(|s| o2(s)).map(|s| f32_as_f64_bits(s.o2_pct)).collect::<Vec<_>>());
 }
 
-fn get_samples(r: &mut ColReader<'_>, what: &str, n: usize) -> Result<Vec<Sample>, String> {
-    let values = r.values(what, n)?;
+/// What [`put_samples`] wrote for lists of `counts` samples (format 2: `values` of the values).
+fn get_samples(r: &mut ColReader<'_>, what: &str, counts: &[usize], version: u32) -> Result<Vec<Sample>, String> {
+    let n = counts.iter().try_fold(0usize, |a, c| a.checked_add(*c)).unwrap_or(usize::MAX);
+    let values = if version >= 3 { r.decimals(what, counts)? } else { r.values(what, n)? };
     let outcomes = r.uints(what, n, 3)?;
     let measured_kinds = r.uints(what, n, 1)?;
     let measured = r.values(what, measured_kinds.iter().filter(|k| **k == 1).count())?;
@@ -543,6 +733,41 @@ fn get_samples(r: &mut ColReader<'_>, what: &str, n: usize) -> Result<Vec<Sample
 
 #[cfg(test)]
 mod unit_tests {
+    use super::*;
+
+    /// A day of one track's samples written and read back, in the current format: every
+    /// item, hour and distance as it was; the distances the bounds give are not written.
+    #[test]
+    fn a_days_samples_round_trip_and_distances_come_from_the_bounds() {
+        let day = period::day(1_795_366_800 * 1_000_000_000).0;
+        let minute = 60 * 1_000_000_000;
+        let bounds: Bounds = (Some(120.0), None);
+        let mut g = Grabs::new();
+        // Hour 0: compliant 60.3 (distance 60.3 − 120 as f32), 150 exceeding, compliant again.
+        g.add(day, Sample::measured(60.3, Outcome::Compliant), 60.3 - 120.0);
+        g.add(day + minute, Sample::measured(150.0, Outcome::Exceeds), 30.0);
+        g.add(day + 2 * minute, Sample::measured(61.0, Outcome::Compliant), 61.0 - 120.0);
+        // Hour 1: a distance the bounds do not give (written as its own).
+        g.add(day + HOUR_NS, Sample::measured(70.5, Outcome::Compliant), -1.0);
+        let valid = vec![(day, 3), (day + HOUR_NS, 1)];
+        let mut w = ColWriter::default();
+        Grabs::put_day(&mut w, day, &[&g], &[bounds], std::slice::from_ref(&valid));
+        let mut r = ColReader::new(&w.out);
+        let back = Grabs::get_day(&mut r, day, 1, 3, std::slice::from_ref(&valid)).expect("decodes");
+        assert!(r.done());
+        assert_eq!(format!("{:?}", back[0].items), format!("{:?}", g.items));
+        assert_eq!(format!("{:?}", back[0].hours), format!("{:?}", g.hours));
+        let hours = back[0].hours.all();
+        assert_eq!(hours.len(), 2);
+        assert_eq!((hours[0].1.compliant, hours[1].1.compliant), (2, 1));
+        assert_eq!(hours[0].1.nearest.map(|(s, d)| (s.value, d)), Some((61.0, -59.0)));
+        assert_eq!(hours[1].1.nearest.map(|(_, d)| d), Some(-1.0));
+        // Items: a stretch from day start, the exceeding sample, a stretch: gaps 0, 1, 1
+        // minutes from the item before's end.
+        let items: Vec<i64> = back[0].items.all().iter().map(|(t, _)| (t - day) / minute).collect();
+        assert_eq!(items, vec![0, 1, 2]);
+    }
+
     /// Every hour of every grab limit holds one (issue 5's memory): an upper bound, growth
     /// costs every series an hour.
     #[test]

@@ -786,7 +786,7 @@ fn a_checkpoint_restores_byte_for_byte_and_refuses_damage_and_changed_limits() {
     let applied = Applied::default();
     let bytes = e.checkpoint(&applied);
     assert_eq!(&bytes[..8], b"EITWCKPT");
-    assert_eq!(u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]), 2, "format version 2");
+    assert_eq!(u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]), 3, "format version 3");
     let (mut again, _) = engine(t0() + 2 * DAY_NS);
     again.restore(&bytes).expect("restores");
     assert_eq!(again.checkpoint(&applied), bytes, "what is restored encodes to the same bytes");
@@ -798,8 +798,8 @@ fn a_checkpoint_restores_byte_for_byte_and_refuses_damage_and_changed_limits() {
     let (mut fresh, _) = engine(t0());
     assert_eq!(fresh.restore(&damaged), Err("CRC-32 mismatch: the file is damaged".to_string()));
     let mut newer = bytes.clone();
-    newer[8] = 3;
-    assert_eq!(fresh.restore(&newer), Err("format version 3, this build reads 1 to 2".to_string()));
+    newer[8] = 4;
+    assert_eq!(fresh.restore(&newer), Err("format version 4, this build reads 1 to 3".to_string()));
     assert_eq!(fresh.restore(&bytes[..10]), Err("not an engine checkpoint (no magic \"EITWCKPT\")".to_string()));
 
     // f2's permit changes: its series' checkpoint is not used.
@@ -959,11 +959,11 @@ fn a_version_1_checkpoint_and_day_files_are_read() {
     assert_eq!(e.archived().len(), 3, "days 0, 1 and 2 on disk, in version 1 files");
     assert_eq!(answers(&e), answers(&kept));
 
-    // The next checkpoint is version 2: day 3 (closed, in memory) gets its file; the days on
+    // The next checkpoint is of this build's format: day 3 (closed, in memory) gets its file; the days on
     // disk keep theirs.
     assert_eq!(evict_to_disk(&mut e, dir.path()), 1);
     let bytes = e.checkpoint(&applied);
-    assert_eq!(version(&bytes), 2);
+    assert_eq!(version(&bytes), super::checkpoint::VERSION);
     let (mut again, _) = archiving(now, dir.path(), 2);
     assert_eq!(again.restore(&bytes), Ok(applied));
     assert_eq!(again.named_days().len(), 4);
@@ -993,7 +993,105 @@ fn a_version_1_checkpoint_and_day_files_are_read() {
     let (day1, generation) =
         again.named_days().into_iter().find(|(d, g)| before.get(d) != Some(g)).expect("day 1's new generation");
     assert_eq!(day1, period::day(late_start).0);
-    assert_eq!(version(&files.read(day1, generation).expect("day 1")), 2);
+    assert_eq!(version(&files.read(day1, generation).expect("day 1")), super::checkpoint::VERSION);
+}
+
+#[test]
+fn a_version_2_checkpoint_and_day_files_are_read() {
+    use super::checkpoint::{Applied, VERSION};
+    // Made by the engine of format 2 (see testdata/README.md).
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/compliance/testdata/v2");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(fixture.join("judgements")).expect("fixture") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    let version = |bytes: &[u8]| u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let now = t0() + 4 * DAY_NS + HOUR_NS;
+    let kept_dir = tempfile::tempdir().expect("tempdir");
+    let (mut kept, _) = archiving(now, kept_dir.path(), 3);
+    for day in 0..4 {
+        let (r, g) = mixed_day(day);
+        kept.ingest(&r);
+        kept.gap(g);
+    }
+    kept.tick();
+    kept.take_revisions();
+    assert_eq!(evict_to_disk(&mut kept, kept_dir.path()), 4);
+
+    let (mut e, _) = archiving(now, dir.path(), 3);
+    let v2 = std::fs::read(fixture.join("compliance.checkpoint")).expect("fixture");
+    assert_eq!(version(&v2), 2);
+    let applied = e.restore(&v2).expect("a version 2 checkpoint restores");
+    let position = crate::store::LogPosition { segment: 3, offset: 99 };
+    assert_eq!(applied, Applied { store: position, gaps: 4, corrections: 0 });
+    assert_eq!(e.archived().len(), 2, "days 0 and 1 on disk only");
+    assert_eq!(e.named_days().len(), 3, "and day 2 read back into memory");
+    assert_eq!(answers(&e), answers(&kept));
+
+    // The next checkpoint is of this build's format: day 3 (closed, in memory) gets its
+    // file; the days on disk keep theirs.
+    assert_eq!(evict_to_disk(&mut e, dir.path()), 1);
+    let bytes = e.checkpoint(&applied);
+    assert_eq!(version(&bytes), VERSION);
+    let (mut again, _) = archiving(now, dir.path(), 3);
+    assert_eq!(again.restore(&bytes), Ok(applied));
+    assert_eq!(again.named_days().len(), 4);
+    assert_eq!(answers(&again), answers(&kept));
+
+    // Late data for day 0 (a version 2 file on disk): loaded back and revised as where it
+    // never left memory, then written again in this build's format.
+    let late_start = t0() + 2 * HOUR_NS;
+    let mut late = minutes("f1", "so2", 2000.0, late_start, 60);
+    late.extend(minutes("f1", "o2", 7.0, late_start, 60));
+    kept.ingest(&late);
+    again.ingest(&late);
+    let revisions = again.take_revisions();
+    assert!(
+        revisions.iter().any(|r| r.start_ns == late_start && r.became.outcome == Outcome::Exceeds),
+        "{revisions:?}"
+    );
+    assert_eq!(revisions, kept.take_revisions());
+    kept.tick();
+    again.tick();
+    assert_eq!(answers(&again), answers(&kept));
+    let files = super::days::DayFiles::open(dir.path()).expect("dir");
+    let before = again.named_days();
+    // Day 0, and day 2: in memory, late data touched it, and its file is of format 2.
+    assert_eq!(evict_to_disk(&mut again, dir.path()), 2);
+    assert_eq!(evict_to_disk(&mut kept, kept_dir.path()), 1);
+    assert_eq!(answers(&again), answers(&kept));
+    let (day0, generation) =
+        again.named_days().into_iter().find(|(d, g)| before.get(d) != Some(g)).expect("day 0's new generation");
+    assert_eq!(day0, period::day(late_start).0);
+    assert_eq!(version(&files.read(day0, generation).expect("day 0")), VERSION);
+}
+
+/// Writes a data directory's compliance files as the fixtures under `testdata/` were made
+/// (see its README) into `FIXTURE_DIR`: the format this build writes, for the next one.
+#[test]
+#[ignore = "writes the compliance files of this build's format to FIXTURE_DIR"]
+fn write_format_fixture() {
+    use super::checkpoint::Applied;
+    let dir = std::path::PathBuf::from(std::env::var("FIXTURE_DIR").expect("FIXTURE_DIR"));
+    let judgements = dir.join("judgements");
+    std::fs::create_dir_all(&judgements).expect("dir");
+    let (mut e, _) = archiving(t0() + 4 * DAY_NS + HOUR_NS, &judgements, 3);
+    for day in 0..4 {
+        let (r, g) = mixed_day(day);
+        e.ingest(&r);
+        e.gap(g);
+    }
+    e.tick();
+    e.take_revisions();
+    let days = e.days_to_write();
+    for (day, generation, bytes) in days.iter().filter(|(d, _, _)| *d < t0() + 2 * DAY_NS) {
+        super::days::DayFiles::open(&judgements).expect("dir").write(*day, *generation, bytes).expect("write");
+        e.day_written(*day, *generation, bytes);
+    }
+    e.evict();
+    let applied = Applied { store: crate::store::LogPosition { segment: 3, offset: 99 }, gaps: 4, corrections: 0 };
+    std::fs::write(dir.join("compliance.checkpoint"), e.checkpoint(&applied)).expect("write");
 }
 
 /// The bench's realistic effluent walk (tests/src/bin/eitwatch-load.rs), for the file sizes.

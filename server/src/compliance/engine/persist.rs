@@ -1,7 +1,7 @@
 //! The engine's state in its files: the checkpoint ([`super::super::checkpoint`] specifies it)
 //! and the judgement days ([`super::super::days`]), encoded and decoded here, next to the
-//! state's types. Version 2 writes a day as columns ([`super::super::columns`]); version 1
-//! files are still read.
+//! state's types. Versions 2 and later write a day as columns ([`super::super::columns`]);
+//! every earlier version is still read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hasher;
@@ -328,11 +328,18 @@ impl Engine {
         let end = day.saturating_add(DAY_NS);
         let mut fixed: Vec<Vec<&Period>> = Vec::new();
         let mut grabs: Vec<&Grabs> = Vec::new();
+        let mut bounds: Vec<grab::Bounds> = Vec::new();
+        let mut grab_valid: Vec<Vec<(i64, u32)>> = Vec::new();
         for &at in series {
             for t in &self.tracks[self.series[at].tracks()] {
                 match &t.judged {
                     Judged::Fixed(f) => fixed.push(f.periods.range(day..end).map(|(_, p)| p).collect()),
-                    Judged::Grab(g) => grabs.push(g),
+                    Judged::Grab(g) => {
+                        grabs.push(g);
+                        bounds.push((t.limit.max_at(&self.series[at].point), t.limit.min));
+                        grab_valid
+                            .push(self.series[at].hours.range(day, end).iter().map(|(k, a)| (*k, a.valid)).collect());
+                    }
                 }
             }
         }
@@ -364,7 +371,20 @@ impl Engine {
         w.ints(&all.iter().map(|a| i64::from(a.valid)).collect::<Vec<_>>());
         w.ints(&all.iter().map(|a| i64::from(a.excluded)).collect::<Vec<_>>());
         w.ints(&all.iter().map(|a| i64::from(a.detected)).collect::<Vec<_>>());
-        w.sums(&counts, &all.iter().map(|a| a.sum_nano).collect::<Vec<_>>());
+        // Only fixed periods and the O₂ correction read an hour's sum: a series judged per grab
+        // sample only (and not O₂) keeps none on disk.
+        let kept: Vec<bool> = series
+            .iter()
+            .map(|&at| {
+                let s = &self.series[at];
+                *s.id.parameter == *O2 || self.tracks[s.tracks()].iter().any(|t| matches!(t.judged, Judged::Fixed(_)))
+            })
+            .collect();
+        w.ints(&kept.iter().map(|k| i64::from(*k)).collect::<Vec<_>>());
+        let kept_counts: Vec<usize> = counts.iter().zip(&kept).map(|(c, k)| if *k { *c } else { 0 }).collect();
+        let sums: Vec<i128> =
+            hours.iter().zip(&kept).filter(|(_, k)| **k).flat_map(|(h, _)| h.iter().map(|(_, a)| a.sum_nano)).collect();
+        w.sums_per_list(&kept_counts, &sums);
 
         let day_counts: Vec<Option<DayCount>> =
             series.iter().map(|&at| self.series[at].days.get(day).copied()).collect();
@@ -397,30 +417,32 @@ impl Engine {
         for field in fields {
             w.ints(&periods.iter().map(|p| i64::from(field(p))).collect::<Vec<_>>());
         }
-        w.values(&periods.iter().map(|p| p.availability_pct).collect::<Vec<_>>());
+        // Availability is valid / expected as the engine computes it, but where it is not.
+        let own = |p: &Period| p.availability_pct.to_bits() != availability_pct(p.valid, p.expected).to_bits();
+        w.ints(&periods.iter().map(|p| i64::from(own(p))).collect::<Vec<_>>());
+        w.values(&periods.iter().filter(|p| own(p)).map(|p| p.availability_pct).collect::<Vec<_>>());
         w.ints(&reasons);
 
-        Grabs::put_day(w, day, &grabs);
+        Grabs::put_day(w, day, &grabs, &bounds, &grab_valid);
     }
 
-    /// A judgement day file of the day from `day` (format version 2): the series holding
+    /// A judgement day file of the day from `day` (the current format): the series holding
     /// state that day, named, and their section.
     fn day_file(&self, day: i64) -> Vec<u8> {
         let series: Vec<usize> = (0..self.series.len()).filter(|&at| self.holds_day(at, day)).collect();
         let mut names: Vec<&str> = Vec::new();
         let mut index: HashMap<&str, u64> = HashMap::new();
-        let mut refs: Vec<u64> = Vec::new();
-        let mut kinds: Vec<u8> = Vec::new();
+        let mut ids: [Vec<i64>; 3] = Default::default();
+        let (mut track_counts, mut limits, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
         for &at in &series {
             let s = &self.series[at];
-            let ids: [&str; 3] = [&s.id.factory, &s.id.point, &s.id.parameter];
-            for id in ids {
-                refs.push(intern(id, &mut names, &mut index));
+            for (column, id) in ids.iter_mut().zip([&s.id.factory, &s.id.point, &s.id.parameter]) {
+                column.push(intern(id, &mut names, &mut index) as i64);
             }
-            refs.push(s.tracks().len() as u64);
+            track_counts.push(s.tracks().len() as i64);
             for t in &self.tracks[s.tracks()] {
-                refs.push(intern(&t.limit.id, &mut names, &mut index));
-                kinds.push(u8::from(matches!(t.judged, Judged::Grab(_))));
+                limits.push(intern(&t.limit.id, &mut names, &mut index) as i64);
+                kinds.push(i64::from(matches!(t.judged, Judged::Grab(_))));
             }
         }
         let mut w = ColWriter::default();
@@ -430,20 +452,14 @@ impl Engine {
             w.str(n);
         }
         w.uvar(series.len() as u64);
-        let (mut refs, mut kinds) = (refs.into_iter(), kinds.into_iter());
-        for _ in &series {
-            for _ in 0..3 {
-                w.uvar(refs.next().unwrap_or_default());
-            }
-            let tracks = refs.next().unwrap_or_default();
-            w.uvar(tracks);
-            for _ in 0..tracks {
-                w.uvar(refs.next().unwrap_or_default());
-                w.u8(kinds.next().unwrap_or_default());
-            }
+        for column in ids {
+            w.ints(&column);
         }
+        w.ints(&track_counts);
+        w.ints(&limits);
+        w.ints(&kinds);
         self.put_section(&mut w, day, &series);
-        checkpoint::frame_as(days::MAGIC, checkpoint::VERSION, &w.out)
+        checkpoint::frame_as(days::MAGIC, checkpoint::VERSION, &pack(&w.out))
     }
 
     /// The closed days in memory whose day file is missing or no longer holds what memory
@@ -624,7 +640,9 @@ impl Engine {
             e.u64(w.out.len() as u64);
             e.out.extend_from_slice(&w.out);
         }
-        checkpoint::frame(&e.out)
+        // `applied` stays as it is, readable without inflating the rest.
+        let (applied, rest) = e.out.split_at(APPLIED_BYTES);
+        checkpoint::frame(&[applied, &pack(rest)].concat())
     }
 
     /// Takes the state of a checkpoint file's `bytes` (made by [`Engine::checkpoint`], this
@@ -633,10 +651,20 @@ impl Engine {
     /// error says why the checkpoint cannot be used (damaged, another format, a series judged
     /// with other settings or limits now, a day file missing); the engine is then unchanged.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<Applied, String> {
-        let (version, payload) = checkpoint::unframe(bytes)?;
+        let (version, packed) = checkpoint::unframe(bytes)?;
         if version == 1 {
-            return self.restore_v1(payload);
+            return self.restore_v1(packed);
         }
+        let body = match version {
+            2 => std::borrow::Cow::Borrowed(packed),
+            _ => {
+                let Some((applied, rest)) = packed.split_at_checked(APPLIED_BYTES) else {
+                    return Err(format!("payload of {} bytes, shorter than its judged positions", packed.len()));
+                };
+                std::borrow::Cow::Owned([applied, &unpack(rest)?].concat())
+            }
+        };
+        let payload: &[u8] = &body;
         let mut d = Dec::new(payload);
         let applied = Applied {
             store: crate::store::LogPosition { segment: d.u64("store segment")?, offset: d.u64("store offset")? },
@@ -681,8 +709,8 @@ impl Engine {
             let len = usize::try_from(d.u64("section length")?).unwrap_or(usize::MAX);
             let bytes = d.bytes(len, "section")?;
             let mut r = ColReader::new(bytes);
-            let states =
-                get_section(&mut r, day, &kinds).map_err(|e| format!("section of {}: {e}", period::local_date(day)))?;
+            let states = get_section(&mut r, day, &kinds, version)
+                .map_err(|e| format!("section of {}: {e}", period::local_date(day)))?;
             if !r.done() {
                 return Err(format!(
                     "section of {}: {} bytes after its end",
@@ -734,7 +762,7 @@ impl Engine {
                 }
                 let bytes = files.read(day, generation).map_err(|e| e.to_string())?;
                 let (_, series) =
-                    decode_day(&bytes).map_err(|e| format!("judgement day {}: {e}", period::local_date(day)))?;
+                    decode_day(&bytes).map_err(|e| format!("{}: {e}", files.path(day, generation).display()))?;
                 loaded.push((day, Written::of(generation, &bytes), series));
             }
         }
@@ -800,9 +828,9 @@ fn intern<'a>(name: &'a str, names: &mut Vec<&'a str>, index: &mut HashMap<&'a s
     })
 }
 
-/// Decodes a section ([`Engine::put_section`]) of the day from `day`, for series whose
-/// tracks are of `kinds` (`true`: grab samples).
-fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>]) -> Result<Vec<DayState>, String> {
+/// Decodes a section ([`Engine::put_section`]) of the day from `day` in format `version` (2
+/// or later), for series whose tracks are of `kinds` (`true`: grab samples).
+fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>], version: u32) -> Result<Vec<DayState>, String> {
     let n = kinds.len();
     let strings = (0..r.count("strings")?).map(|_| r.str("string")).collect::<Result<Vec<_>, _>>()?;
 
@@ -811,7 +839,9 @@ fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>]) -> Result<V
     let valid = r.uints("hour valid", m, u32::MAX.into())?;
     let excluded = r.uints("hour excluded", m, u32::MAX.into())?;
     let detected = r.uints("hour detected", m, 1)?;
-    let sums = r.sums("hour sums", &counts)?;
+    let kept = if version >= 3 { r.uints("hour sums kept", n, 1)? } else { vec![1; n] };
+    let kept_counts: Vec<usize> = counts.iter().zip(&kept).map(|(c, k)| if *k == 1 { *c } else { 0 }).collect();
+    let sums = r.sums("hour sums", &kept_counts)?;
 
     let has_count = r.uints("day counts", n, 1)?;
     let k = has_count.iter().filter(|h| **h == 1).count();
@@ -835,11 +865,32 @@ fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>]) -> Result<V
     let expected = r.uints("period expected", p, u32::MAX.into())?;
     let period_excluded = r.uints("period excluded", p, u32::MAX.into())?;
     let samples = r.uints("period samples", p, u32::MAX.into())?;
-    let availability = r.values("period availability", p)?;
+    let availability = if version >= 3 {
+        let kinds = r.uints("period availability kinds", p, 1)?;
+        let own = r.values("period availability", kinds.iter().filter(|k| **k == 1).count())?;
+        let mut own = own.into_iter();
+        kinds
+            .iter()
+            .zip(period_valid.iter().zip(&expected))
+            .map(|(k, (v, x))| match k {
+                0 => availability_pct(*v as u32, *x as u32),
+                _ => own.next().unwrap_or(f64::NAN),
+            })
+            .collect()
+    } else {
+        r.values("period availability", p)?
+    };
     let reasons = r.uints("period reasons", p, strings.len() as u64)?;
 
-    let grabs = kinds.iter().flatten().filter(|grab| **grab).count();
-    let mut grabs = Grabs::get_day(r, day, grabs)?.into_iter();
+    let mut grab_valid: Vec<Vec<(i64, u32)>> = Vec::new();
+    let mut at = 0;
+    for (kinds, &c) in kinds.iter().zip(&counts) {
+        let end = (at + c).min(m);
+        let hours: Vec<(i64, u32)> = (at..end).map(|h| (keys[h], valid[h] as u32)).collect();
+        grab_valid.extend(kinds.iter().filter(|grab| **grab).map(|_| hours.clone()));
+        at = end;
+    }
+    let mut grabs = Grabs::get_day(r, day, grab_valid.len(), version, &grab_valid)?.into_iter();
 
     let (mut values, mut measured, mut o2) = (values.into_iter(), measured.into_iter(), o2.into_iter());
     let mut periods = Vec::with_capacity(p);
@@ -878,7 +929,7 @@ fn get_section(r: &mut ColReader<'_>, day: i64, kinds: &[Vec<bool>]) -> Result<V
             let acc = Acc {
                 valid: valid[h] as u32,
                 excluded: excluded[h] as u32,
-                sum_nano: sums.next().unwrap_or_default(),
+                sum_nano: if kept[i] == 1 { sums.next().unwrap_or_default() } else { 0 },
                 detected: detected[h] == 1,
             };
             list.push((keys[h], acc));
@@ -908,7 +959,61 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
     if version == 1 {
         return decode_day_v1(payload);
     }
-    let mut r = ColReader::new(payload);
+    if version == 2 {
+        return decode_day_columns(&mut ColReader::new(payload), version);
+    }
+    let body = unpack(payload)?;
+    decode_day_columns(&mut ColReader::new(&body), version)
+}
+
+/// Bytes of a checkpoint's judged positions and clock (`applied`), before its packed rest.
+const APPLIED_BYTES: usize = 5 * 8;
+
+/// A day file's or checkpoint's body as its payload: `[0]` then the body, or `[1]`, the
+/// body's length (varint) and its DEFLATE stream (RFC 1951) where that is smaller.
+fn pack(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = vec![1u8];
+    crate::store::codec::put_varint(&mut out, body.len() as u64);
+    let mut e = flate2::write::DeflateEncoder::new(out, flate2::Compression::default());
+    let deflated = e.write_all(body).and_then(|()| e.finish());
+    match deflated {
+        Ok(out) if out.len() < body.len() + 1 => out,
+        _ => [&[0u8][..], body].concat(),
+    }
+}
+
+/// What [`pack`] made, unpacked.
+fn unpack(payload: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    use std::io::Read;
+    match payload.first() {
+        Some(0) => Ok(std::borrow::Cow::Borrowed(&payload[1..])),
+        Some(1) => {
+            let mut at = 1;
+            let len = crate::store::codec::get_varint(payload, &mut at).map_err(|e| format!("body length: {e}"))?;
+            // A deflated byte expands to at most 1032 bytes: a damaged length cannot ask for more.
+            let most = (payload.len() as u64).saturating_mul(1032);
+            if len > most {
+                return Err(format!("body length {len} cannot come from {} deflated bytes", payload.len()));
+            }
+            let mut body = Vec::with_capacity(len as usize);
+            flate2::read::DeflateDecoder::new(&payload[at..])
+                .take(len + 1)
+                .read_to_end(&mut body)
+                .map_err(|e| format!("deflated body: {e}"))?;
+            if body.len() as u64 != len {
+                return Err(format!("deflated body: {} bytes, its length says {len}", body.len()));
+            }
+            Ok(std::borrow::Cow::Owned(body))
+        }
+        Some(kind) => Err(format!("body kind {kind}, expected 0 (stored) or 1 (deflated)")),
+        None => Err("no body".into()),
+    }
+}
+
+/// Decodes the payload of a judgement day in format `version` (2 or later).
+fn decode_day_columns(r: &mut ColReader<'_>, version: u32) -> Result<(i64, Vec<DaySeries>), String> {
+    let payload = r.bytes();
     let Some(day) = payload.get(..8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or_default())) else {
         return Err("no day start".into());
     };
@@ -924,24 +1029,53 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
     let n = r.count("series")?;
     let mut series = Vec::with_capacity(n);
     let mut kinds = Vec::with_capacity(n);
-    for _ in 0..n {
-        let (factory, point, parameter) =
-            (name(&mut r, "factory")?, name(&mut r, "point")?, name(&mut r, "parameter")?);
-        let tracks = r.count("tracks")?;
-        let mut limits = Vec::with_capacity(tracks);
-        let mut grab = Vec::with_capacity(tracks);
-        for _ in 0..tracks {
-            limits.push(name(&mut r, "limit id")?);
-            grab.push(match r.u8("track kind")? {
-                0 => false,
-                1 => true,
-                kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", r.at() - 1)),
-            });
+    if version >= 3 {
+        let name_of = |r: &ColReader<'_>, what: &str, i: u64| -> Result<String, String> {
+            names
+                .get(usize::try_from(i).unwrap_or(usize::MAX))
+                .cloned()
+                .ok_or_else(|| format!("byte {}: {what}: name {i} of {}", r.at(), names.len()))
+        };
+        let max = names.len().saturating_sub(1) as u64;
+        let factories = r.uints("factories", n, max)?;
+        let points = r.uints("points", n, max)?;
+        let parameters = r.uints("parameters", n, max)?;
+        let track_counts = r.uints("track counts", n, u32::MAX.into())?;
+        let tracks = track_counts.iter().try_fold(0usize, |a, c| a.checked_add(*c as usize)).unwrap_or(usize::MAX);
+        let limit_ids = r.uints("limit ids", tracks, max)?;
+        let track_kinds = r.uints("track kinds", tracks, 1)?;
+        let mut at = 0;
+        for i in 0..n {
+            let c = track_counts[i] as usize;
+            let limits = limit_ids[at..at + c].iter().map(|&l| name_of(r, "limit id", l)).collect::<Result<_, _>>()?;
+            kinds.push(track_kinds[at..at + c].iter().map(|k| *k == 1).collect());
+            at += c;
+            series.push((
+                name_of(r, "factory", factories[i])?,
+                name_of(r, "point", points[i])?,
+                name_of(r, "parameter", parameters[i])?,
+                limits,
+            ));
         }
-        series.push((factory, point, parameter, limits));
-        kinds.push(grab);
+    } else {
+        for _ in 0..n {
+            let (factory, point, parameter) = (name(r, "factory")?, name(r, "point")?, name(r, "parameter")?);
+            let tracks = r.count("tracks")?;
+            let mut limits = Vec::with_capacity(tracks);
+            let mut grab = Vec::with_capacity(tracks);
+            for _ in 0..tracks {
+                limits.push(name(r, "limit id")?);
+                grab.push(match r.u8("track kind")? {
+                    0 => false,
+                    1 => true,
+                    kind => return Err(format!("byte {}: track kind {kind}, expected 0 or 1", r.at() - 1)),
+                });
+            }
+            series.push((factory, point, parameter, limits));
+            kinds.push(grab);
+        }
     }
-    let states = get_section(&mut r, day, &kinds)?;
+    let states = get_section(r, day, &kinds, version)?;
     if !r.done() {
         return Err(format!("{} bytes after the section", payload.len() - r.at()));
     }
@@ -960,4 +1094,249 @@ pub(super) fn decode_day(bytes: &[u8]) -> Result<(i64, Vec<DaySeries>), String> 
             })
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compliance::tests::{effluent, engine, minutes, t0};
+
+    /// A day of every kind of state: hourly and daily periods, grab samples exceeding and not.
+    fn a_day() -> (Engine, i64) {
+        let (mut e, _) = engine(t0() + 2 * DAY_NS);
+        let mut r = minutes("f1", "so2", 900.0, t0(), 120);
+        r.extend(minutes("f1", "o2", 7.0, t0(), 120));
+        r.extend(minutes("f2", "so2", 400.0, t0(), 90));
+        for i in 0..90 {
+            r.push(effluent(
+                "cod",
+                if i % 10 == 3 { 150.0 } else { 90.0 + i as f64 / 10.0 },
+                t0() + i * 60 * SECOND_NS,
+            ));
+            r.push(effluent("ph", 7.0 + i as f64 / 100.0, t0() + i * 60 * SECOND_NS));
+        }
+        e.ingest(&r);
+        e.tick();
+        (e, period::day(t0()).0)
+    }
+
+    /// Frames a day body as a file of the current format.
+    fn file_of(body: &[u8]) -> Vec<u8> {
+        checkpoint::frame_as(days::MAGIC, checkpoint::VERSION, &pack(body))
+    }
+
+    /// The day files of a history benchmark's data directory (`REENCODE_DIR`, its
+    /// `judgements/`; `REENCODE_FACTORIES` bench factories), written again in the current
+    /// format: bytes and decode time of both, and each new file read back to the same bytes.
+    #[test]
+    #[ignore = "reads REENCODE_DIR's judgement days, prints their sizes in the current format"]
+    fn day_files_written_again_in_the_current_format() {
+        let dir = std::path::PathBuf::from(std::env::var("REENCODE_DIR").expect("REENCODE_DIR"));
+        let factories: usize = std::env::var("REENCODE_FACTORIES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+        let mut toml = String::new();
+        for f in 1..=factories {
+            toml.push_str(&format!(
+                "[[area.factory]]\nid = \"f{f:04}\"\nname = \"F\"\ncategory = 3\n[[area.factory.point]]\nid = \"outfall-1\"\nkind = \"effluent\"\nparameters = [\"cod\", \"bod\", \"ph\", \"tss\", \"tds\", \"temp\", \"flow\", \"oil_grease\", \"tkn\", \"zn\"]\n\n"
+            ));
+        }
+        let clock = Arc::new(super::super::super::clock::ManualClock::new(0));
+        let mut e = Engine::new(crate::testkit::registry(&toml), clock, Settings::default());
+        let mut paths: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").path()).collect();
+        paths.sort();
+        let (mut old_bytes, mut new_bytes, mut series_days) = (0usize, 0usize, 0usize);
+        let (mut old_decode, mut new_decode) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        for path in &paths {
+            let bytes = std::fs::read(path).expect("read");
+            let started = std::time::Instant::now();
+            let (day, series) = decode_day(&bytes).expect("decode");
+            old_decode += started.elapsed();
+            series_days += series.len();
+            e.apply_day(day, series);
+            let new = e.day_file(day);
+            e.drop_day(day);
+            let started = std::time::Instant::now();
+            let (_, series) = decode_day(&new).expect("decode");
+            new_decode += started.elapsed();
+            e.apply_day(day, series);
+            assert_eq!(e.day_file(day), new, "{}", path.display());
+            e.drop_day(day);
+            old_bytes += bytes.len();
+            new_bytes += new.len();
+        }
+        let per = |b: usize| b as f64 / series_days as f64;
+        eprintln!(
+            "{} files, {series_days} series-days: {old_bytes} bytes ({:.1} B/series-day, decoded in {old_decode:?}) \
+             → {new_bytes} bytes ({:.1} B/series-day, decoded in {new_decode:?})",
+            paths.len(),
+            per(old_bytes),
+            per(new_bytes)
+        );
+    }
+
+    /// A history benchmark's checkpoint (`REENCODE_DIR`: its `server.toml`,
+    /// `compliance.checkpoint` and `judgements/`) written again in the current format.
+    #[test]
+    #[ignore = "reads REENCODE_DIR's checkpoint, prints its size in the current format"]
+    fn a_checkpoint_written_again_in_the_current_format() {
+        let dir = std::path::PathBuf::from(std::env::var("REENCODE_DIR").expect("REENCODE_DIR"));
+        let toml = std::fs::read_to_string(dir.join("server.toml")).expect("server.toml");
+        let registry = || {
+            Registry::new(
+                eitwatch_config::problems::load::<eitwatch_config::server_config::ServerConfig>(&toml, "server.toml")
+                    .expect("config")
+                    .area,
+            )
+        };
+        let old = std::fs::read(dir.join("compliance.checkpoint")).expect("checkpoint");
+        let written_at = i64::from_le_bytes(old[56..64].try_into().expect("8 bytes"));
+        let clock = Arc::new(super::super::super::clock::ManualClock::new(written_at));
+        let mut e = Engine::new(registry(), clock.clone(), Settings::default());
+        e.archive_to(Arc::new(DayFiles::open(&dir.join("judgements")).expect("dir")));
+        let applied = e.restore(&old).expect("restores");
+        let new = e.checkpoint(&applied);
+        let mut again = Engine::new(registry(), clock, Settings::default());
+        again.archive_to(Arc::new(DayFiles::open(&dir.join("judgements")).expect("dir")));
+        assert_eq!(again.restore(&new), Ok(applied));
+        assert_eq!(again.checkpoint(&applied), new);
+        eprintln!("checkpoint: {} bytes → {} bytes", old.len(), new.len());
+    }
+
+    #[test]
+    fn a_day_file_decodes_to_what_encodes_to_it_again() {
+        let (e, day) = a_day();
+        let bytes = e.day_file(day);
+        let (decoded_day, series) = decode_day(&bytes).expect("decodes");
+        assert_eq!(decoded_day, day);
+        assert_eq!(series.len(), 5, "f1: cod, ph, so2, o2; f2: so2 (its o2: no reading, no limit)");
+        let (mut again, _) = engine(t0() + 2 * DAY_NS);
+        again.apply_day(day, series);
+        assert_eq!(again.day_file(day), bytes);
+        let body = unpack(checkpoint::unframe_as(days::MAGIC, "a day", &bytes).expect("frame").1).expect("unpack");
+        assert_eq!(file_of(&body), bytes, "deflated: smaller");
+        assert_eq!(pack(&[7]), vec![0, 7], "stored: deflate would be larger");
+        assert_eq!(unpack(&[0, 7]).expect("stored").as_ref(), &[7]);
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_its_judged_positions_readable_and_the_rest_deflated() {
+        let (e, _) = a_day();
+        let store = crate::store::LogPosition { segment: 7, offset: 4242 };
+        let bytes = e.checkpoint(&checkpoint::Applied { store, gaps: 3, corrections: 2 });
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        assert_eq!((word(24), word(32), word(40), word(48)), (7, 4242, 3, 2));
+        assert_eq!(bytes[24 + APPLIED_BYTES], 1, "the rest deflated");
+        let (mut again, _) = engine(t0() + 2 * DAY_NS);
+        assert_eq!(again.restore(&bytes).map(|a| a.store), Ok(store));
+        assert_eq!(again.checkpoint(&checkpoint::Applied { store, gaps: 3, corrections: 2 }), bytes);
+    }
+
+    #[test]
+    fn a_damaged_day_body_is_an_error_naming_a_column_never_a_panic() {
+        let (e, day) = a_day();
+        let bytes = e.day_file(day);
+        let body = unpack(checkpoint::unframe_as(days::MAGIC, "a day", &bytes).expect("frame").1).expect("unpack");
+        let body = body.to_vec();
+        // Every cut: the column it cuts into is named (`byte N: <column>: …`).
+        for cut in 8..body.len() {
+            let error = decode_day(&file_of(&body[..cut])).err().unwrap_or_else(|| panic!("cut at {cut} decodes"));
+            assert!(error.starts_with("byte ") && error.matches(": ").count() >= 2, "cut at {cut}: {error}");
+        }
+        // Every byte changed: an error or a day, never a panic.
+        let mut errors = 0;
+        for at in 8..body.len() {
+            let mut damaged = body.clone();
+            damaged[at] ^= 0x5a;
+            errors += usize::from(decode_day(&file_of(&damaged)).is_err());
+        }
+        assert!(errors > 0);
+        // A damaged deflate stream, its length, an unknown body kind.
+        let payload = pack(&body);
+        let mut stream = payload.clone();
+        let last = stream.len() - 1;
+        stream[last] ^= 0xff;
+        assert!(unpack(&stream).is_err());
+        assert_eq!(unpack(&[2]).err(), Some("body kind 2, expected 0 (stored) or 1 (deflated)".to_string()));
+        assert!(unpack(&[1, 0xff, 0xff, 0xff, 0xff, 0x7f, 0]).expect_err("too long").starts_with("body length"));
+    }
+
+    #[test]
+    fn a_damaged_day_file_a_checkpoint_relies_on_names_the_file_and_the_column() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut e, day) = a_day();
+        let files = Arc::new(DayFiles::open(dir.path()).expect("dir"));
+        e.archive_to(files.clone());
+        for (day, generation, bytes) in e.days_to_write() {
+            files.write(day, generation, &bytes).expect("write");
+            e.day_written(day, generation, &bytes);
+        }
+        let checkpoint = e.checkpoint(&checkpoint::Applied::default());
+        let generation = e.named_days()[&day];
+        let bytes = files.read(day, generation).expect("read");
+        let body = unpack(checkpoint::unframe_as(days::MAGIC, "a day", &bytes).expect("frame").1).expect("unpack");
+        files.write(day, generation, &file_of(&body[..body.len() - 3])).expect("write");
+        let (mut restored, _) = engine(t0() + 2 * DAY_NS);
+        restored.archive_to(files.clone());
+        let error = restored.restore(&checkpoint).expect_err("a damaged day file");
+        let name = files.path(day, generation).display().to_string();
+        assert!(error.starts_with(&format!("{name}: byte ")), "{error}");
+    }
+
+    /// Bytes per column of the day files in `SIM_DIR/judgements` (made by the ignored test
+    /// `realistic_fortnight_files`), per series-day.
+    #[test]
+    #[ignore = "reads SIM_DIR's judgement days, prints their bytes per column"]
+    fn day_file_bytes_per_column() {
+        let dir = std::env::var("SIM_DIR")
+            .map_or_else(|_| std::env::temp_dir().join("eitwatch-judgement-sizes"), std::path::PathBuf::from)
+            .join("judgements");
+        let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+        let (mut series_days, mut total, mut files) = (0usize, 0usize, 0usize);
+        let mut paths: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").path()).collect();
+        paths.sort();
+        for path in paths {
+            let bytes = std::fs::read(&path).expect("read");
+            let (version, payload) = checkpoint::unframe_as(days::MAGIC, "a judgement day", &bytes).expect("unframe");
+            let started = std::time::Instant::now();
+            let (_, series) = decode_day(&bytes).expect("decode");
+            let decode = started.elapsed();
+            if version >= 2 {
+                let body =
+                    if version == 2 { std::borrow::Cow::Borrowed(payload) } else { unpack(payload).expect("unpack") };
+                *tally.entry("packed payload (vs body)".into()).or_default() += payload.len();
+                *tally.entry("body".into()).or_default() += body.len();
+                let mut r = ColReader::new(&body);
+                decode_day_columns(&mut r, version).expect("decode");
+                for (k, v) in r.tally {
+                    *tally.entry(k).or_default() += v;
+                }
+            }
+            *tally.entry("frame".into()).or_default() += bytes.len() - payload.len();
+            let started = std::time::Instant::now();
+            let _ = pack(&unpack(payload).expect("unpack"));
+            *tally.entry("~ pack and unpack, µs".into()).or_default() += started.elapsed().as_micros() as usize;
+            eprintln!("{}: {} bytes, {} series, decoded in {decode:?}", path.display(), bytes.len(), series.len());
+            for ds in &series {
+                for (_, j) in &ds.tracks {
+                    if let Judged::Grab(g) = j {
+                        let runs = g.runs();
+                        let exceeding: usize = runs.iter().map(|(r, _)| r.samples.len()).sum();
+                        *tally.entry(format!("~ {} exceeding samples (count)", ds.parameter)).or_default() += exceeding;
+                        *tally.entry(format!("~ {} runs (count)", ds.parameter)).or_default() += runs.len();
+                    }
+                }
+            }
+            series_days += series.len();
+            total += bytes.len();
+            files += 1;
+        }
+        let mut rows: Vec<_> = tally.into_iter().collect();
+        rows.sort_by_key(|(_, v)| std::cmp::Reverse(*v));
+        for (k, v) in rows {
+            eprintln!("{:>10.2} B/series-day {k}", v as f64 / series_days as f64);
+        }
+        eprintln!(
+            "{files} files, {total} bytes, {series_days} series-days: {:.1} B/series-day",
+            total as f64 / series_days as f64
+        );
+    }
 }
