@@ -5,8 +5,8 @@
 //!
 //! A column's length is never written in it: the reader knows it from an earlier column.
 //! `ints(n)` is the codec's `blocks(n)` (frame-of-reference bit-packed blocks of 128),
-//! `times(n)` its scaled-deltas times column, `values(n)` its values column (decimal, XOR or
-//! raw, bit for bit); a *varint* is LEB128, a *zig-zag varint* an `i64` as the codec keeps it.
+//! `times(n)` its times column, `values(n)` its values column (decimal, converted, XOR or raw,
+//! packed or entropy-coded as the codec chooses, bit for bit); a *varint* is LEB128, a *zig-zag varint* an `i64` as the codec keeps it.
 
 use crate::store::codec::{self, CodecError};
 
