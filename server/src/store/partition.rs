@@ -107,6 +107,10 @@ pub(crate) struct BlockRef {
 }
 
 /// An open partition file and its block index (by series id, then time).
+///
+/// The block index is held while the file is in use ([`Part::blocks_of`] reads it back when
+/// it was let go) and let go by [`Part::release_index`] when unused since the last call: the
+/// store keeps the indexes of the days being read and written, not of all history.
 #[derive(Debug)]
 pub(crate) struct Part {
     pub(crate) name: String,
@@ -118,7 +122,31 @@ pub(crate) struct Part {
     pub(crate) bytes: u64,
     pub(crate) readings: u64,
     file: File,
-    blocks: Vec<BlockRef>,
+    /// The store's id of each series of the index, in the index's order (what reading it
+    /// back needs instead of interning its keys again).
+    ids: Box<[u32]>,
+    /// Where the index is: offset, bytes, CRC-32.
+    index_at: (u64, u32, u32),
+    blocks: std::sync::Mutex<Option<std::sync::Arc<[BlockRef]>>>,
+    /// The index was asked for since the last [`Part::release_index`].
+    used: std::sync::atomic::AtomicBool,
+}
+
+/// A series id and its first time, last time and readings in a file.
+pub(crate) type SeriesSpan = (u32, (i64, i64, u64));
+
+/// One series' blocks of a partition file, by time (they keep its block index in memory).
+#[derive(Debug, Clone)]
+pub(crate) struct SeriesBlocks {
+    all: std::sync::Arc<[BlockRef]>,
+    range: std::ops::Range<usize>,
+}
+
+impl std::ops::Deref for SeriesBlocks {
+    type Target = [BlockRef];
+    fn deref(&self) -> &[BlockRef] {
+        &self.all[self.range.clone()]
+    }
 }
 
 fn damaged(path: &Path, reason: impl Into<String>) -> StoreError {
@@ -211,42 +239,89 @@ impl Part {
                 format!("its index at byte {index_offset} ({index_bytes} bytes) does not end at the footer"),
             ));
         }
-        let mut index = vec![0u8; index_bytes as usize];
-        file.read_exact_at(&mut index, index_offset).map_err(io(path))?;
-        if crc32fast::hash(&index) != index_crc {
-            return Err(damaged(path, "its block index differs from its CRC-32"));
-        }
-        let blocks = read_index(&index, index_offset, &mut intern).map_err(|e| damaged(path, e))?;
+        let index_at = (index_offset, index_bytes, index_crc);
+        let mut ids = Vec::new();
+        let blocks = read_index_at(&file, path, index_at, &mut |key| {
+            let id = intern(key);
+            ids.push(id);
+            id
+        })?;
         let readings = blocks.iter().map(|b| u64::from(b.count)).sum();
         let number = number_of(&name).ok_or_else(|| damaged(path, "not named <day>_<number>.part"))?;
-        let mut part = Part { name, number, path: path.to_path_buf(), day, level, bytes, readings, file, blocks };
-        part.blocks.sort_by_key(|b| (b.series, b.first_ns));
-        Ok(part)
-    }
-
-    /// The blocks of series `id`, by time.
-    pub(crate) fn blocks_of(&self, id: u32) -> &[BlockRef] {
-        let a = self.blocks.partition_point(|b| b.series < id);
-        let b = self.blocks.partition_point(|b| b.series <= id);
-        &self.blocks[a..b]
-    }
-
-    /// Every series id in the file, ascending.
-    pub(crate) fn series(&self) -> impl Iterator<Item = u32> + '_ {
-        let mut last = None;
-        self.blocks.iter().filter_map(move |b| {
-            if last == Some(b.series) {
-                return None;
-            }
-            last = Some(b.series);
-            Some(b.series)
+        Ok(Part {
+            name,
+            number,
+            path: path.to_path_buf(),
+            day,
+            level,
+            bytes,
+            readings,
+            file,
+            ids: ids.into(),
+            index_at,
+            blocks: std::sync::Mutex::new(Some(blocks)),
+            used: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
+    /// The block index, read back from the file if it was let go.
+    fn blocks(&self) -> Result<std::sync::Arc<[BlockRef]>, StoreError> {
+        self.used.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut held = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(blocks) = held.as_ref() {
+            return Ok(blocks.clone());
+        }
+        let mut next = self.ids.iter();
+        let mut fewer = false;
+        let blocks = read_index_at(&self.file, &self.path, self.index_at, &mut |_| {
+            next.next().copied().unwrap_or_else(|| {
+                fewer = true;
+                u32::MAX
+            })
+        })?;
+        if fewer || next.next().is_some() {
+            return Err(damaged(&self.path, "its block index names other series than when it was opened"));
+        }
+        *held = Some(blocks.clone());
+        Ok(blocks)
+    }
+
+    /// Lets the block index go if it was not asked for since the last call (or at once,
+    /// `now`); returns whether it went.
+    pub(crate) fn release_index(&self, now: bool) -> bool {
+        if self.used.swap(false, std::sync::atomic::Ordering::Relaxed) && !now {
+            return false;
+        }
+        self.blocks.lock().unwrap_or_else(|p| p.into_inner()).take().is_some()
+    }
+
+    /// Whether the block index is in memory.
+    #[cfg(test)]
+    pub(crate) fn index_held(&self) -> bool {
+        self.blocks.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// The blocks of series `id`, by time.
+    pub(crate) fn blocks_of(&self, id: u32) -> Result<SeriesBlocks, StoreError> {
+        let all = self.blocks()?;
+        let a = all.partition_point(|b| b.series < id);
+        let b = all.partition_point(|b| b.series <= id);
+        Ok(SeriesBlocks { all, range: a..b })
+    }
+
+    /// Every series id in the file, ascending.
+    pub(crate) fn series(&self) -> Vec<u32> {
+        let mut ids = self.ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Per series, (first time, last time, readings): what the file holds.
-    pub(crate) fn summary(&self) -> Vec<(u32, (i64, i64, u64))> {
-        let mut out: Vec<(u32, (i64, i64, u64))> = Vec::new();
-        for b in &self.blocks {
+    pub(crate) fn summary(&self) -> Result<Vec<SeriesSpan>, StoreError> {
+        let blocks = self.blocks()?;
+        let mut out: Vec<SeriesSpan> = Vec::new();
+        for b in blocks.iter() {
             match out.last_mut() {
                 Some((s, e)) if *s == b.series => {
                     *e = (e.0.min(b.first_ns), e.1.max(b.last_ns), e.2 + u64::from(b.count));
@@ -254,7 +329,7 @@ impl Part {
                 _ => out.push((b.series, (b.first_ns, b.last_ns, u64::from(b.count)))),
             }
         }
-        out
+        Ok(out)
     }
 
     /// The file.
@@ -282,7 +357,7 @@ impl Part {
         out: &mut Vec<(i64, Stored)>,
     ) -> Result<(), StoreError> {
         let mut block = Vec::new();
-        for b in self.blocks_of(id) {
+        for b in self.blocks_of(id)?.iter() {
             if b.last_ns < from_ns || b.first_ns >= to_ns {
                 continue;
             }
@@ -292,6 +367,23 @@ impl Part {
         }
         Ok(())
     }
+}
+
+/// Reads a file's block index (checked against its CRC-32), sorted by series id then time.
+fn read_index_at(
+    file: &File,
+    path: &Path,
+    (offset, bytes, crc): (u64, u32, u32),
+    intern: &mut impl FnMut(SeriesKey) -> u32,
+) -> Result<std::sync::Arc<[BlockRef]>, StoreError> {
+    let mut index = vec![0u8; bytes as usize];
+    file.read_exact_at(&mut index, offset).map_err(io(path))?;
+    if crc32fast::hash(&index) != crc {
+        return Err(damaged(path, "its block index differs from its CRC-32"));
+    }
+    let mut blocks = read_index(&index, offset, intern).map_err(|e| damaged(path, e))?;
+    blocks.sort_by_key(|b| (b.series, b.first_ns));
+    Ok(blocks.into())
 }
 
 fn read_index(
@@ -399,6 +491,8 @@ pub(crate) struct PartWriter {
     offset: u64,
     index: Vec<u8>,
     series: u32,
+    /// The store's id of each series added, in order.
+    ids: Vec<u32>,
     blocks: Vec<BlockRef>,
     buf: Vec<u8>,
 }
@@ -427,6 +521,7 @@ impl PartWriter {
             offset: HEADER_BYTES as u64,
             index,
             series: 0,
+            ids: Vec::new(),
             blocks: Vec::new(),
             buf: Vec::new(),
         })
@@ -438,6 +533,7 @@ impl PartWriter {
             return Ok(());
         }
         self.series += 1;
+        self.ids.push(id);
         self.index.push(kind_code(key.kind));
         for s in [&key.factory, &key.point, &key.parameter] {
             let s = s.as_bytes();
@@ -486,9 +582,10 @@ impl PartWriter {
     pub(crate) fn finish(mut self) -> Result<Part, StoreError> {
         self.index[..4].copy_from_slice(&self.series.to_le_bytes());
         let mut footer = Vec::with_capacity(FOOTER_BYTES);
-        footer.extend_from_slice(&self.offset.to_le_bytes());
-        footer.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
-        footer.extend_from_slice(&crc32fast::hash(&self.index).to_le_bytes());
+        let index_at = (self.offset, self.index.len() as u32, crc32fast::hash(&self.index));
+        footer.extend_from_slice(&index_at.0.to_le_bytes());
+        footer.extend_from_slice(&index_at.1.to_le_bytes());
+        footer.extend_from_slice(&index_at.2.to_le_bytes());
         footer.extend_from_slice(END_MAGIC);
         self.out.write_all(&self.index).map_err(io(&self.tmp))?;
         self.out.write_all(&footer).map_err(io(&self.tmp))?;
@@ -513,7 +610,10 @@ impl PartWriter {
             bytes,
             readings,
             file,
-            blocks: self.blocks,
+            ids: self.ids.into(),
+            index_at,
+            blocks: std::sync::Mutex::new(Some(self.blocks.into())),
+            used: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -540,7 +640,8 @@ const CACHED_BLOCKS: usize = 64;
 impl BlockCache {
     /// Series `id`'s reading at `time_ns` in `part`, reading only a block whose span holds it.
     pub(crate) fn get(&mut self, part: &Part, id: u32, time_ns: i64) -> Result<Option<Stored>, StoreError> {
-        let Some(b) = part.blocks_of(id).iter().find(|b| b.first_ns <= time_ns && time_ns <= b.last_ns) else {
+        let blocks = part.blocks_of(id)?;
+        let Some(b) = blocks.iter().find(|b| b.first_ns <= time_ns && time_ns <= b.last_ns) else {
             return Ok(None);
         };
         let key = (part.number, b.offset);
