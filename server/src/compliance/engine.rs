@@ -1427,10 +1427,10 @@ impl Engine {
         for t in &self.tracks {
             let s = &self.series[t.at as usize];
             if t.limit.averaging == Averaging::Instantaneous {
-                if let Some((run, true)) = t.grabs().runs().pop()
+                if let Some(start_ns) = t.grabs().ongoing_start()
                     && let Some(p) = t.grabs().latest(&t.limit)
                 {
-                    out.push(exceedance(s, t, &p, run.start_ns));
+                    out.push(exceedance(s, t, &p, start_ns));
                 }
                 continue;
             }

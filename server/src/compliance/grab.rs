@@ -298,6 +298,15 @@ impl Grabs {
         out
     }
 
+    /// The first sample of the newest run of exceeding samples, if the newest judgement
+    /// exceeds (the run may go on): what [`Grabs::runs`]' last run flagged newest starts
+    /// at, found from the end, without a pass over every item kept.
+    pub(super) fn ongoing_start(&self) -> Option<i64> {
+        let items = self.items.all();
+        let n = items.iter().rev().take_while(|(_, item)| matches!(item, Item::Exceeds(_))).count();
+        items.len().checked_sub(n).and_then(|first| items.get(first)).filter(|_| n > 0).map(|(t, _)| *t)
+    }
+
     /// Runs of consecutive exceeding samples (no compliant sample between), oldest first;
     /// the flag says whether the run is the newest judgement (it may go on).
     pub(super) fn runs(&self) -> Vec<(Run<'_>, bool)> {
@@ -773,5 +782,29 @@ mod unit_tests {
     #[test]
     fn an_hours_summary_is_at_most_56_bytes() {
         assert!(size_of::<(i64, super::Hour)>() <= 56);
+    }
+
+    /// The ongoing run found from the end is the last run `runs` flags newest.
+    #[test]
+    fn the_ongoing_run_starts_where_runs_says() {
+        use super::super::engine::Outcome;
+        use super::{Grabs, Sample};
+        const MINUTE: i64 = 60_000_000_000;
+        let mut g = Grabs::new();
+        assert_eq!(g.ongoing_start(), None);
+        let ongoing = |g: &Grabs| g.runs().pop().filter(|(_, newest)| *newest).map(|(r, _)| r.start_ns);
+        for (i, exceeds) in [false, true, true, false, true, true].into_iter().enumerate() {
+            let (outcome, beyond) = if exceeds { (Outcome::Exceeds, 1.0) } else { (Outcome::Compliant, -1.0) };
+            g.add(i as i64 * MINUTE, Sample::measured(i as f64, outcome), beyond);
+            let expected = match i {
+                1 | 2 => Some(MINUTE),
+                4 | 5 => Some(4 * MINUTE),
+                _ => None,
+            };
+            assert_eq!(g.ongoing_start(), expected, "after sample {i}");
+            assert_eq!(ongoing(&g), expected, "runs after sample {i}");
+        }
+        g.add(6 * MINUTE, Sample::measured(0.0, Outcome::Compliant), -1.0);
+        assert_eq!((g.ongoing_start(), ongoing(&g)), (None, None));
     }
 }

@@ -143,9 +143,27 @@ impl<V> Timeline<V> {
             self.entries.extend(other.entries);
             return;
         }
-        for (start, v) in other.entries {
-            self.insert(start, v);
+        // Interleaved (a restart loads the recent days' files after the newer days the
+        // checkpoint held): one pass into exact room, where inserting one by one would move
+        // the newer entries once per entry and leave a doubled vector's spare half.
+        let mut merged = Vec::with_capacity(self.entries.len() + other.entries.len());
+        let mut mine = std::mem::take(&mut self.entries).into_iter().peekable();
+        let mut theirs = other.entries.into_iter().peekable();
+        loop {
+            let next = match (mine.peek(), theirs.peek()) {
+                (Some((a, _)), Some((b, _))) if a < b => mine.next(),
+                (Some((a, _)), Some((b, _))) if a == b => {
+                    mine.next();
+                    theirs.next()
+                }
+                (_, Some(_)) => theirs.next(),
+                (Some(_), None) => mine.next(),
+                (None, None) => break,
+            };
+            merged.extend(next);
         }
+        merged.shrink_to_fit();
+        self.entries = merged;
     }
 
     /// A timeline of `entries`, `None` unless their starts ascend strictly.
@@ -215,6 +233,13 @@ mod tests {
         let mut b = t(&[10, 30]);
         b.merge(Timeline::from_sorted(vec![(5, 1), (30, 99), (35, 2)]).expect("sorted"));
         assert_eq!(b.range(i64::MIN, i64::MAX), &[(5, 1), (10, 10), (30, 99), (35, 2)]);
+        assert_eq!(b.entries.capacity(), 4, "exact room, not a doubled vector");
+        // Days loaded back oldest first under newer ones: each goes before or between.
+        let mut d = t(&[50, 60]);
+        d.merge(t(&[10, 20]));
+        d.merge(t(&[30, 40]));
+        assert_eq!(d.range(i64::MIN, i64::MAX), &[(10, 10), (20, 20), (30, 30), (40, 40), (50, 50), (60, 60)]);
+        assert_eq!(d.entries.capacity(), 6);
         let mut c: Timeline<u32> = Timeline::default();
         c.merge(t(&[7]));
         assert_eq!(c.range(i64::MIN, i64::MAX), &[(7, 7)]);

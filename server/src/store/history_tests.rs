@@ -140,6 +140,41 @@ fn a_rewrite_of_a_sealed_day_is_refused_and_a_resend_is_a_duplicate_before_and_a
 }
 
 #[test]
+fn block_indexes_let_go_are_read_back_for_reads_checks_and_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = days_of_readings(3);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    store.append(&batch).unwrap();
+    store.flush().unwrap();
+    let later = day_of(MARCH_1) + 30;
+    let held =
+        |store: &Store| -> Vec<bool> { lock(&store.state).parts.values().flatten().map(|p| p.index_held()).collect() };
+    assert_eq!(held(&store), [true, true, true]);
+    // Used since written: kept by a round, let go by the next one that finds them unused.
+    assert_eq!(store.release_indexes(later, false), 0);
+    assert_eq!(store.release_indexes(later, false), 3);
+    assert_eq!(held(&store), [false, false, false]);
+    // Yesterday's and today's stay whatever their use.
+    assert_eq!(store.release_indexes(day_of(MARCH_1) + 1, true), 0);
+    assert_eq!(all(&store).len(), batch.len());
+    let mut rewrite = batch[300].clone();
+    rewrite.value += 0.01;
+    assert!(matches!(store.append(&[rewrite]).unwrap_err(), StoreError::Rewrite { .. }));
+    let (_, a) = store.append(&batch).unwrap();
+    assert_eq!(a, Appended { stored: 0, duplicates: batch.len() });
+    assert_eq!(held(&store), [true, true, true]);
+    assert_eq!(store.release_indexes(later, true), 3);
+    // A reopened store holds only the indexes of the days before yesterday it reads.
+    drop(store);
+    let store = Store::open(dir.path(), &options()).unwrap();
+    assert_eq!(held(&store), [false, false, false]);
+    let day_2 = store.query(|_| true, MARCH_1 + DAY, MARCH_1 + 2 * DAY);
+    assert_eq!(day_2.len(), 2 * 144);
+    assert_eq!(day_2[0].1, MARCH_1 + DAY);
+    assert_eq!(held(&store), [false, true, false]);
+}
+
+#[test]
 fn late_data_for_an_old_day_is_stored_read_back_and_its_day_file_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let batch = days_of_readings(2);

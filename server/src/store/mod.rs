@@ -16,9 +16,11 @@
 //! names shared), the memtable of readings not yet in partition files (`memtable`: per
 //! series a time-sorted vector; a reading older than its series' newest is inserted in
 //! place, so bodies arriving out of order cost a move, never an unpack and repack), bounded
-//! by `[store] memtable_max_readings`, the block index of each partition file (≈ 40 bytes
-//! per series and day) and a cache of 64 decoded blocks for the checks of back-filled
-//! writes. What that comes to is measured by `examples/store-history` and
+//! by `[store] memtable_max_readings`, the block indexes of the partition files in use
+//! (≈ 40 bytes per series and day: yesterday's and today's, and those of older days read
+//! or checked since the last maintenance round, which lets the others go; a file's index is
+//! read back from it when next needed) and a cache of 64 decoded blocks for the checks of
+//! back-filled writes. What that comes to is measured by `examples/store-history` and
 //! `examples/memory-per-series` (`docs/benchmarks.md`).
 //!
 //! ## Partitions: history on disk
@@ -1019,8 +1021,10 @@ impl Store {
             let mut state = lock(&store.state);
             let parts: Vec<Arc<Part>> = state.parts.values().flatten().cloned().collect();
             for p in &parts {
-                state.note_newest(p);
+                state.note_newest(p)?;
             }
+            drop(state);
+            store.release_indexes(day_of(now_ns()), true);
         }
         if let Some(every) = acknowledged_every {
             checkpoint::spawn(dir, store.durable(), every).map_err(io(dir))?;
@@ -1350,12 +1354,20 @@ impl Store {
                 if first.is_some_and(|f| day_start(*day) > f) {
                     break;
                 }
-                let found = parts
-                    .iter()
-                    .flat_map(|p| p.blocks_of(id))
-                    .filter(|b| b.last_ns >= at_ns)
-                    .map(|b| b.first_ns.max(at_ns))
-                    .min();
+                let mut found = None;
+                for p in parts {
+                    match p.blocks_of(id) {
+                        Ok(blocks) => {
+                            let f = blocks.iter().filter(|b| b.last_ns >= at_ns).map(|b| b.first_ns.max(at_ns)).min();
+                            if let Some(f) = f {
+                                found = Some(found.map_or(f, |x: i64| x.min(f)));
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "A partition file's index does not read; its readings are left out of this read");
+                        }
+                    }
+                }
                 if let Some(f) = found {
                     first = Some(first.map_or(f, |x| x.min(f)));
                     break;
@@ -1569,7 +1581,10 @@ impl Store {
             Ok(written) => {
                 state.part_readings += written.iter().map(|p| p.readings).sum::<u64>();
                 for p in written {
-                    state.note_newest(&p);
+                    // A file just written holds its index: nothing to read.
+                    if let Err(error) = state.note_newest(&p) {
+                        tracing::error!(%error, "A partition file just written gives no summary");
+                    }
                     state.parts.entry(p.day).or_default().push(Arc::new(p));
                 }
                 state.through = through;
@@ -1765,6 +1780,20 @@ impl Store {
             tracing::warn!(%error, "Cannot compact the store's closed days");
         }
         self.retire_segments();
+        self.release_indexes(today, false);
+    }
+
+    /// Lets go of the block indexes of the days before yesterday not read since the last
+    /// round (all of them, `now`): memory holds the indexes of the days in use, not of all
+    /// history. Returns how many went.
+    fn release_indexes(&self, today: i64, now: bool) -> usize {
+        let parts: Vec<Arc<Part>> =
+            lock(&self.state).parts.range(..today.saturating_sub(1)).flat_map(|(_, v)| v.iter().cloned()).collect();
+        let released = parts.iter().filter(|p| p.release_index(now)).count();
+        if released > 0 {
+            tracing::debug!(files = released, "Store let go of unused partition files' block indexes");
+        }
+        released
     }
 
     /// The upkeep of a clean stop, after the last flush: [`Store::maintain`], and the files
@@ -1871,14 +1900,15 @@ impl State {
     }
 
     /// Raises the newest times in files by those of a file now in use.
-    fn note_newest(&mut self, part: &Part) {
-        for (id, (_, last_ns, _)) in part.summary() {
+    fn note_newest(&mut self, part: &Part) -> Result<(), StoreError> {
+        for (id, (_, last_ns, _)) in part.summary()? {
             let i = id as usize;
             if self.files_newest_ns.len() <= i {
                 self.files_newest_ns.resize(i + 1, i64::MIN);
             }
             self.files_newest_ns[i] = self.files_newest_ns[i].max(last_ns);
         }
+        Ok(())
     }
 
     /// Readings stored.

@@ -104,7 +104,7 @@ fn part_damage(dir: &Path, path: PathBuf, what: String) -> Result<Option<Damage>
     });
     let (lost, what, sealed) = match read {
         Ok(part) if part.readings == readings => {
-            let summary = part.summary();
+            let summary = part.summary().unwrap_or_default();
             let lost = manifest::summaries(summary.iter().map(|(id, stats)| (&keys[*id as usize], *stats)));
             (lost, what, true)
         }

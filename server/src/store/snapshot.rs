@@ -138,7 +138,7 @@ pub fn check_part_file(path: &Path) -> Result<(i64, u64), StoreError> {
     let mut points = Vec::new();
     let mut read = 0u64;
     for id in 0..ids {
-        for b in part.blocks_of(id) {
+        for b in part.blocks_of(id)?.iter() {
             points.clear();
             part.read_block(b, &mut points)?;
             read += points.len() as u64;
