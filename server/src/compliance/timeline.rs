@@ -25,13 +25,30 @@ impl<V> Timeline<V> {
         self.entries.partition_point(|(s, _)| *s < start)
     }
 
+    /// [`Self::at`] searched from the newest entries back, in steps that double: a late
+    /// reading's period is among the newest, and this search touches only those, where a
+    /// search from the middle would wander memory that grows with the history held.
+    fn at_from_end(&self, start: i64) -> usize {
+        let n = self.entries.len();
+        // Every entry from `hi` on starts at or after `start`.
+        let (mut hi, mut step) = (n, 1);
+        loop {
+            let lo = n.saturating_sub(step);
+            if lo == 0 || self.entries[lo].0 < start {
+                return lo + self.entries[lo..hi].partition_point(|(s, _)| *s < start);
+            }
+            hi = lo;
+            step *= 2;
+        }
+    }
+
     /// The value of the period starting at `start`, created with `new` if absent.
     pub(super) fn entry(&mut self, start: i64, new: impl FnOnce() -> V) -> &mut V {
         // In time order, the newest period or the next one: no search.
         let at = match self.entries.last() {
             Some((last, _)) if *last == start => self.entries.len() - 1,
             Some((last, _)) if *last < start => self.entries.len(),
-            _ => self.at(start),
+            _ => self.at_from_end(start),
         };
         if self.entries.get(at).is_none_or(|(s, _)| *s != start) {
             self.insert_at(at, start, new());
@@ -220,6 +237,17 @@ mod tests {
         t.forget_before(21);
         assert_eq!(t.range(i64::MIN, i64::MAX), &[(30, 7), (40, 1)]);
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn the_search_from_the_end_finds_what_the_binary_search_finds() {
+        for n in [0usize, 1, 2, 3, 7, 8, 9, 100] {
+            let t: Timeline<u32> =
+                Timeline::from_sorted((0..n).map(|i| (i as i64 * 10, i as u32)).collect()).expect("sorted");
+            for start in -5..(n as i64 * 10 + 5) {
+                assert_eq!(t.at_from_end(start), t.at(start), "{n} entries, start {start}");
+            }
+        }
     }
 
     #[test]
