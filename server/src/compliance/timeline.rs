@@ -21,21 +21,23 @@ impl<V> Timeline<V> {
         Timeline { entries: Vec::new() }
     }
 
+    /// The index of the first entry starting at or after `start`.
     fn at(&self, start: i64) -> usize {
-        self.entries.partition_point(|(s, _)| *s < start)
+        self.prefix(|s| s < start)
     }
 
-    /// [`Self::at`] searched from the newest entries back, in steps that double: a late
-    /// reading's period is among the newest, and this search touches only those, where a
-    /// search from the middle would wander memory that grows with the history held.
-    fn at_from_end(&self, start: i64) -> usize {
+    /// How many entries, oldest first, start at times `before` holds for (a prefix),
+    /// searched from the newest entries back in steps that double: readings land among the
+    /// newest periods (a late body's too), and this search touches only those, where a
+    /// binary search from the middle would wander memory that grows with the history held.
+    fn prefix(&self, before: impl Fn(i64) -> bool) -> usize {
         let n = self.entries.len();
-        // Every entry from `hi` on starts at or after `start`.
+        // No entry from `hi` on satisfies `before`.
         let (mut hi, mut step) = (n, 1);
         loop {
             let lo = n.saturating_sub(step);
-            if lo == 0 || self.entries[lo].0 < start {
-                return lo + self.entries[lo..hi].partition_point(|(s, _)| *s < start);
+            if lo == 0 || before(self.entries[lo].0) {
+                return lo + self.entries[lo..hi].partition_point(|(s, _)| before(*s));
             }
             hi = lo;
             step *= 2;
@@ -48,7 +50,7 @@ impl<V> Timeline<V> {
         let at = match self.entries.last() {
             Some((last, _)) if *last == start => self.entries.len() - 1,
             Some((last, _)) if *last < start => self.entries.len(),
-            _ => self.at_from_end(start),
+            _ => self.at(start),
         };
         if self.entries.get(at).is_none_or(|(s, _)| *s != start) {
             self.insert_at(at, start, new());
@@ -83,7 +85,7 @@ impl<V> Timeline<V> {
 
     /// The last entry starting at or before `t`.
     pub(super) fn at_or_before(&self, t: i64) -> Option<(i64, &V)> {
-        let at = self.entries.partition_point(|(s, _)| *s <= t);
+        let at = self.prefix(|s| s <= t);
         at.checked_sub(1).map(|i| (self.entries[i].0, &self.entries[i].1))
     }
 
@@ -94,7 +96,7 @@ impl<V> Timeline<V> {
 
     /// The first entry starting after `t`.
     pub(super) fn after(&self, t: i64) -> Option<(i64, &V)> {
-        let at = self.entries.partition_point(|(s, _)| *s <= t);
+        let at = self.prefix(|s| s <= t);
         self.entries.get(at).map(|(s, v)| (*s, v))
     }
 
@@ -245,7 +247,11 @@ mod tests {
             let t: Timeline<u32> =
                 Timeline::from_sorted((0..n).map(|i| (i as i64 * 10, i as u32)).collect()).expect("sorted");
             for start in -5..(n as i64 * 10 + 5) {
-                assert_eq!(t.at_from_end(start), t.at(start), "{n} entries, start {start}");
+                let binary = |before: &dyn Fn(i64) -> bool| t.entries.partition_point(|(s, _)| before(*s));
+                assert_eq!(t.at(start), binary(&|s| s < start), "{n} entries, start {start}");
+                assert_eq!(t.prefix(|s| s <= start), binary(&|s| s <= start), "{n} entries, start {start}");
+                let expected_after = t.entries.iter().find(|(s, _)| *s > start).map(|(s, v)| (*s, v));
+                assert_eq!(t.after(start), expected_after, "{n} entries, start {start}");
             }
         }
     }
