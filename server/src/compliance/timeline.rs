@@ -21,8 +21,27 @@ impl<V> Timeline<V> {
         Timeline { entries: Vec::new() }
     }
 
+    /// The index of the first entry starting at or after `start`.
     fn at(&self, start: i64) -> usize {
-        self.entries.partition_point(|(s, _)| *s < start)
+        self.prefix(|s| s < start)
+    }
+
+    /// How many entries, oldest first, start at times `before` holds for (a prefix),
+    /// searched from the newest entries back in steps that double: readings land among the
+    /// newest periods (a late body's too), and this search touches only those, where a
+    /// binary search from the middle would wander memory that grows with the history held.
+    fn prefix(&self, before: impl Fn(i64) -> bool) -> usize {
+        let n = self.entries.len();
+        // No entry from `hi` on satisfies `before`.
+        let (mut hi, mut step) = (n, 1);
+        loop {
+            let lo = n.saturating_sub(step);
+            if lo == 0 || before(self.entries[lo].0) {
+                return lo + self.entries[lo..hi].partition_point(|(s, _)| before(*s));
+            }
+            hi = lo;
+            step *= 2;
+        }
     }
 
     /// The value of the period starting at `start`, created with `new` if absent.
@@ -66,7 +85,7 @@ impl<V> Timeline<V> {
 
     /// The last entry starting at or before `t`.
     pub(super) fn at_or_before(&self, t: i64) -> Option<(i64, &V)> {
-        let at = self.entries.partition_point(|(s, _)| *s <= t);
+        let at = self.prefix(|s| s <= t);
         at.checked_sub(1).map(|i| (self.entries[i].0, &self.entries[i].1))
     }
 
@@ -77,7 +96,7 @@ impl<V> Timeline<V> {
 
     /// The first entry starting after `t`.
     pub(super) fn after(&self, t: i64) -> Option<(i64, &V)> {
-        let at = self.entries.partition_point(|(s, _)| *s <= t);
+        let at = self.prefix(|s| s <= t);
         self.entries.get(at).map(|(s, v)| (*s, v))
     }
 
@@ -220,6 +239,21 @@ mod tests {
         t.forget_before(21);
         assert_eq!(t.range(i64::MIN, i64::MAX), &[(30, 7), (40, 1)]);
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn the_search_from_the_end_finds_what_the_binary_search_finds() {
+        for n in [0usize, 1, 2, 3, 7, 8, 9, 100] {
+            let t: Timeline<u32> =
+                Timeline::from_sorted((0..n).map(|i| (i as i64 * 10, i as u32)).collect()).expect("sorted");
+            for start in -5..(n as i64 * 10 + 5) {
+                let binary = |before: &dyn Fn(i64) -> bool| t.entries.partition_point(|(s, _)| before(*s));
+                assert_eq!(t.at(start), binary(&|s| s < start), "{n} entries, start {start}");
+                assert_eq!(t.prefix(|s| s <= start), binary(&|s| s <= start), "{n} entries, start {start}");
+                let expected_after = t.entries.iter().find(|(s, _)| *s > start).map(|(s, v)| (*s, v));
+                assert_eq!(t.after(start), expected_after, "{n} entries, start {start}");
+            }
+        }
     }
 
     #[test]
