@@ -186,6 +186,10 @@ impl Channels {
 /// Alert changes routed and queued in one write at most.
 const ROUTE_BATCH: usize = 4096;
 
+/// How long after an alert resolved its keys are kept when its resolution was not told: its
+/// event is routed within seconds, so one this old was missed (or told nothing: never fired).
+const RESOLVED_GRACE_NS: i64 = 600_000_000_000;
+
 /// Notifications of one server.
 #[derive(Debug)]
 pub struct Notifier {
@@ -508,6 +512,37 @@ impl Notifier {
         self.summarise(source.now_ns());
         self.escalate(source);
         self.digests(source);
+        self.compact(source);
+    }
+
+    /// Compacts the outbox once it has grown enough ([`Outbox::needs_compaction`]): the keys
+    /// of alerts resolved (told, or `RESOLVED_GRACE_NS` ago, or no longer known) and of past
+    /// days' digests go, the finished notifications beyond the newest
+    /// [`outbox::KEEP_FINISHED`] too.
+    fn compact(&self, source: &dyn Source) {
+        let candidates = {
+            let outbox = self.outbox();
+            if !outbox.needs_compaction() {
+                return;
+            }
+            outbox.untold_resolutions()
+        };
+        // The book is asked without the outbox's lock: routing goes on meanwhile.
+        let now = source.now_ns();
+        let done: std::collections::BTreeSet<u64> = candidates
+            .into_iter()
+            .filter(|&id| {
+                source.alert(id).is_none_or(|a| {
+                    a.state == State::Resolved && a.resolved_ns.is_some_and(|t| now - t >= RESOLVED_GRACE_NS)
+                })
+            })
+            .collect();
+        let today = crate::compliance::period::local_date(now);
+        let since = now - (self.config.rate_window_s as i64).saturating_mul(1_000_000_000);
+        let mut outbox = self.outbox();
+        if let Err(error) = outbox.compact(&today, since, &done) {
+            tracing::error!(path = %outbox.path().display(), %error, "Cannot compact the notification outbox");
+        }
     }
 
     fn summarise(&self, now: i64) {

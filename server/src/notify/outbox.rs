@@ -4,8 +4,36 @@
 //! notification not yet sent or given up is delivered again. The same log is the delivery log
 //! (`GET /api/v1/notifications`) and remembers what was told already (an alert's firing,
 //! resolution, escalation; a recipient's digest of a day), so a restart tells nothing twice.
+//!
+//! ## Operations (`"op"` names each)
+//! - `queue` `{n}`: a notification, every field of [`Notification`].
+//! - `attempt` `{id, at_ns, answer, next_ns}`: a failed attempt, retried at `next_ns`.
+//! - `sent` / `failed` `{id, at_ns, answer}`: taken, or refused for good.
+//! - `merge` `{ids, into}`: held notifications told in summary `into`.
+//! - `told` `{key}`: told already: `fired:<alert>`, `resolved:<alert>`, `escalated:<alert>`,
+//!   `digest:<recipient>:<Bangkok date YYYY-MM-DD>`.
+//! - `next` `{id}`: ids from `id` on are free (written by compaction: finished notifications
+//!   it drops must not have their ids given again).
+//! - `recent` `{recipient, to, created_ns}`: the rate limit's count for one address, its
+//!   notifications' creation times; replaces what `queue` operations before it counted.
+//!
+//! ## Compaction
+//! Once the log has grown by `max(COMPACT_MIN_LINES, lines kept by the last compaction)` lines
+//! (counted from the start of the file at open), [`Outbox::compact`] rewrites it: `next`,
+//! then a `queue` of every notification kept as it is now, then `told` of every key kept,
+//! then `recent` of every address counted. Written to `outbox.log.tmp`, synced, renamed over
+//! the log, the directory synced; a `.tmp` left by a crash before the rename is removed at
+//! open (the log it would have replaced is whole). Kept:
+//! - every notification not finished (queued, held), and the newest `KEEP_FINISHED`
+//!   finished ones (sent, failed, summarised): the delivery log is a recent window;
+//! - the `told` keys still checked: an alert's keys until its resolution is told (or the
+//!   caller says it is resolved and gone: `done`), a digest's key for its own day.
+//!   [`super::Notifier`] tells a resolution only when `fired:<id>` is told, so an alert
+//!   whose keys are gone is told nothing more;
+//! - the rate limit's creation times since the caller's `since_ns`.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -113,7 +141,15 @@ enum Op {
     Failed { id: u64, at_ns: i64, answer: String },
     Merge { ids: Vec<u64>, into: u64 },
     Told { key: String },
+    Next { id: u64 },
+    Recent { recipient: String, to: String, created_ns: Vec<i64> },
 }
+
+/// Lines appended before a compaction is considered, at least.
+const COMPACT_MIN_LINES: u64 = 4096;
+
+/// Finished notifications (sent, failed, summarised) a compaction keeps, the newest.
+pub const KEEP_FINISHED: usize = 1000;
 
 /// The outbox's state: every notification, and what was told.
 #[derive(Debug)]
@@ -124,6 +160,13 @@ pub struct Outbox {
     told: BTreeSet<String>,
     /// Creation times of the notifications counted by the rate limit, per (recipient, address).
     recent: HashMap<(String, String), VecDeque<i64>>,
+    /// The next id: above every id ever given.
+    next_id: u64,
+    /// Lines in the log.
+    lines: u64,
+    /// Lines the last compaction wrote (0 before any since the open; the log's lines when
+    /// the last one failed).
+    kept_lines: u64,
 }
 
 impl Outbox {
@@ -131,15 +174,25 @@ impl Outbox {
     pub fn open(dir: &Path) -> std::io::Result<Outbox> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("outbox.log");
+        let tmp = tmp_path(&path);
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => tracing::warn!(file = %tmp.display(), "Removed a compaction never finished; the log is whole"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(std::io::Error::new(e.kind(), format!("{}: {e}", tmp.display()))),
+        }
         let mut outbox = Outbox {
             file: crate::jsonl::open(&path)?,
             path,
             list: Vec::new(),
             told: BTreeSet::new(),
             recent: HashMap::new(),
+            next_id: 1,
+            lines: 0,
+            kept_lines: 0,
         };
         for op in crate::jsonl::read::<Op>(&outbox.path)? {
             outbox.apply(op);
+            outbox.lines += 1;
         }
         Ok(outbox)
     }
@@ -157,6 +210,7 @@ impl Outbox {
                 {
                     self.recent.entry((n.recipient.clone(), n.to.clone())).or_default().push_back(n.created_ns);
                 }
+                self.next_id = self.next_id.max(n.id.saturating_add(1));
                 self.list.push(*n);
             }
             Op::Attempt { id, at_ns: _, answer, next_ns } => {
@@ -179,6 +233,10 @@ impl Outbox {
             Op::Told { key } => {
                 self.told.insert(key);
             }
+            Op::Next { id } => self.next_id = self.next_id.max(id),
+            Op::Recent { recipient, to, created_ns } => {
+                self.recent.insert((recipient, to), created_ns.into());
+            }
         }
     }
 
@@ -191,27 +249,170 @@ impl Outbox {
         }
     }
 
+    fn index(&self, id: u64) -> Option<usize> {
+        // Ids are given in increasing order; a list out of order is searched whole.
+        match self.list.binary_search_by_key(&id, |n| n.id) {
+            Ok(at) => Some(at),
+            Err(_) => self.list.iter().position(|n| n.id == id),
+        }
+    }
+
     fn get(&self, id: u64) -> Option<&Notification> {
-        // Ids are given in order from 1.
-        let at = usize::try_from(id).ok()?.checked_sub(1)?;
-        self.list.get(at).filter(|n| n.id == id).or_else(|| self.list.iter().find(|n| n.id == id))
+        self.index(id).map(|at| &self.list[at])
     }
 
     fn get_mut(&mut self, id: u64) -> Option<&mut Notification> {
-        let at = usize::try_from(id).ok()?.checked_sub(1)?;
-        if self.list.get(at).is_some_and(|n| n.id == id) {
-            return self.list.get_mut(at);
-        }
-        self.list.iter_mut().find(|n| n.id == id)
+        self.index(id).map(|at| &mut self.list[at])
     }
 
     fn write(&mut self, ops: &[Op]) -> std::io::Result<()> {
-        crate::jsonl::append(&mut self.file, ops)
+        crate::jsonl::append(&mut self.file, ops)?;
+        self.lines += ops.len() as u64;
+        Ok(())
     }
 
     /// The next id.
     pub fn next_id(&self) -> u64 {
-        self.list.last().map_or(1, |n| n.id + 1)
+        self.next_id
+    }
+
+    /// Whether the log has grown enough since the last compaction (or the open) to be
+    /// compacted: by `COMPACT_MIN_LINES` at least, and by as many lines as the last
+    /// compaction kept, so rewriting costs at most two lines per line appended.
+    pub fn needs_compaction(&self) -> bool {
+        self.lines.saturating_sub(self.kept_lines) >= COMPACT_MIN_LINES.max(self.kept_lines)
+    }
+
+    /// The alerts with a `told` key whose resolution is not told: those a compaction keeps
+    /// the keys of unless the caller finds them resolved and gone.
+    pub fn untold_resolutions(&self) -> BTreeSet<u64> {
+        let mut ids = BTreeSet::new();
+        for key in &self.told {
+            if let Some((kind, id)) = alert_key(key) {
+                if kind == "resolved" {
+                    continue;
+                }
+                if !self.told.contains(&format!("resolved:{id}")) {
+                    ids.insert(id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Rewrites the log with what still matters (see the module doc): notifications not
+    /// finished and the newest [`KEEP_FINISHED`] finished, the `told` keys still checked
+    /// (alerts in `done` need none; digests of days before `today`, a Bangkok date
+    /// `YYYY-MM-DD`, neither), the rate limit's times since `since_ns`. An error before the
+    /// rename leaves the log and the state as before, and the next try waits until the log
+    /// has doubled.
+    pub fn compact(&mut self, today: &str, since_ns: i64, done: &BTreeSet<u64>) -> std::io::Result<()> {
+        let finished = self.list.iter().filter(|n| !matches!(n.status, Status::Queued | Status::Held)).count();
+        let mut drop_finished = finished.saturating_sub(KEEP_FINISHED);
+        let mut list = Vec::with_capacity(self.list.len() - drop_finished);
+        for n in &self.list {
+            if drop_finished > 0 && !matches!(n.status, Status::Queued | Status::Held) {
+                drop_finished -= 1;
+                continue;
+            }
+            list.push(n.clone());
+        }
+        let told: BTreeSet<String> = self.told.iter().filter(|k| self.still_checked(k, today, done)).cloned().collect();
+        let mut recent: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+        for (key, times) in &self.recent {
+            let times: Vec<i64> = times.iter().copied().filter(|&t| t >= since_ns).collect();
+            if !times.is_empty() {
+                recent.insert(key.clone(), times);
+            }
+        }
+        // Every address of a kept notification gets its count, so the `queue` operations
+        // before count nothing twice.
+        for n in &list {
+            recent.entry((n.recipient.clone(), n.to.clone())).or_default();
+        }
+        let mut ops = Vec::with_capacity(1 + list.len() + told.len() + recent.len());
+        ops.push(Op::Next { id: self.next_id });
+        ops.extend(list.iter().map(|n| Op::Queue { n: Box::new(n.clone()) }));
+        ops.extend(told.iter().map(|k| Op::Told { key: k.clone() }));
+        ops.extend(recent.iter().map(|((recipient, to), times)| Op::Recent {
+            recipient: recipient.clone(),
+            to: to.clone(),
+            created_ns: times.clone(),
+        }));
+        let lines = ops.len() as u64;
+        let renamed = self.write_beside(&ops).and_then(|file| {
+            std::fs::rename(tmp_path(&self.path), &self.path).map(|()| file).map_err(|e| {
+                let _ = std::fs::remove_file(tmp_path(&self.path));
+                std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
+            })
+        });
+        let file = match renamed {
+            Ok(file) => file,
+            Err(e) => {
+                // Tried again once the log has doubled, not at every operation.
+                self.kept_lines = self.lines;
+                return Err(e);
+            }
+        };
+        // The handle written is the log's file now: appends go on from there.
+        self.file = file;
+        tracing::info!(
+            file = %self.path.display(),
+            lines_before = self.lines,
+            lines_after = lines,
+            notifications_before = self.list.len(),
+            notifications_after = list.len(),
+            told_before = self.told.len(),
+            told_after = told.len(),
+            "Notification outbox compacted"
+        );
+        self.list = list;
+        self.told = told;
+        self.recent = recent.into_iter().filter(|(_, t)| !t.is_empty()).map(|(k, t)| (k, t.into())).collect();
+        self.lines = lines;
+        self.kept_lines = lines;
+        // Until the directory is synced a crash may bring back the log before: whole, and
+        // compacted again later.
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
+
+    fn still_checked(&self, key: &str, today: &str, done: &BTreeSet<u64>) -> bool {
+        if let Some((_, id)) = alert_key(key) {
+            return !done.contains(&id) && !self.told.contains(&format!("resolved:{id}"));
+        }
+        if let Some(rest) = key.strip_prefix("digest:") {
+            return rest.rsplit_once(':').is_none_or(|(_, day)| day >= today);
+        }
+        true
+    }
+
+    /// Writes `ops` to `outbox.log.tmp` (a new file), synced; the handle, for appending.
+    fn write_beside(&self, ops: &[Op]) -> std::io::Result<std::fs::File> {
+        let tmp = tmp_path(&self.path);
+        let written = (|| {
+            let mut bytes = Vec::new();
+            for op in ops {
+                serde_json::to_writer(&mut bytes, op).map_err(std::io::Error::other)?;
+                bytes.push(b'\n');
+            }
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut file = std::fs::OpenOptions::new().read(true).append(true).create_new(true).open(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            Ok(file)
+        })();
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            std::io::Error::new(e.kind(), format!("{}: {e}", tmp.display()))
+        })
     }
 
     /// Whether `key` was told already.
@@ -303,6 +504,19 @@ impl Outbox {
     }
 }
 
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// `fired:7` → `("fired", 7)`, for the keys of an alert.
+fn alert_key(key: &str) -> Option<(&str, u64)> {
+    let (kind, id) = key.split_once(':')?;
+    matches!(kind, "fired" | "resolved" | "escalated").then_some(())?;
+    Some((kind, id.parse().ok()?))
+}
+
 /// Held notifications of one (recipient, channel, address): when the oldest was made, and
 /// their ids.
 pub type Held = ((String, Channel, String), i64, Vec<u64>);
@@ -390,6 +604,136 @@ mod tests {
         // Fired, queued and not held: 1, 2 and the summary 4 count against the rate limit.
         let mut o = o;
         assert_eq!(o.recent("r", "a@b.th", 0), 3);
+    }
+
+    fn lines(o: &Outbox) -> usize {
+        std::fs::read_to_string(o.path()).expect("log").lines().count()
+    }
+
+    #[test]
+    fn compaction_keeps_what_is_unfinished_the_newest_finished_the_keys_checked_and_the_rate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut o = Outbox::open(dir.path()).expect("open");
+        // 1..=1500 finished (sent), 1501 queued, 1502 held, then 1503 summarising 1502 and
+        // still queued: 1503 notifications, 1 + 1 not finished.
+        let mut list: Vec<Notification> = (1..=1502).map(|id| n(id, Status::Queued)).collect();
+        list[1501].status = Status::Held;
+        for (i, x) in list.iter_mut().enumerate() {
+            x.created_ns = 1000 + i as i64;
+        }
+        let told: Vec<String> = vec![
+            "fired:1".into(),
+            "resolved:1".into(),
+            "escalated:1".into(),
+            "fired:2".into(),
+            "escalated:2".into(),
+            "fired:3".into(),
+            "fired:4".into(),
+            "digest:r:x:2026-12-05".into(),
+            "digest:r:x:2026-12-06".into(),
+        ];
+        o.queue(list, &told).expect("queue");
+        for id in 1..=1500 {
+            o.record(id, Outcome::Sent("250 ok".into()), 5000).expect("sent");
+        }
+        let mut summary = n(1503, Status::Queued);
+        summary.purpose = Purpose::Summary;
+        summary.created_ns = 4000;
+        o.merge(vec![1502], summary).expect("merge");
+        // 1502 queue, 9 told, 1500 sent, 2 of the merge.
+        assert_eq!((o.lines, lines(&o)), (3013, 3013));
+        assert!(!o.needs_compaction());
+        assert_eq!(o.untold_resolutions(), BTreeSet::from([2, 3, 4]));
+        // Alert 3 resolved and gone; 2 and 4 live. Rate window from 2400: counted are the
+        // queued ones created 2400..=2500 (ids 1401..=1501) and the summary at 4000.
+        o.compact("2026-12-06", 2400, &BTreeSet::from([3])).expect("compact");
+        // Finished: 1..=1500 sent and 1502 summarised; kept: the newest 1000 of them (1502,
+        // 502..=1500) and 1501, 1503. Lines: next, 1002 notifications, 4 keys, 1 address.
+        assert_eq!((o.lines, o.kept_lines, lines(&o)), (1008, 1008, 1008));
+        let ids: Vec<u64> = o.list(|_| true, usize::MAX).iter().map(|n| n.id).collect();
+        assert_eq!(ids.len(), 1002);
+        assert_eq!((ids[0], ids[1], ids[2], ids[1001]), (1503, 1502, 1501, 502));
+        assert_eq!(o.next_id(), 1504);
+        let keys: Vec<&str> = o.told.iter().map(String::as_str).collect();
+        assert_eq!(keys, ["digest:r:x:2026-12-06", "escalated:2", "fired:2", "fired:4"]);
+        assert_eq!(o.recent("r", "a@b.th", 0), 102);
+        assert!(!dir.path().join("outbox.log.tmp").exists());
+        // Appends go to the compacted log, and a reopen reads the same.
+        o.record(1501, Outcome::Sent("250 ok".into()), 6000).expect("sent");
+        drop(o);
+        let mut o = Outbox::open(dir.path()).expect("reopen");
+        assert_eq!(o.list(|_| true, usize::MAX).len(), 1002);
+        assert_eq!(o.find(1501).map(|n| n.status), Some(Status::Sent));
+        assert_eq!(o.find(1502).map(|n| (n.status, n.into)), Some((Status::Summarised, Some(1503))));
+        assert_eq!((o.find(501), o.find(502).map(|n| n.id)), (None, Some(502)));
+        assert_eq!((o.next_id(), o.due(i64::MAX).len()), (1504, 1));
+        assert!(o.told("fired:2") && o.told("fired:4") && !o.told("fired:1") && !o.told("fired:3"));
+        assert!(o.told("digest:r:x:2026-12-06") && !o.told("digest:r:x:2026-12-05"));
+        assert_eq!(o.recent("r", "a@b.th", 0), 102);
+        assert_eq!(o.recent("r", "a@b.th", 2451), 51);
+        assert_eq!(o.lines, 1009);
+    }
+
+    #[test]
+    fn compaction_comes_once_the_log_grew_by_what_it_kept_and_ids_go_on_when_nothing_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut o = Outbox::open(dir.path()).expect("open");
+        let keys = |from: u64, to: u64| (from..to).map(|i| format!("resolved:{i}")).collect::<Vec<String>>();
+        o.queue(vec![n(1, Status::Queued)], &keys(0, 4093)).expect("queue");
+        o.record(1, Outcome::Failed("550 no".into()), 20).expect("failed");
+        assert!(!o.needs_compaction(), "4095 lines");
+        o.queue(vec![], &["fired:9999".into()]).expect("queue");
+        assert!(o.needs_compaction(), "4096 lines");
+        o.compact("2026-12-06", 0, &BTreeSet::new()).expect("compact");
+        // next, the failed notification, fired:9999 (its resolution untold), its address.
+        assert_eq!(lines(&o), 4);
+        assert!(o.told("fired:9999") && !o.told("resolved:0"));
+        o.list.clear();
+        // Alert 9999 gone, the rate limit's time (10) out of the window.
+        o.compact("2026-12-06", 11, &BTreeSet::from([9999])).expect("compact");
+        assert_eq!(std::fs::read_to_string(o.path()).expect("log"), "{\"op\":\"next\",\"id\":2}\n");
+        drop(o);
+        let o = Outbox::open(dir.path()).expect("reopen");
+        assert_eq!((o.next_id(), o.told.len(), o.list.len()), (2, 0, 0));
+        // Counted from the start of the file at open: its line and 4095 more.
+        let mut o = o;
+        o.queue(vec![], &keys(0, 4094)).expect("queue");
+        assert!(!o.needs_compaction(), "4095 lines");
+        o.queue(vec![], &keys(5000, 5001)).expect("queue");
+        assert!(o.needs_compaction(), "4096 lines");
+        // A compaction that cannot write leaves the log as it was and waits for it to double.
+        std::fs::create_dir(dir.path().join("outbox.log.tmp")).expect("mkdir");
+        let before = std::fs::read_to_string(o.path()).expect("log");
+        let error = o.compact("2026-12-06", 0, &BTreeSet::new()).expect_err("a directory in the way");
+        assert!(error.to_string().contains("outbox.log.tmp"), "{error}");
+        assert_eq!(std::fs::read_to_string(o.path()).expect("log"), before);
+        assert_eq!((o.told.len(), o.lines), (4095, 4096));
+        assert!(!o.needs_compaction());
+        o.queue(vec![], &keys(6000, 6000 + 4095)).expect("queue");
+        assert!(!o.needs_compaction(), "8191 lines");
+        o.queue(vec![], &keys(20_000, 20_001)).expect("queue");
+        assert!(o.needs_compaction(), "8192 lines");
+    }
+
+    #[test]
+    fn a_compaction_left_unfinished_is_removed_at_open_and_a_log_of_the_format_before_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Operations as written before compaction existed (no `next`, no `recent`).
+        let mut a = n(1, Status::Queued);
+        a.retry_key = "k1".into();
+        let queue = serde_json::to_string(&serde_json::json!({"op": "queue", "n": a})).expect("json");
+        let log = format!(
+            "{queue}\n{}\n{}\n",
+            r#"{"op":"sent","id":1,"at_ns":20,"answer":"250 ok"}"#, r#"{"op":"told","key":"fired:1"}"#
+        );
+        std::fs::write(dir.path().join("outbox.log"), &log).expect("write");
+        std::fs::write(dir.path().join("outbox.log.tmp"), "{\"op\":\"next\",\"id\":1}\n").expect("write");
+        let mut o = Outbox::open(dir.path()).expect("open");
+        assert!(!dir.path().join("outbox.log.tmp").exists());
+        assert_eq!(std::fs::read_to_string(o.path()).expect("log"), log);
+        assert_eq!((o.next_id(), o.lines, o.find(1).map(|n| n.status)), (2, 3, Some(Status::Sent)));
+        assert!(o.told("fired:1"));
+        assert_eq!(o.recent("r", "a@b.th", 0), 1);
     }
 
     #[test]

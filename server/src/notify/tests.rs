@@ -91,3 +91,96 @@ fn a_long_text_is_cut_to_lines_5000_characters() {
     let short = message::Message { subject: "s".into(), text: "t\n".into(), html: String::new() };
     assert_eq!(message::line_text(&short), "s\n\nt");
 }
+
+/// The server as the delivery task sees it: a clock and the alert book.
+struct Book {
+    now_ns: i64,
+    alerts: std::collections::BTreeMap<u64, Alert>,
+}
+
+impl super::Source for Book {
+    fn now_ns(&self) -> i64 {
+        self.now_ns
+    }
+
+    fn alert(&self, id: u64) -> Option<Alert> {
+        self.alerts.get(&id).cloned()
+    }
+
+    fn area_of(&self, _factory: &str) -> String {
+        "a".into()
+    }
+
+    fn digest(&self, _now_ns: i64, _sees: &dyn Fn(&str, &str) -> bool) -> super::digest::Digest {
+        panic!("no recipient has a digest")
+    }
+}
+
+fn alert_in(id: u64, state: State, resolved_ns: Option<i64>) -> Alert {
+    Alert { id, state, resolved_ns, ..alert() }
+}
+
+fn told_of(n: &super::Notifier, id: u64) -> Vec<super::Purpose> {
+    n.log(|x| x.alert == Some(id), usize::MAX).iter().map(|x| x.purpose).collect()
+}
+
+#[tokio::test]
+async fn after_a_compaction_and_a_restart_each_alert_is_told_fired_and_resolved_exactly_once() {
+    use super::Purpose::{Fired, Resolved};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recipient = serde_json::from_value(serde_json::json!({
+        "id": "r", "email": ["officer@diw.example"], "subscription": [{}]
+    }))
+    .expect("a recipient");
+    let config = eitwatch_config::notify_config::NotifySection {
+        recipient: vec![recipient],
+        rate_max: 1_000_000,
+        ..Default::default()
+    };
+    let hour = 3_600_000_000_000;
+    let now = SINCE_NS + 10 * hour;
+    let mut book = Book { now_ns: now, alerts: Default::default() };
+    let notifier = super::Notifier::open(dir.path(), &config).expect("open");
+    // 1100 alerts fired and resolved (4 lines each: 2 notifications, 2 keys); 2000 still
+    // firing; 3000 and 3001 resolved in the book, their resolutions not routed: 3000 an hour
+    // ago (missed), 3001 a minute ago (on its way).
+    for id in 1..=1100 {
+        notifier.on_alerts(&book, &[alert_in(id, State::Firing, None)]);
+        let resolved = alert_in(id, State::Resolved, Some(now - hour));
+        notifier.on_alerts(&book, std::slice::from_ref(&resolved));
+        book.alerts.insert(id, resolved);
+    }
+    for id in [2000, 3000, 3001] {
+        notifier.on_alerts(&book, &[alert_in(id, State::Firing, None)]);
+    }
+    book.alerts.insert(2000, alert_in(2000, State::Firing, None));
+    book.alerts.insert(3000, alert_in(3000, State::Resolved, Some(now - hour)));
+    book.alerts.insert(3001, alert_in(3001, State::Resolved, Some(now - 60_000_000_000)));
+    // Every notification is tried (no e-mail configured: refused), then the log compacted.
+    notifier.run_once(&book).await;
+    let counts = notifier.counters.snapshot();
+    assert_eq!((counts.queued, counts.failed, counts.held), (2203, 2203, 0));
+    assert_eq!(notifier.log(|_| true, usize::MAX).len(), super::outbox::KEEP_FINISHED);
+    assert_eq!(told_of(&notifier, 2000), [Fired]);
+    drop(notifier);
+
+    let notifier = super::Notifier::open(dir.path(), &config).expect("reopen");
+    let log = std::fs::read_to_string(dir.path().join("notify/outbox.log")).expect("log");
+    // next, 1000 notifications, fired:2000 and fired:3001, the address's rate count.
+    assert_eq!(log.lines().count(), 1004);
+    assert!(log.contains(r#"{"op":"told","key":"fired:2000"}"#) && log.contains(r#""key":"fired:3001"}"#));
+    // Changes already told, seen again, tell nothing.
+    notifier.on_alerts(&book, &[alert_in(2000, State::Firing, None), alert_in(5, State::Resolved, Some(now - hour))]);
+    assert_eq!(notifier.counters.snapshot().queued, 0);
+    // The resolutions: 2000 and 3001 told once; 3000's was missed and stays untold.
+    let resolved = |id| alert_in(id, State::Resolved, Some(now));
+    notifier.on_alerts(&book, &[resolved(2000), resolved(3001), resolved(3000)]);
+    notifier.on_alerts(&book, &[resolved(2000), resolved(3001)]);
+    assert_eq!(notifier.counters.snapshot().queued, 2);
+    assert_eq!(told_of(&notifier, 2000), [Resolved, Fired]);
+    assert_eq!(told_of(&notifier, 3001), [Resolved, Fired]);
+    assert_eq!(told_of(&notifier, 3000), [Fired]);
+    // Ids go on after the 2203 given before.
+    let ids: Vec<u64> = notifier.log(|_| true, 2).iter().map(|x| x.id).collect();
+    assert_eq!(ids, [2205, 2204]);
+}
