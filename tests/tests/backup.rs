@@ -138,9 +138,10 @@ async fn a_backup_under_load_restores_every_acknowledged_reading_and_the_same_ju
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicUsize::new(0));
     let load = spawn_load(&source, (now / DAY_NS - 6) * DAY_NS, stop.clone(), count.clone());
-    wait_for("the load to flush and merge day files", Duration::from_secs(60), || {
-        let log = source.log();
-        async move { log.contains("Store compacted a closed day").then_some(()) }
+    // 100 batches are ≈ 20 KB of log: two rotations at least, whenever the first merge comes.
+    wait_for("the load to flush and merge day files and rotate the log", Duration::from_secs(60), || {
+        let (log, batches) = (source.log(), count.load(Ordering::Acquire));
+        async move { (log.contains("Store compacted a closed day") && batches >= 100).then_some(()) }
     })
     .await;
 
