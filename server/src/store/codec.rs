@@ -713,6 +713,20 @@ pub(crate) fn get_coded(
 
 /// Appends `times_ns` (any order, any values) to `out`.
 pub(crate) fn encode_times(times_ns: &[i64], out: &mut Vec<u8>) {
+    encode_times_with(times_ns, Effort::Smallest, out);
+}
+
+/// How hard an encoder tries: the smallest column, or only the packed modes (a column
+/// rewritten soon, such as a memtable flush that compaction merges, need not pay for
+/// entropy coding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effort {
+    Smallest,
+    Packed,
+}
+
+/// [`encode_times`] at an [`Effort`].
+pub(crate) fn encode_times_with(times_ns: &[i64], effort: Effort, out: &mut Vec<u8>) {
     let deltas: Vec<i64> = times_ns.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
     // The largest power of ten dividing every difference: times on whole seconds or
     // milliseconds, or at any offset from them at a whole interval, pack in fewer bits.
@@ -732,7 +746,7 @@ pub(crate) fn encode_times(times_ns: &[i64], out: &mut Vec<u8>) {
     let unit = POW10_I64[e];
     let scaled: Vec<i64> = deltas.iter().map(|d| d / unit).collect();
     put_blocks(&scaled, out);
-    if scaled.len() <= MIN_CODED {
+    if scaled.len() <= MIN_CODED || effort == Effort::Packed {
         return;
     }
     // Regular times: differences of differences mostly zero, coded as runs.
@@ -828,7 +842,7 @@ fn exact_converted(steps: &[Step], v: f64, e: usize) -> Option<i64> {
 /// Mode 3 of `values` (module doc) under the catalog conversion that encodes them smallest,
 /// each at the smallest exponent that gives back every value bit for bit; `None` when no
 /// conversion does.
-fn converted(values: &[f64]) -> Option<Vec<u8>> {
+fn converted(values: &[f64], effort: Effort) -> Option<Vec<u8>> {
     let first = *values.first()?;
     let mut best: Option<Vec<u8>> = None;
     'conversions: for steps in conversions() {
@@ -855,7 +869,7 @@ fn converted(values: &[f64]) -> Option<Vec<u8>> {
             out.extend_from_slice(&c.to_bits().to_le_bytes());
         }
         out.push(e as u8);
-        if put_ints(&ints, &mut out) {
+        if put_ints(&ints, effort, &mut out) {
             out[0] = VALUES_CONVERTED_CODED;
         }
         if best.as_ref().is_none_or(|b| out.len() < b.len()) {
@@ -867,7 +881,7 @@ fn converted(values: &[f64]) -> Option<Vec<u8>> {
 
 /// Appends `[m₀: zig-zag varint]` and the differences as `blocks` or as `coded`, whichever
 /// is smaller (`blocks` when even: they decode faster); true when `coded`.
-fn put_ints(ints: &[i64], out: &mut Vec<u8>) -> bool {
+fn put_ints(ints: &[i64], effort: Effort, out: &mut Vec<u8>) -> bool {
     let Some(&first) = ints.first() else {
         return false;
     };
@@ -875,7 +889,7 @@ fn put_ints(ints: &[i64], out: &mut Vec<u8>) -> bool {
     let deltas: Vec<i64> = ints.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
     let start = out.len();
     put_blocks(&deltas, out);
-    if deltas.len() < MIN_CODED {
+    if deltas.len() < MIN_CODED || effort == Effort::Packed {
         return false;
     }
     let coded_start = out.len();
@@ -914,13 +928,18 @@ fn get_ints(
 
 /// Appends `values` (any bits, NaN and -0 included) to `out`.
 pub(crate) fn encode_values(values: &[f64], out: &mut Vec<u8>) {
+    encode_values_with(values, Effort::Smallest, out);
+}
+
+/// [`encode_values`] at an [`Effort`].
+pub(crate) fn encode_values_with(values: &[f64], effort: Effort, out: &mut Vec<u8>) {
     let start = out.len();
     let raw_len = 1 + 8 * values.len();
     let mut best_len = raw_len;
     if let Some((e, ints)) = decimal(values) {
         out.push(VALUES_DECIMAL);
         out.push(e as u8);
-        if put_ints(&ints, out) {
+        if put_ints(&ints, effort, out) {
             out[start] = VALUES_DECIMAL_CODED;
         }
         // At an instrument's resolution a value takes a few bits; only values that need
@@ -930,7 +949,7 @@ pub(crate) fn encode_values(values: &[f64], out: &mut Vec<u8>) {
         }
         best_len = best_len.min(out.len() - start);
     }
-    if let Some(column) = converted(values) {
+    if let Some(column) = converted(values, effort) {
         let converted_start = out.len();
         out.extend_from_slice(&column);
         let converted_len = out.len() - converted_start;
@@ -1596,7 +1615,7 @@ mod tests {
             if tweak.is_none() {
                 // Some conversions (× 1000, + 273.15) leave decimals decimal; a value or two
                 // take fewer bytes raw than with the conversion's steps written before them.
-                let converted_len = converted(&values).map_or(usize::MAX, |c| c.len());
+                let converted_len = converted(&values, Effort::Smallest).map_or(usize::MAX, |c| c.len());
                 prop_assert!(
                     [VALUES_CONVERTED, VALUES_CONVERTED_CODED, VALUES_DECIMAL, VALUES_DECIMAL_CODED].contains(&bytes[0])
                         || bytes.len() <= converted_len,

@@ -112,8 +112,10 @@ fn a_rewrite_of_a_sealed_day_is_refused_and_a_resend_is_a_duplicate_before_and_a
     let late = r("bod", 12.5, MARCH_1 + DAY + 5 * MINUTE);
     store.append(std::slice::from_ref(&late)).unwrap();
     store.flush().unwrap();
-    assert_eq!(store.compact(day_of(MARCH_1) + 3).unwrap(), 1);
+    // Day 1's two runs merged; days 0 and 2, one flush each, written again at level 1.
+    assert_eq!(store.compact(day_of(MARCH_1) + 3).unwrap(), 3);
     assert_eq!(part_files(dir.path()).len(), 3);
+    assert_eq!(store.compact(day_of(MARCH_1) + 3).unwrap(), 0, "level-1 files alone stay");
     let check = |store: &Store| {
         assert_eq!(store.len(), batch.len() + 1);
         // Rewrite of a reading in a sealed day: refused, naming it; nothing of the batch stored.

@@ -33,7 +33,8 @@
 //! - **flush**: past its bound, or once it holds a day that has closed, the memtable is
 //!   frozen (still read and checked) and written as one level-0 file per day it holds;
 //! - **compaction**: a closed day with more than one file (the runs of a busy day, late
-//!   data for an old day) is merged into one level-1 file, replacing them in one step; at
+//!   data for an old day) or with a level-0 file (flushes skip the codecs' entropy coding)
+//!   is merged into one level-1 file, replacing them in one step; at
 //!   a clean stop the days still open too ([`Store::maintain_at_stop`]);
 //! - **retirement**: a log segment is deleted once every reading in it is in partition
 //!   files *and* it is before every reader's hold ([`Store::hold`]: the InfluxDB cursor, the
@@ -1636,8 +1637,8 @@ impl Store {
     }
 
     /// Merges each day before `before_day` (the closed days, or every day at a clean stop)
-    /// that has more than one partition file into one file (level 1), replacing them in one
-    /// manifest line. Returns the days merged (none while a [`Pin`] is held).
+    /// that has more than one partition file, or a level-0 file (a flush, written with the
+    /// packed codecs only), into one file (level 1), replacing them in one manifest line. Returns the days merged (none while a [`Pin`] is held).
     pub fn compact(&self, before_day: i64) -> Result<usize, StoreError> {
         let _flushing = lock(&self.flushing);
         if self.pinned() {
@@ -1646,7 +1647,7 @@ impl Store {
         let days: Vec<(i64, Vec<Arc<Part>>)> = lock(&self.state)
             .parts
             .range(..before_day)
-            .filter(|(_, v)| v.len() > 1)
+            .filter(|(_, v)| v.len() > 1 || v.iter().any(|p| p.level == 0))
             .map(|(d, v)| (*d, v.clone()))
             .collect();
         let parts_dir = partition::dir(&self.dir);

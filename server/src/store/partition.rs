@@ -42,9 +42,10 @@
 //! first time: i64 | last time: i64 | CRC-32: u32`. A compaction rewrites a day in
 //! version 2.
 //!
-//! Level 0 files are flushes of the memtable (runs); level 1 files are a closed day's runs
-//! merged into one (compaction). A day may have several files; their readings never
-//! overlap (a reading is stored once).
+//! Level 0 files are flushes of the memtable (runs), their columns in the packed modes only;
+//! level 1 files are a closed day's files merged into one (compaction), its columns the
+//! smallest. A day may have several files; their readings never overlap (a reading is
+//! stored once).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -575,12 +576,12 @@ fn decode_block(bytes: &[u8], version: u16, n: usize, out: &mut Vec<(i64, Stored
     Ok(())
 }
 
-fn encode_block(points: &[(i64, Stored)], out: &mut Vec<u8>) {
+fn encode_block(points: &[(i64, Stored)], effort: codec::Effort, out: &mut Vec<u8>) {
     let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();
     let values: Vec<f64> = points.iter().map(|(_, s)| s.value).collect();
     let (mut tbytes, mut vbytes, mut fbytes) = (Vec::new(), Vec::new(), Vec::new());
-    codec::encode_times(&times, &mut tbytes);
-    codec::encode_values(&values, &mut vbytes);
+    codec::encode_times_with(&times, effort, &mut tbytes);
+    codec::encode_values_with(&values, effort, &mut vbytes);
     let first = points.first().map(|(_, s)| flags_of(s));
     let flags_codec = if let Some(f) = first.filter(|f| points.iter().all(|(_, s)| flags_of(s) == *f)) {
         fbytes.push(f);
@@ -664,7 +665,9 @@ impl PartWriter {
         codec::put_varint(&mut self.index, chunks.len() as u64);
         for chunk in chunks {
             self.buf.clear();
-            encode_block(chunk, &mut self.buf);
+            // A level-0 file is merged into its day's level-1 file once the day closes.
+            let effort = if self.level == 0 { codec::Effort::Packed } else { codec::Effort::Smallest };
+            encode_block(chunk, effort, &mut self.buf);
             self.out.write_all(&self.buf).map_err(io(&self.tmp))?;
             let b = BlockRef {
                 series: id,
@@ -869,6 +872,38 @@ mod tests {
         assert_eq!(&block[..3], &[TIMES_CODEC, VALUES_CODEC, FLAGS_ONE]);
         assert_eq!(block.last(), Some(&0), "the one flags byte");
         assert_eq!(cod.offset, HEADER_BYTES as u64, "the first block follows the header");
+    }
+
+    /// The mode bytes of the times and values columns of a file's first block.
+    fn column_modes(part: &Part) -> (u8, u8) {
+        let b = part.blocks_of(0).unwrap()[0];
+        let mut block = vec![0u8; b.bytes as usize];
+        part.file.read_exact_at(&mut block, b.offset).unwrap();
+        let mut at = 3;
+        let times_bytes = codec::get_varint(&block, &mut at).unwrap() as usize;
+        codec::get_varint(&block, &mut at).unwrap();
+        (block[at], block[at + times_bytes])
+    }
+
+    #[test]
+    fn a_flush_writes_packed_columns_and_a_compaction_the_smallest() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = 20_500;
+        let start = day_start(day);
+        // A walk of whole-minute readings: coded columns are the smaller.
+        let walk: Vec<(i64, Stored)> = (0..1_440)
+            .map(|i| (start + i * 60_000_000_000, stored(f64::from((i * 7 % 5) as i32 - 2) / 10.0, 0)))
+            .collect();
+        let mut sizes = Vec::new();
+        for (level, modes) in [(0, (1, 1)), (1, (2, 4))] {
+            let mut w = PartWriter::create(dir.path(), &file_name(day, level.into()), day, level).unwrap();
+            w.add(0, &key("cod"), &walk).unwrap();
+            let part = w.finish().unwrap();
+            assert_eq!(column_modes(&part), modes, "level {level}: times and values modes");
+            assert_eq!(read_all(&part, 0).len(), 1_440);
+            sizes.push(part.bytes);
+        }
+        assert!(sizes[1] < sizes[0], "{sizes:?}");
     }
 
     #[test]
