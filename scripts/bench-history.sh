@@ -22,6 +22,9 @@
 #   SIZES=20000000 scripts/bench-history.sh         # 20 M only
 #   EITWATCH_SERVER=/tmp/main-server SIZES=20000000 scripts/bench-history.sh   # another build
 #   TARGETS=eitwatch scripts/bench-history.sh       # one target
+#   PERF_OUT=/tmp/history TARGETS=eitwatch SIZES=20000000 scripts/bench-history.sh   # perf record
+#       of the target during ingest, every thread (/tmp/history.eitwatch.20000000; `perf report -i …`;
+#       PERF_CALL_GRAPH=dwarf for stacks through code built without frame pointers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-site.sh
@@ -137,10 +140,22 @@ run() { # label start size
   $start fresh
   local rss0 cpu0 line cpu1 rss1
   rss0=$(rss_kib "$pid"); cpu0=$(cpu_ticks "$pid")
-  line=$("$LOAD" --realistic --label "$label" --url "$write_url" "${load_tokens[@]}" --factories "$FACTORIES" \
-    --parameters "$PARAMETERS" --points "$POINTS" --connections "$CONNECTIONS" --readings "$size" --end-s "$END_S")
+  local perf_pid=""
+  if [ -n "${PERF_OUT:-}" ]; then
+    perf record -q -F 499 --call-graph "${PERF_CALL_GRAPH:-fp}" -p "$pid" -o "$PERF_OUT.$label.$size" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  local TIMEFORMAT='%U %S'
+  { time "$LOAD" --realistic --label "$label" --url "$write_url" "${load_tokens[@]}" --factories "$FACTORIES" \
+    --parameters "$PARAMETERS" --points "$POINTS" --connections "$CONNECTIONS" --readings "$size" --end-s "$END_S" \
+    >"$work/load-line" 2>&3; } 3>&2 2>"$work/load-cpu"
+  line=$(cat "$work/load-line")
   cpu1=$(cpu_ticks "$pid"); rss1=$(rss_kib "$pid")
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   echo "  $line"
+  # The load generator shares the machine's cores: its CPU is not the target's, but it
+  # bounds the readings/s any target can reach here.
+  echo "    eitwatch-load: $(awk '{ printf "%.2f", $1 + $2 }' "$work/load-cpu") CPU s"
   local readings seconds; readings=$(sed -E 's/.* points=([0-9]+).*/\1/' <<<"$line"); seconds=$(sed -E 's/.* seconds=([0-9.]+).*/\1/' <<<"$line")
   # What was written is queryable (VictoriaMetrics makes new series searchable within a second).
   sleep 2

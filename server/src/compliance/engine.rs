@@ -572,6 +572,9 @@ pub struct Engine {
     /// Exceedances judged since the last call of `take_flashes`, even those a later
     /// period already ended: each must reach the alert book once.
     flashes: Vec<Condition>,
+    /// The tracks a grab sample's flash is among `flashes` for: the alert book takes the
+    /// first condition of a key in a batch, so a track's later exceeding samples add none.
+    flashed: rustc_hash::FxHashSet<usize>,
     replaying: bool,
     /// A period was marked for recomputation since the last `settle` (else it has nothing
     /// to do: a batch of grab samples alone marks none).
@@ -620,6 +623,7 @@ impl Engine {
             revisions: HashMap::new(),
             new_revisions: Vec::new(),
             flashes: Vec::new(),
+            flashed: Default::default(),
             corrections: HashMap::new(),
             replaying: false,
             marked: false,
@@ -657,6 +661,7 @@ impl Engine {
     /// alert book with the conditions, so an exceedance another reading ended within the
     /// same batch still raises its alert (which then resolves).
     pub fn take_flashes(&mut self) -> Vec<Condition> {
+        self.flashed.clear();
         std::mem::take(&mut self.flashes)
     }
 
@@ -802,7 +807,7 @@ impl Engine {
                         let p = self.judge_instant(series, track, time_ns, sample);
                         (grab::Sample::of(&p), p.value.unwrap_or(f64::NAN))
                     };
-                    if judged.outcome() == Outcome::Exceeds && !self.replaying {
+                    if judged.outcome() == Outcome::Exceeds && !self.replaying && self.flashed.insert(t) {
                         let p = self.judge_instant(series, track, time_ns, sample);
                         self.flashes.push(exceedance(series, track, &p, p.start_ns));
                     }
@@ -1851,8 +1856,8 @@ mod unit_tests {
     #[test]
     fn sizes_of_what_every_series_and_hour_holds() {
         assert!(size_of::<(i64, super::Acc)>() <= 40, "an hour's aggregate: one per series an hour");
-        assert!(size_of::<super::Track>() <= 104, "a track: one per series and limit");
-        assert!(size_of::<super::Series>() <= 192, "a series: one per point and parameter");
+        assert!(size_of::<super::Track>() <= 120, "a track: one per series and limit");
+        assert!(size_of::<super::Series>() <= 208, "a series: one per point and parameter");
     }
 
     #[test]

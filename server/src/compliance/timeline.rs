@@ -1,13 +1,23 @@
 //! Values by period start (hours, days, grab samples), in a sorted vector: readings arrive in
 //! time order, so entries are appended, and a series' first entry costs a few dozen bytes
-//! instead of a map node of several hundred. A late period is inserted in place.
+//! instead of a map node of several hundred. A late period is inserted in place, and the
+//! place of the last change is kept: a late body's readings land next to each other.
 
 use super::checkpoint::Dec;
 
 /// Values keyed by period start, oldest first.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct Timeline<V> {
     entries: Vec<(i64, V)>,
+    /// The index the last change was at (a guess: checked before use).
+    hint: u32,
+}
+
+/// Its entries (the hint is no part of what it holds).
+impl<V: std::fmt::Debug> std::fmt::Debug for Timeline<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timeline").field("entries", &self.entries).finish()
+    }
 }
 
 impl<V> Default for Timeline<V> {
@@ -18,7 +28,11 @@ impl<V> Default for Timeline<V> {
 
 impl<V> Timeline<V> {
     pub(super) const fn new() -> Self {
-        Timeline { entries: Vec::new() }
+        Timeline { entries: Vec::new(), hint: 0 }
+    }
+
+    const fn of(entries: Vec<(i64, V)>) -> Self {
+        Timeline { entries, hint: 0 }
     }
 
     /// The index of the first entry starting at or after `start`.
@@ -44,13 +58,28 @@ impl<V> Timeline<V> {
         }
     }
 
+    /// [`Timeline::at`], trying first the last change's index and the one after it.
+    fn at_near(&mut self, start: i64) -> usize {
+        let e = &self.entries;
+        let fits =
+            |i: usize| i <= e.len() && (i == 0 || e[i - 1].0 < start) && e.get(i).is_none_or(|(s, _)| *s >= start);
+        let hint = self.hint as usize;
+        let at = match () {
+            _ if fits(hint) => hint,
+            _ if fits(hint + 1) => hint + 1,
+            _ => self.at(start),
+        };
+        self.hint = u32::try_from(at).unwrap_or(0);
+        at
+    }
+
     /// The value of the period starting at `start`, created with `new` if absent.
     pub(super) fn entry(&mut self, start: i64, new: impl FnOnce() -> V) -> &mut V {
         // In time order, the newest period or the next one: no search.
         let at = match self.entries.last() {
             Some((last, _)) if *last == start => self.entries.len() - 1,
             Some((last, _)) if *last < start => self.entries.len(),
-            _ => self.at(start),
+            _ => self.at_near(start),
         };
         if self.entries.get(at).is_none_or(|(s, _)| *s != start) {
             self.insert_at(at, start, new());
@@ -68,7 +97,7 @@ impl<V> Timeline<V> {
 
     /// Sets the value at `start`.
     pub(super) fn insert(&mut self, start: i64, v: V) {
-        let at = self.at(start);
+        let at = self.at_near(start);
         match self.entries.get_mut(at) {
             Some((s, old)) if *s == start => *old = v,
             _ => self.insert_at(at, start, v),
@@ -77,7 +106,7 @@ impl<V> Timeline<V> {
 
     /// Removes the value at `start`.
     pub(super) fn remove(&mut self, start: i64) {
-        let at = self.at(start);
+        let at = self.at_near(start);
         if self.entries.get(at).is_some_and(|(s, _)| *s == start) {
             self.entries.remove(at);
         }
@@ -146,7 +175,7 @@ impl<V> Timeline<V> {
     /// Moves the entries starting in `[from, to)` out.
     pub(super) fn take_range(&mut self, from: i64, to: i64) -> Timeline<V> {
         let (a, b) = (self.at(from), self.at(to));
-        Timeline { entries: self.entries.drain(a..b.max(a)).collect() }
+        Timeline::of(self.entries.drain(a..b.max(a)).collect())
     }
 
     /// Takes the entries of `other`, which replace those at the same starts.
@@ -187,7 +216,7 @@ impl<V> Timeline<V> {
 
     /// A timeline of `entries`, `None` unless their starts ascend strictly.
     pub(super) fn from_sorted(entries: Vec<(i64, V)>) -> Option<Self> {
-        entries.windows(2).all(|w| w[0].0 < w[1].0).then_some(Timeline { entries })
+        entries.windows(2).all(|w| w[0].0 < w[1].0).then_some(Timeline::of(entries))
     }
 
     /// The Bangkok days its entries start in, added to `out` (one search a day).
@@ -217,7 +246,7 @@ impl<V> Timeline<V> {
             }
             entries.push((start, get(d)?));
         }
-        Ok(Timeline { entries })
+        Ok(Timeline::of(entries))
     }
 }
 
@@ -254,6 +283,25 @@ mod tests {
                 assert_eq!(t.after(start), expected_after, "{n} entries, start {start}");
             }
         }
+    }
+
+    #[test]
+    fn changes_near_the_last_one_land_where_a_search_puts_them() {
+        // A late body after a newer one: its periods go in one after another before the newer.
+        let mut t: Timeline<u32> = Timeline::from_sorted(vec![(100, 0), (110, 0)]).expect("sorted");
+        for s in [40, 40, 50, 60, 60, 70, 10, 105, 20, 120, 115, 0] {
+            *t.entry(s, || 0) += 1;
+        }
+        t.insert(55, 9);
+        t.remove(60);
+        t.remove(61);
+        let starts: Vec<i64> = t.all().iter().map(|(s, _)| *s).collect();
+        assert_eq!(starts, [0, 10, 20, 40, 50, 55, 70, 100, 105, 110, 115, 120]);
+        assert_eq!((t.get(40), t.get(55), t.get(100)), (Some(&2), Some(&9), Some(&0)));
+        // A hint past the end after entries went is checked, not trusted.
+        t.forget_before(1000);
+        *t.entry(5, || 3) += 1;
+        assert_eq!(t.all(), &[(5, 4)]);
     }
 
     #[test]

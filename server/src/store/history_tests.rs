@@ -177,6 +177,37 @@ fn block_indexes_let_go_are_read_back_for_reads_checks_and_duplicates() {
 }
 
 #[test]
+fn a_closed_day_still_being_filled_is_merged_once_its_readings_stop_or_its_flushes_pile_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let today = day_of(MARCH_1) + 10;
+    // A back-fill of March 1, an hour a flush: the memtable holds the next hour meanwhile.
+    let hour = |h: i64| -> Vec<Reading> {
+        (0..60).map(|m| r("cod", (h * 60 + m) as f64, MARCH_1 + (h * 60 + m) * MINUTE)).collect()
+    };
+    store.append(&hour(0)).unwrap();
+    store.flush().unwrap();
+    store.append(&hour(1)).unwrap();
+    assert_eq!(store.compact(today).unwrap(), 0, "readings of the day are still arriving");
+    store.flush().unwrap();
+    assert_eq!(store.compact(today).unwrap(), 1, "they stopped: the two flushes merged");
+    assert_eq!(part_files(dir.path()).len(), 1);
+    for h in 2..=2 + LEVEL0_WAITING_MAX as i64 {
+        store.flush().unwrap();
+        store.append(&hour(h)).unwrap();
+        let merged = store.compact(today).unwrap();
+        assert_eq!(merged, usize::from(h == 2 + LEVEL0_WAITING_MAX as i64), "hour {h}");
+    }
+    // The merge took the level-0 files of hours 2 to 9; hour 10 is still in the memtable.
+    assert_eq!(part_files(dir.path()).len(), 1);
+    store.flush().unwrap();
+    assert_eq!(store.compact(today).unwrap(), 1);
+    let got = all(&store);
+    assert_eq!(got.len(), 60 * (3 + LEVEL0_WAITING_MAX));
+    assert!(got.iter().enumerate().all(|(i, (_, t, s))| *t == MARCH_1 + i as i64 * MINUTE && s.value == i as f64));
+}
+
+#[test]
 fn late_data_for_an_old_day_is_stored_read_back_and_its_day_file_rewritten() {
     let dir = tempfile::tempdir().unwrap();
     let batch = days_of_readings(2);

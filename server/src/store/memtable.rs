@@ -14,6 +14,8 @@ pub(crate) struct Memtable {
     len: usize,
     /// The oldest time ever inserted (not raised by removals): whether a closed day is held.
     oldest_ns: Option<i64>,
+    /// The newest time ever inserted (not lowered by removals).
+    newest_ns: Option<i64>,
 }
 
 impl Memtable {
@@ -39,7 +41,12 @@ impl Memtable {
             _ => points.push((time_ns, s)),
         }
         self.len += 1;
-        self.oldest_ns = Some(self.oldest_ns.map_or(time_ns, |o| o.min(time_ns)));
+        self.widen(time_ns, time_ns);
+    }
+
+    fn widen(&mut self, from_ns: i64, to_ns: i64) {
+        self.oldest_ns = Some(self.oldest_ns.map_or(from_ns, |o| o.min(from_ns)));
+        self.newest_ns = Some(self.newest_ns.map_or(to_ns, |n| n.max(to_ns)));
     }
 
     /// Stores points of series `id` the caller checked are absent, sorted by time: pushed
@@ -70,7 +77,7 @@ impl Memtable {
             }
         }
         self.len += run.len();
-        self.oldest_ns = Some(self.oldest_ns.map_or(first_ns, |o| o.min(first_ns)));
+        self.widen(first_ns, run.last().map_or(first_ns, |(t, _)| *t));
     }
 
     /// Removes a point (the undo of a refused batch).
@@ -124,6 +131,11 @@ impl Memtable {
     pub(crate) fn oldest_ns(&self) -> Option<i64> {
         if self.len == 0 { None } else { self.oldest_ns }
     }
+
+    /// The oldest and newest times inserted since the memtable was empty.
+    pub(crate) fn span_ns(&self) -> Option<(i64, i64)> {
+        self.oldest_ns().zip(self.newest_ns)
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +177,7 @@ mod tests {
             prop_assert_eq!(merged.len(), times.len());
             prop_assert_eq!(merged.range(3, i64::MIN, i64::MAX), one_by_one.range(3, i64::MIN, i64::MAX));
             prop_assert_eq!(merged.oldest_ns(), times.first().copied());
+            prop_assert_eq!(merged.span_ns(), times.first().copied().zip(times.last().copied()));
         }
     }
 }

@@ -35,7 +35,9 @@
 //! - **compaction**: a closed day with more than one file (the runs of a busy day, late
 //!   data for an old day) or with a level-0 file (flushes skip the codecs' entropy coding)
 //!   is merged into one level-1 file, replacing them in one step; at
-//!   a clean stop the days still open too ([`Store::maintain_at_stop`]);
+//!   a clean stop the days still open too ([`Store::maintain_at_stop`]). A closed day that
+//!   readings are still arriving for (within the memtable's span of times, as in a
+//!   back-fill) waits until they stop or it has 8 level-0 files, so that it is merged once;
 //! - **retirement**: a log segment is deleted once every reading in it is in partition
 //!   files *and* it is before every reader's hold ([`Store::hold`]: the InfluxDB cursor, the
 //!   compliance checkpoint), never before [`Store::start_retiring`] (the server calls it once
@@ -560,6 +562,10 @@ pub struct Store {
     /// position from which it still needs the log.
     holds: Mutex<BTreeMap<&'static str, LogPosition>>,
 }
+
+/// Level-0 files a closed day still being filled may gather before it is merged anyway
+/// (each is one more file a read of the day opens).
+const LEVEL0_WAITING_MAX: usize = 8;
 
 /// How often the acknowledged position is written (see [`checkpoint`]).
 const ACKNOWLEDGED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -1638,18 +1644,31 @@ impl Store {
 
     /// Merges each day before `before_day` (the closed days, or every day at a clean stop)
     /// that has more than one partition file, or a level-0 file (a flush, written with the
-    /// packed codecs only), into one file (level 1), replacing them in one manifest line. Returns the days merged (none while a [`Pin`] is held).
+    /// packed codecs only), into one file (level 1), replacing them in one manifest line.
+    /// Returns the days merged (none while a [`Pin`] is held).
+    ///
+    /// A day the memtable's span still covers waits, up to [`LEVEL0_WAITING_MAX`] level-0
+    /// files: a back-fill fills a closed day over several flushes, and merging it at each
+    /// would decode and encode the day again every time.
     pub fn compact(&self, before_day: i64) -> Result<usize, StoreError> {
         let _flushing = lock(&self.flushing);
         if self.pinned() {
             return Ok(0);
         }
-        let days: Vec<(i64, Vec<Arc<Part>>)> = lock(&self.state)
-            .parts
-            .range(..before_day)
-            .filter(|(_, v)| v.len() > 1 || v.iter().any(|p| p.level == 0))
-            .map(|(d, v)| (*d, v.clone()))
-            .collect();
+        let days: Vec<(i64, Vec<Arc<Part>>)> = {
+            let state = lock(&self.state);
+            let filling = state.memtable.span_ns().map(|(from, to)| day_of(from)..=day_of(to));
+            state
+                .parts
+                .range(..before_day)
+                .filter(|(_, v)| v.len() > 1 || v.iter().any(|p| p.level == 0))
+                .filter(|(d, v)| {
+                    !filling.as_ref().is_some_and(|f| f.contains(*d))
+                        || v.iter().filter(|p| p.level == 0).count() >= LEVEL0_WAITING_MAX
+                })
+                .map(|(d, v)| (*d, v.clone()))
+                .collect()
+        };
         let parts_dir = partition::dir(&self.dir);
         for (day, old) in &days {
             let mut ids: Vec<u32> = old.iter().flat_map(|p| p.series()).collect();
