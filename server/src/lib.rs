@@ -46,6 +46,7 @@ pub mod metrics;
 pub mod monitor;
 mod names;
 pub mod notify;
+mod num;
 pub mod registry;
 pub mod store;
 #[cfg(test)]

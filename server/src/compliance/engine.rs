@@ -104,7 +104,7 @@ struct Sample {
 
 /// A value in units of 1e-9, rounded: sums of these are exact whatever the order.
 fn nano(value: f64) -> i128 {
-    let n = (value * 1e9).round();
+    let n = crate::num::round(value * 1e9);
     // Through i64 when it fits (one instruction; a direct i128 conversion is a library call).
     if n.abs() < 9.0e18 { n as i64 as i128 } else { n as i128 }
 }

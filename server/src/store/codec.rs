@@ -807,7 +807,7 @@ pub(crate) fn decode_times(bytes: &[u8], n: usize, out: &mut Vec<i64>) -> Result
 /// bit), and those integers; `None` when some value is not such a decimal.
 fn decimal(values: &[f64]) -> Option<(usize, Vec<i64>)> {
     let exact = |v: f64, e: usize| {
-        let m = (v * POW10_F64[e]).round();
+        let m = crate::num::round(v * POW10_F64[e]);
         // Through the integer: -0.0 rounds to -0.0, which no integer gives back.
         (m.abs() <= EXACT_F64_INT && ((m as i64) as f64 / POW10_F64[e]).to_bits() == v.to_bits()).then_some(m)
     };
@@ -829,7 +829,7 @@ fn decimal(values: &[f64]) -> Option<(usize, Vec<i64>)> {
 /// The integer `m` for which `steps` applied to `m / 10^e` gives `v` bit for bit, if any.
 fn exact_converted(steps: &[Step], v: f64, e: usize) -> Option<i64> {
     let x = steps.iter().rev().fold(v, |y, s| s.undo(y));
-    let m = (x * POW10_F64[e]).round();
+    let m = crate::num::round(x * POW10_F64[e]);
     // NaN fails this too.
     if m.abs().partial_cmp(&EXACT_F64_INT) != Some(std::cmp::Ordering::Less) {
         return None;

@@ -22,6 +22,10 @@ impl Memtable {
     /// The point of series `id` at `time_ns`.
     pub(crate) fn get(&self, id: u32, time_ns: i64) -> Option<Stored> {
         let points = self.series.get(id as usize)?;
+        // A reading newer than the series' newest (most are): no search.
+        if points.last().is_none_or(|(t, _)| *t < time_ns) {
+            return None;
+        }
         let i = points.partition_point(|(t, _)| *t < time_ns);
         points.get(i).filter(|(t, _)| *t == time_ns).map(|(_, s)| *s)
     }
