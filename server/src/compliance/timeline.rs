@@ -46,6 +46,16 @@ impl<V> Timeline<V> {
     /// binary search from the middle would wander memory that grows with the history held.
     fn prefix(&self, before: impl Fn(i64) -> bool) -> usize {
         let n = self.entries.len();
+        // Near the last change first: where a late body's readings are searched for.
+        let e = &self.entries;
+        let ends_at = |i: usize| i <= n && (i == 0 || before(e[i - 1].0)) && (i == n || !before(e[i].0));
+        let hint = self.hint as usize;
+        if ends_at(hint) {
+            return hint;
+        }
+        if ends_at(hint + 1) {
+            return hint + 1;
+        }
         // No entry from `hi` on satisfies `before`.
         let (mut hi, mut step) = (n, 1);
         loop {
@@ -58,17 +68,9 @@ impl<V> Timeline<V> {
         }
     }
 
-    /// [`Timeline::at`], trying first the last change's index and the one after it.
+    /// [`Timeline::at`], the place of a change: kept as the next search's first guess.
     fn at_near(&mut self, start: i64) -> usize {
-        let e = &self.entries;
-        let fits =
-            |i: usize| i <= e.len() && (i == 0 || e[i - 1].0 < start) && e.get(i).is_none_or(|(s, _)| *s >= start);
-        let hint = self.hint as usize;
-        let at = match () {
-            _ if fits(hint) => hint,
-            _ if fits(hint + 1) => hint + 1,
-            _ => self.at(start),
-        };
+        let at = self.at(start);
         self.hint = u32::try_from(at).unwrap_or(0);
         at
     }

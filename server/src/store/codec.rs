@@ -811,18 +811,21 @@ fn decimal(values: &[f64]) -> Option<(usize, Vec<i64>)> {
         // Through the integer: -0.0 rounds to -0.0, which no integer gives back.
         (m.abs() <= EXACT_F64_INT && ((m as i64) as f64 / POW10_F64[e]).to_bits() == v.to_bits()).then_some(m)
     };
-    let mut e = 0;
-    for &v in values {
-        while exact(v, e).is_none() {
-            e += 1;
-            if e > MAX_EXPONENT {
-                return None;
+    let (mut e, mut ints) = (0, Vec::with_capacity(values.len()));
+    while ints.len() < values.len() {
+        match exact(values[ints.len()], e) {
+            Some(m) => ints.push(m as i64),
+            None => {
+                e += 1;
+                if e > MAX_EXPONENT {
+                    return None;
+                }
+                // The values before are checked again at the larger exponent (rarely: a
+                // series' first values already need its resolution's).
+                ints.clear();
             }
         }
     }
-    // A value exact at a smaller exponent is exact at a larger one in theory (the same
-    // correctly rounded quotient); checked again all the same.
-    let ints = values.iter().map(|&v| exact(v, e).map(|m| m as i64)).collect::<Option<Vec<i64>>>()?;
     Some((e, ints))
 }
 

@@ -484,6 +484,9 @@ struct State {
     /// Per series id, its newest time in the batch being appended while its readings wait
     /// to go to the memtable together (`i64::MIN` otherwise).
     batch_newest_ns: Vec<i64>,
+    /// Per series id, where its last memtable search landed (a guess, checked): a late
+    /// body's readings of a series are searched for one after another.
+    memtable_near: Vec<u32>,
 }
 
 /// Records of one segment on their way to disk.
@@ -1009,6 +1012,7 @@ impl Store {
                 segment_times,
                 summary: Summary::default(),
                 batch_newest_ns: Vec::new(),
+                memtable_near: Vec::new(),
             }),
             commit: Mutex::new(Commit {
                 file,
@@ -1859,6 +1863,35 @@ impl Store {
     }
 }
 
+/// `inserted` ordered by series id, each series' readings in their batch order: counted
+/// into place when the batch's ids lie close together (a body names a few series of one
+/// factory, interned together), else sorted.
+fn by_series(inserted: &[(u32, i64, usize)]) -> Vec<(u32, i64, usize)> {
+    let (Some(low), Some(high)) = (inserted.iter().map(|r| r.0).min(), inserted.iter().map(|r| r.0).max()) else {
+        return Vec::new();
+    };
+    let span = (high - low) as usize + 1;
+    if span > 4 * inserted.len().max(1024) {
+        let mut sorted = inserted.to_vec();
+        sorted.sort_unstable_by_key(|&(id, _, i)| (id, i));
+        return sorted;
+    }
+    let mut starts = vec![0usize; span + 1];
+    for r in inserted {
+        starts[(r.0 - low) as usize + 1] += 1;
+    }
+    for k in 1..=span {
+        starts[k] += starts[k - 1];
+    }
+    let mut out = vec![(0, 0, 0); inserted.len()];
+    for r in inserted {
+        let at = &mut starts[(r.0 - low) as usize];
+        out[*at] = *r;
+        *at += 1;
+    }
+    out
+}
+
 impl State {
     /// The newest time of series `id` in the batch being appended and not yet in the
     /// memtable (`i64::MIN` when none).
@@ -1873,9 +1906,8 @@ impl State {
     /// Puts the batch's readings checked so far (not yet in the memtable) in it, a run per
     /// series, and forgets their newest times.
     fn insert_runs(&mut self, inserted: &[(u32, i64, usize)], batch: &[impl Offered]) {
-        let mut by_series: Vec<(u32, i64, usize)> = inserted.to_vec();
-        // Stable: each series' run stays in batch order, which is its time order.
-        by_series.sort_by_key(|&(id, _, _)| id);
+        // Each series' run in batch order, which is its time order.
+        let by_series = by_series(inserted);
         let mut run = Vec::new();
         for group in by_series.chunk_by(|a, b| a.0 == b.0) {
             run.clear();
@@ -1900,7 +1932,11 @@ impl State {
     /// flushed, or a partition file of its day (whose block is read only if its span holds
     /// the time: a reading newer than a series' stored ones reads nothing).
     fn get(&mut self, id: u32, time_ns: i64) -> Result<Option<Stored>, StoreError> {
-        if let Some(s) = self.memtable.get(id, time_ns) {
+        let i = id as usize;
+        if self.memtable_near.len() <= i {
+            self.memtable_near.resize(i + 1, 0);
+        }
+        if let Some(s) = self.memtable.get_near(id, time_ns, &mut self.memtable_near[i]) {
             return Ok(Some(s));
         }
         if let Some(s) = self.frozen.as_ref().and_then(|f| f.get(id, time_ns)) {

@@ -928,3 +928,19 @@ fn a_segment_gone_with_its_content_file_is_still_found_and_counted_from_its_seal
     let readings: usize = sealed.split(" readings").next().unwrap().split(", ").nth(1).unwrap().parse().unwrap();
     assert_eq!(store.len() + readings, 80, "{sealed}");
 }
+
+proptest::proptest! {
+    /// A batch's readings grouped by series come out as a stable sort by series puts them,
+    /// whether counted into place (ids close together) or sorted (ids far apart).
+    #[test]
+    fn a_batch_is_grouped_by_series_in_batch_order(
+        ids in proptest::collection::vec(0u32..u32::MAX, 0..300),
+        close in proptest::bool::ANY,
+    ) {
+        let id = |id: u32| if close { 1000 + id % 12 } else { id };
+        let inserted: Vec<(u32, i64, usize)> = ids.iter().enumerate().map(|(i, v)| (id(*v), i as i64 * 7 - 50, i)).collect();
+        let mut expected = inserted.clone();
+        expected.sort_by_key(|r| r.0);
+        proptest::prop_assert_eq!(by_series(&inserted), expected);
+    }
+}
