@@ -61,6 +61,11 @@ impl Recent {
         }
         // Where `t` goes: after every run starting at or before it.
         let at = self.runs.partition_point(|(first, _)| *first <= t);
+        if at == 0 && self.runs.len() >= RUNS_KEPT {
+            // Older than every run kept (a back-fill's body overtaken by a newer one): it
+            // could only change the oldest run, which no rule reads.
+            return;
+        }
         match at.checked_sub(1).map(|i| (i, self.runs[i])) {
             Some((i, (first, run))) if run.last_ns >= t => {
                 if run.value != value {
