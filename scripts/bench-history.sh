@@ -101,7 +101,7 @@ fi
 start_eitwatch() { # fresh|again
   if [ "$1" = fresh ]; then rm -rf "$data"; cp -a "$work/eitwatch-tokens" "$data"; fi
   rm -f "$data/listen-address"
-  RUST_LOG=warn setsid "$SERVER" --config "$conf" >>"$work/eitwatch.log" 2>&1 &
+  RUST_LOG=${EITWATCH_LOG:-warn} setsid "$SERVER" --config "$conf" >>"$work/eitwatch.log" 2>&1 &
   pid=$!
   local t0; t0=$(now_ms)
   for _ in $(seq 60000); do [ -s "$data/listen-address" ] && break; sleep 0.02; done

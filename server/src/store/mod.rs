@@ -37,7 +37,7 @@
 //!   is merged into one level-1 file, replacing them in one step; at
 //!   a clean stop the days still open too ([`Store::maintain_at_stop`]). A closed day that
 //!   readings are still arriving for (within the memtable's span of times, as in a
-//!   back-fill) waits until they stop or it has 8 level-0 files, so that it is merged once;
+//!   back-fill) waits until they stop or it has 16 level-0 files, so that it is merged once;
 //! - **retirement**: a log segment is deleted once every reading in it is in partition
 //!   files *and* it is before every reader's hold ([`Store::hold`]: the InfluxDB cursor, the
 //!   compliance checkpoint), never before [`Store::start_retiring`] (the server calls it once
@@ -568,7 +568,7 @@ pub struct Store {
 
 /// Level-0 files a closed day still being filled may gather before it is merged anyway
 /// (each is one more file a read of the day opens).
-const LEVEL0_WAITING_MAX: usize = 8;
+const LEVEL0_WAITING_MAX: usize = 16;
 
 /// How often the acknowledged position is written (see [`checkpoint`]).
 const ACKNOWLEDGED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
