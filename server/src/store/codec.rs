@@ -237,6 +237,23 @@ pub(crate) fn put_blocks(ints: &[i64], out: &mut Vec<u8>) {
     }
 }
 
+/// The bytes [`put_blocks`] would append for `ints`, without packing them.
+fn blocks_len(ints: &[i64]) -> usize {
+    ints.chunks(BLOCK_LEN)
+        .map(|block| {
+            let min = block.iter().copied().min().unwrap_or(0);
+            let span = block.iter().fold(0u64, |span, &v| span | v.wrapping_sub(min) as u64);
+            let width = (64 - span.leading_zeros()) as usize;
+            varint_len(zigzag(min)) + 1 + (block.len() * width).div_ceil(8)
+        })
+        .sum()
+}
+
+/// The bytes of `v` as a varint.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
 /// Reads `blocks(count)` from `bytes` at `at`, giving each integer to `each` in order.
 pub(crate) fn get_blocks(
     bytes: &[u8],
@@ -736,33 +753,30 @@ pub(crate) fn encode_times_with(times_ns: &[i64], effort: Effort, out: &mut Vec<
             e -= 1;
         }
     }
-    let start = out.len();
-    out.push(TIMES_SCALED_DELTAS);
-    out.push(e as u8);
     let Some(&first) = times_ns.first() else {
+        out.extend_from_slice(&[TIMES_SCALED_DELTAS, e as u8]);
         return;
     };
-    put_varint(out, zigzag(first));
     let unit = POW10_I64[e];
     let scaled: Vec<i64> = deltas.iter().map(|d| d / unit).collect();
-    put_blocks(&scaled, out);
-    if scaled.len() <= MIN_CODED || effort == Effort::Packed {
-        return;
+    let start = out.len();
+    if scaled.len() > MIN_CODED && effort == Effort::Smallest {
+        // Regular times: differences of differences mostly zero, coded as runs; the packed
+        // column is sized without packing it, and written only where it is smaller.
+        out.push(TIMES_CODED);
+        out.push(e as u8);
+        put_varint(out, zigzag(first));
+        put_varint(out, zigzag(scaled[0]));
+        put_coded(&scaled.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect::<Vec<_>>(), out);
+        if out.len() - start < 2 + varint_len(zigzag(first)) + blocks_len(&scaled) {
+            return;
+        }
+        out.truncate(start);
     }
-    // Regular times: differences of differences mostly zero, coded as runs.
-    let coded_start = out.len();
-    out.push(TIMES_CODED);
+    out.push(TIMES_SCALED_DELTAS);
     out.push(e as u8);
     put_varint(out, zigzag(first));
-    put_varint(out, zigzag(scaled[0]));
-    put_coded(&scaled.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect::<Vec<_>>(), out);
-    let coded_len = out.len() - coded_start;
-    if coded_len < coded_start - start {
-        out.copy_within(coded_start.., start);
-        out.truncate(start + coded_len);
-    } else {
-        out.truncate(coded_start);
-    }
+    put_blocks(&scaled, out);
 }
 
 /// Decodes `n` times from the start of `bytes` into `out`; returns the bytes read.
@@ -890,22 +904,19 @@ fn put_ints(ints: &[i64], effort: Effort, out: &mut Vec<u8>) -> bool {
     };
     put_varint(out, zigzag(first));
     let deltas: Vec<i64> = ints.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-    let start = out.len();
-    put_blocks(&deltas, out);
     if deltas.len() < MIN_CODED || effort == Effort::Packed {
+        put_blocks(&deltas, out);
         return false;
     }
-    let coded_start = out.len();
+    // Coded first, packed only where that is smaller: sized without packing.
+    let start = out.len();
     put_coded(&deltas, out);
-    let (blocks_len, coded_len) = (coded_start - start, out.len() - coded_start);
-    if coded_len < blocks_len {
-        out.copy_within(coded_start.., start);
-        out.truncate(start + coded_len);
-        true
-    } else {
-        out.truncate(coded_start);
-        false
+    if out.len() - start < blocks_len(&deltas) {
+        return true;
     }
+    out.truncate(start);
+    put_blocks(&deltas, out);
+    false
 }
 
 /// Reads `[m₀: zig-zag varint]` and `count − 1` differences (`coded` or `blocks`), giving
@@ -1230,6 +1241,22 @@ mod tests {
                 .contains("cut short")
         );
         assert!(decode_times(&[TIMES_CODED, 19], 0, &mut out).is_err(), "unit over 10^18");
+    }
+
+    proptest::proptest! {
+        /// The packed column's size, computed without packing, is what packing appends.
+        #[test]
+        fn blocks_len_is_what_put_blocks_appends(ints in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..700), small in proptest::bool::ANY) {
+            let ints: Vec<i64> = ints.into_iter().map(|v| if small { v % 300 } else { v }).collect();
+            let mut out = Vec::new();
+            put_blocks(&ints, &mut out);
+            proptest::prop_assert_eq!(blocks_len(&ints), out.len());
+            for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+                out.clear();
+                put_varint(&mut out, v);
+                proptest::prop_assert_eq!(varint_len(v), out.len());
+            }
+        }
     }
 
     #[test]
