@@ -23,6 +23,9 @@ use std::time::Instant;
 #[allow(dead_code)]
 #[path = "../src/store/codec.rs"]
 mod codec;
+#[allow(dead_code)] // The codec's rounding, at the path the codec names it by.
+#[path = "../src/num.rs"]
+mod num;
 
 /// splitmix64: reproducible data without a dependency.
 struct Rng(u64);

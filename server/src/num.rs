@@ -4,8 +4,8 @@
 /// baseline x86-64 target (no SSE4.1 rounding instruction) makes of it once per value.
 #[inline]
 pub(crate) fn round(x: f64) -> f64 {
-    // 2^52: from here on every f64 is an integer (and NaN and the infinities fail this too).
-    if !(x.abs() < 4_503_599_627_370_496.0) {
+    // 2^52: from here on every f64 is an integer; NaN and the infinities go there too.
+    if x.abs().partial_cmp(&4_503_599_627_370_496.0) != Some(std::cmp::Ordering::Less) {
         return x.round();
     }
     let t = x as i64 as f64;
