@@ -17,11 +17,16 @@
 #     (GET /api/v1/readings?…&every_s=3600 vs query_range of avg_over_time(…[1h]) step
 #     3600) and of one day of its raw readings (GET /api/v1/readings vs /api/v1/export);
 # then eitwatch / VictoriaMetrics ratios and the goals of issue #15 as met / not met.
+# With ROUNDS=n, each size runs n rounds of both targets in turn (each from an empty data
+# directory), and the ratios and goals take each figure's median over the rounds: other
+# work on a shared machine slows whichever target runs at that moment, and one round can
+# swing a ratio by a quarter.
 #
 #   scripts/bench-history.sh                        # both sizes (≈ 1 h on 2 cores)
 #   SIZES=20000000 scripts/bench-history.sh         # 20 M only
 #   EITWATCH_SERVER=/tmp/main-server SIZES=20000000 scripts/bench-history.sh   # another build
 #   TARGETS=eitwatch scripts/bench-history.sh       # one target
+#   ROUNDS=3 scripts/bench-history.sh               # medians of three rounds
 #   PERF_OUT=/tmp/history TARGETS=eitwatch SIZES=20000000 scripts/bench-history.sh   # perf record
 #       of the target during ingest, every thread (/tmp/history.eitwatch.20000000; `perf report -i …`;
 #       PERF_CALL_GRAPH=dwarf for stacks through code built without frame pointers)
@@ -35,6 +40,7 @@ POINTS=5000
 CONNECTIONS=${CONNECTIONS:-4}
 SERIES=$((FACTORIES * PARAMETERS))
 TARGETS=${TARGETS:-eitwatch victoriametrics}
+ROUNDS=${ROUNDS:-1}
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 if want victoriametrics && ! command -v victoria-metrics >/dev/null 2>&1; then
@@ -195,9 +201,11 @@ run() { # label start size
 
 echo "bench: $FACTORIES factories × $PARAMETERS parameters = $SERIES series, one reading a minute ending $(rfc "$END_S"); sizes: $SIZES; $POINTS readings/body; $CONNECTIONS connections; work dir $work"
 for size in $SIZES; do
-  echo "bench: $size readings ($(( size / SERIES / 1440 )) days)"
-  if want eitwatch; then run eitwatch start_eitwatch "$size"; fi
-  if want victoriametrics; then run victoriametrics start_vm "$size"; fi
+  for round in $(seq "$ROUNDS"); do
+    echo "bench: $size readings ($(( size / SERIES / 1440 )) days), round $round of $ROUNDS"
+    if want eitwatch; then run eitwatch start_eitwatch "$size"; fi
+    if want victoriametrics; then run victoriametrics start_vm "$size"; fi
+  done
 done
 
 echo
@@ -209,13 +217,17 @@ for r in "${results[@]}"; do
     "$(get "$r" rate_cpu)" "$(get "$r" rss_growth_b)" "$(get "$r" disk_b)" "$(get "$r" rss_restart_mb)" "$(get "$r" restart_s)" \
     "$(get "$r" chart_ms)" "$(get "$r" day_ms)" "$(get "$r" chart_restart_ms)" "$(get "$r" day_restart_ms)"
 done
-of() { for r in "${results[@]}"; do if [[ $r == "target=$1 size=$2 "* ]]; then get "$r" "$3"; fi; done; }
+# A figure of a target and size: its median over the rounds.
+of() {
+  for r in "${results[@]}"; do if [[ $r == "target=$1 size=$2 "* ]]; then get "$r" "$3"; fi; done |
+    sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 verdict() { awk -v v="$1" -v g="$2" -v op="$3" 'BEGIN { ok = (op == "<=") ? v <= g : v >= g; print ok ? "met" : "NOT met" }'; }
 for size in $SIZES; do
   e=$(of eitwatch "$size" rate)
   [ -n "$e" ] || continue
   echo
-  echo "bench: $size readings, eitwatch / VictoriaMetrics and the goals of issue #15:"
+  echo "bench: $size readings, eitwatch / VictoriaMetrics and the goals of issue #15 (medians of $ROUNDS round(s)):"
   v=$(of victoriametrics "$size" rate)
   if [ -n "$v" ]; then
     for m in "disk_b disk/reading <= 1.0" "rss_restart_mb RSS_after_restart <= 1.0" "rate ingest_readings/s >= 1.5"; do
