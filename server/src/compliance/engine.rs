@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
 use hashbrown::HashTable;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
 use eitwatch_config::Catalog;
@@ -574,7 +574,7 @@ pub struct Engine {
     flashes: Vec<Condition>,
     /// The tracks a grab sample's flash is among `flashes` for: the alert book takes the
     /// first condition of a key in a batch, so a track's later exceeding samples add none.
-    flashed: rustc_hash::FxHashSet<usize>,
+    flashed: FxHashSet<usize>,
     replaying: bool,
     /// A period was marked for recomputation since the last `settle` (else it has nothing
     /// to do: a batch of grab samples alone marks none).

@@ -21,13 +21,7 @@ pub(crate) struct Memtable {
 impl Memtable {
     /// The point of series `id` at `time_ns`.
     pub(crate) fn get(&self, id: u32, time_ns: i64) -> Option<Stored> {
-        let points = self.series.get(id as usize)?;
-        // A reading newer than the series' newest (most are): no search.
-        if points.last().is_none_or(|(t, _)| *t < time_ns) {
-            return None;
-        }
-        let i = points.partition_point(|(t, _)| *t < time_ns);
-        points.get(i).filter(|(t, _)| *t == time_ns).map(|(_, s)| *s)
+        self.get_near(id, time_ns, &mut 0)
     }
 
     /// [`Memtable::get`], starting where `near` says the last search of the series landed
@@ -35,6 +29,7 @@ impl Memtable {
     /// from one to the next instead of searching the series' points each.
     pub(crate) fn get_near(&self, id: u32, time_ns: i64, near: &mut u32) -> Option<Stored> {
         let points = self.series.get(id as usize)?;
+        // A reading newer than the series' newest (most are): no search.
         if points.last().is_none_or(|(t, _)| *t < time_ns) {
             return None;
         }

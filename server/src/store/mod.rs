@@ -1651,9 +1651,9 @@ impl Store {
     /// packed codecs only), into one file (level 1), replacing them in one manifest line.
     /// Returns the days merged (none while a [`Pin`] is held).
     ///
-    /// A day the memtable's span still covers waits, up to [`LEVEL0_WAITING_MAX`] level-0
-    /// files: a back-fill fills a closed day over several flushes, and merging it at each
-    /// would decode and encode the day again every time.
+    /// A day the memtable's span still covers waits, up to 16 level-0 files
+    /// (`LEVEL0_WAITING_MAX`): a back-fill fills a closed day over several flushes, and
+    /// merging it at each would decode and encode the day again every time.
     pub fn compact(&self, before_day: i64) -> Result<usize, StoreError> {
         let _flushing = lock(&self.flushing);
         if self.pinned() {
