@@ -783,6 +783,8 @@ impl AlertBook {
             let ops: Vec<OpRef> = book.live.iter().map(|alert| OpRef::Open { alert }).collect();
             crate::jsonl::append_each(&mut file, &ops).map_err(context(&tmp))?;
             file.flush().map_err(context(&tmp))?;
+            // On disk before the rename: a power loss must not bring back an empty log.
+            file.sync_data().map_err(context(&tmp))?;
         }
         std::fs::rename(&tmp, &self.path).map_err(context(&self.path))?;
         let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
