@@ -17,7 +17,8 @@
 #   DURATION_S=30 CONNECTIONS=16 scripts/bench-ingest.sh
 #   TARGETS=eitwatch EITWATCH_SERVER=/tmp/old-server scripts/bench-ingest.sh   # before/after
 #   PERF_OUT=/tmp/ingest TARGETS=eitwatch scripts/bench-ingest.sh   # perf record of the target
-#       during the timed load, every thread of it (/tmp/ingest.eitwatch; `perf report -i …`)
+#       during the timed load, every thread of it (/tmp/ingest.eitwatch; `perf report -i …`;
+#       PERF_CALL_GRAPH=dwarf for stacks through code built without frame pointers)
 #
 # Load shape: each body holds one factory's readings, because a write token pins one factory
 # (a body naming another is refused 403), as each factory's agent sends them. InfluxDB 1.6
@@ -96,7 +97,7 @@ run() { # label start [tokens]
   rss1=$(rss_kib "$pid")
   local perf_pid=""
   if [ -n "${PERF_OUT:-}" ]; then
-    perf record -q -F 999 -g -p "$pid" -o "$PERF_OUT.$label" >/dev/null 2>&1 &
+    perf record -q -F 999 --call-graph "${PERF_CALL_GRAPH:-fp}" -p "$pid" -o "$PERF_OUT.$label" >/dev/null 2>&1 &
     perf_pid=$!
   fi
   cpu0=$(cpu_ticks "$pid")

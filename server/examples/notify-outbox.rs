@@ -10,7 +10,7 @@
 //!
 //!   cargo run --release -p eitwatch-server --example notify-outbox
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use eitwatch_config::notify_config::NotifySection;
@@ -61,8 +61,8 @@ impl Source for Book {
         self.now_ns
     }
 
-    fn alert(&self, id: u64) -> Option<Alert> {
-        self.live.get(&id).cloned()
+    fn alerts(&self, ids: &BTreeSet<u64>) -> BTreeMap<u64, Alert> {
+        ids.iter().filter_map(|id| Some((*id, self.live.get(id)?.clone()))).collect()
     }
 
     fn area_of(&self, _factory: &str) -> String {

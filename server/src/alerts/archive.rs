@@ -41,7 +41,7 @@
 //! never appended to. An acknowledgement of an archived alert replaces its segment the same
 //! way, whole. A `.tmp` file found at open is a write a crash interrupted, and is removed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
@@ -198,6 +198,23 @@ impl Archive {
             }
         }
         Ok(None)
+    }
+
+    /// The alerts of `ids` it holds, by id: each segment that may hold one is read once
+    /// (an alert in two segments is the newest's, as in [`Archive::get`]).
+    pub fn get_many(&self, ids: &BTreeSet<u64>) -> Result<BTreeMap<u64, Alert>, ArchiveError> {
+        let mut found = BTreeMap::new();
+        for s in self.segments.iter().rev() {
+            if ids.range(s.first_id..=s.last_id).all(|id| found.contains_key(id)) {
+                continue;
+            }
+            for a in read(&self.path(s.seq))? {
+                if ids.contains(&a.id) {
+                    found.entry(a.id).or_insert(a);
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Writes `alerts` (in id order, at least one) as a new segment.

@@ -37,7 +37,7 @@
 //! [`text::Detail`]; the JSON of an alert (API, live events, webhooks) carries both texts as
 //! `summary` and `summary_th`, rendered when it is sent.
 
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::hash::BuildHasher;
 use std::io::{BufRead as _, Write as _};
 use std::ops::ControlFlow;
@@ -634,6 +634,26 @@ impl AlertBook {
                 None
             }
         }
+    }
+
+    /// The alerts of `ids` there are, from memory or the archive (each archive segment read
+    /// once, however many of them it holds), by id.
+    pub fn get_many(&self, ids: &BTreeSet<u64>) -> BTreeMap<u64, Alert> {
+        let (mut found, archive) = {
+            let book = self.lock();
+            let found: BTreeMap<u64, Alert> =
+                ids.iter().filter_map(|&id| find(&book.live, id).map(|i| (id, book.live[i].clone()))).collect();
+            (found, book.archive.clone())
+        };
+        let rest: BTreeSet<u64> = ids.iter().copied().filter(|id| !found.contains_key(id)).collect();
+        if rest.is_empty() {
+            return found;
+        }
+        match archive.get_many(&rest) {
+            Ok(archived) => found.extend(archived),
+            Err(error) => tracing::error!(alerts = rest.len(), %error, "Cannot read the alert archive"),
+        }
+        found
     }
 
     /// How many alerts are open (not resolved) per kind, severity and state.

@@ -298,6 +298,10 @@ fn resolved_alerts_are_archived_and_read_back_exactly() {
     let ack = book.get(2).and_then(|a| a.ack).expect("the acknowledgement archived");
     assert_eq!((ack.by.as_str(), ack.comment.as_str()), ("write token abc", "seen"));
     assert_eq!(book.get(10), None);
+    // Several at once: two from each segment, one from the log, an unknown one left out.
+    let many = book.get_many(&[1, 3, 5, 6, 8, 42].into_iter().collect());
+    let want: Vec<(u64, Alert)> = [1, 3, 5, 6, 8].iter().map(|&id| (id, expected[id as usize - 1].clone())).collect();
+    assert_eq!(many.into_iter().collect::<Vec<_>>(), want);
     assert_eq!(book.lock().live.len(), 3, "only the log's alerts in memory");
     // The next alert takes the next id.
     let opened = book.reconcile(&[condition(99, t0())], t0() + 3 * HOUR_NS).expect("open");

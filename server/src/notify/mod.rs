@@ -21,7 +21,7 @@ pub mod message;
 pub mod outbox;
 pub mod recipients;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -209,8 +209,8 @@ pub struct Notifier {
 pub trait Source: Send + Sync + 'static {
     /// Now, ns (the server's clock).
     fn now_ns(&self) -> i64;
-    /// An alert as it is now.
-    fn alert(&self, id: u64) -> Option<Alert>;
+    /// The alerts of `ids` as they are now, by id (an id unknown has none).
+    fn alerts(&self, ids: &BTreeSet<u64>) -> BTreeMap<u64, Alert>;
     /// The area of a factory.
     fn area_of(&self, factory: &str) -> String;
     /// The digest of the day before `now_ns`, of what `sees` accepts.
@@ -222,8 +222,8 @@ impl Source for crate::App {
         self.clock.now_ns()
     }
 
-    fn alert(&self, id: u64) -> Option<Alert> {
-        self.alerts.get(id)
+    fn alerts(&self, ids: &BTreeSet<u64>) -> BTreeMap<u64, Alert> {
+        self.alerts.get_many(ids)
     }
 
     fn area_of(&self, factory: &str) -> String {
@@ -529,10 +529,12 @@ impl Notifier {
         };
         // The book is asked without the outbox's lock: routing goes on meanwhile.
         let now = source.now_ns();
-        let done: std::collections::BTreeSet<u64> = candidates
+        // Asked all at once: an archived alert's segment is read once, not once per alert.
+        let alerts = source.alerts(&candidates);
+        let done: BTreeSet<u64> = candidates
             .into_iter()
-            .filter(|&id| {
-                source.alert(id).is_none_or(|a| {
+            .filter(|id| {
+                alerts.get(id).is_none_or(|a| {
                     a.state == State::Resolved && a.resolved_ns.is_some_and(|t| now - t >= RESOLVED_GRACE_NS)
                 })
             })
@@ -585,9 +587,10 @@ impl Notifier {
             let watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
             watch.iter().filter(|&(_, &at)| now - at >= after).map(|(&id, _)| id).collect()
         };
+        let mut alerts = source.alerts(&due.iter().copied().collect());
         for id in due {
             self.watch.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-            let Some(a) = source.alert(id) else { continue };
+            let Some(a) = alerts.remove(&id) else { continue };
             let key = format!("escalated:{id}");
             // Acknowledged or resolved meanwhile: nothing to escalate.
             if a.state != State::Firing {

@@ -103,8 +103,8 @@ impl super::Source for Book {
         self.now_ns
     }
 
-    fn alert(&self, id: u64) -> Option<Alert> {
-        self.alerts.get(&id).cloned()
+    fn alerts(&self, ids: &std::collections::BTreeSet<u64>) -> std::collections::BTreeMap<u64, Alert> {
+        ids.iter().filter_map(|id| Some((*id, self.alerts.get(id)?.clone()))).collect()
     }
 
     fn area_of(&self, _factory: &str) -> String {
