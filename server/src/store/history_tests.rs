@@ -198,10 +198,13 @@ fn a_closed_day_still_being_filled_is_merged_once_its_readings_stop_or_its_flush
         let merged = store.compact(today).unwrap();
         assert_eq!(merged, usize::from(h == 2 + LEVEL0_WAITING_MAX as i64), "hour {h}");
     }
-    // The merge took the level-0 files of hours 2 to 9; hour 10 is still in the memtable.
-    assert_eq!(part_files(dir.path()).len(), 1);
+    // The merge took the level-0 files of hours 2 to 17 alone, into a second file beside
+    // the one of hours 0 and 1; hour 18 is still in the memtable.
+    assert_eq!(part_files(dir.path()).len(), 2);
+    assert_eq!(all(&store).len(), 60 * (3 + LEVEL0_WAITING_MAX), "read across both files and the memtable");
     store.flush().unwrap();
-    assert_eq!(store.compact(today).unwrap(), 1);
+    assert_eq!(store.compact(today).unwrap(), 1, "the day is no longer filled: all its files merged");
+    assert_eq!(part_files(dir.path()).len(), 1);
     let got = all(&store);
     assert_eq!(got.len(), 60 * (3 + LEVEL0_WAITING_MAX));
     assert!(got.iter().enumerate().all(|(i, (_, t, s))| *t == MARCH_1 + i as i64 * MINUTE && s.value == i as f64));

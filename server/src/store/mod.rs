@@ -1651,9 +1651,11 @@ impl Store {
     /// packed codecs only), into one file (level 1), replacing them in one manifest line.
     /// Returns the days merged (none while a [`Pin`] is held).
     ///
-    /// A day the memtable's span still covers waits, up to 16 level-0 files
-    /// (`LEVEL0_WAITING_MAX`): a back-fill fills a closed day over several flushes, and
-    /// merging it at each would decode and encode the day again every time.
+    /// A day the memtable's span still covers is still being filled (a back-fill fills a
+    /// closed day over several flushes): it waits until it has 16 level-0 files
+    /// (`LEVEL0_WAITING_MAX`), which are then merged alone into one more level-1 file, and
+    /// all its files become one once it stops being filled. Merging the whole day at each
+    /// flush would decode and encode it again every time.
     pub fn compact(&self, before_day: i64) -> Result<usize, StoreError> {
         let _flushing = lock(&self.flushing);
         if self.pinned() {
@@ -1665,12 +1667,13 @@ impl Store {
             state
                 .parts
                 .range(..before_day)
-                .filter(|(_, v)| v.len() > 1 || v.iter().any(|p| p.level == 0))
-                .filter(|(d, v)| {
-                    !filling.as_ref().is_some_and(|f| f.contains(*d))
-                        || v.iter().filter(|p| p.level == 0).count() >= LEVEL0_WAITING_MAX
+                .filter_map(|(d, v)| {
+                    let level0: Vec<Arc<Part>> = v.iter().filter(|p| p.level == 0).cloned().collect();
+                    match filling.as_ref().is_some_and(|f| f.contains(d)) {
+                        true => (level0.len() >= LEVEL0_WAITING_MAX).then(|| (*d, level0)),
+                        false => (v.len() > 1 || !level0.is_empty()).then(|| (*d, v.clone())),
+                    }
                 })
-                .map(|(d, v)| (*d, v.clone()))
                 .collect()
         };
         let parts_dir = partition::dir(&self.dir);
