@@ -387,7 +387,7 @@ struct Parameters {
 
 impl Parameters {
     fn get(&mut self, kind: Kind, code: &str) -> Option<&'static Parameter> {
-        let is = |(k, c, _): &(Kind, String, Option<&'static Parameter>)| *k == kind && c == code;
+        let is = |(k, c, _): &(Kind, String, Option<&'static Parameter>)| *k == kind && crate::names::same(c, code);
         let found = match self.seen.get(self.next) {
             Some(e) if is(e) => Some(self.next),
             _ => self.seen.iter().position(is),

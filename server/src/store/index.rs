@@ -13,7 +13,7 @@ use std::sync::Arc;
 use eitwatch_config::reading::Kind;
 
 use super::{Offered, SeriesKey};
-use crate::names::Names;
+use crate::names::{Names, same};
 
 /// One series.
 #[derive(Debug)]
@@ -58,7 +58,7 @@ fn hash_key(k: &SeriesKey) -> u64 {
 
 fn is_key(k: &SeriesKey, kind: Kind, factory: &str, point: &str, parameter: &str) -> bool {
     // The parameter first: it tells a point's series apart.
-    *k.parameter == *parameter && k.kind == kind && *k.point == *point && *k.factory == *factory
+    same(&k.parameter, parameter) && k.kind == kind && same(&k.point, point) && same(&k.factory, factory)
 }
 
 impl Index {
@@ -67,12 +67,12 @@ impl Index {
     pub(crate) fn intern(&mut self, r: &impl Offered, same_point: bool) -> u32 {
         let (kind, factory, point, parameter) = r.names();
         let recent = &mut self.recent;
-        if same_point || (recent.0 == Some(kind) && recent.1 == factory && recent.2 == point) {
+        if same_point || (recent.0 == Some(kind) && same(&recent.1, factory) && same(&recent.2, point)) {
             // Lines repeat their fields' order: the parameter after the last one found first.
             let (ids, next) = (&recent.3, recent.4);
             let found = match ids.get(next) {
-                Some((p, _)) if **p == *parameter => Some(next),
-                _ => ids.iter().position(|(p, _)| **p == *parameter),
+                Some((p, _)) if same(p, parameter) => Some(next),
+                _ => ids.iter().position(|(p, _)| same(p, parameter)),
             };
             if let Some(i) = found {
                 recent.4 = (i + 1) % ids.len();
