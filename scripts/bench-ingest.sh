@@ -16,6 +16,8 @@
 #   scripts/bench-ingest.sh                 # 10 s per target
 #   DURATION_S=30 CONNECTIONS=16 scripts/bench-ingest.sh
 #   TARGETS=eitwatch EITWATCH_SERVER=/tmp/old-server scripts/bench-ingest.sh   # before/after
+#   ROUNDS=3 scripts/bench-ingest.sh       # every target three times, in turn; medians and
+#       their ratios (this machine's speed drifts by a quarter from one minute to the next)
 #   PERF_OUT=/tmp/ingest TARGETS=eitwatch scripts/bench-ingest.sh   # perf record of the target
 #       during the timed load, every thread of it (/tmp/ingest.eitwatch; `perf report -i …`;
 #       PERF_CALL_GRAPH=dwarf for stacks through code built without frame pointers)
@@ -35,6 +37,7 @@ PARAMETERS=10
 POINTS=5000
 SERIES=$((FACTORIES * PARAMETERS))
 TARGETS=${TARGETS:-eitwatch victoriametrics influxdb16}
+ROUNDS=${ROUNDS:-1}
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 need_apt=()
@@ -112,7 +115,7 @@ run() { # label start [tokens]
   # CPU the target spent per point: unlike points/s, barely moved by other load on the machine.
   local cpu_ns; cpu_ns=$(awk -v c=$((cpu1 - cpu0)) -v t="$CLK_TCK" -v p="$points" 'BEGIN { printf "%.0f", c / t * 1e9 / (p > 0 ? p : 1) }')
   echo "  rss_kib: fresh=$active0 active=$active1 (current points); start=$rss0 primed=$rss1 (points 30 days old) after_load=$rss2; bytes/active series=$per_series, primed 30 days back=$(( (rss1 - rss0) * 1024 / SERIES )); bytes/point stored=$per_point; cpu ns/point=$cpu_ns"
-  results+=("$line per_series_bytes=$per_series per_point_bytes=$per_point cpu_ns_per_point=$cpu_ns")
+  results+=("$line per_series_bytes=$per_series per_point_bytes=$per_point cpu_ns_per_point=$cpu_ns round=$round")
 }
 
 echo "bench: $FACTORIES factories × $PARAMETERS parameters = $SERIES series; $POINTS points/body; $CONNECTIONS connections; ${DURATION_S}s per target; work dir $work"
@@ -135,9 +138,6 @@ start_eitwatch() { # an empty data directory but for the tokens
   url="http://$addr/api/v2/write?org=bench&bucket=bench&precision=ns"
   echo "eitwatch-server (embedded store, fdatasync before 204) at $addr"
 }
-run eitwatch start_eitwatch "$tokens"
-echo "  store on disk: $(du -sh "$data/store" | cut -f1) in $(ls "$data/store" | wc -l) segment(s)"
-stop
 fi
 
 if want victoriametrics; then
@@ -152,8 +152,6 @@ start_vm() {
   url="http://127.0.0.1:$port/api/v2/write?org=bench&bucket=bench&precision=ns"
   echo "VictoriaMetrics $(victoria-metrics -version 2>&1 | head -1) at 127.0.0.1:$port"
 }
-run victoriametrics start_vm
-stop
 fi
 
 if want influxdb16; then
@@ -187,22 +185,48 @@ start_influxdb() {
   url="http://127.0.0.1:$port/write?db=bench&precision=ns"
   echo "InfluxDB $(influxd version 2>/dev/null | head -1) at 127.0.0.1:$port"
 }
-run influxdb16 start_influxdb
-stop
 fi
+
+for round in $(seq "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && echo "bench: round $round of $ROUNDS"
+  if want eitwatch; then
+    run eitwatch start_eitwatch "$tokens"
+    echo "  store on disk: $(du -sh "$data/store" | cut -f1) in $(ls "$data/store" | wc -l) segment(s)"
+    stop
+  fi
+  if want victoriametrics; then run victoriametrics start_vm; stop; fi
+  if want influxdb16; then run influxdb16 start_influxdb; stop; fi
+done
 
 echo
 echo "bench: summary ($(nproc) cores; other processes on the machine run meanwhile)"
-printf '%-16s %14s %10s %10s %16s %14s %14s\n' target points/s p50_ms p99_ms bytes/series bytes/point cpu_ns/point
+columns=(points_per_s p50_ms p99_ms per_series_bytes per_point_bytes cpu_ns_per_point)
+row() { printf '%-16s %6s %14s %10s %10s %16s %14s %14s\n' "$@"; }
+row target round points/s p50_ms p99_ms bytes/series bytes/point cpu_ns/point
 for r in "${results[@]}"; do
   get() { sed -E "s/.*[ ^]$1=([^ ]+).*/\1/" <<<" $r"; }
-  printf '%-16s %14s %10s %10s %16s %14s %14s\n' "$(get target)" "$(get points_per_s)" "$(get p50_ms)" "$(get p99_ms)" "$(get per_series_bytes)" "$(get per_point_bytes)" "$(get cpu_ns_per_point)"
+  values=(); for c in "${columns[@]}"; do values+=("$(get "$c")"); done
+  row "$(get target)" "$(get round)" "${values[@]}"
 done
-field() { for r in "${results[@]}"; do if [[ $r == "target=$1 "* ]]; then sed -E "s/.* $2=([0-9]+).*/\\1/" <<<"$r"; fi; done; }
+# A target's value of a column in every round, or its median.
+field_rounds() { for r in "${results[@]}"; do if [[ $r == "target=$1 "* ]]; then sed -E "s/.* $2=([0-9.]+).*/\\1/" <<<"$r"; fi; done; }
+field() { field_rounds "$1" "$2" | sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.15g\n", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+if [ "$ROUNDS" -gt 1 ]; then
+  echo "medians of $ROUNDS rounds:"
+  for t in $TARGETS; do
+    [ -n "$(field "$t" points_per_s)" ] || continue
+    values=(); for c in "${columns[@]}"; do values+=("$(field "$t" "$c")"); done
+    row "$t" median "${values[@]}"
+  done
+fi
 e=$(field eitwatch points_per_s); ec=$(field eitwatch cpu_ns_per_point)
-for peer in "victoriametrics VictoriaMetrics 1.0" "influxdb16 InfluxDB_1.6 3.0"; do
+for peer in "victoriametrics VictoriaMetrics 1.5" "influxdb16 InfluxDB_1.6 3.0"; do
   read -r id name goal <<<"$peer"
   p=$(field "$id" points_per_s); pc=$(field "$id" cpu_ns_per_point)
+  if [ "$ROUNDS" -gt 1 ] && [ -n "$e" ] && [ -n "$p" ]; then
+    paste <(field_rounds eitwatch points_per_s) <(field_rounds "$id" points_per_s) |
+      awk -v n="${name/_/ }" '{ r = r sprintf(" %.2f", $1 / $2) } END { printf "eitwatch / %s points/s in each round:%s\n", n, r }'
+  fi
   if [ -n "$e" ] && [ -n "$p" ]; then
     awk -v e="$e" -v p="$p" -v ec="$ec" -v pc="$pc" -v n="${name/_/ }" -v g="$goal" 'BEGIN {
       printf "eitwatch / %-15s points/s %.2f (goal >= %s); CPU per point %.2f of theirs\n", n, e / p, g, ec / pc
