@@ -75,7 +75,8 @@ impl Index {
                 _ => ids.iter().position(|(p, _)| same(p, parameter)),
             };
             if let Some(i) = found {
-                recent.4 = (i + 1) % ids.len();
+                // Not `%`: a division per reading costs more than the rest of the lookup.
+                recent.4 = if i + 1 == ids.len() { 0 } else { i + 1 };
                 return ids[i].1;
             }
         } else {
