@@ -37,7 +37,9 @@
 //!   is merged into one level-1 file, replacing them in one step; at
 //!   a clean stop the days still open too ([`Store::maintain_at_stop`]). A closed day that
 //!   readings are still arriving for (within the memtable's span of times, as in a
-//!   back-fill) waits until they stop or it has 16 level-0 files, so that it is merged once;
+//!   back-fill) waits until they stop, so that it is merged once; meanwhile each 16 level-0
+//!   files of it are merged alone into one more level-1 file, which bounds the files a read
+//!   opens without merging the day's readings again at each;
 //! - **retirement**: a log segment is deleted once every reading in it is in partition
 //!   files *and* it is before every reader's hold ([`Store::hold`]: the InfluxDB cursor, the
 //!   compliance checkpoint), never before [`Store::start_retiring`] (the server calls it once
