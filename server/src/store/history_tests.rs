@@ -198,12 +198,14 @@ fn a_closed_day_still_being_filled_is_merged_once_its_readings_stop_or_its_flush
         let merged = store.compact(today).unwrap();
         assert_eq!(merged, usize::from(h == 2 + LEVEL0_WAITING_MAX as i64), "hour {h}");
     }
-    // The merge took the level-0 files of hours 2 to 17 alone, into a second file beside
-    // the one of hours 0 and 1; hour 18 is still in the memtable.
-    assert_eq!(part_files(dir.path()).len(), 2);
+    // The merge took the level-0 files of hours 2 to 17 alone, into a level-2 file beside
+    // the level-1 one of hours 0 and 1; hour 18 is still in the memtable.
+    let levels = |store: &Store| -> Vec<u8> { lock(&store.state).parts.values().flatten().map(|p| p.level).collect() };
+    assert_eq!(levels(&store), [1, 2]);
     assert_eq!(all(&store).len(), 60 * (3 + LEVEL0_WAITING_MAX), "read across both files and the memtable");
     store.flush().unwrap();
     assert_eq!(store.compact(today).unwrap(), 1, "the day is no longer filled: all its files merged");
+    assert_eq!(levels(&store), [1]);
     assert_eq!(part_files(dir.path()).len(), 1);
     let got = all(&store);
     assert_eq!(got.len(), 60 * (3 + LEVEL0_WAITING_MAX));

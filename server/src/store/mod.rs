@@ -38,8 +38,8 @@
 //!   a clean stop the days still open too ([`Store::maintain_at_stop`]). A closed day that
 //!   readings are still arriving for (within the memtable's span of times, as in a
 //!   back-fill) waits until they stop, so that it is merged once; meanwhile each 16 level-0
-//!   files of it are merged alone into one more level-1 file, which bounds the files a read
-//!   opens without merging the day's readings again at each;
+//!   files of it are merged alone into one level-2 file (packed as a flush is), which bounds
+//!   the files a read opens without merging the day's readings again at each;
 //! - **retirement**: a log segment is deleted once every reading in it is in partition
 //!   files *and* it is before every reader's hold ([`Store::hold`]: the InfluxDB cursor, the
 //!   compliance checkpoint), never before [`Store::start_retiring`] (the server calls it once
@@ -1649,13 +1649,13 @@ impl Store {
     }
 
     /// Merges each day before `before_day` (the closed days, or every day at a clean stop)
-    /// that has more than one partition file, or a level-0 file (a flush, written with the
+    /// that has more than one partition file, or a level-0 or level-2 file (written with the
     /// packed codecs only), into one file (level 1), replacing them in one manifest line.
     /// Returns the days merged (none while a [`Pin`] is held).
     ///
     /// A day the memtable's span still covers is still being filled (a back-fill fills a
     /// closed day over several flushes): it waits until it has 16 level-0 files
-    /// (`LEVEL0_WAITING_MAX`), which are then merged alone into one more level-1 file, and
+    /// (`LEVEL0_WAITING_MAX`), which are then merged alone into one level-2 file (packed), and
     /// all its files become one once it stops being filled. Merging the whole day at each
     /// flush would decode and encode it again every time.
     pub fn compact(&self, before_day: i64) -> Result<usize, StoreError> {
@@ -1663,7 +1663,8 @@ impl Store {
         if self.pinned() {
             return Ok(0);
         }
-        let days: Vec<(i64, Vec<Arc<Part>>)> = {
+        // Per day: the files to merge and the level of the one they become.
+        let days: Vec<(i64, Vec<Arc<Part>>, u8)> = {
             let state = lock(&self.state);
             let filling = state.memtable.span_ns().map(|(from, to)| day_of(from)..=day_of(to));
             state
@@ -1672,14 +1673,14 @@ impl Store {
                 .filter_map(|(d, v)| {
                     let level0: Vec<Arc<Part>> = v.iter().filter(|p| p.level == 0).cloned().collect();
                     match filling.as_ref().is_some_and(|f| f.contains(d)) {
-                        true => (level0.len() >= LEVEL0_WAITING_MAX).then(|| (*d, level0)),
-                        false => (v.len() > 1 || !level0.is_empty()).then(|| (*d, v.clone())),
+                        true => (level0.len() >= LEVEL0_WAITING_MAX).then(|| (*d, level0, 2)),
+                        false => (v.len() > 1 || v.iter().any(|p| p.level != 1)).then(|| (*d, v.clone(), 1)),
                     }
                 })
                 .collect()
         };
         let parts_dir = partition::dir(&self.dir);
-        for (day, old) in &days {
+        for (day, old, level) in &days {
             let mut ids: Vec<u32> = old.iter().flat_map(|p| p.series()).collect();
             ids.sort_unstable();
             ids.dedup();
@@ -1689,7 +1690,7 @@ impl Store {
             };
             keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             let name = partition::file_name(*day, self.next_part.fetch_add(1, Ordering::Relaxed));
-            let mut writer = PartWriter::create(&parts_dir, &name, *day, 1)?;
+            let mut writer = PartWriter::create(&parts_dir, &name, *day, *level)?;
             let mut points = Vec::new();
             for (key, id) in &keyed {
                 points.clear();
@@ -1729,7 +1730,7 @@ impl Store {
                 }
                 crash_point("compaction-deleted");
             }
-            tracing::info!(day, files = old.len(), "Store compacted a closed day into one partition file");
+            tracing::info!(day, files = old.len(), level, "Store merged a day's partition files into one");
         }
         Ok(days.len())
     }

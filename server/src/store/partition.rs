@@ -44,8 +44,10 @@
 //!
 //! Level 0 files are flushes of the memtable (runs), their columns in the packed modes only;
 //! level 1 files are a closed day's files merged into one (compaction), its columns the
-//! smallest. A day may have several files; their readings never overlap (a reading is
-//! stored once).
+//! smallest; level 2 files are level-0 files of a day still being filled merged into one,
+//! in the packed modes too (the day's files are all merged into a level-1 file once it is
+//! no longer filled). A day may have several files; their readings never overlap (a reading
+//! is stored once).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -665,8 +667,8 @@ impl PartWriter {
         codec::put_varint(&mut self.index, chunks.len() as u64);
         for chunk in chunks {
             self.buf.clear();
-            // A level-0 file is merged into its day's level-1 file once the day closes.
-            let effort = if self.level == 0 { codec::Effort::Packed } else { codec::Effort::Smallest };
+            // Level 0 and 2 files are merged into their day's level-1 file later.
+            let effort = if self.level == 1 { codec::Effort::Smallest } else { codec::Effort::Packed };
             encode_block(chunk, effort, &mut self.buf);
             self.out.write_all(&self.buf).map_err(io(&self.tmp))?;
             let b = BlockRef {
@@ -895,7 +897,7 @@ mod tests {
             .map(|i| (start + i * 60_000_000_000, stored(f64::from((i * 7 % 5) as i32 - 2) / 10.0, 0)))
             .collect();
         let mut sizes = Vec::new();
-        for (level, modes) in [(0, (1, 1)), (1, (2, 4))] {
+        for (level, modes) in [(0, (1, 1)), (1, (2, 4)), (2, (1, 1))] {
             let mut w = PartWriter::create(dir.path(), &file_name(day, level.into()), day, level).unwrap();
             w.add(0, &key("cod"), &walk).unwrap();
             let part = w.finish().unwrap();
