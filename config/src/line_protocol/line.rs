@@ -210,6 +210,12 @@ fn digits(s: &str) -> bool {
 /// A field value in one of the forms InfluxData's grammar gives: `-?D+i`, `D+u`,
 /// `-?D+(.D+)?([eE][+-]?D+)?`, or a boolean spelling.
 fn value(s: &str) -> Option<Value<'static>> {
+    // What sensors send first: a short decimal is none of the other forms (all digits, one
+    // point), and this spares the spellings' comparisons on every field.
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    if let Some(v) = short_decimal(unsigned) {
+        return Some(Value::F64(if unsigned.len() < s.len() { -v } else { v }));
+    }
     if let Some(i) = s.strip_suffix('i') {
         return Some(Value::I64(integer(i)?.parse().ok()?));
     }
@@ -220,10 +226,6 @@ fn value(s: &str) -> Option<Value<'static>> {
         "t" | "T" | "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
         "f" | "F" | "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
         _ => {}
-    }
-    let unsigned = s.strip_prefix('-').unwrap_or(s);
-    if let Some(v) = short_decimal(unsigned) {
-        return Some(Value::F64(if unsigned.len() < s.len() { -v } else { v }));
     }
     let (mantissa, exponent) = match unsigned.bytes().position(|b| b == b'e' || b == b'E') {
         Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
