@@ -33,7 +33,8 @@
 //! - **flush**: past its bound, or once it holds a day that has closed, the memtable is
 //!   frozen (still read and checked) and written as one level-0 file per day it holds;
 //! - **compaction**: a closed day with more than one file (the runs of a busy day, late
-//!   data for an old day) or with a level-0 file (flushes skip the codecs' entropy coding)
+//!   data for an old day) or with a level-0 or level-2 file (packed: flushes and a filling
+//!   day's merges skip the codecs' entropy coding)
 //!   is merged into one level-1 file, replacing them in one step; at
 //!   a clean stop the days still open too ([`Store::maintain_at_stop`]). A closed day that
 //!   readings are still arriving for (within the memtable's span of times, as in a
@@ -1673,7 +1674,7 @@ impl Store {
                 .filter_map(|(d, v)| {
                     let level0: Vec<Arc<Part>> = v.iter().filter(|p| p.level == 0).cloned().collect();
                     match filling.as_ref().is_some_and(|f| f.contains(d)) {
-                        true => (level0.len() >= LEVEL0_WAITING_MAX).then(|| (*d, level0, 2)),
+                        true => (level0.len() >= LEVEL0_WAITING_MAX).then_some((*d, level0, 2)),
                         false => (v.len() > 1 || v.iter().any(|p| p.level != 1)).then(|| (*d, v.clone(), 1)),
                     }
                 })
