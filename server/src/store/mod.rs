@@ -1731,7 +1731,12 @@ impl Store {
                 }
                 crash_point("compaction-deleted");
             }
-            tracing::info!(day, files = old.len(), level, "Store merged a day's partition files into one");
+            match level {
+                1 => tracing::info!(day, files = old.len(), "Store compacted a closed day into one partition file"),
+                _ => {
+                    tracing::info!(day, files = old.len(), "Store merged the flushed files of a day still being filled")
+                }
+            }
         }
         Ok(days.len())
     }
