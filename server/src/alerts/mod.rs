@@ -620,20 +620,7 @@ impl AlertBook {
 
     /// One alert, from memory or the archive.
     pub fn get(&self, id: u64) -> Option<Alert> {
-        let archive = {
-            let book = self.lock();
-            if let Some(i) = find(&book.live, id) {
-                return Some(book.live[i].clone());
-            }
-            book.archive.clone()
-        };
-        match archive.get(id) {
-            Ok(found) => found.map(|(_, a)| a),
-            Err(error) => {
-                tracing::error!(alert = id, %error, "Cannot read the alert archive");
-                None
-            }
-        }
+        self.get_many(&BTreeSet::from([id])).remove(&id)
     }
 
     /// The alerts of `ids` there are, from memory or the archive (each archive segment read

@@ -1672,11 +1672,11 @@ impl Store {
                 .parts
                 .range(..before_day)
                 .filter_map(|(d, v)| {
-                    let level0: Vec<Arc<Part>> = v.iter().filter(|p| p.level == 0).cloned().collect();
-                    match filling.as_ref().is_some_and(|f| f.contains(d)) {
-                        true => (level0.len() >= LEVEL0_WAITING_MAX).then_some((*d, level0, 2)),
-                        false => (v.len() > 1 || v.iter().any(|p| p.level != 1)).then(|| (*d, v.clone(), 1)),
+                    if !filling.as_ref().is_some_and(|f| f.contains(d)) {
+                        return (v.len() > 1 || v.iter().any(|p| p.level != 1)).then(|| (*d, v.clone(), 1));
                     }
+                    let level0: Vec<Arc<Part>> = v.iter().filter(|p| p.level == 0).cloned().collect();
+                    (level0.len() >= LEVEL0_WAITING_MAX).then_some((*d, level0, 2))
                 })
                 .collect()
         };
