@@ -202,13 +202,46 @@ fn a_closed_day_still_being_filled_is_merged_once_its_readings_stop_or_its_flush
     // the level-1 one of hours 0 and 1; hour 18 is still in the memtable.
     let levels = |store: &Store| -> Vec<u8> { lock(&store.state).parts.values().flatten().map(|p| p.level).collect() };
     assert_eq!(levels(&store), [1, 2]);
+    // Each flush's block follows the one before in time: copied as it is, one an hour.
+    assert_eq!(blocks_at_level(&store, 2), LEVEL0_WAITING_MAX);
     assert_eq!(all(&store).len(), 60 * (3 + LEVEL0_WAITING_MAX), "read across both files and the memtable");
     store.flush().unwrap();
     assert_eq!(store.compact(today).unwrap(), 1, "the day is no longer filled: all its files merged");
     assert_eq!(levels(&store), [1]);
+    assert_eq!(blocks_at_level(&store, 1), 1, "decoded and encoded again into one block");
     assert_eq!(part_files(dir.path()).len(), 1);
     let got = all(&store);
     assert_eq!(got.len(), 60 * (3 + LEVEL0_WAITING_MAX));
+    assert!(got.iter().enumerate().all(|(i, (_, t, s))| *t == MARCH_1 + i as i64 * MINUTE && s.value == i as f64));
+}
+
+/// The blocks of every file of a level, of every series.
+fn blocks_at_level(store: &Store, level: u8) -> usize {
+    let state = lock(&store.state);
+    let parts = state.parts.values().flatten().filter(|p| p.level == level);
+    parts.map(|p| p.series().iter().map(|id| p.blocks_of(*id).unwrap().len()).sum::<usize>()).sum()
+}
+
+#[test]
+fn a_filling_day_s_flushes_that_overlap_in_time_are_merged_reading_by_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let today = day_of(MARCH_1) + 10;
+    let n = LEVEL0_WAITING_MAX as i64;
+    // Flush k holds minutes k, k + n, k + 2n, …: every file spans the same 16 hours.
+    for k in 0..n {
+        let readings: Vec<Reading> =
+            (0..60).map(|j| r("cod", (k + j * n) as f64, MARCH_1 + (k + j * n) * MINUTE)).collect();
+        store.append(&readings).unwrap();
+        store.flush().unwrap();
+    }
+    // The day is still being filled.
+    store.append(&[r("cod", (60 * n) as f64, MARCH_1 + 60 * n * MINUTE)]).unwrap();
+    assert_eq!(store.compact(today).unwrap(), 1);
+    assert_eq!(lock(&store.state).parts.values().flatten().map(|p| p.level).collect::<Vec<_>>(), [2]);
+    assert_eq!(blocks_at_level(&store, 2), 1, "the readings merged into one block");
+    let got = all(&store);
+    assert_eq!(got.len(), 60 * n as usize + 1);
     assert!(got.iter().enumerate().all(|(i, (_, t, s))| *t == MARCH_1 + i as i64 * MINUTE && s.value == i as f64));
 }
 

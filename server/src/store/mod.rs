@@ -39,8 +39,9 @@
 //!   a clean stop the days still open too ([`Store::maintain_at_stop`]). A closed day that
 //!   readings are still arriving for (within the memtable's span of times, as in a
 //!   back-fill) waits until they stop, so that it is merged once; meanwhile each 16 level-0
-//!   files of it are merged alone into one level-2 file (packed as a flush is), which bounds
-//!   the files a read opens without merging the day's readings again at each;
+//!   files of it are merged alone into one level-2 file (packed as a flush is; a series'
+//!   blocks copied as they are when they follow one another in time), which bounds the
+//!   files a read opens without decoding the day's readings again at each;
 //! - **retirement**: a log segment is deleted once every reading in it is in partition
 //!   files *and* it is before every reader's hold ([`Store::hold`]: the InfluxDB cursor, the
 //!   compliance checkpoint), never before [`Store::start_retiring`] (the server calls it once
@@ -1656,9 +1657,10 @@ impl Store {
     ///
     /// A day the memtable's span still covers is still being filled (a back-fill fills a
     /// closed day over several flushes): it waits until it has 16 level-0 files
-    /// (`LEVEL0_WAITING_MAX`), which are then merged alone into one level-2 file (packed), and
-    /// all its files become one once it stops being filled. Merging the whole day at each
-    /// flush would decode and encode it again every time.
+    /// (`LEVEL0_WAITING_MAX`), which are then merged alone into one level-2 file (packed; a
+    /// series whose blocks follow one another in time has them copied undecoded), and all
+    /// its files become one once it stops being filled. Merging the whole day at each flush
+    /// would decode and encode it again every time.
     pub fn compact(&self, before_day: i64) -> Result<usize, StoreError> {
         let _flushing = lock(&self.flushing);
         if self.pinned() {
@@ -1693,14 +1695,31 @@ impl Store {
             let name = partition::file_name(*day, self.next_part.fetch_add(1, Ordering::Relaxed));
             let mut writer = PartWriter::create(&parts_dir, &name, *day, *level)?;
             let mut points = Vec::new();
+            // A filling day's flushes are merged again when it closes: a series whose blocks
+            // follow one another in time (in-order arrival, the usual case) has them copied
+            // as they are, not decoded and encoded again.
+            let copy = *level == 2 && old.iter().all(|p| p.blocks_copyable());
+            let mut blocks: Vec<(&Part, partition::BlockRef)> = Vec::new();
             for (key, id) in &keyed {
                 points.clear();
-                let added =
-                    old.iter().try_for_each(|p| p.read_range(*id, i64::MIN, i64::MAX, &mut points)).and_then(|()| {
-                        points.sort_unstable_by_key(|(t, _)| *t);
-                        points.dedup_by_key(|(t, _)| *t);
-                        writer.add(*id, key, &points)
-                    });
+                let added = (|| {
+                    if copy {
+                        blocks.clear();
+                        for p in old {
+                            blocks.extend(p.blocks_of(*id)?.iter().map(|b| (&**p, *b)));
+                        }
+                        blocks.sort_unstable_by_key(|(_, b)| b.first_ns);
+                        if blocks.windows(2).all(|w| w[0].1.last_ns < w[1].1.first_ns) {
+                            return writer.copy_blocks(*id, key, &blocks);
+                        }
+                    }
+                    for p in old {
+                        p.read_range(*id, i64::MIN, i64::MAX, &mut points)?;
+                    }
+                    points.sort_unstable_by_key(|(t, _)| *t);
+                    points.dedup_by_key(|(t, _)| *t);
+                    writer.add(*id, key, &points)
+                })();
                 if let Err(e) = added {
                     writer.abandon();
                     return Err(e);

@@ -45,8 +45,9 @@
 //! Level 0 files are flushes of the memtable (runs), their columns in the packed modes only;
 //! level 1 files are a closed day's files merged into one (compaction), its columns the
 //! smallest; level 2 files are level-0 files of a day still being filled merged into one,
-//! in the packed modes too (the day's files are all merged into a level-1 file once it is
-//! no longer filled). A day may have several files; their readings never overlap (a reading
+//! in the packed modes too, a series' blocks copied byte for byte when they follow one
+//! another in time (the day's files are all merged into a level-1 file once it is no longer
+//! filled). A day may have several files; their readings never overlap (a reading
 //! is stored once).
 
 use std::fs::{File, OpenOptions};
@@ -368,13 +369,27 @@ impl Part {
 
     /// Decodes a block, appending its readings (by time) to `out`.
     pub(crate) fn read_block(&self, b: &BlockRef, out: &mut Vec<(i64, Stored)>) -> Result<(), StoreError> {
-        let mut bytes = vec![0u8; b.bytes as usize];
-        self.file.read_exact_at(&mut bytes, b.offset).map_err(io(&self.path))?;
+        let mut bytes = Vec::new();
+        self.block_bytes(b, &mut bytes)?;
         let at = |reason: String| damaged(&self.path, format!("block at byte {}: {reason}", b.offset));
-        if crc32fast::hash(&bytes) != b.crc32 {
-            return Err(at("its bytes differ from its CRC-32".into()));
-        }
         decode_block(&bytes, self.version, b.count as usize, out).map_err(at)
+    }
+
+    /// A block's bytes as stored, checked against its CRC-32, in `bytes`.
+    fn block_bytes(&self, b: &BlockRef, bytes: &mut Vec<u8>) -> Result<(), StoreError> {
+        bytes.clear();
+        bytes.resize(b.bytes as usize, 0);
+        self.file.read_exact_at(bytes, b.offset).map_err(io(&self.path))?;
+        if crc32fast::hash(bytes) != b.crc32 {
+            return Err(damaged(&self.path, format!("block at byte {}: its bytes differ from its CRC-32", b.offset)));
+        }
+        Ok(())
+    }
+
+    /// Whether its blocks are in the format this build writes, so that they can be copied
+    /// into a new file as they are.
+    pub(crate) fn blocks_copyable(&self) -> bool {
+        self.version == VERSION
     }
 
     /// Appends series `id`'s readings within `[from_ns, to_ns)` to `out`, block by block.
@@ -656,6 +671,47 @@ impl PartWriter {
         if points.is_empty() {
             return Ok(());
         }
+        let chunks = points.chunks(BLOCK_POINTS);
+        self.start_series(id, key, chunks.len());
+        let mut buf = std::mem::take(&mut self.buf);
+        for chunk in chunks {
+            buf.clear();
+            // Level 0 and 2 files are merged into their day's level-1 file later.
+            let effort = if self.level == 1 { codec::Effort::Smallest } else { codec::Effort::Packed };
+            encode_block(chunk, effort, &mut buf);
+            let (count, first_ns, last_ns) = (chunk.len() as u32, chunk[0].0, chunk[chunk.len() - 1].0);
+            self.put_block(id, &buf, count, first_ns, last_ns, crc32fast::hash(&buf))?;
+        }
+        self.buf = buf;
+        Ok(())
+    }
+
+    /// Adds one series' blocks of other files as they are stored, without decoding them:
+    /// each of this build's format ([`Part::blocks_copyable`]), in time order, none
+    /// overlapping the next (`last_ns < first_ns`).
+    pub(crate) fn copy_blocks(
+        &mut self,
+        id: u32,
+        key: &SeriesKey,
+        blocks: &[(&Part, BlockRef)],
+    ) -> Result<(), StoreError> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        debug_assert!(blocks.iter().all(|(p, _)| p.blocks_copyable()));
+        debug_assert!(blocks.windows(2).all(|w| w[0].1.last_ns < w[1].1.first_ns));
+        self.start_series(id, key, blocks.len());
+        let mut buf = std::mem::take(&mut self.buf);
+        for (part, b) in blocks {
+            part.block_bytes(b, &mut buf)?;
+            self.put_block(id, &buf, b.count, b.first_ns, b.last_ns, b.crc32)?;
+        }
+        self.buf = buf;
+        Ok(())
+    }
+
+    /// The index's entry of a series whose `blocks` blocks follow.
+    fn start_series(&mut self, id: u32, key: &SeriesKey, blocks: usize) {
         self.series += 1;
         self.ids.push(id);
         self.index.push(kind_code(key.kind));
@@ -663,31 +719,29 @@ impl PartWriter {
             codec::put_varint(&mut self.index, s.len() as u64);
             self.index.extend_from_slice(s.as_bytes());
         }
-        let chunks = points.chunks(BLOCK_POINTS);
-        codec::put_varint(&mut self.index, chunks.len() as u64);
-        for chunk in chunks {
-            self.buf.clear();
-            // Level 0 and 2 files are merged into their day's level-1 file later.
-            let effort = if self.level == 1 { codec::Effort::Smallest } else { codec::Effort::Packed };
-            encode_block(chunk, effort, &mut self.buf);
-            self.out.write_all(&self.buf).map_err(io(&self.tmp))?;
-            let b = BlockRef {
-                series: id,
-                offset: self.offset,
-                bytes: self.buf.len() as u32,
-                count: chunk.len() as u32,
-                first_ns: chunk[0].0,
-                last_ns: chunk[chunk.len() - 1].0,
-                crc32: crc32fast::hash(&self.buf),
-            };
-            self.offset += self.buf.len() as u64;
-            codec::put_varint(&mut self.index, u64::from(b.bytes));
-            codec::put_varint(&mut self.index, u64::from(b.count));
-            codec::put_varint(&mut self.index, codec::zigzag(b.first_ns.wrapping_sub(day_start(self.day))));
-            codec::put_varint(&mut self.index, b.last_ns.wrapping_sub(b.first_ns) as u64);
-            self.index.extend_from_slice(&b.crc32.to_le_bytes());
-            self.blocks.push(b);
-        }
+        codec::put_varint(&mut self.index, blocks as u64);
+    }
+
+    /// Writes one block of series `id` and its index entry.
+    fn put_block(
+        &mut self,
+        id: u32,
+        bytes: &[u8],
+        count: u32,
+        first_ns: i64,
+        last_ns: i64,
+        crc32: u32,
+    ) -> Result<(), StoreError> {
+        self.out.write_all(bytes).map_err(io(&self.tmp))?;
+        let b =
+            BlockRef { series: id, offset: self.offset, bytes: bytes.len() as u32, count, first_ns, last_ns, crc32 };
+        self.offset += bytes.len() as u64;
+        codec::put_varint(&mut self.index, u64::from(b.bytes));
+        codec::put_varint(&mut self.index, u64::from(b.count));
+        codec::put_varint(&mut self.index, codec::zigzag(b.first_ns.wrapping_sub(day_start(self.day))));
+        codec::put_varint(&mut self.index, b.last_ns.wrapping_sub(b.first_ns) as u64);
+        self.index.extend_from_slice(&b.crc32.to_le_bytes());
+        self.blocks.push(b);
         Ok(())
     }
 
