@@ -443,6 +443,31 @@ fn a_clean_stop_retires_the_segment_being_written_and_positions_at_its_end_stay_
 }
 
 #[test]
+fn a_log_reader_s_batches_hold_at_most_the_readings_asked_for_beyond_a_first_larger_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &options()).unwrap();
+    let start = *store.durable().borrow();
+    // Ten appends of 100 readings each: ten records of ≈ 16 bytes a reading.
+    for a in 0..10 {
+        let batch: Vec<Reading> =
+            (0..100).map(|i| r("cod", (a * 100 + i) as f64, MARCH_1 + (a * 100 + i) * MINUTE)).collect();
+        store.append(&batch).unwrap();
+    }
+    let end = *store.durable().borrow();
+    let mut reader = replay::Reader::new(dir.path());
+    let (mut at, mut read) = (start, Vec::new());
+    while let Some(batch) = reader.next_batch(at, end, 280).unwrap() {
+        assert!(batch.readings.len() <= 280, "{} readings in a batch of at most 280", batch.readings.len());
+        read.extend(batch.readings.iter().map(|r| r.value));
+        at = batch.next;
+    }
+    assert_eq!(read, (0..1000).map(f64::from).collect::<Vec<_>>());
+    // A record larger than the bound is read whole.
+    let batch = reader.next_batch(start, end, 50).unwrap().unwrap();
+    assert_eq!(batch.readings.len(), 100);
+}
+
+#[test]
 fn out_of_order_bodies_from_concurrent_writers_are_stored_once_each() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path(), &StoreSection { memtable_max_readings: 3000, ..options() }).unwrap());

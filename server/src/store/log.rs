@@ -35,8 +35,11 @@ use super::{SeriesKey, Stored};
 
 /// Bytes of a record's header (length and checksum).
 pub(crate) const HEADER_BYTES: usize = 8;
-/// Bytes of one point entry.
+/// Bytes of one point entry (tag 2).
 pub(crate) const POINT_BYTES: usize = 1 + 4 + 8 + 8 + 1;
+/// The fewest bytes a point takes in any entry: in a points entry (tag 4), one-byte id and
+/// time varints, the flags and the value.
+pub(crate) const MIN_POINT_BYTES: usize = 1 + 1 + 1 + 8;
 
 const TAG_DEF: u8 = 1;
 const TAG_POINT: u8 = 2;

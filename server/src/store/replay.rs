@@ -64,8 +64,8 @@ impl Reader {
         }
     }
 
-    /// The readings after `at` (at most about `max_points`, a whole record at least), reading
-    /// no further than `durable`; `None` when caught up.
+    /// The readings after `at` (at most `max_points`, unless its first record alone holds
+    /// more: a record is read whole), reading no further than `durable`; `None` when caught up.
     pub fn next_batch(
         &mut self,
         at: LogPosition,
@@ -133,7 +133,8 @@ impl Reader {
             let mut offset = 0usize;
             let damaged = |reason: String| std::io::Error::other(format!("{}: {reason}", path.display()));
             while let Some(payload) = log::record_at(&bytes, offset) {
-                if !readings.is_empty() && readings.len() + payload.len() / log::POINT_BYTES > max_points {
+                // At most this many points: a record that might pass the bound waits.
+                if !readings.is_empty() && readings.len() + payload.len() / log::MIN_POINT_BYTES > max_points {
                     break;
                 }
                 log::decode_record(payload, &mut self.defs, |entry| {
