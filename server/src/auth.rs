@@ -184,27 +184,13 @@ fn read(path: &Path) -> Result<Vec<StoredToken>, TokenError> {
     Ok(list)
 }
 
-/// Writes the list whole: temporary file, fsync, rename, so a crash leaves the old or the new.
+/// Writes the list whole ([`crate::files::replace`]): a crash leaves the old or the new.
 fn write(path: &Path, list: &[StoredToken]) -> Result<(), TokenError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TokenError::Io { path, source }
-    };
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec_pretty(list).map_err(|source| TokenError::Format { path: path.into(), source })?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
     // Hashes only, but nobody else's business: owner read/write.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp).map_err(io(&tmp))?;
-    std::io::Write::write_all(&mut file, &text).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
-    }
-    Ok(())
+    crate::files::replace(path, &path.with_extension("json.tmp"), &text, 0o600)
+        .map(drop)
+        .map_err(|e| TokenError::Io { path: e.path, source: e.source })
 }
 
 fn random_hex(n: usize) -> Result<String, TokenError> {

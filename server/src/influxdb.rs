@@ -184,10 +184,7 @@ fn load_cursor(path: &Path, dir: &Path) -> LogPosition {
     })
 }
 
-fn save_cursor(path: &Path, at: LogPosition) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    std::io::Write::write_all(&mut file, format!("{} {}\n", at.segment, at.offset).as_bytes())?;
-    file.sync_data()?;
-    std::fs::rename(&tmp, path)
+fn save_cursor(path: &Path, at: LogPosition) -> Result<(), crate::files::ReplaceError> {
+    let text = format!("{} {}\n", at.segment, at.offset);
+    crate::files::replace(path, &path.with_extension("tmp"), text.as_bytes(), 0o666).map(drop)
 }

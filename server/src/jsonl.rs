@@ -81,6 +81,16 @@ pub fn append_each<T: Serialize>(file: &mut File, records: &[T]) -> std::io::Res
 
 const CHUNK_BYTES: usize = 256 * 1024;
 
+/// `records` as JSON lines, one a record (a log written whole, [`crate::files::replace`]).
+pub fn lines<T: Serialize>(records: &[T]) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    for r in records {
+        serde_json::to_writer(&mut bytes, r).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+    }
+    Ok(bytes)
+}
+
 fn append_with<T: Serialize>(file: &mut File, records: &[T], chunk_bytes: usize) -> std::io::Result<()> {
     if records.is_empty() {
         return Ok(());

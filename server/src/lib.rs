@@ -35,6 +35,7 @@ pub mod corrections;
 pub mod deviations;
 pub mod events;
 pub mod export;
+mod files;
 pub mod gaps;
 pub mod http;
 pub mod indicators;

@@ -308,14 +308,7 @@ fn write(dir: &Path, seq: u32, alerts: &[Alert]) -> Result<Segment, ArchiveError
     let mut z = ZlibEncoder::new(bytes, Compression::best());
     z.write_all(&body).map_err(io(&path))?;
     let bytes = z.finish().map_err(io(&path))?;
-    let tmp = path.with_extension("seg.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
-    sync_dir(dir)?;
+    crate::files::replace(&path, &path.with_extension("seg.tmp"), &bytes, 0o666).map_err(|e| io(&e.path)(e.source))?;
     Ok(segment)
 }
 

@@ -39,7 +39,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::hash::BuildHasher;
-use std::io::{BufRead as _, Write as _};
+use std::io::BufRead as _;
 use std::ops::ControlFlow;
 
 use hashbrown::HashTable;
@@ -780,24 +780,23 @@ impl AlertBook {
 
     /// Rewrites the log with the live alerts only: tmp, sync, rename, sync the directory.
     fn rewrite_log(&self, book: &mut Book) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("log.tmp");
-        let context = |path: &Path| {
-            let path = path.to_path_buf();
-            move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-        };
-        {
-            let mut file = std::fs::File::create(&tmp).map_err(context(&tmp))?;
-            let ops: Vec<OpRef> = book.live.iter().map(|alert| OpRef::Open { alert }).collect();
-            crate::jsonl::append_each(&mut file, &ops).map_err(context(&tmp))?;
-            file.flush().map_err(context(&tmp))?;
-            // On disk before the rename: a power loss must not bring back an empty log.
-            file.sync_data().map_err(context(&tmp))?;
+        let ops: Vec<OpRef> = book.live.iter().map(|alert| OpRef::Open { alert }).collect();
+        let bytes = crate::jsonl::lines(&ops)?;
+        let replaced = crate::files::replace(&self.path, &self.path.with_extension("log.tmp"), &bytes, 0o666);
+        let message = |e: &crate::files::ReplaceError| std::io::Error::new(e.source.kind(), e.to_string());
+        match replaced {
+            Ok(file) => {
+                book.file = file;
+                Ok(())
+            }
+            Err(mut e) => {
+                // Appends go on in the file in place, whichever it is.
+                if let Some(file) = e.replaced.take() {
+                    book.file = file;
+                }
+                Err(message(&e))
+            }
         }
-        std::fs::rename(&tmp, &self.path).map_err(context(&self.path))?;
-        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        archive::sync_dir(dir)?;
-        book.file = crate::jsonl::open(&self.path).map_err(context(&self.path))?;
-        Ok(())
     }
 }
 

@@ -48,7 +48,6 @@
 //! is not used: the engine is rebuilt from the store instead (logged), as for a data
 //! directory that never had one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::store::LogPosition;
@@ -136,20 +135,11 @@ pub(super) fn unframe_as<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Re
     Ok((version, payload))
 }
 
-/// Writes `bytes` to `path` atomically: temporary file, sync, rename, directory sync.
+/// Writes `bytes` to `path` atomically ([`crate::files::replace`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let tmp = path.with_extension("tmp");
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| CheckpointError::Io { path: p, source }
-    };
-    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_data().map_err(io(&tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    crate::files::replace(path, &path.with_extension("tmp"), bytes, 0o666)
+        .map(drop)
+        .map_err(|e| CheckpointError::Io { path: e.path, source: e.source })
 }
 
 /// The checkpoint's bytes, `None` if there is none.

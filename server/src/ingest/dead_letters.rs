@@ -157,15 +157,10 @@ impl DeadLetters {
         let before = letters.len();
         let remaining = replay(letters);
         let tmp = self.path.with_extension("jsonl.tmp");
-        let mut file = File::create(&tmp).map_err(self.io(&tmp))?;
-        file.write_all(encode(&remaining).as_bytes()).map_err(self.io(&tmp))?;
-        file.sync_all().map_err(self.io(&tmp))?;
-        std::fs::rename(&tmp, &self.path).map_err(self.io(&self.path))?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(self.io(dir))?;
-        }
-        // The handle points at the replaced file: the next append opens the new one.
+        let replaced = crate::files::replace(&self.path, &tmp, encode(&remaining).as_bytes(), 0o666);
+        // The handle may point at the replaced file: the next append opens the one in place.
         *guard = None;
+        replaced.map_err(|e| self.io(&e.path)(e.source))?;
         Ok((before - remaining.len(), remaining.len()))
     }
 }

@@ -33,7 +33,6 @@
 //! - the rate limit's creation times since the caller's `since_ns`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -340,18 +339,21 @@ impl Outbox {
             created_ns: times.clone(),
         }));
         let lines = ops.len() as u64;
-        let renamed = self.write_beside(&ops).and_then(|file| {
-            std::fs::rename(tmp_path(&self.path), &self.path).map(|()| file).map_err(|e| {
-                let _ = std::fs::remove_file(tmp_path(&self.path));
-                std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
-            })
-        });
-        let file = match renamed {
-            Ok(file) => file,
-            Err(e) => {
-                // Tried again once the log has doubled, not at every operation.
-                self.kept_lines = self.lines;
-                return Err(e);
+        let bytes = crate::jsonl::lines(&ops)?;
+        let (file, unsynced) = match crate::files::replace(&self.path, &tmp_path(&self.path), &bytes, 0o666) {
+            Ok(file) => (file, None),
+            Err(mut e) => {
+                let error = std::io::Error::new(e.source.kind(), e.to_string());
+                match e.replaced.take() {
+                    // Only the directory's sync failed: the compacted log is in place, and
+                    // a crash may bring back the one before, whole, compacted again later.
+                    Some(file) => (file, Some(error)),
+                    None => {
+                        // Tried again once the log has doubled, not at every operation.
+                        self.kept_lines = self.lines;
+                        return Err(error);
+                    }
+                }
             }
         };
         // The handle written is the log's file now: appends go on from there.
@@ -371,14 +373,7 @@ impl Outbox {
         self.recent = recent.into_iter().filter(|(_, t)| !t.is_empty()).map(|(k, t)| (k, t.into())).collect();
         self.lines = lines;
         self.kept_lines = lines;
-        // Until the directory is synced a crash may bring back the log before: whole, and
-        // compacted again later.
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-        }
-        Ok(())
+        unsynced.map_or(Ok(()), Err)
     }
 
     fn still_checked(&self, key: &str, today: &str, done: &BTreeSet<u64>) -> bool {
@@ -389,30 +384,6 @@ impl Outbox {
             return rest.rsplit_once(':').is_none_or(|(_, day)| day >= today);
         }
         true
-    }
-
-    /// Writes `ops` to `outbox.log.tmp` (a new file), synced; the handle, for appending.
-    fn write_beside(&self, ops: &[Op]) -> std::io::Result<std::fs::File> {
-        let tmp = tmp_path(&self.path);
-        let written = (|| {
-            let mut bytes = Vec::new();
-            for op in ops {
-                serde_json::to_writer(&mut bytes, op).map_err(std::io::Error::other)?;
-                bytes.push(b'\n');
-            }
-            match std::fs::remove_file(&tmp) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-            let mut file = std::fs::OpenOptions::new().read(true).append(true).create_new(true).open(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            Ok(file)
-        })();
-        written.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            std::io::Error::new(e.kind(), format!("{}: {e}", tmp.display()))
-        })
     }
 
     /// Whether `key` was told already.
