@@ -81,7 +81,7 @@ pub fn append_each<T: Serialize>(file: &mut File, records: &[T]) -> std::io::Res
 
 const CHUNK_BYTES: usize = 256 * 1024;
 
-/// `records` as JSON lines, one a record (a log written whole, [`crate::files::replace`]).
+/// `records` as JSON lines, one a record (a log written whole).
 pub fn lines<T: Serialize>(records: &[T]) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     for r in records {

@@ -782,9 +782,7 @@ impl AlertBook {
     fn rewrite_log(&self, book: &mut Book) -> std::io::Result<()> {
         let ops: Vec<OpRef> = book.live.iter().map(|alert| OpRef::Open { alert }).collect();
         let bytes = crate::jsonl::lines(&ops)?;
-        let replaced = crate::files::replace(&self.path, &self.path.with_extension("log.tmp"), &bytes, 0o666);
-        let message = |e: &crate::files::ReplaceError| std::io::Error::new(e.source.kind(), e.to_string());
-        match replaced {
+        match crate::files::replace(&self.path, &self.path.with_extension("log.tmp"), &bytes, 0o666) {
             Ok(file) => {
                 book.file = file;
                 Ok(())
@@ -794,7 +792,7 @@ impl AlertBook {
                 if let Some(file) = e.replaced.take() {
                     book.file = file;
                 }
-                Err(message(&e))
+                Err(std::io::Error::new(e.source.kind(), e.to_string()))
             }
         }
     }

@@ -135,7 +135,7 @@ pub(super) fn unframe_as<'a>(magic: &[u8; 8], what: &str, bytes: &'a [u8]) -> Re
     Ok((version, payload))
 }
 
-/// Writes `bytes` to `path` atomically ([`crate::files::replace`]).
+/// Writes `bytes` to `path` atomically: beside it, synced, renamed over it, the directory synced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     crate::files::replace(path, &path.with_extension("tmp"), bytes, 0o666)
         .map(drop)
