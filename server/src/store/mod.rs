@@ -152,7 +152,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use memtable::Memtable;
-use partition::{BlockCache, Part, PartWriter, day_of, day_start};
+use partition::{BlockCache, LEVEL_DAY, LEVEL_FILLING, LEVEL_FLUSHED, Part, PartWriter, day_of, day_start};
 
 use eitwatch_config::line_protocol::Row;
 use eitwatch_config::reading::{Kind, Quality, Reading, Source};
@@ -692,7 +692,7 @@ fn write_runs(
     for (day, mut series) in by_day {
         series.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let name = partition::file_name(day, next_part.fetch_add(1, Ordering::Relaxed));
-        let mut writer = PartWriter::create(&parts_dir, &name, day, 0)?;
+        let mut writer = PartWriter::create(&parts_dir, &name, day, LEVEL_FLUSHED)?;
         for (key, id, points) in series {
             if let Err(e) = writer.add(id, key, points) {
                 writer.abandon();
@@ -1675,10 +1675,11 @@ impl Store {
                 .range(..before_day)
                 .filter_map(|(d, v)| {
                     if !filling.as_ref().is_some_and(|f| f.contains(d)) {
-                        return (v.len() > 1 || v.iter().any(|p| p.level != 1)).then(|| (*d, v.clone(), 1));
+                        let unmerged = v.len() > 1 || v.iter().any(|p| p.level != LEVEL_DAY);
+                        return unmerged.then(|| (*d, v.clone(), LEVEL_DAY));
                     }
-                    let level0: Vec<Arc<Part>> = v.iter().filter(|p| p.level == 0).cloned().collect();
-                    (level0.len() >= LEVEL0_WAITING_MAX).then_some((*d, level0, 2))
+                    let flushed: Vec<Arc<Part>> = v.iter().filter(|p| p.level == LEVEL_FLUSHED).cloned().collect();
+                    (flushed.len() >= LEVEL0_WAITING_MAX).then_some((*d, flushed, LEVEL_FILLING))
                 })
                 .collect()
         };
@@ -1698,7 +1699,7 @@ impl Store {
             // A filling day's flushes are merged again when it closes: a series whose blocks
             // follow one another in time (in-order arrival, the usual case) has them copied
             // as they are, not decoded and encoded again.
-            let copy = *level == 2 && old.iter().all(|p| p.blocks_copyable());
+            let copy = *level == LEVEL_FILLING && old.iter().all(|p| p.blocks_copyable());
             let mut blocks: Vec<(&Part, partition::BlockRef)> = Vec::new();
             for (key, id) in &keyed {
                 points.clear();
@@ -1750,8 +1751,10 @@ impl Store {
                 }
                 crash_point("compaction-deleted");
             }
-            match level {
-                1 => tracing::info!(day, files = old.len(), "Store compacted a closed day into one partition file"),
+            match *level {
+                LEVEL_DAY => {
+                    tracing::info!(day, files = old.len(), "Store compacted a closed day into one partition file")
+                }
                 _ => {
                     tracing::info!(day, files = old.len(), "Store merged the flushed files of a day still being filled")
                 }

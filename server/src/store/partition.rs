@@ -73,6 +73,13 @@ const VERSION_1: u16 = 1;
 const MAX_INDEX_BYTES: u64 = 64 << 20;
 const HEADER_BYTES: usize = 8 + 2 + 1 + 1 + 8;
 const FOOTER_BYTES: usize = 8 + 4 + 4 + 8;
+/// A file's level: a flush of the memtable, its columns packed.
+pub(crate) const LEVEL_FLUSHED: u8 = 0;
+/// A file's level: a closed day's files merged into one, its columns the smallest.
+pub(crate) const LEVEL_DAY: u8 = 1;
+/// A file's level: the flushed files of a day still being filled merged into one, packed.
+pub(crate) const LEVEL_FILLING: u8 = 2;
+
 /// Readings in a block at most: a day of one-second readings of a series reads as 22 blocks.
 pub(crate) const BLOCK_POINTS: usize = 4096;
 
@@ -677,7 +684,7 @@ impl PartWriter {
         for chunk in chunks {
             buf.clear();
             // Level 0 and 2 files are merged into their day's level-1 file later.
-            let effort = if self.level == 1 { codec::Effort::Smallest } else { codec::Effort::Packed };
+            let effort = if self.level == LEVEL_DAY { codec::Effort::Smallest } else { codec::Effort::Packed };
             encode_block(chunk, effort, &mut buf);
             let (count, first_ns, last_ns) = (chunk.len() as u32, chunk[0].0, chunk[chunk.len() - 1].0);
             self.put_block(id, &buf, count, first_ns, last_ns, crc32fast::hash(&buf))?;
