@@ -253,7 +253,7 @@ fn segment_path(dir: &Path, seq: u32) -> PathBuf {
 }
 
 /// Syncs a directory, so that a rename or a new entry in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
+fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 

@@ -680,11 +680,11 @@ impl PartWriter {
         }
         let chunks = points.chunks(BLOCK_POINTS);
         self.start_series(id, key, chunks.len());
+        // Level 0 and 2 files are merged into their day's level-1 file later.
+        let effort = if self.level == LEVEL_DAY { codec::Effort::Smallest } else { codec::Effort::Packed };
         let mut buf = std::mem::take(&mut self.buf);
         for chunk in chunks {
             buf.clear();
-            // Level 0 and 2 files are merged into their day's level-1 file later.
-            let effort = if self.level == LEVEL_DAY { codec::Effort::Smallest } else { codec::Effort::Packed };
             encode_block(chunk, effort, &mut buf);
             let (count, first_ns, last_ns) = (chunk.len() as u32, chunk[0].0, chunk[chunk.len() - 1].0);
             self.put_block(id, &buf, count, first_ns, last_ns, crc32fast::hash(&buf))?;

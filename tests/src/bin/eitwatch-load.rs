@@ -411,7 +411,7 @@ async fn main() -> anyhow::Result<()> {
 mod tests {
     use clap::Parser as _;
 
-    /// Line by line what `writeln!` made of the body's parts.
+    /// Each line: the series, the fields, a space and the time in ns; lines in time order.
     #[test]
     fn a_body_is_its_lines_in_time_order() {
         let cli = super::Cli::parse_from(["eitwatch-load", "--url", "http://x", "--factories", "3"]);
